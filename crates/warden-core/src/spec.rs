@@ -1,0 +1,549 @@
+//! What Warden stores about an account or a user (the *spec*), and the edits the CLI
+//! and the API apply to it.
+//!
+//! A spec is the source of truth; its JWT is derived from it by [`crate::compile`].
+//! Specs reuse the NATS claim types of `nats-jwt`, so every setting NATS knows about
+//! can be expressed, and serialise with their wire names.
+
+use std::collections::BTreeMap;
+
+use nats_jwt::{
+    AccountLimits, ConnectionType, Export, Import, JetStreamLimits, NatsLimits, OperatorLimits,
+    Permission, Permissions, ResponsePermission, SigningKey, Subject, TimeRange,
+    UserPermissionLimits,
+};
+use serde::{Deserialize, Serialize};
+
+/// An account's limits, every field explicit. Unlike the wire format (where an
+/// omitted number means zero), a field missing from a spec file means nsc's
+/// default: unlimited (`-1`) for NATS and account limits, disabled (`0`) for
+/// JetStream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AccountLimitsSpec {
+    /// Client connections (`conn`).
+    pub conn: i64,
+    /// Leaf node connections (`leaf`).
+    pub leaf: i64,
+    /// Subscriptions per connection (`subs`).
+    pub subs: i64,
+    /// Max payload (`payload`).
+    pub payload: i64,
+    /// Data (`data`).
+    pub data: i64,
+    /// Imports (`imports`).
+    pub imports: i64,
+    /// Exports (`exports`).
+    pub exports: i64,
+    /// Wildcard exports allowed (`wildcards`).
+    pub wildcards: bool,
+    /// Bearer-token users refused (`disallow_bearer`).
+    pub disallow_bearer: bool,
+    /// JetStream limits.
+    pub jetstream: JetStreamLimitsSpec,
+}
+
+impl Default for AccountLimitsSpec {
+    fn default() -> Self {
+        AccountLimitsSpec {
+            conn: -1,
+            leaf: -1,
+            subs: -1,
+            payload: -1,
+            data: -1,
+            imports: -1,
+            exports: -1,
+            wildcards: true,
+            disallow_bearer: false,
+            jetstream: JetStreamLimitsSpec::default(),
+        }
+    }
+}
+
+/// JetStream limits of an account; all zero (the default) disables JetStream.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct JetStreamLimitsSpec {
+    /// Memory storage in bytes (`mem_storage`).
+    pub mem_storage: i64,
+    /// Disk storage in bytes (`disk_storage`).
+    pub disk_storage: i64,
+    /// Streams (`streams`).
+    pub streams: i64,
+    /// Consumers (`consumer`).
+    pub consumer: i64,
+    /// Max ack pending (`max_ack_pending`).
+    pub max_ack_pending: i64,
+    /// Max bytes of one memory stream (`mem_max_stream_bytes`).
+    pub mem_max_stream_bytes: i64,
+    /// Max bytes of one disk stream (`disk_max_stream_bytes`).
+    pub disk_max_stream_bytes: i64,
+    /// Streams must declare max bytes (`max_bytes_required`).
+    pub max_bytes_required: bool,
+}
+
+impl JetStreamLimitsSpec {
+    /// Everything unlimited.
+    pub fn unlimited() -> Self {
+        JetStreamLimitsSpec {
+            mem_storage: -1,
+            disk_storage: -1,
+            streams: -1,
+            consumer: -1,
+            max_ack_pending: -1,
+            mem_max_stream_bytes: -1,
+            disk_max_stream_bytes: -1,
+            max_bytes_required: false,
+        }
+    }
+
+    /// Whether JetStream is enabled for the account.
+    pub fn enabled(&self) -> bool {
+        self.mem_storage != 0 || self.disk_storage != 0
+    }
+}
+
+impl AccountLimitsSpec {
+    /// The wire form.
+    pub fn to_claims(&self) -> OperatorLimits {
+        let js = &self.jetstream;
+        OperatorLimits {
+            nats: NatsLimits {
+                subs: self.subs,
+                data: self.data,
+                payload: self.payload,
+            },
+            account: AccountLimits {
+                imports: self.imports,
+                exports: self.exports,
+                wildcards: self.wildcards,
+                disallow_bearer: self.disallow_bearer,
+                conn: self.conn,
+                leaf: self.leaf,
+            },
+            jetstream: JetStreamLimits {
+                mem_storage: js.mem_storage,
+                disk_storage: js.disk_storage,
+                streams: js.streams,
+                consumer: js.consumer,
+                max_ack_pending: js.max_ack_pending,
+                mem_max_stream_bytes: js.mem_max_stream_bytes,
+                disk_max_stream_bytes: js.disk_max_stream_bytes,
+                max_bytes_required: js.max_bytes_required,
+            },
+            tiered_limits: Default::default(),
+        }
+    }
+}
+
+/// Everything Warden decides about an account.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AccountSpec {
+    /// Connection, data, import/export and JetStream limits.
+    #[serde(default)]
+    pub limits: AccountLimitsSpec,
+    /// Exports offered to other accounts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exports: Vec<Export>,
+    /// Imports from other accounts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub imports: Vec<Import>,
+    /// Permissions for users whose JWT carries none.
+    #[serde(default)]
+    pub default_permissions: Permissions,
+    /// Revoked user keys (or `*`) → revoked-at (unix seconds).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub revocations: BTreeMap<String, i64>,
+    /// Account signing keys (plain or scoped).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signing_keys: Vec<SigningKey>,
+    /// Free text shown by `describe`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Expiry of the account JWT (unix seconds), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+impl AccountSpec {
+    /// nsc's defaults with JetStream enabled and unlimited (the server still needs
+    /// a `jetstream {}` block).
+    pub fn with_unlimited_jetstream() -> Self {
+        let mut spec = AccountSpec::default();
+        spec.limits.jetstream = JetStreamLimitsSpec::unlimited();
+        spec
+    }
+}
+
+/// Everything Warden decides about a user. Numbers missing from a spec file mean
+/// unlimited (`-1`), as nsc defaults them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UserSpec {
+    /// Publish, subscribe and response permissions.
+    pub permissions: Permissions,
+    /// Max subscriptions (`subs`).
+    pub subs: i64,
+    /// Max data (`data`).
+    pub data: i64,
+    /// Max payload (`payload`).
+    pub payload: i64,
+    /// Allowed source networks (canonical CIDRs); empty = anywhere.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub src: Vec<String>,
+    /// Times of day the user may connect; empty = any time.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub times: Vec<TimeRange>,
+    /// Time zone of `times` (IANA name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub times_location: Option<String>,
+    /// Bearer token: no nonce signature needed.
+    pub bearer_token: bool,
+    /// Allowed connection types; empty = all.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed_connection_types: Vec<ConnectionType>,
+    /// Expiry of the user JWT (unix seconds), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    /// Tags.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+impl Default for UserSpec {
+    /// nsc's defaults: no permission restrictions, unlimited subs/data/payload.
+    fn default() -> Self {
+        UserSpec {
+            permissions: Permissions::default(),
+            subs: -1,
+            data: -1,
+            payload: -1,
+            src: Vec::new(),
+            times: Vec::new(),
+            times_location: None,
+            bearer_token: false,
+            allowed_connection_types: Vec::new(),
+            expires_at: None,
+            tags: Vec::new(),
+        }
+    }
+}
+
+impl UserSpec {
+    /// The wire form of the permissions and limits.
+    pub fn to_claims(&self) -> UserPermissionLimits {
+        UserPermissionLimits {
+            permissions: self.permissions.clone(),
+            src: self.src.clone(),
+            times: self.times.clone(),
+            times_location: self.times_location.clone(),
+            subs: self.subs,
+            data: self.data,
+            payload: self.payload,
+            bearer_token: self.bearer_token,
+            allowed_connection_types: self.allowed_connection_types.clone(),
+        }
+    }
+}
+
+/// Changes to an account's limits; `None` leaves a value as it is.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AccountLimitsEdit {
+    /// Client connections (`conn`).
+    pub conns: Option<i64>,
+    /// Subscriptions per connection (`subs`).
+    pub subscriptions: Option<i64>,
+    /// Max message payload (`payload`).
+    pub payload: Option<i64>,
+    /// Data (`data`).
+    pub data: Option<i64>,
+    /// Leaf node connections (`leaf`).
+    pub leaf_conns: Option<i64>,
+    /// Imports (`imports`).
+    pub imports: Option<i64>,
+    /// Exports (`exports`).
+    pub exports: Option<i64>,
+    /// Whether wildcard exports are allowed (`wildcards`).
+    pub wildcard_exports: Option<bool>,
+    /// Whether bearer-token users are refused (`disallow_bearer`).
+    pub disallow_bearer: Option<bool>,
+    /// JetStream memory storage in bytes (`mem_storage`).
+    pub js_mem_storage: Option<i64>,
+    /// JetStream disk storage in bytes (`disk_storage`).
+    pub js_disk_storage: Option<i64>,
+    /// JetStream streams (`streams`).
+    pub js_streams: Option<i64>,
+    /// JetStream consumers (`consumer`).
+    pub js_consumer: Option<i64>,
+    /// JetStream max ack pending (`max_ack_pending`).
+    pub js_max_ack_pending: Option<i64>,
+}
+
+impl AccountLimitsEdit {
+    /// Applies the changes.
+    pub fn apply(&self, limits: &mut AccountLimitsSpec) {
+        set(&mut limits.conn, self.conns);
+        set(&mut limits.subs, self.subscriptions);
+        set(&mut limits.payload, self.payload);
+        set(&mut limits.data, self.data);
+        set(&mut limits.leaf, self.leaf_conns);
+        set(&mut limits.imports, self.imports);
+        set(&mut limits.exports, self.exports);
+        set(&mut limits.wildcards, self.wildcard_exports);
+        set(&mut limits.disallow_bearer, self.disallow_bearer);
+        let js = &mut limits.jetstream;
+        set(&mut js.mem_storage, self.js_mem_storage);
+        set(&mut js.disk_storage, self.js_disk_storage);
+        set(&mut js.streams, self.js_streams);
+        set(&mut js.consumer, self.js_consumer);
+        set(&mut js.max_ack_pending, self.js_max_ack_pending);
+    }
+
+    /// Whether nothing would change.
+    pub fn is_empty(&self) -> bool {
+        self == &AccountLimitsEdit::default()
+    }
+}
+
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *slot = v;
+    }
+}
+
+/// Changes to publish/subscribe permissions, named as nsc names its flags.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PermissionsEdit {
+    /// `--allow-pub`.
+    pub allow_pub: Vec<Subject>,
+    /// `--allow-sub`.
+    pub allow_sub: Vec<Subject>,
+    /// `--deny-pub`.
+    pub deny_pub: Vec<Subject>,
+    /// `--deny-sub`.
+    pub deny_sub: Vec<Subject>,
+    /// `--rm`: removed from every allow and deny list.
+    pub remove: Vec<Subject>,
+    /// `--allow-pub-response[=N]`: Some(max messages).
+    pub allow_pub_response: Option<i64>,
+    /// `--response-ttl` in nanoseconds.
+    pub response_ttl_ns: Option<i64>,
+    /// `--rm-response-perms`.
+    pub remove_response: bool,
+}
+
+impl PermissionsEdit {
+    /// Applies the changes: additions are de-duplicated and kept in the order given.
+    pub fn apply(&self, perms: &mut Permissions) {
+        for s in &self.remove {
+            for list in [
+                &mut perms.publish.allow,
+                &mut perms.publish.deny,
+                &mut perms.subscribe.allow,
+                &mut perms.subscribe.deny,
+            ] {
+                list.retain(|x| x != s);
+            }
+        }
+        add_all(&mut perms.publish, &self.allow_pub, &self.deny_pub);
+        add_all(&mut perms.subscribe, &self.allow_sub, &self.deny_sub);
+        if self.remove_response {
+            perms.response = None;
+        }
+        if self.allow_pub_response.is_some() || self.response_ttl_ns.is_some() {
+            let resp = perms
+                .response
+                .get_or_insert(ResponsePermission { max: 1, ttl_ns: 0 });
+            set(&mut resp.max, self.allow_pub_response);
+            set(&mut resp.ttl_ns, self.response_ttl_ns);
+        }
+    }
+
+    /// Whether nothing would change.
+    pub fn is_empty(&self) -> bool {
+        self == &PermissionsEdit::default()
+    }
+}
+
+fn add_all(p: &mut Permission, allow: &[Subject], deny: &[Subject]) {
+    for s in allow {
+        if !p.allow.contains(s) {
+            p.allow.push(s.clone());
+        }
+    }
+    for s in deny {
+        if !p.deny.contains(s) {
+            p.deny.push(s.clone());
+        }
+    }
+}
+
+/// Changes to a user; `None` leaves a value as it is.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UserEdit {
+    /// Permission changes.
+    pub permissions: PermissionsEdit,
+    /// `--bearer`.
+    pub bearer: Option<bool>,
+    /// `--conn-type` (added).
+    pub add_conn_types: Vec<ConnectionType>,
+    /// `--rm-conn-type`.
+    pub remove_conn_types: Vec<ConnectionType>,
+    /// `--source-network` (added; canonical CIDRs).
+    pub add_source_networks: Vec<String>,
+    /// `--rm-source-network`.
+    pub remove_source_networks: Vec<String>,
+    /// `--expiry`: Some(None) clears the expiry.
+    pub expiry: Option<Option<i64>>,
+    /// `--subs`.
+    pub subs: Option<i64>,
+    /// `--data`.
+    pub data: Option<i64>,
+    /// `--payload`.
+    pub payload: Option<i64>,
+    /// `--tag` (added).
+    pub add_tags: Vec<String>,
+}
+
+impl UserEdit {
+    /// Applies the changes.
+    pub fn apply(&self, spec: &mut UserSpec) {
+        let l = spec;
+        self.permissions.apply(&mut l.permissions);
+        set(&mut l.bearer_token, self.bearer);
+        l.allowed_connection_types
+            .retain(|c| !self.remove_conn_types.contains(c));
+        for c in &self.add_conn_types {
+            if !l.allowed_connection_types.contains(c) {
+                l.allowed_connection_types.push(*c);
+            }
+        }
+        l.src.retain(|c| !self.remove_source_networks.contains(c));
+        for c in &self.add_source_networks {
+            if !l.src.contains(c) {
+                l.src.push(c.clone());
+            }
+        }
+        set(&mut l.subs, self.subs);
+        set(&mut l.data, self.data);
+        set(&mut l.payload, self.payload);
+        set(&mut l.expires_at, self.expiry);
+        for t in &self.add_tags {
+            let t = t.trim().to_ascii_lowercase();
+            if !t.is_empty() && !l.tags.contains(&t) {
+                l.tags.push(t);
+            }
+        }
+    }
+
+    /// Whether nothing would change.
+    pub fn is_empty(&self) -> bool {
+        self == &UserEdit::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subj(s: &str) -> Subject {
+        Subject::new(s).unwrap()
+    }
+
+    #[test]
+    fn default_account_is_unlimited_without_jetstream() {
+        let spec = AccountSpec::default();
+        let wire = spec.limits.to_claims();
+        assert_eq!(wire.account.conn, -1);
+        assert_eq!(wire.nats.subs, -1);
+        assert_eq!(wire.nats.payload, -1);
+        assert!(wire.account.wildcards);
+        assert_eq!(wire.jetstream.mem_storage, 0);
+        assert!(!spec.limits.jetstream.enabled());
+        let js = AccountSpec::with_unlimited_jetstream();
+        assert_eq!(js.limits.jetstream.disk_storage, -1);
+    }
+
+    #[test]
+    fn missing_numbers_in_spec_files_mean_unlimited_but_stored_zeros_stay_zero() {
+        let user: UserSpec =
+            serde_json::from_str(r#"{"permissions":{"pub":{"allow":["a"]},"sub":{}}}"#).unwrap();
+        assert_eq!((user.subs, user.data, user.payload), (-1, -1, -1));
+        let acc: AccountSpec = serde_json::from_str(r#"{"limits":{"conn":0}}"#).unwrap();
+        assert_eq!(acc.limits.conn, 0);
+        assert_eq!(acc.limits.leaf, -1);
+        let mut zero = AccountSpec::default();
+        zero.limits.conn = 0;
+        let back: AccountSpec =
+            serde_json::from_value(serde_json::to_value(&zero).unwrap()).unwrap();
+        assert_eq!(back.limits.conn, 0);
+    }
+
+    #[test]
+    fn specs_round_trip_through_json() {
+        let mut spec = AccountSpec::default();
+        spec.revocations.insert("*".into(), 5);
+        let json = serde_json::to_value(&spec).unwrap();
+        let back: AccountSpec = serde_json::from_value(json).unwrap();
+        assert_eq!(back, spec);
+        let user = UserSpec::default();
+        let back: UserSpec = serde_json::from_value(serde_json::to_value(&user).unwrap()).unwrap();
+        assert_eq!(back, user);
+    }
+
+    #[test]
+    fn limits_edit_sets_only_given_values() {
+        let mut spec = AccountSpec::default();
+        AccountLimitsEdit {
+            conns: Some(5),
+            js_disk_storage: Some(1 << 20),
+            ..Default::default()
+        }
+        .apply(&mut spec.limits);
+        assert_eq!(spec.limits.conn, 5);
+        assert_eq!(spec.limits.jetstream.disk_storage, 1 << 20);
+        assert_eq!(spec.limits.subs, -1);
+    }
+
+    #[test]
+    fn permission_edits_add_dedupe_and_remove() {
+        let mut spec = UserSpec::default();
+        let edit = UserEdit {
+            permissions: PermissionsEdit {
+                allow_pub: vec![subj("a.>"), subj("a.>"), subj("b")],
+                deny_sub: vec![subj("secret.>")],
+                allow_pub_response: Some(3),
+                ..Default::default()
+            },
+            add_source_networks: vec!["10.0.0.0/8".into()],
+            add_conn_types: vec![ConnectionType::Standard],
+            expiry: Some(Some(99)),
+            ..Default::default()
+        };
+        edit.apply(&mut spec);
+        let p = &spec.permissions;
+        assert_eq!(p.publish.allow, vec![subj("a.>"), subj("b")]);
+        assert_eq!(p.subscribe.deny, vec![subj("secret.>")]);
+        assert_eq!(p.response.as_ref().map(|r| r.max), Some(3));
+        assert_eq!(spec.expires_at, Some(99));
+        UserEdit {
+            permissions: PermissionsEdit {
+                remove: vec![subj("a.>")],
+                remove_response: true,
+                ..Default::default()
+            },
+            remove_source_networks: vec!["10.0.0.0/8".into()],
+            expiry: Some(None),
+            ..Default::default()
+        }
+        .apply(&mut spec);
+        let p = &spec.permissions;
+        assert_eq!(p.publish.allow, vec![subj("b")]);
+        assert!(p.response.is_none());
+        assert!(spec.src.is_empty());
+        assert_eq!(spec.expires_at, None);
+    }
+}
