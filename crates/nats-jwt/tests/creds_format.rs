@@ -17,7 +17,10 @@ fn exact_line_lengths_and_bytes() {
     assert!(creds.ends_with("*\n") && !creds.ends_with("\n\n"));
     let body = creds.strip_suffix('\n').unwrap();
     let lens: Vec<usize> = body.split('\n').map(str::len).collect();
-    assert_eq!(lens, vec![29, jwt.len(), 29, 0, 61, 63, 53, 0, 30, 58, 30, 0, 61]);
+    assert_eq!(
+        lens,
+        vec![29, jwt.len(), 29, 0, 61, 63, 53, 0, 30, 58, 30, 0, 61]
+    );
     let expected = format!(
         "-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n\
 ************************* IMPORTANT *************************\n\
@@ -34,14 +37,23 @@ NKEYs are sensitive and should be treated as secrets.\n\n\
 fn refuses_non_user_jwt_and_seed() {
     let (jwt, _, _) = user_creds();
     let acc = KeyPair::generate(KeyKind::Account);
-    assert!(matches!(format_user_creds(&jwt, &acc.seed()), Err(CredsError::NotUserSeed(KeyKind::Account))));
+    assert!(matches!(
+        format_user_creds(&jwt, &acc.seed()),
+        Err(CredsError::NotUserSeed(KeyKind::Account))
+    ));
     let op = KeyPair::generate(KeyKind::Operator);
     let mut a = AccountClaims::new(&acc.account_public_key().unwrap(), "A");
     let ajwt = a.encode(&op).unwrap();
     let user = KeyPair::generate(KeyKind::User);
-    assert!(matches!(format_user_creds(&ajwt, &user.seed()), Err(CredsError::NotUserJwt("account"))));
+    assert!(matches!(
+        format_user_creds(&ajwt, &user.seed()),
+        Err(CredsError::NotUserJwt("account"))
+    ));
     let deco = format_decorated_jwt(&ajwt).unwrap();
-    assert_eq!(deco, format!("-----BEGIN NATS ACCOUNT JWT-----\n{ajwt}\n------END NATS ACCOUNT JWT------\n\n"));
+    assert_eq!(
+        deco,
+        format!("-----BEGIN NATS ACCOUNT JWT-----\n{ajwt}\n------END NATS ACCOUNT JWT------\n\n")
+    );
 }
 
 #[test]

@@ -13,7 +13,11 @@ fn user_token() -> (KeyPair, String) {
 }
 
 fn sign_raw(kp: &KeyPair, header: &str, payload: &str) -> String {
-    let mut t = format!("{}.{}", B64.encode(header.as_bytes()), B64.encode(payload.as_bytes()));
+    let mut t = format!(
+        "{}.{}",
+        B64.encode(header.as_bytes()),
+        B64.encode(payload.as_bytes())
+    );
     let sig = kp.sign(t.as_bytes());
     t.push('.');
     t.push_str(&B64.encode(&sig));
@@ -28,7 +32,10 @@ fn flipped_payload_byte_is_bad_signature() {
     let pos = payload.windows(4).position(|w| w == b"\"u\",").unwrap() + 1;
     payload[pos] = b'v';
     let forged = format!("{}.{}.{}", parts[0], B64.encode(&payload), parts[2]);
-    assert!(matches!(decode::<User>(&forged), Err(JwtError::BadSignature)));
+    assert!(matches!(
+        decode::<User>(&forged),
+        Err(JwtError::BadSignature)
+    ));
 }
 
 #[test]
@@ -38,7 +45,10 @@ fn flipped_signature_is_bad_signature() {
     let mut sig = B64.decode(parts[2].as_bytes()).unwrap();
     sig[10] ^= 1;
     let forged = format!("{}.{}.{}", parts[0], parts[1], B64.encode(&sig));
-    assert!(matches!(decode::<User>(&forged), Err(JwtError::BadSignature)));
+    assert!(matches!(
+        decode::<User>(&forged),
+        Err(JwtError::BadSignature)
+    ));
     assert!(matches!(decode_any(&forged), Err(JwtError::BadSignature)));
 }
 
@@ -49,7 +59,10 @@ fn user_signed_by_operator_is_refused() {
     let mut c = UserClaims::new(&user.user_public_key().unwrap(), "u");
     assert!(matches!(
         c.encode(&op),
-        Err(JwtError::WrongIssuerKind { found: KeyKind::Operator, .. })
+        Err(JwtError::WrongIssuerKind {
+            found: KeyKind::Operator,
+            ..
+        })
     ));
     // Forge it by hand: decode must refuse too.
     c.iss = op.public_key().into_string();
@@ -57,7 +70,10 @@ fn user_signed_by_operator_is_refused() {
     let t = sign_raw(&op, r#"{"typ":"JWT","alg":"ed25519-nkey"}"#, &payload);
     assert!(matches!(
         decode::<User>(&t),
-        Err(JwtError::WrongIssuerKind { found: KeyKind::Operator, .. })
+        Err(JwtError::WrongIssuerKind {
+            found: KeyKind::Operator,
+            ..
+        })
     ));
 }
 
@@ -66,11 +82,24 @@ fn account_signed_by_user_is_refused() {
     let user = KeyPair::generate(KeyKind::User);
     let acc = KeyPair::generate(KeyKind::Account);
     let mut c = AccountClaims::new(&acc.account_public_key().unwrap(), "A");
-    assert!(matches!(c.encode(&user), Err(JwtError::WrongIssuerKind { .. })));
+    assert!(matches!(
+        c.encode(&user),
+        Err(JwtError::WrongIssuerKind { .. })
+    ));
     c.iss = user.public_key().into_string();
-    let t = sign_raw(&user, r#"{"typ":"JWT","alg":"ed25519-nkey"}"#, &serde_json::to_string(&c).unwrap());
-    assert!(matches!(decode::<Account>(&t), Err(JwtError::WrongIssuerKind { .. })));
-    assert!(matches!(decode_any(&t), Err(JwtError::WrongIssuerKind { .. })));
+    let t = sign_raw(
+        &user,
+        r#"{"typ":"JWT","alg":"ed25519-nkey"}"#,
+        &serde_json::to_string(&c).unwrap(),
+    );
+    assert!(matches!(
+        decode::<Account>(&t),
+        Err(JwtError::WrongIssuerKind { .. })
+    ));
+    assert!(matches!(
+        decode_any(&t),
+        Err(JwtError::WrongIssuerKind { .. })
+    ));
 }
 
 #[test]
@@ -84,7 +113,10 @@ fn v1_tokens_are_refused() {
     );
     let t = sign_raw(&acc, r#"{"typ":"jwt","alg":"ed25519"}"#, &v1);
     let err = decode::<User>(&t).unwrap_err();
-    assert!(matches!(err, JwtError::UnsupportedVersion { version: 1, .. }), "{err}");
+    assert!(
+        matches!(err, JwtError::UnsupportedVersion { version: 1, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("v1"));
     // Missing nats.version reads as 0: also v1.
     let v0 = format!(
@@ -93,7 +125,10 @@ fn v1_tokens_are_refused() {
         user.public_key()
     );
     let t = sign_raw(&acc, r#"{"typ":"JWT","alg":"ed25519-nkey"}"#, &v0);
-    assert!(matches!(decode::<User>(&t), Err(JwtError::UnsupportedVersion { version: 0, .. })));
+    assert!(matches!(
+        decode::<User>(&t),
+        Err(JwtError::UnsupportedVersion { version: 0, .. })
+    ));
     let v3 = v0.replace(r#""type":"user""#, r#""type":"user","version":3"#);
     let t = sign_raw(&acc, r#"{"typ":"JWT","alg":"ed25519-nkey"}"#, &v3);
     let err = decode::<User>(&t).unwrap_err();
@@ -121,9 +156,15 @@ fn padded_base64_is_refused() {
     let parts: Vec<&str> = t.split('.').collect();
     // The signature is 64 bytes → 86 chars; padding would add "==".
     let padded = format!("{}.{}.{}==", parts[0], parts[1], parts[2]);
-    assert!(matches!(decode::<User>(&padded), Err(JwtError::Malformed(_))));
+    assert!(matches!(
+        decode::<User>(&padded),
+        Err(JwtError::Malformed(_))
+    ));
     let padded_payload = format!("{}.{}=.{}", parts[0], parts[1], parts[2]);
-    assert!(matches!(decode::<User>(&padded_payload), Err(JwtError::Malformed(_))));
+    assert!(matches!(
+        decode::<User>(&padded_payload),
+        Err(JwtError::Malformed(_))
+    ));
 }
 
 #[test]
@@ -131,10 +172,16 @@ fn wrong_type_and_malformed() {
     let (_, t) = user_token();
     assert!(matches!(
         decode::<Account>(&t),
-        Err(JwtError::WrongType { expected: "account", .. })
+        Err(JwtError::WrongType {
+            expected: "account",
+            ..
+        })
     ));
     assert!(matches!(decode::<User>("a.b"), Err(JwtError::Malformed(_))));
-    assert!(matches!(decode::<User>("a.b.c.d"), Err(JwtError::Malformed(_))));
+    assert!(matches!(
+        decode::<User>("a.b.c.d"),
+        Err(JwtError::Malformed(_))
+    ));
     assert!(matches!(decode::<User>(""), Err(JwtError::Malformed(_))));
     // Generic accepts any type.
     assert!(decode::<Generic>(&t).is_ok());

@@ -4,16 +4,19 @@ use nats_jwt::*;
 use proptest::prelude::*;
 
 fn subject() -> impl Strategy<Value = Subject> {
-    prop::collection::vec(prop_oneof![4 => "[a-z0-9_$]{1,6}", 1 => Just("*".to_string())], 1..4)
-        .prop_flat_map(|toks| {
-            (Just(toks), any::<bool>()).prop_map(|(t, full)| {
-                let mut s = t.join(".");
-                if full {
-                    s.push_str(".>");
-                }
-                Subject::new(&s).unwrap()
-            })
+    prop::collection::vec(
+        prop_oneof![4 => "[a-z0-9_$]{1,6}", 1 => Just("*".to_string())],
+        1..4,
+    )
+    .prop_flat_map(|toks| {
+        (Just(toks), any::<bool>()).prop_map(|(t, full)| {
+            let mut s = t.join(".");
+            if full {
+                s.push_str(".>");
+            }
+            Subject::new(&s).unwrap()
         })
+    })
 }
 
 fn literal() -> impl Strategy<Value = Subject> {
@@ -45,7 +48,10 @@ fn account_key() -> impl Strategy<Value = AccountPublicKey> {
 }
 
 fn permission() -> impl Strategy<Value = Permission> {
-    (prop::collection::vec(subject(), 0..3), prop::collection::vec(subject(), 0..2))
+    (
+        prop::collection::vec(subject(), 0..3),
+        prop::collection::vec(subject(), 0..2),
+    )
         .prop_map(|(allow, deny)| Permission { allow, deny })
 }
 
@@ -84,28 +90,41 @@ fn upl(nonzero: bool) -> impl Strategy<Value = UserPermissionLimits> {
     (
         permissions(),
         prop::collection::vec("10\\.[0-9]\\.0\\.0/16", 0..2),
-        prop::collection::vec(("[0-2][0-9]:[0-5][0-9]:00", "[0-2][0-9]:[0-5][0-9]:00"), 0..2),
+        prop::collection::vec(
+            ("[0-2][0-9]:[0-5][0-9]:00", "[0-2][0-9]:[0-5][0-9]:00"),
+            0..2,
+        ),
         opt_text(),
         (lim(), lim(), lim()),
         any::<bool>(),
         prop::collection::vec(conn_type(), 0..3),
     )
-        .prop_map(|(permissions, src, times, loc, (subs, data, payload), bearer_token, act)| {
-            UserPermissionLimits {
-                permissions,
-                src,
-                times: times.into_iter().map(|(start, end)| TimeRange { start, end }).collect(),
-                times_location: loc,
-                subs,
-                data,
-                payload,
-                bearer_token,
-                allowed_connection_types: act,
-            }
-        })
+        .prop_map(
+            |(permissions, src, times, loc, (subs, data, payload), bearer_token, act)| {
+                UserPermissionLimits {
+                    permissions,
+                    src,
+                    times: times
+                        .into_iter()
+                        .map(|(start, end)| TimeRange { start, end })
+                        .collect(),
+                    times_location: loc,
+                    subs,
+                    data,
+                    payload,
+                    bearer_token,
+                    allowed_connection_types: act,
+                }
+            },
+        )
 }
 
-fn claims_header<T: Clone + std::fmt::Debug>(c: &mut Claims<T>, exp: Option<i64>, nbf: Option<i64>, aud: Option<String>) {
+fn claims_header<T: Clone + std::fmt::Debug>(
+    c: &mut Claims<T>,
+    exp: Option<i64>,
+    nbf: Option<i64>,
+    aud: Option<String>,
+) {
     c.exp = exp;
     c.nbf = nbf;
     c.aud = aud;
@@ -123,49 +142,97 @@ fn times() -> impl Strategy<Value = (Option<i64>, Option<i64>, Option<String>, i
 fn export() -> impl Strategy<Value = Export> {
     (
         (opt_text(), subject(), any::<bool>(), any::<bool>()),
-        prop::option::of(prop::sample::select(vec![ResponseType::Singleton, ResponseType::Stream, ResponseType::Chunked])),
+        prop::option::of(prop::sample::select(vec![
+            ResponseType::Singleton,
+            ResponseType::Stream,
+            ResponseType::Chunked,
+        ])),
         prop::option::of(1i64..1_000_000_000),
         prop::option::of((0u8..=100, literal())),
         prop::option::of(1u32..5),
         any::<bool>(),
         (opt_text(), opt_text()),
-        prop::collection::btree_map(prop_oneof![Just("*".to_string()), "[A-Z]{3}"], any::<i64>(), 0..2),
+        prop::collection::btree_map(
+            prop_oneof![Just("*".to_string()), "[A-Z]{3}"],
+            any::<i64>(),
+            0..2,
+        ),
     )
-        .prop_map(|((name, subject, service, token_req), rt, thr, lat, pos, advertise, (description, info_url), revocations)| {
-            Export {
-                name,
-                subject,
-                export_type: if service { ExportType::Service } else { ExportType::Stream },
-                token_req,
-                revocations,
-                response_type: rt,
-                response_threshold_ns: thr,
-                service_latency: lat.map(|(sampling, results)| ServiceLatency { sampling, results }),
-                account_token_position: pos,
+        .prop_map(
+            |(
+                (name, subject, service, token_req),
+                rt,
+                thr,
+                lat,
+                pos,
                 advertise,
-                description,
-                info_url,
-            }
-        })
+                (description, info_url),
+                revocations,
+            )| {
+                Export {
+                    name,
+                    subject,
+                    export_type: if service {
+                        ExportType::Service
+                    } else {
+                        ExportType::Stream
+                    },
+                    token_req,
+                    revocations,
+                    response_type: rt,
+                    response_threshold_ns: thr,
+                    service_latency: lat
+                        .map(|(sampling, results)| ServiceLatency { sampling, results }),
+                    account_token_position: pos,
+                    advertise,
+                    description,
+                    info_url,
+                }
+            },
+        )
 }
 
 fn import() -> impl Strategy<Value = Import> {
-    (opt_text(), subject(), account_key(), opt_text(), prop::option::of(subject()), prop::option::of(subject()), any::<bool>(), any::<bool>())
-        .prop_map(|(name, subject, account, token, to, local_subject, service, share)| Import {
-            name,
-            subject,
-            account,
-            token,
-            to,
-            local_subject,
-            import_type: if service { ExportType::Service } else { ExportType::Stream },
-            share,
-        })
+    (
+        opt_text(),
+        subject(),
+        account_key(),
+        opt_text(),
+        prop::option::of(subject()),
+        prop::option::of(subject()),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(name, subject, account, token, to, local_subject, service, share)| Import {
+                name,
+                subject,
+                account,
+                token,
+                to,
+                local_subject,
+                import_type: if service {
+                    ExportType::Service
+                } else {
+                    ExportType::Stream
+                },
+                share,
+            },
+        )
 }
 
 fn js() -> impl Strategy<Value = JetStreamLimits> {
-    (limit(), limit(), limit(), limit(), limit(), limit(), limit(), any::<bool>()).prop_map(
-        |(a, b, c, d, e, f, g, h)| JetStreamLimits {
+    (
+        limit(),
+        limit(),
+        limit(),
+        limit(),
+        limit(),
+        limit(),
+        limit(),
+        any::<bool>(),
+    )
+        .prop_map(|(a, b, c, d, e, f, g, h)| JetStreamLimits {
             mem_storage: a,
             disk_storage: b,
             streams: c,
@@ -174,20 +241,36 @@ fn js() -> impl Strategy<Value = JetStreamLimits> {
             mem_max_stream_bytes: f,
             disk_max_stream_bytes: g,
             max_bytes_required: h,
-        },
-    )
+        })
 }
 
 fn account_body() -> impl Strategy<Value = Account> {
     (
         prop::collection::vec(import(), 0..3),
         prop::collection::vec(export(), 0..3),
-        ((limit(), limit(), limit()), (limit(), limit(), any::<bool>(), any::<bool>(), limit(), limit()), js(),
-         prop::collection::btree_map("R[0-9]", js(), 0..2)),
+        (
+            (limit(), limit(), limit()),
+            (
+                limit(),
+                limit(),
+                any::<bool>(),
+                any::<bool>(),
+                limit(),
+                limit(),
+            ),
+            js(),
+            prop::collection::btree_map("R[0-9]", js(), 0..2),
+        ),
         prop::collection::vec(
             prop_oneof![
                 account_key().prop_map(SigningKey::Plain),
-                (account_key(), text(), upl(true)).prop_map(|(key, role, template)| SigningKey::Scoped(UserScope { key, role, template })),
+                (account_key(), text(), upl(true)).prop_map(|(key, role, template)| {
+                    SigningKey::Scoped(UserScope {
+                        key,
+                        role,
+                        template,
+                    })
+                }),
             ],
             0..3,
         ),
@@ -200,28 +283,61 @@ fn account_body() -> impl Strategy<Value = Account> {
         ),
         (opt_text(), opt_text(), tags()),
     )
-        .prop_map(|(imports, exports, (n, a, j, tiers), signing_keys, revocations, default_permissions, maps, (description, info_url, tags))| {
-            Account {
+        .prop_map(
+            |(
                 imports,
                 exports,
-                limits: OperatorLimits {
-                    nats: NatsLimits { subs: n.0, data: n.1, payload: n.2 },
-                    account: AccountLimits { imports: a.0, exports: a.1, wildcards: a.2, disallow_bearer: a.3, conn: a.4, leaf: a.5 },
-                    jetstream: j,
-                    tiered_limits: tiers,
-                },
+                (n, a, j, tiers),
                 signing_keys,
                 revocations,
                 default_permissions,
-                mappings: maps
-                    .into_iter()
-                    .map(|(k, v)| (k, v.into_iter().map(|(subject, weight, cluster)| WeightedMapping { subject, weight, cluster }).collect()))
-                    .collect(),
-                description,
-                info_url,
-                tags,
-            }
-        })
+                maps,
+                (description, info_url, tags),
+            )| {
+                Account {
+                    imports,
+                    exports,
+                    limits: OperatorLimits {
+                        nats: NatsLimits {
+                            subs: n.0,
+                            data: n.1,
+                            payload: n.2,
+                        },
+                        account: AccountLimits {
+                            imports: a.0,
+                            exports: a.1,
+                            wildcards: a.2,
+                            disallow_bearer: a.3,
+                            conn: a.4,
+                            leaf: a.5,
+                        },
+                        jetstream: j,
+                        tiered_limits: tiers,
+                    },
+                    signing_keys,
+                    revocations,
+                    default_permissions,
+                    mappings: maps
+                        .into_iter()
+                        .map(|(k, v)| {
+                            (
+                                k,
+                                v.into_iter()
+                                    .map(|(subject, weight, cluster)| WeightedMapping {
+                                        subject,
+                                        weight,
+                                        cluster,
+                                    })
+                                    .collect(),
+                            )
+                        })
+                        .collect(),
+                    description,
+                    info_url,
+                    tags,
+                }
+            },
+        )
 }
 
 proptest! {

@@ -22,13 +22,23 @@ fn time_checks_are_marked() {
     c.exp = Some(100);
     c.nbf = Some(1000);
     let issues = c.validate(500);
-    let exp = issues.iter().find(|i| matches!(i.kind, IssueKind::Expired { exp: 100 })).unwrap();
+    let exp = issues
+        .iter()
+        .find(|i| matches!(i.kind, IssueKind::Expired { exp: 100 }))
+        .unwrap();
     assert!(exp.time_check && !exp.blocking);
-    let nbf = issues.iter().find(|i| matches!(i.kind, IssueKind::NotYetValid { nbf: 1000 })).unwrap();
+    let nbf = issues
+        .iter()
+        .find(|i| matches!(i.kind, IssueKind::NotYetValid { nbf: 1000 }))
+        .unwrap();
     assert!(nbf.time_check);
     assert!(!is_blocking(&issues));
     assert!(is_blocking_with_time(&issues));
-    assert!(c.validate(50).iter().all(|i| !matches!(i.kind, IssueKind::Expired { .. })));
+    assert!(
+        c.validate(50)
+            .iter()
+            .all(|i| !matches!(i.kind, IssueKind::Expired { .. }))
+    );
     assert!(exp.to_string().contains("expired"));
 }
 
@@ -37,9 +47,15 @@ fn fresh_claims_are_clean() {
     let (_, c) = account();
     assert_eq!(c.validate(0), vec![]);
     let u = KeyPair::generate(KeyKind::User);
-    assert_eq!(UserClaims::new(&u.user_public_key().unwrap(), "u").validate(0), vec![]);
+    assert_eq!(
+        UserClaims::new(&u.user_public_key().unwrap(), "u").validate(0),
+        vec![]
+    );
     let o = KeyPair::generate(KeyKind::Operator);
-    assert_eq!(OperatorClaims::new(&o.operator_public_key().unwrap(), "o").validate(0), vec![]);
+    assert_eq!(
+        OperatorClaims::new(&o.operator_public_key().unwrap(), "o").validate(0),
+        vec![]
+    );
 }
 
 #[test]
@@ -48,7 +64,13 @@ fn subject_and_name() {
     c.name.clear();
     assert!(has(&c.validate(0), |k| matches!(k, IssueKind::MissingName)));
     c.sub = KeyPair::generate(KeyKind::User).public_key().into_string();
-    assert!(has(&c.validate(0), |k| matches!(k, IssueKind::InvalidSubjectKey { expected: KeyKind::Account, .. })));
+    assert!(has(&c.validate(0), |k| matches!(
+        k,
+        IssueKind::InvalidSubjectKey {
+            expected: KeyKind::Account,
+            ..
+        }
+    )));
     c.sub.clear();
     let issues = c.validate(0);
     assert!(has(&issues, |k| matches!(k, IssueKind::MissingSubject)));
@@ -65,13 +87,27 @@ fn account_limits_and_exports() {
         Export::new(s("a.*"), ExportType::Stream),
         Export::new(s("a.b"), ExportType::Stream),
     ];
-    let other = KeyPair::generate(KeyKind::Account).account_public_key().unwrap();
+    let other = KeyPair::generate(KeyKind::Account)
+        .account_public_key()
+        .unwrap();
     c.nats.imports = vec![Import::new(s("x"), other, ExportType::Stream)];
     let issues = c.validate(0);
-    assert!(has(&issues, |k| matches!(k, IssueKind::TooManyExports { count: 2, max: 1 })));
-    assert!(has(&issues, |k| matches!(k, IssueKind::TooManyImports { count: 1, max: 0 })));
-    assert!(has(&issues, |k| matches!(k, IssueKind::WildcardExportNotAllowed { subject } if subject == "a.*")));
-    assert!(has(&issues, |k| matches!(k, IssueKind::OverlappingExports { .. })));
+    assert!(has(&issues, |k| matches!(
+        k,
+        IssueKind::TooManyExports { count: 2, max: 1 }
+    )));
+    assert!(has(&issues, |k| matches!(
+        k,
+        IssueKind::TooManyImports { count: 1, max: 0 }
+    )));
+    assert!(has(
+        &issues,
+        |k| matches!(k, IssueKind::WildcardExportNotAllowed { subject } if subject == "a.*")
+    ));
+    assert!(has(&issues, |k| matches!(
+        k,
+        IssueKind::OverlappingExports { .. }
+    )));
 }
 
 #[test]
@@ -80,25 +116,60 @@ fn export_rules() {
     let mut st = Export::new(s("st.>"), ExportType::Stream);
     st.response_type = Some(ResponseType::Chunked);
     st.response_threshold_ns = Some(5);
-    st.service_latency = Some(ServiceLatency { sampling: 50, results: s("r") });
+    st.service_latency = Some(ServiceLatency {
+        sampling: 50,
+        results: s("r"),
+    });
     let mut sv = Export::new(s("sv.*.x"), ExportType::Service);
     sv.response_threshold_ns = Some(-1);
-    sv.service_latency = Some(ServiceLatency { sampling: 101, results: s("r.*") });
+    sv.service_latency = Some(ServiceLatency {
+        sampling: 101,
+        results: s("r.*"),
+    });
     sv.account_token_position = Some(3);
     sv.info_url = Some("not a url".into());
     sv.description = Some("d".repeat(9000));
     let q = Export::new(s("q.x grp"), ExportType::Service);
     c.nats.exports = vec![st, sv, q];
     let i = c.validate(0);
-    assert!(has(&i, |k| matches!(k, IssueKind::ResponseTypeOnStream { .. })));
-    assert!(has(&i, |k| matches!(k, IssueKind::ResponseThresholdOnStream { .. })));
+    assert!(has(&i, |k| matches!(
+        k,
+        IssueKind::ResponseTypeOnStream { .. }
+    )));
+    assert!(has(&i, |k| matches!(
+        k,
+        IssueKind::ResponseThresholdOnStream { .. }
+    )));
     assert!(has(&i, |k| matches!(k, IssueKind::LatencyOnStream { .. })));
-    assert!(has(&i, |k| matches!(k, IssueKind::NegativeResponseThreshold { .. })));
-    assert!(has(&i, |k| matches!(k, IssueKind::InvalidLatencySampling { sampling: 101, .. })));
-    assert!(has(&i, |k| matches!(k, IssueKind::LatencyResultsWildcard { .. })));
-    assert!(has(&i, |k| matches!(k, IssueKind::InvalidAccountTokenPosition { position: 3, .. })));
-    assert!(has(&i, |k| matches!(k, IssueKind::InvalidUrl { field: "info_url", .. })));
-    assert!(has(&i, |k| matches!(k, IssueKind::InfoTooLong { field: "description" })));
+    assert!(has(&i, |k| matches!(
+        k,
+        IssueKind::NegativeResponseThreshold { .. }
+    )));
+    assert!(has(&i, |k| matches!(
+        k,
+        IssueKind::InvalidLatencySampling { sampling: 101, .. }
+    )));
+    assert!(has(&i, |k| matches!(
+        k,
+        IssueKind::LatencyResultsWildcard { .. }
+    )));
+    assert!(has(&i, |k| matches!(
+        k,
+        IssueKind::InvalidAccountTokenPosition { position: 3, .. }
+    )));
+    assert!(has(&i, |k| matches!(
+        k,
+        IssueKind::InvalidUrl {
+            field: "info_url",
+            ..
+        }
+    )));
+    assert!(has(&i, |k| matches!(
+        k,
+        IssueKind::InfoTooLong {
+            field: "description"
+        }
+    )));
     assert!(has(&i, |k| matches!(k, IssueKind::QueueInExport { .. })));
 }
 
@@ -106,12 +177,23 @@ fn export_rules() {
 fn jetstream_tiers_mappings_revocations_self_signed() {
     let (acc, mut c) = account();
     c.nats.limits.jetstream = JetStreamLimits::unlimited();
-    c.nats.limits.tiered_limits.insert("".into(), JetStreamLimits::unlimited());
+    c.nats
+        .limits
+        .tiered_limits
+        .insert("".into(), JetStreamLimits::unlimited());
     c.nats.mappings.insert(
         s("m.a"),
         vec![
-            WeightedMapping { subject: s("m.b"), weight: Some(60), cluster: None },
-            WeightedMapping { subject: s("m.*"), weight: Some(50), cluster: None },
+            WeightedMapping {
+                subject: s("m.b"),
+                weight: Some(60),
+                cluster: None,
+            },
+            WeightedMapping {
+                subject: s("m.*"),
+                weight: Some(50),
+                cluster: None,
+            },
         ],
     );
     c.nats.revocations.insert("nonsense".into(), 5);
@@ -120,10 +202,22 @@ fn jetstream_tiers_mappings_revocations_self_signed() {
     let i = c.validate(0);
     assert!(has(&i, |k| matches!(k, IssueKind::TieredAndFlatJetStream)));
     assert!(has(&i, |k| matches!(k, IssueKind::BlankTier)));
-    assert!(has(&i, |k| matches!(k, IssueKind::MappingWeightsTooHigh { total: 110, .. })));
-    assert!(has(&i, |k| matches!(k, IssueKind::MappingDestinationWildcard { .. })));
-    assert!(has(&i, |k| matches!(k, IssueKind::InvalidRevocationKey { .. })));
-    let w = i.iter().find(|x| matches!(x.kind, IssueKind::SelfSignedWithLimits)).unwrap();
+    assert!(has(&i, |k| matches!(
+        k,
+        IssueKind::MappingWeightsTooHigh { total: 110, .. }
+    )));
+    assert!(has(&i, |k| matches!(
+        k,
+        IssueKind::MappingDestinationWildcard { .. }
+    )));
+    assert!(has(&i, |k| matches!(
+        k,
+        IssueKind::InvalidRevocationKey { .. }
+    )));
+    let w = i
+        .iter()
+        .find(|x| matches!(x.kind, IssueKind::SelfSignedWithLimits))
+        .unwrap();
     assert!(!w.blocking);
 }
 
@@ -153,22 +247,48 @@ fn import_rules_and_activation_tokens() {
     let overlap = Import::new(s("svc.>"), exp_pub.clone(), ExportType::Service);
     c.nats.imports = vec![ok, mismatched, garbage, dep, bad_local, overlap];
     let i = c.validate(0);
-    assert!(has(&i, |k| matches!(k, IssueKind::ImportTokenMismatch { subject, .. } if subject == "svc.b")));
-    assert!(!has(&i, |k| matches!(k, IssueKind::ImportTokenMismatch { subject, .. } if subject == "svc.a")));
-    assert!(has(&i, |k| matches!(k, IssueKind::InvalidImportToken { .. })));
-    assert!(i.iter().any(|x| matches!(x.kind, IssueKind::DeprecatedImportTo { .. }) && !x.blocking));
-    assert!(has(&i, |k| matches!(k, IssueKind::ImportToAndLocalSubject { .. })));
-    assert!(has(&i, |k| matches!(k, IssueKind::InvalidLocalSubject { .. })));
-    assert!(has(&i, |k| matches!(k, IssueKind::OverlappingServiceImports { .. })));
+    assert!(has(
+        &i,
+        |k| matches!(k, IssueKind::ImportTokenMismatch { subject, .. } if subject == "svc.b")
+    ));
+    assert!(!has(
+        &i,
+        |k| matches!(k, IssueKind::ImportTokenMismatch { subject, .. } if subject == "svc.a")
+    ));
+    assert!(has(&i, |k| matches!(
+        k,
+        IssueKind::InvalidImportToken { .. }
+    )));
+    assert!(
+        i.iter()
+            .any(|x| matches!(x.kind, IssueKind::DeprecatedImportTo { .. }) && !x.blocking)
+    );
+    assert!(has(&i, |k| matches!(
+        k,
+        IssueKind::ImportToAndLocalSubject { .. }
+    )));
+    assert!(has(&i, |k| matches!(
+        k,
+        IssueKind::InvalidLocalSubject { .. }
+    )));
+    assert!(has(&i, |k| matches!(
+        k,
+        IssueKind::OverlappingServiceImports { .. }
+    )));
 
     // Token for another importer.
-    let third = KeyPair::generate(KeyKind::Account).account_public_key().unwrap();
+    let third = KeyPair::generate(KeyKind::Account)
+        .account_public_key()
+        .unwrap();
     let mut other = ActivationClaims::new(&third, s("svc.>"), ExportType::Service);
     let t = other.encode_at(&exporter, 1).unwrap();
     let mut imp = Import::new(s("svc.a"), exp_pub, ExportType::Service);
     imp.token = Some(t);
     c.nats.imports = vec![imp];
-    assert!(has(&c.validate(0), |k| matches!(k, IssueKind::ImportTokenMismatch { .. })));
+    assert!(has(&c.validate(0), |k| matches!(
+        k,
+        IssueKind::ImportTokenMismatch { .. }
+    )));
 }
 
 #[test]
@@ -177,9 +297,15 @@ fn user_permission_rules() {
     let mut c = UserClaims::new(&u.user_public_key().unwrap(), "u");
     c.nats.limits.permissions.publish.allow = vec![s("a.b q")];
     c.nats.limits.src = vec!["10.0.0.0/40".into()];
-    c.nats.limits.times = vec![TimeRange { start: "25:00:00".into(), end: "x".into() }];
+    c.nats.limits.times = vec![TimeRange {
+        start: "25:00:00".into(),
+        end: "x".into(),
+    }];
     let i = c.validate(0);
-    assert!(has(&i, |k| matches!(k, IssueKind::QueueInPublishPermission { .. })));
+    assert!(has(&i, |k| matches!(
+        k,
+        IssueKind::QueueInPublishPermission { .. }
+    )));
     assert!(has(&i, |k| matches!(k, IssueKind::InvalidCidr { .. })));
     assert!(has(&i, |k| matches!(k, IssueKind::InvalidTimeRange { .. })));
 }
@@ -197,11 +323,20 @@ fn operator_rules() {
     ];
     c.nats.assert_server_version = Some("2.9".into());
     let i = c.validate(0);
-    let urls = i.iter().filter(|x| matches!(x.kind, IssueKind::InvalidUrl { .. })).count();
+    let urls = i
+        .iter()
+        .filter(|x| matches!(x.kind, IssueKind::InvalidUrl { .. }))
+        .count();
     assert_eq!(urls, 4, "{i:?}");
-    assert!(has(&i, |k| matches!(k, IssueKind::InvalidServerVersion { .. })));
+    assert!(has(&i, |k| matches!(
+        k,
+        IssueKind::InvalidServerVersion { .. }
+    )));
     c.nats.assert_server_version = Some("2.9.10".into());
-    assert!(!has(&c.validate(0), |k| matches!(k, IssueKind::InvalidServerVersion { .. })));
+    assert!(!has(&c.validate(0), |k| matches!(
+        k,
+        IssueKind::InvalidServerVersion { .. }
+    )));
 }
 
 #[test]
@@ -217,13 +352,23 @@ fn user_against_account_scopes() {
     let mut user = UserClaims::new(&u.user_public_key().unwrap(), "u");
     user.nats.issuer_account = Some(acc.account_public_key().unwrap());
     user.encode_at(&sk, 1).unwrap();
-    assert!(has(&a.check_user(&user), |k| matches!(k, IssueKind::ScopedUserHasPermissions)));
-    let mut scoped = UserClaims::new_scoped(&u.user_public_key().unwrap(), "u", &acc.account_public_key().unwrap());
+    assert!(has(&a.check_user(&user), |k| matches!(
+        k,
+        IssueKind::ScopedUserHasPermissions
+    )));
+    let mut scoped = UserClaims::new_scoped(
+        &u.user_public_key().unwrap(),
+        "u",
+        &acc.account_public_key().unwrap(),
+    );
     scoped.encode_at(&sk, 1).unwrap();
     assert_eq!(a.check_user(&scoped), vec![]);
     let stranger = KeyPair::generate(KeyKind::Account);
     scoped.encode_at(&stranger, 1).unwrap();
-    assert!(has(&a.check_user(&scoped), |k| matches!(k, IssueKind::UnknownIssuer { .. })));
+    assert!(has(&a.check_user(&scoped), |k| matches!(
+        k,
+        IssueKind::UnknownIssuer { .. }
+    )));
 }
 
 #[test]

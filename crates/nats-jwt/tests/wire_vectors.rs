@@ -8,7 +8,12 @@ const OP_TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ.eyJqdGkiO
 
 fn payload_json(token: &str) -> String {
     let seg = token.split('.').nth(1).unwrap();
-    String::from_utf8(data_encoding::BASE64URL_NOPAD.decode(seg.as_bytes()).unwrap()).unwrap()
+    String::from_utf8(
+        data_encoding::BASE64URL_NOPAD
+            .decode(seg.as_bytes())
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -99,9 +104,15 @@ fn full_user_json_in_go_order() {
     let l = &mut c.nats.limits;
     l.permissions.publish.allow = vec![Subject::new("a.>").unwrap()];
     l.permissions.subscribe.deny = vec![Subject::new("b.>").unwrap()];
-    l.permissions.response = Some(ResponsePermission { max: 1, ttl_ns: 1_000_000_000 });
+    l.permissions.response = Some(ResponsePermission {
+        max: 1,
+        ttl_ns: 1_000_000_000,
+    });
     l.src = vec!["127.0.0.1/32".into(), "10.0.0.0/8".into()];
-    l.times = vec![TimeRange { start: "00:00:00".into(), end: "23:59:59".into() }];
+    l.times = vec![TimeRange {
+        start: "00:00:00".into(),
+        end: "23:59:59".into(),
+    }];
     l.times_location = Some("UTC".into());
     l.allowed_connection_types = vec![ConnectionType::Standard, ConnectionType::Websocket];
     c.nats.issuer_account = Some(acc.account_public_key().unwrap());
@@ -130,9 +141,15 @@ fn scoped_signing_key_and_export_json() {
     })];
     let mut e = Export::new(Subject::new("svc.*").unwrap(), ExportType::Service);
     e.response_type = Some(ResponseType::Stream);
-    e.service_latency = Some(ServiceLatency { sampling: 0, results: Subject::new("lat").unwrap() });
+    e.service_latency = Some(ServiceLatency {
+        sampling: 0,
+        results: Subject::new("lat").unwrap(),
+    });
     e.account_token_position = Some(2);
-    c.nats.exports = vec![e, Export::new(Subject::new("a.b").unwrap(), ExportType::Stream)];
+    c.nats.exports = vec![
+        e,
+        Export::new(Subject::new("a.b").unwrap(), ExportType::Stream),
+    ];
     let token = c.encode_at(&op, 1700000000).unwrap();
     let json = payload_json(&token);
     assert!(json.contains(&format!(
@@ -147,9 +164,14 @@ fn scoped_signing_key_and_export_json() {
 #[test]
 fn scope_template_missing_limits_default_to_unlimited() {
     let sk = KeyPair::generate(KeyKind::Account);
-    let json = format!(r#"{{"kind":"user_scope","key":"{}","role":"r","template":{{}}}}"#, sk.public_key());
+    let json = format!(
+        r#"{{"kind":"user_scope","key":"{}","role":"r","template":{{}}}}"#,
+        sk.public_key()
+    );
     let k: SigningKey = serde_json::from_str(&json).unwrap();
-    let SigningKey::Scoped(s) = k else { panic!("expected scope") };
+    let SigningKey::Scoped(s) = k else {
+        panic!("expected scope")
+    };
     assert_eq!(s.template, UserPermissionLimits::unlimited());
 }
 
@@ -158,10 +180,19 @@ fn generic_delete_request() {
     let op = KeyPair::generate(KeyKind::Operator);
     let acc = KeyPair::generate(KeyKind::Account);
     let mut c = GenericClaims::new(op.public_key().as_str());
-    c.nats.body.insert("accounts".into(), serde_json::json!([acc.public_key().as_str()]));
+    c.nats.body.insert(
+        "accounts".into(),
+        serde_json::json!([acc.public_key().as_str()]),
+    );
     let token = c.encode_at(&op, 1700000000).unwrap();
     let json = payload_json(&token);
-    assert!(json.ends_with(&format!(r#""nats":{{"accounts":["{}"],"version":2}}}}"#, acc.public_key())), "{json}");
+    assert!(
+        json.ends_with(&format!(
+            r#""nats":{{"accounts":["{}"],"version":2}}}}"#,
+            acc.public_key()
+        )),
+        "{json}"
+    );
     match decode_any(&token).unwrap() {
         AnyClaims::Generic(g) => assert_eq!(g, c),
         other => panic!("{}", other.kind_name()),
@@ -179,7 +210,9 @@ fn activation_json() {
         ExportType::Service,
     );
     let token = c.encode_at(&exporter, 1700000000).unwrap();
-    assert!(payload_json(&token).ends_with(r#""nats":{"subject":"svc.\u003e","kind":"service","type":"activation","version":2}}"#));
+    assert!(payload_json(&token).ends_with(
+        r#""nats":{"subject":"svc.\u003e","kind":"service","type":"activation","version":2}}"#
+    ));
     let any = decode_any(&token).unwrap();
     assert_eq!(any.kind_name(), "activation");
     assert_eq!(any.subject(), importer.public_key().as_str());

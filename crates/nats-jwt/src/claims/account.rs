@@ -20,7 +20,7 @@ use crate::validation::{IssueKind, ValidationIssue};
 pub const MAX_INFO_LEN: usize = 8 * 1024;
 
 /// The `nats` body of an account JWT.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
     /// Imports (sorted by subject when encoding).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -52,23 +52,6 @@ pub struct Account {
     /// Tags.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
-}
-
-impl Default for Account {
-    fn default() -> Self {
-        Account {
-            imports: Vec::new(),
-            exports: Vec::new(),
-            limits: OperatorLimits::default(),
-            signing_keys: Vec::new(),
-            revocations: BTreeMap::new(),
-            default_permissions: Permissions::default(),
-            mappings: BTreeMap::new(),
-            description: None,
-            info_url: None,
-            tags: Vec::new(),
-        }
-    }
 }
 
 impl Account {
