@@ -1,0 +1,653 @@
+//! The [`Store`] handle: opening a database by URL, short reads, and [`Tx`], the one way to
+//! write.
+
+use std::fmt;
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Once};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::any::{Any, AnyPoolOptions};
+use sqlx::pool::PoolConnection;
+use sqlx::{AnyConnection, AnyPool, Transaction};
+use zeroize::Zeroizing;
+
+use crate::StoreError;
+use crate::ledger::{self, LedgerEvent, LedgerReport, NewEvent};
+use crate::outbox::{self, OutboxRow};
+use crate::queries;
+use crate::rows::{AccountRow, Counts, MigrationRecord, OperatorRow, UserRow, column};
+use crate::schema::MIGRATOR;
+use crate::seal::MasterKey;
+
+/// How long SQLite waits for a lock held by another connection before failing.
+const SQLITE_BUSY_TIMEOUT_MS: u64 = 10_000;
+/// How long opening (and later acquiring a connection) may take.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The `meta` row that proves the master key is the database's.
+const SEAL_CHECK_KEY: &str = "seal_check";
+const SEAL_CHECK_AAD: &str = "warden:meta:seal_check";
+const SEAL_CHECK_PLAINTEXT: &[u8] = b"warden seal check v1";
+
+/// Which database a [`Store`] runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// An SQLite file (`sqlite://…`), the default for one machine.
+    Sqlite,
+    /// PostgreSQL (`postgres://…` or `postgresql://…`).
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a URL selects, by its scheme.
+    pub fn from_url(url: &str) -> Option<Backend> {
+        let scheme = url.split_once(':')?.0.to_ascii_lowercase();
+        match scheme.as_str() {
+            "sqlite" => Some(Backend::Sqlite),
+            "postgres" | "postgresql" => Some(Backend::Postgres),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        })
+    }
+}
+
+/// `url` with its password (in the authority, or a `password=` query parameter) replaced by
+/// `***`. Everything else is left exactly as given.
+///
+/// ```
+/// use warden_store::redact_url;
+/// assert_eq!(redact_url("postgres://u:secret@db/x"), "postgres://u:***@db/x");
+/// assert_eq!(redact_url("sqlite:///var/lib/warden/warden.db"), "sqlite:///var/lib/warden/warden.db");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let start = scheme_end + 3;
+        let rest = &out[start..];
+        let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let authority = &rest[..authority_len];
+        if let Some(at) = authority.rfind('@')
+            && let Some(colon) = authority[..at].find(':')
+        {
+            out.replace_range(start + colon + 1..start + at, "***");
+        }
+    }
+    if let Some(q) = out.find('?') {
+        let (head, query) = out.split_at(q + 1);
+        let (query, fragment) = match query.find('#') {
+            Some(h) => query.split_at(h),
+            None => (query, ""),
+        };
+        let redacted: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                Some((k, _)) if k.eq_ignore_ascii_case("sslpassword") => format!("{k}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out = format!("{head}{}{fragment}", redacted.join("&"));
+    }
+    out
+}
+
+/// Installs sqlx's `Any` drivers once per process.
+fn install_drivers() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(sqlx::any::install_default_drivers);
+}
+
+/// Now, in unix seconds.
+pub(crate) fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Where an SQLite URL points.
+enum SqliteTarget {
+    Memory,
+    File(PathBuf),
+}
+
+fn sqlite_target(url: &str) -> SqliteTarget {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" || query.split('&').any(|p| p == "mode=memory") {
+        SqliteTarget::Memory
+    } else {
+        SqliteTarget::File(PathBuf::from(path))
+    }
+}
+
+/// Creates the database file with mode 0600 if it is missing (so it is never readable by
+/// others, not even briefly) and tightens an existing one (and its WAL files) to 0600.
+fn prepare_sqlite_file(path: &Path) -> io::Result<()> {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+    for suffix in ["-wal", "-shm"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        match fs::set_permissions(&side, fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+struct Inner {
+    pool: AnyPool,
+    key: MasterKey,
+    url_redacted: String,
+    backend: Backend,
+}
+
+/// A handle on the database: cheap to clone (the pool and the master key are shared).
+///
+/// Reads are short, each on its own connection; every write goes through [`Store::begin`].
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("url", &self.inner.url_redacted)
+            .field("backend", &self.inner.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the database at `url` (`sqlite://<path>` or `postgres://…`), applies the schema
+    /// migrations and checks that `key` is the database's master key (the first open records
+    /// a sealed check value; later opens with another key fail with
+    /// [`StoreError::WrongMasterKey`]).
+    ///
+    /// SQLite files are created if missing, with mode 0600, and run in WAL mode with a busy
+    /// timeout. An unreachable database is [`StoreError::Connect`], naming the URL without
+    /// its password.
+    pub async fn open(url: &str, key: MasterKey) -> Result<Store, StoreError> {
+        install_drivers();
+        let url_redacted = redact_url(url);
+        let connect_error = |source: sqlx::Error| StoreError::Connect {
+            url: url_redacted.clone(),
+            source,
+        };
+        let backend = Backend::from_url(url).ok_or_else(|| {
+            connect_error(sqlx::Error::Configuration(
+                "unsupported database URL: expected sqlite://<path> or postgres://…".into(),
+            ))
+        })?;
+
+        let mut url = url.to_owned();
+        let mut options = AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
+        let mut wal = false;
+        match backend {
+            Backend::Sqlite => match sqlite_target(&url) {
+                SqliteTarget::Memory => {
+                    // Every connection would get its own database: keep exactly one, forever.
+                    options = options
+                        .max_connections(1)
+                        .min_connections(1)
+                        .idle_timeout(None)
+                        .max_lifetime(None);
+                }
+                SqliteTarget::File(path) => {
+                    prepare_sqlite_file(&path).map_err(|e| connect_error(sqlx::Error::Io(e)))?;
+                    if !url.contains("mode=") {
+                        url.push(if url.contains('?') { '&' } else { '?' });
+                        url.push_str("mode=rwc");
+                    }
+                    options = options.max_connections(8);
+                    wal = true;
+                }
+            },
+            Backend::Postgres => options = options.max_connections(10),
+        }
+        if backend == Backend::Sqlite {
+            options = options.after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if wal {
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"
+                    )))
+                    .execute(&mut *conn)
+                    .await?;
+                    sqlx::query("PRAGMA foreign_keys = ON")
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options.connect(&url).await.map_err(connect_error)?;
+        if let Err(e) = MIGRATOR.run(&pool).await {
+            pool.close().await;
+            return Err(e.into());
+        }
+        let store = Store {
+            inner: Arc::new(Inner {
+                pool,
+                key,
+                url_redacted,
+                backend,
+            }),
+        };
+        if let Err(e) = store.seal_check().await {
+            store.close().await;
+            return Err(e);
+        }
+        Ok(store)
+    }
+
+    /// Writes the seal check the first time, then verifies the master key opens it.
+    async fn seal_check(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let read = "SELECT value FROM meta WHERE key = $1";
+        let mut row = sqlx::query(read)
+            .bind(SEAL_CHECK_KEY)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(StoreError::query("reading the seal check"))?;
+        if row.is_none() {
+            let sealed = self.inner.key.seal(SEAL_CHECK_AAD, SEAL_CHECK_PLAINTEXT)?;
+            // Two first opens may race: the first insert wins, both then check it.
+            sqlx::query(
+                "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(SEAL_CHECK_KEY)
+            .bind(&sealed)
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::query("writing the seal check"))?;
+            row = sqlx::query(read)
+                .bind(SEAL_CHECK_KEY)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(StoreError::query("reading the seal check"))?;
+        }
+        let row = row.ok_or_else(|| StoreError::NotFound {
+            what: "the seal check in table meta".to_owned(),
+        })?;
+        let sealed: String = column(&row, "value")?;
+        match self.inner.key.unseal(SEAL_CHECK_AAD, &sealed) {
+            Ok(plain) if plain.as_slice() == SEAL_CHECK_PLAINTEXT => Ok(()),
+            _ => Err(StoreError::WrongMasterKey),
+        }
+    }
+
+    /// The URL the store was opened with, password replaced by `***`.
+    pub fn url_redacted(&self) -> &str {
+        &self.inner.url_redacted
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.inner.backend
+    }
+
+    /// Closes every connection (waiting for them to be returned). Later calls fail.
+    pub async fn close(&self) {
+        self.inner.pool.close().await;
+    }
+
+    async fn conn(&self) -> Result<PoolConnection<Any>, StoreError> {
+        self.inner
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::query("acquiring a database connection"))
+    }
+
+    /// Starts a transaction. Nothing it writes is visible until [`Tx::commit`]; dropping it
+    /// uncommitted rolls everything back.
+    ///
+    /// On SQLite the transaction takes the write lock at once (`BEGIN IMMEDIATE`), so
+    /// concurrent writers wait (up to the busy timeout) instead of failing mid-way.
+    pub async fn begin(&self) -> Result<Tx<'_>, StoreError> {
+        let tx = match self.inner.backend {
+            Backend::Sqlite => self.inner.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.inner.pool.begin().await,
+        }
+        .map_err(StoreError::query("starting a transaction"))?;
+        Ok(Tx {
+            tx,
+            store: self,
+            locked: false,
+        })
+    }
+
+    /// The operator, if the store has been initialised.
+    pub async fn operator(&self) -> Result<Option<OperatorRow>, StoreError> {
+        queries::operator(&mut *self.conn().await?).await
+    }
+
+    /// The account `name` of `operator`.
+    pub async fn account_by_name(
+        &self,
+        operator: &str,
+        name: &str,
+    ) -> Result<Option<AccountRow>, StoreError> {
+        queries::account_by_name(&mut *self.conn().await?, operator, name).await
+    }
+
+    /// The account with this public key.
+    pub async fn account(&self, public_key: &str) -> Result<Option<AccountRow>, StoreError> {
+        queries::account(&mut *self.conn().await?, public_key).await
+    }
+
+    /// The accounts of `operator`, ordered by name.
+    pub async fn accounts(&self, operator: &str) -> Result<Vec<AccountRow>, StoreError> {
+        queries::accounts(&mut *self.conn().await?, operator).await
+    }
+
+    /// The user `name` of `account`.
+    pub async fn user_by_name(
+        &self,
+        account: &str,
+        name: &str,
+    ) -> Result<Option<UserRow>, StoreError> {
+        queries::user_by_name(&mut *self.conn().await?, account, name).await
+    }
+
+    /// The user with this public key.
+    pub async fn user(&self, public_key: &str) -> Result<Option<UserRow>, StoreError> {
+        queries::user(&mut *self.conn().await?, public_key).await
+    }
+
+    /// The users of `account`, ordered by name (revoked ones included).
+    pub async fn users(&self, account: &str) -> Result<Vec<UserRow>, StoreError> {
+        queries::users(&mut *self.conn().await?, account).await
+    }
+
+    /// The seed of `public_key`, unsealed. [`StoreError::NotFound`] if there is none.
+    pub async fn seed(&self, public_key: &str) -> Result<Zeroizing<String>, StoreError> {
+        queries::seed(&mut *self.conn().await?, &self.inner.key, public_key).await
+    }
+
+    /// Whether a seed is stored for `public_key`.
+    pub async fn has_seed(&self, public_key: &str) -> Result<bool, StoreError> {
+        queries::seed_exists(&mut *self.conn().await?, public_key).await
+    }
+
+    /// The JWT migrations applied so far, oldest first.
+    pub async fn migrations_applied(&self) -> Result<Vec<MigrationRecord>, StoreError> {
+        queries::migrations_applied(&mut *self.conn().await?).await
+    }
+
+    /// Ledger events with `seq > after_seq`, in order, at most `limit`.
+    pub async fn ledger(&self, after_seq: i64, limit: i64) -> Result<Vec<LedgerEvent>, StoreError> {
+        ledger::read(&mut *self.conn().await?, after_seq, limit)
+            .await?
+            .into_iter()
+            .map(|raw| raw.into_event())
+            .collect()
+    }
+
+    /// Walks the whole ledger and reports the first edited, inserted or removed event.
+    pub async fn verify_ledger(&self) -> Result<LedgerReport, StoreError> {
+        ledger::verify(&mut *self.conn().await?).await
+    }
+
+    /// Row counts.
+    pub async fn counts(&self) -> Result<Counts, StoreError> {
+        queries::counts(&mut *self.conn().await?).await
+    }
+
+    /// Undelivered outbox messages due at `now` (unix seconds), oldest first, at most `limit`.
+    pub async fn pending_outbox(&self, now: i64, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+        outbox::pending(&mut *self.conn().await?, now, limit).await
+    }
+
+    /// One outbox message by id.
+    pub async fn outbox_message(&self, id: i64) -> Result<Option<OutboxRow>, StoreError> {
+        outbox::get(&mut *self.conn().await?, id).await
+    }
+
+    /// Marks outbox message `id` delivered at `at`. [`StoreError::NotFound`] if absent.
+    pub async fn mark_delivered(&self, id: i64, at: i64) -> Result<(), StoreError> {
+        outbox::mark_delivered(&mut *self.conn().await?, id, at).await
+    }
+
+    /// Records a failed delivery of outbox message `id`: counts the attempt, keeps `error`
+    /// and defers the next try to `next_attempt_at`. [`StoreError::NotFound`] if absent.
+    pub async fn mark_failed(
+        &self,
+        id: i64,
+        error: &str,
+        next_attempt_at: i64,
+    ) -> Result<(), StoreError> {
+        outbox::mark_failed(&mut *self.conn().await?, id, error, next_attempt_at).await
+    }
+}
+
+/// A database transaction: the one way to write.
+///
+/// Commit explicitly with [`Tx::commit`]; a `Tx` dropped without it is rolled back. Getters
+/// see the transaction's own uncommitted writes.
+pub struct Tx<'a> {
+    tx: Transaction<'static, Any>,
+    store: &'a Store,
+    locked: bool,
+}
+
+impl fmt::Debug for Tx<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tx")
+            .field("store", self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tx<'_> {
+    fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+
+    /// Serialises writers that number rows (ledger seq, outbox id). SQLite transactions
+    /// already hold the write lock; PostgreSQL ones take a table lock that plain reads pass.
+    async fn lock_sequences(&mut self) -> Result<(), StoreError> {
+        if !self.locked && self.store.inner.backend == Backend::Postgres {
+            sqlx::query("LOCK TABLE ledger IN EXCLUSIVE MODE")
+                .execute(&mut *self.tx)
+                .await
+                .map_err(StoreError::query("locking the ledger"))?;
+        }
+        self.locked = true;
+        Ok(())
+    }
+
+    /// Makes every write of the transaction durable and visible.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx
+            .commit()
+            .await
+            .map_err(StoreError::query("committing a transaction"))
+    }
+
+    /// Rolls the transaction back (what dropping it does, but waiting for it).
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        self.tx
+            .rollback()
+            .await
+            .map_err(StoreError::query("rolling back a transaction"))
+    }
+
+    /// Seals `seed` under the master key (bound to `public_key`) and stores it.
+    /// [`StoreError::Conflict`] if a seed for `public_key` exists.
+    pub async fn put_seed(
+        &mut self,
+        public_key: &str,
+        kind: &str,
+        seed: &str,
+    ) -> Result<(), StoreError> {
+        let key = &self.store.inner.key;
+        queries::put_seed(&mut self.tx, key, public_key, kind, seed, now()).await
+    }
+
+    /// The seed of `public_key`, unsealed. [`StoreError::NotFound`] if there is none.
+    pub async fn seed(&mut self, public_key: &str) -> Result<Zeroizing<String>, StoreError> {
+        let key = &self.store.inner.key;
+        queries::seed(&mut self.tx, key, public_key).await
+    }
+
+    /// Whether a seed is stored for `public_key`.
+    pub async fn has_seed(&mut self, public_key: &str) -> Result<bool, StoreError> {
+        queries::seed_exists(self.conn(), public_key).await
+    }
+
+    /// Deletes the seed of `public_key`. [`StoreError::NotFound`] if there is none.
+    pub async fn delete_seed(&mut self, public_key: &str) -> Result<(), StoreError> {
+        queries::delete_seed(self.conn(), public_key).await
+    }
+
+    /// The operator, if the store has been initialised.
+    pub async fn operator(&mut self) -> Result<Option<OperatorRow>, StoreError> {
+        queries::operator(self.conn()).await
+    }
+
+    /// Inserts the operator. [`StoreError::Conflict`] if the store already has one.
+    pub async fn insert_operator(&mut self, row: &OperatorRow) -> Result<(), StoreError> {
+        queries::insert_operator(self.conn(), row).await
+    }
+
+    /// Updates the operator's name, signing key, system account, JWT and `updated_at`.
+    /// [`StoreError::NotFound`] if absent.
+    pub async fn update_operator(&mut self, row: &OperatorRow) -> Result<(), StoreError> {
+        queries::update_operator(self.conn(), row).await
+    }
+
+    /// The account `name` of `operator`.
+    pub async fn account_by_name(
+        &mut self,
+        operator: &str,
+        name: &str,
+    ) -> Result<Option<AccountRow>, StoreError> {
+        queries::account_by_name(self.conn(), operator, name).await
+    }
+
+    /// The account with this public key.
+    pub async fn account(&mut self, public_key: &str) -> Result<Option<AccountRow>, StoreError> {
+        queries::account(self.conn(), public_key).await
+    }
+
+    /// The accounts of `operator`, ordered by name.
+    pub async fn accounts(&mut self, operator: &str) -> Result<Vec<AccountRow>, StoreError> {
+        queries::accounts(self.conn(), operator).await
+    }
+
+    /// Inserts an account. [`StoreError::Conflict`] if its name (per operator) or public key
+    /// is taken, [`StoreError::NotFound`] if its operator does not exist; nothing is written
+    /// then.
+    pub async fn insert_account(&mut self, row: &AccountRow) -> Result<(), StoreError> {
+        queries::insert_account(self.conn(), row).await
+    }
+
+    /// Updates an account's name, spec, JWT and `updated_at` (its operator and `created_at`
+    /// never change). [`StoreError::NotFound`] if absent, [`StoreError::Conflict`] if renamed
+    /// onto a taken name.
+    pub async fn update_account(&mut self, row: &AccountRow) -> Result<(), StoreError> {
+        queries::update_account(self.conn(), row).await
+    }
+
+    /// Deletes an account and its users. Their seeds are not touched (delete them with
+    /// [`Tx::delete_seed`]). [`StoreError::NotFound`] if absent.
+    pub async fn delete_account(&mut self, public_key: &str) -> Result<(), StoreError> {
+        queries::delete_account(self.conn(), public_key).await
+    }
+
+    /// The user `name` of `account`.
+    pub async fn user_by_name(
+        &mut self,
+        account: &str,
+        name: &str,
+    ) -> Result<Option<UserRow>, StoreError> {
+        queries::user_by_name(self.conn(), account, name).await
+    }
+
+    /// The user with this public key.
+    pub async fn user(&mut self, public_key: &str) -> Result<Option<UserRow>, StoreError> {
+        queries::user(self.conn(), public_key).await
+    }
+
+    /// The users of `account`, ordered by name.
+    pub async fn users(&mut self, account: &str) -> Result<Vec<UserRow>, StoreError> {
+        queries::users(self.conn(), account).await
+    }
+
+    /// Inserts a user. [`StoreError::Conflict`] if its name (per account) or public key is
+    /// taken, [`StoreError::NotFound`] if its account does not exist.
+    pub async fn insert_user(&mut self, row: &UserRow) -> Result<(), StoreError> {
+        queries::insert_user(self.conn(), row).await
+    }
+
+    /// Updates a user's name, spec, JWT, signing key, revocation and `updated_at` (its
+    /// account and `created_at` never change). [`StoreError::NotFound`] if absent.
+    pub async fn update_user(&mut self, row: &UserRow) -> Result<(), StoreError> {
+        queries::update_user(self.conn(), row).await
+    }
+
+    /// Deletes a user (not its seed). [`StoreError::NotFound`] if absent.
+    pub async fn delete_user(&mut self, public_key: &str) -> Result<(), StoreError> {
+        queries::delete_user(self.conn(), public_key).await
+    }
+
+    /// Whether JWT migration `id` has been applied.
+    pub async fn migration_applied(&mut self, id: &str) -> Result<bool, StoreError> {
+        queries::migration_applied(self.conn(), id).await
+    }
+
+    /// Records JWT migration `id` as applied now. [`StoreError::Conflict`] if it already is.
+    pub async fn record_migration(
+        &mut self,
+        id: &str,
+        description: &str,
+    ) -> Result<(), StoreError> {
+        queries::record_migration(self.conn(), id, description, now()).await
+    }
+
+    /// Appends `event` to the ledger, chained to the last event; returns its `seq`.
+    pub async fn append_event(&mut self, event: &NewEvent) -> Result<i64, StoreError> {
+        self.lock_sequences().await?;
+        ledger::append(self.conn(), event, now()).await
+    }
+
+    /// Enqueues a message for NATS, due now; returns its id.
+    pub async fn enqueue(&mut self, topic: &str, payload: &str) -> Result<i64, StoreError> {
+        self.lock_sequences().await?;
+        outbox::enqueue(self.conn(), topic, payload, now()).await
+    }
+}
