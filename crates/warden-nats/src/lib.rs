@@ -1,6 +1,37 @@
-//! Warden's NATS side. Today: rendering the nats-server configuration that trusts
-//! Warden's operator ([`config`]). The live resolver sync and the request/reply
-//! service join it as they land.
+/*!
+Warden's NATS side: the nats-server configuration that trusts Warden's operator
+([`config`]), and the live account resolver — pushing, deleting, listing and looking up
+accounts on a running server as a system-account user ([`resolver`]), the trust check run
+before every push ([`trust`]), and drift between Warden's accounts and the server's
+([`drift`]).
+
+```no_run
+# async fn run(sys_creds: &str, operator: &nats_jwt::OperatorClaims, account_jwt: &str)
+# -> Result<(), warden_nats::ResolverError> {
+use std::time::Duration;
+use warden_nats::ResolverClient;
+
+let client = ResolverClient::connect("nats://127.0.0.1:4222", sys_creds, Duration::from_secs(2)).await?;
+let reply = client.push(operator, account_jwt).await?; // verify_trust, then $SYS.REQ.CLAIMS.UPDATE
+assert_eq!(reply.code, 200);
+let accounts = client.list().await?;
+# let _ = accounts;
+# Ok(())
+# }
+```
+
+The protocol facts (subjects, reply shapes, what each server version checks) are summed up in
+[`resolver`].
+*/
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod drift;
+pub mod resolver;
+pub mod trust;
+
+pub use drift::{Drift, drift};
+pub use resolver::{
+    DeleteReply, ResolverClient, ResolverError, ServerInfo, UpdateReply, delete_request,
+};
+pub use trust::{TrustError, verify_trust};

@@ -1,0 +1,531 @@
+//! The account resolver protocol of nats-server, spoken as a system-account user.
+//!
+//! A server running a `full` (or `cache`) resolver answers these requests from clients of the
+//! system account (facts §10.2):
+//!
+//! | request | payload | reply |
+//! |---|---|---|
+//! | `$SYS.REQ.CLAIMS.UPDATE` | raw account JWT | `{"data":{"account","code","message"},"server":{…}}` |
+//! | `$SYS.REQ.CLAIMS.DELETE` | operator-signed generic JWT ([`delete_request`]) | `{"data":{"code","message"},"server":{…}}` |
+//! | `$SYS.REQ.CLAIMS.LIST` | empty | `{"data":["A…",…],"server":{…}}` |
+//! | `$SYS.REQ.ACCOUNT.<A…>.CLAIMS.LOOKUP` | empty | the raw JWT, or **no reply at all** if unknown |
+//!
+//! Errors come back as `{"error":{"account","code","description"},"server":{…}}` and become
+//! [`ResolverError::Refused`].
+//!
+//! Pitfalls handled here:
+//! * Requests are sent **without NATS headers**: nats-server 2.9.10 decodes the raw message and
+//!   fails with "expected 3 chunks" when headers are present.
+//! * nats-server 2.9.10 stores a pushed account without checking that the trusted operator issued
+//!   it; [`ResolverClient::push`] runs [`verify_trust`](crate::trust::verify_trust) first, and
+//!   Warden pushes only through it. [`ResolverClient::update`] is the raw request.
+//! * A `MEMORY` resolver (or a user outside the system account) has no responders on these
+//!   subjects: [`ResolverError::NoResponders`].
+//! * LOOKUP of an unknown account gets no reply: [`ResolverClient::lookup`] turns the timeout into
+//!   `None` (so it cannot tell "unknown" from "server too slow to answer in time").
+//! * In a cluster every server replies to UPDATE/DELETE; this client takes the first reply.
+
+use std::time::Duration;
+
+use async_nats::{ConnectOptions, RequestErrorKind};
+use futures::StreamExt as _;
+use nats_jwt::{AccountPublicKey, GenericClaims, KeyKind, KeyPair, OperatorClaims};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::trust::{TrustError, verify_trust};
+
+/// Subject of account updates (payload: the raw account JWT).
+pub const UPDATE_SUBJECT: &str = "$SYS.REQ.CLAIMS.UPDATE";
+/// Subject of account deletes (payload: a generic JWT from [`delete_request`]).
+pub const DELETE_SUBJECT: &str = "$SYS.REQ.CLAIMS.DELETE";
+/// Subject listing the accounts a server holds.
+pub const LIST_SUBJECT: &str = "$SYS.REQ.CLAIMS.LIST";
+
+/// Subject of the LOOKUP request for one account.
+pub fn lookup_subject(account: &AccountPublicKey) -> String {
+    format!("$SYS.REQ.ACCOUNT.{account}.CLAIMS.LOOKUP")
+}
+
+/// Errors talking to the account resolver.
+#[derive(thiserror::Error, Debug)]
+pub enum ResolverError {
+    /// The creds text is not a decorated user JWT plus seed.
+    #[error("system account creds are unusable: {0}")]
+    Credentials(String),
+    /// Connecting (or authenticating) failed.
+    #[error("cannot connect to nats-server at {url}: {reason}")]
+    Connect {
+        /// The URL tried.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// No reply within the request timeout.
+    #[error("no reply on {subject} within {timeout:?}")]
+    Timeout {
+        /// The request subject.
+        subject: String,
+        /// The timeout that expired.
+        timeout: Duration,
+    },
+    /// Nobody listens on the subject: the server has no `full`/`cache` resolver (e.g. `MEMORY`),
+    /// or the connected user is not in the system account.
+    #[error(
+        "no responders on {subject}: the server needs a `full` or `cache` resolver and the creds \
+         must be of a system account user"
+    )]
+    NoResponders {
+        /// The request subject.
+        subject: String,
+    },
+    /// The server answered with an error.
+    #[error("nats-server refused the request (code {code}): {description}")]
+    Refused {
+        /// HTTP-like code from the reply (e.g. 500).
+        code: u16,
+        /// The server's description, e.g. "jwt update resulted in error - expected 3 chunks".
+        description: String,
+        /// The account the reply names, if any (`"n/a"` and empty become `None`).
+        account: Option<String>,
+    },
+    /// The reply is not what the protocol says.
+    #[error("unexpected reply on {subject}: {reason}")]
+    BadReply {
+        /// The request subject.
+        subject: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Building a JWT failed.
+    #[error("cannot build the request JWT: {0}")]
+    Jwt(#[from] nats_jwt::JwtError),
+    /// [`delete_request`] was given no accounts.
+    #[error("a delete request needs at least one account")]
+    EmptyDelete,
+    /// [`delete_request`] was given a key that is not an operator key.
+    #[error(
+        "delete requests must be signed by an operator key (identity or signing key), not a {found} key"
+    )]
+    NotOperatorKey {
+        /// The kind of key given.
+        found: KeyKind,
+    },
+    /// An account public key given to a request is not valid.
+    #[error("{key:?} is not an account public key: {reason}")]
+    InvalidAccountKey {
+        /// The string given.
+        key: String,
+        /// Why it is not one.
+        reason: String,
+    },
+    /// The account JWT is not trusted by the operator; it was not sent.
+    #[error("not pushed: {0}")]
+    Untrusted(#[from] TrustError),
+    /// Any other client-side NATS failure.
+    #[error("NATS request on {subject} failed: {reason}")]
+    Nats {
+        /// The request subject.
+        subject: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Identity of the server that answered (the `server` object of a reply).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct ServerInfo {
+    /// `server_name` (the server id when unnamed).
+    #[serde(default)]
+    pub name: String,
+    /// Server id (`N…`).
+    #[serde(default)]
+    pub id: String,
+    /// Server version, e.g. `"2.9.10"`.
+    #[serde(default, rename = "ver")]
+    pub version: String,
+}
+
+/// A successful `$SYS.REQ.CLAIMS.UPDATE` reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpdateReply {
+    /// The account updated (the JWT's subject).
+    pub account: Option<String>,
+    /// 200 on success.
+    pub code: u16,
+    /// `"jwt updated"` (full resolver), `"jwt updated cache"` / `"jwt update cache skipped"`
+    /// (cache resolver).
+    pub message: String,
+    /// The server that answered.
+    pub server: ServerInfo,
+}
+
+/// A successful `$SYS.REQ.CLAIMS.DELETE` reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeleteReply {
+    /// 200 on success.
+    pub code: u16,
+    /// E.g. `"deleted 1 accounts"`.
+    pub message: String,
+    /// The server that answered.
+    pub server: ServerInfo,
+}
+
+#[derive(Deserialize)]
+struct Envelope<D> {
+    data: Option<D>,
+    error: Option<WireError>,
+    server: Option<ServerInfo>,
+}
+
+#[derive(Deserialize)]
+struct WireError {
+    #[serde(default)]
+    account: Option<String>,
+    #[serde(default)]
+    code: u16,
+    #[serde(default)]
+    description: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireStatus {
+    #[serde(default)]
+    account: Option<String>,
+    #[serde(default)]
+    code: u16,
+    #[serde(default)]
+    message: String,
+}
+
+/// Parses a `{"data":…}` / `{"error":…}` reply; the error side becomes `Refused`.
+fn parse_reply<D: DeserializeOwned>(
+    subject: &str,
+    payload: &[u8],
+) -> Result<(D, ServerInfo), ResolverError> {
+    let bad = |reason: String| ResolverError::BadReply {
+        subject: subject.to_string(),
+        reason,
+    };
+    let env: Envelope<D> = serde_json::from_slice(payload).map_err(|e| {
+        bad(format!(
+            "not the expected JSON ({e}): {}",
+            String::from_utf8_lossy(&payload[..payload.len().min(200)])
+        ))
+    })?;
+    if let Some(err) = env.error {
+        return Err(ResolverError::Refused {
+            code: err.code,
+            description: err.description,
+            account: err.account.filter(|a| !a.is_empty() && a != "n/a"),
+        });
+    }
+    let data = env
+        .data
+        .ok_or_else(|| bad("neither \"data\" nor \"error\" is set".into()))?;
+    Ok((data, env.server.unwrap_or_default()))
+}
+
+/// A connection to nats-server as a system-account user, speaking the account resolver protocol.
+///
+/// Cheap to share: requests take `&self` and may run concurrently (they are multiplexed on one
+/// connection).
+#[derive(Clone)]
+pub struct ResolverClient {
+    client: async_nats::Client,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for ResolverClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolverClient")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResolverClient {
+    /// Connect with the creds text of a user of the system account. `timeout` bounds the connect
+    /// and, afterwards, every request (and so how long [`ResolverClient::lookup`] waits before
+    /// concluding that an account is unknown).
+    pub async fn connect(
+        url: &str,
+        sys_creds: &str,
+        timeout: Duration,
+    ) -> Result<ResolverClient, ResolverError> {
+        // The error from parsing never contains the creds text or the seed.
+        let options = ConnectOptions::with_credentials(sys_creds)
+            .map_err(|e| ResolverError::Credentials(e.to_string()))?
+            .name("warden-resolver")
+            .connection_timeout(timeout)
+            .request_timeout(Some(timeout));
+        let connect_err = |reason: String| ResolverError::Connect {
+            url: url.to_string(),
+            reason,
+        };
+        let client = tokio::time::timeout(timeout, options.connect(url))
+            .await
+            .map_err(|_| connect_err(format!("no connection within {timeout:?}")))?
+            .map_err(|e| connect_err(e.to_string()))?;
+        Ok(ResolverClient { client, timeout })
+    }
+
+    /// The underlying NATS client.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// The request timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// One request without headers; maps the client's error kinds.
+    async fn request(&self, subject: &str, payload: Vec<u8>) -> Result<Vec<u8>, ResolverError> {
+        match self
+            .client
+            .request(subject.to_string(), payload.into())
+            .await
+        {
+            Ok(msg) => Ok(msg.payload.to_vec()),
+            Err(e) => Err(match e.kind() {
+                RequestErrorKind::TimedOut => ResolverError::Timeout {
+                    subject: subject.to_string(),
+                    timeout: self.timeout,
+                },
+                RequestErrorKind::NoResponders => ResolverError::NoResponders {
+                    subject: subject.to_string(),
+                },
+                _ => ResolverError::Nats {
+                    subject: subject.to_string(),
+                    reason: e.to_string(),
+                },
+            }),
+        }
+    }
+
+    /// `$SYS.REQ.CLAIMS.UPDATE` with the raw JWT, without headers. This is the raw request: the
+    /// server (2.9.10) does not check who issued the account, so Warden calls
+    /// [`ResolverClient::push`] instead.
+    pub async fn update(&self, account_jwt: &str) -> Result<UpdateReply, ResolverError> {
+        let payload = self
+            .request(UPDATE_SUBJECT, account_jwt.trim().as_bytes().to_vec())
+            .await?;
+        let (status, server) = parse_reply::<WireStatus>(UPDATE_SUBJECT, &payload)?;
+        Ok(UpdateReply {
+            account: status.account.filter(|a| !a.is_empty()),
+            code: status.code,
+            message: status.message,
+            server,
+        })
+    }
+
+    /// Many updates, pipelined with at most `concurrency` (at least 1) requests in flight;
+    /// results in input order.
+    pub async fn update_many(
+        &self,
+        jwts: &[String],
+        concurrency: usize,
+    ) -> Vec<Result<UpdateReply, ResolverError>> {
+        futures::stream::iter(jwts.iter().map(|jwt| self.update(jwt)))
+            .buffered(concurrency.max(1))
+            .collect()
+            .await
+    }
+
+    /// Checks the account JWT with [`verify_trust`] and, only if it passes, sends it with
+    /// [`ResolverClient::update`].
+    pub async fn push(
+        &self,
+        operator: &OperatorClaims,
+        account_jwt: &str,
+    ) -> Result<UpdateReply, ResolverError> {
+        verify_trust(operator, account_jwt)?;
+        self.update(account_jwt).await
+    }
+
+    /// [`ResolverClient::push`] for many JWTs, pipelined like [`ResolverClient::update_many`];
+    /// untrusted JWTs are never sent. Results in input order.
+    pub async fn push_many(
+        &self,
+        operator: &OperatorClaims,
+        jwts: &[String],
+        concurrency: usize,
+    ) -> Vec<Result<UpdateReply, ResolverError>> {
+        futures::stream::iter(jwts.iter().map(|jwt| self.push(operator, jwt)))
+            .buffered(concurrency.max(1))
+            .collect()
+            .await
+    }
+
+    /// `$SYS.REQ.CLAIMS.DELETE` with an operator-signed generic delete JWT (see
+    /// [`delete_request`]). The server needs `allow_delete: true` and refuses to delete the
+    /// system account.
+    pub async fn delete(&self, delete_jwt: &str) -> Result<DeleteReply, ResolverError> {
+        let payload = self
+            .request(DELETE_SUBJECT, delete_jwt.trim().as_bytes().to_vec())
+            .await?;
+        let (status, server) = parse_reply::<WireStatus>(DELETE_SUBJECT, &payload)?;
+        Ok(DeleteReply {
+            code: status.code,
+            message: status.message,
+            server,
+        })
+    }
+
+    /// `$SYS.REQ.CLAIMS.LIST`: the public keys of the accounts the server holds (deleted ones
+    /// excluded), sorted.
+    pub async fn list(&self) -> Result<Vec<String>, ResolverError> {
+        let payload = self.request(LIST_SUBJECT, Vec::new()).await?;
+        let (mut keys, _) = parse_reply::<Vec<String>>(LIST_SUBJECT, &payload)?;
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// `$SYS.REQ.ACCOUNT.<account>.CLAIMS.LOOKUP`: the JWT the server holds, or `None` when it
+    /// does not answer within the timeout (servers do not reply for unknown accounts).
+    pub async fn lookup(&self, account: &str) -> Result<Option<String>, ResolverError> {
+        let key = AccountPublicKey::new(account).map_err(|e| ResolverError::InvalidAccountKey {
+            key: account.to_string(),
+            reason: e.to_string(),
+        })?;
+        let subject = lookup_subject(&key);
+        match self.request(&subject, Vec::new()).await {
+            Ok(payload) => {
+                let jwt = String::from_utf8(payload).map_err(|_| ResolverError::BadReply {
+                    subject: subject.clone(),
+                    reason: "the JWT is not UTF-8".into(),
+                })?;
+                let jwt = jwt.trim();
+                if jwt.is_empty() {
+                    // Some servers answer an empty message instead of staying silent.
+                    Ok(None)
+                } else {
+                    Ok(Some(jwt.to_string()))
+                }
+            }
+            Err(ResolverError::Timeout { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`ResolverClient::lookup`] of many accounts, at most `concurrency` in flight; results in
+    /// input order.
+    pub async fn lookup_many(
+        &self,
+        accounts: &[String],
+        concurrency: usize,
+    ) -> Vec<Result<Option<String>, ResolverError>> {
+        futures::stream::iter(accounts.iter().map(|a| self.lookup(a)))
+            .buffered(concurrency.max(1))
+            .collect()
+            .await
+    }
+}
+
+/// The generic JWT nats-server accepts on `$SYS.REQ.CLAIMS.DELETE`: `iss` = `sub` = the operator
+/// key that signs (identity or signing key), `nats` = `{"accounts":[…],"version":2}` (facts §7,
+/// §10.4). Duplicates are dropped, order kept. Refuses an empty list and a non-operator key.
+pub fn delete_request(
+    operator_key: &KeyPair,
+    accounts: &[AccountPublicKey],
+) -> Result<String, ResolverError> {
+    if operator_key.kind() != KeyKind::Operator {
+        return Err(ResolverError::NotOperatorKey {
+            found: operator_key.kind(),
+        });
+    }
+    if accounts.is_empty() {
+        return Err(ResolverError::EmptyDelete);
+    }
+    let mut list: Vec<serde_json::Value> = Vec::with_capacity(accounts.len());
+    for a in accounts {
+        let v = serde_json::Value::String(a.to_string());
+        if !list.contains(&v) {
+            list.push(v);
+        }
+    }
+    let mut claims = GenericClaims::new(operator_key.public_key().as_str());
+    claims
+        .nats
+        .body
+        .insert("accounts".into(), serde_json::Value::Array(list));
+    Ok(claims.encode(operator_key)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nats_jwt::{AnyClaims, decode_any};
+
+    #[test]
+    fn delete_request_shape() {
+        let op = KeyPair::generate(KeyKind::Operator);
+        let a = KeyPair::generate(KeyKind::Account)
+            .account_public_key()
+            .expect("account key");
+        let token = delete_request(&op, &[a.clone(), a.clone()]).expect("encodes");
+        let AnyClaims::Generic(c) = decode_any(&token).expect("decodes") else {
+            panic!("not generic");
+        };
+        assert_eq!(c.iss, op.public_key().as_str());
+        assert_eq!(c.sub, c.iss);
+        assert_eq!(
+            c.nats.body.get("accounts"),
+            Some(&serde_json::json!([a.as_str()]))
+        );
+        assert!(!c.nats.body.contains_key("type"));
+    }
+
+    #[test]
+    fn delete_request_refusals() {
+        let op = KeyPair::generate(KeyKind::Operator);
+        assert!(matches!(
+            delete_request(&op, &[]),
+            Err(ResolverError::EmptyDelete)
+        ));
+        let acc = KeyPair::generate(KeyKind::Account);
+        let a = acc.account_public_key().expect("account key");
+        assert!(matches!(
+            delete_request(&acc, &[a]),
+            Err(ResolverError::NotOperatorKey {
+                found: KeyKind::Account
+            })
+        ));
+    }
+
+    #[test]
+    fn parses_replies() {
+        let ok = br#"{"data":{"account":"AX","code":200,"message":"jwt updated"},"server":{"name":"n","host":"h","id":"NID","ver":"2.9.10","seq":1,"jetstream":false,"time":"t"}}"#;
+        let (s, server) = parse_reply::<WireStatus>("S", ok).expect("parses");
+        assert_eq!((s.code, s.message.as_str()), (200, "jwt updated"));
+        assert_eq!(server.version, "2.9.10");
+        assert_eq!(server.id, "NID");
+
+        let err = br#"{"error":{"account":"n/a","code":500,"description":"jwt update resulted in error - expected 3 chunks"},"server":{"name":"n"}}"#;
+        match parse_reply::<WireStatus>("S", err) {
+            Err(ResolverError::Refused {
+                code,
+                description,
+                account,
+            }) => {
+                assert_eq!(code, 500);
+                assert!(description.contains("expected 3 chunks"));
+                assert_eq!(account, None);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+
+        assert!(matches!(
+            parse_reply::<WireStatus>("S", b"garbage"),
+            Err(ResolverError::BadReply { .. })
+        ));
+        assert!(matches!(
+            parse_reply::<WireStatus>("S", br#"{"server":{}}"#),
+            Err(ResolverError::BadReply { .. })
+        ));
+        let list = br#"{"data":["A1","A2"],"server":{"name":"n"}}"#;
+        let (keys, _) = parse_reply::<Vec<String>>("S", list).expect("parses");
+        assert_eq!(keys, vec!["A1", "A2"]);
+    }
+}
