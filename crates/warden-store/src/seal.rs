@@ -326,7 +326,7 @@ mod tests {
             other.unseal("UABC", &sealed),
             Err(SealError::Open { .. })
         ));
-        let mut raw = BASE64URL_NOPAD.decode(sealed[3..].as_bytes()).unwrap();
+        let mut raw = BASE64URL_NOPAD.decode(&sealed.as_bytes()[3..]).unwrap();
         let last = raw.len() - 1;
         raw[last] ^= 1;
         let tampered = format!("v1:{}", BASE64URL_NOPAD.encode(&raw));

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{Any, AnyPoolOptions};
 use sqlx::pool::PoolConnection;
-use sqlx::{AnyConnection, AnyPool, Transaction};
+use sqlx::{AnyConnection, AnyPool, Connection as _, Transaction};
 use zeroize::Zeroizing;
 
 use crate::StoreError;
@@ -24,7 +24,9 @@ use crate::seal::MasterKey;
 
 /// How long SQLite waits for a lock held by another connection before failing.
 const SQLITE_BUSY_TIMEOUT_MS: u64 = 10_000;
-/// How long opening (and later acquiring a connection) may take.
+/// How long the first connection attempt of [`Store::open`] may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long acquiring a pooled connection may take.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The `meta` row that proves the master key is the database's.
@@ -159,6 +161,32 @@ fn prepare_sqlite_file(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Applies the embedded migrations.
+///
+/// PostgreSQL serialises concurrent migrators with an advisory lock; sqlx's SQLite migrator
+/// takes none, so on SQLite the whole run happens inside one `BEGIN IMMEDIATE` transaction
+/// (each migration becomes a savepoint), and a second process opening the same new file
+/// waits, then finds the migrations applied.
+async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
+    match backend {
+        Backend::Postgres => Ok(MIGRATOR.run(pool).await?),
+        Backend::Sqlite => {
+            let mut conn = pool
+                .acquire()
+                .await
+                .map_err(StoreError::query("acquiring a connection to migrate"))?;
+            let mut tx = conn
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(StoreError::query("locking the database to migrate"))?;
+            MIGRATOR.run(&mut *tx).await?;
+            tx.commit()
+                .await
+                .map_err(StoreError::query("committing the migrations"))
+        }
+    }
+}
+
 struct Inner {
     pool: AnyPool,
     key: MasterKey,
@@ -233,6 +261,11 @@ impl Store {
         if backend == Backend::Sqlite {
             options = options.after_connect(move |conn, _meta| {
                 Box::pin(async move {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"
+                    )))
+                    .execute(&mut *conn)
+                    .await?;
                     if wal {
                         sqlx::query("PRAGMA journal_mode = WAL")
                             .execute(&mut *conn)
@@ -241,11 +274,6 @@ impl Store {
                             .execute(&mut *conn)
                             .await?;
                     }
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"
-                    )))
-                    .execute(&mut *conn)
-                    .await?;
                     sqlx::query("PRAGMA foreign_keys = ON")
                         .execute(&mut *conn)
                         .await?;
@@ -253,10 +281,24 @@ impl Store {
                 })
             });
         }
+        // One direct attempt first: the pool retries until its acquire timeout and then
+        // reports only "timed out"; this fails at once with the driver's reason.
+        match tokio::time::timeout(CONNECT_TIMEOUT, AnyConnection::connect(&url)).await {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+            }
+            Ok(Err(e)) => return Err(connect_error(e)),
+            Err(_) => {
+                return Err(connect_error(sqlx::Error::Io(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no connection within {} s", CONNECT_TIMEOUT.as_secs()),
+                ))));
+            }
+        }
         let pool = options.connect(&url).await.map_err(connect_error)?;
-        if let Err(e) = MIGRATOR.run(&pool).await {
+        if let Err(e) = migrate(&pool, backend).await {
             pool.close().await;
-            return Err(e.into());
+            return Err(e);
         }
         let store = Store {
             inner: Arc::new(Inner {
