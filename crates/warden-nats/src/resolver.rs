@@ -16,13 +16,16 @@
 //! Pitfalls handled here:
 //! * Requests are sent **without NATS headers**: nats-server 2.9.10 decodes the raw message and
 //!   fails with "expected 3 chunks" when headers are present.
-//! * nats-server 2.9.10 stores a pushed account without checking that the trusted operator issued
-//!   it; [`ResolverClient::push`] runs [`verify_trust`](crate::trust::verify_trust) first, and
-//!   Warden pushes only through it. [`ResolverClient::update`] is the raw request.
+//! * nats-server stores a pushed account without checking that the trusted operator issued it
+//!   (facts §10.4 for 2.9.10; the tests show 2.15.1 does the same: a foreign-operator and a
+//!   self-signed account both get "jwt updated" and appear in LIST). [`ResolverClient::push`]
+//!   runs [`verify_trust`](crate::trust::verify_trust) first, and Warden pushes only through it.
+//!   [`ResolverClient::update`] is the raw request.
 //! * A `MEMORY` resolver (or a user outside the system account) has no responders on these
 //!   subjects: [`ResolverError::NoResponders`].
-//! * LOOKUP of an unknown account gets no reply: [`ResolverClient::lookup`] turns the timeout into
-//!   `None` (so it cannot tell "unknown" from "server too slow to answer in time").
+//! * LOOKUP of an unknown account gets no reply from 2.9.10 and an empty reply from 2.15:
+//!   [`ResolverClient::lookup`] turns both into `None`. On 2.9.10 that costs the full request
+//!   timeout, and a server too slow to answer in time is indistinguishable from "unknown".
 //! * In a cluster every server replies to UPDATE/DELETE; this client takes the first reply.
 
 use std::time::Duration;
@@ -382,8 +385,9 @@ impl ResolverClient {
         Ok(keys)
     }
 
-    /// `$SYS.REQ.ACCOUNT.<account>.CLAIMS.LOOKUP`: the JWT the server holds, or `None` when it
-    /// does not answer within the timeout (servers do not reply for unknown accounts).
+    /// `$SYS.REQ.ACCOUNT.<account>.CLAIMS.LOOKUP`: the JWT the server holds, or `None` for an
+    /// unknown account (2.9.10 does not answer, so that is the request timeout expiring; 2.15
+    /// answers an empty message).
     pub async fn lookup(&self, account: &str) -> Result<Option<String>, ResolverError> {
         let key = AccountPublicKey::new(account).map_err(|e| ResolverError::InvalidAccountKey {
             key: account.to_string(),
@@ -398,7 +402,7 @@ impl ResolverClient {
                 })?;
                 let jwt = jwt.trim();
                 if jwt.is_empty() {
-                    // Some servers answer an empty message instead of staying silent.
+                    // 2.15 answers an empty message where 2.9.10 stays silent.
                     Ok(None)
                 } else {
                     Ok(Some(jwt.to_string()))

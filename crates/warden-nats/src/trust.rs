@@ -1,8 +1,8 @@
 //! The trust check Warden runs before every account push.
 //!
-//! nats-server 2.9.10 stores a pushed account JWT without checking that the trusted operator
-//! issued it (facts §10.4; 2.15 refuses): the push answers "jwt updated", the account shows up
-//! in LIST, and only its users' connects fail later. So Warden checks first, the way the server
+//! nats-server stores a pushed account JWT without checking that the trusted operator issued it
+//! (facts §10.4 for 2.9.10; this crate's tests show 2.15.1 doing the same): the push answers
+//! "jwt updated", the account shows up in LIST, and only its users' connects fail later. So Warden checks first, the way the server
 //! does when it loads the account:
 //!
 //! 1. the token decodes with a valid signature and is an account JWT;
