@@ -132,8 +132,33 @@ fn sqlite_target(url: &str) -> SqliteTarget {
     if path.is_empty() || path == ":memory:" || query.split('&').any(|p| p == "mode=memory") {
         SqliteTarget::Memory
     } else {
-        SqliteTarget::File(PathBuf::from(path))
+        // sqlx percent-decodes the path (so `?` and `#` can appear in file names): so do we.
+        SqliteTarget::File(PathBuf::from(percent_decode(path)))
     }
+}
+
+/// `%XX` escapes decoded; anything that is not a valid escape is kept as is.
+fn percent_decode(text: &str) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(hi), Some(lo)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    std::ffi::OsString::from_vec(out)
 }
 
 /// Creates the database file with mode 0600 if it is missing (so it is never readable by
@@ -691,5 +716,25 @@ impl Tx<'_> {
     pub async fn enqueue(&mut self, topic: &str, payload: &str) -> Result<i64, StoreError> {
         self.lock_sequences().await?;
         outbox::enqueue(self.conn(), topic, payload, now()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_targets() {
+        let file = |url: &str| match sqlite_target(url) {
+            SqliteTarget::File(p) => Some(p),
+            SqliteTarget::Memory => None,
+        };
+        assert_eq!(file("sqlite:///var/lib/w.db"), Some("/var/lib/w.db".into()));
+        assert_eq!(file("sqlite://w.db?mode=rwc"), Some("w.db".into()));
+        assert_eq!(file("sqlite:w.db"), Some("w.db".into()));
+        assert_eq!(file("sqlite:///a%20b/w%3F.db"), Some("/a b/w?.db".into()));
+        assert_eq!(file("sqlite:///a%zz"), Some("/a%zz".into()));
+        assert_eq!(file("sqlite::memory:"), None);
+        assert_eq!(file("sqlite://x.db?mode=memory"), None);
     }
 }

@@ -135,3 +135,16 @@ async fn concurrent_first_opens_agree_on_the_seal_check() {
         .unwrap_err();
     assert!(matches!(err, StoreError::WrongMasterKey), "{err}");
 }
+
+#[tokio::test]
+async fn percent_encoded_paths_name_the_same_file_as_sqlx() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("my data")).unwrap();
+    let url = format!("sqlite://{}/my%20data/warden.db", dir.path().display());
+    let store = Store::open(&url, key()).await.unwrap();
+    store.close().await;
+    let db = dir.path().join("my data/warden.db");
+    assert_eq!(mode(&db), 0o600);
+    assert!(!dir.path().join("my%20data").exists());
+    Store::open(&url, key()).await.unwrap().close().await;
+}
