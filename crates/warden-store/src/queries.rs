@@ -543,6 +543,49 @@ pub(crate) async fn migrations_applied(
 }
 
 // ----------------------------------------------------------------------------------------
+// Settings (table meta)
+// ----------------------------------------------------------------------------------------
+
+/// `meta` keys the store itself owns; callers cannot overwrite them.
+pub(crate) const RESERVED_META_KEYS: &[&str] = &["seal_check"];
+
+pub(crate) async fn meta(
+    conn: &mut AnyConnection,
+    key: &str,
+) -> Result<Option<String>, StoreError> {
+    sqlx::query("SELECT value FROM meta WHERE key = $1")
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(StoreError::query("reading a setting"))?
+        .as_ref()
+        .map(|row| column(row, "value"))
+        .transpose()
+}
+
+pub(crate) async fn set_meta(
+    conn: &mut AnyConnection,
+    key: &str,
+    value: &str,
+) -> Result<(), StoreError> {
+    if RESERVED_META_KEYS.contains(&key) {
+        return Err(StoreError::Conflict {
+            what: format!("setting \"{key}\" (reserved for the store)"),
+        });
+    }
+    sqlx::query(
+        "INSERT INTO meta (key, value) VALUES ($1, $2) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(key)
+    .bind(value)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::query("writing a setting"))?;
+    Ok(())
+}
+
+// ----------------------------------------------------------------------------------------
 // Counts
 // ----------------------------------------------------------------------------------------
 

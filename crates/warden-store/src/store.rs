@@ -489,6 +489,11 @@ impl Store {
         ledger::verify(&mut *self.conn().await?).await
     }
 
+    /// The setting `key` (table `meta`), if set.
+    pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        queries::meta(&mut *self.conn().await?, key).await
+    }
+
     /// Row counts.
     pub async fn counts(&self) -> Result<Counts, StoreError> {
         queries::counts(&mut *self.conn().await?).await
@@ -704,6 +709,17 @@ impl Tx<'_> {
         description: &str,
     ) -> Result<(), StoreError> {
         queries::record_migration(self.conn(), id, description, now()).await
+    }
+
+    /// The setting `key` (table `meta`), if set.
+    pub async fn meta(&mut self, key: &str) -> Result<Option<String>, StoreError> {
+        queries::meta(self.conn(), key).await
+    }
+
+    /// Sets (inserts or replaces) the setting `key`. Keys the store owns (`seal_check`) are
+    /// refused with [`StoreError::Conflict`].
+    pub async fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        queries::set_meta(self.conn(), key, value).await
     }
 
     /// Appends `event` to the ledger, chained to the last event; returns its `seq`.

@@ -59,6 +59,7 @@ on_both_backends!(
     accounts_and_users_crud,
     delete_account_removes_its_users,
     jwt_migrations_are_recorded_once,
+    settings_are_upserted_and_the_seal_check_is_protected,
     ledger_chains_and_verifies,
     ledger_detects_edited_rows,
     ledger_detects_removed_rows,
@@ -478,6 +479,35 @@ async fn jwt_migrations_are_recorded_once(store: Store) {
             ("0002-svc".to_owned(), "service user".to_owned())
         ]
     );
+}
+
+async fn settings_are_upserted_and_the_seal_check_is_protected(store: Store) {
+    assert_eq!(store.meta("naming").await.unwrap(), None);
+    let mut tx = store.begin().await.unwrap();
+    tx.set_meta("naming", r#"{"style":"kebab"}"#).await.unwrap();
+    tx.set_meta("service_prefix", "warden").await.unwrap();
+    tx.set_meta("service_prefix", "svc").await.unwrap();
+    assert_eq!(
+        tx.meta("service_prefix").await.unwrap().as_deref(),
+        Some("svc")
+    );
+    let err = tx.set_meta("seal_check", "x").await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store.meta("service_prefix").await.unwrap().as_deref(),
+        Some("svc")
+    );
+    assert_eq!(
+        store.meta("naming").await.unwrap().as_deref(),
+        Some(r#"{"style":"kebab"}"#)
+    );
+    // The store still opens with its key.
+    Store::open(store.url_redacted(), test_key())
+        .await
+        .unwrap()
+        .close()
+        .await;
 }
 
 /// Appends `n` events, one transaction each; returns them as stored.
