@@ -79,8 +79,7 @@ pub fn compile_user(
 /// The system account as nsc creates it: unlimited, with the two monitoring
 /// exports other accounts may import for their own account (`account_token_position`).
 pub fn system_account_spec() -> AccountSpec {
-    let mut spec = AccountSpec::default();
-    spec.exports = vec![
+    let exports = vec![
         Export {
             name: Some("account-monitoring-services".into()),
             subject: subject("$SYS.REQ.ACCOUNT.*.*"),
@@ -115,7 +114,10 @@ pub fn system_account_spec() -> AccountSpec {
             info_url: None,
         },
     ];
-    spec
+    AccountSpec {
+        exports,
+        ..AccountSpec::default()
+    }
 }
 
 fn subject(s: &'static str) -> Subject {

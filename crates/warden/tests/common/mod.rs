@@ -1,0 +1,117 @@
+//! Shared helpers of the `warden` end-to-end tests: running the real binary
+//! against a data directory, and connecting to a real nats-server with creds.
+#![allow(dead_code, clippy::new_without_default)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+/// A data directory with its own SQLite database and master key file.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn new() -> Home {
+        Home {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Runs `warden --data-dir <data> ARGS…` with a clean environment.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_warden"))
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(args)
+            .env_remove("WARDEN_DATABASE_URL")
+            .env_remove("WARDEN_MASTER_KEY")
+            .env_remove("WARDEN_DATA_DIR")
+            .output()
+            .expect("run warden")
+    }
+
+    /// Runs and requires success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "warden {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
+    /// Runs with `--json` and parses stdout.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut full = vec!["--json"];
+        full.extend_from_slice(args);
+        let text = self.ok(&full);
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("warden {args:?}: bad JSON ({e}): {text}"))
+    }
+
+    /// Runs, requires the given exit code, returns stderr.
+    pub fn fails(&self, code: i32, args: &[&str]) -> String {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "warden {args:?}: expected exit {code}\nstdout: {}\nstderr: {stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        stderr
+    }
+}
+
+/// A client connected with creds, with the server's asynchronous errors
+/// (permission violations) collected in a channel.
+pub struct Client {
+    pub client: async_nats::Client,
+    pub errors: mpsc::UnboundedReceiver<String>,
+}
+
+/// Connects with creds text; returns the connect error text on refusal.
+pub async fn connect(url: &str, creds: &str) -> Result<Client, String> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let opts = async_nats::ConnectOptions::with_credentials(creds)
+        .map_err(|e| format!("bad creds: {e}"))?
+        .event_callback(move |event| {
+            let tx = tx.clone();
+            async move {
+                if let async_nats::Event::ServerError(e) = event {
+                    let _ = tx.send(e.to_string());
+                }
+            }
+        })
+        .connection_timeout(Duration::from_secs(5))
+        .max_reconnects(Some(0));
+    match tokio::time::timeout(Duration::from_secs(10), opts.connect(url)).await {
+        Ok(Ok(client)) => Ok(Client { client, errors: rx }),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("connect timed out".into()),
+    }
+}
+
+impl Client {
+    /// Waits (bounded) for the next error the server reported.
+    pub async fn next_error(&mut self, within: Duration) -> Option<String> {
+        tokio::time::timeout(within, self.errors.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+}
