@@ -231,17 +231,24 @@ fn parse_reply<D: DeserializeOwned>(
 
 /// A connection to nats-server as a system-account user, speaking the account resolver protocol.
 ///
-/// Cheap to share: requests take `&self` and may run concurrently (they are multiplexed on one
+/// Cheap to share: requests take `&self` and may run concurrently (they are multiplexed on the
 /// connection).
+///
+/// A server handles the requests of one connection one after the other (the system handlers run
+/// in that connection's read loop), so pipelining on one connection hides the round trips but
+/// not the server's per-update work. For bulk pushes, [`ResolverClient::connect_lanes`] opens
+/// several connections and [`ResolverClient::update_many`] spreads the requests over them.
 #[derive(Clone)]
 pub struct ResolverClient {
-    client: async_nats::Client,
+    /// Never empty; the first is used for single requests.
+    lanes: Vec<async_nats::Client>,
     timeout: Duration,
 }
 
 impl std::fmt::Debug for ResolverClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResolverClient")
+            .field("lanes", &self.lanes.len())
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
@@ -256,6 +263,17 @@ impl ResolverClient {
         sys_creds: &str,
         timeout: Duration,
     ) -> Result<ResolverClient, ResolverError> {
+        Self::connect_lanes(url, sys_creds, timeout, 1).await
+    }
+
+    /// Like [`ResolverClient::connect`] with `lanes` (at least 1) connections, over which
+    /// [`ResolverClient::update_many`] and the other bulk calls spread their requests.
+    pub async fn connect_lanes(
+        url: &str,
+        sys_creds: &str,
+        timeout: Duration,
+        lanes: usize,
+    ) -> Result<ResolverClient, ResolverError> {
         // The error from parsing never contains the creds text or the seed.
         let options = ConnectOptions::with_credentials(sys_creds)
             .map_err(|e| ResolverError::Credentials(e.to_string()))?
@@ -266,16 +284,32 @@ impl ResolverClient {
             url: url.to_string(),
             reason,
         };
-        let client = tokio::time::timeout(timeout, options.connect(url))
-            .await
-            .map_err(|_| connect_err(format!("no connection within {timeout:?}")))?
-            .map_err(|e| connect_err(e.to_string()))?;
-        Ok(ResolverClient { client, timeout })
+        let mut clients = Vec::with_capacity(lanes.max(1));
+        for _ in 0..lanes.max(1) {
+            let client = tokio::time::timeout(timeout, options.clone().connect(url))
+                .await
+                .map_err(|_| connect_err(format!("no connection within {timeout:?}")))?
+                .map_err(|e| connect_err(e.to_string()))?;
+            clients.push(client);
+        }
+        Ok(ResolverClient {
+            lanes: clients,
+            timeout,
+        })
     }
 
-    /// The underlying NATS client.
+    /// The underlying NATS client (the first lane).
     pub fn client(&self) -> &async_nats::Client {
-        &self.client
+        &self.lanes[0]
+    }
+
+    /// How many connections this client has.
+    pub fn lanes(&self) -> usize {
+        self.lanes.len()
+    }
+
+    fn lane(&self, index: usize) -> &async_nats::Client {
+        &self.lanes[index % self.lanes.len()]
     }
 
     /// The request timeout.
@@ -284,9 +318,14 @@ impl ResolverClient {
     }
 
     /// One request without headers; maps the client's error kinds.
-    async fn request(&self, subject: &str, payload: Vec<u8>) -> Result<Vec<u8>, ResolverError> {
+    async fn request(
+        &self,
+        lane: usize,
+        subject: &str,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, ResolverError> {
         match self
-            .client
+            .lane(lane)
             .request(subject.to_string(), payload.into())
             .await
         {
@@ -311,8 +350,16 @@ impl ResolverClient {
     /// server (2.9.10) does not check who issued the account, so Warden calls
     /// [`ResolverClient::push`] instead.
     pub async fn update(&self, account_jwt: &str) -> Result<UpdateReply, ResolverError> {
+        self.update_on(0, account_jwt).await
+    }
+
+    async fn update_on(
+        &self,
+        lane: usize,
+        account_jwt: &str,
+    ) -> Result<UpdateReply, ResolverError> {
         let payload = self
-            .request(UPDATE_SUBJECT, account_jwt.trim().as_bytes().to_vec())
+            .request(lane, UPDATE_SUBJECT, account_jwt.trim().as_bytes().to_vec())
             .await?;
         let (status, server) = parse_reply::<WireStatus>(UPDATE_SUBJECT, &payload)?;
         Ok(UpdateReply {
@@ -323,17 +370,21 @@ impl ResolverClient {
         })
     }
 
-    /// Many updates, pipelined with at most `concurrency` (at least 1) requests in flight;
-    /// results in input order.
+    /// Many updates, pipelined with at most `concurrency` (at least 1) requests in flight in
+    /// all, spread round-robin over the lanes; results in input order.
     pub async fn update_many(
         &self,
         jwts: &[String],
         concurrency: usize,
     ) -> Vec<Result<UpdateReply, ResolverError>> {
-        futures::stream::iter(jwts.iter().map(|jwt| self.update(jwt)))
-            .buffered(concurrency.max(1))
-            .collect()
-            .await
+        futures::stream::iter(
+            jwts.iter()
+                .enumerate()
+                .map(|(i, jwt)| self.update_on(i, jwt)),
+        )
+        .buffered(concurrency.max(1))
+        .collect()
+        .await
     }
 
     /// Checks the account JWT with [`verify_trust`] and, only if it passes, sends it with
@@ -343,8 +394,17 @@ impl ResolverClient {
         operator: &OperatorClaims,
         account_jwt: &str,
     ) -> Result<UpdateReply, ResolverError> {
+        self.push_on(0, operator, account_jwt).await
+    }
+
+    async fn push_on(
+        &self,
+        lane: usize,
+        operator: &OperatorClaims,
+        account_jwt: &str,
+    ) -> Result<UpdateReply, ResolverError> {
         verify_trust(operator, account_jwt)?;
-        self.update(account_jwt).await
+        self.update_on(lane, account_jwt).await
     }
 
     /// [`ResolverClient::push`] for many JWTs, pipelined like [`ResolverClient::update_many`];
@@ -355,10 +415,14 @@ impl ResolverClient {
         jwts: &[String],
         concurrency: usize,
     ) -> Vec<Result<UpdateReply, ResolverError>> {
-        futures::stream::iter(jwts.iter().map(|jwt| self.push(operator, jwt)))
-            .buffered(concurrency.max(1))
-            .collect()
-            .await
+        futures::stream::iter(
+            jwts.iter()
+                .enumerate()
+                .map(|(i, jwt)| self.push_on(i, operator, jwt)),
+        )
+        .buffered(concurrency.max(1))
+        .collect()
+        .await
     }
 
     /// `$SYS.REQ.CLAIMS.DELETE` with an operator-signed generic delete JWT (see
@@ -366,7 +430,7 @@ impl ResolverClient {
     /// system account.
     pub async fn delete(&self, delete_jwt: &str) -> Result<DeleteReply, ResolverError> {
         let payload = self
-            .request(DELETE_SUBJECT, delete_jwt.trim().as_bytes().to_vec())
+            .request(0, DELETE_SUBJECT, delete_jwt.trim().as_bytes().to_vec())
             .await?;
         let (status, server) = parse_reply::<WireStatus>(DELETE_SUBJECT, &payload)?;
         Ok(DeleteReply {
@@ -379,7 +443,7 @@ impl ResolverClient {
     /// `$SYS.REQ.CLAIMS.LIST`: the public keys of the accounts the server holds (deleted ones
     /// excluded), sorted.
     pub async fn list(&self) -> Result<Vec<String>, ResolverError> {
-        let payload = self.request(LIST_SUBJECT, Vec::new()).await?;
+        let payload = self.request(0, LIST_SUBJECT, Vec::new()).await?;
         let (mut keys, _) = parse_reply::<Vec<String>>(LIST_SUBJECT, &payload)?;
         keys.sort();
         Ok(keys)
@@ -389,12 +453,16 @@ impl ResolverClient {
     /// unknown account (2.9.10 does not answer, so that is the request timeout expiring; 2.15
     /// answers an empty message).
     pub async fn lookup(&self, account: &str) -> Result<Option<String>, ResolverError> {
+        self.lookup_on(0, account).await
+    }
+
+    async fn lookup_on(&self, lane: usize, account: &str) -> Result<Option<String>, ResolverError> {
         let key = AccountPublicKey::new(account).map_err(|e| ResolverError::InvalidAccountKey {
             key: account.to_string(),
             reason: e.to_string(),
         })?;
         let subject = lookup_subject(&key);
-        match self.request(&subject, Vec::new()).await {
+        match self.request(lane, &subject, Vec::new()).await {
             Ok(payload) => {
                 let jwt = String::from_utf8(payload).map_err(|_| ResolverError::BadReply {
                     subject: subject.clone(),
@@ -420,10 +488,15 @@ impl ResolverClient {
         accounts: &[String],
         concurrency: usize,
     ) -> Vec<Result<Option<String>, ResolverError>> {
-        futures::stream::iter(accounts.iter().map(|a| self.lookup(a)))
-            .buffered(concurrency.max(1))
-            .collect()
-            .await
+        futures::stream::iter(
+            accounts
+                .iter()
+                .enumerate()
+                .map(|(i, a)| self.lookup_on(i, a)),
+        )
+        .buffered(concurrency.max(1))
+        .collect()
+        .await
     }
 }
 

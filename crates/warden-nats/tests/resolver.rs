@@ -335,7 +335,16 @@ both_servers!(drift_reports_missing_stale_unknown_and_clears);
 
 async fn update_many_pushes_1000_accounts(line: ServerLine) {
     let env = Env::start(line);
-    let client = env.client().await;
+    // Four connections, so the round-robin over lanes is covered too.
+    let client = warden_nats::ResolverClient::connect_lanes(
+        &env.server.url(),
+        &env.sys_creds,
+        common::TIMEOUT,
+        4,
+    )
+    .await
+    .expect("system user connects");
+    assert_eq!(client.lanes(), 4);
     let accounts: Vec<(String, String)> = (0..1000)
         .map(|i| {
             let (kp, _, jwt) = env.account(&format!("A{i}"));

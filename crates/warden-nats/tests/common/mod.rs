@@ -17,6 +17,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs `$body` (an async fn taking a `ServerLine`) once per supported server, as two tests
 /// named `<name>::v2_9` and `<name>::v2_15`.
+#[allow(unused_macros)]
 macro_rules! both_servers {
     ($name:ident) => {
         mod $name {
