@@ -371,3 +371,62 @@ async fn the_same_flows_run_on_postgresql() {
     assert!(user["public_key"].as_str().unwrap().starts_with('U'));
     assert!(user["jwt"].as_str().unwrap().starts_with("eyJ"));
 }
+
+#[test]
+fn the_timeterm_example_migrations_apply_once() {
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/timeterm-migrations.json"
+    );
+    let home = Home::new();
+    let report = home.json(&[
+        "init",
+        "--name",
+        "TIMETERM",
+        "--user-case",
+        "kebab",
+        "--service-prefix",
+        "NATS-MANAGER",
+        "--migrations",
+        file,
+    ]);
+    assert_eq!(
+        report["migrations_applied"],
+        serde_json::json!(["0001_backend", "0002_emdevs"])
+    );
+    assert_eq!(
+        names(&home.json(&["account", "list"])),
+        ["BACKEND", "EMDEVS", "SYS", "TIMETERM"]
+    );
+    assert_eq!(
+        names(&home.json(&["user", "list", "-a", "BACKEND"])),
+        ["backend", "nats-manager", "superuser"]
+    );
+    // Numbers a spec file leaves out mean unlimited, as in nsc.
+    let backend = home.json(&["user", "show", "backend", "-a", "BACKEND"]);
+    let claims = home.json(&["describe", backend["jwt"].as_str().unwrap()]);
+    assert_eq!(claims["claims"]["nats"]["subs"], -1);
+    assert_eq!(
+        claims["claims"]["nats"]["pub"]["allow"],
+        serde_json::json!(["NATS-MANAGER.>"])
+    );
+    let emdevs = home.json(&["account", "show", "EMDEVS"]);
+    assert_eq!(emdevs["spec"]["limits"]["jetstream"]["disk_storage"], -1);
+
+    // Applying the same file again (as `migrate`) changes nothing.
+    let before = home.json(&["status"]);
+    let again = home.json(&["migrate", "--file", file]);
+    assert_eq!(again["applied"], serde_json::json!([]));
+    assert_eq!(before, home.json(&["status"]));
+
+    // A broken migration file is refused whole.
+    let bad = home.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"[{"id":"0003_x","description":"","steps":[{"kind":"account","name":"lower"}]}]"#,
+    )
+    .unwrap();
+    let err = home.fails(2, &["migrate", "--file", bad.to_str().unwrap()]);
+    assert!(err.contains("0003_x"), "{err}");
+    assert_eq!(before, home.json(&["status"]));
+}
