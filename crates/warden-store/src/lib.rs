@@ -49,6 +49,7 @@ pub mod rows;
 mod schema;
 pub mod seal;
 mod store;
+pub mod tokens;
 
 pub use error::StoreError;
 pub use ledger::{LedgerBreak, LedgerEvent, LedgerReport, NewEvent};
@@ -56,4 +57,5 @@ pub use outbox::OutboxRow;
 pub use rows::{AccountRow, Counts, MigrationRecord, OperatorRow, UserRow};
 pub use seal::{MasterKey, SealError};
 pub use store::{Backend, Store, Tx, redact_url};
+pub use tokens::ApiTokenRow;
 pub use zeroize::Zeroizing;

@@ -21,6 +21,7 @@ use crate::queries;
 use crate::rows::{AccountRow, Counts, MigrationRecord, OperatorRow, UserRow, column};
 use crate::schema::MIGRATOR;
 use crate::seal::MasterKey;
+use crate::tokens::{self, ApiTokenRow};
 
 /// How long SQLite waits for a lock held by another connection before failing.
 const SQLITE_BUSY_TIMEOUT_MS: u64 = 10_000;
@@ -524,6 +525,32 @@ impl Store {
     ) -> Result<(), StoreError> {
         outbox::mark_failed(&mut *self.conn().await?, id, error, next_attempt_at).await
     }
+
+    /// The API token with this id.
+    pub async fn api_token(&self, id: &str) -> Result<Option<ApiTokenRow>, StoreError> {
+        tokens::by_id(&mut *self.conn().await?, id).await
+    }
+
+    /// The API token whose secret hashes to `hash` (lowercase hex SHA-256).
+    pub async fn api_token_by_hash(&self, hash: &str) -> Result<Option<ApiTokenRow>, StoreError> {
+        tokens::by_hash(&mut *self.conn().await?, hash).await
+    }
+
+    /// Every API token, oldest first (revoked and expired ones included).
+    pub async fn api_tokens(&self) -> Result<Vec<ApiTokenRow>, StoreError> {
+        tokens::list(&mut *self.conn().await?).await
+    }
+
+    /// Records that API token `id` was used at `at`, unless its last use is at or after
+    /// `not_before`; returns whether it wrote. Outside any transaction (best effort).
+    pub async fn touch_api_token(
+        &self,
+        id: &str,
+        at: i64,
+        not_before: i64,
+    ) -> Result<bool, StoreError> {
+        tokens::touch(&mut *self.conn().await?, id, at, not_before).await
+    }
 }
 
 /// A database transaction: the one way to write.
@@ -732,6 +759,22 @@ impl Tx<'_> {
     pub async fn enqueue(&mut self, topic: &str, payload: &str) -> Result<i64, StoreError> {
         self.lock_sequences().await?;
         outbox::enqueue(self.conn(), topic, payload, now()).await
+    }
+
+    /// Inserts an API token. [`StoreError::Conflict`] if its id or hash is taken.
+    pub async fn insert_api_token(&mut self, row: &ApiTokenRow) -> Result<(), StoreError> {
+        tokens::insert(self.conn(), row).await
+    }
+
+    /// The API token with this id.
+    pub async fn api_token(&mut self, id: &str) -> Result<Option<ApiTokenRow>, StoreError> {
+        tokens::by_id(self.conn(), id).await
+    }
+
+    /// Marks API token `id` revoked at `at`. [`StoreError::NotFound`] if absent,
+    /// [`StoreError::Conflict`] if already revoked.
+    pub async fn revoke_api_token(&mut self, id: &str, at: i64) -> Result<(), StoreError> {
+        tokens::revoke(self.conn(), id, at).await
     }
 }
 
