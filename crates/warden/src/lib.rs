@@ -13,4 +13,5 @@ pub mod bench;
 pub mod cli;
 pub mod ops;
 pub mod paths;
+pub mod tokens;
 pub mod tool;
