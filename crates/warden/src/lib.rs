@@ -11,6 +11,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod http;
 pub mod ops;
 pub mod paths;
 pub mod tokens;

@@ -1,0 +1,327 @@
+//! Route handlers: decode the request, call [`crate::ops`], encode the answer. Nothing here
+//! decides anything the CLI would decide differently.
+
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use warden_core::parse::parse_cidr;
+use warden_core::spec::{AccountLimitsEdit, UserEdit};
+use warden_core::{AccountSpec, UserSpec};
+use warden_store::{LedgerEvent, LedgerReport};
+
+use super::extract::{ApiPath, ApiQuery, JsonBody, RequestBody};
+use super::{ApiError, HttpState, openapi};
+use crate::ops::{AccountView, OperatorView, StatusView, UserView};
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Largest `limit` of `GET /v1/ledger`.
+pub(crate) const LEDGER_MAX_LIMIT: i64 = 1000;
+/// `limit` of `GET /v1/ledger` when none is given.
+pub(crate) const LEDGER_DEFAULT_LIMIT: i64 = 100;
+
+// ---------------------------------------------------------------------------------------
+// Bodies
+// ---------------------------------------------------------------------------------------
+
+/// `POST /v1/accounts`.
+#[derive(Deserialize)]
+pub(crate) struct CreateAccount {
+    name: String,
+    #[serde(default)]
+    spec: AccountSpec,
+}
+impl RequestBody for CreateAccount {}
+
+/// `PATCH /v1/accounts/{name}`.
+#[derive(Deserialize)]
+pub(crate) struct EditAccount {
+    #[serde(default)]
+    limits: AccountLimitsEdit,
+    #[serde(default)]
+    description: Option<String>,
+}
+impl RequestBody for EditAccount {}
+
+/// `POST /v1/accounts/{account}/users`.
+#[derive(Deserialize)]
+pub(crate) struct CreateUser {
+    name: String,
+    #[serde(default)]
+    spec: UserSpec,
+}
+impl RequestBody for CreateUser {}
+
+/// `objects` merged over `base`, recursively (so an edit may give only what it changes).
+fn merge(base: Value, over: Value) -> Value {
+    match (base, over) {
+        (Value::Object(mut b), Value::Object(o)) => {
+            for (k, v) in o {
+                let merged = match b.remove(&k) {
+                    Some(old) => merge(old, v),
+                    None => v,
+                };
+                b.insert(k, merged);
+            }
+            Value::Object(b)
+        }
+        (_, over) => over,
+    }
+}
+
+/// `PATCH /v1/accounts/{account}/users/{user}`: the CLI's edit, every field optional;
+/// `"expiry": null` clears the expiry.
+impl RequestBody for UserEdit {
+    fn prepare(value: Value) -> ApiResult<Value> {
+        let defaults = serde_json::to_value(UserEdit::default())
+            .map_err(|e| ApiError::Internal(format!("cannot encode the default edit: {e}")))?;
+        Ok(merge(defaults, value))
+    }
+
+    fn finish(mut self, original: &Value) -> Self {
+        if original.get("expiry").is_some_and(Value::is_null) {
+            self.expiry = Some(None);
+        }
+        self
+    }
+}
+
+/// Canonical CIDRs, as the CLI makes them (`10.0.0.1` → `10.0.0.1/32`).
+fn cidrs(list: &mut [String]) -> ApiResult<()> {
+    for c in list.iter_mut() {
+        *c = parse_cidr(c).map_err(|e| ApiError::Invalid(e.to_string()))?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Unauthenticated
+// ---------------------------------------------------------------------------------------
+
+/// `GET /healthz`: the process answers.
+pub(crate) async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: ready flag set and the store answers.
+pub(crate) async fn readyz(State(state): State<HttpState>) -> Response {
+    if !state.ready.load(Ordering::SeqCst) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "reason": "starting or shutting down"})),
+        )
+            .into_response();
+    }
+    match state.warden.status().await {
+        Ok(_) => Json(json!({"status": "ready"})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check: the store does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable", "reason": "the database does not answer"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// `GET /openapi.json`.
+pub(crate) async fn openapi() -> Response {
+    let mut res = Json(openapi::document()).into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    res
+}
+
+/// Fallback: no route has this path.
+pub(crate) async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::NoRoute(format!("{method} {}", uri.path()))
+}
+
+/// Fallback: the path exists, the method does not.
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+// ---------------------------------------------------------------------------------------
+// Operator and status
+// ---------------------------------------------------------------------------------------
+
+/// `GET /v1/operator`.
+pub(crate) async fn operator(State(s): State<HttpState>) -> ApiResult<Json<OperatorView>> {
+    Ok(Json(s.warden.operator().await?))
+}
+
+/// `GET /v1/status`.
+pub(crate) async fn status(State(s): State<HttpState>) -> ApiResult<Json<StatusView>> {
+    Ok(Json(s.warden.status().await?))
+}
+
+// ---------------------------------------------------------------------------------------
+// Accounts
+// ---------------------------------------------------------------------------------------
+
+/// `GET /v1/accounts`.
+pub(crate) async fn list_accounts(State(s): State<HttpState>) -> ApiResult<Json<Vec<AccountView>>> {
+    Ok(Json(s.warden.list_accounts().await?))
+}
+
+/// `POST /v1/accounts`.
+pub(crate) async fn add_account(
+    State(s): State<HttpState>,
+    JsonBody(body): JsonBody<CreateAccount>,
+) -> ApiResult<(StatusCode, Json<AccountView>)> {
+    let view = s.warden.add_account(&body.name, body.spec).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// `GET /v1/accounts/{name}`.
+pub(crate) async fn account(
+    State(s): State<HttpState>,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<AccountView>> {
+    Ok(Json(s.warden.account(&name).await?))
+}
+
+/// `PATCH /v1/accounts/{name}`.
+pub(crate) async fn edit_account(
+    State(s): State<HttpState>,
+    ApiPath(name): ApiPath<String>,
+    JsonBody(body): JsonBody<EditAccount>,
+) -> ApiResult<Json<AccountView>> {
+    Ok(Json(
+        s.warden
+            .edit_account(&name, &body.limits, body.description)
+            .await?,
+    ))
+}
+
+/// `DELETE /v1/accounts/{name}`.
+pub(crate) async fn delete_account(
+    State(s): State<HttpState>,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<AccountView>> {
+    Ok(Json(s.warden.delete_account(&name).await?))
+}
+
+// ---------------------------------------------------------------------------------------
+// Users
+// ---------------------------------------------------------------------------------------
+
+/// `GET /v1/accounts/{account}/users`.
+pub(crate) async fn list_users(
+    State(s): State<HttpState>,
+    ApiPath(account): ApiPath<String>,
+) -> ApiResult<Json<Vec<UserView>>> {
+    Ok(Json(s.warden.list_users(&account).await?))
+}
+
+/// `POST /v1/accounts/{account}/users`.
+pub(crate) async fn add_user(
+    State(s): State<HttpState>,
+    ApiPath(account): ApiPath<String>,
+    JsonBody(mut body): JsonBody<CreateUser>,
+) -> ApiResult<(StatusCode, Json<UserView>)> {
+    cidrs(&mut body.spec.src)?;
+    let view = s.warden.add_user(&account, &body.name, body.spec).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// `GET /v1/accounts/{account}/users/{user}`.
+pub(crate) async fn user(
+    State(s): State<HttpState>,
+    ApiPath((account, user)): ApiPath<(String, String)>,
+) -> ApiResult<Json<UserView>> {
+    Ok(Json(s.warden.user(&account, &user).await?))
+}
+
+/// `PATCH /v1/accounts/{account}/users/{user}`.
+pub(crate) async fn edit_user(
+    State(s): State<HttpState>,
+    ApiPath((account, user)): ApiPath<(String, String)>,
+    JsonBody(mut edit): JsonBody<UserEdit>,
+) -> ApiResult<Json<UserView>> {
+    cidrs(&mut edit.add_source_networks)?;
+    cidrs(&mut edit.remove_source_networks)?;
+    Ok(Json(s.warden.edit_user(&account, &user, &edit).await?))
+}
+
+/// `DELETE /v1/accounts/{account}/users/{user}`.
+pub(crate) async fn delete_user(
+    State(s): State<HttpState>,
+    ApiPath((account, user)): ApiPath<(String, String)>,
+) -> ApiResult<Json<UserView>> {
+    Ok(Json(s.warden.delete_user(&account, &user).await?))
+}
+
+/// `POST /v1/accounts/{account}/users/{user}/revoke`.
+pub(crate) async fn revoke_user(
+    State(s): State<HttpState>,
+    ApiPath((account, user)): ApiPath<(String, String)>,
+) -> ApiResult<Json<UserView>> {
+    Ok(Json(s.warden.revoke_user(&account, &user).await?))
+}
+
+/// `GET /v1/accounts/{account}/users/{user}/creds`: `{"creds": "<creds file text>"}`,
+/// never cached.
+pub(crate) async fn creds(
+    State(s): State<HttpState>,
+    ApiPath((account, user)): ApiPath<(String, String)>,
+) -> ApiResult<Response> {
+    let creds = s.warden.creds(&account, &user).await?;
+    let mut res = Json(json!({"creds": creds.as_str()})).into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
+// ---------------------------------------------------------------------------------------
+// Ledger
+// ---------------------------------------------------------------------------------------
+
+/// Query of `GET /v1/ledger`.
+#[derive(Deserialize)]
+pub(crate) struct LedgerQuery {
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// `GET /v1/ledger?after=<seq>&limit=<n>`: events with `seq > after`, oldest first.
+pub(crate) async fn ledger(
+    State(s): State<HttpState>,
+    ApiQuery(q): ApiQuery<LedgerQuery>,
+) -> ApiResult<Json<Vec<LedgerEvent>>> {
+    let after = q.after.unwrap_or(0);
+    if after < 0 {
+        return Err(ApiError::Invalid("after must be 0 or more".into()));
+    }
+    let limit = q.limit.unwrap_or(LEDGER_DEFAULT_LIMIT);
+    if !(1..=LEDGER_MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::Invalid(format!(
+            "limit must be between 1 and {LEDGER_MAX_LIMIT}"
+        )));
+    }
+    let events = s
+        .warden
+        .store()
+        .ledger(after, limit)
+        .await
+        .map_err(crate::ops::OpsError::from)?;
+    Ok(Json(events))
+}
+
+/// `GET /v1/ledger/verify`.
+pub(crate) async fn verify_ledger(State(s): State<HttpState>) -> ApiResult<Json<LedgerReport>> {
+    let report = s
+        .warden
+        .store()
+        .verify_ledger()
+        .await
+        .map_err(crate::ops::OpsError::from)?;
+    Ok(Json(report))
+}

@@ -1,0 +1,107 @@
+//! The HTTP API of `warden serve`: JSON over HTTP/1.1 on top of [`crate::ops`], so a
+//! request does exactly what the matching CLI command does (same validation, same one
+//! transaction with its ledger event and outbox row).
+//!
+//! - `GET /healthz`, `GET /readyz` and `GET /openapi.json` need no token.
+//! - Everything under `/v1/` needs `Authorization: Bearer wdn_…` (see [`crate::tokens`])
+//!   with the route's scope: `read` for GETs, `write` for mutations, `creds` for the creds
+//!   endpoint; `admin` grants all. A missing or refused token is `401 unauthorized` (with
+//!   `WWW-Authenticate: Bearer`), a token without the scope `403 forbidden`.
+//! - Every error is JSON: `{"error":{"code":"<stable_code>","message":"…"}}` (see
+//!   [`ApiError`] for the codes). Bodies are limited to [`MAX_BODY_BYTES`]; unknown fields
+//!   in a body are refused, not ignored.
+//!
+//! The routes and their scopes are listed once, in [`openapi::ROUTES`], which both the
+//! OpenAPI document and the tests read.
+
+mod auth;
+mod error;
+mod extract;
+mod handlers;
+pub mod openapi;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::{get, post};
+use tower_http::trace::TraceLayer;
+
+use crate::ops;
+
+pub use auth::required_scope;
+pub use error::ApiError;
+
+/// Largest request body accepted (1 MiB); larger ones get `413 payload_too_large`.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What every request handler shares.
+#[derive(Clone)]
+pub struct HttpState {
+    /// The operations layer (and through it the store).
+    pub warden: ops::Warden,
+    /// Whether the server is ready for traffic (`/readyz` also checks the store).
+    pub ready: Arc<AtomicBool>,
+}
+
+/// The whole API as an axum router (state applied).
+pub fn router(state: HttpState) -> Router {
+    use handlers as h;
+    let v1 = Router::new()
+        .route("/v1/operator", get(h::operator))
+        .route("/v1/status", get(h::status))
+        .route("/v1/accounts", get(h::list_accounts).post(h::add_account))
+        .route(
+            "/v1/accounts/{name}",
+            get(h::account)
+                .patch(h::edit_account)
+                .delete(h::delete_account),
+        )
+        .route(
+            "/v1/accounts/{account}/users",
+            get(h::list_users).post(h::add_user),
+        )
+        .route(
+            "/v1/accounts/{account}/users/{user}",
+            get(h::user).patch(h::edit_user).delete(h::delete_user),
+        )
+        .route(
+            "/v1/accounts/{account}/users/{user}/revoke",
+            post(h::revoke_user),
+        )
+        .route("/v1/accounts/{account}/users/{user}/creds", get(h::creds))
+        .route("/v1/ledger", get(h::ledger))
+        .route("/v1/ledger/verify", get(h::verify_ledger))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    Router::new()
+        .route("/healthz", get(h::healthz))
+        .route("/readyz", get(h::readyz))
+        .route("/openapi.json", get(h::openapi))
+        .merge(v1)
+        .fallback(h::no_route)
+        .method_not_allowed_fallback(h::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes; then stops accepting and lets
+/// the requests in flight finish before returning.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: HttpState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "HTTP API listening");
+    }
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,515 @@
+//! The OpenAPI 3 document served at `GET /openapi.json`, written by hand (the request and
+//! response types live in `warden-core` and `warden-store`, which know nothing of
+//! OpenAPI) from one route table, [`ROUTES`], that the tests check against the router.
+
+use axum::http::Method;
+use serde_json::{Map, Value, json};
+
+use super::MAX_BODY_BYTES;
+use super::auth::required_scope;
+use super::handlers::{LEDGER_DEFAULT_LIMIT, LEDGER_MAX_LIMIT};
+
+/// One route of the API, as documented.
+#[derive(Clone, Copy, Debug)]
+pub struct Route {
+    /// HTTP method (upper case).
+    pub method: &'static str,
+    /// Path template (`/v1/accounts/{name}`).
+    pub path: &'static str,
+    /// One line on what it does.
+    pub summary: &'static str,
+    /// Schema (in `components/schemas`) of the request body, if any.
+    pub request: Option<&'static str>,
+    /// Status of a success.
+    pub status: u16,
+    /// Schema of the success response.
+    pub response: &'static str,
+}
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    request: Option<&'static str>,
+    status: u16,
+    response: &'static str,
+) -> Route {
+    Route {
+        method,
+        path,
+        summary,
+        request,
+        status,
+        response,
+    }
+}
+
+/// Every route the router serves.
+pub const ROUTES: &[Route] = &[
+    route(
+        "GET",
+        "/healthz",
+        "Liveness: the process answers.",
+        None,
+        200,
+        "Health",
+    ),
+    route(
+        "GET",
+        "/readyz",
+        "Readiness: started and the database answers (503 otherwise).",
+        None,
+        200,
+        "Ready",
+    ),
+    route(
+        "GET",
+        "/openapi.json",
+        "This document.",
+        None,
+        200,
+        "OpenApiDocument",
+    ),
+    route(
+        "GET",
+        "/v1/operator",
+        "The operator: keys, system account, JWT.",
+        None,
+        200,
+        "OperatorView",
+    ),
+    route(
+        "GET",
+        "/v1/status",
+        "Database, operator, counts, applied JWT migrations.",
+        None,
+        200,
+        "StatusView",
+    ),
+    route(
+        "GET",
+        "/v1/accounts",
+        "Every account, ordered by name.",
+        None,
+        200,
+        "AccountList",
+    ),
+    route(
+        "POST",
+        "/v1/accounts",
+        "Add an account (`warden account add`).",
+        Some("CreateAccount"),
+        201,
+        "AccountView",
+    ),
+    route(
+        "GET",
+        "/v1/accounts/{name}",
+        "One account.",
+        None,
+        200,
+        "AccountView",
+    ),
+    route(
+        "PATCH",
+        "/v1/accounts/{name}",
+        "Change an account's limits or description; re-signs its JWT (`warden account edit`).",
+        Some("EditAccount"),
+        200,
+        "AccountView",
+    ),
+    route(
+        "DELETE",
+        "/v1/accounts/{name}",
+        "Delete an account and its users (not the system account).",
+        None,
+        200,
+        "AccountView",
+    ),
+    route(
+        "GET",
+        "/v1/accounts/{account}/users",
+        "An account's users, ordered by name.",
+        None,
+        200,
+        "UserList",
+    ),
+    route(
+        "POST",
+        "/v1/accounts/{account}/users",
+        "Add a user (`warden user add`).",
+        Some("CreateUser"),
+        201,
+        "UserView",
+    ),
+    route(
+        "GET",
+        "/v1/accounts/{account}/users/{user}",
+        "One user.",
+        None,
+        200,
+        "UserView",
+    ),
+    route(
+        "PATCH",
+        "/v1/accounts/{account}/users/{user}",
+        "Change a user; re-issues its JWT (`warden user edit`).",
+        Some("UserEdit"),
+        200,
+        "UserView",
+    ),
+    route(
+        "DELETE",
+        "/v1/accounts/{account}/users/{user}",
+        "Delete a user (its key is revoked in the account first).",
+        None,
+        200,
+        "UserView",
+    ),
+    route(
+        "POST",
+        "/v1/accounts/{account}/users/{user}/revoke",
+        "Revoke a user in its account JWT.",
+        None,
+        200,
+        "UserView",
+    ),
+    route(
+        "GET",
+        "/v1/accounts/{account}/users/{user}/creds",
+        "A user's creds file (JWT + seed). Never cached.",
+        None,
+        200,
+        "Creds",
+    ),
+    route(
+        "GET",
+        "/v1/ledger",
+        "Ledger events with seq > after, oldest first.",
+        None,
+        200,
+        "LedgerPage",
+    ),
+    route(
+        "GET",
+        "/v1/ledger/verify",
+        "Walk the hash chain and report the first break.",
+        None,
+        200,
+        "LedgerReport",
+    ),
+];
+
+fn schema_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": schema_ref("Error")}}
+    })
+}
+
+fn parameters(r: &Route) -> Vec<Value> {
+    let mut out = Vec::new();
+    for segment in r.path.split('/') {
+        if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            let what = match name {
+                "user" => "User name.",
+                _ => "Account name (any case; stored names follow the naming policy).",
+            };
+            out.push(json!({
+                "name": name, "in": "path", "required": true,
+                "description": what, "schema": {"type": "string"}
+            }));
+        }
+    }
+    if r.path == "/v1/ledger" {
+        out.push(json!({
+            "name": "after", "in": "query", "required": false,
+            "description": "Return events with seq greater than this (default 0).",
+            "schema": {"type": "integer", "format": "int64", "minimum": 0, "default": 0}
+        }));
+        out.push(json!({
+            "name": "limit", "in": "query", "required": false,
+            "description": "At most this many events.",
+            "schema": {"type": "integer", "minimum": 1, "maximum": LEDGER_MAX_LIMIT, "default": LEDGER_DEFAULT_LIMIT}
+        }));
+    }
+    out
+}
+
+fn operation(r: &Route) -> Value {
+    let method = Method::from_bytes(r.method.as_bytes()).unwrap_or(Method::GET);
+    let scope = required_scope(&method, r.path);
+    let mut responses = Map::new();
+    responses.insert(
+        r.status.to_string(),
+        json!({
+            "description": "Success.",
+            "content": {"application/json": {"schema": schema_ref(r.response)}}
+        }),
+    );
+    if r.path == "/readyz" {
+        responses.insert(
+            "503".into(),
+            json!({
+                "description": "Not ready.",
+                "content": {"application/json": {"schema": schema_ref("Ready")}}
+            }),
+        );
+    }
+    let mut op = json!({
+        "operationId": format!("{}{}", r.method.to_ascii_lowercase(), r.path.replace(['/', '{', '}', '.'], "_")),
+        "summary": r.summary,
+        "parameters": parameters(r),
+    });
+    if let Some(scope) = scope {
+        op["description"] = json!(format!(
+            "Needs a bearer token with the `{scope}` scope (or `admin`)."
+        ));
+        op["security"] = json!([{"bearerAuth": []}]);
+        op["x-warden-scope"] = json!(scope.as_str());
+        responses.insert(
+            "401".into(),
+            error_response(
+                "Missing, malformed, unknown, expired or revoked token (`unauthorized`).",
+            ),
+        );
+        responses.insert(
+            "403".into(),
+            error_response("The token lacks the scope (`forbidden`)."),
+        );
+        responses.insert(
+            "500".into(),
+            error_response("Warden failed (`internal`; details in the server log)."),
+        );
+        if r.path.contains('{') {
+            responses.insert(
+                "404".into(),
+                error_response("No such account or user (`not_found`)."),
+            );
+        }
+        if r.request.is_some() || r.method != "GET" {
+            responses.insert("400".into(), error_response(
+                "Invalid input (`invalid`), or a body that is not JSON or does not fit the schema (`invalid_json`).",
+            ));
+            responses.insert("409".into(), error_response(
+                "Conflicts with existing state (`conflict`), or Warden is not initialised (`not_initialised`).",
+            ));
+        } else {
+            responses.insert(
+                "409".into(),
+                error_response("Warden is not initialised (`not_initialised`)."),
+            );
+        }
+        if r.path == "/v1/ledger" {
+            responses.insert(
+                "400".into(),
+                error_response("Bad `after` or `limit` (`invalid`)."),
+            );
+        }
+    } else {
+        op["security"] = json!([]);
+    }
+    if let Some(req) = r.request {
+        op["requestBody"] = json!({
+            "required": true,
+            "description": format!("JSON, at most {MAX_BODY_BYTES} bytes (`413 payload_too_large` beyond; `415 unsupported_media_type` without a JSON content type). Unknown fields are refused."),
+            "content": {"application/json": {"schema": schema_ref(req)}}
+        });
+    }
+    op["responses"] = Value::Object(responses);
+    op
+}
+
+fn int() -> Value {
+    json!({"type": "integer", "format": "int64"})
+}
+
+fn limit(description: &str) -> Value {
+    json!({"type": "integer", "format": "int64", "description": description})
+}
+
+fn opt(schema: Value) -> Value {
+    json!({"oneOf": [schema, {"type": "null"}]})
+}
+
+fn strings(description: &str) -> Value {
+    json!({"type": "array", "items": {"type": "string"}, "description": description})
+}
+
+fn schemas() -> Value {
+    let unix = |d: &str| json!({"type": "integer", "format": "int64", "description": format!("{d} (unix seconds).")});
+    json!({
+        "Error": {
+            "type": "object", "required": ["error"],
+            "properties": {"error": {
+                "type": "object", "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string", "enum": [
+                        "invalid", "invalid_json", "unsupported_media_type", "payload_too_large",
+                        "unauthorized", "forbidden", "not_found", "no_route", "method_not_allowed",
+                        "conflict", "not_initialised", "internal"
+                    ]},
+                    "message": {"type": "string"}
+                }
+            }}
+        },
+        "Health": {"type": "object", "properties": {"status": {"type": "string", "enum": ["ok"]}}},
+        "Ready": {"type": "object", "properties": {
+            "status": {"type": "string", "enum": ["ready", "unavailable"]},
+            "reason": {"type": "string"}
+        }},
+        "OpenApiDocument": {"type": "object", "description": "An OpenAPI 3.1 document."},
+        "OperatorView": {"type": "object", "properties": {
+            "name": {"type": "string"},
+            "public_key": {"type": "string", "description": "O…"},
+            "jwt": {"type": "string"},
+            "signing_key": {"type": "string", "description": "The operator signing key that issues account JWTs."},
+            "system_account": {"type": "string", "description": "A…"}
+        }},
+        "Settings": {"type": "object", "properties": {
+            "naming": {"type": "object", "description": "Case conventions of operator, account and user names."},
+            "service_prefix": {"type": "string"}
+        }},
+        "StatusView": {"type": "object", "properties": {
+            "database": {"type": "string", "description": "URL, password redacted."},
+            "backend": {"type": "string", "enum": ["sqlite", "postgres"]},
+            "operator": opt(schema_ref("OperatorView")),
+            "settings": schema_ref("Settings"),
+            "accounts": int(), "users": int(), "ledger_events": int(), "outbox_pending": int(),
+            "migrations": strings("JWT migrations applied, in order.")
+        }},
+        "JetStreamLimitsSpec": {"type": "object", "description": "All zero (the default) disables JetStream; -1 is unlimited.", "properties": {
+            "mem_storage": int(), "disk_storage": int(), "streams": int(), "consumer": int(),
+            "max_ack_pending": int(), "mem_max_stream_bytes": int(), "disk_max_stream_bytes": int(),
+            "max_bytes_required": {"type": "boolean"}
+        }},
+        "AccountLimitsSpec": {"type": "object", "description": "Missing numbers mean unlimited (-1).", "properties": {
+            "conn": int(), "leaf": int(), "subs": int(), "payload": int(), "data": int(),
+            "imports": int(), "exports": int(),
+            "wildcards": {"type": "boolean", "default": true},
+            "disallow_bearer": {"type": "boolean"},
+            "jetstream": schema_ref("JetStreamLimitsSpec")
+        }},
+        "Permissions": {"type": "object", "description": "NATS permissions, wire names: pub/sub {allow, deny} subject lists and resp {max, ttl}.", "properties": {
+            "pub": {"type": "object", "properties": {"allow": strings("Subjects."), "deny": strings("Subjects.")}},
+            "sub": {"type": "object", "properties": {"allow": strings("Subjects."), "deny": strings("Subjects.")}},
+            "resp": opt(json!({"type": "object", "properties": {"max": int(), "ttl": int()}}))
+        }},
+        "AccountSpec": {"type": "object", "description": "Everything Warden decides about an account; every field optional.", "properties": {
+            "limits": schema_ref("AccountLimitsSpec"),
+            "exports": {"type": "array", "items": {"type": "object"}, "description": "NATS exports (wire form)."},
+            "imports": {"type": "array", "items": {"type": "object"}, "description": "NATS imports (wire form)."},
+            "default_permissions": schema_ref("Permissions"),
+            "revocations": {"type": "object", "additionalProperties": int(), "description": "User key (or *) → revoked-at."},
+            "signing_keys": {"type": "array", "items": {}, "description": "Account signing keys, plain or scoped."},
+            "description": {"type": "string"},
+            "tags": strings("Tags."),
+            "expires_at": unix("Expiry of the account JWT")
+        }},
+        "UserSpec": {"type": "object", "description": "Everything Warden decides about a user; every field optional (missing numbers: unlimited).", "properties": {
+            "permissions": schema_ref("Permissions"),
+            "subs": int(), "data": int(), "payload": int(),
+            "src": strings("Allowed source networks (CIDR or IP); empty: anywhere."),
+            "times": {"type": "array", "items": {"type": "object", "properties": {"start": {"type": "string"}, "end": {"type": "string"}}}},
+            "times_location": {"type": "string"},
+            "bearer_token": {"type": "boolean"},
+            "allowed_connection_types": strings("STANDARD, WEBSOCKET, LEAFNODE, LEAFNODE_WS, MQTT, MQTT_WS; empty: all."),
+            "expires_at": unix("Expiry of the user JWT"),
+            "tags": strings("Tags.")
+        }},
+        "AccountView": {"type": "object", "properties": {
+            "name": {"type": "string"}, "public_key": {"type": "string"}, "jwt": {"type": "string"},
+            "spec": schema_ref("AccountSpec"), "users": int(), "system": {"type": "boolean"},
+            "created_at": unix("Created"), "updated_at": unix("Last changed")
+        }},
+        "AccountList": {"type": "array", "items": schema_ref("AccountView")},
+        "UserView": {"type": "object", "properties": {
+            "name": {"type": "string"}, "account": {"type": "string"}, "public_key": {"type": "string"},
+            "jwt": {"type": "string"}, "spec": schema_ref("UserSpec"),
+            "revoked_at": opt(unix("Revoked")),
+            "created_at": unix("Created"), "updated_at": unix("Last changed")
+        }},
+        "UserList": {"type": "array", "items": schema_ref("UserView")},
+        "CreateAccount": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {
+            "name": {"type": "string", "description": "Account name (naming policy applies)."},
+            "spec": schema_ref("AccountSpec")
+        }},
+        "AccountLimitsEdit": {"type": "object", "additionalProperties": false, "description": "Absent fields stay as they are.", "properties": {
+            "conns": limit("Client connections."), "subscriptions": limit("Subscriptions."),
+            "payload": limit("Max payload."), "data": limit("Data."), "leaf_conns": limit("Leaf node connections."),
+            "imports": limit("Imports."), "exports": limit("Exports."),
+            "wildcard_exports": {"type": "boolean"}, "disallow_bearer": {"type": "boolean"},
+            "js_mem_storage": limit("JetStream memory bytes."), "js_disk_storage": limit("JetStream disk bytes."),
+            "js_streams": limit("JetStream streams."), "js_consumer": limit("JetStream consumers."),
+            "js_max_ack_pending": limit("JetStream max ack pending.")
+        }},
+        "EditAccount": {"type": "object", "additionalProperties": false, "description": "At least one change.", "properties": {
+            "limits": schema_ref("AccountLimitsEdit"),
+            "description": {"type": "string", "description": "Empty clears it."}
+        }},
+        "CreateUser": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {
+            "name": {"type": "string", "description": "User name (naming policy applies)."},
+            "spec": schema_ref("UserSpec")
+        }},
+        "PermissionsEdit": {"type": "object", "additionalProperties": false, "properties": {
+            "allow_pub": strings("Subjects added to publish allow."),
+            "allow_sub": strings("Subjects added to subscribe allow."),
+            "deny_pub": strings("Subjects added to publish deny."),
+            "deny_sub": strings("Subjects added to subscribe deny."),
+            "remove": strings("Subjects removed from every list."),
+            "allow_pub_response": opt(limit("Allow publishing responses: max messages.")),
+            "response_ttl_ns": opt(limit("Response permission TTL, nanoseconds.")),
+            "remove_response": {"type": "boolean"}
+        }},
+        "UserEdit": {"type": "object", "additionalProperties": false, "description": "Every field optional; at least one change.", "properties": {
+            "permissions": schema_ref("PermissionsEdit"),
+            "bearer": opt(json!({"type": "boolean"})),
+            "add_conn_types": strings("Connection types added."),
+            "remove_conn_types": strings("Connection types removed."),
+            "add_source_networks": strings("CIDRs added."),
+            "remove_source_networks": strings("CIDRs removed."),
+            "expiry": opt(unix("New expiry; null clears it")),
+            "subs": opt(int()), "data": opt(int()), "payload": opt(int()),
+            "add_tags": strings("Tags added.")
+        }},
+        "Creds": {"type": "object", "properties": {"creds": {"type": "string", "description": "A NATS creds file: the user JWT and its NKey seed."}}},
+        "LedgerEvent": {"type": "object", "properties": {
+            "seq": int(), "at": unix("Appended"), "actor": {"type": "string"}, "action": {"type": "string"},
+            "object_kind": {"type": "string"}, "object_key": {"type": "string"},
+            "summary": {"type": "object"}, "prev_hash": {"type": "string"}, "hash": {"type": "string"}
+        }},
+        "LedgerPage": {"type": "array", "items": schema_ref("LedgerEvent")},
+        "LedgerReport": {"type": "object", "properties": {
+            "events": int(),
+            "first_break": opt(json!({"type": "object", "properties": {"seq": int(), "problem": {"type": "string"}}}))
+        }}
+    })
+}
+
+/// The OpenAPI 3.1 document of the API.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for r in ROUTES {
+        let entry = paths
+            .entry(r.path.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        entry[r.method.to_ascii_lowercase()] = operation(r);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Warden HTTP API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Identity and access control plane for NATS. Everything under /v1 needs `Authorization: Bearer wdn_…` (create one with `warden token create --name NAME --scope read,write`); each operation names its scope in `x-warden-scope` (read: GETs, write: mutations, creds: creds files, admin: everything). Errors are JSON: {\"error\": {\"code\", \"message\"}}."
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "wdn_<52 base32 characters>"}},
+            "schemas": schemas()
+        }
+    })
+}
