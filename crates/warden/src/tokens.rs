@@ -525,6 +525,47 @@ mod tests {
     }
 
     #[test]
+    fn token_cmd_parses_scopes_and_expiry() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct T {
+            #[command(subcommand)]
+            cmd: TokenCmd,
+        }
+        let t = T::try_parse_from([
+            "t",
+            "create",
+            "--name",
+            "ci",
+            "--scope",
+            "read,write",
+            "--scope",
+            "creds",
+            "--expires",
+            "30d",
+        ])
+        .unwrap();
+        match t.cmd {
+            TokenCmd::Create {
+                name,
+                scopes,
+                expires,
+            } => {
+                assert_eq!(name, "ci");
+                assert_eq!(scopes, [Scope::Read, Scope::Write, Scope::Creds]);
+                assert_eq!(expires.as_deref(), Some("30d"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(T::try_parse_from(["t", "create", "--name", "ci"]).is_err());
+        assert!(T::try_parse_from(["t", "create", "--name", "ci", "--scope", "root"]).is_err());
+        assert!(matches!(
+            T::try_parse_from(["t", "revoke", "tok_abc"]).unwrap().cmd,
+            TokenCmd::Revoke { id } if id == "tok_abc"
+        ));
+    }
+
+    #[test]
     fn admin_allows_everything() {
         let info = |scopes: Vec<Scope>| TokenInfo {
             id: "tok_x".into(),
