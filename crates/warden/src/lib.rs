@@ -14,5 +14,6 @@ pub mod cli;
 pub mod http;
 pub mod ops;
 pub mod paths;
+pub mod service;
 pub mod tokens;
 pub mod tool;
