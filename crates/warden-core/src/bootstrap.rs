@@ -104,21 +104,25 @@ pub fn check_migrations(
 }
 
 /// The built-in migrations: a `BACKEND` account (JetStream enabled) with
-/// - `backend`: may call Warden's service (`<prefix>.>`) and receive replies;
+/// - `backend`: may call Warden's service (`<prefix>.>`), receive replies and
+///   follow the change stream (`<prefix>.events.>`);
 /// - `superuser`: unrestricted, for administering JetStream;
-/// - `warden`: the service user, limited to serving requests under `<prefix>.>`
-///   and answering them.
+/// - `warden`: the service user, limited to serving requests under `<prefix>.>`,
+///   answering them, service discovery (`$SRV.>`) and publishing the change stream
+///   (`<prefix>.events.>`).
 pub fn default_migrations(service_prefix: &str) -> Vec<JwtMigration> {
     let all = subject(&format!("{service_prefix}.>"));
     let inbox = subject("_INBOX.>");
 
+    let events = subject(&format!("{service_prefix}.events.>"));
+
     let mut backend = UserSpec::default();
     backend.permissions.publish.allow = vec![all.clone()];
-    backend.permissions.subscribe.allow = vec![inbox];
+    backend.permissions.subscribe.allow = vec![inbox, events.clone()];
 
     let mut service = UserSpec::default();
     service.permissions.subscribe.allow = vec![all];
-    service.permissions.publish.allow = vec![subject("$SRV.>")];
+    service.permissions.publish.allow = vec![subject("$SRV.>"), events];
     service.permissions.subscribe.allow.push(subject("$SRV.>"));
     service.permissions.response = Some(ResponsePermission { max: 1, ttl_ns: 0 });
 

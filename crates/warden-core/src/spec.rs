@@ -251,6 +251,7 @@ impl UserSpec {
 
 /// Changes to an account's limits; `None` leaves a value as it is.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct AccountLimitsEdit {
     /// Client connections (`conn`).
     pub conns: Option<i64>,
@@ -316,6 +317,7 @@ fn set<T>(slot: &mut T, value: Option<T>) {
 
 /// Changes to publish/subscribe permissions, named as nsc names its flags.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PermissionsEdit {
     /// `--allow-pub`.
     pub allow_pub: Vec<Subject>,
@@ -383,6 +385,7 @@ fn add_all(p: &mut Permission, allow: &[Subject], deny: &[Subject]) {
 
 /// Changes to a user; `None` leaves a value as it is.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct UserEdit {
     /// Permission changes.
     pub permissions: PermissionsEdit,

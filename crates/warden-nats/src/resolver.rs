@@ -377,14 +377,19 @@ impl ResolverClient {
         jwts: &[String],
         concurrency: usize,
     ) -> Vec<Result<UpdateReply, ResolverError>> {
-        futures::stream::iter(
-            jwts.iter()
+        {
+            // Futures made up front (they are lazy): a closure in the stream would make the
+            // whole future fail the compiler's higher-ranked `Send` check when spawned.
+            let calls: Vec<_> = jwts
+                .iter()
                 .enumerate()
-                .map(|(i, jwt)| self.update_on(i, jwt)),
-        )
-        .buffered(concurrency.max(1))
-        .collect()
-        .await
+                .map(|(i, jwt)| self.update_on(i, jwt))
+                .collect();
+            futures::stream::iter(calls)
+                .buffered(concurrency.max(1))
+                .collect()
+                .await
+        }
     }
 
     /// Checks the account JWT with [`verify_trust`] and, only if it passes, sends it with
@@ -415,14 +420,19 @@ impl ResolverClient {
         jwts: &[String],
         concurrency: usize,
     ) -> Vec<Result<UpdateReply, ResolverError>> {
-        futures::stream::iter(
-            jwts.iter()
+        {
+            // Futures made up front (they are lazy): a closure in the stream would make the
+            // whole future fail the compiler's higher-ranked `Send` check when spawned.
+            let calls: Vec<_> = jwts
+                .iter()
                 .enumerate()
-                .map(|(i, jwt)| self.push_on(i, operator, jwt)),
-        )
-        .buffered(concurrency.max(1))
-        .collect()
-        .await
+                .map(|(i, jwt)| self.push_on(i, operator, jwt))
+                .collect();
+            futures::stream::iter(calls)
+                .buffered(concurrency.max(1))
+                .collect()
+                .await
+        }
     }
 
     /// `$SYS.REQ.CLAIMS.DELETE` with an operator-signed generic delete JWT (see
@@ -488,15 +498,19 @@ impl ResolverClient {
         accounts: &[String],
         concurrency: usize,
     ) -> Vec<Result<Option<String>, ResolverError>> {
-        futures::stream::iter(
-            accounts
+        {
+            // Futures made up front (they are lazy): a closure in the stream would make the
+            // whole future fail the compiler's higher-ranked `Send` check when spawned.
+            let calls: Vec<_> = accounts
                 .iter()
                 .enumerate()
-                .map(|(i, a)| self.lookup_on(i, a)),
-        )
-        .buffered(concurrency.max(1))
-        .collect()
-        .await
+                .map(|(i, a)| self.lookup_on(i, a))
+                .collect();
+            futures::stream::iter(calls)
+                .buffered(concurrency.max(1))
+                .collect()
+                .await
+        }
     }
 }
 

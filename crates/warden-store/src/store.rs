@@ -393,6 +393,11 @@ impl Store {
     }
 
     async fn conn(&self) -> Result<PoolConnection<Any>, StoreError> {
+        self.pooled().await
+    }
+
+    /// A pooled connection, for the crate's other modules.
+    pub(crate) async fn pooled(&self) -> Result<PoolConnection<Any>, StoreError> {
         self.inner
             .pool
             .acquire()

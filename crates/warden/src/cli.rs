@@ -99,6 +99,37 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         file: PathBuf,
     },
+    /// Run the HTTP API, the outbox relay and the NATS service.
+    Serve(crate::serve::ServeArgs),
+    /// Deliver pending changes to nats-server now (without `serve`), or push accounts.
+    Push {
+        /// Push this account's current JWT.
+        account: Option<String>,
+        /// Push every account's current JWT.
+        #[arg(long, conflicts_with = "account")]
+        all: bool,
+        /// Server URL.
+        #[arg(long, env = "WARDEN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+        nats: String,
+    },
+    /// Compare what nats-server holds with Warden (exit 1 on drift), or repair it.
+    Sync {
+        /// Report drift only.
+        #[arg(long, conflicts_with = "fix", required_unless_present = "fix")]
+        check: bool,
+        /// Push missing and stale accounts, delete unknown ones.
+        #[arg(long)]
+        fix: bool,
+        /// Server URL.
+        #[arg(long, env = "WARDEN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+        nats: String,
+    },
+    /// Admin bearer tokens of the HTTP API.
+    #[command(subcommand)]
+    Token(crate::tokens::TokenCmd),
+    /// The hash-chained ledger of every change.
+    #[command(subcommand)]
+    Audit(AuditCmd),
     /// A small NATS client to check access with Warden-issued creds.
     #[command(subcommand)]
     Tool(crate::tool::ToolCmd),
@@ -130,6 +161,9 @@ struct InitArgs {
     /// Subject prefix of Warden's NATS service.
     #[arg(long, default_value = DEFAULT_SERVICE_PREFIX)]
     service_prefix: String,
+    /// The user Warden's NATS service and change stream connect as, ACCOUNT/USER.
+    #[arg(long, default_value = "BACKEND/warden", value_name = "ACCOUNT/USER")]
+    service_user: String,
     /// operator_service_urls of the operator JWT (nats:// or tls://).
     #[arg(long = "service-url", value_name = "URL")]
     service_urls: Vec<String>,
@@ -140,6 +174,24 @@ struct InitArgs {
 
 fn parse_case(s: &str) -> Result<NameCase, String> {
     s.parse().map_err(|e: warden_core::NameError| e.to_string())
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCmd {
+    /// List ledger events.
+    List {
+        /// Only events after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// Keep printing new events as they are recorded.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Check the hash chain; names the first edited, inserted or removed row.
+    Verify,
 }
 
 #[derive(Subcommand, Debug)]
@@ -606,8 +658,234 @@ async fn dispatch(g: &Global, w: &Warden, command: Command) -> Result<()> {
                 }
             })
         }
+        Command::Serve(args) => crate::serve::run(w.clone(), args).await,
+        Command::Push { account, all, nats } => push(g, w, account, all, &nats).await,
+        Command::Sync {
+            check: _,
+            fix,
+            nats,
+        } => sync(g, w, fix, &nats).await,
+        Command::Audit(cmd) => audit(g, w, cmd).await,
+        Command::Token(cmd) => crate::tokens::run(g.json, cmd, w).await,
         Command::Init(_) | Command::Describe { .. } | Command::Tool(_) | Command::Bench(_) => {
             unreachable!("handled before opening the store")
+        }
+    }
+}
+
+async fn push(
+    g: &Global,
+    w: &Warden,
+    account: Option<String>,
+    all: bool,
+    nats: &str,
+) -> Result<()> {
+    let cfg = crate::relay::RelayConfig::new(nats);
+    let conns = crate::relay::Connections::open(w, &cfg).await?;
+    if account.is_none() && !all {
+        let report = crate::relay::drain_all(w, &conns, &cfg).await?;
+        emit(g, &report, || {
+            format!(
+                "delivered {} pending changes ({} accounts pushed, {} deleted, {} events), {} failed\n",
+                report.delivered,
+                report.accounts_pushed,
+                report.accounts_deleted,
+                report.events_published,
+                report.failed
+            )
+        })?;
+        if let Some(e) = report.first_error {
+            bail!(
+                "{} deliveries failed (they stay queued): {e}",
+                report.failed
+            );
+        }
+        return Ok(());
+    }
+    let accounts: Vec<(String, String, String)> = match account {
+        Some(name) => {
+            let v = w.account(&name).await?;
+            vec![(v.name, v.public_key, v.jwt)]
+        }
+        None => w.account_jwts().await?,
+    };
+    let jwts: Vec<String> = accounts.iter().map(|(_, _, j)| j.clone()).collect();
+    let results = conns
+        .resolver()
+        .push_many(conns.operator(), &jwts, cfg.concurrency)
+        .await;
+    let mut rows = Vec::new();
+    let mut failures = 0;
+    for ((name, key, _), r) in accounts.iter().zip(results) {
+        let (ok, reply) = match r {
+            Ok(reply) => (true, format!("{} {}", reply.code, reply.message)),
+            Err(e) => {
+                failures += 1;
+                (false, e.to_string())
+            }
+        };
+        rows.push(
+            serde_json::json!({"account": name, "public_key": key, "ok": ok, "reply": reply}),
+        );
+    }
+    emit(g, &rows, || {
+        rows.iter()
+            .map(|r| {
+                format!(
+                    "{} {}: {}\n",
+                    r["account"].as_str().unwrap_or(""),
+                    if r["ok"] == true { "pushed" } else { "FAILED" },
+                    r["reply"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    })?;
+    if failures > 0 {
+        bail!("{failures} of {} pushes failed", rows.len());
+    }
+    Ok(())
+}
+
+async fn sync(g: &Global, w: &Warden, fix: bool, nats: &str) -> Result<()> {
+    let cfg = crate::relay::RelayConfig::new(nats);
+    let conns = crate::relay::Connections::open(w, &cfg).await?;
+    let expected: std::collections::BTreeMap<String, String> = w
+        .account_jwts()
+        .await?
+        .into_iter()
+        .map(|(_, k, j)| (k, j))
+        .collect();
+    let drift = warden_nats::drift(conns.resolver(), &expected).await?;
+    let in_step = drift.is_empty();
+    if !fix {
+        emit(
+            g,
+            &serde_json::json!({"in_step": in_step, "missing": drift.missing, "stale": drift.stale, "unknown": drift.unknown}),
+            || {
+                if in_step {
+                    "nats-server is in step with Warden\n".to_string()
+                } else {
+                    let mut out = String::new();
+                    for (what, list) in [
+                        ("missing", &drift.missing),
+                        ("stale", &drift.stale),
+                        ("unknown", &drift.unknown),
+                    ] {
+                        for k in list {
+                            out += &format!("{what:8} {k}\n");
+                        }
+                    }
+                    out
+                }
+            },
+        )?;
+        if !in_step {
+            bail!(
+                "drift: {} missing, {} stale, {} unknown (repair with `warden sync --fix`)",
+                drift.missing.len(),
+                drift.stale.len(),
+                drift.unknown.len()
+            );
+        }
+        return Ok(());
+    }
+    let to_push: Vec<String> = drift
+        .missing
+        .iter()
+        .chain(&drift.stale)
+        .filter_map(|k| expected.get(k).cloned())
+        .collect();
+    let mut failures = Vec::new();
+    for r in conns
+        .resolver()
+        .push_many(conns.operator(), &to_push, cfg.concurrency)
+        .await
+    {
+        if let Err(e) = r {
+            failures.push(e.to_string());
+        }
+    }
+    if !drift.unknown.is_empty() {
+        let keys: Vec<nats_jwt::AccountPublicKey> = drift
+            .unknown
+            .iter()
+            .filter_map(|k| k.parse().ok())
+            .collect();
+        let req = warden_nats::delete_request(conns.operator_signer(), &keys)?;
+        if let Err(e) = conns.resolver().delete(&req).await {
+            failures.push(e.to_string());
+        }
+    }
+    let after = warden_nats::drift(conns.resolver(), &expected).await?;
+    emit(
+        g,
+        &serde_json::json!({"pushed": to_push.len(), "deleted": drift.unknown.len(), "in_step": after.is_empty(), "errors": failures}),
+        || {
+            format!(
+                "pushed {} accounts, deleted {} unknown; {}\n",
+                to_push.len(),
+                drift.unknown.len(),
+                if after.is_empty() {
+                    "now in step"
+                } else {
+                    "still drifting"
+                }
+            )
+        },
+    )?;
+    if !after.is_empty() || !failures.is_empty() {
+        bail!("sync did not converge: {}", failures.join("; "));
+    }
+    Ok(())
+}
+
+async fn audit(g: &Global, w: &Warden, cmd: AuditCmd) -> Result<()> {
+    match cmd {
+        AuditCmd::List {
+            after,
+            limit,
+            follow,
+        } => {
+            let mut after = after;
+            loop {
+                let events = w.store().ledger(after, limit.max(1)).await?;
+                for e in &events {
+                    if g.json {
+                        println!("{}", serde_json::to_string(e)?);
+                    } else {
+                        println!(
+                            "{:>6}  {}  {:<18} {:<10} {}  {}",
+                            e.seq,
+                            parse::format_unix(e.at),
+                            e.action,
+                            e.actor,
+                            e.object_key,
+                            e.summary
+                        );
+                    }
+                    after = e.seq;
+                }
+                if !follow {
+                    return Ok(());
+                }
+                if events.is_empty() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                        _ = tokio::signal::ctrl_c() => return Ok(()),
+                    }
+                }
+            }
+        }
+        AuditCmd::Verify => {
+            let report = w.store().verify_ledger().await?;
+            emit(g, &report, || match &report.first_break {
+                None => format!("ledger intact: {} events\n", report.events),
+                Some(b) => format!("ledger BROKEN at seq {}: {}\n", b.seq, b.problem),
+            })?;
+            if let Some(b) = &report.first_break {
+                bail!("ledger broken at seq {}: {}", b.seq, b.problem);
+            }
+            Ok(())
         }
     }
 }
@@ -956,6 +1234,19 @@ async fn init(g: &Global, args: InitArgs) -> Result<()> {
             )));
         }
     }
+    let Some((service_account, service_user)) = args.service_user.split_once('/') else {
+        bail!(usage(format!(
+            "invalid --service-user {:?}: use ACCOUNT/USER",
+            args.service_user
+        )));
+    };
+    naming
+        .account(service_account)
+        .map_err(|e| usage(e.to_string()))?;
+    naming
+        .user(service_user)
+        .map_err(|e| usage(e.to_string()))?;
+    let (service_account, service_user) = (service_account.to_string(), service_user.to_string());
     let migrations = match &args.migrations {
         Some(file) => read_migrations(file)?,
         None => default_migrations(&prefix),
@@ -974,6 +1265,8 @@ async fn init(g: &Global, args: InitArgs) -> Result<()> {
             settings: Settings {
                 naming,
                 service_prefix: prefix,
+                service_account,
+                service_user,
             },
             service_urls: args.service_urls,
             migrations,

@@ -1,10 +1,15 @@
-//! The `warden` binary's library half: the operations every surface shares (CLI
-//! today; HTTP API and NATS service next), and the small pieces of I/O around them.
+//! The `warden` binary's library half: the operations every surface shares (CLI,
+//! HTTP API, NATS service), and the pieces of I/O around them.
 //!
 //! - [`ops`]: one function per operation: validate through `warden-core`, decide,
 //!   then write state + ledger event + outbox row in one `warden-store` transaction.
 //! - [`paths`]: where the data directory, database and master key live.
 //! - [`cli`]: the clap command line, printing and exit codes.
+//! - [`http`]: the HTTP API of `warden serve` (axum), behind scoped bearer tokens.
+//! - [`tokens`]: admin bearer tokens of the HTTP API (`warden token`).
+//! - [`service`]: the NATS request/reply API of `warden serve`.
+//! - [`serve`]: `warden serve`, which runs the HTTP API, the relay and the NATS service.
+//! - [`relay`]: the outbox relay that keeps nats-server in step.
 //! - [`tool`]: `warden tool pub|sub|req`, a small NATS client for checking access.
 //! - [`bench`]: `warden bench`, measurements users can run on their own hardware.
 #![deny(missing_docs)]
@@ -14,6 +19,8 @@ pub mod cli;
 pub mod http;
 pub mod ops;
 pub mod paths;
+pub mod relay;
+pub mod serve;
 pub mod service;
 pub mod tokens;
 pub mod tool;

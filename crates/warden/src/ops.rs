@@ -31,6 +31,7 @@ pub const TOPIC_ACCOUNT_DELETE: &str = "account.delete";
 
 const META_NAMING: &str = "naming_policy";
 const META_SERVICE_PREFIX: &str = "service_prefix";
+const META_SERVICE_USER: &str = "service_user";
 
 /// What can go wrong in an operation.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +102,10 @@ pub struct Settings {
     pub naming: NamingPolicy,
     /// Prefix of Warden's NATS request/reply service.
     pub service_prefix: String,
+    /// Account of the user Warden's service and change stream connect as.
+    pub service_account: String,
+    /// That user.
+    pub service_user: String,
 }
 
 impl Default for Settings {
@@ -108,6 +113,8 @@ impl Default for Settings {
         Settings {
             naming: NamingPolicy::default(),
             service_prefix: DEFAULT_SERVICE_PREFIX.to_string(),
+            service_account: "BACKEND".to_string(),
+            service_user: "warden".to_string(),
         }
     }
 }
@@ -244,11 +251,28 @@ impl Warden {
         if let Some(v) = store.meta(META_SERVICE_PREFIX).await? {
             settings.service_prefix = v;
         }
+        if let Some((a, u)) = store
+            .meta(META_SERVICE_USER)
+            .await?
+            .as_deref()
+            .and_then(|v| v.split_once('/'))
+        {
+            settings.service_account = a.to_string();
+            settings.service_user = u.to_string();
+        }
         Ok(Warden {
             store,
             settings,
             actor: actor.into(),
         })
+    }
+
+    /// The same engine recording changes under another actor (e.g. `http:<token>`).
+    pub fn with_actor(&self, actor: impl Into<String>) -> Warden {
+        Warden {
+            actor: actor.into(),
+            ..self.clone()
+        }
     }
 
     /// The store.
@@ -345,7 +369,12 @@ impl Warden {
             .await?;
         tx.set_meta(META_SERVICE_PREFIX, &settings.service_prefix)
             .await?;
-        tx.append_event(&self.event(
+        tx.set_meta(
+            META_SERVICE_USER,
+            &format!("{}/{}", settings.service_account, settings.service_user),
+        )
+        .await?;
+        tx.record(self.event(
             "operator.create",
             "operator",
             &op.public_key,
@@ -456,7 +485,7 @@ impl Warden {
                 }
             }
             tx.record_migration(&m.id, &m.description).await?;
-            tx.append_event(&self.event(
+            tx.record(self.event(
                 "migration.apply",
                 "migration",
                 &m.id,
@@ -492,7 +521,7 @@ impl Warden {
         tx.insert_account(&row)
             .await
             .map_err(|e| conflict(e, || format!("account {name} already exists")))?;
-        tx.append_event(&self.event(
+        tx.record(self.event(
             "account.create",
             "account",
             &row.public_key,
@@ -546,7 +575,7 @@ impl Warden {
                 format!("user {name} already exists in account {}", account.name)
             })
         })?;
-        tx.append_event(&self.event(
+        tx.record(self.event(
             "user.create",
             "user",
             &row.public_key,
@@ -675,7 +704,7 @@ impl Warden {
             spec.description = Some(d).filter(|d| !d.is_empty());
         }
         self.resign_account(&mut tx, &op, &mut row, spec).await?;
-        tx.append_event(&self.event(
+        tx.record(self.event(
             "account.edit",
             "account",
             &row.public_key,
@@ -721,7 +750,7 @@ impl Warden {
         }
         tx.delete_account(&row.public_key).await?;
         tx.delete_seed(&row.public_key).await?;
-        tx.append_event(&self.event(
+        tx.record(self.event(
             "account.delete",
             "account",
             &row.public_key,
@@ -791,7 +820,7 @@ impl Warden {
         row.spec = to_json(&spec)?;
         row.updated_at = now();
         tx.update_user(&row).await?;
-        tx.append_event(&self.event(
+        tx.record(self.event(
             "user.edit",
             "user",
             &row.public_key,
@@ -821,7 +850,7 @@ impl Warden {
         row.revoked_at = Some(at);
         row.updated_at = at;
         tx.update_user(&row).await?;
-        tx.append_event(&self.event(
+        tx.record(self.event(
             "user.revoke",
             "user",
             &row.public_key,
@@ -860,7 +889,7 @@ impl Warden {
         }
         tx.delete_user(&row.public_key).await?;
         tx.delete_seed(&row.public_key).await?;
-        tx.append_event(&self.event(
+        tx.record(self.event(
             "user.delete",
             "user",
             &row.public_key,
@@ -883,6 +912,25 @@ impl Warden {
         Ok(zeroize::Zeroizing::new(text))
     }
 
+    /// Creds of the system account's user (`SYS`/`sys`), which pushes to the resolver.
+    pub async fn system_user_creds(&self) -> Result<zeroize::Zeroizing<String>> {
+        self.creds(SYSTEM_ACCOUNT, SYSTEM_USER).await
+    }
+
+    /// Creds of Warden's service user (default `BACKEND`/`warden`), which serves the
+    /// NATS API and publishes the change stream.
+    pub async fn service_user_creds(&self) -> Result<zeroize::Zeroizing<String>> {
+        let s = &self.settings;
+        self.creds(&s.service_account, &s.service_user)
+            .await
+            .map_err(|e| match e {
+                OpsError::NotFound(what) => OpsError::NotFound(format!(
+                    "{what} (Warden's service user; choose another with `warden init --service-user ACCOUNT/USER`)"
+                )),
+                other => other,
+            })
+    }
+
     /// Every account's current JWT, keyed by public key (for server configs and pushes).
     pub async fn account_jwts(&self) -> Result<Vec<(String, String, String)>> {
         let op = self
@@ -897,6 +945,32 @@ impl Warden {
             .into_iter()
             .map(|a| (a.name, a.public_key, a.jwt))
             .collect())
+    }
+}
+
+/// Outbox topic: a ledger event for the change stream (payload: the event as JSON).
+pub const TOPIC_EVENT: &str = "event";
+
+/// Appends a ledger event and, in the same transaction, queues it for the change
+/// stream on NATS (`<prefix>.events.<action>`).
+trait Record {
+    async fn record(&mut self, event: NewEvent) -> Result<i64>;
+}
+
+impl Record for Tx<'_> {
+    async fn record(&mut self, event: NewEvent) -> Result<i64> {
+        let seq = self.append_event(&event).await?;
+        let payload = json!({
+            "seq": seq,
+            "at": now(),
+            "actor": event.actor,
+            "action": event.action,
+            "object_kind": event.object_kind,
+            "object_key": event.object_key,
+            "summary": event.summary,
+        });
+        self.enqueue(TOPIC_EVENT, &payload.to_string()).await?;
+        Ok(seq)
     }
 }
 
