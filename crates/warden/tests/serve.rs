@@ -390,3 +390,112 @@ async fn audit_verify_names_an_edited_row() {
     let err = home.fails(1, &["audit", "verify"]);
     assert!(err.contains("seq 3"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_are_published_on_the_change_stream() {
+    let bin = NatsServerBinary::get(ServerLine::V2_15);
+    let home = Home::new();
+    home.ok(&["init", "--name", "EVENTOP"]);
+    let server = start_nats(&home, &bin);
+    let url = server.url();
+    let _serve = Serve::start(&home, &url, &["--no-service"]);
+    // The built-in backend user may follow the change stream.
+    let backend = connect(&url, &home.ok(&["creds", "BACKEND", "backend"]))
+        .await
+        .expect("backend connects");
+    let mut events = backend
+        .client
+        .subscribe("WARDEN.events.>")
+        .await
+        .expect("subscribe");
+    backend.client.flush().await.expect("flush");
+    home.ok(&["account", "add", "STREAMED"]);
+    let key = account_key(&home, "STREAMED");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let msg = tokio::time::timeout(
+            deadline.saturating_duration_since(Instant::now()),
+            futures::StreamExt::next(&mut events),
+        )
+        .await
+        .expect("account.create event in time")
+        .expect("subscription open");
+        let event: serde_json::Value = serde_json::from_slice(&msg.payload).expect("event JSON");
+        if event["object_key"] == key.as_str() {
+            assert_eq!(msg.subject.as_str(), "WARDEN.events.account.create");
+            assert_eq!(event["action"], "account.create");
+            assert!(event["seq"].as_i64().unwrap() > 0);
+            break;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_serve_on_postgresql_takes_over_the_relay() {
+    let db = warden_testkit::PgDatabase::create().await;
+    let bin = NatsServerBinary::get(ServerLine::V2_15);
+    let home = Home::new();
+    let pg = ["--database-url", db.url()];
+    let with = |args: &[&str]| -> Vec<String> {
+        args.iter()
+            .chain(pg.iter())
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let run = |args: &[&str]| {
+        let a = with(args);
+        home.ok(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    run(&["init", "--name", "PGRELAY"]);
+    let port = free_port();
+    let conf = home.path().join("server.conf");
+    run(&[
+        "nats-config",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--resolver-dir",
+        home.path().join("resolver").to_str().unwrap(),
+        "-o",
+        conf.to_str().unwrap(),
+    ]);
+    let dir = home.path().join("nats");
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = NatsServer::start(&bin, &dir, &std::fs::read_to_string(conf).unwrap()).unwrap();
+    let url = server.url();
+    let pending = || -> i64 {
+        let out = run(&["--json", "status"]);
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["outbox_pending"]
+            .as_i64()
+            .unwrap()
+    };
+    let wait_empty = || {
+        let deadline = Instant::now() + WAIT;
+        while pending() != 0 {
+            assert!(Instant::now() < deadline, "outbox not delivered");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let first = Serve::start(&home, &url, &["--no-service", "--database-url", db.url()]);
+    wait_empty();
+    let second = Serve::start(&home, &url, &["--no-service", "--database-url", db.url()]);
+    // The first relay dies; the standby takes the lock and delivers new changes.
+    first.kill9();
+    run(&["account", "add", "AFTER_TAKEOVER"]);
+    wait_empty();
+    let key = {
+        let out = run(&["--json", "account", "show", "AFTER_TAKEOVER"]);
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["public_key"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let sys = run(&["creds", "SYS", "sys"]);
+    let r = ResolverClient::connect(&url, &sys, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(
+        r.list().await.unwrap().contains(&key),
+        "the standby did not relay"
+    );
+    drop(second);
+}
