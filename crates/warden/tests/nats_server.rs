@@ -10,44 +10,11 @@ use std::time::Duration;
 use common::{Home, connect};
 use data_encoding::BASE64URL_NOPAD;
 use futures::StreamExt;
-use warden::ops::{Warden, now};
+use warden::ops::now;
 use warden_core::UserSpec;
-use warden_store::{MasterKey, Store};
-use warden_testkit::{NatsServer, NatsServerBinary, ServerLine, free_port};
+use warden_testkit::{NatsServerBinary, ServerLine};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-async fn library(home: &Home) -> Warden {
-    let dir = home.data_dir();
-    let url = format!("sqlite://{}/warden.db", dir.display());
-    let store = Store::open(
-        &url,
-        MasterKey::from_env_or_file(&dir, false).expect("master key"),
-    )
-    .await
-    .expect("open store");
-    Warden::open(store, "test").await.expect("open warden")
-}
-
-fn start_server(home: &Home, bin: &NatsServerBinary, tag: &str) -> NatsServer {
-    let port = free_port();
-    let conf = home.path().join(format!("{tag}.conf"));
-    let resolver = home.path().join(format!("{tag}-resolver"));
-    home.ok(&[
-        "nats-config",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--resolver-dir",
-        resolver.to_str().expect("utf-8 path"),
-        "-o",
-        conf.to_str().expect("utf-8 path"),
-    ]);
-    let config = std::fs::read_to_string(&conf).expect("rendered config");
-    let dir = home.path().join(format!("{tag}-server"));
-    std::fs::create_dir_all(&dir).expect("server dir");
-    NatsServer::start(bin, &dir, &config)
-        .unwrap_or_else(|e| panic!("nats-server {} refused Warden's config: {e}", bin.version))
-}
 
 async fn scenario(line: ServerLine) {
     let bin = NatsServerBinary::get(line);
@@ -73,7 +40,7 @@ async fn scenario(line: ServerLine) {
     home.ok(&["user", "add", "bob", "-a", "APP"]);
     // An already expired user cannot be made from the CLI (the expiry is refused
     // as bad input), so make it through the same operations layer.
-    let w = library(&home).await;
+    let w = home.warden().await;
     let expired = UserSpec {
         expires_at: Some(now() - 60),
         ..UserSpec::default()
@@ -84,7 +51,7 @@ async fn scenario(line: ServerLine) {
     let carol = w.creds("APP", "carol").await.expect("carol creds");
     drop(w);
 
-    let server = start_server(&home, &bin, "main");
+    let server = home.start_nats(&bin, "main");
     let url = server.url();
     assert_eq!(server.version(), v);
 
@@ -215,7 +182,7 @@ async fn scenario(line: ServerLine) {
 
     // A restarted server with a freshly rendered config knows the revocation too.
     drop(server);
-    let server = start_server(&home, &bin, "fresh");
+    let server = home.start_nats(&bin, "fresh");
     let refused = connect(&server.url(), &bob_creds).await.err();
     assert!(
         refused.is_some(),

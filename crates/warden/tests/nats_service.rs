@@ -11,44 +11,11 @@ use std::time::Duration;
 use common::{Client, Home, connect};
 use futures::StreamExt;
 use serde_json::{Value, json};
-use warden::ops::Warden;
 use warden::service;
-use warden_store::{MasterKey, Store};
-use warden_testkit::{NatsServer, NatsServerBinary, ServerLine, free_port};
+
+use warden_testkit::{NatsServerBinary, ServerLine};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-async fn library(home: &Home) -> Warden {
-    let dir = home.data_dir();
-    let url = format!("sqlite://{}/warden.db", dir.display());
-    let store = Store::open(
-        &url,
-        MasterKey::from_env_or_file(&dir, false).expect("master key"),
-    )
-    .await
-    .expect("open store");
-    Warden::open(store, "test").await.expect("open warden")
-}
-
-fn start_server(home: &Home, bin: &NatsServerBinary) -> NatsServer {
-    let port = free_port();
-    let conf = home.path().join("server.conf");
-    let resolver = home.path().join("resolver");
-    home.ok(&[
-        "nats-config",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--resolver-dir",
-        resolver.to_str().expect("utf-8 path"),
-        "-o",
-        conf.to_str().expect("utf-8 path"),
-    ]);
-    let config = std::fs::read_to_string(&conf).expect("rendered config");
-    let dir = home.path().join("server");
-    std::fs::create_dir_all(&dir).expect("server dir");
-    NatsServer::start(bin, &dir, &config)
-        .unwrap_or_else(|e| panic!("nats-server {} refused Warden's config: {e}", bin.version))
-}
 
 /// A reply: the JSON body, or the service error (code, message) from the headers.
 #[derive(Debug)]
@@ -157,9 +124,9 @@ async fn scenario(line: ServerLine) {
         "--allow-sub",
         "_INBOX.>",
     ]);
-    let w = library(&home).await;
+    let w = home.warden().await;
     assert_eq!(w.settings().service_prefix, "WARDEN");
-    let server = start_server(&home, &bin);
+    let server = home.start_nats(&bin, "main");
     let url = server.url();
     assert_eq!(server.version(), v);
 

@@ -83,25 +83,6 @@ impl Drop for Serve {
     }
 }
 
-fn start_nats(home: &Home, bin: &NatsServerBinary) -> NatsServer {
-    let port = free_port();
-    let conf = home.path().join("server.conf");
-    let resolver = home.path().join("resolver");
-    home.ok(&[
-        "nats-config",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--resolver-dir",
-        resolver.to_str().unwrap(),
-        "-o",
-        conf.to_str().unwrap(),
-    ]);
-    let dir = home.path().join("nats");
-    std::fs::create_dir_all(&dir).unwrap();
-    NatsServer::start(bin, &dir, &std::fs::read_to_string(conf).unwrap())
-        .expect("nats-server starts")
-}
-
 async fn resolver(home: &Home, url: &str) -> ResolverClient {
     let creds = home.ok(&["creds", "SYS", "sys"]);
     ResolverClient::connect(url, &creds, Duration::from_secs(5))
@@ -145,7 +126,7 @@ async fn live_changes_survive_outages(line: ServerLine) {
     eprintln!("running against nats-server {v}");
     let home = Home::new();
     home.ok(&["init", "--name", "LIVEOP"]);
-    let mut server = start_nats(&home, &bin);
+    let mut server = home.start_nats(&bin, "main");
     let url = server.url();
     let serve = Serve::start(&home, &url, &[]);
     wait_delivered(&home);
@@ -219,19 +200,12 @@ async fn kill9_loses_nothing(line: ServerLine) {
     let v = bin.version.clone();
     let home = Home::new();
     home.ok(&["init", "--name", "KILLOP"]);
-    let server = start_nats(&home, &bin);
+    let server = home.start_nats(&bin, "main");
     let url = server.url();
     // Many changes queued while no relay runs.
     let total = 400;
     {
-        let dir = home.data_dir();
-        let store = warden_store::Store::open(
-            &format!("sqlite://{}/warden.db", dir.display()),
-            warden_store::MasterKey::from_env_or_file(&dir, false).unwrap(),
-        )
-        .await
-        .unwrap();
-        let w = warden::ops::Warden::open(store, "test").await.unwrap();
+        let w = home.warden().await;
         for i in 0..total {
             w.add_account(&format!("BULK_{i}"), Default::default())
                 .await
@@ -295,7 +269,7 @@ async fn sync_finds_and_repairs_drift(line: ServerLine) {
     let home = Home::new();
     home.ok(&["init", "--name", "SYNCOP"]);
     home.ok(&["account", "add", "KEPT"]);
-    let server = start_nats(&home, &bin);
+    let server = home.start_nats(&bin, "main");
     let url = server.url();
     home.ok(&["push", "--nats", &url]);
     home.ok(&["sync", "--check", "--nats", &url]);
@@ -303,13 +277,7 @@ async fn sync_finds_and_repairs_drift(line: ServerLine) {
     // Behind Warden's back: KEPT deleted on the server, a stranger account added.
     let r = resolver(&home, &url).await;
     let op = home.json(&["operator", "show"]);
-    let dir = home.data_dir();
-    let store = warden_store::Store::open(
-        &format!("sqlite://{}/warden.db", dir.display()),
-        warden_store::MasterKey::from_env_or_file(&dir, false).unwrap(),
-    )
-    .await
-    .unwrap();
+    let store = home.store().await;
     let signer = KeyPair::from_seed(
         &store
             .seed(op["signing_key"].as_str().unwrap())
@@ -396,7 +364,7 @@ async fn changes_are_published_on_the_change_stream() {
     let bin = NatsServerBinary::get(ServerLine::V2_15);
     let home = Home::new();
     home.ok(&["init", "--name", "EVENTOP"]);
-    let server = start_nats(&home, &bin);
+    let server = home.start_nats(&bin, "main");
     let url = server.url();
     let _serve = Serve::start(&home, &url, &["--no-service"]);
     // The built-in backend user may follow the change stream.

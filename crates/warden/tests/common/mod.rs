@@ -77,6 +77,52 @@ impl Home {
     }
 }
 
+impl Home {
+    /// The operations layer on this data directory's SQLite database (for what the
+    /// CLI refuses to do, such as issuing an already expired user).
+    pub async fn warden(&self) -> warden::ops::Warden {
+        warden::ops::Warden::open(self.store().await, "test")
+            .await
+            .expect("open warden")
+    }
+
+    /// The store of this data directory.
+    pub async fn store(&self) -> warden_store::Store {
+        let dir = self.data_dir();
+        let url = format!("sqlite://{}/warden.db", dir.display());
+        let key = warden_store::MasterKey::from_env_or_file(&dir, false).expect("master key");
+        warden_store::Store::open(&url, key)
+            .await
+            .expect("open store")
+    }
+
+    /// Renders Warden's nats-server config (`warden nats-config`) on a free loopback
+    /// port and starts that server; `tag` names its files, so several can coexist.
+    pub fn start_nats(
+        &self,
+        bin: &warden_testkit::NatsServerBinary,
+        tag: &str,
+    ) -> warden_testkit::NatsServer {
+        let port = warden_testkit::free_port();
+        let conf = self.path().join(format!("{tag}.conf"));
+        let resolver = self.path().join(format!("{tag}-resolver"));
+        self.ok(&[
+            "nats-config",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--resolver-dir",
+            resolver.to_str().expect("utf-8 path"),
+            "-o",
+            conf.to_str().expect("utf-8 path"),
+        ]);
+        let config = std::fs::read_to_string(&conf).expect("rendered config");
+        let dir = self.path().join(format!("{tag}-server"));
+        std::fs::create_dir_all(&dir).expect("server dir");
+        warden_testkit::NatsServer::start(bin, &dir, &config)
+            .unwrap_or_else(|e| panic!("nats-server {} refused Warden's config: {e}", bin.version))
+    }
+}
+
 /// A client connected with creds, with the server's asynchronous errors
 /// (permission violations) collected in a channel.
 pub struct Client {
