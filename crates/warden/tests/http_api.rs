@@ -758,6 +758,11 @@ async fn ledger_lists_verifies_and_never_holds_a_token() {
         "{actions:?}"
     );
     assert_eq!(actions.last(), Some(&"account.create"));
+    // A change made through the API is recorded under the token that made it.
+    assert_eq!(
+        events.last().unwrap()["actor"],
+        format!("http:admin:{}", info.id).as_str()
+    );
     let created = events
         .iter()
         .find(|e| e["object_key"] == info.id.as_str())

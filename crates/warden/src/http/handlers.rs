@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -17,6 +17,12 @@ use warden_store::{LedgerEvent, LedgerReport};
 use super::extract::{ApiPath, ApiQuery, JsonBody, RequestBody};
 use super::{ApiError, HttpState, openapi};
 use crate::ops::{AccountView, OperatorView, StatusView, UserView};
+use crate::tokens::TokenInfo;
+
+/// The ledger actor of a change made through the API: the token's name and id.
+fn actor(token: &TokenInfo) -> String {
+    format!("http:{}:{}", token.name, token.id)
+}
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -174,9 +180,14 @@ pub(crate) async fn list_accounts(State(s): State<HttpState>) -> ApiResult<Json<
 /// `POST /v1/accounts`.
 pub(crate) async fn add_account(
     State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
     JsonBody(body): JsonBody<CreateAccount>,
 ) -> ApiResult<(StatusCode, Json<AccountView>)> {
-    let view = s.warden.add_account(&body.name, body.spec).await?;
+    let view = s
+        .warden
+        .with_actor(actor(&token))
+        .add_account(&body.name, body.spec)
+        .await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -191,11 +202,13 @@ pub(crate) async fn account(
 /// `PATCH /v1/accounts/{name}`.
 pub(crate) async fn edit_account(
     State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
     ApiPath(name): ApiPath<String>,
     JsonBody(body): JsonBody<EditAccount>,
 ) -> ApiResult<Json<AccountView>> {
     Ok(Json(
         s.warden
+            .with_actor(actor(&token))
             .edit_account(&name, &body.limits, body.description)
             .await?,
     ))
@@ -204,9 +217,15 @@ pub(crate) async fn edit_account(
 /// `DELETE /v1/accounts/{name}`.
 pub(crate) async fn delete_account(
     State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<AccountView>> {
-    Ok(Json(s.warden.delete_account(&name).await?))
+    Ok(Json(
+        s.warden
+            .with_actor(actor(&token))
+            .delete_account(&name)
+            .await?,
+    ))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -224,11 +243,16 @@ pub(crate) async fn list_users(
 /// `POST /v1/accounts/{account}/users`.
 pub(crate) async fn add_user(
     State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
     ApiPath(account): ApiPath<String>,
     JsonBody(mut body): JsonBody<CreateUser>,
 ) -> ApiResult<(StatusCode, Json<UserView>)> {
     cidrs(&mut body.spec.src)?;
-    let view = s.warden.add_user(&account, &body.name, body.spec).await?;
+    let view = s
+        .warden
+        .with_actor(actor(&token))
+        .add_user(&account, &body.name, body.spec)
+        .await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -243,28 +267,46 @@ pub(crate) async fn user(
 /// `PATCH /v1/accounts/{account}/users/{user}`.
 pub(crate) async fn edit_user(
     State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
     ApiPath((account, user)): ApiPath<(String, String)>,
     JsonBody(mut edit): JsonBody<UserEdit>,
 ) -> ApiResult<Json<UserView>> {
     cidrs(&mut edit.add_source_networks)?;
     cidrs(&mut edit.remove_source_networks)?;
-    Ok(Json(s.warden.edit_user(&account, &user, &edit).await?))
+    Ok(Json(
+        s.warden
+            .with_actor(actor(&token))
+            .edit_user(&account, &user, &edit)
+            .await?,
+    ))
 }
 
 /// `DELETE /v1/accounts/{account}/users/{user}`.
 pub(crate) async fn delete_user(
     State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
     ApiPath((account, user)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<UserView>> {
-    Ok(Json(s.warden.delete_user(&account, &user).await?))
+    Ok(Json(
+        s.warden
+            .with_actor(actor(&token))
+            .delete_user(&account, &user)
+            .await?,
+    ))
 }
 
 /// `POST /v1/accounts/{account}/users/{user}/revoke`.
 pub(crate) async fn revoke_user(
     State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
     ApiPath((account, user)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<UserView>> {
-    Ok(Json(s.warden.revoke_user(&account, &user).await?))
+    Ok(Json(
+        s.warden
+            .with_actor(actor(&token))
+            .revoke_user(&account, &user)
+            .await?,
+    ))
 }
 
 /// `GET /v1/accounts/{account}/users/{user}/creds`: `{"creds": "<creds file text>"}`,
