@@ -254,6 +254,16 @@ impl std::fmt::Debug for ResolverClient {
     }
 }
 
+/// Runs `calls` with at most `concurrency` (at least 1) in flight; results in input order.
+/// The futures are made up front (they are lazy): a closure inside the stream would make the
+/// caller's future fail the compiler's higher-ranked `Send` check when spawned.
+async fn in_order<F: std::future::Future>(calls: Vec<F>, concurrency: usize) -> Vec<F::Output> {
+    futures::stream::iter(calls)
+        .buffered(concurrency.max(1))
+        .collect()
+        .await
+}
+
 impl ResolverClient {
     /// Connect with the creds text of a user of the system account. `timeout` bounds the connect
     /// and, afterwards, every request (and so how long [`ResolverClient::lookup`] waits before
@@ -377,19 +387,12 @@ impl ResolverClient {
         jwts: &[String],
         concurrency: usize,
     ) -> Vec<Result<UpdateReply, ResolverError>> {
-        {
-            // Futures made up front (they are lazy): a closure in the stream would make the
-            // whole future fail the compiler's higher-ranked `Send` check when spawned.
-            let calls: Vec<_> = jwts
-                .iter()
-                .enumerate()
-                .map(|(i, jwt)| self.update_on(i, jwt))
-                .collect();
-            futures::stream::iter(calls)
-                .buffered(concurrency.max(1))
-                .collect()
-                .await
-        }
+        let calls = jwts
+            .iter()
+            .enumerate()
+            .map(|(i, jwt)| self.update_on(i, jwt))
+            .collect();
+        in_order(calls, concurrency).await
     }
 
     /// Checks the account JWT with [`verify_trust`] and, only if it passes, sends it with
@@ -420,19 +423,12 @@ impl ResolverClient {
         jwts: &[String],
         concurrency: usize,
     ) -> Vec<Result<UpdateReply, ResolverError>> {
-        {
-            // Futures made up front (they are lazy): a closure in the stream would make the
-            // whole future fail the compiler's higher-ranked `Send` check when spawned.
-            let calls: Vec<_> = jwts
-                .iter()
-                .enumerate()
-                .map(|(i, jwt)| self.push_on(i, operator, jwt))
-                .collect();
-            futures::stream::iter(calls)
-                .buffered(concurrency.max(1))
-                .collect()
-                .await
-        }
+        let calls = jwts
+            .iter()
+            .enumerate()
+            .map(|(i, jwt)| self.push_on(i, operator, jwt))
+            .collect();
+        in_order(calls, concurrency).await
     }
 
     /// `$SYS.REQ.CLAIMS.DELETE` with an operator-signed generic delete JWT (see
@@ -498,19 +494,12 @@ impl ResolverClient {
         accounts: &[String],
         concurrency: usize,
     ) -> Vec<Result<Option<String>, ResolverError>> {
-        {
-            // Futures made up front (they are lazy): a closure in the stream would make the
-            // whole future fail the compiler's higher-ranked `Send` check when spawned.
-            let calls: Vec<_> = accounts
-                .iter()
-                .enumerate()
-                .map(|(i, a)| self.lookup_on(i, a))
-                .collect();
-            futures::stream::iter(calls)
-                .buffered(concurrency.max(1))
-                .collect()
-                .await
-        }
+        let calls = accounts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| self.lookup_on(i, a))
+            .collect();
+        in_order(calls, concurrency).await
     }
 }
 
