@@ -10,7 +10,9 @@
 
 pub mod bootstrap;
 pub mod compile;
+pub mod device;
 pub mod names;
+pub mod org;
 pub mod parse;
 pub mod spec;
 

@@ -41,8 +41,10 @@ This crate stores public keys, JWTs and specs as given; callers validate them.
 */
 #![deny(missing_docs)]
 
+pub mod devices;
 mod error;
 pub mod ledger;
+pub mod org;
 pub mod outbox;
 mod queries;
 pub mod relay;

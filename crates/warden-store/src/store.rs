@@ -213,11 +213,11 @@ async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
     }
 }
 
-struct Inner {
-    pool: AnyPool,
-    key: MasterKey,
-    url_redacted: String,
-    backend: Backend,
+pub(crate) struct Inner {
+    pub(crate) pool: AnyPool,
+    pub(crate) key: MasterKey,
+    pub(crate) url_redacted: String,
+    pub(crate) backend: Backend,
 }
 
 /// A handle on the database: cheap to clone (the pool and the master key are shared).
@@ -225,7 +225,7 @@ struct Inner {
 /// Reads are short, each on its own connection; every write goes through [`Store::begin`].
 #[derive(Clone)]
 pub struct Store {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl fmt::Debug for Store {
@@ -563,9 +563,9 @@ impl Store {
 /// Commit explicitly with [`Tx::commit`]; a `Tx` dropped without it is rolled back. Getters
 /// see the transaction's own uncommitted writes.
 pub struct Tx<'a> {
-    tx: Transaction<'static, Any>,
-    store: &'a Store,
-    locked: bool,
+    pub(crate) tx: Transaction<'static, Any>,
+    pub(crate) store: &'a Store,
+    pub(crate) locked: bool,
 }
 
 impl fmt::Debug for Tx<'_> {
@@ -577,13 +577,13 @@ impl fmt::Debug for Tx<'_> {
 }
 
 impl Tx<'_> {
-    fn conn(&mut self) -> &mut AnyConnection {
+    pub(crate) fn conn(&mut self) -> &mut AnyConnection {
         &mut self.tx
     }
 
     /// Serialises writers that number rows (ledger seq, outbox id). SQLite transactions
     /// already hold the write lock; PostgreSQL ones take a table lock that plain reads pass.
-    async fn lock_sequences(&mut self) -> Result<(), StoreError> {
+    pub(crate) async fn lock_sequences(&mut self) -> Result<(), StoreError> {
         if !self.locked && self.store.inner.backend == Backend::Postgres {
             sqlx::query("LOCK TABLE ledger IN EXCLUSIVE MODE")
                 .execute(&mut *self.tx)

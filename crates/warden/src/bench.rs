@@ -34,6 +34,10 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 1_000)]
         count: u32,
     },
+    /// Export an organisation of N units and M users as an nsc store: wall time.
+    Export(crate::nsc::BenchExportArgs),
+    /// Provision N devices (store + JWTs + resolver pushes): wall time and devices per second.
+    Devices(crate::device::BenchDevicesArgs),
 }
 
 /// Result of `bench issue`.
@@ -159,6 +163,8 @@ fn rand_key() -> [u8; 32] {
 /// Runs a bench subcommand.
 pub async fn run(json: bool, cmd: BenchCmd) -> Result<()> {
     match cmd {
+        BenchCmd::Export(args) => return crate::nsc::bench_export(json, args).await,
+        BenchCmd::Devices(args) => return crate::device::bench(json, args).await,
         BenchCmd::Issue { count } => {
             let r = measure_issue(count)?;
             if json {

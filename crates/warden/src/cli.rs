@@ -136,6 +136,17 @@ enum Command {
     /// Measurements to run on your own hardware.
     #[command(subcommand)]
     Bench(crate::bench::BenchCmd),
+    /// Describe an organisation (units, people) once; apply it as accounts and users.
+    #[command(subcommand)]
+    Org(crate::org::OrgCmd),
+    /// Write the operator, accounts, users and keys out (nsc store and keystore, or flat creds).
+    Export(crate::nsc::ExportArgs),
+    /// Bring an existing nsc operator (store + keystore) into an empty Warden database.
+    #[command(subcommand)]
+    Import(crate::nsc::ImportCmd),
+    /// Device fleet: one account per device behind a shared hub account.
+    #[command(subcommand)]
+    Device(crate::device::DeviceCmd),
 }
 
 #[derive(Args, Debug)]
@@ -572,6 +583,15 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Describe { token_or_file } => describe(&g, &token_or_file),
         Command::Tool(cmd) => crate::tool::run(&g.json, cmd, || open(&g)).await,
         Command::Bench(cmd) => crate::bench::run(g.json, cmd).await,
+        Command::Import(cmd) => {
+            let (dir, url, _) = locate(&g);
+            paths::ensure_data_dir(&dir)
+                .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+            let key = MasterKey::from_env_or_file(&dir, true)?;
+            let store = Store::open(&url, key).await?;
+            let w = Warden::open(store, actor()).await?;
+            crate::nsc::run_import(g.json, cmd, w).await
+        }
         other => {
             let warden = open(&g).await?;
             dispatch(&g, &warden, other).await
@@ -667,7 +687,14 @@ async fn dispatch(g: &Global, w: &Warden, command: Command) -> Result<()> {
         } => sync(g, w, fix, &nats).await,
         Command::Audit(cmd) => audit(g, w, cmd).await,
         Command::Token(cmd) => crate::tokens::run(g.json, cmd, w).await,
-        Command::Init(_) | Command::Describe { .. } | Command::Tool(_) | Command::Bench(_) => {
+        Command::Org(cmd) => crate::org::run(g.json, cmd, w).await,
+        Command::Export(args) => crate::nsc::run_export(g.json, args, w).await,
+        Command::Device(cmd) => crate::device::run(g.json, cmd, w).await,
+        Command::Init(_)
+        | Command::Describe { .. }
+        | Command::Tool(_)
+        | Command::Bench(_)
+        | Command::Import(_) => {
             unreachable!("handled before opening the store")
         }
     }

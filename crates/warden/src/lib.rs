@@ -16,8 +16,11 @@
 
 pub mod bench;
 pub mod cli;
+pub mod device;
 pub mod http;
+pub mod nsc;
 pub mod ops;
+pub mod org;
 pub mod paths;
 pub mod relay;
 pub mod serve;

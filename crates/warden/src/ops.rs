@@ -234,9 +234,9 @@ pub struct StatusView {
 /// The engine: a store plus the settings read from it.
 #[derive(Clone)]
 pub struct Warden {
-    store: Store,
-    settings: Settings,
-    actor: String,
+    pub(crate) store: Store,
+    pub(crate) settings: Settings,
+    pub(crate) actor: String,
 }
 
 impl Warden {
@@ -285,7 +285,7 @@ impl Warden {
         &self.settings
     }
 
-    fn event(&self, action: &str, kind: &str, key: &str, summary: serde_json::Value) -> NewEvent {
+    pub(crate) fn event(&self, action: &str, kind: &str, key: &str, summary: serde_json::Value) -> NewEvent {
         NewEvent {
             actor: self.actor.clone(),
             action: action.to_string(),
@@ -427,7 +427,7 @@ impl Warden {
         Ok(applied)
     }
 
-    async fn apply_migrations(
+    pub(crate) async fn apply_migrations(
         &self,
         tx: &mut Tx<'_>,
         op: &OperatorRow,
@@ -497,7 +497,7 @@ impl Warden {
         Ok(applied)
     }
 
-    async fn create_account(
+    pub(crate) async fn create_account(
         &self,
         tx: &mut Tx<'_>,
         op: &OperatorRow,
@@ -533,7 +533,7 @@ impl Warden {
     }
 
     /// Compiles, checks and signs an account JWT with the operator's signing key.
-    async fn sign_account(
+    pub(crate) async fn sign_account(
         &self,
         tx: &mut Tx<'_>,
         op: &OperatorRow,
@@ -547,7 +547,7 @@ impl Warden {
         Ok(claims.encode(&signer)?)
     }
 
-    async fn create_user(
+    pub(crate) async fn create_user(
         &self,
         tx: &mut Tx<'_>,
         account: &AccountRow,
@@ -585,11 +585,11 @@ impl Warden {
         Ok(row)
     }
 
-    async fn operator_row(&self, tx: &mut Tx<'_>) -> Result<OperatorRow> {
+    pub(crate) async fn operator_row(&self, tx: &mut Tx<'_>) -> Result<OperatorRow> {
         tx.operator().await?.ok_or(OpsError::NotInitialised)
     }
 
-    async fn account_row(
+    pub(crate) async fn account_row(
         &self,
         tx: &mut Tx<'_>,
         op: &OperatorRow,
@@ -601,7 +601,7 @@ impl Warden {
             .ok_or_else(|| OpsError::NotFound(format!("account {name}")))
     }
 
-    async fn user_row(&self, tx: &mut Tx<'_>, account: &AccountRow, name: &str) -> Result<UserRow> {
+    pub(crate) async fn user_row(&self, tx: &mut Tx<'_>, account: &AccountRow, name: &str) -> Result<UserRow> {
         let name = UserName::parse_any_case(name)?;
         tx.user_by_name(&account.public_key, name.as_str())
             .await?
@@ -716,7 +716,7 @@ impl Warden {
         account_view(row, &op, users)
     }
 
-    async fn resign_account(
+    pub(crate) async fn resign_account(
         &self,
         tx: &mut Tx<'_>,
         op: &OperatorRow,
@@ -861,7 +861,7 @@ impl Warden {
         user_view(row, &acc)
     }
 
-    async fn revoke_in_account(
+    pub(crate) async fn revoke_in_account(
         &self,
         tx: &mut Tx<'_>,
         op: &OperatorRow,
@@ -953,7 +953,8 @@ pub const TOPIC_EVENT: &str = "event";
 
 /// Appends a ledger event and, in the same transaction, queues it for the change
 /// stream on NATS (`<prefix>.events.<action>`).
-trait Record {
+pub(crate) trait Record {
+    /// Appends `event` to the ledger and queues it for the change stream.
     async fn record(&mut self, event: NewEvent) -> Result<i64>;
 }
 
@@ -974,7 +975,7 @@ impl Record for Tx<'_> {
     }
 }
 
-async fn put_seed(tx: &mut Tx<'_>, kp: &KeyPair, kind: &str) -> Result<()> {
+pub(crate) async fn put_seed(tx: &mut Tx<'_>, kp: &KeyPair, kind: &str) -> Result<()> {
     let seed = kp.seed();
     tx.put_seed(kp.public_key().as_str(), kind, seed.expose())
         .await?;
@@ -982,7 +983,7 @@ async fn put_seed(tx: &mut Tx<'_>, kp: &KeyPair, kind: &str) -> Result<()> {
 }
 
 /// Compiles, checks and signs a user JWT with the account's identity key.
-async fn sign_user(
+pub(crate) async fn sign_user(
     tx: &mut Tx<'_>,
     account: &AccountRow,
     pk: &UserPublicKey,
@@ -995,28 +996,28 @@ async fn sign_user(
     Ok(claims.encode(&signer)?)
 }
 
-fn conflict(e: StoreError, what: impl FnOnce() -> String) -> OpsError {
+pub(crate) fn conflict(e: StoreError, what: impl FnOnce() -> String) -> OpsError {
     match e {
         StoreError::Conflict { .. } => OpsError::Conflict(what()),
         other => OpsError::Store(other),
     }
 }
 
-fn to_json<T: Serialize>(v: &T) -> Result<serde_json::Value> {
+pub(crate) fn to_json<T: Serialize>(v: &T) -> Result<serde_json::Value> {
     serde_json::to_value(v).map_err(|e| OpsError::Jwt(format!("cannot serialise spec: {e}")))
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<T> {
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<T> {
     serde_json::from_value(v.clone())
         .map_err(|e| OpsError::Conflict(format!("stored spec is unreadable: {e}")))
 }
 
-fn parse_key<K: std::str::FromStr<Err = nats_jwt::KeyError>>(s: &str) -> Result<K> {
+pub(crate) fn parse_key<K: std::str::FromStr<Err = nats_jwt::KeyError>>(s: &str) -> Result<K> {
     s.parse::<K>()
         .map_err(|e| OpsError::Jwt(format!("stored key {s}: {e}")))
 }
 
-fn operator_view(op: OperatorRow) -> OperatorView {
+pub(crate) fn operator_view(op: OperatorRow) -> OperatorView {
     OperatorView {
         name: op.name,
         public_key: op.public_key,
@@ -1026,7 +1027,7 @@ fn operator_view(op: OperatorRow) -> OperatorView {
     }
 }
 
-fn account_view(row: AccountRow, op: &OperatorRow, users: usize) -> Result<AccountView> {
+pub(crate) fn account_view(row: AccountRow, op: &OperatorRow, users: usize) -> Result<AccountView> {
     Ok(AccountView {
         system: row.public_key == op.system_account,
         spec: from_json(&row.spec)?,
@@ -1039,7 +1040,7 @@ fn account_view(row: AccountRow, op: &OperatorRow, users: usize) -> Result<Accou
     })
 }
 
-fn user_view(row: UserRow, account: &AccountRow) -> Result<UserView> {
+pub(crate) fn user_view(row: UserRow, account: &AccountRow) -> Result<UserView> {
     Ok(UserView {
         spec: from_json(&row.spec)?,
         name: row.name,

@@ -1,0 +1,1 @@
+//! Device fleets: a hub account and one account per device. (Being built.)

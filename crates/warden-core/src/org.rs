@@ -1,0 +1,1 @@
+//! Organisation model: units and people, compiled to accounts and users. (Being built.)

@@ -1,0 +1,5 @@
+//! Rows and queries of device fleets. (Being built.)
+
+use crate::Tx;
+
+impl Tx<'_> {}
