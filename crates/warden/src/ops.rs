@@ -285,7 +285,13 @@ impl Warden {
         &self.settings
     }
 
-    pub(crate) fn event(&self, action: &str, kind: &str, key: &str, summary: serde_json::Value) -> NewEvent {
+    pub(crate) fn event(
+        &self,
+        action: &str,
+        kind: &str,
+        key: &str,
+        summary: serde_json::Value,
+    ) -> NewEvent {
         NewEvent {
             actor: self.actor.clone(),
             action: action.to_string(),
@@ -601,7 +607,12 @@ impl Warden {
             .ok_or_else(|| OpsError::NotFound(format!("account {name}")))
     }
 
-    pub(crate) async fn user_row(&self, tx: &mut Tx<'_>, account: &AccountRow, name: &str) -> Result<UserRow> {
+    pub(crate) async fn user_row(
+        &self,
+        tx: &mut Tx<'_>,
+        account: &AccountRow,
+        name: &str,
+    ) -> Result<UserRow> {
         let name = UserName::parse_any_case(name)?;
         tx.user_by_name(&account.public_key, name.as_str())
             .await?
