@@ -1,0 +1,417 @@
+//! `warden org`: the seed's example organisation applied as accounts and users, once
+//! (re-applying plans nothing and writes nothing), refused whole when invalid, and a
+//! deactivated person's user refused by real nats-server processes (2.9 and 2.15)
+//! while the other services keep exactly their permissions.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{Home, connect};
+use futures::StreamExt;
+use serde_json::Value;
+use warden_testkit::{NatsServerBinary, ServerLine};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn example() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/organization.yaml"
+    ))
+}
+
+fn example_text() -> String {
+    std::fs::read_to_string(example()).expect("example file")
+}
+
+/// Writes `text` to a file in the home and returns its path.
+fn write(home: &Home, name: &str, text: &str) -> String {
+    let path = home.path().join(name);
+    std::fs::write(&path, text).expect("write spec");
+    path.to_str().expect("utf-8 path").to_string()
+}
+
+/// The example with `person`'s `active` set to false.
+fn deactivated(person_domain: &str) -> String {
+    let needle = format!("    domain: {person_domain}\n");
+    let text = example_text();
+    assert!(text.contains(&needle), "example has {needle:?}");
+    text.replace(&needle, &format!("{needle}    active: false\n"))
+}
+
+fn steps(plan: &Value) -> Vec<(String, String, String)> {
+    plan["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| {
+            (
+                s["action"].as_str().unwrap().to_string(),
+                s["kind"].as_str().unwrap().to_string(),
+                s["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn count(plan: &Value, action: &str, kind: &str) -> usize {
+    steps(plan)
+        .iter()
+        .filter(|(a, k, _)| a == action && k == kind)
+        .count()
+}
+
+#[test]
+fn the_example_applies_once_and_dry_run_writes_nothing() {
+    let home = Home::new();
+    home.ok(&["init", "--name", "COWBOY"]);
+    let file = example();
+    let file = file.to_str().unwrap();
+    let before = home.json(&["status"]);
+
+    let dry = home.json(&["org", "apply", file, "--dry-run"]);
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["applied"], false);
+    assert_eq!(count(&dry, "create", "account"), 3);
+    assert_eq!(count(&dry, "create", "user"), 11);
+    assert_eq!(home.json(&["status"]), before, "dry run wrote something");
+    assert!(home.json(&["org", "show"])["organization"].is_null());
+
+    let plan = home.json(&["org", "apply", file]);
+    assert_eq!(plan["applied"], true);
+    assert_eq!(steps(&plan), steps(&dry));
+    assert_eq!(steps(&plan).len(), 14);
+    let after = home.json(&["status"]);
+    assert_eq!(after["accounts"], before["accounts"].as_i64().unwrap() + 3);
+    assert_eq!(after["users"], before["users"].as_i64().unwrap() + 11);
+
+    // The seed's permissions, in the JWT itself.
+    let person = home.json(&["user", "show", "person_service", "-a", "CORE"]);
+    let claims = home.json(&["describe", person["jwt"].as_str().unwrap()]);
+    let nats = &claims["claims"]["nats"];
+    assert_eq!(
+        nats["pub"]["allow"],
+        serde_json::json!(["thecowboyai.org.person.>"])
+    );
+    assert_eq!(
+        nats["sub"]["allow"],
+        serde_json::json!(["thecowboyai.org.person.>", "thecowboyai.org.location.>"])
+    );
+    assert_eq!(nats["payload"], 1_048_576);
+    assert!(nats["resp"].is_object(), "{nats}");
+
+    // Re-applying the same file: empty plan, no writes, no ledger entries.
+    let again = home.json(&["org", "apply", file]);
+    assert_eq!(again["steps"], serde_json::json!([]));
+    assert_eq!(again["applied"], false);
+    assert_eq!(home.json(&["status"]), after);
+    let text = home.ok(&["org", "apply", file]);
+    assert!(text.contains("nothing to change"), "{text}");
+
+    let show = home.json(&["org", "show"]);
+    assert_eq!(show["organization"]["name"], "thecowboyai");
+    let units: Vec<(&str, &str, u64)> = show["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["id"].as_str().unwrap(),
+                u["account"].as_str().unwrap(),
+                u["users"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        units,
+        [
+            ("core", "CORE", 5),
+            ("media", "MEDIA", 3),
+            ("development", "DEVELOPMENT", 3)
+        ]
+    );
+    let people = show["people"].as_array().unwrap();
+    assert_eq!(people.len(), 11);
+    assert!(people.iter().all(|p| p["status"] == "active"));
+}
+
+#[test]
+fn an_invalid_spec_lists_every_problem_and_changes_nothing() {
+    let home = Home::new();
+    home.ok(&["init", "--name", "COWBOY"]);
+    home.ok(&["org", "apply", example().to_str().unwrap()]);
+    let before = (home.json(&["status"]), home.json(&["org", "show"]));
+
+    let bad = example_text()
+        .replace(
+            "units: [media]\n    domain: audio",
+            "units: [studio]\n    domain: audio",
+        )
+        .replace("id: nix-service", "id: git-service")
+        .replace("domain: video", "domain: video.hd")
+        .replace(
+            "  - id: development\n    name: Development",
+            "  - id: development\n    parent: development\n    name: Development",
+        )
+        .replace(
+            "name: agent-service\n",
+            "name: agent-service\n    email: agent-at-example\n",
+        )
+        .replace(
+            "[\"{org}.org.{domain}.>\"]\n  subscribe:",
+            "[\"{org}.org..{domain}\"]\n  subscribe:",
+        );
+    let file = write(&home, "bad.yaml", &bad);
+    let err = home.fails(2, &["org", "apply", &file]);
+    for want in [
+        "template.publish[0]",
+        "units[2].parent",
+        "people[4].email",
+        "people[5].units[0]: unknown unit \"studio\"",
+        "people[7].domain",
+        "people[9].id: duplicate person id \"git-service\"",
+        "6 problems",
+        "nothing applied",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    // The same problems as JSON for scripts.
+    let out = home.run(&["--json", "org", "apply", &file]);
+    assert_eq!(out.status.code(), Some(2));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("problems JSON");
+    assert_eq!(doc["problems"].as_array().unwrap().len(), 6);
+
+    // Unreadable files are usage errors too.
+    let broken = write(&home, "broken.yaml", "organization: [\n");
+    home.fails(2, &["org", "apply", &broken]);
+    let unknown = write(
+        &home,
+        "unknown.json",
+        r#"{"organization":{"name":"x"},"teams":[]}"#,
+    );
+    let err = home.fails(2, &["org", "apply", &unknown]);
+    assert!(err.contains("teams"), "{err}");
+    home.fails(2, &["org", "apply", "/nonexistent/org.yaml"]);
+
+    assert_eq!(
+        (home.json(&["status"]), home.json(&["org", "show"])),
+        before
+    );
+}
+
+#[test]
+fn removing_a_unit_deletes_its_account_unless_it_holds_foreign_users() {
+    let home = Home::new();
+    home.ok(&["init", "--name", "COWBOY"]);
+    home.ok(&["org", "apply", example().to_str().unwrap()]);
+    // Without the development unit and its three services.
+    let text = example_text();
+    let cut = text
+        .find("  # Development: cim-domain-git")
+        .expect("development people");
+    let without = text[..cut].replace(
+        "  - id: development\n    name: Development\n    type: service\n",
+        "",
+    );
+    let file = write(&home, "smaller.yaml", &without);
+
+    // A user added by hand to DEVELOPMENT blocks the deletion.
+    home.ok(&["user", "add", "manual", "-a", "DEVELOPMENT"]);
+    let before = home.json(&["status"]);
+    let err = home.fails(1, &["org", "apply", &file]);
+    assert!(err.contains("manual"), "{err}");
+    assert_eq!(home.json(&["status"]), before);
+
+    home.ok(&["user", "delete", "manual", "-a", "DEVELOPMENT"]);
+    let plan = home.json(&["org", "apply", &file]);
+    assert_eq!(
+        steps(&plan),
+        [(
+            "delete".to_string(),
+            "account".to_string(),
+            "DEVELOPMENT".to_string()
+        )]
+    );
+    home.fails(1, &["account", "show", "DEVELOPMENT"]);
+    assert_eq!(
+        home.json(&["org", "apply", &file])["steps"],
+        serde_json::json!([])
+    );
+    let show = home.json(&["org", "show"]);
+    assert_eq!(show["units"].as_array().unwrap().len(), 2);
+    assert_eq!(show["people"].as_array().unwrap().len(), 8);
+
+    // An account of the same name that the organisation does not manage is not taken.
+    home.ok(&["account", "add", "DEVELOPMENT"]);
+    let err = home.fails(1, &["org", "apply", example().to_str().unwrap()]);
+    assert!(err.contains("DEVELOPMENT already exists"), "{err}");
+}
+
+async fn deactivation_is_enforced(line: ServerLine) {
+    let bin = NatsServerBinary::get(line);
+    let v = bin.version.clone();
+    let home = Home::new();
+    home.ok(&["init", "--name", "COWBOY"]);
+    home.ok(&["org", "apply", example().to_str().unwrap()]);
+    let org_creds = home.ok(&["creds", "CORE", "organization_service"]);
+    let old_key =
+        home.json(&["user", "show", "organization_service", "-a", "CORE"])["public_key"].clone();
+
+    // organization-service set inactive: its user is revoked, nothing else changes.
+    let file = write(&home, "inactive.yaml", &deactivated("organization"));
+    let plan = home.json(&["org", "apply", &file]);
+    assert_eq!(
+        steps(&plan),
+        [(
+            "revoke".to_string(),
+            "user".to_string(),
+            "CORE/organization_service".to_string()
+        )]
+    );
+    assert_eq!(
+        home.json(&["org", "apply", &file])["steps"],
+        serde_json::json!([])
+    );
+    let user = home.json(&["user", "show", "organization_service", "-a", "CORE"]);
+    assert!(user["revoked_at"].is_i64(), "{user}");
+
+    let server = home.start_nats(&bin, "org");
+    let url = server.url();
+    let refused = connect(&url, &org_creds)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("[{v}] revoked organization_service connected"));
+    assert!(
+        refused.to_lowercase().contains("authorization"),
+        "[{v}] {refused}"
+    );
+
+    // person_service publishes inside its domain, reads its related domain, and is
+    // refused outside them.
+    let person_creds = home.ok(&["creds", "CORE", "person_service"]);
+    let mut person = connect(&url, &person_creds)
+        .await
+        .unwrap_or_else(|e| panic!("[{v}] person_service refused: {e}"));
+    let mut own = person
+        .client
+        .subscribe("thecowboyai.org.person.created")
+        .await
+        .expect("subscribe");
+    let _related = person
+        .client
+        .subscribe("thecowboyai.org.location.>")
+        .await
+        .expect("subscribe");
+    person.client.flush().await.expect("flush");
+    person
+        .client
+        .publish("thecowboyai.org.person.created", "alice".into())
+        .await
+        .expect("publish");
+    person.client.flush().await.expect("flush");
+    let msg = tokio::time::timeout(WAIT, own.next())
+        .await
+        .unwrap_or_else(|_| panic!("[{v}] message inside the domain not delivered"))
+        .expect("subscription open");
+    assert_eq!(&msg.payload[..], b"alice");
+    assert!(
+        person.errors.try_recv().is_err(),
+        "[{v}] no violation expected for allowed subjects"
+    );
+    for subject in ["thecowboyai.org.location.moved", "thecowboyai.org.audio.x"] {
+        person
+            .client
+            .publish(subject, "no".into())
+            .await
+            .expect("publish");
+        person.client.flush().await.expect("flush");
+        let err = person
+            .next_error(WAIT)
+            .await
+            .unwrap_or_else(|| panic!("[{v}] publish to {subject} was not refused"));
+        assert!(
+            err.to_lowercase().contains("permissions violation") && err.contains(subject),
+            "[{v}] {err}"
+        );
+    }
+    let _denied = person
+        .client
+        .subscribe("thecowboyai.org.video.>")
+        .await
+        .expect("subscribe call");
+    person.client.flush().await.expect("flush");
+    let err = person
+        .next_error(WAIT)
+        .await
+        .unwrap_or_else(|| panic!("[{v}] subscribe outside the domains not refused"));
+    assert!(err.to_lowercase().contains("subscription"), "[{v}] {err}");
+    drop(server);
+
+    // Reactivated: a new key, which a server with a fresh config accepts.
+    let plan = home.json(&["org", "apply", example().to_str().unwrap()]);
+    assert_eq!(count(&plan, "create", "user"), 1, "{plan}");
+    let user = home.json(&["user", "show", "organization_service", "-a", "CORE"]);
+    assert_ne!(user["public_key"], old_key);
+    assert!(user["revoked_at"].is_null());
+    let server = home.start_nats(&bin, "again");
+    let new_creds = home.ok(&["creds", "CORE", "organization_service"]);
+    connect(&server.url(), &new_creds)
+        .await
+        .unwrap_or_else(|e| panic!("[{v}] reactivated organization_service refused: {e}"));
+    assert!(
+        connect(&server.url(), &org_creds).await.is_err(),
+        "[{v}] the old key works again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deactivated_person_is_refused_by_nats_server_2_9() {
+    deactivation_is_enforced(ServerLine::V2_9).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deactivated_person_is_refused_by_nats_server_2_15() {
+    deactivation_is_enforced(ServerLine::V2_15).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_example_applies_once_on_postgresql() {
+    let db = warden_testkit::PgDatabase::create().await;
+    let home = Home::new();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+            .args([
+                "--json",
+                "--data-dir",
+                home.data_dir().to_str().unwrap(),
+                "--database-url",
+                db.url(),
+            ])
+            .args(args)
+            .output()
+            .expect("run warden");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).expect("JSON")
+    };
+    run(&["init", "--name", "COWBOY"]);
+    let file = example();
+    let file = file.to_str().unwrap();
+    let plan = run(&["org", "apply", file]);
+    assert_eq!(count(&plan, "create", "account"), 3);
+    assert_eq!(count(&plan, "create", "user"), 11);
+    let status = run(&["status"]);
+    assert_eq!(status["backend"], "postgres");
+    let again = run(&["org", "apply", file]);
+    assert_eq!(again["steps"], serde_json::json!([]));
+    assert_eq!(run(&["status"]), status);
+    assert_eq!(
+        run(&["org", "show"])["people"].as_array().unwrap().len(),
+        11
+    );
+}
