@@ -1185,15 +1185,15 @@ pub fn plan(desired: &DesiredOrg, current: &CurrentOrg) -> Result<Vec<PlanStep>,
                     ));
                 }
             }
-            Some(c) if c.revoked => {
-                if u.active {
-                    let replaces = (c.name == u.name.as_str()).then(|| c.public_key.clone());
-                    user_steps.push(create(
-                        format!("person {} reactivated: new key", u.person_id),
-                        replaces,
-                    ));
-                }
+            Some(c) if c.revoked && u.active => {
+                let replaces = (c.name == u.name.as_str()).then(|| c.public_key.clone());
+                user_steps.push(create(
+                    format!("person {} reactivated: new key", u.person_id),
+                    replaces,
+                ));
             }
+            // Revoked and still inactive: nothing to do.
+            Some(c) if c.revoked => {}
             Some(c) if !u.active => revokes.push(PlanStep {
                 action: Action::Revoke,
                 kind: Kind::User,
