@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use nats_jwt::{KeyKind, KeyPair, UserPublicKey};
 use serde::Serialize;
 use serde_json::json;
@@ -169,6 +170,18 @@ impl Warden {
     /// users the organisation does not manage, is [`OpsError::Conflict`]. Nothing is
     /// written in either case, nor when the plan is empty and the spec unchanged.
     pub async fn org_apply(&self, spec: &OrgSpec, dry_run: bool) -> Result<OrgPlan> {
+        self.org_apply_with_progress(spec, dry_run, &ProgressBar::hidden())
+            .await
+    }
+
+    /// [`Warden::org_apply`], advancing `progress` by one per step applied (its length
+    /// is set to the number of steps).
+    pub async fn org_apply_with_progress(
+        &self,
+        spec: &OrgSpec,
+        dry_run: bool,
+        progress: &ProgressBar,
+    ) -> Result<OrgPlan> {
         let desired = self
             .org_check(spec)
             .map_err(|e| OpsError::Invalid(e.to_string()))?;
@@ -196,9 +209,12 @@ impl Warden {
             tx.rollback().await?;
             return Ok(view);
         }
+        progress.set_length(steps.len() as u64);
         for step in &steps {
             self.org_step(&mut tx, &op, &loaded, &step.change).await?;
+            progress.inc(1);
         }
+        progress.finish_and_clear();
         let t = now();
         tx.set_org_spec(&OrgSpecRow {
             name: spec.organization.name.trim().to_string(),
@@ -617,7 +633,15 @@ pub async fn run(json: bool, cmd: OrgCmd, w: &Warden) -> anyhow::Result<()> {
                 ))
                 .into());
             }
-            let plan = w.org_apply(&spec, dry_run).await?;
+            let bar = ProgressBar::new(0);
+            if crate::cli::show_progress(json) {
+                if let Ok(style) = ProgressStyle::with_template("applying [{bar:30}] {pos}/{len}") {
+                    bar.set_style(style.progress_chars("=> "));
+                }
+            } else {
+                bar.set_draw_target(ProgressDrawTarget::hidden());
+            }
+            let plan = w.org_apply_with_progress(&spec, dry_run, &bar).await?;
             if json {
                 return print_json(&plan);
             }
@@ -634,7 +658,9 @@ pub async fn run(json: bool, cmd: OrgCmd, w: &Warden) -> anyhow::Result<()> {
                 println!("{t}");
             }
             let n = plan.steps.len();
-            if n == 0 {
+            if n == 0 && plan.applied {
+                println!("no account or user to change; the spec was recorded");
+            } else if n == 0 {
                 println!("nothing to change: Warden matches {}", file.display());
             } else if dry_run {
                 println!("dry run: {n} changes planned, nothing written");

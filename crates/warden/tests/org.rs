@@ -135,6 +135,35 @@ fn the_example_applies_once_and_dry_run_writes_nothing() {
     let people = show["people"].as_array().unwrap();
     assert_eq!(people.len(), 11);
     assert!(people.iter().all(|p| p["status"] == "active"));
+
+    // A change that touches no account or user (an e-mail) is recorded, once.
+    let text = example_text().replace(
+        "name: git-service\n",
+        "name: git-service\n    email: git@thecowboyai.example\n",
+    );
+    let edited = write(&home, "email.yaml", &text);
+    let recorded = home.json(&["org", "apply", &edited]);
+    assert_eq!(
+        (recorded["applied"].clone(), recorded["steps"].clone()),
+        (Value::Bool(true), serde_json::json!([]))
+    );
+    let status = home.json(&["status"]);
+    assert_eq!(
+        status["ledger_events"],
+        after["ledger_events"].as_i64().unwrap() + 1
+    );
+    assert_eq!(status["users"], after["users"]);
+    assert_eq!(home.json(&["org", "apply", &edited])["applied"], false);
+    let show = home.json(&["org", "show"]);
+    let git = show["people"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "git-service")
+        .unwrap()
+        .clone();
+    assert_eq!(git["email"], "git@thecowboyai.example");
+    assert_eq!(git["user"], "git_service");
 }
 
 #[test]
