@@ -1136,6 +1136,24 @@ pub fn plan(desired: &DesiredOrg, current: &CurrentOrg) -> Result<Vec<PlanStep>,
         .map(|a| a.public_key.as_str())
         .collect();
 
+    // Accounts renamed by this plan: users are labelled with the name they will have.
+    let final_names: BTreeMap<&str, &str> = desired
+        .accounts
+        .iter()
+        .filter_map(|a| {
+            Some((
+                bound.get(a.unit_id.as_str())?.public_key.as_str(),
+                a.name.as_str(),
+            ))
+        })
+        .collect();
+    let label_of = |c: &CurrentUser| {
+        let account = final_names
+            .get(c.account_key.as_str())
+            .copied()
+            .unwrap_or(c.account.as_str());
+        format!("{account}/{}", c.name)
+    };
     let current_users: BTreeMap<&str, &CurrentUser> = current
         .users
         .iter()
@@ -1170,7 +1188,7 @@ pub fn plan(desired: &DesiredOrg, current: &CurrentOrg) -> Result<Vec<PlanStep>,
                     revokes.push(PlanStep {
                         action: Action::Revoke,
                         kind: Kind::User,
-                        name: format!("{}/{}", c.account, c.name),
+                        name: label_of(c),
                         detail: format!("person {} moved to unit {}", u.person_id, u.unit_id),
                         change: Change::RevokeUser {
                             person_id: u.person_id.clone(),
@@ -1197,7 +1215,7 @@ pub fn plan(desired: &DesiredOrg, current: &CurrentOrg) -> Result<Vec<PlanStep>,
             Some(c) if !u.active => revokes.push(PlanStep {
                 action: Action::Revoke,
                 kind: Kind::User,
-                name: format!("{}/{}", c.account, c.name),
+                name: label_of(c),
                 detail: format!("person {} inactive", u.person_id),
                 change: Change::RevokeUser {
                     person_id: u.person_id.clone(),
@@ -1238,7 +1256,7 @@ pub fn plan(desired: &DesiredOrg, current: &CurrentOrg) -> Result<Vec<PlanStep>,
         revokes.push(PlanStep {
             action: Action::Revoke,
             kind: Kind::User,
-            name: format!("{}/{}", c.account, c.name),
+            name: label_of(c),
             detail: format!("person {} removed (or no longer a Service)", c.person_id),
             change: Change::RevokeUser {
                 person_id: c.person_id.clone(),

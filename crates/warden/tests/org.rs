@@ -444,3 +444,80 @@ async fn the_example_applies_once_on_postgresql() {
         11
     );
 }
+
+#[test]
+fn renames_moves_removals_and_permission_changes_apply_in_place() {
+    let home = Home::new();
+    home.ok(&["init", "--name", "COWBOY"]);
+    home.ok(&["org", "apply", example().to_str().unwrap()]);
+    let media_key = home.json(&["account", "show", "MEDIA"])["public_key"].clone();
+    let person_key =
+        home.json(&["user", "show", "person_service", "-a", "CORE"])["public_key"].clone();
+
+    let text = example_text()
+        .replace("    name: Media\n", "    name: Studio\n")
+        .replace(
+            "related_domains: [location]",
+            "related_domains: [location, policy]",
+        )
+        .replace(
+            "units: [media]\n    domain: video",
+            "units: [core]\n    domain: video",
+        );
+    let cut = text.find("  - id: policy-service").unwrap();
+    let end = text[cut..].find("  - id: agent-service").unwrap() + cut;
+    let text = format!("{}{}", &text[..cut], &text[end..]);
+    let file = write(&home, "changed.yaml", &text);
+
+    let plan = home.json(&["org", "apply", &file]);
+    let got = steps(&plan);
+    let want = [
+        ("update", "account", "STUDIO"),
+        ("update", "permissions", "CORE/person_service"),
+        ("create", "user", "CORE/video_service"),
+        ("revoke", "user", "STUDIO/video_service"),
+        ("revoke", "user", "CORE/policy_service"),
+    ];
+    let want: Vec<(String, String, String)> = want
+        .iter()
+        .map(|(a, k, n)| (a.to_string(), k.to_string(), n.to_string()))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(
+        home.json(&["org", "apply", &file])["steps"],
+        serde_json::json!([])
+    );
+
+    // Renamed in place (same key), re-issued in place (same key).
+    let studio = home.json(&["account", "show", "STUDIO"]);
+    assert_eq!(studio["public_key"], media_key);
+    let described = home.json(&["describe", studio["jwt"].as_str().unwrap()]);
+    assert_eq!(described["claims"]["name"], "STUDIO");
+    let person = home.json(&["user", "show", "person_service", "-a", "CORE"]);
+    assert_eq!(person["public_key"], person_key);
+    assert_eq!(
+        person["spec"]["permissions"]["sub"]["allow"],
+        serde_json::json!([
+            "thecowboyai.org.person.>",
+            "thecowboyai.org.location.>",
+            "thecowboyai.org.policy.>"
+        ])
+    );
+    // The moved service has a new user; the old one and the removed one are revoked.
+    assert!(home.json(&["user", "show", "video_service", "-a", "CORE"])["revoked_at"].is_null());
+    assert!(home.json(&["user", "show", "video_service", "-a", "STUDIO"])["revoked_at"].is_i64());
+    assert!(home.json(&["user", "show", "policy_service", "-a", "CORE"])["revoked_at"].is_i64());
+    let show = home.json(&["org", "show"]);
+    let policy = show["people"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "policy-service")
+        .expect("removed person still listed")
+        .clone();
+    assert_eq!(
+        (policy["in_spec"].clone(), policy["status"].clone()),
+        (Value::Bool(false), Value::from("revoked"))
+    );
+    assert_eq!(home.json(&["audit", "verify"])["first_break"], Value::Null);
+}
