@@ -204,8 +204,12 @@ mod tests {
             share: false,
         });
         spec.revocations.insert("*".into(), 1_700_000_000);
-        let sk = KeyPair::generate(KeyKind::Account).account_public_key().unwrap();
-        let scoped = KeyPair::generate(KeyKind::Account).account_public_key().unwrap();
+        let sk = KeyPair::generate(KeyKind::Account)
+            .account_public_key()
+            .unwrap();
+        let scoped = KeyPair::generate(KeyKind::Account)
+            .account_public_key()
+            .unwrap();
         spec.signing_keys.push(SigningKey::Plain(sk));
         spec.signing_keys.push(SigningKey::Scoped(UserScope {
             key: scoped,
@@ -232,8 +236,10 @@ mod tests {
         assert!(back.not_carried.is_empty(), "{:?}", back.not_carried);
         let mut want = spec.clone();
         // The encoder sorts exports and imports by subject, as Go does.
-        want.exports.sort_by(|a, b| a.subject.as_str().cmp(b.subject.as_str()));
-        want.imports.sort_by(|a, b| a.subject.as_str().cmp(b.subject.as_str()));
+        want.exports
+            .sort_by(|a, b| a.subject.as_str().cmp(b.subject.as_str()));
+        want.imports
+            .sort_by(|a, b| a.subject.as_str().cmp(b.subject.as_str()));
         let mut got = back.spec;
         got.signing_keys.sort_by(|a, b| a.key().cmp(b.key()));
         want.signing_keys.sort_by(|a, b| a.key().cmp(b.key()));

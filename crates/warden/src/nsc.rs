@@ -152,7 +152,10 @@ pub async fn run_export(json: bool, args: ExportArgs, w: &Warden) -> anyhow::Res
             report.creds,
             report.files,
             if report.replaced_previous {
-                format!(" (previous export rewritten, {} stale files removed)", report.removed)
+                format!(
+                    " (previous export rewritten, {} stale files removed)",
+                    report.removed
+                )
             } else {
                 String::new()
             },
@@ -257,7 +260,11 @@ fn tree_bytes(dir: &Path) -> u64 {
 /// Builds an organisation of `units` accounts and `users` users (spread evenly,
 /// each publishing to its own domain) in a temporary SQLite store through the
 /// operations layer (one transaction per unit), then times its nsc export.
-pub async fn measure_export(units: u32, users: u32, json: bool) -> anyhow::Result<ExportBenchReport> {
+pub async fn measure_export(
+    units: u32,
+    users: u32,
+    json: bool,
+) -> anyhow::Result<ExportBenchReport> {
     let units = units.max(1);
     let dir = tempfile::tempdir()?;
     let url = format!("sqlite://{}/warden.db", dir.path().display());
@@ -306,7 +313,9 @@ pub async fn measure_export(units: u32, users: u32, json: bool) -> anyhow::Resul
     let build_seconds = start.elapsed().as_secs_f64();
     let out = dir.path().join("export");
     let start = Instant::now();
-    let report = w.export_with_progress(ExportFormat::Nsc, &out, show).await?;
+    let report = w
+        .export_with_progress(ExportFormat::Nsc, &out, show)
+        .await?;
     let export_seconds = start.elapsed().as_secs_f64();
     let secs = export_seconds.max(1e-9);
     Ok(ExportBenchReport {

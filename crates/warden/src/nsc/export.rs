@@ -269,7 +269,10 @@ impl Warden {
         op_keys.retain(|k| k != &operator.public_key);
         for k in op_keys {
             let seed = seed_of(&mut tx, &k).await?;
-            operator_signing_keys.push(KeySnap { public_key: k, seed });
+            operator_signing_keys.push(KeySnap {
+                public_key: k,
+                seed,
+            });
         }
         let mut rows = tx
             .accounts(&operator.public_key)
@@ -291,7 +294,10 @@ impl Warden {
             let mut signing_keys = Vec::new();
             for k in keys {
                 let seed = seed_of(&mut tx, &k).await?;
-                signing_keys.push(KeySnap { public_key: k, seed });
+                signing_keys.push(KeySnap {
+                    public_key: k,
+                    seed,
+                });
             }
             let mut user_rows = tx.users(&row.public_key).await.map_err(OpsError::from)?;
             user_rows.sort_by(|a, b| a.name.cmp(&b.name));
@@ -390,9 +396,14 @@ pub(crate) fn plan(snap: &Snapshot, format: ExportFormat) -> Result<(Vec<Planned
     let operator_jwt = if nsc {
         // nsc writes the marker as compact JSON with keys in this order.
         let name = serde_json::Value::String(op.name.clone());
-        let text =
-            format!("{{\"managed\":false,\"name\":{name},\"kind\":\"operator\",\"version\":\"1\"}}");
-        files.add(format!("{store}/.nsc"), FileKind::NscMarker, text.into_bytes());
+        let text = format!(
+            "{{\"managed\":false,\"name\":{name},\"kind\":\"operator\",\"version\":\"1\"}}"
+        );
+        files.add(
+            format!("{store}/.nsc"),
+            FileKind::NscMarker,
+            text.into_bytes(),
+        );
         files.add(
             "keys/.gitignore".into(),
             FileKind::Gitignore,

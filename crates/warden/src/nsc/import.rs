@@ -366,7 +366,8 @@ impl Warden {
                 op_claims.name
             ))
         })?;
-        let op_spec = decompile_operator(&op_claims).map_err(|e| NscError::Invalid(e.to_string()))?;
+        let op_spec =
+            decompile_operator(&op_claims).map_err(|e| NscError::Invalid(e.to_string()))?;
         let op_entity = format!("operator {op_name}");
         for issue in op_spec.not_carried {
             problems.push(NotCarried {
@@ -492,7 +493,10 @@ impl Warden {
                     Some(kp) => signing_seeds.push(kp),
                     None => problems.push(NotCarried {
                         entity: entity.clone(),
-                        issue: format!("seed of account signing key {} not in the keystore", k.key()),
+                        issue: format!(
+                            "seed of account signing key {} not in the keystore",
+                            k.key()
+                        ),
                     }),
                 }
             }
@@ -537,7 +541,9 @@ impl Warden {
                 for issue in uspec.not_carried {
                     problems.push(NotCarried {
                         entity: entity.clone(),
-                        issue: format!("{issue}: kept in the stored JWT, lost when Warden re-signs it"),
+                        issue: format!(
+                            "{issue}: kept in the stored JWT, lost when Warden re-signs it"
+                        ),
                     });
                 }
                 for field in unknown_fields(&jwt, &uc) {
@@ -559,7 +565,11 @@ impl Warden {
                     });
                 }
                 let signed_by_key = uc.iss != claims.sub;
-                if signed_by_key && !signing_seeds.iter().any(|k| k.public_key().as_str() == uc.iss) {
+                if signed_by_key
+                    && !signing_seeds
+                        .iter()
+                        .any(|k| k.public_key().as_str() == uc.iss)
+                {
                     problems.push(NotCarried {
                         entity: entity.clone(),
                         issue: format!(
@@ -716,7 +726,11 @@ impl Warden {
                 signing_key_seeds: a.signing_seeds.len(),
                 users: a.users.len(),
                 user_seeds,
-                revoked_users: a.users.iter().filter(|u| u.row.revoked_at.is_some()).count(),
+                revoked_users: a
+                    .users
+                    .iter()
+                    .filter(|u| u.row.revoked_at.is_some())
+                    .count(),
             });
         }
         let summary: BTreeMap<&str, serde_json::Value> = BTreeMap::from([
