@@ -230,8 +230,14 @@ pub struct ExportBenchReport {
     pub users: u32,
     /// Time to build the organisation in a fresh SQLite store, seconds.
     pub build_seconds: f64,
-    /// Wall time of the nsc export, seconds.
+    /// Wall time of the nsc export, seconds (read + plan + write).
     pub export_seconds: f64,
+    /// Of which: reading the store in one transaction (rows, unsealed seeds).
+    pub read_seconds: f64,
+    /// Of which: planning the files (creds formatting, manifest).
+    pub plan_seconds: f64,
+    /// Of which: writing the files.
+    pub write_seconds: f64,
     /// Files the export wrote.
     pub files: usize,
     /// Files written per second.
@@ -312,17 +318,35 @@ pub async fn measure_export(
     bar.finish_and_clear();
     let build_seconds = start.elapsed().as_secs_f64();
     let out = dir.path().join("export");
+    // The same steps as `Warden::export`, timed one by one.
     let start = Instant::now();
-    let report = w
-        .export_with_progress(ExportFormat::Nsc, &out, show)
-        .await?;
+    let previous = export::check_target(&out)?;
+    let snap = w.export_snapshot().await?;
+    let read_seconds = start.elapsed().as_secs_f64();
+    let (files, manifest) = export::plan(&snap, ExportFormat::Nsc)?;
+    let plan_seconds = start.elapsed().as_secs_f64() - read_seconds;
+    let bar = progress(show, files.len() as u64, "export");
+    let report = export::write_export(
+        &out,
+        ExportFormat::Nsc,
+        &snap,
+        files,
+        &manifest,
+        previous,
+        &bar,
+    )?;
+    bar.finish_and_clear();
     let export_seconds = start.elapsed().as_secs_f64();
+    let write_seconds = export_seconds - read_seconds - plan_seconds;
     let secs = export_seconds.max(1e-9);
     Ok(ExportBenchReport {
         units,
         users,
         build_seconds,
         export_seconds,
+        read_seconds,
+        plan_seconds,
+        write_seconds,
         files: report.files,
         files_per_s: report.files as f64 / secs,
         users_per_s: report.users as f64 / secs,
@@ -337,7 +361,7 @@ pub async fn bench_export(json: bool, args: BenchExportArgs) -> anyhow::Result<(
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         println!(
-            "organisation of {} units and {} users built in {:.2} s\nnsc export: {} files ({:.1} MB) in {:.2} s ({:.0} files/s, {:.0} users/s)",
+            "organisation of {} units and {} users built in {:.2} s\nnsc export: {} files ({:.1} MB) in {:.2} s ({:.0} files/s, {:.0} users/s)\n  read {:.2} s, plan {:.2} s, write {:.2} s",
             r.units,
             r.users,
             r.build_seconds,
@@ -345,7 +369,10 @@ pub async fn bench_export(json: bool, args: BenchExportArgs) -> anyhow::Result<(
             r.bytes as f64 / 1e6,
             r.export_seconds,
             r.files_per_s,
-            r.users_per_s
+            r.users_per_s,
+            r.read_seconds,
+            r.plan_seconds,
+            r.write_seconds
         );
     }
     Ok(())

@@ -601,7 +601,27 @@ fn make_dirs(root: &Path, rel: &Path) -> Result<()> {
     Ok(())
 }
 
-fn write_export(
+/// Writes a file created 0600 before any byte is written (an existing file is
+/// truncated and its mode tightened), like nsc. Unlike
+/// [`crate::paths::write_secret_file`] it does not fsync each file: an export of
+/// 10,000 users is 30,000 files, and a crash mid-export is repaired by exporting
+/// again.
+fn write_owner_only(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .open(path)?;
+    if f.metadata()?.permissions().mode() & 0o777 != FILE_MODE {
+        f.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))?;
+    }
+    f.write_all(contents)
+}
+
+pub(crate) fn write_export(
     out: &Path,
     format: ExportFormat,
     snap: &Snapshot,
@@ -623,14 +643,18 @@ fn write_export(
         .map_err(|e| NscError::Invalid(format!("cannot serialise the manifest: {e}")))?;
     text.push(b'\n');
     let mut written = BTreeSet::new();
+    let mut made: BTreeSet<PathBuf> = BTreeSet::new();
     let (mut seeds, mut creds) = (0, 0);
     for f in &files {
         let rel = Path::new(&f.path);
-        if let Some(parent) = rel.parent() {
+        if let Some(parent) = rel.parent()
+            && !made.contains(parent)
+        {
             make_dirs(out, parent)?;
+            made.insert(parent.to_path_buf());
         }
         let path = out.join(rel);
-        crate::paths::write_secret_file(&path, &f.contents).map_err(|e| NscError::io(&path, e))?;
+        write_owner_only(&path, &f.contents).map_err(|e| NscError::io(&path, e))?;
         written.insert(f.path.clone());
         bar.inc(1);
         match f.kind {
@@ -640,8 +664,7 @@ fn write_export(
         }
     }
     let manifest_path = out.join(MANIFEST);
-    crate::paths::write_secret_file(&manifest_path, &text)
-        .map_err(|e| NscError::io(&manifest_path, e))?;
+    write_owner_only(&manifest_path, &text).map_err(|e| NscError::io(&manifest_path, e))?;
 
     // Files of the previous export that are no longer part of this one.
     let mut removed = 0;
