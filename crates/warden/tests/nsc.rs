@@ -772,3 +772,63 @@ fn bench_export_reports_its_figures() {
     assert!(r["files"].as_u64().unwrap() > 90, "{r}");
     assert!(r["export_seconds"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn revoked_users_stay_in_the_nsc_export_as_nsc_keeps_them_and_leave_the_flat_one() {
+    let home = Home::new();
+    home.ok(&["init", "--name", "ACME"]);
+    home.ok(&["account", "add", "APP"]);
+    home.ok(&["user", "add", "alice", "-a", "APP"]);
+    home.ok(&["user", "add", "bob", "-a", "APP"]);
+    home.ok(&["user", "revoke", "bob", "-a", "APP"]);
+    let out = home.path().join("export");
+    export(&home, "nsc", &out);
+    let files = tree(&out);
+    assert!(files.contains_key("stores/ACME/accounts/APP/users/bob.jwt"));
+    assert!(files.contains_key("keys/creds/ACME/APP/bob.creds"));
+    let manifest: Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    let app = manifest["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "APP")
+        .expect("APP");
+    let user = |n: &str| {
+        app["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["name"] == n)
+            .cloned()
+            .unwrap()
+    };
+    assert!(user("bob")["revoked_at"].as_i64().is_some());
+    assert_eq!(user("alice")["revoked_at"], Value::Null);
+    // The account JWT carries the revocation, so the server refuses bob anyway.
+    let acc: AccountClaims = decode(&read(&out.join("stores/ACME/accounts/APP/APP.jwt"))).unwrap();
+    let bob: UserClaims =
+        decode(&read(&out.join("stores/ACME/accounts/APP/users/bob.jwt"))).unwrap();
+    assert!(acc.nats.is_revoked(&bob.sub.parse().unwrap(), bob.iat));
+
+    let flat = home.path().join("flat");
+    export(&home, "flat", &flat);
+    let ftree = tree(&flat);
+    assert!(ftree.contains_key("APP/alice.creds"));
+    assert!(
+        !ftree.contains_key("APP/bob.creds"),
+        "no creds for a revoked user"
+    );
+
+    // Imported back, bob is revoked in Warden too.
+    let fresh = Home::new();
+    fresh.json(&[
+        "import",
+        "nsc",
+        "--store",
+        out.join("stores").to_str().unwrap(),
+        "--keys",
+        out.join("keys").to_str().unwrap(),
+    ]);
+    let shown = fresh.json(&["user", "show", "bob", "-a", "APP"]);
+    assert!(shown["revoked_at"].as_i64().is_some(), "{shown}");
+}
