@@ -491,6 +491,22 @@ fn write_seed(keys: &Path, kp: &KeyPair) {
     );
 }
 
+/// `jwt` with `nats.<field>` added, signed again by `signer`.
+fn with_field(jwt: &str, signer: &KeyPair, field: &str, value: Value) -> String {
+    use data_encoding::BASE64URL_NOPAD as B64;
+    let mut parts = jwt.split('.');
+    let header = parts.next().unwrap();
+    let mut payload: Value =
+        serde_json::from_slice(&B64.decode(parts.next().unwrap().as_bytes()).unwrap()).unwrap();
+    payload["nats"][field] = value;
+    let signed = format!(
+        "{header}.{}",
+        B64.encode(&serde_json::to_vec(&payload).unwrap())
+    );
+    let sig = signer.sign(signed.as_bytes());
+    format!("{signed}.{}", B64.encode(&sig))
+}
+
 /// An nsc store as nsc lays it out, made with nats-jwt (not by Warden).
 struct Foreign {
     store: PathBuf,
@@ -576,13 +592,21 @@ fn foreign_store(root: &Path) -> Foreign {
             }],
         );
     });
-    account("importer", &imp, &op, &|c| {
+    let importer_jwt = account("importer", &imp, &op, &|c| {
         c.nats.imports = vec![Import::new(
             subject("svc.>"),
             exp.account_public_key().unwrap(),
             ExportType::Service,
         )];
     });
+    // A field newer than the claim types Warden knows (2.11's message tracing).
+    let importer_jwt = with_field(
+        &importer_jwt,
+        &op,
+        "trace",
+        serde_json::json!({"dest": "trace.x"}),
+    );
+    write(&store.join("accounts/importer/importer.jwt"), &importer_jwt);
     // alice: signed by the account signing key; bob: no seed in the keystore.
     let (alice, alice_jwt) = user("Exporter-Acct", "alice", &ask, Some(&exp), &|c| {
         c.nats.limits.permissions.subscribe.allow = vec![subject("svc.>")];
@@ -637,7 +661,11 @@ async fn a_foreign_nsc_store_is_imported_reported_and_served() {
         "{report}"
     );
     assert!(has("account Exporter-Acct", "mappings"), "{report}");
-    assert_eq!(problems.len(), 2, "nothing else is lost: {report}");
+    assert!(
+        has("account importer", "unknown claim field nats.trace"),
+        "{report}"
+    );
+    assert_eq!(problems.len(), 3, "nothing else is lost: {report}");
 
     // The claims survive: JWTs verbatim, specs decompiled, the signing key recorded.
     let w = home.warden().await;
@@ -670,6 +698,16 @@ async fn a_foreign_nsc_store_is_imported_reported_and_served() {
     drop(w);
     // bob has no seed, so no creds.
     home.fails(1, &["creds", "Exporter-Acct", "bob"]);
+    // Exported again, every JWT is the one nsc's store held, byte for byte.
+    let out = home.path().join("re-export");
+    let r = export(&home, "nsc", &out);
+    assert_eq!(
+        r["users_without_seed"],
+        serde_json::json!(["Exporter-Acct/bob"])
+    );
+    let original = tree(&f.store.join("acme-ops"));
+    let exported = tree(&out.join("stores/acme-ops"));
+    assert_eq!(original, exported);
 
     // Warden's own nats-config after the import serves the imported users, and the
     // service import from the exporter works across the two accounts.
@@ -761,6 +799,14 @@ async fn bad_input_is_refused_with_a_clear_error_and_changes_nothing() {
     let target = other.path().join("x");
     other.fails(1, &["export", "--out", target.to_str().unwrap()]);
     assert!(!target.exists());
+
+    // An nsc store without its system account: refused before anything is written.
+    std::fs::remove_dir_all(f.store.join("acme-ops/accounts/SYS")).unwrap();
+    let err = other.fails(2, &["import", "nsc", "--store", s, "--keys", k]);
+    assert!(err.contains("system account"), "{err}");
+    let status = other.json(&["status"]);
+    assert_eq!(status["operator"], Value::Null, "{status}");
+    assert_eq!(status["ledger_events"], 0);
 }
 
 #[test]
