@@ -718,3 +718,46 @@ pub(crate) fn write_export(
         users_without_seed,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_go_where_nsc_puts_them() {
+        assert_eq!(
+            key_path("UDU5HHAMWRNSAGKAPDKMESWC2ZQADUCJYHJ5M6X5J6OCVNIOWXEYSIXH"),
+            "keys/keys/U/DU/UDU5HHAMWRNSAGKAPDKMESWC2ZQADUCJYHJ5M6X5J6OCVNIOWXEYSIXH.nk"
+        );
+    }
+
+    #[test]
+    fn names_that_are_not_one_path_component_are_refused() {
+        for bad in ["", ".", "..", "a/b", "/abs", "a\\b"] {
+            assert!(component(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(component("person-service").unwrap(), "person-service");
+    }
+
+    #[test]
+    fn only_plain_relative_paths_of_an_old_manifest_are_removed() {
+        assert!(safe_relative("stores/OP/accounts/A/A.jwt"));
+        for bad in ["", "../x", "/etc/passwd", "a/../../b", "./a"] {
+            assert!(!safe_relative(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_directory_with_foreign_files_is_refused_and_a_warden_export_is_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(check_target(&dir.path().join("new")).unwrap().is_none());
+        assert!(check_target(dir.path()).unwrap().is_none(), "empty is fine");
+        std::fs::write(dir.path().join(MANIFEST), r#"{"generator":"someone"}"#).unwrap();
+        assert!(matches!(
+            check_target(dir.path()),
+            Err(NscError::Invalid(_))
+        ));
+        let file = dir.path().join(MANIFEST);
+        assert!(matches!(check_target(&file), Err(NscError::Invalid(_))));
+    }
+}

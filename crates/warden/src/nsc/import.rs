@@ -766,3 +766,33 @@ impl Warden {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_are_found_and_empty_ones_ignored() {
+        let raw = json!({"iss": "A", "nats": {"pub": {"allow": []}, "trace": {"dest": "t"},
+            "exports": [{"subject": "a", "allow_trace": true}], "zero": 0}});
+        let kept = json!({"iss": "A", "nats": {"pub": {}, "exports": [{"subject": "a"}]}});
+        let mut out = Vec::new();
+        diff(&raw, &kept, "", &mut out);
+        assert_eq!(out, vec!["nats.exports[0].allow_trace", "nats.trace"]);
+    }
+
+    #[test]
+    fn a_stores_root_with_two_operators_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for op in ["A", "B"] {
+            std::fs::create_dir_all(dir.path().join(op)).unwrap();
+            std::fs::write(dir.path().join(op).join(".nsc"), "{}").unwrap();
+        }
+        let err = operator_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("2 operators"), "{err}");
+        assert_eq!(
+            operator_dir(&dir.path().join("A")).unwrap(),
+            dir.path().join("A")
+        );
+    }
+}
