@@ -514,6 +514,7 @@ struct Foreign {
     exporter: String,
     importer: String,
     signing_key: String,
+    account_signing_key: String,
     alice_jwt: String,
     exporter_jwt: String,
 }
@@ -528,6 +529,7 @@ fn foreign_store(root: &Path) -> Foreign {
     let sys = KeyPair::generate(KeyKind::Account);
     let exp = KeyPair::generate(KeyKind::Account);
     let ask = KeyPair::generate(KeyKind::Account);
+    let scoped = KeyPair::generate(KeyKind::Account);
     let imp = KeyPair::generate(KeyKind::Account);
     let mut oc = OperatorClaims::new(&op.operator_public_key().unwrap(), op_name);
     oc.nats.signing_keys = vec![osk.operator_public_key().unwrap()];
@@ -581,7 +583,14 @@ fn foreign_store(root: &Path) -> Foreign {
     // The exporter: signed by the operator signing key, with an account signing key,
     // a public service export and a subject mapping (which a spec cannot carry).
     let exporter_jwt = account("Exporter-Acct", &exp, &osk, &|c| {
-        c.nats.signing_keys = vec![SigningKey::Plain(ask.account_public_key().unwrap())];
+        c.nats.signing_keys = vec![
+            SigningKey::Plain(ask.account_public_key().unwrap()),
+            SigningKey::Scoped(nats_jwt::UserScope {
+                key: scoped.account_public_key().unwrap(),
+                role: "reader".into(),
+                template: nats_jwt::UserPermissionLimits::unlimited(),
+            }),
+        ];
         c.nats.exports = vec![Export::new(subject("svc.>"), ExportType::Service)];
         c.nats.mappings.insert(
             subject("old.x"),
@@ -615,8 +624,14 @@ fn foreign_store(root: &Path) -> Foreign {
             Some(nats_jwt::ResponsePermission { max: 1, ttl_ns: 0 });
     });
     let (_bob, _) = user("Exporter-Acct", "bob", &exp, None, &|_| {});
+    // dave: signed by the scoped key, so its JWT is empty (the template applies).
+    let (dave, _) = user("Exporter-Acct", "dave", &scoped, Some(&exp), &|c| {
+        c.nats.limits = nats_jwt::UserPermissionLimits::default();
+    });
     let (carol, _) = user("importer", "carol", &imp, None, &|_| {});
-    for kp in [&op, &osk, &sys, &exp, &ask, &imp, &sys_user, &alice, &carol] {
+    for kp in [
+        &op, &osk, &sys, &exp, &ask, &scoped, &imp, &sys_user, &alice, &carol, &dave,
+    ] {
         write_seed(&keys, kp);
     }
     Foreign {
@@ -625,6 +640,7 @@ fn foreign_store(root: &Path) -> Foreign {
         exporter: exp.public_key().to_string(),
         importer: imp.public_key().to_string(),
         signing_key: osk.public_key().to_string(),
+        account_signing_key: ask.public_key().to_string(),
         alice_jwt,
         exporter_jwt,
     }
@@ -648,7 +664,7 @@ async fn a_foreign_nsc_store_is_imported_reported_and_served() {
         f.signing_key.as_str(),
         "first signing key with a seed"
     );
-    assert_eq!(report["users"], 4, "{report}");
+    assert_eq!(report["users"], 5, "{report}");
     assert_eq!(report["naming"]["account"], "any");
     let problems = report["not_carried"].as_array().expect("not_carried");
     let has = |entity: &str, needle: &str| {
@@ -665,7 +681,11 @@ async fn a_foreign_nsc_store_is_imported_reported_and_served() {
         has("account importer", "unknown claim field nats.trace"),
         "{report}"
     );
-    assert_eq!(problems.len(), 3, "nothing else is lost: {report}");
+    assert!(
+        has("user Exporter-Acct/dave", "scoped signing key"),
+        "{report}"
+    );
+    assert_eq!(problems.len(), 4, "nothing else is lost: {report}");
 
     // The claims survive: JWTs verbatim, specs decompiled, the signing key recorded.
     let w = home.warden().await;
@@ -673,7 +693,7 @@ async fn a_foreign_nsc_store_is_imported_reported_and_served() {
     assert_eq!(exporter.public_key, f.exporter);
     assert_eq!(exporter.jwt, f.exporter_jwt);
     assert_eq!(exporter.spec.exports[0].subject.as_str(), "svc.>");
-    assert_eq!(exporter.spec.signing_keys.len(), 1);
+    assert_eq!(exporter.spec.signing_keys.len(), 2);
     let importer = w.account("importer").await.expect("importer");
     assert_eq!(importer.public_key, f.importer);
     assert_eq!(importer.spec.imports[0].account.as_str(), f.exporter);
@@ -691,7 +711,7 @@ async fn a_foreign_nsc_store_is_imported_reported_and_served() {
         .expect("alice row");
     assert_eq!(
         row.signing_key.as_deref(),
-        Some(exporter.spec.signing_keys[0].key().as_str())
+        Some(f.account_signing_key.as_str())
     );
     let ledger = w.store().ledger(0, 100).await.expect("ledger");
     assert!(ledger.iter().any(|e| e.action == "nsc.import"));
@@ -733,21 +753,24 @@ async fn a_foreign_nsc_store_is_imported_reported_and_served() {
             }
         });
         // The importer's view of the export can lag the exporter's subscription by a
-        // moment on 2.15 ("no responders"); retry that case only, within WAIT.
-        let deadline = tokio::time::Instant::now() + WAIT;
+        // moment: 2.15 answers "no responders", 2.9 drops the request. Retry those two
+        // cases only, each attempt bounded, all within 3 × WAIT.
+        let deadline = tokio::time::Instant::now() + 3 * WAIT;
         let answer = loop {
-            let r = tokio::time::timeout(WAIT, carol.client.request("svc.echo", "ping".into()))
-                .await
-                .unwrap_or_else(|_| panic!("[{v}] request timed out"));
-            match r {
-                Ok(m) => break m,
-                Err(e)
-                    if e.kind() == async_nats::RequestErrorKind::NoResponders
-                        && tokio::time::Instant::now() < deadline =>
-                {
+            let attempt = tokio::time::timeout(
+                Duration::from_secs(2),
+                carol.client.request("svc.echo", "ping".into()),
+            )
+            .await;
+            let last = tokio::time::Instant::now() >= deadline;
+            match attempt {
+                Ok(Ok(m)) => break m,
+                Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders && !last => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                Err(e) => panic!("[{v}] request failed: {e}"),
+                Err(_) if !last => {}
+                Ok(Err(e)) => panic!("[{v}] request failed: {e}"),
+                Err(_) => panic!("[{v}] request timed out"),
             }
         };
         assert_eq!(&answer.payload[..], b"ping");

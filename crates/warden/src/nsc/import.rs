@@ -565,6 +565,16 @@ impl Warden {
                     });
                 }
                 let signed_by_key = uc.iss != claims.sub;
+                if let Some(nats_jwt::SigningKey::Scoped(scope)) = claims.nats.signing_key(&uc.iss)
+                {
+                    problems.push(NotCarried {
+                        entity: entity.clone(),
+                        issue: format!(
+                            "signed by scoped signing key {} (role {:?}): its permissions come from the scope's template, which Warden's user spec does not express; re-issued by Warden it would have none",
+                            uc.iss, scope.role
+                        ),
+                    });
+                }
                 if signed_by_key
                     && !signing_seeds
                         .iter()
