@@ -175,7 +175,10 @@ pub async fn run_export(json: bool, args: ExportArgs, w: &Warden) -> anyhow::Res
 /// Runs `warden import …` on a database that may be empty.
 pub async fn run_import(json: bool, cmd: ImportCmd, mut w: Warden) -> anyhow::Result<()> {
     let ImportCmd::Nsc { store, keys } = cmd;
-    let report = w.import_nsc(&store, &keys).await.map_err(cli_error)?;
+    let report = w
+        .import_nsc_with_progress(&store, &keys, crate::cli::show_progress(json))
+        .await
+        .map_err(cli_error)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());

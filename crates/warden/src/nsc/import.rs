@@ -321,6 +321,16 @@ impl Warden {
     /// `stores` root holding one) with the seeds of the keystore `keys` into this
     /// EMPTY store, in one transaction. See the module docs.
     pub async fn import_nsc(&mut self, store: &Path, keys: &Path) -> Result<ImportReport> {
+        self.import_nsc_with_progress(store, keys, false).await
+    }
+
+    /// [`Warden::import_nsc`], with a progress bar on stderr when `show` is set.
+    pub async fn import_nsc_with_progress(
+        &mut self,
+        store: &Path,
+        keys: &Path,
+        show: bool,
+    ) -> Result<ImportReport> {
         let op_dir = operator_dir(store)?;
         let keys_dir = keystore_dir(keys)?;
         let mut problems: Vec<NotCarried> = Vec::new();
@@ -703,6 +713,8 @@ impl Warden {
             .map_err(OpsError::from)?;
         let mut imported = Vec::new();
         let mut user_total = 0;
+        let total: usize = accounts.iter().map(|a| 1 + a.users.len()).sum();
+        let bar = super::progress(show, total as u64, "import");
         for a in &accounts {
             if let Some(kp) = &a.seed {
                 seeds += put_new(&mut tx, kp, "account").await?;
@@ -711,6 +723,7 @@ impl Warden {
                 seeds += put_new(&mut tx, kp, "account").await?;
             }
             tx.insert_account(&a.row).await.map_err(OpsError::from)?;
+            bar.inc(1);
             tx.enqueue(TOPIC_ACCOUNT_UPDATE, &a.row.public_key)
                 .await
                 .map_err(OpsError::from)?;
@@ -725,6 +738,7 @@ impl Warden {
                         format!("user {} appears twice in account {}", u.name, a.name)
                     })
                 })?;
+                bar.inc(1);
             }
             user_total += a.users.len();
             imported.push(ImportedAccount {
@@ -760,6 +774,7 @@ impl Warden {
         tx.record(self.event("nsc.import", "operator", &op_pk, json!(summary)))
             .await?;
         tx.commit().await.map_err(OpsError::from)?;
+        bar.finish_and_clear();
         self.settings.naming = naming;
         Ok(ImportReport {
             store: op_dir,
