@@ -358,6 +358,7 @@ async fn seed_of(tx: &mut warden_store::Tx<'_>, public_key: &str) -> Result<Opti
 struct Files {
     nsc: bool,
     list: Vec<Planned>,
+    seeds: BTreeSet<String>,
 }
 
 impl Files {
@@ -370,14 +371,18 @@ impl Files {
         path
     }
 
-    /// The seed's `.nk` file, in the nsc format when Warden holds the seed.
+    /// The seed's `.nk` file, in the nsc format when Warden holds the seed. A key
+    /// used in two roles (say, one account's signing key is another's identity)
+    /// is written once.
     fn seed(&mut self, key: &str, seed: &Option<Seed>) -> Option<String> {
         match seed {
-            Some(s) if self.nsc => Some(self.add(
-                key_path(key),
-                FileKind::Seed,
-                s.expose().as_bytes().to_vec(),
-            )),
+            Some(s) if self.nsc => {
+                let path = key_path(key);
+                if !self.seeds.insert(path.clone()) {
+                    return Some(path);
+                }
+                Some(self.add(path, FileKind::Seed, s.expose().as_bytes().to_vec()))
+            }
             _ => None,
         }
     }
@@ -392,6 +397,7 @@ pub(crate) fn plan(snap: &Snapshot, format: ExportFormat) -> Result<(Vec<Planned
     let mut files = Files {
         nsc,
         list: Vec::new(),
+        seeds: BTreeSet::new(),
     };
     let operator_jwt = if nsc {
         // nsc writes the marker as compact JSON with keys in this order.
