@@ -241,6 +241,8 @@ pub struct ExportBenchReport {
     pub plan_seconds: f64,
     /// Of which: writing the files.
     pub write_seconds: f64,
+    /// Wall time of importing the export into an empty store (`warden import nsc`).
+    pub import_seconds: f64,
     /// Files the export wrote.
     pub files: usize,
     /// Files written per second.
@@ -341,6 +343,22 @@ pub async fn measure_export(
     bar.finish_and_clear();
     let export_seconds = start.elapsed().as_secs_f64();
     let write_seconds = export_seconds - read_seconds - plan_seconds;
+    // And back: the exported store imported into a second, empty store.
+    let url2 = format!("sqlite://{}/import.db", dir.path().display());
+    let store2 = Store::open(&url2, MasterKey::from_bytes(rand::random())).await?;
+    let mut w2 = Warden::open(store2, "bench").await?;
+    let start = Instant::now();
+    let imported = w2
+        .import_nsc_with_progress(&out.join("stores"), &out.join("keys"), show)
+        .await?;
+    let import_seconds = start.elapsed().as_secs_f64();
+    if imported.users != report.users {
+        anyhow::bail!(
+            "import brought back {} users of {}",
+            imported.users,
+            report.users
+        );
+    }
     let secs = export_seconds.max(1e-9);
     Ok(ExportBenchReport {
         units,
@@ -350,6 +368,7 @@ pub async fn measure_export(
         read_seconds,
         plan_seconds,
         write_seconds,
+        import_seconds,
         files: report.files,
         files_per_s: report.files as f64 / secs,
         users_per_s: report.users as f64 / secs,
@@ -364,7 +383,7 @@ pub async fn bench_export(json: bool, args: BenchExportArgs) -> anyhow::Result<(
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         println!(
-            "organisation of {} units and {} users built in {:.2} s\nnsc export: {} files ({:.1} MB) in {:.2} s ({:.0} files/s, {:.0} users/s)\n  read {:.2} s, plan {:.2} s, write {:.2} s",
+            "organisation of {} units and {} users built in {:.2} s\nnsc export: {} files ({:.1} MB) in {:.2} s ({:.0} files/s, {:.0} users/s)\n  read {:.2} s, plan {:.2} s, write {:.2} s\nimport of that export into an empty store: {:.2} s",
             r.units,
             r.users,
             r.build_seconds,
@@ -375,7 +394,8 @@ pub async fn bench_export(json: bool, args: BenchExportArgs) -> anyhow::Result<(
             r.users_per_s,
             r.read_seconds,
             r.plan_seconds,
-            r.write_seconds
+            r.write_seconds,
+            r.import_seconds
         );
     }
     Ok(())

@@ -840,6 +840,7 @@ fn bench_export_reports_its_figures() {
     // 30 users × (jwt + nk + creds) at least, plus accounts and the operator.
     assert!(r["files"].as_u64().unwrap() > 90, "{r}");
     assert!(r["export_seconds"].as_f64().unwrap() > 0.0);
+    assert!(r["import_seconds"].as_f64().unwrap() > 0.0);
 }
 
 #[test]
