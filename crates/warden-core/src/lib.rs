@@ -10,6 +10,7 @@
 
 pub mod bootstrap;
 pub mod compile;
+pub mod decompile;
 pub mod device;
 pub mod names;
 pub mod org;

@@ -29,7 +29,7 @@ pub const TOPIC_ACCOUNT_UPDATE: &str = "account.update";
 /// Outbox topic: an account must be deleted from the resolver (payload: its key).
 pub const TOPIC_ACCOUNT_DELETE: &str = "account.delete";
 
-const META_NAMING: &str = "naming_policy";
+pub(crate) const META_NAMING: &str = "naming_policy";
 const META_SERVICE_PREFIX: &str = "service_prefix";
 const META_SERVICE_USER: &str = "service_user";
 
