@@ -61,5 +61,6 @@ pub use relay::RelayLock;
 pub use rows::{AccountRow, Counts, MigrationRecord, OperatorRow, UserRow};
 pub use seal::{MasterKey, SealError};
 pub use store::{Backend, Store, Tx, redact_url};
+pub use devices::DeviceRow;
 pub use tokens::ApiTokenRow;
 pub use zeroize::Zeroizing;
