@@ -257,7 +257,11 @@ impl FleetSettings {
                 ExportType::Service,
             )?,
             js,
-            private("device-jetstream-ack", "$JS.ACK.>".into(), ExportType::Service)?,
+            private(
+                "device-jetstream-ack",
+                "$JS.ACK.>".into(),
+                ExportType::Service,
+            )?,
         ];
         Ok(spec)
     }
@@ -458,7 +462,18 @@ mod tests {
             assert_eq!(DeviceId::parse(ok).unwrap().as_str(), ok);
         }
         let long = "a".repeat(MAX_DEVICE_ID_LEN + 1);
-        for bad in ["", "A", "-a", "a-", "a.b", "a b", "a*", "a>", "ä", long.as_str()] {
+        for bad in [
+            "",
+            "A",
+            "-a",
+            "a-",
+            "a.b",
+            "a b",
+            "a*",
+            "a>",
+            "ä",
+            long.as_str(),
+        ] {
             assert!(DeviceId::parse(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -522,9 +537,17 @@ mod tests {
         let (_, dev) = key();
         let mut hub = s.hub_spec().unwrap();
         revoke_activations(&mut hub, &dev, 100);
-        assert!(hub.exports.iter().all(|e| e.revocations.get(dev.as_str()) == Some(&100)));
+        assert!(
+            hub.exports
+                .iter()
+                .all(|e| e.revocations.get(dev.as_str()) == Some(&100))
+        );
         revoke_activations(&mut hub, &dev, 50);
-        assert!(hub.exports.iter().all(|e| e.revocations.get(dev.as_str()) == Some(&100)));
+        assert!(
+            hub.exports
+                .iter()
+                .all(|e| e.revocations.get(dev.as_str()) == Some(&100))
+        );
         restore_activations(&mut hub, &dev);
         assert!(hub.exports.iter().all(|e| e.revocations.is_empty()));
     }

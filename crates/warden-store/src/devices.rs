@@ -287,7 +287,11 @@ mod tests {
 
         // Observation: once, only from provisioned.
         assert_eq!(
-            store.mark_device_active("Aa", 200).await.unwrap().as_deref(),
+            store
+                .mark_device_active("Aa", 200)
+                .await
+                .unwrap()
+                .as_deref(),
             Some("a")
         );
         assert_eq!(store.mark_device_active("Aa", 300).await.unwrap(), None);

@@ -54,6 +54,7 @@ pub mod seal;
 mod store;
 pub mod tokens;
 
+pub use devices::DeviceRow;
 pub use error::StoreError;
 pub use ledger::{LedgerBreak, LedgerEvent, LedgerReport, NewEvent};
 pub use outbox::OutboxRow;
@@ -61,6 +62,5 @@ pub use relay::RelayLock;
 pub use rows::{AccountRow, Counts, MigrationRecord, OperatorRow, UserRow};
 pub use seal::{MasterKey, SealError};
 pub use store::{Backend, Store, Tx, redact_url};
-pub use devices::DeviceRow;
 pub use tokens::ApiTokenRow;
 pub use zeroize::Zeroizing;

@@ -939,10 +939,8 @@ pub fn read_device_file(path: &Path) -> anyhow::Result<Vec<NewDevice>> {
         let rec = rec.map_err(|e| usage(format!("{}: line {}: {e}", path.display(), i + 2)))?;
         let mut meta = BTreeMap::new();
         for (j, value) in rec.iter().enumerate() {
-            if j != id_col && !value.is_empty() {
-                if let Some(h) = headers.get(j) {
-                    meta.insert(h.to_string(), serde_json::Value::String(value.to_string()));
-                }
+            if let Some(h) = headers.get(j).filter(|_| j != id_col && !value.is_empty()) {
+                meta.insert(h.to_string(), serde_json::Value::String(value.to_string()));
             }
         }
         out.push(NewDevice {
@@ -960,10 +958,8 @@ async fn add_bulk(
     creds_dir: Option<&Path>,
 ) -> anyhow::Result<()> {
     let devices = read_device_file(file)?;
-    if let Some(dir) = creds_dir {
-        if dir.exists() && !dir.is_dir() {
-            return Err(usage(format!("{} is not a directory", dir.display())));
-        }
+    if let Some(dir) = creds_dir.filter(|d| d.exists() && !d.is_dir()) {
+        return Err(usage(format!("{} is not a directory", dir.display())));
     }
     let bar = indicatif::ProgressBar::new(devices.len() as u64);
     if crate::cli::show_progress(json) {

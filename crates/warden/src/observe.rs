@@ -55,10 +55,11 @@ async fn observe(warden: &Warden, url: &str, shutdown: &mut watch::Receiver<bool
                 let Some(msg) = msg else {
                     anyhow::bail!("the connect event subscription ended");
                 };
-                if let Some(account) = connect_account(&msg.payload) {
-                    if let Err(e) = mark_active(warden, &account).await {
-                        tracing::warn!(%account, "cannot record a device's first connection: {e:#}");
-                    }
+                let Some(account) = connect_account(&msg.payload) else {
+                    continue;
+                };
+                if let Err(e) = mark_active(warden, &account).await {
+                    tracing::warn!(%account, "cannot record a device's first connection: {e:#}");
                 }
             }
         }
