@@ -76,6 +76,8 @@ pub struct DrainReport {
     pub events_published: usize,
     /// Device streams created in the hub.
     pub streams_created: usize,
+    /// Seconds spent creating device streams.
+    pub stream_seconds: f64,
     /// The first failure, if any.
     pub first_error: Option<String>,
 }
@@ -204,8 +206,10 @@ pub async fn drain_once(
     }
 
     // Device streams in the hub (after the pushes, so the hub has JetStream).
+    let started = std::time::Instant::now();
     let (ok, bad) =
         crate::device::create_streams(warden, &cfg.nats_url, cfg.timeout, &streams).await;
+    report.stream_seconds += started.elapsed().as_secs_f64();
     report.streams_created += ok.len();
     delivered.extend(ok);
     failed.extend(bad);
@@ -305,6 +309,7 @@ pub async fn drain_all(
         total.accounts_deleted += r.accounts_deleted;
         total.events_published += r.events_published;
         total.streams_created += r.streams_created;
+        total.stream_seconds += r.stream_seconds;
         if total.first_error.is_none() {
             total.first_error = r.first_error;
         }
