@@ -701,6 +701,63 @@ pub enum DeviceCmd {
         /// Device id.
         id: String,
     },
+    /// Show the fleet's names and subjects, or set them (before the first device).
+    Fleet(FleetArgs),
+}
+
+/// Flags of `warden device fleet`; none given: show the settings.
+#[derive(Args, Debug, Default)]
+pub struct FleetArgs {
+    /// Hub account (default EMDEVS).
+    #[arg(long)]
+    pub hub: Option<String>,
+    /// Prefix of device account names (default EMDEV-).
+    #[arg(long)]
+    pub account_prefix: Option<String>,
+    /// Device user (default emdev).
+    #[arg(long)]
+    pub device_user: Option<String>,
+    /// Hub backend user (default backend).
+    #[arg(long)]
+    pub backend_user: Option<String>,
+    /// Hub JetStream admin user (default superuser).
+    #[arg(long)]
+    pub admin_user: Option<String>,
+    /// First token of subjects to devices (default EMDEV).
+    #[arg(long)]
+    pub to_device: Option<String>,
+    /// First token of requests from devices (default EMDEVS).
+    #[arg(long)]
+    pub from_device: Option<String>,
+    /// Device-side JetStream API prefix (default EMDEVJS.API).
+    #[arg(long)]
+    pub js_api_prefix: Option<String>,
+    /// Prefix of device stream names (default EMDEV_).
+    #[arg(long)]
+    pub stream_prefix: Option<String>,
+}
+
+impl FleetArgs {
+    fn apply(self, s: &mut FleetSettings) -> bool {
+        let mut changed = false;
+        for (slot, v) in [
+            (&mut s.hub_account, self.hub),
+            (&mut s.device_account_prefix, self.account_prefix),
+            (&mut s.device_user, self.device_user),
+            (&mut s.backend_user, self.backend_user),
+            (&mut s.admin_user, self.admin_user),
+            (&mut s.to_device, self.to_device),
+            (&mut s.from_device, self.from_device),
+            (&mut s.js_api_prefix, self.js_api_prefix),
+            (&mut s.stream_prefix, self.stream_prefix),
+        ] {
+            if let Some(v) = v {
+                *slot = v;
+                changed = true;
+            }
+        }
+        changed
+    }
 }
 
 /// Flags of `warden device add`.
@@ -822,6 +879,17 @@ pub async fn run(json: bool, cmd: DeviceCmd, w: &Warden) -> anyhow::Result<()> {
                 "device {} revoked (its account is deleted from NATS on the next push/relay)",
                 d.id
             );
+            Ok(())
+        }
+        DeviceCmd::Fleet(args) => {
+            let mut settings = w.fleet_settings().await?;
+            if args.apply(&mut settings) {
+                settings = w.set_fleet_settings(&settings).await?;
+            }
+            if json {
+                return print_json(&settings);
+            }
+            print!("{}", serde_yaml_ng::to_string(&settings)?);
             Ok(())
         }
         DeviceCmd::Restore { id } => {

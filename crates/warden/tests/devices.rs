@@ -367,6 +367,31 @@ impl Drop for Serve {
 }
 
 #[test]
+fn fleet_names_are_configurable_until_the_first_device() {
+    let home = Home::new();
+    home.ok(&["init", "--name", "NAMEDOP"]);
+    assert_eq!(home.json(&["device", "fleet"])["hub_account"], "EMDEVS");
+    home.fails(2, &["device", "fleet", "--js-api-prefix", "$JS.API"]);
+    home.fails(2, &["device", "fleet", "--to-device", "A.*"]);
+    let s = home.json(&[
+        "device",
+        "fleet",
+        "--hub",
+        "SENSORS",
+        "--account-prefix",
+        "SENSOR-",
+        "--to-device",
+        "TO",
+    ]);
+    assert_eq!(s["hub_account"], "SENSORS");
+    let d = home.json(&["device", "add", "s-1"]);
+    assert_eq!(d["device"]["account"], "SENSOR-s-1");
+    assert_eq!(d["device"]["to_device"], "TO.s-1.>");
+    home.json(&["account", "show", "SENSORS"]);
+    home.fails(1, &["device", "fleet", "--hub", "OTHER"]);
+}
+
+#[test]
 fn bulk_add_is_idempotent_and_bad_input_changes_nothing() {
     let home = Home::new();
     home.ok(&["init", "--name", "BULKOP"]);
