@@ -54,6 +54,7 @@ pub mod seal;
 mod store;
 pub mod tokens;
 
+pub use devices::DeviceRow;
 pub use error::StoreError;
 pub use ledger::{LedgerBreak, LedgerEvent, LedgerReport, NewEvent};
 pub use outbox::OutboxRow;

@@ -1,15 +1,784 @@
-//! `warden device`: a fleet of devices, one account each, behind a shared hub account.
-//! (Being built.)
+//! `warden device`: a fleet of devices, one account each, behind a shared hub
+//! account (the seed's `EMDEVS` / `EMDEV-<id>`), and the [`Warden`] methods every
+//! surface (CLI, HTTP API, NATS service) calls: [`Warden::add_device`],
+//! [`Warden::add_devices_bulk`], [`Warden::list_devices`], [`Warden::device`],
+//! [`Warden::rotate_device`], [`Warden::revoke_device`], [`Warden::restore_device`].
+//!
+//! Each operation is one store transaction: device row, account/user rows, sealed
+//! seeds, one ledger event, and outbox rows (`account.update`, `account.delete`,
+//! [`TOPIC_DEVICE_STREAM`]). The relay pushes the accounts and, as the hub's JetStream
+//! admin user, creates each device's stream `EMDEV_<id>` in the hub
+//! ([`create_streams`]). The hub (its exports, a `backend` and a JetStream admin
+//! user) is created with the first device.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
 use clap::{Args, Subcommand};
+use futures::StreamExt;
+use nats_jwt::{AccountPublicKey, KeyKind, KeyPair, UserPublicKey};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use warden_core::compile::refuse_blocking;
+use warden_core::device::{
+    DeviceId, DeviceMeta, DeviceState, FleetSettings, parse_meta_pair, restore_activations,
+    revoke_activations,
+};
+use warden_core::{AccountName, AccountSpec, UserName, UserSpec, compile_account, compile_user};
+use warden_store::{AccountRow, DeviceRow, OperatorRow, OutboxRow, Tx, UserRow, Zeroizing};
 
-use crate::ops::Warden;
+use crate::ops::{
+    OpsError, Record, Result, TOPIC_ACCOUNT_DELETE, TOPIC_ACCOUNT_UPDATE, Warden, from_json, now,
+    parse_key, put_seed, to_json,
+};
+
+/// Outbox topic: a device's stream must exist in the hub (payload: [`StreamRequest`] JSON).
+pub const TOPIC_DEVICE_STREAM: &str = "device.stream";
+
+const META_FLEET: &str = "device_fleet";
+
+/// A JetStream stream the relay creates in the hub for a device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamRequest {
+    /// Stream name (`EMDEV_<id>`).
+    pub stream: String,
+    /// Its subjects (`EMDEV.<id>.>`).
+    pub subjects: Vec<String>,
+}
+
+/// A device as every surface shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeviceView {
+    /// Device id.
+    pub id: String,
+    /// `provisioned`, `active` or `revoked`.
+    pub state: DeviceState,
+    /// Its account's name (`EMDEV-<id>`).
+    pub account: String,
+    /// Its account's public key.
+    pub account_key: String,
+    /// Its current user's name.
+    pub user: String,
+    /// Its current user's public key.
+    pub user_key: String,
+    /// Messages to the device (`EMDEV.<id>.>`).
+    pub to_device: String,
+    /// Requests from the device (`EMDEVS.<id>.>`).
+    pub from_device: String,
+    /// Its stream in the hub.
+    pub stream: String,
+    /// The device-side JetStream API prefix.
+    pub js_api_prefix: String,
+    /// Metadata.
+    pub meta: DeviceMeta,
+    /// Created (unix seconds).
+    pub created_at: i64,
+    /// First connection observed.
+    pub activated_at: Option<i64>,
+    /// Last user key rotation.
+    pub rotated_at: Option<i64>,
+    /// Last revocation.
+    pub revoked_at: Option<i64>,
+    /// Last restore.
+    pub restored_at: Option<i64>,
+    /// Last change.
+    pub updated_at: i64,
+}
+
+/// One device to add.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NewDevice {
+    /// Device id.
+    pub id: String,
+    /// Metadata.
+    #[serde(default)]
+    pub meta: DeviceMeta,
+}
+
+/// What a bulk add did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct BulkReport {
+    /// Ids added now.
+    pub added: Vec<String>,
+    /// Ids that existed already (left as they are).
+    pub skipped: Vec<String>,
+}
+
+/// Creds of the devices a bulk add created: (id, creds text).
+pub type BulkCreds = Vec<(String, Zeroizing<String>)>;
+
+/// Signing material held for the length of one operation.
+struct Signers {
+    operator: KeyPair,
+    hub: KeyPair,
+    hub_key: AccountPublicKey,
+}
+
+impl Warden {
+    /// The fleet's names and subjects (stored at the first device; defaults before).
+    pub async fn fleet_settings(&self) -> Result<FleetSettings> {
+        match self.store.meta(META_FLEET).await? {
+            Some(v) => serde_json::from_str(&v).map_err(|e| {
+                OpsError::Conflict(format!("stored fleet settings are unreadable: {e}"))
+            }),
+            None => Ok(FleetSettings::default()),
+        }
+    }
+
+    /// Sets the fleet's names and subjects; refused once the fleet has devices.
+    pub async fn set_fleet_settings(&self, settings: &FleetSettings) -> Result<FleetSettings> {
+        settings.check().map_err(invalid)?;
+        let mut tx = self.store.begin().await?;
+        self.operator_row(&mut tx).await?;
+        if !tx.device_ids().await?.is_empty() {
+            return Err(OpsError::Conflict(
+                "the fleet has devices; its settings can no longer change".into(),
+            ));
+        }
+        tx.set_meta(META_FLEET, &json!(settings).to_string())
+            .await?;
+        tx.record(self.event(
+            "device.fleet",
+            "fleet",
+            &settings.hub_account,
+            json!(settings),
+        ))
+        .await?;
+        tx.commit().await?;
+        Ok(settings.clone())
+    }
+
+    /// Adds one device: its account (importing its slice of the hub) and user; the
+    /// hub is created with the first device. Returns the view and the creds (the
+    /// only time they are handed out by this call).
+    pub async fn add_device(
+        &self,
+        id: &str,
+        meta: DeviceMeta,
+    ) -> Result<(DeviceView, Zeroizing<String>)> {
+        let id = DeviceId::parse(id).map_err(invalid)?;
+        let fleet = self.fleet_settings().await?;
+        let mut tx = self.store.begin().await?;
+        let op = self.operator_row(&mut tx).await?;
+        if tx.device(id.as_str()).await?.is_some() {
+            return Err(OpsError::Conflict(format!("device {id} already exists")));
+        }
+        let signers = self.ensure_hub(&mut tx, &op, &fleet).await?;
+        let (row, creds) = self
+            .provision(&mut tx, &op, &fleet, &signers, &id, meta)
+            .await?;
+        tx.commit().await?;
+        Ok((device_view(row, &fleet)?, creds))
+    }
+
+    /// Adds many devices in one transaction; ids that exist are skipped (so a re-run
+    /// adds only what is missing). Every id is validated first: one bad id changes
+    /// nothing. `progress` is called after each device.
+    pub async fn add_devices_bulk(
+        &self,
+        devices: &[NewDevice],
+        progress: impl Fn(u64),
+    ) -> Result<(BulkReport, BulkCreds)> {
+        let ids = check_new_devices(devices)?;
+        let fleet = self.fleet_settings().await?;
+        let mut tx = self.store.begin().await?;
+        let op = self.operator_row(&mut tx).await?;
+        let existing: BTreeSet<String> = tx.device_ids().await?.into_iter().collect();
+        let signers = self.ensure_hub(&mut tx, &op, &fleet).await?;
+        let mut report = BulkReport::default();
+        let mut creds = Vec::new();
+        for (d, id) in devices.iter().zip(ids) {
+            if existing.contains(id.as_str()) {
+                report.skipped.push(id.to_string());
+            } else {
+                let (row, c) = self
+                    .provision(&mut tx, &op, &fleet, &signers, &id, d.meta.clone())
+                    .await?;
+                report.added.push(row.id);
+                creds.push((id.to_string(), c));
+            }
+            progress(1);
+        }
+        tx.commit().await?;
+        Ok((report, creds))
+    }
+
+    /// Every device (or those in `state`), ordered by id.
+    pub async fn list_devices(&self, state: Option<DeviceState>) -> Result<Vec<DeviceView>> {
+        let fleet = self.fleet_settings().await?;
+        self.store
+            .devices(state.map(DeviceState::as_str))
+            .await?
+            .into_iter()
+            .map(|r| device_view(r, &fleet))
+            .collect()
+    }
+
+    /// One device.
+    pub async fn device(&self, id: &str) -> Result<DeviceView> {
+        let id = DeviceId::parse(id).map_err(invalid)?;
+        let fleet = self.fleet_settings().await?;
+        let row = self
+            .store
+            .device(id.as_str())
+            .await?
+            .ok_or_else(|| OpsError::NotFound(format!("device {id}")))?;
+        device_view(row, &fleet)
+    }
+
+    /// The creds of a device's current user.
+    pub async fn device_creds(&self, id: &str) -> Result<Zeroizing<String>> {
+        let view = self.device(id).await?;
+        self.creds(&view.account, &view.user).await
+    }
+
+    /// Gives a device a new user key; the old one is revoked in the device account
+    /// (its connections are closed once the account update is pushed). Returns the
+    /// new creds.
+    pub async fn rotate_device(&self, id: &str) -> Result<(DeviceView, Zeroizing<String>)> {
+        let id = DeviceId::parse(id).map_err(invalid)?;
+        let fleet = self.fleet_settings().await?;
+        let mut tx = self.store.begin().await?;
+        let op = self.operator_row(&mut tx).await?;
+        let mut dev = device_row(&mut tx, &id).await?;
+        if dev.state == DeviceState::Revoked.as_str() {
+            return Err(OpsError::Conflict(format!(
+                "device {id} is revoked; restore it first"
+            )));
+        }
+        let mut acc = account_of(&mut tx, &dev).await?;
+        let account_kp = KeyPair::from_seed(&tx.seed(&acc.public_key).await?)?;
+        let old = dev.user_key.clone();
+        tx.delete_user(&old).await?;
+        tx.delete_seed(&old).await?;
+        let (user, creds) = issue_user(&mut tx, &fleet, &acc, &account_kp, &id).await?;
+        let at = self.revoke_in_account(&mut tx, &op, &mut acc, &old).await?;
+        dev.user_key = user.public_key.clone();
+        dev.rotated_at = Some(at);
+        dev.updated_at = at;
+        tx.update_device(&dev).await?;
+        tx.record(self.event(
+            "device.rotate",
+            "device",
+            &dev.id,
+            json!({"old_user": old, "new_user": user.public_key}),
+        ))
+        .await?;
+        tx.commit().await?;
+        Ok((device_view(dev, &fleet)?, creds))
+    }
+
+    /// Cuts a device off: every user of its account revoked (`*`), its activations
+    /// revoked in the hub's exports, its account deleted from the resolver (which
+    /// closes its connections). Its stream and keys are kept for [`Self::restore_device`].
+    pub async fn revoke_device(&self, id: &str) -> Result<DeviceView> {
+        let id = DeviceId::parse(id).map_err(invalid)?;
+        let fleet = self.fleet_settings().await?;
+        let mut tx = self.store.begin().await?;
+        let op = self.operator_row(&mut tx).await?;
+        let mut dev = device_row(&mut tx, &id).await?;
+        if dev.state == DeviceState::Revoked.as_str() {
+            return Err(OpsError::Conflict(format!(
+                "device {id} is already revoked"
+            )));
+        }
+        let at = now();
+        let mut acc = account_of(&mut tx, &dev).await?;
+        let mut spec: AccountSpec = from_json(&acc.spec)?;
+        spec.revocations.insert("*".into(), at);
+        self.resign_account(&mut tx, &op, &mut acc, spec).await?;
+        let mut hub = hub_row(&mut tx, &op, &fleet).await?;
+        let mut hub_spec: AccountSpec = from_json(&hub.spec)?;
+        let device_key: AccountPublicKey = parse_key(&dev.account_key)?;
+        revoke_activations(&mut hub_spec, &device_key, at);
+        self.resign_account(&mut tx, &op, &mut hub, hub_spec)
+            .await?;
+        tx.enqueue(TOPIC_ACCOUNT_DELETE, &dev.account_key).await?;
+        dev.state = DeviceState::Revoked.as_str().into();
+        dev.revoked_at = Some(at);
+        dev.updated_at = at;
+        tx.update_device(&dev).await?;
+        tx.record(self.event(
+            "device.revoke",
+            "device",
+            &dev.id,
+            json!({"account": dev.account_key, "revoked_at": at}),
+        ))
+        .await?;
+        tx.commit().await?;
+        device_view(dev, &fleet)
+    }
+
+    /// Re-admits a revoked device: lifts the `*` revocation and the hub's activation
+    /// revocations and pushes its account again. Its existing creds work again
+    /// (unless rotated away before).
+    pub async fn restore_device(&self, id: &str) -> Result<DeviceView> {
+        let id = DeviceId::parse(id).map_err(invalid)?;
+        let fleet = self.fleet_settings().await?;
+        let mut tx = self.store.begin().await?;
+        let op = self.operator_row(&mut tx).await?;
+        let mut dev = device_row(&mut tx, &id).await?;
+        if dev.state != DeviceState::Revoked.as_str() {
+            return Err(OpsError::Conflict(format!("device {id} is not revoked")));
+        }
+        let mut acc = account_of(&mut tx, &dev).await?;
+        let mut spec: AccountSpec = from_json(&acc.spec)?;
+        spec.revocations.remove("*");
+        self.resign_account(&mut tx, &op, &mut acc, spec).await?;
+        let mut hub = hub_row(&mut tx, &op, &fleet).await?;
+        let mut hub_spec: AccountSpec = from_json(&hub.spec)?;
+        restore_activations(&mut hub_spec, &parse_key(&dev.account_key)?);
+        self.resign_account(&mut tx, &op, &mut hub, hub_spec)
+            .await?;
+        let at = now();
+        dev.state = if dev.activated_at.is_some() {
+            DeviceState::Active
+        } else {
+            DeviceState::Provisioned
+        }
+        .as_str()
+        .into();
+        dev.restored_at = Some(at);
+        dev.updated_at = at;
+        tx.update_device(&dev).await?;
+        tx.record(self.event(
+            "device.restore",
+            "device",
+            &dev.id,
+            json!({"account": dev.account_key}),
+        ))
+        .await?;
+        tx.commit().await?;
+        device_view(dev, &fleet)
+    }
+
+    /// The hub account (with its exports and users), created when missing; returns
+    /// the keys that sign device accounts and activations.
+    async fn ensure_hub(
+        &self,
+        tx: &mut Tx<'_>,
+        op: &OperatorRow,
+        fleet: &FleetSettings,
+    ) -> Result<Signers> {
+        fleet.check().map_err(invalid)?;
+        let name = fleet.hub_name().map_err(invalid)?;
+        let hub = match tx.account_by_name(&op.public_key, name.as_str()).await? {
+            Some(row) => row,
+            None => {
+                let spec = fleet.hub_spec().map_err(invalid)?;
+                let row = self
+                    .create_account(tx, op, KeyPair::generate(KeyKind::Account), &name, spec)
+                    .await?;
+                for (user, spec) in [
+                    (&fleet.backend_user, fleet.backend_user_spec()),
+                    (&fleet.admin_user, fleet.admin_user_spec()),
+                ] {
+                    let user = UserName::parse_any_case(user)?;
+                    self.create_user(tx, &row, &user, spec.map_err(invalid)?)
+                        .await?;
+                }
+                tx.set_meta(META_FLEET, &json!(fleet).to_string()).await?;
+                row
+            }
+        };
+        Ok(Signers {
+            operator: KeyPair::from_seed(&tx.seed(&op.signing_key).await?)?,
+            hub: KeyPair::from_seed(&tx.seed(&hub.public_key).await?)?,
+            hub_key: parse_key(&hub.public_key)?,
+        })
+    }
+
+    /// Writes one device: account + user (+ seeds), device row, ledger event,
+    /// outbox rows for its account push and its stream.
+    async fn provision(
+        &self,
+        tx: &mut Tx<'_>,
+        op: &OperatorRow,
+        fleet: &FleetSettings,
+        signers: &Signers,
+        id: &DeviceId,
+        meta: DeviceMeta,
+    ) -> Result<(DeviceRow, Zeroizing<String>)> {
+        let name = fleet.account_name(id).map_err(invalid)?;
+        let account_kp = KeyPair::generate(KeyKind::Account);
+        let account_key = account_kp.account_public_key()?;
+        let mut imports = Vec::new();
+        for (mut import, mut activation) in fleet
+            .device_imports(id, &account_key, &signers.hub_key)
+            .map_err(invalid)?
+        {
+            import.token = Some(activation.encode(&signers.hub)?);
+            imports.push(import);
+        }
+        let spec = fleet.device_account_spec(id, imports);
+        let mut claims = compile_account(&account_key, &name, &spec);
+        refuse_blocking(claims.validate(now()))?;
+        let jwt = claims.encode(&signers.operator)?;
+        put_seed(tx, &account_kp, "account").await?;
+        let t = now();
+        let acc = AccountRow {
+            public_key: account_key.to_string(),
+            operator: op.public_key.clone(),
+            name: name.to_string(),
+            spec: to_json(&spec)?,
+            jwt,
+            created_at: t,
+            updated_at: t,
+        };
+        tx.insert_account(&acc)
+            .await
+            .map_err(|e| crate::ops::conflict(e, || format!("account {name} already exists")))?;
+        let (user, creds) = issue_user(tx, fleet, &acc, &account_kp, id).await?;
+        let row = DeviceRow {
+            id: id.to_string(),
+            account_key: acc.public_key.clone(),
+            user_key: user.public_key.clone(),
+            state: DeviceState::Provisioned.as_str().into(),
+            meta: serde_json::to_string(&meta)
+                .map_err(|e| OpsError::Invalid(format!("device metadata: {e}")))?,
+            created_at: t,
+            activated_at: None,
+            rotated_at: None,
+            revoked_at: None,
+            restored_at: None,
+            updated_at: t,
+        };
+        tx.insert_device(&row)
+            .await
+            .map_err(|e| crate::ops::conflict(e, || format!("device {id} already exists")))?;
+        tx.record(self.event(
+            "device.add",
+            "device",
+            id.as_str(),
+            json!({"account": acc.name, "account_key": acc.public_key, "user_key": user.public_key, "meta": meta}),
+        ))
+        .await?;
+        tx.enqueue(TOPIC_ACCOUNT_UPDATE, &acc.public_key).await?;
+        let stream = StreamRequest {
+            stream: fleet.stream_name(id),
+            subjects: vec![fleet.to_device_subject(id)],
+        };
+        tx.enqueue(TOPIC_DEVICE_STREAM, &json!(stream).to_string())
+            .await?;
+        Ok((row, creds))
+    }
+}
+
+fn invalid(e: impl std::fmt::Display) -> OpsError {
+    OpsError::Invalid(e.to_string())
+}
+
+/// Validates ids (and that none repeats) before anything is written.
+fn check_new_devices(devices: &[NewDevice]) -> Result<Vec<DeviceId>> {
+    let mut problems = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut ids = Vec::new();
+    for (i, d) in devices.iter().enumerate() {
+        match DeviceId::parse(&d.id) {
+            Ok(id) => {
+                if !seen.insert(id.clone()) {
+                    problems.push(format!("entry {}: device id {id:?} appears twice", i + 1));
+                }
+                ids.push(id);
+            }
+            Err(e) => problems.push(format!("entry {}: {e}", i + 1)),
+        }
+    }
+    if devices.is_empty() {
+        problems.push("no devices given".into());
+    }
+    if problems.is_empty() {
+        Ok(ids)
+    } else {
+        let shown: Vec<String> = problems.iter().take(10).cloned().collect();
+        let more = problems.len().saturating_sub(shown.len());
+        let mut msg = shown.join("; ");
+        if more > 0 {
+            msg += &format!("; and {more} more");
+        }
+        Err(OpsError::Invalid(msg))
+    }
+}
+
+/// Issues the device user (signed by the device account) and returns its creds.
+async fn issue_user(
+    tx: &mut Tx<'_>,
+    fleet: &FleetSettings,
+    acc: &AccountRow,
+    account_kp: &KeyPair,
+    id: &DeviceId,
+) -> Result<(UserRow, Zeroizing<String>)> {
+    let user_kp = KeyPair::generate(KeyKind::User);
+    let user_key: UserPublicKey = user_kp.user_public_key()?;
+    let user_name = UserName::parse_any_case(&fleet.device_user)?;
+    let spec: UserSpec = fleet.device_user_spec(id).map_err(invalid)?;
+    let mut claims = compile_user(&user_key, &user_name, &spec, None);
+    refuse_blocking(claims.validate(now()))?;
+    let jwt = claims.encode(account_kp)?;
+    put_seed(tx, &user_kp, "user").await?;
+    let seed = user_kp.seed();
+    let creds =
+        nats_jwt::format_user_creds(&jwt, &seed).map_err(|e| OpsError::Jwt(e.to_string()))?;
+    let t = now();
+    let row = UserRow {
+        public_key: user_key.to_string(),
+        account: acc.public_key.clone(),
+        name: user_name.to_string(),
+        spec: to_json(&spec)?,
+        jwt,
+        signing_key: None,
+        revoked_at: None,
+        created_at: t,
+        updated_at: t,
+    };
+    tx.insert_user(&row).await?;
+    Ok((row, Zeroizing::new(creds)))
+}
+
+async fn device_row(tx: &mut Tx<'_>, id: &DeviceId) -> Result<DeviceRow> {
+    tx.device(id.as_str())
+        .await?
+        .ok_or_else(|| OpsError::NotFound(format!("device {id}")))
+}
+
+async fn account_of(tx: &mut Tx<'_>, dev: &DeviceRow) -> Result<AccountRow> {
+    tx.account(&dev.account_key)
+        .await?
+        .ok_or_else(|| OpsError::Conflict(format!("the account of device {} is missing", dev.id)))
+}
+
+async fn hub_row(tx: &mut Tx<'_>, op: &OperatorRow, fleet: &FleetSettings) -> Result<AccountRow> {
+    let name = AccountName::parse_any_case(&fleet.hub_account)?;
+    tx.account_by_name(&op.public_key, name.as_str())
+        .await?
+        .ok_or_else(|| OpsError::Conflict(format!("the hub account {name} is missing")))
+}
+
+fn device_view(row: DeviceRow, fleet: &FleetSettings) -> Result<DeviceView> {
+    let id = DeviceId::parse(&row.id)
+        .map_err(|e| OpsError::Conflict(format!("stored device id: {e}")))?;
+    let state = DeviceState::parse(&row.state)
+        .ok_or_else(|| OpsError::Conflict(format!("stored device state {:?}", row.state)))?;
+    let meta: DeviceMeta = serde_json::from_str(&row.meta)
+        .map_err(|e| OpsError::Conflict(format!("stored device metadata: {e}")))?;
+    Ok(DeviceView {
+        account: fleet.account_name(&id).map_err(invalid)?.to_string(),
+        user: fleet.device_user.clone(),
+        to_device: fleet.to_device_subject(&id),
+        from_device: fleet.from_device_subject(&id),
+        stream: fleet.stream_name(&id),
+        js_api_prefix: fleet.js_api_prefix.clone(),
+        id: row.id,
+        state,
+        account_key: row.account_key,
+        user_key: row.user_key,
+        meta,
+        created_at: row.created_at,
+        activated_at: row.activated_at,
+        rotated_at: row.rotated_at,
+        revoked_at: row.revoked_at,
+        restored_at: row.restored_at,
+        updated_at: row.updated_at,
+    })
+}
+
+/// Creates the device streams of `rows` in the hub, as the hub's JetStream admin
+/// user (called by the relay after it pushed the batch's accounts, so the hub has
+/// JetStream). Existing streams count as created.
+pub async fn create_streams(
+    warden: &Warden,
+    nats_url: &str,
+    timeout: Duration,
+    rows: &[&OutboxRow],
+) -> (Vec<(i64, String)>, Vec<(OutboxRow, String)>) {
+    let mut delivered = Vec::new();
+    let mut failed = Vec::new();
+    if rows.is_empty() {
+        return (delivered, failed);
+    }
+    let client = match stream_admin(warden, nats_url, timeout).await {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = format!("{e:#}");
+            failed.extend(rows.iter().map(|r| ((*r).clone(), msg.clone())));
+            return (delivered, failed);
+        }
+    };
+    let js = async_nats::jetstream::new(client.clone());
+    type Outcome = (OutboxRow, std::result::Result<(), String>);
+    // Owned, boxed futures: each creates one stream.
+    let jobs: Vec<futures::future::BoxFuture<'static, Outcome>> = rows
+        .iter()
+        .map(|r| {
+            let js = js.clone();
+            let row: OutboxRow = (*r).clone();
+            Box::pin(async move {
+                let outcome = match serde_json::from_str::<StreamRequest>(&row.payload) {
+                    Ok(req) => {
+                        let cfg = async_nats::jetstream::stream::Config {
+                            name: req.stream.clone(),
+                            subjects: req.subjects.clone(),
+                            ..Default::default()
+                        };
+                        match tokio::time::timeout(timeout, js.get_or_create_stream(cfg)).await {
+                            Ok(Ok(_)) => Ok(()),
+                            Ok(Err(e)) => Err(format!("stream {}: {e}", req.stream)),
+                            Err(_) => Err(format!("stream {}: timed out", req.stream)),
+                        }
+                    }
+                    Err(e) => Err(format!("bad stream request: {e}")),
+                };
+                (row, outcome)
+            }) as futures::future::BoxFuture<'static, Outcome>
+        })
+        .collect();
+    let results: Vec<Outcome> = futures::stream::iter(jobs)
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    for (row, outcome) in results {
+        match outcome {
+            Ok(()) => delivered.push((row.id, "stream ready".to_string())),
+            Err(e) => failed.push((row, e)),
+        }
+    }
+    drop(client);
+    (delivered, failed)
+}
+
+async fn stream_admin(
+    warden: &Warden,
+    nats_url: &str,
+    timeout: Duration,
+) -> anyhow::Result<async_nats::Client> {
+    let fleet = warden.fleet_settings().await?;
+    let creds = warden.creds(&fleet.hub_account, &fleet.admin_user).await?;
+    async_nats::ConnectOptions::with_credentials(&creds)?
+        .name("warden-device-streams")
+        .connection_timeout(timeout)
+        .request_timeout(Some(timeout))
+        .connect(nats_url)
+        .await
+        .with_context(|| format!("cannot connect to {nats_url} as the hub's JetStream admin"))
+}
+
+// ---------------------------------------------------------------------------
+// CLI
 
 /// `warden device …`
 #[derive(Subcommand, Debug)]
 pub enum DeviceCmd {
+    /// Add a device (creds printed once, or written 0600 with -o), or many with --from.
+    Add(AddArgs),
     /// List devices.
-    List,
+    List {
+        /// Only devices in this state (provisioned, active, revoked).
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Show a device.
+    Show {
+        /// Device id.
+        id: String,
+    },
+    /// Give a device a new user key; the old one is revoked.
+    Rotate {
+        /// Device id.
+        id: String,
+        /// Write the new creds here (0600) instead of stdout.
+        #[arg(short, long, value_name = "CREDS_FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Cut a device off (account deleted from the resolver, activations revoked).
+    Revoke {
+        /// Device id.
+        id: String,
+    },
+    /// Re-admit a revoked device.
+    Restore {
+        /// Device id.
+        id: String,
+    },
+    /// Show the fleet's names and subjects, or set them (before the first device).
+    Fleet(FleetArgs),
+}
+
+/// Flags of `warden device fleet`; none given: show the settings.
+#[derive(Args, Debug, Default)]
+pub struct FleetArgs {
+    /// Hub account (default EMDEVS).
+    #[arg(long)]
+    pub hub: Option<String>,
+    /// Prefix of device account names (default EMDEV-).
+    #[arg(long)]
+    pub account_prefix: Option<String>,
+    /// Device user (default emdev).
+    #[arg(long)]
+    pub device_user: Option<String>,
+    /// Hub backend user (default backend).
+    #[arg(long)]
+    pub backend_user: Option<String>,
+    /// Hub JetStream admin user (default superuser).
+    #[arg(long)]
+    pub admin_user: Option<String>,
+    /// First token of subjects to devices (default EMDEV).
+    #[arg(long)]
+    pub to_device: Option<String>,
+    /// First token of requests from devices (default EMDEVS).
+    #[arg(long)]
+    pub from_device: Option<String>,
+    /// Device-side JetStream API prefix (default EMDEVJS.API).
+    #[arg(long)]
+    pub js_api_prefix: Option<String>,
+    /// Prefix of device stream names (default EMDEV_).
+    #[arg(long)]
+    pub stream_prefix: Option<String>,
+}
+
+impl FleetArgs {
+    fn apply(self, s: &mut FleetSettings) -> bool {
+        let mut changed = false;
+        for (slot, v) in [
+            (&mut s.hub_account, self.hub),
+            (&mut s.device_account_prefix, self.account_prefix),
+            (&mut s.device_user, self.device_user),
+            (&mut s.backend_user, self.backend_user),
+            (&mut s.admin_user, self.admin_user),
+            (&mut s.to_device, self.to_device),
+            (&mut s.from_device, self.from_device),
+            (&mut s.js_api_prefix, self.js_api_prefix),
+            (&mut s.stream_prefix, self.stream_prefix),
+        ] {
+            if let Some(v) = v {
+                *slot = v;
+                changed = true;
+            }
+        }
+        changed
+    }
+}
+
+/// Flags of `warden device add`.
+#[derive(Args, Debug)]
+pub struct AddArgs {
+    /// Device id (lowercase letters, digits, dashes).
+    #[arg(required_unless_present = "from", conflicts_with = "from")]
+    pub id: Option<String>,
+    /// Metadata KEY=VALUE (repeatable).
+    #[arg(long = "meta", value_name = "KEY=VALUE", value_parser = parse_meta_pair)]
+    pub meta: Vec<(String, String)>,
+    /// Write the creds here (0600) instead of stdout.
+    #[arg(short, long, value_name = "CREDS_FILE", conflicts_with = "from")]
+    pub output: Option<PathBuf>,
+    /// Add many: a CSV file with an `id` column (other columns become metadata) or a
+    /// JSON array of ids or of {"id", "meta"} objects.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
+    /// With --from: write each new device's creds to DIR/<id>.creds (0600).
+    #[arg(long, value_name = "DIR", requires = "from")]
+    pub creds_dir: Option<PathBuf>,
 }
 
 /// Arguments of `warden bench devices`.
@@ -18,14 +787,496 @@ pub struct BenchDevicesArgs {
     /// Devices to provision.
     #[arg(long, default_value_t = 10_000)]
     pub count: u32,
+    /// Use this (empty) PostgreSQL database instead of a fresh SQLite file.
+    #[arg(long, value_name = "URL")]
+    pub pg: Option<String>,
+    /// nats-server binary the bench starts.
+    #[arg(long, default_value = "nats-server")]
+    pub nats_server: PathBuf,
+    /// Devices revoked afterwards (to measure the hub JWT).
+    #[arg(long, default_value_t = 100)]
+    pub revoke: u32,
+}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    crate::cli::UsageError(msg.into()).into()
+}
+
+fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn write_creds(path: &Path, creds: &str) -> anyhow::Result<()> {
+    crate::paths::write_secret_file(path, creds.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Runs `warden device …`.
-pub async fn run(_json: bool, _cmd: DeviceCmd, _w: &Warden) -> anyhow::Result<()> {
-    anyhow::bail!("warden device: not built yet")
+pub async fn run(json: bool, cmd: DeviceCmd, w: &Warden) -> anyhow::Result<()> {
+    match cmd {
+        DeviceCmd::Add(args) => match args.from {
+            Some(file) => add_bulk(json, w, &file, args.creds_dir.as_deref()).await,
+            None => {
+                let id = args
+                    .id
+                    .ok_or_else(|| usage("give a device id or --from FILE"))?;
+                let meta = args
+                    .meta
+                    .into_iter()
+                    .map(|(k, v)| (k, serde_json::Value::String(v)))
+                    .collect();
+                let (view, creds) = w.add_device(&id, meta).await?;
+                emit_with_creds(json, &view, &creds, args.output.as_deref(), "added")
+            }
+        },
+        DeviceCmd::List { state } => {
+            let state = state
+                .map(|s| {
+                    DeviceState::parse(&s).ok_or_else(|| {
+                        usage(format!(
+                            "unknown state {s:?}: use provisioned, active or revoked"
+                        ))
+                    })
+                })
+                .transpose()?;
+            let list = w.list_devices(state).await?;
+            if json {
+                return print_json(&list);
+            }
+            let mut table = comfy_table::Table::new();
+            table.set_header(["ID", "STATE", "ACCOUNT", "ACCOUNT KEY", "META"]);
+            for d in &list {
+                table.add_row([
+                    d.id.clone(),
+                    d.state.as_str().to_string(),
+                    d.account.clone(),
+                    d.account_key.clone(),
+                    serde_json::to_string(&d.meta).unwrap_or_default(),
+                ]);
+            }
+            println!("{table}");
+            Ok(())
+        }
+        DeviceCmd::Show { id } => {
+            let d = w.device(&id).await?;
+            if json {
+                return print_json(&d);
+            }
+            print!("{}", human(&d));
+            Ok(())
+        }
+        DeviceCmd::Rotate { id, output } => {
+            let (view, creds) = w.rotate_device(&id).await?;
+            emit_with_creds(json, &view, &creds, output.as_deref(), "rotated")
+        }
+        DeviceCmd::Revoke { id } => {
+            let d = w.revoke_device(&id).await?;
+            if json {
+                return print_json(&d);
+            }
+            println!(
+                "device {} revoked (its account is deleted from NATS on the next push/relay)",
+                d.id
+            );
+            Ok(())
+        }
+        DeviceCmd::Fleet(args) => {
+            let mut settings = w.fleet_settings().await?;
+            if args.apply(&mut settings) {
+                settings = w.set_fleet_settings(&settings).await?;
+            }
+            if json {
+                return print_json(&settings);
+            }
+            print!("{}", serde_yaml_ng::to_string(&settings)?);
+            Ok(())
+        }
+        DeviceCmd::Restore { id } => {
+            let d = w.restore_device(&id).await?;
+            if json {
+                return print_json(&d);
+            }
+            println!("device {} restored ({})", d.id, d.state.as_str());
+            Ok(())
+        }
+    }
+}
+
+fn human(d: &DeviceView) -> String {
+    let t = |v: Option<i64>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
+    format!(
+        "id           {}\nstate        {}\naccount      {} {}\nuser         {} {}\nto device    {}\nfrom device  {}\nstream       {} (JetStream API prefix {})\nmeta         {}\ncreated      {}\nactivated    {}\nrotated      {}\nrevoked      {}\nrestored     {}\n",
+        d.id,
+        d.state.as_str(),
+        d.account,
+        d.account_key,
+        d.user,
+        d.user_key,
+        d.to_device,
+        d.from_device,
+        d.stream,
+        d.js_api_prefix,
+        serde_json::to_string(&d.meta).unwrap_or_default(),
+        d.created_at,
+        t(d.activated_at),
+        t(d.rotated_at),
+        t(d.revoked_at),
+        t(d.restored_at),
+    )
+}
+
+fn emit_with_creds(
+    json: bool,
+    view: &DeviceView,
+    creds: &str,
+    output: Option<&Path>,
+    what: &str,
+) -> anyhow::Result<()> {
+    match output {
+        Some(path) => {
+            write_creds(path, creds)?;
+            if json {
+                print_json(&json!({"device": view, "creds_file": path}))
+            } else {
+                eprintln!(
+                    "device {} {what}; creds written to {} (mode 0600)",
+                    view.id,
+                    path.display()
+                );
+                Ok(())
+            }
+        }
+        None if json => print_json(&json!({"device": view, "creds": creds})),
+        None => {
+            eprintln!("device {} {what}; its creds (shown once):", view.id);
+            print!("{creds}");
+            Ok(())
+        }
+    }
+}
+
+/// Reads a bulk file: CSV with an `id` column, or JSON (array of ids or objects).
+pub fn read_device_file(path: &Path) -> anyhow::Result<Vec<NewDevice>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        || text.trim_start().starts_with('[');
+    if is_json {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Entry {
+            Id(String),
+            Full(NewDevice),
+        }
+        let list: Vec<Entry> = serde_json::from_str(&text).map_err(|e| {
+            usage(format!(
+                "{}: not a JSON array of ids or {{\"id\", \"meta\"}} objects: {e}",
+                path.display()
+            ))
+        })?;
+        return Ok(list
+            .into_iter()
+            .map(|e| match e {
+                Entry::Id(id) => NewDevice {
+                    id,
+                    meta: BTreeMap::new(),
+                },
+                Entry::Full(d) => d,
+            })
+            .collect());
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| usage(format!("{}: bad CSV header: {e}", path.display())))?
+        .clone();
+    let id_col = headers.iter().position(|h| h == "id").ok_or_else(|| {
+        usage(format!(
+            "{}: the CSV has no `id` column (header: {})",
+            path.display(),
+            headers.iter().collect::<Vec<_>>().join(",")
+        ))
+    })?;
+    let mut out = Vec::new();
+    for (i, rec) in reader.records().enumerate() {
+        let rec = rec.map_err(|e| usage(format!("{}: line {}: {e}", path.display(), i + 2)))?;
+        let mut meta = BTreeMap::new();
+        for (j, value) in rec.iter().enumerate() {
+            if let Some(h) = headers.get(j).filter(|_| j != id_col && !value.is_empty()) {
+                meta.insert(h.to_string(), serde_json::Value::String(value.to_string()));
+            }
+        }
+        out.push(NewDevice {
+            id: rec.get(id_col).unwrap_or_default().to_string(),
+            meta,
+        });
+    }
+    Ok(out)
+}
+
+async fn add_bulk(
+    json: bool,
+    w: &Warden,
+    file: &Path,
+    creds_dir: Option<&Path>,
+) -> anyhow::Result<()> {
+    let devices = read_device_file(file)?;
+    if let Some(dir) = creds_dir.filter(|d| d.exists() && !d.is_dir()) {
+        return Err(usage(format!("{} is not a directory", dir.display())));
+    }
+    let bar = indicatif::ProgressBar::new(devices.len() as u64);
+    if crate::cli::show_progress(json) {
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "adding devices [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+    } else {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let (report, creds) = w.add_devices_bulk(&devices, |n| bar.inc(n)).await?;
+    bar.finish_and_clear();
+    if let Some(dir) = creds_dir {
+        crate::paths::ensure_data_dir(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        for (id, c) in &creds {
+            write_creds(&dir.join(format!("{id}.creds")), c)?;
+        }
+    }
+    if json {
+        return print_json(&json!({
+            "added": report.added,
+            "skipped": report.skipped,
+            "creds_dir": creds_dir,
+        }));
+    }
+    println!(
+        "{} devices added, {} already present (skipped){}",
+        report.added.len(),
+        report.skipped.len(),
+        match creds_dir {
+            Some(d) => format!("; creds in {}", d.display()),
+            None => "; creds: `warden creds <account> <user>` per device".into(),
+        }
+    );
+    if !report.skipped.is_empty() && report.skipped.len() <= 20 {
+        println!("skipped: {}", report.skipped.join(", "));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Benchmark
+
+/// Result of `bench devices`.
+#[derive(Debug, Serialize)]
+pub struct BenchDevicesReport {
+    /// Database backend.
+    pub backend: String,
+    /// Devices provisioned.
+    pub count: u32,
+    /// Seconds to write them (store + keys + JWTs + activations), one transaction.
+    pub store_seconds: f64,
+    /// Seconds for the relay to push every account and create every stream.
+    pub push_seconds: f64,
+    /// Of which: creating the streams.
+    pub stream_seconds: f64,
+    /// Total wall time.
+    pub total_seconds: f64,
+    /// Devices per second, end to end.
+    pub devices_per_s: f64,
+    /// Accounts pushed by the relay.
+    pub accounts_pushed: usize,
+    /// Streams created.
+    pub streams_created: usize,
+    /// Outbox deliveries that failed (e.g. stream stores beyond the server's file limit).
+    pub failed: usize,
+    /// The first failure, if any.
+    pub first_error: Option<String>,
+    /// nats-server version line.
+    pub nats_server: String,
+    /// Hub account JWT size with no device revoked, bytes.
+    pub hub_jwt_bytes: usize,
+    /// Devices revoked afterwards.
+    pub revoked: u32,
+    /// Hub account JWT size after those revocations, bytes.
+    pub hub_jwt_bytes_revoked: usize,
 }
 
 /// Runs `warden bench devices`.
-pub async fn bench(_json: bool, _args: BenchDevicesArgs) -> anyhow::Result<()> {
-    anyhow::bail!("warden bench devices: not built yet")
+pub async fn bench(json: bool, args: BenchDevicesArgs) -> anyhow::Result<()> {
+    let dir = tempfile::Builder::new()
+        .prefix("warden-bench-devices-")
+        .tempdir()?;
+    let url = match &args.pg {
+        Some(u) => u.clone(),
+        None => format!("sqlite://{}/warden.db", dir.path().display()),
+    };
+    let store = warden_store::Store::open(&url, warden_store::MasterKey::generate()).await?;
+    let mut w = Warden::open(store, "bench").await?;
+    if w.store().operator().await?.is_some() {
+        return Err(usage("the bench needs an empty database"));
+    }
+    w.init(crate::ops::InitOptions {
+        operator: "BENCH".into(),
+        account: None,
+        user: None,
+        settings: Default::default(),
+        service_urls: vec![],
+        migrations: warden_core::default_migrations(warden_core::bootstrap::DEFAULT_SERVICE_PREFIX),
+    })
+    .await?;
+    let mut server = BenchServer::start(&w, &args.nats_server, dir.path()).await?;
+    let cfg = crate::relay::RelayConfig::new(server.url.clone());
+    let conns = crate::relay::Connections::open(&w, &cfg).await?;
+    crate::relay::drain_all(&w, &conns, &cfg).await?;
+
+    let devices: Vec<NewDevice> = (0..args.count)
+        .map(|i| NewDevice {
+            id: format!("dev-{i:06}"),
+            meta: BTreeMap::new(),
+        })
+        .collect();
+    let bar = indicatif::ProgressBar::new(devices.len() as u64);
+    if !crate::cli::show_progress(json) {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let t0 = Instant::now();
+    let (report, _creds) = w.add_devices_bulk(&devices, |n| bar.inc(n)).await?;
+    let store_seconds = t0.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let t1 = Instant::now();
+    let drained = crate::relay::drain_all(&w, &conns, &cfg).await?;
+    let push_seconds = t1.elapsed().as_secs_f64();
+    let total = t0.elapsed().as_secs_f64();
+    if drained.accounts_pushed < report.added.len() {
+        return Err(anyhow!(
+            "only {} of {} accounts pushed: {}",
+            drained.accounts_pushed,
+            report.added.len(),
+            drained.first_error.as_deref().unwrap_or("?")
+        ));
+    }
+    let fleet = w.fleet_settings().await?;
+    let hub_jwt_bytes = w.account(&fleet.hub_account).await?.jwt.len();
+    for d in report.added.iter().take(args.revoke as usize) {
+        w.revoke_device(d).await?;
+    }
+    crate::relay::drain_all(&w, &conns, &cfg).await?;
+    let hub_jwt_bytes_revoked = w.account(&fleet.hub_account).await?.jwt.len();
+    let out = BenchDevicesReport {
+        backend: format!("{:?}", w.store().backend()).to_lowercase(),
+        count: args.count,
+        store_seconds,
+        push_seconds,
+        stream_seconds: drained.stream_seconds,
+        total_seconds: total,
+        devices_per_s: args.count as f64 / total,
+        accounts_pushed: drained.accounts_pushed,
+        streams_created: drained.streams_created,
+        failed: drained.failed,
+        first_error: drained.first_error.clone(),
+        nats_server: server.version.clone(),
+        hub_jwt_bytes,
+        revoked: args.revoke.min(args.count),
+        hub_jwt_bytes_revoked,
+    };
+    server.stop();
+    w.store().close().await;
+    if json {
+        return print_json(&out);
+    }
+    println!(
+        "{} devices on {} with {}: store {:.2}s, pushes+streams {:.2}s, total {:.2}s = {:.0} devices/s ({} streams, {} failed deliveries)\nhub JWT {} bytes; after {} revocations {} bytes",
+        out.count,
+        out.backend,
+        out.nats_server,
+        out.store_seconds,
+        out.push_seconds,
+        out.total_seconds,
+        out.devices_per_s,
+        out.streams_created,
+        out.failed,
+        out.hub_jwt_bytes,
+        out.revoked,
+        out.hub_jwt_bytes_revoked
+    );
+    Ok(())
+}
+
+/// The nats-server the bench starts (JetStream on, Warden's rendered config).
+struct BenchServer {
+    child: std::process::Child,
+    url: String,
+    version: String,
+}
+
+impl BenchServer {
+    async fn start(w: &Warden, bin: &Path, dir: &Path) -> anyhow::Result<BenchServer> {
+        let version = std::process::Command::new(bin)
+            .arg("--version")
+            .output()
+            .with_context(|| format!("cannot run {}", bin.display()))?;
+        let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let op = w.operator().await?;
+        let mut cfg = warden_nats::config::ServerConfig::new(
+            format!("127.0.0.1:{port}"),
+            op.jwt,
+            op.system_account,
+            dir.join("resolver"),
+        );
+        cfg.preload = w.account_jwts().await?;
+        cfg.jetstream_dir = Some(dir.join("js"));
+        let conf = dir.join("nats.conf");
+        std::fs::write(&conf, cfg.render())?;
+        let log = std::fs::File::create(dir.join("nats.log"))?;
+        let child = std::process::Command::new(bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let mut server = BenchServer {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            version,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Ok(server);
+            }
+            if Instant::now() > deadline || server.child.try_wait()?.is_some() {
+                server.stop();
+                return Err(anyhow!(
+                    "nats-server did not start (log: {})",
+                    dir.join("nats.log").display()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for BenchServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

@@ -11,6 +11,7 @@
 //! - [`serve`]: `warden serve`, which runs the HTTP API, the relay and the NATS service.
 //! - [`relay`]: the outbox relay that keeps nats-server in step.
 //! - [`tool`]: `warden tool pub|sub|req`, a small NATS client for checking access.
+//! - [`observe`]: device lifecycle observed from server connect events.
 //! - [`bench`]: `warden bench`, measurements users can run on their own hardware.
 #![deny(missing_docs)]
 
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod device;
 pub mod http;
 pub mod nsc;
+pub mod observe;
 pub mod ops;
 pub mod org;
 pub mod paths;

@@ -943,17 +943,25 @@ impl Warden {
     }
 
     /// Every account's current JWT, keyed by public key (for server configs and pushes).
+    /// Accounts of revoked devices are left out: they must stay off the resolver.
     pub async fn account_jwts(&self) -> Result<Vec<(String, String, String)>> {
         let op = self
             .store
             .operator()
             .await?
             .ok_or(OpsError::NotInitialised)?;
+        let revoked: std::collections::BTreeSet<String> = self
+            .store
+            .revoked_device_accounts()
+            .await?
+            .into_iter()
+            .collect();
         Ok(self
             .store
             .accounts(&op.public_key)
             .await?
             .into_iter()
+            .filter(|a| !revoked.contains(&a.public_key))
             .map(|a| (a.name, a.public_key, a.jwt))
             .collect())
     }

@@ -74,6 +74,10 @@ pub struct DrainReport {
     pub accounts_deleted: usize,
     /// Events published.
     pub events_published: usize,
+    /// Device streams created in the hub.
+    pub streams_created: usize,
+    /// Seconds spent creating device streams.
+    pub stream_seconds: f64,
     /// The first failure, if any.
     pub first_error: Option<String>,
 }
@@ -159,11 +163,13 @@ pub async fn drain_once(
     let mut by_account: BTreeMap<String, Vec<&OutboxRow>> = BTreeMap::new();
     let mut deletes: Vec<&OutboxRow> = Vec::new();
     let mut events: Vec<&OutboxRow> = Vec::new();
+    let mut streams: Vec<&OutboxRow> = Vec::new();
     for row in &rows {
         match row.topic.as_str() {
             TOPIC_ACCOUNT_UPDATE => by_account.entry(row.payload.clone()).or_default().push(row),
             TOPIC_ACCOUNT_DELETE => deletes.push(row),
             TOPIC_EVENT => events.push(row),
+            crate::device::TOPIC_DEVICE_STREAM => streams.push(row),
             other => failed.push((row.clone(), format!("unknown outbox topic {other:?}"))),
         }
     }
@@ -198,6 +204,15 @@ pub async fn drain_once(
             Err(e) => failed.extend(group.iter().map(|r| ((*r).clone(), e.to_string()))),
         }
     }
+
+    // Device streams in the hub (after the pushes, so the hub has JetStream).
+    let started = std::time::Instant::now();
+    let (ok, bad) =
+        crate::device::create_streams(warden, &cfg.nats_url, cfg.timeout, &streams).await;
+    report.stream_seconds += started.elapsed().as_secs_f64();
+    report.streams_created += ok.len();
+    delivered.extend(ok);
+    failed.extend(bad);
 
     // Deletions: one request for all of them.
     if !deletes.is_empty() {
@@ -293,6 +308,8 @@ pub async fn drain_all(
         total.accounts_pushed += r.accounts_pushed;
         total.accounts_deleted += r.accounts_deleted;
         total.events_published += r.events_published;
+        total.streams_created += r.streams_created;
+        total.stream_seconds += r.stream_seconds;
         if total.first_error.is_none() {
             total.first_error = r.first_error;
         }

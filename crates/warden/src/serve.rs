@@ -60,6 +60,12 @@ pub async fn run(warden: Warden, args: ServeArgs) -> Result<()> {
         ready.clone(),
     ));
 
+    let observe_task = tokio::spawn(crate::observe::run(
+        warden.clone(),
+        args.nats.clone(),
+        stop_rx.clone(),
+    ));
+
     let http_state = crate::http::HttpState {
         warden: warden.clone(),
         ready: ready.clone(),
@@ -92,6 +98,7 @@ pub async fn run(warden: Warden, args: ServeArgs) -> Result<()> {
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     relay_task.await.context("relay task")??;
+    observe_task.await.context("device observer task")??;
     http_task.await.context("http task")??;
     if let Some(t) = service_task {
         t.await.context("service task")??;

@@ -1,0 +1,469 @@
+//! Device fleets against real nats-server processes (2.9.10 and 2.15.x): one account
+//! per device behind the hub, isolation between devices, requests to the backend,
+//! JetStream through the imported prefix, revoke / rotate / restore, bulk adds, and
+//! the first connection observed by `warden serve`.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Client, Home, connect};
+use futures::StreamExt;
+use warden_testkit::{NatsServer, NatsServerBinary, ServerLine, free_port};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Renders Warden's config with JetStream on a free port and starts the server.
+fn start_js_nats(home: &Home, bin: &NatsServerBinary) -> NatsServer {
+    let port = free_port();
+    let conf = home.path().join("js.conf");
+    let p = |s: &str| home.path().join(s).to_str().expect("utf-8").to_string();
+    home.ok(&[
+        "nats-config",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--resolver-dir",
+        &p("resolver"),
+        "--jetstream",
+        &p("js"),
+        "-o",
+        conf.to_str().expect("utf-8"),
+    ]);
+    let config = std::fs::read_to_string(&conf).expect("config");
+    NatsServer::start(bin, &home.path().join("server"), &config)
+        .unwrap_or_else(|e| panic!("nats-server {} refused the config: {e}", bin.version))
+}
+
+fn push(home: &Home, url: &str) -> serde_json::Value {
+    let report = home.json(&["push", "--nats", url]);
+    assert_eq!(report["failed"], 0, "{report}");
+    report
+}
+
+fn creds_file(home: &Home, name: &str) -> String {
+    let path = home.path().join(name);
+    let mode = std::fs::metadata(&path)
+        .expect("creds file")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "{name} mode {mode:o}");
+    std::fs::read_to_string(path).expect("creds")
+}
+
+/// After an account update the server re-wires imports on its own schedule (a
+/// plain stream is at-most-once): the backend publishes every 200 ms until one
+/// message arrives, within a bound.
+async fn delivered_eventually(backend: &Client, sub: &mut async_nats::Subscriber, subject: &str) {
+    let deadline = Instant::now() + WAIT;
+    let mut probes = 0;
+    loop {
+        probes += 1;
+        backend
+            .client
+            .publish(subject.to_string(), "probe".into())
+            .await
+            .unwrap();
+        backend.client.flush().await.unwrap();
+        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(200), sub.next()).await {
+            assert_eq!(m.subject.as_str(), subject);
+            if probes > 1 {
+                eprintln!("{subject}: delivered after {probes} probes");
+            }
+            return;
+        }
+        assert!(Instant::now() < deadline, "nothing on {subject} in time");
+    }
+}
+
+/// The next permission error the server reports to `c`.
+async fn permission_error(c: &mut Client, what: &str) {
+    let e = c
+        .next_error(WAIT)
+        .await
+        .unwrap_or_else(|| panic!("no server error for {what}"));
+    assert!(
+        e.to_lowercase().contains("permissions violation"),
+        "{what}: {e}"
+    );
+}
+
+async fn fleet(line: ServerLine) {
+    let bin = NatsServerBinary::get(line);
+    eprintln!("running against nats-server {}", bin.version);
+    let home = Home::new();
+    home.ok(&["init", "--name", "FLEETOP"]);
+    for id in ["a", "b", "c"] {
+        let out = home.json(&[
+            "device",
+            "add",
+            id,
+            "--meta",
+            "site=lab",
+            "-o",
+            home.path().join(format!("{id}.creds")).to_str().unwrap(),
+        ]);
+        assert_eq!(out["device"]["state"], "provisioned");
+        assert_eq!(out["device"]["account"], format!("EMDEV-{id}"));
+        assert_eq!(out["device"]["meta"]["site"], "lab");
+    }
+    let server = start_js_nats(&home, &bin);
+    let url = server.url();
+    let report = push(&home, &url);
+    assert_eq!(report["streams_created"], 3, "{report}");
+
+    let a_creds = creds_file(&home, "a.creds");
+    let b_creds = creds_file(&home, "b.creds");
+    let c_creds = creds_file(&home, "c.creds");
+    let backend_creds = home.ok(&["creds", "EMDEVS", "backend"]);
+    let mut a = connect(&url, &a_creds).await.expect("device a connects");
+    let b = connect(&url, &b_creds).await.expect("device b connects");
+    let c = connect(&url, &c_creds).await.expect("device c connects");
+    let mut backend = connect(&url, &backend_creds).await.expect("backend");
+
+    // Backend → A reaches A, not B.
+    let mut a_in = a.client.subscribe("EMDEV.a.>").await.unwrap();
+    let mut b_in = b.client.subscribe("EMDEV.b.>").await.unwrap();
+    a.client.flush().await.unwrap();
+    b.client.flush().await.unwrap();
+    delivered_eventually(&backend, &mut a_in, "EMDEV.a.hello").await;
+    // B's first message is its own: none of A's reached it.
+    delivered_eventually(&backend, &mut b_in, "EMDEV.b.hello").await;
+
+    // A may not touch B's subjects nor anything outside its space.
+    let _deny = a.client.subscribe("EMDEV.b.>").await.unwrap();
+    permission_error(&mut a, "subscribe to B's messages").await;
+    a.client.publish("EMDEVS.b.x", "x".into()).await.unwrap();
+    permission_error(&mut a, "publish as B").await;
+    a.client.publish("elsewhere", "x".into()).await.unwrap();
+    permission_error(&mut a, "publish outside its space").await;
+    // Nor may the backend step outside device subjects.
+    backend
+        .client
+        .publish("elsewhere", "x".into())
+        .await
+        .unwrap();
+    permission_error(&mut backend, "backend publishes elsewhere").await;
+
+    // A's request reaches the backend, which answers.
+    let mut requests = backend.client.subscribe("EMDEVS.>").await.unwrap();
+    backend.client.flush().await.unwrap();
+    let bc = backend.client.clone();
+    let responder = tokio::spawn(async move {
+        while let Some(m) = requests.next().await {
+            if let Some(reply) = m.reply.clone() {
+                let _ = bc
+                    .publish(reply, format!("pong:{}", m.subject).into())
+                    .await;
+                let _ = bc.flush().await;
+            }
+        }
+    });
+    // Right after a device's first connection the server may still be wiring its
+    // imports (no responders, or a lost first request): retry within the bound.
+    let deadline = Instant::now() + WAIT;
+    let r = loop {
+        match a
+            .client
+            .send_request(
+                "EMDEVS.a.ping",
+                async_nats::Request::new()
+                    .payload("hi".into())
+                    .timeout(Some(Duration::from_secs(1))),
+            )
+            .await
+        {
+            Ok(r) => break r,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("EMDEVS.a.ping: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("backend did not answer: {e}"),
+        }
+    };
+    responder.abort();
+    assert_eq!(&r.payload[..], b"pong:EMDEVS.a.ping");
+
+    // JetStream: A consumes its own stream through EMDEVJS.API; B cannot reach it.
+    backend
+        .client
+        .publish("EMDEV.a.stored", "kept".into())
+        .await
+        .unwrap();
+    backend.client.flush().await.unwrap();
+    let js_a = async_nats::jetstream::with_prefix(a.client.clone(), "EMDEVJS.API");
+    let stream = tokio::time::timeout(WAIT, js_a.get_stream("EMDEV_a"))
+        .await
+        .expect("stream info in time")
+        .expect("A sees its stream");
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("inbox".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("A creates a consumer");
+    let mut batch = consumer
+        .fetch()
+        .max_messages(10)
+        .expires(Duration::from_secs(2))
+        .messages()
+        .await
+        .expect("fetch");
+    let mut got = Vec::new();
+    while let Some(m) = tokio::time::timeout(WAIT, batch.next())
+        .await
+        .expect("fetch ends in time")
+    {
+        let m = m.expect("message");
+        m.ack().await.expect("ack");
+        got.push(String::from_utf8_lossy(&m.payload).to_string());
+    }
+    // Everything the backend sent to A, in order, ending with the last one.
+    assert_eq!(got.first().map(String::as_str), Some("probe"), "{got:?}");
+    assert_eq!(got.last().map(String::as_str), Some("kept"), "{got:?}");
+    let js_b = async_nats::jetstream::with_prefix(b.client.clone(), "EMDEVJS.API");
+    let refused = tokio::time::timeout(WAIT, js_b.get_stream("EMDEV_a"))
+        .await
+        .expect("B's attempt ends in time");
+    assert!(refused.is_err(), "B reached A's stream");
+    let own = tokio::time::timeout(WAIT, js_b.get_stream("EMDEV_b"))
+        .await
+        .expect("B's own stream in time");
+    assert!(
+        own.is_ok(),
+        "B cannot reach its own stream: {:?}",
+        own.err()
+    );
+
+    // Revoke A: its live connection is closed, reconnect refused; B and C work.
+    let revoked = home.json(&["device", "revoke", "a"]);
+    assert_eq!(revoked["state"], "revoked");
+    let hub_before = home.json(&["account", "show", "EMDEVS"])["jwt"]
+        .as_str()
+        .unwrap()
+        .len();
+    let report = push(&home, &url);
+    assert_eq!(report["accounts_deleted"], 1, "{report}");
+    let closed = a.next_error(WAIT).await.expect("A is told it is out");
+    assert!(
+        closed.contains("Revoked") || closed.contains("Expired"),
+        "{closed}"
+    );
+    let again = connect(&url, &a_creds).await;
+    assert!(again.is_err(), "revoked device reconnected");
+    delivered_eventually(&backend, &mut b_in, "EMDEV.b.after").await;
+    let mut c_in = c.client.subscribe("EMDEV.c.>").await.unwrap();
+    c.client.flush().await.unwrap();
+    delivered_eventually(&backend, &mut c_in, "EMDEV.c.after").await;
+    eprintln!("hub JWT after one revocation: {hub_before} bytes");
+
+    // Rotate B: old creds refused, new ones work.
+    let new_b = home.path().join("b2.creds");
+    home.json(&["device", "rotate", "b", "-o", new_b.to_str().unwrap()]);
+    push(&home, &url);
+    drop(b);
+    assert!(
+        connect(&url, &b_creds).await.is_err(),
+        "old creds of b still work"
+    );
+    let b2 = connect(&url, &creds_file(&home, "b2.creds"))
+        .await
+        .expect("new creds of b");
+    let mut b2_in = b2.client.subscribe("EMDEV.b.>").await.unwrap();
+    b2.client.flush().await.unwrap();
+    delivered_eventually(&backend, &mut b2_in, "EMDEV.b.rotated").await;
+
+    // Restore A: its creds work again.
+    home.json(&["device", "restore", "a"]);
+    push(&home, &url);
+    connect(&url, &a_creds)
+        .await
+        .expect("restored device connects");
+
+    // serve observes the first connection of a new device.
+    let d_path = home.path().join("d.creds");
+    home.json(&["device", "add", "d", "-o", d_path.to_str().unwrap()]);
+    let serve = Serve::start(&home, &url);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while home.json(&["status"])["outbox_pending"] != 0 {
+        assert!(Instant::now() < deadline, "outbox not delivered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(home.json(&["device", "show", "d"])["state"], "provisioned");
+    let _d = connect(&url, &creds_file(&home, "d.creds"))
+        .await
+        .expect("d connects");
+    loop {
+        let d = home.json(&["device", "show", "d"]);
+        if d["state"] == "active" {
+            assert!(d["activated_at"].as_i64().is_some(), "{d}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "d never observed active: {d}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(serve);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_fleet_2_9() {
+    fleet(ServerLine::V2_9).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_fleet_2_15() {
+    fleet(ServerLine::V2_15).await;
+}
+
+/// A running `warden serve`, killed on drop.
+struct Serve {
+    child: Child,
+}
+
+impl Serve {
+    fn start(home: &Home, nats: &str) -> Serve {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .arg("--data-dir")
+            .arg(home.data_dir())
+            .args([
+                "serve",
+                "--nats",
+                nats,
+                "--http",
+                "127.0.0.1:0",
+                "--max-backoff",
+                "1s",
+            ])
+            .env_remove("WARDEN_DATABASE_URL")
+            .env_remove("WARDEN_MASTER_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start warden serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("serve printed its address");
+        assert!(line.starts_with("warden serve: http://"), "{line}");
+        Serve { child }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn fleet_names_are_configurable_until_the_first_device() {
+    let home = Home::new();
+    home.ok(&["init", "--name", "NAMEDOP"]);
+    assert_eq!(home.json(&["device", "fleet"])["hub_account"], "EMDEVS");
+    home.fails(2, &["device", "fleet", "--js-api-prefix", "$JS.API"]);
+    home.fails(2, &["device", "fleet", "--to-device", "A.*"]);
+    let s = home.json(&[
+        "device",
+        "fleet",
+        "--hub",
+        "SENSORS",
+        "--account-prefix",
+        "SENSOR-",
+        "--to-device",
+        "TO",
+    ]);
+    assert_eq!(s["hub_account"], "SENSORS");
+    let d = home.json(&["device", "add", "s-1"]);
+    assert_eq!(d["device"]["account"], "SENSOR-s-1");
+    assert_eq!(d["device"]["to_device"], "TO.s-1.>");
+    home.json(&["account", "show", "SENSORS"]);
+    home.fails(1, &["device", "fleet", "--hub", "OTHER"]);
+}
+
+#[test]
+fn bulk_add_is_idempotent_and_bad_input_changes_nothing() {
+    let home = Home::new();
+    home.ok(&["init", "--name", "BULKOP"]);
+    let csv = home.path().join("fleet.csv");
+    std::fs::write(&csv, "id,site,model\nd-1,lab,x1\nd-2,,x2\nd-3,field,x1\n").unwrap();
+    let creds_dir = home.path().join("creds");
+    let out = home.json(&[
+        "device",
+        "add",
+        "--from",
+        csv.to_str().unwrap(),
+        "--creds-dir",
+        creds_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out["added"], serde_json::json!(["d-1", "d-2", "d-3"]));
+    assert_eq!(out["skipped"], serde_json::json!([]));
+    for id in ["d-1", "d-2", "d-3"] {
+        let p = creds_dir.join(format!("{id}.creds"));
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", p.display());
+    }
+    let d2 = home.json(&["device", "show", "d-2"]);
+    assert_eq!(d2["meta"], serde_json::json!({"model": "x2"}));
+
+    // Re-run with one more: only the new one is added.
+    std::fs::write(&csv, "id,site\nd-1,lab\nd-4,lab\nd-2,\nd-3,\n").unwrap();
+    let out = home.json(&["device", "add", "--from", csv.to_str().unwrap()]);
+    assert_eq!(out["added"], serde_json::json!(["d-4"]));
+    assert_eq!(out["skipped"], serde_json::json!(["d-1", "d-2", "d-3"]));
+    let json = home.path().join("more.json");
+    std::fs::write(&json, r#"["d-5", {"id": "d-6", "meta": {"n": 6}}, "d-1"]"#).unwrap();
+    let out = home.json(&["device", "add", "--from", json.to_str().unwrap()]);
+    assert_eq!(out["added"], serde_json::json!(["d-5", "d-6"]));
+    assert_eq!(home.json(&["device", "list"]).as_array().unwrap().len(), 6);
+
+    let before = home.json(&["status"]);
+    let bad_csv = home.path().join("bad.csv");
+    std::fs::write(&bad_csv, "id\nd-7\nBad_ID\n").unwrap();
+    let no_id = home.path().join("noid.csv");
+    std::fs::write(&no_id, "name\nd-8\n").unwrap();
+    let dup = home.path().join("dup.json");
+    std::fs::write(&dup, r#"["d-9", "d-9"]"#).unwrap();
+    let broken = home.path().join("broken.json");
+    std::fs::write(&broken, r#"[{"id": 5}"#).unwrap();
+    for f in [&bad_csv, &no_id, &dup, &broken] {
+        let e = home.fails(2, &["device", "add", "--from", f.to_str().unwrap()]);
+        assert!(!e.is_empty());
+    }
+    home.fails(2, &["device", "add", "--from", "/nonexistent/file.csv"]);
+    for bad in ["UPPER", "-x", "a.b", "a b", "é", &"x".repeat(41)] {
+        let e = home.fails(2, &["device", "add", "--", bad]);
+        assert!(e.contains("invalid device id"), "{e}");
+    }
+    home.fails(2, &["device", "add"]);
+    home.fails(2, &["device", "add", "ok-1", "--meta", "novalue"]);
+    home.fails(2, &["device", "list", "--state", "sleeping"]);
+    let after = home.json(&["status"]);
+    assert_eq!(before["accounts"], after["accounts"]);
+    assert_eq!(before["ledger_events"], after["ledger_events"]);
+    assert_eq!(home.json(&["device", "list"]).as_array().unwrap().len(), 6);
+
+    // Lifecycle errors are failures (exit 1) and change nothing either.
+    home.fails(1, &["device", "add", "d-1"]);
+    home.fails(1, &["device", "show", "nope"]);
+    home.fails(1, &["device", "restore", "d-1"]);
+    home.ok(&["device", "revoke", "d-1"]);
+    home.fails(1, &["device", "revoke", "d-1"]);
+    home.fails(1, &["device", "rotate", "d-1"]);
+    let revoked = home.json(&["device", "list", "--state", "revoked"]);
+    assert_eq!(revoked.as_array().unwrap().len(), 1);
+    // A revoked device's account is neither preloaded nor pushed.
+    let key = revoked[0]["account_key"].as_str().unwrap().to_string();
+    let conf = home.ok(&["nats-config"]);
+    assert!(!conf.contains(&key), "revoked device account in the config");
+}
