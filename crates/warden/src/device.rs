@@ -416,20 +416,8 @@ impl Warden {
         let mut claims = compile_account(&account_key, &name, &spec);
         refuse_blocking(claims.validate(now()))?;
         let jwt = claims.encode(&signers.operator)?;
-        put_seed(tx, &account_kp, "account").await?;
-        let t = now();
-        let acc = AccountRow {
-            public_key: account_key.to_string(),
-            operator: op.public_key.clone(),
-            name: name.to_string(),
-            spec: to_json(&spec)?,
-            jwt,
-            created_at: t,
-            updated_at: t,
-        };
-        tx.insert_account(&acc)
-            .await
-            .map_err(|e| crate::ops::conflict(e, || format!("account {name} already exists")))?;
+        let acc =
+            crate::ops::insert_account_row(tx, op, &account_kp, name.as_str(), &spec, jwt).await?;
         let (user, creds) = issue_user(tx, fleet, &acc, &account_kp, id).await?;
         let row = DeviceRow {
             id: id.to_string(),
@@ -438,12 +426,12 @@ impl Warden {
             state: DeviceState::Provisioned.as_str().into(),
             meta: serde_json::to_string(&meta)
                 .map_err(|e| OpsError::Invalid(format!("device metadata: {e}")))?,
-            created_at: t,
+            created_at: acc.created_at,
             activated_at: None,
             rotated_at: None,
             revoked_at: None,
             restored_at: None,
-            updated_at: t,
+            updated_at: acc.created_at,
         };
         tx.insert_device(&row)
             .await

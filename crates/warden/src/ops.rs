@@ -513,20 +513,7 @@ impl Warden {
     ) -> Result<AccountRow> {
         let pk = kp.account_public_key()?;
         let jwt = self.sign_account(tx, op, &pk, name, &spec).await?;
-        put_seed(tx, &kp, "account").await?;
-        let t = now();
-        let row = AccountRow {
-            public_key: pk.to_string(),
-            operator: op.public_key.clone(),
-            name: name.to_string(),
-            spec: to_json(&spec)?,
-            jwt,
-            created_at: t,
-            updated_at: t,
-        };
-        tx.insert_account(&row)
-            .await
-            .map_err(|e| conflict(e, || format!("account {name} already exists")))?;
+        let row = insert_account_row(tx, op, &kp, name.as_str(), &spec, jwt).await?;
         tx.record(self.event(
             "account.create",
             "account",
@@ -992,6 +979,34 @@ impl Record for Tx<'_> {
         self.enqueue(TOPIC_EVENT, &payload.to_string()).await?;
         Ok(seq)
     }
+}
+
+/// Stores a new account whose JWT is already signed: its sealed seed and its row
+/// (a name already taken is a conflict). The caller records the event and queues
+/// the push, so bulk paths can batch them.
+pub(crate) async fn insert_account_row(
+    tx: &mut Tx<'_>,
+    op: &OperatorRow,
+    kp: &KeyPair,
+    name: &str,
+    spec: &AccountSpec,
+    jwt: String,
+) -> Result<AccountRow> {
+    put_seed(tx, kp, "account").await?;
+    let t = now();
+    let row = AccountRow {
+        public_key: kp.account_public_key()?.to_string(),
+        operator: op.public_key.clone(),
+        name: name.to_string(),
+        spec: to_json(spec)?,
+        jwt,
+        created_at: t,
+        updated_at: t,
+    };
+    tx.insert_account(&row)
+        .await
+        .map_err(|e| conflict(e, || format!("account {name} already exists")))?;
+    Ok(row)
 }
 
 pub(crate) async fn put_seed(tx: &mut Tx<'_>, kp: &KeyPair, kind: &str) -> Result<()> {
