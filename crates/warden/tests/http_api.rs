@@ -1034,6 +1034,12 @@ async fn devices_through_the_api() {
         StatusCode::BAD_REQUEST,
         "invalid",
     );
+    // The bulk route shadows GET of a device named `bulk` (documented).
+    assert_status(
+        &api.get("/v1/devices/bulk", Some(&read)).await,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    );
     assert_status(
         &api.get("/v1/devices?state=gone", Some(&read)).await,
         StatusCode::BAD_REQUEST,
