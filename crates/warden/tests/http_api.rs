@@ -1,6 +1,8 @@
 //! The HTTP API end to end: a real store (SQLite in a temp dir; one flow on PostgreSQL), a
 //! real TCP listener on 127.0.0.1:0 served by `warden::http::serve`, real HTTP requests.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -52,6 +54,16 @@ async fn start_on(
     dir: Option<tempfile::TempDir>,
     pg: Option<warden_testkit::PgDatabase>,
 ) -> Api {
+    start_with(url, dir, pg, Vec::new()).await
+}
+
+/// An API over a store initialised with these JWT migrations.
+async fn start_with(
+    url: &str,
+    dir: Option<tempfile::TempDir>,
+    pg: Option<warden_testkit::PgDatabase>,
+    migrations: Vec<warden_core::bootstrap::JwtMigration>,
+) -> Api {
     let store = Store::open(url, MasterKey::from_bytes([9; 32]))
         .await
         .unwrap();
@@ -63,7 +75,7 @@ async fn start_on(
             user: None,
             settings: Settings::default(),
             service_urls: Vec::new(),
-            migrations: Vec::new(),
+            migrations,
         })
         .await
         .unwrap();
@@ -1108,4 +1120,112 @@ async fn devices_through_the_api() {
         .expect("add in the ledger");
     assert!(add.actor.starts_with("http:ops:"), "{}", add.actor);
     api.stop().await;
+}
+
+/// Until the server has wired a new device account's imports a message may be lost:
+/// the device publishes on its request subject every 200 ms until the hub's backend
+/// receives one (bounded).
+async fn device_reaches_backend(device: &common::Client, backend: &common::Client, id: &str) {
+    use futures::StreamExt;
+    let subject = format!("EMDEVS.{id}.x");
+    let mut inbox = backend.client.subscribe("EMDEVS.>").await.unwrap();
+    backend.client.flush().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        device
+            .client
+            .publish(subject.clone(), "hi".into())
+            .await
+            .unwrap();
+        device.client.flush().await.unwrap();
+        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(200), inbox.next()).await {
+            assert_eq!(m.subject.as_str(), subject);
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing from {id} reached the backend"
+        );
+    }
+}
+
+/// Creds from `POST /v1/devices` connect to a real nats-server once the relay pushed
+/// the account; `POST /v1/devices/{id}/revoke` gets the device refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_creds_from_the_api_work_on_nats_server() {
+    for bin in warden_testkit::NatsServerBinary::all() {
+        let v = bin.version.clone();
+        // The built-in migrations: the relay connects as their service user.
+        let home = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", home.path().join("warden.db").display());
+        let migrations =
+            warden_core::default_migrations(warden_core::bootstrap::DEFAULT_SERVICE_PREFIX);
+        let api = start_with(&url, Some(home), None, migrations).await;
+        let ops = api.token("ops", &[Scope::Write, Scope::Creds]).await;
+        let w = Warden::open(api.store.clone(), "test").await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let op = w.operator().await.unwrap();
+        let port = warden_testkit::free_port();
+        let mut cfg = warden_nats::config::ServerConfig::new(
+            format!("127.0.0.1:{port}"),
+            op.jwt,
+            op.system_account,
+            dir.path().join("resolver"),
+        );
+        cfg.preload = w.account_jwts().await.unwrap();
+        cfg.jetstream_dir = Some(dir.path().join("js"));
+        let server =
+            warden_testkit::NatsServer::start(&bin, &dir.path().join("server"), &cfg.render())
+                .unwrap_or_else(|e| panic!("[{v}] nats-server refused the config: {e}"));
+        let relay = warden::relay::RelayConfig::new(server.url());
+        let conns = warden::relay::Connections::open(&w, &relay).await.unwrap();
+        let push = || async {
+            let report = warden::relay::drain_all(&w, &conns, &relay).await.unwrap();
+            assert_eq!(report.failed, 0, "[{v}] {:?}", report.first_error);
+            report
+        };
+
+        // The device and the hub exist only in the store until the relay pushes.
+        let r = api
+            .send(
+                Method::POST,
+                "/v1/devices",
+                Some(&ops),
+                Some(json!({"id": "a"})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "[{v}] {}", r.body);
+        let creds = r.body["creds"].as_str().unwrap().to_string();
+        assert!(push().await.accounts_pushed >= 2, "[{v}] hub and device");
+        let backend = common::connect(&server.url(), &w.creds("EMDEVS", "backend").await.unwrap())
+            .await
+            .unwrap_or_else(|e| panic!("[{v}] hub backend refused: {e}"));
+        let mut device = common::connect(&server.url(), &creds)
+            .await
+            .unwrap_or_else(|e| panic!("[{v}] device creds from the API refused: {e}"));
+        device_reaches_backend(&device, &backend, "a").await;
+        assert!(
+            device.errors.try_recv().is_err(),
+            "[{v}] device a hit a wall"
+        );
+
+        let r = api
+            .send(Method::POST, "/v1/devices/a/revoke", Some(&ops), None)
+            .await;
+        assert_eq!(r.body["state"], "revoked", "[{v}] {}", r.body);
+        assert_eq!(push().await.accounts_deleted, 1, "[{v}]");
+        let closed = device
+            .next_error(Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("[{v}] the revoked device was not told"));
+        assert!(
+            closed.contains("Revoked") || closed.contains("Expired"),
+            "[{v}] {closed}"
+        );
+        assert!(
+            common::connect(&server.url(), &creds).await.is_err(),
+            "[{v}] revoked device reconnected"
+        );
+        api.stop().await;
+    }
 }
