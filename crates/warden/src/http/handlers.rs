@@ -349,20 +349,20 @@ pub(crate) async fn creds(
 /// scope (a `write`-only token changes the fleet but never sees a seed; the creds can be
 /// fetched later with `GET /v1/devices/{id}/creds`).
 #[derive(Serialize)]
-pub(crate) struct DeviceWithCreds {
+pub(crate) struct DeviceWithCreds<'a> {
     device: DeviceView,
     #[serde(skip_serializing_if = "Option::is_none")]
-    creds: Option<String>,
+    creds: Option<&'a str>,
 }
 
 /// `POST /v1/devices/bulk`'s answer: `creds` (id → creds of each device added now) only
 /// when the token has the `creds` scope.
 #[derive(Serialize)]
-pub(crate) struct BulkAdded {
+pub(crate) struct BulkAdded<'a> {
     #[serde(flatten)]
     report: BulkReport,
     #[serde(skip_serializing_if = "Option::is_none")]
-    creds: Option<BTreeMap<String, String>>,
+    creds: Option<BTreeMap<&'a str, &'a str>>,
 }
 
 /// A response that carries creds: never cached.
@@ -372,10 +372,10 @@ fn no_store(mut res: Response) -> Response {
     res
 }
 
-fn with_creds(token: &TokenInfo, device: DeviceView, creds: &str) -> DeviceWithCreds {
+fn with_creds<'a>(token: &TokenInfo, device: DeviceView, creds: &'a str) -> DeviceWithCreds<'a> {
     DeviceWithCreds {
         device,
-        creds: token.allows(Scope::Creds).then(|| creds.to_string()),
+        creds: token.allows(Scope::Creds).then_some(creds),
     }
 }
 
@@ -431,7 +431,7 @@ pub(crate) async fn add_devices_bulk(
     let creds = token.allows(Scope::Creds).then(|| {
         creds
             .iter()
-            .map(|(id, c)| (id.clone(), c.to_string()))
+            .map(|(id, c)| (id.as_str(), c.as_str()))
             .collect()
     });
     Ok(no_store(Json(BulkAdded { report, creds }).into_response()))
