@@ -20,14 +20,21 @@
 //! | `<prefix>.user.revoke` | `{account, name}` | `UserView` |
 //! | `<prefix>.user.delete` | `{account, name}` | `UserView` |
 //! | `<prefix>.user.creds` | `{account, name}` | `{creds}` |
+//! | `<prefix>.device.list` | `{state?}` (`provisioned`, `active`, `revoked`) | `[DeviceView]` |
+//! | `<prefix>.device.get` | `{id}` | `DeviceView` |
+//! | `<prefix>.device.create` | `{id, meta?}` | `{device: DeviceView, creds}` |
+//! | `<prefix>.device.rotate` | `{id}` | `{device: DeviceView, creds}` (the new creds) |
+//! | `<prefix>.device.revoke` | `{id}` | `DeviceView` |
+//! | `<prefix>.device.restore` | `{id}` | `DeviceView` |
+//! | `<prefix>.device.creds` | `{id}` | `{creds}` |
 //!
 //! Bodies are decoded as strictly as the HTTP API decodes them (a JSON object;
 //! an unknown field at any depth is refused; `user.edit` takes any subset of
 //! `UserEdit`, `"expiry": null` clearing the expiry). Failures are replied with
 //! an empty body and the `Nats-Service-Error` (the message) and
 //! `Nats-Service-Error-Code` headers: 400 for bad input (including malformed
-//! JSON: the message names the problem), 404 for an unknown account or user, 409
-//! for a conflict or an uninitialised database, 500 otherwise (details only in
+//! JSON: the message names the problem), 404 for an unknown account, user or device, 409
+//! for a conflict (e.g. revoking a revoked device) or an uninitialised database, 500 otherwise (details only in
 //! the log). No message ever carries a seed.
 //!
 //! Who may call is decided by nats-server, not here: the service connects as its
@@ -50,6 +57,9 @@ use warden_core::parse::parse_cidr;
 use warden_core::spec::{AccountLimitsEdit, UserEdit};
 use warden_core::{AccountSpec, UserSpec};
 
+use warden_core::device::{DeviceMeta, DeviceState};
+
+use crate::device::DeviceView;
 use crate::ops::{OpsError, UserView, Warden};
 
 /// The service's name in `$SRV` discovery.
@@ -96,11 +106,25 @@ pub enum Op {
     UserDelete,
     /// `user.creds`
     UserCreds,
+    /// `device.list`
+    DeviceList,
+    /// `device.get`
+    DeviceGet,
+    /// `device.create`
+    DeviceCreate,
+    /// `device.rotate`
+    DeviceRotate,
+    /// `device.revoke`
+    DeviceRevoke,
+    /// `device.restore`
+    DeviceRestore,
+    /// `device.creds`
+    DeviceCreds,
 }
 
 impl Op {
     /// Every operation, in the order the endpoints are registered.
-    pub const ALL: [Op; 14] = [
+    pub const ALL: [Op; 21] = [
         Op::Status,
         Op::OperatorGet,
         Op::AccountList,
@@ -115,6 +139,13 @@ impl Op {
         Op::UserRevoke,
         Op::UserDelete,
         Op::UserCreds,
+        Op::DeviceList,
+        Op::DeviceGet,
+        Op::DeviceCreate,
+        Op::DeviceRotate,
+        Op::DeviceRevoke,
+        Op::DeviceRestore,
+        Op::DeviceCreds,
     ];
 
     /// The subject below the prefix, e.g. `account.create`.
@@ -134,6 +165,13 @@ impl Op {
             Op::UserRevoke => "user.revoke",
             Op::UserDelete => "user.delete",
             Op::UserCreds => "user.creds",
+            Op::DeviceList => "device.list",
+            Op::DeviceGet => "device.get",
+            Op::DeviceCreate => "device.create",
+            Op::DeviceRotate => "device.rotate",
+            Op::DeviceRevoke => "device.revoke",
+            Op::DeviceRestore => "device.restore",
+            Op::DeviceCreds => "device.creds",
         }
     }
 
@@ -421,6 +459,31 @@ struct UserEditRequest {
     edit: Value,
 }
 
+#[derive(Deserialize)]
+struct DeviceList {
+    #[serde(default)]
+    state: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DeviceRef {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct DeviceCreate {
+    id: String,
+    #[serde(default)]
+    meta: DeviceMeta,
+}
+
+/// A device and the creds just issued to it (create, rotate).
+#[derive(Serialize)]
+struct DeviceWithCreds<'a> {
+    device: &'a DeviceView,
+    creds: &'a str,
+}
+
 #[derive(Serialize)]
 struct CreatedUser<'a> {
     #[serde(flatten)]
@@ -605,6 +668,51 @@ pub async fn dispatch(warden: &Warden, op: Op, payload: &[u8]) -> Result<Vec<u8>
             let creds = warden.creds(&r.account, &r.name).await?;
             json(&Creds { creds: &creds })
         }
+        Op::DeviceList => {
+            let r: DeviceList = parse(op, payload)?;
+            let state = match r.state.as_deref() {
+                None => None,
+                Some(raw) => Some(DeviceState::parse(raw).ok_or_else(|| {
+                    ServiceError::bad_request(format!(
+                        "state must be provisioned, active or revoked, not {raw:?}"
+                    ))
+                })?),
+            };
+            json(&warden.list_devices(state).await?)
+        }
+        Op::DeviceGet => {
+            let r: DeviceRef = parse(op, payload)?;
+            json(&warden.device(&r.id).await?)
+        }
+        Op::DeviceCreate => {
+            let r: DeviceCreate = parse(op, payload)?;
+            let (device, creds) = warden.add_device(&r.id, r.meta).await?;
+            json(&DeviceWithCreds {
+                device: &device,
+                creds: &creds,
+            })
+        }
+        Op::DeviceRotate => {
+            let r: DeviceRef = parse(op, payload)?;
+            let (device, creds) = warden.rotate_device(&r.id).await?;
+            json(&DeviceWithCreds {
+                device: &device,
+                creds: &creds,
+            })
+        }
+        Op::DeviceRevoke => {
+            let r: DeviceRef = parse(op, payload)?;
+            json(&warden.revoke_device(&r.id).await?)
+        }
+        Op::DeviceRestore => {
+            let r: DeviceRef = parse(op, payload)?;
+            json(&warden.restore_device(&r.id).await?)
+        }
+        Op::DeviceCreds => {
+            let r: DeviceRef = parse(op, payload)?;
+            let creds = warden.device_creds(&r.id).await?;
+            json(&Creds { creds: &creds })
+        }
     }
 }
 
@@ -683,5 +791,12 @@ mod tests {
     fn endpoint_names() {
         assert_eq!(Op::AccountCreate.endpoint_name(), "account-create");
         assert_eq!(subject("WARDEN", Op::UserCreds), "WARDEN.user.creds");
+        assert_eq!(Op::DeviceRestore.endpoint_name(), "device-restore");
+        let subjects: std::collections::BTreeSet<_> = Op::ALL.iter().map(|o| o.subject()).collect();
+        assert_eq!(
+            subjects.len(),
+            Op::ALL.len(),
+            "every operation has its own subject"
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! The HTTP API end to end: a real store (SQLite in a temp dir; one flow on PostgreSQL), a
 //! real TCP listener on 127.0.0.1:0 served by `warden::http::serve`, real HTTP requests.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -52,6 +54,16 @@ async fn start_on(
     dir: Option<tempfile::TempDir>,
     pg: Option<warden_testkit::PgDatabase>,
 ) -> Api {
+    start_with(url, dir, pg, Vec::new()).await
+}
+
+/// An API over a store initialised with these JWT migrations.
+async fn start_with(
+    url: &str,
+    dir: Option<tempfile::TempDir>,
+    pg: Option<warden_testkit::PgDatabase>,
+    migrations: Vec<warden_core::bootstrap::JwtMigration>,
+) -> Api {
     let store = Store::open(url, MasterKey::from_bytes([9; 32]))
         .await
         .unwrap();
@@ -63,7 +75,7 @@ async fn start_on(
             user: None,
             settings: Settings::default(),
             service_urls: Vec::new(),
-            migrations: Vec::new(),
+            migrations,
         })
         .await
         .unwrap();
@@ -258,7 +270,8 @@ async fn openapi_documents_every_route_and_every_documented_route_is_served() {
             .path
             .replace("{name}", "NOPE")
             .replace("{account}", "NOPE")
-            .replace("{user}", "nope");
+            .replace("{user}", "nope")
+            .replace("{id}", "nope");
         let method = Method::from_bytes(route.method.as_bytes()).unwrap();
         let body = route.request.map(|_| json!({}));
         let r = api.send(method, &path, Some(&admin), body).await;
@@ -276,6 +289,15 @@ async fn openapi_documents_every_route_and_every_documented_route_is_served() {
     let after = api.store.counts().await.unwrap();
     assert_eq!(before.accounts, after.accounts);
     assert_eq!(before.users, after.users);
+    assert!(api.store.devices(None).await.unwrap().is_empty());
+    assert_eq!(
+        doc["paths"]["/v1/devices"]["post"]["x-warden-scope"],
+        "write"
+    );
+    assert_eq!(
+        doc["paths"]["/v1/devices/{id}/creds"]["get"]["x-warden-scope"],
+        "creds"
+    );
     api.stop().await;
 }
 
@@ -891,4 +913,319 @@ async fn api_on_postgres() {
     assert_unauthorized(&api.get("/v1/accounts", Some(&write)).await);
     assert!(api.store.verify_ledger().await.unwrap().is_intact());
     api.stop().await;
+}
+
+/// The device id and user key in creds text, proving the seed belongs to the user.
+fn creds_user_key(creds: &Value) -> String {
+    let c = nats_jwt::parse_creds(creds.as_str().expect("creds text")).expect("creds parse");
+    let seed = c.seed.expect("creds hold a seed");
+    nats_jwt::KeyPair::from_seed(seed.expose())
+        .expect("seed")
+        .public_key()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_through_the_api() {
+    let api = start().await;
+    let read = api.token("reader", &[Scope::Read]).await;
+    let write = api.token("writer", &[Scope::Write]).await;
+    let ops = api
+        .token("ops", &[Scope::Read, Scope::Write, Scope::Creds])
+        .await;
+    let ids = |r: &Reply| -> Vec<String> {
+        r.body
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|d| d["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    // Without write: 403, nothing created.
+    let new_a = json!({"id": "a", "meta": {"site": "lab"}});
+    let r = api
+        .send(
+            Method::POST,
+            "/v1/devices",
+            Some(&read),
+            Some(new_a.clone()),
+        )
+        .await;
+    assert_status(&r, StatusCode::FORBIDDEN, "forbidden");
+    assert!(api.store.devices(None).await.unwrap().is_empty());
+
+    // With write and creds: the view and the creds, never cached.
+    let r = api
+        .send(Method::POST, "/v1/devices", Some(&ops), Some(new_a))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.headers["cache-control"], "no-store");
+    let a = r.body["device"].clone();
+    assert_eq!(a["state"], "provisioned");
+    assert_eq!(a["account"], "EMDEV-a");
+    assert_eq!(a["meta"]["site"], "lab");
+    assert_eq!(
+        creds_user_key(&r.body["creds"]),
+        a["user_key"].as_str().unwrap()
+    );
+    // Write alone changes the fleet but is handed no creds.
+    let r = api
+        .send(
+            Method::POST,
+            "/v1/devices",
+            Some(&write),
+            Some(json!({"id": "b"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["device"]["id"], "b");
+    assert!(r.body.get("creds").is_none(), "{}", r.body);
+
+    // Bad input: 400, nothing changes; a duplicate is 409.
+    for (body, code) in [
+        (json!({"id": "Bad Id!"}), "invalid"),
+        (json!({"id": "c", "bogus": 1}), "invalid_json"),
+        (json!({"meta": {}}), "invalid_json"),
+    ] {
+        let r = api
+            .send(Method::POST, "/v1/devices", Some(&ops), Some(body))
+            .await;
+        assert_status(&r, StatusCode::BAD_REQUEST, code);
+    }
+    let r = api
+        .send(
+            Method::POST,
+            "/v1/devices",
+            Some(&ops),
+            Some(json!({"id": "a"})),
+        )
+        .await;
+    assert_status(&r, StatusCode::CONFLICT, "conflict");
+    let bad_bulk = json!({"devices": [{"id": "e"}, {"id": "BAD!"}]});
+    let r = api
+        .send(Method::POST, "/v1/devices/bulk", Some(&ops), Some(bad_bulk))
+        .await;
+    assert_status(&r, StatusCode::BAD_REQUEST, "invalid");
+    let r = api.get("/v1/devices", Some(&read)).await;
+    assert_eq!(ids(&r), ["a", "b"], "bad input created nothing");
+
+    // Bulk: existing ids skipped; creds only for the new ones, only with creds scope.
+    let bulk = json!({"devices": [{"id": "a"}, {"id": "c", "meta": {"n": 3}}]});
+    let r = api
+        .send(Method::POST, "/v1/devices/bulk", Some(&ops), Some(bulk))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["added"], json!(["c"]));
+    assert_eq!(r.body["skipped"], json!(["a"]));
+    let c_key = creds_user_key(&r.body["creds"]["c"]);
+    assert_eq!(r.body["creds"].as_object().unwrap().len(), 1, "{}", r.body);
+    let r = api
+        .send(
+            Method::POST,
+            "/v1/devices/bulk",
+            Some(&write),
+            Some(json!({"devices": [{"id": "d"}]})),
+        )
+        .await;
+    assert_eq!(r.body["added"], json!(["d"]), "{}", r.body);
+    assert!(r.body.get("creds").is_none(), "{}", r.body);
+
+    // Reads: one device, 404 for an unknown one, 400 for a bad id or state.
+    let r = api.get("/v1/devices/c", Some(&read)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["user_key"], c_key.as_str());
+    assert_eq!(r.body["meta"]["n"], 3);
+    assert_status(
+        &api.get("/v1/devices/nope", Some(&read)).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_status(
+        &api.get("/v1/devices/Bad!", Some(&read)).await,
+        StatusCode::BAD_REQUEST,
+        "invalid",
+    );
+    // The bulk route shadows GET of a device named `bulk` (documented).
+    assert_status(
+        &api.get("/v1/devices/bulk", Some(&read)).await,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    );
+    assert_status(
+        &api.get("/v1/devices?state=gone", Some(&read)).await,
+        StatusCode::BAD_REQUEST,
+        "invalid",
+    );
+    // Creds need the creds scope.
+    assert_status(
+        &api.get("/v1/devices/a/creds", Some(&read)).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    let r = api.get("/v1/devices/a/creds", Some(&ops)).await;
+    assert_eq!(r.headers["cache-control"], "no-store");
+    assert_eq!(
+        creds_user_key(&r.body["creds"]),
+        a["user_key"].as_str().unwrap()
+    );
+
+    // Rotate: a new user key and its creds.
+    let r = api
+        .send(Method::POST, "/v1/devices/a/rotate", Some(&read), None)
+        .await;
+    assert_status(&r, StatusCode::FORBIDDEN, "forbidden");
+    let r = api
+        .send(Method::POST, "/v1/devices/a/rotate", Some(&ops), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let new_key = r.body["device"]["user_key"].as_str().unwrap().to_string();
+    assert_ne!(new_key, a["user_key"].as_str().unwrap());
+    assert_eq!(creds_user_key(&r.body["creds"]), new_key);
+    assert!(r.body["device"]["rotated_at"].is_i64());
+
+    // Revoke, conflict on a second revoke, restore; recorded under the token.
+    let r = api
+        .send(Method::POST, "/v1/devices/a/revoke", Some(&write), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["state"], "revoked");
+    let r = api
+        .send(Method::POST, "/v1/devices/a/revoke", Some(&write), None)
+        .await;
+    assert_status(&r, StatusCode::CONFLICT, "conflict");
+    let r = api
+        .send(Method::POST, "/v1/devices/nope/revoke", Some(&write), None)
+        .await;
+    assert_status(&r, StatusCode::NOT_FOUND, "not_found");
+    let r = api.get("/v1/devices?state=revoked", Some(&read)).await;
+    assert_eq!(ids(&r), ["a"]);
+    let r = api
+        .send(Method::POST, "/v1/devices/a/restore", Some(&write), None)
+        .await;
+    assert_eq!(r.body["state"], "provisioned", "{}", r.body);
+    let r = api
+        .send(Method::POST, "/v1/devices/a/restore", Some(&write), None)
+        .await;
+    assert_status(&r, StatusCode::CONFLICT, "conflict");
+    let events = api.store.ledger(0, 1000).await.unwrap();
+    let revoke = events
+        .iter()
+        .find(|e| e.action == "device.revoke")
+        .expect("revoke in the ledger");
+    assert!(revoke.actor.starts_with("http:writer:"), "{}", revoke.actor);
+    let add = events
+        .iter()
+        .find(|e| e.action == "device.add")
+        .expect("add in the ledger");
+    assert!(add.actor.starts_with("http:ops:"), "{}", add.actor);
+    api.stop().await;
+}
+
+/// Until the server has wired a new device account's imports a message may be lost:
+/// the device publishes on its request subject every 200 ms until the hub's backend
+/// receives one (bounded).
+async fn device_reaches_backend(device: &common::Client, backend: &common::Client, id: &str) {
+    use futures::StreamExt;
+    let subject = format!("EMDEVS.{id}.x");
+    let mut inbox = backend.client.subscribe("EMDEVS.>").await.unwrap();
+    backend.client.flush().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        device
+            .client
+            .publish(subject.clone(), "hi".into())
+            .await
+            .unwrap();
+        device.client.flush().await.unwrap();
+        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(200), inbox.next()).await {
+            assert_eq!(m.subject.as_str(), subject);
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing from {id} reached the backend"
+        );
+    }
+}
+
+/// Creds from `POST /v1/devices` connect to a real nats-server once the relay pushed
+/// the account; `POST /v1/devices/{id}/revoke` gets the device refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_creds_from_the_api_work_on_nats_server() {
+    for bin in warden_testkit::NatsServerBinary::all() {
+        let v = bin.version.clone();
+        // The built-in migrations: the relay connects as their service user.
+        let home = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", home.path().join("warden.db").display());
+        let migrations =
+            warden_core::default_migrations(warden_core::bootstrap::DEFAULT_SERVICE_PREFIX);
+        let api = start_with(&url, Some(home), None, migrations).await;
+        let ops = api.token("ops", &[Scope::Write, Scope::Creds]).await;
+        let w = Warden::open(api.store.clone(), "test").await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let op = w.operator().await.unwrap();
+        let port = warden_testkit::free_port();
+        let mut cfg = warden_nats::config::ServerConfig::new(
+            format!("127.0.0.1:{port}"),
+            op.jwt,
+            op.system_account,
+            dir.path().join("resolver"),
+        );
+        cfg.preload = w.account_jwts().await.unwrap();
+        cfg.jetstream_dir = Some(dir.path().join("js"));
+        let server =
+            warden_testkit::NatsServer::start(&bin, &dir.path().join("server"), &cfg.render())
+                .unwrap_or_else(|e| panic!("[{v}] nats-server refused the config: {e}"));
+        let relay = warden::relay::RelayConfig::new(server.url());
+        let conns = warden::relay::Connections::open(&w, &relay).await.unwrap();
+        let push = || async {
+            let report = warden::relay::drain_all(&w, &conns, &relay).await.unwrap();
+            assert_eq!(report.failed, 0, "[{v}] {:?}", report.first_error);
+            report
+        };
+
+        // The device and the hub exist only in the store until the relay pushes.
+        let r = api
+            .send(
+                Method::POST,
+                "/v1/devices",
+                Some(&ops),
+                Some(json!({"id": "a"})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "[{v}] {}", r.body);
+        let creds = r.body["creds"].as_str().unwrap().to_string();
+        assert!(push().await.accounts_pushed >= 2, "[{v}] hub and device");
+        let backend = common::connect(&server.url(), &w.creds("EMDEVS", "backend").await.unwrap())
+            .await
+            .unwrap_or_else(|e| panic!("[{v}] hub backend refused: {e}"));
+        let mut device = common::connect(&server.url(), &creds)
+            .await
+            .unwrap_or_else(|e| panic!("[{v}] device creds from the API refused: {e}"));
+        device_reaches_backend(&device, &backend, "a").await;
+        assert!(
+            device.errors.try_recv().is_err(),
+            "[{v}] device a hit a wall"
+        );
+
+        let r = api
+            .send(Method::POST, "/v1/devices/a/revoke", Some(&ops), None)
+            .await;
+        assert_eq!(r.body["state"], "revoked", "[{v}] {}", r.body);
+        assert_eq!(push().await.accounts_deleted, 1, "[{v}]");
+        let closed = device
+            .next_error(Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("[{v}] the revoked device was not told"));
+        assert!(
+            closed.contains("Revoked") || closed.contains("Expired"),
+            "[{v}] {closed}"
+        );
+        assert!(
+            common::connect(&server.url(), &creds).await.is_err(),
+            "[{v}] revoked device reconnected"
+        );
+        api.stop().await;
+    }
 }

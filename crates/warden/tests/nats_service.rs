@@ -551,3 +551,224 @@ async fn nats_service_against_nats_server_2_9() {
 async fn nats_service_against_nats_server_2_15() {
     scenario(ServerLine::V2_15).await;
 }
+
+/// Until the server has wired a new device account's imports, a message may be
+/// lost: the device publishes on its request subject every 200 ms until the hub's
+/// backend receives one (bounded).
+async fn device_reaches_backend(device: &Client, backend: &Client, id: &str, v: &str) {
+    let subject = format!("EMDEVS.{id}.x");
+    let mut inbox = backend.client.subscribe("EMDEVS.>").await.expect("sub");
+    backend.client.flush().await.expect("flush");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        device
+            .client
+            .publish(subject.clone(), "hi".into())
+            .await
+            .expect("publish");
+        device.client.flush().await.expect("flush");
+        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(200), inbox.next()).await {
+            assert_eq!(m.subject.as_str(), subject, "[{v}]");
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "[{v}] nothing from device {id} reached the backend"
+        );
+    }
+}
+
+/// Device operations through the service: creds handed out by `device.create`
+/// connect once the relay pushed, a revoked device is refused by the server, and
+/// bad input, unknown devices and conflicts get 400, 404 and 409.
+async fn device_scenario(line: ServerLine) {
+    let bin = NatsServerBinary::get(line);
+    let v = bin.version.clone();
+    let home = Home::new();
+    home.ok(&["init", "--name", "ACME"]);
+    // JetStream on: the relay creates each device's stream in the hub.
+    let port = warden_testkit::free_port();
+    let conf = home.path().join("js.conf");
+    let p = |s: &str| home.path().join(s).to_str().expect("utf-8").to_string();
+    home.ok(&[
+        "nats-config",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--resolver-dir",
+        &p("resolver"),
+        "--jetstream",
+        &p("js"),
+        "-o",
+        conf.to_str().expect("utf-8"),
+    ]);
+    let config = std::fs::read_to_string(&conf).expect("config");
+    let server = warden_testkit::NatsServer::start(&bin, &home.path().join("server"), &config)
+        .unwrap_or_else(|e| panic!("[{v}] nats-server refused the config: {e}"));
+    let url = server.url();
+    let push = || {
+        let report = home.json(&["push", "--nats", &url]);
+        assert_eq!(report["failed"], 0, "[{v}] {report}");
+    };
+
+    let w = home.warden().await;
+    let svc = connect(&url, &w.creds("BACKEND", "warden").await.expect("creds"))
+        .await
+        .unwrap_or_else(|e| panic!("[{v}] service user refused: {e}"));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn({
+        let (client, w) = (svc.client.clone(), w.clone());
+        async move {
+            service::run(client, w, "WARDEN", async move {
+                let _ = stop_rx.await;
+            })
+            .await
+        }
+    });
+    let caller = connect(&url, &w.creds("BACKEND", "backend").await.expect("creds"))
+        .await
+        .unwrap_or_else(|e| panic!("[{v}] backend refused: {e}"));
+    let b = &caller.client;
+    wait_ready(b, &v).await;
+
+    // create: view + creds; the creds connect once the relay pushed the account.
+    let a = call(
+        b,
+        "device.create",
+        json!({"id": "a", "meta": {"site": "lab"}}),
+    )
+    .await
+    .ok("device.create");
+    assert_eq!(a["device"]["id"], "a", "[{v}] {a}");
+    assert_eq!(a["device"]["state"], "provisioned");
+    assert_eq!(a["device"]["meta"]["site"], "lab");
+    let a_creds = a["creds"].as_str().expect("creds").to_string();
+    assert!(a_creds.contains("USER NKEY SEED"), "[{v}]");
+    call(b, "device.create", json!({"id": "b"}))
+        .await
+        .ok("device.create b");
+    push();
+    let hub_backend = connect(&url, &w.creds("EMDEVS", "backend").await.expect("creds"))
+        .await
+        .unwrap_or_else(|e| panic!("[{v}] hub backend refused: {e}"));
+    let mut dev_a = connect(&url, &a_creds)
+        .await
+        .unwrap_or_else(|e| panic!("[{v}] device a refused: {e}"));
+    device_reaches_backend(&dev_a, &hub_backend, "a", &v).await;
+    assert!(
+        dev_a.errors.try_recv().is_err(),
+        "[{v}] device a hit a wall"
+    );
+
+    // get, list (with a state), creds.
+    let got = call(b, "device.get", json!({"id": "a"}))
+        .await
+        .ok("device.get");
+    assert_eq!(got["user_key"], a["device"]["user_key"], "[{v}] {got}");
+    assert!(
+        got.get("creds").is_none(),
+        "[{v}] device.get carries no creds"
+    );
+    let listed = call(b, "device.list", json!({"state": "provisioned"}))
+        .await
+        .ok("device.list");
+    let ids: Vec<&str> = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|d| d["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["a", "b"], "[{v}] {listed}");
+    let creds = call(b, "device.creds", json!({"id": "a"}))
+        .await
+        .ok("device.creds");
+    assert_eq!(creds["creds"].as_str(), Some(a_creds.as_str()), "[{v}]");
+
+    // Bad input changes nothing; unknown is 404.
+    for (body, what) in [
+        (json!({"id": "Bad Id!"}), "bad id"),
+        (json!({"id": "c", "bogus": 1}), "unknown field"),
+        (json!({}), "missing id"),
+    ] {
+        let (code, msg) = call(b, "device.create", body).await.err(what);
+        assert_eq!(code, 400, "[{v}] {what}: {msg}");
+    }
+    let (code, msg) = call(b, "device.list", json!({"state": "gone"}))
+        .await
+        .err("bad state");
+    assert_eq!(code, 400, "[{v}] {msg}");
+    assert_eq!(w.list_devices(None).await.expect("list").len(), 2, "[{v}]");
+    for op in [
+        "device.get",
+        "device.revoke",
+        "device.rotate",
+        "device.creds",
+    ] {
+        let (code, msg) = call(b, op, json!({"id": "nope"})).await.err(op);
+        assert_eq!(code, 404, "[{v}] {op}: {msg}");
+    }
+
+    // revoke: state revoked, the server closes and then refuses device a.
+    let revoked = call(b, "device.revoke", json!({"id": "a"}))
+        .await
+        .ok("device.revoke");
+    assert_eq!(revoked["state"], "revoked", "[{v}] {revoked}");
+    let (code, msg) = call(b, "device.revoke", json!({"id": "a"}))
+        .await
+        .err("second revoke");
+    assert_eq!(code, 409, "[{v}] {msg}");
+    let (code, msg) = call(b, "device.rotate", json!({"id": "a"}))
+        .await
+        .err("rotate a revoked device");
+    assert_eq!(code, 409, "[{v}] {msg}");
+    push();
+    let closed = dev_a.next_error(WAIT).await.expect("device a is told");
+    assert!(
+        closed.contains("Revoked") || closed.contains("Expired"),
+        "[{v}] {closed}"
+    );
+    assert!(
+        connect(&url, &a_creds).await.is_err(),
+        "[{v}] revoked device reconnected"
+    );
+
+    // restore, then rotate: the old creds are refused, the new ones work.
+    let restored = call(b, "device.restore", json!({"id": "a"}))
+        .await
+        .ok("device.restore");
+    assert_eq!(restored["state"], "provisioned", "[{v}] {restored}");
+    let (code, msg) = call(b, "device.restore", json!({"id": "a"}))
+        .await
+        .err("restore twice");
+    assert_eq!(code, 409, "[{v}] {msg}");
+    let rotated = call(b, "device.rotate", json!({"id": "a"}))
+        .await
+        .ok("device.rotate");
+    assert_ne!(rotated["device"]["user_key"], a["device"]["user_key"]);
+    let new_creds = rotated["creds"].as_str().expect("new creds");
+    push();
+    assert!(
+        connect(&url, &a_creds).await.is_err(),
+        "[{v}] old creds still work"
+    );
+    let dev_a2 = connect(&url, new_creds)
+        .await
+        .unwrap_or_else(|e| panic!("[{v}] rotated creds refused: {e}"));
+    device_reaches_backend(&dev_a2, &hub_backend, "a", &v).await;
+
+    stop_tx.send(()).expect("service still running");
+    tokio::time::timeout(WAIT, running)
+        .await
+        .unwrap_or_else(|_| panic!("[{v}] service did not stop"))
+        .expect("service task")
+        .unwrap_or_else(|e| panic!("[{v}] service failed: {e}"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn device_operations_against_nats_server_2_9() {
+    device_scenario(ServerLine::V2_9).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn device_operations_against_nats_server_2_15() {
+    device_scenario(ServerLine::V2_15).await;
+}

@@ -1,13 +1,14 @@
 //! Route handlers: decode the request, call [`crate::ops`], encode the answer. Nothing here
 //! decides anything the CLI would decide differently.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::{Extension, State};
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use warden_core::parse::parse_cidr;
 use warden_core::spec::{AccountLimitsEdit, UserEdit};
@@ -16,8 +17,10 @@ use warden_store::{LedgerEvent, LedgerReport};
 
 use super::extract::{ApiPath, ApiQuery, JsonBody, RequestBody};
 use super::{ApiError, HttpState, openapi};
+use crate::device::{BulkReport, DeviceView, NewDevice};
 use crate::ops::{AccountView, OperatorView, StatusView, UserView};
-use crate::tokens::TokenInfo;
+use crate::tokens::{Scope, TokenInfo};
+use warden_core::device::{DeviceMeta, DeviceState};
 
 /// The ledger actor of a change made through the API: the token's name and id.
 fn actor(token: &TokenInfo) -> String {
@@ -62,6 +65,22 @@ pub(crate) struct CreateUser {
     spec: UserSpec,
 }
 impl RequestBody for CreateUser {}
+
+/// `POST /v1/devices`.
+#[derive(Deserialize)]
+pub(crate) struct CreateDevice {
+    id: String,
+    #[serde(default)]
+    meta: DeviceMeta,
+}
+impl RequestBody for CreateDevice {}
+
+/// `POST /v1/devices/bulk`.
+#[derive(Deserialize)]
+pub(crate) struct BulkDevices {
+    devices: Vec<NewDevice>,
+}
+impl RequestBody for BulkDevices {}
 
 /// `objects` merged over `base`, recursively (so an edit may give only what it changes).
 fn merge(base: Value, over: Value) -> Value {
@@ -320,6 +339,165 @@ pub(crate) async fn creds(
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(res)
+}
+
+// ---------------------------------------------------------------------------------------
+// Devices
+// ---------------------------------------------------------------------------------------
+
+/// A device with the creds just issued to it: `creds` only when the token has the `creds`
+/// scope (a `write`-only token changes the fleet but never sees a seed; the creds can be
+/// fetched later with `GET /v1/devices/{id}/creds`).
+#[derive(Serialize)]
+pub(crate) struct DeviceWithCreds<'a> {
+    device: DeviceView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    creds: Option<&'a str>,
+}
+
+/// `POST /v1/devices/bulk`'s answer: `creds` (id → creds of each device added now) only
+/// when the token has the `creds` scope.
+#[derive(Serialize)]
+pub(crate) struct BulkAdded<'a> {
+    #[serde(flatten)]
+    report: BulkReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    creds: Option<BTreeMap<&'a str, &'a str>>,
+}
+
+/// A response that carries creds: never cached.
+fn no_store(mut res: Response) -> Response {
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+fn with_creds<'a>(token: &TokenInfo, device: DeviceView, creds: &'a str) -> DeviceWithCreds<'a> {
+    DeviceWithCreds {
+        device,
+        creds: token.allows(Scope::Creds).then_some(creds),
+    }
+}
+
+/// Query of `GET /v1/devices`.
+#[derive(Deserialize)]
+pub(crate) struct DeviceQuery {
+    state: Option<String>,
+}
+
+/// `GET /v1/devices?state=provisioned|active|revoked`: devices ordered by id.
+pub(crate) async fn list_devices(
+    State(s): State<HttpState>,
+    ApiQuery(q): ApiQuery<DeviceQuery>,
+) -> ApiResult<Json<Vec<DeviceView>>> {
+    let state = match q.state.as_deref() {
+        None => None,
+        Some(raw) => Some(DeviceState::parse(raw).ok_or_else(|| {
+            ApiError::Invalid(format!(
+                "state must be provisioned, active or revoked, not {raw:?}"
+            ))
+        })?),
+    };
+    Ok(Json(s.warden.list_devices(state).await?))
+}
+
+/// `POST /v1/devices`: `{"device": DeviceView, "creds"?: "<creds file text>"}`.
+pub(crate) async fn add_device(
+    State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
+    JsonBody(body): JsonBody<CreateDevice>,
+) -> ApiResult<Response> {
+    let (view, creds) = s
+        .warden
+        .with_actor(actor(&token))
+        .add_device(&body.id, body.meta)
+        .await?;
+    let out = with_creds(&token, view, &creds);
+    Ok(no_store((StatusCode::CREATED, Json(out)).into_response()))
+}
+
+/// `POST /v1/devices/bulk`: one transaction; existing ids are skipped, one bad id
+/// changes nothing.
+pub(crate) async fn add_devices_bulk(
+    State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
+    JsonBody(body): JsonBody<BulkDevices>,
+) -> ApiResult<Response> {
+    let (report, creds) = s
+        .warden
+        .with_actor(actor(&token))
+        .add_devices_bulk(&body.devices, |_| {})
+        .await?;
+    let creds = token.allows(Scope::Creds).then(|| {
+        creds
+            .iter()
+            .map(|(id, c)| (id.as_str(), c.as_str()))
+            .collect()
+    });
+    Ok(no_store(Json(BulkAdded { report, creds }).into_response()))
+}
+
+/// `GET /v1/devices/{id}`.
+pub(crate) async fn device(
+    State(s): State<HttpState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<DeviceView>> {
+    Ok(Json(s.warden.device(&id).await?))
+}
+
+/// `GET /v1/devices/{id}/creds`: the creds of the device's current user, never cached.
+pub(crate) async fn device_creds(
+    State(s): State<HttpState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Response> {
+    let creds = s.warden.device_creds(&id).await?;
+    Ok(no_store(
+        Json(json!({"creds": creds.as_str()})).into_response(),
+    ))
+}
+
+/// `POST /v1/devices/{id}/rotate`: a new user key (the old one revoked).
+pub(crate) async fn rotate_device(
+    State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Response> {
+    let (view, creds) = s
+        .warden
+        .with_actor(actor(&token))
+        .rotate_device(&id)
+        .await?;
+    Ok(no_store(
+        Json(with_creds(&token, view, &creds)).into_response(),
+    ))
+}
+
+/// `POST /v1/devices/{id}/revoke`.
+pub(crate) async fn revoke_device(
+    State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<DeviceView>> {
+    Ok(Json(
+        s.warden
+            .with_actor(actor(&token))
+            .revoke_device(&id)
+            .await?,
+    ))
+}
+
+/// `POST /v1/devices/{id}/restore`.
+pub(crate) async fn restore_device(
+    State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<DeviceView>> {
+    Ok(Json(
+        s.warden
+            .with_actor(actor(&token))
+            .restore_device(&id)
+            .await?,
+    ))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -5,7 +5,9 @@
 //! - `GET /healthz`, `GET /readyz` and `GET /openapi.json` need no token.
 //! - Everything under `/v1/` needs `Authorization: Bearer wdn_…` (see [`crate::tokens`])
 //!   with the route's scope: `read` for GETs, `write` for mutations, `creds` for the creds
-//!   endpoint; `admin` grants all. A missing or refused token is `401 unauthorized` (with
+//!   endpoints; `admin` grants all. The device mutations that issue creds (`POST
+//!   /v1/devices`, `/v1/devices/bulk`, `/v1/devices/{id}/rotate`) need `write` and include
+//!   the creds in their answer only when the token also has `creds`. A missing or refused token is `401 unauthorized` (with
 //!   `WWW-Authenticate: Bearer`), a token without the scope `403 forbidden`.
 //! - Every error is JSON: `{"error":{"code":"<stable_code>","message":"…"}}` (see
 //!   [`ApiError`] for the codes). Bodies are limited to [`MAX_BODY_BYTES`]; unknown fields
@@ -73,6 +75,13 @@ pub fn router(state: HttpState) -> Router {
             post(h::revoke_user),
         )
         .route("/v1/accounts/{account}/users/{user}/creds", get(h::creds))
+        .route("/v1/devices", get(h::list_devices).post(h::add_device))
+        .route("/v1/devices/bulk", post(h::add_devices_bulk))
+        .route("/v1/devices/{id}", get(h::device))
+        .route("/v1/devices/{id}/creds", get(h::device_creds))
+        .route("/v1/devices/{id}/rotate", post(h::rotate_device))
+        .route("/v1/devices/{id}/revoke", post(h::revoke_device))
+        .route("/v1/devices/{id}/restore", post(h::restore_device))
         .route("/v1/ledger", get(h::ledger))
         .route("/v1/ledger/verify", get(h::verify_ledger))
         .route_layer(middleware::from_fn_with_state(

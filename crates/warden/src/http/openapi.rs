@@ -184,6 +184,70 @@ pub const ROUTES: &[Route] = &[
     ),
     route(
         "GET",
+        "/v1/devices",
+        "Devices ordered by id, optionally only those in one state (`warden device list`).",
+        None,
+        200,
+        "DeviceList",
+    ),
+    route(
+        "POST",
+        "/v1/devices",
+        "Add a device: its account, user and slice of the hub (`warden device add`). The creds are in the answer only if the token also has the `creds` scope.",
+        Some("CreateDevice"),
+        201,
+        "DeviceWithCreds",
+    ),
+    route(
+        "POST",
+        "/v1/devices/bulk",
+        "Add many devices in one transaction; existing ids are skipped, one bad id adds nothing (`warden device add --from`). Creds only with the `creds` scope.",
+        Some("BulkDevices"),
+        200,
+        "BulkAdded",
+    ),
+    route(
+        "GET",
+        "/v1/devices/{id}",
+        "One device.",
+        None,
+        200,
+        "DeviceView",
+    ),
+    route(
+        "GET",
+        "/v1/devices/{id}/creds",
+        "The creds file of the device's current user. Never cached.",
+        None,
+        200,
+        "Creds",
+    ),
+    route(
+        "POST",
+        "/v1/devices/{id}/rotate",
+        "New user key for the device, the old one revoked (`warden device rotate`). The new creds only with the `creds` scope.",
+        None,
+        200,
+        "DeviceWithCreds",
+    ),
+    route(
+        "POST",
+        "/v1/devices/{id}/revoke",
+        "Cut the device off: its account deleted from the resolver, its activations revoked (409 if already revoked).",
+        None,
+        200,
+        "DeviceView",
+    ),
+    route(
+        "POST",
+        "/v1/devices/{id}/restore",
+        "Re-admit a revoked device (409 if it is not revoked).",
+        None,
+        200,
+        "DeviceView",
+    ),
+    route(
+        "GET",
         "/v1/ledger",
         "Ledger events with seq > after, oldest first.",
         None,
@@ -217,6 +281,7 @@ fn parameters(r: &Route) -> Vec<Value> {
         if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
             let what = match name {
                 "user" => "User name.",
+                "id" => "Device id.",
                 _ => "Account name (any case; stored names follow the naming policy).",
             };
             out.push(json!({
@@ -224,6 +289,13 @@ fn parameters(r: &Route) -> Vec<Value> {
                 "description": what, "schema": {"type": "string"}
             }));
         }
+    }
+    if r.path == "/v1/devices" && r.method == "GET" {
+        out.push(json!({
+            "name": "state", "in": "query", "required": false,
+            "description": "Only devices in this state.",
+            "schema": {"type": "string", "enum": ["provisioned", "active", "revoked"]}
+        }));
     }
     if r.path == "/v1/ledger" {
         out.push(json!({
@@ -288,7 +360,7 @@ fn operation(r: &Route) -> Value {
         if r.path.contains('{') {
             responses.insert(
                 "404".into(),
-                error_response("No such account or user (`not_found`)."),
+                error_response("No such account, user or device (`not_found`)."),
             );
         }
         if r.request.is_some() || r.method != "GET" {
@@ -341,6 +413,54 @@ fn strings(description: &str) -> Value {
 }
 
 fn schemas() -> Value {
+    let mut all = base_schemas();
+    if let (Value::Object(all), Value::Object(devices)) = (&mut all, device_schemas()) {
+        all.extend(devices);
+    }
+    all
+}
+
+/// The schemas of `/v1/devices…` (apart, as one `json!` of every schema is too deep for
+/// the macro).
+fn device_schemas() -> Value {
+    let unix = |d: &str| json!({"type": "integer", "format": "int64", "description": format!("{d} (unix seconds).")});
+    json!({
+        "DeviceView": {"type": "object", "properties": {
+            "id": {"type": "string"},
+            "state": {"type": "string", "enum": ["provisioned", "active", "revoked"]},
+            "account": {"type": "string", "description": "Its account's name."},
+            "account_key": {"type": "string", "description": "A…"},
+            "user": {"type": "string"}, "user_key": {"type": "string", "description": "U…"},
+            "to_device": {"type": "string", "description": "Subjects of messages to the device."},
+            "from_device": {"type": "string", "description": "Subjects of requests from the device."},
+            "stream": {"type": "string", "description": "Its JetStream stream in the hub."},
+            "js_api_prefix": {"type": "string", "description": "The device-side JetStream API prefix."},
+            "meta": {"type": "object", "description": "Metadata given at creation."},
+            "created_at": unix("Created"), "activated_at": opt(unix("First connection observed")),
+            "rotated_at": opt(unix("Last rotation")), "revoked_at": opt(unix("Last revocation")),
+            "restored_at": opt(unix("Last restore")), "updated_at": unix("Last changed")
+        }},
+        "DeviceList": {"type": "array", "items": schema_ref("DeviceView")},
+        "CreateDevice": {"type": "object", "required": ["id"], "additionalProperties": false, "properties": {
+            "id": {"type": "string", "description": "Device id: lower-case letters, digits and `-`."},
+            "meta": {"type": "object", "description": "Metadata (any JSON values)."}
+        }},
+        "BulkDevices": {"type": "object", "required": ["devices"], "additionalProperties": false, "properties": {
+            "devices": {"type": "array", "items": schema_ref("CreateDevice")}
+        }},
+        "DeviceWithCreds": {"type": "object", "required": ["device"], "properties": {
+            "device": schema_ref("DeviceView"),
+            "creds": {"type": "string", "description": "The device's creds file; present only when the token has the `creds` scope."}
+        }},
+        "BulkAdded": {"type": "object", "properties": {
+            "added": strings("Ids added now."),
+            "skipped": strings("Ids that existed already (left as they are)."),
+            "creds": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Id → creds file of each device added now; present only when the token has the `creds` scope."}
+        }}
+    })
+}
+
+fn base_schemas() -> Value {
     let unix = |d: &str| json!({"type": "integer", "format": "int64", "description": format!("{d} (unix seconds).")});
     json!({
         "Error": {
