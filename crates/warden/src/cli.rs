@@ -147,6 +147,9 @@ enum Command {
     /// Device fleet: one account per device behind a shared hub account.
     #[command(subcommand)]
     Device(crate::device::DeviceCmd),
+    /// Declared JetStream streams: apply a spec, list an account's streams.
+    #[command(subcommand)]
+    Streams(crate::streams::StreamsCmd),
 }
 
 #[derive(Args, Debug)]
@@ -688,6 +691,7 @@ async fn dispatch(g: &Global, w: &Warden, command: Command) -> Result<()> {
         Command::Audit(cmd) => audit(g, w, cmd).await,
         Command::Token(cmd) => crate::tokens::run(g.json, cmd, w).await,
         Command::Org(cmd) => crate::org::run(g.json, cmd, w).await,
+        Command::Streams(cmd) => crate::streams::run(g.json, cmd, w).await,
         Command::Export(args) => crate::nsc::run_export(g.json, args, w).await,
         Command::Device(cmd) => crate::device::run(g.json, cmd, w).await,
         Command::Init(_)
