@@ -63,7 +63,15 @@ pub struct RawStream {
     pub duplicate_window: Option<String>,
     /// Free text.
     pub description: Option<String>,
+    /// Publishers get no acknowledgement. nats-server 2.10+ requires it for a
+    /// subject whose leading wildcard also matches its API (`*.events.>` matches
+    /// `$JS.…`); 2.9 does not.
+    #[serde(default)]
+    pub no_ack: bool,
 }
+
+/// Namespaces of the server's own APIs a stream may capture only with `no_ack`.
+pub const SERVER_API_NAMESPACES: [&str; 4] = ["$JS.>", "$JSC.>", "$NRG.>", "$SYS.>"];
 
 /// Retention policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,6 +130,8 @@ pub struct StreamConfig {
     pub duplicate_window_ns: Option<i64>,
     /// Description.
     pub description: Option<String>,
+    /// No acknowledgements to publishers.
+    pub no_ack: bool,
 }
 
 /// A validated stream declaration.
@@ -183,7 +193,10 @@ fn parse_choice<T: Copy>(
     choices: &[(&str, T)],
 ) -> T {
     let Some(v) = value else { return default };
-    match choices.iter().find(|(n, _)| n.eq_ignore_ascii_case(v.trim())) {
+    match choices
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(v.trim()))
+    {
         Some((_, t)) => *t,
         None => {
             let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
@@ -286,6 +299,17 @@ pub fn validate(spec: &StreamsSpec) -> Result<Vec<StreamDecl>, Vec<SpecProblem>>
                             &format!("subjects[{j}]"),
                             format!("{subj:?} would capture the server's own subjects"),
                         );
+                    } else if !s.no_ack
+                        && let Some(ns) = SERVER_API_NAMESPACES
+                            .iter()
+                            .find(|ns| subjects_overlap(subj, ns))
+                    {
+                        p(
+                            &format!("subjects[{j}]"),
+                            format!(
+                                "{subj:?} also matches the server's {ns} subjects: nats-server 2.10+ refuses it unless the stream sets no_ack: true (publishers then get no acknowledgement), or list literal prefixes instead"
+                            ),
+                        );
                     } else if subjects.contains(subj) {
                         p(&format!("subjects[{j}]"), format!("{subj:?} is repeated"));
                     } else {
@@ -373,7 +397,10 @@ pub fn validate(spec: &StreamsSpec) -> Result<Vec<StreamDecl>, Vec<SpecProblem>>
         {
             problems.push(SpecProblem {
                 at: at("name"),
-                message: format!("stream {} is declared twice in account {}", prev.name, account),
+                message: format!(
+                    "stream {} is declared twice in account {}",
+                    prev.name, account
+                ),
             });
         }
         for d in decls.iter().filter(|d| d.account == account) {
@@ -406,6 +433,7 @@ pub fn validate(spec: &StreamsSpec) -> Result<Vec<StreamDecl>, Vec<SpecProblem>>
                 discard,
                 duplicate_window_ns,
                 description: s.description.clone(),
+                no_ack: s.no_ack,
             },
         });
     }
@@ -484,7 +512,12 @@ pub fn plan(decl: &StreamDecl, current: Option<&StreamConfig>) -> StreamPlan {
             want.subjects.join(","),
             true,
         );
-        diff("retention", show(cur.retention), show(want.retention), false);
+        diff(
+            "retention",
+            show(cur.retention),
+            show(want.retention),
+            false,
+        );
         diff("storage", show(cur.storage), show(want.storage), false);
         diff(
             "max_age",
@@ -525,6 +558,12 @@ pub fn plan(decl: &StreamDecl, current: Option<&StreamConfig>) -> StreamPlan {
                 true,
             );
         }
+        diff(
+            "no_ack",
+            cur.no_ack.to_string(),
+            want.no_ack.to_string(),
+            true,
+        );
         diff(
             "description",
             cur.description.clone().unwrap_or_default(),
@@ -570,14 +609,21 @@ mod tests {
 
     fn seed() -> StreamsSpec {
         let mut events = raw("EVENTS", &["*.events.>"]);
+        events.no_ack = true;
         events.storage = Some("file".into());
         events.retention = Some("limits".into());
         events.max_age = Some("7d".into());
         StreamsSpec {
             streams: vec![
                 events,
-                raw("SNMP_TRAPS", &["*.snmp.traps"]),
-                raw("NETFLOW", &["*.netflow.>"]),
+                RawStream {
+                    no_ack: true,
+                    ..raw("SNMP_TRAPS", &["*.snmp.traps"])
+                },
+                RawStream {
+                    no_ack: true,
+                    ..raw("NETFLOW", &["*.netflow.>"])
+                },
             ],
         }
     }
@@ -604,7 +650,7 @@ mod tests {
         bad.replicas = Some(9);
         bad.account = "not valid!".into();
         let spec = StreamsSpec {
-            streams: vec![bad, raw("E1", &["*.events.>"]), raw("E2", &["a.events.x"])],
+            streams: vec![bad, raw("E1", &["x.events.>"]), raw("E2", &["x.events.y"])],
         };
         let problems = validate(&spec).unwrap_err();
         let at: Vec<&str> = problems.iter().map(|p| p.at.as_str()).collect();
@@ -629,7 +675,7 @@ mod tests {
         let mut other = raw("E2", &["a.events.x"]);
         other.account = "OTHER".into();
         let spec = StreamsSpec {
-            streams: vec![raw("E1", &["*.events.>"]), other],
+            streams: vec![raw("E1", &["a.events.>"]), other],
         };
         assert!(validate(&spec).is_ok());
     }
@@ -660,7 +706,37 @@ mod tests {
         cur.storage = Storage::Memory;
         let p = plan(&d, Some(&cur));
         assert_eq!(p.action, StreamAction::Recreate);
-        assert!(p.changes.iter().any(|c| c.field == "storage" && !c.in_place));
+        assert!(
+            p.changes
+                .iter()
+                .any(|c| c.field == "storage" && !c.in_place)
+        );
+    }
+
+    #[test]
+    fn leading_wildcard_needs_no_ack() {
+        let spec = StreamsSpec {
+            streams: vec![raw("E", &["*.events.>"])],
+        };
+        let p = validate(&spec).unwrap_err();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].message.contains("no_ack"), "{p:?}");
+        let mut ok = raw("E", &["*.events.>"]);
+        ok.no_ack = true;
+        assert!(validate(&StreamsSpec { streams: vec![ok] }).is_ok());
+        // One token cannot reach $JS.API.…; a literal first token is fine.
+        assert!(
+            validate(&StreamsSpec {
+                streams: vec![raw("E", &["*"])]
+            })
+            .is_ok()
+        );
+        assert!(
+            validate(&StreamsSpec {
+                streams: vec![raw("E", &["a.*.>"])]
+            })
+            .is_ok()
+        );
     }
 
     #[test]

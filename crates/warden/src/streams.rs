@@ -153,6 +153,7 @@ pub fn from_server(c: &stream::Config) -> StreamConfig {
         },
         duplicate_window_ns: Some(i64::try_from(c.duplicate_window.as_nanos()).unwrap_or(0)),
         description: c.description.clone().filter(|d| !d.is_empty()),
+        no_ack: c.no_ack,
     }
 }
 
@@ -186,6 +187,7 @@ pub fn to_server(d: &StreamDecl) -> stream::Config {
         },
         duplicate_window: nanos(c.duplicate_window_ns.unwrap_or(0)),
         description: c.description.clone(),
+        no_ack: c.no_ack,
         ..Default::default()
     }
 }
@@ -270,10 +272,10 @@ impl Warden {
         let decls = warden_core::streams::validate(spec).map_err(StreamsError::Invalid)?;
         let mut problems = Vec::new();
         for (i, d) in decls.iter().enumerate() {
-            if let Err(OpsError::NotFound(what)) = self.account(&d.account).await {
+            if let Err(e @ OpsError::NotFound(_)) = self.account(&d.account).await {
                 problems.push(SpecProblem {
                     at: format!("streams[{i}].account"),
-                    message: format!("{what}"),
+                    message: e.to_string(),
                 });
             }
         }
@@ -350,8 +352,7 @@ impl Warden {
                         &format!("{}/{}", d.account, d.name),
                         json!({"config": d.config, "changes": p.changes, "nats": nats_url}),
                     ))
-                    .await
-                    .map_err(OpsError::from)?;
+                    .await?;
                     tx.commit().await.map_err(OpsError::from)?;
                 }
             }
@@ -376,7 +377,10 @@ pub async fn run(json_out: bool, cmd: StreamsCmd, w: &Warden) -> anyhow::Result<
                 Err(e) => {
                     if let StreamsError::Invalid(problems) = &e {
                         if json_out {
-                            println!("{}", serde_json::to_string_pretty(&json!({"problems": problems}))?);
+                            println!(
+                                "{}",
+                                serde_json::to_string_pretty(&json!({"problems": problems}))?
+                            );
                         }
                         for p in problems {
                             eprintln!("  {p}");
@@ -446,7 +450,14 @@ pub async fn run(json_out: bool, cmd: StreamsCmd, w: &Warden) -> anyhow::Result<
             } else {
                 let mut t = comfy_table::Table::new();
                 t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
-                t.set_header(["stream", "subjects", "storage", "retention", "messages", "bytes"]);
+                t.set_header([
+                    "stream",
+                    "subjects",
+                    "storage",
+                    "retention",
+                    "messages",
+                    "bytes",
+                ]);
                 for i in &list {
                     let c = from_server(&i.config);
                     t.add_row([
