@@ -147,6 +147,9 @@ enum Command {
     /// Device fleet: one account per device behind a shared hub account.
     #[command(subcommand)]
     Device(crate::device::DeviceCmd),
+    /// Tenants: one account each, prefixed into a shared platform account.
+    #[command(subcommand)]
+    Tenant(crate::tenant::TenantCmd),
 }
 
 #[derive(Args, Debug)]
@@ -690,6 +693,7 @@ async fn dispatch(g: &Global, w: &Warden, command: Command) -> Result<()> {
         Command::Org(cmd) => crate::org::run(g.json, cmd, w).await,
         Command::Export(args) => crate::nsc::run_export(g.json, args, w).await,
         Command::Device(cmd) => crate::device::run(g.json, cmd, w).await,
+        Command::Tenant(cmd) => crate::tenant::run(g.json, cmd, w).await,
         Command::Init(_)
         | Command::Describe { .. }
         | Command::Tool(_)

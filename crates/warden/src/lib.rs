@@ -27,5 +27,6 @@ pub mod paths;
 pub mod relay;
 pub mod serve;
 pub mod service;
+pub mod tenant;
 pub mod tokens;
 pub mod tool;
