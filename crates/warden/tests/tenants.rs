@@ -192,6 +192,35 @@ async fn tenants(line: ServerLine) {
     // The platform still only ever sees A under `a.`.
     arrives(&a1, &mut events, "events.after", "a.events.after").await;
 
+    // Requests: A's `cmd.ping` reaches the platform service as `a.cmd.ping`, and the
+    // reply comes back through the import.
+    let mut service = platform
+        .client
+        .subscribe("*.cmd.>".to_string())
+        .await
+        .unwrap();
+    platform.client.flush().await.unwrap();
+    let responder = platform.client.clone();
+    let served = tokio::spawn(async move {
+        let m = tokio::time::timeout(WAIT, service.next())
+            .await
+            .expect("a request in time")
+            .expect("subscription open");
+        let reply = m.reply.clone().expect("a reply subject");
+        responder
+            .publish(reply, format!("pong from {}", m.subject).into())
+            .await
+            .unwrap();
+        responder.flush().await.unwrap();
+        m.subject.to_string()
+    });
+    let answer = tokio::time::timeout(WAIT, a1.client.request("cmd.ping".to_string(), "".into()))
+        .await
+        .expect("reply in time")
+        .expect("request answered");
+    assert_eq!(served.await.unwrap(), "a.cmd.ping");
+    assert_eq!(&answer.payload[..], b"pong from a.cmd.ping");
+
     // Payload over the tenant's limit: the server refuses it.
     let mut a2 = connect(&url, &a_creds).await.unwrap();
     a2.client
