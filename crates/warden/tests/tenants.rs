@@ -214,10 +214,22 @@ async fn tenants(line: ServerLine) {
         responder.flush().await.unwrap();
         m.subject.to_string()
     });
-    let answer = tokio::time::timeout(WAIT, a1.client.request("cmd.ping".to_string(), "".into()))
-        .await
-        .expect("reply in time")
-        .expect("request answered");
+    // The import is wired on the server's schedule after the push: "no responders" is
+    // retried (no request reached the service then), within a bound.
+    let deadline = Instant::now() + WAIT;
+    let answer = loop {
+        let r = tokio::time::timeout(WAIT, a1.client.request("cmd.ping".to_string(), "".into()))
+            .await
+            .expect("reply in time");
+        match r {
+            Ok(m) => break m,
+            Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
+                assert!(Instant::now() < deadline, "no responders for cmd.ping");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("request failed: {e}"),
+        }
+    };
     assert_eq!(served.await.unwrap(), "a.cmd.ping");
     assert_eq!(&answer.payload[..], b"pong from a.cmd.ping");
 
