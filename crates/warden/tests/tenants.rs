@@ -110,7 +110,8 @@ async fn tenants(line: ServerLine) {
         home.fails(2, &["tenant", "add", bad]);
     }
     assert_eq!(home.json(&["tenant", "list"]), serde_json::json!([]));
-    home.fails(2, &["tenant", "add", "x", "--conns", "-5"]);
+    let e = home.fails(2, &["tenant", "add", "x", "--conns", "-5"]);
+    assert!(e.contains("invalid tenant limit conns"), "{e}");
     assert_eq!(home.json(&["tenant", "list"]), serde_json::json!([]));
 
     let a = home.json(&[
@@ -290,6 +291,38 @@ async fn tenants(line: ServerLine) {
         }
     };
     arrives(&a3, &mut events, "events.back", "a.events.back").await;
+
+    // Lint: clean; then a shared account with a tenant-first subject and an unlimited
+    // tenant are reported.
+    assert_eq!(home.json(&["tenant", "lint"]), serde_json::json!([]));
+    home.json(&["tenant", "edit", "b", "--conns", "-1"]);
+    home.ok(&["account", "add", "SHARED"]);
+    home.ok(&[
+        "user",
+        "add",
+        "snoop",
+        "-a",
+        "SHARED",
+        "--allow-sub",
+        "a.events.>",
+    ]);
+    let findings = home.json(&["tenant", "lint"]);
+    let kinds: Vec<&str> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["unlimited", "tenant-subject-in-shared-account"],
+        "{findings}"
+    );
+
+    // Creds written 0600.
+    let path = home.path().join("again.creds");
+    home.ok(&["tenant", "creds", "a", "coll", "-o", path.to_str().unwrap()]);
+    assert_eq!(creds_file(&home, "again.creds"), a_creds);
 
     // Delete B: gone from the list.
     home.json(&["tenant", "delete", "b"]);
