@@ -17,6 +17,7 @@ pub mod org;
 pub mod parse;
 pub mod spec;
 pub mod streams;
+pub mod tenant;
 
 pub use bootstrap::{JwtMigration, MigrationStep, default_migrations};
 pub use compile::{compile_account, compile_operator, compile_user};

@@ -52,6 +52,7 @@ pub mod rows;
 mod schema;
 pub mod seal;
 mod store;
+pub mod tenants;
 pub mod tokens;
 
 pub use devices::DeviceRow;
@@ -62,5 +63,6 @@ pub use relay::RelayLock;
 pub use rows::{AccountRow, Counts, MigrationRecord, OperatorRow, UserRow};
 pub use seal::{MasterKey, SealError};
 pub use store::{Backend, Store, Tx, redact_url};
+pub use tenants::TenantRow;
 pub use tokens::ApiTokenRow;
 pub use zeroize::Zeroizing;

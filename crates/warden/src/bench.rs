@@ -38,6 +38,8 @@ pub enum BenchCmd {
     Export(crate::nsc::BenchExportArgs),
     /// Provision N devices (store + JWTs + resolver pushes): wall time and devices per second.
     Devices(crate::device::BenchDevicesArgs),
+    /// Add N tenants and push them: wall time, platform JWT size, one more at N.
+    Tenants(crate::tenant::BenchTenantsArgs),
 }
 
 /// Result of `bench issue`.
@@ -165,6 +167,7 @@ pub async fn run(json: bool, cmd: BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::Export(args) => return crate::nsc::bench_export(json, args).await,
         BenchCmd::Devices(args) => return crate::device::bench(json, args).await,
+        BenchCmd::Tenants(args) => return crate::tenant::bench(json, args).await,
         BenchCmd::Issue { count } => {
             let r = measure_issue(count)?;
             if json {

@@ -150,6 +150,9 @@ enum Command {
     /// Declared JetStream streams: apply a spec, list an account's streams.
     #[command(subcommand)]
     Streams(crate::streams::StreamsCmd),
+    /// Tenants: one account each, prefixed into a shared platform account.
+    #[command(subcommand)]
+    Tenant(crate::tenant::TenantCmd),
 }
 
 #[derive(Args, Debug)]
@@ -694,6 +697,7 @@ async fn dispatch(g: &Global, w: &Warden, command: Command) -> Result<()> {
         Command::Streams(cmd) => crate::streams::run(g.json, cmd, w).await,
         Command::Export(args) => crate::nsc::run_export(g.json, args, w).await,
         Command::Device(cmd) => crate::device::run(g.json, cmd, w).await,
+        Command::Tenant(cmd) => crate::tenant::run(g.json, cmd, w).await,
         Command::Init(_)
         | Command::Describe { .. }
         | Command::Tool(_)

@@ -28,5 +28,6 @@ pub mod relay;
 pub mod serve;
 pub mod service;
 pub mod streams;
+pub mod tenant;
 pub mod tokens;
 pub mod tool;

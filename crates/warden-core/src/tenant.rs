@@ -1,0 +1,909 @@
+//! Tenants (issue 6): one NATS account per tenant, one shared platform account, and
+//! subject prefixing done by the server, not by the collectors. Pure: slug validation,
+//! per-tenant limits, the subject catalogue and the compiler of the tenant account, the
+//! platform account and their users.
+//!
+//! How prefixing works (jwt 2.3.0 / nats-server 2.9.10 semantics):
+//! - every catalogue `publish` subject (`events.>`, `snmp.traps`, …) is a public **stream
+//!   export** of the tenant account, and the platform account imports it with
+//!   `local_subject: <slug>.<subject>`; so a collector publishing `events.syslog` in tenant
+//!   `acme` is seen by the platform as `acme.events.syslog`. The tenant cannot choose its
+//!   prefix: it is fixed by the platform's import, which only Warden signs.
+//! - every catalogue `requests` subject (`cmd.>`) is ONE public **service export** of the
+//!   platform account with a wildcard first token (`*.cmd.>`); each tenant imports only its
+//!   own slice `<slug>.cmd.>` under the local subject `cmd.>`. A collector's request on
+//!   `cmd.config` reaches the platform service as `acme.cmd.config`; the reply returns
+//!   through the import. The platform JWT gains no entry per tenant for this.
+//! - tenant users may publish only catalogue subjects and subscribe only to `_INBOX.>`; the
+//!   platform user subscribes to `*.<subject>` for the whole catalogue.
+//!
+//! Exports are public (no activation token): an account can only import them if its JWT
+//! says so, and every account JWT here is signed by Warden.
+
+use nats_jwt::{
+    AccountPublicKey, Export, ExportType, Import, ResponsePermission, Subject, SubjectError,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::names::{AccountName, NameError, UserName};
+use crate::spec::{AccountLimitsSpec, AccountSpec, JetStreamLimitsSpec, UserSpec};
+
+/// Longest tenant slug, in bytes.
+pub const MAX_SLUG_LEN: usize = 32;
+
+/// Slugs refused whatever the catalogue: names of Warden's and NATS's own namespaces, and
+/// words that read as "everyone". Catalogue first tokens (`events`, `snmp`, …) are refused
+/// too, by [`TenantSettings::parse_slug`], so `<slug>.events.>` never looks un-prefixed.
+pub const RESERVED_SLUGS: &[&str] = &[
+    "platform",
+    "sys",
+    "system",
+    "warden",
+    "all",
+    "any",
+    "admin",
+    "root",
+    "operator",
+    "global",
+    "default",
+    "public",
+    "nats",
+    "jetstream",
+    "js",
+    "inbox",
+    "kv",
+    "obj",
+    "leaf",
+    "tenant",
+    "tenants",
+];
+
+/// A tenant slug or setting that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TenantError {
+    /// Bad characters or length.
+    #[error(
+        "invalid tenant slug {0:?}: use 1 to {MAX_SLUG_LEN} lowercase letters, digits and dashes, starting with a letter and not ending with a dash"
+    )]
+    BadSlug(String),
+    /// A reserved word.
+    #[error("tenant slug {0:?} is reserved")]
+    ReservedSlug(String),
+    /// A limit out of range.
+    #[error("invalid tenant limit {field}: {reason}")]
+    BadLimit {
+        /// Which limit.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A bad setting (catalogue subject, account or user name).
+    #[error("invalid tenant setting {field}: {reason}")]
+    BadSetting {
+        /// Which setting.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A name built from the settings is not a valid NATS name.
+    #[error(transparent)]
+    Name(#[from] NameError),
+}
+
+/// A validated tenant slug: `[a-z][a-z0-9-]*`, no trailing dash, no `--`, at most
+/// [`MAX_SLUG_LEN`] bytes, not in [`RESERVED_SLUGS`]. Being a single subject token it can
+/// prefix subjects as is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct TenantSlug(String);
+
+impl TenantSlug {
+    /// Validates `raw` (surrounding whitespace is trimmed) against the fixed rules only;
+    /// prefer [`TenantSettings::parse_slug`], which also refuses catalogue tokens.
+    pub fn parse(raw: &str) -> Result<TenantSlug, TenantError> {
+        let s = raw.trim();
+        let shape = !s.is_empty()
+            && s.len() <= MAX_SLUG_LEN
+            && s.as_bytes()[0].is_ascii_lowercase()
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.ends_with('-')
+            && !s.contains("--");
+        if !shape {
+            return Err(TenantError::BadSlug(raw.to_string()));
+        }
+        if RESERVED_SLUGS.contains(&s) {
+            return Err(TenantError::ReservedSlug(s.to_string()));
+        }
+        Ok(TenantSlug(s.to_string()))
+    }
+
+    /// The slug.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for TenantSlug {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for TenantSlug {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        TenantSlug::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+const KIB: i64 = 1024;
+const MIB: i64 = 1024 * KIB;
+const GIB: i64 = 1024 * MIB;
+
+/// A tenant's limits. Every field is bounded by default (a tenant is never unlimited by
+/// accident); `-1` can still be set explicitly where NATS accepts it. Note: nats-server
+/// 2.9.10 does not enforce `data`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TenantLimits {
+    /// Client connections (`conn`).
+    pub conns: i64,
+    /// Subscriptions (`subs`).
+    pub subscriptions: i64,
+    /// Max message payload in bytes (`payload`).
+    pub payload: i64,
+    /// Data in bytes (`data`).
+    pub data: i64,
+    /// Leaf node connections (`leaf`).
+    pub leaf_conns: i64,
+    /// Imports (`imports`); must cover the catalogue's requests.
+    pub imports: i64,
+    /// Exports (`exports`); must cover the catalogue's publish subjects.
+    pub exports: i64,
+    /// JetStream memory storage in bytes.
+    pub js_mem: i64,
+    /// JetStream disk storage in bytes.
+    pub js_disk: i64,
+    /// JetStream streams.
+    pub js_streams: i64,
+    /// JetStream consumers.
+    pub js_consumers: i64,
+}
+
+impl Default for TenantLimits {
+    fn default() -> Self {
+        TenantLimits {
+            conns: 100,
+            subscriptions: 1000,
+            payload: MIB,
+            data: GIB,
+            leaf_conns: 10,
+            imports: 16,
+            exports: 16,
+            js_mem: 64 * MIB,
+            js_disk: GIB,
+            js_streams: 10,
+            js_consumers: 100,
+        }
+    }
+}
+
+/// Changes to a tenant's limits; `None` keeps a value.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TenantLimitsEdit {
+    /// Client connections.
+    pub conns: Option<i64>,
+    /// Subscriptions.
+    pub subscriptions: Option<i64>,
+    /// Max payload.
+    pub payload: Option<i64>,
+    /// Data.
+    pub data: Option<i64>,
+    /// Leaf node connections.
+    pub leaf_conns: Option<i64>,
+    /// Imports.
+    pub imports: Option<i64>,
+    /// Exports.
+    pub exports: Option<i64>,
+    /// JetStream memory.
+    pub js_mem: Option<i64>,
+    /// JetStream disk.
+    pub js_disk: Option<i64>,
+    /// JetStream streams.
+    pub js_streams: Option<i64>,
+    /// JetStream consumers.
+    pub js_consumers: Option<i64>,
+}
+
+impl TenantLimitsEdit {
+    /// Whether the edit changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == TenantLimitsEdit::default()
+    }
+}
+
+impl TenantLimits {
+    /// `self` with `edit` applied (not yet checked).
+    pub fn apply(&self, edit: &TenantLimitsEdit) -> TenantLimits {
+        let pick = |new: Option<i64>, old: i64| new.unwrap_or(old);
+        TenantLimits {
+            conns: pick(edit.conns, self.conns),
+            subscriptions: pick(edit.subscriptions, self.subscriptions),
+            payload: pick(edit.payload, self.payload),
+            data: pick(edit.data, self.data),
+            leaf_conns: pick(edit.leaf_conns, self.leaf_conns),
+            imports: pick(edit.imports, self.imports),
+            exports: pick(edit.exports, self.exports),
+            js_mem: pick(edit.js_mem, self.js_mem),
+            js_disk: pick(edit.js_disk, self.js_disk),
+            js_streams: pick(edit.js_streams, self.js_streams),
+            js_consumers: pick(edit.js_consumers, self.js_consumers),
+        }
+    }
+
+    fn fields(&self) -> [(&'static str, i64); 11] {
+        [
+            ("conns", self.conns),
+            ("subscriptions", self.subscriptions),
+            ("payload", self.payload),
+            ("data", self.data),
+            ("leaf_conns", self.leaf_conns),
+            ("imports", self.imports),
+            ("exports", self.exports),
+            ("js_mem", self.js_mem),
+            ("js_disk", self.js_disk),
+            ("js_streams", self.js_streams),
+            ("js_consumers", self.js_consumers),
+        ]
+    }
+
+    /// Every value is `-1` (unlimited) or ≥ 0; imports and exports cover the catalogue.
+    pub fn check(&self, catalogue: &SubjectCatalogue) -> Result<(), TenantError> {
+        for (field, v) in self.fields() {
+            if v < -1 {
+                return Err(TenantError::BadLimit {
+                    field,
+                    reason: format!("{v} (use -1 for unlimited or a value ≥ 0)"),
+                });
+            }
+        }
+        let need = |field, have: i64, n: usize| {
+            if have != -1 && have < n as i64 {
+                Err(TenantError::BadLimit {
+                    field,
+                    reason: format!("{have} is below the {n} the subject catalogue needs"),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        need("exports", self.exports, catalogue.publish.len())?;
+        need("imports", self.imports, catalogue.requests.len())?;
+        Ok(())
+    }
+
+    /// Names of the limits left unlimited (`-1`), for `tenant lint`.
+    pub fn unlimited(&self) -> Vec<&'static str> {
+        self.fields()
+            .into_iter()
+            .filter(|(_, v)| *v == -1)
+            .map(|(f, _)| f)
+            .collect()
+    }
+
+    /// The account limits. JetStream streams must declare their size
+    /// (`max_bytes_required`), so a tenant cannot create an unbounded stream.
+    pub fn to_account_limits(&self) -> AccountLimitsSpec {
+        let js_on = self.js_mem != 0 || self.js_disk != 0;
+        AccountLimitsSpec {
+            conn: self.conns,
+            leaf: self.leaf_conns,
+            subs: self.subscriptions,
+            payload: self.payload,
+            data: self.data,
+            imports: self.imports,
+            exports: self.exports,
+            wildcards: true,
+            disallow_bearer: true,
+            jetstream: if js_on {
+                JetStreamLimitsSpec {
+                    mem_storage: self.js_mem,
+                    disk_storage: self.js_disk,
+                    streams: self.js_streams,
+                    consumer: self.js_consumers,
+                    max_ack_pending: -1,
+                    mem_max_stream_bytes: -1,
+                    disk_max_stream_bytes: -1,
+                    max_bytes_required: true,
+                }
+            } else {
+                JetStreamLimitsSpec::default()
+            },
+        }
+    }
+}
+
+/// What tenants may send to the platform, in tenant-local form (no prefix).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SubjectCatalogue {
+    /// Subjects tenant collectors publish; the platform receives each as
+    /// `<slug>.<subject>` (stream export of the tenant, prefixed import of the platform).
+    pub publish: Vec<String>,
+    /// Request subjects served by the platform; a tenant's request on `<subject>` reaches
+    /// the platform as `<slug>.<subject>` and gets its reply back.
+    pub requests: Vec<String>,
+}
+
+impl Default for SubjectCatalogue {
+    /// The seed's collectors: syslog and events, SNMP traps, OpenTelemetry, NetFlow; and
+    /// one request namespace (`cmd.>`).
+    fn default() -> Self {
+        SubjectCatalogue {
+            publish: vec![
+                "events.>".into(),
+                "snmp.traps".into(),
+                "otel.>".into(),
+                "netflow.>".into(),
+            ],
+            requests: vec!["cmd.>".into()],
+        }
+    }
+}
+
+/// Tenant settings: names, the catalogue and the default limits of new tenants.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TenantSettings {
+    /// The platform account (`PLATFORM`).
+    pub platform_account: String,
+    /// The platform's service user (`platform`).
+    pub platform_user: String,
+    /// Prefix of tenant account names (`TENANT-` → `TENANT-acme`).
+    pub account_prefix: String,
+    /// The subject catalogue.
+    pub catalogue: SubjectCatalogue,
+    /// Limits of a tenant added without explicit ones.
+    pub default_limits: TenantLimits,
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        TenantSettings {
+            platform_account: "PLATFORM".into(),
+            platform_user: "platform".into(),
+            account_prefix: "TENANT-".into(),
+            catalogue: SubjectCatalogue::default(),
+            default_limits: TenantLimits::default(),
+        }
+    }
+}
+
+fn subject(field: &'static str, s: &str) -> Result<Subject, TenantError> {
+    Subject::new(s).map_err(|e: SubjectError| TenantError::BadSetting {
+        field,
+        reason: format!("{s:?}: {e}"),
+    })
+}
+
+/// The first token of a catalogue subject, checked to be a literal.
+fn catalogue_entry(field: &'static str, s: &str) -> Result<String, TenantError> {
+    let subj = subject(field, s)?;
+    let first = s.split('.').next().unwrap_or_default();
+    let bad = |reason: &str| TenantError::BadSetting {
+        field,
+        reason: format!("{s:?}: {reason}"),
+    };
+    if subj.queue().is_some() || s.contains(' ') {
+        return Err(bad("a plain subject is needed"));
+    }
+    if first == "*" || first == ">" {
+        return Err(bad("the first token must be a literal"));
+    }
+    if first.starts_with('$') || first.starts_with('_') {
+        return Err(bad("system and inbox subjects cannot be in the catalogue"));
+    }
+    Ok(first.to_string())
+}
+
+impl TenantSettings {
+    /// Checks names, the catalogue and the default limits.
+    pub fn check(&self) -> Result<(), TenantError> {
+        AccountName::parse_any_case(&self.platform_account)?;
+        AccountName::parse_any_case(&format!("{}x", self.account_prefix))?;
+        UserName::parse_any_case(&self.platform_user)?;
+        if self.catalogue.publish.is_empty() {
+            return Err(TenantError::BadSetting {
+                field: "catalogue.publish",
+                reason: "at least one subject is needed".into(),
+            });
+        }
+        for s in &self.catalogue.publish {
+            catalogue_entry("catalogue.publish", s)?;
+        }
+        for s in &self.catalogue.requests {
+            catalogue_entry("catalogue.requests", s)?;
+        }
+        self.default_limits.check(&self.catalogue)
+    }
+
+    /// First tokens of the catalogue (`events`, `snmp`, …): refused as slugs.
+    pub fn catalogue_tokens(&self) -> Vec<String> {
+        self.catalogue
+            .publish
+            .iter()
+            .chain(&self.catalogue.requests)
+            .filter_map(|s| s.split('.').next())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// A slug: [`TenantSlug::parse`] plus the catalogue's first tokens refused.
+    pub fn parse_slug(&self, raw: &str) -> Result<TenantSlug, TenantError> {
+        let slug = TenantSlug::parse(raw)?;
+        if self.catalogue_tokens().iter().any(|t| t == slug.as_str()) {
+            return Err(TenantError::ReservedSlug(slug.0));
+        }
+        Ok(slug)
+    }
+
+    /// The platform account's name.
+    pub fn platform_name(&self) -> Result<AccountName, TenantError> {
+        Ok(AccountName::parse_any_case(&self.platform_account)?)
+    }
+
+    /// The account name of a tenant (`TENANT-<slug>`).
+    pub fn account_name(&self, slug: &TenantSlug) -> Result<AccountName, TenantError> {
+        Ok(AccountName::parse_any_case(&format!(
+            "{}{}",
+            self.account_prefix, slug
+        ))?)
+    }
+
+    /// The slug of a tenant account name, if it is one.
+    pub fn slug_of_account(&self, account: &str) -> Option<TenantSlug> {
+        account
+            .strip_prefix(&self.account_prefix)
+            .and_then(|s| TenantSlug::parse(s).ok())
+    }
+
+    /// A tenant-local subject as the platform sees it: `<slug>.<subject>`.
+    pub fn prefixed(slug: &TenantSlug, subject: &str) -> String {
+        format!("{slug}.{subject}")
+    }
+
+    /// The tenant account: its limits, one public stream export per catalogue publish
+    /// subject, one import of its own slice of each platform request service.
+    pub fn tenant_spec(
+        &self,
+        slug: &TenantSlug,
+        limits: &TenantLimits,
+        platform: &AccountPublicKey,
+    ) -> Result<AccountSpec, TenantError> {
+        limits.check(&self.catalogue)?;
+        let mut spec = AccountSpec {
+            limits: limits.to_account_limits(),
+            description: Some(format!("tenant {slug} (Warden)")),
+            tags: vec![format!("tenant:{slug}")],
+            ..AccountSpec::default()
+        };
+        for s in &self.catalogue.publish {
+            let mut e = Export::new(subject("catalogue.publish", s)?, ExportType::Stream);
+            e.name = Some(format!("tenant-{s}"));
+            spec.exports.push(e);
+        }
+        for s in &self.catalogue.requests {
+            let mut i = Import::new(
+                subject("catalogue.requests", &Self::prefixed(slug, s))?,
+                platform.clone(),
+                ExportType::Service,
+            );
+            i.name = Some(format!("platform-{s}"));
+            i.local_subject = Some(subject("catalogue.requests", s)?);
+            spec.imports.push(i);
+        }
+        Ok(spec)
+    }
+
+    /// The platform account for these tenants (`(slug, tenant account key)`, active ones
+    /// only): JetStream enabled, unlimited, one wildcard service export per request
+    /// subject, and per tenant one prefixed stream import per publish subject.
+    pub fn platform_spec(
+        &self,
+        tenants: &[(TenantSlug, AccountPublicKey)],
+    ) -> Result<AccountSpec, TenantError> {
+        let mut spec = AccountSpec::with_unlimited_jetstream();
+        spec.description = Some("tenant platform (Warden)".into());
+        for s in &self.catalogue.requests {
+            let mut e = Export::new(
+                subject("catalogue.requests", &format!("*.{s}"))?,
+                ExportType::Service,
+            );
+            e.name = Some(format!("tenant-requests-{s}"));
+            spec.exports.push(e);
+        }
+        for (slug, key) in tenants {
+            for s in &self.catalogue.publish {
+                let mut i = Import::new(
+                    subject("catalogue.publish", s)?,
+                    key.clone(),
+                    ExportType::Stream,
+                );
+                i.name = Some(format!("{slug}-{s}"));
+                i.local_subject = Some(subject("catalogue.publish", &Self::prefixed(slug, s))?);
+                spec.imports.push(i);
+            }
+        }
+        Ok(spec)
+    }
+
+    /// The platform user: receives every tenant's catalogue traffic (`*.<subject>`),
+    /// serves requests (one reply each), uses JetStream and its inbox.
+    pub fn platform_user_spec(&self) -> Result<UserSpec, TenantError> {
+        let mut u = UserSpec::default();
+        u.permissions.publish.allow = vec![
+            subject("platform", "$JS.API.>")?,
+            subject("platform", "$JS.ACK.>")?,
+            subject("platform", "_INBOX.>")?,
+        ];
+        let mut sub = Vec::new();
+        for s in self
+            .catalogue
+            .publish
+            .iter()
+            .chain(&self.catalogue.requests)
+        {
+            sub.push(subject("catalogue", &format!("*.{s}"))?);
+        }
+        sub.push(subject("platform", "_INBOX.>")?);
+        u.permissions.subscribe.allow = sub;
+        u.permissions.response = Some(ResponsePermission { max: 1, ttl_ns: 0 });
+        Ok(u)
+    }
+
+    /// A tenant user (a collector): publishes only catalogue subjects (tenant-local, no
+    /// prefix), subscribes only to its inbox (replies to its requests).
+    pub fn tenant_user_spec(&self) -> Result<UserSpec, TenantError> {
+        let mut u = UserSpec::default();
+        for s in self
+            .catalogue
+            .publish
+            .iter()
+            .chain(&self.catalogue.requests)
+        {
+            u.permissions.publish.allow.push(subject("catalogue", s)?);
+        }
+        u.permissions.subscribe.allow = vec![subject("tenant user", "_INBOX.>")?];
+        u.bearer_token = false;
+        Ok(u)
+    }
+
+    /// A suspended tenant's account: no connections or leaf nodes, and every user issued
+    /// up to `now` revoked (`*`), which also cuts existing connections.
+    pub fn suspended(spec: &AccountSpec, now: i64) -> AccountSpec {
+        let mut s = spec.clone();
+        s.limits.conn = 0;
+        s.limits.leaf = 0;
+        s.revocations.insert("*".into(), now);
+        s
+    }
+
+    /// The inverse of [`Self::suspended`]: limits from `limits`, the `*` revocation gone.
+    pub fn resumed(spec: &AccountSpec, limits: &TenantLimits) -> AccountSpec {
+        let mut s = spec.clone();
+        s.limits = limits.to_account_limits();
+        s.revocations.remove("*");
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nats_jwt::{KeyKind, KeyPair};
+
+    fn key() -> AccountPublicKey {
+        KeyPair::generate(KeyKind::Account)
+            .account_public_key()
+            .unwrap()
+    }
+
+    fn slug(s: &str) -> TenantSlug {
+        TenantSlug::parse(s).unwrap()
+    }
+
+    #[test]
+    fn slugs() {
+        for ok in [
+            "a",
+            "acme",
+            "acme-corp",
+            "a1",
+            "x-2-y",
+            &"a".repeat(MAX_SLUG_LEN),
+        ] {
+            assert_eq!(TenantSlug::parse(ok).unwrap().as_str(), ok);
+        }
+        assert_eq!(TenantSlug::parse("  acme ").unwrap().as_str(), "acme");
+        for bad in [
+            "",
+            "Acme",
+            "1acme",
+            "-a",
+            "a-",
+            "a--b",
+            "a.b",
+            "a*",
+            ">",
+            "$sys",
+            "_inbox",
+            "a_b",
+            "a b",
+            &"a".repeat(MAX_SLUG_LEN + 1),
+        ] {
+            assert!(
+                matches!(TenantSlug::parse(bad), Err(TenantError::BadSlug(_))),
+                "{bad:?}"
+            );
+        }
+        for r in RESERVED_SLUGS {
+            assert!(
+                matches!(TenantSlug::parse(r), Err(TenantError::ReservedSlug(_))),
+                "{r}"
+            );
+        }
+        let settings = TenantSettings::default();
+        for t in ["events", "snmp", "otel", "netflow", "cmd"] {
+            assert!(TenantSlug::parse(t).is_ok());
+            assert!(
+                matches!(settings.parse_slug(t), Err(TenantError::ReservedSlug(_))),
+                "{t}"
+            );
+        }
+        assert!(serde_json::from_str::<TenantSlug>("\"Bad\"").is_err());
+        assert_eq!(
+            serde_json::from_str::<TenantSlug>("\"good\"").unwrap(),
+            slug("good")
+        );
+    }
+
+    #[test]
+    fn limits_default_bounded_and_checked() {
+        let settings = TenantSettings::default();
+        settings.check().unwrap();
+        let l = TenantLimits::default();
+        assert!(l.unlimited().is_empty(), "{:?}", l.unlimited());
+        let a = l.to_account_limits();
+        assert_eq!((a.conn, a.payload, a.leaf), (100, MIB, 10));
+        assert!(a.jetstream.enabled() && a.jetstream.max_bytes_required);
+
+        let edited = l.apply(&TenantLimitsEdit {
+            conns: Some(2),
+            payload: Some(-1),
+            ..Default::default()
+        });
+        assert_eq!(
+            (edited.conns, edited.payload, edited.subscriptions),
+            (2, -1, 1000)
+        );
+        assert_eq!(edited.unlimited(), ["payload"]);
+
+        let bad = l.apply(&TenantLimitsEdit {
+            data: Some(-2),
+            ..Default::default()
+        });
+        assert!(matches!(
+            bad.check(&settings.catalogue),
+            Err(TenantError::BadLimit { field: "data", .. })
+        ));
+        let few = l.apply(&TenantLimitsEdit {
+            exports: Some(3),
+            ..Default::default()
+        });
+        assert!(matches!(
+            few.check(&settings.catalogue),
+            Err(TenantError::BadLimit {
+                field: "exports",
+                ..
+            })
+        ));
+        let no_js = TenantLimits {
+            js_mem: 0,
+            js_disk: 0,
+            ..l
+        };
+        assert!(!no_js.to_account_limits().jetstream.enabled());
+    }
+
+    #[test]
+    fn settings_refuse_bad_catalogues() {
+        for (publish, requests) in [
+            (vec![], vec![]),
+            (vec!["*.x"], vec![]),
+            (vec![">"], vec![]),
+            (vec!["$SYS.>"], vec![]),
+            (vec!["_INBOX.>"], vec![]),
+            (vec!["a..b"], vec![]),
+            (vec!["events.>"], vec!["*.cmd"]),
+        ] {
+            let s = TenantSettings {
+                catalogue: SubjectCatalogue {
+                    publish: publish.iter().map(|s| s.to_string()).collect(),
+                    requests: requests.iter().map(|s| s.to_string()).collect(),
+                },
+                ..TenantSettings::default()
+            };
+            assert!(s.check().is_err(), "{publish:?} {requests:?}");
+        }
+        let s = TenantSettings {
+            platform_account: "bad name".into(),
+            ..TenantSettings::default()
+        };
+        assert!(s.check().is_err());
+    }
+
+    #[test]
+    fn tenant_account_exports_catalogue_and_imports_its_request_slice() {
+        let settings = TenantSettings::default();
+        let platform = key();
+        let spec = settings
+            .tenant_spec(&slug("acme"), &TenantLimits::default(), &platform)
+            .unwrap();
+        let exports: Vec<(&str, ExportType, bool)> = spec
+            .exports
+            .iter()
+            .map(|e| (e.subject.as_str(), e.export_type, e.token_req))
+            .collect();
+        assert_eq!(
+            exports,
+            [
+                ("events.>", ExportType::Stream, false),
+                ("snmp.traps", ExportType::Stream, false),
+                ("otel.>", ExportType::Stream, false),
+                ("netflow.>", ExportType::Stream, false),
+            ]
+        );
+        assert_eq!(spec.imports.len(), 1);
+        let i = &spec.imports[0];
+        assert_eq!(i.subject.as_str(), "acme.cmd.>");
+        assert_eq!(i.local_subject.as_ref().map(|s| s.as_str()), Some("cmd.>"));
+        assert_eq!(i.account, platform);
+        assert_eq!(i.import_type, ExportType::Service);
+        assert_eq!(spec.limits.conn, 100);
+        assert!(spec.limits.disallow_bearer);
+        let name = settings.account_name(&slug("acme")).unwrap();
+        let claims = crate::compile_account(&key(), &name, &spec);
+        let issues = claims.validate(0);
+        assert!(!nats_jwt::is_blocking(&issues), "{issues:?}");
+        let bad = TenantLimits {
+            imports: 0,
+            ..TenantLimits::default()
+        };
+        assert!(
+            settings
+                .tenant_spec(&slug("acme"), &bad, &platform)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn platform_account_prefixes_each_tenant() {
+        let settings = TenantSettings::default();
+        let (a, b) = (key(), key());
+        let spec = settings
+            .platform_spec(&[(slug("a"), a.clone()), (slug("b"), b.clone())])
+            .unwrap();
+        assert!(spec.limits.jetstream.enabled());
+        assert_eq!(spec.limits.conn, -1);
+        let exports: Vec<&str> = spec.exports.iter().map(|e| e.subject.as_str()).collect();
+        assert_eq!(exports, ["*.cmd.>"]);
+        assert_eq!(spec.exports[0].export_type, ExportType::Service);
+        let imports: Vec<(&str, &str, &AccountPublicKey)> = spec
+            .imports
+            .iter()
+            .map(|i| {
+                (
+                    i.subject.as_str(),
+                    i.local_subject.as_ref().map(|s| s.as_str()).unwrap_or(""),
+                    &i.account,
+                )
+            })
+            .collect();
+        assert_eq!(imports.len(), 8);
+        assert_eq!(imports[0], ("events.>", "a.events.>", &a));
+        assert_eq!(imports[1], ("snmp.traps", "a.snmp.traps", &a));
+        assert_eq!(imports[4], ("events.>", "b.events.>", &b));
+        assert!(imports.iter().all(|(s, l, _)| l.ends_with(s)));
+        let name = settings.platform_name().unwrap();
+        let issues = crate::compile_account(&key(), &name, &spec).validate(0);
+        assert!(!nats_jwt::is_blocking(&issues), "{issues:?}");
+        assert!(
+            spec.imports
+                .iter()
+                .all(|i| i.import_type == ExportType::Stream)
+        );
+        // No tenants: only the request exports.
+        assert!(settings.platform_spec(&[]).unwrap().imports.is_empty());
+    }
+
+    #[test]
+    fn users() {
+        let settings = TenantSettings::default();
+        let p = settings.platform_user_spec().unwrap();
+        let sub: Vec<&str> = p
+            .permissions
+            .subscribe
+            .allow
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(
+            sub,
+            [
+                "*.events.>",
+                "*.snmp.traps",
+                "*.otel.>",
+                "*.netflow.>",
+                "*.cmd.>",
+                "_INBOX.>"
+            ]
+        );
+        assert!(p.permissions.response.is_some());
+        let t = settings.tenant_user_spec().unwrap();
+        let publish: Vec<&str> = t
+            .permissions
+            .publish
+            .allow
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(
+            publish,
+            ["events.>", "snmp.traps", "otel.>", "netflow.>", "cmd.>"]
+        );
+        let sub: Vec<&str> = t
+            .permissions
+            .subscribe
+            .allow
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(sub, ["_INBOX.>"]);
+        // A tenant can never publish into another tenant's prefix.
+        assert!(
+            !t.permissions
+                .publish
+                .allow
+                .iter()
+                .any(|s| s.matches("b.events.x"))
+        );
+    }
+
+    #[test]
+    fn suspend_and_resume() {
+        let settings = TenantSettings::default();
+        let limits = TenantLimits::default();
+        let spec = settings
+            .tenant_spec(&slug("acme"), &limits, &key())
+            .unwrap();
+        let s = TenantSettings::suspended(&spec, 1000);
+        assert_eq!((s.limits.conn, s.limits.leaf), (0, 0));
+        assert_eq!(s.revocations.get("*"), Some(&1000));
+        let r = TenantSettings::resumed(&s, &limits);
+        assert_eq!(r, spec);
+    }
+
+    #[test]
+    fn names() {
+        let settings = TenantSettings::default();
+        let name = settings.account_name(&slug("acme-corp")).unwrap();
+        assert_eq!(name.as_str(), "TENANT-acme-corp");
+        assert_eq!(
+            settings.slug_of_account("TENANT-acme-corp"),
+            Some(slug("acme-corp"))
+        );
+        assert_eq!(settings.slug_of_account("PLATFORM"), None);
+        assert_eq!(settings.platform_name().unwrap().as_str(), "PLATFORM");
+    }
+}
