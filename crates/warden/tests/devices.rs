@@ -12,30 +12,9 @@ use std::time::{Duration, Instant};
 
 use common::{Client, Home, connect};
 use futures::StreamExt;
-use warden_testkit::{NatsServer, NatsServerBinary, ServerLine, free_port};
+use warden_testkit::{NatsServerBinary, ServerLine};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// Renders Warden's config with JetStream on a free port and starts the server.
-fn start_js_nats(home: &Home, bin: &NatsServerBinary) -> NatsServer {
-    let port = free_port();
-    let conf = home.path().join("js.conf");
-    let p = |s: &str| home.path().join(s).to_str().expect("utf-8").to_string();
-    home.ok(&[
-        "nats-config",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--resolver-dir",
-        &p("resolver"),
-        "--jetstream",
-        &p("js"),
-        "-o",
-        conf.to_str().expect("utf-8"),
-    ]);
-    let config = std::fs::read_to_string(&conf).expect("config");
-    NatsServer::start(bin, &home.path().join("server"), &config)
-        .unwrap_or_else(|e| panic!("nats-server {} refused the config: {e}", bin.version))
-}
 
 fn push(home: &Home, url: &str) -> serde_json::Value {
     let report = home.json(&["push", "--nats", url]);
@@ -110,7 +89,7 @@ async fn fleet(line: ServerLine) {
         assert_eq!(out["device"]["account"], format!("EMDEV-{id}"));
         assert_eq!(out["device"]["meta"]["site"], "lab");
     }
-    let server = start_js_nats(&home, &bin);
+    let server = home.start_js_nats(&bin, "main");
     let url = server.url();
     let report = push(&home, &url);
     assert_eq!(report["streams_created"], 3, "{report}");

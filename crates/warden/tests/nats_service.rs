@@ -587,23 +587,7 @@ async fn device_scenario(line: ServerLine) {
     let home = Home::new();
     home.ok(&["init", "--name", "ACME"]);
     // JetStream on: the relay creates each device's stream in the hub.
-    let port = warden_testkit::free_port();
-    let conf = home.path().join("js.conf");
-    let p = |s: &str| home.path().join(s).to_str().expect("utf-8").to_string();
-    home.ok(&[
-        "nats-config",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--resolver-dir",
-        &p("resolver"),
-        "--jetstream",
-        &p("js"),
-        "-o",
-        conf.to_str().expect("utf-8"),
-    ]);
-    let config = std::fs::read_to_string(&conf).expect("config");
-    let server = warden_testkit::NatsServer::start(&bin, &home.path().join("server"), &config)
-        .unwrap_or_else(|e| panic!("[{v}] nats-server refused the config: {e}"));
+    let server = home.start_js_nats(&bin, "main");
     let url = server.url();
     let push = || {
         let report = home.json(&["push", "--nats", &url]);

@@ -9,30 +9,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Home, connect};
-use warden_testkit::{NatsServer, NatsServerBinary, ServerLine, free_port};
+use warden_testkit::{NatsServerBinary, ServerLine};
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/streams.yaml");
 const SEVEN_DAYS_NS: i64 = 7 * 86_400 * 1_000_000_000;
-
-fn start_js_nats(home: &Home, bin: &NatsServerBinary) -> NatsServer {
-    let port = free_port();
-    let conf = home.path().join("js.conf");
-    let p = |s: &str| home.path().join(s).to_str().expect("utf-8").to_string();
-    home.ok(&[
-        "nats-config",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--resolver-dir",
-        &p("resolver"),
-        "--jetstream",
-        &p("js"),
-        "-o",
-        conf.to_str().expect("utf-8"),
-    ]);
-    let config = std::fs::read_to_string(&conf).expect("config");
-    NatsServer::start(bin, &home.path().join("server"), &config)
-        .unwrap_or_else(|e| panic!("nats-server {} refused the config: {e}", bin.version))
-}
 
 fn actions(report: &serde_json::Value) -> Vec<(String, String)> {
     report["streams"]
@@ -77,7 +57,7 @@ async fn streams(line: ServerLine) {
     ]);
     home.ok(&["account", "add", "NOJS"]);
     home.ok(&["user", "add", "--account", "PLATFORM", "collector"]);
-    let server = start_js_nats(&home, &bin);
+    let server = home.start_js_nats(&bin, "main");
     let url = server.url();
     let pushed = home.json(&["push", "--all", "--nats", &url]);
     let pushed = pushed.as_array().expect("push report");

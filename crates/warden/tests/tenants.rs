@@ -10,29 +10,9 @@ use std::time::{Duration, Instant};
 
 use common::{Client, Home, connect};
 use futures::StreamExt;
-use warden_testkit::{NatsServer, NatsServerBinary, ServerLine, free_port};
+use warden_testkit::{NatsServerBinary, ServerLine};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn start_js_nats(home: &Home, bin: &NatsServerBinary) -> NatsServer {
-    let port = free_port();
-    let conf = home.path().join("js.conf");
-    let p = |s: &str| home.path().join(s).to_str().expect("utf-8").to_string();
-    home.ok(&[
-        "nats-config",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--resolver-dir",
-        &p("resolver"),
-        "--jetstream",
-        &p("js"),
-        "-o",
-        conf.to_str().expect("utf-8"),
-    ]);
-    let config = std::fs::read_to_string(&conf).expect("config");
-    NatsServer::start(bin, &home.path().join("server"), &config)
-        .unwrap_or_else(|e| panic!("nats-server {} refused the config: {e}", bin.version))
-}
 
 fn push(home: &Home, url: &str) {
     let report = home.json(&["push", "--nats", url]);
@@ -148,7 +128,7 @@ async fn tenants(line: ServerLine) {
     let b_creds = creds_file(&home, "b.creds");
     let platform_creds = home.warden().await.platform_creds().await.unwrap();
 
-    let server = start_js_nats(&home, &bin);
+    let server = home.start_js_nats(&bin, "main");
     let url = server.url();
     push(&home, &url);
 

@@ -103,18 +103,43 @@ impl Home {
         bin: &warden_testkit::NatsServerBinary,
         tag: &str,
     ) -> warden_testkit::NatsServer {
+        self.start_rendered_nats(bin, tag, false)
+    }
+
+    /// As [`Home::start_nats`], with JetStream on (`--jetstream <home>/<tag>-js`).
+    #[allow(dead_code)] // not every test binary uses JetStream
+    pub fn start_js_nats(
+        &self,
+        bin: &warden_testkit::NatsServerBinary,
+        tag: &str,
+    ) -> warden_testkit::NatsServer {
+        self.start_rendered_nats(bin, tag, true)
+    }
+
+    fn start_rendered_nats(
+        &self,
+        bin: &warden_testkit::NatsServerBinary,
+        tag: &str,
+        jetstream: bool,
+    ) -> warden_testkit::NatsServer {
         let port = warden_testkit::free_port();
         let conf = self.path().join(format!("{tag}.conf"));
         let resolver = self.path().join(format!("{tag}-resolver"));
-        self.ok(&[
+        let js = self.path().join(format!("{tag}-js"));
+        let listen = format!("127.0.0.1:{port}");
+        let mut args = vec![
             "nats-config",
             "--listen",
-            &format!("127.0.0.1:{port}"),
+            &listen,
             "--resolver-dir",
             resolver.to_str().expect("utf-8 path"),
             "-o",
             conf.to_str().expect("utf-8 path"),
-        ]);
+        ];
+        if jetstream {
+            args.extend(["--jetstream", js.to_str().expect("utf-8 path")]);
+        }
+        self.ok(&args);
         let config = std::fs::read_to_string(&conf).expect("rendered config");
         let dir = self.path().join(format!("{tag}-server"));
         std::fs::create_dir_all(&dir).expect("server dir");
