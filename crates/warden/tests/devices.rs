@@ -16,23 +16,6 @@ use warden_testkit::{NatsServerBinary, ServerLine};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn push(home: &Home, url: &str) -> serde_json::Value {
-    let report = home.json(&["push", "--nats", url]);
-    assert_eq!(report["failed"], 0, "{report}");
-    report
-}
-
-fn creds_file(home: &Home, name: &str) -> String {
-    let path = home.path().join(name);
-    let mode = std::fs::metadata(&path)
-        .expect("creds file")
-        .permissions()
-        .mode()
-        & 0o777;
-    assert_eq!(mode, 0o600, "{name} mode {mode:o}");
-    std::fs::read_to_string(path).expect("creds")
-}
-
 /// After an account update the server re-wires imports on its own schedule (a
 /// plain stream is at-most-once): the backend publishes every 200 ms until one
 /// message arrives, within a bound.
@@ -91,12 +74,12 @@ async fn fleet(line: ServerLine) {
     }
     let server = home.start_js_nats(&bin, "main");
     let url = server.url();
-    let report = push(&home, &url);
+    let report = home.push(&url);
     assert_eq!(report["streams_created"], 3, "{report}");
 
-    let a_creds = creds_file(&home, "a.creds");
-    let b_creds = creds_file(&home, "b.creds");
-    let c_creds = creds_file(&home, "c.creds");
+    let a_creds = home.creds_file("a.creds");
+    let b_creds = home.creds_file("b.creds");
+    let c_creds = home.creds_file("c.creds");
     let backend_creds = home.ok(&["creds", "EMDEVS", "backend"]);
     let mut a = connect(&url, &a_creds).await.expect("device a connects");
     let b = connect(&url, &b_creds).await.expect("device b connects");
@@ -225,7 +208,7 @@ async fn fleet(line: ServerLine) {
         .as_str()
         .unwrap()
         .len();
-    let report = push(&home, &url);
+    let report = home.push(&url);
     assert_eq!(report["accounts_deleted"], 1, "{report}");
     let closed = a.next_error(WAIT).await.expect("A is told it is out");
     assert!(
@@ -243,13 +226,13 @@ async fn fleet(line: ServerLine) {
     // Rotate B: old creds refused, new ones work.
     let new_b = home.path().join("b2.creds");
     home.json(&["device", "rotate", "b", "-o", new_b.to_str().unwrap()]);
-    push(&home, &url);
+    home.push(&url);
     drop(b);
     assert!(
         connect(&url, &b_creds).await.is_err(),
         "old creds of b still work"
     );
-    let b2 = connect(&url, &creds_file(&home, "b2.creds"))
+    let b2 = connect(&url, &home.creds_file("b2.creds"))
         .await
         .expect("new creds of b");
     let mut b2_in = b2.client.subscribe("EMDEV.b.>").await.unwrap();
@@ -258,7 +241,7 @@ async fn fleet(line: ServerLine) {
 
     // Restore A: its creds work again.
     home.json(&["device", "restore", "a"]);
-    push(&home, &url);
+    home.push(&url);
     connect(&url, &a_creds)
         .await
         .expect("restored device connects");
@@ -273,7 +256,7 @@ async fn fleet(line: ServerLine) {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(home.json(&["device", "show", "d"])["state"], "provisioned");
-    let _d = connect(&url, &creds_file(&home, "d.creds"))
+    let _d = connect(&url, &home.creds_file("d.creds"))
         .await
         .expect("d connects");
     loop {

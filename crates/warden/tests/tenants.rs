@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use common::{Client, Home, connect};
@@ -13,22 +12,6 @@ use futures::StreamExt;
 use warden_testkit::{NatsServerBinary, ServerLine};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn push(home: &Home, url: &str) {
-    let report = home.json(&["push", "--nats", url]);
-    assert_eq!(report["failed"], 0, "{report}");
-}
-
-fn creds_file(home: &Home, name: &str) -> String {
-    let path = home.path().join(name);
-    let mode = std::fs::metadata(&path)
-        .expect("creds file")
-        .permissions()
-        .mode()
-        & 0o777;
-    assert_eq!(mode, 0o600, "{name} mode {mode:o}");
-    std::fs::read_to_string(path).expect("creds")
-}
 
 /// The tenant publishes `local` every 200 ms until the platform's subscription gets
 /// `expected` (an import is wired on the server's schedule after a push), within a bound.
@@ -124,13 +107,13 @@ async fn tenants(line: ServerLine) {
     }
     let shown = home.json(&["tenant", "show", "a"]);
     assert_eq!(shown["users"], serde_json::json!(["coll"]));
-    let a_creds = creds_file(&home, "a.creds");
-    let b_creds = creds_file(&home, "b.creds");
+    let a_creds = home.creds_file("a.creds");
+    let b_creds = home.creds_file("b.creds");
     let platform_creds = home.warden().await.platform_creds().await.unwrap();
 
     let server = home.start_js_nats(&bin, "main");
     let url = server.url();
-    push(&home, &url);
+    home.push(&url);
 
     let platform = connect(&url, &platform_creds).await.unwrap();
     let mut events = platform
@@ -246,7 +229,7 @@ async fn tenants(line: ServerLine) {
     // Connections: edit live to 1 (a1 is connected) → a new one is refused.
     let edited = home.json(&["tenant", "edit", "a", "--conns", "1"]);
     assert_eq!(edited["limits"]["conns"], 1);
-    push(&home, &url);
+    home.push(&url);
     let e = refused_eventually(&url, &a_creds, "second connection over --conns 1").await;
     eprintln!("over the connection limit: {e}");
     // B is unaffected.
@@ -256,7 +239,7 @@ async fn tenants(line: ServerLine) {
     let s = home.json(&["tenant", "suspend", "a"]);
     assert_eq!(s["state"], "suspended");
     home.fails(1, &["tenant", "suspend", "a"]);
-    push(&home, &url);
+    home.push(&url);
     let deadline = Instant::now() + WAIT;
     while a1.client.connection_state() == async_nats::connection::State::Connected {
         assert!(
@@ -277,7 +260,7 @@ async fn tenants(line: ServerLine) {
     let r = home.json(&["tenant", "resume", "a"]);
     assert_eq!(r["state"], "active");
     assert_eq!(r["limits"]["conns"], 3);
-    push(&home, &url);
+    home.push(&url);
     let deadline = Instant::now() + WAIT;
     let a3 = loop {
         match connect(&url, &a_creds).await {
@@ -320,7 +303,7 @@ async fn tenants(line: ServerLine) {
     // Creds written 0600.
     let path = home.path().join("again.creds");
     home.ok(&["tenant", "creds", "a", "coll", "-o", path.to_str().unwrap()]);
-    assert_eq!(creds_file(&home, "again.creds"), a_creds);
+    assert_eq!(home.creds_file("again.creds"), a_creds);
 
     // Delete B: gone from the list.
     home.json(&["tenant", "delete", "b"]);

@@ -96,6 +96,28 @@ impl Home {
             .expect("open store")
     }
 
+    /// `warden push --nats URL`, asserting that nothing failed; the report.
+    #[allow(dead_code)] // not every test binary pushes
+    pub fn push(&self, url: &str) -> serde_json::Value {
+        let report = self.json(&["push", "--nats", url]);
+        assert_eq!(report["failed"], 0, "{report}");
+        report
+    }
+
+    /// A creds file under the home, after checking it is readable by its owner only.
+    #[allow(dead_code)] // not every test binary writes creds files
+    pub fn creds_file(&self, name: &str) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.path().join(name);
+        let mode = std::fs::metadata(&path)
+            .expect("creds file")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{name} mode {mode:o}");
+        std::fs::read_to_string(path).expect("creds")
+    }
+
     /// Renders Warden's nats-server config (`warden nats-config`) on a free loopback
     /// port and starts that server; `tag` names its files, so several can coexist.
     pub fn start_nats(
