@@ -590,6 +590,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Tool(cmd) => crate::tool::run(&g.json, cmd, || open(&g)).await,
         Command::Bench(cmd) => crate::bench::run(g.json, cmd).await,
         Command::Import(cmd) => {
+            crate::nsc::check_import_dirs(&cmd)?;
             let (dir, url, _) = locate(&g);
             paths::ensure_data_dir(&dir)
                 .with_context(|| format!("cannot create data directory {}", dir.display()))?;

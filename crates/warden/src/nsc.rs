@@ -172,6 +172,15 @@ pub async fn run_export(json: bool, args: ExportArgs, w: &Warden) -> anyhow::Res
     Ok(())
 }
 
+/// Checks the directories named by `warden import …` before any database is opened,
+/// so that a mistyped path leaves no new, empty database behind.
+pub fn check_import_dirs(cmd: &ImportCmd) -> anyhow::Result<()> {
+    let ImportCmd::Nsc { store, keys } = cmd;
+    import::operator_dir(store).map_err(cli_error)?;
+    import::keystore_dir(keys).map_err(cli_error)?;
+    Ok(())
+}
+
 /// Runs `warden import …` on a database that may be empty.
 pub async fn run_import(json: bool, cmd: ImportCmd, mut w: Warden) -> anyhow::Result<()> {
     let ImportCmd::Nsc { store, keys } = cmd;

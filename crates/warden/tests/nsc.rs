@@ -799,11 +799,13 @@ async fn bad_input_is_refused_with_a_clear_error_and_changes_nothing() {
     assert!(err.contains("not an nsc store"), "{err}");
     let err = home.fails(2, &["import", "nsc", "--store", s, "--keys", e]);
     assert!(err.contains("not an nsc keystore"), "{err}");
-    // The store stayed empty.
-    let status = home.json(&["status"]);
-    assert_eq!(status["operator"], Value::Null, "{status}");
-    assert_eq!(status["accounts"], 0);
-    assert_eq!(status["ledger_events"], 0);
+    // Checked before any database is opened: none was created.
+    assert!(
+        !home.data_dir().join("warden.db").exists(),
+        "a refused import left a database behind"
+    );
+    let err = home.fails(1, &["status"]);
+    assert!(err.contains("no Warden database"), "{err}");
 
     // A store that already holds an operator: refused (exit 1), unchanged.
     home.ok(&["init", "--name", "MINE"]);

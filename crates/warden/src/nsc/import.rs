@@ -91,7 +91,7 @@ struct NscMarker {
 
 /// Finds the operator directory: `dir` itself when it holds `.nsc`, else the one
 /// operator directory under it (an nsc `stores` root).
-fn operator_dir(dir: &Path) -> Result<PathBuf> {
+pub(crate) fn operator_dir(dir: &Path) -> Result<PathBuf> {
     if !dir.is_dir() {
         return Err(NscError::Invalid(format!(
             "nsc store {} does not exist or is not a directory",
@@ -129,7 +129,7 @@ fn operator_dir(dir: &Path) -> Result<PathBuf> {
 }
 
 /// The keystore root: `dir` when it holds `keys/` (nsc's layout), refused otherwise.
-fn keystore_dir(dir: &Path) -> Result<PathBuf> {
+pub(crate) fn keystore_dir(dir: &Path) -> Result<PathBuf> {
     if !dir.is_dir() {
         return Err(NscError::Invalid(format!(
             "nsc keystore {} does not exist or is not a directory",
