@@ -39,8 +39,9 @@ const SERVICES: [(&str, &str, &str, &str); 11] = [
     ("DEVELOPMENT", "spaces-service", "spaces", "git"),
 ];
 
-/// Builds the organisation through Warden's CLI.
-fn organisation() -> Home {
+/// A home initialised for the seed's operator (users named in kebab case, as the
+/// seed spells them).
+fn seed_home() -> Home {
     let home = Home::new();
     home.ok(&[
         "init",
@@ -53,6 +54,12 @@ fn organisation() -> Home {
         "--user-case",
         "kebab",
     ]);
+    home
+}
+
+/// Builds the organisation through Warden's CLI.
+fn organisation() -> Home {
+    let home = seed_home();
     for acc in ["CORE", "MEDIA", "DEVELOPMENT"] {
         home.ok(&["account", "add", acc]);
     }
@@ -912,18 +919,7 @@ fn revoked_users_stay_in_the_nsc_export_as_nsc_keeps_them_and_leave_the_flat_one
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_organisation_example_applied_and_exported_is_enforced_by_nats_server() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/organization.yaml");
-    let home = Home::new();
-    home.ok(&[
-        "init",
-        "--name",
-        OPERATOR,
-        "--operator-case",
-        "snake",
-        "--account",
-        "OPS",
-        "--user-case",
-        "kebab",
-    ]);
+    let home = seed_home();
     let plan = home.json(&["org", "apply", example.to_str().expect("utf-8 path")]);
     let text = plan.to_string();
     for (acc, user, _, _) in SERVICES {
