@@ -29,6 +29,8 @@ pub struct ServerConfig {
     pub websocket: Option<String>,
     /// Leaf node listen address (`host:port`), if wanted.
     pub leafnodes: Option<String>,
+    /// TLS of the leaf node listener (only rendered with `leafnodes`).
+    pub leafnodes_tls: Option<TlsFiles>,
     /// HTTP monitoring listen address (`host:port`), if wanted.
     pub monitoring: Option<String>,
 }
@@ -51,6 +53,7 @@ impl ServerConfig {
             jetstream_dir: None,
             websocket: None,
             leafnodes: None,
+            leafnodes_tls: None,
             monitoring: None,
         }
     }
@@ -107,14 +110,52 @@ impl ServerConfig {
         if let Some(leaf) = &self.leafnodes {
             let _ = writeln!(out, "\nleafnodes: {{");
             let _ = writeln!(out, "  listen: {}", quote(leaf));
+            if let Some(tls) = &self.leafnodes_tls {
+                tls.render_block(&mut out, "  ");
+            }
             let _ = writeln!(out, "}}");
         }
         out
     }
 }
 
+/// Files of a nats-server `tls { … }` block. On a listener, `verify` requires and checks
+/// client certificates against `ca_file`; on a leaf node remote, `ca_file` checks the hub's
+/// certificate and `cert_file`/`key_file` are the leaf's client certificate.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate (PEM).
+    pub cert_file: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub key_file: Option<PathBuf>,
+    /// Certificate authority (PEM) that peers are checked against.
+    pub ca_file: Option<PathBuf>,
+    /// Require and verify the peer's certificate (listeners only).
+    pub verify: bool,
+}
+
+impl TlsFiles {
+    /// Appends `tls { … }` at `indent`.
+    pub fn render_block(&self, out: &mut String, indent: &str) {
+        let _ = writeln!(out, "{indent}tls: {{");
+        for (key, file) in [
+            ("cert_file", &self.cert_file),
+            ("key_file", &self.key_file),
+            ("ca_file", &self.ca_file),
+        ] {
+            if let Some(f) = file {
+                let _ = writeln!(out, "{indent}  {key}: {}", quote(&f.display().to_string()));
+            }
+        }
+        if self.verify {
+            let _ = writeln!(out, "{indent}  verify: true");
+        }
+        let _ = writeln!(out, "{indent}}}");
+    }
+}
+
 /// A double-quoted config string (backslashes and quotes escaped).
-fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     let mut q = String::with_capacity(s.len() + 2);
     q.push('"');
     for c in s.chars() {
@@ -148,6 +189,30 @@ mod tests {
         assert!(text.contains("  ASYS: \"eyJsys\""));
         assert!(text.contains("store_dir: \"/tmp/js\""));
         assert!(!text.contains("websocket"));
+    }
+
+    #[test]
+    fn renders_leafnode_tls() {
+        let mut c = ServerConfig::new("127.0.0.1:4222", "eyJop", "ASYS", "/tmp/r");
+        c.leafnodes_tls = Some(TlsFiles {
+            cert_file: Some("/pki/hub.pem".into()),
+            ..TlsFiles::default()
+        });
+        assert!(!c.render().contains("tls"), "no TLS without a listener");
+        c.leafnodes = Some("127.0.0.1:7422".into());
+        c.leafnodes_tls = Some(TlsFiles {
+            cert_file: Some("/pki/hub.pem".into()),
+            key_file: Some("/pki/hub-key.pem".into()),
+            ca_file: Some("/pki/ca.pem".into()),
+            verify: true,
+        });
+        let text = c.render();
+        assert!(
+            text.contains(
+                "leafnodes: {\n  listen: \"127.0.0.1:7422\"\n  tls: {\n    cert_file: \"/pki/hub.pem\"\n    key_file: \"/pki/hub-key.pem\"\n    ca_file: \"/pki/ca.pem\"\n    verify: true\n  }\n}"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

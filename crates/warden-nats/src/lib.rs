@@ -1,9 +1,9 @@
 /*!
 Warden's NATS side: the nats-server configuration that trusts Warden's operator
-([`config`]), and the live account resolver — pushing, deleting, listing and looking up
-accounts on a running server as a system-account user ([`resolver`]), the trust check run
-before every push ([`trust`]), and drift between Warden's accounts and the server's
-([`drift`]).
+([`config`]), the configuration of a leaf node at a tenant's site ([`leaf`]), and the
+live account resolver — pushing, deleting, listing and looking up accounts on a running
+server as a system-account user ([`resolver`]), the trust check run before every push
+([`trust`]), and drift between Warden's accounts and the server's ([`drift`]).
 
 ```no_run
 # async fn run(sys_creds: &str, operator: &nats_jwt::OperatorClaims, account_jwt: &str)
@@ -27,6 +27,7 @@ The protocol facts (subjects, reply shapes, what each server version checks) are
 
 pub mod config;
 pub mod drift;
+pub mod leaf;
 pub mod resolver;
 pub mod trust;
 

@@ -573,6 +573,15 @@ struct NatsConfigArgs {
     /// Leaf node listener, HOST:PORT.
     #[arg(long, value_name = "HOST:PORT")]
     leafnodes: Option<String>,
+    /// TLS certificate (PEM) of the leaf node listener.
+    #[arg(long, value_name = "FILE", requires_all = ["leafnodes", "leafnodes_tls_key"])]
+    leafnodes_tls_cert: Option<PathBuf>,
+    /// Key (PEM) of the leaf node listener's certificate.
+    #[arg(long, value_name = "FILE", requires = "leafnodes_tls_cert")]
+    leafnodes_tls_key: Option<PathBuf>,
+    /// CA (PEM) that leaf nodes' client certificates are verified against (`verify: true`).
+    #[arg(long, value_name = "FILE", requires = "leafnodes_tls_cert")]
+    leafnodes_tls_verify_ca: Option<PathBuf>,
     /// HTTP monitoring listener, HOST:PORT.
     #[arg(long, value_name = "HOST:PORT")]
     monitoring: Option<String>,
@@ -1349,6 +1358,26 @@ async fn nats_config(g: &Global, w: &Warden, args: NatsConfigArgs) -> Result<()>
     cfg.jetstream_dir = args.jetstream.map(absolute).transpose()?;
     cfg.websocket = args.websocket;
     cfg.leafnodes = args.leafnodes;
+    if let Some(cert) = args.leafnodes_tls_cert {
+        let file = |what: &str, p: PathBuf| -> Result<PathBuf> {
+            if !p.is_file() {
+                return Err(usage(format!("{what} {} does not exist", p.display())));
+            }
+            absolute(p)
+        };
+        cfg.leafnodes_tls = Some(warden_nats::config::TlsFiles {
+            cert_file: Some(file("leaf node TLS certificate", cert)?),
+            key_file: args
+                .leafnodes_tls_key
+                .map(|k| file("leaf node TLS key", k))
+                .transpose()?,
+            verify: args.leafnodes_tls_verify_ca.is_some(),
+            ca_file: args
+                .leafnodes_tls_verify_ca
+                .map(|c| file("leaf node TLS CA", c))
+                .transpose()?,
+        });
+    }
     cfg.monitoring = args.monitoring;
     let text = cfg.render();
     match args.output {

@@ -13,12 +13,14 @@
 //! - [`tool`]: `warden tool pub|sub|req`, a small NATS client for checking access.
 //! - [`observe`]: device lifecycle observed from server connect events.
 //! - [`bench`]: `warden bench`, measurements users can run on their own hardware.
+//! - [`leaf`]: `warden tenant leaf-config`, leaf node configs for tenants' sites.
 #![deny(missing_docs)]
 
 pub mod bench;
 pub mod cli;
 pub mod device;
 pub mod http;
+pub mod leaf;
 pub mod nsc;
 pub mod observe;
 pub mod ops;

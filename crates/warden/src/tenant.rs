@@ -583,6 +583,8 @@ pub enum TenantCmd {
         #[arg(short, long, value_name = "CREDS_FILE")]
         output: Option<PathBuf>,
     },
+    /// Render a nats-server config for a leaf node at the tenant's site (and its creds).
+    LeafConfig(crate::leaf::LeafConfigArgs),
 }
 
 /// `warden tenant user …`.
@@ -740,6 +742,7 @@ pub async fn run(json: bool, cmd: TenantCmd, w: &Warden) -> anyhow::Result<()> {
             let creds = w.tenant_creds(&slug, &name).await?;
             emit_creds(json, &t, &name, &creds, output)
         }
+        TenantCmd::LeafConfig(args) => crate::leaf::run(json, args, w).await,
     }
 }
 
