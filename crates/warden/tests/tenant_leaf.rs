@@ -2,7 +2,8 @@
 //! started from Warden's config (operator mode, leaf node listener), a second server started
 //! from the config `warden tenant leaf-config a` rendered, a collector on the leaf without
 //! credentials. Its traffic reaches the platform as tenant a's, and only as a's; tenant b
-//! sees nothing; the request path works through the leaf; suspending the tenant cuts the
+//! sees nothing; `EVENTS` (JetStream, platform account) stores the leaf's events under
+//! a's prefix; the request path works through the leaf; suspending the tenant cuts the
 //! leaf off and resuming lets it back. A TLS variant runs the leaf connection over
 //! verified TLS with certificates made by the test.
 
@@ -16,6 +17,7 @@ use futures::StreamExt;
 use warden_testkit::{NatsServer, NatsServerBinary, ServerLine, free_port};
 
 const WAIT: Duration = Duration::from_secs(10);
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/streams.yaml");
 
 /// The hub: Warden's rendered config with a leaf node listener and monitoring.
 struct Hub {
@@ -37,7 +39,7 @@ fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-fn start_hub(home: &Home, bin: &NatsServerBinary, pki: Option<&Pki>) -> Hub {
+fn start_hub(home: &Home, bin: &NatsServerBinary, pki: Option<&Pki>, jetstream: bool) -> Hub {
     let leaf_port = free_port();
     let monitor_port = free_port();
     let conf = home.path().join("hub.conf");
@@ -45,6 +47,7 @@ fn start_hub(home: &Home, bin: &NatsServerBinary, pki: Option<&Pki>) -> Hub {
     let listen = format!("127.0.0.1:{}", free_port());
     let leafnodes = format!("127.0.0.1:{leaf_port}");
     let monitoring = format!("127.0.0.1:{monitor_port}");
+    let js = home.path().join("hub-js");
     let mut args = vec![
         "nats-config",
         "--listen",
@@ -58,6 +61,9 @@ fn start_hub(home: &Home, bin: &NatsServerBinary, pki: Option<&Pki>) -> Hub {
         "-o",
         path_str(&conf),
     ];
+    if jetstream {
+        args.extend(["--jetstream", path_str(&js)]);
+    }
     if let Some(pki) = pki {
         args.extend([
             "--leafnodes-tls-cert",
@@ -237,7 +243,7 @@ async fn leaf_nodes(line: ServerLine) {
     let b_creds = home.creds_file("b.creds");
     let platform_creds = home.warden().await.platform_creds().await.unwrap();
 
-    let hub = start_hub(&home, &bin, None);
+    let hub = start_hub(&home, &bin, None, true);
     let url = hub.server.url();
     home.push(&url);
     let hub_leaf = format!("nats-leaf://127.0.0.1:{}", hub.leaf_port);
@@ -320,6 +326,33 @@ async fn leaf_nodes(line: ServerLine) {
     // A collector on the leaf publishes tenant-local; the platform sees it under `a.`.
     let collector = connect_plain(&leaf.url()).await;
     arrives(&collector, &mut events, "events.syslog", "a.events.syslog").await;
+
+    // JetStream on the hub: the seed's streams in the platform account store the leaf's
+    // traffic under tenant a's prefix.
+    let applied = home.json(&["streams", "apply", EXAMPLE, "--nats", &url]);
+    assert_eq!(applied["streams"][0]["action"], "create", "{applied}");
+    let js = async_nats::jetstream::new(platform.client.clone());
+    let stream = js.get_stream("EVENTS").await.expect("EVENTS");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        collector
+            .publish("events.stored", "via the leaf".into())
+            .await
+            .unwrap();
+        collector.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if let Ok(m) = stream
+            .get_last_raw_message_by_subject("a.events.stored")
+            .await
+        {
+            assert_eq!(&m.payload[..], b"via the leaf");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "EVENTS never stored the leaf's event"
+        );
+    }
 
     // B on the hub: `>` refused; its inbox gets nothing of a's.
     let mut b = connect(&url, &b_creds).await.unwrap();
@@ -496,7 +529,7 @@ async fn leaf_nodes_tls(line: ServerLine) {
     let a_key = a["account_key"].as_str().unwrap().to_string();
     let platform_creds = home.warden().await.platform_creds().await.unwrap();
     let pki = make_pki(home.path());
-    let hub = start_hub(&home, &bin, Some(&pki));
+    let hub = start_hub(&home, &bin, Some(&pki), false);
     let hub_conf = std::fs::read_to_string(hub.server.config_path()).unwrap();
     assert!(hub_conf.contains("verify: true"), "{hub_conf}");
     let url = hub.server.url();
