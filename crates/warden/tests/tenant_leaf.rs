@@ -529,6 +529,21 @@ async fn leaf_nodes_tls(line: ServerLine) {
     let a_key = a["account_key"].as_str().unwrap().to_string();
     let platform_creds = home.warden().await.platform_creds().await.unwrap();
     let pki = make_pki(home.path());
+    // The hub's TLS files must exist (and a certificate needs its key): usage errors.
+    let missing = home.path().join("missing.pem");
+    for bad in [
+        vec![
+            "--leafnodes-tls-cert",
+            path_str(&missing),
+            "--leafnodes-tls-key",
+            path_str(&pki.hub_key),
+        ],
+        vec!["--leafnodes-tls-cert", path_str(&pki.hub_cert)],
+    ] {
+        let mut args = vec!["nats-config", "--leafnodes", "127.0.0.1:7422"];
+        args.extend(bad);
+        home.fails(2, &args);
+    }
     let hub = start_hub(&home, &bin, Some(&pki), false);
     let hub_conf = std::fs::read_to_string(hub.server.config_path()).unwrap();
     assert!(hub_conf.contains("verify: true"), "{hub_conf}");
