@@ -255,11 +255,6 @@ impl Warden {
             let fresh = new
                 .tenant_spec(&slug, &limits_of(&t)?, &platform_key)
                 .map_err(invalid)?;
-            let mut spec: AccountSpec = from_json(&acc.spec)?;
-            spec.exports = fresh.exports;
-            spec.imports = fresh.imports;
-            self.resign_account(tx, op, &mut acc, spec).await?;
-            done.accounts.push(acc.name.clone());
             for u in tx.users(&acc.public_key).await? {
                 done.users += self
                     .respec_user(tx, &acc, u, |s| {
@@ -268,6 +263,16 @@ impl Warden {
                     })
                     .await?;
             }
+            let mut spec: AccountSpec = from_json(&acc.spec)?;
+            spec.exports = fresh.exports;
+            spec.imports = fresh.imports;
+            if t.state == SUSPENDED {
+                // Users just re-signed were issued after the suspension's `*`
+                // revocation; moved to now (after their signing), it still covers them.
+                spec.revocations.insert("*".into(), now());
+            }
+            self.resign_account(tx, op, &mut acc, spec).await?;
+            done.accounts.push(acc.name.clone());
         }
         Ok(done)
     }

@@ -71,6 +71,21 @@ async fn drain(sub: &mut async_nats::Subscriber, within: Duration) -> Vec<String
     out
 }
 
+/// `iat` of the user JWT in a creds text.
+fn jwt_iat(creds: &str) -> i64 {
+    let jwt = creds
+        .lines()
+        .skip_while(|l| !l.contains("BEGIN NATS USER JWT"))
+        .nth(1)
+        .expect("user jwt in creds");
+    let payload = jwt.split('.').nth(1).expect("jwt payload");
+    let bytes = data_encoding::BASE64URL_NOPAD
+        .decode(payload.as_bytes())
+        .expect("base64url payload");
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).expect("claims");
+    claims["iat"].as_i64().expect("iat")
+}
+
 /// Entries of a JSON list (empty lists are left out of specs).
 fn count(v: &serde_json::Value) -> usize {
     v.as_array().map_or(0, Vec::len)
@@ -285,6 +300,11 @@ async fn catalogue(line: ServerLine) {
     assert!(e.contains("can no longer change"), "{e}");
     assert_eq!(home.json(&["tenant", "settings", "show"]), shown);
 
+    // A suspended tenant stays cut off through the recompilation below.
+    home.json(&["tenant", "add", "d"]);
+    tenant_user(&home, "d", "coll");
+    home.json(&["tenant", "suspend", "d"]);
+
     // Adding `logs.>`: a dry run first (nothing stored), then for real.
     let logs = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -298,11 +318,11 @@ async fn catalogue(line: ServerLine) {
     let done = home.json(&["tenant", "settings", "set", logs]);
     assert_eq!(
         done["accounts"],
-        serde_json::json!(["PLATFORM", "TENANT-a", "TENANT-b"]),
+        serde_json::json!(["PLATFORM", "TENANT-a", "TENANT-b", "TENANT-d"]),
         "{done}"
     );
-    // platform, a's and b's collectors.
-    assert_eq!(done["users"], 3, "{done}");
+    // platform, and the collectors of a, b and d.
+    assert_eq!(done["users"], 4, "{done}");
     assert_eq!(
         home.json(&["tenant", "settings", "show"])["catalogue"]["publish"][4],
         "logs.>"
@@ -323,6 +343,19 @@ async fn catalogue(line: ServerLine) {
     arrives(&a2, &mut logs_sub, "logs.app", "a.logs.app").await;
     // The old subjects still flow.
     arrives(&a2, &mut s1, "events.after", "a.events.after").await;
+    // D's re-signed user is covered by its account's `*` revocation, and refused.
+    let d_creds = fresh_creds(&home, "d", "coll");
+    let revoked_at = home.json(&["account", "show", "TENANT-d"])["spec"]["revocations"]["*"]
+        .as_i64()
+        .expect("suspended: * revoked");
+    assert!(
+        jwt_iat(&d_creds) <= revoked_at,
+        "d's user issued after its revocation"
+    );
+    assert!(
+        connect(&url, &d_creds).await.is_err(),
+        "a suspended tenant connected after the catalogue change"
+    );
     drop((a, b, p1, p2));
 }
 
