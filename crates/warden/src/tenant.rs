@@ -1279,3 +1279,68 @@ pub async fn bench(json: bool, args: BenchTenantsArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{moved, settings_from_file};
+    use nats_jwt::Subject;
+    use warden_core::tenant::TenantSettings;
+
+    fn subjects(list: &[&str]) -> Vec<Subject> {
+        list.iter().map(|s| Subject::new(s).unwrap()).collect()
+    }
+
+    #[test]
+    fn permissions_follow_the_catalogue() {
+        let old = subjects(&["events.>", "cmd.>"]);
+        let new = subjects(&["events.>", "logs.>", "cmd.>"]);
+        // A holder of the whole catalogue gets the whole new one, its extras kept.
+        let full = subjects(&["events.>", "cmd.>", "extra.x"]);
+        assert_eq!(
+            moved(&full, &old, &new),
+            subjects(&["events.>", "logs.>", "cmd.>", "extra.x"])
+        );
+        // A narrowed collector keeps its part: it gains nothing...
+        let narrow = subjects(&["events.>"]);
+        assert_eq!(moved(&narrow, &old, &new), narrow);
+        // ... and loses what left the catalogue.
+        let shrunk = subjects(&["logs.>", "cmd.>"]);
+        assert_eq!(moved(&narrow, &old, &shrunk), subjects(&[]));
+        assert_eq!(
+            moved(&subjects(&["cmd.>", "extra.x"]), &old, &shrunk),
+            subjects(&["cmd.>", "extra.x"])
+        );
+    }
+
+    #[test]
+    fn settings_files_merge_over_the_current_settings() {
+        let current = TenantSettings {
+            account_prefix: "CUST-".into(),
+            ..TenantSettings::default()
+        };
+        let path = std::path::Path::new("s.yaml");
+        let s = settings_from_file(&current, path, "catalogue:\n  publish: [logs.>]\n").unwrap();
+        assert_eq!(s.account_prefix, "CUST-");
+        assert_eq!(s.catalogue.publish, ["logs.>"]);
+        // Inside `catalogue`, a key left out takes the default.
+        assert_eq!(s.catalogue.requests, ["cmd.>"]);
+        let json = settings_from_file(
+            &current,
+            std::path::Path::new("s.json"),
+            r#"{"platform_user": "svc"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (json.platform_user.as_str(), json.account_prefix.as_str()),
+            ("svc", "CUST-")
+        );
+        for bad in [
+            "catalog: {}\n",
+            "- a\n",
+            "default_limits: {conn: 1}\n",
+            ": :",
+        ] {
+            assert!(settings_from_file(&current, path, bad).is_err(), "{bad:?}");
+        }
+    }
+}
