@@ -763,6 +763,9 @@ pub struct LimitArgs {
     /// Leaf node connections.
     #[arg(long, allow_negative_numbers = true)]
     pub leaf_conns: Option<i64>,
+    /// Imports (at least one per catalogue subject).
+    #[arg(long, allow_negative_numbers = true)]
+    pub imports: Option<i64>,
     /// JetStream memory, bytes (0 with --js-disk 0 disables JetStream).
     #[arg(long, allow_negative_numbers = true)]
     pub js_mem: Option<i64>,
@@ -785,7 +788,7 @@ impl LimitArgs {
             payload: self.payload,
             data: self.data,
             leaf_conns: self.leaf_conns,
-            imports: None,
+            imports: self.imports,
             exports: None,
             js_mem: self.js_mem,
             js_disk: self.js_disk,

@@ -310,6 +310,14 @@ async fn catalogue(line: ServerLine) {
         env!("CARGO_MANIFEST_DIR"),
         "/../../examples/tenant-settings.yaml"
     );
+    // A tenant whose imports cannot take one more subject holds the change back.
+    let e = home.fails(2, &["tenant", "add", "x", "--imports", "4"]);
+    assert!(e.contains("imports"), "{e}");
+    home.json(&["tenant", "edit", "a", "--imports", "5"]);
+    let e = home.fails(2, &["tenant", "settings", "set", logs]);
+    assert!(e.contains("tenant a") && e.contains("imports"), "{e}");
+    assert_eq!(home.json(&["tenant", "settings", "show"]), shown);
+    home.json(&["tenant", "edit", "a", "--imports", "16"]);
     let dry = home.json(&["tenant", "settings", "set", logs, "--dry-run"]);
     assert_eq!(dry["dry_run"], true);
     assert_eq!(dry["catalogue_changed"], true);
