@@ -180,8 +180,13 @@ impl Warden {
             users: done.users,
             dry_run,
         };
-        if dry_run || !report.changed {
+        if dry_run {
             tx.rollback().await?;
+            return Ok(report);
+        }
+        if !report.changed {
+            // Nothing to store, but an upgrade done by `prepare` is kept.
+            tx.commit().await?;
             return Ok(report);
         }
         tx.set_meta(META_SETTINGS, &json!(new).to_string()).await?;
