@@ -3,22 +3,26 @@
 //! per-tenant limits, the subject catalogue and the compiler of the tenant account, the
 //! platform account and their users.
 //!
-//! How prefixing works (jwt 2.3.0 / nats-server 2.9.10 semantics):
-//! - every catalogue `publish` subject (`events.>`, `snmp.traps`, …) is a public **stream
-//!   export** of the tenant account, and the platform account imports it with
-//!   `local_subject: <slug>.<subject>`; so a collector publishing `events.syslog` in tenant
-//!   `acme` is seen by the platform as `acme.events.syslog`. The tenant cannot choose its
-//!   prefix: it is fixed by the platform's import, which only Warden signs.
-//! - every catalogue `requests` subject (`cmd.>`) is ONE public **service export** of the
-//!   platform account with a wildcard first token (`*.cmd.>`); each tenant imports only its
-//!   own slice `<slug>.cmd.>` under the local subject `cmd.>`. A collector's request on
-//!   `cmd.config` reaches the platform service as `acme.cmd.config`; the reply returns
-//!   through the import. The platform JWT gains no entry per tenant for this.
-//! - tenant users may publish only catalogue subjects and subscribe only to `_INBOX.>`; the
-//!   platform user subscribes to `*.<subject>` for the whole catalogue.
+//! How prefixing works (jwt 2.3.0 / nats-server 2.9.10 semantics): every catalogue
+//! subject, `publish` (`events.>`, `snmp.traps`, …) and `requests` (`cmd.>`) alike, is ONE
+//! public **service export** of the platform account with a wildcard first token
+//! (`*.events.>`), and each tenant account imports only its own slice (`acme.events.>`)
+//! under the local subject `events.>`. So a collector publishing `events.syslog` in tenant
+//! `acme` is seen by the platform as `acme.events.syslog` (a plain publish is delivered like
+//! any message; one with a reply, a request or a JetStream publish, gets its answer back
+//! through the import). The tenant cannot choose its prefix: it is fixed by its own
+//! import, in a JWT only Warden signs.
 //!
-//! Exports are public (no activation token): an account can only import them if its JWT
-//! says so, and every account JWT here is signed by Warden.
+//! The platform account therefore does not depend on the tenant list
+//! ([`TenantSettings::platform_spec`] takes no tenants): adding or deleting a tenant signs
+//! only that tenant's account, and the platform JWT keeps a constant size. (Until
+//! 2026-11 the platform held one stream import per tenant and publish subject, ~966 bytes
+//! per tenant, which passed nats-server's 1 MiB `max_payload` at about 1,050 tenants.)
+//!
+//! Tenant users may publish only catalogue subjects and subscribe only to `_INBOX.>`; the
+//! platform user subscribes to `*.<subject>` for the whole catalogue. Exports are public
+//! (no activation token): an account can only import them if its JWT says so, and every
+//! account JWT here is signed by Warden.
 
 use nats_jwt::{
     AccountPublicKey, Export, ExportType, Import, ResponsePermission, Subject, SubjectError,
@@ -144,7 +148,7 @@ const GIB: i64 = 1024 * MIB;
 /// accident); `-1` can still be set explicitly where NATS accepts it. Note: nats-server
 /// 2.9.10 does not enforce `data`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct TenantLimits {
     /// Client connections (`conn`).
     pub conns: i64,
@@ -156,9 +160,9 @@ pub struct TenantLimits {
     pub data: i64,
     /// Leaf node connections (`leaf`).
     pub leaf_conns: i64,
-    /// Imports (`imports`); must cover the catalogue's requests.
+    /// Imports (`imports`); must cover the whole catalogue (one service import each).
     pub imports: i64,
-    /// Exports (`exports`); must cover the catalogue's publish subjects.
+    /// Exports (`exports`); a tenant account exports nothing itself.
     pub exports: i64,
     /// JetStream memory storage in bytes.
     pub js_mem: i64,
@@ -258,7 +262,7 @@ impl TenantLimits {
         ]
     }
 
-    /// Every value is `-1` (unlimited) or ≥ 0; imports and exports cover the catalogue.
+    /// Every value is `-1` (unlimited) or ≥ 0; imports cover the catalogue.
     pub fn check(&self, catalogue: &SubjectCatalogue) -> Result<(), TenantError> {
         for (field, v) in self.fields() {
             if v < -1 {
@@ -278,8 +282,7 @@ impl TenantLimits {
                 Ok(())
             }
         };
-        need("exports", self.exports, catalogue.publish.len())?;
-        need("imports", self.imports, catalogue.requests.len())?;
+        need("imports", self.imports, catalogue.len())?;
         Ok(())
     }
 
@@ -324,12 +327,15 @@ impl TenantLimits {
     }
 }
 
-/// What tenants may send to the platform, in tenant-local form (no prefix).
+/// What tenants may send to the platform, in tenant-local form (no prefix). Both lists
+/// are wired alike (a service import per subject in each tenant account); they differ in
+/// what the platform user may do: it receives `publish` subjects, and answers `requests`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct SubjectCatalogue {
     /// Subjects tenant collectors publish; the platform receives each as
-    /// `<slug>.<subject>` (stream export of the tenant, prefixed import of the platform).
+    /// `<slug>.<subject>` (the tenant's service import of its slice of the platform's
+    /// `*.<subject>` export).
     pub publish: Vec<String>,
     /// Request subjects served by the platform; a tenant's request on `<subject>` reaches
     /// the platform as `<slug>.<subject>` and gets its reply back.
@@ -352,9 +358,26 @@ impl Default for SubjectCatalogue {
     }
 }
 
+impl SubjectCatalogue {
+    /// Every subject, publish then requests.
+    pub fn subjects(&self) -> impl Iterator<Item = &String> {
+        self.publish.iter().chain(&self.requests)
+    }
+
+    /// How many subjects (each is one import of every tenant account).
+    pub fn len(&self) -> usize {
+        self.publish.len() + self.requests.len()
+    }
+
+    /// Whether the catalogue has no subject at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Tenant settings: names, the catalogue and the default limits of new tenants.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct TenantSettings {
     /// The platform account (`PLATFORM`).
     pub platform_account: String,
@@ -425,6 +448,19 @@ impl TenantSettings {
         for s in &self.catalogue.requests {
             catalogue_entry("catalogue.requests", s)?;
         }
+        // Each subject is one service import of every tenant: two that overlap would
+        // route one message twice (or make the server refuse the account).
+        let all: Vec<&String> = self.catalogue.subjects().collect();
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                if subject("catalogue", a)?.overlaps(&subject("catalogue", b)?) {
+                    return Err(TenantError::BadSetting {
+                        field: "catalogue",
+                        reason: format!("{a:?} and {b:?} overlap; each subject must be distinct"),
+                    });
+                }
+            }
+        }
         self.default_limits.check(&self.catalogue)
     }
 
@@ -473,8 +509,9 @@ impl TenantSettings {
         format!("{slug}.{subject}")
     }
 
-    /// The tenant account: its limits, one public stream export per catalogue publish
-    /// subject, one import of its own slice of each platform request service.
+    /// The tenant account: its limits, and per catalogue subject one service import of
+    /// its own slice of the platform's export (`<slug>.<subject>` as `<subject>`). It
+    /// exports nothing.
     pub fn tenant_spec(
         &self,
         slug: &TenantSlug,
@@ -488,51 +525,36 @@ impl TenantSettings {
             tags: vec![format!("tenant:{slug}")],
             ..AccountSpec::default()
         };
-        for s in &self.catalogue.publish {
-            let mut e = Export::new(subject("catalogue.publish", s)?, ExportType::Stream);
-            e.name = Some(format!("tenant-{s}"));
-            spec.exports.push(e);
-        }
-        for s in &self.catalogue.requests {
+        for s in self.catalogue.subjects() {
             let mut i = Import::new(
-                subject("catalogue.requests", &Self::prefixed(slug, s))?,
+                subject("catalogue", &Self::prefixed(slug, s))?,
                 platform.clone(),
                 ExportType::Service,
             );
             i.name = Some(format!("platform-{s}"));
-            i.local_subject = Some(subject("catalogue.requests", s)?);
+            i.local_subject = Some(subject("catalogue", s)?);
             spec.imports.push(i);
         }
         Ok(spec)
     }
 
-    /// The platform account for these tenants (`(slug, tenant account key)`, active ones
-    /// only): JetStream enabled, unlimited, one wildcard service export per request
-    /// subject, and per tenant one prefixed stream import per publish subject.
-    pub fn platform_spec(
-        &self,
-        tenants: &[(TenantSlug, AccountPublicKey)],
-    ) -> Result<AccountSpec, TenantError> {
+    /// The platform account: JetStream enabled, unlimited, and one public service export
+    /// per catalogue subject, wildcarded on the slug (`*.events.>`). It names no tenant:
+    /// tenants come and go without re-signing it.
+    pub fn platform_spec(&self) -> Result<AccountSpec, TenantError> {
         let mut spec = AccountSpec::with_unlimited_jetstream();
         spec.description = Some("tenant platform (Warden)".into());
-        for s in &self.catalogue.requests {
-            let mut e = Export::new(
-                subject("catalogue.requests", &format!("*.{s}"))?,
-                ExportType::Service,
-            );
-            e.name = Some(format!("tenant-requests-{s}"));
-            spec.exports.push(e);
-        }
-        for (slug, key) in tenants {
-            for s in &self.catalogue.publish {
-                let mut i = Import::new(
-                    subject("catalogue.publish", s)?,
-                    key.clone(),
-                    ExportType::Stream,
+        for (kind, list) in [
+            ("publish", &self.catalogue.publish),
+            ("requests", &self.catalogue.requests),
+        ] {
+            for s in list {
+                let mut e = Export::new(
+                    subject("catalogue", &format!("*.{s}"))?,
+                    ExportType::Service,
                 );
-                i.name = Some(format!("{slug}-{s}"));
-                i.local_subject = Some(subject("catalogue.publish", &Self::prefixed(slug, s))?);
-                spec.imports.push(i);
+                e.name = Some(format!("tenant-{kind}-{s}"));
+                spec.exports.push(e);
             }
         }
         Ok(spec)
@@ -697,17 +719,25 @@ mod tests {
             bad.check(&settings.catalogue),
             Err(TenantError::BadLimit { field: "data", .. })
         ));
+        // One import per catalogue subject (5 by default); exports are not needed.
         let few = l.apply(&TenantLimitsEdit {
-            exports: Some(3),
+            imports: Some(4),
+            exports: Some(0),
             ..Default::default()
         });
         assert!(matches!(
             few.check(&settings.catalogue),
             Err(TenantError::BadLimit {
-                field: "exports",
+                field: "imports",
                 ..
             })
         ));
+        let enough = l.apply(&TenantLimitsEdit {
+            imports: Some(5),
+            exports: Some(0),
+            ..Default::default()
+        });
+        enough.check(&settings.catalogue).unwrap();
         let no_js = TenantLimits {
             js_mem: 0,
             js_disk: 0,
@@ -726,6 +756,10 @@ mod tests {
             (vec!["_INBOX.>"], vec![]),
             (vec!["a..b"], vec![]),
             (vec!["events.>"], vec!["*.cmd"]),
+            // Overlapping subjects: one message would take two imports.
+            (vec!["events.>", "events.syslog"], vec![]),
+            (vec!["events.*"], vec!["events.x"]),
+            (vec!["logs.>", "logs.>"], vec![]),
         ] {
             let s = TenantSettings {
                 catalogue: SubjectCatalogue {
@@ -744,32 +778,35 @@ mod tests {
     }
 
     #[test]
-    fn tenant_account_exports_catalogue_and_imports_its_request_slice() {
+    fn tenant_account_imports_its_slice_of_every_catalogue_subject() {
         let settings = TenantSettings::default();
         let platform = key();
         let spec = settings
             .tenant_spec(&slug("acme"), &TenantLimits::default(), &platform)
             .unwrap();
-        let exports: Vec<(&str, ExportType, bool)> = spec
-            .exports
+        assert!(spec.exports.is_empty());
+        let imports: Vec<(&str, &str, ExportType)> = spec
+            .imports
             .iter()
-            .map(|e| (e.subject.as_str(), e.export_type, e.token_req))
+            .map(|i| {
+                assert_eq!(i.account, platform);
+                (
+                    i.subject.as_str(),
+                    i.local_subject.as_ref().map(|s| s.as_str()).unwrap_or(""),
+                    i.import_type,
+                )
+            })
             .collect();
         assert_eq!(
-            exports,
+            imports,
             [
-                ("events.>", ExportType::Stream, false),
-                ("snmp.traps", ExportType::Stream, false),
-                ("otel.>", ExportType::Stream, false),
-                ("netflow.>", ExportType::Stream, false),
+                ("acme.events.>", "events.>", ExportType::Service),
+                ("acme.snmp.traps", "snmp.traps", ExportType::Service),
+                ("acme.otel.>", "otel.>", ExportType::Service),
+                ("acme.netflow.>", "netflow.>", ExportType::Service),
+                ("acme.cmd.>", "cmd.>", ExportType::Service),
             ]
         );
-        assert_eq!(spec.imports.len(), 1);
-        let i = &spec.imports[0];
-        assert_eq!(i.subject.as_str(), "acme.cmd.>");
-        assert_eq!(i.local_subject.as_ref().map(|s| s.as_str()), Some("cmd.>"));
-        assert_eq!(i.account, platform);
-        assert_eq!(i.import_type, ExportType::Service);
         assert_eq!(spec.limits.conn, 100);
         assert!(spec.limits.disallow_bearer);
         let name = settings.account_name(&slug("acme")).unwrap();
@@ -777,7 +814,7 @@ mod tests {
         let issues = claims.validate(0);
         assert!(!nats_jwt::is_blocking(&issues), "{issues:?}");
         let bad = TenantLimits {
-            imports: 0,
+            imports: 4,
             ..TenantLimits::default()
         };
         assert!(
@@ -788,43 +825,63 @@ mod tests {
     }
 
     #[test]
-    fn platform_account_prefixes_each_tenant() {
+    fn platform_account_is_independent_of_tenants() {
         let settings = TenantSettings::default();
-        let (a, b) = (key(), key());
-        let spec = settings
-            .platform_spec(&[(slug("a"), a.clone()), (slug("b"), b.clone())])
-            .unwrap();
+        let spec = settings.platform_spec().unwrap();
         assert!(spec.limits.jetstream.enabled());
         assert_eq!(spec.limits.conn, -1);
-        let exports: Vec<&str> = spec.exports.iter().map(|e| e.subject.as_str()).collect();
-        assert_eq!(exports, ["*.cmd.>"]);
-        assert_eq!(spec.exports[0].export_type, ExportType::Service);
-        let imports: Vec<(&str, &str, &AccountPublicKey)> = spec
-            .imports
+        assert!(spec.imports.is_empty());
+        let exports: Vec<(&str, ExportType, bool)> = spec
+            .exports
             .iter()
-            .map(|i| {
-                (
-                    i.subject.as_str(),
-                    i.local_subject.as_ref().map(|s| s.as_str()).unwrap_or(""),
-                    &i.account,
-                )
-            })
+            .map(|e| (e.subject.as_str(), e.export_type, e.token_req))
             .collect();
-        assert_eq!(imports.len(), 8);
-        assert_eq!(imports[0], ("events.>", "a.events.>", &a));
-        assert_eq!(imports[1], ("snmp.traps", "a.snmp.traps", &a));
-        assert_eq!(imports[4], ("events.>", "b.events.>", &b));
-        assert!(imports.iter().all(|(s, l, _)| l.ends_with(s)));
+        assert_eq!(
+            exports,
+            [
+                ("*.events.>", ExportType::Service, false),
+                ("*.snmp.traps", ExportType::Service, false),
+                ("*.otel.>", ExportType::Service, false),
+                ("*.netflow.>", ExportType::Service, false),
+                ("*.cmd.>", ExportType::Service, false),
+            ]
+        );
+        // Every tenant's import is a subset of one platform export.
+        for t in ["a", "b", "acme-corp"] {
+            let tenant = settings
+                .tenant_spec(&slug(t), &TenantLimits::default(), &key())
+                .unwrap();
+            for i in &tenant.imports {
+                assert!(
+                    spec.exports
+                        .iter()
+                        .any(|e| i.subject.is_subset_of(&e.subject)),
+                    "{}",
+                    i.subject
+                );
+            }
+        }
         let name = settings.platform_name().unwrap();
         let issues = crate::compile_account(&key(), &name, &spec).validate(0);
         assert!(!nats_jwt::is_blocking(&issues), "{issues:?}");
-        assert!(
-            spec.imports
-                .iter()
-                .all(|i| i.import_type == ExportType::Stream)
-        );
-        // No tenants: only the request exports.
-        assert!(settings.platform_spec(&[]).unwrap().imports.is_empty());
+        // The same JWT content whatever the tenants: the catalogue alone decides it.
+        assert_eq!(settings.platform_spec().unwrap(), spec);
+        let more = TenantSettings {
+            catalogue: SubjectCatalogue {
+                publish: vec!["events.>".into(), "logs.>".into()],
+                requests: vec![],
+            },
+            ..TenantSettings::default()
+        };
+        more.check().unwrap();
+        let exports: Vec<String> = more
+            .platform_spec()
+            .unwrap()
+            .exports
+            .iter()
+            .map(|e| e.subject.to_string())
+            .collect();
+        assert_eq!(exports, ["*.events.>", "*.logs.>"]);
     }
 
     #[test]

@@ -106,7 +106,7 @@ impl Warden {
         slug: &str,
         name: &str,
     ) -> Result<(crate::tenant::TenantView, Zeroizing<String>, bool)> {
-        let settings = self.tenant_settings();
+        let settings = self.tenant_settings().await?;
         let slug = settings
             .parse_slug(slug)
             .map_err(|e| OpsError::Invalid(e.to_string()))?;

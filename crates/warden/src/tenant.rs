@@ -6,10 +6,20 @@
 //!
 //! Each operation is one store transaction: tenant row, account/user rows, sealed seeds,
 //! ledger events and `account.update`/`account.delete` outbox rows. The platform account
-//! (`PLATFORM`, user `platform`) is created with the first tenant; its exports and imports
-//! belong to this module and are recompiled from the tenant list in the same transaction
-//! as every add or delete (its limits, description, revocations and signing keys are kept).
-//! Settings are the defaults of `TenantSettings` (not yet configurable per store).
+//! (`PLATFORM`, user `platform`) is created with the first tenant and does not name any
+//! tenant, so adding, suspending or deleting a tenant signs only that tenant's account.
+//!
+//! Settings (names, subject catalogue, default limits) are stored in the store's `meta`
+//! table (`tenant_settings`; the defaults until set or until the first tenant) and changed
+//! by [`Warden::set_tenant_settings`]: a catalogue change recompiles the platform account,
+//! every tenant account and the permissions of their users in one transaction. The
+//! exports and imports of the platform and tenant accounts belong to this module (their
+//! limits, description, revocations and signing keys are kept).
+//!
+//! Upgrade: stores written before the platform stopped importing each tenant (no
+//! `tenant_layout` in `meta`) are recompiled by the next tenant change, in its own
+//! transaction: the platform's per-tenant stream imports go, every tenant account gets
+//! its service imports.
 
 use std::path::PathBuf;
 
@@ -19,13 +29,24 @@ use nats_jwt::{AccountPublicKey, KeyKind, KeyPair};
 use serde::Serialize;
 use serde_json::json;
 use warden_core::UserName;
+use warden_core::UserSpec;
 use warden_core::spec::AccountSpec;
 use warden_core::tenant::{TenantLimits, TenantLimitsEdit, TenantSettings, TenantSlug};
-use warden_store::{AccountRow, OperatorRow, TenantRow, Tx, Zeroizing};
+use warden_store::{AccountRow, OperatorRow, TenantRow, Tx, UserRow, Zeroizing};
 
 use crate::ops::{
-    OpsError, Record, Result, TOPIC_ACCOUNT_DELETE, Warden, from_json, now, parse_key,
+    OpsError, Record, Result, TOPIC_ACCOUNT_DELETE, Warden, from_json, now, parse_key, sign_user,
+    to_json,
 };
+
+/// `meta` key of the stored [`TenantSettings`] (JSON).
+const META_SETTINGS: &str = "tenant_settings";
+/// `meta` key naming how tenant traffic is wired; absent in stores written before the
+/// platform stopped importing each tenant.
+const META_LAYOUT: &str = "tenant_layout";
+/// The wiring this code compiles: tenant accounts import their slice of the platform's
+/// service exports.
+const LAYOUT: &str = "tenant-service-imports";
 
 /// A tenant as every surface shows it.
 #[derive(Clone, Debug, Serialize)]
@@ -71,22 +92,242 @@ fn limits_text(l: &TenantLimits) -> Result<String> {
 }
 
 impl Warden {
-    /// The tenant settings in force.
-    pub fn tenant_settings(&self) -> TenantSettings {
-        TenantSettings::default()
+    /// The tenant settings in force: stored ones, or the defaults before any is stored.
+    pub async fn tenant_settings(&self) -> Result<TenantSettings> {
+        settings_from(self.store.meta(META_SETTINGS).await?)
     }
 
-    /// Adds a tenant: its account (limits = defaults with `limits` applied), and the
-    /// platform account's imports of its catalogue under `<slug>.`; the platform account
-    /// (and its `platform` user) is created with the first tenant.
+    /// The settings in force inside `tx`; a store written with the old wiring (the
+    /// platform importing each tenant) is recompiled to the current one first, in `tx`.
+    async fn prepare(&self, tx: &mut Tx<'_>, op: &OperatorRow) -> Result<TenantSettings> {
+        let settings = settings_from(tx.meta(META_SETTINGS).await?)?;
+        if tx.meta(META_LAYOUT).await?.as_deref() == Some(LAYOUT) {
+            return Ok(settings);
+        }
+        let name = settings.platform_name().map_err(invalid)?;
+        if tx
+            .account_by_name(&op.public_key, name.as_str())
+            .await?
+            .is_some()
+        {
+            let done = self.recompile(tx, op, &settings, &settings).await?;
+            tx.record(self.event(
+                "tenant.upgrade",
+                "tenant-settings",
+                LAYOUT,
+                json!({"accounts": done.accounts, "users": done.users}),
+            ))
+            .await?;
+            tx.set_meta(META_SETTINGS, &json!(settings).to_string())
+                .await?;
+        }
+        tx.set_meta(META_LAYOUT, LAYOUT).await?;
+        Ok(settings)
+    }
+
+    /// Replaces the tenant settings. Bad settings are a usage error; names cannot change
+    /// once the platform account exists; a catalogue every tenant cannot take (a slug that
+    /// became a catalogue token, too few imports) is refused. Otherwise the platform
+    /// account, every tenant account and the permissions of their users are recompiled in
+    /// one transaction, their pushes queued. `dry_run` reports and changes nothing.
+    pub async fn set_tenant_settings(
+        &self,
+        new: &TenantSettings,
+        dry_run: bool,
+    ) -> Result<SettingsReport> {
+        new.check().map_err(invalid)?;
+        let mut tx = self.store.begin().await?;
+        let op = self.operator_row(&mut tx).await?;
+        let old = self.prepare(&mut tx, &op).await?;
+        let platform_exists = tx
+            .account_by_name(
+                &op.public_key,
+                old.platform_name().map_err(invalid)?.as_str(),
+            )
+            .await?
+            .is_some();
+        let renamed = old.platform_account != new.platform_account
+            || old.platform_user != new.platform_user
+            || old.account_prefix != new.account_prefix;
+        if renamed && platform_exists {
+            return Err(OpsError::Conflict(format!(
+                "the platform account {} exists (created with the first tenant): platform_account, platform_user and account_prefix can no longer change",
+                old.platform_account
+            )));
+        }
+        for t in tx.tenants(None).await? {
+            if new.parse_slug(&t.slug).is_err() {
+                return Err(OpsError::Invalid(format!(
+                    "tenant {} exists: its slug cannot be the first token of a catalogue subject",
+                    t.slug
+                )));
+            }
+            limits_of(&t)?
+                .check(&new.catalogue)
+                .map_err(|e| OpsError::Invalid(format!("tenant {}: {e}", t.slug)))?;
+        }
+        let catalogue_changed = old.catalogue != new.catalogue;
+        let done = if catalogue_changed && platform_exists {
+            self.recompile(&mut tx, &op, &old, new).await?
+        } else {
+            Recompiled::default()
+        };
+        let report = SettingsReport {
+            settings: new.clone(),
+            changed: old != *new,
+            catalogue_changed,
+            accounts: done.accounts,
+            users: done.users,
+            dry_run,
+        };
+        if dry_run {
+            tx.rollback().await?;
+            return Ok(report);
+        }
+        if !report.changed {
+            // Nothing to store, but an upgrade done by `prepare` is kept.
+            tx.commit().await?;
+            return Ok(report);
+        }
+        tx.set_meta(META_SETTINGS, &json!(new).to_string()).await?;
+        tx.record(self.event(
+            "tenant.settings",
+            "tenant-settings",
+            &new.platform_account,
+            json!({"before": old, "after": new, "accounts": report.accounts, "users": report.users}),
+        ))
+        .await?;
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    /// Re-signs the platform account (exports from `new`'s catalogue, no imports) and its
+    /// user, every tenant account (imports from `new`) and its users (publish permissions
+    /// moved from `old`'s catalogue to `new`'s), queueing the account pushes.
+    async fn recompile(
+        &self,
+        tx: &mut Tx<'_>,
+        op: &OperatorRow,
+        old: &TenantSettings,
+        new: &TenantSettings,
+    ) -> Result<Recompiled> {
+        let mut done = Recompiled::default();
+        let mut platform = self.ensure_platform(tx, op, new).await?;
+        let fresh = new.platform_spec().map_err(invalid)?;
+        let mut spec: AccountSpec = from_json(&platform.spec)?;
+        spec.exports = fresh.exports;
+        spec.imports = fresh.imports;
+        self.resign_account(tx, op, &mut platform, spec).await?;
+        done.accounts.push(platform.name.clone());
+        let platform_key: AccountPublicKey = parse_key(&platform.public_key)?;
+        let (old_sub, new_sub) = (
+            old.platform_user_spec()
+                .map_err(invalid)?
+                .permissions
+                .subscribe
+                .allow,
+            new.platform_user_spec()
+                .map_err(invalid)?
+                .permissions
+                .subscribe
+                .allow,
+        );
+        for u in tx.users(&platform.public_key).await? {
+            if u.name == new.platform_user {
+                done.users += self
+                    .respec_user(tx, &platform, u, |s| {
+                        s.permissions.subscribe.allow =
+                            moved(&s.permissions.subscribe.allow, &old_sub, &new_sub);
+                    })
+                    .await?;
+            }
+        }
+        let (old_pub, new_pub) = (
+            old.tenant_user_spec()
+                .map_err(invalid)?
+                .permissions
+                .publish
+                .allow,
+            new.tenant_user_spec()
+                .map_err(invalid)?
+                .permissions
+                .publish
+                .allow,
+        );
+        for t in tx.tenants(None).await? {
+            let slug = TenantSlug::parse(&t.slug).map_err(invalid)?;
+            let mut acc = account_of(tx, &t).await?;
+            let fresh = new
+                .tenant_spec(&slug, &limits_of(&t)?, &platform_key)
+                .map_err(invalid)?;
+            for u in tx.users(&acc.public_key).await? {
+                done.users += self
+                    .respec_user(tx, &acc, u, |s| {
+                        s.permissions.publish.allow =
+                            moved(&s.permissions.publish.allow, &old_pub, &new_pub);
+                    })
+                    .await?;
+            }
+            let mut spec: AccountSpec = from_json(&acc.spec)?;
+            spec.exports = fresh.exports;
+            spec.imports = fresh.imports;
+            if t.state == SUSPENDED {
+                // Users just re-signed were issued after the suspension's `*`
+                // revocation; moved to now (after their signing), it still covers them.
+                spec.revocations.insert("*".into(), now());
+            }
+            self.resign_account(tx, op, &mut acc, spec).await?;
+            done.accounts.push(acc.name.clone());
+        }
+        Ok(done)
+    }
+
+    /// Re-signs a (not revoked) user with `edit` applied to its spec, if that changes it;
+    /// 1 if re-signed. Its holder needs new creds to use the new permissions.
+    async fn respec_user(
+        &self,
+        tx: &mut Tx<'_>,
+        acc: &AccountRow,
+        mut row: UserRow,
+        edit: impl FnOnce(&mut UserSpec),
+    ) -> Result<usize> {
+        if row.revoked_at.is_some() {
+            return Ok(0);
+        }
+        let before: UserSpec = from_json(&row.spec)?;
+        let mut spec = before.clone();
+        edit(&mut spec);
+        if spec == before {
+            return Ok(0);
+        }
+        let pk = parse_key(&row.public_key)?;
+        let name = UserName::parse_any_case(&row.name)?;
+        row.jwt = sign_user(tx, acc, &pk, &name, &spec).await?;
+        row.spec = to_json(&spec)?;
+        row.updated_at = now();
+        tx.update_user(&row).await?;
+        tx.record(self.event(
+            "user.edit",
+            "user",
+            &row.public_key,
+            json!({"name": row.name, "account": acc.name, "before": before, "after": spec}),
+        ))
+        .await?;
+        Ok(1)
+    }
+
+    /// Adds a tenant: its account (limits = defaults with `limits` applied), importing its
+    /// slice of the platform's catalogue exports; the platform account (and its
+    /// `platform` user) is created with the first tenant. Only the new account is queued
+    /// for the push.
     pub async fn add_tenant(&self, slug: &str, limits: &TenantLimitsEdit) -> Result<TenantView> {
-        let settings = self.tenant_settings();
+        let mut tx = self.store.begin().await?;
+        let op = self.operator_row(&mut tx).await?;
+        let settings = self.prepare(&mut tx, &op).await?;
         settings.check().map_err(invalid)?;
         let slug = settings.parse_slug(slug).map_err(invalid)?;
         let limits = settings.default_limits.apply(limits);
         limits.check(&settings.catalogue).map_err(invalid)?;
-        let mut tx = self.store.begin().await?;
-        let op = self.operator_row(&mut tx).await?;
         if tx.tenant(slug.as_str()).await?.is_some() {
             return Err(OpsError::Conflict(format!("tenant {slug} already exists")));
         }
@@ -117,7 +358,6 @@ impl Warden {
         tx.insert_tenant(&row)
             .await
             .map_err(|e| crate::ops::conflict(e, || format!("tenant {slug} already exists")))?;
-        self.refresh_platform(&mut tx, &op, &settings).await?;
         tx.record(self.event(
             "tenant.add",
             "tenant",
@@ -132,7 +372,7 @@ impl Warden {
 
     /// Every tenant, ordered by slug.
     pub async fn list_tenants(&self) -> Result<Vec<TenantView>> {
-        let settings = self.tenant_settings();
+        let settings = self.tenant_settings().await?;
         let mut tx = self.store.begin().await?;
         let mut out = Vec::new();
         for row in tx.tenants(None).await? {
@@ -143,7 +383,7 @@ impl Warden {
 
     /// One tenant.
     pub async fn tenant(&self, slug: &str) -> Result<TenantView> {
-        let settings = self.tenant_settings();
+        let settings = self.tenant_settings().await?;
         let slug = settings.parse_slug(slug).map_err(invalid)?;
         let mut tx = self.store.begin().await?;
         let row = tenant_row(&mut tx, &slug).await?;
@@ -153,13 +393,13 @@ impl Warden {
     /// Changes a tenant's limits; its account is re-signed and queued for the push (a
     /// suspended tenant keeps no connections until resumed with the new limits).
     pub async fn edit_tenant(&self, slug: &str, edit: &TenantLimitsEdit) -> Result<TenantView> {
-        let settings = self.tenant_settings();
-        let slug = settings.parse_slug(slug).map_err(invalid)?;
         if edit.is_empty() {
             return Err(OpsError::Invalid("nothing to change: give a limit".into()));
         }
         let mut tx = self.store.begin().await?;
         let op = self.operator_row(&mut tx).await?;
+        let settings = self.prepare(&mut tx, &op).await?;
+        let slug = settings.parse_slug(slug).map_err(invalid)?;
         let mut row = tenant_row(&mut tx, &slug).await?;
         let before = limits_of(&row)?;
         let limits = before.apply(edit);
@@ -199,10 +439,10 @@ impl Warden {
     }
 
     async fn set_tenant_state(&self, slug: &str, suspend: bool) -> Result<TenantView> {
-        let settings = self.tenant_settings();
-        let slug = settings.parse_slug(slug).map_err(invalid)?;
         let mut tx = self.store.begin().await?;
         let op = self.operator_row(&mut tx).await?;
+        let settings = self.prepare(&mut tx, &op).await?;
+        let slug = settings.parse_slug(slug).map_err(invalid)?;
         let mut row = tenant_row(&mut tx, &slug).await?;
         let (want, already) = if suspend {
             (SUSPENDED, "already suspended")
@@ -245,12 +485,12 @@ impl Warden {
     }
 
     /// Deletes a tenant: its account and users (deleted from the resolver on the next
-    /// push) and the platform's imports of it.
+    /// push). The platform account is not touched.
     pub async fn delete_tenant(&self, slug: &str) -> Result<TenantView> {
-        let settings = self.tenant_settings();
-        let slug = settings.parse_slug(slug).map_err(invalid)?;
         let mut tx = self.store.begin().await?;
         let op = self.operator_row(&mut tx).await?;
+        let settings = self.prepare(&mut tx, &op).await?;
+        let slug = settings.parse_slug(slug).map_err(invalid)?;
         let row = tenant_row(&mut tx, &slug).await?;
         let view = self.tenant_view(&mut tx, &settings, row.clone()).await?;
         let users = tx.users(&row.account_key).await?;
@@ -261,7 +501,6 @@ impl Warden {
         tx.delete_account(&row.account_key).await?;
         tx.delete_seed(&row.account_key).await?;
         tx.enqueue(TOPIC_ACCOUNT_DELETE, &row.account_key).await?;
-        self.refresh_platform(&mut tx, &op, &settings).await?;
         tx.record(self.event(
             "tenant.delete",
             "tenant",
@@ -280,11 +519,11 @@ impl Warden {
         slug: &str,
         name: &str,
     ) -> Result<(TenantView, Zeroizing<String>)> {
-        let settings = self.tenant_settings();
-        let slug = settings.parse_slug(slug).map_err(invalid)?;
         let name = UserName::parse_any_case(name)?;
         let mut tx = self.store.begin().await?;
-        self.operator_row(&mut tx).await?;
+        let op = self.operator_row(&mut tx).await?;
+        let settings = self.prepare(&mut tx, &op).await?;
+        let slug = settings.parse_slug(slug).map_err(invalid)?;
         let row = tenant_row(&mut tx, &slug).await?;
         let acc = account_of(&mut tx, &row).await?;
         let spec = settings.tenant_user_spec().map_err(invalid)?;
@@ -303,16 +542,16 @@ impl Warden {
 
     /// The creds of the platform account's user.
     pub async fn platform_creds(&self) -> Result<Zeroizing<String>> {
-        let s = self.tenant_settings();
+        let s = self.tenant_settings().await?;
         self.creds(&s.platform_account, &s.platform_user).await
     }
 
     /// Findings of `tenant lint`: tenants with unlimited limits, and tenant-first
     /// subjects (`<slug>.…`) in the exports, imports or user permissions of shared
     /// accounts (anything but a tenant's own account and the platform's generated
-    /// imports), where one tenant's traffic could be read or forged outside its prefix.
+    /// exports), where one tenant's traffic could be read or forged outside its prefix.
     pub async fn lint_tenants(&self) -> Result<Vec<LintFinding>> {
-        let settings = self.tenant_settings();
+        let settings = self.tenant_settings().await?;
         let mut tx = self.store.begin().await?;
         let op = self.operator_row(&mut tx).await?;
         let tenants = tx.tenants(None).await?;
@@ -370,7 +609,7 @@ impl Warden {
                         kind: "tenant-subject-in-shared-account".into(),
                         object: acc.name.clone(),
                         message: format!(
-                            "{what} of shared account {} uses tenant subject {s}: tenant traffic must reach it only through the platform's prefixed imports",
+                            "{what} of shared account {} uses tenant subject {s}: tenant traffic must reach it only through the platform's wildcard exports",
                             acc.name
                         ),
                     });
@@ -390,7 +629,7 @@ impl Warden {
         if let Some(row) = tx.account_by_name(&op.public_key, name.as_str()).await? {
             return Ok(row);
         }
-        let spec = settings.platform_spec(&[]).map_err(invalid)?;
+        let spec = settings.platform_spec().map_err(invalid)?;
         let row = self
             .create_account(tx, op, KeyPair::generate(KeyKind::Account), &name, spec)
             .await?;
@@ -402,27 +641,10 @@ impl Warden {
             settings.platform_user_spec().map_err(invalid)?,
         )
         .await?;
+        // From now on the settings are the store's, whatever later defaults say.
+        tx.set_meta(META_SETTINGS, &json!(settings).to_string())
+            .await?;
         Ok(row)
-    }
-
-    /// Recompiles the platform account's exports and imports from the tenant rows.
-    async fn refresh_platform(
-        &self,
-        tx: &mut Tx<'_>,
-        op: &OperatorRow,
-        settings: &TenantSettings,
-    ) -> Result<()> {
-        let mut platform = self.ensure_platform(tx, op, settings).await?;
-        let mut tenants = Vec::new();
-        for t in tx.tenants(None).await? {
-            let slug = TenantSlug::parse(&t.slug).map_err(invalid)?;
-            tenants.push((slug, parse_key::<AccountPublicKey>(&t.account_key)?));
-        }
-        let fresh = settings.platform_spec(&tenants).map_err(invalid)?;
-        let mut spec: AccountSpec = from_json(&platform.spec)?;
-        spec.exports = fresh.exports;
-        spec.imports = fresh.imports;
-        self.resign_account(tx, op, &mut platform, spec).await
     }
 
     async fn tenant_view(
@@ -452,6 +674,57 @@ impl Warden {
             suspended_at: row.suspended_at,
         })
     }
+}
+
+fn settings_from(stored: Option<String>) -> Result<TenantSettings> {
+    match stored {
+        Some(v) => serde_json::from_str(&v)
+            .map_err(|e| OpsError::Conflict(format!("stored tenant settings are unreadable: {e}"))),
+        None => Ok(TenantSettings::default()),
+    }
+}
+
+/// A user's allowed subjects after a catalogue change. A user that held the whole old
+/// catalogue gets the whole new one; one that held a part of it (a narrowed collector)
+/// keeps that part, minus what left the catalogue. Other entries are kept.
+fn moved(
+    have: &[nats_jwt::Subject],
+    old: &[nats_jwt::Subject],
+    new: &[nats_jwt::Subject],
+) -> Vec<nats_jwt::Subject> {
+    let others = have.iter().filter(|s| !old.contains(s) && !new.contains(s));
+    if old.iter().all(|s| have.contains(s)) {
+        new.iter().chain(others).cloned().collect()
+    } else {
+        have.iter()
+            .filter(|s| !old.contains(s) || new.contains(s))
+            .cloned()
+            .collect()
+    }
+}
+
+/// What a recompilation re-signed.
+#[derive(Debug, Default)]
+struct Recompiled {
+    accounts: Vec<String>,
+    users: usize,
+}
+
+/// What `warden tenant settings set` did (or would do, with `dry_run`).
+#[derive(Clone, Debug, Serialize)]
+pub struct SettingsReport {
+    /// The settings now in force (or that would be).
+    pub settings: TenantSettings,
+    /// Whether they differ from the stored ones.
+    pub changed: bool,
+    /// Whether the subject catalogue changed (so accounts and users were recompiled).
+    pub catalogue_changed: bool,
+    /// Accounts re-signed and queued for the push (platform first).
+    pub accounts: Vec<String>,
+    /// Users re-signed (their holders need new creds for new subjects).
+    pub users: usize,
+    /// Nothing was stored.
+    pub dry_run: bool,
 }
 
 async fn tenant_row(tx: &mut Tx<'_>, slug: &TenantSlug) -> Result<TenantRow> {
@@ -495,6 +768,9 @@ pub struct LimitArgs {
     /// Leaf node connections.
     #[arg(long, allow_negative_numbers = true)]
     pub leaf_conns: Option<i64>,
+    /// Imports (at least one per catalogue subject).
+    #[arg(long, allow_negative_numbers = true)]
+    pub imports: Option<i64>,
     /// JetStream memory, bytes (0 with --js-disk 0 disables JetStream).
     #[arg(long, allow_negative_numbers = true)]
     pub js_mem: Option<i64>,
@@ -517,7 +793,7 @@ impl LimitArgs {
             payload: self.payload,
             data: self.data,
             leaf_conns: self.leaf_conns,
-            imports: None,
+            imports: self.imports,
             exports: None,
             js_mem: self.js_mem,
             js_disk: self.js_disk,
@@ -530,7 +806,7 @@ impl LimitArgs {
 /// `warden tenant …`.
 #[derive(Subcommand, Debug)]
 pub enum TenantCmd {
-    /// Add a tenant (its account, and the platform's imports of its subjects).
+    /// Add a tenant (its account, importing its slice of the platform's subjects).
     Add {
         /// Slug: lowercase letters, digits, dashes.
         slug: String,
@@ -573,6 +849,9 @@ pub enum TenantCmd {
     /// Users of a tenant.
     #[command(subcommand)]
     User(TenantUserCmd),
+    /// Tenant settings: names, subject catalogue, default limits.
+    #[command(subcommand)]
+    Settings(TenantSettingsCmd),
     /// Print (or write, 0600) the creds of a tenant's user.
     Creds {
         /// Slug.
@@ -585,6 +864,54 @@ pub enum TenantCmd {
     },
     /// Render a nats-server config for a leaf node at the tenant's site (and its creds).
     LeafConfig(crate::leaf::LeafConfigArgs),
+}
+
+/// `warden tenant settings …`.
+#[derive(Subcommand, Debug)]
+pub enum TenantSettingsCmd {
+    /// Print the settings in force (YAML; JSON with --json).
+    Show,
+    /// Replace settings from a YAML or JSON file; keys it leaves out keep their values.
+    /// A catalogue change recompiles the platform and every tenant account and user.
+    Set {
+        /// YAML or JSON file (`.json`, or text starting with `{`, is JSON).
+        file: PathBuf,
+        /// Report what would change; store nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// The settings `file` describes: its top-level keys over `current` (a key it gives
+/// replaces that whole value); unknown keys refused.
+pub fn settings_from_file(
+    current: &TenantSettings,
+    file: &std::path::Path,
+    text: &str,
+) -> std::result::Result<TenantSettings, String> {
+    let json = match file.extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("json") => true,
+        Some(e) if e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml") => false,
+        _ => text.trim_start().starts_with('{'),
+    };
+    let given: serde_json::Value = if json {
+        serde_json::from_str(text).map_err(|e| format!("{} (JSON): {e}", file.display()))?
+    } else {
+        serde_yaml_ng::from_str(text).map_err(|e| format!("{} (YAML): {e}", file.display()))?
+    };
+    let serde_json::Value::Object(given) = given else {
+        return Err(format!(
+            "{}: a mapping of settings is needed",
+            file.display()
+        ));
+    };
+    let mut merged = serde_json::to_value(current).map_err(|e| e.to_string())?;
+    if let serde_json::Value::Object(m) = &mut merged {
+        for (k, v) in given {
+            m.insert(k, v);
+        }
+    }
+    serde_json::from_value(merged).map_err(|e| format!("{}: {e}", file.display()))
 }
 
 /// `warden tenant user …`.
@@ -733,6 +1060,44 @@ pub async fn run(json: bool, cmd: TenantCmd, w: &Warden) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        TenantCmd::Settings(TenantSettingsCmd::Show) => {
+            let s = w.tenant_settings().await?;
+            if json {
+                return print_json(&s);
+            }
+            print!("{}", serde_yaml_ng::to_string(&s)?);
+            Ok(())
+        }
+        TenantCmd::Settings(TenantSettingsCmd::Set { file, dry_run }) => {
+            let text = std::fs::read_to_string(&file).map_err(|e| {
+                crate::cli::UsageError(format!("cannot read {}: {e}", file.display()))
+            })?;
+            let current = w.tenant_settings().await?;
+            let new = settings_from_file(&current, &file, &text).map_err(crate::cli::UsageError)?;
+            let r = w.set_tenant_settings(&new, dry_run).await?;
+            if json {
+                return print_json(&r);
+            }
+            let (dry, done) = if r.dry_run {
+                (" (dry run: nothing stored)", "would be")
+            } else {
+                ("", "were")
+            };
+            if r.changed {
+                eprintln!(
+                    "tenant settings changed{dry}: {} accounts and {} users {done} re-signed",
+                    r.accounts.len(),
+                    r.users
+                );
+                if r.users > 0 && !r.dry_run {
+                    eprintln!("users need new creds (`warden tenant creds`) to use new subjects");
+                }
+            } else {
+                eprintln!("tenant settings unchanged");
+            }
+            print!("{}", serde_yaml_ng::to_string(&r.settings)?);
+            Ok(())
+        }
         TenantCmd::User(TenantUserCmd::Add { slug, name, output }) => {
             let (t, creds) = w.add_tenant_user(&slug, &name).await?;
             emit_creds(json, &t, &name, &creds, output)
@@ -764,7 +1129,8 @@ pub struct BenchTenantsReport {
     pub count: u32,
     /// nats-server version.
     pub nats_server: String,
-    /// Seconds for the adds (store, JWTs, platform recompiled each time).
+    /// Seconds for the adds (store, the tenant's account JWT; the platform is created
+    /// with the first and not touched after).
     pub add_seconds: f64,
     /// Seconds to push the outbox afterwards.
     pub push_seconds: f64,
@@ -774,11 +1140,13 @@ pub struct BenchTenantsReport {
     pub failed: usize,
     /// First delivery error, if any.
     pub first_error: Option<String>,
+    /// Size of the platform account JWT with one tenant.
+    pub platform_jwt_bytes_first: usize,
     /// Size of the platform account JWT with `count` tenants.
     pub platform_jwt_bytes: usize,
     /// Milliseconds to add one more tenant at `count` (store only).
     pub one_more_add_ms: f64,
-    /// Milliseconds to push it (its account and the platform).
+    /// Milliseconds to push it (its account).
     pub one_more_push_ms: f64,
 }
 
@@ -858,9 +1226,14 @@ pub async fn bench(json: bool, args: BenchTenantsArgs) -> anyhow::Result<()> {
         if !crate::cli::show_progress(json) {
             bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
         }
+        let platform = w.tenant_settings().await?.platform_account;
+        let mut platform_jwt_bytes_first = 0;
         let t0 = Instant::now();
         for i in 0..args.count {
             w.add_tenant(&format!("t{i:06}"), &limits).await?;
+            if i == 0 {
+                platform_jwt_bytes_first = w.account(&platform).await?.jwt.len();
+            }
             bar.inc(1);
         }
         bar.finish_and_clear();
@@ -868,7 +1241,6 @@ pub async fn bench(json: bool, args: BenchTenantsArgs) -> anyhow::Result<()> {
         let t1 = Instant::now();
         let drained = crate::relay::drain_all(&w, &conns, &rcfg).await?;
         let push_seconds = t1.elapsed().as_secs_f64();
-        let platform = w.tenant_settings().platform_account;
         let platform_jwt_bytes = w.account(&platform).await?.jwt.len();
         let t2 = Instant::now();
         w.add_tenant("one-more", &limits).await?;
@@ -884,6 +1256,7 @@ pub async fn bench(json: bool, args: BenchTenantsArgs) -> anyhow::Result<()> {
             accounts_pushed: drained.accounts_pushed,
             failed: drained.failed + last.failed,
             first_error: drained.first_error.or(last.first_error),
+            platform_jwt_bytes_first,
             platform_jwt_bytes,
             one_more_add_ms,
             one_more_push_ms,
@@ -898,7 +1271,7 @@ pub async fn bench(json: bool, args: BenchTenantsArgs) -> anyhow::Result<()> {
         return print_json(&out);
     }
     println!(
-        "{} tenants with {}: adds {:.2}s, pushes {:.2}s ({} accounts pushed, {} failed{})\nplatform JWT {} bytes; one more tenant: add {:.1} ms, push {:.1} ms",
+        "{} tenants with {}: adds {:.2}s, pushes {:.2}s ({} accounts pushed, {} failed{})\nplatform JWT {} bytes with 1 tenant, {} bytes with {}; one more tenant: add {:.1} ms, push {:.1} ms",
         out.count,
         out.nats_server,
         out.add_seconds,
@@ -909,9 +1282,76 @@ pub async fn bench(json: bool, args: BenchTenantsArgs) -> anyhow::Result<()> {
             .as_deref()
             .map(|e| format!(": {e}"))
             .unwrap_or_default(),
+        out.platform_jwt_bytes_first,
         out.platform_jwt_bytes,
+        out.count,
         out.one_more_add_ms,
         out.one_more_push_ms,
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{moved, settings_from_file};
+    use nats_jwt::Subject;
+    use warden_core::tenant::TenantSettings;
+
+    fn subjects(list: &[&str]) -> Vec<Subject> {
+        list.iter().map(|s| Subject::new(s).unwrap()).collect()
+    }
+
+    #[test]
+    fn permissions_follow_the_catalogue() {
+        let old = subjects(&["events.>", "cmd.>"]);
+        let new = subjects(&["events.>", "logs.>", "cmd.>"]);
+        // A holder of the whole catalogue gets the whole new one, its extras kept.
+        let full = subjects(&["events.>", "cmd.>", "extra.x"]);
+        assert_eq!(
+            moved(&full, &old, &new),
+            subjects(&["events.>", "logs.>", "cmd.>", "extra.x"])
+        );
+        // A narrowed collector keeps its part: it gains nothing...
+        let narrow = subjects(&["events.>"]);
+        assert_eq!(moved(&narrow, &old, &new), narrow);
+        // ... and loses what left the catalogue.
+        let shrunk = subjects(&["logs.>", "cmd.>"]);
+        assert_eq!(moved(&narrow, &old, &shrunk), subjects(&[]));
+        assert_eq!(
+            moved(&subjects(&["cmd.>", "extra.x"]), &old, &shrunk),
+            subjects(&["cmd.>", "extra.x"])
+        );
+    }
+
+    #[test]
+    fn settings_files_merge_over_the_current_settings() {
+        let current = TenantSettings {
+            account_prefix: "CUST-".into(),
+            ..TenantSettings::default()
+        };
+        let path = std::path::Path::new("s.yaml");
+        let s = settings_from_file(&current, path, "catalogue:\n  publish: [logs.>]\n").unwrap();
+        assert_eq!(s.account_prefix, "CUST-");
+        assert_eq!(s.catalogue.publish, ["logs.>"]);
+        // Inside `catalogue`, a key left out takes the default.
+        assert_eq!(s.catalogue.requests, ["cmd.>"]);
+        let json = settings_from_file(
+            &current,
+            std::path::Path::new("s.json"),
+            r#"{"platform_user": "svc"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (json.platform_user.as_str(), json.account_prefix.as_str()),
+            ("svc", "CUST-")
+        );
+        for bad in [
+            "catalog: {}\n",
+            "- a\n",
+            "default_limits: {conn: 1}\n",
+            ": :",
+        ] {
+            assert!(settings_from_file(&current, path, bad).is_err(), "{bad:?}");
+        }
+    }
 }
