@@ -280,7 +280,10 @@ mod tests {
         assert_eq!(f[0].object, "PLATFORM/S");
         assert!(f[0].message.ends_with("(spec)"), "{}", f[0].message);
         // Also in a tenant's own account, where nothing else is checked.
-        let f = lint("TENANT-acme", &cfg(&["acme.events.>", "events.>"], -1, 0, -1));
+        let f = lint(
+            "TENANT-acme",
+            &cfg(&["acme.events.>", "events.>"], -1, 0, -1),
+        );
         assert_eq!(codes(&f), [(Severity::Warning, Code::UnboundedStream)]);
     }
 
@@ -331,7 +334,11 @@ mod tests {
         let f = shared_subject("SHARED", "user snoop", "acme.events.>", &slugs).unwrap();
         assert_eq!(
             (f.severity, f.code, f.object.as_str()),
-            (Severity::Error, Code::TenantSubjectInSharedAccount, "SHARED")
+            (
+                Severity::Error,
+                Code::TenantSubjectInSharedAccount,
+                "SHARED"
+            )
         );
         assert!(shared_subject("SHARED", "export", "*.events.>", &slugs).is_none());
         assert!(shared_subject("SHARED", "export", "events.acme", &slugs).is_none());

@@ -133,7 +133,11 @@ impl Api {
             if r.body["outbox_pending"] == 0 {
                 return;
             }
-            assert!(Instant::now() < deadline, "outbox not delivered: {}", r.body);
+            assert!(
+                Instant::now() < deadline,
+                "outbox not delivered: {}",
+                r.body
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -297,7 +301,11 @@ async fn scenario(line: ServerLine) {
         )
         .await;
     expect(&r, StatusCode::BAD_REQUEST, "invalid");
-    assert!(r.message().contains("invalid tenant limit conns"), "{}", r.body);
+    assert!(
+        r.message().contains("invalid tenant limit conns"),
+        "{}",
+        r.body
+    );
     let cli = cli_message(&home, &["tenant", "add", "x", "--conns", "-5"]);
     assert_eq!(cli, format!("error: {}", r.message()), "[{v}]");
     let r = api
@@ -399,21 +407,31 @@ async fn scenario(line: ServerLine) {
     );
 
     // Edit: bad and empty edits refused, read-only refused; a good one applied.
-    let r = api.patch("/v1/tenants/a", &write, json!({"limits": {"payload": -2}})).await;
+    let r = api
+        .patch("/v1/tenants/a", &write, json!({"limits": {"payload": -2}}))
+        .await;
     expect(&r, StatusCode::BAD_REQUEST, "invalid");
     let cli = cli_message(&home, &["tenant", "edit", "a", "--payload", "-2"]);
     assert_eq!(cli, format!("error: {}", r.message()), "[{v}]");
     expect(
-        &api.patch("/v1/tenants/a", &write, json!({"limits": {}})).await,
+        &api.patch("/v1/tenants/a", &write, json!({"limits": {}}))
+            .await,
         StatusCode::BAD_REQUEST,
         "invalid",
     );
     expect(
-        &api.patch("/v1/tenants/a", &read, json!({"limits": {"conns": 5}})).await,
+        &api.patch("/v1/tenants/a", &read, json!({"limits": {"conns": 5}}))
+            .await,
         StatusCode::FORBIDDEN,
         "forbidden",
     );
-    let r = api.patch("/v1/tenants/a", &write, json!({"limits": {"subscriptions": -1}})).await;
+    let r = api
+        .patch(
+            "/v1/tenants/a",
+            &write,
+            json!({"limits": {"subscriptions": -1}}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["limits"]["subscriptions"], -1);
 
@@ -425,7 +443,12 @@ async fn scenario(line: ServerLine) {
         json!([{"severity": "warning", "code": "unlimited", "object": "a",
                 "message": "tenant a has no limit on subscriptions"}])
     );
-    api.patch("/v1/tenants/a", &write, json!({"limits": {"subscriptions": 1000}})).await;
+    api.patch(
+        "/v1/tenants/a",
+        &write,
+        json!({"limits": {"subscriptions": 1000}}),
+    )
+    .await;
     assert_eq!(api.get("/v1/tenants/lint", &read).await.body, json!([]));
 
     // Suspend over HTTP: the open connection is closed, new ones refused.
@@ -463,7 +486,9 @@ async fn scenario(line: ServerLine) {
         StatusCode::FORBIDDEN,
         "forbidden",
     );
-    let r = api.send(Method::DELETE, "/v1/tenants/a", &write, None).await;
+    let r = api
+        .send(Method::DELETE, "/v1/tenants/a", &write, None)
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     expect(
         &api.get("/v1/tenants/a", &read).await,
@@ -471,7 +496,8 @@ async fn scenario(line: ServerLine) {
         "not_found",
     );
     expect(
-        &api.send(Method::DELETE, "/v1/tenants/a", &write, None).await,
+        &api.send(Method::DELETE, "/v1/tenants/a", &write, None)
+            .await,
         StatusCode::NOT_FOUND,
         "not_found",
     );
@@ -530,13 +556,21 @@ async fn scenario(line: ServerLine) {
     api.delivered(&read).await;
     let b1 = admitted_eventually(&url, &b_creds, "tenant b").await;
     arrives(&b1, &mut events, "b.", "events.syslog").await;
-    let e = call(b, "tenant.edit", json!({"slug": "b", "limits": {"conns": 10}}))
-        .await
-        .expect("tenant.edit");
+    let e = call(
+        b,
+        "tenant.edit",
+        json!({"slug": "b", "limits": {"conns": 10}}),
+    )
+    .await
+    .expect("tenant.edit");
     assert_eq!(e["limits"]["conns"], 10);
-    let (code, _) = call(b, "tenant.edit", json!({"slug": "b", "limits": {"conns": -3}}))
-        .await
-        .expect_err("bad limit");
+    let (code, _) = call(
+        b,
+        "tenant.edit",
+        json!({"slug": "b", "limits": {"conns": -3}}),
+    )
+    .await
+    .expect_err("bad limit");
     assert_eq!(code, 400);
     assert_eq!(
         call(b, "tenant.lint", json!({})).await.expect("lint"),
@@ -707,7 +741,11 @@ fn lint_of_declared_streams() {
                 "PLATFORM/ALL_EVENTS"
             ),
             ("warning", "unbounded-stream", "PLATFORM/ACME"),
-            ("warning", "tenant-stream-in-shared-account", "PLATFORM/ACME"),
+            (
+                "warning",
+                "tenant-stream-in-shared-account",
+                "PLATFORM/ACME"
+            ),
             ("error", "tenant-stream-in-shared-account", "SHARED/COPY"),
         ],
         "{findings}"

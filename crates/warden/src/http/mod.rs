@@ -87,7 +87,9 @@ pub fn router(state: HttpState) -> Router {
         .route("/v1/tenants/lint", get(h::lint_tenants))
         .route(
             "/v1/tenants/{slug}",
-            get(h::tenant).patch(h::edit_tenant).delete(h::delete_tenant),
+            get(h::tenant)
+                .patch(h::edit_tenant)
+                .delete(h::delete_tenant),
         )
         .route("/v1/tenants/{slug}/suspend", post(h::suspend_tenant))
         .route("/v1/tenants/{slug}/resume", post(h::resume_tenant))

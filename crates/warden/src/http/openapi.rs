@@ -514,8 +514,14 @@ fn tenant_schemas() -> Value {
         ("data", "Data, bytes (not enforced by nats-server 2.9.10)."),
         ("leaf_conns", "Leaf node connections."),
         ("imports", "Imports (at least the catalogue's requests)."),
-        ("exports", "Exports (at least the catalogue's publish subjects)."),
-        ("js_mem", "JetStream memory, bytes (0 with js_disk 0 disables JetStream)."),
+        (
+            "exports",
+            "Exports (at least the catalogue's publish subjects).",
+        ),
+        (
+            "js_mem",
+            "JetStream memory, bytes (0 with js_disk 0 disables JetStream).",
+        ),
         ("js_disk", "JetStream disk, bytes."),
         ("js_streams", "JetStream streams."),
         ("js_consumers", "JetStream consumers."),
