@@ -338,6 +338,19 @@ async fn scenario(line: ServerLine) {
         .post("/v1/tenants", &write, Some(json!({"slug": "a"})))
         .await;
     expect(&r, StatusCode::CONFLICT, "conflict");
+    // Recorded in the ledger under the token.
+    let ledger = api.get("/v1/ledger?limit=1000", &read).await.body;
+    let add = ledger
+        .as_array()
+        .expect("ledger")
+        .iter()
+        .find(|e| e["action"] == "tenant.add")
+        .unwrap_or_else(|| panic!("no tenant.add in {ledger}"));
+    assert_eq!(add["object_key"], "a");
+    assert!(
+        add["actor"].as_str().unwrap().starts_with("http:writer:"),
+        "{add}"
+    );
 
     // Users: creds only with the creds scope; read-only gets 403 for both.
     let r = api

@@ -5,7 +5,7 @@
 //! - `GET /healthz`, `GET /readyz` and `GET /openapi.json` need no token.
 //! - Everything under `/v1/` needs `Authorization: Bearer wdn_…` (see [`crate::tokens`])
 //!   with the route's scope: `read` for GETs, `write` for mutations, `creds` for the creds
-//!   endpoints; `admin` grants all. The device mutations that issue creds (`POST
+//!   endpoints; `admin` grants all. The mutations that issue creds (`POST
 //!   /v1/devices`, `/v1/devices/bulk`, `/v1/devices/{id}/rotate`, and `POST
 //!   /v1/tenants/{slug}/users`) need `write` and include
 //!   the creds in their answer only when the token also has `creds`. A missing or refused token is `401 unauthorized` (with
