@@ -788,3 +788,36 @@ fn lint_of_declared_streams() {
     assert!(e.contains("streams[0].name"), "{e}");
     home.fails(2, &["tenant", "lint", "--streams", "/nonexistent.yaml"]);
 }
+
+/// The OpenAPI document lists every tenant route with the scope the router enforces.
+#[test]
+fn openapi_lists_the_tenant_routes_with_their_scopes() {
+    let doc = warden::http::openapi::document();
+    for (method, path, scope) in [
+        ("get", "/v1/tenants", "read"),
+        ("post", "/v1/tenants", "write"),
+        ("get", "/v1/tenants/lint", "read"),
+        ("get", "/v1/tenants/{slug}", "read"),
+        ("patch", "/v1/tenants/{slug}", "write"),
+        ("delete", "/v1/tenants/{slug}", "write"),
+        ("post", "/v1/tenants/{slug}/suspend", "write"),
+        ("post", "/v1/tenants/{slug}/resume", "write"),
+        ("post", "/v1/tenants/{slug}/users", "write"),
+        ("get", "/v1/tenants/{slug}/users/{user}/creds", "creds"),
+    ] {
+        let op = &doc["paths"][path][method];
+        assert_eq!(op["x-warden-scope"], scope, "{method} {path}: {op}");
+    }
+    let text = doc.to_string();
+    for piece in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = &piece[..piece.find('"').unwrap()];
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "dangling $ref {name}"
+        );
+    }
+    assert_eq!(
+        doc["paths"]["/v1/tenants/{slug}"]["get"]["parameters"][0]["description"],
+        "Tenant slug."
+    );
+}
