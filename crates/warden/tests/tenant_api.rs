@@ -568,17 +568,20 @@ async fn scenario(line: ServerLine) {
     );
     api.delivered(&read).await;
     let b1 = admitted_eventually(&url, &b_creds, "tenant b").await;
-    // A fresh platform connection: a subscriber connected before `b` was added may never
-    // get b's traffic (seen on 2.9.10 and 2.15.1, most runs on 2.15.1). The relay pushes
-    // TENANT-b and PLATFORM concurrently; when the server applies PLATFORM's new import
-    // first, the source account is unknown ("Account fetch failed: fetching jwt timed
-    // out") and the import stays incomplete for the clients already connected. A new
-    // connection loads the account again. See docs/tenants.md, "Not yet".
-    let platform2 = connect(&url, &home.ok(&["creds", "PLATFORM", "platform"]))
-        .await
-        .unwrap_or_else(|e| panic!("[{v}] platform refused: {e}"));
-    let mut events = platform2.client.subscribe("*.events.>").await.unwrap();
-    platform2.client.flush().await.unwrap();
+    // Known race (docs/tenants.md, "Not yet"): serve's relay pushes TENANT-b and the
+    // re-signed PLATFORM concurrently. When the server applies PLATFORM's new import
+    // before it has TENANT-b ("Can't locate account … for import of [events.>] stream"),
+    // the import is dropped for good on that server (an identical re-push is ignored, new
+    // platform connections do not help): seen in about 1 run of 3 on 2.9.10 and 2.15.1.
+    // Any later change of PLATFORM's claims, made once TENANT-b is on the server, wires it.
+    home.json(&[
+        "account",
+        "edit",
+        "PLATFORM",
+        "--description",
+        "tenant platform",
+    ]);
+    api.delivered(&read).await;
     arrives(&b1, &mut events, "b.", "events.syslog").await;
     let e = call(
         b,
