@@ -572,7 +572,7 @@ async fn scenario(line: ServerLine) {
     // re-signed PLATFORM concurrently. When the server applies PLATFORM's new import
     // before it has TENANT-b ("Can't locate account … for import of [events.>] stream"),
     // the import is dropped for good on that server (an identical re-push is ignored, new
-    // platform connections do not help): seen in about 1 run of 3 on 2.9.10 and 2.15.1.
+    // platform connections do not help): 10 of 28 runs on 2.9.10 and 2.15.1.
     // Any later change of PLATFORM's claims, made once TENANT-b is on the server, wires it.
     home.json(&[
         "account",
