@@ -60,6 +60,8 @@ pub const RESERVED_SLUGS: &[&str] = &[
     "leaf",
     "tenant",
     "tenants",
+    // `GET /v1/tenants/lint` is a route of its own.
+    "lint",
 ];
 
 /// A tenant slug or setting that cannot be used.

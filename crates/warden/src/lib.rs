@@ -31,5 +31,6 @@ pub mod serve;
 pub mod service;
 pub mod streams;
 pub mod tenant;
+pub mod tenant_lint;
 pub mod tokens;
 pub mod tool;

@@ -27,13 +27,23 @@
 //! | `<prefix>.device.revoke` | `{id}` | `DeviceView` |
 //! | `<prefix>.device.restore` | `{id}` | `DeviceView` |
 //! | `<prefix>.device.creds` | `{id}` | `{creds}` |
+//! | `<prefix>.tenant.list` | — | `[TenantView]` |
+//! | `<prefix>.tenant.get` | `{slug}` | `TenantView` |
+//! | `<prefix>.tenant.create` | `{slug, limits?: TenantLimitsEdit}` | `TenantView` |
+//! | `<prefix>.tenant.edit` | `{slug, limits: TenantLimitsEdit}` | `TenantView` |
+//! | `<prefix>.tenant.suspend` | `{slug}` | `TenantView` |
+//! | `<prefix>.tenant.resume` | `{slug}` | `TenantView` |
+//! | `<prefix>.tenant.delete` | `{slug}` | `TenantView` |
+//! | `<prefix>.tenant.user.add` | `{slug, name}` | `{tenant: TenantView, user, creds}` |
+//! | `<prefix>.tenant.creds` | `{slug, name}` | `{creds}` |
+//! | `<prefix>.tenant.lint` | — | `[Finding]` (`warden tenant lint` without streams) |
 //!
 //! Bodies are decoded as strictly as the HTTP API decodes them (a JSON object;
 //! an unknown field at any depth is refused; `user.edit` takes any subset of
 //! `UserEdit`, `"expiry": null` clearing the expiry). Failures are replied with
 //! an empty body and the `Nats-Service-Error` (the message) and
 //! `Nats-Service-Error-Code` headers: 400 for bad input (including malformed
-//! JSON: the message names the problem), 404 for an unknown account, user or device, 409
+//! JSON: the message names the problem), 404 for an unknown account, user, device or tenant, 409
 //! for a conflict (e.g. revoking a revoked device) or an uninitialised database, 500 otherwise (details only in
 //! the log). No message ever carries a seed.
 //!
@@ -61,6 +71,8 @@ use warden_core::device::{DeviceMeta, DeviceState};
 
 use crate::device::DeviceView;
 use crate::ops::{OpsError, UserView, Warden};
+use crate::tenant::TenantView;
+use warden_core::tenant::TenantLimitsEdit;
 
 /// The service's name in `$SRV` discovery.
 pub const SERVICE_NAME: &str = "warden";
@@ -120,11 +132,31 @@ pub enum Op {
     DeviceRestore,
     /// `device.creds`
     DeviceCreds,
+    /// `tenant.list`
+    TenantList,
+    /// `tenant.get`
+    TenantGet,
+    /// `tenant.create`
+    TenantCreate,
+    /// `tenant.edit`
+    TenantEdit,
+    /// `tenant.suspend`
+    TenantSuspend,
+    /// `tenant.resume`
+    TenantResume,
+    /// `tenant.delete`
+    TenantDelete,
+    /// `tenant.user.add`
+    TenantUserAdd,
+    /// `tenant.creds`
+    TenantCreds,
+    /// `tenant.lint`
+    TenantLint,
 }
 
 impl Op {
     /// Every operation, in the order the endpoints are registered.
-    pub const ALL: [Op; 21] = [
+    pub const ALL: [Op; 31] = [
         Op::Status,
         Op::OperatorGet,
         Op::AccountList,
@@ -146,6 +178,16 @@ impl Op {
         Op::DeviceRevoke,
         Op::DeviceRestore,
         Op::DeviceCreds,
+        Op::TenantList,
+        Op::TenantGet,
+        Op::TenantCreate,
+        Op::TenantEdit,
+        Op::TenantSuspend,
+        Op::TenantResume,
+        Op::TenantDelete,
+        Op::TenantUserAdd,
+        Op::TenantCreds,
+        Op::TenantLint,
     ];
 
     /// The subject below the prefix, e.g. `account.create`.
@@ -172,6 +214,16 @@ impl Op {
             Op::DeviceRevoke => "device.revoke",
             Op::DeviceRestore => "device.restore",
             Op::DeviceCreds => "device.creds",
+            Op::TenantList => "tenant.list",
+            Op::TenantGet => "tenant.get",
+            Op::TenantCreate => "tenant.create",
+            Op::TenantEdit => "tenant.edit",
+            Op::TenantSuspend => "tenant.suspend",
+            Op::TenantResume => "tenant.resume",
+            Op::TenantDelete => "tenant.delete",
+            Op::TenantUserAdd => "tenant.user.add",
+            Op::TenantCreds => "tenant.creds",
+            Op::TenantLint => "tenant.lint",
         }
     }
 
@@ -477,6 +529,38 @@ struct DeviceCreate {
     meta: DeviceMeta,
 }
 
+#[derive(Deserialize)]
+struct TenantRef {
+    slug: String,
+}
+
+#[derive(Deserialize)]
+struct TenantCreate {
+    slug: String,
+    #[serde(default)]
+    limits: TenantLimitsEdit,
+}
+
+#[derive(Deserialize)]
+struct TenantEdit {
+    slug: String,
+    limits: TenantLimitsEdit,
+}
+
+#[derive(Deserialize)]
+struct TenantUserRef {
+    slug: String,
+    name: String,
+}
+
+/// A tenant and the user just added to it, with its creds.
+#[derive(Serialize)]
+struct TenantUserAdded<'a> {
+    tenant: &'a TenantView,
+    user: &'a str,
+    creds: &'a str,
+}
+
 /// A device and the creds just issued to it (create, rotate).
 #[derive(Serialize)]
 struct DeviceWithCreds<'a> {
@@ -713,6 +797,52 @@ pub async fn dispatch(warden: &Warden, op: Op, payload: &[u8]) -> Result<Vec<u8>
             let creds = warden.device_creds(&r.id).await?;
             json(&Creds { creds: &creds })
         }
+        Op::TenantList => {
+            parse::<NoArgs>(op, payload)?;
+            json(&warden.list_tenants().await?)
+        }
+        Op::TenantGet => {
+            let r: TenantRef = parse(op, payload)?;
+            json(&warden.tenant(&r.slug).await?)
+        }
+        Op::TenantCreate => {
+            let r: TenantCreate = parse(op, payload)?;
+            json(&warden.add_tenant(&r.slug, &r.limits).await?)
+        }
+        Op::TenantEdit => {
+            let r: TenantEdit = parse(op, payload)?;
+            json(&warden.edit_tenant(&r.slug, &r.limits).await?)
+        }
+        Op::TenantSuspend => {
+            let r: TenantRef = parse(op, payload)?;
+            json(&warden.suspend_tenant(&r.slug).await?)
+        }
+        Op::TenantResume => {
+            let r: TenantRef = parse(op, payload)?;
+            json(&warden.resume_tenant(&r.slug).await?)
+        }
+        Op::TenantDelete => {
+            let r: TenantRef = parse(op, payload)?;
+            json(&warden.delete_tenant(&r.slug).await?)
+        }
+        Op::TenantUserAdd => {
+            let r: TenantUserRef = parse(op, payload)?;
+            let (tenant, creds) = warden.add_tenant_user(&r.slug, &r.name).await?;
+            json(&TenantUserAdded {
+                tenant: &tenant,
+                user: &r.name,
+                creds: &creds,
+            })
+        }
+        Op::TenantCreds => {
+            let r: TenantUserRef = parse(op, payload)?;
+            let creds = warden.tenant_creds(&r.slug, &r.name).await?;
+            json(&Creds { creds: &creds })
+        }
+        Op::TenantLint => {
+            parse::<NoArgs>(op, payload)?;
+            json(&warden.lint_tenants().await?)
+        }
     }
 }
 
@@ -792,6 +922,8 @@ mod tests {
         assert_eq!(Op::AccountCreate.endpoint_name(), "account-create");
         assert_eq!(subject("WARDEN", Op::UserCreds), "WARDEN.user.creds");
         assert_eq!(Op::DeviceRestore.endpoint_name(), "device-restore");
+        assert_eq!(Op::TenantUserAdd.endpoint_name(), "tenant-user-add");
+        assert_eq!(subject("WARDEN", Op::TenantLint), "WARDEN.tenant.lint");
         let subjects: std::collections::BTreeSet<_> = Op::ALL.iter().map(|o| o.subject()).collect();
         assert_eq!(
             subjects.len(),

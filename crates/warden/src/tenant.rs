@@ -546,79 +546,6 @@ impl Warden {
         self.creds(&s.platform_account, &s.platform_user).await
     }
 
-    /// Findings of `tenant lint`: tenants with unlimited limits, and tenant-first
-    /// subjects (`<slug>.…`) in the exports, imports or user permissions of shared
-    /// accounts (anything but a tenant's own account and the platform's generated
-    /// exports), where one tenant's traffic could be read or forged outside its prefix.
-    pub async fn lint_tenants(&self) -> Result<Vec<LintFinding>> {
-        let settings = self.tenant_settings().await?;
-        let mut tx = self.store.begin().await?;
-        let op = self.operator_row(&mut tx).await?;
-        let tenants = tx.tenants(None).await?;
-        let mut out = Vec::new();
-        for t in &tenants {
-            let unlimited = limits_of(t)?.unlimited();
-            if !unlimited.is_empty() {
-                out.push(LintFinding {
-                    kind: "unlimited".into(),
-                    object: t.slug.clone(),
-                    message: format!("tenant {} has no limit on {}", t.slug, unlimited.join(", ")),
-                });
-            }
-        }
-        let slugs: Vec<&str> = tenants.iter().map(|t| t.slug.as_str()).collect();
-        let tenant_keys: Vec<&str> = tenants.iter().map(|t| t.account_key.as_str()).collect();
-        let tenant_first = |subject: &str| {
-            let first = subject.split('.').next().unwrap_or_default();
-            slugs.contains(&first)
-        };
-        for acc in tx.accounts(&op.public_key).await? {
-            if tenant_keys.contains(&acc.public_key.as_str()) {
-                continue;
-            }
-            let spec: AccountSpec = from_json(&acc.spec)?;
-            let platform = acc.name == settings.platform_account;
-            let mut subjects: Vec<(String, String)> = spec
-                .exports
-                .iter()
-                .map(|e| ("export".to_string(), e.subject.to_string()))
-                .collect();
-            if !platform {
-                for i in &spec.imports {
-                    subjects.push(("import".into(), i.subject.to_string()));
-                    if let Some(l) = &i.local_subject {
-                        subjects.push(("import".into(), l.to_string()));
-                    }
-                }
-            }
-            for u in tx.users(&acc.public_key).await? {
-                let us: warden_core::UserSpec = from_json(&u.spec)?;
-                for s in us
-                    .permissions
-                    .publish
-                    .allow
-                    .iter()
-                    .chain(&us.permissions.subscribe.allow)
-                {
-                    subjects.push((format!("user {}", u.name), s.to_string()));
-                }
-            }
-            for (what, s) in subjects {
-                if tenant_first(&s) {
-                    out.push(LintFinding {
-                        kind: "tenant-subject-in-shared-account".into(),
-                        object: acc.name.clone(),
-                        message: format!(
-                            "{what} of shared account {} uses tenant subject {s}: tenant traffic must reach it only through the platform's wildcard exports",
-                            acc.name
-                        ),
-                    });
-                }
-            }
-        }
-        Ok(out)
-    }
-
     async fn ensure_platform(
         &self,
         tx: &mut Tx<'_>,
@@ -739,17 +666,6 @@ async fn account_of(tx: &mut Tx<'_>, row: &TenantRow) -> Result<AccountRow> {
         .ok_or_else(|| OpsError::NotFound(format!("account of tenant {}", row.slug)))
 }
 
-/// One finding of `warden tenant lint`.
-#[derive(Clone, Debug, Serialize)]
-pub struct LintFinding {
-    /// `unlimited` or `tenant-subject-in-shared-account`.
-    pub kind: String,
-    /// The tenant slug or account name concerned.
-    pub object: String,
-    /// What is wrong.
-    pub message: String,
-}
-
 /// Limits given on the command line.
 #[derive(Args, Debug, Default, Clone)]
 pub struct LimitArgs {
@@ -844,8 +760,9 @@ pub enum TenantCmd {
         /// Slug.
         slug: String,
     },
-    /// Check tenants: unlimited limits, tenant subjects in shared accounts.
-    Lint,
+    /// Check tenants: unlimited limits, tenant subjects in shared accounts, and streams
+    /// (`--streams FILE`, `--nats URL`): unbounded, off the tenant wildcard, one tenant's.
+    Lint(crate::tenant_lint::LintArgs),
     /// Users of a tenant.
     #[command(subcommand)]
     User(TenantUserCmd),
@@ -1047,19 +964,7 @@ pub async fn run(json: bool, cmd: TenantCmd, w: &Warden) -> anyhow::Result<()> {
             let t = w.delete_tenant(&slug).await?;
             emit(json, &t, "deleted")
         }
-        TenantCmd::Lint => {
-            let findings = w.lint_tenants().await?;
-            if json {
-                return print_json(&findings);
-            }
-            if findings.is_empty() {
-                println!("no findings");
-            }
-            for f in &findings {
-                println!("{}: {}", f.kind, f.message);
-            }
-            Ok(())
-        }
+        TenantCmd::Lint(args) => crate::tenant_lint::run(json, args, w).await,
         TenantCmd::Settings(TenantSettingsCmd::Show) => {
             let s = w.tenant_settings().await?;
             if json {

@@ -271,7 +271,8 @@ async fn openapi_documents_every_route_and_every_documented_route_is_served() {
             .replace("{name}", "NOPE")
             .replace("{account}", "NOPE")
             .replace("{user}", "nope")
-            .replace("{id}", "nope");
+            .replace("{id}", "nope")
+            .replace("{slug}", "nope");
         let method = Method::from_bytes(route.method.as_bytes()).unwrap();
         let body = route.request.map(|_| json!({}));
         let r = api.send(method, &path, Some(&admin), body).await;

@@ -288,14 +288,14 @@ async fn tenants(line: ServerLine) {
         "a.events.>",
     ]);
     let findings = home.json(&["tenant", "lint"]);
-    let kinds: Vec<&str> = findings
+    let codes: Vec<&str> = findings
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| f["kind"].as_str().unwrap())
+        .map(|f| f["code"].as_str().unwrap())
         .collect();
     assert_eq!(
-        kinds,
+        codes,
         ["unlimited", "tenant-subject-in-shared-account"],
         "{findings}"
     );

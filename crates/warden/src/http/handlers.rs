@@ -19,8 +19,11 @@ use super::extract::{ApiPath, ApiQuery, JsonBody, RequestBody};
 use super::{ApiError, HttpState, openapi};
 use crate::device::{BulkReport, DeviceView, NewDevice};
 use crate::ops::{AccountView, OperatorView, StatusView, UserView};
+use crate::tenant::TenantView;
 use crate::tokens::{Scope, TokenInfo};
 use warden_core::device::{DeviceMeta, DeviceState};
+use warden_core::lint::Finding;
+use warden_core::tenant::TenantLimitsEdit;
 
 /// The ledger actor of a change made through the API: the token's name and id.
 fn actor(token: &TokenInfo) -> String {
@@ -498,6 +501,165 @@ pub(crate) async fn restore_device(
             .restore_device(&id)
             .await?,
     ))
+}
+
+// ---------------------------------------------------------------------------------------
+// Tenants
+// ---------------------------------------------------------------------------------------
+
+/// `POST /v1/tenants`.
+#[derive(Deserialize)]
+pub(crate) struct CreateTenant {
+    slug: String,
+    #[serde(default)]
+    limits: TenantLimitsEdit,
+}
+impl RequestBody for CreateTenant {}
+
+/// `PATCH /v1/tenants/{slug}`.
+#[derive(Deserialize)]
+pub(crate) struct EditTenant {
+    #[serde(default)]
+    limits: TenantLimitsEdit,
+}
+impl RequestBody for EditTenant {}
+
+/// `POST /v1/tenants/{slug}/users`.
+#[derive(Deserialize)]
+pub(crate) struct CreateTenantUser {
+    name: String,
+}
+impl RequestBody for CreateTenantUser {}
+
+/// A tenant with the user just added: `creds` only when the token has the `creds` scope
+/// (as for devices; fetch them later with `GET /v1/tenants/{slug}/users/{user}/creds`).
+#[derive(Serialize)]
+pub(crate) struct TenantUserAdded<'a> {
+    tenant: TenantView,
+    user: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    creds: Option<&'a str>,
+}
+
+/// `GET /v1/tenants`: every tenant, ordered by slug.
+pub(crate) async fn list_tenants(State(s): State<HttpState>) -> ApiResult<Json<Vec<TenantView>>> {
+    Ok(Json(s.warden.list_tenants().await?))
+}
+
+/// `POST /v1/tenants`: `{slug, limits?}` (limits not given take the defaults).
+pub(crate) async fn add_tenant(
+    State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
+    JsonBody(body): JsonBody<CreateTenant>,
+) -> ApiResult<(StatusCode, Json<TenantView>)> {
+    let view = s
+        .warden
+        .with_actor(actor(&token))
+        .add_tenant(&body.slug, &body.limits)
+        .await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// `GET /v1/tenants/{slug}`.
+pub(crate) async fn tenant(
+    State(s): State<HttpState>,
+    ApiPath(slug): ApiPath<String>,
+) -> ApiResult<Json<TenantView>> {
+    Ok(Json(s.warden.tenant(&slug).await?))
+}
+
+/// `PATCH /v1/tenants/{slug}`: `{limits}`, only the limits that change.
+pub(crate) async fn edit_tenant(
+    State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
+    ApiPath(slug): ApiPath<String>,
+    JsonBody(body): JsonBody<EditTenant>,
+) -> ApiResult<Json<TenantView>> {
+    Ok(Json(
+        s.warden
+            .with_actor(actor(&token))
+            .edit_tenant(&slug, &body.limits)
+            .await?,
+    ))
+}
+
+/// `POST /v1/tenants/{slug}/suspend`.
+pub(crate) async fn suspend_tenant(
+    State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
+    ApiPath(slug): ApiPath<String>,
+) -> ApiResult<Json<TenantView>> {
+    Ok(Json(
+        s.warden
+            .with_actor(actor(&token))
+            .suspend_tenant(&slug)
+            .await?,
+    ))
+}
+
+/// `POST /v1/tenants/{slug}/resume`.
+pub(crate) async fn resume_tenant(
+    State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
+    ApiPath(slug): ApiPath<String>,
+) -> ApiResult<Json<TenantView>> {
+    Ok(Json(
+        s.warden
+            .with_actor(actor(&token))
+            .resume_tenant(&slug)
+            .await?,
+    ))
+}
+
+/// `DELETE /v1/tenants/{slug}`.
+pub(crate) async fn delete_tenant(
+    State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
+    ApiPath(slug): ApiPath<String>,
+) -> ApiResult<Json<TenantView>> {
+    Ok(Json(
+        s.warden
+            .with_actor(actor(&token))
+            .delete_tenant(&slug)
+            .await?,
+    ))
+}
+
+/// `POST /v1/tenants/{slug}/users`: `{name}`.
+pub(crate) async fn add_tenant_user(
+    State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
+    ApiPath(slug): ApiPath<String>,
+    JsonBody(body): JsonBody<CreateTenantUser>,
+) -> ApiResult<Response> {
+    let (tenant, creds) = s
+        .warden
+        .with_actor(actor(&token))
+        .add_tenant_user(&slug, &body.name)
+        .await?;
+    let out = TenantUserAdded {
+        tenant,
+        user: &body.name,
+        creds: token.allows(Scope::Creds).then_some(creds.as_str()),
+    };
+    Ok(no_store((StatusCode::CREATED, Json(out)).into_response()))
+}
+
+/// `GET /v1/tenants/{slug}/users/{user}/creds`, never cached.
+pub(crate) async fn tenant_creds(
+    State(s): State<HttpState>,
+    ApiPath((slug, user)): ApiPath<(String, String)>,
+) -> ApiResult<Response> {
+    let creds = s.warden.tenant_creds(&slug, &user).await?;
+    Ok(no_store(
+        Json(json!({"creds": creds.as_str()})).into_response(),
+    ))
+}
+
+/// `GET /v1/tenants/lint`: the findings of `warden tenant lint` about the stored layout
+/// (streams are linted by the CLI, which reads the spec or the server).
+pub(crate) async fn lint_tenants(State(s): State<HttpState>) -> ApiResult<Json<Vec<Finding>>> {
+    Ok(Json(s.warden.lint_tenants().await?))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -5,8 +5,9 @@
 //! - `GET /healthz`, `GET /readyz` and `GET /openapi.json` need no token.
 //! - Everything under `/v1/` needs `Authorization: Bearer wdn_…` (see [`crate::tokens`])
 //!   with the route's scope: `read` for GETs, `write` for mutations, `creds` for the creds
-//!   endpoints; `admin` grants all. The device mutations that issue creds (`POST
-//!   /v1/devices`, `/v1/devices/bulk`, `/v1/devices/{id}/rotate`) need `write` and include
+//!   endpoints; `admin` grants all. The mutations that issue creds (`POST
+//!   /v1/devices`, `/v1/devices/bulk`, `/v1/devices/{id}/rotate`, and `POST
+//!   /v1/tenants/{slug}/users`) need `write` and include
 //!   the creds in their answer only when the token also has `creds`. A missing or refused token is `401 unauthorized` (with
 //!   `WWW-Authenticate: Bearer`), a token without the scope `403 forbidden`.
 //! - Every error is JSON: `{"error":{"code":"<stable_code>","message":"…"}}` (see
@@ -82,6 +83,21 @@ pub fn router(state: HttpState) -> Router {
         .route("/v1/devices/{id}/rotate", post(h::rotate_device))
         .route("/v1/devices/{id}/revoke", post(h::revoke_device))
         .route("/v1/devices/{id}/restore", post(h::restore_device))
+        .route("/v1/tenants", get(h::list_tenants).post(h::add_tenant))
+        .route("/v1/tenants/lint", get(h::lint_tenants))
+        .route(
+            "/v1/tenants/{slug}",
+            get(h::tenant)
+                .patch(h::edit_tenant)
+                .delete(h::delete_tenant),
+        )
+        .route("/v1/tenants/{slug}/suspend", post(h::suspend_tenant))
+        .route("/v1/tenants/{slug}/resume", post(h::resume_tenant))
+        .route("/v1/tenants/{slug}/users", post(h::add_tenant_user))
+        .route(
+            "/v1/tenants/{slug}/users/{user}/creds",
+            get(h::tenant_creds),
+        )
         .route("/v1/ledger", get(h::ledger))
         .route("/v1/ledger/verify", get(h::verify_ledger))
         .route_layer(middleware::from_fn_with_state(

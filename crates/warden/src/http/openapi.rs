@@ -248,6 +248,86 @@ pub const ROUTES: &[Route] = &[
     ),
     route(
         "GET",
+        "/v1/tenants",
+        "Every tenant, ordered by slug (`warden tenant list`).",
+        None,
+        200,
+        "TenantList",
+    ),
+    route(
+        "POST",
+        "/v1/tenants",
+        "Add a tenant: its account, and the platform's imports of its subjects under `<slug>.` (`warden tenant add`). 409 if it exists.",
+        Some("CreateTenant"),
+        201,
+        "TenantView",
+    ),
+    route(
+        "GET",
+        "/v1/tenants/lint",
+        "Findings of `warden tenant lint` about the stored layout: unlimited tenants, tenant subjects in shared accounts.",
+        None,
+        200,
+        "LintFindings",
+    ),
+    route(
+        "GET",
+        "/v1/tenants/{slug}",
+        "One tenant.",
+        None,
+        200,
+        "TenantView",
+    ),
+    route(
+        "PATCH",
+        "/v1/tenants/{slug}",
+        "Change a tenant's limits; its account is re-signed and pushed (`warden tenant edit`).",
+        Some("EditTenant"),
+        200,
+        "TenantView",
+    ),
+    route(
+        "DELETE",
+        "/v1/tenants/{slug}",
+        "Delete a tenant, its account and users (`warden tenant delete`).",
+        None,
+        200,
+        "TenantView",
+    ),
+    route(
+        "POST",
+        "/v1/tenants/{slug}/suspend",
+        "Cut a tenant off: no connections, every user revoked (409 if already suspended).",
+        None,
+        200,
+        "TenantView",
+    ),
+    route(
+        "POST",
+        "/v1/tenants/{slug}/resume",
+        "Re-admit a suspended tenant (409 if it is not suspended).",
+        None,
+        200,
+        "TenantView",
+    ),
+    route(
+        "POST",
+        "/v1/tenants/{slug}/users",
+        "Add a user (a collector) to a tenant (`warden tenant user add`). The creds are in the answer only if the token also has the `creds` scope.",
+        Some("CreateTenantUser"),
+        201,
+        "TenantUserAdded",
+    ),
+    route(
+        "GET",
+        "/v1/tenants/{slug}/users/{user}/creds",
+        "The creds file of a tenant's user (`warden tenant creds`). Never cached.",
+        None,
+        200,
+        "Creds",
+    ),
+    route(
+        "GET",
         "/v1/ledger",
         "Ledger events with seq > after, oldest first.",
         None,
@@ -282,6 +362,7 @@ fn parameters(r: &Route) -> Vec<Value> {
             let what = match name {
                 "user" => "User name.",
                 "id" => "Device id.",
+                "slug" => "Tenant slug.",
                 _ => "Account name (any case; stored names follow the naming policy).",
             };
             out.push(json!({
@@ -417,7 +498,78 @@ fn schemas() -> Value {
     if let (Value::Object(all), Value::Object(devices)) = (&mut all, device_schemas()) {
         all.extend(devices);
     }
+    if let (Value::Object(all), Value::Object(tenants)) = (&mut all, tenant_schemas()) {
+        all.extend(tenants);
+    }
     all
+}
+
+/// The schemas of `/v1/tenants…`.
+fn tenant_schemas() -> Value {
+    let unix = |d: &str| json!({"type": "integer", "format": "int64", "description": format!("{d} (unix seconds).")});
+    let fields = [
+        ("conns", "Client connections."),
+        ("subscriptions", "Subscriptions."),
+        ("payload", "Max message payload, bytes."),
+        ("data", "Data, bytes (not enforced by nats-server 2.9.10)."),
+        ("leaf_conns", "Leaf node connections."),
+        ("imports", "Imports (at least the catalogue's requests)."),
+        (
+            "exports",
+            "Exports (at least the catalogue's publish subjects).",
+        ),
+        (
+            "js_mem",
+            "JetStream memory, bytes (0 with js_disk 0 disables JetStream).",
+        ),
+        ("js_disk", "JetStream disk, bytes."),
+        ("js_streams", "JetStream streams."),
+        ("js_consumers", "JetStream consumers."),
+    ];
+    let mut limits = Map::new();
+    for (name, what) in fields {
+        limits.insert(name.into(), limit(&format!("{what} -1 is unlimited.")));
+    }
+    let limits = Value::Object(limits);
+    json!({
+        "TenantLimits": {"type": "object", "properties": limits.clone()},
+        "TenantLimitsEdit": {"type": "object", "additionalProperties": false, "description": "Absent fields keep their value (the default's, for a new tenant). A value below -1, or imports/exports below what the catalogue needs, is refused (400, the CLI's message).", "properties": limits},
+        "TenantView": {"type": "object", "properties": {
+            "slug": {"type": "string"},
+            "state": {"type": "string", "enum": ["active", "suspended"]},
+            "account": {"type": "string", "description": "Its account (`TENANT-<slug>`)."},
+            "account_key": {"type": "string", "description": "A…"},
+            "platform_account": {"type": "string", "description": "Where its traffic arrives as `<slug>.<subject>`."},
+            "prefix": {"type": "string", "description": "`<slug>.`"},
+            "limits": schema_ref("TenantLimits"),
+            "users": strings("Names of its users."),
+            "created_at": unix("Created"), "updated_at": unix("Last changed"),
+            "suspended_at": opt(unix("Last suspension"))
+        }},
+        "TenantList": {"type": "array", "items": schema_ref("TenantView")},
+        "CreateTenant": {"type": "object", "required": ["slug"], "additionalProperties": false, "properties": {
+            "slug": {"type": "string", "description": "1 to 32 of `[a-z0-9-]`, starting with a letter; reserved words and catalogue first tokens refused."},
+            "limits": schema_ref("TenantLimitsEdit")
+        }},
+        "EditTenant": {"type": "object", "additionalProperties": false, "description": "At least one limit.", "properties": {
+            "limits": schema_ref("TenantLimitsEdit")
+        }},
+        "CreateTenantUser": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {
+            "name": {"type": "string", "description": "User name (naming policy applies)."}
+        }},
+        "TenantUserAdded": {"type": "object", "required": ["tenant", "user"], "properties": {
+            "tenant": schema_ref("TenantView"),
+            "user": {"type": "string"},
+            "creds": {"type": "string", "description": "The user's creds file; present only when the token has the `creds` scope."}
+        }},
+        "LintFinding": {"type": "object", "properties": {
+            "severity": {"type": "string", "enum": ["warning", "error"]},
+            "code": {"type": "string", "enum": ["unlimited", "tenant-subject-in-shared-account", "unbounded-stream", "platform-stream-not-tenant-wildcard", "tenant-stream-in-shared-account"]},
+            "object": {"type": "string", "description": "Tenant slug, account, or ACCOUNT/STREAM."},
+            "message": {"type": "string"}
+        }},
+        "LintFindings": {"type": "array", "items": schema_ref("LintFinding")}
+    })
 }
 
 /// The schemas of `/v1/devices…` (apart, as one `json!` of every schema is too deep for
