@@ -13,9 +13,11 @@
 //! - [`tool`]: `warden tool pub|sub|req`, a small NATS client for checking access.
 //! - [`observe`]: device lifecycle observed from server connect events.
 //! - [`bench`]: `warden bench`, measurements users can run on their own hardware.
+//! - [`chat`]: the rooms gateway (`/rooms`, `/chat`), in `serve` or alone (`warden chat`).
 #![deny(missing_docs)]
 
 pub mod bench;
+pub mod chat;
 pub mod cli;
 pub mod device;
 pub mod http;
