@@ -262,12 +262,12 @@ impl Session {
                 let same_user = self.token.as_ref().is_none_or(|t| t.caller == valid.caller);
                 self.token = Some(valid);
                 self.bad_tokens = 0;
-                if !same_user && let Some(j) = self.joined.take() {
-                    if let Next::Close(c, r) =
+                if !same_user
+                    && let Some(j) = self.joined.take()
+                    && let Next::Close(c, r) =
                         self.reply(sink, &left(j.room_id, "new identity")).await
-                    {
-                        return Next::Close(c, r);
-                    }
+                {
+                    return Next::Close(c, r);
                 }
                 self.reply(sink, &ServerFrame::status(Status::Ready)).await
             }
