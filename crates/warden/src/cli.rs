@@ -101,6 +101,8 @@ enum Command {
     },
     /// Run the HTTP API, the outbox relay and the NATS service.
     Serve(crate::serve::ServeArgs),
+    /// Run the rooms gateway alone (`/rooms`, `/chat`), sharing NATS and the store with others.
+    Chat(crate::chat::ChatCmdArgs),
     /// Deliver pending changes to nats-server now (without `serve`), or push accounts.
     Push {
         /// Push this account's current JWT.
@@ -695,6 +697,7 @@ async fn dispatch(g: &Global, w: &Warden, command: Command) -> Result<()> {
             })
         }
         Command::Serve(args) => crate::serve::run(w.clone(), args).await,
+        Command::Chat(args) => crate::chat::run_standalone(w.clone(), args).await,
         Command::Push { account, all, nats } => push(g, w, account, all, &nats).await,
         Command::Sync {
             check: _,

@@ -14,9 +14,11 @@
 //! - [`observe`]: device lifecycle observed from server connect events.
 //! - [`bench`]: `warden bench`, measurements users can run on their own hardware.
 //! - [`leaf`]: `warden tenant leaf-config`, leaf node configs for tenants' sites.
+//! - [`chat`]: the rooms gateway (`/rooms`, `/chat`), in `serve` or alone (`warden chat`).
 #![deny(missing_docs)]
 
 pub mod bench;
+pub mod chat;
 pub mod cli;
 pub mod device;
 pub mod http;

@@ -31,6 +31,9 @@ pub struct ServeArgs {
     /// Do not serve the NATS request/reply API.
     #[arg(long)]
     pub no_service: bool,
+    /// The rooms gateway (`/rooms`, `/chat`): on when a chat secret is set.
+    #[command(flatten)]
+    pub chat: crate::chat::ChatArgs,
 }
 
 fn secs(s: &str) -> Result<Duration, String> {
@@ -43,6 +46,23 @@ fn secs(s: &str) -> Result<Duration, String> {
 pub async fn run(warden: Warden, args: ServeArgs) -> Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let ready = Arc::new(AtomicBool::new(false));
+
+    // The rooms gateway, when configured: its account and user exist before the address
+    // is printed (the relay pushes them like any account).
+    let chat_router = if args.chat.enabled() {
+        let creds = crate::chat::gateway_creds(&warden, &args.chat.account).await?;
+        let state = crate::chat::start(
+            warden.store().clone(),
+            &args.chat,
+            &args.nats,
+            &creds,
+            stop_rx.clone(),
+        )
+        .await?;
+        Some(crate::chat::router(state))
+    } else {
+        None
+    };
 
     let listener = tokio::net::TcpListener::bind(&args.http)
         .await
@@ -70,11 +90,18 @@ pub async fn run(warden: Warden, args: ServeArgs) -> Result<()> {
         warden: warden.clone(),
         ready: ready.clone(),
     };
-    let http_task = tokio::spawn(crate::http::serve(
-        listener,
-        http_state,
-        stopped(stop_rx.clone()),
-    ));
+    let http_task = match chat_router {
+        Some(chat) => tokio::spawn(crate::http::serve_router(
+            listener,
+            crate::http::router(http_state).merge(chat),
+            stopped(stop_rx.clone()),
+        )),
+        None => tokio::spawn(crate::http::serve(
+            listener,
+            http_state,
+            stopped(stop_rx.clone()),
+        )),
+    };
 
     let service_task = if args.no_service {
         None

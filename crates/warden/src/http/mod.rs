@@ -130,3 +130,17 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
 }
+
+/// As [`serve`], for a router already built (the API merged with the rooms gateway).
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "HTTP API listening");
+    }
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,188 @@
+//! Local fan-out of one gateway process: one NATS subscription per room that has at least
+//! one local client (`<prefix>.<room>.*`), feeding a broadcast channel that every local
+//! socket in the room reads. The subscription is made by the first local joiner and
+//! dropped with the last one, so a gateway hears only the rooms its clients are in.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+use axum::extract::ws::Utf8Bytes;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, broadcast};
+use warden_chat::protocol::{MessageOut, ServerFrame};
+
+/// Events a room's sockets receive (buffered per socket; a socket that falls this far
+/// behind is told it lagged and can resume from its last id).
+const ROOM_BUFFER: usize = 1024;
+
+/// What happened in a room.
+#[derive(Clone, Debug)]
+pub enum RoomEvent {
+    /// A stored message: its id, and the frame ready to send (serialised once per gateway).
+    Message {
+        /// The message id (for de-duplication after a resume).
+        id: i64,
+        /// The JSON text of the `message` frame (shared by every socket).
+        frame: Utf8Bytes,
+    },
+    /// The rules changed (or an invitation was declined): re-evaluate rights.
+    RulesChanged,
+    /// The room was deleted.
+    Deleted,
+}
+
+/// A control event as published on `<prefix>.<room>.ctl`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Control {
+    /// Rules changed.
+    RulesChanged,
+    /// Room deleted.
+    Deleted,
+}
+
+struct Room {
+    tx: broadcast::Sender<RoomEvent>,
+    members: usize,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The rooms this gateway listens to.
+pub struct Hub {
+    client: async_nats::Client,
+    prefix: String,
+    rooms: Mutex<HashMap<i64, Room>>,
+}
+
+/// A socket's place in a room: its receiver, and on drop its leaving.
+pub struct Membership {
+    hub: Weak<Hub>,
+    room_id: i64,
+    /// The room's events.
+    pub rx: broadcast::Receiver<RoomEvent>,
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        if let Some(hub) = self.hub.upgrade() {
+            let room_id = self.room_id;
+            // Leaving needs the lock; do it off the dropping task.
+            tokio::spawn(async move { hub.leave(room_id).await });
+        }
+    }
+}
+
+impl Hub {
+    /// A hub publishing and subscribing with `client` under `prefix`.
+    pub fn new(client: async_nats::Client, prefix: &str) -> Hub {
+        Hub {
+            client,
+            prefix: prefix.to_string(),
+            rooms: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn subject(&self, room_id: i64, kind: &str) -> String {
+        format!("{}.{room_id}.{kind}", self.prefix)
+    }
+
+    /// Joins `room_id`: subscribes on NATS if this is the first local member, and returns
+    /// only once the server has the subscription (so nothing published afterwards is
+    /// missed).
+    pub async fn join(self: &Arc<Self>, room_id: i64) -> Result<Membership, async_nats::Error> {
+        let mut rooms = self.rooms.lock().await;
+        if let Some(room) = rooms.get_mut(&room_id) {
+            room.members += 1;
+            return Ok(Membership {
+                hub: Arc::downgrade(self),
+                room_id,
+                rx: room.tx.subscribe(),
+            });
+        }
+        let mut sub = self
+            .client
+            .subscribe(format!("{}.{room_id}.*", self.prefix))
+            .await?;
+        // A flush is a PING/PONG round trip: the SUB is processed when it returns.
+        self.client.flush().await?;
+        let (tx, rx) = broadcast::channel(ROOM_BUFFER);
+        let sender = tx.clone();
+        let task = tokio::spawn(async move {
+            while let Some(msg) = sub.next().await {
+                let event = if msg.subject.ends_with(".msg") {
+                    match serde_json::from_slice::<MessageOut>(&msg.payload) {
+                        Ok(m) => RoomEvent::Message {
+                            id: m.id,
+                            frame: Utf8Bytes::from(ServerFrame::Message(m).to_json()),
+                        },
+                        Err(e) => {
+                            tracing::warn!(subject = %msg.subject, error = %e, "ignoring a malformed room message");
+                            continue;
+                        }
+                    }
+                } else {
+                    match serde_json::from_slice::<Control>(&msg.payload) {
+                        Ok(Control::RulesChanged) => RoomEvent::RulesChanged,
+                        Ok(Control::Deleted) => RoomEvent::Deleted,
+                        Err(e) => {
+                            tracing::warn!(subject = %msg.subject, error = %e, "ignoring a malformed room control event");
+                            continue;
+                        }
+                    }
+                };
+                // No receivers left is fine: the last member is leaving.
+                let _ = sender.send(event);
+            }
+        });
+        rooms.insert(
+            room_id,
+            Room {
+                tx,
+                members: 1,
+                task,
+            },
+        );
+        Ok(Membership {
+            hub: Arc::downgrade(self),
+            room_id,
+            rx,
+        })
+    }
+
+    async fn leave(&self, room_id: i64) {
+        let mut rooms = self.rooms.lock().await;
+        if let Some(room) = rooms.get_mut(&room_id) {
+            room.members = room.members.saturating_sub(1);
+            if room.members == 0 {
+                // Aborting drops the subscription, which unsubscribes on the server.
+                room.task.abort();
+                rooms.remove(&room_id);
+            }
+        }
+    }
+
+    /// Rooms with local members now.
+    pub async fn rooms_listened(&self) -> usize {
+        self.rooms.lock().await.len()
+    }
+
+    /// Publishes a stored message to every gateway (this one included).
+    pub async fn publish_message(&self, m: &MessageOut) -> Result<(), async_nats::Error> {
+        let payload = serde_json::to_vec(m)?;
+        self.client
+            .publish(self.subject(m.room_id, "msg"), payload.into())
+            .await?;
+        Ok(())
+    }
+
+    /// Publishes a control event to every gateway, and waits until the server has it.
+    pub async fn publish_control(&self, room_id: i64, c: Control) -> Result<(), async_nats::Error> {
+        let payload = serde_json::to_vec(&c)?;
+        self.client
+            .publish(self.subject(room_id, "ctl"), payload.into())
+            .await?;
+        self.client.flush().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,621 @@
+//! The `/chat` websocket: one task per socket running the command protocol of
+//! [`warden_chat::protocol`], with the size limit, the rate limit, pings, resume and live
+//! enforcement (rule changes re-evaluated at once; an expired token drops the room).
+
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::response::{IntoResponse, Response};
+use futures::{SinkExt, StreamExt};
+use tokio::sync::broadcast::error::RecvError;
+use warden_chat::permissions::Rights;
+use warden_chat::protocol::{
+    ClientFrame, ErrorCode, MessageOut, RateLimiter, ServerFrame, Status, parse_client,
+};
+use warden_chat::token::ValidToken;
+use warden_store::rooms::MessageQuery;
+
+use super::hub::{Membership, RoomEvent};
+use super::rest::{self, ChatError};
+use super::{ChatState, MAX_FRAME_BYTES};
+
+/// Most stored messages replayed on a resume (older ones: `GET /rooms/{id}/messages`).
+const RESUME_LIMIT: i64 = 1_000;
+/// Refused frames in a row after which a flooding client is disconnected.
+const FLOOD_CLOSE_AFTER: u32 = 200;
+
+/// Close codes (RFC 6455 and the private range).
+const CLOSE_GOING_AWAY: u16 = 1001;
+const CLOSE_POLICY: u16 = 1008;
+const CLOSE_TOO_BIG: u16 = 1009;
+const CLOSE_BADAUTH: u16 = 4001;
+
+/// `GET /chat`: upgrades to a websocket.
+pub(super) async fn upgrade(
+    State(state): State<ChatState>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    match ws {
+        Ok(ws) => ws
+            .max_message_size(MAX_FRAME_BYTES)
+            .max_frame_size(MAX_FRAME_BYTES)
+            .on_upgrade(move |socket| async move {
+                Session::new(state).run(socket).await;
+            })
+            .into_response(),
+        Err(e) => ChatError::Invalid(format!("/chat is a websocket: {e}")).into_response(),
+    }
+}
+
+struct Joined {
+    room_id: i64,
+    rights: Rights,
+    member: Membership,
+    /// Live messages with an id up to this were already sent from the store (resume).
+    replayed_upto: i64,
+}
+
+struct Session {
+    state: ChatState,
+    token: Option<ValidToken>,
+    bad_tokens: u32,
+    joined: Option<Joined>,
+    limiter: RateLimiter,
+    refused_in_a_row: u32,
+    last_heard: Instant,
+}
+
+/// What the loop does after handling something.
+enum Next {
+    Continue,
+    Close(u16, &'static str),
+}
+
+fn text(frame: &ServerFrame) -> Message {
+    Message::Text(frame.to_json().into())
+}
+
+fn close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+fn unix_now() -> i64 {
+    rest::now_secs()
+}
+
+impl Session {
+    fn new(state: ChatState) -> Session {
+        let limiter = RateLimiter::new(state.cfg.rate_per_second, state.cfg.burst, Instant::now());
+        Session {
+            state,
+            token: None,
+            bad_tokens: 0,
+            joined: None,
+            limiter,
+            refused_in_a_row: 0,
+            last_heard: Instant::now(),
+        }
+    }
+
+    async fn run(mut self, socket: WebSocket) {
+        let (mut sink, mut stream) = socket.split();
+        if sink
+            .send(text(&ServerFrame::status(Status::Start)))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let ping_every = self.state.cfg.ping_interval;
+        let mut ping =
+            tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+        let mut stop = self.state.stop.clone();
+        loop {
+            let expiry = self.token.as_ref().map(|t| {
+                let left = (t.exp - unix_now()).max(0) as u64;
+                tokio::time::Instant::now() + Duration::from_secs(left)
+            });
+            let next = tokio::select! {
+                incoming = stream.next() => match incoming {
+                    None => break,
+                    Some(Err(e)) => {
+                        // Oversize frames end here (the reader refuses them).
+                        let too_big = e.to_string().to_ascii_lowercase().contains("too long")
+                            || e.to_string().to_ascii_lowercase().contains("too big")
+                            || e.to_string().to_ascii_lowercase().contains("capacity");
+                        if too_big {
+                            let _ = sink.send(text(&ServerFrame::error(
+                                ErrorCode::TooLarge,
+                                format!("frame larger than {MAX_FRAME_BYTES} bytes; closing"),
+                            ))).await;
+                            let _ = sink.send(close(CLOSE_TOO_BIG, "frame too big")).await;
+                        }
+                        break;
+                    }
+                    Some(Ok(msg)) => {
+                        self.last_heard = Instant::now();
+                        match msg {
+                            Message::Text(t) => self.on_text(t.as_str(), &mut sink).await,
+                            Message::Binary(_) => {
+                                self.reply(&mut sink, &ServerFrame::error(
+                                    ErrorCode::InvalidJson,
+                                    "binary frames are not part of the protocol: send JSON text",
+                                )).await
+                            }
+                            Message::Ping(_) | Message::Pong(_) => Next::Continue,
+                            Message::Close(_) => break,
+                        }
+                    }
+                },
+                event = recv_room(&mut self.joined) => self.on_room_event(event, &mut sink).await,
+                _ = ping.tick() => {
+                    if self.last_heard.elapsed() > ping_every * 2 {
+                        Next::Close(CLOSE_POLICY, "no pong")
+                    } else if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                        break;
+                    } else {
+                        Next::Continue
+                    }
+                }
+                _ = sleep_until(expiry) => self.on_token_expired(&mut sink).await,
+                _ = stopped(&mut stop) => Next::Close(CLOSE_GOING_AWAY, "server shutting down"),
+            };
+            match next {
+                Next::Continue => {}
+                Next::Close(code, reason) => {
+                    let _ = sink.send(close(code, reason)).await;
+                    break;
+                }
+            }
+        }
+    }
+
+    async fn reply(
+        &mut self,
+        sink: &mut futures::stream::SplitSink<WebSocket, Message>,
+        frame: &ServerFrame,
+    ) -> Next {
+        if sink.send(text(frame)).await.is_err() {
+            return Next::Close(CLOSE_GOING_AWAY, "send failed");
+        }
+        Next::Continue
+    }
+
+    async fn on_text(
+        &mut self,
+        raw: &str,
+        sink: &mut futures::stream::SplitSink<WebSocket, Message>,
+    ) -> Next {
+        if !self.limiter.allow(Instant::now()) {
+            self.refused_in_a_row += 1;
+            if self.refused_in_a_row >= FLOOD_CLOSE_AFTER {
+                let _ = sink
+                    .send(text(&ServerFrame::error(
+                        ErrorCode::RateLimited,
+                        "flooding: closing the connection",
+                    )))
+                    .await;
+                return Next::Close(CLOSE_POLICY, "rate limit");
+            }
+            let wait = self.limiter.wait_hint();
+            return self
+                .reply(
+                    sink,
+                    &ServerFrame::error(
+                        ErrorCode::RateLimited,
+                        format!(
+                            "more than {} frames per second: frame dropped; retry in {} ms",
+                            self.state.cfg.rate_per_second,
+                            wait.as_millis().max(1)
+                        ),
+                    ),
+                )
+                .await;
+        }
+        self.refused_in_a_row = 0;
+        let frame = match parse_client(raw) {
+            Ok(f) => f,
+            Err(reply) => return self.reply(sink, &reply).await,
+        };
+        match frame {
+            ClientFrame::Token { content } => self.on_token(&content, sink).await,
+            ClientFrame::Ping => self.reply(sink, &ServerFrame::Pong).await,
+            _ if self.token.is_none() => {
+                self.reply(
+                    sink,
+                    &ServerFrame::error(
+                        ErrorCode::NotAuthenticated,
+                        "send {\"type\":\"token\",\"content\":\"<jwt>\"} first",
+                    ),
+                )
+                .await
+            }
+            ClientFrame::SelectRoom { room_id, after } => {
+                self.on_select(room_id, after, sink).await
+            }
+            ClientFrame::Message { content } => self.on_message(content, sink).await,
+            ClientFrame::LeaveRoom => match self.joined.take() {
+                Some(j) => self.reply(sink, &left(j.room_id, "left")).await,
+                None => {
+                    self.reply(
+                        sink,
+                        &ServerFrame::error(ErrorCode::NotInRoom, "no room selected"),
+                    )
+                    .await
+                }
+            },
+        }
+    }
+
+    async fn on_token(
+        &mut self,
+        token: &str,
+        sink: &mut futures::stream::SplitSink<WebSocket, Message>,
+    ) -> Next {
+        match self.state.cfg.validator.validate(token) {
+            Ok(valid) => {
+                let same_user = self.token.as_ref().is_none_or(|t| t.caller == valid.caller);
+                self.token = Some(valid);
+                self.bad_tokens = 0;
+                if !same_user
+                    && let Some(j) = self.joined.take()
+                    && let Next::Close(c, r) =
+                        self.reply(sink, &left(j.room_id, "new identity")).await
+                {
+                    return Next::Close(c, r);
+                }
+                self.reply(sink, &ServerFrame::status(Status::Ready)).await
+            }
+            Err(e) => {
+                self.bad_tokens += 1;
+                if self.bad_tokens >= self.state.cfg.token_attempts {
+                    let _ = sink
+                        .send(text(&ServerFrame::Status {
+                            content: Status::BadAuth,
+                            room_id: None,
+                            reason: Some(e.to_string()),
+                        }))
+                        .await;
+                    return Next::Close(CLOSE_BADAUTH, "BADAUTH");
+                }
+                self.reply(
+                    sink,
+                    &ServerFrame::Status {
+                        content: Status::TokenAgain,
+                        room_id: None,
+                        reason: Some(e.to_string()),
+                    },
+                )
+                .await
+            }
+        }
+    }
+
+    async fn on_select(
+        &mut self,
+        room_id: i64,
+        after: Option<i64>,
+        sink: &mut futures::stream::SplitSink<WebSocket, Message>,
+    ) -> Next {
+        let Some(caller) = self.token.as_ref().map(|t| t.caller.clone()) else {
+            return Next::Continue;
+        };
+        // Leave the current room first: a refused select leaves the socket in no room.
+        self.joined = None;
+        let rights = match rest::rights(&self.state, room_id, &caller).await {
+            Ok((_, r)) => r,
+            Err(ChatError::NotFound(_)) => {
+                return self
+                    .reply(
+                        sink,
+                        &ServerFrame::error(
+                            ErrorCode::NoSuchRoom,
+                            format!("room {room_id} not found"),
+                        ),
+                    )
+                    .await;
+            }
+            Err(e) => return self.internal(sink, e).await,
+        };
+        if rights.banned {
+            return self
+                .reply(
+                    sink,
+                    &ServerFrame::error(ErrorCode::Banned, format!("banned from room {room_id}")),
+                )
+                .await;
+        }
+        if !rights.read {
+            return self
+                .reply(
+                    sink,
+                    &ServerFrame::error(
+                        ErrorCode::NotAuthorised,
+                        format!("joining room {room_id} needs the r permission"),
+                    ),
+                )
+                .await;
+        }
+        // Subscribe before reading the store: whatever is stored after the read arrives
+        // live, whatever before is replayed; the overlap is skipped by id.
+        let member = match self.state.hub.join(room_id).await {
+            Ok(m) => m,
+            Err(e) => {
+                return self
+                    .internal(sink, ChatError::Internal(e.to_string()))
+                    .await;
+            }
+        };
+        let mut replayed_upto = 0;
+        if let Some(after) = after {
+            replayed_upto = after;
+            let q = MessageQuery {
+                before: None,
+                after: Some(after),
+                since_ms: None,
+                until_ms: None,
+                limit: RESUME_LIMIT,
+                newest_first: false,
+            };
+            let rows = match self.state.store.room_messages(room_id, &q).await {
+                Ok(rows) => rows,
+                Err(e) => return self.internal(sink, e.into()).await,
+            };
+            for m in rows {
+                replayed_upto = replayed_upto.max(m.id);
+                let frame = ServerFrame::Message(rest::message_out(m));
+                if let Next::Close(c, r) = self.reply(sink, &frame).await {
+                    return Next::Close(c, r);
+                }
+            }
+        }
+        self.joined = Some(Joined {
+            room_id,
+            rights,
+            member,
+            replayed_upto,
+        });
+        self.reply(
+            sink,
+            &ServerFrame::Status {
+                content: Status::Connected,
+                room_id: Some(room_id),
+                reason: None,
+            },
+        )
+        .await
+    }
+
+    async fn on_message(
+        &mut self,
+        content: String,
+        sink: &mut futures::stream::SplitSink<WebSocket, Message>,
+    ) -> Next {
+        let Some(joined) = &self.joined else {
+            return self
+                .reply(
+                    sink,
+                    &ServerFrame::error(ErrorCode::NotInRoom, "select a room before sending"),
+                )
+                .await;
+        };
+        let room_id = joined.room_id;
+        if !joined.rights.write {
+            return self
+                .reply(
+                    sink,
+                    &ServerFrame::error(
+                        ErrorCode::NotAuthorised,
+                        format!("sending to room {room_id} needs the w permission"),
+                    ),
+                )
+                .await;
+        }
+        let limit = self.state.cfg.max_message_bytes;
+        if content.len() > limit {
+            return self
+                .reply(
+                    sink,
+                    &ServerFrame::error(
+                        ErrorCode::TooLarge,
+                        format!("message of {} bytes; the limit is {limit}", content.len()),
+                    ),
+                )
+                .await;
+        }
+        if content.trim().is_empty() {
+            return self
+                .reply(
+                    sink,
+                    &ServerFrame::error(ErrorCode::EmptyMessage, "empty message"),
+                )
+                .await;
+        }
+        let Some(caller) = self.token.as_ref().map(|t| t.caller.clone()) else {
+            return Next::Continue;
+        };
+        // Stored once, here; then published to every gateway (this one included), which
+        // delivers it to its sockets in the room: the sender gets its echo that way.
+        let stored = async {
+            let mut tx = self.state.store.begin().await?;
+            let row = tx
+                .append_room_message(
+                    room_id,
+                    &caller.user_uuid,
+                    &caller.entity_uuid,
+                    &content,
+                    rest::now_ms(),
+                )
+                .await?;
+            tx.commit().await?;
+            Ok::<_, warden_store::StoreError>(row)
+        }
+        .await;
+        let out: MessageOut = match stored {
+            Ok(row) => rest::message_out(row),
+            Err(warden_store::StoreError::NotFound { .. }) => {
+                self.joined = None;
+                return self
+                    .reply(
+                        sink,
+                        &ServerFrame::error(
+                            ErrorCode::NoSuchRoom,
+                            format!("room {room_id} is gone"),
+                        ),
+                    )
+                    .await;
+            }
+            Err(e) => return self.internal(sink, e.into()).await,
+        };
+        if let Err(e) = self.state.hub.publish_message(&out).await {
+            return self
+                .internal(sink, ChatError::Internal(e.to_string()))
+                .await;
+        }
+        Next::Continue
+    }
+
+    async fn on_room_event(
+        &mut self,
+        event: Result<RoomEvent, RecvError>,
+        sink: &mut futures::stream::SplitSink<WebSocket, Message>,
+    ) -> Next {
+        let Some(joined) = &mut self.joined else {
+            return Next::Continue;
+        };
+        let room_id = joined.room_id;
+        match event {
+            Ok(RoomEvent::Message { id, frame }) => {
+                if id <= joined.replayed_upto {
+                    return Next::Continue;
+                }
+                if sink.send(Message::Text(frame)).await.is_err() {
+                    return Next::Close(CLOSE_GOING_AWAY, "send failed");
+                }
+                Next::Continue
+            }
+            Ok(RoomEvent::RulesChanged) => self.recheck(sink).await,
+            Ok(RoomEvent::Deleted) => {
+                self.joined = None;
+                self.reply(sink, &left(room_id, "room deleted")).await
+            }
+            Err(RecvError::Lagged(n)) => {
+                self.reply(
+                    sink,
+                    &ServerFrame::error(
+                        ErrorCode::Lagged,
+                        format!("{n} messages of room {room_id} were skipped: select the room again with \"after\" set to the last id you have"),
+                    ),
+                )
+                .await
+            }
+            Err(RecvError::Closed) => {
+                self.joined = None;
+                self.reply(sink, &left(room_id, "room closed")).await
+            }
+        }
+    }
+
+    /// Re-reads the caller's rights in the joined room; leaves it when they no longer
+    /// allow reading.
+    async fn recheck(&mut self, sink: &mut futures::stream::SplitSink<WebSocket, Message>) -> Next {
+        let (Some(joined), Some(token)) = (&mut self.joined, &self.token) else {
+            return Next::Continue;
+        };
+        let room_id = joined.room_id;
+        match rest::rights(&self.state, room_id, &token.caller).await {
+            Ok((_, r)) if r.read => {
+                joined.rights = r;
+                Next::Continue
+            }
+            Ok((_, r)) => {
+                self.joined = None;
+                let reason = if r.banned { "banned" } else { "removed" };
+                self.reply(sink, &left(room_id, reason)).await
+            }
+            Err(ChatError::NotFound(_)) => {
+                self.joined = None;
+                self.reply(sink, &left(room_id, "room deleted")).await
+            }
+            Err(e) => self.internal(sink, e).await,
+        }
+    }
+
+    async fn on_token_expired(
+        &mut self,
+        sink: &mut futures::stream::SplitSink<WebSocket, Message>,
+    ) -> Next {
+        self.token = None;
+        if let Some(j) = self.joined.take()
+            && let Next::Close(c, r) = self.reply(sink, &left(j.room_id, "token expired")).await
+        {
+            return Next::Close(c, r);
+        }
+        if let Next::Close(c, r) = self
+            .reply(
+                sink,
+                &ServerFrame::error(ErrorCode::TokenExpired, "the token has expired"),
+            )
+            .await
+        {
+            return Next::Close(c, r);
+        }
+        self.reply(
+            sink,
+            &ServerFrame::Status {
+                content: Status::TokenAgain,
+                room_id: None,
+                reason: Some("token expired".into()),
+            },
+        )
+        .await
+    }
+
+    async fn internal(
+        &mut self,
+        sink: &mut futures::stream::SplitSink<WebSocket, Message>,
+        e: ChatError,
+    ) -> Next {
+        tracing::error!(error = %e, "chat socket command failed");
+        self.reply(
+            sink,
+            &ServerFrame::error(
+                ErrorCode::Internal,
+                "internal error; the details are in the server log",
+            ),
+        )
+        .await
+    }
+}
+
+fn left(room_id: i64, reason: &str) -> ServerFrame {
+    ServerFrame::Status {
+        content: Status::Left,
+        room_id: Some(room_id),
+        reason: Some(reason.to_string()),
+    }
+}
+
+async fn recv_room(joined: &mut Option<Joined>) -> Result<RoomEvent, RecvError> {
+    match joined {
+        Some(j) => j.member.rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn stopped(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not Send: drop it here.
+    let _ = rx.wait_for(|s| *s).await.map(|_| ());
+}

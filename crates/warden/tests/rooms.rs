@@ -1,0 +1,723 @@
+//! The rooms gateway end to end: `warden serve` and a standalone `warden chat` on one
+//! nats-server (2.9.10 and 2.15.x) and one store, real websockets (tokio-tungstenite) and
+//! real HTTP. A message reaches every reader in the room across both gateways and nobody
+//! outside; banned and read-only users behave as the rules say; rule changes and token
+//! expiry take effect on open sockets; bad input gets clear errors and no crash.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Home;
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use warden_chat::token::{ChatClaims, sign};
+use warden_testkit::{NatsServerBinary, ServerLine};
+
+const WAIT: Duration = Duration::from_secs(20);
+const SECRET: &str = "rooms-test-secret-0123456789";
+const AUD: &str = "chat.example.test";
+const ISS: &str = "users.example.test";
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn token_with(user: &str, entity: &str, level: i64, exp: i64) -> String {
+    sign(
+        &ChatClaims {
+            aud: AUD.into(),
+            iss: ISS.into(),
+            exp,
+            user_uuid: user.into(),
+            entity_uuid: entity.into(),
+            level_on_entity: level,
+        },
+        SECRET.as_bytes(),
+    )
+    .unwrap()
+}
+
+fn token(user: &str, entity: &str, level: i64) -> String {
+    token_with(user, entity, level, now() + 3600)
+}
+
+/// A gateway process (`warden serve` or `warden chat`), killed on drop.
+struct Gateway {
+    child: Child,
+    addr: String,
+}
+
+impl Gateway {
+    fn start(home: &Home, command: &[&str], extra: &[&str]) -> Gateway {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .arg("--data-dir")
+            .arg(home.data_dir())
+            .args(command)
+            .args(["--http", "127.0.0.1:0"])
+            .args(extra)
+            .env_remove("WARDEN_DATABASE_URL")
+            .env_remove("WARDEN_MASTER_KEY")
+            .env("WARDEN_CHAT_HS256_SECRET", SECRET)
+            .env("WARDEN_CHAT_AUDIENCE", AUD)
+            .env("WARDEN_CHAT_ISSUER", ISS)
+            .env("WARDEN_LOG", "warden=info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start gateway");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(WAIT).expect("gateway printed its address");
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_string();
+        Gateway { child, addr }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// HTTP calls to a gateway with a chat token.
+async fn call(
+    addr: &str,
+    method: reqwest::Method,
+    path: &str,
+    tok: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, format!("http://{addr}{path}"))
+        .bearer_auth(tok)
+        .timeout(WAIT);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("http call");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    let value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {text}"));
+    (status, value)
+}
+
+async fn create_room(addr: &str, tok: &str, name: &str) -> i64 {
+    let (status, body) = call(
+        addr,
+        reqwest::Method::POST,
+        "/rooms",
+        tok,
+        Some(json!({"name": name, "level_admin": "9999", "type": "group"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_i64().unwrap()
+}
+
+async fn put_rule(
+    addr: &str,
+    tok: &str,
+    room: i64,
+    who: &str,
+    perms: &str,
+    level: i64,
+) -> (u16, Value) {
+    call(
+        addr,
+        reqwest::Method::PUT,
+        &format!("/rooms/{room}/members"),
+        tok,
+        Some(json!({"entity_UUID": who, "permissions": perms, "level": level})),
+    )
+    .await
+}
+
+type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A websocket client of `/chat`.
+struct Ws {
+    ws: WsStream,
+    name: &'static str,
+}
+
+impl Ws {
+    async fn connect(gw: &Gateway, name: &'static str) -> Ws {
+        let (ws, _) = tokio::time::timeout(
+            WAIT,
+            tokio_tungstenite::connect_async(format!("ws://{}/chat", gw.addr)),
+        )
+        .await
+        .expect("ws connect in time")
+        .expect("ws connect");
+        let mut c = Ws { ws, name };
+        let hello = c.next().await;
+        assert_eq!(hello, json!({"type":"status","content":"START?"}), "{name}");
+        c
+    }
+
+    /// Connected, authenticated and in `room`.
+    async fn joined(gw: &Gateway, name: &'static str, tok: &str, room: i64) -> Ws {
+        let mut c = Ws::connect(gw, name).await;
+        c.auth(tok).await;
+        c.send(json!({"type":"select_room","room_id": room})).await;
+        let f = c.next().await;
+        assert_eq!(
+            f,
+            json!({"type":"status","content":"CONNECTED","room_id": room}),
+            "{name}"
+        );
+        c
+    }
+
+    async fn auth(&mut self, tok: &str) {
+        self.send(json!({"type":"token","content": tok})).await;
+        let f = self.next().await;
+        assert_eq!(
+            f,
+            json!({"type":"status","content":"READY"}),
+            "{}",
+            self.name
+        );
+    }
+
+    async fn send(&mut self, v: Value) {
+        self.send_text(v.to_string()).await;
+    }
+
+    async fn send_text(&mut self, t: String) {
+        self.ws.send(Message::text(t)).await.expect("ws send");
+    }
+
+    /// The next JSON frame (pings skipped), within the bound.
+    async fn next(&mut self) -> Value {
+        match self.next_or_close().await {
+            Ok(v) => v,
+            Err(close) => panic!(
+                "{}: closed ({close:?}) while waiting for a frame",
+                self.name
+            ),
+        }
+    }
+
+    /// The next JSON frame, or the close code.
+    async fn next_or_close(&mut self) -> Result<Value, Option<u16>> {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("{}: no frame in time", self.name));
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    return Ok(serde_json::from_str(t.as_str()).unwrap_or_else(|e| {
+                        panic!("{}: reply is not JSON ({e}): {t}", self.name)
+                    }));
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| u16::from(f.code))),
+                Some(Ok(other)) => panic!("{}: unexpected frame {other:?}", self.name),
+                Some(Err(_)) | None => return Err(None),
+            }
+        }
+    }
+
+    /// The next `message` frame, failing on any other frame.
+    async fn message(&mut self) -> Value {
+        let f = self.next().await;
+        assert_eq!(f["type"], "message", "{}: {f}", self.name);
+        f
+    }
+
+    async fn error_code(&mut self) -> String {
+        let f = self.next().await;
+        assert_eq!(f["type"], "error", "{}: {f}", self.name);
+        assert!(f["content"].as_str().is_some_and(|c| !c.is_empty()), "{f}");
+        f["code"].as_str().unwrap().to_string()
+    }
+}
+
+/// `warden serve` with the gateway on, and a standalone `warden chat` on the same NATS and
+/// store; returns (home, server, serve, chat).
+fn two_gateways(
+    line: ServerLine,
+    extra_chat: &[&str],
+) -> (Home, warden_testkit::NatsServer, Gateway, Gateway) {
+    let bin = NatsServerBinary::get(line);
+    let home = Home::new();
+    home.ok(&["init", "--name", "CHATOP"]);
+    let server = home.start_nats(&bin, "main");
+    let url = server.url();
+    let serve = Gateway::start(
+        &home,
+        &["serve", "--nats", &url, "--max-backoff", "1s"],
+        &[],
+    );
+    // The chat account is created by serve; the standalone gateway uses its user's creds.
+    let creds = home.path().join("gateway.creds");
+    home.ok(&["creds", "CHAT", "gateway", "-o", creds.to_str().unwrap()]);
+    home.creds_file("gateway.creds");
+    let mut args = vec!["--creds", creds.to_str().unwrap()];
+    args.extend_from_slice(extra_chat);
+    let chat = Gateway::start(&home, &["chat", "--nats", &url], &args);
+    (home, server, serve, chat)
+}
+
+async fn fan_out_across_gateways(line: ServerLine) {
+    let (_home, _server, a, b) = two_gateways(line, &[]);
+    let owner = token("u-owner", "e-acme", 100);
+    let alice_t = token("u-alice", "e-other", 1);
+    let bob_t = token("u-bob", "e-other", 1);
+    let carol_t = token("u-carol", "e-other", 1);
+    let dave_t = token("u-dave", "e-partner", 60);
+    let low_t = token("u-low", "e-partner", 10);
+    let eve_t = token("u-eve", "e-other", 1);
+
+    let room = create_room(&a.addr, &owner, "ops").await;
+    let other_room = create_room(&b.addr, &owner, "elsewhere").await;
+    for (who, perms, level) in [
+        ("u-alice", "rw", 0),
+        ("u-bob", "r", 0),
+        ("u-carol", "b", 0),
+        ("e-partner", "rw", 50),
+    ] {
+        let (s, body) = put_rule(&a.addr, &owner, room, who, perms, level).await;
+        assert_eq!(s, 201, "{body}");
+    }
+    let (s, _) = put_rule(&b.addr, &owner, other_room, "u-eve", "rw", 0).await;
+    assert_eq!(s, 201);
+
+    // Clients on both gateways.
+    let mut o = Ws::joined(&a, "owner@A", &owner, room).await;
+    let mut alice = Ws::joined(&b, "alice@B", &alice_t, room).await;
+    let mut bob = Ws::joined(&a, "bob@A", &bob_t, room).await;
+    let mut dave = Ws::joined(&b, "dave@B", &dave_t, room).await;
+    let mut eve = Ws::joined(&b, "eve@B", &eve_t, other_room).await;
+
+    // Refused joins: banned, no rule, entity rule above the caller's level, no such room.
+    let mut carol = Ws::connect(&b, "carol@B").await;
+    carol.auth(&carol_t).await;
+    carol
+        .send(json!({"type":"select_room","room_id": room}))
+        .await;
+    assert_eq!(carol.error_code().await, "banned");
+    let mut outsider = Ws::connect(&a, "eve@A").await;
+    outsider.auth(&eve_t).await;
+    outsider
+        .send(json!({"type":"select_room","room_id": room}))
+        .await;
+    assert_eq!(outsider.error_code().await, "not_authorised");
+    let mut low = Ws::connect(&a, "low@A").await;
+    low.auth(&low_t).await;
+    low.send(json!({"type":"select_room","room_id": room}))
+        .await;
+    assert_eq!(low.error_code().await, "not_authorised");
+    low.send(json!({"type":"select_room","room_id": 987654}))
+        .await;
+    assert_eq!(low.error_code().await, "no_such_room");
+
+    // A message sent on B reaches every reader on A and B, the sender included.
+    alice
+        .send(json!({"type":"message","content":"hello from B"}))
+        .await;
+    let mut ids = Vec::new();
+    for c in [&mut o, &mut alice, &mut bob, &mut dave] {
+        let m = c.message().await;
+        assert_eq!(m["content"], "hello from B", "{}", c.name);
+        assert_eq!(m["user_uuid"], "u-alice");
+        assert_eq!(m["room_id"], room);
+        ids.push(m["id"].as_i64().unwrap());
+    }
+    assert!(
+        ids.windows(2).all(|w| w[0] == w[1]),
+        "one stored message, one id: {ids:?}"
+    );
+    let first_id = ids[0];
+
+    // And one sent on A reaches B.
+    o.send(json!({"type":"message","content":"hello from A"}))
+        .await;
+    for c in [&mut o, &mut alice, &mut bob, &mut dave] {
+        assert_eq!(c.message().await["content"], "hello from A", "{}", c.name);
+    }
+
+    // Read-only bob cannot send; nothing reaches the others.
+    bob.send(json!({"type":"message","content":"I should not"}))
+        .await;
+    assert_eq!(bob.error_code().await, "not_authorised");
+
+    // Nobody outside: eve (in another room, on B) gets her own message next, nothing of
+    // the room's; carol and the refused sockets get a pong to a ping, not a message.
+    eve.send(json!({"type":"message","content":"sentinel"}))
+        .await;
+    assert_eq!(eve.message().await["content"], "sentinel");
+    for c in [&mut carol, &mut outsider, &mut low] {
+        c.send(json!({"type":"ping"})).await;
+        assert_eq!(c.next().await, json!({"type":"pong"}), "{}", c.name);
+    }
+
+    // History over HTTP on the other gateway: newest first, with a cursor.
+    let (s, page) = call(
+        &b.addr,
+        reqwest::Method::GET,
+        &format!("/rooms/{room}/messages?limit=1"),
+        &bob_t,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(page["messages"][0]["content"], "hello from A");
+    let before = page["next_before"].as_i64().expect("a next page");
+    let (_, page2) = call(
+        &b.addr,
+        reqwest::Method::GET,
+        &format!("/rooms/{room}/messages?before={before}"),
+        &bob_t,
+        None,
+    )
+    .await;
+    assert_eq!(page2["messages"][0]["content"], "hello from B");
+    assert!(page2["next_before"].is_null());
+    let (s, _) = call(
+        &b.addr,
+        reqwest::Method::GET,
+        &format!("/rooms/{room}/messages"),
+        &carol_t,
+        None,
+    )
+    .await;
+    assert_eq!(s, 403, "banned users read no history");
+
+    // Resume after a reconnect: bob comes back on B from the first id and gets the rest.
+    drop(bob);
+    let mut bob = Ws::connect(&b, "bob@B").await;
+    bob.auth(&bob_t).await;
+    bob.send(json!({"type":"select_room","room_id": room, "after": first_id}))
+        .await;
+    assert_eq!(bob.message().await["content"], "hello from A");
+    assert_eq!(
+        bob.next().await,
+        json!({"type":"status","content":"CONNECTED","room_id": room})
+    );
+
+    // Live enforcement across gateways: the rule of alice (on B) is removed through A,
+    // dave (on B, by entity) is banned by a user rule: both are put out at once.
+    let (s, body) = call(
+        &a.addr,
+        reqwest::Method::DELETE,
+        &format!("/rooms/{room}/members/u-alice"),
+        &owner,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let f = alice.next().await;
+    assert_eq!(
+        f,
+        json!({"type":"status","content":"LEFT","room_id": room,"reason":"removed"})
+    );
+    alice
+        .send(json!({"type":"message","content":"still here?"}))
+        .await;
+    assert_eq!(alice.error_code().await, "not_in_room");
+    let (s, _) = put_rule(&a.addr, &owner, room, "u-dave", "b", 0).await;
+    assert_eq!(s, 201);
+    assert_eq!(
+        dave.next().await,
+        json!({"type":"status","content":"LEFT","room_id": room,"reason":"banned"})
+    );
+
+    // The remaining readers still get messages; the removed ones do not.
+    o.send(json!({"type":"message","content":"after the changes"}))
+        .await;
+    assert_eq!(o.message().await["content"], "after the changes");
+    assert_eq!(bob.message().await["content"], "after the changes");
+    for c in [&mut alice, &mut dave] {
+        c.send(json!({"type":"ping"})).await;
+        assert_eq!(c.next().await, json!({"type":"pong"}), "{}", c.name);
+    }
+
+    // Deleting the room puts everyone out.
+    let (s, _) = call(
+        &b.addr,
+        reqwest::Method::DELETE,
+        &format!("/rooms/{room}"),
+        &owner,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(o.next().await["reason"], "room deleted");
+    assert_eq!(bob.next().await["reason"], "room deleted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fan_out_across_gateways_2_9() {
+    fan_out_across_gateways(ServerLine::V2_9).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fan_out_across_gateways_2_15() {
+    fan_out_across_gateways(ServerLine::V2_15).await;
+}
+
+/// Bad input over the websocket: clear JSON errors, limits, BADAUTH; the gateway survives.
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_gets_clear_errors_and_no_crash() {
+    let (_home, _server, a, b) = two_gateways(
+        ServerLine::V2_15,
+        &["--chat-rate", "5", "--chat-burst", "5"],
+    );
+    let owner = token("u-owner", "e-acme", 100);
+    let room = create_room(&a.addr, &owner, "noisy").await;
+
+    let mut c = Ws::connect(&a, "garbage").await;
+    c.send_text("{not json".into()).await;
+    assert_eq!(c.error_code().await, "invalid_json");
+    c.send(json!({"type":"shout"})).await;
+    assert_eq!(c.error_code().await, "unknown_type");
+    c.send(json!({"type":"message","content":"before a token"}))
+        .await;
+    assert_eq!(c.error_code().await, "not_authenticated");
+    // Bad tokens: TOKEN? twice, then BADAUTH and close.
+    let mut wrong = token("u-x", "e-x", 1);
+    wrong.push('x');
+    let expired = token_with("u-x", "e-x", 1, now() - 60);
+    let other_aud = sign(
+        &ChatClaims {
+            aud: "elsewhere".into(),
+            iss: ISS.into(),
+            exp: now() + 60,
+            user_uuid: "u".into(),
+            entity_uuid: "e".into(),
+            level_on_entity: 1,
+        },
+        SECRET.as_bytes(),
+    )
+    .unwrap();
+    for (t, why) in [(&wrong, "signature"), (&expired, "expired")] {
+        c.send(json!({"type":"token","content": t})).await;
+        let f = c.next().await;
+        assert_eq!(f["content"], "TOKEN?", "{f}");
+        assert!(f["reason"].as_str().unwrap().contains(why), "{f}");
+    }
+    c.send(json!({"type":"token","content": other_aud})).await;
+    let f = c.next().await;
+    assert_eq!(f["content"], "BADAUTH", "{f}");
+    assert_eq!(c.next_or_close().await.unwrap_err(), Some(4001));
+
+    // Oversize: a long message is refused and the socket stays; a huge frame closes it.
+    let mut w = Ws::joined(&a, "writer", &owner, room).await;
+    w.send(json!({"type":"message","content": "x".repeat(5000)}))
+        .await;
+    assert_eq!(w.error_code().await, "too_large");
+    w.send(json!({"type":"message","content":""})).await;
+    assert_eq!(w.error_code().await, "empty_message");
+    w.send(json!({"type":"ping"})).await;
+    assert_eq!(w.next().await, json!({"type":"pong"}));
+    w.send_text(format!(
+        "{{\"type\":\"message\",\"content\":\"{}\"}}",
+        "y".repeat(100_000)
+    ))
+    .await;
+    loop {
+        match w.next_or_close().await {
+            Ok(f) => assert_eq!(f["code"], "too_large", "{f}"),
+            Err(code) => {
+                assert!(code.is_none() || code == Some(1009), "{code:?}");
+                break;
+            }
+        }
+    }
+
+    // A flood on B (5 frames per second, bursts of 5): the burst is served, the rest get
+    // rate_limited, and the socket recovers.
+    let mut f = Ws::joined(&b, "flooder", &owner, room).await;
+    for _ in 0..30 {
+        f.send(json!({"type":"ping"})).await;
+    }
+    let (mut pongs, mut limited) = (0, 0);
+    for _ in 0..30 {
+        let r = f.next().await;
+        if r == json!({"type":"pong"}) {
+            pongs += 1;
+        } else {
+            assert_eq!(r["code"], "rate_limited", "{r}");
+            limited += 1;
+        }
+    }
+    // The handshake used 2 of the 5; the rest of the burst (and what refilled meanwhile)
+    // is served.
+    assert!(
+        limited >= 20 && pongs >= 1,
+        "pongs {pongs}, limited {limited}"
+    );
+    let deadline = Instant::now() + WAIT;
+    loop {
+        f.send(json!({"type":"ping"})).await;
+        if f.next().await == json!({"type":"pong"}) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the flooder never recovered");
+        tokio::time::sleep(Duration::from_millis(200)).await; // pacing a retry, not a sync
+    }
+
+    // Both gateways still serve.
+    let mut again = Ws::joined(&a, "after", &owner, room).await;
+    again
+        .send(json!({"type":"message","content":"still up"}))
+        .await;
+    assert_eq!(again.message().await["content"], "still up");
+    let _ = Ws::joined(&b, "after@B", &owner, room).await;
+}
+
+/// The REST rules: creation level, the exact rule cap, listing with invitations,
+/// declining, bad bodies, and an expired token on an open socket.
+#[tokio::test(flavor = "multi_thread")]
+async fn rest_rules_and_token_expiry() {
+    let (_home, _server, a, _b) = two_gateways(ServerLine::V2_9, &[]);
+    let owner = token("u-owner", "e-acme", 100);
+    let low = token("u-low", "e-acme", 99);
+
+    let (s, body) = call(
+        &a.addr,
+        reqwest::Method::POST,
+        "/rooms",
+        &low,
+        Some(json!({"name":"x"})),
+    )
+    .await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+    let (s, body) = call(
+        &a.addr,
+        reqwest::Method::POST,
+        "/rooms",
+        &owner,
+        Some(json!({"name":"x","type":"party"})),
+    )
+    .await;
+    assert_eq!(s, 400, "{body}");
+    let (s, body) = call(&a.addr, reqwest::Method::GET, "/rooms", "not-a-token", None).await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (401, Some("unauthorized")),
+        "{body}"
+    );
+
+    let room = create_room(&a.addr, &owner, "capped").await;
+    // The PoC's own example body (`"permissions": false`) is refused clearly.
+    let (s, body) = call(
+        &a.addr,
+        reqwest::Method::PUT,
+        &format!("/rooms/{room}/members"),
+        &owner,
+        Some(json!({"entity_UUID":"u-1","permissions":false,"level":999999})),
+    )
+    .await;
+    assert_eq!(s, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("string"),
+        "{body}"
+    );
+    let (s, _) = put_rule(&a.addr, &owner, room, "u-1", "rwx", 0).await;
+    assert_eq!(s, 400);
+    // Exactly 10 rules (the default cap), concurrently requested.
+    let mut tasks = Vec::new();
+    for i in 0..15 {
+        let owner = owner.clone();
+        let addr = a.addr.clone();
+        tasks.push(tokio::spawn(async move {
+            put_rule(&addr, &owner, room, &format!("u-{i}"), "r", 0)
+                .await
+                .0
+        }));
+    }
+    let mut codes = Vec::new();
+    for t in tasks {
+        codes.push(t.await.unwrap());
+    }
+    assert_eq!(codes.iter().filter(|c| **c == 201).count(), 10, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == 409).count(), 5, "{codes:?}");
+    // Replacing an existing rule still works at the cap.
+    let (s, body) = put_rule(&a.addr, &owner, room, "u-1", "rw", 0).await;
+    assert_eq!((s, body["created"].as_bool()), (200, Some(false)), "{body}");
+
+    // Non-admins cannot manage; the listing shows rooms and invitations.
+    let u1 = token("u-1", "e-x", 1);
+    let (s, _) = put_rule(&a.addr, &u1, room, "u-99", "r", 0).await;
+    assert_eq!(s, 403);
+    let (s, list) = call(&a.addr, reqwest::Method::GET, "/rooms", &u1, None).await;
+    assert_eq!(s, 200, "{list}");
+    assert_eq!(list["rooms"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["invitations"][0]["room_id"], room, "{list}");
+    let (s, list) = call(&a.addr, reqwest::Method::GET, "/rooms?limit=0", &u1, None).await;
+    assert_eq!(s, 400, "{list}");
+    // Declining removes u-1's rule.
+    let (s, body) = call(
+        &a.addr,
+        reqwest::Method::PUT,
+        &format!("/rooms/{room}/invitation"),
+        &u1,
+        Some(json!({"accept": false})),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let (_, list) = call(&a.addr, reqwest::Method::GET, "/rooms", &u1, None).await;
+    assert!(list["rooms"].as_array().unwrap().is_empty(), "{list}");
+    assert!(list["invitations"].as_array().unwrap().is_empty(), "{list}");
+
+    // An expired token takes effect on an open socket: the room is left and a new token
+    // is asked for.
+    let short = token_with("u-owner", "e-acme", 100, now() + 2);
+    let mut c = Ws::joined(&a, "short-lived", &short, room).await;
+    let f = c.next().await; // awaited event: the expiry, within WAIT
+    assert_eq!(f["content"], "LEFT", "{f}");
+    assert_eq!(f["reason"], "token expired");
+    assert_eq!(c.error_code().await, "token_expired");
+    assert_eq!(c.next().await["content"], "TOKEN?");
+    c.send(json!({"type":"message","content":"x"})).await;
+    assert_eq!(c.error_code().await, "not_authenticated");
+    c.auth(&owner).await;
+}
+
+/// `warden chat` without a secret is a usage error.
+#[test]
+fn chat_without_a_secret_is_a_usage_error() {
+    let home = Home::new();
+    home.ok(&["init", "--name", "CHATOP"]);
+    let err = home.fails(
+        2,
+        &[
+            "chat",
+            "--nats",
+            "nats://127.0.0.1:1",
+            "--http",
+            "127.0.0.1:0",
+        ],
+    );
+    assert!(err.contains("secret"), "{err}");
+}
