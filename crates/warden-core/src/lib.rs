@@ -13,6 +13,7 @@ pub mod compile;
 pub mod decompile;
 pub mod device;
 pub mod names;
+pub mod onboarding;
 pub mod org;
 pub mod parse;
 pub mod spec;
