@@ -12,6 +12,7 @@
 //! - [`relay`]: the outbox relay that keeps nats-server in step.
 //! - [`tool`]: `warden tool pub|sub|req`, a small NATS client for checking access.
 //! - [`observe`]: device lifecycle observed from server connect events.
+//! - [`onboarding`]: onboarding packages of tenant collectors (`warden onboarding`).
 //! - [`bench`]: `warden bench`, measurements users can run on their own hardware.
 #![deny(missing_docs)]
 
@@ -21,6 +22,7 @@ pub mod device;
 pub mod http;
 pub mod nsc;
 pub mod observe;
+pub mod onboarding;
 pub mod ops;
 pub mod org;
 pub mod paths;
