@@ -147,6 +147,9 @@ fn unpack(bytes: &[u8]) -> BTreeMap<String, (u32, Vec<u8>)> {
     let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
     for entry in ar.entries().expect("tar entries") {
         let mut e = entry.expect("tar entry");
+        if e.header().entry_type() != tar::EntryType::Regular {
+            continue;
+        }
         let path = e.path().expect("path").to_string_lossy().to_string();
         let mode = e.header().mode().expect("mode") & 0o7777;
         let mut data = Vec::new();
@@ -384,10 +387,6 @@ async fn onboarding(line: ServerLine) {
     let unpacked = home.path().join("unpacked");
     for (name, (m, data)) in &files {
         let path = unpacked.join(name);
-        if name.ends_with('/') {
-            std::fs::create_dir_all(&path).unwrap();
-            continue;
-        }
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, data).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*m)).unwrap();
