@@ -40,7 +40,9 @@ pub const DEFAULT_INSTALL_ROOT: &str = "/etc/warden/collectors";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OnboardingError {
     /// Not one of the known components.
-    #[error("unknown component {0:?}: use one of flowgger, trapd, netflow, otel, poller, agent, checker")]
+    #[error(
+        "unknown component {0:?}: use one of flowgger, trapd, netflow, otel, poller, agent, checker"
+    )]
     Component(String),
     /// A bad site name.
     #[error(
@@ -59,7 +61,9 @@ pub enum OnboardingError {
     #[error("invalid NATS URL {0:?}: use nats://, tls://, ws:// or wss:// with a host")]
     NatsUrl(String),
     /// An install directory `install.sh` cannot take.
-    #[error("invalid install directory {0:?}: use an absolute path without quotes, `|`, `\\` or `$`")]
+    #[error(
+        "invalid install directory {0:?}: use an absolute path without quotes, `|`, `\\` or `$`"
+    )]
     InstallDir(String),
     /// The collector user name is not a valid NATS name.
     #[error(transparent)]
@@ -294,8 +298,7 @@ impl fmt::Debug for DownloadToken {
 
 fn is_base32_lower(s: &str, len: usize) -> bool {
     s.len() == len
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
 }
 
@@ -450,7 +453,11 @@ impl CollectorConfig {
         let q = toml_string;
         let path = |f: &str| q(&format!("{}/{f}", self.install_dir));
         let subjects: Vec<String> = self.subjects.iter().map(|s| q(s)).collect();
-        let first = self.subjects.first().map(String::as_str).unwrap_or_default();
+        let first = self
+            .subjects
+            .first()
+            .map(String::as_str)
+            .unwrap_or_default();
         format!(
             "# Collector config from Warden onboarding package {id}.\n\
              # The collector publishes tenant-local subjects; the platform receives them\n\
@@ -682,10 +689,22 @@ mod tests {
 
     #[test]
     fn urls_and_install_dirs_are_checked() {
-        for ok in ["nats://h:4222", "tls://h", "wss://h/x", "nats://127.0.0.1:1"] {
+        for ok in [
+            "nats://h:4222",
+            "tls://h",
+            "wss://h/x",
+            "nats://127.0.0.1:1",
+        ] {
             assert!(check_nats_url(ok).is_ok(), "{ok}");
         }
-        for bad in ["http://h", "nats://", "h:4222", "nats://h\"x", "nats://a b", "nats://$X"] {
+        for bad in [
+            "http://h",
+            "nats://",
+            "h:4222",
+            "nats://h\"x",
+            "nats://a b",
+            "nats://$X",
+        ] {
             assert!(check_nats_url(bad).is_err(), "{bad}");
         }
         assert!(check_install_dir("/opt/c").is_ok());

@@ -478,10 +478,19 @@ mod tests {
                 .as_deref(),
             Some("p1")
         );
-        assert_eq!(store.mark_package_activated("Up1", 400).await.unwrap(), None);
-        assert_eq!(store.mark_package_activated("Unone", 400).await.unwrap(), None);
+        assert_eq!(
+            store.mark_package_activated("Up1", 400).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store.mark_package_activated("Unone", 400).await.unwrap(),
+            None
+        );
         let p1 = store.package("p1").await.unwrap().unwrap();
-        assert_eq!((p1.state.as_str(), p1.activated_at), ("activated", Some(300)));
+        assert_eq!(
+            (p1.state.as_str(), p1.activated_at),
+            ("activated", Some(300))
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

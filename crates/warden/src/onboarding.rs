@@ -105,7 +105,10 @@ fn view(row: PackageRow) -> PackageView {
     PackageView {
         certificate: CertView {
             common_name: format!("{}.{}.{}", row.component, row.site, row.tenant),
-            uri: format!("warden://tenant/{}/{}/{}", row.tenant, row.component, row.site),
+            uri: format!(
+                "warden://tenant/{}/{}/{}",
+                row.tenant, row.component, row.site
+            ),
             serial: row.cert_serial,
             fingerprint: row.cert_fingerprint,
             not_after: row.cert_not_after,
@@ -175,7 +178,9 @@ pub struct Download {
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
     /// No token was given.
-    #[error("no download token: send it in the X-Warden-Download-Token header or a JSON body {{\"token\": \"…\"}}")]
+    #[error(
+        "no download token: send it in the X-Warden-Download-Token header or a JSON body {{\"token\": \"…\"}}"
+    )]
     Missing,
     /// Not a token, no such package, or the wrong secret.
     #[error("invalid download token")]
@@ -295,8 +300,8 @@ fn make_client_cert(
     at: i64,
 ) -> Result<ClientCert> {
     use rcgen::{
-        CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-        KeyUsagePurpose, SanType,
+        CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+        SanType,
     };
     let ca_key = KeyPair::from_pem(ca_key_pem).map_err(cert_error)?;
     let issuer = Issuer::from_ca_cert_pem(ca_pem, ca_key).map_err(cert_error)?;
@@ -871,7 +876,15 @@ pub async fn run(json: bool, cmd: OnboardingCmd, w: &Warden) -> anyhow::Result<(
                 return print_json(&list);
             }
             let mut table = comfy_table::Table::new();
-            table.set_header(["ID", "TENANT", "COMPONENT", "SITE", "STATE", "USER", "REFUSED"]);
+            table.set_header([
+                "ID",
+                "TENANT",
+                "COMPONENT",
+                "SITE",
+                "STATE",
+                "USER",
+                "REFUSED",
+            ]);
             for p in &list {
                 table.add_row([
                     p.id.clone(),

@@ -239,14 +239,39 @@ async fn onboarding(line: ServerLine) {
     for bad in [
         vec!["--component", "syslog", "--site", "paris"],
         vec!["--component", "flowgger", "--site", "Paris"],
-        vec!["--component", "flowgger", "--site", "paris", "--expires", "0s"],
-        vec!["--component", "flowgger", "--site", "paris", "--nats-url", "http://x"],
+        vec![
+            "--component",
+            "flowgger",
+            "--site",
+            "paris",
+            "--expires",
+            "0s",
+        ],
+        vec![
+            "--component",
+            "flowgger",
+            "--site",
+            "paris",
+            "--nats-url",
+            "http://x",
+        ],
     ] {
         let mut args = vec!["onboarding", "create", "a"];
         args.extend(bad);
         home.fails(2, &args);
     }
-    home.fails(1, &["onboarding", "create", "nope", "--component", "otel", "--site", "x"]);
+    home.fails(
+        1,
+        &[
+            "onboarding",
+            "create",
+            "nope",
+            "--component",
+            "otel",
+            "--site",
+            "x",
+        ],
+    );
     assert_eq!(home.json(&["onboarding", "list"]), json!([]));
 
     let created = home.json(&[
@@ -271,9 +296,23 @@ async fn onboarding(line: ServerLine) {
     // The same component at the same site again: a conflict, nothing made.
     home.fails(
         1,
-        &["onboarding", "create", "a", "--component", "flowgger", "--site", "paris"],
+        &[
+            "onboarding",
+            "create",
+            "a",
+            "--component",
+            "flowgger",
+            "--site",
+            "paris",
+        ],
     );
-    assert_eq!(home.json(&["onboarding", "list", "a"]).as_array().unwrap().len(), 1);
+    assert_eq!(
+        home.json(&["onboarding", "list", "a"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     // The token is stored only as a hash: its secret is nowhere in the database files.
     let secret = token.rsplit('_').next().unwrap();
@@ -315,17 +354,29 @@ async fn onboarding(line: ServerLine) {
     // last names the package, so only it is counted.
     let r = reply(http.get(&download)).await;
     assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
-    let r = reply(http.get(&download).header("X-Warden-Download-Token", "wdl_nope")).await;
+    let r = reply(
+        http.get(&download)
+            .header("X-Warden-Download-Token", "wdl_nope"),
+    )
+    .await;
     assert_eq!((r.status, r.code().as_str()), (403, "invalid_token"));
     let wrong = format!("{}_{}", token.rsplit_once('_').unwrap().0, "a".repeat(52));
-    let r = reply(http.get(&download).header("X-Warden-Download-Token", &wrong)).await;
+    let r = reply(
+        http.get(&download)
+            .header("X-Warden-Download-Token", &wrong),
+    )
+    .await;
     assert_eq!((r.status, r.code().as_str()), (403, "invalid_token"));
     let shown = home.json(&["onboarding", "show", &id]);
     assert_eq!(shown["state"], "issued");
     assert_eq!(shown["refused_downloads"], 1);
 
     // The download: once.
-    let r = reply(http.get(&download).header("X-Warden-Download-Token", &token)).await;
+    let r = reply(
+        http.get(&download)
+            .header("X-Warden-Download-Token", &token),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.content_type, "application/gzip");
     let archive = r.body;
@@ -334,7 +385,11 @@ async fn onboarding(line: ServerLine) {
     assert!(shown["delivered_at"].as_i64().is_some(), "{shown}");
     assert_eq!(shown["token_usable"], false);
 
-    let r = reply(http.get(&download).header("X-Warden-Download-Token", &token)).await;
+    let r = reply(
+        http.get(&download)
+            .header("X-Warden-Download-Token", &token),
+    )
+    .await;
     assert_eq!((r.status, r.code().as_str()), (410, "token_used"));
     let r = reply(http.post(&download).json(&json!({"token": token}))).await;
     assert_eq!((r.status, r.code().as_str()), (410, "token_used"));
@@ -397,7 +452,11 @@ async fn onboarding(line: ServerLine) {
         .arg(&dest)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(mode(&dest), 0o700);
     for (name, m) in [
         ("collector.creds", 0o600),
@@ -430,12 +489,16 @@ async fn onboarding(line: ServerLine) {
             .await
             .unwrap();
         collector.client.flush().await.unwrap();
-        while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(200), events.next()).await
+        while let Ok(Some(m)) =
+            tokio::time::timeout(Duration::from_millis(200), events.next()).await
         {
             assert_eq!(m.subject.as_str(), "a.events.syslog");
             break 'arrived;
         }
-        assert!(Instant::now() < deadline, "nothing arrived as a.events.syslog");
+        assert!(
+            Instant::now() < deadline,
+            "nothing arrived as a.events.syslog"
+        );
     }
     // Its permissions are the component's: other catalogue subjects are refused.
     collector
@@ -453,7 +516,15 @@ async fn onboarding(line: ServerLine) {
     // An expired token is refused (and recorded), and the package stays issued. The
     // expiry is moved into the past in the database rather than waited for.
     let expiring = home.json(&[
-        "onboarding", "create", "a", "--component", "trapd", "--site", "lyon", "--expires", "1h",
+        "onboarding",
+        "create",
+        "a",
+        "--component",
+        "trapd",
+        "--site",
+        "lyon",
+        "--expires",
+        "1h",
     ]);
     let expiring_id = expiring["package"]["id"].as_str().unwrap().to_string();
     let expiring_token = expiring["token"].as_str().unwrap().to_string();
@@ -467,11 +538,7 @@ async fn onboarding(line: ServerLine) {
         .await
         .unwrap();
     drop(conn);
-    let r = reply(
-        http.post(&download)
-            .json(&json!({"token": expiring_token})),
-    )
-    .await;
+    let r = reply(http.post(&download).json(&json!({"token": expiring_token}))).await;
     assert_eq!((r.status, r.code().as_str()), (410, "token_expired"));
     let shown = home.json(&["onboarding", "show", &expiring_id]);
     assert_eq!(shown["state"], "issued");
@@ -483,13 +550,23 @@ async fn onboarding(line: ServerLine) {
     assert_eq!(revoked["certificate"]["revoked"], true);
     let deadline = Instant::now() + WAIT;
     while collector.client.connection_state() == async_nats::connection::State::Connected {
-        assert!(Instant::now() < deadline, "revoked collector still connected");
+        assert!(
+            Instant::now() < deadline,
+            "revoked collector still connected"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let e = connect(&url, &creds).await.err().expect("reconnect refused");
+    let e = connect(&url, &creds)
+        .await
+        .err()
+        .expect("reconnect refused");
     assert!(e.to_lowercase().contains("authorization"), "{e}");
     home.fails(1, &["onboarding", "revoke", &id]);
-    let r = reply(http.get(&download).header("X-Warden-Download-Token", &token)).await;
+    let r = reply(
+        http.get(&download)
+            .header("X-Warden-Download-Token", &token),
+    )
+    .await;
     assert_eq!((r.status, r.code().as_str()), (410, "package_revoked"));
 
     // The air-gapped path: `-o` writes the package (0600) and leaves it issued; the
@@ -508,15 +585,38 @@ async fn onboarding(line: ServerLine) {
     ]);
     assert_eq!(mode(&local), 0o600);
     let otel_id = made["package"]["id"].as_str().unwrap().to_string();
-    assert_eq!(home.json(&["onboarding", "show", &otel_id])["state"], "issued");
+    assert_eq!(
+        home.json(&["onboarding", "show", &otel_id])["state"],
+        "issued"
+    );
     let got = home.path().join("otel-downloaded.tar.gz");
     let t = made["token"].as_str().unwrap();
-    home.json(&["onboarding", "download", "--token", t, "-o", got.to_str().unwrap()]);
+    home.json(&[
+        "onboarding",
+        "download",
+        "--token",
+        t,
+        "-o",
+        got.to_str().unwrap(),
+    ]);
     assert_eq!(mode(&got), 0o600);
     assert_eq!(std::fs::read(&got).unwrap(), std::fs::read(&local).unwrap());
-    assert_eq!(home.json(&["onboarding", "show", &otel_id])["state"], "delivered");
+    assert_eq!(
+        home.json(&["onboarding", "show", &otel_id])["state"],
+        "delivered"
+    );
     let again = home.path().join("again.tar.gz");
-    home.fails(1, &["onboarding", "download", "--token", t, "-o", again.to_str().unwrap()]);
+    home.fails(
+        1,
+        &[
+            "onboarding",
+            "download",
+            "--token",
+            t,
+            "-o",
+            again.to_str().unwrap(),
+        ],
+    );
     assert!(!again.exists(), "nothing written for a refused download");
 
     // The admin routes: bearer token with scopes.
