@@ -489,9 +489,7 @@ async fn onboarding(line: ServerLine) {
             .await
             .unwrap();
         collector.client.flush().await.unwrap();
-        while let Ok(Some(m)) =
-            tokio::time::timeout(Duration::from_millis(200), events.next()).await
-        {
+        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(200), events.next()).await {
             assert_eq!(m.subject.as_str(), "a.events.syslog");
             break 'arrived;
         }
