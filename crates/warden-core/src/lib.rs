@@ -14,6 +14,7 @@ pub mod decompile;
 pub mod device;
 pub mod lint;
 pub mod names;
+pub mod onboarding;
 pub mod org;
 pub mod parse;
 pub mod spec;

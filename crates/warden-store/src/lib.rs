@@ -44,6 +44,7 @@ This crate stores public keys, JWTs and specs as given; callers validate them.
 pub mod devices;
 mod error;
 pub mod ledger;
+pub mod onboarding;
 pub mod org;
 pub mod outbox;
 mod queries;
@@ -59,6 +60,7 @@ pub mod tokens;
 pub use devices::DeviceRow;
 pub use error::StoreError;
 pub use ledger::{LedgerBreak, LedgerEvent, LedgerReport, NewEvent};
+pub use onboarding::{PackageRow, TenantCaRow};
 pub use outbox::OutboxRow;
 pub use relay::RelayLock;
 pub use rooms::{MessageRow, RoomRow, RoomRuleRow};

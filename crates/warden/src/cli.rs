@@ -155,6 +155,9 @@ enum Command {
     /// Tenants: one account each, prefixed into a shared platform account.
     #[command(subcommand)]
     Tenant(crate::tenant::TenantCmd),
+    /// Onboarding packages: creds, client certificate and config for a tenant's collector.
+    #[command(subcommand)]
+    Onboarding(crate::onboarding::OnboardingCmd),
 }
 
 #[derive(Args, Debug)]
@@ -711,6 +714,7 @@ async fn dispatch(g: &Global, w: &Warden, command: Command) -> Result<()> {
         Command::Export(args) => crate::nsc::run_export(g.json, args, w).await,
         Command::Device(cmd) => crate::device::run(g.json, cmd, w).await,
         Command::Tenant(cmd) => crate::tenant::run(g.json, cmd, w).await,
+        Command::Onboarding(cmd) => crate::onboarding::run(g.json, cmd, w).await,
         Command::Init(_)
         | Command::Describe { .. }
         | Command::Tool(_)

@@ -12,6 +12,7 @@
 //! - [`relay`]: the outbox relay that keeps nats-server in step.
 //! - [`tool`]: `warden tool pub|sub|req`, a small NATS client for checking access.
 //! - [`observe`]: device lifecycle observed from server connect events.
+//! - [`onboarding`]: onboarding packages of tenant collectors (`warden onboarding`).
 //! - [`bench`]: `warden bench`, measurements users can run on their own hardware.
 //! - [`leaf`]: `warden tenant leaf-config`, leaf node configs for tenants' sites.
 //! - [`chat`]: the rooms gateway (`/rooms`, `/chat`), in `serve` or alone (`warden chat`).
@@ -25,6 +26,7 @@ pub mod http;
 pub mod leaf;
 pub mod nsc;
 pub mod observe;
+pub mod onboarding;
 pub mod ops;
 pub mod org;
 pub mod paths;

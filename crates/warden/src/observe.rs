@@ -1,7 +1,8 @@
 //! Observation of device lifecycle from server events: `warden serve` listens, as
 //! the system account's user, to `$SYS.ACCOUNT.*.CONNECT` and marks a provisioned
 //! device `active` (with the time) when the first connection of its account shows
-//! up. `active` is thus observed, never assumed.
+//! up, and an onboarding package `activated` when the first connection of its collector
+//! user shows up. Both states are thus observed, never assumed.
 
 use std::time::Duration;
 
@@ -55,6 +56,11 @@ async fn observe(warden: &Warden, url: &str, shutdown: &mut watch::Receiver<bool
                 let Some(msg) = msg else {
                     anyhow::bail!("the connect event subscription ended");
                 };
+                for user in connect_users(&msg.payload) {
+                    if let Err(e) = mark_package_activated(warden, &user).await {
+                        tracing::warn!(%user, "cannot record a collector's first connection: {e:#}");
+                    }
+                }
                 let Some(account) = connect_account(&msg.payload) else {
                     continue;
                 };
@@ -70,6 +76,42 @@ async fn observe(warden: &Warden, url: &str, shutdown: &mut watch::Receiver<bool
 pub fn connect_account(payload: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
     v["client"]["acc"].as_str().map(str::to_string)
+}
+
+/// The user public keys a client-connect advisory names (`client.user`, `client.nkey`;
+/// which of the two carries the JWT user's key differs between server versions).
+pub fn connect_users(payload: &[u8]) -> Vec<String> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = Vec::new();
+    for field in ["user", "nkey"] {
+        if let Some(k) = v["client"][field].as_str()
+            && k.starts_with('U')
+            && !out.iter().any(|o| o == k)
+        {
+            out.push(k.to_string());
+        }
+    }
+    out
+}
+
+async fn mark_package_activated(warden: &Warden, user: &str) -> Result<()> {
+    let at = now();
+    if let Some(id) = warden.store().mark_package_activated(user, at).await? {
+        // The state change is one atomic UPDATE; its ledger entry follows it.
+        let mut tx = warden.store().begin().await?;
+        tx.record(warden.event(
+            "onboarding.activate",
+            "onboarding_package",
+            &id,
+            json!({"user_key": user, "activated_at": at}),
+        ))
+        .await?;
+        tx.commit().await?;
+        tracing::info!(package = %id, "onboarding package activated");
+    }
+    Ok(())
 }
 
 async fn mark_active(warden: &Warden, account: &str) -> Result<()> {
@@ -100,5 +142,16 @@ mod tests {
         assert_eq!(connect_account(p).as_deref(), Some("ABC"));
         assert_eq!(connect_account(b"{}"), None);
         assert_eq!(connect_account(b"garbage"), None);
+    }
+
+    #[test]
+    fn connect_advisories_name_the_user() {
+        use super::connect_users;
+        let p = br#"{"client":{"acc":"ABC","user":"UAAA","nkey":"UAAA"}}"#;
+        assert_eq!(connect_users(p), ["UAAA"]);
+        let p = br#"{"client":{"acc":"ABC","user":"bob","nkey":"UBBB"}}"#;
+        assert_eq!(connect_users(p), ["UBBB"]);
+        assert!(connect_users(b"{}").is_empty());
+        assert!(connect_users(b"garbage").is_empty());
     }
 }

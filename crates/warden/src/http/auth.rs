@@ -16,7 +16,7 @@ use crate::tokens::{self, Scope, TokenInfo};
 /// The scope a route needs (`None`: no token needed). `path` is the route template
 /// (`/v1/accounts/{name}`), `method` its HTTP method.
 pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
-    if !path.starts_with("/v1/") {
+    if !path.starts_with("/v1/") || path == super::onboarding::DOWNLOAD_PATH {
         None
     } else if path.ends_with("/creds") {
         Some(Scope::Creds)

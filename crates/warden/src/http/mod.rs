@@ -3,6 +3,8 @@
 //! transaction with its ledger event and outbox row).
 //!
 //! - `GET /healthz`, `GET /readyz` and `GET /openapi.json` need no token.
+//! - `/v1/onboarding/download` needs no bearer token: the package's one-time download
+//!   token is its credential (see [`onboarding`]).
 //! - Everything under `/v1/` needs `Authorization: Bearer wdn_…` (see [`crate::tokens`])
 //!   with the route's scope: `read` for GETs, `write` for mutations, `creds` for the creds
 //!   endpoints; `admin` grants all. The mutations that issue creds (`POST
@@ -21,6 +23,7 @@ mod auth;
 mod error;
 mod extract;
 mod handlers;
+mod onboarding;
 pub mod openapi;
 
 use std::future::Future;
@@ -98,6 +101,16 @@ pub fn router(state: HttpState) -> Router {
             "/v1/tenants/{slug}/users/{user}/creds",
             get(h::tenant_creds),
         )
+        .route(
+            "/v1/onboarding",
+            get(onboarding::list).post(onboarding::create),
+        )
+        .route(
+            onboarding::DOWNLOAD_PATH,
+            get(onboarding::download_get).post(onboarding::download_post),
+        )
+        .route("/v1/onboarding/{id}", get(onboarding::show))
+        .route("/v1/onboarding/{id}/revoke", post(onboarding::revoke))
         .route("/v1/ledger", get(h::ledger))
         .route("/v1/ledger/verify", get(h::verify_ledger))
         .route_layer(middleware::from_fn_with_state(

@@ -342,6 +342,54 @@ pub const ROUTES: &[Route] = &[
         200,
         "LedgerReport",
     ),
+    route(
+        "GET",
+        "/v1/onboarding",
+        "Onboarding packages (?tenant= for one tenant's).",
+        None,
+        200,
+        "PackageList",
+    ),
+    route(
+        "POST",
+        "/v1/onboarding",
+        "Make an onboarding package; its one-time download token is in the answer, once.",
+        Some("CreatePackage"),
+        201,
+        "CreatedPackage",
+    ),
+    route(
+        "GET",
+        "/v1/onboarding/download",
+        "Download a package with its one-time token in X-Warden-Download-Token (no bearer token; never in the query).",
+        None,
+        200,
+        "PackageArchive",
+    ),
+    route(
+        "POST",
+        "/v1/onboarding/download",
+        "Download a package with its one-time token in the body (no bearer token; never in the query).",
+        Some("DownloadPackage"),
+        200,
+        "PackageArchive",
+    ),
+    route(
+        "GET",
+        "/v1/onboarding/{id}",
+        "One onboarding package.",
+        None,
+        200,
+        "PackageView",
+    ),
+    route(
+        "POST",
+        "/v1/onboarding/{id}/revoke",
+        "Revoke a package: its collector user (pushed) and certificate.",
+        None,
+        200,
+        "PackageView",
+    ),
 ];
 
 fn schema_ref(name: &str) -> Value {
@@ -361,6 +409,7 @@ fn parameters(r: &Route) -> Vec<Value> {
         if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
             let what = match name {
                 "user" => "User name.",
+                "id" if r.path.starts_with("/v1/onboarding") => "Package id (pkg_…).",
                 "id" => "Device id.",
                 "slug" => "Tenant slug.",
                 _ => "Account name (any case; stored names follow the naming policy).",
@@ -370,6 +419,19 @@ fn parameters(r: &Route) -> Vec<Value> {
                 "description": what, "schema": {"type": "string"}
             }));
         }
+    }
+    if r.path == super::onboarding::DOWNLOAD_PATH && r.method == "GET" {
+        out.push(json!({
+            "name": "X-Warden-Download-Token", "in": "header", "required": true,
+            "description": "The package's one-time download token (wdl_…).",
+            "schema": {"type": "string"}
+        }));
+    }
+    if r.path == "/v1/onboarding" && r.method == "GET" {
+        out.push(json!({
+            "name": "tenant", "in": "query", "required": false,
+            "description": "Only this tenant's packages.", "schema": {"type": "string"}
+        }));
     }
     if r.path == "/v1/devices" && r.method == "GET" {
         out.push(json!({
@@ -404,6 +466,25 @@ fn operation(r: &Route) -> Value {
             "content": {"application/json": {"schema": schema_ref(r.response)}}
         }),
     );
+    if r.path == super::onboarding::DOWNLOAD_PATH {
+        responses.insert(
+            "200".into(),
+            json!({
+                "description": "The package, a .tar.gz; the token is spent.",
+                "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}}
+            }),
+        );
+        responses.insert("400".into(), error_response(
+            "A query string (`token_in_query`: the token must not travel in a URL; nothing is consumed), or no token (`invalid`).",
+        ));
+        responses.insert(
+            "403".into(),
+            error_response("Not a valid download token (`invalid_token`)."),
+        );
+        responses.insert("410".into(), error_response(
+            "The token was used (`token_used`), expired (`token_expired`), or the package is revoked (`package_revoked`). Recorded.",
+        ));
+    }
     if r.path == "/readyz" {
         responses.insert(
             "503".into(),
@@ -500,6 +581,9 @@ fn schemas() -> Value {
     }
     if let (Value::Object(all), Value::Object(tenants)) = (&mut all, tenant_schemas()) {
         all.extend(tenants);
+    }
+    if let (Value::Object(all), Value::Object(more)) = (&mut all, onboarding_schemas()) {
+        all.extend(more);
     }
     all
 }
@@ -609,6 +693,48 @@ fn device_schemas() -> Value {
             "skipped": strings("Ids that existed already (left as they are)."),
             "creds": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Id → creds file of each device added now; present only when the token has the `creds` scope."}
         }}
+    })
+}
+
+/// The schemas of `/v1/onboarding…`.
+fn onboarding_schemas() -> Value {
+    let unix = |d: &str| json!({"type": "integer", "format": "int64", "description": format!("{d} (unix seconds).")});
+    json!({
+        "PackageView": {"type": "object", "properties": {
+            "id": {"type": "string", "description": "pkg_…"},
+            "tenant": {"type": "string"}, "component": {"type": "string"}, "site": {"type": "string"},
+            "state": {"type": "string", "enum": ["issued", "delivered", "activated", "revoked"]},
+            "user": {"type": "string", "description": "Collector user in the tenant account."},
+            "user_key": {"type": "string", "description": "U…"},
+            "subjects": strings("Subjects the collector publishes (tenant-local)."),
+            "certificate": {"type": "object", "properties": {
+                "common_name": {"type": "string"}, "uri": {"type": "string"},
+                "serial": {"type": "string"}, "fingerprint": {"type": "string", "description": "SHA-256 of the DER, hex."},
+                "not_after": unix("End of validity"), "revoked": {"type": "boolean"}
+            }},
+            "token_expires_at": unix("Expiry of the download token"),
+            "token_usable": {"type": "boolean"},
+            "issued_at": unix("Made"), "delivered_at": opt(unix("Downloaded")),
+            "activated_at": opt(unix("First connection observed")), "revoked_at": opt(unix("Revoked")),
+            "refused_downloads": int(), "last_refused_at": opt(unix("Last refused download"))
+        }},
+        "PackageList": {"type": "array", "items": schema_ref("PackageView")},
+        "CreatePackage": {"type": "object", "required": ["tenant", "component", "site", "nats_url"], "properties": {
+            "tenant": {"type": "string"},
+            "component": {"type": "string", "enum": ["flowgger", "trapd", "netflow", "otel", "poller", "agent", "checker"]},
+            "site": {"type": "string", "description": "Lowercase letters, digits, dashes."},
+            "expires_in": {"type": "integer", "format": "int64", "default": 86400, "description": "Life of the download token, seconds (at most 30 days)."},
+            "nats_url": {"type": "string", "description": "NATS URL written into the collector config."},
+            "install_dir": {"type": "string", "description": "Absolute directory install.sh installs into."}
+        }},
+        "CreatedPackage": {"type": "object", "properties": {
+            "package": schema_ref("PackageView"),
+            "token": {"type": "string", "description": "The one-time download token (wdl_…), shown only here."}
+        }},
+        "DownloadPackage": {"type": "object", "required": ["token"], "properties": {
+            "token": {"type": "string", "description": "The one-time download token."}
+        }},
+        "PackageArchive": {"type": "string", "format": "binary", "description": "The package, application/gzip (a .tar.gz). Refusals: 400 token_in_query (any query string; nothing consumed), 403 invalid_token, 410 token_used / token_expired / package_revoked."}
     })
 }
 

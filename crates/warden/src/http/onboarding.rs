@@ -1,0 +1,212 @@
+//! `/v1/onboarding…`: the admin routes (bearer token, like the rest of `/v1/`) and the
+//! download route, whose credential is the package's one-time download token instead.
+//!
+//! The token travels in the `X-Warden-Download-Token` header (`GET`) or a JSON body
+//! `{"token": "…"}` (`POST`), never in the URL: URLs end up in proxy and access logs, so a
+//! request with any query string is refused (`400 token_in_query`) before the token is
+//! even read, and nothing is consumed. Refusals are JSON like every other error:
+//! `403 invalid_token`, `410 token_used`, `410 token_expired`, `410 package_revoked`.
+
+use axum::Json;
+use axum::extract::{Extension, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::extract::{ApiPath, ApiQuery, JsonBody, RequestBody};
+use super::{ApiError, HttpState};
+use crate::onboarding::{DownloadError, NewPackage, PackageView};
+use crate::ops::now;
+use crate::tokens::TokenInfo;
+
+/// Header that carries the download token on `GET /v1/onboarding/download`.
+pub const TOKEN_HEADER: &str = "x-warden-download-token";
+
+/// The route the download token opens (no bearer token needed).
+pub const DOWNLOAD_PATH: &str = "/v1/onboarding/download";
+
+fn actor(token: &TokenInfo) -> String {
+    format!("http:{}:{}", token.name, token.id)
+}
+
+fn no_store(mut res: Response) -> Response {
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// A refused download, as JSON.
+struct Refused(DownloadError);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let e = match self.0 {
+            DownloadError::Ops(e) => return ApiError::from(e).into_response(),
+            other => other,
+        };
+        let (status, code) = match &e {
+            DownloadError::Missing => (StatusCode::BAD_REQUEST, "invalid"),
+            DownloadError::Invalid => (StatusCode::FORBIDDEN, "invalid_token"),
+            DownloadError::Used(..) => (StatusCode::GONE, "token_used"),
+            DownloadError::Expired(..) => (StatusCode::GONE, "token_expired"),
+            DownloadError::Revoked(_) => (StatusCode::GONE, "package_revoked"),
+            DownloadError::Ops(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        let body = json!({"error": {"code": code, "message": e.to_string()}});
+        no_store((status, Json(body)).into_response())
+    }
+}
+
+fn token_in_query() -> Response {
+    let body = json!({"error": {
+        "code": "token_in_query",
+        "message": "this route takes no query string: send the download token in the X-Warden-Download-Token header or a JSON body {\"token\": \"…\"}; nothing was consumed",
+    }});
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
+}
+
+async fn deliver(s: &HttpState, token: &str, source: &str) -> Response {
+    match s.warden.download_package(token, source).await {
+        Ok(d) => {
+            let disposition = format!("attachment; filename=\"{}\"", d.file_name);
+            let mut res = (StatusCode::OK, d.archive.to_vec()).into_response();
+            let h = res.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/gzip"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&disposition) {
+                h.insert(header::CONTENT_DISPOSITION, v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&d.package.id) {
+                h.insert("x-warden-package", v);
+            }
+            no_store(res)
+        }
+        Err(e) => Refused(e).into_response(),
+    }
+}
+
+/// `GET /v1/onboarding/download` with `X-Warden-Download-Token`.
+pub(crate) async fn download_get(
+    State(s): State<HttpState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if uri.query().is_some() {
+        return token_in_query();
+    }
+    let token = headers
+        .get(TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    deliver(&s, &token, "http").await
+}
+
+/// `POST /v1/onboarding/download`.
+#[derive(Deserialize)]
+pub(crate) struct DownloadBody {
+    token: String,
+}
+impl RequestBody for DownloadBody {}
+
+/// `POST /v1/onboarding/download` with `{"token": "…"}`.
+pub(crate) async fn download_post(
+    State(s): State<HttpState>,
+    uri: Uri,
+    body: Result<JsonBody<DownloadBody>, ApiError>,
+) -> Response {
+    if uri.query().is_some() {
+        return token_in_query();
+    }
+    match body {
+        Ok(JsonBody(b)) => deliver(&s, &b.token, "http").await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /v1/onboarding`.
+#[derive(Deserialize)]
+pub(crate) struct CreatePackage {
+    tenant: String,
+    component: String,
+    site: String,
+    /// Token life in seconds (default 24 h).
+    #[serde(default)]
+    expires_in: Option<i64>,
+    nats_url: String,
+    #[serde(default)]
+    install_dir: Option<String>,
+}
+impl RequestBody for CreatePackage {}
+
+/// The answer of `POST /v1/onboarding`: the package and its one-time download token.
+#[derive(Serialize)]
+pub(crate) struct Created<'a> {
+    package: PackageView,
+    token: &'a str,
+}
+
+/// `POST /v1/onboarding` (scope `write`): `201 {package, token}`; the token is shown once.
+pub(crate) async fn create(
+    State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
+    JsonBody(body): JsonBody<CreatePackage>,
+) -> Result<Response, ApiError> {
+    let secs = body.expires_in.unwrap_or(86_400);
+    let issued = s
+        .warden
+        .with_actor(actor(&token))
+        .create_package(&NewPackage {
+            tenant: body.tenant,
+            component: body.component,
+            site: body.site,
+            token_expires_at: now().saturating_add(secs),
+            nats_url: body.nats_url,
+            install_dir: body.install_dir,
+        })
+        .await?;
+    let out = Created {
+        package: issued.package,
+        token: issued.token.as_str(),
+    };
+    Ok(no_store((StatusCode::CREATED, Json(out)).into_response()))
+}
+
+/// Query of `GET /v1/onboarding`.
+#[derive(Deserialize)]
+pub(crate) struct ListQuery {
+    tenant: Option<String>,
+}
+
+/// `GET /v1/onboarding[?tenant=]`.
+pub(crate) async fn list(
+    State(s): State<HttpState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Vec<PackageView>>, ApiError> {
+    Ok(Json(s.warden.list_packages(q.tenant.as_deref()).await?))
+}
+
+/// `GET /v1/onboarding/{id}`.
+pub(crate) async fn show(
+    State(s): State<HttpState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<PackageView>, ApiError> {
+    Ok(Json(s.warden.package(&id).await?))
+}
+
+/// `POST /v1/onboarding/{id}/revoke`.
+pub(crate) async fn revoke(
+    State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<PackageView>, ApiError> {
+    Ok(Json(
+        s.warden
+            .with_actor(actor(&token))
+            .revoke_package(&id)
+            .await?,
+    ))
+}

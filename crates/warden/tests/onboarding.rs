@@ -1,0 +1,669 @@
+//! Onboarding packages against real nats-server processes (2.9.10 and 2.15.x) and a
+//! running `warden serve`: the package is downloaded once over HTTP with its token in a
+//! header; the archive holds a TOML config naming the tenant, creds that connect and
+//! publish into the tenant's prefix, and a client certificate from the tenant's CA whose
+//! names carry the tenant; a second download, an expired token, a wrong token and a token
+//! in the query string are refused (and, except the last, recorded); the state moves
+//! issued → delivered → activated as `warden serve` observes the collector connect; revoke
+//! cuts the collector off.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Home, connect};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use warden_testkit::{NatsServerBinary, ServerLine};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A running `warden serve`, killed on drop; `base` is its HTTP address.
+struct Serve {
+    child: Child,
+    base: String,
+}
+
+impl Serve {
+    fn start(home: &Home, nats: &str) -> Serve {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .arg("--data-dir")
+            .arg(home.data_dir())
+            .args([
+                "serve",
+                "--nats",
+                nats,
+                "--http",
+                "127.0.0.1:0",
+                "--max-backoff",
+                "1s",
+            ])
+            .env_remove("WARDEN_DATABASE_URL")
+            .env_remove("WARDEN_MASTER_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start warden serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("serve printed its address");
+        let base = line
+            .strip_prefix("warden serve: ")
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+            .to_string();
+        Serve { child, base }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits (bounded) until the outbox is empty: `warden serve`'s relay pushed everything.
+fn outbox_drained(home: &Home) {
+    let deadline = Instant::now() + WAIT;
+    while home.json(&["status"])["outbox_pending"] != 0 {
+        assert!(Instant::now() < deadline, "outbox not delivered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Polls `onboarding show` (bounded) until the package is in `state`.
+fn state_becomes(home: &Home, id: &str, state: &str) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let p = home.json(&["onboarding", "show", id]);
+        if p["state"] == state {
+            return p;
+        }
+        assert!(Instant::now() < deadline, "{id} never became {state}: {p}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+struct Reply {
+    status: u16,
+    content_type: String,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+async fn reply(r: reqwest::RequestBuilder) -> Reply {
+    let r = r.send().await.expect("HTTP request");
+    let status = r.status().as_u16();
+    let content_type = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    if status == 200 && content_type == "application/gzip" {
+        assert_eq!(
+            r.headers().get("cache-control").unwrap(),
+            "no-store",
+            "a package is never cached"
+        );
+    }
+    let body = r.bytes().await.expect("body").to_vec();
+    Reply {
+        status,
+        content_type,
+        body,
+    }
+}
+
+/// An unpacked archive: path → (mode, contents).
+fn unpack(bytes: &[u8]) -> BTreeMap<String, (u32, Vec<u8>)> {
+    let mut out = BTreeMap::new();
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+    for entry in ar.entries().expect("tar entries") {
+        let mut e = entry.expect("tar entry");
+        if e.header().entry_type() != tar::EntryType::Regular {
+            continue;
+        }
+        let path = e.path().expect("path").to_string_lossy().to_string();
+        let mode = e.header().mode().expect("mode") & 0o7777;
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).expect("read entry");
+        out.insert(path, (mode, data));
+    }
+    out
+}
+
+fn text(files: &BTreeMap<String, (u32, Vec<u8>)>, name: &str) -> String {
+    let (_, data) = files
+        .get(name)
+        .unwrap_or_else(|| panic!("{name} missing from {:?}", files.keys()));
+    String::from_utf8(data.clone()).expect("utf-8")
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// The certificate's CN and SAN carry the tenant, and it is signed by the tenant CA.
+fn check_certificate(cert_pem: &str, ca_pem: &str, slug: &str) {
+    use x509_parser::extensions::GeneralName;
+    let (_, ca) = x509_parser::pem::parse_x509_pem(ca_pem.as_bytes()).expect("CA PEM");
+    let ca = ca.parse_x509().expect("CA certificate");
+    let (_, leaf) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()).expect("cert PEM");
+    let leaf = leaf.parse_x509().expect("client certificate");
+    let cn = leaf
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|c| c.as_str().ok())
+        .expect("CN");
+    assert_eq!(cn, format!("flowgger.paris.{slug}"));
+    let san = leaf
+        .subject_alternative_name()
+        .expect("SAN parses")
+        .expect("SAN present");
+    let names: Vec<String> = san
+        .value
+        .general_names
+        .iter()
+        .map(|g| match g {
+            GeneralName::URI(u) => format!("uri:{u}"),
+            GeneralName::DNSName(d) => format!("dns:{d}"),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert!(
+        names.contains(&format!("uri:warden://tenant/{slug}/flowgger/paris")),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&format!("dns:flowgger.paris.{slug}")),
+        "{names:?}"
+    );
+    assert_eq!(leaf.issuer(), ca.subject(), "issued by the tenant CA");
+    leaf.verify_signature(Some(ca.public_key()))
+        .expect("signed by the tenant CA's key");
+    assert!(ca.is_ca(), "the tenant CA is a CA");
+    assert!(!leaf.is_ca(), "the client certificate is not a CA");
+    let ca_cn = ca
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|c| c.as_str().ok())
+        .expect("CA CN");
+    assert!(ca_cn.contains(slug), "{ca_cn}");
+    let eku = leaf
+        .extended_key_usage()
+        .expect("EKU parses")
+        .expect("EKU present");
+    assert!(eku.value.client_auth, "client authentication");
+}
+
+async fn onboarding(line: ServerLine) {
+    let bin = NatsServerBinary::get(line);
+    eprintln!("running against nats-server {}", bin.version);
+    let home = Home::new();
+    home.ok(&["init", "--name", "ONBOARDOP"]);
+    home.json(&["tenant", "add", "a"]);
+    let server = home.start_nats(&bin, "main");
+    let url = server.url();
+    home.push(&url);
+
+    // Bad input: usage errors, nothing made.
+    for bad in [
+        vec!["--component", "syslog", "--site", "paris"],
+        vec!["--component", "flowgger", "--site", "Paris"],
+        vec![
+            "--component",
+            "flowgger",
+            "--site",
+            "paris",
+            "--expires",
+            "0s",
+        ],
+        vec![
+            "--component",
+            "flowgger",
+            "--site",
+            "paris",
+            "--nats-url",
+            "http://x",
+        ],
+    ] {
+        let mut args = vec!["onboarding", "create", "a"];
+        args.extend(bad);
+        home.fails(2, &args);
+    }
+    home.fails(
+        1,
+        &[
+            "onboarding",
+            "create",
+            "nope",
+            "--component",
+            "otel",
+            "--site",
+            "x",
+        ],
+    );
+    assert_eq!(home.json(&["onboarding", "list"]), json!([]));
+
+    let created = home.json(&[
+        "onboarding",
+        "create",
+        "a",
+        "--component",
+        "flowgger",
+        "--site",
+        "paris",
+        "--nats-url",
+        &url,
+    ]);
+    let p = &created["package"];
+    let id = p["id"].as_str().unwrap().to_string();
+    let token = created["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("wdl_"), "{token}");
+    assert_eq!(p["state"], "issued");
+    assert_eq!(p["user"], "flowgger-paris");
+    assert_eq!(p["subjects"], json!(["events.syslog"]));
+    assert_eq!(p["token_usable"], true);
+    // The same component at the same site again: a conflict, nothing made.
+    home.fails(
+        1,
+        &[
+            "onboarding",
+            "create",
+            "a",
+            "--component",
+            "flowgger",
+            "--site",
+            "paris",
+        ],
+    );
+    assert_eq!(
+        home.json(&["onboarding", "list", "a"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // The token is stored only as a hash: its secret is nowhere in the database files.
+    let secret = token.rsplit('_').next().unwrap();
+    for f in std::fs::read_dir(home.data_dir()).unwrap() {
+        let f = f.unwrap().path();
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "token secret found in {}",
+            f.display()
+        );
+    }
+
+    let serve = Serve::start(&home, &url);
+    outbox_drained(&home);
+    let http = reqwest::Client::new();
+    let download = format!("{}/v1/onboarding/download", serve.base);
+
+    // A token in the URL is refused before it is read, and not consumed.
+    let r = reply(http.get(format!("{download}?token={token}"))).await;
+    assert_eq!((r.status, r.code().as_str()), (400, "token_in_query"));
+    let r = reply(
+        http.get(format!("{download}?token={token}"))
+            .header("X-Warden-Download-Token", &token),
+    )
+    .await;
+    assert_eq!((r.status, r.code().as_str()), (400, "token_in_query"));
+    let r = reply(
+        http.post(format!("{download}?x=1"))
+            .json(&json!({"token": token})),
+    )
+    .await;
+    assert_eq!((r.status, r.code().as_str()), (400, "token_in_query"));
+    let shown = home.json(&["onboarding", "show", &id]);
+    assert_eq!(shown["state"], "issued");
+    assert_eq!(shown["refused_downloads"], 0);
+
+    // No token, a malformed one, and a wrong secret for this package: refused; only the
+    // last names the package, so only it is counted.
+    let r = reply(http.get(&download)).await;
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    let r = reply(
+        http.get(&download)
+            .header("X-Warden-Download-Token", "wdl_nope"),
+    )
+    .await;
+    assert_eq!((r.status, r.code().as_str()), (403, "invalid_token"));
+    let wrong = format!("{}_{}", token.rsplit_once('_').unwrap().0, "a".repeat(52));
+    let r = reply(
+        http.get(&download)
+            .header("X-Warden-Download-Token", &wrong),
+    )
+    .await;
+    assert_eq!((r.status, r.code().as_str()), (403, "invalid_token"));
+    let shown = home.json(&["onboarding", "show", &id]);
+    assert_eq!(shown["state"], "issued");
+    assert_eq!(shown["refused_downloads"], 1);
+
+    // The download: once.
+    let r = reply(
+        http.get(&download)
+            .header("X-Warden-Download-Token", &token),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.content_type, "application/gzip");
+    let archive = r.body;
+    let shown = home.json(&["onboarding", "show", &id]);
+    assert_eq!(shown["state"], "delivered");
+    assert!(shown["delivered_at"].as_i64().is_some(), "{shown}");
+    assert_eq!(shown["token_usable"], false);
+
+    let r = reply(
+        http.get(&download)
+            .header("X-Warden-Download-Token", &token),
+    )
+    .await;
+    assert_eq!((r.status, r.code().as_str()), (410, "token_used"));
+    let r = reply(http.post(&download).json(&json!({"token": token}))).await;
+    assert_eq!((r.status, r.code().as_str()), (410, "token_used"));
+    let shown = home.json(&["onboarding", "show", &id]);
+    assert_eq!(shown["state"], "delivered");
+    assert_eq!(shown["refused_downloads"], 3);
+    let store = home.store().await;
+    let refused: Vec<_> = store
+        .ledger(0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "onboarding.download_refused" && e.object_key == id)
+        .collect();
+    assert_eq!(refused.len(), 3, "every refused attempt is in the ledger");
+    assert_eq!(refused[1].summary["reason"], "already used");
+    assert!(store.verify_ledger().await.unwrap().is_intact());
+    store.close().await;
+
+    // The archive: files, modes, config naming the tenant, certificate of the tenant CA.
+    let files = unpack(&archive);
+    let dir = "flowgger-paris";
+    let expected_modes = [
+        ("collector.toml", 0o600),
+        ("collector.creds", 0o600),
+        ("client.key", 0o600),
+        ("client.pem", 0o644),
+        ("ca.pem", 0o644),
+        ("install.sh", 0o700),
+    ];
+    for (name, m) in expected_modes {
+        let (got, _) = files
+            .get(&format!("{dir}/{name}"))
+            .unwrap_or_else(|| panic!("{name} missing: {:?}", files.keys()));
+        assert_eq!(*got, m, "{name} mode {got:o}");
+    }
+    let toml = text(&files, &format!("{dir}/collector.toml"));
+    assert!(toml.contains("tenant_slug = \"a\"\n"), "{toml}");
+    assert!(toml.contains(&format!("url = \"{url}\"\n")), "{toml}");
+    assert!(toml.contains("subject = \"events.syslog\"\n"), "{toml}");
+    assert!(toml.contains(&format!("package_id = \"{id}\"\n")), "{toml}");
+    let creds = text(&files, &format!("{dir}/collector.creds"));
+    assert!(creds.contains("BEGIN NATS USER JWT"), "creds");
+    let cert_pem = text(&files, &format!("{dir}/client.pem"));
+    let ca_pem = text(&files, &format!("{dir}/ca.pem"));
+    assert!(text(&files, &format!("{dir}/client.key")).contains("PRIVATE KEY"));
+    check_certificate(&cert_pem, &ca_pem, "a");
+
+    // install.sh puts the files in place with their modes, the config pointing there.
+    let unpacked = home.path().join("unpacked");
+    for (name, (m, data)) in &files {
+        let path = unpacked.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, data).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*m)).unwrap();
+    }
+    let dest = home.path().join("installed");
+    let out = Command::new("sh")
+        .arg(unpacked.join(dir).join("install.sh"))
+        .arg(&dest)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(mode(&dest), 0o700);
+    for (name, m) in [
+        ("collector.creds", 0o600),
+        ("client.key", 0o600),
+        ("collector.toml", 0o600),
+        ("client.pem", 0o644),
+        ("ca.pem", 0o644),
+    ] {
+        assert_eq!(mode(&dest.join(name)), m, "installed {name}");
+    }
+    let installed = std::fs::read_to_string(dest.join("collector.toml")).unwrap();
+    assert!(
+        installed.contains(&format!("creds = \"{}/collector.creds\"", dest.display())),
+        "{installed}"
+    );
+    assert!(!installed.contains("/etc/warden/collectors"), "{installed}");
+
+    // The creds work: the collector publishes events.syslog, the platform gets a.events.syslog.
+    let platform = connect(&url, &home.ok(&["creds", "PLATFORM", "platform"]))
+        .await
+        .expect("platform connects");
+    let mut events = platform.client.subscribe("*.events.>").await.unwrap();
+    platform.client.flush().await.unwrap();
+    let mut collector = connect(&url, &creds).await.expect("collector connects");
+    let deadline = Instant::now() + WAIT;
+    'arrived: loop {
+        collector
+            .client
+            .publish("events.syslog", "<13>hello".into())
+            .await
+            .unwrap();
+        collector.client.flush().await.unwrap();
+        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(200), events.next()).await {
+            assert_eq!(m.subject.as_str(), "a.events.syslog");
+            break 'arrived;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing arrived as a.events.syslog"
+        );
+    }
+    // Its permissions are the component's: other catalogue subjects are refused.
+    collector
+        .client
+        .publish("snmp.traps", "x".into())
+        .await
+        .unwrap();
+    let e = collector.next_error(WAIT).await.expect("publish refused");
+    assert!(e.to_lowercase().contains("permissions violation"), "{e}");
+
+    // serve observed the first connection: activated.
+    let shown = state_becomes(&home, &id, "activated");
+    assert!(shown["activated_at"].as_i64().is_some(), "{shown}");
+
+    // An expired token is refused (and recorded), and the package stays issued. The
+    // expiry is moved into the past in the database rather than waited for.
+    let expiring = home.json(&[
+        "onboarding",
+        "create",
+        "a",
+        "--component",
+        "trapd",
+        "--site",
+        "lyon",
+        "--expires",
+        "1h",
+    ]);
+    let expiring_id = expiring["package"]["id"].as_str().unwrap().to_string();
+    let expiring_token = expiring["token"].as_str().unwrap().to_string();
+    let db = format!("sqlite://{}/warden.db", home.data_dir().display());
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE onboarding_packages SET token_expires_at = 1 WHERE id = $1")
+        .bind(&expiring_id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+    let r = reply(http.post(&download).json(&json!({"token": expiring_token}))).await;
+    assert_eq!((r.status, r.code().as_str()), (410, "token_expired"));
+    let shown = home.json(&["onboarding", "show", &expiring_id]);
+    assert_eq!(shown["state"], "issued");
+    assert_eq!(shown["refused_downloads"], 1);
+
+    // Revoke: the collector's connection is closed and it cannot come back.
+    let revoked = home.json(&["onboarding", "revoke", &id]);
+    assert_eq!(revoked["state"], "revoked");
+    assert_eq!(revoked["certificate"]["revoked"], true);
+    let deadline = Instant::now() + WAIT;
+    while collector.client.connection_state() == async_nats::connection::State::Connected {
+        assert!(
+            Instant::now() < deadline,
+            "revoked collector still connected"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let e = connect(&url, &creds)
+        .await
+        .err()
+        .expect("reconnect refused");
+    assert!(e.to_lowercase().contains("authorization"), "{e}");
+    home.fails(1, &["onboarding", "revoke", &id]);
+    let r = reply(
+        http.get(&download)
+            .header("X-Warden-Download-Token", &token),
+    )
+    .await;
+    assert_eq!((r.status, r.code().as_str()), (410, "package_revoked"));
+
+    // The air-gapped path: `-o` writes the package (0600) and leaves it issued; the
+    // token is then spent locally, once.
+    let local = home.path().join("otel.tar.gz");
+    let made = home.json(&[
+        "onboarding",
+        "create",
+        "a",
+        "--component",
+        "otel",
+        "--site",
+        "lab",
+        "-o",
+        local.to_str().unwrap(),
+    ]);
+    assert_eq!(mode(&local), 0o600);
+    let otel_id = made["package"]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        home.json(&["onboarding", "show", &otel_id])["state"],
+        "issued"
+    );
+    let got = home.path().join("otel-downloaded.tar.gz");
+    let t = made["token"].as_str().unwrap();
+    home.json(&[
+        "onboarding",
+        "download",
+        "--token",
+        t,
+        "-o",
+        got.to_str().unwrap(),
+    ]);
+    assert_eq!(mode(&got), 0o600);
+    assert_eq!(std::fs::read(&got).unwrap(), std::fs::read(&local).unwrap());
+    assert_eq!(
+        home.json(&["onboarding", "show", &otel_id])["state"],
+        "delivered"
+    );
+    let again = home.path().join("again.tar.gz");
+    home.fails(
+        1,
+        &[
+            "onboarding",
+            "download",
+            "--token",
+            t,
+            "-o",
+            again.to_str().unwrap(),
+        ],
+    );
+    assert!(!again.exists(), "nothing written for a refused download");
+
+    // The admin routes: bearer token with scopes.
+    let write = home.json(&["token", "create", "--name", "ops", "--scope", "read,write"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = reply(
+        http.post(format!("{}/v1/onboarding", serve.base))
+            .bearer_auth(&write)
+            .json(&json!({"tenant": "a", "component": "netflow", "site": "edge", "nats_url": url})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let body = r.json();
+    assert_eq!(body["package"]["state"], "issued");
+    assert!(body["token"].as_str().unwrap().starts_with("wdl_"));
+    let r = reply(
+        http.post(format!("{}/v1/onboarding", serve.base))
+            .json(&json!({"tenant": "a", "component": "agent", "site": "x", "nats_url": url})),
+    )
+    .await;
+    assert_eq!(r.status, 401, "creating needs a bearer token");
+    let r = reply(
+        http.get(format!("{}/v1/onboarding?tenant=a", serve.base))
+            .bearer_auth(&write),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json().as_array().unwrap().len(), 4);
+    let r = reply(
+        http.post(format!("{}/v1/onboarding/{expiring_id}/revoke", serve.base))
+            .bearer_auth(&write),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["state"], "revoked");
+
+    drop(collector);
+    drop(platform);
+    drop(serve);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onboarding_2_9() {
+    onboarding(ServerLine::V2_9).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onboarding_2_15() {
+    onboarding(ServerLine::V2_15).await;
+}
