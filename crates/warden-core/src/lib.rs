@@ -15,6 +15,7 @@ pub mod device;
 pub mod names;
 pub mod org;
 pub mod parse;
+pub mod permcheck;
 pub mod spec;
 pub mod streams;
 pub mod tenant;

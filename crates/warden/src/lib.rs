@@ -14,10 +14,12 @@
 //! - [`observe`]: device lifecycle observed from server connect events.
 //! - [`bench`]: `warden bench`, measurements users can run on their own hardware.
 //! - [`leaf`]: `warden tenant leaf-config`, leaf node configs for tenants' sites.
+//! - [`console`]: the web console of `warden serve`, under `/console`.
 #![deny(missing_docs)]
 
 pub mod bench;
 pub mod cli;
+pub mod console;
 pub mod device;
 pub mod http;
 pub mod leaf;

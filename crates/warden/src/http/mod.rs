@@ -51,6 +51,14 @@ pub struct HttpState {
 
 /// The whole API as an axum router (state applied).
 pub fn router(state: HttpState) -> Router {
+    // Nobody will close this console's event streams: fine for a router a test drives.
+    let (_, closing) = tokio::sync::watch::channel(false);
+    app(state, closing)
+}
+
+/// The API plus the web console ([`crate::console`], under `/console`); `closing`
+/// turning `true` ends the console's event streams.
+fn app(state: HttpState, closing: tokio::sync::watch::Receiver<bool>) -> Router {
     use handlers as h;
     let v1 = Router::new()
         .route("/v1/operator", get(h::operator))
@@ -93,6 +101,10 @@ pub fn router(state: HttpState) -> Router {
         .route("/readyz", get(h::readyz))
         .route("/openapi.json", get(h::openapi))
         .merge(v1)
+        .nest_service(
+            "/console",
+            crate::console::router(state.warden.clone(), closing),
+        )
         .fallback(h::no_route)
         .method_not_allowed_fallback(h::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -110,7 +122,14 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "HTTP API listening");
     }
-    axum::serve(listener, router(state))
+    // The console's event streams never end by themselves: end them when shutdown
+    // begins, so the graceful shutdown does not wait for open browsers.
+    let (close_tx, closing) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = close_tx.send(true);
+    };
+    axum::serve(listener, app(state, closing))
         .with_graceful_shutdown(shutdown)
         .await
 }
