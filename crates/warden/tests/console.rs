@@ -640,11 +640,22 @@ async fn browser_flow(line: ServerLine) {
     }
     b.execute("window.__noReload = 42;", vec![]).await.unwrap();
     home.ok(&["account", "add", "FROMCLI"]);
-    b.wait()
+    if let Err(e) = b
+        .wait()
         .at_most(WAIT)
         .for_element(Locator::Css("#account-FROMCLI"))
         .await
-        .expect("the CLI's account appears without reload");
+    {
+        shot(&b, &format!("{tag}-04-live-failed")).await;
+        let live = b.find(Locator::Css("#live")).await.unwrap().text().await.unwrap();
+        let probe = b
+            .execute_async(
+                "const done = arguments[arguments.length - 1]; fetch(location.href).then(r => r.text()).then(t => done(t.includes('FROMCLI') + ' ' + document.querySelectorAll('[data-live][id]').length)).catch(e => done(String(e)));",
+                vec![],
+            )
+            .await;
+        panic!("the CLI's account did not appear without reload ({e}); live region: {live}; probe: {probe:?}");
+    }
     let marker = b.execute("return window.__noReload;", vec![]).await.unwrap();
     assert_eq!(marker, serde_json::json!(42), "the page was reloaded");
     shot(&b, &format!("{tag}-04-live")).await;

@@ -27,6 +27,11 @@
   var es = new EventSource("/console/events?after=" + encodeURIComponent(document.body.dataset.seq || "0"));
   es.addEventListener("open", function () { say("Live: changes appear here as they happen."); });
   es.addEventListener("error", function () { say("Live updates paused; reconnecting…"); });
+  // An open stream per page left in the back/forward cache would use up the browser's
+  // few HTTP/1.1 connections to this host: close it when the page is hidden, and
+  // reload a page restored from that cache (it missed the events meanwhile).
+  window.addEventListener("pagehide", function () { es.close(); });
+  window.addEventListener("pageshow", function (e) { if (e.persisted) location.reload(); });
   es.addEventListener("ledger", function (e) {
     var ev = JSON.parse(e.data);
     say("Change #" + ev.seq + ": " + ev.action + " " + ev.object_kind + " by " + ev.actor);
