@@ -91,10 +91,16 @@ pub fn check(perms: &Permissions, direction: Direction, subject: &Subject) -> Ve
         }
     }
     if let Some(rule) = list.deny.iter().find(|d| covers(d, subject)) {
-        return Verdict::deny(format!("denied by the {} deny rule {rule}", direction.as_str()));
+        return Verdict::deny(format!(
+            "denied by the {} deny rule {rule}",
+            direction.as_str()
+        ));
     }
     let allowed_by = if list.allow.is_empty() {
-        format!("no {} allow list: everything not denied is allowed", direction.as_str())
+        format!(
+            "no {} allow list: everything not denied is allowed",
+            direction.as_str()
+        )
     } else if let Some(rule) = list.allow.iter().find(|a| covers(a, subject)) {
         format!("allowed by the {} allow rule {rule}", direction.as_str())
     } else {
@@ -129,7 +135,12 @@ mod tests {
         Subject::new(text).unwrap()
     }
 
-    fn perms(pub_allow: &[&str], pub_deny: &[&str], sub_allow: &[&str], sub_deny: &[&str]) -> Permissions {
+    fn perms(
+        pub_allow: &[&str],
+        pub_deny: &[&str],
+        sub_allow: &[&str],
+        sub_deny: &[&str],
+    ) -> Permissions {
         let list = |v: &[&str]| v.iter().map(|x| s(x)).collect::<Vec<_>>();
         Permissions {
             publish: Permission {

@@ -46,7 +46,9 @@ struct Console {
 async fn start_console() -> Console {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("warden.db").display());
-    let store = Store::open(&url, MasterKey::from_bytes([7; 32])).await.unwrap();
+    let store = Store::open(&url, MasterKey::from_bytes([7; 32]))
+        .await
+        .unwrap();
     let mut warden = Warden::open(store.clone(), "test").await.unwrap();
     warden
         .init(InitOptions {
@@ -173,7 +175,14 @@ impl Console {
 
     /// The CSRF token of a session (from any page's forms).
     async fn csrf(&self, session: &str) -> String {
-        csrf_in(&self.get("/console/accounts", Some(session)).await.text().await.unwrap())
+        csrf_in(
+            &self
+                .get("/console/accounts", Some(session))
+                .await
+                .text()
+                .await
+                .unwrap(),
+        )
     }
 }
 
@@ -194,7 +203,10 @@ async fn sign_in_cookie_flags_and_bad_tokens() {
     for flag in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
         assert!(login_cookie.contains(flag), "{login_cookie}");
     }
-    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(csp.contains("script-src 'self'"), "{csp}");
     let html = page.text().await.unwrap();
     assert!(html.contains("<label for=\"token\">"), "{html}");
@@ -203,7 +215,11 @@ async fn sign_in_cookie_flags_and_bad_tokens() {
 
     // A bad token: 401, the form again with the reason, no session cookie.
     let res = c
-        .post("/console/login", &login, &[("token", "wdn_nope"), ("csrf", &csrf)])
+        .post(
+            "/console/login",
+            &login,
+            &[("token", "wdn_nope"), ("csrf", &csrf)],
+        )
         .await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert!(set_cookie(res.headers(), "warden_console").is_none());
@@ -224,7 +240,11 @@ async fn sign_in_cookie_flags_and_bad_tokens() {
 
     // The good token: a session cookie (random id, not the token), HttpOnly, Strict.
     let res = c
-        .post("/console/login", &login, &[("token", &admin), ("csrf", &csrf)])
+        .post(
+            "/console/login",
+            &login,
+            &[("token", &admin), ("csrf", &csrf)],
+        )
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(res.headers()[LOCATION], "/console");
@@ -233,21 +253,40 @@ async fn sign_in_cookie_flags_and_bad_tokens() {
         assert!(session_cookie.contains(flag), "{session_cookie}");
     }
     let sid = cookie_value(&session_cookie);
-    assert!(!session_cookie.contains(&admin) && sid.len() >= 40, "{session_cookie}");
+    assert!(
+        !session_cookie.contains(&admin) && sid.len() >= 40,
+        "{session_cookie}"
+    );
 
     // Readable without JavaScript: the server's HTML carries the content itself.
     let res = c.get("/console", Some(&sid)).await;
     assert_eq!(res.status(), StatusCode::OK);
     let html = res.text().await.unwrap();
-    for needle in ["<main", "<nav aria-label=\"Main\">", "CONSOLEOP", "SYS", "<h1>Overview</h1>"] {
+    for needle in [
+        "<main",
+        "<nav aria-label=\"Main\">",
+        "CONSOLEOP",
+        "SYS",
+        "<h1>Overview</h1>",
+    ] {
         assert!(html.contains(needle), "{needle} missing:\n{html}");
     }
-    let html = c.get("/console/hierarchy", Some(&sid)).await.text().await.unwrap();
-    assert!(html.contains("<svg") && html.contains("Operator CONSOLEOP"), "{html}");
+    let html = c
+        .get("/console/hierarchy", Some(&sid))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("<svg") && html.contains("Operator CONSOLEOP"),
+        "{html}"
+    );
 
     // Revoking the token ends the session at once.
     let list = tokens::list_tokens(&c.store).await.unwrap();
-    tokens::revoke_token(&c.store, "test", &list[0].id).await.unwrap();
+    tokens::revoke_token(&c.store, "test", &list[0].id)
+        .await
+        .unwrap();
     let res = c.get("/console", Some(&sid)).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
 }
@@ -261,20 +300,35 @@ async fn forms_need_the_csrf_token_and_the_scope() {
     let cookie = format!("warden_console={admin}");
 
     // No CSRF token, or another session's: refused, nothing created.
-    let res = c.post("/console/accounts", &cookie, &[("name", "NOCSRF")]).await;
+    let res = c
+        .post("/console/accounts", &cookie, &[("name", "NOCSRF")])
+        .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let other = c.csrf(&reader).await;
     let res = c
-        .post("/console/accounts", &cookie, &[("name", "NOCSRF"), ("csrf", &other)])
+        .post(
+            "/console/accounts",
+            &cookie,
+            &[("name", "NOCSRF"), ("csrf", &other)],
+        )
         .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert!(c.warden.account("NOCSRF").await.is_err());
 
     // With it: created, by a console actor, and the browser is sent to the new page.
     let res = c
-        .post("/console/accounts", &cookie, &[("name", "ORDERS"), ("csrf", &csrf)])
+        .post(
+            "/console/accounts",
+            &cookie,
+            &[("name", "ORDERS"), ("csrf", &csrf)],
+        )
         .await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER, "{}", res.text().await.unwrap());
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        res.text().await.unwrap()
+    );
     assert_eq!(res.headers()[LOCATION], "/console/accounts/ORDERS");
     let events = c.store.ledger(0, 1000).await.unwrap();
     let last = events.last().unwrap();
@@ -332,35 +386,60 @@ async fn forms_need_the_csrf_token_and_the_scope() {
     let rcookie = format!("warden_console={reader}");
     let rcsrf = c.csrf(&reader).await;
     let res = c
-        .post("/console/accounts", &rcookie, &[("name", "NOPE"), ("csrf", &rcsrf)])
+        .post(
+            "/console/accounts",
+            &rcookie,
+            &[("name", "NOPE"), ("csrf", &rcsrf)],
+        )
         .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert!(c.warden.account("NOPE").await.is_err());
-    let res = c.get("/console/accounts/ORDERS/users/alice/creds", Some(&reader)).await;
+    let res = c
+        .get("/console/accounts/ORDERS/users/alice/creds", Some(&reader))
+        .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 
     // Admin downloads the creds: an attachment, not cached, a creds file of alice.
-    let res = c.get("/console/accounts/ORDERS/users/alice/creds", Some(&admin)).await;
+    let res = c
+        .get("/console/accounts/ORDERS/users/alice/creds", Some(&admin))
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["cache-control"], "no-store");
-    let disposition = res.headers()["content-disposition"].to_str().unwrap().to_string();
+    let disposition = res.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(disposition.contains("ORDERS-alice.creds"), "{disposition}");
     let text = res.text().await.unwrap();
     assert!(text.contains("BEGIN NATS USER JWT") && text.contains("BEGIN USER NKEY SEED"));
 
     // Revoke through the form.
     let res = c
-        .post("/console/accounts/ORDERS/users/alice/revoke", &cookie, &[("csrf", &csrf)])
+        .post(
+            "/console/accounts/ORDERS/users/alice/revoke",
+            &cookie,
+            &[("csrf", &csrf)],
+        )
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert!(c.warden.user("ORDERS", "alice").await.unwrap().revoked_at.is_some());
+    assert!(
+        c.warden
+            .user("ORDERS", "alice")
+            .await
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
 
     // Sign-out needs the CSRF token too, and ends the session.
     let res = c.post("/console/logout", &cookie, &[]).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let res = c.post("/console/logout", &cookie, &[("csrf", &csrf)]).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert_eq!(c.get("/console", Some(&admin)).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        c.get("/console", Some(&admin)).await.status(),
+        StatusCode::SEE_OTHER
+    );
 }
 
 #[tokio::test]
@@ -368,7 +447,10 @@ async fn event_stream_carries_new_ledger_entries() {
     let c = start_console().await;
     let sid = c.sign_in(&c.token("admin", &[Scope::Admin]).await).await;
     // Without a session: no stream.
-    assert_eq!(c.get("/console/events", None).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        c.get("/console/events", None).await.status(),
+        StatusCode::SEE_OTHER
+    );
 
     // A raw HTTP/1.1 reader, so the test sees each event as it arrives.
     let addr = c.base.trim_start_matches("http://").to_string();
@@ -384,10 +466,18 @@ async fn event_stream_carries_new_ledger_entries() {
         .await
         .unwrap();
     let mut lines = tokio::io::BufReader::new(read).lines();
-    let head = tokio::time::timeout(WAIT, lines.next_line()).await.unwrap().unwrap().unwrap();
+    let head = tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert!(head.contains("200"), "{head}");
 
-    c.warden.with_actor("cli:test").add_account("LIVE", Default::default()).await.unwrap();
+    c.warden
+        .with_actor("cli:test")
+        .add_account("LIVE", Default::default())
+        .await
+        .unwrap();
     let found = tokio::time::timeout(WAIT, async {
         while let Some(line) = lines.next_line().await.unwrap() {
             if line.starts_with("data:") && line.contains("\"action\":\"account.add") {
@@ -419,7 +509,15 @@ impl Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
             .arg("--data-dir")
             .arg(home.data_dir())
-            .args(["serve", "--nats", nats, "--http", "127.0.0.1:0", "--max-backoff", "1s"])
+            .args([
+                "serve",
+                "--nats",
+                nats,
+                "--http",
+                "127.0.0.1:0",
+                "--max-backoff",
+                "1s",
+            ])
             .env_remove("WARDEN_DATABASE_URL")
             .env_remove("WARDEN_MASTER_KEY")
             .stdout(Stdio::piped())
@@ -433,7 +531,9 @@ impl Serve {
             let _ = BufReader::new(stdout).read_line(&mut line);
             let _ = tx.send(line);
         });
-        let line = rx.recv_timeout(WAIT).expect("warden serve printed its address");
+        let line = rx
+            .recv_timeout(WAIT)
+            .expect("warden serve printed its address");
         let base = line
             .strip_prefix("warden serve: ")
             .and_then(|r| r.split_whitespace().next())
@@ -458,7 +558,8 @@ struct Driver {
 
 impl Driver {
     async fn start() -> Driver {
-        let bin = std::env::var("WARDEN_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+        let bin =
+            std::env::var("WARDEN_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
         assert!(
             Path::new(&bin).exists(),
             "{bin} is missing: install chromium and chromium-driver (scripts/test does)"
@@ -495,7 +596,9 @@ impl Driver {
                 }
             }
         });
-        let serde_json::Value::Object(caps) = caps else { unreachable!() };
+        let serde_json::Value::Object(caps) = caps else {
+            unreachable!()
+        };
         let mut builder =
             ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
         builder.capabilities(caps);
@@ -526,13 +629,21 @@ async fn shot(b: &Client, name: &str) {
 }
 
 async fn fill(b: &Client, css: &str, text: &str) {
-    let field = b.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+    let field = b
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
     field.clear().await.unwrap();
     field.send_keys(text).await.unwrap();
 }
 
 async fn click(b: &Client, css: &str) {
-    b.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
+    b.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap();
 }
 
 /// Waits (bounded) for a file in `dir` whose name ends with `suffix` (a finished download).
@@ -546,7 +657,11 @@ async fn wait_file(dir: &Path, suffix: &str) -> PathBuf {
         {
             return p;
         }
-        assert!(Instant::now() < deadline, "no {suffix} downloaded into {}", dir.display());
+        assert!(
+            Instant::now() < deadline,
+            "no {suffix} downloaded into {}",
+            dir.display()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -571,39 +686,83 @@ async fn browser_flow(line: ServerLine) {
 
     // Sign-in: a bad token is refused, the admin token gets in.
     b.goto(&format!("{}/console", serve.base)).await.unwrap();
-    assert!(b.current_url().await.unwrap().path().ends_with("/console/login"));
+    assert!(
+        b.current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with("/console/login")
+    );
     fill(&b, "#token", "wdn_notatoken").await;
     click(&b, "form button[type=submit]").await;
-    let err = b.wait().at_most(WAIT).for_element(Locator::Css("#login-error")).await.unwrap();
+    let err = b
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#login-error"))
+        .await
+        .unwrap();
     assert!(err.text().await.unwrap().contains("refused"));
     shot(&b, &format!("{tag}-01-bad-token")).await;
     fill(&b, "#token", &token).await;
     click(&b, "form button[type=submit]").await;
-    b.wait().at_most(WAIT).for_element(Locator::Css("#count-accounts")).await.unwrap();
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#count-accounts"))
+        .await
+        .unwrap();
     shot(&b, &format!("{tag}-02-overview")).await;
 
     // The session cookie is HttpOnly: scripts on the page cannot read it.
     let js_cookies = b.execute("return document.cookie;", vec![]).await.unwrap();
-    assert_eq!(js_cookies, serde_json::json!(""), "cookies visible to scripts");
+    assert_eq!(
+        js_cookies,
+        serde_json::json!(""),
+        "cookies visible to scripts"
+    );
 
     // Create an account and a user through the forms.
-    b.goto(&format!("{}/console/accounts", serve.base)).await.unwrap();
+    b.goto(&format!("{}/console/accounts", serve.base))
+        .await
+        .unwrap();
     fill(&b, "#account-name", "SHOP").await;
     click(&b, "form[action='/console/accounts'] button").await;
-    b.wait().at_most(WAIT).for_element(Locator::Css("#user-name")).await.unwrap();
-    assert!(b.current_url().await.unwrap().path().ends_with("/console/accounts/SHOP"));
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#user-name"))
+        .await
+        .unwrap();
+    assert!(
+        b.current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with("/console/accounts/SHOP")
+    );
     fill(&b, "#user-name", "carol").await;
     fill(&b, "#user-pub", "shop.>").await;
     fill(&b, "#user-sub", "shop.> _INBOX.>").await;
     click(&b, "form[action='/console/accounts/SHOP/users'] button").await;
-    b.wait().at_most(WAIT).for_element(Locator::Css("#download-creds")).await.unwrap();
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#download-creds"))
+        .await
+        .unwrap();
     shot(&b, &format!("{tag}-03-user")).await;
 
     // The permission check.
     fill(&b, "#check-subject", "billing.x").await;
     click(&b, "form[method=get] button").await;
-    let answer = b.wait().at_most(WAIT).for_element(Locator::Css("#check-result")).await.unwrap();
-    assert!(answer.text().await.unwrap().starts_with("Denied"), "{}", answer.text().await.unwrap());
+    let answer = b
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#check-result"))
+        .await
+        .unwrap();
+    assert!(
+        answer.text().await.unwrap().starts_with("Denied"),
+        "{}",
+        answer.text().await.unwrap()
+    );
 
     // Download the creds through the browser, then connect to nats-server with them.
     click(&b, "#download-creds").await;
@@ -621,21 +780,46 @@ async fn browser_flow(line: ServerLine) {
             }
         }
     };
-    client.client.publish("shop.order", "x".into()).await.unwrap();
+    client
+        .client
+        .publish("shop.order", "x".into())
+        .await
+        .unwrap();
     client.client.flush().await.unwrap();
 
     // A change made from the CLI appears on the open page without a reload.
-    b.goto(&format!("{}/console/accounts", serve.base)).await.unwrap();
-    b.wait().at_most(WAIT).for_element(Locator::Css("#account-SHOP")).await.unwrap();
+    b.goto(&format!("{}/console/accounts", serve.base))
+        .await
+        .unwrap();
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#account-SHOP"))
+        .await
+        .unwrap();
     // Wait for the live stream to be open before changing anything.
     let deadline = Instant::now() + WAIT;
     loop {
-        let state = b.execute("return document.getElementById('live').dataset.state;", vec![]).await.unwrap();
-        let text = b.find(Locator::Css("#live")).await.unwrap().text().await.unwrap();
+        let state = b
+            .execute(
+                "return document.getElementById('live').dataset.state;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let text = b
+            .find(Locator::Css("#live"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         if state == "live" && text.starts_with("Live:") {
             break;
         }
-        assert!(Instant::now() < deadline, "live stream did not open: {text}");
+        assert!(
+            Instant::now() < deadline,
+            "live stream did not open: {text}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     b.execute("window.__noReload = 42;", vec![]).await.unwrap();
@@ -647,30 +831,56 @@ async fn browser_flow(line: ServerLine) {
         .await
     {
         shot(&b, &format!("{tag}-04-live-failed")).await;
-        let live = b.find(Locator::Css("#live")).await.unwrap().text().await.unwrap();
+        let live = b
+            .find(Locator::Css("#live"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         let probe = b
             .execute_async(
                 "const done = arguments[arguments.length - 1]; fetch(location.href).then(r => r.text()).then(t => done(t.includes('FROMCLI') + ' ' + document.querySelectorAll('[data-live][id]').length)).catch(e => done(String(e)));",
                 vec![],
             )
             .await;
-        panic!("the CLI's account did not appear without reload ({e}); live region: {live}; probe: {probe:?}");
+        panic!(
+            "the CLI's account did not appear without reload ({e}); live region: {live}; probe: {probe:?}"
+        );
     }
-    let marker = b.execute("return window.__noReload;", vec![]).await.unwrap();
+    let marker = b
+        .execute("return window.__noReload;", vec![])
+        .await
+        .unwrap();
     assert_eq!(marker, serde_json::json!(42), "the page was reloaded");
     shot(&b, &format!("{tag}-04-live")).await;
 
     // Hierarchy picture, and the page at phone width.
-    b.goto(&format!("{}/console/hierarchy", serve.base)).await.unwrap();
-    b.wait().at_most(WAIT).for_element(Locator::Css("svg.hierarchy")).await.unwrap();
-    shot(&b, &format!("{tag}-05-hierarchy")).await;
-    b.set_window_size(390, 844).await.unwrap();
-    b.goto(&format!("{}/console/accounts/SHOP", serve.base)).await.unwrap();
-    let width = b
-        .execute("return document.documentElement.scrollWidth <= window.innerWidth + 1;", vec![])
+    b.goto(&format!("{}/console/hierarchy", serve.base))
         .await
         .unwrap();
-    assert_eq!(width, serde_json::json!(true), "the page scrolls sideways at phone width");
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("svg.hierarchy"))
+        .await
+        .unwrap();
+    shot(&b, &format!("{tag}-05-hierarchy")).await;
+    b.set_window_size(390, 844).await.unwrap();
+    b.goto(&format!("{}/console/accounts/SHOP", serve.base))
+        .await
+        .unwrap();
+    let width = b
+        .execute(
+            "return document.documentElement.scrollWidth <= window.innerWidth + 1;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        width,
+        serde_json::json!(true),
+        "the page scrolls sideways at phone width"
+    );
     shot(&b, &format!("{tag}-06-phone")).await;
 
     // A POST without the CSRF token, with the browser's own session cookie: refused.
@@ -691,7 +901,10 @@ async fn browser_flow(line: ServerLine) {
         .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let accounts = home.json(&["account", "list"]).to_string();
-    assert!(!accounts.contains("FORGED") && accounts.contains("FROMCLI"), "{accounts}");
+    assert!(
+        !accounts.contains("FORGED") && accounts.contains("FROMCLI"),
+        "{accounts}"
+    );
 
     b.close().await.unwrap();
     drop(driver);

@@ -99,13 +99,14 @@ pub(crate) async fn events(
         .and_then(|v| v.parse::<i64>().ok());
     let after = match resume.or(q.after) {
         Some(n) => n.max(0),
-        None => s
-            .warden
-            .store()
-            .counts()
-            .await
-            .map_err(|e| super::ConsoleError::Ops(e.into()))?
-            .ledger_events,
+        None => {
+            s.warden
+                .store()
+                .counts()
+                .await
+                .map_err(|e| super::ConsoleError::Ops(e.into()))?
+                .ledger_events
+        }
     };
     let feed = Feed {
         store: s.warden.store().clone(),

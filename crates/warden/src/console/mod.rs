@@ -87,8 +87,7 @@ fn random_token() -> String {
 /// Equality that takes the same time wherever the strings differ (for CSRF tokens).
 fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
@@ -279,7 +278,10 @@ async fn security_headers(req: Request, next: axum::middleware::Next) -> Respons
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     res
@@ -339,7 +341,8 @@ async fn login(
     Form(form): Form<LoginForm>,
 ) -> Response {
     let cookie_csrf = cookie(&headers, LOGIN_COOKIE);
-    let csrf_ok = matches!((cookie_csrf, form.csrf.as_deref()), (Some(c), Some(f)) if same_secret(c, f));
+    let csrf_ok =
+        matches!((cookie_csrf, form.csrf.as_deref()), (Some(c), Some(f)) if same_secret(c, f));
     if !csrf_ok {
         return ConsoleError::Csrf.into_response();
     }
@@ -354,7 +357,10 @@ async fn login(
             let csrf = random_token();
             let mut res = (
                 StatusCode::UNAUTHORIZED,
-                render::login_page(&csrf, Some("That token was refused (unknown, revoked or expired).")),
+                render::login_page(
+                    &csrf,
+                    Some("That token was refused (unknown, revoked or expired)."),
+                ),
             )
                 .into_response();
             res.headers_mut()

@@ -47,7 +47,10 @@ fn user_link(account: &str, user: &str) -> String {
 }
 
 fn csrf_field(csrf: &str) -> String {
-    format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(csrf))
+    format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        esc(csrf)
+    )
 }
 
 fn subjects(list: &[Subject]) -> String {
@@ -141,7 +144,11 @@ pub(crate) async fn accounts(
             "<tr id=\"account-{}\"><td>{}{}</td><td>{}</td><td><code class=\"key\">{}</code></td><td>{}</td></tr>",
             esc(&a.name),
             account_link(&a.name),
-            if a.system { " <span class=\"tag\">system</span>" } else { "" },
+            if a.system {
+                " <span class=\"tag\">system</span>"
+            } else {
+                ""
+            },
             a.users,
             esc(&a.public_key),
             esc(a.spec.description.as_deref().unwrap_or("")),
@@ -207,7 +214,10 @@ pub(crate) async fn add_account(
         .with_actor(sess.actor())
         .add_account(form.name.trim(), spec)
         .await?;
-    Ok(Redirect::to(&format!("/console/accounts/{}", seg(&view.name))))
+    Ok(Redirect::to(&format!(
+        "/console/accounts/{}",
+        seg(&view.name)
+    )))
 }
 
 /// Account public key → name, for linking imports to their exporters.
@@ -251,15 +261,15 @@ pub(crate) async fn account(
     );
     let mut exports = String::new();
     for e in &a.spec.exports {
-        let importers: Vec<String> = all
-            .iter()
-            .filter(|o| {
-                o.spec.imports.iter().any(|i| {
-                    i.account.as_str() == a.public_key && e.subject.overlaps(&i.subject)
+        let importers: Vec<String> =
+            all.iter()
+                .filter(|o| {
+                    o.spec.imports.iter().any(|i| {
+                        i.account.as_str() == a.public_key && e.subject.overlaps(&i.subject)
+                    })
                 })
-            })
-            .map(|o| account_link(&o.name))
-            .collect();
+                .map(|o| account_link(&o.name))
+                .collect();
         let _ = write!(
             exports,
             "<tr><td><code>{}</code></td><td>{:?}</td><td>{}</td><td>{}</td></tr>",
@@ -392,9 +402,7 @@ fn parse_subjects(field: &str, text: &str) -> ConsoleResult<Vec<Subject>> {
     text.split([',', ' ', '\n', '\t'])
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .map(|t| {
-            Subject::new(t).map_err(|e| ConsoleError::Invalid(format!("{field}: {e}")))
-        })
+        .map(|t| Subject::new(t).map_err(|e| ConsoleError::Invalid(format!("{field}: {e}"))))
         .collect()
 }
 
@@ -442,7 +450,12 @@ pub(crate) struct CheckQuery {
 }
 
 fn check_answer(u: &UserView, q: &CheckQuery) -> String {
-    let Some(subject) = q.subject.as_deref().map(str::trim).filter(|s| !s.is_empty()) else {
+    let Some(subject) = q
+        .subject
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    else {
         return String::new();
     };
     let direction = match q.direction.as_deref() {
@@ -596,7 +609,13 @@ pub(crate) async fn creds(
     tracing::info!(token_id = %sess.token_id, account = %u.account, user = %u.name, "console creds download");
     let filename: String = format!("{}-{}.creds", u.account, u.name)
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let mut res = creds.as_str().to_string().into_response();
     let h = res.headers_mut();
@@ -633,7 +652,11 @@ pub(crate) async fn hierarchy(
                     list,
                     "<li>{}{}</li>",
                     user_link(&a.name, &u.name),
-                    if u.revoked_at.is_some() { " (revoked)" } else { "" }
+                    if u.revoked_at.is_some() {
+                        " (revoked)"
+                    } else {
+                        ""
+                    }
                 );
             }
             list.push_str("</ul>");

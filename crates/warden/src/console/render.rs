@@ -86,7 +86,13 @@ const NAV: [(&str, &str); 6] = [
 
 /// A whole page: `body` goes into `<main>`. `seq` is the ledger position the page shows,
 /// from which the live script asks for newer events.
-pub(crate) fn page(title: &str, current: &str, sess: &Session, seq: i64, body: &str) -> Html<String> {
+pub(crate) fn page(
+    title: &str,
+    current: &str,
+    sess: &Session,
+    seq: i64,
+    body: &str,
+) -> Html<String> {
     let mut nav = String::new();
     for (href, label) in NAV {
         let here = if href == current {
@@ -136,7 +142,12 @@ pub(crate) fn page(title: &str, current: &str, sess: &Session, seq: i64, body: &
 /// The sign-in page (no session yet).
 pub(crate) fn login_page(csrf: &str, error: Option<&str>) -> Html<String> {
     let error = error
-        .map(|e| format!("<p class=\"error\" role=\"alert\" id=\"login-error\">{}</p>", esc(e)))
+        .map(|e| {
+            format!(
+                "<p class=\"error\" role=\"alert\" id=\"login-error\">{}</p>",
+                esc(e)
+            )
+        })
         .unwrap_or_default();
     Html(format!(
         r#"<!doctype html>

@@ -83,8 +83,8 @@ pub(crate) fn render(t: &Tree) -> String {
     let mut account_y: BTreeMap<&str, i64> = BTreeMap::new();
     let mut links = String::new();
     for (a, users) in &t.accounts {
-        let rows = users.len().min(MAX_USERS_DRAWN) as i64
-            + i64::from(users.len() > MAX_USERS_DRAWN);
+        let rows =
+            users.len().min(MAX_USERS_DRAWN) as i64 + i64::from(users.len() > MAX_USERS_DRAWN);
         let top = y;
         let ay = top;
         account_y.insert(a.name.as_str(), ay);
