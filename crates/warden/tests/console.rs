@@ -282,6 +282,18 @@ async fn sign_in_cookie_flags_and_bad_tokens() {
         "{html}"
     );
 
+    // The read-only views render from the store.
+    for (path, needle) in [
+        ("/console/devices", "0 devices"),
+        ("/console/tenants", "0 tenants"),
+        ("/console/ledger", "Hash chain intact"),
+    ] {
+        let res = c.get(path, Some(&sid)).await;
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        let html = res.text().await.unwrap();
+        assert!(html.contains(needle), "{path}: {needle} missing:\n{html}");
+    }
+
     // Revoking the token ends the session at once.
     let list = tokens::list_tokens(&c.store).await.unwrap();
     tokens::revoke_token(&c.store, "test", &list[0].id)
