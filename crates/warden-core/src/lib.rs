@@ -17,6 +17,7 @@ pub mod names;
 pub mod onboarding;
 pub mod org;
 pub mod parse;
+pub mod permcheck;
 pub mod spec;
 pub mod streams;
 pub mod tenant;

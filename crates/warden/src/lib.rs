@@ -16,11 +16,13 @@
 //! - [`bench`]: `warden bench`, measurements users can run on their own hardware.
 //! - [`leaf`]: `warden tenant leaf-config`, leaf node configs for tenants' sites.
 //! - [`chat`]: the rooms gateway (`/rooms`, `/chat`), in `serve` or alone (`warden chat`).
+//! - [`console`]: the web console of `warden serve`, under `/console`.
 #![deny(missing_docs)]
 
 pub mod bench;
 pub mod chat;
 pub mod cli;
+pub mod console;
 pub mod device;
 pub mod http;
 pub mod leaf;

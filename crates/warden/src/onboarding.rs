@@ -536,7 +536,11 @@ impl Warden {
 
     /// The tenant's CA certificate (PEM), if it has one.
     pub async fn tenant_ca_pem(&self, slug: &str) -> Result<Option<String>> {
-        let slug = self.tenant_settings().await?.parse_slug(slug).map_err(invalid)?;
+        let slug = self
+            .tenant_settings()
+            .await?
+            .parse_slug(slug)
+            .map_err(invalid)?;
         let mut tx = self.store.begin().await?;
         Ok(tx.tenant_ca(slug.as_str()).await?.map(|c| c.cert_pem))
     }
@@ -545,7 +549,8 @@ impl Warden {
     pub async fn list_packages(&self, tenant: Option<&str>) -> Result<Vec<PackageView>> {
         let tenant = match tenant {
             Some(t) => Some(
-                self.tenant_settings().await?
+                self.tenant_settings()
+                    .await?
                     .parse_slug(t)
                     .map_err(invalid)?
                     .to_string(),

@@ -90,18 +90,12 @@ pub async fn run(warden: Warden, args: ServeArgs) -> Result<()> {
         warden: warden.clone(),
         ready: ready.clone(),
     };
-    let http_task = match chat_router {
-        Some(chat) => tokio::spawn(crate::http::serve_router(
-            listener,
-            crate::http::router(http_state).merge(chat),
-            stopped(stop_rx.clone()),
-        )),
-        None => tokio::spawn(crate::http::serve(
-            listener,
-            http_state,
-            stopped(stop_rx.clone()),
-        )),
-    };
+    let http_task = tokio::spawn(crate::http::serve(
+        listener,
+        http_state,
+        chat_router,
+        stopped(stop_rx.clone()),
+    ));
 
     let service_task = if args.no_service {
         None

@@ -87,7 +87,7 @@ async fn start_with(
         warden,
         ready: ready.clone(),
     };
-    let server = tokio::spawn(http::serve(listener, state, async move {
+    let server = tokio::spawn(http::serve(listener, state, None, async move {
         let _ = rx.await;
     }));
     Api {

@@ -55,6 +55,14 @@ pub struct HttpState {
 
 /// The whole API as an axum router (state applied).
 pub fn router(state: HttpState) -> Router {
+    // Nobody will close this console's event streams: fine for a router a test drives.
+    let (_, closing) = tokio::sync::watch::channel(false);
+    app(state, closing)
+}
+
+/// The API plus the web console ([`crate::console`], under `/console`); `closing`
+/// turning `true` ends the console's event streams.
+fn app(state: HttpState, closing: tokio::sync::watch::Receiver<bool>) -> Router {
     use handlers as h;
     let v1 = Router::new()
         .route("/v1/operator", get(h::operator))
@@ -122,6 +130,10 @@ pub fn router(state: HttpState) -> Router {
         .route("/readyz", get(h::readyz))
         .route("/openapi.json", get(h::openapi))
         .merge(v1)
+        .nest_service(
+            "/console",
+            crate::console::router(state.warden.clone(), closing),
+        )
         .fallback(h::no_route)
         .method_not_allowed_fallback(h::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -129,31 +141,30 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` completes; then stops accepting and lets
-/// the requests in flight finish before returning.
+/// Serves the API and the console on `listener`, merged with `extra` (the rooms gateway,
+/// when it runs in `serve`), until `shutdown` completes; then stops accepting and lets the
+/// requests in flight finish before returning.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: HttpState,
+    extra: Option<Router>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "HTTP API listening");
     }
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
-/// As [`serve`], for a router already built (the API merged with the rooms gateway).
-pub async fn serve_router(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "HTTP API listening");
+    // The console's event streams never end by themselves: end them when shutdown
+    // begins, so the graceful shutdown does not wait for open browsers.
+    let (close_tx, closing) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = close_tx.send(true);
+    };
+    let mut router = app(state, closing);
+    if let Some(extra) = extra {
+        router = router.merge(extra);
     }
-    axum::serve(listener, app)
+    axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -1,0 +1,432 @@
+//! The web console of `warden serve`, under `/console`: server-rendered HTML pages over
+//! [`crate::ops`] (the same operations as the CLI and the HTTP API), readable with
+//! JavaScript off, with its stylesheet and script embedded in the binary.
+//!
+//! - Sign-in takes an admin API token ([`crate::tokens`]); the console keeps a random
+//!   session id in an `HttpOnly; SameSite=Strict` cookie and the token's id and scopes on
+//!   the server, never the token itself. A session re-checks its token (revoked? expired?)
+//!   on every request. Pages need `read`, actions `write`, creds downloads `creds`
+//!   (`admin` grants all), as in the HTTP API.
+//! - Every form POST carries a CSRF token that must equal the session's (the sign-in form
+//!   uses a double-submit cookie, as there is no session yet).
+//! - `GET /console/events` is a server-sent event stream of new ledger entries, which the
+//!   embedded script uses to refresh the live parts of the open page.
+
+mod feed;
+mod pages;
+mod render;
+mod svg;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Form, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use data_encoding::BASE32_NOPAD;
+use rand::RngCore as _;
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use crate::ops::{OpsError, Warden};
+use crate::tokens::{self, Scope};
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "warden_console";
+/// Name of the sign-in form's double-submit CSRF cookie.
+pub const LOGIN_COOKIE: &str = "warden_console_login";
+/// How long a session lasts without being used.
+const SESSION_IDLE: Duration = Duration::from_secs(8 * 3600);
+/// Most sessions kept at once; the oldest are dropped first when full.
+const MAX_SESSIONS: usize = 10_000;
+
+/// A signed-in browser.
+#[derive(Clone, Debug)]
+pub(crate) struct Session {
+    /// The token it signed in with (`tok_…`), re-checked on every request.
+    pub token_id: String,
+    /// That token's name (for the ledger actor and the header).
+    pub token_name: String,
+    /// That token's scopes at sign-in.
+    pub scopes: Vec<Scope>,
+    /// The CSRF token every form of this session carries.
+    pub csrf: String,
+    last_seen: Instant,
+}
+
+impl Session {
+    pub(crate) fn allows(&self, needed: Scope) -> bool {
+        self.scopes.contains(&Scope::Admin) || self.scopes.contains(&needed)
+    }
+
+    /// The ledger actor of a change made in the console.
+    pub(crate) fn actor(&self) -> String {
+        format!("console:{}:{}", self.token_name, self.token_id)
+    }
+}
+
+/// What the console's handlers share.
+#[derive(Clone)]
+pub(crate) struct ConsoleState {
+    pub warden: Warden,
+    sessions: Arc<Mutex<HashMap<String, Session>>>,
+    /// Becomes `true` when the server shuts down, ending the event streams.
+    pub closing: watch::Receiver<bool>,
+}
+
+/// 32 random bytes, base32 (for session ids and CSRF tokens).
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    BASE32_NOPAD.encode(&bytes).to_lowercase()
+}
+
+/// Equality that takes the same time wherever the strings differ (for CSRF tokens).
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn set_cookie(name: &str, value: &str, max_age: u64) -> HeaderValue {
+    // Path=/console keeps the cookie away from the JSON API; HttpOnly keeps it from
+    // scripts; SameSite=Strict keeps other sites' forms from riding on it.
+    let text =
+        format!("{name}={value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age}");
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Why a console request is not answered with its page.
+#[derive(Debug)]
+pub(crate) enum ConsoleError {
+    /// No (valid) session: go to the sign-in page.
+    SignIn,
+    /// The session's token lacks the scope.
+    Forbidden(Scope),
+    /// A form without the session's CSRF token.
+    Csrf,
+    /// The operation failed.
+    Ops(OpsError),
+    /// Bad input in a form or query.
+    Invalid(String),
+}
+
+impl From<OpsError> for ConsoleError {
+    fn from(e: OpsError) -> Self {
+        ConsoleError::Ops(e)
+    }
+}
+
+impl IntoResponse for ConsoleError {
+    fn into_response(self) -> Response {
+        let (status, title, message) = match self {
+            ConsoleError::SignIn => return Redirect::to("/console/login").into_response(),
+            ConsoleError::Forbidden(scope) => (
+                StatusCode::FORBIDDEN,
+                "Not allowed",
+                format!("The token you signed in with does not have the {scope} scope."),
+            ),
+            ConsoleError::Csrf => (
+                StatusCode::FORBIDDEN,
+                "Form refused",
+                "The form did not carry this session's CSRF token. Reload the page and try again."
+                    .to_string(),
+            ),
+            ConsoleError::Invalid(m) => (StatusCode::BAD_REQUEST, "Invalid input", m),
+            ConsoleError::Ops(e) => {
+                let status = match &e {
+                    OpsError::NotFound(_) => StatusCode::NOT_FOUND,
+                    e if e.is_usage() => StatusCode::BAD_REQUEST,
+                    _ => {
+                        tracing::error!(error = %e, "console request failed");
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    }
+                };
+                (status, "Request failed", e.to_string())
+            }
+        };
+        (status, render::error_page(title, &message)).into_response()
+    }
+}
+
+pub(crate) type ConsoleResult<T> = Result<T, ConsoleError>;
+
+/// The signed-in session of a request (with its token re-checked), or [`ConsoleError::SignIn`].
+pub(crate) async fn session(s: &ConsoleState, headers: &HeaderMap) -> ConsoleResult<Session> {
+    let sid = cookie(headers, SESSION_COOKIE).ok_or(ConsoleError::SignIn)?;
+    let found = {
+        let mut map = s.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get_mut(sid) {
+            Some(sess) if sess.last_seen.elapsed() < SESSION_IDLE => {
+                sess.last_seen = Instant::now();
+                Some(sess.clone())
+            }
+            Some(_) => {
+                map.remove(sid);
+                None
+            }
+            None => None,
+        }
+    };
+    let sess = found.ok_or(ConsoleError::SignIn)?;
+    // A token revoked or expired since sign-in ends the session at once.
+    let row = s
+        .warden
+        .store()
+        .api_token(&sess.token_id)
+        .await
+        .map_err(|e| ConsoleError::Ops(e.into()))?;
+    let now = crate::ops::now();
+    let live = row.is_some_and(|r| r.revoked_at.is_none() && r.expires_at.is_none_or(|e| e > now));
+    if !live {
+        s.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(sid);
+        return Err(ConsoleError::SignIn);
+    }
+    Ok(sess)
+}
+
+/// The session, if it has `needed`.
+pub(crate) async fn session_with(
+    s: &ConsoleState,
+    headers: &HeaderMap,
+    needed: Scope,
+) -> ConsoleResult<Session> {
+    let sess = session(s, headers).await?;
+    if sess.allows(needed) {
+        Ok(sess)
+    } else {
+        Err(ConsoleError::Forbidden(needed))
+    }
+}
+
+/// Checks the `csrf` field of a form against the session's token.
+pub(crate) fn check_csrf(sess: &Session, sent: Option<&str>) -> ConsoleResult<()> {
+    match sent {
+        Some(t) if same_secret(t, &sess.csrf) => Ok(()),
+        _ => Err(ConsoleError::Csrf),
+    }
+}
+
+/// The console's routes, to be nested under `/console`. `closing` turning `true` ends
+/// the event streams (so a graceful shutdown does not wait for open browsers).
+pub fn router(warden: Warden, closing: watch::Receiver<bool>) -> Router {
+    let state = ConsoleState {
+        warden,
+        sessions: Arc::new(Mutex::new(HashMap::new())),
+        closing,
+    };
+    use pages as p;
+    Router::new()
+        .route("/", get(p::overview))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/accounts", get(p::accounts).post(p::add_account))
+        .route("/accounts/{name}", get(p::account))
+        .route("/accounts/{name}/users", post(p::add_user))
+        .route("/accounts/{account}/users/{user}", get(p::user))
+        .route(
+            "/accounts/{account}/users/{user}/revoke",
+            post(p::revoke_user),
+        )
+        .route("/accounts/{account}/users/{user}/creds", get(p::creds))
+        .route("/hierarchy", get(p::hierarchy))
+        .route("/hierarchy.svg", get(p::hierarchy_svg))
+        .route("/devices", get(p::devices))
+        .route("/tenants", get(p::tenants))
+        .route("/ledger", get(p::ledger))
+        .route("/events", get(feed::events))
+        .route("/assets/console.css", get(css))
+        .route("/assets/console.js", get(js))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+/// Headers every console answer carries: no framing, no sniffing, no inline scripts or
+/// styles (the page works from its two embedded assets only), no referrer leaks.
+async fn security_headers(req: Request, next: axum::middleware::Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    res
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        render::error_page("Not found", "There is no such console page."),
+    )
+        .into_response()
+}
+
+const CSS: &str = include_str!("assets/console.css");
+const JS: &str = include_str!("assets/console.js");
+
+async fn css() -> Response {
+    asset("text/css; charset=utf-8", CSS)
+}
+
+async fn js() -> Response {
+    asset("text/javascript; charset=utf-8", JS)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /console/login`: the sign-in form, with a fresh double-submit CSRF cookie.
+async fn login_page() -> Response {
+    let csrf = random_token();
+    let mut res = render::login_page(&csrf, None).into_response();
+    res.headers_mut()
+        .append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, &csrf, 3600));
+    res
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LoginForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    csrf: Option<String>,
+}
+
+/// `POST /console/login`: checks the token against the store; on success starts a session.
+async fn login(
+    State(s): State<ConsoleState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let cookie_csrf = cookie(&headers, LOGIN_COOKIE);
+    let csrf_ok =
+        matches!((cookie_csrf, form.csrf.as_deref()), (Some(c), Some(f)) if same_secret(c, f));
+    if !csrf_ok {
+        return ConsoleError::Csrf.into_response();
+    }
+    let info = match tokens::authenticate(s.warden.store(), form.token.trim()).await {
+        Ok(info) => info,
+        Err(e) if e.is_internal() => {
+            tracing::error!(error = %e, "console sign-in: token check failed");
+            return ConsoleError::Invalid("the token could not be checked".into()).into_response();
+        }
+        Err(_) => {
+            // Same answer for unknown, revoked and expired tokens; a new form CSRF value.
+            let csrf = random_token();
+            let mut res = (
+                StatusCode::UNAUTHORIZED,
+                render::login_page(
+                    &csrf,
+                    Some("That token was refused (unknown, revoked or expired)."),
+                ),
+            )
+                .into_response();
+            res.headers_mut()
+                .append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, &csrf, 3600));
+            return res;
+        }
+    };
+    if !info.allows(Scope::Read) && !info.allows(Scope::Write) {
+        return ConsoleError::Forbidden(Scope::Read).into_response();
+    }
+    tracing::info!(token_id = %info.id, "console sign-in");
+    let sid = random_token();
+    {
+        let mut map = s.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, v| v.last_seen.elapsed() < SESSION_IDLE);
+        if map.len() >= MAX_SESSIONS
+            && let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, v)| v.last_seen)
+                .map(|(k, _)| k.clone())
+        {
+            map.remove(&oldest);
+        }
+        map.insert(
+            sid.clone(),
+            Session {
+                token_id: info.id,
+                token_name: info.name,
+                scopes: info.scopes,
+                csrf: random_token(),
+                last_seen: Instant::now(),
+            },
+        );
+    }
+    let mut res = Redirect::to("/console").into_response();
+    let h = res.headers_mut();
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(SESSION_COOKIE, &sid, SESSION_IDLE.as_secs()),
+    );
+    h.append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, "", 0));
+    res
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CsrfForm {
+    #[serde(default)]
+    csrf: Option<String>,
+}
+
+/// `POST /console/logout`: ends the session (server side) and clears the cookie.
+async fn logout(
+    State(s): State<ConsoleState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> ConsoleResult<Response> {
+    let sess = session(&s, &headers).await?;
+    check_csrf(&sess, form.csrf.as_deref())?;
+    if let Some(sid) = cookie(&headers, SESSION_COOKIE) {
+        s.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(sid);
+    }
+    let mut res = Redirect::to("/console/login").into_response();
+    res.headers_mut()
+        .append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0));
+    Ok(res)
+}

@@ -1,0 +1,825 @@
+//! The console's pages and form actions. Each page reads through [`crate::ops`] and
+//! renders complete HTML (the parts that change are `data-live` sections the script
+//! refreshes); each action checks the scope and CSRF token, calls the same operation as
+//! the CLI, and redirects to the page that shows the result.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use nats_jwt::{Permission, SigningKey, Subject};
+use serde::Deserialize;
+use warden_core::permcheck::{self, Direction};
+use warden_core::{AccountSpec, UserSpec};
+
+use super::render::{esc, limit, page, seg, when};
+use super::{ConsoleError, ConsoleResult, ConsoleState, check_csrf, session_with, svg};
+use crate::ops::{AccountView, UserView};
+use crate::tokens::Scope;
+
+/// The ledger position the page reflects (the ledger has no gaps: its length).
+async fn seq(s: &ConsoleState) -> ConsoleResult<i64> {
+    Ok(s.warden
+        .store()
+        .counts()
+        .await
+        .map_err(|e| ConsoleError::Ops(e.into()))?
+        .ledger_events)
+}
+
+fn account_link(name: &str) -> String {
+    format!(
+        "<a href=\"/console/accounts/{}\">{}</a>",
+        seg(name),
+        esc(name)
+    )
+}
+
+fn user_link(account: &str, user: &str) -> String {
+    format!(
+        "<a href=\"/console/accounts/{}/users/{}\">{}</a>",
+        seg(account),
+        seg(user),
+        esc(user)
+    )
+}
+
+fn csrf_field(csrf: &str) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        esc(csrf)
+    )
+}
+
+fn subjects(list: &[Subject]) -> String {
+    if list.is_empty() {
+        "<span class=\"muted\">—</span>".into()
+    } else {
+        list.iter()
+            .map(|s| format!("<code>{}</code>", esc(s.as_str())))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+fn permission_rows(label: &str, p: &Permission) -> String {
+    format!(
+        "<tr><th scope=\"row\">{label} allow</th><td>{}</td></tr><tr><th scope=\"row\">{label} deny</th><td>{}</td></tr>",
+        subjects(&p.allow),
+        subjects(&p.deny)
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Overview
+// ---------------------------------------------------------------------------------------
+
+/// `GET /console`.
+pub(crate) async fn overview(
+    State(s): State<ConsoleState>,
+    headers: HeaderMap,
+) -> ConsoleResult<Html<String>> {
+    let sess = session_with(&s, &headers, Scope::Read).await?;
+    let status = s.warden.status().await?;
+    let seq = seq(&s).await?;
+    let op = status.operator.as_ref();
+    let sys = s
+        .warden
+        .list_accounts()
+        .await?
+        .into_iter()
+        .find(|a| a.system)
+        .map(|a| account_link(&a.name))
+        .unwrap_or_else(|| "—".into());
+    let outbox = if status.outbox_pending == 0 {
+        "<span class=\"ok\">all delivered to NATS</span>".to_string()
+    } else {
+        format!(
+            "<span class=\"warn\">{} change(s) waiting for the relay</span>",
+            status.outbox_pending
+        )
+    };
+    let body = format!(
+        r#"<section id="overview" data-live aria-labelledby="h-overview">
+<h2 id="h-overview">At a glance</h2>
+<dl class="facts">
+<dt>Operator</dt><dd>{op_name} <code class="key">{op_key}</code></dd>
+<dt>System account</dt><dd>{sys}</dd>
+<dt>Accounts</dt><dd id="count-accounts">{accounts}</dd>
+<dt>Users</dt><dd id="count-users">{users}</dd>
+<dt>Ledger events</dt><dd>{events}</dd>
+<dt>Outbox</dt><dd>{outbox}</dd>
+<dt>Database</dt><dd>{backend}</dd>
+</dl>
+</section>
+<p><a href="/console/accounts">Accounts</a> · <a href="/console/hierarchy">Hierarchy</a> · <a href="/console/ledger">Ledger</a></p>"#,
+        op_name = esc(op.map_or("(not initialised)", |o| o.name.as_str())),
+        op_key = esc(op.map_or("", |o| o.public_key.as_str())),
+        accounts = status.accounts,
+        users = status.users,
+        events = status.ledger_events,
+        backend = esc(&status.backend),
+    );
+    Ok(page("Overview", "/console", &sess, seq, &body))
+}
+
+// ---------------------------------------------------------------------------------------
+// Accounts
+// ---------------------------------------------------------------------------------------
+
+/// `GET /console/accounts`.
+pub(crate) async fn accounts(
+    State(s): State<ConsoleState>,
+    headers: HeaderMap,
+) -> ConsoleResult<Html<String>> {
+    let sess = session_with(&s, &headers, Scope::Read).await?;
+    let seq = seq(&s).await?;
+    let list = s.warden.list_accounts().await?;
+    let mut rows = String::new();
+    for a in &list {
+        let _ = write!(
+            rows,
+            "<tr id=\"account-{}\"><td>{}{}</td><td>{}</td><td><code class=\"key\">{}</code></td><td>{}</td></tr>",
+            esc(&a.name),
+            account_link(&a.name),
+            if a.system {
+                " <span class=\"tag\">system</span>"
+            } else {
+                ""
+            },
+            a.users,
+            esc(&a.public_key),
+            esc(a.spec.description.as_deref().unwrap_or("")),
+        );
+    }
+    let form = if sess.allows(Scope::Write) {
+        format!(
+            r#"<section aria-labelledby="h-new-account" class="card">
+<h2 id="h-new-account">New account</h2>
+<form method="post" action="/console/accounts">
+{csrf}
+<label for="account-name">Name</label>
+<input id="account-name" name="name" required autocomplete="off">
+<label for="account-description">Description (optional)</label>
+<input id="account-description" name="description" autocomplete="off">
+<button type="submit">Create account</button>
+</form>
+</section>"#,
+            csrf = csrf_field(&sess.csrf)
+        )
+    } else {
+        String::new()
+    };
+    let body = format!(
+        r#"<section id="accounts" data-live aria-labelledby="h-accounts">
+<h2 id="h-accounts">{n} accounts</h2>
+<div class="scroll"><table>
+<thead><tr><th scope="col">Name</th><th scope="col">Users</th><th scope="col">Public key</th><th scope="col">Description</th></tr></thead>
+<tbody>{rows}</tbody>
+</table></div>
+</section>
+{form}"#,
+        n = list.len()
+    );
+    Ok(page("Accounts", "/console/accounts", &sess, seq, &body))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct NewAccount {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    csrf: Option<String>,
+}
+
+/// `POST /console/accounts`.
+pub(crate) async fn add_account(
+    State(s): State<ConsoleState>,
+    headers: HeaderMap,
+    Form(form): Form<NewAccount>,
+) -> ConsoleResult<Redirect> {
+    let sess = session_with(&s, &headers, Scope::Write).await?;
+    check_csrf(&sess, form.csrf.as_deref())?;
+    let description = form.description.trim();
+    let spec = AccountSpec {
+        description: (!description.is_empty()).then(|| description.to_string()),
+        ..AccountSpec::default()
+    };
+    let view = s
+        .warden
+        .with_actor(sess.actor())
+        .add_account(form.name.trim(), spec)
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/console/accounts/{}",
+        seg(&view.name)
+    )))
+}
+
+/// Account public key → name, for linking imports to their exporters.
+fn names_by_key(all: &[AccountView]) -> BTreeMap<&str, &str> {
+    all.iter()
+        .map(|a| (a.public_key.as_str(), a.name.as_str()))
+        .collect()
+}
+
+/// `GET /console/accounts/{name}`.
+pub(crate) async fn account(
+    State(s): State<ConsoleState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ConsoleResult<Html<String>> {
+    let sess = session_with(&s, &headers, Scope::Read).await?;
+    let seq = seq(&s).await?;
+    let a = s.warden.account(&name).await?;
+    let users = s.warden.list_users(&a.name).await?;
+    let all = s.warden.list_accounts().await?;
+    let names = names_by_key(&all);
+    let l = &a.spec.limits;
+    let limits = format!(
+        "<dl class=\"facts\"><dt>Connections</dt><dd>{}</dd><dt>Leaf connections</dt><dd>{}</dd>\
+         <dt>Subscriptions</dt><dd>{}</dd><dt>Payload</dt><dd>{}</dd><dt>Data</dt><dd>{}</dd>\
+         <dt>Imports</dt><dd>{}</dd><dt>Exports</dt><dd>{}</dd><dt>Wildcard exports</dt><dd>{}</dd>\
+         <dt>Bearer users refused</dt><dd>{}</dd><dt>JetStream streams</dt><dd>{}</dd>\
+         <dt>JetStream disk</dt><dd>{}</dd><dt>JetStream memory</dt><dd>{}</dd></dl>",
+        limit(l.conn),
+        limit(l.leaf),
+        limit(l.subs),
+        limit(l.payload),
+        limit(l.data),
+        limit(l.imports),
+        limit(l.exports),
+        if l.wildcards { "yes" } else { "no" },
+        if l.disallow_bearer { "yes" } else { "no" },
+        limit(l.jetstream.streams),
+        limit(l.jetstream.disk_storage),
+        limit(l.jetstream.mem_storage),
+    );
+    let mut exports = String::new();
+    for e in &a.spec.exports {
+        let importers: Vec<String> =
+            all.iter()
+                .filter(|o| {
+                    o.spec.imports.iter().any(|i| {
+                        i.account.as_str() == a.public_key && e.subject.overlaps(&i.subject)
+                    })
+                })
+                .map(|o| account_link(&o.name))
+                .collect();
+        let _ = write!(
+            exports,
+            "<tr><td><code>{}</code></td><td>{:?}</td><td>{}</td><td>{}</td></tr>",
+            esc(e.subject.as_str()),
+            e.export_type,
+            if e.token_req { "private" } else { "public" },
+            if importers.is_empty() {
+                "—".to_string()
+            } else {
+                importers.join(", ")
+            }
+        );
+    }
+    let mut imports = String::new();
+    for i in &a.spec.imports {
+        let from = names
+            .get(i.account.as_str())
+            .map(|n| account_link(n))
+            .unwrap_or_else(|| format!("<code class=\"key\">{}</code>", esc(i.account.as_str())));
+        let _ = write!(
+            imports,
+            "<tr><td><code>{}</code></td><td>{:?}</td><td>{}</td><td>{}</td></tr>",
+            esc(i.subject.as_str()),
+            i.import_type,
+            from,
+            i.local_subject
+                .as_ref()
+                .map(|l| format!("<code>{}</code>", esc(l.as_str())))
+                .unwrap_or_else(|| "—".into())
+        );
+    }
+    let mut keys = String::new();
+    for k in &a.spec.signing_keys {
+        let kind = match k {
+            SigningKey::Plain(_) => "plain",
+            SigningKey::Scoped(_) => "scoped",
+        };
+        let _ = write!(
+            keys,
+            "<li><code class=\"key\">{}</code> ({kind})</li>",
+            esc(k.key().as_str())
+        );
+    }
+    let mut user_rows = String::new();
+    for u in &users {
+        let _ = write!(
+            user_rows,
+            "<tr id=\"user-{}\"><td>{}</td><td>{}</td><td>{}</td><td><code class=\"key\">{}</code></td></tr>",
+            esc(&u.name),
+            user_link(&a.name, &u.name),
+            if u.revoked_at.is_some() {
+                "<span class=\"bad\">revoked</span>"
+            } else {
+                "active"
+            },
+            esc(&when(u.spec.expires_at)),
+            esc(&u.public_key)
+        );
+    }
+    let form = if sess.allows(Scope::Write) && !a.system {
+        format!(
+            r#"<section aria-labelledby="h-new-user" class="card">
+<h2 id="h-new-user">New user</h2>
+<form method="post" action="/console/accounts/{acc}/users">
+{csrf}
+<label for="user-name">Name</label>
+<input id="user-name" name="name" required autocomplete="off">
+<label for="user-pub">Publish allow (subjects, separated by spaces or commas; empty: all)</label>
+<input id="user-pub" name="pub_allow" autocomplete="off" placeholder="orders.>">
+<label for="user-sub">Subscribe allow (subjects; empty: all)</label>
+<input id="user-sub" name="sub_allow" autocomplete="off" placeholder="orders.> _INBOX.>">
+<button type="submit">Create user</button>
+</form>
+</section>"#,
+            acc = seg(&a.name),
+            csrf = csrf_field(&sess.csrf)
+        )
+    } else {
+        String::new()
+    };
+    let or_none = |rows: String, cols: usize| {
+        if rows.is_empty() {
+            format!("<tr><td colspan=\"{cols}\" class=\"muted\">none</td></tr>")
+        } else {
+            rows
+        }
+    };
+    let body = format!(
+        r#"<p><code class="key">{key}</code>{system}</p>
+<section aria-labelledby="h-limits"><h2 id="h-limits">Limits</h2>{limits}</section>
+<section aria-labelledby="h-exports"><h2 id="h-exports">Exports</h2>
+<div class="scroll"><table><thead><tr><th scope="col">Subject</th><th scope="col">Type</th><th scope="col">Access</th><th scope="col">Imported by</th></tr></thead><tbody>{exports}</tbody></table></div></section>
+<section aria-labelledby="h-imports"><h2 id="h-imports">Imports</h2>
+<div class="scroll"><table><thead><tr><th scope="col">Subject</th><th scope="col">Type</th><th scope="col">From account</th><th scope="col">Local subject</th></tr></thead><tbody>{imports}</tbody></table></div></section>
+<section aria-labelledby="h-keys"><h2 id="h-keys">Signing keys</h2><ul>{keys}</ul></section>
+<section id="users" data-live aria-labelledby="h-users"><h2 id="h-users">{n} users</h2>
+<div class="scroll"><table><thead><tr><th scope="col">Name</th><th scope="col">State</th><th scope="col">Expires</th><th scope="col">Public key</th></tr></thead><tbody>{user_rows}</tbody></table></div></section>
+{form}"#,
+        key = esc(&a.public_key),
+        system = if a.system {
+            " <span class=\"tag\">system account</span>"
+        } else {
+            ""
+        },
+        exports = or_none(exports, 4),
+        imports = or_none(imports, 4),
+        keys = if keys.is_empty() {
+            "<li class=\"muted\">none (the account key signs its users)</li>".into()
+        } else {
+            keys
+        },
+        n = users.len(),
+        user_rows = or_none(user_rows, 4),
+    );
+    Ok(page(
+        &format!("Account {}", a.name),
+        "/console/accounts",
+        &sess,
+        seq,
+        &body,
+    ))
+}
+
+// ---------------------------------------------------------------------------------------
+// Users
+// ---------------------------------------------------------------------------------------
+
+/// Subjects typed into a form field, separated by spaces or commas.
+fn parse_subjects(field: &str, text: &str) -> ConsoleResult<Vec<Subject>> {
+    text.split([',', ' ', '\n', '\t'])
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| Subject::new(t).map_err(|e| ConsoleError::Invalid(format!("{field}: {e}"))))
+        .collect()
+}
+
+#[derive(Deserialize)]
+pub(crate) struct NewUser {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    pub_allow: String,
+    #[serde(default)]
+    sub_allow: String,
+    #[serde(default)]
+    csrf: Option<String>,
+}
+
+/// `POST /console/accounts/{name}/users`.
+pub(crate) async fn add_user(
+    State(s): State<ConsoleState>,
+    headers: HeaderMap,
+    Path(account): Path<String>,
+    Form(form): Form<NewUser>,
+) -> ConsoleResult<Redirect> {
+    let sess = session_with(&s, &headers, Scope::Write).await?;
+    check_csrf(&sess, form.csrf.as_deref())?;
+    let mut spec = UserSpec::default();
+    spec.permissions.publish.allow = parse_subjects("publish allow", &form.pub_allow)?;
+    spec.permissions.subscribe.allow = parse_subjects("subscribe allow", &form.sub_allow)?;
+    let view = s
+        .warden
+        .with_actor(sess.actor())
+        .add_user(&account, form.name.trim(), spec)
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/console/accounts/{}/users/{}",
+        seg(&view.account),
+        seg(&view.name)
+    )))
+}
+
+/// Query of the user page's permission check form.
+#[derive(Deserialize)]
+pub(crate) struct CheckQuery {
+    direction: Option<String>,
+    subject: Option<String>,
+}
+
+fn check_answer(u: &UserView, q: &CheckQuery) -> String {
+    let Some(subject) = q
+        .subject
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    else {
+        return String::new();
+    };
+    let direction = match q.direction.as_deref() {
+        Some("subscribe") => Direction::Subscribe,
+        _ => Direction::Publish,
+    };
+    let verdict = match Subject::new(subject) {
+        Err(e) => {
+            return format!(
+                "<p id=\"check-result\" class=\"bad\" role=\"status\">Not a valid subject: {}</p>",
+                esc(&e.to_string())
+            );
+        }
+        Ok(subject) => permcheck::check(&u.spec.permissions, direction, &subject),
+    };
+    let mut reason = verdict.reason;
+    if u.revoked_at.is_some() {
+        reason.push_str("; note: this user is revoked and cannot connect at all");
+    }
+    format!(
+        "<p id=\"check-result\" class=\"{cls}\" role=\"status\"><strong>{word}</strong>: {who} may {verb}{dir} <code>{subject}</code> — {reason}</p>",
+        cls = if verdict.allowed { "ok" } else { "bad" },
+        word = if verdict.allowed { "Allowed" } else { "Denied" },
+        who = esc(&u.name),
+        verb = if verdict.allowed { "" } else { "not " },
+        dir = direction.as_str(),
+        subject = esc(subject),
+        reason = esc(&reason),
+    )
+}
+
+/// `GET /console/accounts/{account}/users/{user}[?direction=publish|subscribe&subject=…]`.
+pub(crate) async fn user(
+    State(s): State<ConsoleState>,
+    headers: HeaderMap,
+    Path((account, user)): Path<(String, String)>,
+    Query(q): Query<CheckQuery>,
+) -> ConsoleResult<Html<String>> {
+    let sess = session_with(&s, &headers, Scope::Read).await?;
+    let seq = seq(&s).await?;
+    let u = s.warden.user(&account, &user).await?;
+    let p = &u.spec.permissions;
+    let resp = p
+        .response
+        .as_ref()
+        .map(|r| format!("max {} within {} ns", r.max, r.ttl_ns))
+        .unwrap_or_else(|| "—".into());
+    let sub_selected = if q.direction.as_deref() == Some("subscribe") {
+        " selected"
+    } else {
+        ""
+    };
+    let base = format!(
+        "/console/accounts/{}/users/{}",
+        seg(&u.account),
+        seg(&u.name)
+    );
+    let mut actions = String::new();
+    if sess.allows(Scope::Creds) && u.revoked_at.is_none() {
+        let _ = write!(
+            actions,
+            "<p><a class=\"button\" id=\"download-creds\" href=\"{base}/creds\" download>Download creds</a></p>"
+        );
+    }
+    if sess.allows(Scope::Write) && u.revoked_at.is_none() {
+        let _ = write!(
+            actions,
+            "<form method=\"post\" action=\"{base}/revoke\">{}<button type=\"submit\" class=\"danger\">Revoke user</button></form>",
+            csrf_field(&sess.csrf)
+        );
+    }
+    let body = format!(
+        r#"<p>In account {acc_link}. <code class="key">{key}</code></p>
+<section id="user-state" data-live aria-labelledby="h-state"><h2 id="h-state">State</h2>
+<dl class="facts"><dt>State</dt><dd>{state}</dd><dt>Expires</dt><dd>{expires}</dd><dt>Bearer token</dt><dd>{bearer}</dd>
+<dt>Source networks</dt><dd>{src}</dd><dt>Created</dt><dd>{created}</dd><dt>Changed</dt><dd>{updated}</dd></dl>
+{actions}
+</section>
+<section aria-labelledby="h-perms"><h2 id="h-perms">Permissions</h2>
+<div class="scroll"><table><tbody>{pub_rows}{sub_rows}<tr><th scope="row">Responses</th><td>{resp}</td></tr></tbody></table></div></section>
+<section aria-labelledby="h-check" class="card"><h2 id="h-check">Can this user…?</h2>
+<form method="get" action="{base}">
+<label for="check-direction">Action</label>
+<select id="check-direction" name="direction"><option value="publish">publish to</option><option value="subscribe"{sub_selected}>subscribe to</option></select>
+<label for="check-subject">Subject</label>
+<input id="check-subject" name="subject" value="{subject}" required autocomplete="off">
+<button type="submit">Check</button>
+</form>
+{answer}
+</section>"#,
+        acc_link = account_link(&u.account),
+        key = esc(&u.public_key),
+        state = match u.revoked_at {
+            Some(t) => format!("<span class=\"bad\">revoked {}</span>", esc(&when(Some(t)))),
+            None => "active".into(),
+        },
+        expires = esc(&when(u.spec.expires_at)),
+        bearer = if u.spec.bearer_token { "yes" } else { "no" },
+        src = if u.spec.src.is_empty() {
+            "any".to_string()
+        } else {
+            esc(&u.spec.src.join(", "))
+        },
+        created = esc(&when(Some(u.created_at))),
+        updated = esc(&when(Some(u.updated_at))),
+        pub_rows = permission_rows("Publish", &p.publish),
+        sub_rows = permission_rows("Subscribe", &p.subscribe),
+        subject = esc(q.subject.as_deref().unwrap_or("")),
+        answer = check_answer(&u, &q),
+    );
+    Ok(page(
+        &format!("User {} / {}", u.account, u.name),
+        "/console/accounts",
+        &sess,
+        seq,
+        &body,
+    ))
+}
+
+/// `POST /console/accounts/{account}/users/{user}/revoke`.
+pub(crate) async fn revoke_user(
+    State(s): State<ConsoleState>,
+    headers: HeaderMap,
+    Path((account, user)): Path<(String, String)>,
+    Form(form): Form<super::CsrfForm>,
+) -> ConsoleResult<Redirect> {
+    let sess = session_with(&s, &headers, Scope::Write).await?;
+    check_csrf(&sess, form.csrf.as_deref())?;
+    let view = s
+        .warden
+        .with_actor(sess.actor())
+        .revoke_user(&account, &user)
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/console/accounts/{}/users/{}",
+        seg(&view.account),
+        seg(&view.name)
+    )))
+}
+
+/// `GET /console/accounts/{account}/users/{user}/creds`: the creds file as a download
+/// (`creds` scope, never cached).
+pub(crate) async fn creds(
+    State(s): State<ConsoleState>,
+    headers: HeaderMap,
+    Path((account, user)): Path<(String, String)>,
+) -> ConsoleResult<Response> {
+    let sess = session_with(&s, &headers, Scope::Creds).await?;
+    let u = s.warden.user(&account, &user).await?;
+    let creds = s.warden.creds(&account, &user).await?;
+    tracing::info!(token_id = %sess.token_id, account = %u.account, user = %u.name, "console creds download");
+    let filename: String = format!("{}-{}.creds", u.account, u.name)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut res = creds.as_str().to_string().into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
+// ---------------------------------------------------------------------------------------
+// Hierarchy
+// ---------------------------------------------------------------------------------------
+
+/// `GET /console/hierarchy`: operator → accounts → users as nested lists and as a picture.
+pub(crate) async fn hierarchy(
+    State(s): State<ConsoleState>,
+    headers: HeaderMap,
+) -> ConsoleResult<Html<String>> {
+    let sess = session_with(&s, &headers, Scope::Read).await?;
+    let seq = seq(&s).await?;
+    let tree = svg::Tree::load(&s.warden).await?;
+    let mut list = String::new();
+    for (a, users) in &tree.accounts {
+        let _ = write!(list, "<li>{}", account_link(&a.name));
+        if !users.is_empty() {
+            list.push_str("<ul>");
+            for u in users {
+                let _ = write!(
+                    list,
+                    "<li>{}{}</li>",
+                    user_link(&a.name, &u.name),
+                    if u.revoked_at.is_some() {
+                        " (revoked)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            list.push_str("</ul>");
+        }
+        list.push_str("</li>");
+    }
+    let mut edges = String::new();
+    for e in &tree.edges {
+        let _ = write!(
+            edges,
+            "<li>{} exports <code>{}</code> to {}</li>",
+            account_link(&e.from),
+            esc(&e.subject),
+            account_link(&e.to)
+        );
+    }
+    let body = format!(
+        r#"<section id="hierarchy-picture" data-live aria-labelledby="h-picture"><h2 id="h-picture">Picture</h2>
+<figure class="picture">{svg}<figcaption>Operator, accounts and their users; arrows run from an exporting account to the importing one.</figcaption></figure></section>
+<section id="hierarchy-tree" data-live aria-labelledby="h-tree"><h2 id="h-tree">Tree</h2>
+<ul class="tree"><li><strong>Operator {op}</strong><ul>{list}</ul></li></ul>
+<h3>Imports and exports</h3><ul>{edges}</ul></section>"#,
+        svg = svg::render(&tree),
+        op = esc(&tree.operator),
+        edges = if edges.is_empty() {
+            "<li class=\"muted\">none</li>".into()
+        } else {
+            edges
+        },
+    );
+    Ok(page("Hierarchy", "/console/hierarchy", &sess, seq, &body))
+}
+
+/// `GET /console/hierarchy.svg`: the picture alone.
+pub(crate) async fn hierarchy_svg(
+    State(s): State<ConsoleState>,
+    headers: HeaderMap,
+) -> ConsoleResult<Response> {
+    session_with(&s, &headers, Scope::Read).await?;
+    let tree = svg::Tree::load(&s.warden).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "image/svg+xml")],
+        svg::render(&tree),
+    )
+        .into_response())
+}
+
+// ---------------------------------------------------------------------------------------
+// Devices, tenants, ledger
+// ---------------------------------------------------------------------------------------
+
+/// `GET /console/devices`.
+pub(crate) async fn devices(
+    State(s): State<ConsoleState>,
+    headers: HeaderMap,
+) -> ConsoleResult<Html<String>> {
+    let sess = session_with(&s, &headers, Scope::Read).await?;
+    let seq = seq(&s).await?;
+    let list = s.warden.list_devices(None).await?;
+    let mut rows = String::new();
+    for d in &list {
+        let _ = write!(
+            rows,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&d.id),
+            esc(d.state.as_str()),
+            account_link(&d.account),
+            user_link(&d.account, &d.user),
+            esc(&when(Some(d.created_at))),
+            esc(&when(d.activated_at)),
+        );
+    }
+    if rows.is_empty() {
+        rows = "<tr><td colspan=\"6\" class=\"muted\">no devices</td></tr>".into();
+    }
+    let body = format!(
+        r#"<section id="devices" data-live aria-labelledby="h-devices"><h2 id="h-devices">{n} devices</h2>
+<div class="scroll"><table><thead><tr><th scope="col">Id</th><th scope="col">State</th><th scope="col">Account</th><th scope="col">User</th><th scope="col">Created</th><th scope="col">First connected</th></tr></thead><tbody>{rows}</tbody></table></div></section>"#,
+        n = list.len()
+    );
+    Ok(page("Devices", "/console/devices", &sess, seq, &body))
+}
+
+/// `GET /console/tenants`.
+pub(crate) async fn tenants(
+    State(s): State<ConsoleState>,
+    headers: HeaderMap,
+) -> ConsoleResult<Html<String>> {
+    let sess = session_with(&s, &headers, Scope::Read).await?;
+    let seq = seq(&s).await?;
+    let list = s.warden.list_tenants().await?;
+    let mut rows = String::new();
+    for t in &list {
+        let _ = write!(
+            rows,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
+            esc(&t.slug),
+            esc(&t.state),
+            account_link(&t.account),
+            esc(&t.prefix),
+            t.users.len(),
+        );
+    }
+    if rows.is_empty() {
+        rows = "<tr><td colspan=\"5\" class=\"muted\">no tenants</td></tr>".into();
+    }
+    let body = format!(
+        r#"<section id="tenants" data-live aria-labelledby="h-tenants"><h2 id="h-tenants">{n} tenants</h2>
+<div class="scroll"><table><thead><tr><th scope="col">Slug</th><th scope="col">State</th><th scope="col">Account</th><th scope="col">Prefix</th><th scope="col">Users</th></tr></thead><tbody>{rows}</tbody></table></div></section>"#,
+        n = list.len()
+    );
+    Ok(page("Tenants", "/console/tenants", &sess, seq, &body))
+}
+
+/// Events shown on the ledger page (the newest).
+const LEDGER_PAGE: i64 = 200;
+
+/// `GET /console/ledger`: the newest events and whether the hash chain verifies.
+pub(crate) async fn ledger(
+    State(s): State<ConsoleState>,
+    headers: HeaderMap,
+) -> ConsoleResult<Html<String>> {
+    let sess = session_with(&s, &headers, Scope::Read).await?;
+    let seq = seq(&s).await?;
+    let store = s.warden.store();
+    let report = store
+        .verify_ledger()
+        .await
+        .map_err(|e| ConsoleError::Ops(e.into()))?;
+    let mut events = store
+        .ledger((seq - LEDGER_PAGE).max(0), LEDGER_PAGE)
+        .await
+        .map_err(|e| ConsoleError::Ops(e.into()))?;
+    events.reverse();
+    let verdict = match &report.first_break {
+        None => format!(
+            "<p id=\"ledger-verify\" class=\"ok\">Hash chain intact: {} events verified.</p>",
+            report.events
+        ),
+        Some(b) => format!(
+            "<p id=\"ledger-verify\" class=\"bad\" role=\"alert\">Hash chain broken at event {}: {}</p>",
+            b.seq,
+            esc(&b.problem)
+        ),
+    };
+    let mut rows = String::new();
+    for e in &events {
+        let _ = write!(
+            rows,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} <code class=\"key\">{}</code></td></tr>",
+            e.seq,
+            esc(&when(Some(e.at))),
+            esc(&e.actor),
+            esc(&e.action),
+            esc(&e.object_kind),
+            esc(&e.object_key),
+        );
+    }
+    let body = format!(
+        r#"<section id="ledger" data-live aria-labelledby="h-ledger"><h2 id="h-ledger">Newest {n} events</h2>
+{verdict}
+<div class="scroll"><table><thead><tr><th scope="col">#</th><th scope="col">When</th><th scope="col">Actor</th><th scope="col">Action</th><th scope="col">Object</th></tr></thead><tbody>{rows}</tbody></table></div></section>"#,
+        n = events.len()
+    );
+    Ok(page("Ledger", "/console/ledger", &sess, seq, &body))
+}
