@@ -667,3 +667,175 @@ async fn onboarding_2_9() {
 async fn onboarding_2_15() {
     onboarding(ServerLine::V2_15).await;
 }
+
+/// A CA of the test's own and a server certificate for 127.0.0.1 signed by it (PEM files):
+/// the server side of the mTLS check; the client side is the package's.
+fn server_pki(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, SanType,
+    };
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "server CA of the test");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).expect("CA cert");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().expect("server key");
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).expect("server");
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = params.signed_by(&key, &issuer).expect("server cert");
+    let write = |name: &str, pem: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, pem).expect("pem");
+        p
+    };
+    (
+        write("server-ca.pem", ca_cert.pem()),
+        write("server.pem", cert.pem()),
+        write("server.key", key.serialize_pem()),
+    )
+}
+
+/// Connects over TLS with the collector's creds, trusting `server_ca`, presenting the
+/// client certificate `client` (cert, key) if given.
+async fn connect_tls(
+    url: &str,
+    creds: &str,
+    server_ca: &Path,
+    client: Option<(&Path, &Path)>,
+) -> Result<async_nats::Client, String> {
+    let mut opts = async_nats::ConnectOptions::with_credentials(creds)
+        .map_err(|e| format!("bad creds: {e}"))?
+        .require_tls(true)
+        .add_root_certificates(server_ca.to_path_buf())
+        .connection_timeout(Duration::from_secs(5))
+        .max_reconnects(Some(0));
+    if let Some((cert, key)) = client {
+        opts = opts.add_client_certificate(cert.to_path_buf(), key.to_path_buf());
+    }
+    match tokio::time::timeout(Duration::from_secs(10), opts.connect(url)).await {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("connect timed out".into()),
+    }
+}
+
+/// The package's certificate is what a nats-server requiring client certificates asks
+/// for: with `tls { verify: true }` trusting the tenant CA from the package, the collector
+/// connects with the package's certificate and creds and publishes into its prefix; without
+/// the certificate it is refused.
+async fn certificate_over_mtls(line: ServerLine) {
+    let bin = NatsServerBinary::get(line);
+    eprintln!("running against nats-server {}", bin.version);
+    let home = Home::new();
+    home.ok(&["init", "--name", "MTLSOP"]);
+    home.json(&["tenant", "add", "a"]);
+    let pkg = home.path().join("pkg.tar.gz");
+    home.json(&[
+        "onboarding",
+        "create",
+        "a",
+        "--component",
+        "flowgger",
+        "--site",
+        "paris",
+        "-o",
+        pkg.to_str().expect("utf-8 path"),
+    ]);
+    let files = unpack(&std::fs::read(&pkg).expect("package written"));
+    let dir = home.path().join("pkg");
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["client.pem", "client.key", "ca.pem"] {
+        let (_, data) = files
+            .get(&format!("flowgger-paris/{name}"))
+            .unwrap_or_else(|| panic!("{name} missing: {:?}", files.keys()));
+        std::fs::write(dir.join(name), data).unwrap();
+    }
+    let creds = text(&files, "flowgger-paris/collector.creds");
+    let (server_ca, server_cert, server_key) = server_pki(home.path());
+
+    // Warden's rendered config (accounts preloaded), plus client TLS trusting the tenant CA.
+    let port = warden_testkit::free_port();
+    let conf = home.path().join("mtls.conf");
+    let resolver = home.path().join("mtls-resolver");
+    home.ok(&[
+        "nats-config",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--resolver-dir",
+        resolver.to_str().expect("utf-8 path"),
+        "-o",
+        conf.to_str().expect("utf-8 path"),
+    ]);
+    let mut config = std::fs::read_to_string(&conf).expect("rendered config");
+    config.push_str(&format!(
+        "\ntls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  ca_file: \"{}\"\n  verify: true\n  timeout: 5\n}}\n",
+        server_cert.display(),
+        server_key.display(),
+        dir.join("ca.pem").display(),
+    ));
+    let server = warden_testkit::NatsServer::start(&bin, &home.path().join("mtls-server"), &config)
+        .unwrap_or_else(|e| panic!("nats-server {} refused the TLS config: {e}", bin.version));
+    let url = format!("tls://127.0.0.1:{}", server.port());
+
+    // Without the package's certificate: refused by the TLS handshake.
+    let refused = connect_tls(&url, &creds, &server_ca, None)
+        .await
+        .expect_err("admitted without a client certificate");
+    eprintln!("refused without a client certificate: {refused}");
+    assert!(
+        server.wait_for_log("TLS handshake error", WAIT),
+        "the server logged no failed handshake"
+    );
+
+    // With it: admitted, and its events reach the platform under the tenant prefix.
+    let platform_creds = home.ok(&["creds", "PLATFORM", "platform"]);
+    let platform = connect_tls(
+        &url,
+        &platform_creds,
+        &server_ca,
+        Some((&dir.join("client.pem"), &dir.join("client.key"))),
+    )
+    .await
+    .expect("platform connects (with a certificate the server trusts)");
+    let mut events = platform.subscribe("*.events.>").await.unwrap();
+    platform.flush().await.unwrap();
+    let collector = connect_tls(
+        &url,
+        &creds,
+        &server_ca,
+        Some((&dir.join("client.pem"), &dir.join("client.key"))),
+    )
+    .await
+    .expect("collector connects with the package's certificate and creds");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        collector
+            .publish("events.syslog", "<13>over mTLS".into())
+            .await
+            .unwrap();
+        collector.flush().await.unwrap();
+        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(200), events.next()).await {
+            assert_eq!(m.subject.as_str(), "a.events.syslog");
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing arrived over mTLS");
+    }
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_over_mtls_2_9() {
+    certificate_over_mtls(ServerLine::V2_9).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_over_mtls_2_15() {
+    certificate_over_mtls(ServerLine::V2_15).await;
+}
