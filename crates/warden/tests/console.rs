@@ -12,12 +12,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Home, connect};
+use common::{Home, Serve, connect};
 use fantoccini::{Client, ClientBuilder, Locator};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
@@ -509,58 +508,6 @@ async fn event_stream_carries_new_ledger_entries() {
 // ---------------------------------------------------------------------------------------
 // Headless Chromium against `warden serve` and nats-server
 // ---------------------------------------------------------------------------------------
-
-/// A running `warden serve`; killed on drop.
-struct Serve {
-    child: Child,
-    base: String,
-}
-
-impl Serve {
-    fn start(home: &Home, nats: &str) -> Serve {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
-            .arg("--data-dir")
-            .arg(home.data_dir())
-            .args([
-                "serve",
-                "--nats",
-                nats,
-                "--http",
-                "127.0.0.1:0",
-                "--max-backoff",
-                "1s",
-            ])
-            .env_remove("WARDEN_DATABASE_URL")
-            .env_remove("WARDEN_MASTER_KEY")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start warden serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(WAIT)
-            .expect("warden serve printed its address");
-        let base = line
-            .strip_prefix("warden serve: ")
-            .and_then(|r| r.split_whitespace().next())
-            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-            .to_string();
-        Serve { child, base }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// `chromedriver` on a free loopback port; killed on drop.
 struct Driver {

@@ -5,12 +5,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Client, Home, connect};
+use common::{Client, Home, Serve, connect};
 use futures::StreamExt;
 use warden_testkit::{NatsServerBinary, ServerLine};
 
@@ -279,53 +277,6 @@ async fn device_fleet_2_9() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_fleet_2_15() {
     fleet(ServerLine::V2_15).await;
-}
-
-/// A running `warden serve`, killed on drop.
-struct Serve {
-    child: Child,
-}
-
-impl Serve {
-    fn start(home: &Home, nats: &str) -> Serve {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
-            .arg("--data-dir")
-            .arg(home.data_dir())
-            .args([
-                "serve",
-                "--nats",
-                nats,
-                "--http",
-                "127.0.0.1:0",
-                "--max-backoff",
-                "1s",
-            ])
-            .env_remove("WARDEN_DATABASE_URL")
-            .env_remove("WARDEN_MASTER_KEY")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start warden serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("serve printed its address");
-        assert!(line.starts_with("warden serve: http://"), "{line}");
-        Serve { child }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

@@ -10,70 +10,18 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Home, connect};
+use common::{Home, Serve, connect};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use warden_testkit::{NatsServerBinary, ServerLine};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// A running `warden serve`, killed on drop; `base` is its HTTP address.
-struct Serve {
-    child: Child,
-    base: String,
-}
-
-impl Serve {
-    fn start(home: &Home, nats: &str) -> Serve {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
-            .arg("--data-dir")
-            .arg(home.data_dir())
-            .args([
-                "serve",
-                "--nats",
-                nats,
-                "--http",
-                "127.0.0.1:0",
-                "--max-backoff",
-                "1s",
-            ])
-            .env_remove("WARDEN_DATABASE_URL")
-            .env_remove("WARDEN_MASTER_KEY")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start warden serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("serve printed its address");
-        let base = line
-            .strip_prefix("warden serve: ")
-            .and_then(|r| r.split_whitespace().next())
-            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-            .to_string();
-        Serve { child, base }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Waits (bounded) until the outbox is empty: `warden serve`'s relay pushed everything.
 fn outbox_drained(home: &Home) {

@@ -6,68 +6,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Client, Home, connect};
+use common::{Client, Home, Serve, connect};
 use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use warden_testkit::{NatsServerBinary, ServerLine};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// A running `warden serve` (HTTP API, relay, NATS service), killed on drop.
-struct Serve {
-    child: Child,
-    base: String,
-}
-
-impl Serve {
-    fn start(home: &Home, nats: &str) -> Serve {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
-            .arg("--data-dir")
-            .arg(home.data_dir())
-            .args([
-                "serve",
-                "--nats",
-                nats,
-                "--http",
-                "127.0.0.1:0",
-                "--max-backoff",
-                "1s",
-            ])
-            .env_remove("WARDEN_DATABASE_URL")
-            .env_remove("WARDEN_MASTER_KEY")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start warden serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(WAIT).expect("serve printed its address");
-        // `warden serve: http://127.0.0.1:PORT (nats …)`
-        let base = line
-            .strip_prefix("warden serve: ")
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-            .to_string();
-        Serve { child, base }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 struct Reply {
     status: StatusCode,

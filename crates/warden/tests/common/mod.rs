@@ -208,3 +208,61 @@ impl Client {
             .flatten()
     }
 }
+
+/// A running `warden serve` on a Home's data directory (HTTP on a free loopback port,
+/// relay backoff at most 1 s), killed on drop; `base` is its HTTP address.
+#[allow(dead_code)] // not every test binary runs serve
+pub struct Serve {
+    child: std::process::Child,
+    pub base: String,
+}
+
+#[allow(dead_code)]
+impl Serve {
+    /// Starts `warden serve --nats <nats>` and waits (at most 20 s) for the line with its address.
+    pub fn start(home: &Home, nats: &str) -> Serve {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .arg("--data-dir")
+            .arg(home.data_dir())
+            .args([
+                "serve",
+                "--nats",
+                nats,
+                "--http",
+                "127.0.0.1:0",
+                "--max-backoff",
+                "1s",
+            ])
+            .env_remove("WARDEN_DATABASE_URL")
+            .env_remove("WARDEN_MASTER_KEY")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start warden serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("warden serve printed its address");
+        // `warden serve: http://127.0.0.1:PORT (nats …)`
+        let base = line
+            .strip_prefix("warden serve: ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+            .to_string();
+        Serve { child, base }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
