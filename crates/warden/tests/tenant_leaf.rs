@@ -404,31 +404,7 @@ async fn leaf_nodes(line: ServerLine) {
     });
     // Interest in `cmd.>` and the requester's inbox crosses the leaf on the servers'
     // schedule: a request that finds no responder or times out is retried, within a bound.
-    let deadline = Instant::now() + WAIT;
-    let answer = loop {
-        let r = collector
-            .send_request(
-                "cmd.ping",
-                async_nats::Request::new()
-                    .payload("".into())
-                    .timeout(Some(Duration::from_secs(1))),
-            )
-            .await;
-        match r {
-            Ok(m) => break m,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    async_nats::RequestErrorKind::NoResponders
-                        | async_nats::RequestErrorKind::TimedOut
-                ) =>
-            {
-                assert!(Instant::now() < deadline, "cmd.ping never answered: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("request failed: {e}"),
-        }
-    };
+    let answer = common::answered(&collector, "cmd.ping", WAIT).await;
     served.abort();
     let subjects: Vec<String> = std::iter::from_fn(|| seen.try_recv().ok()).collect();
     assert!(

@@ -181,32 +181,7 @@ async fn tenants(line: ServerLine) {
     // The import is wired on the server's schedule after the push and the first
     // connections: a request that finds no responder, or that is lost in that window
     // (seen under load on both server versions), is retried, within a bound.
-    let deadline = Instant::now() + WAIT;
-    let answer = loop {
-        let r = a1
-            .client
-            .send_request(
-                "cmd.ping",
-                async_nats::Request::new()
-                    .payload("".into())
-                    .timeout(Some(Duration::from_secs(1))),
-            )
-            .await;
-        match r {
-            Ok(m) => break m,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    async_nats::RequestErrorKind::NoResponders
-                        | async_nats::RequestErrorKind::TimedOut
-                ) =>
-            {
-                assert!(Instant::now() < deadline, "cmd.ping never answered: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("request failed: {e}"),
-        }
-    };
+    let answer = common::answered(&a1.client, "cmd.ping", WAIT).await;
     served.abort();
     let subjects: Vec<String> = std::iter::from_fn(|| seen.try_recv().ok()).collect();
     assert!(

@@ -266,3 +266,42 @@ impl Drop for Serve {
         let _ = self.child.wait();
     }
 }
+
+/// Sends a request on `subject` until it is answered, within `within`: interest in the
+/// subject reaches a server (through an import, a leaf) on the server's schedule, so
+/// "no responders" and one-second timeouts are retried; other errors fail the test.
+#[allow(dead_code)] // not every test binary sends requests
+pub async fn answered(
+    client: &async_nats::Client,
+    subject: &str,
+    within: Duration,
+) -> async_nats::Message {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let r = client
+            .send_request(
+                subject.to_string(),
+                async_nats::Request::new()
+                    .payload("".into())
+                    .timeout(Some(Duration::from_secs(1))),
+            )
+            .await;
+        match r {
+            Ok(m) => return m,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    async_nats::RequestErrorKind::NoResponders
+                        | async_nats::RequestErrorKind::TimedOut
+                ) =>
+            {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{subject} never answered: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("request on {subject} failed: {e}"),
+        }
+    }
+}
