@@ -12,6 +12,7 @@ pub mod bootstrap;
 pub mod compile;
 pub mod decompile;
 pub mod device;
+pub mod directory;
 pub mod lint;
 pub mod names;
 pub mod onboarding;
