@@ -46,11 +46,26 @@ struct Console {
     http: reqwest::Client,
     _shutdown: tokio::sync::oneshot::Sender<()>,
     _dir: tempfile::TempDir,
+    /// The PostgreSQL database of a console on PostgreSQL (dropped last).
+    _pg: Option<warden_testkit::PgDatabase>,
 }
 
 async fn start_console() -> Console {
+    start_console_on(None).await
+}
+
+/// A console over a fresh PostgreSQL database (`WARDEN_TEST_PG_URL`).
+async fn start_console_pg() -> Console {
+    start_console_on(Some(warden_testkit::PgDatabase::create().await)).await
+}
+
+/// A console over SQLite, or over `pg` when given.
+async fn start_console_on(pg: Option<warden_testkit::PgDatabase>) -> Console {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("warden.db").display());
+    let url = match &pg {
+        Some(db) => db.url().to_string(),
+        None => format!("sqlite://{}", dir.path().join("warden.db").display()),
+    };
     let store = Store::open(&url, MasterKey::from_bytes([7; 32]))
         .await
         .unwrap();
@@ -86,6 +101,7 @@ async fn start_console() -> Console {
             .unwrap(),
         _shutdown: tx,
         _dir: dir,
+        _pg: pg,
     }
 }
 
@@ -943,7 +959,15 @@ fn user_fields<'a>(
 
 #[tokio::test]
 async fn edit_and_delete_forms_validate_and_change_nothing_on_error() {
-    let c = start_console().await;
+    edit_and_delete_forms(start_console().await).await;
+}
+
+#[tokio::test]
+async fn edit_and_delete_forms_validate_and_change_nothing_on_error_postgres() {
+    edit_and_delete_forms(start_console_pg().await).await;
+}
+
+async fn edit_and_delete_forms(c: Console) {
     let admin = c.sign_in(&c.token("admin", &[Scope::Admin]).await).await;
     let reader = c.sign_in(&c.token("reader", &[Scope::Read]).await).await;
     let csrf = c.csrf(&admin).await;
@@ -1216,7 +1240,15 @@ async fn edit_and_delete_forms_validate_and_change_nothing_on_error() {
 
 #[tokio::test]
 async fn sync_onboarding_and_rooms_views_render_without_javascript() {
-    let c = start_console().await;
+    sync_onboarding_and_rooms_views(start_console().await).await;
+}
+
+#[tokio::test]
+async fn sync_onboarding_and_rooms_views_render_without_javascript_postgres() {
+    sync_onboarding_and_rooms_views(start_console_pg().await).await;
+}
+
+async fn sync_onboarding_and_rooms_views(c: Console) {
     let admin = c.sign_in(&c.token("admin", &[Scope::Admin]).await).await;
     let csrf = c.csrf(&admin).await;
     let cookie = format!("warden_console={admin}");
@@ -1674,6 +1706,21 @@ async fn browser_edit_drift_usage(line: ServerLine) {
         err.to_lowercase().contains("permissions violation") && err.contains("shop.other"),
         "{err}"
     );
+
+    // The edit form and the sync page fit a phone's width.
+    b.set_window_size(390, 844).await.unwrap();
+    for path in ["/console/accounts/SHOP/users/carol/edit", "/console/sync"] {
+        b.goto(&format!("{}{path}", serve.base)).await.unwrap();
+        let fits = b
+            .execute(
+                "return document.documentElement.scrollWidth <= window.innerWidth + 1;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(fits, serde_json::json!(true), "{path} scrolls sideways");
+    }
+    shot(&b, &format!("{tag}-16-sync-phone")).await;
 
     b.close().await.unwrap();
     drop(driver);
