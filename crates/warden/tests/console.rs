@@ -11,8 +11,8 @@
 //!   `target/console-shots/`.
 //! - Plain HTTP: the edit and delete forms (validation errors shown on the form with
 //!   nothing changed, CSRF refusals, confirmations), the sync, onboarding and rooms views.
-//! - Chromium again (2.9 and 2.15): drift with two accounts deleted on the server behind
-//!   Warden's back (missing), "Push" and "Sync (fix)"; usage of an account with a connected
+//! - Chromium again (2.9 and 2.15): drift (missing, stale, unknown and in-sync accounts made
+//!   behind Warden's back), "Push" and "Sync (fix)"; usage of an account with a connected
 //!   client; editing a user's permissions (a bad subject first) and the server enforcing
 //!   the new JWT.
 
@@ -1278,6 +1278,20 @@ async fn sync_onboarding_and_rooms_views(c: Console) {
         .post("/console/sync/fix", &cookie, &[("csrf", &csrf)])
         .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+
+    // No relay runs here: the backlog shows, and a failed delivery's error with it.
+    let pending = c.store.pending_outbox(i64::MAX, 10).await.unwrap();
+    assert!(!pending.is_empty());
+    c.store
+        .mark_failed(pending[0].id, "nats: connection <refused>", i64::MAX)
+        .await
+        .unwrap();
+    let html = c.get("/console", Some(&admin)).await.text().await.unwrap();
+    assert!(
+        html.contains("change(s) waiting for the relay")
+            && html.contains("nats: connection &lt;refused&gt; (after 1 attempt(s))"),
+        "{html}"
+    );
     let res = c.post("/console/sync/fix", &cookie, &[]).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 
@@ -1454,18 +1468,32 @@ async fn browser_edit_drift_usage(line: ServerLine) {
     ]);
     home.ok(&["account", "add", "GHOSTA"]);
     home.ok(&["account", "add", "GHOSTB"]);
+    home.ok(&["account", "add", "TEMP"]);
     let server = home.start_nats(&bin, "main");
     let nats = server.url();
     let serve = Serve::start(&home, &nats);
     relay_drained(&home).await;
+    let w = home.warden().await;
+
+    // Warden forgets TEMP without telling the server (a row removed behind its back):
+    // the server holds an account Warden does not know.
+    let temp = w.account("TEMP").await.unwrap();
+    let mut tx = w.store().begin().await.unwrap();
+    tx.delete_account(&temp.public_key).await.unwrap();
+    tx.commit().await.unwrap();
+    // SHOP changes (pushed by the relay), then the server is handed its older JWT back.
+    let old_shop = w.account("SHOP").await.unwrap().jwt;
+    home.ok(&["account", "edit", "SHOP", "--conns", "100"]);
+    relay_drained(&home).await;
 
     // Behind Warden's back, the server loses two accounts (an operator-signed delete as
     // the system user): the drift view must show them missing, the rest in sync.
-    let w = home.warden().await;
     let sys = w.system_user_creds().await.unwrap();
     let resolver = warden_nats::ResolverClient::connect(&nats, &sys, Duration::from_secs(5))
         .await
         .unwrap();
+    let reply = resolver.update(&old_shop).await.unwrap();
+    assert_eq!(reply.code, 200, "{reply:?}");
     let op = w.operator().await.unwrap();
     let signer =
         nats_jwt::KeyPair::from_seed(&w.store().seed(&op.signing_key).await.unwrap()).unwrap();
@@ -1517,12 +1545,13 @@ async fn browser_edit_drift_usage(line: ServerLine) {
         .unwrap();
     assert_eq!(sync_state(&b, "GHOSTA").await, "missing");
     assert_eq!(sync_state(&b, "GHOSTB").await, "missing");
-    assert_eq!(sync_state(&b, "SHOP").await, "in-sync");
+    assert_eq!(sync_state(&b, "SHOP").await, "stale");
     assert_eq!(sync_state(&b, "SYS").await, "in-sync");
+    assert_eq!(sync_state(&b, &temp.public_key).await, "unknown");
+    let verdict = text_of(&b, "#drift-verdict").await;
     assert!(
-        text_of(&b, "#drift-verdict")
-            .await
-            .contains("2 account(s) not in sync")
+        verdict.contains("3 account(s) not in sync, 1 unknown"),
+        "{verdict}"
     );
     assert!(
         text_of(&b, "#outbox-pending")
@@ -1563,14 +1592,20 @@ async fn browser_edit_drift_usage(line: ServerLine) {
         .for_element(Locator::Css("#sync-notice"))
         .await
         .unwrap();
+    let notice = text_of(&b, "#sync-notice").await;
     assert!(
-        text_of(&b, "#sync-notice")
-            .await
-            .contains("pushed 1 account(s)"),
-        "{}",
-        text_of(&b, "#sync-notice").await
+        notice.contains("pushed 2 account(s), deleted 1 unknown"),
+        "{notice}"
     );
     assert_eq!(sync_state(&b, "GHOSTB").await, "in-sync");
+    assert_eq!(sync_state(&b, "SHOP").await, "in-sync");
+    assert!(
+        b.find(Locator::Css(&format!("#sync-{}", temp.public_key)))
+            .await
+            .is_err(),
+        "TEMP still listed"
+    );
+    assert!(!resolver.list().await.unwrap().contains(&temp.public_key));
     assert!(text_of(&b, "#drift-verdict").await.contains("in step"));
     assert_eq!(
         resolver
