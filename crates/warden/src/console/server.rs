@@ -308,7 +308,8 @@ impl ServerLink {
     }
 
     /// The account's current usage, or `None` when the server does not answer within
-    /// [`ASK_TIMEOUT`] (an error when it answers something unreadable).
+    /// [`ASK_TIMEOUT`] (an error when it answers something unreadable). In a cluster each
+    /// server answers for its own connections; this takes the first answer.
     pub(crate) async fn usage(&self, w: &Warden, account: &str) -> Result<Option<Usage>, String> {
         let key = AccountPublicKey::new(account).map_err(|e| e.to_string())?;
         let client = self.client(w).await?;
