@@ -1253,7 +1253,21 @@ async fn sync_onboarding_and_rooms_views(c: Console) {
     let csrf = c.csrf(&admin).await;
     let cookie = format!("warden_console={admin}");
 
-    // Without a nats-server the sync page and the usage block say so.
+    // Without a nats-server the sync page and the usage block say so. Action results
+    // come from the session, never from the URL.
+    let html = c
+        .get(
+            "/console/sync?failed=EVILTEXT&pushed=EVILTEXT",
+            Some(&admin),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !html.contains("EVILTEXT") && !html.contains("sync-notice"),
+        "{html}"
+    );
     let html = c
         .get("/console/sync", Some(&admin))
         .await

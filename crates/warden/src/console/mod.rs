@@ -61,6 +61,18 @@ pub(crate) struct Session {
     /// The CSRF token every form of this session carries.
     pub csrf: String,
     last_seen: Instant,
+    /// A notice for the next page this session loads (the result of an action that
+    /// redirected), kept server-side so no page reflects text from its URL.
+    flash: Option<Flash>,
+}
+
+/// The result of an action, shown once on the next page.
+#[derive(Clone, Debug)]
+pub(crate) struct Flash {
+    /// Whether the action succeeded.
+    pub ok: bool,
+    /// What to say.
+    pub text: String,
 }
 
 impl Session {
@@ -175,6 +187,25 @@ impl IntoResponse for ConsoleError {
 }
 
 pub(crate) type ConsoleResult<T> = Result<T, ConsoleError>;
+
+impl ConsoleState {
+    /// Leaves `flash` for the next page of the request's session.
+    pub(crate) fn set_flash(&self, headers: &HeaderMap, flash: Flash) {
+        if let Some(sid) = cookie(headers, SESSION_COOKIE) {
+            let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(sess) = map.get_mut(sid) {
+                sess.flash = Some(flash);
+            }
+        }
+    }
+
+    /// Takes the notice left for the request's session, if any.
+    pub(crate) fn take_flash(&self, headers: &HeaderMap) -> Option<Flash> {
+        let sid = cookie(headers, SESSION_COOKIE)?;
+        let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        map.get_mut(sid).and_then(|sess| sess.flash.take())
+    }
+}
 
 /// The signed-in session of a request (with its token re-checked), or [`ConsoleError::SignIn`].
 pub(crate) async fn session(s: &ConsoleState, headers: &HeaderMap) -> ConsoleResult<Session> {
@@ -425,6 +456,7 @@ async fn login(
                 scopes: info.scopes,
                 csrf: random_token(),
                 last_seen: Instant::now(),
+                flash: None,
             },
         );
     }

@@ -6,15 +6,14 @@
 
 use std::fmt::Write as _;
 
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, Path, State};
 use axum::http::HeaderMap;
 use axum::response::{Html, Redirect};
-use serde::Deserialize;
 
 use super::pages::{account_link, csrf_field, seq};
 use super::render::{esc, limit, page, seg};
 use super::server::{ASK_TIMEOUT, SyncState};
-use super::{ConsoleError, ConsoleResult, ConsoleState, CsrfForm, check_csrf, session_with};
+use super::{ConsoleError, ConsoleResult, ConsoleState, CsrfForm, Flash, check_csrf, session_with};
 use crate::ops::AccountView;
 use crate::tokens::Scope;
 
@@ -56,46 +55,26 @@ pub(super) async fn outbox_facts(s: &ConsoleState) -> ConsoleResult<String> {
     ))
 }
 
-/// Query of the sync page: what the last action did.
-#[derive(Deserialize)]
-pub(crate) struct Done {
-    pushed: Option<String>,
-    fixed: Option<String>,
-    failed: Option<String>,
-}
-
 /// `GET /console/sync`.
 pub(crate) async fn sync_page(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
-    Query(done): Query<Done>,
 ) -> ConsoleResult<Html<String>> {
     let sess = session_with(&s, &headers, Scope::Read).await?;
     let seq = seq(&s).await?;
     let outbox = outbox_facts(&s).await?;
     let can_write = sess.allows(Scope::Write);
-    let mut notice = String::new();
-    if let Some(name) = &done.pushed {
-        let _ = write!(
-            notice,
-            "<p class=\"notice\" role=\"status\" id=\"sync-notice\">Pushed account {} to the server.</p>",
-            esc(name)
-        );
-    }
-    if let Some(what) = &done.fixed {
-        let _ = write!(
-            notice,
-            "<p class=\"notice\" role=\"status\" id=\"sync-notice\">Sync done: {}.</p>",
-            esc(what)
-        );
-    }
-    if let Some(e) = &done.failed {
-        let _ = write!(
-            notice,
+    let notice = match s.take_flash(&headers) {
+        None => String::new(),
+        Some(Flash { ok: true, text }) => format!(
+            "<p class=\"notice\" role=\"status\" id=\"sync-notice\">{}</p>",
+            esc(&text)
+        ),
+        Some(Flash { ok: false, text }) => format!(
             "<div class=\"form-error\" role=\"alert\" id=\"sync-notice\"><p class=\"error\">{}</p></div>",
-            esc(e)
-        );
-    }
+            esc(&text)
+        ),
+    };
     let server = match &s.server {
         None => "<p id=\"drift-unavailable\" class=\"muted\">This console does not know a nats-server (it runs outside <code>warden serve</code>): drift cannot be shown. Use <code>warden sync --check --nats URL</code>.</p>".to_string(),
         Some(link) => match link.drift(&s.warden).await {
@@ -191,17 +170,21 @@ pub(crate) async fn push(
     let link = s.server.as_ref().ok_or_else(|| {
         ConsoleError::Invalid("this console does not know a nats-server to push to".into())
     })?;
-    let to = match link.push(&s.warden, &a.jwt).await {
+    let flash = match link.push(&s.warden, &a.jwt).await {
         Ok(reply) => {
             tracing::info!(token_id = %sess.token_id, account = %a.name, %reply, "console push");
-            format!("/console/sync?pushed={}", seg(&a.name))
+            Flash {
+                ok: true,
+                text: format!("Pushed account {} to the server.", a.name),
+            }
         }
-        Err(e) => format!(
-            "/console/sync?failed={}",
-            seg(&format!("push of {} failed: {e}", a.name))
-        ),
+        Err(e) => Flash {
+            ok: false,
+            text: format!("The push of {} failed: {e}", a.name),
+        },
     };
-    Ok(Redirect::to(&to))
+    s.set_flash(&headers, flash);
+    Ok(Redirect::to("/console/sync"))
 }
 
 /// `POST /console/sync/fix`: `warden sync --fix`.
@@ -215,29 +198,33 @@ pub(crate) async fn fix(
     let link = s.server.as_ref().ok_or_else(|| {
         ConsoleError::Invalid("this console does not know a nats-server to sync".into())
     })?;
-    let to = match link.repair(&s.warden).await {
+    let flash = match link.repair(&s.warden).await {
         Ok(r) if r.errors.is_empty() => {
             tracing::info!(token_id = %sess.token_id, pushed = r.pushed, deleted = r.deleted, "console sync");
-            format!(
-                "/console/sync?fixed={}",
-                seg(&format!(
-                    "pushed {} account(s), deleted {} unknown",
+            Flash {
+                ok: true,
+                text: format!(
+                    "Sync done: pushed {} account(s), deleted {} unknown.",
                     r.pushed, r.deleted
-                ))
-            )
+                ),
+            }
         }
-        Ok(r) => format!(
-            "/console/sync?failed={}",
-            seg(&format!(
-                "sync pushed {} and deleted {}, but: {}",
+        Ok(r) => Flash {
+            ok: false,
+            text: format!(
+                "Sync pushed {} and deleted {}, but: {}",
                 r.pushed,
                 r.deleted,
                 r.errors.join("; ")
-            ))
-        ),
-        Err(e) => format!("/console/sync?failed={}", seg(&format!("sync failed: {e}"))),
+            ),
+        },
+        Err(e) => Flash {
+            ok: false,
+            text: format!("Sync failed: {e}"),
+        },
     };
-    Ok(Redirect::to(&to))
+    s.set_flash(&headers, flash);
+    Ok(Redirect::to("/console/sync"))
 }
 
 fn bytes(n: u64) -> String {
