@@ -51,16 +51,17 @@ struct Console {
 }
 
 async fn start_console() -> Console {
-    start_console_on(None).await
+    start_console_on(None, None).await
 }
 
 /// A console over a fresh PostgreSQL database (`WARDEN_TEST_PG_URL`).
 async fn start_console_pg() -> Console {
-    start_console_on(Some(warden_testkit::PgDatabase::create().await)).await
+    start_console_on(Some(warden_testkit::PgDatabase::create().await), None).await
 }
 
-/// A console over SQLite, or over `pg` when given.
-async fn start_console_on(pg: Option<warden_testkit::PgDatabase>) -> Console {
+/// A console over SQLite, or over `pg` when given; its sync and usage views ask the
+/// nats-server at `nats`, when given.
+async fn start_console_on(pg: Option<warden_testkit::PgDatabase>, nats: Option<String>) -> Console {
     let dir = tempfile::tempdir().unwrap();
     let url = match &pg {
         Some(db) => db.url().to_string(),
@@ -88,9 +89,15 @@ async fn start_console_on(pg: Option<warden_testkit::PgDatabase>) -> Console {
         warden: warden.clone(),
         ready: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
     };
-    tokio::spawn(http::serve(listener, state, None, async move {
-        let _ = rx.await;
-    }));
+    tokio::spawn(http::serve_with_nats(
+        listener,
+        state,
+        nats,
+        None,
+        async move {
+            let _ = rx.await;
+        },
+    ));
     Console {
         base: format!("http://{addr}"),
         store,
@@ -1784,4 +1791,62 @@ async fn browser_edit_drift_usage_nats_2_9() {
 #[tokio::test]
 async fn browser_edit_drift_usage_nats_2_15() {
     browser_edit_drift_usage(ServerLine::V2_15).await;
+}
+
+#[tokio::test]
+async fn an_unreachable_nats_server_is_reported_within_the_bound() {
+    // Nothing listens on this loopback port: connecting is refused.
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    let c = start_console_on(None, Some(url.clone())).await;
+    let admin = c.sign_in(&c.token("admin", &[Scope::Admin]).await).await;
+    let csrf = c.csrf(&admin).await;
+    let started = Instant::now();
+    let html = c
+        .get("/console/sync", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("id=\"drift-unavailable\"") && html.contains(&url),
+        "{html}"
+    );
+    let html = c
+        .get("/console/accounts/SYS", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Not reported"), "{html}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "pages waited {:?}",
+        started.elapsed()
+    );
+    // A push that cannot reach the server: the failure is shown once, nothing else.
+    let cookie = format!("warden_console={admin}");
+    let res = c
+        .post("/console/sync/push/SYS", &cookie, &[("csrf", &csrf)])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let html = c
+        .get("/console/sync", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("id=\"sync-notice\"") && html.contains("The push of SYS failed"),
+        "{html}"
+    );
+    let html = c
+        .get("/console/sync", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !html.contains("id=\"sync-notice\""),
+        "the notice showed twice"
+    );
 }
