@@ -555,3 +555,21 @@ impl Tx<'_> {
         Ok(row)
     }
 }
+
+impl Store {
+    /// Every room with an id above `after`, by id, at most `limit` (for the console's
+    /// read-only list; the gateway lists rooms per user with [`Store::rooms_touching`]).
+    pub async fn rooms_by_id(&self, after: i64, limit: i64) -> Result<Vec<RoomRow>, StoreError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ROOM_COLUMNS} FROM rooms WHERE id > $1 ORDER BY id LIMIT $2"
+        )))
+        .bind(after)
+        .bind(limit.max(0))
+        .fetch_all(&mut *self.pooled().await?)
+        .await
+        .map_err(StoreError::query("listing rooms"))?
+        .iter()
+        .map(RoomRow::from_row)
+        .collect()
+    }
+}

@@ -90,9 +90,10 @@ pub async fn run(warden: Warden, args: ServeArgs) -> Result<()> {
         warden: warden.clone(),
         ready: ready.clone(),
     };
-    let http_task = tokio::spawn(crate::http::serve(
+    let http_task = tokio::spawn(crate::http::serve_with_nats(
         listener,
         http_state,
+        Some(args.nats.clone()),
         chat_router,
         stopped(stop_rx.clone()),
     ));

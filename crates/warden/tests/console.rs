@@ -9,6 +9,12 @@
 //!   2.15): sign in, create an account and a user through the forms, download the creds
 //!   and connect with them, see a CLI change appear without reload. Screenshots go to
 //!   `target/console-shots/`.
+//! - Plain HTTP: the edit and delete forms (validation errors shown on the form with
+//!   nothing changed, CSRF refusals, confirmations), the sync, onboarding and rooms views.
+//! - Chromium again (2.9 and 2.15): drift (missing, stale, unknown and in-sync accounts made
+//!   behind Warden's back), "Push" and "Sync (fix)"; usage of an account with a connected
+//!   client; editing a user's permissions (a bad subject first) and the server enforcing
+//!   the new JWT.
 
 mod common;
 
@@ -40,11 +46,27 @@ struct Console {
     http: reqwest::Client,
     _shutdown: tokio::sync::oneshot::Sender<()>,
     _dir: tempfile::TempDir,
+    /// The PostgreSQL database of a console on PostgreSQL (dropped last).
+    _pg: Option<warden_testkit::PgDatabase>,
 }
 
 async fn start_console() -> Console {
+    start_console_on(None, None).await
+}
+
+/// A console over a fresh PostgreSQL database (`WARDEN_TEST_PG_URL`).
+async fn start_console_pg() -> Console {
+    start_console_on(Some(warden_testkit::PgDatabase::create().await), None).await
+}
+
+/// A console over SQLite, or over `pg` when given; its sync and usage views ask the
+/// nats-server at `nats`, when given.
+async fn start_console_on(pg: Option<warden_testkit::PgDatabase>, nats: Option<String>) -> Console {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("warden.db").display());
+    let url = match &pg {
+        Some(db) => db.url().to_string(),
+        None => format!("sqlite://{}", dir.path().join("warden.db").display()),
+    };
     let store = Store::open(&url, MasterKey::from_bytes([7; 32]))
         .await
         .unwrap();
@@ -67,9 +89,15 @@ async fn start_console() -> Console {
         warden: warden.clone(),
         ready: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
     };
-    tokio::spawn(http::serve(listener, state, None, async move {
-        let _ = rx.await;
-    }));
+    tokio::spawn(http::serve_with_nats(
+        listener,
+        state,
+        nats,
+        None,
+        async move {
+            let _ = rx.await;
+        },
+    ));
     Console {
         base: format!("http://{addr}"),
         store,
@@ -80,6 +108,7 @@ async fn start_console() -> Console {
             .unwrap(),
         _shutdown: tx,
         _dir: dir,
+        _pg: pg,
     }
 }
 
@@ -878,4 +907,946 @@ async fn browser_flow_nats_2_9() {
 #[tokio::test]
 async fn browser_flow_nats_2_15() {
     browser_flow(ServerLine::V2_15).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Edit and delete forms, sync, usage, onboarding and rooms views (plain HTTP)
+// ---------------------------------------------------------------------------------------
+
+/// The account edit form's fields with the values a default account shows, `changes`
+/// replacing some of them.
+fn account_fields<'a>(csrf: &'a str, changes: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut f: Vec<(&str, &str)> = vec![
+        ("csrf", csrf),
+        ("description", ""),
+        ("conn", "unlimited"),
+        ("leaf", "unlimited"),
+        ("subs", "unlimited"),
+        ("payload", "unlimited"),
+        ("data", "unlimited"),
+        ("imports", "unlimited"),
+        ("exports", "unlimited"),
+        ("wildcards", "on"),
+        ("js_mem", "0"),
+        ("js_disk", "0"),
+        ("js_streams", "0"),
+        ("js_consumer", "0"),
+        ("js_max_ack_pending", "0"),
+    ];
+    for &(k, v) in changes {
+        match f.iter_mut().find(|(fk, _)| *fk == k) {
+            Some(slot) => slot.1 = v,
+            None => f.push((k, v)),
+        }
+    }
+    f
+}
+
+/// The user edit form's fields for a user with only `pub_allow`, `changes` replacing some.
+fn user_fields<'a>(
+    csrf: &'a str,
+    pub_allow: &'a str,
+    changes: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut f: Vec<(&str, &str)> = vec![
+        ("csrf", csrf),
+        ("pub_allow", pub_allow),
+        ("subs", "unlimited"),
+        ("data", "unlimited"),
+        ("payload", "unlimited"),
+    ];
+    for &(k, v) in changes {
+        match f.iter_mut().find(|(fk, _)| *fk == k) {
+            Some(slot) => slot.1 = v,
+            None => f.push((k, v)),
+        }
+    }
+    f
+}
+
+#[tokio::test]
+async fn edit_and_delete_forms_validate_and_change_nothing_on_error() {
+    edit_and_delete_forms(start_console().await).await;
+}
+
+#[tokio::test]
+async fn edit_and_delete_forms_validate_and_change_nothing_on_error_postgres() {
+    edit_and_delete_forms(start_console_pg().await).await;
+}
+
+async fn edit_and_delete_forms(c: Console) {
+    let admin = c.sign_in(&c.token("admin", &[Scope::Admin]).await).await;
+    let reader = c.sign_in(&c.token("reader", &[Scope::Read]).await).await;
+    let csrf = c.csrf(&admin).await;
+    let cookie = format!("warden_console={admin}");
+    c.warden
+        .add_account("ORDERS", Default::default())
+        .await
+        .unwrap();
+    let mut spec = warden_core::UserSpec::default();
+    spec.permissions.publish.allow = vec![nats_jwt::Subject::new("orders.>").unwrap()];
+    c.warden.add_user("ORDERS", "alice", spec).await.unwrap();
+    let events = || async { c.store.counts().await.unwrap().ledger_events };
+
+    // The forms render without JavaScript, labelled, for write sessions only.
+    let res = c.get("/console/accounts/ORDERS/edit", Some(&admin)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.unwrap();
+    for needle in [
+        "<label for=\"conn\">Connections</label>",
+        "name=\"csrf\"",
+        "value=\"unlimited\"",
+    ] {
+        assert!(html.contains(needle), "{needle} missing:\n{html}");
+    }
+    let html = c
+        .get("/console/accounts/ORDERS/users/alice/edit", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("<label for=\"pub_allow\">Publish allow</label>")
+            && html.contains(">orders.&gt;</textarea>"),
+        "{html}"
+    );
+    assert_eq!(
+        c.get("/console/accounts/ORDERS/edit", Some(&reader))
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+
+    // Account edit: no CSRF token, a bad limit, nothing changed: refused, state kept.
+    let before = c.warden.account("ORDERS").await.unwrap();
+    let n = events().await;
+    let res = c
+        .post(
+            "/console/accounts/ORDERS/edit",
+            &cookie,
+            &account_fields("", &[("conn", "5")])[1..],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    for (bad, says) in [
+        (account_fields(&csrf, &[("conn", "lots")]), "Connections"),
+        (account_fields(&csrf, &[("subs", "-7")]), "Subscriptions"),
+        (account_fields(&csrf, &[("payload", "")]), "Payload"),
+        (account_fields(&csrf, &[]), "no field was changed"),
+    ] {
+        let res = c.post("/console/accounts/ORDERS/edit", &cookie, &bad).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        let html = res.text().await.unwrap();
+        assert!(
+            html.contains("id=\"form-error\"") && html.contains(says),
+            "{says}: {html}"
+        );
+    }
+    // The typed value is kept on the form that shows the error.
+    let res = c
+        .post(
+            "/console/accounts/ORDERS/edit",
+            &cookie,
+            &account_fields(&csrf, &[("conn", "lots")]),
+        )
+        .await;
+    assert!(res.text().await.unwrap().contains("value=\"lots\""));
+    let after = c.warden.account("ORDERS").await.unwrap();
+    assert_eq!((after.jwt, after.spec), (before.jwt.clone(), before.spec));
+    assert_eq!(events().await, n, "a refused form wrote to the ledger");
+
+    // A good edit: limits and description change, the JWT is re-signed, by the console.
+    let res = c
+        .post(
+            "/console/accounts/ORDERS/edit",
+            &cookie,
+            &account_fields(
+                &csrf,
+                &[
+                    ("conn", "5"),
+                    ("payload", "1K"),
+                    ("description", "Orders team"),
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()[LOCATION], "/console/accounts/ORDERS");
+    let after = c.warden.account("ORDERS").await.unwrap();
+    assert_eq!(after.spec.limits.conn, 5);
+    assert_eq!(after.spec.limits.payload, 1024);
+    assert_eq!(after.spec.limits.subs, -1);
+    assert_eq!(after.spec.description.as_deref(), Some("Orders team"));
+    assert_ne!(after.jwt, before.jwt);
+    let claims = nats_jwt::decode::<nats_jwt::Account>(&after.jwt).unwrap();
+    assert_eq!(claims.nats.limits.account.conn, 5);
+    let last = c.store.ledger(0, 1000).await.unwrap().pop().unwrap();
+    assert_eq!(last.action, "account.edit");
+    assert!(last.actor.starts_with("console:admin:"), "{last:?}");
+
+    // User edit: bad subject, queue group on publish, past expiry: refused, JWT kept.
+    let alice = c.warden.user("ORDERS", "alice").await.unwrap();
+    let n = events().await;
+    for (bad, says) in [
+        (user_fields(&csrf, "orders..x", &[]), "Publish allow"),
+        (user_fields(&csrf, "orders.> q", &[]), "queue group"),
+        (
+            user_fields(&csrf, "orders.>", &[("expiry", "2001-01-01")]),
+            "in the past",
+        ),
+        (
+            user_fields(&csrf, "orders.>", &[("src", "not-a-net")]),
+            "source network",
+        ),
+    ] {
+        let res = c
+            .post("/console/accounts/ORDERS/users/alice/edit", &cookie, &bad)
+            .await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        let html = res.text().await.unwrap();
+        assert!(
+            html.contains("id=\"form-error\"") && html.contains(says),
+            "{says}: {html}"
+        );
+    }
+    let same = c.warden.user("ORDERS", "alice").await.unwrap();
+    assert_eq!(same.jwt, alice.jwt);
+    assert_eq!(events().await, n);
+    let res = c
+        .post(
+            "/console/accounts/ORDERS/users/alice/edit",
+            &cookie,
+            &user_fields(&csrf, "orders.>", &[("csrf", "forged")]),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+
+    // A good user edit: the lists become what the form says; new JWT carries them.
+    let res = c
+        .post(
+            "/console/accounts/ORDERS/users/alice/edit",
+            &cookie,
+            &user_fields(
+                &csrf,
+                "orders.new\norders.paid",
+                &[
+                    ("sub_allow", "orders.>, _INBOX.>"),
+                    ("sub_deny", "orders.secret"),
+                    ("bearer", "on"),
+                    ("src", "10.0.0.1"),
+                    ("expiry", "30d"),
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        res.text().await.unwrap()
+    );
+    let alice2 = c.warden.user("ORDERS", "alice").await.unwrap();
+    let claims = nats_jwt::decode::<nats_jwt::User>(&alice2.jwt).unwrap();
+    let p = &claims.nats.limits.permissions;
+    let strs =
+        |l: &[nats_jwt::Subject]| l.iter().map(|s| s.as_str().to_string()).collect::<Vec<_>>();
+    assert_eq!(strs(&p.publish.allow), ["orders.new", "orders.paid"]);
+    assert_eq!(strs(&p.subscribe.allow), ["orders.>", "_INBOX.>"]);
+    assert_eq!(strs(&p.subscribe.deny), ["orders.secret"]);
+    assert!(claims.nats.limits.bearer_token);
+    assert_eq!(claims.nats.limits.src, ["10.0.0.1/32"]);
+    let exp = claims.exp.expect("an expiry");
+    assert!((exp - warden::ops::now() - 30 * 86_400).abs() < 60, "{exp}");
+    let last = c.store.ledger(0, 1000).await.unwrap().pop().unwrap();
+    assert_eq!(last.action, "user.edit");
+    // The user page shows the new permissions and the edit/delete actions.
+    let html = c
+        .get("/console/accounts/ORDERS/users/alice", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("<code>orders.paid</code>") && html.contains("id=\"edit-user\""),
+        "{html}"
+    );
+
+    // Delete user: the confirmation page, a wrong name refused (kept), then deleted.
+    let html = c
+        .get("/console/accounts/ORDERS/users/alice/delete", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("<label for=\"confirm\">"), "{html}");
+    let res = c
+        .post(
+            "/console/accounts/ORDERS/users/alice/delete",
+            &cookie,
+            &[("csrf", &csrf), ("confirm", "bob")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(c.warden.user("ORDERS", "alice").await.is_ok());
+    let res = c
+        .post(
+            "/console/accounts/ORDERS/users/alice/delete",
+            &cookie,
+            &[("confirm", "alice")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(c.warden.user("ORDERS", "alice").await.is_ok());
+    let res = c
+        .post(
+            "/console/accounts/ORDERS/users/alice/delete",
+            &cookie,
+            &[("csrf", &csrf), ("confirm", "alice")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()[LOCATION], "/console/accounts/ORDERS");
+    assert!(c.warden.user("ORDERS", "alice").await.is_err());
+
+    // Delete account: the system account has no delete; ORDERS goes after confirmation.
+    let html = c
+        .get("/console/accounts/SYS", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("id=\"delete-account\""), "{html}");
+    let res = c
+        .post(
+            "/console/accounts/SYS/delete",
+            &cookie,
+            &[("csrf", &csrf), ("confirm", "SYS")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(c.warden.account("SYS").await.is_ok());
+    let res = c
+        .post(
+            "/console/accounts/ORDERS/delete",
+            &cookie,
+            &[("csrf", &csrf), ("confirm", "orders-typo")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(c.warden.account("ORDERS").await.is_ok());
+    let res = c
+        .post(
+            "/console/accounts/ORDERS/delete",
+            &cookie,
+            &[("csrf", &csrf), ("confirm", "ORDERS")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(c.warden.account("ORDERS").await.is_err());
+}
+
+#[tokio::test]
+async fn sync_onboarding_and_rooms_views_render_without_javascript() {
+    sync_onboarding_and_rooms_views(start_console().await).await;
+}
+
+#[tokio::test]
+async fn sync_onboarding_and_rooms_views_render_without_javascript_postgres() {
+    sync_onboarding_and_rooms_views(start_console_pg().await).await;
+}
+
+async fn sync_onboarding_and_rooms_views(c: Console) {
+    let admin = c.sign_in(&c.token("admin", &[Scope::Admin]).await).await;
+    let csrf = c.csrf(&admin).await;
+    let cookie = format!("warden_console={admin}");
+
+    // Without a nats-server the sync page and the usage block say so. Action results
+    // come from the session, never from the URL.
+    let html = c
+        .get(
+            "/console/sync?failed=EVILTEXT&pushed=EVILTEXT",
+            Some(&admin),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !html.contains("EVILTEXT") && !html.contains("sync-notice"),
+        "{html}"
+    );
+    let html = c
+        .get("/console/sync", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("id=\"drift-unavailable\"") && html.contains("id=\"outbox-pending\""),
+        "{html}"
+    );
+    let html = c
+        .get("/console/accounts/SYS", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("id=\"usage-none\"") && html.contains("Not reported"),
+        "{html}"
+    );
+    let res = c
+        .post("/console/sync/fix", &cookie, &[("csrf", &csrf)])
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+
+    // No relay runs here: the backlog shows, and a failed delivery's error with it.
+    let pending = c.store.pending_outbox(i64::MAX, 10).await.unwrap();
+    assert!(!pending.is_empty());
+    c.store
+        .mark_failed(pending[0].id, "nats: connection <refused>", i64::MAX)
+        .await
+        .unwrap();
+    let html = c.get("/console", Some(&admin)).await.text().await.unwrap();
+    assert!(
+        html.contains("change(s) waiting for the relay")
+            && html.contains("nats: connection &lt;refused&gt; (after 1 attempt(s))"),
+        "{html}"
+    );
+    let res = c.post("/console/sync/fix", &cookie, &[]).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+
+    // Onboarding packages, by tenant, with their state; revoke through the form.
+    c.warden
+        .add_tenant("acme", &Default::default())
+        .await
+        .unwrap();
+    let issued = c
+        .warden
+        .create_package(&warden::onboarding::NewPackage {
+            tenant: "acme".into(),
+            component: "flowgger".into(),
+            site: "paris".into(),
+            token_expires_at: warden::ops::now() + 3600,
+            nats_url: format!("nats://127.0.0.1:{}", free_port()),
+            install_dir: None,
+        })
+        .await
+        .unwrap();
+    let id = issued.package.id.clone();
+    let html = c
+        .get("/console/onboarding", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("1 packages")
+            && html.contains("Tenant acme")
+            && html.contains(&format!("id=\"pkg-{id}\""))
+            && html.contains("data-state=\"issued\""),
+        "{html}"
+    );
+    let path = format!("/console/onboarding/{id}/revoke");
+    assert_eq!(
+        c.post(&path, &cookie, &[]).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(c.warden.package(&id).await.unwrap().state, "issued");
+    let res = c.post(&path, &cookie, &[("csrf", &csrf)]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(c.warden.package(&id).await.unwrap().state, "revoked");
+    let html = c
+        .get("/console/onboarding?tenant=acme", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("data-state=\"revoked\""), "{html}");
+
+    // Rooms and their rules (read-only).
+    let html = c
+        .get("/console/rooms", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("0 rooms"), "{html}");
+    let mut tx = c.store.begin().await.unwrap();
+    let room = tx
+        .insert_room(&warden_store::rooms::NewRoom {
+            name: "ops <team>".into(),
+            kind: "group".into(),
+            owner_user: "u-1".into(),
+            owner_entity: "e-1".into(),
+            level_admin: 1,
+            rule_cap: 10,
+        })
+        .await
+        .unwrap();
+    tx.put_room_rule(&warden_store::rooms::RoomRuleRow {
+        room_id: room.id,
+        entity_uuid: "u-2".into(),
+        permissions: "rw".into(),
+        level: 0,
+        updated_at: warden::ops::now(),
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let html = c
+        .get("/console/rooms", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("1 rooms") && html.contains("ops &lt;team&gt;"),
+        "{html}"
+    );
+    let html = c
+        .get(&format!("/console/rooms/{}", room.id), Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("<code>u-2</code>") && html.contains("read, write"),
+        "{html}"
+    );
+    assert_eq!(
+        c.get("/console/rooms/999999", Some(&admin)).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        c.get("/console/rooms/x", Some(&admin)).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Headless Chromium: edit a user, drift and push, usage (nats-server 2.9 and 2.15)
+// ---------------------------------------------------------------------------------------
+
+/// The text of the element `css`.
+async fn text_of(b: &Client, css: &str) -> String {
+    b.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The `data-state` of the sync row of `account` on the open sync page.
+async fn sync_state(b: &Client, account: &str) -> String {
+    b.find(Locator::Css(&format!("#sync-{account}")))
+        .await
+        .unwrap_or_else(|e| panic!("no sync row for {account}: {e}"))
+        .attr("data-state")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+/// Waits (bounded) until `warden serve`'s relay has delivered every outbox row.
+async fn relay_drained(home: &Home) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let status = home.json(&["status"]);
+        if status["outbox_pending"] == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the relay did not deliver everything: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn browser_edit_drift_usage(line: ServerLine) {
+    let bin = NatsServerBinary::get(line);
+    let tag = format!("v{}", bin.version.replace('.', "_"));
+    eprintln!("running against nats-server {}", bin.version);
+    let home = Home::new();
+    home.ok(&["init", "--name", "EDITOP"]);
+    let token = home.json(&["token", "create", "--name", "browser", "--scope", "admin"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    home.ok(&["account", "add", "SHOP"]);
+    home.ok(&[
+        "user",
+        "add",
+        "carol",
+        "--account",
+        "SHOP",
+        "--allow-pub",
+        "shop.>",
+        "--allow-sub",
+        "shop.>,_INBOX.>",
+    ]);
+    home.ok(&["account", "add", "GHOSTA"]);
+    home.ok(&["account", "add", "GHOSTB"]);
+    home.ok(&["account", "add", "TEMP"]);
+    let server = home.start_nats(&bin, "main");
+    let nats = server.url();
+    let serve = Serve::start(&home, &nats);
+    relay_drained(&home).await;
+    let w = home.warden().await;
+
+    // Warden forgets TEMP without telling the server (a row removed behind its back):
+    // the server holds an account Warden does not know.
+    let temp = w.account("TEMP").await.unwrap();
+    let mut tx = w.store().begin().await.unwrap();
+    tx.delete_account(&temp.public_key).await.unwrap();
+    tx.commit().await.unwrap();
+    // SHOP changes (pushed by the relay), then the server is handed its older JWT back.
+    let old_shop = w.account("SHOP").await.unwrap().jwt;
+    home.ok(&["account", "edit", "SHOP", "--conns", "100"]);
+    relay_drained(&home).await;
+
+    // Behind Warden's back, the server loses two accounts (an operator-signed delete as
+    // the system user): the drift view must show them missing, the rest in sync.
+    let sys = w.system_user_creds().await.unwrap();
+    let resolver = warden_nats::ResolverClient::connect(&nats, &sys, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let reply = resolver.update(&old_shop).await.unwrap();
+    assert_eq!(reply.code, 200, "{reply:?}");
+    let op = w.operator().await.unwrap();
+    let signer =
+        nats_jwt::KeyPair::from_seed(&w.store().seed(&op.signing_key).await.unwrap()).unwrap();
+    let mut ghosts = Vec::new();
+    for name in ["GHOSTA", "GHOSTB"] {
+        ghosts.push(w.account(name).await.unwrap());
+    }
+    let keys: Vec<nats_jwt::AccountPublicKey> = ghosts
+        .iter()
+        .map(|a| a.public_key.parse().unwrap())
+        .collect();
+    let reply = resolver
+        .delete(&warden_nats::delete_request(&signer, &keys).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(reply.code, 200, "{reply:?}");
+    assert!(
+        resolver
+            .list()
+            .await
+            .unwrap()
+            .iter()
+            .all(|k| !k.is_empty() && !ghosts.iter().any(|g| &g.public_key == k))
+    );
+
+    let driver = Driver::start().await;
+    let downloads = home.path().join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    let b = driver.browser(&downloads).await;
+    b.goto(&format!("{}/console/login", serve.base))
+        .await
+        .unwrap();
+    fill(&b, "#token", &token).await;
+    click(&b, "form button[type=submit]").await;
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#count-accounts"))
+        .await
+        .unwrap();
+
+    // Drift: GHOSTA and GHOSTB missing, SHOP and SYS in sync.
+    b.goto(&format!("{}/console/sync", serve.base))
+        .await
+        .unwrap();
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#drift-verdict"))
+        .await
+        .unwrap();
+    assert_eq!(sync_state(&b, "GHOSTA").await, "missing");
+    assert_eq!(sync_state(&b, "GHOSTB").await, "missing");
+    assert_eq!(sync_state(&b, "SHOP").await, "stale");
+    assert_eq!(sync_state(&b, "SYS").await, "in-sync");
+    assert_eq!(sync_state(&b, &temp.public_key).await, "unknown");
+    let verdict = text_of(&b, "#drift-verdict").await;
+    assert!(
+        verdict.contains("3 account(s) not in sync, 1 unknown"),
+        "{verdict}"
+    );
+    assert!(
+        text_of(&b, "#outbox-pending")
+            .await
+            .contains("all delivered"),
+        "{}",
+        text_of(&b, "#outbox-pending").await
+    );
+    shot(&b, &format!("{tag}-11-drift")).await;
+
+    // "Push" on GHOSTA's row: it is back, GHOSTB still missing.
+    click(&b, "#sync-GHOSTA form button").await;
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#sync-notice"))
+        .await
+        .unwrap();
+    assert!(
+        text_of(&b, "#sync-notice")
+            .await
+            .contains("Pushed account GHOSTA")
+    );
+    assert_eq!(sync_state(&b, "GHOSTA").await, "in-sync");
+    assert_eq!(sync_state(&b, "GHOSTB").await, "missing");
+    assert_eq!(
+        resolver
+            .lookup(&ghosts[0].public_key)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(ghosts[0].jwt.as_str())
+    );
+
+    // "Sync (fix)": everything in step, and the server holds Warden's JWT for GHOSTB.
+    click(&b, "#sync-fix button").await;
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#sync-notice"))
+        .await
+        .unwrap();
+    let notice = text_of(&b, "#sync-notice").await;
+    assert!(
+        notice.contains("pushed 2 account(s), deleted 1 unknown"),
+        "{notice}"
+    );
+    assert_eq!(sync_state(&b, "GHOSTB").await, "in-sync");
+    assert_eq!(sync_state(&b, "SHOP").await, "in-sync");
+    assert!(
+        b.find(Locator::Css(&format!("#sync-{}", temp.public_key)))
+            .await
+            .is_err(),
+        "TEMP still listed"
+    );
+    assert!(!resolver.list().await.unwrap().contains(&temp.public_key));
+    assert!(text_of(&b, "#drift-verdict").await.contains("in step"));
+    assert_eq!(
+        resolver
+            .lookup(&ghosts[1].public_key)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(ghosts[1].jwt.as_str())
+    );
+    shot(&b, &format!("{tag}-12-synced")).await;
+
+    // Usage: carol connects, subscribes twice and publishes; the account page shows it.
+    let carol_creds = w.creds("SHOP", "carol").await.unwrap().to_string();
+    let carol = connect(&nats, &carol_creds).await.expect("carol connects");
+    let _s1 = carol.client.subscribe("shop.a").await.unwrap();
+    let _s2 = carol.client.subscribe("shop.b").await.unwrap();
+    for _ in 0..3 {
+        carol
+            .client
+            .publish("shop.a", "hello".into())
+            .await
+            .unwrap();
+    }
+    carol.client.flush().await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        b.goto(&format!("{}/console/accounts/SHOP", serve.base))
+            .await
+            .unwrap();
+        if let Ok(e) = b.find(Locator::Css("#usage-connections")).await
+            && e.text().await.unwrap() == "1"
+            && text_of(&b, "#usage-subscriptions").await == "2"
+            && text_of(&b, "#usage-in").await.starts_with("3 msgs")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "usage not shown: {}",
+            text_of(&b, "#usage").await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    shot(&b, &format!("{tag}-13-usage")).await;
+    // An account nobody uses: zero connections (the server answers; not "not reported").
+    b.goto(&format!("{}/console/accounts/GHOSTA", serve.base))
+        .await
+        .unwrap();
+    assert_eq!(text_of(&b, "#usage-connections").await, "0");
+
+    // Edit carol's permissions in the browser. First a bad subject: the form comes back
+    // with the error and the typed text, and nothing changed.
+    let before = w.user("SHOP", "carol").await.unwrap();
+    b.goto(&format!("{}/console/accounts/SHOP/users/carol", serve.base))
+        .await
+        .unwrap();
+    click(&b, "#edit-user").await;
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#pub_allow"))
+        .await
+        .unwrap();
+    fill(&b, "#pub_allow", "shop..orders").await;
+    click(&b, "#user-edit button[type=submit]").await;
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#form-error"))
+        .await
+        .unwrap();
+    assert!(text_of(&b, "#form-error").await.contains("Publish allow"));
+    let kept = b
+        .find(Locator::Css("#pub_allow"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(kept.as_deref(), Some("shop..orders"));
+    shot(&b, &format!("{tag}-14-form-error")).await;
+    let same = w.user("SHOP", "carol").await.unwrap();
+    assert_eq!(same.jwt, before.jwt, "a refused form changed the user");
+
+    // Then a good one: publish only to shop.orders.>.
+    fill(&b, "#pub_allow", "shop.orders.>").await;
+    click(&b, "#user-edit button[type=submit]").await;
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#download-creds"))
+        .await
+        .unwrap();
+    shot(&b, &format!("{tag}-15-user-edited")).await;
+    let after = w.user("SHOP", "carol").await.unwrap();
+    assert_ne!(after.jwt, before.jwt);
+    let claims = nats_jwt::decode::<nats_jwt::User>(&after.jwt).unwrap();
+    let allow: Vec<&str> = claims
+        .nats
+        .limits
+        .permissions
+        .publish
+        .allow
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    assert_eq!(allow, ["shop.orders.>"]);
+
+    // The server enforces the new JWT: download the creds from the page and connect.
+    click(&b, "#download-creds").await;
+    let file = wait_file(&downloads, "SHOP-carol.creds").await;
+    let creds = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        creds.contains(&after.jwt),
+        "the download is not the new JWT"
+    );
+    let mut fresh = connect(&nats, &creds).await.expect("carol reconnects");
+    fresh
+        .client
+        .publish("shop.orders.1", "ok".into())
+        .await
+        .unwrap();
+    fresh.client.flush().await.unwrap();
+    assert_eq!(fresh.next_error(Duration::from_millis(500)).await, None);
+    fresh
+        .client
+        .publish("shop.other", "no".into())
+        .await
+        .unwrap();
+    fresh.client.flush().await.unwrap();
+    let err = fresh
+        .next_error(WAIT)
+        .await
+        .expect("the server refuses the publish the edit removed");
+    assert!(
+        err.to_lowercase().contains("permissions violation") && err.contains("shop.other"),
+        "{err}"
+    );
+
+    // The edit form and the sync page fit a phone's width.
+    b.set_window_size(390, 844).await.unwrap();
+    for path in ["/console/accounts/SHOP/users/carol/edit", "/console/sync"] {
+        b.goto(&format!("{}{path}", serve.base)).await.unwrap();
+        let fits = b
+            .execute(
+                "return document.documentElement.scrollWidth <= window.innerWidth + 1;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(fits, serde_json::json!(true), "{path} scrolls sideways");
+    }
+    shot(&b, &format!("{tag}-16-sync-phone")).await;
+
+    b.close().await.unwrap();
+    drop(driver);
+    drop(serve);
+}
+
+#[tokio::test]
+async fn browser_edit_drift_usage_nats_2_9() {
+    browser_edit_drift_usage(ServerLine::V2_9).await;
+}
+
+#[tokio::test]
+async fn browser_edit_drift_usage_nats_2_15() {
+    browser_edit_drift_usage(ServerLine::V2_15).await;
+}
+
+#[tokio::test]
+async fn an_unreachable_nats_server_is_reported_within_the_bound() {
+    // Nothing listens on this loopback port: connecting is refused.
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    let c = start_console_on(None, Some(url.clone())).await;
+    let admin = c.sign_in(&c.token("admin", &[Scope::Admin]).await).await;
+    let csrf = c.csrf(&admin).await;
+    let started = Instant::now();
+    let html = c
+        .get("/console/sync", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("id=\"drift-unavailable\"") && html.contains(&url),
+        "{html}"
+    );
+    let html = c
+        .get("/console/accounts/SYS", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Not reported"), "{html}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "pages waited {:?}",
+        started.elapsed()
+    );
+    // A push that cannot reach the server: the failure is shown once, nothing else.
+    let cookie = format!("warden_console={admin}");
+    let res = c
+        .post("/console/sync/push/SYS", &cookie, &[("csrf", &csrf)])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let html = c
+        .get("/console/sync", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("id=\"sync-notice\"") && html.contains("The push of SYS failed"),
+        "{html}"
+    );
+    let html = c
+        .get("/console/sync", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !html.contains("id=\"sync-notice\""),
+        "the notice showed twice"
+    );
 }

@@ -11,11 +11,17 @@
 //!   uses a double-submit cookie, as there is no session yet).
 //! - `GET /console/events` is a server-sent event stream of new ledger entries, which the
 //!   embedded script uses to refresh the live parts of the open page.
+//! - With the URL of the nats-server `serve` keeps in step, the sync page and the account
+//!   pages ask that server (as the system user, bounded waits) for drift and usage.
 
+mod edit;
 mod feed;
 mod pages;
 mod render;
+mod server;
 mod svg;
+mod sync;
+mod views;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -55,6 +61,18 @@ pub(crate) struct Session {
     /// The CSRF token every form of this session carries.
     pub csrf: String,
     last_seen: Instant,
+    /// A notice for the next page this session loads (the result of an action that
+    /// redirected), kept server-side so no page reflects text from its URL.
+    flash: Option<Flash>,
+}
+
+/// The result of an action, shown once on the next page.
+#[derive(Clone, Debug)]
+pub(crate) struct Flash {
+    /// Whether the action succeeded.
+    pub ok: bool,
+    /// What to say.
+    pub text: String,
 }
 
 impl Session {
@@ -75,6 +93,8 @@ pub(crate) struct ConsoleState {
     sessions: Arc<Mutex<HashMap<String, Session>>>,
     /// Becomes `true` when the server shuts down, ending the event streams.
     pub closing: watch::Receiver<bool>,
+    /// The nats-server to compare with and ask for usage, when known.
+    pub server: Option<Arc<server::ServerLink>>,
 }
 
 /// 32 random bytes, base32 (for session ids and CSRF tokens).
@@ -168,6 +188,25 @@ impl IntoResponse for ConsoleError {
 
 pub(crate) type ConsoleResult<T> = Result<T, ConsoleError>;
 
+impl ConsoleState {
+    /// Leaves `flash` for the next page of the request's session.
+    pub(crate) fn set_flash(&self, headers: &HeaderMap, flash: Flash) {
+        if let Some(sid) = cookie(headers, SESSION_COOKIE) {
+            let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(sess) = map.get_mut(sid) {
+                sess.flash = Some(flash);
+            }
+        }
+    }
+
+    /// Takes the notice left for the request's session, if any.
+    pub(crate) fn take_flash(&self, headers: &HeaderMap) -> Option<Flash> {
+        let sid = cookie(headers, SESSION_COOKIE)?;
+        let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        map.get_mut(sid).and_then(|sess| sess.flash.take())
+    }
+}
+
 /// The signed-in session of a request (with its token re-checked), or [`ConsoleError::SignIn`].
 pub(crate) async fn session(s: &ConsoleState, headers: &HeaderMap) -> ConsoleResult<Session> {
     let sid = cookie(headers, SESSION_COOKIE).ok_or(ConsoleError::SignIn)?;
@@ -228,12 +267,14 @@ pub(crate) fn check_csrf(sess: &Session, sent: Option<&str>) -> ConsoleResult<()
 }
 
 /// The console's routes, to be nested under `/console`. `closing` turning `true` ends
-/// the event streams (so a graceful shutdown does not wait for open browsers).
-pub fn router(warden: Warden, closing: watch::Receiver<bool>) -> Router {
+/// the event streams (so a graceful shutdown does not wait for open browsers); `nats` is
+/// the server whose resolver the sync page compares with Warden (none: it says so).
+pub fn router(warden: Warden, closing: watch::Receiver<bool>, nats: Option<String>) -> Router {
     let state = ConsoleState {
         warden,
         sessions: Arc::new(Mutex::new(HashMap::new())),
         closing,
+        server: nats.map(|url| Arc::new(server::ServerLink::new(url))),
     };
     use pages as p;
     Router::new()
@@ -254,6 +295,29 @@ pub fn router(warden: Warden, closing: watch::Receiver<bool>) -> Router {
         .route("/devices", get(p::devices))
         .route("/tenants", get(p::tenants))
         .route("/ledger", get(p::ledger))
+        .route(
+            "/accounts/{name}/edit",
+            get(edit::account_form).post(edit::edit_account),
+        )
+        .route(
+            "/accounts/{name}/delete",
+            get(edit::account_delete_form).post(edit::delete_account),
+        )
+        .route(
+            "/accounts/{account}/users/{user}/edit",
+            get(edit::user_form).post(edit::edit_user),
+        )
+        .route(
+            "/accounts/{account}/users/{user}/delete",
+            get(edit::user_delete_form).post(edit::delete_user),
+        )
+        .route("/sync", get(sync::sync_page))
+        .route("/sync/fix", post(sync::fix))
+        .route("/sync/push/{name}", post(sync::push))
+        .route("/onboarding", get(views::packages))
+        .route("/onboarding/{id}/revoke", post(views::revoke_package))
+        .route("/rooms", get(views::rooms))
+        .route("/rooms/{id}", get(views::room))
         .route("/events", get(feed::events))
         .route("/assets/console.css", get(css))
         .route("/assets/console.js", get(js))
@@ -392,6 +456,7 @@ async fn login(
                 scopes: info.scopes,
                 csrf: random_token(),
                 last_seen: Instant::now(),
+                flash: None,
             },
         );
     }

@@ -20,7 +20,7 @@ use crate::ops::{AccountView, UserView};
 use crate::tokens::Scope;
 
 /// The ledger position the page reflects (the ledger has no gaps: its length).
-async fn seq(s: &ConsoleState) -> ConsoleResult<i64> {
+pub(super) async fn seq(s: &ConsoleState) -> ConsoleResult<i64> {
     Ok(s.warden
         .store()
         .counts()
@@ -29,7 +29,7 @@ async fn seq(s: &ConsoleState) -> ConsoleResult<i64> {
         .ledger_events)
 }
 
-fn account_link(name: &str) -> String {
+pub(super) fn account_link(name: &str) -> String {
     format!(
         "<a href=\"/console/accounts/{}\">{}</a>",
         seg(name),
@@ -37,7 +37,7 @@ fn account_link(name: &str) -> String {
     )
 }
 
-fn user_link(account: &str, user: &str) -> String {
+pub(super) fn user_link(account: &str, user: &str) -> String {
     format!(
         "<a href=\"/console/accounts/{}/users/{}\">{}</a>",
         seg(account),
@@ -46,14 +46,14 @@ fn user_link(account: &str, user: &str) -> String {
     )
 }
 
-fn csrf_field(csrf: &str) -> String {
+pub(super) fn csrf_field(csrf: &str) -> String {
     format!(
         "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
         esc(csrf)
     )
 }
 
-fn subjects(list: &[Subject]) -> String {
+pub(super) fn subjects(list: &[Subject]) -> String {
     if list.is_empty() {
         "<span class=\"muted\">—</span>".into()
     } else {
@@ -64,7 +64,7 @@ fn subjects(list: &[Subject]) -> String {
     }
 }
 
-fn permission_rows(label: &str, p: &Permission) -> String {
+pub(super) fn permission_rows(label: &str, p: &Permission) -> String {
     format!(
         "<tr><th scope=\"row\">{label} allow</th><td>{}</td></tr><tr><th scope=\"row\">{label} deny</th><td>{}</td></tr>",
         subjects(&p.allow),
@@ -93,14 +93,7 @@ pub(crate) async fn overview(
         .find(|a| a.system)
         .map(|a| account_link(&a.name))
         .unwrap_or_else(|| "—".into());
-    let outbox = if status.outbox_pending == 0 {
-        "<span class=\"ok\">all delivered to NATS</span>".to_string()
-    } else {
-        format!(
-            "<span class=\"warn\">{} change(s) waiting for the relay</span>",
-            status.outbox_pending
-        )
-    };
+    let outbox = super::sync::outbox_facts(&s).await?;
     let body = format!(
         r#"<section id="overview" data-live aria-labelledby="h-overview">
 <h2 id="h-overview">At a glance</h2>
@@ -110,11 +103,11 @@ pub(crate) async fn overview(
 <dt>Accounts</dt><dd id="count-accounts">{accounts}</dd>
 <dt>Users</dt><dd id="count-users">{users}</dd>
 <dt>Ledger events</dt><dd>{events}</dd>
-<dt>Outbox</dt><dd>{outbox}</dd>
+{outbox}
 <dt>Database</dt><dd>{backend}</dd>
 </dl>
 </section>
-<p><a href="/console/accounts">Accounts</a> · <a href="/console/hierarchy">Hierarchy</a> · <a href="/console/ledger">Ledger</a></p>"#,
+<p><a href="/console/accounts">Accounts</a> · <a href="/console/hierarchy">Hierarchy</a> · <a href="/console/sync">NATS sync and drift</a> · <a href="/console/ledger">Ledger</a></p>"#,
         op_name = esc(op.map_or("(not initialised)", |o| o.name.as_str())),
         op_key = esc(op.map_or("", |o| o.public_key.as_str())),
         accounts = status.accounts,
@@ -350,6 +343,22 @@ pub(crate) async fn account(
     } else {
         String::new()
     };
+    let usage = super::sync::usage_section(&s, &a).await;
+    let manage = if sess.allows(Scope::Write) {
+        let base = format!("/console/accounts/{}", seg(&a.name));
+        format!(
+            "<p class=\"actions\"><a class=\"button\" id=\"edit-account\" href=\"{base}/edit\">Edit account</a>{}</p>",
+            if a.system {
+                String::new()
+            } else {
+                format!(
+                    " <a class=\"button danger\" id=\"delete-account\" href=\"{base}/delete\">Delete account…</a>"
+                )
+            }
+        )
+    } else {
+        String::new()
+    };
     let or_none = |rows: String, cols: usize| {
         if rows.is_empty() {
             format!("<tr><td colspan=\"{cols}\" class=\"muted\">none</td></tr>")
@@ -359,7 +368,9 @@ pub(crate) async fn account(
     };
     let body = format!(
         r#"<p><code class="key">{key}</code>{system}</p>
+{description}{manage}
 <section aria-labelledby="h-limits"><h2 id="h-limits">Limits</h2>{limits}</section>
+{usage}
 <section aria-labelledby="h-exports"><h2 id="h-exports">Exports</h2>
 <div class="scroll"><table><thead><tr><th scope="col">Subject</th><th scope="col">Type</th><th scope="col">Access</th><th scope="col">Imported by</th></tr></thead><tbody>{exports}</tbody></table></div></section>
 <section aria-labelledby="h-imports"><h2 id="h-imports">Imports</h2>
@@ -369,6 +380,12 @@ pub(crate) async fn account(
 <div class="scroll"><table><thead><tr><th scope="col">Name</th><th scope="col">State</th><th scope="col">Expires</th><th scope="col">Public key</th></tr></thead><tbody>{user_rows}</tbody></table></div></section>
 {form}"#,
         key = esc(&a.public_key),
+        description = a
+            .spec
+            .description
+            .as_deref()
+            .map(|d| format!("<p id=\"account-description\">{}</p>", esc(d)))
+            .unwrap_or_default(),
         system = if a.system {
             " <span class=\"tag\">system account</span>"
         } else {
@@ -398,7 +415,7 @@ pub(crate) async fn account(
 // ---------------------------------------------------------------------------------------
 
 /// Subjects typed into a form field, separated by spaces or commas.
-fn parse_subjects(field: &str, text: &str) -> ConsoleResult<Vec<Subject>> {
+pub(super) fn parse_subjects(field: &str, text: &str) -> ConsoleResult<Vec<Subject>> {
     text.split([',', ' ', '\n', '\t'])
         .map(str::trim)
         .filter(|t| !t.is_empty())
@@ -523,8 +540,14 @@ pub(crate) async fn user(
     if sess.allows(Scope::Write) && u.revoked_at.is_none() {
         let _ = write!(
             actions,
-            "<form method=\"post\" action=\"{base}/revoke\">{}<button type=\"submit\" class=\"danger\">Revoke user</button></form>",
+            "<p class=\"actions\"><a class=\"button\" id=\"edit-user\" href=\"{base}/edit\">Edit user</a></p><form method=\"post\" action=\"{base}/revoke\">{}<button type=\"submit\" class=\"danger\">Revoke user</button></form>",
             csrf_field(&sess.csrf)
+        );
+    }
+    if sess.allows(Scope::Write) {
+        let _ = write!(
+            actions,
+            "<p><a class=\"button danger\" id=\"delete-user\" href=\"{base}/delete\">Delete user…</a></p>"
         );
     }
     let body = format!(

@@ -75,12 +75,15 @@ pub(crate) fn limit(n: i64) -> String {
     }
 }
 
-const NAV: [(&str, &str); 6] = [
+const NAV: [(&str, &str); 9] = [
     ("/console", "Overview"),
     ("/console/accounts", "Accounts"),
     ("/console/hierarchy", "Hierarchy"),
+    ("/console/sync", "NATS sync"),
     ("/console/devices", "Devices"),
     ("/console/tenants", "Tenants"),
+    ("/console/onboarding", "Onboarding"),
+    ("/console/rooms", "Rooms"),
     ("/console/ledger", "Ledger"),
 ];
 

@@ -57,12 +57,17 @@ pub struct HttpState {
 pub fn router(state: HttpState) -> Router {
     // Nobody will close this console's event streams: fine for a router a test drives.
     let (_, closing) = tokio::sync::watch::channel(false);
-    app(state, closing)
+    app(state, closing, None)
 }
 
 /// The API plus the web console ([`crate::console`], under `/console`); `closing`
-/// turning `true` ends the console's event streams.
-fn app(state: HttpState, closing: tokio::sync::watch::Receiver<bool>) -> Router {
+/// turning `true` ends the console's event streams; `nats` is the server the console's
+/// drift and usage views ask (none: they say so).
+fn app(
+    state: HttpState,
+    closing: tokio::sync::watch::Receiver<bool>,
+    nats: Option<String>,
+) -> Router {
     use handlers as h;
     let v1 = Router::new()
         .route("/v1/operator", get(h::operator))
@@ -132,7 +137,7 @@ fn app(state: HttpState, closing: tokio::sync::watch::Receiver<bool>) -> Router 
         .merge(v1)
         .nest_service(
             "/console",
-            crate::console::router(state.warden.clone(), closing),
+            crate::console::router(state.warden.clone(), closing, nats),
         )
         .fallback(h::no_route)
         .method_not_allowed_fallback(h::method_not_allowed)
@@ -150,6 +155,18 @@ pub async fn serve(
     extra: Option<Router>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with_nats(listener, state, None, extra, shutdown).await
+}
+
+/// [`serve`], with the console's drift, push and usage views asking the nats-server at
+/// `nats` (as the system account's user).
+pub async fn serve_with_nats(
+    listener: tokio::net::TcpListener,
+    state: HttpState,
+    nats: Option<String>,
+    extra: Option<Router>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "HTTP API listening");
     }
@@ -160,7 +177,7 @@ pub async fn serve(
         shutdown.await;
         let _ = close_tx.send(true);
     };
-    let mut router = app(state, closing);
+    let mut router = app(state, closing, nats);
     if let Some(extra) = extra {
         router = router.merge(extra);
     }

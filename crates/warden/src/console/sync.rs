@@ -1,0 +1,290 @@
+//! The console's NATS sync page (`/console/sync`): per account whether the nats-server's
+//! resolver holds Warden's current JWT (in sync / stale / missing) and which accounts the
+//! server holds that Warden does not (unknown), with "push account" and "sync (fix)"
+//! buttons; the outbox backlog and the relay's last error. Also the usage block of the
+//! account page (connections, subscriptions, data in and out as the server reports them).
+
+use std::fmt::Write as _;
+
+use axum::extract::{Form, Path, State};
+use axum::http::HeaderMap;
+use axum::response::{Html, Redirect};
+
+use super::pages::{account_link, csrf_field, seq};
+use super::render::{esc, limit, page, seg};
+use super::server::{ASK_TIMEOUT, SyncState};
+use super::{ConsoleError, ConsoleResult, ConsoleState, CsrfForm, Flash, check_csrf, session_with};
+use crate::ops::AccountView;
+use crate::tokens::Scope;
+
+/// Outbox rows looked at for the relay's last error.
+const OUTBOX_PEEK: i64 = 50;
+
+/// The outbox backlog and the error the oldest failing row last got, as HTML facts.
+pub(super) async fn outbox_facts(s: &ConsoleState) -> ConsoleResult<String> {
+    let store = s.warden.store();
+    let counts = store
+        .counts()
+        .await
+        .map_err(|e| ConsoleError::Ops(e.into()))?;
+    let pending = store
+        .pending_outbox(i64::MAX, OUTBOX_PEEK)
+        .await
+        .map_err(|e| ConsoleError::Ops(e.into()))?;
+    let last_error = pending
+        .iter()
+        .find_map(|r| r.last_error.as_ref().map(|e| (r.attempts, e)));
+    let backlog = if counts.outbox_pending == 0 {
+        "<span class=\"ok\">all delivered to NATS</span>".to_string()
+    } else {
+        format!(
+            "<span class=\"warn\">{} change(s) waiting for the relay</span>",
+            counts.outbox_pending
+        )
+    };
+    let error = match last_error {
+        None => "<span class=\"muted\">none</span>".to_string(),
+        Some((attempts, e)) => format!(
+            "<span class=\"bad\">{} (after {attempts} attempt(s))</span>",
+            esc(e)
+        ),
+    };
+    Ok(format!(
+        "<dt>Outbox</dt><dd id=\"outbox-pending\" data-pending=\"{}\">{backlog}</dd><dt>Last relay error</dt><dd id=\"relay-error\">{error}</dd>",
+        counts.outbox_pending
+    ))
+}
+
+/// `GET /console/sync`.
+pub(crate) async fn sync_page(
+    State(s): State<ConsoleState>,
+    headers: HeaderMap,
+) -> ConsoleResult<Html<String>> {
+    let sess = session_with(&s, &headers, Scope::Read).await?;
+    let seq = seq(&s).await?;
+    let outbox = outbox_facts(&s).await?;
+    let can_write = sess.allows(Scope::Write);
+    let notice = match s.take_flash(&headers) {
+        None => String::new(),
+        Some(Flash { ok: true, text }) => format!(
+            "<p class=\"notice\" role=\"status\" id=\"sync-notice\">{}</p>",
+            esc(&text)
+        ),
+        Some(Flash { ok: false, text }) => format!(
+            "<div class=\"form-error\" role=\"alert\" id=\"sync-notice\"><p class=\"error\">{}</p></div>",
+            esc(&text)
+        ),
+    };
+    let server = match &s.server {
+        None => "<p id=\"drift-unavailable\" class=\"muted\">This console does not know a nats-server (it runs outside <code>warden serve</code>): drift cannot be shown. Use <code>warden sync --check --nats URL</code>.</p>".to_string(),
+        Some(link) => match link.drift(&s.warden).await {
+            Err(e) => format!(
+                "<p id=\"drift-unavailable\" class=\"bad\" role=\"alert\">The nats-server at <code>{}</code> did not answer within {}s: {}</p>",
+                esc(link.url()),
+                ASK_TIMEOUT.as_secs(),
+                esc(&e)
+            ),
+            Ok(d) => {
+                let mut rows = String::new();
+                let mut drifting = 0;
+                for (name, key, state) in &d.accounts {
+                    if *state != SyncState::InSync {
+                        drifting += 1;
+                    }
+                    let push = if can_write {
+                        format!(
+                            "<form class=\"inline\" method=\"post\" action=\"/console/sync/push/{}\">{}<button type=\"submit\" aria-label=\"Push account {}\">Push</button></form>",
+                            seg(name),
+                            csrf_field(&sess.csrf),
+                            esc(name)
+                        )
+                    } else {
+                        String::new()
+                    };
+                    let _ = write!(
+                        rows,
+                        "<tr id=\"sync-{}\" data-state=\"{}\"><td>{}</td><td class=\"{}\">{}</td><td><code class=\"key\">{}</code></td><td>{push}</td></tr>",
+                        esc(name),
+                        esc(&state.label().replace(' ', "-")),
+                        account_link(name),
+                        state.class(),
+                        state.label(),
+                        esc(key),
+                    );
+                }
+                for key in &d.unknown {
+                    let _ = write!(
+                        rows,
+                        "<tr id=\"sync-{}\" data-state=\"unknown\"><td class=\"muted\">(not in Warden)</td><td class=\"bad\">unknown</td><td><code class=\"key\">{}</code></td><td></td></tr>",
+                        esc(key),
+                        esc(key),
+                    );
+                }
+                let verdict = if drifting == 0 && d.unknown.is_empty() {
+                    "<p id=\"drift-verdict\" class=\"ok\">The server is in step with Warden.</p>".to_string()
+                } else {
+                    format!(
+                        "<p id=\"drift-verdict\" class=\"bad\">Drift: {drifting} account(s) not in sync, {} unknown on the server.</p>",
+                        d.unknown.len()
+                    )
+                };
+                let fix = if can_write {
+                    format!(
+                        "<form method=\"post\" action=\"/console/sync/fix\" id=\"sync-fix\">{}<button type=\"submit\">Sync (fix): push missing and stale, delete unknown</button></form>",
+                        csrf_field(&sess.csrf)
+                    )
+                } else {
+                    String::new()
+                };
+                format!(
+                    r#"<p>Server <code>{url}</code>, resolver compared just now.</p>
+{verdict}
+<div class="scroll"><table><thead><tr><th scope="col">Account</th><th scope="col">On the server</th><th scope="col">Public key</th><th scope="col">Action</th></tr></thead><tbody>{rows}</tbody></table></div>
+{fix}"#,
+                    url = esc(link.url()),
+                )
+            }
+        },
+    };
+    let body = format!(
+        r#"{notice}<section id="relay" data-live aria-labelledby="h-relay"><h2 id="h-relay">Relay</h2>
+<dl class="facts">{outbox}</dl></section>
+<section id="drift" data-live aria-labelledby="h-drift"><h2 id="h-drift">Resolver drift</h2>
+{server}
+<p class="hint">In sync: the server holds Warden's current account JWT. Stale: it holds another one. Missing: it holds none. Unknown: it holds an account Warden does not have (sync deletes it; the server needs <code>allow_delete</code>).</p>
+</section>"#
+    );
+    Ok(page("NATS sync", "/console/sync", &sess, seq, &body))
+}
+
+/// `POST /console/sync/push/{name}`: pushes one account's current JWT now.
+pub(crate) async fn push(
+    State(s): State<ConsoleState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> ConsoleResult<Redirect> {
+    let sess = session_with(&s, &headers, Scope::Write).await?;
+    check_csrf(&sess, form.csrf.as_deref())?;
+    let a = s.warden.account(&name).await?;
+    let link = s.server.as_ref().ok_or_else(|| {
+        ConsoleError::Invalid("this console does not know a nats-server to push to".into())
+    })?;
+    let flash = match link.push(&s.warden, &a.jwt).await {
+        Ok(reply) => {
+            tracing::info!(token_id = %sess.token_id, account = %a.name, %reply, "console push");
+            Flash {
+                ok: true,
+                text: format!("Pushed account {} to the server.", a.name),
+            }
+        }
+        Err(e) => Flash {
+            ok: false,
+            text: format!("The push of {} failed: {e}", a.name),
+        },
+    };
+    s.set_flash(&headers, flash);
+    Ok(Redirect::to("/console/sync"))
+}
+
+/// `POST /console/sync/fix`: `warden sync --fix`.
+pub(crate) async fn fix(
+    State(s): State<ConsoleState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> ConsoleResult<Redirect> {
+    let sess = session_with(&s, &headers, Scope::Write).await?;
+    check_csrf(&sess, form.csrf.as_deref())?;
+    let link = s.server.as_ref().ok_or_else(|| {
+        ConsoleError::Invalid("this console does not know a nats-server to sync".into())
+    })?;
+    let flash = match link.repair(&s.warden).await {
+        Ok(r) if r.errors.is_empty() => {
+            tracing::info!(token_id = %sess.token_id, pushed = r.pushed, deleted = r.deleted, "console sync");
+            Flash {
+                ok: true,
+                text: format!(
+                    "Sync done: pushed {} account(s), deleted {} unknown.",
+                    r.pushed, r.deleted
+                ),
+            }
+        }
+        Ok(r) => Flash {
+            ok: false,
+            text: format!(
+                "Sync pushed {} and deleted {}, but: {}",
+                r.pushed,
+                r.deleted,
+                r.errors.join("; ")
+            ),
+        },
+        Err(e) => Flash {
+            ok: false,
+            text: format!("Sync failed: {e}"),
+        },
+    };
+    s.set_flash(&headers, flash);
+    Ok(Redirect::to("/console/sync"))
+}
+
+fn bytes(n: u64) -> String {
+    const K: f64 = 1024.0;
+    let f = n as f64;
+    if f < K {
+        format!("{n} B")
+    } else if f < K * K {
+        format!("{:.1} KiB", f / K)
+    } else if f < K * K * K {
+        format!("{:.1} MiB", f / K / K)
+    } else {
+        format!("{:.1} GiB", f / K / K / K)
+    }
+}
+
+/// The account page's usage block: what the server reports now, next to the limits.
+pub(super) async fn usage_section(s: &ConsoleState, a: &AccountView) -> String {
+    let l = &a.spec.limits;
+    let inner = match &s.server {
+        None => "<p id=\"usage-none\" class=\"muted\">Not reported: this console does not know a nats-server.</p>".to_string(),
+        Some(link) => match link.usage(&s.warden, &a.public_key).await {
+            Ok(None) => format!(
+                "<p id=\"usage-none\" class=\"muted\">Not reported: the server did not answer within {}s.</p>",
+                ASK_TIMEOUT.as_secs()
+            ),
+            Err(e) => format!(
+                "<p id=\"usage-none\" class=\"muted\">Not reported: {}</p>",
+                esc(&e)
+            ),
+            Ok(Some(u)) => format!(
+                r#"<div class="scroll"><table id="usage-table"><thead><tr><th scope="col">What</th><th scope="col">Now</th><th scope="col">Limit</th></tr></thead><tbody>
+<tr><th scope="row">Connections</th><td id="usage-connections">{conns}</td><td>{conn_limit}</td></tr>
+<tr><th scope="row">Subscriptions</th><td id="usage-subscriptions">{subs}</td><td>{subs_limit} per connection</td></tr>
+<tr><th scope="row">Published by clients</th><td id="usage-in">{in_msgs} msgs, {in_bytes}</td><td rowspan="2">data {data_limit}</td></tr>
+<tr><th scope="row">Delivered to clients</th><td id="usage-out">{out_msgs} msgs, {out_bytes}</td></tr>
+</tbody></table></div>{partial}"#,
+                conns = u.connections,
+                conn_limit = limit(l.conn),
+                subs = u.subscriptions,
+                subs_limit = limit(l.subs),
+                in_msgs = u.in_msgs,
+                in_bytes = bytes(u.in_bytes),
+                out_msgs = u.out_msgs,
+                out_bytes = bytes(u.out_bytes),
+                data_limit = limit(l.data),
+                partial = if u.listed < u.connections {
+                    format!(
+                        "<p class=\"hint\">Sums cover the first {} of {} connections.</p>",
+                        u.listed, u.connections
+                    )
+                } else {
+                    String::new()
+                },
+            ),
+        },
+    };
+    format!(
+        r#"<section id="usage" data-live aria-labelledby="h-usage"><h2 id="h-usage">Current usage</h2>
+{inner}
+<p class="hint">As the nats-server reports it (<code>$SYS.REQ.ACCOUNT.&lt;key&gt;.CONNZ</code>), summed over the account's current connections; counters restart with each connection.</p></section>"#
+    )
+}
