@@ -9,6 +9,8 @@
 //! own terms, and the records are mapped again, so a delta and a full export
 //! go through the same mapping.
 
+use std::collections::{HashMap, HashSet};
+
 use serde_json::Value as Json;
 
 use super::ldif::{LdifRecord, ModOp};
@@ -19,32 +21,122 @@ use super::records::{
 use super::snapshot::{Mapped, to_records, to_snapshot};
 use crate::directory::{DirectorySnapshot, SyncSkip};
 
-/// Finds the record an LDIF change's DN names: by DN, or (groups, whose DN is
-/// not a NEXT field) by the first RDN's value as a role name.
-fn find_by_dn(records: &[DirRecord], dn: &str) -> Option<usize> {
-    // AD's `<GUID=…>` form names the object by its objectGUID.
-    if let Some(g) = dn.strip_prefix("<GUID=").and_then(|g| g.strip_suffix('>')) {
-        return records.iter().position(|r| {
-            r.first("objectGUID")
-                .is_some_and(|o| o.eq_ignore_ascii_case(g))
-        });
+/// Records with lookups by DN, `objectGUID` and group name, kept in step as
+/// changes are applied, so a delta of n changes over m records costs n lookups
+/// rather than n × m scans.
+struct Indexed {
+    records: Vec<Option<DirRecord>>,
+    by_dn: HashMap<String, usize>,
+    by_guid: HashMap<String, usize>,
+    by_group_name: HashMap<String, usize>,
+}
+
+impl Indexed {
+    fn new(records: Vec<DirRecord>) -> Indexed {
+        let mut ix = Indexed {
+            records: records.into_iter().map(Some).collect(),
+            by_dn: HashMap::new(),
+            by_guid: HashMap::new(),
+            by_group_name: HashMap::new(),
+        };
+        for i in 0..ix.records.len() {
+            ix.index(i);
+        }
+        ix
     }
-    let key = dn_key(dn);
-    records
-        .iter()
-        .position(|r| {
-            r.dn.as_deref().map(dn_key).as_deref() == Some(key.as_str()) || dn_key(&r.key) == key
-        })
-        .or_else(|| {
+
+    /// The lookup keys of a record: DN keys, GUID, and (groups) names from `cn` / `name`.
+    fn keys(rec: &DirRecord) -> (Vec<String>, Option<String>, Vec<String>) {
+        let mut dns = vec![dn_key(&rec.key)];
+        if let Some(dn) = &rec.dn {
+            dns.push(dn_key(dn));
+        }
+        let guid = rec.first("objectGUID").map(str::to_ascii_lowercase);
+        let names = if rec.kind == RecordKind::Group {
+            rec.get("cn")
+                .iter()
+                .take(1)
+                .chain(rec.get("name"))
+                .filter_map(|n| directory_name(n).ok())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        (dns, guid, names)
+    }
+
+    fn index(&mut self, i: usize) {
+        let Some(rec) = &self.records[i] else { return };
+        let (dns, guid, names) = Self::keys(rec);
+        for d in dns {
+            self.by_dn.insert(d, i);
+        }
+        if let Some(g) = guid {
+            self.by_guid.insert(g, i);
+        }
+        for n in names {
+            self.by_group_name.entry(n).or_insert(i);
+        }
+    }
+
+    fn unindex(&mut self, i: usize) {
+        let Some(rec) = &self.records[i] else { return };
+        let (dns, guid, names) = Self::keys(rec);
+        for d in dns {
+            if self.by_dn.get(&d) == Some(&i) {
+                self.by_dn.remove(&d);
+            }
+        }
+        if let Some(g) = guid
+            && self.by_guid.get(&g) == Some(&i)
+        {
+            self.by_guid.remove(&g);
+        }
+        for n in names {
+            if self.by_group_name.get(&n) == Some(&i) {
+                self.by_group_name.remove(&n);
+            }
+        }
+    }
+
+    /// The record an LDIF change's DN names: AD's `<GUID=…>` form by objectGUID,
+    /// else by DN, else (groups, whose DN is not a NEXT field) by the first RDN's
+    /// value as a role name.
+    fn find(&self, dn: &str) -> Option<usize> {
+        if let Some(g) = dn.strip_prefix("<GUID=").and_then(|g| g.strip_suffix('>')) {
+            return self.by_guid.get(&g.to_ascii_lowercase()).copied();
+        }
+        self.by_dn.get(&dn_key(dn)).copied().or_else(|| {
             let name = directory_name(rdn_value(dn)).ok()?;
-            records.iter().position(|r| {
-                r.kind == RecordKind::Group
-                    && (r.first("cn").map(directory_name) == Some(Ok(name.clone()))
-                        || r.get("name")
-                            .iter()
-                            .any(|n| directory_name(n).as_ref() == Ok(&name)))
-            })
+            self.by_group_name.get(&name).copied()
         })
+    }
+
+    /// Puts `rec` at `i` (replacing) or at the end.
+    fn put(&mut self, i: Option<usize>, rec: DirRecord) -> usize {
+        let i = match i {
+            Some(i) => {
+                self.unindex(i);
+                self.records[i] = Some(rec);
+                i
+            }
+            None => {
+                self.records.push(Some(rec));
+                self.records.len() - 1
+            }
+        };
+        self.index(i);
+        i
+    }
+
+    fn take(&mut self, i: usize) -> Option<DirRecord> {
+        self.unindex(i);
+        self.records[i].take()
+    }
+
+    fn into_records(self) -> Vec<DirRecord> {
+        self.records.into_iter().flatten().collect()
+    }
 }
 
 /// Applies LDIF change records to `current`.
@@ -53,32 +145,29 @@ pub fn apply_ldif(
     mapping: &Mapping,
     changes: &[LdifRecord],
 ) -> Mapped {
-    let mut records = to_records(current, mapping);
+    let mut ix = Indexed::new(to_records(current, mapping));
+    let mut gone: Vec<String> = Vec::new();
     let mut skipped = Vec::new();
     for change in changes {
         let dn = change.dn();
         match change {
             LdifRecord::Entry { attrs, .. } => match from_ldap_entry(dn, attrs, mapping) {
-                Ok(Some(rec)) => match find_by_dn(&records, dn) {
-                    Some(i) => records[i] = rec,
-                    None => records.push(rec),
-                },
+                Ok(Some(rec)) => {
+                    ix.put(ix.find(dn), rec);
+                }
                 Ok(None) => {}
                 Err(s) => skipped.push(s),
             },
-            LdifRecord::Delete { .. } => match find_by_dn(&records, dn) {
-                Some(i) => {
-                    let gone = records.remove(i);
-                    drop_references(&mut records, mapping, &gone.key);
-                }
+            LdifRecord::Delete { .. } => match ix.find(dn).and_then(|i| ix.take(i)) {
+                Some(rec) => gone.push(rec.key),
                 None => skipped.push(unknown(dn, "delete")),
             },
             LdifRecord::Modify { mods, .. } => {
-                let Some(i) = find_by_dn(&records, dn) else {
+                let Some(i) = ix.find(dn) else {
                     skipped.push(unknown(dn, "modify"));
                     continue;
                 };
-                let rec = &mut records[i];
+                let Some(mut rec) = ix.take(i) else { continue };
                 // Give the record its real DN, so later references by DN resolve.
                 if rec.dn.is_none() && rec.kind == RecordKind::Group {
                     rec.dn = Some(dn.to_string());
@@ -116,6 +205,7 @@ pub fn apply_ldif(
                     }
                     rec.set(&m.attr, now);
                 }
+                ix.put(Some(i), rec);
             }
             LdifRecord::ModRdn { .. } => skipped.push(SyncSkip {
                 kind: "entry".into(),
@@ -124,6 +214,8 @@ pub fn apply_ldif(
             }),
         }
     }
+    let mut records = ix.into_records();
+    drop_references(&mut records, mapping, &gone);
     let mut mapped = to_snapshot(&current.source, mapping, &records);
     skipped.append(&mut mapped.skipped);
     mapped.skipped = skipped;
@@ -132,7 +224,10 @@ pub fn apply_ldif(
 
 /// Removes references to a deleted object (as the directory itself does: a
 /// deleted AD user leaves its groups), so they do not linger as unresolved.
-fn drop_references(records: &mut [DirRecord], mapping: &Mapping, key: &str) {
+fn drop_references(records: &mut [DirRecord], mapping: &Mapping, gone: &[String]) {
+    if gone.is_empty() {
+        return;
+    }
     let attrs: Vec<&str> = [
         mapping.role_attr("members"),
         mapping.role_attr("owners"),
@@ -141,19 +236,23 @@ fn drop_references(records: &mut [DirRecord], mapping: &Mapping, key: &str) {
     .into_iter()
     .flatten()
     .collect();
-    let gone = match mapping.provider {
-        Provider::Ad => dn_key(key),
-        Provider::Aad => key.to_string(),
+    let norm = |k: &str| match mapping.provider {
+        Provider::Ad => dn_key(k),
+        Provider::Aad => k.to_string(),
     };
+    // A record re-added after its deletion keeps its references.
+    let present: HashSet<String> = records.iter().map(|r| norm(&r.key)).collect();
+    let gone: HashSet<String> = gone
+        .iter()
+        .map(|k| norm(k))
+        .filter(|k| !present.contains(k))
+        .collect();
     for rec in records.iter_mut() {
         for attr in &attrs {
             let now: Vec<String> = rec
                 .get(attr)
                 .iter()
-                .filter(|v| match mapping.provider {
-                    Provider::Ad => dn_key(v) != gone,
-                    Provider::Aad => **v != gone,
-                })
+                .filter(|v| !gone.contains(&norm(v)))
                 .cloned()
                 .collect();
             if now.len() != rec.get(attr).len() {
@@ -180,7 +279,18 @@ pub fn apply_graph(
     groups: &[serde_json::Map<String, Json>],
 ) -> Mapped {
     debug_assert_eq!(mapping.provider, Provider::Aad);
-    let mut records = to_records(current, mapping);
+    // Slots (None once removed) and an index by (kind, object id).
+    let mut records: Vec<Option<DirRecord>> =
+        to_records(current, mapping).into_iter().map(Some).collect();
+    let mut by_id: HashMap<(bool, String), usize> = records
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            r.as_ref()
+                .map(|r| ((r.kind == RecordKind::User, r.key.clone()), i))
+        })
+        .collect();
+    let mut gone: Vec<String> = Vec::new();
     let mut skipped = Vec::new();
     for (kind, objects) in [(RecordKind::User, users), (RecordKind::Group, groups)] {
         for obj in objects {
@@ -192,11 +302,12 @@ pub fn apply_graph(
                 });
                 continue;
             };
-            let pos = records.iter().position(|r| r.kind == kind && r.key == id);
+            let slot = (kind == RecordKind::User, id.to_string());
+            let pos = by_id.get(&slot).copied();
             if obj.contains_key("@removed") {
-                if let Some(i) = pos {
-                    let gone = records.remove(i);
-                    drop_references(&mut records, mapping, &gone.key);
+                if let Some(rec) = pos.and_then(|i| records[i].take()) {
+                    by_id.remove(&slot);
+                    gone.push(rec.key);
                 }
                 continue;
             }
@@ -210,11 +321,14 @@ pub fn apply_graph(
             let i = match pos {
                 Some(i) => i,
                 None => {
-                    records.push(DirRecord::new(kind, id, None));
+                    records.push(Some(DirRecord::new(kind, id, None)));
+                    by_id.insert(slot, records.len() - 1);
                     records.len() - 1
                 }
             };
-            let rec = &mut records[i];
+            let Some(rec) = records[i].as_mut() else {
+                continue;
+            };
             for (attr, values) in partial.attrs {
                 rec.attrs.insert(attr, values);
             }
@@ -238,6 +352,8 @@ pub fn apply_graph(
             }
         }
     }
+    let mut records: Vec<DirRecord> = records.into_iter().flatten().collect();
+    drop_references(&mut records, mapping, &gone);
     let mut mapped = to_snapshot(&current.source, mapping, &records);
     skipped.append(&mut mapped.skipped);
     mapped.skipped = skipped;

@@ -60,12 +60,11 @@ pub fn from_ldif(source: &str, mapping: &Mapping, text: &str) -> Result<Mapped, 
     Ok(mapped)
 }
 
-/// Maps LDAP entries (DN and attribute values as bytes, e.g. from a live search).
-pub fn from_ldap_entries(
-    source: &str,
-    mapping: &Mapping,
-    entries: &[(String, Vec<(String, Vec<u8>)>)],
-) -> Mapped {
+/// One LDAP entry: its DN and (attribute, value bytes) pairs.
+pub type LdapEntry = (String, Vec<(String, Vec<u8>)>);
+
+/// Maps LDAP entries (e.g. from a live search).
+pub fn from_ldap_entries(source: &str, mapping: &Mapping, entries: &[LdapEntry]) -> Mapped {
     let mut records = Vec::new();
     let mut skipped = Vec::new();
     for (dn, attrs) in entries {
