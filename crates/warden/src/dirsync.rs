@@ -179,8 +179,8 @@ pub async fn read_ldap(src: &LdapSource, source: &str, mapping: &Mapping) -> Res
         .await
         .with_context(|| format!("cannot connect to {}", src.url))?;
     let driver = tokio::spawn(async move { conn.drive().await });
-    ldap.with_timeout(src.timeout);
     if let Some((dn, pw)) = &src.bind {
+        ldap.with_timeout(src.timeout);
         ldap.simple_bind(dn, pw)
             .await
             .and_then(|r| r.success())
@@ -193,6 +193,8 @@ pub async fn read_ldap(src: &LdapSource, source: &str, mapping: &Mapping) -> Res
         .map(|c| format!("(objectClass={})", ldap_escape(c)))
         .collect();
     let filter = format!("(|{})", classes.join(""));
+    // ldap3's timeout covers the next operation only: set it again for the search.
+    ldap.with_timeout(src.timeout);
     let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
         Box::new(EntriesOnly::new()),
         Box::new(PagedResults::new(500)),
