@@ -423,3 +423,31 @@ fn cli_graph_export_and_usage_errors() {
     );
     assert!(e.contains("holds source \"aad\""), "{e}");
 }
+
+/// How the governance `dir` group takes these commands in: `#[command(flatten)]` of
+/// [`warden::dirsync::DirSyncCmd`] beside its own subcommands.
+#[test]
+fn dir_sync_commands_flatten_into_a_dir_group() {
+    use clap::{Parser, Subcommand};
+    use warden::dirsync::DirSyncCmd;
+
+    #[derive(Subcommand, Debug)]
+    enum DirCmd {
+        /// Stands for the governance helper's `dir user …`.
+        User { id: String },
+        #[command(flatten)]
+        Sync(DirSyncCmd),
+    }
+    #[derive(Parser, Debug)]
+    struct Top {
+        #[command(subcommand)]
+        dir: DirCmd,
+    }
+    let t = Top::try_parse_from(["x", "sync", "--ldif", "a.ldif", "--dry-run"]).expect("parses");
+    assert!(matches!(t.dir, DirCmd::Sync(DirSyncCmd::Sync(ref a)) if a.dry_run));
+    let t = Top::try_parse_from(["x", "user", "jdoe"]).expect("parses");
+    assert!(matches!(t.dir, DirCmd::User { ref id } if id == "jdoe"));
+    let e = Top::try_parse_from(["x", "export", "--changes", "c.json", "--current", "s.json"])
+        .unwrap_err();
+    assert!(e.to_string().contains("--ldif"), "{e}");
+}
