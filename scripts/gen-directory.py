@@ -24,7 +24,7 @@ p.add_argument("--members", type=int, default=10)
 a = p.parse_args()
 rng = random.Random(7)
 os.makedirs(a.out, exist_ok=True)
-base = "DC=corp,DC=example"
+base = "DC=corp,DC=example"  # OU=Staff and OU=Groups below it
 
 
 def guid():
@@ -40,7 +40,7 @@ members = {r: rng.sample(range(a.users), a.members) for r, _ in roles}
 with open(os.path.join(a.out, "ad.ldif"), "w") as f:
     f.write("version: 1\n")
     for i, (n, g) in enumerate(users):
-        f.write(f"\ndn: {udn(n)}\nobjectClass: user\ncn: {n}\nsAMAccountName: {n}\n")
+        f.write(f"\ndn: {udn(n)}\nobjectClass: user\ncn: {n}\nsn: {n}\nsAMAccountName: {n}\n")
         f.write(f"objectGUID:: {base64.b64encode(g.bytes_le).decode()}\n")
         f.write(f"displayName: User {i}\ntitle: Engineer\ndepartment: D{i % 50}\nmail: {n}@corp.example\n")
         if i:
