@@ -62,7 +62,7 @@ pub struct SyncArgs {
     /// The source's name in Warden (default: `ad` for LDIF and LDAP, `aad` for Graph).
     #[arg(long, value_name = "NAME")]
     pub source: Option<String>,
-    /// A mapping file (JSON or YAML) overriding the default field mapping.
+    /// A mapping file (TOML, JSON or YAML) overriding the default field mapping.
     #[arg(long, value_name = "FILE")]
     pub mapping: Option<PathBuf>,
     /// What Warden holds for the source, as snapshot JSON (until the store provides it; default: empty).
@@ -95,7 +95,7 @@ pub struct ExportArgs {
     /// What Warden holds for the source, as snapshot JSON (ids → DNs / object ids).
     #[arg(long, value_name = "FILE")]
     pub current: PathBuf,
-    /// A mapping file (JSON or YAML).
+    /// A mapping file (TOML, JSON or YAML).
     #[arg(long, value_name = "FILE")]
     pub mapping: Option<PathBuf>,
     /// Output file (stdout when absent).
@@ -116,22 +116,23 @@ fn read_json(path: &Path) -> Result<Json> {
         .map_err(|e| usage(format!("{} is not JSON: {e}", path.display())))
 }
 
-/// Reads a mapping file (JSON when it ends in `.json` or starts with `{`, YAML
-/// otherwise) and applies it to `provider`'s default.
+/// Reads a mapping file (TOML when it ends in `.toml`, JSON when it ends in
+/// `.json` or starts with `{`, YAML otherwise) and applies it to `provider`'s
+/// default.
 pub fn load_mapping(provider: Provider, path: Option<&Path>) -> Result<Mapping> {
     let Some(path) = path else {
         return Ok(Mapping::default_for(provider));
     };
     let text = read_text(path)?;
-    let json = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-        || text.trim_start().starts_with('{');
-    let file: MappingFile = if json {
-        serde_json::from_str(&text).map_err(|e| usage(format!("{} (JSON): {e}", path.display())))?
+    let ext = |x: &str| path.extension().is_some_and(|e| e.eq_ignore_ascii_case(x));
+    let bad =
+        |kind: &str, e: &dyn std::fmt::Display| usage(format!("{} ({kind}): {e}", path.display()));
+    let file: MappingFile = if ext("toml") {
+        toml_edit::de::from_str(&text).map_err(|e| bad("TOML", &e))?
+    } else if ext("json") || text.trim_start().starts_with('{') {
+        serde_json::from_str(&text).map_err(|e| bad("JSON", &e))?
     } else {
-        serde_yaml_ng::from_str(&text)
-            .map_err(|e| usage(format!("{} (YAML): {e}", path.display())))?
+        serde_yaml_ng::from_str(&text).map_err(|e| bad("YAML", &e))?
     };
     Mapping::with_overrides(provider, &file).map_err(|e| usage(format!("{}: {e}", path.display())))
 }

@@ -395,6 +395,45 @@ fn cli_graph_export_and_usage_errors() {
         "/groups/2f7d9c1e-0000-4000-8000-000000000001/members/$ref"
     );
 
+    // A TOML mapping file ("" stops syncing a field, TOML having no null).
+    let toml_map = home.path().join("map.toml");
+    std::fs::write(
+        &toml_map,
+        "user_id_from = [\"displayName\"]\n[users]\njob_title = \"\"\nsurname = \"givenName\"\n",
+    )
+    .unwrap();
+    let out = home.json(&[
+        "dir",
+        "sync",
+        "--graph-users",
+        &users1,
+        "--graph-groups",
+        &groups,
+        "--mapping",
+        toml_map.to_str().unwrap(),
+        "--dry-run",
+    ]);
+    let adele = &out["plan"]["create_users"][0];
+    assert_eq!(adele["id"], "adele_vance", "{out:#}");
+    assert_eq!(adele["job_title"], Value::Null);
+    assert_eq!(adele["surname"], "Adele");
+    std::fs::write(&toml_map, "[users]\nshoe_size = \"x\"\n").unwrap();
+    let e = home.fails(
+        2,
+        &[
+            "dir",
+            "sync",
+            "--graph-users",
+            &users1,
+            "--graph-groups",
+            &groups,
+            "--mapping",
+            toml_map.to_str().unwrap(),
+            "--dry-run",
+        ],
+    );
+    assert!(e.contains("users.shoe_size: unknown NEXT field"), "{e}");
+
     // Usage errors: no input, unreadable file, malformed LDIF, snapshot of another source.
     home.fails(2, &["dir", "sync", "--dry-run"]);
     let e = home.fails(
