@@ -471,6 +471,7 @@ fn dir_sync_commands_flatten_into_a_dir_group() {
     use warden::dirsync::DirSyncCmd;
 
     #[derive(Subcommand, Debug)]
+    #[allow(clippy::large_enum_variant)] // parsed once per process, as cli.rs's Command
     enum DirCmd {
         /// Stands for the governance helper's `dir user …`.
         User { id: String },
