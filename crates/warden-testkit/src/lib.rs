@@ -6,6 +6,8 @@
 //! * [`NatsServer`] runs one of them as a child process in its own directory, on a loopback port,
 //!   with a configuration the test supplies (normally one Warden rendered), and kills it on drop.
 //! * [`PgDatabase`] creates a throwaway PostgreSQL database on 127.0.0.1:5432 and drops it on drop.
+//! * [`Slapd`] runs an OpenLDAP `slapd` (Debian's `slapd` package, `WARDEN_SLAPD` to override) with a
+//!   generated config on a loopback port, e.g. with [`AD_TEST_SCHEMA`] for directory sync tests.
 //!
 //! Missing prerequisites are an error with a clear message (a panic naming `scripts/test`),
 //! never a silent skip. Every wait is bounded.
