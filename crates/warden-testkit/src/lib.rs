@@ -6,6 +6,8 @@
 //! * [`NatsServer`] runs one of them as a child process in its own directory, on a loopback port,
 //!   with a configuration the test supplies (normally one Warden rendered), and kills it on drop.
 //! * [`PgDatabase`] creates a throwaway PostgreSQL database on 127.0.0.1:5432 and drops it on drop.
+//! * [`Slapd`] runs an OpenLDAP `slapd` (Debian's `slapd` package, `WARDEN_SLAPD` to override) with a
+//!   generated config on a loopback port, e.g. with [`AD_TEST_SCHEMA`] for directory sync tests.
 //!
 //! Missing prerequisites are an error with a clear message (a panic naming `scripts/test`),
 //! never a silent skip. Every wait is bounded.
@@ -745,5 +747,261 @@ mod tests {
     #[test]
     fn workspace_root_has_the_lockfile() {
         assert!(workspace_root().join("Cargo.lock").is_file());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A running OpenLDAP slapd (directory sync tests)
+// ---------------------------------------------------------------------------------------------
+
+/// The Active Directory attributes and classes directory sync reads, for OpenLDAP: attribute
+/// types with AD's own OIDs (as in OpenLDAP's informational `msuser.schema`), and `user` /
+/// `group` / `computer` classes shaped after AD's but built on `inetOrgPerson` so that
+/// standard attributes (`displayName`, `mail`, `title`, `manager`, `telephoneNumber`, …) keep
+/// their OpenLDAP definitions. `msuser.schema` itself cannot be used as is: its `user` class
+/// requires AD-internal attributes and omits `sAMAccountName`.
+pub const AD_TEST_SCHEMA: &str = r#"# Warden test schema: the AD attributes directory sync maps.
+attributetype ( 1.2.840.113556.1.4.2 NAME 'objectGUID'
+    EQUALITY octetStringMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.40 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.221 NAME 'sAMAccountName'
+    EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.2.102 NAME 'memberOf'
+    EQUALITY distinguishedNameMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.12 )
+attributetype ( 1.2.840.113556.1.4.653 NAME 'managedBy'
+    EQUALITY distinguishedNameMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.12 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.656 NAME 'userPrincipalName'
+    EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.2.146 NAME 'company'
+    EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.25 NAME 'countryCode'
+    EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.35 NAME 'employeeID'
+    EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.2.2 NAME 'whenCreated'
+    EQUALITY generalizedTimeMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.24 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.2.3 NAME 'whenChanged'
+    EQUALITY generalizedTimeMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.24 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.2.141 NAME 'department'
+    EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.750 NAME 'groupType'
+    EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+objectclass ( 1.2.840.113556.1.5.9 NAME 'user' SUP inetOrgPerson STRUCTURAL
+    MAY ( objectGUID $ sAMAccountName $ memberOf $ userPrincipalName $ company $ countryCode $
+          employeeID $ whenCreated $ whenChanged $ department ) )
+objectclass ( 1.2.840.113556.1.3.30 NAME 'computer' SUP user STRUCTURAL )
+objectclass ( 1.2.840.113556.1.5.8 NAME 'group' SUP top STRUCTURAL MUST cn
+    MAY ( objectGUID $ sAMAccountName $ member $ managedBy $ groupType $ description $
+          whenCreated $ whenChanged $ mail ) )
+"#;
+
+/// How long [`Slapd::start`] waits for the LDAP port to accept connections.
+pub const SLAPD_START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A running OpenLDAP `slapd` with one `mdb` database, configured by the test (`slapd -f`), on
+/// `ldap://127.0.0.1:<free port>/`, in a temporary directory; killed on drop.
+///
+/// The binary is `WARDEN_SLAPD` or `/usr/sbin/slapd` (Debian's `slapd` package, installed by
+/// `scripts/test`); the LDAP tools (`ldapmodify`) come from `ldap-utils`. A missing binary is
+/// an error naming the package, never a skip.
+#[derive(Debug)]
+pub struct Slapd {
+    dir: TempDir,
+    child: Option<Child>,
+    port: u16,
+    suffix: String,
+    password: String,
+}
+
+impl Slapd {
+    /// Starts slapd serving `suffix` (e.g. `dc=corp,dc=example`) with the core, cosine and
+    /// inetOrgPerson schemas plus `extra_schema` (e.g. [`AD_TEST_SCHEMA`]), a root DN
+    /// `cn=admin,<suffix>` with a random password, and the suffix entry itself created.
+    pub fn start(suffix: &str, extra_schema: &str) -> io::Result<Slapd> {
+        let bin = std::env::var_os("WARDEN_SLAPD")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/usr/sbin/slapd"));
+        if !bin.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "slapd not found at {} (set WARDEN_SLAPD, or install Debian's slapd and ldap-utils: scripts/test does)",
+                    bin.display()
+                ),
+            ));
+        }
+        let dir = tempfile::Builder::new().prefix("warden-slapd-").tempdir()?;
+        let d = dir.path();
+        fs::create_dir_all(d.join("db"))?;
+        fs::write(d.join("extra.schema"), extra_schema)?;
+        let password: String = {
+            use rand::Rng;
+            rand::thread_rng()
+                .sample_iter(&rand::distributions::Alphanumeric)
+                .take(24)
+                .map(char::from)
+                .collect()
+        };
+        let conf = format!(
+            "include /etc/ldap/schema/core.schema\n\
+             include /etc/ldap/schema/cosine.schema\n\
+             include /etc/ldap/schema/inetorgperson.schema\n\
+             include {dir}/extra.schema\n\
+             pidfile {dir}/slapd.pid\n\
+             argsfile {dir}/slapd.args\n\
+             modulepath /usr/lib/ldap\n\
+             moduleload back_mdb\n\
+             database mdb\n\
+             maxsize 104857600\n\
+             suffix \"{suffix}\"\n\
+             rootdn \"cn=admin,{suffix}\"\n\
+             rootpw {password}\n\
+             directory {dir}/db\n\
+             index objectClass eq\n",
+            dir = d.display()
+        );
+        fs::write(d.join("slapd.conf"), conf)?;
+        let mut last = None;
+        for _ in 0..3 {
+            let port = free_port();
+            let log = File::create(d.join("slapd.log"))?;
+            let mut child = Command::new(&bin)
+                .arg("-f")
+                .arg(d.join("slapd.conf"))
+                .arg("-h")
+                .arg(format!("ldap://127.0.0.1:{port}/"))
+                // -d keeps slapd in the foreground (a child we can kill); level 0 logs nothing extra.
+                .arg("-d")
+                .arg("0")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()
+                .map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot start {}: {e}", bin.display()))
+                })?;
+            let deadline = Instant::now() + SLAPD_START_TIMEOUT;
+            let outcome = loop {
+                if std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+                    break Ok(());
+                }
+                if let Ok(Some(status)) = child.try_wait() {
+                    break Err(format!("exited during start-up ({status})"));
+                }
+                if Instant::now() >= deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break Err(format!(
+                        "did not accept connections within {} s",
+                        SLAPD_START_TIMEOUT.as_secs()
+                    ));
+                }
+                thread::sleep(POLL_INTERVAL);
+            };
+            match outcome {
+                Ok(()) => {
+                    let s = Slapd {
+                        dir,
+                        child: Some(child),
+                        port,
+                        suffix: suffix.to_string(),
+                        password,
+                    };
+                    let rdn = suffix.split(',').next().unwrap_or(suffix);
+                    let (attr, value) = rdn.split_once('=').unwrap_or(("dc", rdn));
+                    let top = if attr.eq_ignore_ascii_case("dc") {
+                        format!(
+                            "dn: {suffix}\nobjectClass: dcObject\nobjectClass: organization\ndc: {value}\no: {value}\n"
+                        )
+                    } else {
+                        format!("dn: {suffix}\nobjectClass: organization\no: {value}\n")
+                    };
+                    s.ldapmodify(&format!("{top}\n"), true)?;
+                    return Ok(s);
+                }
+                Err(what) => {
+                    let log = fs::read_to_string(d.join("slapd.log")).unwrap_or_default();
+                    let e = io::Error::other(format!("slapd on port {port} {what}; log:\n{log}"));
+                    if !log.contains("Address already in use") {
+                        return Err(e);
+                    }
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::other("slapd did not start")))
+    }
+
+    /// `ldap://127.0.0.1:<port>/`.
+    pub fn url(&self) -> String {
+        format!("ldap://127.0.0.1:{}/", self.port)
+    }
+
+    /// The served suffix.
+    pub fn suffix(&self) -> &str {
+        &self.suffix
+    }
+
+    /// The root DN (`cn=admin,<suffix>`).
+    pub fn bind_dn(&self) -> String {
+        format!("cn=admin,{}", self.suffix)
+    }
+
+    /// The root DN's password.
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
+    /// The server's directory (configuration, database, log).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Applies LDIF with `ldapmodify` bound as the root DN (`add`: records without a
+    /// `changetype` are adds, as `ldapadd` does). The error carries ldapmodify's output.
+    pub fn ldapmodify(&self, ldif: &str, add: bool) -> io::Result<()> {
+        let file = self.dir.path().join("change.ldif");
+        fs::write(&file, ldif)?;
+        let mut cmd = Command::new("ldapmodify");
+        cmd.arg("-x")
+            .arg("-H")
+            .arg(self.url())
+            .arg("-D")
+            .arg(self.bind_dn())
+            .arg("-w")
+            .arg(&self.password)
+            .arg("-f")
+            .arg(&file);
+        if add {
+            cmd.arg("-a");
+        }
+        let out = cmd.output().map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot run ldapmodify (Debian package ldap-utils; scripts/test installs it): {e}"),
+            )
+        })?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!(
+                "ldapmodify failed ({}): {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )))
+        }
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if thread::panicking() {
+            let log = fs::read_to_string(self.dir.path().join("slapd.log")).unwrap_or_default();
+            eprintln!("---- slapd log ----\n{log}---- end of slapd log ----");
+        }
     }
 }

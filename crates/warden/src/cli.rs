@@ -158,6 +158,9 @@ enum Command {
     /// Onboarding packages: creds, client certificate and config for a tenant's collector.
     #[command(subcommand)]
     Onboarding(crate::onboarding::OnboardingCmd),
+    /// The directory: sync with Active Directory / Azure AD, export changes confirmed in Warden.
+    #[command(subcommand)]
+    Dir(crate::dirsync::DirSyncCmd),
 }
 
 #[derive(Args, Debug)]
@@ -603,6 +606,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Describe { token_or_file } => describe(&g, &token_or_file),
         Command::Tool(cmd) => crate::tool::run(&g.json, cmd, || open(&g)).await,
         Command::Bench(cmd) => crate::bench::run(g.json, cmd).await,
+        Command::Dir(cmd) => crate::dirsync::run(g.json, cmd).await,
         Command::Import(cmd) => {
             crate::nsc::check_import_dirs(&cmd)?;
             let (dir, url, _) = locate(&g);
@@ -719,6 +723,7 @@ async fn dispatch(g: &Global, w: &Warden, command: Command) -> Result<()> {
         | Command::Describe { .. }
         | Command::Tool(_)
         | Command::Bench(_)
+        | Command::Dir(_)
         | Command::Import(_) => {
             unreachable!("handled before opening the store")
         }

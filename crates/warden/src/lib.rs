@@ -17,6 +17,7 @@
 //! - [`leaf`]: `warden tenant leaf-config`, leaf node configs for tenants' sites.
 //! - [`chat`]: the rooms gateway (`/rooms`, `/chat`), in `serve` or alone (`warden chat`).
 //! - [`console`]: the web console of `warden serve`, under `/console`.
+//! - [`dirsync`]: `warden dir sync|export`, directory sync with AD (LDIF, LDAP) and Azure AD (Graph JSON).
 #![deny(missing_docs)]
 
 pub mod bench;
@@ -24,6 +25,7 @@ pub mod chat;
 pub mod cli;
 pub mod console;
 pub mod device;
+pub mod dirsync;
 pub mod http;
 pub mod leaf;
 pub mod nsc;

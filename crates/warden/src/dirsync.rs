@@ -1,0 +1,476 @@
+//! `warden dir sync` and `warden dir export`: the I/O around
+//! [`warden_core::dirsync`]: reading LDIF and Microsoft Graph files, searching
+//! a live LDAP directory (the `ldap3` crate), reading mapping files, and
+//! printing plans and exports.
+//!
+//! Applying a plan belongs to the governance store; until it is wired in, `dir
+//! sync` plans only (`--dry-run`) and refuses to apply with a clear error. The
+//! two places are marked `// apply: gov store`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
+use serde::Serialize;
+use serde_json::Value as Json;
+use warden_core::directory::{DirectorySnapshot, SyncPlan, SyncReport};
+use warden_core::dirsync::{self, DirectoryChange, Mapped, Mapping, MappingFile, Provider};
+
+use crate::cli::UsageError;
+
+/// `warden dir sync|export`. (The `dir` group also holds the governance
+/// commands; this enum is flattened into it.)
+#[derive(Subcommand, Debug)]
+pub enum DirSyncCmd {
+    /// Import a directory (AD LDIF or live LDAP, Azure AD Graph JSON) and plan or apply the changes.
+    Sync(SyncArgs),
+    /// Write changes confirmed in Warden in the provider's form (LDIF modify records or a Graph $batch body).
+    Export(ExportArgs),
+}
+
+/// Where `dir sync` reads from.
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["ldif", "ldap", "graph_users"])))]
+pub struct SyncArgs {
+    /// An LDIF file: a full export (ldifde, ldapsearch -LLL), or change records with --delta.
+    #[arg(long, value_name = "FILE")]
+    pub ldif: Option<PathBuf>,
+    /// A live LDAP directory, e.g. ldap://dc1.corp.example:389.
+    #[arg(long, value_name = "URL", requires = "base")]
+    pub ldap: Option<String>,
+    /// Search base for --ldap.
+    #[arg(long, value_name = "DN")]
+    pub base: Option<String>,
+    /// Bind DN for --ldap (anonymous when absent).
+    #[arg(long, value_name = "DN", requires = "password_file")]
+    pub bind_dn: Option<String>,
+    /// File holding the bind password (first line).
+    #[arg(long, value_name = "FILE", requires = "bind_dn")]
+    pub password_file: Option<PathBuf>,
+    /// Graph `GET /users` pages (repeat for @odata.nextLink pages).
+    #[arg(long, value_name = "FILE", requires = "graph_groups")]
+    pub graph_users: Vec<PathBuf>,
+    /// Graph `GET /groups` pages with members and owners (repeat for pages).
+    #[arg(long, value_name = "FILE")]
+    pub graph_groups: Vec<PathBuf>,
+    /// The input is a delta (LDIF change records, Graph delta pages) applied to the current snapshot.
+    #[arg(long, conflicts_with = "ldap")]
+    pub delta: bool,
+    /// The source's name in Warden (default: `ad` for LDIF and LDAP, `aad` for Graph).
+    #[arg(long, value_name = "NAME")]
+    pub source: Option<String>,
+    /// A mapping file (TOML, JSON or YAML) overriding the default field mapping.
+    #[arg(long, value_name = "FILE")]
+    pub mapping: Option<PathBuf>,
+    /// What Warden holds for the source, as snapshot JSON (until the store provides it; default: empty).
+    #[arg(long, value_name = "FILE")]
+    pub current: Option<PathBuf>,
+    /// Also write the incoming snapshot (JSON) here, e.g. to pass as --current next time.
+    #[arg(long, value_name = "FILE")]
+    pub snapshot_out: Option<PathBuf>,
+    /// Plan only; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// LDAP connect and search timeout, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub timeout: u64,
+}
+
+/// `dir export`.
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("format").required(true).args(["ldif", "graph"])))]
+pub struct ExportArgs {
+    /// LDIF modify records (Active Directory).
+    #[arg(long)]
+    pub ldif: bool,
+    /// Microsoft Graph $batch bodies (Azure AD).
+    #[arg(long)]
+    pub graph: bool,
+    /// The confirmed changes: a JSON list of {"change": "user_field"|"add_member"|"remove_member", …}.
+    #[arg(long, value_name = "FILE")]
+    pub changes: PathBuf,
+    /// What Warden holds for the source, as snapshot JSON (ids → DNs / object ids).
+    #[arg(long, value_name = "FILE")]
+    pub current: PathBuf,
+    /// A mapping file (TOML, JSON or YAML).
+    #[arg(long, value_name = "FILE")]
+    pub mapping: Option<PathBuf>,
+    /// Output file (stdout when absent).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| usage(format!("cannot read {}: {e}", path.display())))
+}
+
+fn read_json(path: &Path) -> Result<Json> {
+    serde_json::from_str(&read_text(path)?)
+        .map_err(|e| usage(format!("{} is not JSON: {e}", path.display())))
+}
+
+/// Reads a mapping file (TOML when it ends in `.toml`, JSON when it ends in
+/// `.json` or starts with `{`, YAML otherwise) and applies it to `provider`'s
+/// default.
+pub fn load_mapping(provider: Provider, path: Option<&Path>) -> Result<Mapping> {
+    let Some(path) = path else {
+        return Ok(Mapping::default_for(provider));
+    };
+    let text = read_text(path)?;
+    let ext = |x: &str| path.extension().is_some_and(|e| e.eq_ignore_ascii_case(x));
+    let bad =
+        |kind: &str, e: &dyn std::fmt::Display| usage(format!("{} ({kind}): {e}", path.display()));
+    let file: MappingFile = if ext("toml") {
+        toml_edit::de::from_str(&text).map_err(|e| bad("TOML", &e))?
+    } else if ext("json") || text.trim_start().starts_with('{') {
+        serde_json::from_str(&text).map_err(|e| bad("JSON", &e))?
+    } else {
+        serde_yaml_ng::from_str(&text).map_err(|e| bad("YAML", &e))?
+    };
+    Mapping::with_overrides(provider, &file).map_err(|e| usage(format!("{}: {e}", path.display())))
+}
+
+fn load_snapshot(path: Option<&Path>, source: &str) -> Result<DirectorySnapshot> {
+    match path {
+        Some(p) => {
+            let s: DirectorySnapshot = serde_json::from_str(&read_text(p)?)
+                .map_err(|e| usage(format!("{} is not a directory snapshot: {e}", p.display())))?;
+            if s.source != source {
+                return Err(usage(format!(
+                    "{} holds source {:?}, not {source:?}",
+                    p.display(),
+                    s.source
+                )));
+            }
+            Ok(s)
+        }
+        // apply: gov store — read Warden's current snapshot of `source` here.
+        None => Ok(DirectorySnapshot {
+            source: source.to_string(),
+            ..DirectorySnapshot::default()
+        }),
+    }
+}
+
+/// Connection details for a live LDAP read.
+#[derive(Debug, Clone)]
+pub struct LdapSource {
+    /// `ldap://host:port`.
+    pub url: String,
+    /// Search base.
+    pub base: String,
+    /// Bind DN and password (anonymous when `None`).
+    pub bind: Option<(String, String)>,
+    /// Connect / operation timeout.
+    pub timeout: Duration,
+}
+
+/// Searches `src` for the users and groups `mapping` knows (paged, so AD's
+/// 1000-entry limit does not cut the result short) and maps them.
+pub async fn read_ldap(src: &LdapSource, source: &str, mapping: &Mapping) -> Result<Mapped> {
+    let settings = LdapConnSettings::new().set_conn_timeout(src.timeout);
+    let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &src.url)
+        .await
+        .with_context(|| format!("cannot connect to {}", src.url))?;
+    let driver = tokio::spawn(async move { conn.drive().await });
+    if let Some((dn, pw)) = &src.bind {
+        ldap.with_timeout(src.timeout);
+        ldap.simple_bind(dn, pw)
+            .await
+            .and_then(|r| r.success())
+            .with_context(|| format!("bind as {dn} to {} failed", src.url))?;
+    }
+    let classes: Vec<String> = mapping
+        .user_classes
+        .iter()
+        .chain(&mapping.group_classes)
+        .map(|c| format!("(objectClass={})", ldap_escape(c)))
+        .collect();
+    let filter = format!("(|{})", classes.join(""));
+    // ldap3's timeout covers the next operation only: set it again for the search.
+    ldap.with_timeout(src.timeout);
+    let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
+        Box::new(EntriesOnly::new()),
+        Box::new(PagedResults::new(500)),
+    ];
+    let mut search = ldap
+        .streaming_search_with(adapters, &src.base, Scope::Subtree, &filter, vec!["*"])
+        .await
+        .with_context(|| format!("search of {} failed", src.base))?;
+    let mut entries = Vec::new();
+    while let Some(raw) = search
+        .next()
+        .await
+        .with_context(|| format!("search of {} failed", src.base))?
+    {
+        // SearchEntry::construct panics on a malformed entry; a broken server must not crash us.
+        let entry =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| SearchEntry::construct(raw)))
+                .map_err(|_| anyhow::anyhow!("{} sent an entry that cannot be decoded", src.url))?;
+        let mut attrs: Vec<(String, Vec<u8>)> = Vec::new();
+        for (name, values) in entry.attrs {
+            attrs.extend(values.into_iter().map(|v| (name.clone(), v.into_bytes())));
+        }
+        for (name, values) in entry.bin_attrs {
+            attrs.extend(values.into_iter().map(|v| (name.clone(), v)));
+        }
+        entries.push((entry.dn, attrs));
+    }
+    search
+        .finish()
+        .await
+        .success()
+        .with_context(|| format!("search of {} failed", src.base))?;
+    let _ = ldap.unbind().await;
+    driver.abort();
+    Ok(dirsync::from_ldap_entries(source, mapping, &entries))
+}
+
+/// RFC 4515 escaping of a filter value.
+fn ldap_escape(v: &str) -> String {
+    let mut out = String::new();
+    for c in v.chars() {
+        match c {
+            '*' => out.push_str("\\2a"),
+            '(' => out.push_str("\\28"),
+            ')' => out.push_str("\\29"),
+            '\\' => out.push_str("\\5c"),
+            '\0' => out.push_str("\\00"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// What `dir sync` prints with `--json`.
+#[derive(Debug, Serialize)]
+pub struct SyncOutcome {
+    /// The plan.
+    pub plan: SyncPlan,
+    /// The counts (`dry_run` true: nothing was written).
+    pub report: SyncReport,
+}
+
+/// The counts of a plan, as the report of a dry run.
+pub fn dry_run_report(plan: &SyncPlan) -> SyncReport {
+    SyncReport {
+        source: plan.source.clone(),
+        users_created: plan.create_users.len(),
+        users_updated: plan.update_users.len(),
+        users_deleted: plan.delete_users.len(),
+        roles_created: plan.create_roles.len(),
+        roles_updated: plan.update_roles.len(),
+        roles_deleted: plan.delete_roles.len(),
+        skipped: plan.skipped.clone(),
+        unchanged: plan.unchanged,
+        dry_run: true,
+    }
+}
+
+/// Builds the incoming snapshot and the plan for `args`.
+pub async fn plan_sync(args: &SyncArgs) -> Result<(Mapped, SyncPlan)> {
+    let provider = if args.graph_users.is_empty() {
+        Provider::Ad
+    } else {
+        Provider::Aad
+    };
+    let source = args.source.clone().unwrap_or_else(|| provider.to_string());
+    if source.trim().is_empty() {
+        return Err(usage("--source must not be empty"));
+    }
+    let mapping = load_mapping(provider, args.mapping.as_deref())?;
+    let current = load_snapshot(args.current.as_deref(), &source)?;
+    let mapped = if let Some(file) = &args.ldif {
+        let text = read_text(file)?;
+        let r = if args.delta {
+            dirsync::ldif_delta(&current, &mapping, &text)
+        } else {
+            dirsync::from_ldif(&source, &mapping, &text)
+        };
+        r.map_err(|e| usage(format!("{}: {e}", file.display())))?
+    } else if let Some(url) = &args.ldap {
+        let url = url.trim();
+        if !(url.starts_with("ldap://") || url.starts_with("ldapi://")) {
+            return Err(usage(format!(
+                "--ldap {url}: use an ldap:// URL (ldaps:// is not built into this binary)"
+            )));
+        }
+        let bind = match (&args.bind_dn, &args.password_file) {
+            (Some(dn), Some(f)) => {
+                let pw = read_text(f)?;
+                let pw = pw.lines().next().unwrap_or("").to_string();
+                if pw.is_empty() {
+                    return Err(usage(format!("{} holds no password", f.display())));
+                }
+                Some((dn.clone(), pw))
+            }
+            _ => None,
+        };
+        let src = LdapSource {
+            url: url.to_string(),
+            base: args.base.clone().unwrap_or_default(),
+            bind,
+            timeout: Duration::from_secs(args.timeout.max(1)),
+        };
+        read_ldap(&src, &source, &mapping).await?
+    } else {
+        let users = args
+            .graph_users
+            .iter()
+            .map(|p| read_json(p))
+            .collect::<Result<Vec<_>>>()?;
+        let groups = args
+            .graph_groups
+            .iter()
+            .map(|p| read_json(p))
+            .collect::<Result<Vec<_>>>()?;
+        let r = if args.delta {
+            dirsync::graph_delta(&current, &mapping, &users, &groups)
+        } else {
+            dirsync::from_graph(&source, &mapping, &users, &groups)
+        };
+        r.map_err(|e| usage(e.to_string()))?
+    };
+    let plan = dirsync::plan_mapped(&current, &mapped);
+    Ok((mapped, plan))
+}
+
+/// Runs `warden dir sync|export`.
+pub async fn run(json: bool, cmd: DirSyncCmd) -> Result<()> {
+    match cmd {
+        DirSyncCmd::Sync(args) => {
+            let (mapped, plan) = plan_sync(&args).await?;
+            if let Some(out) = &args.snapshot_out {
+                let text = serde_json::to_string_pretty(&mapped.snapshot)?;
+                std::fs::write(out, text + "\n")
+                    .with_context(|| format!("cannot write {}", out.display()))?;
+            }
+            if !args.dry_run {
+                // apply: gov store — `let report = store.apply_sync_plan(&plan).await?;`
+                bail!(
+                    "applying a directory sync is not wired to the directory store yet: run with --dry-run to see the plan ({} to create, {} to update, {} to delete)",
+                    plan.create_users.len() + plan.create_roles.len(),
+                    plan.update_users.len() + plan.update_roles.len(),
+                    plan.delete_users.len() + plan.delete_roles.len()
+                );
+            }
+            let report = dry_run_report(&plan);
+            if json {
+                print_json(&SyncOutcome { plan, report })
+            } else {
+                print!("{}", human_plan(&plan, args.current.is_none()));
+                Ok(())
+            }
+        }
+        DirSyncCmd::Export(args) => {
+            let provider = if args.ldif {
+                Provider::Ad
+            } else {
+                Provider::Aad
+            };
+            let mapping = load_mapping(provider, args.mapping.as_deref())?;
+            let changes: Vec<DirectoryChange> = serde_json::from_str(&read_text(&args.changes)?)
+                .map_err(|e| {
+                    usage(format!(
+                        "{}: not a list of changes: {e}",
+                        args.changes.display()
+                    ))
+                })?;
+            // apply: gov store — the snapshot comes from the store, the changes from confirmed proposals.
+            let text = read_text(&args.current)?;
+            let current: DirectorySnapshot = serde_json::from_str(&text).map_err(|e| {
+                usage(format!(
+                    "{} is not a directory snapshot: {e}",
+                    args.current.display()
+                ))
+            })?;
+            let (body, skipped) = if args.ldif {
+                let r = dirsync::export::to_ldif(&changes, &current, &mapping);
+                (r.output, r.skipped)
+            } else {
+                let r = dirsync::export::to_graph_batches(&changes, &current, &mapping);
+                (serde_json::to_string_pretty(&r.output)? + "\n", r.skipped)
+            };
+            match &args.output {
+                Some(p) => std::fs::write(p, &body)
+                    .with_context(|| format!("cannot write {}", p.display()))?,
+                None if !json => print!("{body}"),
+                None => {}
+            }
+            if json {
+                print_json(&serde_json::json!({
+                    "format": if args.ldif { "ldif" } else { "graph" },
+                    "output": args.output,
+                    "body": if args.output.is_none() { Some(&body) } else { None },
+                    "skipped": skipped,
+                }))?;
+            } else {
+                for s in &skipped {
+                    eprintln!("skipped {} {}: {}", s.kind, s.key, s.reason);
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_json<T: Serialize>(v: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn human_plan(plan: &SyncPlan, against_empty: bool) -> String {
+    let mut out = format!("directory sync plan for source {} (dry run)\n", plan.source);
+    if against_empty {
+        out += "  compared with: nothing (no --current snapshot given)\n";
+    }
+    let ids = |v: &mut dyn Iterator<Item = &str>| v.collect::<Vec<_>>().join(", ");
+    let rows = [
+        (
+            "users to create",
+            plan.create_users.len(),
+            ids(&mut plan.create_users.iter().map(|u| u.id.as_str())),
+        ),
+        (
+            "users to update",
+            plan.update_users.len(),
+            ids(&mut plan.update_users.iter().map(|u| u.id.as_str())),
+        ),
+        (
+            "users to delete",
+            plan.delete_users.len(),
+            plan.delete_users.join(", "),
+        ),
+        (
+            "roles to create",
+            plan.create_roles.len(),
+            ids(&mut plan.create_roles.iter().map(|r| r.name.as_str())),
+        ),
+        (
+            "roles to update",
+            plan.update_roles.len(),
+            ids(&mut plan.update_roles.iter().map(|r| r.name.as_str())),
+        ),
+        (
+            "roles to delete",
+            plan.delete_roles.len(),
+            plan.delete_roles.join(", "),
+        ),
+    ];
+    for (what, n, list) in rows {
+        out += &format!("  {what:<16} {n:>5}  {list}\n");
+    }
+    out += &format!("  {:<16} {:>5}\n", "unchanged", plan.unchanged);
+    out += &format!("  {:<16} {:>5}\n", "skipped", plan.skipped.len());
+    for s in &plan.skipped {
+        out += &format!("    {} {}: {}\n", s.kind, s.key, s.reason);
+    }
+    out
+}
