@@ -13,6 +13,7 @@ pub mod compile;
 pub mod decompile;
 pub mod device;
 pub mod directory;
+pub mod governance;
 pub mod lint;
 pub mod names;
 pub mod onboarding;

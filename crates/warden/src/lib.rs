@@ -40,3 +40,6 @@ pub mod tenant;
 pub mod tenant_lint;
 pub mod tokens;
 pub mod tool;
+pub mod governance;
+pub mod governance_cli;
+pub mod governance_bench;
