@@ -702,6 +702,12 @@ impl Tx<'_> {
     /// Inserts a directory user (its `manager`, if any, as a relationship).
     /// [`StoreError::Conflict`] if the id is taken.
     pub async fn insert_dir_user(&mut self, user: &NextUser, source: &str) -> Result<(), StoreError> {
+        // Checked first: a failed INSERT would abort the whole transaction on PostgreSQL.
+        if q::dir_user(self.conn(), &user.id).await?.is_some() {
+            return Err(StoreError::Conflict {
+                what: format!("directory user {}", user.id),
+            });
+        }
         let t = now();
         sqlx::query("INSERT INTO dir_users (id, source, record, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)")
             .bind(&user.id)
@@ -862,6 +868,12 @@ impl Tx<'_> {
 
     /// Inserts a task. [`StoreError::Conflict`] if the name is taken.
     pub async fn insert_dir_task(&mut self, task: &DirTaskRow) -> Result<(), StoreError> {
+        // Checked first: a failed INSERT would abort the whole transaction on PostgreSQL.
+        if q::dir_task(self.conn(), &task.name).await?.is_some() {
+            return Err(StoreError::Conflict {
+                what: format!("task {}", task.name),
+            });
+        }
         sqlx::query(
             "INSERT INTO dir_tasks (name, account, grants, description, source, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $6)",
