@@ -65,11 +65,13 @@ pub enum DirUserCmd {
         /// Make the user a system administrator.
         #[arg(long)]
         sysadmin: bool,
+        /// The acting directory user.
         #[command(flatten)]
         acting: Acting,
     },
     /// List directory users.
     List {
+        /// The acting directory user.
         #[command(flatten)]
         acting: Acting,
     },
@@ -77,6 +79,7 @@ pub enum DirUserCmd {
     Show {
         /// Directory id.
         id: String,
+        /// The acting directory user.
         #[command(flatten)]
         acting: Acting,
     },
@@ -95,11 +98,13 @@ pub enum RoleCmd {
         /// Description.
         #[arg(long)]
         description: Option<String>,
+        /// The acting directory user.
         #[command(flatten)]
         acting: Acting,
     },
     /// List roles.
     List {
+        /// The acting directory user.
         #[command(flatten)]
         acting: Acting,
     },
@@ -107,6 +112,7 @@ pub enum RoleCmd {
     Show {
         /// Role name.
         name: String,
+        /// The acting directory user.
         #[command(flatten)]
         acting: Acting,
     },
@@ -140,11 +146,13 @@ pub enum TaskCmd {
         /// Description.
         #[arg(long)]
         description: Option<String>,
+        /// The acting directory user.
         #[command(flatten)]
         acting: Acting,
     },
     /// List tasks.
     List {
+        /// The acting directory user.
         #[command(flatten)]
         acting: Acting,
     },
@@ -152,6 +160,7 @@ pub enum TaskCmd {
     Show {
         /// Task name.
         name: String,
+        /// The acting directory user.
         #[command(flatten)]
         acting: Acting,
     },
@@ -180,6 +189,7 @@ pub enum ProposeCmd {
         /// The proposed manager.
         #[arg(long)]
         manager: String,
+        /// Reason, deadline, acting user.
         #[command(flatten)]
         common: ProposeCommon,
     },
@@ -211,6 +221,7 @@ pub struct RelArgs {
     /// Grant expiry of an addition: `30m`, `2h`, `7d`, `yyyy-mm-dd`, `@unix`.
     #[arg(long)]
     pub expires: Option<String>,
+    /// Reason, deadline, acting user.
     #[command(flatten)]
     pub common: ProposeCommon,
 }
@@ -224,6 +235,7 @@ pub struct ProposeCommon {
     /// The proposal expires unanswered after this (`7d`, …).
     #[arg(long, value_name = "EXPIRY")]
     pub open_for: Option<String>,
+    /// The acting directory user.
     #[command(flatten)]
     pub acting: Acting,
 }
@@ -242,6 +254,7 @@ pub enum ProposalsCmd {
         /// Only this status: open, confirmed, rejected, expired.
         #[arg(long)]
         status: Option<String>,
+        /// The acting directory user.
         #[command(flatten)]
         acting: Acting,
     },
@@ -249,6 +262,7 @@ pub enum ProposalsCmd {
     Show {
         /// Proposal id.
         id: String,
+        /// The acting directory user.
         #[command(flatten)]
         acting: Acting,
     },
@@ -263,6 +277,7 @@ pub struct ConfirmArgs {
     /// Why it is approved.
     #[arg(long)]
     pub justification: Option<String>,
+    /// The acting directory user.
     #[command(flatten)]
     pub acting: Acting,
 }
@@ -275,6 +290,7 @@ pub struct RejectArgs {
     /// Why not.
     #[arg(long, required = true)]
     pub reason: String,
+    /// The acting directory user.
     #[command(flatten)]
     pub acting: Acting,
 }

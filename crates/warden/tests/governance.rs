@@ -272,7 +272,15 @@ async fn scenario(line: ServerLine) {
     assert_eq!(count(&events, "proposal.open"), 5);
     assert_eq!(count(&events, "proposal.confirm"), 4);
     assert_eq!(count(&events, "proposal.reject"), 1);
-    assert_eq!(count(&events, "dir.user.reissue"), 3);
+    // ulrich: joined readers, joined sales, sales expired; olivia, owner of both roles
+    // (owner implies member): each role gaining its task.
+    assert_eq!(count(&events, "dir.user.reissue"), 5);
+    let reissued: Vec<&str> = events
+        .iter()
+        .filter(|e| e["action"] == "dir.user.reissue")
+        .map(|e| e["object_key"].as_str().unwrap())
+        .collect();
+    assert_eq!(reissued, vec!["olivia", "olivia", "ulrich", "ulrich", "ulrich"]);
     assert_eq!(count(&events, "dir.expire"), 1);
     let open = events
         .iter()
