@@ -336,16 +336,19 @@ impl Proposal {
 /// Checks a proposal's shape before it is stored: the kind matches the change (a
 /// manager is updated, everything else added or removed) and nobody proposes a user
 /// as their own manager.
-pub fn check_proposal(kind: ProposalKind, change: Change, address: &Address) -> Result<(), GovernanceError> {
+pub fn check_proposal(
+    kind: ProposalKind,
+    change: Change,
+    address: &Address,
+) -> Result<(), GovernanceError> {
     match (kind, change) {
-        (ProposalKind::UserManager, Change::Update) => {
-            if address.object_id == address.related_id {
-                return Err(GovernanceError::Invalid(format!(
-                    "{} cannot be their own manager",
-                    address.object_id
-                )));
-            }
+        (ProposalKind::UserManager, Change::Update) if address.object_id == address.related_id => {
+            return Err(GovernanceError::Invalid(format!(
+                "{} cannot be their own manager",
+                address.object_id
+            )));
         }
+        (ProposalKind::UserManager, Change::Update) => {}
         (ProposalKind::UserManager, _) => {
             return Err(GovernanceError::Invalid(
                 "a manager change is an update (`warden propose manager`)".into(),
@@ -467,10 +470,7 @@ pub fn may_close(
         .iter()
         .find(|a| manages(&facts.managers, actor, a))
     {
-        return Ok(format!(
-            "{actor} manages {approver}, who is {}",
-            who.rule
-        ));
+        return Ok(format!("{actor} manages {approver}, who is {}", who.rule));
     }
     Err(GovernanceError::Refused(format!(
         "{actor} may not close this {kind} proposal on {}: it takes {} (now: {}), someone above them in the management chain, or a system administrator",
@@ -806,10 +806,34 @@ mod tests {
             message(Step::Reject, Change::Remove, ProposalKind::TaskAdmin),
             "REJECT_REMOVE_TASK_ADMIN"
         );
-        assert!(check_proposal(ProposalKind::UserManager, Change::Add, &Address::manager("a", "b")).is_err());
-        assert!(check_proposal(ProposalKind::UserManager, Change::Update, &Address::manager("a", "a")).is_err());
-        assert!(check_proposal(ProposalKind::RoleMember, Change::Update, &Address::role_user("r", Relationship::Member, "a")).is_err());
-        assert_eq!("role-task".parse::<ProposalKind>().unwrap(), ProposalKind::RoleTask);
+        assert!(
+            check_proposal(
+                ProposalKind::UserManager,
+                Change::Add,
+                &Address::manager("a", "b")
+            )
+            .is_err()
+        );
+        assert!(
+            check_proposal(
+                ProposalKind::UserManager,
+                Change::Update,
+                &Address::manager("a", "a")
+            )
+            .is_err()
+        );
+        assert!(
+            check_proposal(
+                ProposalKind::RoleMember,
+                Change::Update,
+                &Address::role_user("r", Relationship::Member, "a")
+            )
+            .is_err()
+        );
+        assert_eq!(
+            "role-task".parse::<ProposalKind>().unwrap(),
+            ProposalKind::RoleTask
+        );
         assert!("role-task-x".parse::<ProposalKind>().is_err());
     }
 

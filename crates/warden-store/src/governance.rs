@@ -11,7 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
-use warden_core::directory::{DirectorySnapshot, NextRole, NextUser, SyncPlan, SyncReport, SyncSkip};
+use warden_core::directory::{
+    DirectorySnapshot, NextRole, NextUser, SyncPlan, SyncReport, SyncSkip,
+};
 use warden_core::governance::{
     Address, Change, HeldTask, ObjectType, Proposal, ProposalKind, ProposalStatus, Relationship,
     TaskGrants,
@@ -148,9 +150,7 @@ fn alive(prefix: &str, param: &str) -> String {
     } else {
         format!("{prefix}.expires_at")
     };
-    ALIVE
-        .replace("expires_at", &col)
-        .replace("$NOW", param)
+    ALIVE.replace("expires_at", &col).replace("$NOW", param)
 }
 
 fn address_from(row: &AnyRow) -> Result<Address, StoreError> {
@@ -188,12 +188,17 @@ fn proposal_from(row: &AnyRow) -> Result<Proposal, StoreError> {
 mod q {
     use super::*;
 
-    pub async fn dir_user(c: &mut AnyConnection, id: &str) -> Result<Option<DirUserRow>, StoreError> {
-        let row = sqlx::query("SELECT id, source, record, created_at, updated_at FROM dir_users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *c)
-            .await
-            .map_err(StoreError::query("reading a directory user"))?;
+    pub async fn dir_user(
+        c: &mut AnyConnection,
+        id: &str,
+    ) -> Result<Option<DirUserRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, source, record, created_at, updated_at FROM dir_users WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(StoreError::query("reading a directory user"))?;
         let Some(row) = row else { return Ok(None) };
         let mut u = user_from(&row)?;
         u.user.manager = manager_of(c, id).await?;
@@ -236,7 +241,9 @@ mod q {
             .collect()
     }
 
-    pub async fn all_managers(c: &mut AnyConnection) -> Result<BTreeMap<String, String>, StoreError> {
+    pub async fn all_managers(
+        c: &mut AnyConnection,
+    ) -> Result<BTreeMap<String, String>, StoreError> {
         let sql = format!(
             "SELECT object_id, related_id FROM dir_relationships WHERE object_type = 'user' \
              AND related_type = 'user' AND relationship = 'manager' AND {}",
@@ -252,8 +259,18 @@ mod q {
             .collect()
     }
 
-    pub async fn manager_of(c: &mut AnyConnection, user: &str) -> Result<Option<String>, StoreError> {
-        let ids = related(c, ObjectType::User, user, ObjectType::User, &[Relationship::Manager]).await?;
+    pub async fn manager_of(
+        c: &mut AnyConnection,
+        user: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let ids = related(
+            c,
+            ObjectType::User,
+            user,
+            ObjectType::User,
+            &[Relationship::Manager],
+        )
+        .await?;
         Ok(ids.into_iter().next())
     }
 
@@ -361,7 +378,10 @@ mod q {
 
     const TASK_COLUMNS: &str = "name, account, grants, description, source, created_at, updated_at";
 
-    pub async fn dir_task(c: &mut AnyConnection, name: &str) -> Result<Option<DirTaskRow>, StoreError> {
+    pub async fn dir_task(
+        c: &mut AnyConnection,
+        name: &str,
+    ) -> Result<Option<DirTaskRow>, StoreError> {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {TASK_COLUMNS} FROM dir_tasks WHERE name = $1"
         )))
@@ -400,12 +420,17 @@ mod q {
         })
     }
 
-    pub async fn dir_role(c: &mut AnyConnection, name: &str) -> Result<Option<DirRoleRow>, StoreError> {
-        let row = sqlx::query("SELECT name, source, record, created_at, updated_at FROM dir_roles WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&mut *c)
-            .await
-            .map_err(StoreError::query("reading a role"))?;
+    pub async fn dir_role(
+        c: &mut AnyConnection,
+        name: &str,
+    ) -> Result<Option<DirRoleRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT name, source, record, created_at, updated_at FROM dir_roles WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(StoreError::query("reading a role"))?;
         let Some(row) = row else { return Ok(None) };
         let mut r = role_from(&row)?;
         fill_role(c, &mut r, None).await?;
@@ -499,7 +524,10 @@ mod q {
         Ok(out)
     }
 
-    pub async fn held_tasks(c: &mut AnyConnection, user: &str) -> Result<Vec<HeldTask>, StoreError> {
+    pub async fn held_tasks(
+        c: &mut AnyConnection,
+        user: &str,
+    ) -> Result<Vec<HeldTask>, StoreError> {
         let sql = format!(
             "SELECT DISTINCT m.object_id AS role, t.name AS task, t.account AS account, t.grants AS grants \
              FROM dir_relationships m \
@@ -565,8 +593,15 @@ mod q {
             .collect()
     }
 
-    pub async fn snapshot(c: &mut AnyConnection, source: &str) -> Result<DirectorySnapshot, StoreError> {
-        let users = dir_users(c, Some(source)).await?.into_iter().map(|u| u.user).collect();
+    pub async fn snapshot(
+        c: &mut AnyConnection,
+        source: &str,
+    ) -> Result<DirectorySnapshot, StoreError> {
+        let users = dir_users(c, Some(source))
+            .await?
+            .into_iter()
+            .map(|u| u.user)
+            .collect();
         let roles = dir_roles(c, Some(source))
             .await?
             .into_iter()
@@ -579,7 +614,10 @@ mod q {
         })
     }
 
-    pub async fn nats_accounts(c: &mut AnyConnection, user: &str) -> Result<Vec<String>, StoreError> {
+    pub async fn nats_accounts(
+        c: &mut AnyConnection,
+        user: &str,
+    ) -> Result<Vec<String>, StoreError> {
         sqlx::query("SELECT account FROM dir_nats_users WHERE user_id = $1 ORDER BY account")
             .bind(user)
             .fetch_all(&mut *c)
@@ -623,12 +661,18 @@ impl Store {
     }
 
     /// The live relationship at `address`, if any: one primary-key lookup.
-    pub async fn relationship(&self, address: &Address) -> Result<Option<RelationshipRow>, StoreError> {
+    pub async fn relationship(
+        &self,
+        address: &Address,
+    ) -> Result<Option<RelationshipRow>, StoreError> {
         q::relationship(&mut *self.pooled().await?, address).await
     }
 
     /// The live relationships a user takes part in (either side).
-    pub async fn relationships_of_user(&self, user: &str) -> Result<Vec<RelationshipRow>, StoreError> {
+    pub async fn relationships_of_user(
+        &self,
+        user: &str,
+    ) -> Result<Vec<RelationshipRow>, StoreError> {
         q::relationships_of_user(&mut *self.pooled().await?, user).await
     }
 
@@ -640,7 +684,14 @@ impl Store {
         related_type: ObjectType,
         rels: &[Relationship],
     ) -> Result<Vec<String>, StoreError> {
-        q::related(&mut *self.pooled().await?, object_type, object_id, related_type, rels).await
+        q::related(
+            &mut *self.pooled().await?,
+            object_type,
+            object_id,
+            related_type,
+            rels,
+        )
+        .await
     }
 
     /// `user → manager` for every user with a manager.
@@ -701,7 +752,11 @@ impl Tx<'_> {
 
     /// Inserts a directory user (its `manager`, if any, as a relationship).
     /// [`StoreError::Conflict`] if the id is taken.
-    pub async fn insert_dir_user(&mut self, user: &NextUser, source: &str) -> Result<(), StoreError> {
+    pub async fn insert_dir_user(
+        &mut self,
+        user: &NextUser,
+        source: &str,
+    ) -> Result<(), StoreError> {
         // Checked first: a failed INSERT would abort the whole transaction on PostgreSQL.
         if q::dir_user(self.conn(), &user.id).await?.is_some() {
             return Err(StoreError::Conflict {
@@ -737,15 +792,21 @@ impl Tx<'_> {
 
     /// Replaces a directory user's record (and its manager relationship).
     /// [`StoreError::NotFound`] if absent.
-    pub async fn update_dir_user(&mut self, user: &NextUser, source: &str) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE dir_users SET source = $2, record = $3, updated_at = $4 WHERE id = $1")
-            .bind(&user.id)
-            .bind(source)
-            .bind(user_record(user)?)
-            .bind(now())
-            .execute(self.conn())
-            .await
-            .map_err(StoreError::query("updating a directory user"))?;
+    pub async fn update_dir_user(
+        &mut self,
+        user: &NextUser,
+        source: &str,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE dir_users SET source = $2, record = $3, updated_at = $4 WHERE id = $1",
+        )
+        .bind(&user.id)
+        .bind(source)
+        .bind(user_record(user)?)
+        .bind(now())
+        .execute(self.conn())
+        .await
+        .map_err(StoreError::query("updating a directory user"))?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound {
                 what: format!("directory user {}", user.id),
@@ -807,16 +868,22 @@ impl Tx<'_> {
     }
 
     /// Inserts or replaces a role's record (members and owners are not touched).
-    pub async fn upsert_dir_role(&mut self, role: &NextRole, source: &str) -> Result<bool, StoreError> {
+    pub async fn upsert_dir_role(
+        &mut self,
+        role: &NextRole,
+        source: &str,
+    ) -> Result<bool, StoreError> {
         let t = now();
-        let done = sqlx::query("UPDATE dir_roles SET source = $2, record = $3, updated_at = $4 WHERE name = $1")
-            .bind(&role.name)
-            .bind(source)
-            .bind(role_record(role)?)
-            .bind(t)
-            .execute(self.conn())
-            .await
-            .map_err(StoreError::query("updating a role"))?;
+        let done = sqlx::query(
+            "UPDATE dir_roles SET source = $2, record = $3, updated_at = $4 WHERE name = $1",
+        )
+        .bind(&role.name)
+        .bind(source)
+        .bind(role_record(role)?)
+        .bind(t)
+        .execute(self.conn())
+        .await
+        .map_err(StoreError::query("updating a role"))?;
         if done.rows_affected() > 0 {
             return Ok(false);
         }
@@ -832,7 +899,11 @@ impl Tx<'_> {
     }
 
     /// Inserts a role. [`StoreError::Conflict`] if the name is taken.
-    pub async fn insert_dir_role(&mut self, role: &NextRole, source: &str) -> Result<(), StoreError> {
+    pub async fn insert_dir_role(
+        &mut self,
+        role: &NextRole,
+        source: &str,
+    ) -> Result<(), StoreError> {
         if q::dir_role(self.conn(), &role.name).await?.is_some() {
             return Err(StoreError::Conflict {
                 what: format!("role {}", role.name),
@@ -902,7 +973,10 @@ impl Tx<'_> {
     }
 
     /// The live relationship at `address`, if any.
-    pub async fn relationship(&mut self, address: &Address) -> Result<Option<RelationshipRow>, StoreError> {
+    pub async fn relationship(
+        &mut self,
+        address: &Address,
+    ) -> Result<Option<RelationshipRow>, StoreError> {
         q::relationship(self.conn(), address).await
     }
 
@@ -977,7 +1051,11 @@ impl Tx<'_> {
             ObjectType::Role,
             role,
             ObjectType::User,
-            &[Relationship::Member, Relationship::Owner, Relationship::Admin],
+            &[
+                Relationship::Member,
+                Relationship::Owner,
+                Relationship::Admin,
+            ],
         )
         .await
     }
@@ -1086,9 +1164,11 @@ impl Tx<'_> {
         .execute(self.conn())
         .await
         .map_err(StoreError::query("closing a proposal"))?;
-        let p = q::proposal(self.conn(), id).await?.ok_or_else(|| StoreError::NotFound {
-            what: format!("proposal {id}"),
-        })?;
+        let p = q::proposal(self.conn(), id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: format!("proposal {id}"),
+            })?;
         if done.rows_affected() == 0 {
             return Err(StoreError::Conflict {
                 what: format!("proposal {id} is {}; a closed proposal", p.status),
@@ -1108,12 +1188,17 @@ impl Tx<'_> {
         .fetch_all(self.conn())
         .await
         .map_err(StoreError::query("reading expired relationships"))?;
-        let relationships = rows.iter().map(address_from).collect::<Result<Vec<_>, _>>()?;
-        sqlx::query("DELETE FROM dir_relationships WHERE expires_at IS NOT NULL AND expires_at <= $1")
-            .bind(at)
-            .execute(self.conn())
-            .await
-            .map_err(StoreError::query("deleting expired relationships"))?;
+        let relationships = rows
+            .iter()
+            .map(address_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        sqlx::query(
+            "DELETE FROM dir_relationships WHERE expires_at IS NOT NULL AND expires_at <= $1",
+        )
+        .bind(at)
+        .execute(self.conn())
+        .await
+        .map_err(StoreError::query("deleting expired relationships"))?;
         let ids: Vec<String> = sqlx::query(
             "SELECT id FROM dir_proposals WHERE status = 'open' AND expires_at IS NOT NULL AND expires_at <= $1 ORDER BY seq",
         )
@@ -1161,7 +1246,11 @@ impl Tx<'_> {
     }
 
     /// Forgets that the directory manages `user`'s NATS user in `account`.
-    pub async fn remove_dir_nats_user(&mut self, user: &str, account: &str) -> Result<(), StoreError> {
+    pub async fn remove_dir_nats_user(
+        &mut self,
+        user: &str,
+        account: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM dir_nats_users WHERE user_id = $1 AND account = $2")
             .bind(user)
             .bind(account)
@@ -1172,7 +1261,10 @@ impl Tx<'_> {
     }
 
     /// Warden's current copy of the directory `source`.
-    pub async fn directory_snapshot(&mut self, source: &str) -> Result<DirectorySnapshot, StoreError> {
+    pub async fn directory_snapshot(
+        &mut self,
+        source: &str,
+    ) -> Result<DirectorySnapshot, StoreError> {
         q::snapshot(self.conn(), source).await
     }
 
@@ -1207,7 +1299,12 @@ impl Tx<'_> {
         for u in plan.create_users.iter().chain(&plan.update_users) {
             match q::dir_user(self.conn(), &u.id).await? {
                 Some(existing) if existing.source != source => {
-                    skip(&mut report, "user", &u.id, format!("exists from source {}", existing.source));
+                    skip(
+                        &mut report,
+                        "user",
+                        &u.id,
+                        format!("exists from source {}", existing.source),
+                    );
                     continue;
                 }
                 Some(existing) => {
@@ -1236,7 +1333,12 @@ impl Tx<'_> {
         for (id, manager) in managers {
             let manager = match manager {
                 Some(m) if q::dir_user(self.conn(), &m).await?.is_none() => {
-                    skip(&mut report, "user", &id, format!("manager {m} is not a directory user"));
+                    skip(
+                        &mut report,
+                        "user",
+                        &id,
+                        format!("manager {m} is not a directory user"),
+                    );
                     None
                 }
                 other => other,
@@ -1251,7 +1353,12 @@ impl Tx<'_> {
             if let Some(e) = &existing
                 && e.source != source
             {
-                skip(&mut report, "role", &r.name, format!("exists from source {}", e.source));
+                skip(
+                    &mut report,
+                    "role",
+                    &r.name,
+                    format!("exists from source {}", e.source),
+                );
                 continue;
             }
             let record_changed = match &existing {
@@ -1271,7 +1378,10 @@ impl Tx<'_> {
             }
             let mut changed = record_changed;
             let holds_tasks = existing.as_ref().is_some_and(|e| !e.tasks.is_empty());
-            for (rel, wanted) in [(Relationship::Member, &r.members), (Relationship::Owner, &r.owners)] {
+            for (rel, wanted) in [
+                (Relationship::Member, &r.members),
+                (Relationship::Owner, &r.owners),
+            ] {
                 let current: BTreeSet<String> = match &existing {
                     Some(e) => {
                         let mut only = e.clone();
@@ -1288,11 +1398,17 @@ impl Tx<'_> {
                     if current.contains(id) || q::dir_user(self.conn(), id).await?.is_some() {
                         want.insert(id.clone());
                     } else {
-                        skip(&mut report, "role", &r.name, format!("{} {id} is not a directory user", rel));
+                        skip(
+                            &mut report,
+                            "role",
+                            &r.name,
+                            format!("{} {id} is not a directory user", rel),
+                        );
                     }
                 }
                 for id in current.difference(&want) {
-                    self.delete_relationship(&Address::role_user(&r.name, rel, id)).await?;
+                    self.delete_relationship(&Address::role_user(&r.name, rel, id))
+                        .await?;
                     changed = true;
                     if holds_tasks {
                         affected.insert(id.clone());
@@ -1324,7 +1440,12 @@ impl Tx<'_> {
                     self.delete_dir_role(name).await?;
                     report.roles_deleted += 1;
                 }
-                Some(e) => skip(&mut report, "role", name, format!("belongs to source {}", e.source)),
+                Some(e) => skip(
+                    &mut report,
+                    "role",
+                    name,
+                    format!("belongs to source {}", e.source),
+                ),
                 None => skip(&mut report, "role", name, "not in Warden".into()),
             }
         }
@@ -1337,14 +1458,23 @@ impl Tx<'_> {
                     self.delete_dir_user(id).await?;
                     report.users_deleted += 1;
                 }
-                Some(e) => skip(&mut report, "user", id, format!("belongs to source {}", e.source)),
+                Some(e) => skip(
+                    &mut report,
+                    "user",
+                    id,
+                    format!("belongs to source {}", e.source),
+                ),
                 None => skip(&mut report, "user", id, "not in Warden".into()),
             }
         }
         Ok((report, affected))
     }
 
-    async fn update_dir_user_record(&mut self, user: &NextUser, source: &str) -> Result<(), StoreError> {
+    async fn update_dir_user_record(
+        &mut self,
+        user: &NextUser,
+        source: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE dir_users SET source = $2, record = $3, updated_at = $4 WHERE id = $1")
             .bind(&user.id)
             .bind(source)

@@ -82,35 +82,71 @@ fn task(name: &str, account: &str, allow_pub: &str) -> DirTaskRow {
 
 async fn users_roles_tasks_and_relationships(store: Store) {
     let mut tx = store.begin().await.unwrap();
-    tx.insert_dir_user(&user("boss", None), WARDEN_SOURCE).await.unwrap();
-    tx.insert_dir_user(&user("alice", Some("boss")), WARDEN_SOURCE).await.unwrap();
-    let dup = tx.insert_dir_user(&user("alice", None), WARDEN_SOURCE).await;
+    tx.insert_dir_user(&user("boss", None), WARDEN_SOURCE)
+        .await
+        .unwrap();
+    tx.insert_dir_user(&user("alice", Some("boss")), WARDEN_SOURCE)
+        .await
+        .unwrap();
+    let dup = tx
+        .insert_dir_user(&user("alice", None), WARDEN_SOURCE)
+        .await;
     assert!(matches!(dup, Err(StoreError::Conflict { .. })), "{dup:?}");
     tx.commit().await.unwrap();
 
     let mut tx = store.begin().await.unwrap();
-    tx.insert_dir_role(&NextRole { name: "ops".into(), ..Default::default() }, WARDEN_SOURCE)
-        .await
-        .unwrap();
+    tx.insert_dir_role(
+        &NextRole {
+            name: "ops".into(),
+            ..Default::default()
+        },
+        WARDEN_SOURCE,
+    )
+    .await
+    .unwrap();
     let dup = tx
-        .insert_dir_role(&NextRole { name: "ops".into(), ..Default::default() }, WARDEN_SOURCE)
+        .insert_dir_role(
+            &NextRole {
+                name: "ops".into(),
+                ..Default::default()
+            },
+            WARDEN_SOURCE,
+        )
         .await;
     assert!(matches!(dup, Err(StoreError::Conflict { .. })), "{dup:?}");
-    tx.insert_dir_task(&task("pub-orders", "APP", "orders.>")).await.unwrap();
-    tx.insert_dir_task(&task("pub-billing", "BILL", "billing.>")).await.unwrap();
+    tx.insert_dir_task(&task("pub-orders", "APP", "orders.>"))
+        .await
+        .unwrap();
+    tx.insert_dir_task(&task("pub-billing", "BILL", "billing.>"))
+        .await
+        .unwrap();
     let dup = tx.insert_dir_task(&task("pub-orders", "APP", "x")).await;
     assert!(matches!(dup, Err(StoreError::Conflict { .. })), "{dup:?}");
     let member = Address::role_user("ops", Relationship::Member, "alice");
-    tx.put_relationship(&member, WARDEN_SOURCE, None).await.unwrap();
-    tx.put_relationship(&Address::role_user("ops", Relationship::Owner, "boss"), WARDEN_SOURCE, None)
+    tx.put_relationship(&member, WARDEN_SOURCE, None)
         .await
         .unwrap();
-    tx.put_relationship(&Address::role_task("ops", "pub-orders"), WARDEN_SOURCE, None)
-        .await
-        .unwrap();
-    tx.put_relationship(&Address::role_task("ops", "pub-billing"), WARDEN_SOURCE, None)
-        .await
-        .unwrap();
+    tx.put_relationship(
+        &Address::role_user("ops", Relationship::Owner, "boss"),
+        WARDEN_SOURCE,
+        None,
+    )
+    .await
+    .unwrap();
+    tx.put_relationship(
+        &Address::role_task("ops", "pub-orders"),
+        WARDEN_SOURCE,
+        None,
+    )
+    .await
+    .unwrap();
+    tx.put_relationship(
+        &Address::role_task("ops", "pub-billing"),
+        WARDEN_SOURCE,
+        None,
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
 
     // One lookup per fact.
@@ -131,7 +167,12 @@ async fn users_roles_tasks_and_relationships(store: Store) {
     assert_eq!(role.tasks, vec!["pub-billing", "pub-orders"]);
     assert_eq!(
         store
-            .related(ObjectType::Role, "ops", ObjectType::User, &[Relationship::Owner, Relationship::Member])
+            .related(
+                ObjectType::Role,
+                "ops",
+                ObjectType::User,
+                &[Relationship::Owner, Relationship::Member]
+            )
             .await
             .unwrap(),
         vec!["alice", "boss"]
@@ -139,8 +180,15 @@ async fn users_roles_tasks_and_relationships(store: Store) {
     // Owner implies member: both hold the role's tasks.
     for who in ["alice", "boss"] {
         let held = store.held_tasks(who).await.unwrap();
-        let names: Vec<_> = held.iter().map(|h| (h.task.as_str(), h.account.as_str())).collect();
-        assert_eq!(names, vec![("pub-billing", "BILL"), ("pub-orders", "APP")], "{who}");
+        let names: Vec<_> = held
+            .iter()
+            .map(|h| (h.task.as_str(), h.account.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![("pub-billing", "BILL"), ("pub-orders", "APP")],
+            "{who}"
+        );
         assert!(held.iter().all(|h| h.role == "ops"));
     }
     assert!(store.held_tasks("nobody").await.unwrap().is_empty());
@@ -148,10 +196,19 @@ async fn users_roles_tasks_and_relationships(store: Store) {
     // Deleting a user takes their relationships with them.
     let mut tx = store.begin().await.unwrap();
     tx.delete_dir_user("alice").await.unwrap();
-    assert!(matches!(tx.delete_dir_user("alice").await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        tx.delete_dir_user("alice").await,
+        Err(StoreError::NotFound { .. })
+    ));
     tx.commit().await.unwrap();
     assert!(store.relationship(&member).await.unwrap().is_none());
-    assert!(store.relationships_of_user("alice").await.unwrap().is_empty());
+    assert!(
+        store
+            .relationships_of_user("alice")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(store.dir_users().await.unwrap().len(), 1);
 }
 
@@ -161,19 +218,36 @@ async fn expired_relationships_are_invisible_then_removed(store: Store) {
         .unwrap()
         .as_secs() as i64;
     let mut tx = store.begin().await.unwrap();
-    tx.insert_dir_user(&user("u", None), WARDEN_SOURCE).await.unwrap();
-    tx.insert_dir_role(&NextRole { name: "r".into(), ..Default::default() }, WARDEN_SOURCE)
+    tx.insert_dir_user(&user("u", None), WARDEN_SOURCE)
         .await
         .unwrap();
+    tx.insert_dir_role(
+        &NextRole {
+            name: "r".into(),
+            ..Default::default()
+        },
+        WARDEN_SOURCE,
+    )
+    .await
+    .unwrap();
     tx.insert_dir_task(&task("t", "APP", "a.>")).await.unwrap();
-    tx.put_relationship(&Address::role_task("r", "t"), WARDEN_SOURCE, None).await.unwrap();
+    tx.put_relationship(&Address::role_task("r", "t"), WARDEN_SOURCE, None)
+        .await
+        .unwrap();
     let past = Address::role_user("r", Relationship::Member, "u");
-    tx.put_relationship(&past, WARDEN_SOURCE, Some(now - 5)).await.unwrap();
+    tx.put_relationship(&past, WARDEN_SOURCE, Some(now - 5))
+        .await
+        .unwrap();
     let future = Address::role_user("r", Relationship::Owner, "u");
-    tx.put_relationship(&future, WARDEN_SOURCE, Some(now + 3600)).await.unwrap();
+    tx.put_relationship(&future, WARDEN_SOURCE, Some(now + 3600))
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
 
-    assert!(store.relationship(&past).await.unwrap().is_none(), "expired: invisible");
+    assert!(
+        store.relationship(&past).await.unwrap().is_none(),
+        "expired: invisible"
+    );
     let live = store.relationship(&future).await.unwrap().unwrap();
     assert_eq!(live.expires_at, Some(now + 3600));
     // Only the owner relationship (alive) grants the task now.
@@ -196,7 +270,10 @@ async fn expired_relationships_are_invisible_then_removed(store: Store) {
     tx.commit().await.unwrap();
     assert_eq!(gone.relationships, vec![past.clone()]);
     assert_eq!(gone.proposals, vec![p.id.clone()]);
-    assert_eq!(store.proposal(&p.id).await.unwrap().unwrap().status, ProposalStatus::Expired);
+    assert_eq!(
+        store.proposal(&p.id).await.unwrap().unwrap().status,
+        ProposalStatus::Expired
+    );
     // A second tick finds nothing.
     let mut tx = store.begin().await.unwrap();
     let again = tx.expire_governance(now).await.unwrap();
@@ -232,9 +309,12 @@ async fn proposals_number_close_once_and_filter(store: Store) {
 
     let mut tx = store.begin().await.unwrap();
     assert_eq!(
-        tx.open_proposals_on(&Address::role_user("r", Relationship::Member, "u1"), Change::Add)
-            .await
-            .unwrap(),
+        tx.open_proposals_on(
+            &Address::role_user("r", Relationship::Member, "u1"),
+            Change::Add
+        )
+        .await
+        .unwrap(),
         vec!["p2"]
     );
     let closed = tx
@@ -244,32 +324,66 @@ async fn proposals_number_close_once_and_filter(store: Store) {
     assert_eq!(closed.status, ProposalStatus::Confirmed);
     assert_eq!(closed.closer.as_deref(), Some("owner"));
     assert!(closed.closed_at.is_some());
-    let twice = tx.close_proposal("p2", ProposalStatus::Rejected, "x", None).await;
-    assert!(matches!(twice, Err(StoreError::Conflict { .. })), "{twice:?}");
-    let missing = tx.close_proposal("p9", ProposalStatus::Rejected, "x", None).await;
-    assert!(matches!(missing, Err(StoreError::NotFound { .. })), "{missing:?}");
+    let twice = tx
+        .close_proposal("p2", ProposalStatus::Rejected, "x", None)
+        .await;
+    assert!(
+        matches!(twice, Err(StoreError::Conflict { .. })),
+        "{twice:?}"
+    );
+    let missing = tx
+        .close_proposal("p9", ProposalStatus::Rejected, "x", None)
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound { .. })),
+        "{missing:?}"
+    );
     tx.commit().await.unwrap();
 
     let open = store
-        .proposals(&ProposalFilter { status: Some(ProposalStatus::Open), ..Default::default() })
+        .proposals(&ProposalFilter {
+            status: Some(ProposalStatus::Open),
+            ..Default::default()
+        })
         .await
         .unwrap();
-    assert_eq!(open.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), vec!["p1", "p3"]);
+    assert_eq!(
+        open.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+        vec!["p1", "p3"]
+    );
     let by_a = store
-        .proposals(&ProposalFilter { initiator: Some("a".into()), ..Default::default() })
+        .proposals(&ProposalFilter {
+            initiator: Some("a".into()),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(by_a.len(), 2);
-    assert_eq!(store.proposals(&ProposalFilter::default()).await.unwrap().len(), 3);
+    assert_eq!(
+        store
+            .proposals(&ProposalFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
 }
 
 async fn sync_plan_is_idempotent_and_keeps_sources_apart(store: Store) {
     // A Warden-made user and role the sync must not touch.
     let mut tx = store.begin().await.unwrap();
-    tx.insert_dir_user(&user("local", None), WARDEN_SOURCE).await.unwrap();
-    tx.insert_dir_role(&NextRole { name: "local-role".into(), ..Default::default() }, WARDEN_SOURCE)
+    tx.insert_dir_user(&user("local", None), WARDEN_SOURCE)
         .await
         .unwrap();
+    tx.insert_dir_role(
+        &NextRole {
+            name: "local-role".into(),
+            ..Default::default()
+        },
+        WARDEN_SOURCE,
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
 
     let role = |name: &str, members: &[&str], owners: &[&str]| NextRole {
@@ -282,7 +396,11 @@ async fn sync_plan_is_idempotent_and_keeps_sources_apart(store: Store) {
     let plan = SyncPlan {
         source: "ldap:corp".into(),
         // The manager comes after the user in the plan.
-        create_users: vec![user("ann", Some("bob")), user("bob", None), user("local", None)],
+        create_users: vec![
+            user("ann", Some("bob")),
+            user("bob", None),
+            user("local", None),
+        ],
         create_roles: vec![
             role("eng", &["ann", "bob", "ghost"], &["bob"]),
             role("local-role", &["ann"], &[]),
@@ -294,16 +412,51 @@ async fn sync_plan_is_idempotent_and_keeps_sources_apart(store: Store) {
     tx.commit().await.unwrap();
     assert_eq!(report.users_created, 2, "{report:?}");
     assert_eq!(report.roles_created, 1, "{report:?}");
-    let reasons: Vec<String> = report.skipped.iter().map(|s| format!("{} {} {}", s.kind, s.key, s.reason)).collect();
-    assert!(reasons.iter().any(|r| r.contains("user local exists from source warden")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("role local-role exists from source warden")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("ghost is not a directory user")), "{reasons:?}");
+    let reasons: Vec<String> = report
+        .skipped
+        .iter()
+        .map(|s| format!("{} {} {}", s.kind, s.key, s.reason))
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("user local exists from source warden")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("role local-role exists from source warden")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("ghost is not a directory user")),
+        "{reasons:?}"
+    );
     assert!(affected.is_empty(), "new roles hold no tasks");
-    assert_eq!(store.dir_user("ann").await.unwrap().unwrap().user.manager.as_deref(), Some("bob"));
-    assert_eq!(store.dir_user("local").await.unwrap().unwrap().source, WARDEN_SOURCE);
+    assert_eq!(
+        store
+            .dir_user("ann")
+            .await
+            .unwrap()
+            .unwrap()
+            .user
+            .manager
+            .as_deref(),
+        Some("bob")
+    );
+    assert_eq!(
+        store.dir_user("local").await.unwrap().unwrap().source,
+        WARDEN_SOURCE
+    );
 
     let snap = store.directory_snapshot("ldap:corp").await.unwrap();
-    assert_eq!(snap.users.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(), vec!["ann", "bob"]);
+    assert_eq!(
+        snap.users.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
+        vec!["ann", "bob"]
+    );
     assert_eq!(snap.users[0].manager.as_deref(), Some("bob"));
     assert_eq!(snap.roles.len(), 1);
     assert_eq!(snap.roles[0].members, vec!["ann", "bob"]);
@@ -313,12 +466,20 @@ async fn sync_plan_is_idempotent_and_keeps_sources_apart(store: Store) {
     // A membership added in Warden (not by the sync) is not part of the source's snapshot
     // and survives the source's updates; a task on the role makes its holders affected.
     let mut tx = store.begin().await.unwrap();
-    tx.insert_dir_user(&user("carol", None), WARDEN_SOURCE).await.unwrap();
-    tx.put_relationship(&Address::role_user("eng", Relationship::Member, "carol"), WARDEN_SOURCE, None)
+    tx.insert_dir_user(&user("carol", None), WARDEN_SOURCE)
         .await
         .unwrap();
+    tx.put_relationship(
+        &Address::role_user("eng", Relationship::Member, "carol"),
+        WARDEN_SOURCE,
+        None,
+    )
+    .await
+    .unwrap();
     tx.insert_dir_task(&task("t", "APP", "x.>")).await.unwrap();
-    tx.put_relationship(&Address::role_task("eng", "t"), WARDEN_SOURCE, None).await.unwrap();
+    tx.put_relationship(&Address::role_task("eng", "t"), WARDEN_SOURCE, None)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(store.directory_snapshot("ldap:corp").await.unwrap(), snap);
 
@@ -327,7 +488,12 @@ async fn sync_plan_is_idempotent_and_keeps_sources_apart(store: Store) {
     let (again, affected) = tx.apply_sync_plan(&plan).await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!(
-        (again.users_created, again.users_updated, again.roles_created, again.roles_updated),
+        (
+            again.users_created,
+            again.users_updated,
+            again.roles_created,
+            again.roles_updated
+        ),
         (0, 0, 0, 0),
         "{again:?}"
     );
@@ -345,11 +511,20 @@ async fn sync_plan_is_idempotent_and_keeps_sources_apart(store: Store) {
     tx.commit().await.unwrap();
     assert_eq!((r.roles_updated, r.users_deleted), (1, 1), "{r:?}");
     assert!(affected.contains("bob"), "{affected:?}");
-    assert!(r.skipped.iter().any(|s| s.key == "local" && s.reason.contains("belongs to source warden")), "{r:?}");
+    assert!(
+        r.skipped
+            .iter()
+            .any(|s| s.key == "local" && s.reason.contains("belongs to source warden")),
+        "{r:?}"
+    );
     assert!(store.dir_user("ann").await.unwrap().is_none());
     assert!(store.dir_user("local").await.unwrap().is_some());
     let eng = store.dir_role("eng").await.unwrap().unwrap();
-    assert_eq!(eng.role.members, vec!["carol"], "ann deleted, bob dropped, carol kept");
+    assert_eq!(
+        eng.role.members,
+        vec!["carol"],
+        "ann deleted, bob dropped, carol kept"
+    );
     assert!(eng.role.owners.is_empty());
 
     let del = SyncPlan {

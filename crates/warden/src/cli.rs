@@ -1129,7 +1129,9 @@ async fn user(g: &Global, w: &Warden, cmd: UserCmd) -> Result<()> {
             user,
             subject,
             account,
-        } => crate::governance_cli::run_explain(g.json, w, &user, &subject, account.as_deref()).await,
+        } => {
+            crate::governance_cli::run_explain(g.json, w, &user, &subject, account.as_deref()).await
+        }
     }
 }
 

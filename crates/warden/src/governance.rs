@@ -25,8 +25,7 @@ use warden_core::governance::{
 };
 use warden_core::{UserName, UserSpec};
 use warden_store::governance::{
-    DirRoleRow, DirTaskRow, DirUserRow, NewProposal, ProposalFilter, RelationshipRow,
-    WARDEN_SOURCE,
+    DirRoleRow, DirTaskRow, DirUserRow, NewProposal, ProposalFilter, RelationshipRow, WARDEN_SOURCE,
 };
 use warden_store::{OperatorRow, Tx};
 
@@ -171,7 +170,10 @@ pub fn check_name(kind: &str, name: &str) -> Result<()> {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
     if ok {
         Ok(())
     } else {
@@ -231,14 +233,18 @@ impl Warden {
         let name = self.settings.naming.user(&user.id)?;
         user.id = name.to_string();
         let mut tx = self.store.begin().await?;
-        self.need_sysadmin(&mut tx, actor, "add directory users").await?;
+        self.need_sysadmin(&mut tx, actor, "add directory users")
+            .await?;
         if let Some(m) = &user.manager {
             self.need_dir_user(&mut tx, m, "manager").await?;
         }
-        let first = self.store.dir_users().await?.is_empty() && tx.dir_user(&user.id).await?.is_none();
+        let first =
+            self.store.dir_users().await?.is_empty() && tx.dir_user(&user.id).await?.is_none();
         tx.insert_dir_user(&user, WARDEN_SOURCE)
             .await
-            .map_err(|e| crate::ops::conflict(e, || format!("directory user {} already exists", user.id)))?;
+            .map_err(|e| {
+                crate::ops::conflict(e, || format!("directory user {} already exists", user.id))
+            })?;
         let make_admin = sysadmin || first;
         if make_admin {
             tx.put_relationship(&Address::sysadmin(&user.id), WARDEN_SOURCE, None)
@@ -321,8 +327,12 @@ impl Warden {
             .await
             .map_err(|e| crate::ops::conflict(e, || format!("role {name} already exists")))?;
         for o in owners {
-            tx.put_relationship(&Address::role_user(name, Relationship::Owner, o), WARDEN_SOURCE, None)
-                .await?;
+            tx.put_relationship(
+                &Address::role_user(name, Relationship::Owner, o),
+                WARDEN_SOURCE,
+                None,
+            )
+            .await?;
         }
         tx.record(self.gov_event(
             actor,
@@ -414,8 +424,12 @@ impl Warden {
             .await
             .map_err(|e| crate::ops::conflict(e, || format!("task {name} already exists")))?;
         for o in owners {
-            tx.put_relationship(&Address::task_user(name, Relationship::Owner, o), WARDEN_SOURCE, None)
-                .await?;
+            tx.put_relationship(
+                &Address::task_user(name, Relationship::Owner, o),
+                WARDEN_SOURCE,
+                None,
+            )
+            .await?;
         }
         tx.record(self.gov_event(
             actor,
@@ -438,11 +452,21 @@ impl Warden {
             .ok_or_else(|| OpsError::NotFound(format!("task {name}")))?;
         let owners = self
             .store
-            .related(ObjectType::Task, name, ObjectType::User, &[Relationship::Owner])
+            .related(
+                ObjectType::Task,
+                name,
+                ObjectType::User,
+                &[Relationship::Owner],
+            )
             .await?;
         let admins = self
             .store
-            .related(ObjectType::Task, name, ObjectType::User, &[Relationship::Admin])
+            .related(
+                ObjectType::Task,
+                name,
+                ObjectType::User,
+                &[Relationship::Admin],
+            )
             .await?;
         Ok(TaskView {
             id: row.name.clone(),
@@ -465,27 +489,39 @@ impl Warden {
     async fn approval_facts(&self, tx: &mut Tx<'_>, p: &Proposal) -> Result<ApprovalFacts> {
         let mut f = ApprovalFacts {
             sysadmins: tx
-                .related(ObjectType::SysAdmin, gov::SYSADMIN, ObjectType::User, &[Relationship::Member])
+                .related(
+                    ObjectType::SysAdmin,
+                    gov::SYSADMIN,
+                    ObjectType::User,
+                    &[Relationship::Member],
+                )
                 .await?
                 .into_iter()
                 .collect(),
             ..Default::default()
         };
         let a = &p.address;
-        match a.object_type {
-            ObjectType::Role => {
-                f.role_owners = tx
-                    .related(ObjectType::Role, &a.object_id, ObjectType::User, &[Relationship::Owner])
-                    .await?
-                    .into_iter()
-                    .collect();
-                f.role_admins = tx
-                    .related(ObjectType::Role, &a.object_id, ObjectType::User, &[Relationship::Admin])
-                    .await?
-                    .into_iter()
-                    .collect();
-            }
-            _ => {}
+        if a.object_type == ObjectType::Role {
+            f.role_owners = tx
+                .related(
+                    ObjectType::Role,
+                    &a.object_id,
+                    ObjectType::User,
+                    &[Relationship::Owner],
+                )
+                .await?
+                .into_iter()
+                .collect();
+            f.role_admins = tx
+                .related(
+                    ObjectType::Role,
+                    &a.object_id,
+                    ObjectType::User,
+                    &[Relationship::Admin],
+                )
+                .await?
+                .into_iter()
+                .collect();
         }
         let task = match (a.object_type, a.related_type) {
             (ObjectType::Task, _) => Some(a.object_id.clone()),
@@ -494,12 +530,22 @@ impl Warden {
         };
         if let Some(t) = task {
             f.task_owners = tx
-                .related(ObjectType::Task, &t, ObjectType::User, &[Relationship::Owner])
+                .related(
+                    ObjectType::Task,
+                    &t,
+                    ObjectType::User,
+                    &[Relationship::Owner],
+                )
                 .await?
                 .into_iter()
                 .collect();
             f.task_admins = tx
-                .related(ObjectType::Task, &t, ObjectType::User, &[Relationship::Admin])
+                .related(
+                    ObjectType::Task,
+                    &t,
+                    ObjectType::User,
+                    &[Relationship::Admin],
+                )
                 .await?
                 .into_iter()
                 .collect();
@@ -549,7 +595,8 @@ impl Warden {
                 }
             }
             _ => {
-                self.need_dir_user(&mut tx, &address.object_id, "user").await?;
+                self.need_dir_user(&mut tx, &address.object_id, "user")
+                    .await?;
             }
         }
         match address.related_type {
@@ -559,7 +606,8 @@ impl Warden {
                 }
             }
             _ => {
-                self.need_dir_user(&mut tx, &address.related_id, "user").await?;
+                self.need_dir_user(&mut tx, &address.related_id, "user")
+                    .await?;
             }
         }
         let exists = tx.relationship(&address).await?.is_some();
@@ -568,7 +616,9 @@ impl Warden {
                 return Err(OpsError::Conflict(format!("{address} already holds")));
             }
             Change::Remove if !exists => {
-                return Err(OpsError::Conflict(format!("{address} does not hold: nothing to remove")));
+                return Err(OpsError::Conflict(format!(
+                    "{address} does not hold: nothing to remove"
+                )));
             }
             Change::Update if exists => {
                 return Err(OpsError::Conflict(format!(
@@ -787,7 +837,11 @@ impl Warden {
             } else {
                 status
             },
-            initiator: if mine { actor.map(str::to_string) } else { None },
+            initiator: if mine {
+                actor.map(str::to_string)
+            } else {
+                None
+            },
             limit: 0,
         };
         let list = self.store.proposals(&filter).await?;
@@ -893,7 +947,11 @@ impl Warden {
                     invalid.push(SyncSkip {
                         kind: "user".into(),
                         key: u.id.clone(),
-                        reason: format!("{:?} is not a valid NATS user name ({})", u.id, naming.user.as_str()),
+                        reason: format!(
+                            "{:?} is not a valid NATS user name ({})",
+                            u.id,
+                            naming.user.as_str()
+                        ),
                     });
                     false
                 }

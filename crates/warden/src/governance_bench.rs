@@ -124,9 +124,7 @@ pub async fn bench(json: bool, args: BenchGovernanceArgs) -> Result<()> {
         user: None,
         settings: Default::default(),
         service_urls: vec![],
-        migrations: warden_core::default_migrations(
-            warden_core::bootstrap::DEFAULT_SERVICE_PREFIX,
-        ),
+        migrations: warden_core::default_migrations(warden_core::bootstrap::DEFAULT_SERVICE_PREFIX),
     })
     .await?;
     w.add_account("APP", Default::default()).await?;

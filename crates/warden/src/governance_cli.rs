@@ -30,9 +30,11 @@ pub struct Acting {
 
 impl Acting {
     fn required(&self, what: &str) -> Result<&str> {
-        self.as_user
-            .as_deref()
-            .ok_or_else(|| usage(format!("{what} needs --as USER (the acting directory user)")))
+        self.as_user.as_deref().ok_or_else(|| {
+            usage(format!(
+                "{what} needs --as USER (the acting directory user)"
+            ))
+        })
     }
 }
 
@@ -506,9 +508,8 @@ pub async fn run_task(json: bool, cmd: TaskCmd, w: &Warden) -> Result<()> {
             let mut t = Table::new();
             t.set_header(["TASK", "ACCOUNT", "ALLOW PUB", "ALLOW SUB", "OWNERS"]);
             for v in &list {
-                let join = |s: &[Subject]| {
-                    s.iter().map(Subject::as_str).collect::<Vec<_>>().join(", ")
-                };
+                let join =
+                    |s: &[Subject]| s.iter().map(Subject::as_str).collect::<Vec<_>>().join(", ");
                 t.add_row([
                     v.id.clone(),
                     v.row.account.clone(),
@@ -650,7 +651,9 @@ pub async fn run_proposals(json: bool, cmd: ProposalsCmd, w: &Warden) -> Result<
                 return print_json(&list);
             }
             let mut t = Table::new();
-            t.set_header(["ID", "MESSAGE", "OBJECT", "RELATED", "BY", "STATUS", "CREATED"]);
+            t.set_header([
+                "ID", "MESSAGE", "OBJECT", "RELATED", "BY", "STATUS", "CREATED",
+            ]);
             for v in &list {
                 let p = &v.proposal;
                 t.add_row([

@@ -42,7 +42,11 @@ async fn publish_refused(c: &mut Client, subject: &str, what: &str) {
 /// Subscribes to `subject`, publishes on it and requires the message back (the server
 /// allowed both), with no server error.
 async fn publish_delivered(c: &mut Client, subject: &str, what: &str) {
-    let mut sub = c.client.subscribe(subject.to_string()).await.expect("subscribe");
+    let mut sub = c
+        .client
+        .subscribe(subject.to_string())
+        .await
+        .expect("subscribe");
     c.client.flush().await.expect("flush");
     c.client
         .publish(subject.to_string(), "yes".into())
@@ -54,7 +58,10 @@ async fn publish_delivered(c: &mut Client, subject: &str, what: &str) {
         .unwrap_or_else(|_| panic!("{what}: message on {subject} not delivered"))
         .expect("subscription open");
     assert_eq!(&m.payload[..], b"yes");
-    assert!(c.errors.try_recv().is_err(), "{what}: unexpected server error");
+    assert!(
+        c.errors.try_recv().is_err(),
+        "{what}: unexpected server error"
+    );
 }
 
 /// Connects until the server refuses the creds (a pushed revocation applies on the
@@ -110,51 +117,141 @@ async fn scenario(line: ServerLine) {
     }
     // Bad input: usage errors, nothing added.
     home.fails(2, &["dir", "user", "add", "Bad Name", "--name", "x"]);
-    let e = home.fails(1, &["dir", "user", "add", "eve", "--name", "Eve", "--as", "mallory"]);
+    let e = home.fails(
+        1,
+        &[
+            "dir", "user", "add", "eve", "--name", "Eve", "--as", "mallory",
+        ],
+    );
     assert!(e.contains("system administrator"), "{e}");
-    assert_eq!(home.json(&["dir", "user", "list"]).as_array().unwrap().len(), 4);
+    assert_eq!(
+        home.json(&["dir", "user", "list"])
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
 
     // Tasks: one the user already holds (so they have creds before), one they will get.
     home.json(&[
-        "task", "create", "status-read", "--account", "APP", "--allow-sub", "status.>",
-        "--owner", "admin", "--as", "admin",
+        "task",
+        "create",
+        "status-read",
+        "--account",
+        "APP",
+        "--allow-sub",
+        "status.>",
+        "--owner",
+        "admin",
+        "--as",
+        "admin",
     ]);
     let t = home.json(&[
-        "task", "create", "orders", "--account", "APP", "--allow-pub", "orders.>",
-        "--allow-sub", "orders.>", "--deny-pub", "orders.secret", "--owner", "admin", "--as",
+        "task",
+        "create",
+        "orders",
+        "--account",
+        "APP",
+        "--allow-pub",
+        "orders.>",
+        "--allow-sub",
+        "orders.>",
+        "--deny-pub",
+        "orders.secret",
+        "--owner",
+        "admin",
+        "--as",
         "admin",
     ]);
     assert_eq!(t["id"], "orders");
-    home.fails(2, &["task", "create", "bad", "--account", "APP", "--allow-pub", "a..b", "--owner", "admin"]);
-    let e = home.fails(1, &["task", "create", "t2", "--account", "APP", "--allow-pub", "x", "--owner", "admin", "--as", "olivia"]);
+    home.fails(
+        2,
+        &[
+            "task",
+            "create",
+            "bad",
+            "--account",
+            "APP",
+            "--allow-pub",
+            "a..b",
+            "--owner",
+            "admin",
+        ],
+    );
+    let e = home.fails(
+        1,
+        &[
+            "task",
+            "create",
+            "t2",
+            "--account",
+            "APP",
+            "--allow-pub",
+            "x",
+            "--owner",
+            "admin",
+            "--as",
+            "olivia",
+        ],
+    );
     assert!(e.contains("system administrator"), "{e}");
 
-    home.json(&["role", "create", "readers", "--owner", "olivia", "--as", "olivia"]);
-    home.json(&["role", "create", "sales", "--owner", "olivia", "--as", "olivia"]);
+    home.json(&[
+        "role", "create", "readers", "--owner", "olivia", "--as", "olivia",
+    ]);
+    home.json(&[
+        "role", "create", "sales", "--owner", "olivia", "--as", "olivia",
+    ]);
     // Tasks into roles: approved by the task's owner (admin), not the role's owner.
     let mut ids = Vec::new();
     for (role, task) in [("readers", "status-read"), ("sales", "orders")] {
         let p = home.json(&[
-            "propose", "role-task", "add", "--role", role, "--task", task, "--as", "olivia",
+            "propose",
+            "role-task",
+            "add",
+            "--role",
+            role,
+            "--task",
+            task,
+            "--as",
+            "olivia",
         ]);
         assert_eq!(p["message"], "PROPOSE_ADD_ROLE_TASK", "{p}");
         assert_eq!(p["approvers"], serde_json::json!(["admin"]), "{p}");
         ids.push(p["id"].as_str().unwrap().to_string());
     }
     let e = home.fails(1, &["confirm", &ids[0], "--as", "olivia"]);
-    assert!(e.contains("may not") && e.contains("owner of the task"), "{e}");
+    assert!(
+        e.contains("may not") && e.contains("owner of the task"),
+        "{e}"
+    );
     // Batch approval: each id its own transaction, a result per id; one bad id fails
     // the command (exit 1) but not the others.
-    let out = home.run(&["--json", "confirm", &ids[0], &ids[1], "p999", "--as", "admin"]);
+    let out = home.run(&[
+        "--json", "confirm", &ids[0], &ids[1], "p999", "--as", "admin",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let results: Value = serde_json::from_slice(&out.stdout).expect("batch JSON");
     assert_eq!(results[0]["ok"], true, "{results}");
     assert_eq!(results[1]["ok"], true, "{results}");
     assert_eq!(results[2]["ok"], false, "{results}");
-    assert!(results[2]["error"].as_str().unwrap().contains("not found"), "{results}");
+    assert!(
+        results[2]["error"].as_str().unwrap().contains("not found"),
+        "{results}"
+    );
 
     // Ulrich joins `readers` (self-proposed, approved by its owner): his first NATS user.
-    let p = home.json(&["propose", "role-member", "add", "--role", "readers", "--user", "ulrich", "--as", "ulrich"]);
+    let p = home.json(&[
+        "propose",
+        "role-member",
+        "add",
+        "--role",
+        "readers",
+        "--user",
+        "ulrich",
+        "--as",
+        "ulrich",
+    ]);
     let c = home.json(&["confirm", p["id"].as_str().unwrap(), "--as", "olivia"]);
     assert_eq!(c["status"], "confirmed", "{c}");
     assert_eq!(c["reissued"][0]["account"], "APP", "{c}");
@@ -168,20 +265,43 @@ async fn scenario(line: ServerLine) {
     let mut before = connect(&url, &creds_before)
         .await
         .unwrap_or_else(|e| panic!("[{v}] ulrich refused: {e}"));
-    publish_refused(&mut before, "orders.new", &format!("[{v}] before the grant")).await;
+    publish_refused(
+        &mut before,
+        "orders.new",
+        &format!("[{v}] before the grant"),
+    )
+    .await;
 
     // The proposal that matters: ulrich into sales, for GRANT_SECS.
     let expires = format!("@{}", now() + GRANT_SECS);
     let p = home.json(&[
-        "propose", "role-member", "add", "--role", "sales", "--user", "ulrich", "--expires",
-        &expires, "--reason", "quarter end", "--as", "ulrich",
+        "propose",
+        "role-member",
+        "add",
+        "--role",
+        "sales",
+        "--user",
+        "ulrich",
+        "--expires",
+        &expires,
+        "--reason",
+        "quarter end",
+        "--as",
+        "ulrich",
     ]);
     let pid = p["id"].as_str().unwrap().to_string();
     assert_eq!(p["message"], "PROPOSE_ADD_ROLE_MEMBER");
     assert_eq!(p["status"], "open");
     assert_eq!(p["approvers"], serde_json::json!(["olivia"]));
     let to_approve = home.json(&["proposals", "list", "--to-approve", "--as", "olivia"]);
-    assert!(to_approve.as_array().unwrap().iter().any(|x| x["id"] == pid.as_str()), "{to_approve}");
+    assert!(
+        to_approve
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["id"] == pid.as_str()),
+        "{to_approve}"
+    );
     let none = home.json(&["proposals", "list", "--to-approve", "--as", "mallory"]);
     assert_eq!(none, serde_json::json!([]));
     let mine = home.json(&["proposals", "list", "--mine", "--as", "ulrich"]);
@@ -191,10 +311,17 @@ async fn scenario(line: ServerLine) {
     // Unauthorised confirm: refused, exit 1, nothing changes.
     let ledger_before = actions(&home).len();
     let e = home.fails(1, &["confirm", &pid, "--as", "mallory"]);
-    assert!(e.contains("refused") && e.contains("mallory may not"), "{e}");
+    assert!(
+        e.contains("refused") && e.contains("mallory may not"),
+        "{e}"
+    );
     let e = home.fails(1, &["confirm", &pid, "--as", "ulrich"]);
     assert!(e.contains("may not"), "{e}");
-    assert_eq!(actions(&home).len(), ledger_before, "a refused confirm wrote to the ledger");
+    assert_eq!(
+        actions(&home).len(),
+        ledger_before,
+        "a refused confirm wrote to the ledger"
+    );
     assert_eq!(home.json(&["proposals", "show", &pid])["status"], "open");
     assert_eq!(home.ok(&["creds", "APP", "ulrich"]), creds_before);
 
@@ -203,11 +330,21 @@ async fn scenario(line: ServerLine) {
         .as_str()
         .unwrap()
         .to_string();
-    let c = home.json(&["confirm", &pid, "--justification", "approved", "--as", "olivia"]);
+    let c = home.json(&[
+        "confirm",
+        &pid,
+        "--justification",
+        "approved",
+        "--as",
+        "olivia",
+    ]);
     assert_eq!(c["status"], "confirmed", "{c}");
     assert_eq!(c["closer"], "olivia");
     assert_eq!(c["message"], "CONFIRM_ADD_ROLE_MEMBER");
-    let revoked = c["reissued"][0]["revoked"].as_str().expect("previous key revoked").to_string();
+    let revoked = c["reissued"][0]["revoked"]
+        .as_str()
+        .expect("previous key revoked")
+        .to_string();
     assert_eq!(revoked, old_key);
     let acc = home.json(&["account", "show", "APP"]);
     assert!(acc["spec"]["revocations"][&old_key].is_i64(), "{acc}");
@@ -222,9 +359,21 @@ async fn scenario(line: ServerLine) {
         .await
         .unwrap_or_else(|e| panic!("[{v}] new creds refused: {e}"));
     publish_delivered(&mut granted, "orders.new", &format!("[{v}] granted")).await;
-    publish_refused(&mut granted, "orders.secret", &format!("[{v}] denied by the task")).await;
+    publish_refused(
+        &mut granted,
+        "orders.secret",
+        &format!("[{v}] denied by the task"),
+    )
+    .await;
 
-    let ex = home.json(&["user", "explain", "ulrich", "orders.new", "--account", "APP"]);
+    let ex = home.json(&[
+        "user",
+        "explain",
+        "ulrich",
+        "orders.new",
+        "--account",
+        "APP",
+    ]);
     assert_eq!(ex[0]["direction"], "publish");
     assert_eq!(ex[0]["allowed"], true, "{ex}");
     assert_eq!(ex[0]["allowed_by"][0]["role"], "sales");
@@ -234,35 +383,74 @@ async fn scenario(line: ServerLine) {
     assert_eq!(ex[0]["denied_by"][0]["task"], "orders");
 
     // Rejection: recorded with its reason.
-    let p = home.json(&["propose", "role-member", "add", "--role", "sales", "--user", "mallory", "--as", "mallory"]);
-    let r = home.json(&["reject", p["id"].as_str().unwrap(), "--reason", "not in sales", "--as", "olivia"]);
+    let p = home.json(&[
+        "propose",
+        "role-member",
+        "add",
+        "--role",
+        "sales",
+        "--user",
+        "mallory",
+        "--as",
+        "mallory",
+    ]);
+    let r = home.json(&[
+        "reject",
+        p["id"].as_str().unwrap(),
+        "--reason",
+        "not in sales",
+        "--as",
+        "olivia",
+    ]);
     assert_eq!(r["status"], "rejected");
     assert_eq!(r["message"], "REJECT_ADD_ROLE_MEMBER");
     assert_eq!(r["justification"], "not in sales");
 
     // The membership expires: `serve` removes it and re-issues ulrich, the relay pushes.
     let _serve = Serve::start_with(&home, &url, &["--dir-expire-every", "1s"]);
-    let deadline = Instant::now() + Duration::from_secs(GRANT_SECS as u64) + Duration::from_secs(30);
+    let deadline =
+        Instant::now() + Duration::from_secs(GRANT_SECS as u64) + Duration::from_secs(30);
     let creds_expired = loop {
         let now_creds = home.ok(&["creds", "APP", "ulrich"]);
         if now_creds != creds_granted {
             break now_creds;
         }
-        assert!(Instant::now() < deadline, "[{v}] the membership never expired");
+        assert!(
+            Instant::now() < deadline,
+            "[{v}] the membership never expired"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    let e = refused_eventually(&url, &creds_granted, &format!("[{v}] creds of the expired grant")).await;
+    let e = refused_eventually(
+        &url,
+        &creds_granted,
+        &format!("[{v}] creds of the expired grant"),
+    )
+    .await;
     assert!(e.to_lowercase().contains("authorization"), "[{v}] {e}");
     let mut expired = connect(&url, &creds_expired)
         .await
         .unwrap_or_else(|e| panic!("[{v}] post-expiry creds refused: {e}"));
     publish_refused(&mut expired, "orders.new", &format!("[{v}] after expiry")).await;
-    let ex = home.json(&["user", "explain", "ulrich", "orders.new", "--account", "APP"]);
+    let ex = home.json(&[
+        "user",
+        "explain",
+        "ulrich",
+        "orders.new",
+        "--account",
+        "APP",
+    ]);
     assert_eq!(ex[0]["allowed"], false, "{ex}");
     let u = home.json(&["dir", "user", "show", "ulrich"]);
     let rels = u["relationships"].as_array().unwrap();
-    assert!(rels.iter().all(|r| r["address"]["object_id"] != "sales"), "{u}");
-    assert!(rels.iter().any(|r| r["address"]["object_id"] == "readers"), "{u}");
+    assert!(
+        rels.iter().all(|r| r["address"]["object_id"] != "sales"),
+        "{u}"
+    );
+    assert!(
+        rels.iter().any(|r| r["address"]["object_id"] == "readers"),
+        "{u}"
+    );
 
     // Every step is in the ledger, and the chain verifies.
     let events = actions(&home);
@@ -280,7 +468,10 @@ async fn scenario(line: ServerLine) {
         .filter(|e| e["action"] == "dir.user.reissue")
         .map(|e| e["object_key"].as_str().unwrap())
         .collect();
-    assert_eq!(reissued, vec!["olivia", "olivia", "ulrich", "ulrich", "ulrich"]);
+    assert_eq!(
+        reissued,
+        vec!["olivia", "olivia", "ulrich", "ulrich", "ulrich"]
+    );
     assert_eq!(count(&events, "dir.expire"), 1);
     let open = events
         .iter()

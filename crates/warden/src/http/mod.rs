@@ -120,12 +120,21 @@ fn app(state: HttpState, closing: tokio::sync::watch::Receiver<bool>) -> Router 
         )
         .route("/v1/onboarding/{id}", get(onboarding::show))
         .route("/v1/onboarding/{id}/revoke", post(onboarding::revoke))
-        .route("/v1/dir/users", get(governance::list_users).post(governance::add_user))
+        .route(
+            "/v1/dir/users",
+            get(governance::list_users).post(governance::add_user),
+        )
         .route("/v1/dir/users/{id}", get(governance::user))
         .route("/v1/dir/users/{id}/explain", get(governance::explain))
-        .route("/v1/dir/roles", get(governance::list_roles).post(governance::add_role))
+        .route(
+            "/v1/dir/roles",
+            get(governance::list_roles).post(governance::add_role),
+        )
         .route("/v1/dir/roles/{name}", get(governance::role))
-        .route("/v1/dir/tasks", get(governance::list_tasks).post(governance::add_task))
+        .route(
+            "/v1/dir/tasks",
+            get(governance::list_tasks).post(governance::add_task),
+        )
         .route("/v1/dir/tasks/{name}", get(governance::task))
         .route("/v1/dir/expire", post(governance::expire))
         .route(
