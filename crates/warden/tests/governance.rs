@@ -408,6 +408,50 @@ async fn scenario(line: ServerLine) {
 
     // The membership expires: `serve` removes it and re-issues ulrich, the relay pushes.
     let _serve = Serve::start_with(&home, &url, &["--dir-expire-every", "1s"]);
+
+    // Open proposals reach approvers on the change stream (serve relays the ledger).
+    let backend = connect(&url, &home.ok(&["creds", "BACKEND", "backend"]))
+        .await
+        .expect("backend connects");
+    let mut stream = backend
+        .client
+        .subscribe("WARDEN.events.proposal.>")
+        .await
+        .expect("subscribe");
+    backend.client.flush().await.expect("flush");
+    let m = home.json(&[
+        "propose",
+        "manager",
+        "--user",
+        "ulrich",
+        "--manager",
+        "admin",
+        "--as",
+        "ulrich",
+    ]);
+    assert_eq!(m["message"], "PROPOSE_UPDATE_USER_MANAGER");
+    let mid = m["id"].as_str().unwrap().to_string();
+    let stream_deadline = Instant::now() + WAIT;
+    loop {
+        let msg = tokio::time::timeout(
+            stream_deadline.saturating_duration_since(Instant::now()),
+            stream.next(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("[{v}] proposal.open not on the change stream"))
+        .expect("subscription open");
+        let event: Value = serde_json::from_slice(&msg.payload).expect("event JSON");
+        if event["object_key"] == mid.as_str() {
+            assert_eq!(msg.subject.as_str(), "WARDEN.events.proposal.open");
+            assert_eq!(event["summary"]["approvers"], serde_json::json!(["admin"]));
+            break;
+        }
+    }
+    // The proposed manager approves a manager change; olivia (the current one) may not.
+    home.fails(1, &["confirm", &mid, "--as", "olivia"]);
+    home.json(&["confirm", &mid, "--as", "admin"]);
+    let u = home.json(&["dir", "user", "show", "ulrich"]);
+    assert_eq!(u["user"]["manager"], "admin", "{u}");
     let deadline =
         Instant::now() + Duration::from_secs(GRANT_SECS as u64) + Duration::from_secs(30);
     let creds_expired = loop {
@@ -457,8 +501,8 @@ async fn scenario(line: ServerLine) {
     assert_eq!(count(&events, "dir.user.create"), 4);
     assert_eq!(count(&events, "dir.task.create"), 2);
     assert_eq!(count(&events, "dir.role.create"), 2);
-    assert_eq!(count(&events, "proposal.open"), 5);
-    assert_eq!(count(&events, "proposal.confirm"), 4);
+    assert_eq!(count(&events, "proposal.open"), 6);
+    assert_eq!(count(&events, "proposal.confirm"), 5);
     assert_eq!(count(&events, "proposal.reject"), 1);
     // ulrich: joined readers, joined sales, sales expired; olivia, owner of both roles
     // (owner implies member): each role gaining its task.
