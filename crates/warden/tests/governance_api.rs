@@ -303,3 +303,147 @@ async fn governance_api_on_postgres() {
     let db = warden_testkit::PgDatabase::create().await;
     flow(start(db.url()).await).await;
 }
+
+/// A directory sync through the operations layer: imported users and roles; a task
+/// granted to an imported role by proposal reaches its members' NATS users; the
+/// upstream dropping a member shrinks that user to deny-all; deleting a user upstream
+/// revokes and removes their NATS user; re-applying a plan changes nothing.
+async fn sync_flow(api: Api) {
+    use warden_core::directory::{NextRole, NextUser, SyncPlan};
+    use warden_core::governance::{Change, ProposalKind, TaskGrants};
+    let w = Warden::open(api.store.clone(), "test").await.unwrap();
+    let user = |id: &str| NextUser {
+        id: id.into(),
+        user_id: Some(format!("guid-{id}")),
+        name: Some(id.to_uppercase()),
+        ..Default::default()
+    };
+    let role = |members: &[&str]| NextRole {
+        name: "eng".into(),
+        role_id: Some("guid-eng".into()),
+        members: members.iter().map(|m| m.to_string()).collect(),
+        owners: vec!["lead".into()],
+        ..Default::default()
+    };
+    let plan = SyncPlan {
+        source: "ldap:corp".into(),
+        create_users: vec![
+            user("lead"),
+            user("dev_a"),
+            user("dev_b"),
+            user("Not Valid"),
+        ],
+        create_roles: vec![role(&["dev_a", "dev_b"])],
+        ..Default::default()
+    };
+    let r = w.apply_sync_plan(&plan).await.unwrap();
+    assert_eq!((r.users_created, r.roles_created), (3, 1), "{r:?}");
+    assert!(r.skipped.iter().any(|s| s.key == "Not Valid"), "{r:?}");
+    let again = w.apply_sync_plan(&plan).await.unwrap();
+    assert_eq!(
+        again.users_created + again.users_updated + again.roles_created + again.roles_updated,
+        0,
+        "{again:?}"
+    );
+    assert_eq!(
+        w.directory_snapshot("ldap:corp").await.unwrap().users.len(),
+        3
+    );
+
+    // The first directory user (an import) is not made a system administrator: the
+    // operator adds one.
+    w.dir_user_add(
+        None,
+        NextUser {
+            id: "root".into(),
+            ..Default::default()
+        },
+        true,
+    )
+    .await
+    .unwrap();
+    w.task_create(
+        None,
+        "eng-pub",
+        "APP",
+        TaskGrants {
+            allow_pub: vec![nats_jwt::Subject::new("eng.>").unwrap()],
+            ..Default::default()
+        },
+        &["root".to_string()],
+        None,
+    )
+    .await
+    .unwrap();
+    let p = w
+        .propose(
+            "lead",
+            warden::governance::ProposalInput {
+                kind: ProposalKind::RoleTask,
+                change: Change::Add,
+                object: "eng".into(),
+                related: "eng-pub".into(),
+                reason: None,
+                grant_expires_at: None,
+                expires_at: None,
+            },
+        )
+        .await
+        .unwrap();
+    let c = w.confirm("root", &p.id, None).await.unwrap();
+    let mut got: Vec<&str> = c.reissued.iter().map(|r| r.user.as_str()).collect();
+    got.sort();
+    assert_eq!(got, vec!["dev_a", "dev_b", "lead"], "members and the owner");
+
+    // Upstream drops dev_b from eng: re-issued with nothing allowed.
+    let dev_b_key = w.user("APP", "dev_b").await.unwrap().public_key;
+    w.apply_sync_plan(&SyncPlan {
+        source: "ldap:corp".into(),
+        update_roles: vec![role(&["dev_a"])],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dev_b = w.user("APP", "dev_b").await.unwrap();
+    assert_ne!(dev_b.public_key, dev_b_key);
+    assert_eq!(dev_b.spec.permissions, warden_core::governance::deny_all());
+    let acc = w.account("APP").await.unwrap();
+    assert!(acc.spec.revocations.contains_key(&dev_b_key));
+
+    // Upstream deletes dev_a: their NATS user is revoked and removed.
+    let dev_a_key = w.user("APP", "dev_a").await.unwrap().public_key;
+    let r = w
+        .apply_sync_plan(&SyncPlan {
+            source: "ldap:corp".into(),
+            delete_users: vec!["dev_a".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.users_deleted, 1);
+    assert!(w.user("APP", "dev_a").await.is_err());
+    assert!(
+        w.account("APP")
+            .await
+            .unwrap()
+            .spec
+            .revocations
+            .contains_key(&dev_a_key)
+    );
+    let events = api.store.ledger(0, 10_000).await.unwrap();
+    assert_eq!(events.iter().filter(|e| e.action == "dir.sync").count(), 4);
+    assert!(api.store.verify_ledger().await.unwrap().is_intact());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_sync_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("warden.db").display());
+    sync_flow(start(&url).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_sync_on_postgres() {
+    let db = warden_testkit::PgDatabase::create().await;
+    sync_flow(start(db.url()).await).await;
+}
