@@ -750,6 +750,15 @@ impl Tx<'_> {
         q::dir_user(self.conn(), id).await
     }
 
+    /// Whether the directory has no users at all.
+    pub async fn dir_is_empty(&mut self) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT id FROM dir_users LIMIT 1")
+            .fetch_optional(self.conn())
+            .await
+            .map_err(StoreError::query("reading directory users"))?;
+        Ok(row.is_none())
+    }
+
     /// Inserts a directory user (its `manager`, if any, as a relationship).
     /// [`StoreError::Conflict`] if the id is taken.
     pub async fn insert_dir_user(

@@ -238,8 +238,7 @@ impl Warden {
         if let Some(m) = &user.manager {
             self.need_dir_user(&mut tx, m, "manager").await?;
         }
-        let first =
-            self.store.dir_users().await?.is_empty() && tx.dir_user(&user.id).await?.is_none();
+        let first = tx.dir_is_empty().await?;
         tx.insert_dir_user(&user, WARDEN_SOURCE)
             .await
             .map_err(|e| {
