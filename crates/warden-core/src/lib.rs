@@ -14,6 +14,7 @@ pub mod decompile;
 pub mod device;
 pub mod directory;
 pub mod dirsync;
+pub mod governance;
 pub mod lint;
 pub mod names;
 pub mod onboarding;

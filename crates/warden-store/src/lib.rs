@@ -43,6 +43,7 @@ This crate stores public keys, JWTs and specs as given; callers validate them.
 
 pub mod devices;
 mod error;
+pub mod governance;
 pub mod ledger;
 pub mod onboarding;
 pub mod org;

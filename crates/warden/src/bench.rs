@@ -40,6 +40,8 @@ pub enum BenchCmd {
     Devices(crate::device::BenchDevicesArgs),
     /// Add N tenants and push them: wall time, platform JWT size, one more at N.
     Tenants(crate::tenant::BenchTenantsArgs),
+    /// Import N directory users and M roles (apply_sync_plan), and time proposals end to end until nats-server enforces them.
+    Governance(crate::governance_bench::BenchGovernanceArgs),
 }
 
 /// Result of `bench issue`.
@@ -168,6 +170,7 @@ pub async fn run(json: bool, cmd: BenchCmd) -> Result<()> {
         BenchCmd::Export(args) => return crate::nsc::bench_export(json, args).await,
         BenchCmd::Devices(args) => return crate::device::bench(json, args).await,
         BenchCmd::Tenants(args) => return crate::tenant::bench(json, args).await,
+        BenchCmd::Governance(args) => return crate::governance_bench::bench(json, args).await,
         BenchCmd::Issue { count } => {
             let r = measure_issue(count)?;
             if json {

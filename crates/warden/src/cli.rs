@@ -158,9 +158,25 @@ enum Command {
     /// Onboarding packages: creds, client certificate and config for a tenant's collector.
     #[command(subcommand)]
     Onboarding(crate::onboarding::OnboardingCmd),
-    /// The directory: sync with Active Directory / Azure AD, export changes confirmed in Warden.
+    /// Identity governance: directory users, expiry of grants.
     #[command(subcommand)]
-    Dir(crate::dirsync::DirSyncCmd),
+    Dir(crate::governance_cli::DirCmd),
+    /// Governance roles (members, owners, admins, tasks).
+    #[command(subcommand)]
+    Role(crate::governance_cli::RoleCmd),
+    /// Governance tasks: NATS grants in one account.
+    #[command(subcommand)]
+    Task(crate::governance_cli::TaskCmd),
+    /// Propose a change of membership, ownership, administration, role tasks or manager.
+    #[command(subcommand)]
+    Propose(crate::governance_cli::ProposeCmd),
+    /// Governance proposals.
+    #[command(subcommand)]
+    Proposals(crate::governance_cli::ProposalsCmd),
+    /// Confirm proposals (several ids: batch approval, one transaction each).
+    Confirm(crate::governance_cli::ConfirmArgs),
+    /// Reject a proposal.
+    Reject(crate::governance_cli::RejectArgs),
 }
 
 #[derive(Args, Debug)]
@@ -394,6 +410,16 @@ enum UserCmd {
         #[arg(short, long)]
         account: String,
     },
+    /// Say which governance role and task allow or deny a directory user a subject.
+    Explain {
+        /// Directory user id.
+        user: String,
+        /// Subject.
+        subject: String,
+        /// Only this account (default: every account the user has grants in).
+        #[arg(long)]
+        account: Option<String>,
+    },
 }
 
 /// User permissions and limits, as nsc names them. Subject lists are repeatable
@@ -606,7 +632,6 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Describe { token_or_file } => describe(&g, &token_or_file),
         Command::Tool(cmd) => crate::tool::run(&g.json, cmd, || open(&g)).await,
         Command::Bench(cmd) => crate::bench::run(g.json, cmd).await,
-        Command::Dir(cmd) => crate::dirsync::run(g.json, cmd).await,
         Command::Import(cmd) => {
             crate::nsc::check_import_dirs(&cmd)?;
             let (dir, url, _) = locate(&g);
@@ -719,11 +744,17 @@ async fn dispatch(g: &Global, w: &Warden, command: Command) -> Result<()> {
         Command::Device(cmd) => crate::device::run(g.json, cmd, w).await,
         Command::Tenant(cmd) => crate::tenant::run(g.json, cmd, w).await,
         Command::Onboarding(cmd) => crate::onboarding::run(g.json, cmd, w).await,
+        Command::Dir(cmd) => crate::governance_cli::run_dir(g.json, cmd, w).await,
+        Command::Role(cmd) => crate::governance_cli::run_role(g.json, cmd, w).await,
+        Command::Task(cmd) => crate::governance_cli::run_task(g.json, cmd, w).await,
+        Command::Propose(cmd) => crate::governance_cli::run_propose(g.json, cmd, w).await,
+        Command::Proposals(cmd) => crate::governance_cli::run_proposals(g.json, cmd, w).await,
+        Command::Confirm(args) => crate::governance_cli::run_confirm(g.json, args, w).await,
+        Command::Reject(args) => crate::governance_cli::run_reject(g.json, args, w).await,
         Command::Init(_)
         | Command::Describe { .. }
         | Command::Tool(_)
         | Command::Bench(_)
-        | Command::Dir(_)
         | Command::Import(_) => {
             unreachable!("handled before opening the store")
         }
@@ -1093,6 +1124,13 @@ async fn user(g: &Global, w: &Warden, cmd: UserCmd) -> Result<()> {
                     v.name, v.account
                 )
             })
+        }
+        UserCmd::Explain {
+            user,
+            subject,
+            account,
+        } => {
+            crate::governance_cli::run_explain(g.json, w, &user, &subject, account.as_deref()).await
         }
     }
 }

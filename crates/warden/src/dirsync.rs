@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
@@ -20,6 +20,7 @@ use warden_core::directory::{DirectorySnapshot, SyncPlan, SyncReport};
 use warden_core::dirsync::{self, DirectoryChange, Mapped, Mapping, MappingFile, Provider};
 
 use crate::cli::UsageError;
+use crate::ops::Warden;
 
 /// `warden dir sync|export`. (The `dir` group also holds the governance
 /// commands; this enum is flattened into it.)
@@ -65,7 +66,7 @@ pub struct SyncArgs {
     /// A mapping file (TOML, JSON or YAML) overriding the default field mapping.
     #[arg(long, value_name = "FILE")]
     pub mapping: Option<PathBuf>,
-    /// What Warden holds for the source, as snapshot JSON (until the store provides it; default: empty).
+    /// Plan against this snapshot JSON instead of what Warden holds for the source.
     #[arg(long, value_name = "FILE")]
     pub current: Option<PathBuf>,
     /// Also write the incoming snapshot (JSON) here, e.g. to pass as --current next time.
@@ -137,7 +138,7 @@ pub fn load_mapping(provider: Provider, path: Option<&Path>) -> Result<Mapping> 
     Mapping::with_overrides(provider, &file).map_err(|e| usage(format!("{}: {e}", path.display())))
 }
 
-fn load_snapshot(path: Option<&Path>, source: &str) -> Result<DirectorySnapshot> {
+async fn load_snapshot(path: Option<&Path>, source: &str, w: &Warden) -> Result<DirectorySnapshot> {
     match path {
         Some(p) => {
             let s: DirectorySnapshot = serde_json::from_str(&read_text(p)?)
@@ -151,11 +152,7 @@ fn load_snapshot(path: Option<&Path>, source: &str) -> Result<DirectorySnapshot>
             }
             Ok(s)
         }
-        // apply: gov store — read Warden's current snapshot of `source` here.
-        None => Ok(DirectorySnapshot {
-            source: source.to_string(),
-            ..DirectorySnapshot::default()
-        }),
+        None => Ok(w.directory_snapshot(source).await?),
     }
 }
 
@@ -275,7 +272,7 @@ pub fn dry_run_report(plan: &SyncPlan) -> SyncReport {
 }
 
 /// Builds the incoming snapshot and the plan for `args`.
-pub async fn plan_sync(args: &SyncArgs) -> Result<(Mapped, SyncPlan)> {
+pub async fn plan_sync(args: &SyncArgs, w: &Warden) -> Result<(Mapped, SyncPlan)> {
     let provider = if args.graph_users.is_empty() {
         Provider::Ad
     } else {
@@ -286,7 +283,7 @@ pub async fn plan_sync(args: &SyncArgs) -> Result<(Mapped, SyncPlan)> {
         return Err(usage("--source must not be empty"));
     }
     let mapping = load_mapping(provider, args.mapping.as_deref())?;
-    let current = load_snapshot(args.current.as_deref(), &source)?;
+    let current = load_snapshot(args.current.as_deref(), &source, w).await?;
     let mapped = if let Some(file) = &args.ldif {
         let text = read_text(file)?;
         let r = if args.delta {
@@ -343,29 +340,36 @@ pub async fn plan_sync(args: &SyncArgs) -> Result<(Mapped, SyncPlan)> {
 }
 
 /// Runs `warden dir sync|export`.
-pub async fn run(json: bool, cmd: DirSyncCmd) -> Result<()> {
+pub async fn run(json: bool, cmd: DirSyncCmd, w: &Warden) -> Result<()> {
     match cmd {
         DirSyncCmd::Sync(args) => {
-            let (mapped, plan) = plan_sync(&args).await?;
+            let (mapped, plan) = plan_sync(&args, w).await?;
             if let Some(out) = &args.snapshot_out {
                 let text = serde_json::to_string_pretty(&mapped.snapshot)?;
                 std::fs::write(out, text + "\n")
                     .with_context(|| format!("cannot write {}", out.display()))?;
             }
-            if !args.dry_run {
-                // apply: gov store — `let report = store.apply_sync_plan(&plan).await?;`
-                bail!(
-                    "applying a directory sync is not wired to the directory store yet: run with --dry-run to see the plan ({} to create, {} to update, {} to delete)",
-                    plan.create_users.len() + plan.create_roles.len(),
-                    plan.update_users.len() + plan.update_roles.len(),
-                    plan.delete_users.len() + plan.delete_roles.len()
-                );
-            }
-            let report = dry_run_report(&plan);
+            let report = if args.dry_run {
+                dry_run_report(&plan)
+            } else {
+                w.apply_sync_plan(&plan).await?
+            };
             if json {
                 print_json(&SyncOutcome { plan, report })
             } else {
                 print!("{}", human_plan(&plan, args.current.is_none()));
+                if !report.dry_run {
+                    println!(
+                        "applied to {}: users {} created, {} updated, {} deleted; roles {} created, {} updated, {} deleted",
+                        report.source,
+                        report.users_created,
+                        report.users_updated,
+                        report.users_deleted,
+                        report.roles_created,
+                        report.roles_updated,
+                        report.roles_deleted
+                    );
+                }
                 Ok(())
             }
         }

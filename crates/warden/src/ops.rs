@@ -57,6 +57,10 @@ pub enum OpsError {
     /// A key or JWT could not be made.
     #[error("{0}")]
     Jwt(String),
+    /// The acting directory user may not do this (e.g. confirm a proposal they do not
+    /// approve): a failure (exit code 1), nothing changed.
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 impl OpsError {

@@ -34,6 +34,9 @@ pub struct ServeArgs {
     /// The rooms gateway (`/rooms`, `/chat`): on when a chat secret is set.
     #[command(flatten)]
     pub chat: crate::chat::ChatArgs,
+    /// How often expired governance grants are removed (and affected NATS users re-issued).
+    #[arg(long, default_value = "30s", value_parser = secs)]
+    pub dir_expire_every: Duration,
 }
 
 fn secs(s: &str) -> Result<Duration, String> {
@@ -86,6 +89,12 @@ pub async fn run(warden: Warden, args: ServeArgs) -> Result<()> {
         stop_rx.clone(),
     ));
 
+    let expiry_task = tokio::spawn(crate::governance::run_expiry(
+        warden.clone(),
+        args.dir_expire_every,
+        stop_rx.clone(),
+    ));
+
     let http_state = crate::http::HttpState {
         warden: warden.clone(),
         ready: ready.clone(),
@@ -121,6 +130,7 @@ pub async fn run(warden: Warden, args: ServeArgs) -> Result<()> {
     let _ = stop_tx.send(true);
     relay_task.await.context("relay task")??;
     observe_task.await.context("device observer task")??;
+    expiry_task.await.context("governance expiry task")?;
     http_task.await.context("http task")??;
     if let Some(t) = service_task {
         t.await.context("service task")??;

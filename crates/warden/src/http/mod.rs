@@ -22,6 +22,7 @@
 mod auth;
 mod error;
 mod extract;
+mod governance;
 mod handlers;
 mod onboarding;
 pub mod openapi;
@@ -124,6 +125,31 @@ fn app(
         )
         .route("/v1/onboarding/{id}", get(onboarding::show))
         .route("/v1/onboarding/{id}/revoke", post(onboarding::revoke))
+        .route(
+            "/v1/dir/users",
+            get(governance::list_users).post(governance::add_user),
+        )
+        .route("/v1/dir/users/{id}", get(governance::user))
+        .route("/v1/dir/users/{id}/explain", get(governance::explain))
+        .route(
+            "/v1/dir/roles",
+            get(governance::list_roles).post(governance::add_role),
+        )
+        .route("/v1/dir/roles/{name}", get(governance::role))
+        .route(
+            "/v1/dir/tasks",
+            get(governance::list_tasks).post(governance::add_task),
+        )
+        .route("/v1/dir/tasks/{name}", get(governance::task))
+        .route("/v1/dir/expire", post(governance::expire))
+        .route(
+            "/v1/proposals",
+            get(governance::list_proposals).post(governance::propose),
+        )
+        .route("/v1/proposals/confirm", post(governance::confirm_many))
+        .route("/v1/proposals/{id}", get(governance::proposal))
+        .route("/v1/proposals/{id}/confirm", post(governance::confirm))
+        .route("/v1/proposals/{id}/reject", post(governance::reject))
         .route("/v1/ledger", get(h::ledger))
         .route("/v1/ledger/verify", get(h::verify_ledger))
         .route_layer(middleware::from_fn_with_state(

@@ -390,6 +390,142 @@ pub const ROUTES: &[Route] = &[
         200,
         "PackageView",
     ),
+    route(
+        "GET",
+        "/v1/dir/users",
+        "Directory users (governance), by id.",
+        None,
+        200,
+        "DirUserList",
+    ),
+    route(
+        "POST",
+        "/v1/dir/users",
+        "Add a directory user (`warden dir user add`; `as` must be a system administrator, or absent for the operator; the first user becomes one).",
+        Some("CreateDirUser"),
+        201,
+        "DirUserView",
+    ),
+    route(
+        "GET",
+        "/v1/dir/users/{id}",
+        "One directory user with relationships and NATS accounts.",
+        None,
+        200,
+        "DirUserView",
+    ),
+    route(
+        "GET",
+        "/v1/dir/users/{id}/explain",
+        "Which role and task allow or deny a subject (`?subject=S&account=A`).",
+        None,
+        200,
+        "ExplanationList",
+    ),
+    route(
+        "GET",
+        "/v1/dir/roles",
+        "Roles with members, owners, admins and tasks.",
+        None,
+        200,
+        "RoleList",
+    ),
+    route(
+        "POST",
+        "/v1/dir/roles",
+        "Create a role with its first owners (`warden role create`).",
+        Some("CreateRole"),
+        201,
+        "RoleView",
+    ),
+    route(
+        "GET",
+        "/v1/dir/roles/{name}",
+        "One role.",
+        None,
+        200,
+        "RoleView",
+    ),
+    route(
+        "GET",
+        "/v1/dir/tasks",
+        "Tasks: NATS grants in one account.",
+        None,
+        200,
+        "TaskList",
+    ),
+    route(
+        "POST",
+        "/v1/dir/tasks",
+        "Create a task (`warden task create`; a system administrator or the operator).",
+        Some("CreateTask"),
+        201,
+        "TaskView",
+    ),
+    route(
+        "GET",
+        "/v1/dir/tasks/{name}",
+        "One task.",
+        None,
+        200,
+        "TaskView",
+    ),
+    route(
+        "POST",
+        "/v1/dir/expire",
+        "Remove expired grants and proposals now; re-issue affected NATS users.",
+        None,
+        200,
+        "ExpireReport",
+    ),
+    route(
+        "GET",
+        "/v1/proposals",
+        "Proposals (`?as=U&mine=true|to_approve=true&status=open`).",
+        None,
+        200,
+        "ProposalList",
+    ),
+    route(
+        "POST",
+        "/v1/proposals",
+        "Propose a change (`warden propose`); announced on the change stream.",
+        Some("CreateProposal"),
+        201,
+        "ProposalView",
+    ),
+    route(
+        "POST",
+        "/v1/proposals/confirm",
+        "Batch approval: each id in its own transaction, a result per id.",
+        Some("ConfirmMany"),
+        200,
+        "BatchResultList",
+    ),
+    route(
+        "GET",
+        "/v1/proposals/{id}",
+        "One proposal.",
+        None,
+        200,
+        "ProposalView",
+    ),
+    route(
+        "POST",
+        "/v1/proposals/{id}/confirm",
+        "Confirm (`warden confirm`): 403 `refused` if `as` may not approve it.",
+        Some("CloseProposal"),
+        200,
+        "ProposalView",
+    ),
+    route(
+        "POST",
+        "/v1/proposals/{id}/reject",
+        "Reject (`warden reject`, `reason` required).",
+        Some("CloseProposal"),
+        200,
+        "ProposalView",
+    ),
 ];
 
 fn schema_ref(name: &str) -> Value {
@@ -410,6 +546,10 @@ fn parameters(r: &Route) -> Vec<Value> {
             let what = match name {
                 "user" => "User name.",
                 "id" if r.path.starts_with("/v1/onboarding") => "Package id (pkg_…).",
+                "id" if r.path.starts_with("/v1/dir/users") => "Directory user id.",
+                "id" if r.path.starts_with("/v1/proposals") => "Proposal id (p1, p2, …).",
+                "name" if r.path.starts_with("/v1/dir/roles") => "Role name.",
+                "name" if r.path.starts_with("/v1/dir/tasks") => "Task name.",
                 "id" => "Device id.",
                 "slug" => "Tenant slug.",
                 _ => "Account name (any case; stored names follow the naming policy).",
@@ -585,7 +725,82 @@ fn schemas() -> Value {
     if let (Value::Object(all), Value::Object(more)) = (&mut all, onboarding_schemas()) {
         all.extend(more);
     }
+    if let (Value::Object(all), Value::Object(more)) = (&mut all, governance_schemas()) {
+        all.extend(more);
+    }
     all
+}
+
+/// The schemas of `/v1/dir…` and `/v1/proposals…`.
+fn governance_schemas() -> Value {
+    let s = |d: &str| json!({"type": "string", "description": d});
+    let strings = |d: &str| json!({"type": "array", "items": {"type": "string"}, "description": d});
+    let unix = |d: &str| json!({"type": ["integer", "null"], "format": "int64", "description": format!("{d} (unix seconds).")});
+    let acting = s("The acting directory user.");
+    let list = |item: &str| json!({"type": "array", "items": schema_ref(item)});
+    json!({
+        "NextUser": {"type": "object", "description": "A directory user in NEXT field names (id, name, email, manager, user_principal_name, …; see docs/governance.md).", "properties": {
+            "id": s("Directory id: a NATS user name."), "name": s("Display name."), "email": s("E-mail."), "manager": s("Manager's directory id.")
+        }, "required": ["id"]},
+        "CreateDirUser": {"type": "object", "additionalProperties": false, "properties": {
+            "as": acting, "sysadmin": {"type": "boolean"}, "user": schema_ref("NextUser")
+        }, "required": ["user"]},
+        "DirUserView": {"type": "object", "properties": {
+            "id": s("Directory id."), "user": schema_ref("NextUser"), "source": s("warden, or the directory it was imported from."),
+            "sysadmin": {"type": "boolean"}, "relationships": {"type": "array", "items": {"type": "object"}},
+            "nats_accounts": strings("Accounts where the user has a NATS user.")
+        }},
+        "DirUserList": {"type": "array", "items": {"type": "object"}},
+        "TaskGrants": {"type": "object", "properties": {
+            "allow_pub": strings("Subjects."), "deny_pub": strings("Subjects."), "allow_sub": strings("Subjects."), "deny_sub": strings("Subjects.")
+        }},
+        "CreateRole": {"type": "object", "additionalProperties": false, "properties": {
+            "as": acting, "name": s("Role name."), "owners": strings("Owners' directory ids."), "description": s("Description.")
+        }, "required": ["name", "owners"]},
+        "RoleView": {"type": "object", "properties": {"id": s("Role name."), "role": {"type": "object"}, "admins": strings("Admins."), "tasks": strings("Tasks."), "source": s("Source.")}},
+        "RoleList": list("RoleView"),
+        "CreateTask": {"type": "object", "additionalProperties": false, "properties": {
+            "as": acting, "name": s("Task name."), "account": s("Account name."), "grants": schema_ref("TaskGrants"),
+            "owners": strings("Owners' directory ids."), "description": s("Description.")
+        }, "required": ["name", "account", "grants", "owners"]},
+        "TaskView": {"type": "object", "properties": {"id": s("Task name."), "account": s("Account."), "grants": schema_ref("TaskGrants"), "owners": strings("Owners."), "admins": strings("Admins.")}},
+        "TaskList": list("TaskView"),
+        "CreateProposal": {"type": "object", "additionalProperties": false, "properties": {
+            "as": acting,
+            "kind": {"type": "string", "enum": ["role-member", "role-owner", "role-admin", "role-task", "task-owner", "task-admin", "manager"]},
+            "change": {"type": "string", "enum": ["add", "remove", "update"]},
+            "object": s("The role, task, or (manager) user."), "related": s("The user or task."),
+            "reason": s("Why."), "grant_expires_at": unix("When the granted relationship ends"), "expires_at": unix("When the open proposal expires")
+        }, "required": ["as", "kind", "change", "object", "related"]},
+        "CloseProposal": {"type": "object", "additionalProperties": false, "properties": {
+            "as": acting, "justification": s("Confirm: why."), "reason": s("Reject: why (required).")
+        }, "required": ["as"]},
+        "ConfirmMany": {"type": "object", "additionalProperties": false, "properties": {
+            "as": acting, "ids": strings("Proposal ids."), "justification": s("Why.")
+        }, "required": ["as", "ids"]},
+        "ProposalView": {"type": "object", "properties": {
+            "id": s("p1, p2, …"), "message": s("The seed's message, e.g. CONFIRM_ADD_ROLE_MEMBER."),
+            "kind": s("Kind."), "change": s("add, remove or update."), "address": {"type": "object"},
+            "initiator": s("Directory user."), "reason": s("Why."),
+            "status": {"type": "string", "enum": ["open", "confirmed", "rejected", "expired"]},
+            "closer": s("Who closed it."), "justification": s("The closer's words."),
+            "approvers": strings("Who the rule names (their managers and system administrators also may)."),
+            "reissued": {"type": "array", "items": {"type": "object"}}
+        }},
+        "ProposalList": list("ProposalView"),
+        "BatchResultList": {"type": "array", "items": {"type": "object", "properties": {
+            "id": s("Proposal id."), "ok": {"type": "boolean"}, "proposal": schema_ref("ProposalView"), "error": s("Why not.")
+        }}},
+        "ExplanationList": {"type": "array", "items": {"type": "object", "properties": {
+            "account": s("Account."), "direction": s("publish or subscribe."), "subject": s("Subject."),
+            "allowed": {"type": "boolean"}, "reason": s("Why."),
+            "allowed_by": {"type": "array", "items": {"type": "object"}}, "denied_by": {"type": "array", "items": {"type": "object"}}
+        }}},
+        "ExpireReport": {"type": "object", "properties": {
+            "relationships": {"type": "array", "items": {"type": "object"}}, "proposals": strings("Expired proposals."),
+            "reissued": {"type": "array", "items": {"type": "object"}}
+        }}
+    })
 }
 
 /// The schemas of `/v1/tenants…`.

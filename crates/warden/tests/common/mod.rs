@@ -221,6 +221,11 @@ pub struct Serve {
 impl Serve {
     /// Starts `warden serve --nats <nats>` and waits (at most 20 s) for the line with its address.
     pub fn start(home: &Home, nats: &str) -> Serve {
+        Serve::start_with(home, nats, &[])
+    }
+
+    /// As [`Serve::start`], with extra `serve` flags.
+    pub fn start_with(home: &Home, nats: &str, extra: &[&str]) -> Serve {
         use std::io::{BufRead, BufReader};
         let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
             .arg("--data-dir")
@@ -234,6 +239,7 @@ impl Serve {
                 "--max-backoff",
                 "1s",
             ])
+            .args(extra)
             .env_remove("WARDEN_DATABASE_URL")
             .env_remove("WARDEN_MASTER_KEY")
             .stdout(std::process::Stdio::piped())

@@ -1,0 +1,449 @@
+//! Identity governance over the HTTP API (`/v1/dir…`, `/v1/proposals…`), on SQLite and
+//! on PostgreSQL: a real store, a real listener on 127.0.0.1:0, real requests. The
+//! approval rule answers 403 `refused` and changes nothing; a confirmed proposal gives
+//! the user a NATS user with the task's grants (compiled into its JWT); batch approval,
+//! rejection, `explain` and the inbox (`to_approve`).
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use warden::http::{self, HttpState};
+use warden::ops::{InitOptions, Settings, Warden};
+use warden::tokens::{self, Scope};
+use warden_store::{MasterKey, Store};
+
+struct Api {
+    base: String,
+    client: reqwest::Client,
+    token: String,
+    store: Store,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start(url: &str) -> Api {
+    let store = Store::open(url, MasterKey::from_bytes([3; 32]))
+        .await
+        .unwrap();
+    let mut w = Warden::open(store.clone(), "test").await.unwrap();
+    w.init(InitOptions {
+        operator: "GOV".into(),
+        account: None,
+        user: None,
+        settings: Settings::default(),
+        service_urls: Vec::new(),
+        migrations: Vec::new(),
+    })
+    .await
+    .unwrap();
+    w.add_account("APP", Default::default()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let state = HttpState {
+        warden: w,
+        ready: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+    };
+    tokio::spawn(http::serve(listener, state, None, async move {
+        let _ = rx.await;
+    }));
+    let (_, secret) =
+        tokens::create_token(&store, "test", "gov", &[Scope::Read, Scope::Write], None)
+            .await
+            .unwrap();
+    Api {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::new(),
+        token: secret.to_string(),
+        store,
+        _stop: tx,
+    }
+}
+
+impl Api {
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .timeout(std::time::Duration::from_secs(20));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let (s, v) = self.call(method.clone(), path, body).await;
+        assert!(s.is_success(), "{method} {path}: {s} {v}");
+        v
+    }
+}
+
+async fn flow(api: Api) {
+    use Method as M;
+    // The first user (no `as`: the operator) becomes a system administrator.
+    let admin = api
+        .ok(
+            M::POST,
+            "/v1/dir/users",
+            Some(json!({"user": {"id": "admin", "name": "Ada"}})),
+        )
+        .await;
+    assert_eq!(admin["sysadmin"], true);
+    for (id, manager) in [
+        ("olivia", None),
+        ("ulrich", Some("olivia")),
+        ("mallory", None),
+    ] {
+        api.ok(
+            M::POST,
+            "/v1/dir/users",
+            Some(json!({"as": "admin", "user": {"id": id, "name": id, "manager": manager}})),
+        )
+        .await;
+    }
+    let (s, v) = api
+        .call(
+            M::POST,
+            "/v1/dir/users",
+            Some(json!({"user": {"id": "Bad Name"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (s, v) = api
+        .call(
+            M::POST,
+            "/v1/dir/users",
+            Some(json!({"as": "mallory", "user": {"id": "eve"}})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("refused")),
+        "{v}"
+    );
+
+    api.ok(
+        M::POST,
+        "/v1/dir/tasks",
+        Some(json!({"as": "admin", "name": "orders", "account": "APP", "owners": ["admin"],
+            "grants": {"allow_pub": ["orders.>"], "deny_pub": ["orders.secret"], "allow_sub": ["_INBOX.>"]}})),
+    )
+    .await;
+    let (s, v) = api
+        .call(
+            M::POST,
+            "/v1/dir/tasks",
+            Some(json!({"name": "bad", "account": "APP", "owners": ["admin"], "grants": {"allow_pub": ["a..b"]}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    api.ok(
+        M::POST,
+        "/v1/dir/roles",
+        Some(json!({"as": "olivia", "name": "sales", "owners": ["olivia"]})),
+    )
+    .await;
+
+    let p = api
+        .ok(
+            M::POST,
+            "/v1/proposals",
+            Some(json!({"as": "olivia", "kind": "role-task", "change": "add", "object": "sales", "related": "orders"})),
+        )
+        .await;
+    let task_p = p["id"].as_str().unwrap().to_string();
+    let p = api
+        .ok(
+            M::POST,
+            "/v1/proposals",
+            Some(json!({"as": "ulrich", "kind": "role-member", "change": "add", "object": "sales", "related": "ulrich", "reason": "q4"})),
+        )
+        .await;
+    let member_p = p["id"].as_str().unwrap().to_string();
+    assert_eq!(p["message"], "PROPOSE_ADD_ROLE_MEMBER");
+    let (s, _) = api
+        .call(M::POST, "/v1/proposals", Some(json!({"kind": "role-member", "change": "add", "object": "sales", "related": "mallory"})))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "`as` is required");
+
+    // The inbox: olivia approves the membership, admin the task.
+    let inbox = api
+        .ok(M::GET, "/v1/proposals?as=olivia&to_approve=true", None)
+        .await;
+    let ids: Vec<&str> = inbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![member_p.as_str()]);
+    let inbox = api
+        .ok(M::GET, "/v1/proposals?as=admin&to_approve=true", None)
+        .await;
+    assert_eq!(
+        inbox.as_array().unwrap().len(),
+        2,
+        "a system administrator may approve all"
+    );
+
+    // Unauthorised: 403 refused, nothing written.
+    let before = api.store.counts().await.unwrap();
+    let (s, v) = api
+        .call(
+            M::POST,
+            &format!("/v1/proposals/{member_p}/confirm"),
+            Some(json!({"as": "mallory"})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("refused")),
+        "{v}"
+    );
+    let after = api.store.counts().await.unwrap();
+    assert_eq!(before.ledger_events, after.ledger_events);
+    assert_eq!(before.users, after.users);
+
+    // Batch: the task into the role (admin), then the membership (olivia).
+    let r = api
+        .ok(
+            M::POST,
+            "/v1/proposals/confirm",
+            Some(json!({"as": "admin", "ids": [task_p, "p404"]})),
+        )
+        .await;
+    assert_eq!(
+        (r[0]["ok"].as_bool(), r[1]["ok"].as_bool()),
+        (Some(true), Some(false)),
+        "{r}"
+    );
+    let c = api
+        .ok(
+            M::POST,
+            &format!("/v1/proposals/{member_p}/confirm"),
+            Some(json!({"as": "olivia", "justification": "ok"})),
+        )
+        .await;
+    assert_eq!(c["status"], "confirmed");
+    assert_eq!(c["reissued"][0]["user"], "ulrich");
+
+    // ulrich's NATS user in APP carries the compiled grants in its JWT.
+    let u = api.ok(M::GET, "/v1/dir/users/ulrich", None).await;
+    assert_eq!(u["nats_accounts"], json!(["APP"]), "{u}");
+    let nats_user = api.ok(M::GET, "/v1/accounts/APP/users/ulrich", None).await;
+    let jwt = nats_user["jwt"].as_str().unwrap();
+    let payload = jwt.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &data_encoding::BASE64URL_NOPAD
+            .decode(payload.as_bytes())
+            .unwrap(),
+    )
+    .unwrap();
+    let perms = &claims["nats"];
+    assert_eq!(perms["pub"]["allow"], json!(["orders.>"]), "{claims}");
+    assert_eq!(perms["pub"]["deny"], json!(["orders.secret"]), "{claims}");
+    assert_eq!(perms["sub"]["allow"], json!(["_INBOX.>"]), "{claims}");
+
+    let ex = api
+        .ok(
+            M::GET,
+            "/v1/dir/users/ulrich/explain?subject=orders.new&account=APP",
+            None,
+        )
+        .await;
+    assert_eq!(ex[0]["allowed"], true, "{ex}");
+    assert_eq!(ex[0]["allowed_by"][0]["task"], "orders");
+
+    // Rejection needs a reason; the role shows the member and task.
+    let p = api
+        .ok(
+            M::POST,
+            "/v1/proposals",
+            Some(json!({"as": "mallory", "kind": "role-member", "change": "add", "object": "sales", "related": "mallory"})),
+        )
+        .await;
+    let id = p["id"].as_str().unwrap();
+    let (s, _) = api
+        .call(
+            M::POST,
+            &format!("/v1/proposals/{id}/reject"),
+            Some(json!({"as": "olivia"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let r = api
+        .ok(
+            M::POST,
+            &format!("/v1/proposals/{id}/reject"),
+            Some(json!({"as": "olivia", "reason": "no"})),
+        )
+        .await;
+    assert_eq!(r["status"], "rejected");
+    let role = api.ok(M::GET, "/v1/dir/roles/sales", None).await;
+    assert_eq!(role["role"]["members"], json!(["ulrich"]), "{role}");
+    assert_eq!(role["tasks"], json!(["orders"]), "{role}");
+    let mine = api
+        .ok(M::GET, "/v1/proposals?as=mallory&mine=true", None)
+        .await;
+    assert_eq!(mine[0]["status"], "rejected");
+    assert!(api.store.verify_ledger().await.unwrap().is_intact());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn governance_api_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("warden.db").display());
+    flow(start(&url).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn governance_api_on_postgres() {
+    let db = warden_testkit::PgDatabase::create().await;
+    flow(start(db.url()).await).await;
+}
+
+/// A directory sync through the operations layer: imported users and roles; a task
+/// granted to an imported role by proposal reaches its members' NATS users; the
+/// upstream dropping a member shrinks that user to deny-all; deleting a user upstream
+/// revokes and removes their NATS user; re-applying a plan changes nothing.
+async fn sync_flow(api: Api) {
+    use warden_core::directory::{NextRole, NextUser, SyncPlan};
+    use warden_core::governance::{Change, ProposalKind, TaskGrants};
+    let w = Warden::open(api.store.clone(), "test").await.unwrap();
+    let user = |id: &str| NextUser {
+        id: id.into(),
+        user_id: Some(format!("guid-{id}")),
+        name: Some(id.to_uppercase()),
+        ..Default::default()
+    };
+    let role = |members: &[&str]| NextRole {
+        name: "eng".into(),
+        role_id: Some("guid-eng".into()),
+        members: members.iter().map(|m| m.to_string()).collect(),
+        owners: vec!["lead".into()],
+        ..Default::default()
+    };
+    let plan = SyncPlan {
+        source: "ldap:corp".into(),
+        create_users: vec![
+            user("lead"),
+            user("dev_a"),
+            user("dev_b"),
+            user("Not Valid"),
+        ],
+        create_roles: vec![role(&["dev_a", "dev_b"])],
+        ..Default::default()
+    };
+    let r = w.apply_sync_plan(&plan).await.unwrap();
+    assert_eq!((r.users_created, r.roles_created), (3, 1), "{r:?}");
+    assert!(r.skipped.iter().any(|s| s.key == "Not Valid"), "{r:?}");
+    let again = w.apply_sync_plan(&plan).await.unwrap();
+    assert_eq!(
+        again.users_created + again.users_updated + again.roles_created + again.roles_updated,
+        0,
+        "{again:?}"
+    );
+    assert_eq!(
+        w.directory_snapshot("ldap:corp").await.unwrap().users.len(),
+        3
+    );
+
+    // The first directory user (an import) is not made a system administrator: the
+    // operator adds one.
+    w.dir_user_add(
+        None,
+        NextUser {
+            id: "root".into(),
+            ..Default::default()
+        },
+        true,
+    )
+    .await
+    .unwrap();
+    w.task_create(
+        None,
+        "eng-pub",
+        "APP",
+        TaskGrants {
+            allow_pub: vec![nats_jwt::Subject::new("eng.>").unwrap()],
+            ..Default::default()
+        },
+        &["root".to_string()],
+        None,
+    )
+    .await
+    .unwrap();
+    let p = w
+        .propose(
+            "lead",
+            warden::governance::ProposalInput {
+                kind: ProposalKind::RoleTask,
+                change: Change::Add,
+                object: "eng".into(),
+                related: "eng-pub".into(),
+                reason: None,
+                grant_expires_at: None,
+                expires_at: None,
+            },
+        )
+        .await
+        .unwrap();
+    let c = w.confirm("root", &p.id, None).await.unwrap();
+    let mut got: Vec<&str> = c.reissued.iter().map(|r| r.user.as_str()).collect();
+    got.sort();
+    assert_eq!(got, vec!["dev_a", "dev_b", "lead"], "members and the owner");
+
+    // Upstream drops dev_b from eng: re-issued with nothing allowed.
+    let dev_b_key = w.user("APP", "dev_b").await.unwrap().public_key;
+    w.apply_sync_plan(&SyncPlan {
+        source: "ldap:corp".into(),
+        update_roles: vec![role(&["dev_a"])],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dev_b = w.user("APP", "dev_b").await.unwrap();
+    assert_ne!(dev_b.public_key, dev_b_key);
+    assert_eq!(dev_b.spec.permissions, warden_core::governance::deny_all());
+    let acc = w.account("APP").await.unwrap();
+    assert!(acc.spec.revocations.contains_key(&dev_b_key));
+
+    // Upstream deletes dev_a: their NATS user is revoked and removed.
+    let dev_a_key = w.user("APP", "dev_a").await.unwrap().public_key;
+    let r = w
+        .apply_sync_plan(&SyncPlan {
+            source: "ldap:corp".into(),
+            delete_users: vec!["dev_a".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.users_deleted, 1);
+    assert!(w.user("APP", "dev_a").await.is_err());
+    assert!(
+        w.account("APP")
+            .await
+            .unwrap()
+            .spec
+            .revocations
+            .contains_key(&dev_a_key)
+    );
+    let events = api.store.ledger(0, 10_000).await.unwrap();
+    assert_eq!(events.iter().filter(|e| e.action == "dir.sync").count(), 4);
+    assert!(api.store.verify_ledger().await.unwrap().is_intact());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_sync_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("warden.db").display());
+    sync_flow(start(&url).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_sync_on_postgres() {
+    let db = warden_testkit::PgDatabase::create().await;
+    sync_flow(start(db.url()).await).await;
+}
