@@ -40,6 +40,9 @@ pub enum BenchCmd {
     Devices(crate::device::BenchDevicesArgs),
     /// Add N tenants and push them: wall time, platform JWT size, one more at N.
     Tenants(crate::tenant::BenchTenantsArgs),
+    /// Rooms gateway: 10,000 idle websockets (memory) and 1,000 clients in 100 rooms
+    /// (deliveries per second, latency), against a `warden chat` child and a real nats-server.
+    Chat(crate::chat::bench::BenchChatArgs),
 }
 
 /// Result of `bench issue`.
@@ -70,7 +73,7 @@ pub struct UserAddReport {
     pub ms_per_op: f64,
 }
 
-fn progress(json: bool, len: u64, what: &str) -> ProgressBar {
+pub(crate) fn progress(json: bool, len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     if crate::cli::show_progress(json) {
         if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec}") {
@@ -168,6 +171,7 @@ pub async fn run(json: bool, cmd: BenchCmd) -> Result<()> {
         BenchCmd::Export(args) => return crate::nsc::bench_export(json, args).await,
         BenchCmd::Devices(args) => return crate::device::bench(json, args).await,
         BenchCmd::Tenants(args) => return crate::tenant::bench(json, args).await,
+        BenchCmd::Chat(args) => return crate::chat::bench::bench(json, args).await,
         BenchCmd::Issue { count } => {
             let r = measure_issue(count)?;
             if json {
