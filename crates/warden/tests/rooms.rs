@@ -903,6 +903,26 @@ async fn limits_paging_and_keepalive(line: ServerLine) {
         "{body}"
     );
     assert_eq!(put_rule(a, &owner, small, "u-2", "rw", 0).await.0, 200);
+    // Accepting an invitation: it is no longer pending, the room is listed.
+    let u1 = token("u-1", "e-other", 1);
+    let (_, list) = call(a, get.clone(), "/rooms", &u1, None).await;
+    assert_eq!(list["invitations"][0]["room_id"], small, "{list}");
+    let (s, body) = call(
+        a,
+        reqwest::Method::PUT,
+        &format!("/rooms/{small}/invitation"),
+        &u1,
+        Some(json!({"accept": true})),
+    )
+    .await;
+    assert_eq!(
+        (s, body["state"].as_str()),
+        (200, Some("accepted")),
+        "{body}"
+    );
+    let (_, list) = call(a, get.clone(), "/rooms", &u1, None).await;
+    assert_eq!(list["invitations"], json!([]), "{list}");
+    assert_eq!(list["rooms"][0]["id"], small, "{list}");
     for bad in [
         json!({"name": "x", "rule_cap": 0}),
         json!({"name": "x", "rule_cap": 1001}),
@@ -1132,4 +1152,60 @@ async fn limits_paging_and_keepalive_2_9() {
 #[tokio::test(flavor = "multi_thread")]
 async fn limits_paging_and_keepalive_2_15() {
     limits_paging_and_keepalive(ServerLine::V2_15).await;
+}
+
+/// `warden bench chat` at a small scale: every message reaches every member of its room,
+/// the idle sockets are all held, and the figures are there (`--json`).
+fn bench_chat_small(line: ServerLine) {
+    let bin = NatsServerBinary::get(line);
+    let home = Home::new();
+    let nats = bin.path.to_str().unwrap();
+    let r = home.json(&[
+        "bench",
+        "chat",
+        "--nats-server",
+        nats,
+        "--idle",
+        "100",
+        "--clients",
+        "40",
+        "--rooms",
+        "4",
+        "--rate",
+        "4",
+        "--seconds",
+        "2",
+    ]);
+    assert!(
+        r["nats_server"].as_str().unwrap().contains(&bin.version),
+        "{r}"
+    );
+    let idle = &r["idle"];
+    assert_eq!(idle["connections"], 100, "{r}");
+    assert!(
+        idle["rss_after_kib"].as_u64() > idle["rss_before_kib"].as_u64(),
+        "{r}"
+    );
+    let d = &r["delivery"];
+    let sent = d["sent"].as_u64().unwrap();
+    assert!(sent >= 40, "every client sent: {r}");
+    // 10 clients per room: each message is delivered 10 times, the sender included.
+    assert_eq!(d["expected_deliveries"].as_u64(), Some(sent * 10), "{r}");
+    assert_eq!(d["delivered"], d["expected_deliveries"], "{r}");
+    assert_eq!(d["errors"], json!({}), "{r}");
+    let (p50, p99) = (
+        d["latency_ms_p50"].as_f64().unwrap(),
+        d["latency_ms_p99"].as_f64().unwrap(),
+    );
+    assert!(p50 > 0.0 && p50 <= p99, "{r}");
+}
+
+#[test]
+fn bench_chat_small_2_9() {
+    bench_chat_small(ServerLine::V2_9);
+}
+
+#[test]
+fn bench_chat_small_2_15() {
+    bench_chat_small(ServerLine::V2_15);
 }

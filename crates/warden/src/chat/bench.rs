@@ -100,7 +100,9 @@ pub struct DeliveryReport {
     pub expected_deliveries: u64,
     /// Deliveries received.
     pub delivered: u64,
-    /// Deliveries per second of sending.
+    /// Seconds from the first send to the last delivery (at least the sending time).
+    pub delivery_seconds: f64,
+    /// Deliveries per second over that time.
     pub delivered_per_s: f64,
     /// Delivery latency (send to receipt), milliseconds.
     pub latency_ms_p50: f64,
@@ -552,6 +554,8 @@ async fn idle_phase(
 #[derive(Default)]
 struct Seen {
     latencies_us: Vec<u32>,
+    /// When the last message arrived (since the start of sending).
+    last_arrival: Duration,
     errors: BTreeMap<String, u64>,
 }
 
@@ -644,6 +648,7 @@ async fn delivery_phase(
                             let lat = now.as_micros().saturating_sub(sent_us);
                             seen.latencies_us.push(lat.min(u128::from(u32::MAX)) as u32);
                             delivered.fetch_add(1, Ordering::Relaxed);
+                            seen.last_arrival = now;
                         }
                     }
                     "error" => {
@@ -677,7 +682,6 @@ async fn delivery_phase(
     // Drain: until every delivery arrived, or ten seconds without progress.
     let mut last = delivered.load(Ordering::Relaxed);
     let mut last_change = Instant::now();
-    let mut span = epoch.elapsed();
     while delivered.load(Ordering::Relaxed) < expected
         && last_change.elapsed() < Duration::from_secs(10)
     {
@@ -686,7 +690,6 @@ async fn delivery_phase(
         if now != last {
             last = now;
             last_change = Instant::now();
-            span = epoch.elapsed();
         }
     }
     bar.finish_and_clear();
@@ -694,8 +697,10 @@ async fn delivery_phase(
     let _ = stop_tx.send(true);
     let mut latencies = Vec::new();
     let mut errors = BTreeMap::new();
+    let mut span = sending;
     for r in receivers {
         let seen = r.await.context("receiver task")?;
+        span = span.max(seen.last_arrival);
         latencies.extend(seen.latencies_us);
         for (k, v) in seen.errors {
             *errors.entry(k).or_default() += v;
@@ -719,8 +724,9 @@ async fn delivery_phase(
         sent: sent_total,
         expected_deliveries: expected,
         delivered: delivered_total,
+        delivery_seconds: span.as_secs_f64(),
         // Over the time deliveries took: sending, plus the tail of the last ones.
-        delivered_per_s: delivered_total as f64 / span.as_secs_f64().max(sending.as_secs_f64()),
+        delivered_per_s: delivered_total as f64 / span.as_secs_f64(),
         latency_ms_p50: pct(0.50),
         latency_ms_p99: pct(0.99),
         latency_ms_max: pct(1.0),
