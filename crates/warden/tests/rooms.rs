@@ -1209,3 +1209,18 @@ fn bench_chat_small_2_9() {
 fn bench_chat_small_2_15() {
     bench_chat_small(ServerLine::V2_15);
 }
+
+/// Bad `warden bench chat` flags are usage errors (exit 2), checked before anything starts.
+#[test]
+fn bench_chat_usage_errors() {
+    let home = Home::new();
+    for args in [
+        &["bench", "chat", "--rooms", "0"][..],
+        &["bench", "chat", "--clients", "10", "--rooms", "20"][..],
+        &["bench", "chat", "--rate", "0"][..],
+        &["bench", "chat", "--seconds", "0"][..],
+    ] {
+        let err = home.fails(2, args);
+        assert!(err.contains("--"), "{args:?}: {err}");
+    }
+}
