@@ -110,6 +110,10 @@ pub struct NextRole {
     pub security_enabled: Option<bool>,
     /// AAD `visibility`.
     pub visibility: Option<String>,
+    /// AD `distinguishedName` (the entry's DN when the attribute is absent), so that
+    /// changes written back address the group by DN on any LDAP server; AD also
+    /// accepts `<GUID=…>`, which is used when this is unknown.
+    pub distinguished_name: Option<String>,
 }
 
 /// Everything one upstream directory holds, mapped to NEXT fields. `source` names

@@ -42,6 +42,9 @@ pub enum BenchCmd {
     Tenants(crate::tenant::BenchTenantsArgs),
     /// Import N directory users and M roles (apply_sync_plan), and time proposals end to end until nats-server enforces them.
     Governance(crate::governance_bench::BenchGovernanceArgs),
+    /// Rooms gateway: 10,000 idle websockets (memory) and 1,000 clients in 100 rooms
+    /// (deliveries per second, latency), against a `warden chat` child and a real nats-server.
+    Chat(crate::chat::bench::BenchChatArgs),
 }
 
 /// Result of `bench issue`.
@@ -72,7 +75,7 @@ pub struct UserAddReport {
     pub ms_per_op: f64,
 }
 
-fn progress(json: bool, len: u64, what: &str) -> ProgressBar {
+pub(crate) fn progress(json: bool, len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     if crate::cli::show_progress(json) {
         if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec}") {
@@ -171,6 +174,7 @@ pub async fn run(json: bool, cmd: BenchCmd) -> Result<()> {
         BenchCmd::Devices(args) => return crate::device::bench(json, args).await,
         BenchCmd::Tenants(args) => return crate::tenant::bench(json, args).await,
         BenchCmd::Governance(args) => return crate::governance_bench::bench(json, args).await,
+        BenchCmd::Chat(args) => return crate::chat::bench::bench(json, args).await,
         BenchCmd::Issue { count } => {
             let r = measure_issue(count)?;
             if json {

@@ -1198,14 +1198,14 @@ pub async fn bench(json: bool, args: BenchDevicesArgs) -> anyhow::Result<()> {
 }
 
 /// The nats-server the bench starts (JetStream on, Warden's rendered config).
-struct BenchServer {
+pub(crate) struct BenchServer {
     child: std::process::Child,
-    url: String,
-    version: String,
+    pub(crate) url: String,
+    pub(crate) version: String,
 }
 
 impl BenchServer {
-    async fn start(w: &Warden, bin: &Path, dir: &Path) -> anyhow::Result<BenchServer> {
+    pub(crate) async fn start(w: &Warden, bin: &Path, dir: &Path) -> anyhow::Result<BenchServer> {
         let version = std::process::Command::new(bin)
             .arg("--version")
             .output()

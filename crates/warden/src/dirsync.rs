@@ -3,9 +3,9 @@
 //! a live LDAP directory (the `ldap3` crate), reading mapping files, and
 //! printing plans and exports.
 //!
-//! Applying a plan belongs to the governance store; until it is wired in, `dir
-//! sync` plans only (`--dry-run`) and refuses to apply with a clear error. The
-//! two places are marked `// apply: gov store`.
+//! Plans are made against Warden's own copy of the source and applied through
+//! the governance store ([`Warden::apply_sync_plan`]); exports are made from the
+//! proposals confirmed in Warden.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -90,18 +90,39 @@ pub struct ExportArgs {
     /// Microsoft Graph $batch bodies (Azure AD).
     #[arg(long)]
     pub graph: bool,
-    /// The confirmed changes: a JSON list of {"change": "user_field"|"add_member"|"remove_member", …}.
+    /// The changes as a JSON list of {"change": "user_field"|"add_member"|"remove_member", …};
+    /// default: the proposals confirmed in Warden (role memberships, managers) on the source's records.
     #[arg(long, value_name = "FILE")]
-    pub changes: PathBuf,
-    /// What Warden holds for the source, as snapshot JSON (ids → DNs / object ids).
+    pub changes: Option<PathBuf>,
+    /// Only proposals closed at or after this time (RFC 3339 or unix seconds); default: all.
+    #[arg(long, value_name = "TIME", conflicts_with = "changes")]
+    pub since: Option<String>,
+    /// The source's name in Warden (default: `ad` with --ldif, `aad` with --graph).
+    #[arg(long, value_name = "NAME")]
+    pub source: Option<String>,
+    /// Use this snapshot JSON (ids → DNs / object ids) instead of what Warden holds for the source.
     #[arg(long, value_name = "FILE")]
-    pub current: PathBuf,
+    pub current: Option<PathBuf>,
     /// A mapping file (TOML, JSON or YAML).
     #[arg(long, value_name = "FILE")]
     pub mapping: Option<PathBuf>,
     /// Output file (stdout when absent).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+/// `--since`: RFC 3339 or unix seconds.
+fn parse_since(raw: &str) -> Result<i64> {
+    if let Ok(n) = raw.parse::<i64>() {
+        return Ok(n);
+    }
+    time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .map_err(|e| {
+            usage(format!(
+                "--since {raw:?}: not RFC 3339 or unix seconds: {e}"
+            ))
+        })
 }
 
 fn usage(msg: impl Into<String>) -> anyhow::Error {
@@ -380,21 +401,21 @@ pub async fn run(json: bool, cmd: DirSyncCmd, w: &Warden) -> Result<()> {
                 Provider::Aad
             };
             let mapping = load_mapping(provider, args.mapping.as_deref())?;
-            let changes: Vec<DirectoryChange> = serde_json::from_str(&read_text(&args.changes)?)
-                .map_err(|e| {
-                    usage(format!(
-                        "{}: not a list of changes: {e}",
-                        args.changes.display()
-                    ))
-                })?;
-            // apply: gov store — the snapshot comes from the store, the changes from confirmed proposals.
-            let text = read_text(&args.current)?;
-            let current: DirectorySnapshot = serde_json::from_str(&text).map_err(|e| {
-                usage(format!(
-                    "{} is not a directory snapshot: {e}",
-                    args.current.display()
-                ))
-            })?;
+            let source = args.source.clone().unwrap_or_else(|| provider.to_string());
+            let current = load_snapshot(args.current.as_deref(), &source, w).await?;
+            let changes: Vec<DirectoryChange> = match &args.changes {
+                Some(path) => serde_json::from_str(&read_text(path)?).map_err(|e| {
+                    usage(format!("{}: not a list of changes: {e}", path.display()))
+                })?,
+                None => {
+                    let since = match &args.since {
+                        Some(t) => parse_since(t)?,
+                        None => 0,
+                    };
+                    let proposals = w.confirmed_proposals().await?;
+                    dirsync::export::changes_from_proposals(&proposals, &current, since)
+                }
+            };
             let (body, skipped) = if args.ldif {
                 let r = dirsync::export::to_ldif(&changes, &current, &mapping);
                 (r.output, r.skipped)

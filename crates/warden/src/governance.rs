@@ -816,6 +816,16 @@ impl Warden {
         Ok(view(p, &facts))
     }
 
+    /// Every confirmed proposal, for the outbound directory export.
+    pub async fn confirmed_proposals(&self) -> Result<Vec<warden_core::governance::Proposal>> {
+        let filter = ProposalFilter {
+            status: Some(ProposalStatus::Confirmed),
+            initiator: None,
+            limit: 0,
+        };
+        Ok(self.store.proposals(&filter).await?)
+    }
+
     /// `warden proposals list`: all, `mine` (initiated by `actor`), or `to_approve` (open
     /// ones `actor` may close).
     pub async fn proposals(

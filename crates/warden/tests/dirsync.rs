@@ -1,12 +1,14 @@
 //! Directory sync against a real OpenLDAP `slapd` (started by the test on a random
 //! loopback port, with the AD attributes the mapping needs): the initial sync gives the
 //! expected snapshot; a change in slapd (a user modified, a user deleted, group members
-//! changed) gives exactly the matching delta plan; the CLI plans the same, refuses to
-//! apply until the store is wired, and its LDIF export, applied to slapd with
-//! `ldapmodify`, is read back by the next sync.
+//! changed) gives exactly the matching delta plan; the CLI plans the same, and its
+//! LDIF export, applied to slapd with `ldapmodify`, is read back by the next sync.
+//! Applied through the governance store: a sync creates the directory, a second one
+//! changes nothing, a proposal confirmed in Warden is exported as LDIF that slapd
+//! accepts, and the next sync agrees with Warden.
 //!
-//! No nats-server here: nothing of this reaches NATS until the governance store
-//! applies a plan.
+//! No nats-server here: what an applied sync does to NATS users is proven in
+//! `governance_api.rs` (grants reach imported members, drops shrink, deletes revoke).
 
 mod common;
 
@@ -213,6 +215,7 @@ async fn slapd_unreachable_or_wrong_password_is_an_error() {
 async fn cli_plans_from_slapd_and_exports_back_to_it() {
     let slapd = start();
     let home = Home::new();
+    home.ok(&["init", "--name", "DIROP"]);
     let dir = home.path();
     let pw = dir.join("ldap.pw");
     std::fs::write(&pw, format!("{}\n", slapd.password())).unwrap();
@@ -249,11 +252,6 @@ async fn cli_plans_from_slapd_and_exports_back_to_it() {
         out["plan"]["create_roles"][0]["display_name"],
         "NATS Operators"
     );
-
-    // Without --dry-run: refused (exit 1) until the store applies plans.
-    let args = with(&[]);
-    let err = home.fails(1, &args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(err.contains("not wired"), "{err}");
 
     // A bad mapping file is a usage error naming the problem (exit 2).
     std::fs::write(dir.join("bad.json"), r#"{"users": {"shoe_size": "x"}}"#).unwrap();
@@ -333,6 +331,7 @@ async fn cli_plans_from_slapd_and_exports_back_to_it() {
 #[test]
 fn cli_graph_export_and_usage_errors() {
     let home = Home::new();
+    home.ok(&["init", "--name", "DIROP"]);
     let fx = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../warden-core/tests/fixtures/dirsync"
@@ -490,4 +489,151 @@ fn dir_sync_commands_flatten_into_a_dir_group() {
     let e = Top::try_parse_from(["x", "export", "--changes", "c.json", "--current", "s.json"])
         .unwrap_err();
     assert!(e.to_string().contains("--ldif"), "{e}");
+}
+
+#[tokio::test]
+async fn cli_applies_a_sync_and_exports_confirmed_proposals_back_to_slapd() {
+    let slapd = start();
+    let home = Home::new();
+    home.ok(&["init", "--name", "DIROP"]);
+    let dir = home.path();
+    let pw = dir.join("ldap.pw");
+    std::fs::write(&pw, format!("{}\n", slapd.password())).unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let map_file = dir.join("map.yaml");
+    std::fs::write(&map_file, "roles:\n  display_name: cn\n").unwrap();
+    let (url, bind) = (slapd.url(), slapd.bind_dn());
+    let sync = [
+        "dir",
+        "sync",
+        "--ldap",
+        &url,
+        "--base",
+        SUFFIX,
+        "--bind-dn",
+        &bind,
+        "--password-file",
+        pw.to_str().unwrap(),
+        "--mapping",
+        map_file.to_str().unwrap(),
+    ];
+
+    // Applied: the directory now holds the three users and two roles.
+    let out = home.json(&sync);
+    let r = &out["report"];
+    assert_eq!(r["dry_run"], false, "{out:#}");
+    assert_eq!(
+        (r["users_created"].as_u64(), r["roles_created"].as_u64()),
+        (Some(3), Some(2)),
+        "{out:#}"
+    );
+    let users = home.json(&["dir", "user", "list"]);
+    let listed = users.to_string();
+    for id in ["bsmith", "jdoe", "eve"] {
+        assert!(
+            listed.contains(&format!("\"{id}\"")),
+            "{id} missing: {users}"
+        );
+    }
+    let role = out["plan"]["create_roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["display_name"] == "NATS Operators")
+        .expect("the operators group")["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Idempotent: the same directory again changes nothing.
+    let again = home.json(&sync);
+    let r = &again["report"];
+    for k in [
+        "users_created",
+        "users_updated",
+        "users_deleted",
+        "roles_created",
+        "roles_updated",
+        "roles_deleted",
+    ] {
+        assert_eq!(r[k], 0, "{k}: {again:#}");
+    }
+    assert_eq!(r["unchanged"], 5, "{again:#}");
+
+    // Nothing confirmed yet: nothing to export.
+    let empty = home.json(&["dir", "export", "--ldif", "--source", "ad"]);
+    assert_eq!(empty["body"], "version: 1\n", "{empty}");
+
+    // Eve asks to join the operators; a non-owner cannot confirm, the owner (Bob,
+    // managedBy upstream) does.
+    let p = home.json(&[
+        "propose",
+        "role-member",
+        "add",
+        "--role",
+        &role,
+        "--user",
+        "eve",
+        "--as",
+        "eve",
+    ]);
+    let id = p["id"].as_str().unwrap().to_string();
+    let e = home.fails(1, &["confirm", &id, "--as", "jdoe"]);
+    assert!(e.contains("may not"), "{e}");
+    let c = home.json(&["confirm", &id, "--as", "bsmith"]);
+    assert_eq!(c["status"], "confirmed", "{c}");
+
+    // Exported as LDIF (only changes closed since a time in the future: none).
+    let future = home.json(&[
+        "dir",
+        "export",
+        "--ldif",
+        "--source",
+        "ad",
+        "--since",
+        "4102444800",
+    ]);
+    assert_eq!(future["body"], "version: 1\n", "{future}");
+    let ldif = home.ok(&["dir", "export", "--ldif", "--source", "ad"]);
+    assert!(ldif.contains("changetype: modify\nadd: member\n"), "{ldif}");
+    assert!(ldif.contains("Eve Example"), "{ldif}");
+    slapd
+        .ldapmodify(&ldif, false)
+        .expect("slapd accepts Warden's LDIF");
+
+    // The next sync sees eve in the group upstream, as Warden already has her; then it is still.
+    home.json(&sync);
+    let shown = home.json(&["role", "show", &role]);
+    assert!(shown.to_string().contains("\"eve\""), "{shown:#}");
+    let last = home.json(&sync);
+    let r = &last["report"];
+    for k in [
+        "users_created",
+        "users_updated",
+        "users_deleted",
+        "roles_created",
+        "roles_updated",
+        "roles_deleted",
+    ] {
+        assert_eq!(r[k], 0, "{k}: {last:#}");
+    }
+
+    // A bad --current (a snapshot of another source) is a usage error and changes nothing.
+    let before = (
+        home.json(&["dir", "user", "list"]),
+        home.json(&["role", "show", &role]),
+    );
+    let bad = dir.join("other.json");
+    std::fs::write(&bad, r#"{"source": "aad", "users": [], "roles": []}"#).unwrap();
+    let mut args: Vec<&str> = sync.to_vec();
+    args.extend(["--current", bad.to_str().unwrap()]);
+    let e = home.fails(2, &args);
+    assert!(e.contains("not \"ad\""), "{e}");
+    assert_eq!(
+        (
+            home.json(&["dir", "user", "list"]),
+            home.json(&["role", "show", &role]),
+        ),
+        before
+    );
 }

@@ -91,8 +91,8 @@ fn user_dn(u: &NextUser) -> Option<String> {
 }
 
 /// LDIF modify records for `changes` against `snapshot` (Warden's copy of the
-/// source), under an AD `mapping`. Groups are addressed as `<GUID=objectGUID>`,
-/// which AD accepts in place of a DN.
+/// source), under an AD `mapping`. Groups are addressed by their DN, or as
+/// `<GUID=objectGUID>` (which AD accepts in place of a DN) when it is unknown.
 pub fn to_ldif(
     changes: &[DirectoryChange],
     snapshot: &DirectorySnapshot,
@@ -155,16 +155,20 @@ pub fn to_ldif(
                     ));
                     continue;
                 };
-                let (Some(g), Some(member)) = (r.role_id.as_ref(), user_dn(u)) else {
+                let group_dn = r
+                    .distinguished_name
+                    .clone()
+                    .or_else(|| r.role_id.as_ref().map(|g| format!("<GUID={g}>")));
+                let (Some(group_dn), Some(member)) = (group_dn, user_dn(u)) else {
                     skips.push(skipped(
                         "role",
                         role,
-                        "no objectGUID for the group or no DN for the user",
+                        "no DN or objectGUID for the group, or no DN for the user",
                     ));
                     continue;
                 };
                 out.push('\n');
-                out.push_str(&line("dn", format!("<GUID={g}>").as_bytes()));
+                out.push_str(&line("dn", group_dn.as_bytes()));
                 out.push_str("changetype: modify\n");
                 out.push_str(&format!("{}: {attr}\n", if add { "add" } else { "delete" }));
                 out.push_str(&line(attr, member.as_bytes()));
@@ -358,5 +362,205 @@ pub fn to_graph_batches(
     Rendered {
         output: batches,
         skipped: skips,
+    }
+}
+
+/// The upstream changes that proposals confirmed in Warden make to the directory
+/// `current` (one source): role memberships added or removed on roles of that
+/// source, and manager changes of its users, closed at or after `since` (unix
+/// seconds), oldest first. Ownership, administration and task grants have no
+/// field in the seed's mapping and stay Warden's own; proposals about records of
+/// another source are left out, because that upstream is not this export's.
+pub fn changes_from_proposals(
+    proposals: &[crate::governance::Proposal],
+    current: &DirectorySnapshot,
+    since: i64,
+) -> Vec<DirectoryChange> {
+    use crate::governance::{Change, ProposalKind, ProposalStatus};
+    let roles: std::collections::BTreeSet<&str> =
+        current.roles.iter().map(|r| r.name.as_str()).collect();
+    let users: std::collections::BTreeSet<&str> =
+        current.users.iter().map(|u| u.id.as_str()).collect();
+    let mut confirmed: Vec<&crate::governance::Proposal> = proposals
+        .iter()
+        .filter(|p| p.status == ProposalStatus::Confirmed)
+        .filter(|p| p.closed_at.is_some_and(|t| t >= since))
+        .collect();
+    confirmed.sort_by_key(|p| (p.closed_at, p.created_at));
+    let mut out = Vec::new();
+    for p in confirmed {
+        let a = &p.address;
+        match (p.kind, p.change) {
+            (ProposalKind::RoleMember, Change::Add | Change::Remove)
+                if roles.contains(a.object_id.as_str())
+                    && users.contains(a.related_id.as_str()) =>
+            {
+                let (role, user) = (a.object_id.clone(), a.related_id.clone());
+                out.push(if p.change == Change::Add {
+                    DirectoryChange::AddMember { role, user }
+                } else {
+                    DirectoryChange::RemoveMember { role, user }
+                });
+            }
+            (ProposalKind::UserManager, _)
+                if users.contains(a.object_id.as_str())
+                    && users.contains(a.related_id.as_str()) =>
+            {
+                out.push(DirectoryChange::UserField {
+                    user: a.object_id.clone(),
+                    field: "manager".into(),
+                    old: Vec::new(),
+                    new: vec![a.related_id.clone()],
+                });
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod from_proposals {
+    use super::*;
+    use crate::governance::{Change, Proposal, ProposalKind, ProposalStatus};
+
+    fn proposal(
+        id: &str,
+        kind: ProposalKind,
+        change: Change,
+        object: &str,
+        related: &str,
+        status: ProposalStatus,
+        closed_at: Option<i64>,
+    ) -> Proposal {
+        Proposal {
+            id: id.into(),
+            kind,
+            change,
+            address: kind.address(object, related),
+            initiator: "admin".into(),
+            reason: None,
+            status,
+            closer: None,
+            justification: None,
+            grant_expires_at: None,
+            expires_at: None,
+            created_at: 1,
+            closed_at,
+        }
+    }
+
+    #[test]
+    fn confirmed_memberships_and_managers_of_the_source_only() {
+        let current = DirectorySnapshot {
+            source: "ad".into(),
+            users: ["ann", "bob"]
+                .iter()
+                .map(|id| NextUser {
+                    id: (*id).into(),
+                    ..NextUser::default()
+                })
+                .collect(),
+            roles: vec![NextRole {
+                name: "ops".into(),
+                ..NextRole::default()
+            }],
+        };
+        use ProposalKind as K;
+        use ProposalStatus as S;
+        let list = vec![
+            proposal(
+                "p1",
+                K::RoleMember,
+                Change::Add,
+                "ops",
+                "ann",
+                S::Confirmed,
+                Some(20),
+            ),
+            proposal(
+                "p2",
+                K::RoleMember,
+                Change::Remove,
+                "ops",
+                "bob",
+                S::Confirmed,
+                Some(10),
+            ),
+            proposal(
+                "p3",
+                K::RoleMember,
+                Change::Add,
+                "ops",
+                "bob",
+                S::Rejected,
+                Some(30),
+            ),
+            proposal(
+                "p4",
+                K::RoleMember,
+                Change::Add,
+                "ops",
+                "bob",
+                S::Open,
+                None,
+            ),
+            proposal(
+                "p5",
+                K::RoleMember,
+                Change::Add,
+                "local",
+                "ann",
+                S::Confirmed,
+                Some(40),
+            ),
+            proposal(
+                "p6",
+                K::RoleOwner,
+                Change::Add,
+                "ops",
+                "ann",
+                S::Confirmed,
+                Some(50),
+            ),
+            proposal(
+                "p7",
+                K::UserManager,
+                Change::Update,
+                "bob",
+                "ann",
+                S::Confirmed,
+                Some(60),
+            ),
+            proposal(
+                "p8",
+                K::RoleMember,
+                Change::Add,
+                "ops",
+                "ann",
+                S::Confirmed,
+                Some(5),
+            ),
+        ];
+        let got = changes_from_proposals(&list, &current, 10);
+        assert_eq!(
+            got,
+            vec![
+                DirectoryChange::RemoveMember {
+                    role: "ops".into(),
+                    user: "bob".into()
+                },
+                DirectoryChange::AddMember {
+                    role: "ops".into(),
+                    user: "ann".into()
+                },
+                DirectoryChange::UserField {
+                    user: "bob".into(),
+                    field: "manager".into(),
+                    old: vec![],
+                    new: vec!["ann".into()]
+                },
+            ]
+        );
     }
 }

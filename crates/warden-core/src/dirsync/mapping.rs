@@ -98,6 +98,7 @@ pub const ROLE_FIELDS: &[(&str, FieldShape)] = &[
     ("owners", FieldShape::References),
     ("security_enabled", FieldShape::Bool),
     ("visibility", FieldShape::Single),
+    ("distinguished_name", FieldShape::Single),
 ];
 
 /// The shape of a user field, if `field` is one.
@@ -146,6 +147,7 @@ const AD_ROLES: &[(&str, &str)] = &[
     ("group_types", "groupType"),
     ("members", "member"),
     ("owners", "managedBy"),
+    ("distinguished_name", "distinguishedName"),
 ];
 
 const AAD_USERS: &[(&str, &str)] = &[

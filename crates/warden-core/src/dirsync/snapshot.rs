@@ -141,6 +141,9 @@ pub fn to_snapshot(source: &str, mapping: &Mapping, records: &[DirRecord]) -> Ma
                 skipped.push(skip("role", name, format!("{field}: {e}; left empty")));
             }
         }
+        if role.distinguished_name.is_none() && mapping.roles.contains_key("distinguished_name") {
+            role.distinguished_name = rec.dn.clone();
+        }
         roles.push(role);
     }
 
@@ -315,6 +318,7 @@ pub fn set_role_field(r: &mut NextRole, field: &str, values: Vec<String>) -> Res
         "display_name" => r.display_name = single(values),
         "group_nickname" => r.group_nickname = single(values),
         "visibility" => r.visibility = single(values),
+        "distinguished_name" => r.distinguished_name = single(values),
         other => return Err(format!("unknown role field {other}")),
     }
     Ok(())
@@ -339,6 +343,7 @@ pub fn role_field(r: &NextRole, field: &str) -> Vec<String> {
         "display_name" => opt(&r.display_name),
         "group_nickname" => opt(&r.group_nickname),
         "visibility" => opt(&r.visibility),
+        "distinguished_name" => opt(&r.distinguished_name),
         _ => Vec::new(),
     }
 }

@@ -403,7 +403,17 @@ fn graph_delta_updates_removes_and_changes_members() {
 #[test]
 fn export_ldif_modify_records() {
     let map = Mapping::default_for(Provider::Ad);
-    let s = ad().snapshot;
+    let mut s = ad().snapshot;
+    // Groups are written by DN; one without a DN falls back to AD's `<GUID=…>`.
+    assert_eq!(
+        role(&s, "nats_operators").distinguished_name.as_deref(),
+        Some("CN=NATS Operators,OU=Groups,DC=corp,DC=example")
+    );
+    s.roles
+        .iter_mut()
+        .find(|r| r.name == "sales_eu")
+        .expect("sales_eu")
+        .distinguished_name = None;
     let changes = vec![
         DirectoryChange::UserField {
             user: "jdoe".into(),
@@ -450,7 +460,7 @@ fn export_ldif_modify_records() {
         "{text}"
     );
     assert!(
-        text.contains("delete: member\nmember: CN=Bob Smith,OU=Staff,DC=corp,DC=example\n-\n"),
+        text.contains("dn: CN=NATS Operators,OU=Groups,DC=corp,DC=example\nchangetype: modify\ndelete: member\nmember: CN=Bob Smith,OU=Staff,DC=corp,DC=example\n-\n"),
         "{text}"
     );
     assert!(

@@ -11,6 +11,7 @@
 //!   published on `chat.room.<id>.ctl`, so every gateway re-evaluates its open sockets at
 //!   once (live enforcement).
 
+pub mod bench;
 pub mod hub;
 mod rest;
 mod ws;
@@ -169,6 +170,7 @@ pub fn router(state: ChatState) -> Router {
         .route("/rooms/{id}/invitation", put(rest::answer_invitation))
         .route("/rooms/{id}/messages", get(rest::messages))
         .route("/chat", get(ws::upgrade))
+        .method_not_allowed_fallback(rest::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(state)
 }

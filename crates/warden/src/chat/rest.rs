@@ -3,7 +3,8 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -44,6 +45,12 @@ pub enum ChatError {
     /// No route: 404.
     #[error("no such route")]
     NoRoute,
+    /// A body over the limit: 413.
+    #[error("request body too large: {0}")]
+    TooLarge(String),
+    /// A route served with other methods: 405.
+    #[error("this method is not served on this path")]
+    MethodNotAllowed,
     /// A failure (logged; not detailed to the client): 500.
     #[error("{0}")]
     Internal(String),
@@ -73,6 +80,8 @@ impl ChatError {
             ChatError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ChatError::RuleCap(_) => (StatusCode::CONFLICT, "rule_cap"),
             ChatError::NoRoute => (StatusCode::NOT_FOUND, "no_route"),
+            ChatError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ChatError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ChatError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -108,6 +117,26 @@ impl IntoResponse for ChatError {
 
 type Result<T> = std::result::Result<T, ChatError>;
 
+/// Path parameters whose rejection is a JSON `invalid` error (axum's own is plain text,
+/// and every reply of the gateway is JSON).
+pub(super) struct RoomPath<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for RoomPath<T> {
+    type Rejection = ChatError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| RoomPath(v))
+            .map_err(|e| ChatError::Invalid(format!("bad path: {}", e.body_text())))
+    }
+}
+
+/// Any other method on a gateway route: a JSON 405.
+pub(super) async fn method_not_allowed() -> Response {
+    ChatError::MethodNotAllowed.into_response_json()
+}
+
 /// The caller of a request, from its bearer token.
 fn caller(state: &ChatState, headers: &HeaderMap) -> Result<Caller> {
     let value = headers
@@ -128,7 +157,17 @@ fn caller(state: &ChatState, headers: &HeaderMap) -> Result<Caller> {
         .map_err(|e| ChatError::Unauthorized(e.to_string()))
 }
 
-fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T> {
+/// The JSON body; a body over the limit (or unreadable) is a JSON error too.
+fn body<T: serde::de::DeserializeOwned>(
+    bytes: &std::result::Result<Bytes, BytesRejection>,
+) -> Result<T> {
+    let bytes = match bytes {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(ChatError::TooLarge(e.body_text()));
+        }
+        Err(e) => return Err(ChatError::Invalid(e.body_text())),
+    };
     serde_json::from_slice(bytes)
         .map_err(|e| ChatError::Invalid(format!("request body does not fit: {e}")))
 }
@@ -260,7 +299,7 @@ pub(super) struct CreateRoom {
 pub(super) async fn create_room(
     State(state): State<ChatState>,
     headers: HeaderMap,
-    bytes: Bytes,
+    bytes: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<Response> {
     let caller = caller(&state, &headers)?;
     let req: CreateRoom = body(&bytes)?;
@@ -401,7 +440,7 @@ pub(super) async fn list_rooms(
 pub(super) async fn room(
     State(state): State<ChatState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    RoomPath(id): RoomPath<i64>,
 ) -> Result<Json<serde_json::Value>> {
     let caller = caller(&state, &headers)?;
     let (room, rights) = rights(&state, id, &caller).await?;
@@ -429,7 +468,7 @@ pub(super) async fn room(
 pub(super) async fn delete_room(
     State(state): State<ChatState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    RoomPath(id): RoomPath<i64>,
 ) -> Result<Json<serde_json::Value>> {
     let caller = caller(&state, &headers)?;
     let room = admin_room(&state, id, &caller).await?;
@@ -461,8 +500,8 @@ pub(super) struct PutMember {
 pub(super) async fn put_member(
     State(state): State<ChatState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
-    bytes: Bytes,
+    RoomPath(id): RoomPath<i64>,
+    bytes: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<Response> {
     let caller = caller(&state, &headers)?;
     let req: PutMember = body(&bytes)?;
@@ -528,7 +567,7 @@ pub(super) async fn put_member(
 pub(super) async fn delete_member(
     State(state): State<ChatState>,
     headers: HeaderMap,
-    Path((id, entity)): Path<(i64, String)>,
+    RoomPath((id, entity)): RoomPath<(i64, String)>,
 ) -> Result<Json<serde_json::Value>> {
     let caller = caller(&state, &headers)?;
     admin_room(&state, id, &caller).await?;
@@ -558,8 +597,8 @@ pub(super) struct Answer {
 pub(super) async fn answer_invitation(
     State(state): State<ChatState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
-    bytes: Bytes,
+    RoomPath(id): RoomPath<i64>,
+    bytes: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>> {
     let caller = caller(&state, &headers)?;
     let req: Answer = body(&bytes)?;
@@ -638,7 +677,7 @@ pub(super) fn message_out(m: warden_store::MessageRow) -> MessageOut {
 pub(super) async fn messages(
     State(state): State<ChatState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    RoomPath(id): RoomPath<i64>,
     query: std::result::Result<Query<History>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<HistoryPage>> {
     let caller = caller(&state, &headers)?;

@@ -528,6 +528,274 @@ pub const ROUTES: &[Route] = &[
     ),
 ];
 
+/// The rooms gateway's routes: served by `warden serve` on its HTTP address when a chat
+/// secret is set, and by `warden chat`. Their bearer is the upstream user service's HS256
+/// token (`chatToken`), not a `wdn_` token.
+pub const CHAT_ROUTES: &[Route] = &[
+    route(
+        "POST",
+        "/rooms",
+        "Create a room (needs levelOnEntity at or above the configured level, default 100).",
+        Some("RoomCreate"),
+        201,
+        "Room",
+    ),
+    route(
+        "GET",
+        "/rooms",
+        "The rooms the caller may read (paged by id) and their pending invitations.",
+        None,
+        200,
+        "RoomList",
+    ),
+    route(
+        "GET",
+        "/rooms/{id}",
+        "The room and the caller's rights; admins also get its rules.",
+        None,
+        200,
+        "Room",
+    ),
+    route(
+        "DELETE",
+        "/rooms/{id}",
+        "Delete the room with its rules, invitations and messages (admin); open sockets get LEFT.",
+        None,
+        200,
+        "RoomDeleted",
+    ),
+    route(
+        "PUT",
+        "/rooms/{id}/members",
+        "Add (201) or replace (200) the rule of a user or entity UUID (admin); past the room's rule cap: 409 rule_cap.",
+        Some("RoomRulePut"),
+        200,
+        "RoomRule",
+    ),
+    route(
+        "DELETE",
+        "/rooms/{id}/members/{entity}",
+        "Remove the rule of a user or entity UUID (admin); takes effect on open sockets at once.",
+        None,
+        200,
+        "RoomRuleRemoved",
+    ),
+    route(
+        "PUT",
+        "/rooms/{id}/invitation",
+        "Accept or decline the caller's invitation; declining drops the caller's own rule.",
+        Some("InvitationAnswer"),
+        200,
+        "InvitationState",
+    ),
+    route(
+        "GET",
+        "/rooms/{id}/messages",
+        "History, newest first, with a cursor (before), a limit and a time range (readers).",
+        None,
+        200,
+        "MessagePage",
+    ),
+    route(
+        "GET",
+        "/chat",
+        "The chat websocket (upgrade). Protocol: the server greets {\"type\":\"status\",\"content\":\"START?\"}; send {\"type\":\"token\",\"content\":JWT} (READY, TOKEN?, or BADAUTH and close 4001 after too many bad tokens), {\"type\":\"select_room\",\"room_id\":N,\"after\":ID?} (replays messages after ID, then CONNECTED), {\"type\":\"message\",\"content\":TEXT} (stored, then delivered to the room including the sender), {\"type\":\"leave_room\"}, {\"type\":\"ping\"}. Every reply is a JSON object with a type; errors are {\"type\":\"error\",\"code\",\"content\"}. Limits: message text size, frames per second, server pings; rule changes, bans and token expiry apply to open sockets at once.",
+        None,
+        101,
+        "ChatFrame",
+    ),
+];
+
+fn chat_parameters(r: &Route) -> Vec<Value> {
+    let mut out = Vec::new();
+    let p = |name: &str, place: &str, description: &str, schema: Value| {
+        json!({"name": name, "in": place, "required": place == "path",
+               "description": description, "schema": schema})
+    };
+    if r.path.contains("{id}") {
+        out.push(p("id", "path", "Room id.", int()));
+    }
+    if r.path.contains("{entity}") {
+        out.push(p(
+            "entity",
+            "path",
+            "The user or entity UUID of the rule.",
+            json!({"type": "string"}),
+        ));
+    }
+    let page = json!({"type": "integer", "minimum": 1, "maximum": 500, "default": 50});
+    if r.path == "/rooms" && r.method == "GET" {
+        out.push(p(
+            "after",
+            "query",
+            "Rooms with an id above this (pass next_after back).",
+            int(),
+        ));
+        out.push(p(
+            "limit",
+            "query",
+            "At most this many rooms.",
+            page.clone(),
+        ));
+    }
+    if r.path == "/rooms/{id}/messages" {
+        out.push(p(
+            "before",
+            "query",
+            "Messages with an id below this (pass next_before back).",
+            int(),
+        ));
+        out.push(p("limit", "query", "At most this many messages.", page));
+        out.push(p(
+            "since_ms",
+            "query",
+            "Messages stored at or after this time (unix milliseconds, inclusive).",
+            int(),
+        ));
+        out.push(p(
+            "until_ms",
+            "query",
+            "Messages stored before this time (unix milliseconds, exclusive).",
+            int(),
+        ));
+    }
+    out
+}
+
+fn chat_operation(r: &Route) -> Value {
+    let mut responses = Map::new();
+    let success = if r.path == "/chat" {
+        "Switching protocols: a websocket of JSON text frames."
+    } else {
+        "Success."
+    };
+    responses.insert(
+        r.status.to_string(),
+        json!({"description": success, "content": {"application/json": {"schema": schema_ref(r.response)}}}),
+    );
+    if r.path == "/rooms/{id}/members" {
+        responses.insert("201".into(), json!({"description": "Rule added.", "content": {"application/json": {"schema": schema_ref("RoomRule")}}}));
+        responses.insert(
+            "409".into(),
+            error_response("The room has its cap of rules (`rule_cap`)."),
+        );
+    }
+    if r.path == "/chat" {
+        responses.insert(
+            "400".into(),
+            error_response("Not a websocket upgrade (`invalid`)."),
+        );
+    } else {
+        responses.insert(
+            "401".into(),
+            error_response(
+                "Missing token, bad signature, wrong aud or iss, or expired (`unauthorized`).",
+            ),
+        );
+        responses.insert("403".into(), error_response("The caller's rights in the room do not allow it, or creation level too low (`forbidden`)."));
+        responses.insert(
+            "400".into(),
+            error_response("Invalid input or body (`invalid`)."),
+        );
+        responses.insert(
+            "500".into(),
+            error_response("The gateway failed (`internal`; details in the server log)."),
+        );
+        if r.path.contains('{') {
+            responses.insert("404".into(), error_response("No such room (or the caller may not see it), rule or invitation (`not_found`)."));
+        }
+    }
+    let mut op = json!({
+        "operationId": format!("chat_{}{}", r.method.to_ascii_lowercase(), r.path.replace(['/', '{', '}', '.'], "_")),
+        "summary": r.summary,
+        "tags": ["rooms"],
+        "parameters": chat_parameters(r),
+        "security": if r.path == "/chat" { json!([]) } else { json!([{"chatToken": []}]) },
+        "responses": Value::Object(responses),
+    });
+    if r.path == "/chat" {
+        op["description"] =
+            json!("The token travels inside the socket (a `token` frame), not in a header.");
+    }
+    if let Some(req) = r.request {
+        op["requestBody"] = json!({
+            "required": true,
+            "description": "JSON, at most 64 KiB. Unknown fields are refused; integers may be sent as strings of digits, as the nano-messaging PoC did.",
+            "content": {"application/json": {"schema": schema_ref(req)}}
+        });
+    }
+    op
+}
+
+/// The schemas of the rooms gateway.
+fn chat_schemas() -> Value {
+    let s = |d: &str| json!({"type": "string", "description": d});
+    let i = |d: &str| json!({"type": "integer", "format": "int64", "description": d});
+    let int_or_text = |d: &str| json!({"oneOf": [{"type": "integer"}, {"type": "string", "pattern": "^[0-9]+$"}], "description": d});
+    json!({
+        "RoomRights": {"type": "object", "properties": {
+            "read": {"type": "boolean"}, "write": {"type": "boolean"},
+            "admin": {"type": "boolean"}, "banned": {"type": "boolean"}
+        }},
+        "Room": {"type": "object", "required": ["id", "name", "type"], "properties": {
+            "id": i("Room id."), "name": s("Display name."),
+            "type": {"type": "string", "enum": ["group", "user2user"]},
+            "level_admin": i("Level in the owner entity that administers the room."),
+            "owner_user": s("The creator's user UUID."), "owner_entity": s("The creator's entity UUID."),
+            "rule_cap": i("Most rules the room may have."),
+            "last_message_id": i("Id of the newest message (0 before the first)."),
+            "created_at": i("Created (unix seconds)."),
+            "rights": schema_ref("RoomRights"),
+            "rules": {"type": "array", "items": schema_ref("RoomRulePut"), "description": "Admins only."}
+        }},
+        "RoomCreate": {"type": "object", "required": ["name"], "properties": {
+            "name": s("1 to 200 characters."),
+            "level_admin": int_or_text("Default: the creation level."),
+            "type": {"type": "string", "enum": ["group", "user2user"], "default": "group"},
+            "rule_cap": int_or_text("Most rules (group: 1 to 1000, default 10; user2user: 1).")
+        }},
+        "RoomList": {"type": "object", "properties": {
+            "rooms": {"type": "array", "items": schema_ref("Room")},
+            "invitations": {"type": "array", "items": {"type": "object", "properties": {
+                "room_id": i("Room id."), "state": s("pending."), "created_at": i("Unix seconds.")
+            }}},
+            "next_after": opt(i("Pass as `after` for the next page; null on the last."))
+        }},
+        "RoomDeleted": {"type": "object", "properties": {"deleted": i("Room id.")}},
+        "RoomRulePut": {"type": "object", "required": ["entity_UUID", "permissions"], "properties": {
+            "entity_UUID": s("A user UUID or an entity UUID."),
+            "permissions": {"type": "string", "pattern": "^[rwab]*$", "description": "r read, w write, a admin, b banned (a ban wins)."},
+            "level": int_or_text("For an entity rule: the lowest levelOnEntity it applies to.")
+        }},
+        "RoomRule": {"type": "object", "properties": {
+            "room_id": i("Room id."), "entity_UUID": s("User or entity UUID."),
+            "permissions": s("Normalised letters."), "level": i("Level."),
+            "created": {"type": "boolean", "description": "Added (true) or replaced (false)."}
+        }},
+        "RoomRuleRemoved": {"type": "object", "properties": {"room_id": i("Room id."), "removed": s("The UUID.")}},
+        "InvitationAnswer": {"type": "object", "required": ["accept"], "properties": {"accept": {"type": "boolean"}}},
+        "InvitationState": {"type": "object", "properties": {
+            "room_id": i("Room id."), "state": {"type": "string", "enum": ["accepted", "declined"]}
+        }},
+        "ChatMessage": {"type": "object", "properties": {
+            "room_id": i("Room id."), "id": i("Increasing within the room: the resume and history cursor."),
+            "user_uuid": s("Sender."), "entity_uuid": s("Sender's entity."),
+            "content": s("The text."), "time_ms": i("Stored (unix milliseconds).")
+        }},
+        "MessagePage": {"type": "object", "properties": {
+            "messages": {"type": "array", "items": schema_ref("ChatMessage"), "description": "Newest first."},
+            "next_before": opt(i("Pass as `before` for the next page; null on the last."))
+        }},
+        "ChatFrame": {"type": "object", "required": ["type"], "description": "A server frame on /chat.", "properties": {
+            "type": {"type": "string", "enum": ["status", "message", "error", "pong"]},
+            "content": s("status: START?, READY, TOKEN?, BADAUTH, CONNECTED, LEFT; error: text for people; message: the text."),
+            "code": s("error only: invalid_json, unknown_type, not_authenticated, not_in_room, not_authorised, banned, no_such_room, too_large, empty_message, rate_limited, token_expired, lagged, internal."),
+            "room_id": i("The room (CONNECTED, LEFT, message)."),
+            "reason": s("Why (TOKEN?, BADAUTH, LEFT).")
+        }}
+    })
+}
+
 fn schema_ref(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
@@ -726,6 +994,9 @@ fn schemas() -> Value {
         all.extend(more);
     }
     if let (Value::Object(all), Value::Object(more)) = (&mut all, governance_schemas()) {
+        all.extend(more);
+    }
+    if let (Value::Object(all), Value::Object(more)) = (&mut all, chat_schemas()) {
         all.extend(more);
     }
     all
@@ -1112,6 +1383,12 @@ pub fn document() -> Value {
             .or_insert_with(|| Value::Object(Map::new()));
         entry[r.method.to_ascii_lowercase()] = operation(r);
     }
+    for r in CHAT_ROUTES {
+        let entry = paths
+            .entry(r.path.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        entry[r.method.to_ascii_lowercase()] = chat_operation(r);
+    }
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -1121,7 +1398,8 @@ pub fn document() -> Value {
         },
         "paths": paths,
         "components": {
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "wdn_<52 base32 characters>"}},
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "wdn_<52 base32 characters>"},
+                "chatToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "Rooms gateway (/rooms…, /chat): an HS256 token of the upstream user service with aud, iss, exp, userUUID, entityUUID, levelOnEntity."}},
             "schemas": schemas()
         }
     })
