@@ -1428,14 +1428,24 @@ async fn sync_onboarding_and_rooms_views(c: Console) {
 // Headless Chromium: edit a user, drift and push, usage (nats-server 2.9 and 2.15)
 // ---------------------------------------------------------------------------------------
 
-/// The text of the element `css`.
+/// The text of the element `css`. A live update may replace the element between
+/// finding and reading it (a stale reference): then it is found again, for a bounded
+/// time.
 async fn text_of(b: &Client, css: &str) -> String {
-    b.find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .text()
-        .await
-        .unwrap()
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let el = b
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        match el.text().await {
+            Ok(t) => return t,
+            Err(e) if e.to_string().contains("stale element") => {
+                assert!(Instant::now() < deadline, "{css}: still stale: {e}");
+            }
+            Err(e) => panic!("{css}: {e}"),
+        }
+    }
 }
 
 /// The `data-state` of the sync row of `account` on the open sync page.
