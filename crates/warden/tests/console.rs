@@ -1893,9 +1893,16 @@ async fn governance_fixture(c: &Console) {
         allow_sub: vec![orders],
         ..Default::default()
     };
-    w.task_create(Some("admin"), "orders", "APP", grants, &["admin".into()], None)
-        .await
-        .unwrap();
+    w.task_create(
+        Some("admin"),
+        "orders",
+        "APP",
+        grants,
+        &["admin".into()],
+        None,
+    )
+    .await
+    .unwrap();
     w.role_create(Some("olivia"), "sales", &["olivia".into()], None)
         .await
         .unwrap();
@@ -1909,7 +1916,10 @@ async fn governance_fixture(c: &Console) {
         expires_at: None,
     };
     let p1 = w
-        .propose("olivia", propose(ProposalKind::RoleTask, "sales", "orders", None))
+        .propose(
+            "olivia",
+            propose(ProposalKind::RoleTask, "sales", "orders", None),
+        )
         .await
         .unwrap();
     assert_eq!(p1.id, "p1");
@@ -1972,7 +1982,9 @@ async fn directory_and_proposals_views(c: Console) {
         assert!(html.contains(needle), "{needle}: {html}");
     }
     let row = |html: &str, id: &str| {
-        let at = html.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("{id}: {html}"));
+        let at = html
+            .find(&format!("id=\"{id}\""))
+            .unwrap_or_else(|| panic!("{id}: {html}"));
         html[at..].split("</tr>").next().unwrap().to_string()
     };
     let r = row(&html, "dir-user-admin");
@@ -1983,15 +1995,29 @@ async fn directory_and_proposals_views(c: Console) {
         "{r}"
     );
     let r = row(&html, "dir-role-sales");
-    assert!(r.contains("<td>1</td>") && r.contains("/console/directory/tasks/orders"), "{r}");
+    assert!(
+        r.contains("<td>1</td>") && r.contains("/console/directory/tasks/orders"),
+        "{r}"
+    );
     let r = row(&html, "dir-task-orders");
-    assert!(r.contains("/console/accounts/APP") && r.contains("orders.&gt;"), "{r}");
+    assert!(
+        r.contains("/console/accounts/APP") && r.contains("orders.&gt;"),
+        "{r}"
+    );
     let html = page_text(&c, "/console/directory/roles/sales", &admin).await;
-    assert!(html.contains("<h1>Role sales</h1>") && html.contains("id=\"role-owners\""), "{html}");
+    assert!(
+        html.contains("<h1>Role sales</h1>") && html.contains("id=\"role-owners\""),
+        "{html}"
+    );
     let html = page_text(&c, "/console/directory/tasks/orders", &admin).await;
-    assert!(html.contains("<h1>Task orders</h1>") && html.contains("Publish allow"), "{html}");
+    assert!(
+        html.contains("<h1>Task orders</h1>") && html.contains("Publish allow"),
+        "{html}"
+    );
     assert_eq!(
-        c.get("/console/directory/users/nobody", Some(&admin)).await.status(),
+        c.get("/console/directory/users/nobody", Some(&admin))
+            .await
+            .status(),
         StatusCode::NOT_FOUND
     );
     let res = c
@@ -2001,7 +2027,12 @@ async fn directory_and_proposals_views(c: Console) {
 
     // The inbox: open p2, p3 with who may approve; p1 closed by admin.
     let html = page_text(&c, "/console/proposals", &admin).await;
-    for needle in ["<h1>Proposals</h1>", "2 open proposals", "1 closed proposals", "Not acting"] {
+    for needle in [
+        "<h1>Proposals</h1>",
+        "2 open proposals",
+        "1 closed proposals",
+        "Not acting",
+    ] {
         assert!(html.contains(needle), "{needle}: {html}");
     }
     let r = row(&html, "proposal-p2");
@@ -2063,7 +2094,11 @@ async fn directory_and_proposals_views(c: Console) {
         )
         .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    assert!(!page_text(&c, "/console/proposals", &reader).await.contains("id=\"decide\""));
+    assert!(
+        !page_text(&c, "/console/proposals", &reader)
+            .await
+            .contains("id=\"decide\"")
+    );
 
     // Mallory may approve nothing: the filter shows nothing, and her confirm is refused
     // with the rule in words; p2 stays open.
@@ -2076,12 +2111,19 @@ async fn directory_and_proposals_views(c: Console) {
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let html = page_text(&c, "/console/proposals?show=to-approve", &admin).await;
-    assert!(html.contains("0 open proposals") && html.contains("Acting as"), "{html}");
+    assert!(
+        html.contains("0 open proposals") && html.contains("Acting as"),
+        "{html}"
+    );
     let res = c
         .post(
             "/console/proposals/decide",
             &cookie,
-            &[("csrf", &csrf), ("one", "confirm:p2"), ("justification", "me")],
+            &[
+                ("csrf", &csrf),
+                ("one", "confirm:p2"),
+                ("justification", "me"),
+            ],
         )
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
@@ -2095,9 +2137,20 @@ async fn directory_and_proposals_views(c: Console) {
         "{results}"
     );
     assert_eq!(status_of(&c, "p2").await, Open);
-    assert!(c.warden.dir_user("ulrich").await.unwrap().nats_accounts.is_empty());
+    assert!(
+        c.warden
+            .dir_user("ulrich")
+            .await
+            .unwrap()
+            .nats_accounts
+            .is_empty()
+    );
     // The notice is shown once.
-    assert!(!page_text(&c, "/console/proposals", &admin).await.contains("proposal-results"));
+    assert!(
+        !page_text(&c, "/console/proposals", &admin)
+            .await
+            .contains("proposal-results")
+    );
 
     // Olivia (owner of sales) approves a batch: p2 and p3 confirmed, an unknown id fails;
     // one result per id.
@@ -2143,15 +2196,28 @@ async fn directory_and_proposals_views(c: Console) {
         &[("csrf", &csrf), ("one", "reject:p3")],
     )
     .await;
-    assert!(page_text(&c, "/console/proposals", &admin).await.contains("p3: not rejected"));
+    assert!(
+        page_text(&c, "/console/proposals", &admin)
+            .await
+            .contains("p3: not rejected")
+    );
     assert_eq!(status_of(&c, "p3").await, Open);
     c.post(
         "/console/proposals/decide",
         &cookie,
-        &[("csrf", &csrf), ("id", "p3"), ("reason", "not sales"), ("batch", "reject")],
+        &[
+            ("csrf", &csrf),
+            ("id", "p3"),
+            ("reason", "not sales"),
+            ("batch", "reject"),
+        ],
     )
     .await;
-    assert!(page_text(&c, "/console/proposals", &admin).await.contains("p3: rejected as olivia"));
+    assert!(
+        page_text(&c, "/console/proposals", &admin)
+            .await
+            .contains("p3: rejected as olivia")
+    );
     assert_eq!(status_of(&c, "p3").await, Rejected);
 
     // Ulrich's page: his role, held task, NATS user in APP, and explain.
@@ -2179,7 +2245,10 @@ async fn directory_and_proposals_views(c: Console) {
         &admin,
     )
     .await;
-    assert!(html.contains("data-direction=\"publish\" data-allowed=\"false\""), "{html}");
+    assert!(
+        html.contains("data-direction=\"publish\" data-allowed=\"false\""),
+        "{html}"
+    );
 }
 
 /// Waits (bounded) until the open page's live stream is connected.
@@ -2213,9 +2282,19 @@ async fn browser_proposals(line: ServerLine) {
         .to_string();
     home.ok(&["account", "add", "APP"]);
     home.ok(&["dir", "user", "add", "admin", "--name", "Ada Admin"]);
-    home.ok(&["dir", "user", "add", "olivia", "--name", "Olivia", "--as", "admin"]);
     home.ok(&[
-        "dir", "user", "add", "ulrich", "--name", "Ulrich", "--manager", "olivia", "--as",
+        "dir", "user", "add", "olivia", "--name", "Olivia", "--as", "admin",
+    ]);
+    home.ok(&[
+        "dir",
+        "user",
+        "add",
+        "ulrich",
+        "--name",
+        "Ulrich",
+        "--manager",
+        "olivia",
+        "--as",
         "admin",
     ]);
     home.ok(&[
@@ -2246,17 +2325,36 @@ async fn browser_proposals(line: ServerLine) {
         "--as",
         "admin",
     ]);
-    home.ok(&["role", "create", "readers", "--owner", "olivia", "--as", "olivia"]);
-    home.ok(&["role", "create", "sales", "--owner", "olivia", "--as", "olivia"]);
+    home.ok(&[
+        "role", "create", "readers", "--owner", "olivia", "--as", "olivia",
+    ]);
+    home.ok(&[
+        "role", "create", "sales", "--owner", "olivia", "--as", "olivia",
+    ]);
     for (role, task) in [("readers", "status-read"), ("sales", "orders")] {
         let p = home.json(&[
-            "propose", "role-task", "add", "--role", role, "--task", task, "--as", "olivia",
+            "propose",
+            "role-task",
+            "add",
+            "--role",
+            role,
+            "--task",
+            task,
+            "--as",
+            "olivia",
         ]);
         home.ok(&["confirm", p["id"].as_str().unwrap(), "--as", "admin"]);
     }
     // Ulrich reads status already (so he has a NATS user whose re-issue we can see).
     let p = home.json(&[
-        "propose", "role-member", "add", "--role", "readers", "--user", "ulrich", "--as",
+        "propose",
+        "role-member",
+        "add",
+        "--role",
+        "readers",
+        "--user",
+        "ulrich",
+        "--as",
         "ulrich",
     ]);
     home.ok(&["confirm", p["id"].as_str().unwrap(), "--as", "olivia"]);
@@ -2270,7 +2368,9 @@ async fn browser_proposals(line: ServerLine) {
     std::fs::create_dir_all(&downloads).unwrap();
     let b = driver.browser(&downloads).await;
 
-    b.goto(&format!("{}/console/login", serve.base)).await.unwrap();
+    b.goto(&format!("{}/console/login", serve.base))
+        .await
+        .unwrap();
     fill(&b, "#token", &token).await;
     click(&b, "form button[type=submit]").await;
     b.wait()
@@ -2315,8 +2415,17 @@ async fn browser_proposals(line: ServerLine) {
     // Ulrich proposes from the CLI; the proposal appears without reload.
     b.execute("window.__noReload = 7;", vec![]).await.unwrap();
     let p = home.json(&[
-        "propose", "role-member", "add", "--role", "sales", "--user", "ulrich", "--reason",
-        "Q4 orders", "--as", "ulrich",
+        "propose",
+        "role-member",
+        "add",
+        "--role",
+        "sales",
+        "--user",
+        "ulrich",
+        "--reason",
+        "Q4 orders",
+        "--as",
+        "ulrich",
     ]);
     let pid = p["id"].as_str().unwrap().to_string();
     let row = b
@@ -2326,16 +2435,50 @@ async fn browser_proposals(line: ServerLine) {
         .await
         .unwrap_or_else(|e| panic!("{pid} did not appear without reload: {e}"));
     let text = row.text().await.unwrap();
-    assert!(text.contains("Q4 orders") && text.contains("olivia"), "{text}");
+    assert!(
+        text.contains("Q4 orders") && text.contains("olivia"),
+        "{text}"
+    );
     assert_eq!(
-        b.execute("return window.__noReload;", vec![]).await.unwrap(),
+        b.execute("return window.__noReload;", vec![])
+            .await
+            .unwrap(),
         serde_json::json!(7),
         "the page was reloaded"
     );
+    // Ticks and typed text survive the live refresh a further proposal brings.
+    click(&b, &format!("#pick-{pid}")).await;
+    fill(&b, "#justification", "welcome to sales").await;
+    let p2 = home.json(&[
+        "propose",
+        "role-owner",
+        "add",
+        "--role",
+        "sales",
+        "--user",
+        "ulrich",
+        "--as",
+        "ulrich",
+    ]);
+    let pid2 = p2["id"].as_str().unwrap().to_string();
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(&format!("#proposal-{pid2}")))
+        .await
+        .unwrap_or_else(|e| panic!("{pid2} did not appear without reload: {e}"));
+    let kept = b
+        .execute(
+            &format!(
+                "return [document.getElementById('pick-{pid}').checked, document.getElementById('justification').value];"
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept, serde_json::json!([true, "welcome to sales"]));
     shot(&b, &format!("{tag}-gov-02-inbox")).await;
 
-    // Approve it.
-    fill(&b, "#justification", "welcome to sales").await;
+    // Approve it (its row's button: only that one, whatever else is ticked).
     click(&b, &format!("#approve-{pid}")).await;
     let results = b
         .wait()
@@ -2345,7 +2488,9 @@ async fn browser_proposals(line: ServerLine) {
         .unwrap();
     let text = results.text().await.unwrap();
     assert!(
-        text.contains(&format!("{pid}: confirmed as olivia (1 NATS user(s) re-issued)")),
+        text.contains(&format!(
+            "{pid}: confirmed as olivia (1 NATS user(s) re-issued)"
+        )),
         "{text}"
     );
     shot(&b, &format!("{tag}-gov-03-approved")).await;
@@ -2359,6 +2504,13 @@ async fn browser_proposals(line: ServerLine) {
     assert_eq!(mine["status"], "confirmed", "{mine}");
     assert_eq!(mine["closer"], "olivia", "{mine}");
     assert_eq!(mine["justification"], "welcome to sales", "{mine}");
+    let other = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == pid2.as_str())
+        .unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(other["status"], "open", "{other}");
 
     // Ulrich's NATS user was re-issued with the task's grants.
     let after = home.json(&["user", "show", "ulrich", "-a", "APP"]);
@@ -2380,7 +2532,9 @@ async fn browser_proposals(line: ServerLine) {
     click(&b, "#dir-explain button[type=submit]").await;
     b.wait()
         .at_most(WAIT)
-        .for_element(Locator::Css("#explain-result tr[data-direction='publish'][data-allowed='true']"))
+        .for_element(Locator::Css(
+            "#explain-result tr[data-direction='publish'][data-allowed='true']",
+        ))
         .await
         .unwrap();
     shot(&b, &format!("{tag}-gov-04-explain")).await;

@@ -14,16 +14,16 @@
 //! - With the URL of the nats-server `serve` keeps in step, the sync page and the account
 //!   pages ask that server (as the system user, bounded waits) for drift and usage.
 
+mod directory;
 mod edit;
 mod feed;
 mod pages;
+mod proposals;
 mod render;
 mod server;
 mod svg;
 mod sync;
 mod views;
-mod directory;
-mod proposals;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

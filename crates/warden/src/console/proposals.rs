@@ -229,10 +229,7 @@ pub(crate) async fn inbox(
         String::new()
     };
     let acting_text = match &acting {
-        Some(a) => format!(
-            "<p id=\"acting\">Acting as {}.</p>",
-            dir_user_link(a)
-        ),
+        Some(a) => format!("<p id=\"acting\">Acting as {}.</p>", dir_user_link(a)),
         None => "<p id=\"acting\" class=\"muted\">Not acting as anyone yet.</p>".into(),
     };
     let filter = match &acting {
@@ -341,9 +338,7 @@ pub(crate) async fn decide(
         (None, None) => return Err(ConsoleError::Invalid("no action chosen".into())),
     };
     if ids.is_empty() {
-        return Err(ConsoleError::Invalid(
-            "select at least one proposal".into(),
-        ));
+        return Err(ConsoleError::Invalid("select at least one proposal".into()));
     }
     if ids.len() > MAX_BATCH {
         return Err(ConsoleError::Invalid(format!(
@@ -360,11 +355,7 @@ pub(crate) async fn decide(
         "confirm" => {
             for r in s.warden.confirm_many(&actor, &ids, justification).await {
                 if r.ok {
-                    let reissued = r
-                        .proposal
-                        .as_ref()
-                        .map(|p| p.reissued.len())
-                        .unwrap_or(0);
+                    let reissued = r.proposal.as_ref().map(|p| p.reissued.len()).unwrap_or(0);
                     lines.push(format!(
                         "{}: confirmed as {actor} ({reissued} NATS user(s) re-issued)",
                         r.id
