@@ -15,17 +15,20 @@ use axum::extract::{Form, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{Html, Redirect};
 use serde::Deserialize;
-use warden_core::governance::{ProposalStatus, Relationship};
+use warden_core::governance::{Address, ProposalStatus, Relationship};
+use warden_store::governance::ProposalFilter;
 
 use super::directory::{dir_user_link, role_link, task_link};
 use super::pages::{csrf_field, seq};
 use super::render::{esc, page, when};
 use super::{ConsoleError, ConsoleResult, ConsoleState, Flash, check_csrf, session_with};
-use crate::governance::ProposalView;
 use crate::tokens::Scope;
 
 /// Most ids one batch may carry (a bound on the work of one form post).
 const MAX_BATCH: usize = 200;
+
+/// Closed proposals shown (the newest closed first).
+const CLOSED_SHOWN: usize = 200;
 
 /// Query of the inbox: `show=to-approve` lists only what the acting user may close.
 #[derive(Deserialize)]
@@ -33,8 +36,7 @@ pub(crate) struct InboxQuery {
     show: Option<String>,
 }
 
-fn address_text(p: &ProposalView) -> String {
-    let a = &p.proposal.address;
+fn address_text(a: &Address) -> String {
     let object = match a.object_type {
         warden_core::governance::ObjectType::Role => role_link(&a.object_id),
         warden_core::governance::ObjectType::Task => task_link(&a.object_id),
@@ -118,11 +120,32 @@ pub(crate) async fn inbox(
             Some(ProposalStatus::Open),
         )
         .await?;
-    let all = s.warden.proposals(None, false, false, None).await?;
-    let closed: Vec<&ProposalView> = all
-        .iter()
-        .filter(|p| p.proposal.status != ProposalStatus::Open)
-        .collect();
+    // Closed ones need no approval facts: read them straight from the store, newest
+    // closed first, and show a bounded number.
+    let mut closed = Vec::new();
+    for status in [
+        ProposalStatus::Confirmed,
+        ProposalStatus::Rejected,
+        ProposalStatus::Expired,
+    ] {
+        let filter = ProposalFilter {
+            status: Some(status),
+            initiator: None,
+            limit: 0,
+        };
+        closed.extend(
+            s.warden
+                .store()
+                .proposals(&filter)
+                .await
+                .map_err(|e| ConsoleError::Ops(e.into()))?,
+        );
+    }
+    closed.sort_by(|a, b| {
+        (b.closed_at, b.created_at, &b.id).cmp(&(a.closed_at, a.created_at, &a.id))
+    });
+    let n_closed = closed.len();
+    closed.truncate(CLOSED_SHOWN);
     let can_write = sess.allows(Scope::Write);
     let users = s.warden.dir_users().await?;
     let mut orows = String::new();
@@ -159,7 +182,7 @@ pub(crate) async fn inbox(
             kind = esc(pr.kind.as_str()),
             message = esc(&p.message),
             change = esc(pr.change.as_str()),
-            address = address_text(p),
+            address = address_text(&pr.address),
             initiator = dir_user_link(&pr.initiator),
             reason = esc(pr.reason.as_deref().unwrap_or("—")),
             expires = esc(&when(pr.expires_at)),
@@ -173,8 +196,7 @@ pub(crate) async fn inbox(
         orows = "<tr><td colspan=\"10\" class=\"muted\">No open proposals.</td></tr>".into();
     }
     let mut crows = String::new();
-    for p in &closed {
-        let pr = &p.proposal;
+    for pr in &closed {
         let cls = match pr.status {
             ProposalStatus::Confirmed => "ok",
             ProposalStatus::Rejected => "bad",
@@ -183,10 +205,10 @@ pub(crate) async fn inbox(
         let _ = write!(
             crows,
             "<tr id=\"closed-{id}\" data-status=\"{status}\"><td><code>{id}</code></td><td>{kind} {change}</td><td>{address}</td><td>{initiator}</td><td class=\"{cls}\">{status}</td><td>{closer}</td><td>{just}</td><td>{closed_at}</td></tr>",
-            id = esc(&p.id),
+            id = esc(&pr.id),
             kind = esc(pr.kind.as_str()),
             change = esc(pr.change.as_str()),
-            address = address_text(p),
+            address = address_text(&pr.address),
             initiator = dir_user_link(&pr.initiator),
             status = esc(pr.status.as_str()),
             closer = pr
@@ -263,11 +285,15 @@ pub(crate) async fn inbox(
 <section id="proposals-open" data-live aria-labelledby="h-proposals-open"><h2 id="h-proposals-open">{n_open} open proposals</h2>
 <div class="scroll"><table><thead><tr><th scope="col">Pick</th><th scope="col">Id</th><th scope="col">Kind</th><th scope="col">Change</th><th scope="col">Address</th><th scope="col">Initiator</th><th scope="col">Reason</th><th scope="col">Expires</th><th scope="col">Who may approve</th><th scope="col">Action</th></tr></thead><tbody>{orows}</tbody></table></div></section>
 {decide}
-<section id="proposals-closed" data-live aria-labelledby="h-proposals-closed"><h2 id="h-proposals-closed">{n_closed} closed proposals</h2>
+<section id="proposals-closed" data-live aria-labelledby="h-proposals-closed"><h2 id="h-proposals-closed">{n_closed} closed proposals{shown}</h2>
 <div class="scroll"><table><thead><tr><th scope="col">Id</th><th scope="col">Kind</th><th scope="col">Address</th><th scope="col">Initiator</th><th scope="col">Status</th><th scope="col">Closed by</th><th scope="col">Justification / reason</th><th scope="col">Closed</th></tr></thead><tbody>{crows}</tbody></table></div></section>"#,
         notice = notice(s.take_flash(&headers)),
         n_open = open.len(),
-        n_closed = closed.len(),
+        shown = if n_closed > closed.len() {
+            format!(" (the newest {} shown)", closed.len())
+        } else {
+            String::new()
+        },
     );
     Ok(page("Proposals", "/console/proposals", &sess, seq, &body))
 }
