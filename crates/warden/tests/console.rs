@@ -1860,3 +1860,725 @@ async fn an_unreachable_nats_server_is_reported_within_the_bound() {
         "the notice showed twice"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Governance: directory views and the proposals inbox (plain HTTP, then Chromium)
+// ---------------------------------------------------------------------------------------
+
+/// Directory users admin (sysadmin), olivia, ulrich (managed by olivia) and mallory;
+/// task `orders` in APP (admin owns it); role `sales` (olivia owns it) holding `orders`
+/// (p1, confirmed by admin); open p2 (ulrich joins sales, reason "Q4") and p3 (mallory
+/// joins sales).
+async fn governance_fixture(c: &Console) {
+    use warden::governance::ProposalInput;
+    use warden_core::directory::NextUser;
+    use warden_core::governance::{Change, ProposalKind, TaskGrants};
+    let w = &c.warden;
+    w.add_account("APP", Default::default()).await.unwrap();
+    let user = |id: &str, name: &str, manager: Option<&str>| NextUser {
+        id: id.into(),
+        name: Some(name.into()),
+        manager: manager.map(str::to_string),
+        ..Default::default()
+    };
+    w.dir_user_add(None, user("admin", "Ada Admin", None), false)
+        .await
+        .unwrap();
+    w.dir_user_add(Some("admin"), user("olivia", "Olivia Owner", None), false)
+        .await
+        .unwrap();
+    w.dir_user_add(
+        Some("admin"),
+        user("ulrich", "Ulrich User", Some("olivia")),
+        false,
+    )
+    .await
+    .unwrap();
+    w.dir_user_add(Some("admin"), user("mallory", "Mallory", None), false)
+        .await
+        .unwrap();
+    let orders = nats_jwt::Subject::new("orders.>").unwrap();
+    let grants = TaskGrants {
+        allow_pub: vec![orders.clone()],
+        allow_sub: vec![orders],
+        ..Default::default()
+    };
+    w.task_create(
+        Some("admin"),
+        "orders",
+        "APP",
+        grants,
+        &["admin".into()],
+        None,
+    )
+    .await
+    .unwrap();
+    w.role_create(Some("olivia"), "sales", &["olivia".into()], None)
+        .await
+        .unwrap();
+    let propose = |kind, object: &str, related: &str, reason: Option<&str>| ProposalInput {
+        kind,
+        change: Change::Add,
+        object: object.into(),
+        related: related.into(),
+        reason: reason.map(str::to_string),
+        grant_expires_at: None,
+        expires_at: None,
+    };
+    let p1 = w
+        .propose(
+            "olivia",
+            propose(ProposalKind::RoleTask, "sales", "orders", None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(p1.id, "p1");
+    w.confirm("admin", "p1", Some("sales sells")).await.unwrap();
+    let p2 = w
+        .propose(
+            "ulrich",
+            propose(ProposalKind::RoleMember, "sales", "ulrich", Some("Q4")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(p2.id, "p2");
+    let p3 = w
+        .propose(
+            "mallory",
+            propose(ProposalKind::RoleMember, "sales", "mallory", None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(p3.id, "p3");
+}
+
+async fn page_text(c: &Console, path: &str, session: &str) -> String {
+    let res = c.get(path, Some(session)).await;
+    assert_eq!(res.status(), StatusCode::OK, "{path}");
+    res.text().await.unwrap()
+}
+
+async fn status_of(c: &Console, id: &str) -> warden_core::governance::ProposalStatus {
+    c.warden.proposal(id).await.unwrap().proposal.status
+}
+
+#[tokio::test]
+async fn directory_and_proposals_views_without_javascript() {
+    directory_and_proposals_views(start_console().await).await;
+}
+
+#[tokio::test]
+async fn directory_and_proposals_views_without_javascript_postgres() {
+    directory_and_proposals_views(start_console_pg().await).await;
+}
+
+async fn directory_and_proposals_views(c: Console) {
+    use warden_core::governance::ProposalStatus::{Confirmed, Open, Rejected};
+    governance_fixture(&c).await;
+    let admin = c.sign_in(&c.token("admin", &[Scope::Admin]).await).await;
+    let csrf = c.csrf(&admin).await;
+    let cookie = format!("warden_console={admin}");
+
+    // The directory: users with manager, sysadmin flag and source; roles; tasks.
+    let html = page_text(&c, "/console/directory", &admin).await;
+    for needle in [
+        "<h1>Directory</h1>",
+        "4 directory users",
+        "1 roles",
+        "1 tasks",
+        "href=\"/console/directory\" aria-current=\"page\"",
+        "href=\"/console/proposals\"",
+    ] {
+        assert!(html.contains(needle), "{needle}: {html}");
+    }
+    let row = |html: &str, id: &str| {
+        let at = html
+            .find(&format!("id=\"{id}\""))
+            .unwrap_or_else(|| panic!("{id}: {html}"));
+        html[at..].split("</tr>").next().unwrap().to_string()
+    };
+    let r = row(&html, "dir-user-admin");
+    assert!(r.contains("sysadmin") && r.contains("warden"), "{r}");
+    let r = row(&html, "dir-user-ulrich");
+    assert!(
+        r.contains("/console/directory/users/olivia") && !r.contains("sysadmin"),
+        "{r}"
+    );
+    let r = row(&html, "dir-role-sales");
+    assert!(
+        r.contains("<td>1</td>") && r.contains("/console/directory/tasks/orders"),
+        "{r}"
+    );
+    let r = row(&html, "dir-task-orders");
+    assert!(
+        r.contains("/console/accounts/APP") && r.contains("orders.&gt;"),
+        "{r}"
+    );
+    let html = page_text(&c, "/console/directory/roles/sales", &admin).await;
+    assert!(
+        html.contains("<h1>Role sales</h1>") && html.contains("id=\"role-owners\""),
+        "{html}"
+    );
+    let html = page_text(&c, "/console/directory/tasks/orders", &admin).await;
+    assert!(
+        html.contains("<h1>Task orders</h1>") && html.contains("Publish allow"),
+        "{html}"
+    );
+    assert_eq!(
+        c.get("/console/directory/users/nobody", Some(&admin))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let res = c
+        .get("/console/directory/users/ulrich?subject=a..b", Some(&admin))
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+
+    // The inbox: open p2, p3 with who may approve; p1 closed by admin.
+    let html = page_text(&c, "/console/proposals", &admin).await;
+    for needle in [
+        "<h1>Proposals</h1>",
+        "2 open proposals",
+        "1 closed proposals",
+        "Not acting",
+    ] {
+        assert!(html.contains(needle), "{needle}: {html}");
+    }
+    let r = row(&html, "proposal-p2");
+    assert!(
+        r.contains("role-member")
+            && r.contains("PROPOSE_ADD_ROLE_MEMBER")
+            && r.contains("Q4")
+            && r.contains("(role, sales, user, member, ulrich)")
+            && r.contains("class=\"approvers\"><a href=\"/console/directory/users/olivia\">"),
+        "{r}"
+    );
+    let r = row(&html, "closed-p1");
+    assert!(
+        r.contains("confirmed") && r.contains("users/admin") && r.contains("sales sells"),
+        "{r}"
+    );
+
+    // Forms without the CSRF token are refused and change nothing.
+    let res = c
+        .post("/console/proposals/act-as", &cookie, &[("user", "olivia")])
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = c
+        .post(
+            "/console/proposals/decide",
+            &cookie,
+            &[("one", "confirm:p2")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(status_of(&c, "p2").await, Open);
+    // Deciding before picking whom to act as is a clear error.
+    let res = c
+        .post(
+            "/console/proposals/decide",
+            &cookie,
+            &[("csrf", &csrf), ("one", "confirm:p2")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.text().await.unwrap().contains("act as"));
+    // An unknown directory user cannot be acted as.
+    let res = c
+        .post(
+            "/console/proposals/act-as",
+            &cookie,
+            &[("csrf", &csrf), ("user", "nobody")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    // A read-only token may look but not act.
+    let reader = c.sign_in(&c.token("reader", &[Scope::Read]).await).await;
+    let rcsrf = csrf_in(&page_text(&c, "/console/proposals", &reader).await);
+    let res = c
+        .post(
+            "/console/proposals/act-as",
+            &format!("warden_console={reader}"),
+            &[("csrf", &rcsrf), ("user", "admin")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(
+        !page_text(&c, "/console/proposals", &reader)
+            .await
+            .contains("id=\"decide\"")
+    );
+
+    // Mallory may approve nothing: the filter shows nothing, and her confirm is refused
+    // with the rule in words; p2 stays open.
+    let res = c
+        .post(
+            "/console/proposals/act-as",
+            &cookie,
+            &[("csrf", &csrf), ("user", "mallory")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let html = page_text(&c, "/console/proposals?show=to-approve", &admin).await;
+    assert!(
+        html.contains("0 open proposals") && html.contains("Acting as"),
+        "{html}"
+    );
+    let res = c
+        .post(
+            "/console/proposals/decide",
+            &cookie,
+            &[
+                ("csrf", &csrf),
+                ("one", "confirm:p2"),
+                ("justification", "me"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let html = page_text(&c, "/console/proposals", &admin).await;
+    let at = html.find("id=\"proposal-results\"").expect("results shown");
+    let results = html[at..].split("</div>").next().unwrap();
+    assert!(
+        results.contains("p2: not confirmed: refused: mallory may not close")
+            && results.contains("olivia")
+            && html[..at].ends_with("role=\"alert\" "),
+        "{results}"
+    );
+    assert_eq!(status_of(&c, "p2").await, Open);
+    assert!(
+        c.warden
+            .dir_user("ulrich")
+            .await
+            .unwrap()
+            .nats_accounts
+            .is_empty()
+    );
+    // The notice is shown once.
+    assert!(
+        !page_text(&c, "/console/proposals", &admin)
+            .await
+            .contains("proposal-results")
+    );
+
+    // Olivia (owner of sales) approves a batch: p2 and p3 confirmed, an unknown id fails;
+    // one result per id.
+    c.post(
+        "/console/proposals/act-as",
+        &cookie,
+        &[("csrf", &csrf), ("user", "olivia")],
+    )
+    .await;
+    let html = page_text(&c, "/console/proposals?show=to-approve", &admin).await;
+    assert!(html.contains("2 open proposals"), "{html}");
+    let res = c
+        .post(
+            "/console/proposals/decide",
+            &cookie,
+            &[
+                ("csrf", &csrf),
+                ("justification", "welcome"),
+                ("id", "p2"),
+                ("id", "p99"),
+                ("batch", "confirm"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let html = page_text(&c, "/console/proposals", &admin).await;
+    assert!(
+        html.contains("p2: confirmed as olivia (1 NATS user(s) re-issued)")
+            && html.contains("p99: not confirmed: proposal p99 not found"),
+        "{html}"
+    );
+    let p2 = c.warden.proposal("p2").await.unwrap().proposal;
+    assert_eq!(p2.status, Confirmed);
+    assert_eq!(p2.closer.as_deref(), Some("olivia"));
+    assert_eq!(p2.justification.as_deref(), Some("welcome"));
+    let r = row(&html, "closed-p2");
+    assert!(r.contains("welcome") && r.contains("users/olivia"), "{r}");
+
+    // A rejection needs a reason; with one, p3 is rejected.
+    c.post(
+        "/console/proposals/decide",
+        &cookie,
+        &[("csrf", &csrf), ("one", "reject:p3")],
+    )
+    .await;
+    assert!(
+        page_text(&c, "/console/proposals", &admin)
+            .await
+            .contains("p3: not rejected")
+    );
+    assert_eq!(status_of(&c, "p3").await, Open);
+    c.post(
+        "/console/proposals/decide",
+        &cookie,
+        &[
+            ("csrf", &csrf),
+            ("id", "p3"),
+            ("reason", "not sales"),
+            ("batch", "reject"),
+        ],
+    )
+    .await;
+    assert!(
+        page_text(&c, "/console/proposals", &admin)
+            .await
+            .contains("p3: rejected as olivia")
+    );
+    assert_eq!(status_of(&c, "p3").await, Rejected);
+
+    // Ulrich's page: his role, held task, NATS user in APP, and explain.
+    let html = page_text(&c, "/console/directory/users/ulrich", &admin).await;
+    assert!(
+        html.contains("<h1>Directory user ulrich</h1>")
+            && html.contains("Held tasks")
+            && html.contains("href=\"/console/accounts/APP/users/ulrich\""),
+        "{html}"
+    );
+    let html = page_text(
+        &c,
+        "/console/directory/users/ulrich?subject=orders.new&account=APP",
+        &admin,
+    )
+    .await;
+    assert!(
+        html.contains("data-direction=\"publish\" data-allowed=\"true\"")
+            && html.contains("data-direction=\"subscribe\" data-allowed=\"true\""),
+        "{html}"
+    );
+    let html = page_text(
+        &c,
+        "/console/directory/users/ulrich?subject=billing.x&account=APP",
+        &admin,
+    )
+    .await;
+    assert!(
+        html.contains("data-direction=\"publish\" data-allowed=\"false\""),
+        "{html}"
+    );
+}
+
+/// Waits (bounded) until the open page's live stream is connected.
+async fn live_open(b: &Client) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let state = b
+            .execute(
+                "return document.getElementById('live').dataset.state;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if state == "live" && text_of(b, "#live").await.starts_with("Live:") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "live stream did not open");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn browser_proposals(line: ServerLine) {
+    let bin = NatsServerBinary::get(line);
+    let tag = format!("v{}", bin.version.replace('.', "_"));
+    eprintln!("running against nats-server {}", bin.version);
+    let home = Home::new();
+    home.ok(&["init", "--name", "GOVWEBOP"]);
+    let token = home.json(&["token", "create", "--name", "browser", "--scope", "admin"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    home.ok(&["account", "add", "APP"]);
+    home.ok(&["dir", "user", "add", "admin", "--name", "Ada Admin"]);
+    home.ok(&[
+        "dir", "user", "add", "olivia", "--name", "Olivia", "--as", "admin",
+    ]);
+    home.ok(&[
+        "dir",
+        "user",
+        "add",
+        "ulrich",
+        "--name",
+        "Ulrich",
+        "--manager",
+        "olivia",
+        "--as",
+        "admin",
+    ]);
+    home.ok(&[
+        "task",
+        "create",
+        "status-read",
+        "--account",
+        "APP",
+        "--allow-sub",
+        "status.>",
+        "--owner",
+        "admin",
+        "--as",
+        "admin",
+    ]);
+    home.ok(&[
+        "task",
+        "create",
+        "orders",
+        "--account",
+        "APP",
+        "--allow-pub",
+        "orders.>",
+        "--allow-sub",
+        "orders.>",
+        "--owner",
+        "admin",
+        "--as",
+        "admin",
+    ]);
+    home.ok(&[
+        "role", "create", "readers", "--owner", "olivia", "--as", "olivia",
+    ]);
+    home.ok(&[
+        "role", "create", "sales", "--owner", "olivia", "--as", "olivia",
+    ]);
+    for (role, task) in [("readers", "status-read"), ("sales", "orders")] {
+        let p = home.json(&[
+            "propose",
+            "role-task",
+            "add",
+            "--role",
+            role,
+            "--task",
+            task,
+            "--as",
+            "olivia",
+        ]);
+        home.ok(&["confirm", p["id"].as_str().unwrap(), "--as", "admin"]);
+    }
+    // Ulrich reads status already (so he has a NATS user whose re-issue we can see).
+    let p = home.json(&[
+        "propose",
+        "role-member",
+        "add",
+        "--role",
+        "readers",
+        "--user",
+        "ulrich",
+        "--as",
+        "ulrich",
+    ]);
+    home.ok(&["confirm", p["id"].as_str().unwrap(), "--as", "olivia"]);
+    let before = home.json(&["user", "show", "ulrich", "-a", "APP"]);
+    let server = home.start_nats(&bin, "main");
+    let nats = server.url();
+    let serve = Serve::start(&home, &nats);
+    relay_drained(&home).await;
+    let driver = Driver::start().await;
+    let downloads = home.path().join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    let b = driver.browser(&downloads).await;
+
+    b.goto(&format!("{}/console/login", serve.base))
+        .await
+        .unwrap();
+    fill(&b, "#token", &token).await;
+    click(&b, "form button[type=submit]").await;
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#count-accounts"))
+        .await
+        .unwrap();
+
+    // The directory.
+    click(&b, "nav a[href='/console/directory']").await;
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#dir-user-ulrich"))
+        .await
+        .unwrap();
+    assert!(text_of(&b, "#dir-role-sales").await.contains("orders"));
+    shot(&b, &format!("{tag}-gov-01-directory")).await;
+
+    // The inbox; act as olivia (remembered by the session across pages).
+    click(&b, "nav a[href='/console/proposals']").await;
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#act-as-user"))
+        .await
+        .unwrap();
+    b.find(Locator::Css("#act-as-user option[value='olivia']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    click(&b, "#act-as button[type=submit]").await;
+    let acting = b
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#acting a"))
+        .await
+        .unwrap();
+    assert_eq!(acting.text().await.unwrap(), "olivia");
+    live_open(&b).await;
+
+    // Ulrich proposes from the CLI; the proposal appears without reload.
+    b.execute("window.__noReload = 7;", vec![]).await.unwrap();
+    let p = home.json(&[
+        "propose",
+        "role-member",
+        "add",
+        "--role",
+        "sales",
+        "--user",
+        "ulrich",
+        "--reason",
+        "Q4 orders",
+        "--as",
+        "ulrich",
+    ]);
+    let pid = p["id"].as_str().unwrap().to_string();
+    let row = b
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(&format!("#proposal-{pid}")))
+        .await
+        .unwrap_or_else(|e| panic!("{pid} did not appear without reload: {e}"));
+    let text = row.text().await.unwrap();
+    assert!(
+        text.contains("Q4 orders") && text.contains("olivia"),
+        "{text}"
+    );
+    assert_eq!(
+        b.execute("return window.__noReload;", vec![])
+            .await
+            .unwrap(),
+        serde_json::json!(7),
+        "the page was reloaded"
+    );
+    // Ticks and typed text survive the live refresh a further proposal brings.
+    click(&b, &format!("#pick-{pid}")).await;
+    fill(&b, "#justification", "welcome to sales").await;
+    let p2 = home.json(&[
+        "propose",
+        "role-owner",
+        "add",
+        "--role",
+        "sales",
+        "--user",
+        "ulrich",
+        "--as",
+        "ulrich",
+    ]);
+    let pid2 = p2["id"].as_str().unwrap().to_string();
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(&format!("#proposal-{pid2}")))
+        .await
+        .unwrap_or_else(|e| panic!("{pid2} did not appear without reload: {e}"));
+    let kept = b
+        .execute(
+            &format!(
+                "return [document.getElementById('pick-{pid}').checked, document.getElementById('justification').value];"
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept, serde_json::json!([true, "welcome to sales"]));
+    shot(&b, &format!("{tag}-gov-02-inbox")).await;
+
+    // Approve it (its row's button: only that one, whatever else is ticked).
+    click(&b, &format!("#approve-{pid}")).await;
+    let results = b
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#proposal-results"))
+        .await
+        .unwrap();
+    let text = results.text().await.unwrap();
+    assert!(
+        text.contains(&format!(
+            "{pid}: confirmed as olivia (1 NATS user(s) re-issued)"
+        )),
+        "{text}"
+    );
+    shot(&b, &format!("{tag}-gov-03-approved")).await;
+    let list = home.json(&["proposals", "list"]);
+    let mine = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == pid.as_str())
+        .unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(mine["status"], "confirmed", "{mine}");
+    assert_eq!(mine["closer"], "olivia", "{mine}");
+    assert_eq!(mine["justification"], "welcome to sales", "{mine}");
+    let other = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == pid2.as_str())
+        .unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(other["status"], "open", "{other}");
+
+    // Ulrich's NATS user was re-issued with the task's grants.
+    let after = home.json(&["user", "show", "ulrich", "-a", "APP"]);
+    assert_ne!(after["public_key"], before["public_key"], "{after}");
+    let described = home.json(&["describe", after["jwt"].as_str().unwrap()]);
+    let nats_claims = &described["claims"]["nats"];
+    assert!(
+        nats_claims["pub"]["allow"]
+            .as_array()
+            .is_some_and(|a| a.contains(&serde_json::json!("orders.>"))),
+        "{described}"
+    );
+
+    // The explain form on ulrich's directory page.
+    b.goto(&format!("{}/console/directory/users/ulrich", serve.base))
+        .await
+        .unwrap();
+    fill(&b, "#explain-subject", "orders.new").await;
+    click(&b, "#dir-explain button[type=submit]").await;
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(
+            "#explain-result tr[data-direction='publish'][data-allowed='true']",
+        ))
+        .await
+        .unwrap();
+    shot(&b, &format!("{tag}-gov-04-explain")).await;
+
+    // The server lets the new creds publish on the task's subject (once the relay has
+    // pushed the account with the revocation) and refuses others.
+    relay_drained(&home).await;
+    let creds = home.ok(&["creds", "APP", "ulrich"]);
+    let mut c = connect(&nats, &creds).await.expect("the new creds connect");
+    let mut sub = c.client.subscribe("orders.new").await.unwrap();
+    c.client.flush().await.unwrap();
+    c.client.publish("orders.new", "yes".into()).await.unwrap();
+    c.client.flush().await.unwrap();
+    let m = tokio::time::timeout(WAIT, futures::StreamExt::next(&mut sub))
+        .await
+        .expect("orders.new delivered")
+        .expect("subscription open");
+    assert_eq!(&m.payload[..], b"yes");
+    c.client.publish("billing.x", "no".into()).await.unwrap();
+    c.client.flush().await.unwrap();
+    let e = c.next_error(WAIT).await.expect("billing.x refused");
+    assert!(e.to_lowercase().contains("permissions violation"), "{e}");
+
+    b.close().await.unwrap();
+    drop(driver);
+    drop(serve);
+}
+
+#[tokio::test]
+async fn browser_proposals_nats_2_9() {
+    browser_proposals(ServerLine::V2_9).await;
+}
+
+#[tokio::test]
+async fn browser_proposals_nats_2_15() {
+    browser_proposals(ServerLine::V2_15).await;
+}

@@ -14,9 +14,11 @@
 //! - With the URL of the nats-server `serve` keeps in step, the sync page and the account
 //!   pages ask that server (as the system user, bounded waits) for drift and usage.
 
+mod directory;
 mod edit;
 mod feed;
 mod pages;
+mod proposals;
 mod render;
 mod server;
 mod svg;
@@ -64,6 +66,9 @@ pub(crate) struct Session {
     /// A notice for the next page this session loads (the result of an action that
     /// redirected), kept server-side so no page reflects text from its URL.
     flash: Option<Flash>,
+    /// The directory user this session acts as on the proposals page (governance acts
+    /// as a directory user, not as the token), once picked.
+    pub acting: Option<String>,
 }
 
 /// The result of an action, shown once on the next page.
@@ -199,6 +204,16 @@ impl ConsoleState {
         }
     }
 
+    /// Sets (or clears) the directory user the request's session acts as.
+    pub(crate) fn set_acting(&self, headers: &HeaderMap, acting: Option<String>) {
+        if let Some(sid) = cookie(headers, SESSION_COOKIE) {
+            let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(sess) = map.get_mut(sid) {
+                sess.acting = acting;
+            }
+        }
+    }
+
     /// Takes the notice left for the request's session, if any.
     pub(crate) fn take_flash(&self, headers: &HeaderMap) -> Option<Flash> {
         let sid = cookie(headers, SESSION_COOKIE)?;
@@ -319,6 +334,13 @@ pub fn router(warden: Warden, closing: watch::Receiver<bool>, nats: Option<Strin
         .route("/rooms", get(views::rooms))
         .route("/rooms/{id}", get(views::room))
         .route("/events", get(feed::events))
+        .route("/directory", get(directory::directory))
+        .route("/directory/users/{id}", get(directory::dir_user))
+        .route("/directory/roles/{name}", get(directory::role))
+        .route("/directory/tasks/{name}", get(directory::task))
+        .route("/proposals", get(proposals::inbox))
+        .route("/proposals/act-as", post(proposals::act_as))
+        .route("/proposals/decide", post(proposals::decide))
         .route("/assets/console.css", get(css))
         .route("/assets/console.js", get(js))
         .fallback(not_found)
@@ -457,6 +479,7 @@ async fn login(
                 csrf: random_token(),
                 last_seen: Instant::now(),
                 flash: None,
+                acting: None,
             },
         );
     }

@@ -75,7 +75,7 @@ pub(crate) fn limit(n: i64) -> String {
     }
 }
 
-const NAV: [(&str, &str); 9] = [
+const NAV: [(&str, &str); 11] = [
     ("/console", "Overview"),
     ("/console/accounts", "Accounts"),
     ("/console/hierarchy", "Hierarchy"),
@@ -85,6 +85,8 @@ const NAV: [(&str, &str); 9] = [
     ("/console/onboarding", "Onboarding"),
     ("/console/rooms", "Rooms"),
     ("/console/ledger", "Ledger"),
+    ("/console/directory", "Directory"),
+    ("/console/proposals", "Proposals"),
 ];
 
 /// A whole page: `body` goes into `<main>`. `seq` is the ledger position the page shows,

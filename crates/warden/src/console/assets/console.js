@@ -17,7 +17,12 @@
       var doc = new DOMParser().parseFromString(await res.text(), "text/html");
       document.querySelectorAll("[data-live][id]").forEach(function (old) {
         var fresh = doc.getElementById(old.id);
-        if (fresh) old.replaceWith(document.importNode(fresh, true));
+        if (!fresh) return;
+        // Keep the operator's ticks (e.g. proposals picked for a batch) across a refresh.
+        var ticked = Array.prototype.map.call(old.querySelectorAll("input[type=checkbox][id]:checked"), function (c) { return c.id; });
+        var node = document.importNode(fresh, true);
+        ticked.forEach(function (id) { var c = node.querySelector("#" + CSS.escape(id)); if (c) c.checked = true; });
+        old.replaceWith(node);
       });
     } finally {
       busy = false;
