@@ -908,6 +908,7 @@ impl Warden {
         let op = self.operator_row(&mut tx).await?;
         let acc = self.account_row(&mut tx, &op, account).await?;
         let row = self.user_row(&mut tx, &acc, name).await?;
+        self.refuse_own_key_creds(&mut tx, &acc.name, &row).await?;
         let seed = nats_jwt::Seed::parse(&tx.seed(&row.public_key).await?)?;
         let text = nats_jwt::format_user_creds(&row.jwt, &seed)
             .map_err(|e| OpsError::Jwt(e.to_string()))?;
