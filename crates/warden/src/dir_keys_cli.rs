@@ -106,7 +106,7 @@ pub async fn run_key(json: bool, cmd: DirKeyCmd, w: &Warden) -> Result<()> {
 }
 
 /// Runs `warden jwt ACCOUNT USER`: prints the user's JWT (for a user who holds their
-/// own seed: combine the two into a creds file, e.g. with `nsc generate creds`).
+/// own seed: they combine the two into a creds file).
 pub async fn run_jwt(json: bool, account: &str, user: &str, w: &Warden) -> Result<()> {
     let v = w.user_jwt(account, user).await?;
     if json {
