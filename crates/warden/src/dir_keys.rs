@@ -362,3 +362,41 @@ impl Warden {
         Ok(row)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(input: &str) -> String {
+        match parse_user_key(input) {
+            Err(OpsError::Invalid(m)) => m,
+            other => panic!("{input}: expected a usage error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn user_keys_only_seeds_never_echoed() {
+        let kp = nats_jwt::KeyPair::generate(KeyKind::User);
+        let pk = kp.public_key().to_string();
+        assert_eq!(parse_user_key(&format!(" {pk}\n")).unwrap().as_str(), pk);
+
+        let seed = kp.seed();
+        let m = message(seed.expose());
+        assert!(m.contains("seed") && !m.contains(seed.expose()), "{m}");
+        // A mangled seed is still not echoed.
+        let mangled = format!("{}X", &seed.expose()[..20]);
+        let m = message(&mangled);
+        assert!(m.contains("seed") && !m.contains(&mangled), "{m}");
+
+        for kind in [KeyKind::Account, KeyKind::Operator] {
+            let other = nats_jwt::KeyPair::generate(kind).public_key().to_string();
+            assert!(message(&other).contains("not a user public key"));
+        }
+        let mut broken = pk.clone().into_bytes();
+        broken[10] = if broken[10] == b'A' { b'B' } else { b'A' };
+        let broken = String::from_utf8(broken).unwrap();
+        assert!(message(&broken).contains("checksum"));
+        assert!(message("").contains("not a valid"));
+        assert!(message("garbage").contains("not a valid"));
+    }
+}
