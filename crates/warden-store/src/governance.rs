@@ -858,6 +858,7 @@ impl Tx<'_> {
         .execute(self.conn())
         .await
         .map_err(StoreError::query("deleting a user's relationships"))?;
+        self.delete_dir_user_keys(id).await?;
         let done = sqlx::query("DELETE FROM dir_users WHERE id = $1")
             .bind(id)
             .execute(self.conn())

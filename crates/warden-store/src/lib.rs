@@ -42,6 +42,7 @@ This crate stores public keys, JWTs and specs as given; callers validate them.
 #![deny(missing_docs)]
 
 pub mod devices;
+pub mod dir_keys;
 mod error;
 pub mod governance;
 pub mod ledger;

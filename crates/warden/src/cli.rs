@@ -177,6 +177,13 @@ enum Command {
     Confirm(crate::governance_cli::ConfirmArgs),
     /// Reject a proposal.
     Reject(crate::governance_cli::RejectArgs),
+    /// Print a user's JWT (for a user who holds their own seed: `warden creds` cannot).
+    Jwt {
+        /// Account name.
+        account: String,
+        /// User name.
+        user: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -751,6 +758,9 @@ async fn dispatch(g: &Global, w: &Warden, command: Command) -> Result<()> {
         Command::Proposals(cmd) => crate::governance_cli::run_proposals(g.json, cmd, w).await,
         Command::Confirm(args) => crate::governance_cli::run_confirm(g.json, args, w).await,
         Command::Reject(args) => crate::governance_cli::run_reject(g.json, args, w).await,
+        Command::Jwt { account, user } => {
+            crate::dir_keys_cli::run_jwt(g.json, &account, &user, w).await
+        }
         Command::Init(_)
         | Command::Describe { .. }
         | Command::Tool(_)

@@ -29,6 +29,7 @@ use warden_store::governance::{
 };
 use warden_store::{OperatorRow, Tx};
 
+use crate::dir_keys::OWN_KEY_TAG;
 use crate::ops::{OpsError, Record, Result, Warden, from_json, now};
 
 /// Longest role or task name.
@@ -1058,6 +1059,12 @@ impl Warden {
             }
         }
         let uname = UserName::parse_any_case(user)?;
+        // ADD_KEY: with a registered key, the NATS users are issued for it (no seed here).
+        let own = if exists {
+            self.own_key(tx, user).await?
+        } else {
+            None
+        };
         let mut out = Vec::new();
         for (pk, (mut acc, perms)) in targets {
             let existing = tx.user_by_name(&acc.public_key, user).await?;
@@ -1071,11 +1078,12 @@ impl Warden {
                 let mut revoked = None;
                 if let Some(row) = existing {
                     if row.revoked_at.is_none() {
-                        self.revoke_in_account(tx, op, &mut acc, &row.public_key)
-                            .await?;
+                        self.revoke_issued(tx, op, &mut acc, &row).await?;
                     }
                     tx.delete_user(&row.public_key).await?;
-                    tx.delete_seed(&row.public_key).await?;
+                    if tx.has_seed(&row.public_key).await? {
+                        tx.delete_seed(&row.public_key).await?;
+                    }
                     revoked = Some(row.public_key);
                 }
                 tx.remove_dir_nats_user(user, &pk).await?;
@@ -1091,26 +1099,40 @@ impl Warden {
             let perms = perms.unwrap_or_else(gov::deny_all);
             if let Some(row) = &existing {
                 let spec: UserSpec = from_json(&row.spec)?;
-                if row.revoked_at.is_none() && spec.permissions == perms {
+                let own_tagged = spec.tags.iter().any(|t| t == OWN_KEY_TAG);
+                let key_ok = match &own {
+                    Some(k) => row.public_key == k.as_str(),
+                    None => !own_tagged,
+                };
+                if row.revoked_at.is_none() && spec.permissions == perms && key_ok {
                     continue;
                 }
             }
             let mut revoked = None;
             if let Some(row) = existing {
                 if row.revoked_at.is_none() {
-                    self.revoke_in_account(tx, op, &mut acc, &row.public_key)
-                        .await?;
+                    // Never before the old JWT's iat: for an own key it may be T + 1.
+                    self.revoke_issued(tx, op, &mut acc, &row).await?;
                 }
                 tx.delete_user(&row.public_key).await?;
-                tx.delete_seed(&row.public_key).await?;
+                if tx.has_seed(&row.public_key).await? {
+                    tx.delete_seed(&row.public_key).await?;
+                }
                 revoked = Some(row.public_key);
+            }
+            let mut tags = vec!["warden:directory".to_string()];
+            if own.is_some() {
+                tags.push(OWN_KEY_TAG.to_string());
             }
             let spec = UserSpec {
                 permissions: perms.clone(),
-                tags: vec!["warden:directory".to_string()],
+                tags,
                 ..UserSpec::default()
             };
-            let row = self.create_user(tx, &acc, &uname, spec).await?;
+            let row = match &own {
+                Some(k) => self.create_user_for_key(tx, &acc, &uname, spec, k).await?,
+                None => self.create_user(tx, &acc, &uname, spec).await?,
+            };
             tx.add_dir_nats_user(user, &pk).await?;
             let r = Reissued {
                 user: user.to_string(),

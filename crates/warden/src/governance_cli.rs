@@ -88,6 +88,9 @@ pub enum DirUserCmd {
         #[command(flatten)]
         acting: Acting,
     },
+    /// A user's own NATS keys (ADD_KEY): add, list, remove.
+    #[command(subcommand)]
+    Key(crate::dir_keys_cli::DirKeyCmd),
 }
 
 /// `warden role …`.
@@ -398,6 +401,7 @@ pub async fn run_dir(json: bool, cmd: DirCmd, w: &Warden) -> Result<()> {
             Ok(())
         }
         DirCmd::Sync(cmd) => crate::dirsync::run(json, cmd, w).await,
+        DirCmd::User(DirUserCmd::Key(cmd)) => crate::dir_keys_cli::run_key(json, cmd, w).await,
         DirCmd::Expire => {
             let r = w.expire_governance().await?;
             if json {

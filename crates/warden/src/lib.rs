@@ -25,6 +25,8 @@ pub mod chat;
 pub mod cli;
 pub mod console;
 pub mod device;
+pub mod dir_keys;
+pub mod dir_keys_cli;
 pub mod dirsync;
 pub mod governance;
 pub mod governance_bench;

@@ -846,9 +846,8 @@ impl Warden {
                 row.name
             )));
         }
-        let at = self
-            .revoke_in_account(&mut tx, &op, &mut acc, &row.public_key)
-            .await?;
+        // Not before the JWT's iat: one issued for a user's own key may carry T + 1.
+        let at = self.revoke_issued(&mut tx, &op, &mut acc, &row).await?;
         row.revoked_at = Some(at);
         row.updated_at = at;
         tx.update_user(&row).await?;
@@ -886,11 +885,13 @@ impl Warden {
         let mut acc = self.account_row(&mut tx, &op, account).await?;
         let row = self.user_row(&mut tx, &acc, name).await?;
         if row.revoked_at.is_none() {
-            self.revoke_in_account(&mut tx, &op, &mut acc, &row.public_key)
-                .await?;
+            self.revoke_issued(&mut tx, &op, &mut acc, &row).await?;
         }
         tx.delete_user(&row.public_key).await?;
-        tx.delete_seed(&row.public_key).await?;
+        // A user issued for a directory user's own key has no seed here.
+        if tx.has_seed(&row.public_key).await? {
+            tx.delete_seed(&row.public_key).await?;
+        }
         tx.record(self.event(
             "user.delete",
             "user",
@@ -908,6 +909,7 @@ impl Warden {
         let op = self.operator_row(&mut tx).await?;
         let acc = self.account_row(&mut tx, &op, account).await?;
         let row = self.user_row(&mut tx, &acc, name).await?;
+        self.refuse_own_key_creds(&mut tx, &acc.name, &row).await?;
         let seed = nats_jwt::Seed::parse(&tx.seed(&row.public_key).await?)?;
         let text = nats_jwt::format_user_creds(&row.jwt, &seed)
             .map_err(|e| OpsError::Jwt(e.to_string()))?;

@@ -20,6 +20,7 @@
 //! OpenAPI document and the tests read.
 
 mod auth;
+mod dir_keys;
 mod error;
 mod extract;
 mod governance;
@@ -150,6 +151,14 @@ fn app(
         .route("/v1/proposals/{id}", get(governance::proposal))
         .route("/v1/proposals/{id}/confirm", post(governance::confirm))
         .route("/v1/proposals/{id}/reject", post(governance::reject))
+        .route(
+            "/v1/dir/users/{id}/keys",
+            get(dir_keys::list).post(dir_keys::add),
+        )
+        .route(
+            "/v1/dir/users/{id}/keys/{key}",
+            axum::routing::delete(dir_keys::remove),
+        )
         .route("/v1/ledger", get(h::ledger))
         .route("/v1/ledger/verify", get(h::verify_ledger))
         .route_layer(middleware::from_fn_with_state(

@@ -526,6 +526,30 @@ pub const ROUTES: &[Route] = &[
         200,
         "ProposalView",
     ),
+    route(
+        "GET",
+        "/v1/dir/users/{id}/keys",
+        "A directory user's own NATS keys (ADD_KEY), newest (in use) first.",
+        None,
+        200,
+        "DirUserKeyList",
+    ),
+    route(
+        "POST",
+        "/v1/dir/users/{id}/keys",
+        "Register a user public key (`warden dir user key add`; `as`: the user themself or a system administrator); the user's NATS users are re-issued for it.",
+        Some("AddDirKey"),
+        201,
+        "DirKeyChange",
+    ),
+    route(
+        "DELETE",
+        "/v1/dir/users/{id}/keys/{key}",
+        "Remove a key (`warden dir user key remove`; `?as=`); without keys left, back to a Warden-generated key.",
+        None,
+        200,
+        "DirKeyChange",
+    ),
 ];
 
 /// The rooms gateway's routes: served by `warden serve` on its HTTP address when a chat
@@ -815,6 +839,7 @@ fn parameters(r: &Route) -> Vec<Value> {
                 "user" => "User name.",
                 "id" if r.path.starts_with("/v1/onboarding") => "Package id (pkg_…).",
                 "id" if r.path.starts_with("/v1/dir/users") => "Directory user id.",
+                "key" if r.path.starts_with("/v1/dir/users") => "A user public key (U…).",
                 "id" if r.path.starts_with("/v1/proposals") => "Proposal id (p1, p2, …).",
                 "name" if r.path.starts_with("/v1/dir/roles") => "Role name.",
                 "name" if r.path.starts_with("/v1/dir/tasks") => "Task name.",
@@ -846,6 +871,13 @@ fn parameters(r: &Route) -> Vec<Value> {
             "name": "state", "in": "query", "required": false,
             "description": "Only devices in this state.",
             "schema": {"type": "string", "enum": ["provisioned", "active", "revoked"]}
+        }));
+    }
+    if r.path == "/v1/dir/users/{id}/keys/{key}" {
+        out.push(json!({
+            "name": "as", "in": "query", "required": false,
+            "description": "The acting directory user (the user themself or a system administrator).",
+            "schema": {"type": "string"}
         }));
     }
     if r.path == "/v1/ledger" {
@@ -1067,6 +1099,19 @@ fn governance_schemas() -> Value {
             "allowed": {"type": "boolean"}, "reason": s("Why."),
             "allowed_by": {"type": "array", "items": {"type": "object"}}, "denied_by": {"type": "array", "items": {"type": "object"}}
         }}},
+        "AddDirKey": {"type": "object", "additionalProperties": false, "properties": {
+            "as": s("The acting directory user (the user themself or a system administrator)."),
+            "public_key": s("A NATS user public key (U…). Never a seed: a seed is refused (`invalid`) and not echoed.")
+        }, "required": ["public_key"]},
+        "DirUserKey": {"type": "object", "properties": {
+            "public_key": s("User public key (U…)."), "user_id": s("Directory user."), "created_at": {"type": "integer", "format": "int64"}
+        }},
+        "DirUserKeyList": list("DirUserKey"),
+        "DirKeyChange": {"type": "object", "properties": {
+            "user": s("Directory user."), "public_key": s("The key added or removed."),
+            "change": {"type": "string", "enum": ["add", "remove"]},
+            "keys": list("DirUserKey"), "reissued": {"type": "array", "items": {"type": "object"}}
+        }},
         "ExpireReport": {"type": "object", "properties": {
             "relationships": {"type": "array", "items": {"type": "object"}}, "proposals": strings("Expired proposals."),
             "reissued": {"type": "array", "items": {"type": "object"}}
