@@ -10,7 +10,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Client, Home, Serve, connect};
+use common::{Home, Serve, connect, refused_eventually};
 use futures::StreamExt;
 use serde_json::Value;
 use warden::ops::now;
@@ -20,72 +20,6 @@ const WAIT: Duration = Duration::from_secs(10);
 /// How long the membership granted in the scenario lasts: long enough for the steps
 /// between the confirmation and the check that the grant works, on a loaded machine.
 const GRANT_SECS: i64 = 25;
-
-/// Publishes on `subject` and requires the server's permissions violation for it.
-async fn publish_refused(c: &mut Client, subject: &str, what: &str) {
-    c.client
-        .publish(subject.to_string(), "no".into())
-        .await
-        .expect("publish call");
-    c.client.flush().await.expect("flush");
-    let e = c
-        .next_error(WAIT)
-        .await
-        .unwrap_or_else(|| panic!("{what}: publish to {subject} was not refused"));
-    let l = e.to_lowercase();
-    assert!(
-        l.contains("permissions violation") && l.contains("publish") && e.contains(subject),
-        "{what}: {e}"
-    );
-}
-
-/// Subscribes to `subject`, publishes on it and requires the message back (the server
-/// allowed both), with no server error.
-async fn publish_delivered(c: &mut Client, subject: &str, what: &str) {
-    let mut sub = c
-        .client
-        .subscribe(subject.to_string())
-        .await
-        .expect("subscribe");
-    c.client.flush().await.expect("flush");
-    c.client
-        .publish(subject.to_string(), "yes".into())
-        .await
-        .expect("publish");
-    c.client.flush().await.expect("flush");
-    let m = tokio::time::timeout(WAIT, sub.next())
-        .await
-        .unwrap_or_else(|_| panic!("{what}: message on {subject} not delivered"))
-        .expect("subscription open");
-    assert_eq!(&m.payload[..], b"yes");
-    assert!(
-        c.errors.try_recv().is_err(),
-        "{what}: unexpected server error"
-    );
-}
-
-/// Connects until the server refuses the creds (a pushed revocation applies on the
-/// server's schedule), within a bound.
-async fn refused_eventually(url: &str, creds: &str, what: &str) -> String {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match connect(url, creds).await {
-            Err(e) => return e,
-            Ok(c) => {
-                drop(c);
-                assert!(Instant::now() < deadline, "{what}: still admitted");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    }
-}
-
-fn actions(home: &Home) -> Vec<Value> {
-    home.ok(&["--json", "audit", "list", "--limit", "100000"])
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("ledger line"))
-        .collect()
-}
 
 fn count(events: &[Value], action: &str) -> usize {
     events.iter().filter(|e| e["action"] == action).count()
@@ -265,12 +199,9 @@ async fn scenario(line: ServerLine) {
     let mut before = connect(&url, &creds_before)
         .await
         .unwrap_or_else(|e| panic!("[{v}] ulrich refused: {e}"));
-    publish_refused(
-        &mut before,
-        "orders.new",
-        &format!("[{v}] before the grant"),
-    )
-    .await;
+    before
+        .publish_refused("orders.new", &format!("[{v}] before the grant"))
+        .await;
 
     // The proposal that matters: ulrich into sales, for GRANT_SECS.
     let expires = format!("@{}", now() + GRANT_SECS);
@@ -309,7 +240,7 @@ async fn scenario(line: ServerLine) {
     home.fails(2, &["confirm", &pid]); // no --as
 
     // Unauthorised confirm: refused, exit 1, nothing changes.
-    let ledger_before = actions(&home).len();
+    let ledger_before = home.ledger().len();
     let e = home.fails(1, &["confirm", &pid, "--as", "mallory"]);
     assert!(
         e.contains("refused") && e.contains("mallory may not"),
@@ -318,7 +249,7 @@ async fn scenario(line: ServerLine) {
     let e = home.fails(1, &["confirm", &pid, "--as", "ulrich"]);
     assert!(e.contains("may not"), "{e}");
     assert_eq!(
-        actions(&home).len(),
+        home.ledger().len(),
         ledger_before,
         "a refused confirm wrote to the ledger"
     );
@@ -358,13 +289,12 @@ async fn scenario(line: ServerLine) {
     let mut granted = connect(&url, &creds_granted)
         .await
         .unwrap_or_else(|e| panic!("[{v}] new creds refused: {e}"));
-    publish_delivered(&mut granted, "orders.new", &format!("[{v}] granted")).await;
-    publish_refused(
-        &mut granted,
-        "orders.secret",
-        &format!("[{v}] denied by the task"),
-    )
-    .await;
+    granted
+        .publish_delivered("orders.new", &format!("[{v}] granted"))
+        .await;
+    granted
+        .publish_refused("orders.secret", &format!("[{v}] denied by the task"))
+        .await;
 
     let ex = home.json(&[
         "user",
@@ -475,7 +405,9 @@ async fn scenario(line: ServerLine) {
     let mut expired = connect(&url, &creds_expired)
         .await
         .unwrap_or_else(|e| panic!("[{v}] post-expiry creds refused: {e}"));
-    publish_refused(&mut expired, "orders.new", &format!("[{v}] after expiry")).await;
+    expired
+        .publish_refused("orders.new", &format!("[{v}] after expiry"))
+        .await;
     let ex = home.json(&[
         "user",
         "explain",
@@ -497,7 +429,7 @@ async fn scenario(line: ServerLine) {
     );
 
     // Every step is in the ledger, and the chain verifies.
-    let events = actions(&home);
+    let events = home.ledger();
     assert_eq!(count(&events, "dir.user.create"), 4);
     assert_eq!(count(&events, "dir.task.create"), 2);
     assert_eq!(count(&events, "dir.role.create"), 2);

@@ -9,80 +9,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
-use common::{Client, Home, connect};
-use futures::StreamExt;
+use common::{Home, connect, refused_eventually};
 use nats_jwt::{KeyKind, KeyPair, Seed, User};
 use serde_json::Value;
 use warden_testkit::{NatsServerBinary, ServerLine};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-/// Publishes on `subject` and requires the server's permissions violation for it.
-async fn publish_refused(c: &mut Client, subject: &str, what: &str) {
-    c.client
-        .publish(subject.to_string(), "no".into())
-        .await
-        .expect("publish call");
-    c.client.flush().await.expect("flush");
-    let e = c
-        .next_error(WAIT)
-        .await
-        .unwrap_or_else(|| panic!("{what}: publish to {subject} was not refused"));
-    let l = e.to_lowercase();
-    assert!(
-        l.contains("permissions violation") && l.contains("publish") && e.contains(subject),
-        "{what}: {e}"
-    );
-}
-
-/// Subscribes to `subject`, publishes on it and requires the message back.
-async fn publish_delivered(c: &mut Client, subject: &str, what: &str) {
-    let mut sub = c
-        .client
-        .subscribe(subject.to_string())
-        .await
-        .expect("subscribe");
-    c.client.flush().await.expect("flush");
-    c.client
-        .publish(subject.to_string(), "yes".into())
-        .await
-        .expect("publish");
-    c.client.flush().await.expect("flush");
-    let m = tokio::time::timeout(WAIT, sub.next())
-        .await
-        .unwrap_or_else(|_| panic!("{what}: message on {subject} not delivered"))
-        .expect("subscription open");
-    assert_eq!(&m.payload[..], b"yes");
-    assert!(
-        c.errors.try_recv().is_err(),
-        "{what}: unexpected server error"
-    );
-}
-
-/// Connects until the server refuses the creds (a pushed account JWT applies on the
-/// server's schedule), within a bound.
-async fn refused_eventually(url: &str, creds: &str, what: &str) -> String {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match connect(url, creds).await {
-            Err(e) => return e,
-            Ok(c) => {
-                drop(c);
-                assert!(Instant::now() < deadline, "{what}: still admitted");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    }
-}
-
-fn actions(home: &Home) -> Vec<Value> {
-    home.ok(&["--json", "audit", "list", "--limit", "100000"])
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("ledger line"))
-        .collect()
-}
 
 /// The creds the user makes from Warden's JWT and the seed only they hold.
 fn own_creds(jwt: &str, seed: &Seed) -> String {
@@ -167,7 +97,7 @@ async fn scenario(line: ServerLine) {
     let pk = kp.public_key().to_string();
 
     // Bad keys: usage errors (exit 2), nothing changed; a seed is never echoed.
-    let ledger_before = actions(&home).len();
+    let ledger_before = home.ledger().len();
     let out = home.run(&[
         "dir",
         "user",
@@ -253,7 +183,7 @@ async fn scenario(line: ServerLine) {
     );
     assert!(keys(&home).is_empty());
     assert_eq!(
-        actions(&home).len(),
+        home.ledger().len(),
         ledger_before,
         "[{v}] refused input wrote to the ledger"
     );
@@ -293,7 +223,8 @@ async fn scenario(line: ServerLine) {
     let mut own = connect(&url, &creds_granted)
         .await
         .unwrap_or_else(|e| panic!("[{v}] own key refused: {e}"));
-    publish_delivered(&mut own, "orders.new", &format!("[{v}] own key, granted")).await;
+    own.publish_delivered("orders.new", &format!("[{v}] own key, granted"))
+        .await;
     drop(own);
 
     // A grant taken away: re-issued for the same key, the old JWT must stop working.
@@ -330,8 +261,12 @@ async fn scenario(line: ServerLine) {
     let mut reduced = connect(&url, &creds_reduced)
         .await
         .unwrap_or_else(|e| panic!("[{v}] the re-issued JWT refused: {e}"));
-    publish_refused(&mut reduced, "orders.new", &format!("[{v}] grant removed")).await;
-    publish_delivered(&mut reduced, "status.ok", &format!("[{v}] grant kept")).await;
+    reduced
+        .publish_refused("orders.new", &format!("[{v}] grant removed"))
+        .await;
+    reduced
+        .publish_delivered("status.ok", &format!("[{v}] grant kept"))
+        .await;
     drop(reduced);
 
     // Someone else may not remove it; ulrich may: back to a Warden-generated key.
@@ -375,15 +310,11 @@ async fn scenario(line: ServerLine) {
     let mut back = connect(&url, &back)
         .await
         .unwrap_or_else(|e| panic!("[{v}] generated key refused: {e}"));
-    publish_delivered(
-        &mut back,
-        "status.ok",
-        &format!("[{v}] generated key again"),
-    )
-    .await;
+    back.publish_delivered("status.ok", &format!("[{v}] generated key again"))
+        .await;
 
     // Ledger: the key events with the seed's message name, by the acting user; intact.
-    let events = actions(&home);
+    let events = home.ledger();
     let key_events: Vec<&Value> = events
         .iter()
         .filter(|e| e["action"].as_str().unwrap_or("").starts_with("dir.key."))

@@ -311,3 +311,81 @@ pub async fn answered(
         }
     }
 }
+
+/// How long the permission helpers below wait for the server.
+const PERMISSION_WAIT: Duration = Duration::from_secs(10);
+
+impl Client {
+    /// Publishes on `subject` and requires the server's permissions violation for it.
+    pub async fn publish_refused(&mut self, subject: &str, what: &str) {
+        self.client
+            .publish(subject.to_string(), "no".into())
+            .await
+            .expect("publish call");
+        self.client.flush().await.expect("flush");
+        let e = self
+            .next_error(PERMISSION_WAIT)
+            .await
+            .unwrap_or_else(|| panic!("{what}: publish to {subject} was not refused"));
+        let l = e.to_lowercase();
+        assert!(
+            l.contains("permissions violation") && l.contains("publish") && e.contains(subject),
+            "{what}: {e}"
+        );
+    }
+
+    /// Subscribes to `subject`, publishes on it and requires the message back (the
+    /// server allowed both), with no server error.
+    pub async fn publish_delivered(&mut self, subject: &str, what: &str) {
+        use futures::StreamExt;
+        let mut sub = self
+            .client
+            .subscribe(subject.to_string())
+            .await
+            .expect("subscribe");
+        self.client.flush().await.expect("flush");
+        self.client
+            .publish(subject.to_string(), "yes".into())
+            .await
+            .expect("publish");
+        self.client.flush().await.expect("flush");
+        let m = tokio::time::timeout(PERMISSION_WAIT, sub.next())
+            .await
+            .unwrap_or_else(|_| panic!("{what}: message on {subject} not delivered"))
+            .expect("subscription open");
+        assert_eq!(&m.payload[..], b"yes");
+        assert!(
+            self.errors.try_recv().is_err(),
+            "{what}: unexpected server error"
+        );
+    }
+}
+
+/// Connects until the server refuses the creds (a pushed revocation or account JWT
+/// applies on the server's schedule), within a bound; the refusal text.
+pub async fn refused_eventually(url: &str, creds: &str, what: &str) -> String {
+    let deadline = std::time::Instant::now() + PERMISSION_WAIT;
+    loop {
+        match connect(url, creds).await {
+            Err(e) => return e,
+            Ok(c) => {
+                drop(c);
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{what}: still admitted"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+impl Home {
+    /// Every ledger entry, as `warden --json audit list` prints them.
+    pub fn ledger(&self) -> Vec<serde_json::Value> {
+        self.ok(&["--json", "audit", "list", "--limit", "100000"])
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("ledger line"))
+            .collect()
+    }
+}
