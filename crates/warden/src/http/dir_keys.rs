@@ -16,11 +16,6 @@ use crate::tokens::TokenInfo;
 
 type ApiResult<T> = Result<T, ApiError>;
 
-fn warden(s: &HttpState, token: &TokenInfo) -> crate::ops::Warden {
-    s.warden
-        .with_actor(format!("http:{}:{}", token.name, token.id))
-}
-
 /// `POST /v1/dir/users/{id}/keys`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,7 +48,8 @@ pub(crate) async fn add(
     ApiPath(id): ApiPath<String>,
     JsonBody(b): JsonBody<AddDirKey>,
 ) -> ApiResult<(StatusCode, Json<DirKeyChange>)> {
-    let v = warden(&s, &token)
+    let v = s
+        .warden_for(&token)
         .dir_key_add(b.acting.as_deref(), &id, &b.public_key)
         .await?;
     Ok((StatusCode::CREATED, Json(v)))
@@ -66,7 +62,8 @@ pub(crate) async fn remove(
     ApiPath((id, key)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<ActingQuery>,
 ) -> ApiResult<Json<DirKeyChange>> {
-    let v = warden(&s, &token)
+    let v = s
+        .warden_for(&token)
         .dir_key_remove(q.acting.as_deref(), &id, &key)
         .await?;
     Ok(Json(v))

@@ -21,11 +21,6 @@ use warden_store::governance::DirUserRow;
 
 type ApiResult<T> = Result<T, ApiError>;
 
-fn warden(s: &HttpState, token: &TokenInfo) -> crate::ops::Warden {
-    s.warden
-        .with_actor(format!("http:{}:{}", token.name, token.id))
-}
-
 fn need_as(v: Option<String>) -> ApiResult<String> {
     v.filter(|a| !a.is_empty())
         .ok_or_else(|| ApiError::Invalid("`as` (the acting directory user) is required".into()))
@@ -147,7 +142,8 @@ pub(crate) async fn add_user(
     Extension(token): Extension<TokenInfo>,
     JsonBody(b): JsonBody<CreateDirUser>,
 ) -> ApiResult<(StatusCode, Json<DirUserView>)> {
-    let v = warden(&s, &token)
+    let v = s
+        .warden_for(&token)
         .dir_user_add(b.acting.as_deref(), b.user, b.sysadmin)
         .await?;
     Ok((StatusCode::CREATED, Json(v)))
@@ -187,7 +183,8 @@ pub(crate) async fn add_role(
     Extension(token): Extension<TokenInfo>,
     JsonBody(b): JsonBody<CreateRole>,
 ) -> ApiResult<(StatusCode, Json<RoleView>)> {
-    let v = warden(&s, &token)
+    let v = s
+        .warden_for(&token)
         .role_create(b.acting.as_deref(), &b.name, &b.owners, b.description)
         .await?;
     Ok((StatusCode::CREATED, Json(v)))
@@ -212,7 +209,8 @@ pub(crate) async fn add_task(
     Extension(token): Extension<TokenInfo>,
     JsonBody(b): JsonBody<CreateTask>,
 ) -> ApiResult<(StatusCode, Json<TaskView>)> {
-    let v = warden(&s, &token)
+    let v = s
+        .warden_for(&token)
         .task_create(
             b.acting.as_deref(),
             &b.name,
@@ -238,7 +236,7 @@ pub(crate) async fn expire(
     State(s): State<HttpState>,
     Extension(token): Extension<TokenInfo>,
 ) -> ApiResult<Json<ExpireReport>> {
-    Ok(Json(warden(&s, &token).expire_governance().await?))
+    Ok(Json(s.warden_for(&token).expire_governance().await?))
 }
 
 /// `GET /v1/proposals`.
@@ -260,7 +258,8 @@ pub(crate) async fn propose(
     JsonBody(b): JsonBody<CreateProposal>,
 ) -> ApiResult<(StatusCode, Json<ProposalView>)> {
     let actor = need_as(b.acting)?;
-    let v = warden(&s, &token)
+    let v = s
+        .warden_for(&token)
         .propose(
             &actor,
             ProposalInput {
@@ -294,7 +293,7 @@ pub(crate) async fn confirm(
 ) -> ApiResult<Json<ProposalView>> {
     let actor = need_as(b.acting)?;
     Ok(Json(
-        warden(&s, &token)
+        s.warden_for(&token)
             .confirm(&actor, &id, b.justification.as_deref())
             .await?,
     ))
@@ -309,7 +308,9 @@ pub(crate) async fn reject(
 ) -> ApiResult<Json<ProposalView>> {
     let actor = need_as(b.acting)?;
     let reason = b.reason.unwrap_or_default();
-    Ok(Json(warden(&s, &token).reject(&actor, &id, &reason).await?))
+    Ok(Json(
+        s.warden_for(&token).reject(&actor, &id, &reason).await?,
+    ))
 }
 
 /// `POST /v1/proposals/confirm`: batch approval, a result per id.
@@ -323,7 +324,7 @@ pub(crate) async fn confirm_many(
         return Err(ApiError::Invalid("`ids` is empty".into()));
     }
     Ok(Json(
-        warden(&s, &token)
+        s.warden_for(&token)
             .confirm_many(&actor, &b.ids, b.justification.as_deref())
             .await,
     ))

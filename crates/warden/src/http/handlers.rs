@@ -16,7 +16,7 @@ use warden_core::{AccountSpec, UserSpec};
 use warden_store::{LedgerEvent, LedgerReport};
 
 use super::extract::{ApiPath, ApiQuery, JsonBody, RequestBody};
-use super::{ApiError, HttpState, openapi};
+use super::{ApiError, HttpState, actor, openapi};
 use crate::device::{BulkReport, DeviceView, NewDevice};
 use crate::ops::{AccountView, OperatorView, StatusView, UserView};
 use crate::tenant::TenantView;
@@ -26,10 +26,6 @@ use warden_core::lint::Finding;
 use warden_core::tenant::TenantLimitsEdit;
 
 /// The ledger actor of a change made through the API: the token's name and id.
-fn actor(token: &TokenInfo) -> String {
-    format!("http:{}:{}", token.name, token.id)
-}
-
 type ApiResult<T> = Result<T, ApiError>;
 
 /// Largest `limit` of `GET /v1/ledger`.

@@ -55,6 +55,18 @@ pub struct HttpState {
     pub ready: Arc<AtomicBool>,
 }
 
+/// How a request's token is named in the ledger: `http:<token name>:<token id>`.
+pub(crate) fn actor(token: &crate::tokens::TokenInfo) -> String {
+    format!("http:{}:{}", token.name, token.id)
+}
+
+impl HttpState {
+    /// The operations layer acting for `token` (its ledger entries name the token).
+    pub(crate) fn warden_for(&self, token: &crate::tokens::TokenInfo) -> ops::Warden {
+        self.warden.with_actor(actor(token))
+    }
+}
+
 /// The whole API as an axum router (state applied).
 pub fn router(state: HttpState) -> Router {
     // Nobody will close this console's event streams: fine for a router a test drives.

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::extract::{ApiPath, ApiQuery, JsonBody, RequestBody};
-use super::{ApiError, HttpState};
+use super::{ApiError, HttpState, actor};
 use crate::onboarding::{DownloadError, NewPackage, PackageView};
 use crate::ops::now;
 use crate::tokens::TokenInfo;
@@ -25,10 +25,6 @@ pub const TOKEN_HEADER: &str = "x-warden-download-token";
 
 /// The route the download token opens (no bearer token needed).
 pub const DOWNLOAD_PATH: &str = "/v1/onboarding/download";
-
-fn actor(token: &TokenInfo) -> String {
-    format!("http:{}:{}", token.name, token.id)
-}
 
 fn no_store(mut res: Response) -> Response {
     res.headers_mut()
