@@ -33,6 +33,6 @@ pub mod trust;
 
 pub use drift::{Drift, drift};
 pub use resolver::{
-    DeleteReply, ResolverClient, ResolverError, ServerInfo, UpdateReply, delete_request,
+    DeleteReply, ResolverClient, ResolverError, ServerInfo, UpdateReply, delete_request, push_waves,
 };
 pub use trust::{TrustError, verify_trust};

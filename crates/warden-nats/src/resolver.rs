@@ -264,6 +264,100 @@ async fn in_order<F: std::future::Future>(calls: Vec<F>, concurrency: usize) -> 
         .await
 }
 
+/// The order in which a batch of account JWTs may be pushed: waves, each pushed (pipelined)
+/// only after the previous one was answered; indices into `jwts`, each exactly once.
+///
+/// An account never shares a wave with an account it imports from. The reason is a race in
+/// nats-server (2.9.10 and 2.15.1 alike): applying an exporter's update re-applies every importer
+/// whose imports were incomplete from that importer's *last completed* JWT. When the importer's
+/// own update is being applied at the same moment on another connection, the server re-applies
+/// the older JWT over the newer one and then records the newer one as current, so later pushes
+/// of it are skipped as "same claims": a device restored after a revocation stayed refused
+/// (its old `*` revocation back in force) until the next change of its account. Exporters go
+/// first; accounts that import from each other in a cycle go one at a time. JWTs that do not
+/// decode have no dependencies (their push fails on its own).
+pub fn push_waves(jwts: &[String]) -> Vec<Vec<usize>> {
+    let subjects: Vec<Option<(String, Vec<String>)>> = jwts
+        .iter()
+        .map(|jwt| {
+            nats_jwt::decode::<nats_jwt::Account>(jwt.trim())
+                .ok()
+                .map(|c| {
+                    let from = c
+                        .nats
+                        .imports
+                        .iter()
+                        .map(|i| i.account.to_string())
+                        .collect();
+                    (c.sub, from)
+                })
+        })
+        .collect();
+    // deps[i]: the indices of the accounts `i` imports from, other than itself.
+    let deps: Vec<Vec<usize>> = subjects
+        .iter()
+        .enumerate()
+        .map(|(i, me)| {
+            let Some((sub, from)) = me else {
+                return Vec::new();
+            };
+            subjects
+                .iter()
+                .enumerate()
+                .filter(|(j, other)| {
+                    *j != i
+                        && other
+                            .as_ref()
+                            .is_some_and(|(o, _)| o != sub && from.contains(o))
+                })
+                .map(|(j, _)| j)
+                .collect()
+        })
+        .collect();
+    let mut wave_of: Vec<Option<usize>> = vec![None; jwts.len()];
+    let mut waves: Vec<Vec<usize>> = Vec::new();
+    loop {
+        let ready: Vec<usize> = (0..jwts.len())
+            .filter(|&i| wave_of[i].is_none())
+            .filter(|&i| {
+                deps[i]
+                    .iter()
+                    .all(|&j| wave_of[j].is_some_and(|w| w < waves.len()))
+            })
+            .collect();
+        if ready.is_empty() {
+            break;
+        }
+        for &i in &ready {
+            wave_of[i] = Some(waves.len());
+        }
+        waves.push(ready);
+    }
+    // Left over: accounts in (or behind) an import cycle, one per wave, in input order.
+    waves.extend(
+        (0..jwts.len())
+            .filter(|&i| wave_of[i].is_none())
+            .map(|i| vec![i]),
+    );
+    waves
+}
+
+/// Runs `call(i)` for every index of `jwts`, wave by wave as [`push_waves`] orders them, with at
+/// most `concurrency` in flight within a wave; results in input order.
+async fn in_waves<F, Fut, T>(jwts: &[String], concurrency: usize, call: F) -> Vec<T>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let mut results: Vec<(usize, T)> = Vec::with_capacity(jwts.len());
+    for wave in push_waves(jwts) {
+        let calls = wave.iter().map(|&i| call(i)).collect();
+        results.extend(wave.into_iter().zip(in_order(calls, concurrency).await));
+    }
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
 impl ResolverClient {
     /// Connect with the creds text of a user of the system account. `timeout` bounds the connect
     /// and, afterwards, every request (and so how long [`ResolverClient::lookup`] waits before
@@ -381,18 +475,14 @@ impl ResolverClient {
     }
 
     /// Many updates, pipelined with at most `concurrency` (at least 1) requests in flight in
-    /// all, spread round-robin over the lanes; results in input order.
+    /// all, spread round-robin over the lanes, exporters before their importers
+    /// ([`push_waves`]); results in input order.
     pub async fn update_many(
         &self,
         jwts: &[String],
         concurrency: usize,
     ) -> Vec<Result<UpdateReply, ResolverError>> {
-        let calls = jwts
-            .iter()
-            .enumerate()
-            .map(|(i, jwt)| self.update_on(i, jwt))
-            .collect();
-        in_order(calls, concurrency).await
+        in_waves(jwts, concurrency, |i| self.update_on(i, &jwts[i])).await
     }
 
     /// Checks the account JWT with [`verify_trust`] and, only if it passes, sends it with
@@ -423,12 +513,7 @@ impl ResolverClient {
         jwts: &[String],
         concurrency: usize,
     ) -> Vec<Result<UpdateReply, ResolverError>> {
-        let calls = jwts
-            .iter()
-            .enumerate()
-            .map(|(i, jwt)| self.push_on(i, operator, jwt))
-            .collect();
-        in_order(calls, concurrency).await
+        in_waves(jwts, concurrency, |i| self.push_on(i, operator, &jwts[i])).await
     }
 
     /// `$SYS.REQ.CLAIMS.DELETE` with an operator-signed generic delete JWT (see
@@ -537,6 +622,55 @@ pub fn delete_request(
 mod tests {
     use super::*;
     use nats_jwt::{AnyClaims, decode_any};
+
+    /// An account JWT signed by `op` for `kp`, importing from `from`.
+    fn account(op: &KeyPair, kp: &KeyPair, from: &[&KeyPair]) -> String {
+        let key = kp.account_public_key().expect("account key");
+        let mut c = nats_jwt::AccountClaims::new(&key, "A");
+        for f in from {
+            c.nats.imports.push(nats_jwt::Import::new(
+                "svc.>".parse().expect("subject"),
+                f.account_public_key().expect("account key"),
+                nats_jwt::ExportType::Service,
+            ));
+        }
+        c.encode(op).expect("encodes")
+    }
+
+    #[test]
+    fn exporters_are_pushed_before_their_importers() {
+        let op = KeyPair::generate(KeyKind::Operator);
+        let [hub, d1, d2, other, tenant] =
+            std::array::from_fn(|_| KeyPair::generate(KeyKind::Account));
+        // Input order puts importers first, as a BTreeMap of keys may.
+        let jwts = vec![
+            account(&op, &d1, &[&hub]),
+            account(&op, &tenant, &[&d2]),
+            account(&op, &hub, &[]),
+            account(&op, &d2, &[&hub, &d2]), // an import from itself is no dependency
+            account(&op, &other, &[&KeyPair::generate(KeyKind::Account)]),
+            "not a jwt".to_string(),
+        ];
+        assert_eq!(
+            push_waves(&jwts),
+            vec![vec![2, 4, 5], vec![0, 3], vec![1]],
+            "hub (and what depends on nothing in the batch) first, then its importers, then theirs"
+        );
+    }
+
+    #[test]
+    fn an_import_cycle_is_pushed_one_at_a_time() {
+        let op = KeyPair::generate(KeyKind::Operator);
+        let [x, y, z, free] = std::array::from_fn(|_| KeyPair::generate(KeyKind::Account));
+        let jwts = vec![
+            account(&op, &x, &[&y]),
+            account(&op, &y, &[&x]),
+            account(&op, &z, &[&y]),
+            account(&op, &free, &[]),
+        ];
+        assert_eq!(push_waves(&jwts), vec![vec![3], vec![0], vec![1], vec![2]]);
+        assert!(push_waves(&[]).is_empty());
+    }
 
     #[test]
     fn delete_request_shape() {

@@ -7,9 +7,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{Env, account_signed_by, connect_user, now, user_creds};
+use common::{Env, TIMEOUT, account_signed_by, connect_user, now, user_creds};
 use nats_jwt::{KeyKind, KeyPair};
-use warden_nats::{ResolverError, TrustError, delete_request, drift, verify_trust};
+use warden_nats::{ResolverClient, ResolverError, TrustError, delete_request, drift, verify_trust};
 use warden_testkit::ServerLine;
 
 async fn push_new_account_takes_effect_without_restart(line: ServerLine) {
@@ -389,3 +389,112 @@ async fn garbage_is_refused_with_the_servers_message(line: ServerLine) {
     }
 }
 both_servers!(garbage_is_refused_with_the_servers_message);
+
+/// A device-style restore, round after round: an importer whose activation was revoked, whose
+/// users were all revoked (`*`) and which was deleted from the resolver comes back together with
+/// its exporter in one batch — importer first in the input, pushed over several connections.
+/// Its user must get in at once. nats-server re-applies an incomplete importer's previous JWT when
+/// its exporter changes; pushed at the same moment as the importer's own update, that put the
+/// old `*` revocation back and kept it ([`warden_nats::push_waves`] orders the batch).
+async fn restored_importer_and_exporter_in_one_batch(line: ServerLine) {
+    use nats_jwt::{ActivationClaims, Export, ExportType, Import, Subject};
+    const ROUNDS: i64 = 20;
+    let env = Env::start(line);
+    let client = ResolverClient::connect_lanes(&env.server.url(), &env.sys_creds, TIMEOUT, 4)
+        .await
+        .expect("system user connects");
+    let signer = &env.operator_signing;
+    let (hub, mut hub_claims, _) = env.account("HUB");
+    let svc: Subject = "svc.>".parse().expect("subject");
+    let mut export = Export::new(svc.clone(), ExportType::Service);
+    export.token_req = true;
+    hub_claims.nats.exports.push(export);
+    // Strictly increasing issue times, in the past, so every JWT differs from the last.
+    let base = now() - 10 * ROUNDS - 100;
+    let mut refused_for = Vec::new();
+    for round in 0..ROUNDS {
+        let t = base + 10 * round;
+        let (dev, mut dev_claims, _) = env.account(&format!("DEV{round}"));
+        let dev_key = dev.account_public_key().expect("account key");
+        let token = ActivationClaims::new(&dev_key, svc.clone(), ExportType::Service)
+            .encode_at(&hub, t)
+            .expect("activation");
+        let mut import = Import::new(
+            svc.clone(),
+            hub.account_public_key().expect("account key"),
+            ExportType::Service,
+        );
+        import.token = Some(token);
+        dev_claims.nats.imports.push(import);
+        let push = |jwts: Vec<String>| {
+            let client = &client;
+            let operator = &env.operator_claims;
+            async move {
+                for r in client.push_many(operator, &jwts, 8).await {
+                    assert_eq!(r.expect("pushed").code, 200);
+                }
+            }
+        };
+        push(vec![
+            dev_claims.encode_at(signer, t).expect("encode"),
+            hub_claims.encode_at(signer, t).expect("encode"),
+        ])
+        .await;
+        let (_, creds) = user_creds(&dev, "device", t + 1);
+        let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+        // Like a device, it stays and keeps trying to reconnect once it is out.
+        let _device = async_nats::ConnectOptions::with_credentials(&creds)
+            .expect("creds")
+            .event_callback(move |e| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send(e.to_string());
+                }
+            })
+            .connect(env.server.url())
+            .await
+            .expect("device user connects");
+
+        // Revoke: every user of the device, its activation; then delete the device.
+        dev_claims.nats.revoke("*", t + 2);
+        hub_claims.nats.exports[0]
+            .revocations
+            .insert(dev_key.to_string(), t + 2);
+        push(vec![
+            dev_claims.encode_at(signer, t + 2).expect("encode"),
+            hub_claims.encode_at(signer, t + 2).expect("encode"),
+        ])
+        .await;
+        let delete =
+            delete_request(signer, std::slice::from_ref(&dev_key)).expect("delete request");
+        client.delete(&delete).await.expect("deleted");
+        let out = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(e) = events.recv().await {
+                if e == "disconnected" {
+                    return;
+                }
+            }
+        });
+        out.await.expect("the revoked device is disconnected");
+
+        // Restore both in one batch.
+        dev_claims.nats.revocations.clear();
+        hub_claims.nats.exports[0].revocations.clear();
+        push(vec![
+            dev_claims.encode_at(signer, t + 3).expect("encode"),
+            hub_claims.encode_at(signer, t + 3).expect("encode"),
+        ])
+        .await;
+        // The server has applied both when it answered.
+        if let Err(e) = connect_user(&env.server.url(), &creds).await {
+            refused_for.push(format!("round {round}: {e}"));
+        }
+    }
+    assert!(
+        refused_for.is_empty(),
+        "{}: restored device refused in {} of {ROUNDS} rounds: {refused_for:?}",
+        env.version(),
+        refused_for.len()
+    );
+}
+both_servers!(restored_importer_and_exporter_in_one_batch);

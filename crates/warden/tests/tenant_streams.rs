@@ -152,7 +152,10 @@ async fn tenant_streams(line: ServerLine) {
     // Tenant a cannot read EVENTS: its users may not publish on `$JS.API.>`, so the
     // server refuses the request (a permission violation) and no stream info comes back.
     let mut a = a;
-    let ajs = async_nats::jetstream::new(a.client.clone());
+    // A refused request gets no reply: bound it well inside WAIT (async-nats would
+    // otherwise wait its own 10 s request timeout, the same as WAIT).
+    let mut ajs = async_nats::jetstream::new(a.client.clone());
+    ajs.set_timeout(Duration::from_secs(3));
     let r = tokio::time::timeout(WAIT, ajs.get_stream("EVENTS"))
         .await
         .expect("get_stream answered or failed in time");
