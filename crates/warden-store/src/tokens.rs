@@ -32,6 +32,8 @@ pub struct ApiTokenRow {
     pub revoked_at: Option<i64>,
     /// When it last authenticated a request (approximately), unix seconds.
     pub last_used_at: Option<i64>,
+    /// The directory user the token acts as, if it is bound to one.
+    pub dir_user: Option<String>,
 }
 
 impl std::fmt::Debug for ApiTokenRow {
@@ -45,6 +47,7 @@ impl std::fmt::Debug for ApiTokenRow {
             .field("expires_at", &self.expires_at)
             .field("revoked_at", &self.revoked_at)
             .field("last_used_at", &self.last_used_at)
+            .field("dir_user", &self.dir_user)
             .finish_non_exhaustive()
     }
 }
@@ -60,11 +63,13 @@ impl ApiTokenRow {
             expires_at: column(row, "expires_at")?,
             revoked_at: column(row, "revoked_at")?,
             last_used_at: column(row, "last_used_at")?,
+            dir_user: column(row, "dir_user")?,
         })
     }
 }
 
-const COLUMNS: &str = "id, name, hash, scopes, created_at, expires_at, revoked_at, last_used_at";
+const COLUMNS: &str =
+    "id, name, hash, scopes, created_at, expires_at, revoked_at, last_used_at, dir_user";
 
 /// Inserts a token. [`StoreError::Conflict`] if its id or hash is taken.
 pub(crate) async fn insert(conn: &mut AnyConnection, row: &ApiTokenRow) -> Result<(), StoreError> {
@@ -80,7 +85,7 @@ pub(crate) async fn insert(conn: &mut AnyConnection, row: &ApiTokenRow) -> Resul
     }
     sqlx::query(
         "INSERT INTO api_tokens (id, name, hash, scopes, created_at, expires_at, revoked_at, \
-         last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         last_used_at, dir_user) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&row.id)
     .bind(&row.name)
@@ -90,6 +95,7 @@ pub(crate) async fn insert(conn: &mut AnyConnection, row: &ApiTokenRow) -> Resul
     .bind(row.expires_at)
     .bind(row.revoked_at)
     .bind(row.last_used_at)
+    .bind(&row.dir_user)
     .execute(&mut *conn)
     .await
     .map_err(|source| match &source {
@@ -213,6 +219,8 @@ mod tests {
             expires_at: Some(1_800_000_000),
             revoked_at: None,
             last_used_at: None,
+            // One of the two bound to a directory user, so both forms round-trip.
+            dir_user: (id == "tok_b").then(|| "alice".to_string()),
         }
     }
 

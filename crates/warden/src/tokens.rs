@@ -108,6 +108,9 @@ pub struct TokenInfo {
     pub revoked_at: Option<i64>,
     /// Last used (unix seconds, approximately: stamped at most once a minute).
     pub last_used_at: Option<i64>,
+    /// The directory user this token acts as; `None`: an operator's token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir_user: Option<String>,
 }
 
 impl TokenInfo {
@@ -127,6 +130,7 @@ impl TokenInfo {
             expires_at: row.expires_at,
             revoked_at: row.revoked_at,
             last_used_at: row.last_used_at,
+            dir_user: row.dir_user,
         })
     }
 }
@@ -146,6 +150,9 @@ pub enum TokenError {
     /// A stored token row is unreadable.
     #[error("{0}")]
     Corrupt(String),
+    /// The directory user a token was to be bound to does not exist.
+    #[error("no directory user {0:?}")]
+    UnknownDirUser(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -259,6 +266,7 @@ fn event(actor: &str, action: &str, info: &TokenInfo) -> NewEvent {
             "scopes": info.scopes,
             "expires_at": info.expires_at,
             "revoked_at": info.revoked_at,
+            "dir_user": info.dir_user,
         }),
     }
 }
@@ -271,6 +279,42 @@ pub async fn create_token(
     name: &str,
     scopes: &[Scope],
     expires_at: Option<i64>,
+) -> Result<(TokenInfo, Zeroizing<String>), TokenError> {
+    insert_token(store, actor, name, scopes, expires_at, None).await
+}
+
+/// Scopes of a token bound to a directory user.
+pub const DIR_USER_SCOPES: [Scope; 2] = [Scope::Read, Scope::Write];
+
+/// Creates a token bound to directory user `dir_user` (who must exist): it acts as that user
+/// only, on the governance routes only (`/v1/dir…`, `/v1/proposals…`), with the
+/// [`DIR_USER_SCOPES`]. The approval rules then hold against the token's holder, not only
+/// against whoever names themselves in `as`.
+pub async fn create_dir_user_token(
+    store: &Store,
+    actor: &str,
+    name: &str,
+    dir_user: &str,
+    expires_at: Option<i64>,
+) -> Result<(TokenInfo, Zeroizing<String>), TokenError> {
+    insert_token(
+        store,
+        actor,
+        name,
+        &DIR_USER_SCOPES,
+        expires_at,
+        Some(dir_user),
+    )
+    .await
+}
+
+async fn insert_token(
+    store: &Store,
+    actor: &str,
+    name: &str,
+    scopes: &[Scope],
+    expires_at: Option<i64>,
+    dir_user: Option<&str>,
 ) -> Result<(TokenInfo, Zeroizing<String>), TokenError> {
     let name = check_name(name)?;
     let mut scopes = scopes.to_vec();
@@ -298,8 +342,14 @@ pub async fn create_token(
         expires_at,
         revoked_at: None,
         last_used_at: None,
+        dir_user: dir_user.map(str::to_string),
     };
     let mut tx = store.begin().await?;
+    if let Some(user) = dir_user
+        && tx.dir_user(user).await?.is_none()
+    {
+        return Err(TokenError::UnknownDirUser(user.to_string()));
+    }
     tx.insert_api_token(&row).await?;
     let info = TokenInfo::from_row(row)?;
     tx.append_event(&event(actor, "token.create", &info))
@@ -379,9 +429,15 @@ pub enum TokenCmd {
             long = "scope",
             value_name = "SCOPE",
             value_delimiter = ',',
-            required = true
+            required_unless_present = "dir_user",
+            conflicts_with = "dir_user"
         )]
         scopes: Vec<Scope>,
+        /// Bind the token to this directory user: it acts as them only (`as` is implied and
+        /// may not name anyone else), on /v1/dir… and /v1/proposals… only, with read and
+        /// write.
+        #[arg(long, value_name = "ID")]
+        dir_user: Option<String>,
         /// Expiry as nsc writes it: 30d, 12h, 1y, 2026-01-31, @<unix>; 0 or absent: never.
         #[arg(long, value_name = "EXPIRY")]
         expires: Option<String>,
@@ -419,6 +475,7 @@ pub async fn run(json: bool, cmd: TokenCmd, warden: &ops::Warden) -> anyhow::Res
         TokenCmd::Create {
             name,
             scopes,
+            dir_user,
             expires,
         } => {
             let expires_at = match expires.as_deref() {
@@ -426,9 +483,13 @@ pub async fn run(json: bool, cmd: TokenCmd, warden: &ops::Warden) -> anyhow::Res
                     .map_err(|e| crate::cli::UsageError(e.to_string()))?,
                 None => None,
             };
-            let (info, secret) = create_token(store, &cli_actor(), &name, &scopes, expires_at)
-                .await
-                .map_err(cli_error)?;
+            let (info, secret) = match dir_user.as_deref() {
+                Some(user) => {
+                    create_dir_user_token(store, &cli_actor(), &name, user, expires_at).await
+                }
+                None => create_token(store, &cli_actor(), &name, &scopes, expires_at).await,
+            }
+            .map_err(cli_error)?;
             if json {
                 let doc = Zeroizing::new(serde_json::to_string_pretty(
                     &json!({"token": secret.as_str(), "info": info}),
@@ -437,10 +498,14 @@ pub async fn run(json: bool, cmd: TokenCmd, warden: &ops::Warden) -> anyhow::Res
             } else {
                 writeln!(out, "{}", secret.as_str())?;
                 eprintln!(
-                    "token {} ({}) created with scopes {}{}; the secret above is shown only once",
+                    "token {} ({}) created with scopes {}{}{}; the secret above is shown only once",
                     info.id,
                     info.name,
                     join_scopes(&info.scopes),
+                    info.dir_user
+                        .as_deref()
+                        .map(|u| format!(", acting as directory user {u}"))
+                        .unwrap_or_default(),
                     info.expires_at
                         .map(|e| format!(", expiring at {e}"))
                         .unwrap_or_default()
@@ -463,6 +528,7 @@ pub async fn run(json: bool, cmd: TokenCmd, warden: &ops::Warden) -> anyhow::Res
                     "expires",
                     "revoked",
                     "last used",
+                    "acts as",
                 ]);
                 for i in &list {
                     t.add_row(vec![
@@ -473,6 +539,7 @@ pub async fn run(json: bool, cmd: TokenCmd, warden: &ops::Warden) -> anyhow::Res
                         when(i.expires_at),
                         when(i.revoked_at),
                         when(i.last_used_at),
+                        i.dir_user.clone().unwrap_or_else(|| "-".into()),
                     ]);
                 }
                 writeln!(out, "{t}")?;
@@ -549,15 +616,35 @@ mod tests {
             TokenCmd::Create {
                 name,
                 scopes,
+                dir_user,
                 expires,
             } => {
                 assert_eq!(name, "ci");
                 assert_eq!(scopes, [Scope::Read, Scope::Write, Scope::Creds]);
+                assert_eq!(dir_user, None);
                 assert_eq!(expires.as_deref(), Some("30d"));
             }
             other => panic!("{other:?}"),
         }
         assert!(T::try_parse_from(["t", "create", "--name", "ci"]).is_err());
+        // A directory user's token takes no scopes (it has read and write).
+        assert!(matches!(
+            T::try_parse_from(["t", "create", "--name", "u", "--dir-user", "alice"]).unwrap().cmd,
+            TokenCmd::Create { dir_user: Some(u), scopes, .. } if u == "alice" && scopes.is_empty()
+        ));
+        assert!(
+            T::try_parse_from([
+                "t",
+                "create",
+                "--name",
+                "u",
+                "--dir-user",
+                "alice",
+                "--scope",
+                "admin"
+            ])
+            .is_err()
+        );
         assert!(T::try_parse_from(["t", "create", "--name", "ci", "--scope", "root"]).is_err());
         assert!(matches!(
             T::try_parse_from(["t", "revoke", "tok_abc"]).unwrap().cmd,
@@ -575,6 +662,7 @@ mod tests {
             expires_at: None,
             revoked_at: None,
             last_used_at: None,
+            dir_user: None,
         };
         assert!(
             Scope::ALL

@@ -253,6 +253,40 @@ async fn sign_in_cookie_flags_and_bad_tokens() {
     assert!(set_cookie(res.headers(), "warden_console").is_none());
     assert!(res.text().await.unwrap().contains("refused"));
 
+    // A directory user's token governs only: no console session.
+    let w = warden::ops::Warden::open(c.store.clone(), "test")
+        .await
+        .unwrap();
+    w.dir_user_add(
+        None,
+        warden_core::directory::NextUser {
+            id: "olivia".into(),
+            ..Default::default()
+        },
+        false,
+    )
+    .await
+    .unwrap();
+    let (_, bound) = tokens::create_dir_user_token(&c.store, "test", "o", "olivia", None)
+        .await
+        .unwrap();
+    let res = c
+        .post(
+            "/console/login",
+            &login,
+            &[("token", bound.as_str()), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(set_cookie(res.headers(), "warden_console").is_none());
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("the console needs an operator"),
+        "a directory user's token opened a console session"
+    );
+
     // A good token without the form's CSRF value (or with a different cookie): refused.
     let res = c.post("/console/login", &login, &[("token", &admin)]).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
@@ -324,7 +358,8 @@ async fn sign_in_cookie_flags_and_bad_tokens() {
 
     // Revoking the token ends the session at once.
     let list = tokens::list_tokens(&c.store).await.unwrap();
-    tokens::revoke_token(&c.store, "test", &list[0].id)
+    let admin_id = &list.iter().find(|t| t.name == "admin").unwrap().id;
+    tokens::revoke_token(&c.store, "test", admin_id)
         .await
         .unwrap();
     let res = c.get("/console", Some(&sid)).await;

@@ -468,3 +468,59 @@ async fn governance_nats_2_9() {
 async fn governance_nats_2_15() {
     scenario(ServerLine::V2_15).await;
 }
+
+/// `warden token create --dir-user ID`: a token bound to a directory user (read and write,
+/// shown in `token list`); `--scope` with it is a usage error, an unknown user a failure,
+/// and neither creates a token.
+#[test]
+fn tokens_bound_to_directory_users_from_the_cli() {
+    let home = Home::new();
+    home.ok(&["init", "--name", "GOVOP"]);
+    home.json(&["dir", "user", "add", "admin", "--name", "Ada"]);
+    home.json(&[
+        "dir", "user", "add", "olivia", "--name", "Olivia", "--as", "admin",
+    ]);
+    let listed = |home: &Home| home.json(&["token", "list"]).as_array().unwrap().len();
+
+    home.fails(
+        2,
+        &[
+            "token",
+            "create",
+            "--name",
+            "o",
+            "--dir-user",
+            "olivia",
+            "--scope",
+            "admin",
+        ],
+    );
+    let e = home.fails(
+        1,
+        &["token", "create", "--name", "o", "--dir-user", "nobody"],
+    );
+    assert!(e.contains("no directory user \"nobody\""), "{e}");
+    assert_eq!(listed(&home), 0);
+
+    let t = home.json(&["token", "create", "--name", "o", "--dir-user", "olivia"]);
+    assert!(t["token"].as_str().unwrap().starts_with("wdn_"), "{t}");
+    assert_eq!(t["info"]["dir_user"], "olivia", "{t}");
+    assert_eq!(
+        t["info"]["scopes"],
+        serde_json::json!(["read", "write"]),
+        "{t}"
+    );
+    let list = home.json(&["token", "list"]);
+    assert_eq!(list[0]["dir_user"], "olivia", "{list}");
+    let table = home.ok(&["token", "list"]);
+    assert!(
+        table.contains("acts as") && table.contains("olivia"),
+        "{table}"
+    );
+    let created = home
+        .ledger()
+        .into_iter()
+        .find(|e| e["action"] == "token.create")
+        .expect("token.create in the ledger");
+    assert_eq!(created["summary"]["dir_user"], "olivia", "{created}");
+}

@@ -6,6 +6,8 @@
 //! a seed or a non-user key is `400 invalid` (the seed not echoed), someone else's key
 //! `403 refused`, both with nothing changed; the user's NATS user is issued for the
 //! registered key and goes back to a generated key when the key is removed.
+//! Tokens bound to a directory user act as that user only (`as` naming anyone else is
+//! `403 forbidden`), on the governance routes only.
 
 use nats_jwt::{KeyKind, KeyPair, User};
 use reqwest::{Method, StatusCode};
@@ -64,10 +66,21 @@ async fn start(url: &str) -> Api {
 
 impl Api {
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call_with(&self.token, method, path, body).await
+    }
+
+    /// [`Api::call`] with another bearer token.
+    async fn call_with(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self
             .client
             .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
+            .bearer_auth(token)
             .timeout(std::time::Duration::from_secs(20));
         if let Some(b) = body {
             req = req.json(&b);
@@ -628,4 +641,167 @@ async fn keys_api_on_sqlite() {
 async fn keys_api_on_postgres() {
     let db = warden_testkit::PgDatabase::create().await;
     keys_flow(start(db.url()).await).await;
+}
+
+/// Tokens bound to a directory user: the approval rules hold against the holder. Naming
+/// someone else in `as` is 403 `forbidden` with nothing written; without `as` the token
+/// acts as its user (recorded as initiator and closer); other routes are closed to it; a
+/// token for an unknown user is not created.
+async fn bound_token_flow(api: Api) {
+    use Method as M;
+    api.ok(
+        M::POST,
+        "/v1/dir/users",
+        Some(json!({"user": {"id": "admin", "name": "Ada"}})),
+    )
+    .await;
+    for id in ["olivia", "mallory"] {
+        api.ok(
+            M::POST,
+            "/v1/dir/users",
+            Some(json!({"as": "admin", "user": {"id": id, "name": id}})),
+        )
+        .await;
+    }
+    api.ok(
+        M::POST,
+        "/v1/dir/roles",
+        Some(json!({"as": "olivia", "name": "sales", "owners": ["olivia"]})),
+    )
+    .await;
+
+    let tokens_before = tokens::list_tokens(&api.store).await.unwrap().len();
+    let unknown = tokens::create_dir_user_token(&api.store, "test", "x", "nobody", None).await;
+    assert!(
+        matches!(unknown, Err(tokens::TokenError::UnknownDirUser(ref u)) if u == "nobody"),
+        "{unknown:?}"
+    );
+    assert_eq!(
+        tokens::list_tokens(&api.store).await.unwrap().len(),
+        tokens_before
+    );
+    let (info, mallory) =
+        tokens::create_dir_user_token(&api.store, "test", "mallory's", "mallory", None)
+            .await
+            .unwrap();
+    assert_eq!(info.dir_user.as_deref(), Some("mallory"));
+    assert_eq!(info.scopes, [Scope::Read, Scope::Write]);
+    let (_, olivia) = tokens::create_dir_user_token(&api.store, "test", "olivia's", "olivia", None)
+        .await
+        .unwrap();
+
+    // Without `as`, mallory's token proposes as mallory.
+    let p = api
+        .call_with(
+            &mallory,
+            M::POST,
+            "/v1/proposals",
+            Some(json!({"kind": "role-member", "change": "add", "object": "sales", "related": "mallory"})),
+        )
+        .await;
+    assert_eq!(p.0, StatusCode::CREATED, "{}", p.1);
+    assert_eq!(p.1["initiator"], "mallory", "{}", p.1);
+    let id = p.1["id"].as_str().unwrap().to_string();
+
+    // Claiming to be the role's owner: forbidden, nothing written.
+    let before = api.store.counts().await.unwrap();
+    for body in [
+        json!({"as": "olivia"}),
+        json!({"as": "admin", "justification": "trust me"}),
+    ] {
+        let (s, v) = api
+            .call_with(
+                &mallory,
+                M::POST,
+                &format!("/v1/proposals/{id}/confirm"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("forbidden")),
+            "{v}"
+        );
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("acts as directory user mallory only"),
+            "{v}"
+        );
+    }
+    // As itself, the approval rule refuses: mallory does not own the role.
+    let (s, v) = api
+        .call_with(
+            &mallory,
+            M::POST,
+            &format!("/v1/proposals/{id}/confirm"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("refused")),
+        "{v}"
+    );
+    let (s, v) = api
+        .call_with(
+            &mallory,
+            M::GET,
+            "/v1/proposals?as=olivia&to_approve=true",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let after = api.store.counts().await.unwrap();
+    assert_eq!(before.ledger_events, after.ledger_events);
+
+    // Outside governance: closed, for reading and writing alike.
+    for (method, path, body) in [
+        (M::GET, "/v1/accounts", None),
+        (M::POST, "/v1/accounts", Some(json!({"name": "EVIL"}))),
+        (M::GET, "/v1/ledger", None),
+    ] {
+        let (s, v) = api.call_with(&mallory, method, path, body).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("forbidden")),
+            "{path}: {v}"
+        );
+    }
+    assert_eq!(
+        api.store.counts().await.unwrap().ledger_events,
+        after.ledger_events
+    );
+
+    // The owner's own token confirms, recorded as the owner.
+    let inbox = api
+        .call_with(&olivia, M::GET, "/v1/proposals?to_approve=true", None)
+        .await;
+    assert_eq!(inbox.1[0]["id"], id.as_str(), "{}", inbox.1);
+    let (s, c) = api
+        .call_with(
+            &olivia,
+            M::POST,
+            &format!("/v1/proposals/{id}/confirm"),
+            Some(json!({"as": "olivia", "justification": "ok"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    assert_eq!(c["status"], "confirmed");
+    assert_eq!(c["closer"], "olivia");
+    assert!(api.store.verify_ledger().await.unwrap().is_intact());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bound_tokens_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("warden.db").display());
+    bound_token_flow(start(&url).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bound_tokens_on_postgres() {
+    let db = warden_testkit::PgDatabase::create().await;
+    bound_token_flow(start(db.url()).await).await;
 }

@@ -457,6 +457,15 @@ async fn login(
     if !info.allows(Scope::Read) && !info.allows(Scope::Write) {
         return ConsoleError::Forbidden(Scope::Read).into_response();
     }
+    if let Some(user) = &info.dir_user {
+        // The console acts on everything; a directory user's token may only govern.
+        tracing::info!(token_id = %info.id, "console sign-in refused: directory user token");
+        return ConsoleError::Invalid(format!(
+            "that token acts as directory user {user} and may use the governance API only; \
+             the console needs an operator's token"
+        ))
+        .into_response();
+    }
     tracing::info!(token_id = %info.id, "console sign-in");
     let sid = random_token();
     {

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use warden_store::dir_keys::DirUserKeyRow;
 
+use super::auth::acting;
 use super::extract::{ApiPath, ApiQuery, JsonBody, RequestBody};
 use super::{ApiError, HttpState};
 use crate::dir_keys::DirKeyChange;
@@ -50,7 +51,7 @@ pub(crate) async fn add(
 ) -> ApiResult<(StatusCode, Json<DirKeyChange>)> {
     let v = s
         .warden_for(&token)
-        .dir_key_add(b.acting.as_deref(), &id, &b.public_key)
+        .dir_key_add(acting(&token, b.acting)?.as_deref(), &id, &b.public_key)
         .await?;
     Ok((StatusCode::CREATED, Json(v)))
 }
@@ -64,7 +65,7 @@ pub(crate) async fn remove(
 ) -> ApiResult<Json<DirKeyChange>> {
     let v = s
         .warden_for(&token)
-        .dir_key_remove(q.acting.as_deref(), &id, &key)
+        .dir_key_remove(acting(&token, q.acting)?.as_deref(), &id, &key)
         .await?;
     Ok(Json(v))
 }

@@ -24,6 +24,10 @@ pub enum ApiError {
     /// The token lacks the route's scope: `403 forbidden`.
     #[error("this token lacks the {0} scope")]
     Forbidden(Scope),
+    /// A token bound to a directory user used outside what that binding allows (another
+    /// route, or `as` naming someone else): `403 forbidden`.
+    #[error("{0}")]
+    BoundToken(String),
     /// The body is not JSON, or does not fit the route's schema: `400 invalid_json`.
     #[error("{0}")]
     InvalidJson(String),
@@ -69,7 +73,7 @@ impl ApiError {
                 OpsError::Refused(_) => StatusCode::FORBIDDEN,
             },
             ApiError::MissingToken | ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::BoundToken(_) => StatusCode::FORBIDDEN,
             ApiError::InvalidJson(_) | ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -91,7 +95,7 @@ impl ApiError {
                 OpsError::Refused(_) => "refused",
             },
             ApiError::MissingToken | ApiError::Unauthorized(_) => "unauthorized",
-            ApiError::Forbidden(_) => "forbidden",
+            ApiError::Forbidden(_) | ApiError::BoundToken(_) => "forbidden",
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::PayloadTooLarge => "payload_too_large",

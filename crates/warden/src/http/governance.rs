@@ -1,8 +1,9 @@
 //! `/v1/dir/…` and `/v1/proposals…`: identity governance over HTTP, doing what the
 //! `warden dir|role|task|propose|proposals|confirm|reject` commands do. The acting
-//! directory user travels in the body (`as`) or the query (`?as=`); the bearer token
-//! (write scope for mutations) authorises the caller to speak for Warden at all, the
-//! approval rules then decide what that directory user may do.
+//! directory user travels in the body (`as`) or the query (`?as=`). An operator's token
+//! (write scope for mutations) may name anyone; a token bound to a directory user acts as
+//! that user only ([`super::auth::acting`]). The approval rules then decide what the acting
+//! user may do.
 
 use axum::Json;
 use axum::extract::{Extension, State};
@@ -11,6 +12,7 @@ use serde::Deserialize;
 use warden_core::directory::NextUser;
 use warden_core::governance::{Change, Explanation, ProposalKind, ProposalStatus, TaskGrants};
 
+use super::auth::acting;
 use super::extract::{ApiPath, ApiQuery, JsonBody, RequestBody};
 use super::{ApiError, HttpState};
 use crate::governance::{
@@ -144,7 +146,7 @@ pub(crate) async fn add_user(
 ) -> ApiResult<(StatusCode, Json<DirUserView>)> {
     let v = s
         .warden_for(&token)
-        .dir_user_add(b.acting.as_deref(), b.user, b.sysadmin)
+        .dir_user_add(acting(&token, b.acting)?.as_deref(), b.user, b.sysadmin)
         .await?;
     Ok((StatusCode::CREATED, Json(v)))
 }
@@ -185,7 +187,12 @@ pub(crate) async fn add_role(
 ) -> ApiResult<(StatusCode, Json<RoleView>)> {
     let v = s
         .warden_for(&token)
-        .role_create(b.acting.as_deref(), &b.name, &b.owners, b.description)
+        .role_create(
+            acting(&token, b.acting)?.as_deref(),
+            &b.name,
+            &b.owners,
+            b.description,
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(v)))
 }
@@ -212,7 +219,7 @@ pub(crate) async fn add_task(
     let v = s
         .warden_for(&token)
         .task_create(
-            b.acting.as_deref(),
+            acting(&token, b.acting)?.as_deref(),
             &b.name,
             &b.account,
             b.grants,
@@ -242,11 +249,17 @@ pub(crate) async fn expire(
 /// `GET /v1/proposals`.
 pub(crate) async fn list_proposals(
     State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
     ApiQuery(q): ApiQuery<ProposalQuery>,
 ) -> ApiResult<Json<Vec<ProposalView>>> {
     Ok(Json(
         s.warden
-            .proposals(q.acting.as_deref(), q.mine, q.to_approve, q.status)
+            .proposals(
+                acting(&token, q.acting)?.as_deref(),
+                q.mine,
+                q.to_approve,
+                q.status,
+            )
             .await?,
     ))
 }
@@ -257,7 +270,7 @@ pub(crate) async fn propose(
     Extension(token): Extension<TokenInfo>,
     JsonBody(b): JsonBody<CreateProposal>,
 ) -> ApiResult<(StatusCode, Json<ProposalView>)> {
-    let actor = need_as(b.acting)?;
+    let actor = need_as(acting(&token, b.acting)?)?;
     let v = s
         .warden_for(&token)
         .propose(
@@ -291,7 +304,7 @@ pub(crate) async fn confirm(
     ApiPath(id): ApiPath<String>,
     JsonBody(b): JsonBody<CloseProposal>,
 ) -> ApiResult<Json<ProposalView>> {
-    let actor = need_as(b.acting)?;
+    let actor = need_as(acting(&token, b.acting)?)?;
     Ok(Json(
         s.warden_for(&token)
             .confirm(&actor, &id, b.justification.as_deref())
@@ -306,7 +319,7 @@ pub(crate) async fn reject(
     ApiPath(id): ApiPath<String>,
     JsonBody(b): JsonBody<CloseProposal>,
 ) -> ApiResult<Json<ProposalView>> {
-    let actor = need_as(b.acting)?;
+    let actor = need_as(acting(&token, b.acting)?)?;
     let reason = b.reason.unwrap_or_default();
     Ok(Json(
         s.warden_for(&token).reject(&actor, &id, &reason).await?,
@@ -319,7 +332,7 @@ pub(crate) async fn confirm_many(
     Extension(token): Extension<TokenInfo>,
     JsonBody(b): JsonBody<ConfirmMany>,
 ) -> ApiResult<Json<Vec<BatchResult>>> {
-    let actor = need_as(b.acting)?;
+    let actor = need_as(acting(&token, b.acting)?)?;
     if b.ids.is_empty() {
         return Err(ApiError::Invalid("`ids` is empty".into()));
     }

@@ -1039,7 +1039,9 @@ fn governance_schemas() -> Value {
     let s = |d: &str| json!({"type": "string", "description": d});
     let strings = |d: &str| json!({"type": "array", "items": {"type": "string"}, "description": d});
     let unix = |d: &str| json!({"type": ["integer", "null"], "format": "int64", "description": format!("{d} (unix seconds).")});
-    let acting = s("The acting directory user.");
+    let acting = s(
+        "The acting directory user. With a token bound to a directory user it may be left out (the token's user acts) and may name no one else (403 forbidden).",
+    );
     let list = |item: &str| json!({"type": "array", "items": schema_ref(item)});
     json!({
         "NextUser": {"type": "object", "description": "A directory user in NEXT field names (id, name, email, manager, user_principal_name, …; see docs/governance.md).", "properties": {
@@ -1443,7 +1445,7 @@ pub fn document() -> Value {
         },
         "paths": paths,
         "components": {
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "wdn_<52 base32 characters>"},
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "wdn_<52 base32 characters>", "description": "An API token (warden token create). A token bound to a directory user (--dir-user) acts as that user only and opens only /v1/dir… and /v1/proposals…; elsewhere it gets 403 forbidden."},
                 "chatToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "Rooms gateway (/rooms…, /chat): an HS256 token of the upstream user service with aud, iss, exp, userUUID, entityUUID, levelOnEntity."}},
             "schemas": schemas()
         }
