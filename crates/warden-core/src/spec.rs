@@ -409,6 +409,9 @@ pub struct UserEdit {
     pub payload: Option<i64>,
     /// `--tag` (added).
     pub add_tags: Vec<String>,
+    /// `--rm-tag` (removed, before the additions; matched case-insensitively as tags are
+    /// stored lower-cased).
+    pub remove_tags: Vec<String>,
 }
 
 impl UserEdit {
@@ -434,6 +437,12 @@ impl UserEdit {
         set(&mut l.data, self.data);
         set(&mut l.payload, self.payload);
         set(&mut l.expires_at, self.expiry);
+        let removed: Vec<String> = self
+            .remove_tags
+            .iter()
+            .map(|t| t.trim().to_ascii_lowercase())
+            .collect();
+        l.tags.retain(|t| !removed.contains(t));
         for t in &self.add_tags {
             let t = t.trim().to_ascii_lowercase();
             if !t.is_empty() && !l.tags.contains(&t) {
@@ -509,6 +518,29 @@ mod tests {
         assert_eq!(spec.limits.conn, 5);
         assert_eq!(spec.limits.jetstream.disk_storage, 1 << 20);
         assert_eq!(spec.limits.subs, -1);
+    }
+
+    #[test]
+    fn tag_edits_remove_then_add_lower_cased() {
+        let mut spec = UserSpec {
+            tags: vec!["edge".into(), "billing".into()],
+            ..UserSpec::default()
+        };
+        UserEdit {
+            remove_tags: vec![" EDGE ".into(), "absent".into()],
+            add_tags: vec!["EU".into(), "billing".into()],
+            ..Default::default()
+        }
+        .apply(&mut spec);
+        assert_eq!(spec.tags, ["billing", "eu"]);
+        // A tag removed and added in one edit stays.
+        UserEdit {
+            remove_tags: vec!["eu".into()],
+            add_tags: vec!["eu".into()],
+            ..Default::default()
+        }
+        .apply(&mut spec);
+        assert_eq!(spec.tags, ["billing", "eu"]);
     }
 
     #[test]

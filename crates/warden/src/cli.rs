@@ -400,6 +400,9 @@ enum UserCmd {
         /// Remove these source networks.
         #[arg(long, value_delimiter = ',', value_name = "CIDR")]
         rm_source_network: Vec<String>,
+        /// Remove these tags.
+        #[arg(long, value_delimiter = ',', value_name = "TAG")]
+        rm_tag: Vec<String>,
     },
     /// Revoke a user in its account JWT (the server refuses and disconnects it).
     Revoke {
@@ -570,6 +573,7 @@ impl UserFlags {
             data: self.data,
             payload: self.payload,
             add_tags: self.tags.clone(),
+            remove_tags: Vec::new(),
         })
     }
 }
@@ -1106,8 +1110,14 @@ async fn user(g: &Global, w: &Warden, cmd: UserCmd) -> Result<()> {
             rm_response_perms,
             rm_conn_type,
             rm_source_network,
+            rm_tag,
         } => {
             let mut edit = perms.edit()?;
+            edit.remove_tags = rm_tag
+                .iter()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect();
             edit.permissions.remove = subjects(&remove)?;
             edit.permissions.remove_response = rm_response_perms;
             edit.remove_conn_types = conn_types(&rm_conn_type)?;

@@ -262,6 +262,8 @@ fn edits_reach_the_jwt() {
         "--expiry",
         "30d",
         "--bearer",
+        "--tag",
+        "Edge,billing",
     ]);
     let user = home.json(&["user", "show", "svc", "-a", "APP"]);
     let c = home.json(&["describe", user["jwt"].as_str().unwrap()]);
@@ -275,6 +277,7 @@ fn edits_reach_the_jwt() {
         serde_json::json!(["STANDARD", "WEBSOCKET"])
     );
     assert_eq!(nats["bearer_token"], true);
+    assert_eq!(nats["tags"], serde_json::json!(["edge", "billing"]));
     assert!(c["claims"]["exp"].as_i64().unwrap() > 0);
 
     home.ok(&[
@@ -289,9 +292,17 @@ fn edits_reach_the_jwt() {
         "--bearer=false",
         "--expiry",
         "0",
+        "--rm-tag",
+        "EDGE",
+        "--tag",
+        "eu",
     ]);
     let user = home.json(&["user", "show", "svc", "-a", "APP"]);
     let c = home.json(&["describe", user["jwt"].as_str().unwrap()]);
+    assert_eq!(
+        c["claims"]["nats"]["tags"],
+        serde_json::json!(["billing", "eu"])
+    );
     assert_eq!(c["claims"]["nats"]["sub"], serde_json::json!({}));
     assert!(c["claims"]["nats"].get("resp").is_none());
     assert!(c["claims"].get("exp").is_none());

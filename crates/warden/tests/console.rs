@@ -1170,6 +1170,7 @@ async fn edit_and_delete_forms(c: Console) {
                     ("bearer", "on"),
                     ("src", "10.0.0.1"),
                     ("expiry", "30d"),
+                    ("tags", "VIP ops"),
                 ],
             ),
         )
@@ -1181,6 +1182,41 @@ async fn edit_and_delete_forms(c: Console) {
         res.text().await.unwrap()
     );
     let alice2 = c.warden.user("ORDERS", "alice").await.unwrap();
+    assert_eq!(
+        nats_jwt::decode::<nats_jwt::User>(&alice2.jwt)
+            .unwrap()
+            .nats
+            .tags,
+        ["vip", "ops"]
+    );
+    // Deleting a word from the field removes that tag.
+    let res = c
+        .post(
+            "/console/accounts/ORDERS/users/alice/edit",
+            &cookie,
+            &user_fields(
+                &csrf,
+                "orders.new\norders.paid",
+                &[
+                    ("sub_allow", "orders.>, _INBOX.>"),
+                    ("sub_deny", "orders.secret"),
+                    ("bearer", "on"),
+                    ("src", "10.0.0.1"),
+                    ("expiry", "30d"),
+                    ("tags", "ops"),
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let alice2 = c.warden.user("ORDERS", "alice").await.unwrap();
+    assert_eq!(
+        nats_jwt::decode::<nats_jwt::User>(&alice2.jwt)
+            .unwrap()
+            .nats
+            .tags,
+        ["ops"]
+    );
     let claims = nats_jwt::decode::<nats_jwt::User>(&alice2.jwt).unwrap();
     let p = &claims.nats.limits.permissions;
     let strs =

@@ -484,7 +484,7 @@ pub(crate) struct UserForm {
     #[serde(default)]
     payload: String,
     #[serde(default)]
-    add_tags: String,
+    tags: String,
     #[serde(default)]
     csrf: Option<String>,
 }
@@ -548,7 +548,7 @@ impl UserForm {
             subs: limit_text(u.spec.subs),
             data: limit_text(u.spec.data),
             payload: limit_text(u.spec.payload),
-            add_tags: String::new(),
+            tags: u.spec.tags.join(" "),
             csrf: None,
         }
     }
@@ -657,10 +657,7 @@ impl UserForm {
             Some(expiry)
         };
         let changed = |old: i64, new: i64| (old != new).then_some(new);
-        let tags: Vec<String> = words(&self.add_tags)
-            .map(|t| t.to_ascii_lowercase())
-            .filter(|t| !current.tags.contains(t))
-            .collect();
+        let tags: Vec<String> = words(&self.tags).map(|t| t.to_ascii_lowercase()).collect();
         let edit = UserEdit {
             permissions: perms,
             bearer: (current.bearer_token != self.bearer.is_some())
@@ -691,7 +688,17 @@ impl UserForm {
             subs: changed(current.subs, parse_limit("Subscriptions", &self.subs)?),
             data: changed(current.data, parse_limit("Data", &self.data)?),
             payload: changed(current.payload, parse_limit("Payload", &self.payload)?),
-            add_tags: tags,
+            add_tags: tags
+                .iter()
+                .filter(|t| !current.tags.contains(t))
+                .cloned()
+                .collect(),
+            remove_tags: current
+                .tags
+                .iter()
+                .filter(|t| !tags.contains(t))
+                .cloned()
+                .collect(),
         };
         if edit.is_empty() {
             return Err(FormError("no field was changed".into()));
@@ -719,11 +726,6 @@ fn user_form_page(
         seg(&u.account),
         seg(&u.name)
     );
-    let tags = if u.spec.tags.is_empty() {
-        "none".to_string()
-    } else {
-        esc(&u.spec.tags.join(", "))
-    };
     let body = format!(
         r#"<p>User {link} in account {acc}. Subjects: one per line (or separated by commas; <code>subject queue</code> is a queue-group entry); an empty allow list allows everything not denied. Saving issues a new user JWT (download the creds again).</p>
 {error}
@@ -743,8 +745,8 @@ fn user_form_page(
 <fieldset><legend>Limits</legend><div class="grid2">
 {subs}{data}{payload}
 </div></fieldset>
-<fieldset><legend>Tags</legend><p>Current tags: {tags}</p>
-{add_tags}
+<fieldset><legend>Tags</legend>
+{tags}
 </fieldset>
 <button type="submit">Save user</button>
 </form>
@@ -801,7 +803,13 @@ fn user_form_page(
         subs = text_field("subs", "subs", "Subscriptions", &f.subs, ""),
         data = text_field("data", "data", "Data", &f.data, ""),
         payload = text_field("payload", "payload", "Max payload", &f.payload, ""),
-        add_tags = text_field("add_tags", "add_tags", "Add tags", &f.add_tags, ""),
+        tags = text_field(
+            "tags",
+            "tags",
+            "Tags",
+            &f.tags,
+            "separated by spaces; remove one to drop it"
+        ),
     );
     let status = if error.is_some() {
         StatusCode::BAD_REQUEST

@@ -1405,7 +1405,8 @@ fn base_schemas() -> Value {
             "remove_source_networks": strings("CIDRs removed."),
             "expiry": opt(unix("New expiry; null clears it")),
             "subs": opt(int()), "data": opt(int()), "payload": opt(int()),
-            "add_tags": strings("Tags added.")
+            "add_tags": strings("Tags added."),
+            "remove_tags": strings("Tags removed (before the additions).")
         }},
         "Creds": {"type": "object", "properties": {"creds": {"type": "string", "description": "A NATS creds file: the user JWT and its NKey seed."}}},
         "LedgerEvent": {"type": "object", "properties": {
