@@ -2301,6 +2301,62 @@ async fn directory_and_proposals_views(c: Console) {
     );
     assert_eq!(status_of(&c, "p3").await, Rejected);
 
+    // A new proposal from the console, as olivia: the form is on the page; without the
+    // CSRF value or with a bad kind nothing is proposed; what the rules refuse is shown.
+    assert!(
+        page_text(&c, "/console/proposals", &admin)
+            .await
+            .contains("id=\"propose\"")
+    );
+    let fields = |kind: &'static str, object: &'static str| {
+        vec![
+            ("kind", kind),
+            ("change", "add"),
+            ("object", object),
+            ("related", "mallory"),
+            ("reason", "second try"),
+            ("grant_expires", "30d"),
+        ]
+    };
+    let res = c
+        .post(
+            "/console/proposals/new",
+            &cookie,
+            &fields("role-member", "sales"),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let mut bad = fields("role-boss", "sales");
+    bad.push(("csrf", &csrf));
+    let res = c.post("/console/proposals/new", &cookie, &bad).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.text().await.unwrap().contains("unknown proposal kind"));
+    let mut unknown = fields("role-member", "nosuchrole");
+    unknown.push(("csrf", &csrf));
+    let res = c.post("/console/proposals/new", &cookie, &unknown).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let html = page_text(&c, "/console/proposals", &admin).await;
+    assert!(html.contains("not proposed:"), "{html}");
+    assert!(c.warden.proposal("p4").await.is_err(), "nothing proposed");
+    let mut good = fields("role-member", "sales");
+    good.push(("csrf", &csrf));
+    let res = c.post("/console/proposals/new", &cookie, &good).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let html = page_text(&c, "/console/proposals", &admin).await;
+    assert!(
+        html.contains("p4: proposed as olivia (PROPOSE_ADD_ROLE_MEMBER); may approve: olivia"),
+        "{html}"
+    );
+    let p4 = c.warden.proposal("p4").await.unwrap().proposal;
+    assert_eq!(p4.initiator, "olivia");
+    assert_eq!(p4.reason.as_deref(), Some("second try"));
+    let grant = p4.grant_expires_at.expect("grant expiry");
+    assert!(
+        (grant - warden::ops::now() - 30 * 86_400).abs() < 60,
+        "{grant}"
+    );
+    assert!(row(&html, "proposal-p4").contains("second try"));
+
     // Ulrich's page: his role, held task, NATS user in APP, and explain.
     let html = page_text(&c, "/console/directory/users/ulrich", &admin).await;
     assert!(

@@ -341,6 +341,7 @@ pub fn router(warden: Warden, closing: watch::Receiver<bool>, nats: Option<Strin
         .route("/proposals", get(proposals::inbox))
         .route("/proposals/act-as", post(proposals::act_as))
         .route("/proposals/decide", post(proposals::decide))
+        .route("/proposals/new", post(proposals::propose))
         .route("/assets/console.css", get(css))
         .route("/assets/console.js", get(js))
         .fallback(not_found)

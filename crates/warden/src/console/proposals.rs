@@ -1,7 +1,8 @@
 //! The console's proposals inbox (`/console/proposals`, issue 7 governance): open
 //! proposals (all, or those the acting directory user may close) with who may approve
-//! them, closed ones with closer and justification, and approve / reject forms — one
-//! proposal at a time or a batch of checked ones, with a result per id.
+//! them, closed ones with closer and justification, approve / reject forms — one
+//! proposal at a time or a batch of checked ones, with a result per id — and a form for a
+//! new proposal, made as the acting user.
 //!
 //! The console signs in with an API token, but governance acts as a *directory user*:
 //! the operator picks one ("Act as"), which the server-side session remembers. The
@@ -15,7 +16,7 @@ use axum::extract::{Form, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{Html, Redirect};
 use serde::Deserialize;
-use warden_core::governance::{Address, ProposalStatus, Relationship};
+use warden_core::governance::{Address, Change, ProposalKind, ProposalStatus, Relationship};
 use warden_store::governance::ProposalFilter;
 
 use super::directory::{dir_user_link, role_link, task_link};
@@ -78,7 +79,10 @@ fn notice(flash: Option<Flash>) -> String {
                 .text
                 .lines()
                 .map(|l| {
-                    let cls = if l.contains(": confirmed") || l.contains(": rejected") {
+                    let cls = if l.contains(": confirmed")
+                        || l.contains(": rejected")
+                        || l.contains(": proposed")
+                    {
                         "ok"
                     } else {
                         "error"
@@ -280,11 +284,40 @@ pub(crate) async fn inbox(
     } else {
         String::new()
     };
+    let propose = if can_write {
+        let kinds: String = ProposalKind::ALL
+            .iter()
+            .map(|k| format!("<option value=\"{v}\">{v}</option>", v = k.as_str()))
+            .collect();
+        let changes: String = Change::ALL
+            .iter()
+            .map(|c| format!("<option value=\"{v}\">{v}</option>", v = c.as_str()))
+            .collect();
+        format!(
+            r#"<form method="post" action="/console/proposals/new" class="card" id="propose">{csrf}
+<h2>New proposal</h2>
+<div class="grid2">
+<div><label for="p-kind">Kind</label><select id="p-kind" name="kind">{kinds}</select></div>
+<div><label for="p-change">Change</label><select id="p-change" name="change">{changes}</select></div>
+<div><label for="p-object">Role, task, or (for a manager) the user</label><input id="p-object" name="object" required autocomplete="off"></div>
+<div><label for="p-related">User or task it relates (for a manager: the new manager)</label><input id="p-related" name="related" required autocomplete="off"></div>
+<div><label for="p-reason">Reason</label><input id="p-reason" name="reason" autocomplete="off"></div>
+<div><label for="p-grant">Grant expires (e.g. 30d, 2027-01-31; empty: never)</label><input id="p-grant" name="grant_expires" autocomplete="off"></div>
+</div>
+<button type="submit" id="propose-submit">Propose</button>
+<p class="hint">Proposed as the directory user you act as, like <code>warden propose … --as</code>.</p>
+</form>"#,
+            csrf = csrf_field(&sess.csrf),
+        )
+    } else {
+        String::new()
+    };
     let body = format!(
         r#"{notice}{act_as}{acting_text}{filter}
 <section id="proposals-open" data-live aria-labelledby="h-proposals-open"><h2 id="h-proposals-open">{n_open} open proposals</h2>
 <div class="scroll"><table><thead><tr><th scope="col">Pick</th><th scope="col">Id</th><th scope="col">Kind</th><th scope="col">Change</th><th scope="col">Address</th><th scope="col">Initiator</th><th scope="col">Reason</th><th scope="col">Expires</th><th scope="col">Who may approve</th><th scope="col">Action</th></tr></thead><tbody>{orows}</tbody></table></div></section>
 {decide}
+{propose}
 <section id="proposals-closed" data-live aria-labelledby="h-proposals-closed"><h2 id="h-proposals-closed">{n_closed} closed proposals{shown}</h2>
 <div class="scroll"><table><thead><tr><th scope="col">Id</th><th scope="col">Kind</th><th scope="col">Address</th><th scope="col">Initiator</th><th scope="col">Status</th><th scope="col">Closed by</th><th scope="col">Justification / reason</th><th scope="col">Closed</th></tr></thead><tbody>{crows}</tbody></table></div></section>"#,
         notice = notice(s.take_flash(&headers)),
@@ -417,5 +450,94 @@ pub(crate) async fn decide(
             text: lines.join("\n"),
         },
     );
+    Ok(Redirect::to("/console/proposals"))
+}
+
+/// The new-proposal form.
+#[derive(Deserialize)]
+pub(crate) struct ProposeForm {
+    #[serde(default)]
+    csrf: Option<String>,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    change: String,
+    #[serde(default)]
+    object: String,
+    #[serde(default)]
+    related: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    grant_expires: String,
+}
+
+/// `POST /console/proposals/new`: a proposal made as the acting directory user. Malformed
+/// fields are a `400` page; what the governance rules refuse (unknown users, roles or
+/// tasks, a relationship that already exists…) is shown on the inbox, nothing written.
+pub(crate) async fn propose(
+    State(s): State<ConsoleState>,
+    headers: HeaderMap,
+    Form(form): Form<ProposeForm>,
+) -> ConsoleResult<Redirect> {
+    let sess = session_with(&s, &headers, Scope::Write).await?;
+    check_csrf(&sess, form.csrf.as_deref())?;
+    let Some(actor) = sess.acting.clone() else {
+        return Err(ConsoleError::Invalid(
+            "pick the directory user to act as first (the \"Act as\" form)".into(),
+        ));
+    };
+    let kind: ProposalKind = form
+        .kind
+        .trim()
+        .parse()
+        .map_err(|_| ConsoleError::Invalid(format!("unknown proposal kind {:?}", form.kind)))?;
+    let change: Change = form
+        .change
+        .trim()
+        .parse()
+        .map_err(|_| ConsoleError::Invalid(format!("unknown change {:?}", form.change)))?;
+    let (object, related) = (form.object.trim(), form.related.trim());
+    if object.is_empty() || related.is_empty() {
+        return Err(ConsoleError::Invalid(
+            "a proposal names both what it changes and whom or what it relates".into(),
+        ));
+    }
+    let grant_expires_at = match form.grant_expires.trim() {
+        "" => None,
+        text => warden_core::parse::parse_expiry(text, crate::ops::now())
+            .map_err(|e| ConsoleError::Invalid(format!("grant expiry: {e}")))?,
+    };
+    let reason = Some(form.reason.trim().to_string()).filter(|r| !r.is_empty());
+    let input = crate::governance::ProposalInput {
+        kind,
+        change,
+        object: object.to_string(),
+        related: related.to_string(),
+        reason,
+        grant_expires_at,
+        expires_at: None,
+    };
+    let flash = match s.warden.propose(&actor, input).await {
+        Ok(v) => Flash {
+            ok: true,
+            text: format!(
+                "{}: proposed as {actor} ({}); may approve: {}",
+                v.id,
+                v.message,
+                if v.approvers.is_empty() {
+                    "system administrators".to_string()
+                } else {
+                    v.approvers.iter().cloned().collect::<Vec<_>>().join(", ")
+                }
+            ),
+        },
+        Err(e) => Flash {
+            ok: false,
+            text: format!("not proposed: {e}"),
+        },
+    };
+    tracing::info!(token_id = %sess.token_id, acting = %actor, ok = flash.ok, "console proposal");
+    s.set_flash(&headers, flash);
     Ok(Redirect::to("/console/proposals"))
 }
