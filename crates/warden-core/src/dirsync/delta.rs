@@ -1,6 +1,6 @@
 //! Delta sync: change records applied to what Warden holds for a source, giving
 //! the new snapshot (which [`super::plan::plan`] then diffs). Two inputs:
-//! LDIF change records (`changetype: add|delete|modify`) and Microsoft Graph
+//! LDIF change records (`changetype: add|delete|modify|modrdn`) and Microsoft Graph
 //! delta responses (objects with only their changed properties, `@removed`
 //! for deletions, `members@delta` for membership changes).
 //!
@@ -207,11 +207,24 @@ pub fn apply_ldif(
                 }
                 ix.put(Some(i), rec);
             }
-            LdifRecord::ModRdn { .. } => skipped.push(SyncSkip {
-                kind: "entry".into(),
-                key: dn.to_string(),
-                reason: "modrdn/moddn changes are not applied as a delta; run a full sync".into(),
-            }),
+            LdifRecord::ModRdn {
+                new_rdn,
+                new_superior,
+                delete_old_rdn,
+                ..
+            } => {
+                let Some(i) = ix.find(dn) else {
+                    skipped.push(unknown(dn, "modrdn"));
+                    continue;
+                };
+                let Some(rec) = ix.take(i) else { continue };
+                let (rec, old_dn, new_dn) =
+                    renamed(rec, dn, new_rdn, new_superior.as_deref(), *delete_old_rdn);
+                ix.put(Some(i), rec);
+                // As the directory does (AD keeps links by object, OpenLDAP's refint by DN):
+                // references to the old DN now name the new one.
+                rewrite_references(&mut ix.records, mapping, &old_dn, &new_dn);
+            }
         }
     }
     let mut records = ix.into_records();
@@ -220,6 +233,109 @@ pub fn apply_ldif(
     skipped.append(&mut mapped.skipped);
     mapped.skipped = skipped;
     mapped
+}
+
+/// The first comma not escaped with a backslash: where a DN's parent starts.
+fn parent_of(dn: &str) -> &str {
+    let mut escaped = false;
+    for (i, c) in dn.char_indices() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            ',' if !escaped => return dn[i + 1..].trim_start(),
+            _ => escaped = false,
+        }
+    }
+    ""
+}
+
+/// `rec` renamed by a modrdn record addressed as `addressed` (a DN or AD's `<GUID=…>`):
+/// its new DN, key and RDN attribute; with the old and new DN.
+fn renamed(
+    mut rec: DirRecord,
+    addressed: &str,
+    new_rdn: &str,
+    new_superior: Option<&str>,
+    delete_old_rdn: bool,
+) -> (DirRecord, String, String) {
+    let old_dn = rec.dn.clone().unwrap_or_else(|| addressed.to_string());
+    let parent = new_superior.unwrap_or_else(|| parent_of(&old_dn)).trim();
+    let new_rdn = new_rdn.trim();
+    let new_dn = if parent.is_empty() {
+        new_rdn.to_string()
+    } else {
+        format!("{new_rdn},{parent}")
+    };
+    // A record rebuilt from Warden's copy carries the name Warden derived from the RDN
+    // value ("Sales EU" → sales_eu), so the old value is matched that way too.
+    let old_value = rdn_value(&old_dn).to_string();
+    let was_old = |v: &str| {
+        v.to_lowercase() == old_value.to_lowercase()
+            || directory_name(v)
+                .ok()
+                .is_some_and(|n| directory_name(&old_value).ok() == Some(n))
+    };
+    if let Some((attr, value)) = new_rdn.split_once('=') {
+        let mut now = rec.get(attr.trim()).to_vec();
+        if delete_old_rdn {
+            now.retain(|v| !was_old(v));
+        }
+        let value = value.trim().to_string();
+        if !now.iter().any(|v| v.to_lowercase() == value.to_lowercase()) {
+            now.push(value);
+        }
+        rec.set(attr.trim(), now);
+    }
+    // AD's `name` is the RDN's value whatever the RDN's attribute: a rename changes it too.
+    if let (Some(name), Some((_, value))) = (rec.first("name"), new_rdn.split_once('='))
+        && was_old(name)
+    {
+        let value = value.trim().to_string();
+        rec.set("name", vec![value]);
+    }
+    if !rec.get("distinguishedName").is_empty() {
+        rec.set("distinguishedName", vec![new_dn.clone()]);
+    }
+    if dn_key(&rec.key) == dn_key(&old_dn) || rec.dn.is_none() {
+        rec.key = new_dn.clone();
+    }
+    rec.dn = Some(new_dn.clone());
+    (rec, old_dn, new_dn)
+}
+
+/// Points DN-valued references (members, owners, managers) at `old_dn` to `new_dn`.
+fn rewrite_references(
+    records: &mut [Option<DirRecord>],
+    mapping: &Mapping,
+    old_dn: &str,
+    new_dn: &str,
+) {
+    let old = dn_key(old_dn);
+    let attrs: Vec<&str> = [
+        mapping.role_attr("members"),
+        mapping.role_attr("owners"),
+        mapping.user_attr("manager"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for rec in records.iter_mut().flatten() {
+        for attr in &attrs {
+            if rec.get(attr).iter().any(|v| dn_key(v) == old) {
+                let now = rec
+                    .get(attr)
+                    .iter()
+                    .map(|v| {
+                        if dn_key(v) == old {
+                            new_dn.to_string()
+                        } else {
+                            v.clone()
+                        }
+                    })
+                    .collect();
+                rec.set(attr, now);
+            }
+        }
+    }
 }
 
 /// Removes references to a deleted object (as the directory itself does: a

@@ -43,6 +43,8 @@ pub enum LdifRecord {
         new_rdn: String,
         /// Its new parent, when moved.
         new_superior: Option<String>,
+        /// Whether the old RDN value leaves the entry's attributes (`deleteoldrdn: 1`).
+        delete_old_rdn: bool,
     },
 }
 
@@ -301,12 +303,24 @@ fn parse_record(block: Vec<(usize, String)>) -> Result<LdifRecord, LdifError> {
         Some((_, ct)) if ct == "modrdn" || ct == "moddn" => {
             let mut new_rdn = None;
             let mut new_superior = None;
+            let mut delete_old_rdn = true;
             for (no, l) in it {
                 let (a, v) = attr_value(no, &l)?;
                 match a.to_ascii_lowercase().as_str() {
                     "newrdn" => new_rdn = Some(text(no, &a, v)?),
                     "newsuperior" => new_superior = Some(text(no, &a, v)?),
-                    "deleteoldrdn" => {}
+                    "deleteoldrdn" => {
+                        delete_old_rdn = match text(no, &a, v)?.trim() {
+                            "0" => false,
+                            "1" => true,
+                            other => {
+                                return Err(err(
+                                    no,
+                                    format!("deleteoldrdn must be 0 or 1, not {other:?}"),
+                                ));
+                            }
+                        }
+                    }
                     _ => return Err(err(no, format!("unexpected {a} in a modrdn record"))),
                 }
             }
@@ -316,6 +330,7 @@ fn parse_record(block: Vec<(usize, String)>) -> Result<LdifRecord, LdifError> {
                 dn,
                 new_rdn,
                 new_superior,
+                delete_old_rdn,
             })
         }
         Some((no, ct)) => Err(err(no, format!("unknown changetype {ct:?}"))),
@@ -471,7 +486,20 @@ mod tests {
             }
         );
         assert!(matches!(&recs[2], LdifRecord::Entry { add: true, .. }));
-        assert!(matches!(&recs[3], LdifRecord::ModRdn { new_rdn, .. } if new_rdn == "cn=g"));
+        assert!(
+            matches!(&recs[3], LdifRecord::ModRdn { new_rdn, delete_old_rdn: true, .. } if new_rdn == "cn=g")
+        );
+        let keep = parse("dn: cn=f,dc=x\nchangetype: modrdn\nnewrdn: cn=g\ndeleteoldrdn: 0\nnewsuperior: ou=y,dc=x\n").unwrap();
+        assert!(matches!(
+            &keep[0],
+            LdifRecord::ModRdn { delete_old_rdn: false, new_superior: Some(p), .. } if p == "ou=y,dc=x"
+        ));
+        let bad = parse("dn: cn=f,dc=x\nchangetype: modrdn\nnewrdn: cn=g\ndeleteoldrdn: yes\n");
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .contains("deleteoldrdn must be 0 or 1")
+        );
     }
 
     #[test]

@@ -353,6 +353,63 @@ fn ldif_delta_modify_delete_and_members() {
 }
 
 #[test]
+fn ldif_delta_renames_and_moves_keep_links() {
+    let map = Mapping::default_for(Provider::Ad);
+    let current = ad().snapshot;
+    // Bob is renamed and moved; a later change refers to him by his new DN. He manages
+    // Jane and is a member of NATS Operators (by his old DN, written in lower case there).
+    let delta = "version: 1\n\n\
+        dn: CN=Bob Smith,OU=Staff,DC=corp,DC=example\nchangetype: modrdn\nnewrdn: CN=Robert Smith\ndeleteoldrdn: 1\nnewsuperior: OU=People,DC=corp,DC=example\n\n\
+        dn: CN=Sales EU,OU=Groups,DC=corp,DC=example\nchangetype: modify\nadd: member\nmember: CN=Robert Smith,OU=People,DC=corp,DC=example\n-\n\n\
+        dn: CN=Sales EU,OU=Groups,DC=corp,DC=example\nchangetype: modrdn\nnewrdn: CN=Sales Europe\ndeleteoldrdn: 1\n\n\
+        dn: CN=Nobody Here,OU=Staff,DC=corp,DC=example\nchangetype: modrdn\nnewrdn: CN=X\ndeleteoldrdn: 0\n";
+    let m = ldif_delta(&current, &map, delta).unwrap();
+    let bob = user(&m.snapshot, "b_smith");
+    assert_eq!(
+        bob.distinguished_name.as_deref(),
+        Some("CN=Robert Smith,OU=People,DC=corp,DC=example")
+    );
+    assert_eq!(
+        user(&m.snapshot, "jdoe").manager.as_deref(),
+        Some("b_smith"),
+        "jane's manager link follows the rename"
+    );
+    assert!(
+        role(&m.snapshot, "nats_operators")
+            .members
+            .contains(&"b_smith".to_string()),
+        "{:#?}",
+        m.snapshot.roles
+    );
+    let sales = role(&m.snapshot, "sales_europe");
+    assert!(sales.members.contains(&"b_smith".to_string()), "{sales:#?}");
+    assert_eq!(
+        sales.distinguished_name.as_deref(),
+        Some("CN=Sales Europe,OU=Groups,DC=corp,DC=example")
+    );
+    assert!(
+        has_skip(
+            &m.skipped,
+            "CN=Nobody Here",
+            "modrdn of an entry Warden does not hold"
+        ),
+        "{:#?}",
+        m.skipped
+    );
+    let p = plan_mapped(&current, &m);
+    assert!(
+        p.delete_users.is_empty() && p.create_users.is_empty(),
+        "{p:#?}"
+    );
+    // Keyed by object id: the group rename is an update of the same role, not a new one.
+    assert!(p.create_roles.is_empty(), "{p:#?}");
+    // Applied, the same delta changes nothing more.
+    let after = plan::apply(&current, &p);
+    let again = ldif_delta(&after, &map, delta).unwrap();
+    assert!(plan(&after, &again.snapshot).is_empty());
+}
+
+#[test]
 fn an_empty_delta_changes_nothing() {
     for (m, map) in [
         (ad(), Mapping::default_for(Provider::Ad)),
