@@ -808,6 +808,8 @@ pub struct Slapd {
     dir: TempDir,
     child: Option<Child>,
     port: u16,
+    /// The `ldaps://` port, when started with TLS.
+    tls_port: Option<u16>,
     suffix: String,
     password: String,
 }
@@ -817,6 +819,21 @@ impl Slapd {
     /// inetOrgPerson schemas plus `extra_schema` (e.g. [`AD_TEST_SCHEMA`]), a root DN
     /// `cn=admin,<suffix>` with a random password, and the suffix entry itself created.
     pub fn start(suffix: &str, extra_schema: &str) -> io::Result<Slapd> {
+        Self::launch(suffix, extra_schema, None)
+    }
+
+    /// [`Slapd::start`] with TLS: the certificate chain and key (PEM) serve `ldaps://` on a
+    /// second port ([`Slapd::ldaps_url`]) and StartTLS on the plain one.
+    pub fn start_with_tls(
+        suffix: &str,
+        extra_schema: &str,
+        cert_pem: &str,
+        key_pem: &str,
+    ) -> io::Result<Slapd> {
+        Self::launch(suffix, extra_schema, Some((cert_pem, key_pem)))
+    }
+
+    fn launch(suffix: &str, extra_schema: &str, tls: Option<(&str, &str)>) -> io::Result<Slapd> {
         let bin = std::env::var_os("WARDEN_SLAPD")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/usr/sbin/slapd"));
@@ -841,11 +858,23 @@ impl Slapd {
                 .map(char::from)
                 .collect()
         };
+        let tls_conf = match tls {
+            Some((cert, key)) => {
+                fs::write(d.join("tls.crt"), cert)?;
+                fs::write(d.join("tls.key"), key)?;
+                format!(
+                    "TLSCertificateFile {dir}/tls.crt\nTLSCertificateKeyFile {dir}/tls.key\n",
+                    dir = d.display()
+                )
+            }
+            None => String::new(),
+        };
         let conf = format!(
             "include /etc/ldap/schema/core.schema\n\
              include /etc/ldap/schema/cosine.schema\n\
              include /etc/ldap/schema/inetorgperson.schema\n\
              include {dir}/extra.schema\n\
+             {tls_conf}\
              pidfile {dir}/slapd.pid\n\
              argsfile {dir}/slapd.args\n\
              modulepath /usr/lib/ldap\n\
@@ -863,12 +892,17 @@ impl Slapd {
         let mut last = None;
         for _ in 0..3 {
             let port = free_port();
+            let tls_port = tls.map(|_| free_port());
+            let mut urls = format!("ldap://127.0.0.1:{port}/");
+            if let Some(t) = tls_port {
+                urls.push_str(&format!(" ldaps://127.0.0.1:{t}/"));
+            }
             let log = File::create(d.join("slapd.log"))?;
             let mut child = Command::new(&bin)
                 .arg("-f")
                 .arg(d.join("slapd.conf"))
                 .arg("-h")
-                .arg(format!("ldap://127.0.0.1:{port}/"))
+                .arg(urls)
                 // -d keeps slapd in the foreground (a child we can kill); level 0 logs nothing extra.
                 .arg("-d")
                 .arg("0")
@@ -881,7 +915,9 @@ impl Slapd {
                 })?;
             let deadline = Instant::now() + SLAPD_START_TIMEOUT;
             let outcome = loop {
-                if std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+                let listening =
+                    |p: u16| std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, p)).is_ok();
+                if listening(port) && tls_port.is_none_or(listening) {
                     break Ok(());
                 }
                 if let Ok(Some(status)) = child.try_wait() {
@@ -903,6 +939,7 @@ impl Slapd {
                         dir,
                         child: Some(child),
                         port,
+                        tls_port,
                         suffix: suffix.to_string(),
                         password,
                     };
@@ -934,6 +971,11 @@ impl Slapd {
     /// `ldap://127.0.0.1:<port>/`.
     pub fn url(&self) -> String {
         format!("ldap://127.0.0.1:{}/", self.port)
+    }
+
+    /// `ldaps://127.0.0.1:<tls port>/`, when started with [`Slapd::start_with_tls`].
+    pub fn ldaps_url(&self) -> Option<String> {
+        self.tls_port.map(|p| format!("ldaps://127.0.0.1:{p}/"))
     }
 
     /// The served suffix.

@@ -39,9 +39,17 @@ pub struct SyncArgs {
     /// An LDIF file: a full export (ldifde, ldapsearch -LLL), or change records with --delta.
     #[arg(long, value_name = "FILE")]
     pub ldif: Option<PathBuf>,
-    /// A live LDAP directory, e.g. ldap://dc1.corp.example:389.
+    /// A live LDAP directory: ldaps://dc1.corp.example:636, or ldap://…:389 (with
+    /// --ldap-starttls to encrypt it).
     #[arg(long, value_name = "URL", requires = "base")]
     pub ldap: Option<String>,
+    /// Upgrade an ldap:// connection with StartTLS before binding.
+    #[arg(long, requires = "ldap")]
+    pub ldap_starttls: bool,
+    /// PEM file of the CA certificate(s) that signed the directory's certificate
+    /// (default: the system's trusted roots). The server's name is always verified.
+    #[arg(long, value_name = "FILE", requires = "ldap")]
+    pub ldap_ca: Option<PathBuf>,
     /// Search base for --ldap.
     #[arg(long, value_name = "DN")]
     pub base: Option<String>,
@@ -188,12 +196,84 @@ pub struct LdapSource {
     pub bind: Option<(String, String)>,
     /// Connect / operation timeout.
     pub timeout: Duration,
+    /// TLS: `ldaps://` URLs always; `ldap://` with StartTLS when set.
+    pub starttls: bool,
+    /// CA certificates to trust (PEM file); the system's roots when `None`.
+    pub ca: Option<PathBuf>,
+}
+
+impl LdapSource {
+    /// A plain `ldap://`, `ldaps://` or `ldapi://` source with no StartTLS and the system's roots.
+    pub fn new(url: &str, base: &str, bind: Option<(String, String)>, timeout: Duration) -> Self {
+        LdapSource {
+            url: url.to_string(),
+            base: base.to_string(),
+            bind,
+            timeout,
+            starttls: false,
+            ca: None,
+        }
+    }
+
+    fn uses_tls(&self) -> bool {
+        self.url.starts_with("ldaps://") || self.starttls
+    }
+}
+
+/// The TLS client configuration for an LDAP connection: the CA certificates of `ca` (PEM),
+/// or the system's roots; ring as the crypto provider; the server's name always verified.
+fn tls_config(ca: Option<&std::path::Path>) -> Result<std::sync::Arc<rustls::ClientConfig>> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| usage(format!("--ldap-ca {}: {e}", path.display())))?;
+            if certs.is_empty() {
+                return Err(usage(format!(
+                    "--ldap-ca {}: no PEM certificate in it",
+                    path.display()
+                )));
+            }
+            for c in certs {
+                roots
+                    .add(c)
+                    .map_err(|e| usage(format!("--ldap-ca {}: {e}", path.display())))?;
+            }
+        }
+        None => {
+            let native = rustls_native_certs::load_native_certs();
+            for c in native.certs {
+                // Unusable system certificates are skipped, as browsers do.
+                let _ = roots.add(c);
+            }
+            if roots.is_empty() {
+                anyhow::bail!(
+                    "no trusted CA certificates on this system: give the directory's CA with --ldap-ca FILE"
+                );
+            }
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(std::sync::Arc::new(config))
 }
 
 /// Searches `src` for the users and groups `mapping` knows (paged, so AD's
 /// 1000-entry limit does not cut the result short) and maps them.
 pub async fn read_ldap(src: &LdapSource, source: &str, mapping: &Mapping) -> Result<Mapped> {
-    let settings = LdapConnSettings::new().set_conn_timeout(src.timeout);
+    let mut settings = LdapConnSettings::new().set_conn_timeout(src.timeout);
+    if src.uses_tls() {
+        settings = settings
+            .set_starttls(src.starttls && !src.url.starts_with("ldaps://"))
+            .set_config(tls_config(src.ca.as_deref())?);
+    }
     let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &src.url)
         .await
         .with_context(|| format!("cannot connect to {}", src.url))?;
@@ -315,10 +395,23 @@ pub async fn plan_sync(args: &SyncArgs, w: &Warden) -> Result<(Mapped, SyncPlan)
         r.map_err(|e| usage(format!("{}: {e}", file.display())))?
     } else if let Some(url) = &args.ldap {
         let url = url.trim();
-        if !(url.starts_with("ldap://") || url.starts_with("ldapi://")) {
+        if !(url.starts_with("ldap://")
+            || url.starts_with("ldaps://")
+            || url.starts_with("ldapi://"))
+        {
             return Err(usage(format!(
-                "--ldap {url}: use an ldap:// URL (ldaps:// is not built into this binary)"
+                "--ldap {url}: use an ldap://, ldaps:// or ldapi:// URL"
             )));
+        }
+        if args.ldap_starttls && !url.starts_with("ldap://") {
+            return Err(usage(format!(
+                "--ldap-starttls upgrades an ldap:// connection; {url} is not one"
+            )));
+        }
+        if args.ldap_ca.is_some() && !(url.starts_with("ldaps://") || args.ldap_starttls) {
+            return Err(usage(
+                "--ldap-ca is for TLS: use an ldaps:// URL or --ldap-starttls".to_string(),
+            ));
         }
         let bind = match (&args.bind_dn, &args.password_file) {
             (Some(dn), Some(f)) => {
@@ -332,10 +425,14 @@ pub async fn plan_sync(args: &SyncArgs, w: &Warden) -> Result<(Mapped, SyncPlan)
             _ => None,
         };
         let src = LdapSource {
-            url: url.to_string(),
-            base: args.base.clone().unwrap_or_default(),
-            bind,
-            timeout: Duration::from_secs(args.timeout.max(1)),
+            starttls: args.ldap_starttls,
+            ca: args.ldap_ca.clone(),
+            ..LdapSource::new(
+                url,
+                &args.base.clone().unwrap_or_default(),
+                bind,
+                Duration::from_secs(args.timeout.max(1)),
+            )
         };
         read_ldap(&src, &source, &mapping).await?
     } else {

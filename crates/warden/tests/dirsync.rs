@@ -82,12 +82,12 @@ fn start() -> Slapd {
 }
 
 fn source(slapd: &Slapd) -> LdapSource {
-    LdapSource {
-        url: slapd.url(),
-        base: SUFFIX.to_string(),
-        bind: Some((slapd.bind_dn(), slapd.password().to_string())),
-        timeout: Duration::from_secs(10),
-    }
+    LdapSource::new(
+        &slapd.url(),
+        SUFFIX,
+        Some((slapd.bind_dn(), slapd.password().to_string())),
+        Duration::from_secs(10),
+    )
 }
 
 fn ids(v: &[warden_core::directory::NextUser]) -> Vec<&str> {
@@ -636,4 +636,116 @@ async fn cli_applies_a_sync_and_exports_confirmed_proposals_back_to_slapd() {
         ),
         before
     );
+}
+
+/// A CA and a certificate for 127.0.0.1 signed by it; (CA PEM, server cert PEM, key PEM).
+fn tls_material() -> (String, String, String) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, SanType,
+    };
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.distinguished_name
+        .push(DnType::CommonName, "Warden test directory CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).expect("CA cert");
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().expect("server key");
+    let mut server = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+    server
+        .subject_alt_names
+        .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "dc1.corp.example");
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = server.signed_by(&key, &issuer).expect("server cert");
+    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+}
+
+/// LDAP over TLS, against slapd serving a certificate from a test CA: `ldaps://` and
+/// StartTLS with `--ldap-ca` read the directory (the same plan as over plain LDAP); without
+/// the CA the certificate is refused (exit 1, nothing written); flags that make no sense
+/// together are usage errors.
+#[test]
+fn ldaps_and_starttls_verify_the_directory_certificate() {
+    let (ca, cert, key) = tls_material();
+    let slapd = Slapd::start_with_tls(SUFFIX, AD_TEST_SCHEMA, &cert, &key).expect("slapd starts");
+    slapd.ldapmodify(&seed_ldif(), true).expect("seed entries");
+    let home = Home::new();
+    home.ok(&["init", "--name", "DIROP"]);
+    let dir = home.path();
+    let pw = dir.join("ldap.pw");
+    std::fs::write(&pw, format!("{}\n", slapd.password())).unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(dir.join("map.yaml"), "roles:\n  display_name: cn\n").unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, &ca).unwrap();
+    let other_ca = dir.join("other-ca.pem");
+    std::fs::write(&other_ca, tls_material().0).unwrap();
+    let ldaps = slapd.ldaps_url().expect("ldaps URL");
+    let plain = slapd.url();
+    let bind = slapd.bind_dn();
+    let sync = |url: &str, extra: &[&str]| -> Vec<String> {
+        [
+            "dir",
+            "sync",
+            "--ldap",
+            url,
+            "--base",
+            SUFFIX,
+            "--bind-dn",
+            &bind,
+            "--password-file",
+            pw.to_str().unwrap(),
+            "--mapping",
+            dir.join("map.yaml").to_str().unwrap(),
+            "--dry-run",
+        ]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let run_json =
+        |args: Vec<String>| home.json(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let run_fails = |code: i32, args: Vec<String>| {
+        home.fails(code, &args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let ca_arg = ca_file.to_str().unwrap();
+
+    let over_ldaps = run_json(sync(&ldaps, &["--ldap-ca", ca_arg]));
+    assert_eq!(over_ldaps["report"]["users_created"], 3, "{over_ldaps}");
+    assert_eq!(over_ldaps["report"]["roles_created"], 2, "{over_ldaps}");
+    let over_starttls = run_json(sync(&plain, &["--ldap-starttls", "--ldap-ca", ca_arg]));
+    let over_plain = run_json(sync(&plain, &[]));
+    assert_eq!(over_ldaps["plan"], over_plain["plan"]);
+    assert_eq!(over_starttls["plan"], over_plain["plan"]);
+
+    // A CA that did not sign the directory's certificate, and the system's roots: refused.
+    let before = home.ledger().len();
+    for extra in [vec!["--ldap-ca", other_ca.to_str().unwrap()], vec![]] {
+        let e = run_fails(1, sync(&ldaps, &extra));
+        assert!(
+            e.contains("cannot connect") && e.to_lowercase().contains("certificate"),
+            "{e}"
+        );
+    }
+    let e = run_fails(
+        1,
+        sync(
+            &plain,
+            &["--ldap-starttls", "--ldap-ca", other_ca.to_str().unwrap()],
+        ),
+    );
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+    assert_eq!(home.ledger().len(), before, "a refused sync wrote nothing");
+
+    // Usage errors: StartTLS on ldaps://, a CA for plain LDAP, a CA file that is no PEM.
+    run_fails(2, sync(&ldaps, &["--ldap-starttls"]));
+    run_fails(2, sync(&plain, &["--ldap-ca", ca_arg]));
+    let e = run_fails(2, sync(&ldaps, &["--ldap-ca", pw.to_str().unwrap()]));
+    assert!(e.contains("--ldap-ca"), "{e}");
+    run_fails(2, sync("ldapx://127.0.0.1:1/", &[]));
 }
