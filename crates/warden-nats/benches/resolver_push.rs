@@ -2,8 +2,9 @@
 //!
 //! For nats-server 2.15.x and 2.9.10, each on a fresh server: pushes 1,000 and 10,000 freshly
 //! made accounts with `ResolverClient::update_many` (256 in flight) and prints accounts/s; for
-//! the 10,000 run also 10,000 other fresh accounts over 4 connections (`connect_lanes`), and a sequential
-//! baseline (500 other fresh accounts, one request at a time).
+//! the 10,000 run also 10,000 other fresh accounts over 4 connections (`connect_lanes`), 10,000
+//! accounts importing from one exporter pushed with it in one batch over 4 connections (two waves,
+//! see `push_waves`), and a sequential baseline (500 other fresh accounts, one request at a time).
 //! Every reply must be `200`, and LIST must hold every account afterwards.
 //!
 //! Run: `cargo bench -p warden-nats --bench resolver_push`
@@ -105,6 +106,45 @@ async fn run(line: ServerLine, n: usize) {
             env.version(),
             multi.as_secs_f64() * 1e3,
             rate(n, multi),
+        );
+
+        // The same over 4 lanes when every account imports from one exporter that is in the
+        // batch (last in the input): `push_waves` pushes the exporter alone first, then the
+        // importers pipelined (nats-server races otherwise; see `warden_nats::push_waves`).
+        let (hub, mut hub_claims, _) = env.account("HUB");
+        hub_claims.nats.exports.push(nats_jwt::Export::new(
+            "svc.>".parse().expect("subject"),
+            nats_jwt::ExportType::Service,
+        ));
+        let hub_key = hub.account_public_key().expect("account key");
+        let mut batch: Vec<String> = (0..n)
+            .map(|i| {
+                let (_, mut c, _) = env.account(&format!("I{i}"));
+                c.nats.imports.push(nats_jwt::Import::new(
+                    "svc.>".parse().expect("subject"),
+                    hub_key.clone(),
+                    nats_jwt::ExportType::Service,
+                ));
+                c.encode(&env.operator_signing).expect("importer JWT")
+            })
+            .collect();
+        batch.push(hub_claims.encode(&env.operator_signing).expect("hub JWT"));
+        let waves = warden_nats::push_waves(&batch);
+        assert_eq!(waves.len(), 2);
+        assert_eq!(waves[0], [n]);
+        let started = Instant::now();
+        let results = lanes.update_many(&batch, CONCURRENCY).await;
+        assert!(
+            results
+                .iter()
+                .all(|r| r.as_ref().is_ok_and(|r| r.code == 200))
+        );
+        let importers = started.elapsed();
+        println!(
+            "nats-server {:<7} {n:>6} importers + their exporter on {LANES} lanes (2 waves): {:>8.1} ms  {:>8.0} accounts/s",
+            env.version(),
+            importers.as_secs_f64() * 1e3,
+            rate(n + 1, importers),
         );
 
         let (_, seq_jwts) = fresh_accounts(&env, SEQUENTIAL, "S");
