@@ -283,25 +283,31 @@ async fn in_order<F: std::future::Future>(calls: Vec<F>, concurrency: usize) -> 
 pub fn push_waves(jwts: &[String]) -> Vec<Vec<usize>> {
     let subjects: Vec<Option<(String, Vec<String>)>> =
         jwts.iter().map(|jwt| imports_of(jwt)).collect();
+    // Which batch entries carry each account (a lookup, so a batch of n costs O(n + imports)).
+    let mut by_subject: std::collections::HashMap<&str, Vec<usize>> =
+        std::collections::HashMap::new();
+    for (i, s) in subjects.iter().enumerate() {
+        if let Some((sub, _)) = s {
+            by_subject.entry(sub.as_str()).or_default().push(i);
+        }
+    }
     // deps[i]: the indices of the accounts `i` imports from, other than itself.
     let deps: Vec<Vec<usize>> = subjects
         .iter()
-        .enumerate()
-        .map(|(i, me)| {
+        .map(|me| {
             let Some((sub, from)) = me else {
                 return Vec::new();
             };
-            subjects
+            let mut d: Vec<usize> = from
                 .iter()
-                .enumerate()
-                .filter(|(j, other)| {
-                    *j != i
-                        && other
-                            .as_ref()
-                            .is_some_and(|(o, _)| o != sub && from.contains(o))
-                })
-                .map(|(j, _)| j)
-                .collect()
+                .filter(|f| *f != sub)
+                .filter_map(|f| by_subject.get(f.as_str()))
+                .flatten()
+                .copied()
+                .collect();
+            d.sort_unstable();
+            d.dedup();
+            d
         })
         .collect();
     let mut wave_of: Vec<Option<usize>> = vec![None; jwts.len()];

@@ -90,6 +90,40 @@ fn source(slapd: &Slapd) -> LdapSource {
     )
 }
 
+/// `warden dir sync --ldap URL …` against `slapd`: bound as its root DN (the password in a
+/// 0600 file under the home) with the OpenLDAP mapping file (`map.yaml`), then `extra`.
+fn ldap_sync_args(home: &Home, slapd: &Slapd, url: &str, extra: &[&str]) -> Vec<String> {
+    let pw = home.path().join("ldap.pw");
+    std::fs::write(&pw, format!("{}\n", slapd.password())).unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let map_file = home.path().join("map.yaml");
+    std::fs::write(&map_file, "roles:\n  display_name: cn\n").unwrap();
+    let bind = slapd.bind_dn();
+    [
+        "dir",
+        "sync",
+        "--ldap",
+        url,
+        "--base",
+        SUFFIX,
+        "--bind-dn",
+        &bind,
+        "--password-file",
+        pw.to_str().unwrap(),
+        "--mapping",
+        map_file.to_str().unwrap(),
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// `&str`s of `args`, for `Home::json` and friends.
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 fn ids(v: &[warden_core::directory::NextUser]) -> Vec<&str> {
     v.iter().map(|u| u.id.as_str()).collect()
 }
@@ -217,34 +251,12 @@ async fn cli_plans_from_slapd_and_exports_back_to_it() {
     let home = Home::new();
     home.ok(&["init", "--name", "DIROP"]);
     let dir = home.path();
-    let pw = dir.join("ldap.pw");
-    std::fs::write(&pw, format!("{}\n", slapd.password())).unwrap();
-    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
-    std::fs::write(dir.join("map.yaml"), "roles:\n  display_name: cn\n").unwrap();
     let snap1 = dir.join("s1.json");
     let snap2 = dir.join("s2.json");
-    let map_file = dir.join("map.yaml");
     let url = slapd.url();
-    let bind = slapd.bind_dn();
-    let base: Vec<&str> = vec![
-        "dir",
-        "sync",
-        "--ldap",
-        &url,
-        "--base",
-        SUFFIX,
-        "--bind-dn",
-        &bind,
-        "--password-file",
-        pw.to_str().unwrap(),
-        "--mapping",
-        map_file.to_str().unwrap(),
-    ];
-    let with = |extra: &[&str]| -> Vec<String> {
-        base.iter().chain(extra).map(|s| s.to_string()).collect()
-    };
+    let with = |extra: &[&str]| ldap_sync_args(&home, &slapd, &url, extra);
     let args = with(&["--dry-run", "--snapshot-out", snap1.to_str().unwrap()]);
-    let out: Value = home.json(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let out: Value = home.json(&strs(&args));
     assert_eq!(out["report"]["users_created"], 3);
     assert_eq!(out["report"]["roles_created"], 2);
     assert_eq!(out["report"]["dry_run"], true);
@@ -280,7 +292,7 @@ async fn cli_plans_from_slapd_and_exports_back_to_it() {
         "--snapshot-out",
         snap2.to_str().unwrap(),
     ]);
-    let out: Value = home.json(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let out: Value = home.json(&strs(&args));
     let r = &out["report"];
     assert_eq!(
         (
@@ -320,7 +332,7 @@ async fn cli_plans_from_slapd_and_exports_back_to_it() {
         .ldapmodify(&ldif, false)
         .expect("slapd accepts Warden's LDIF");
     let args = with(&["--dry-run", "--current", snap2.to_str().unwrap()]);
-    let out: Value = home.json(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let out: Value = home.json(&strs(&args));
     let updated = out["plan"]["update_users"].as_array().unwrap();
     assert_eq!(updated.len(), 1, "{out:#}");
     assert_eq!(updated[0]["id"], "jdoe");
@@ -497,26 +509,8 @@ async fn cli_applies_a_sync_and_exports_confirmed_proposals_back_to_slapd() {
     let home = Home::new();
     home.ok(&["init", "--name", "DIROP"]);
     let dir = home.path();
-    let pw = dir.join("ldap.pw");
-    std::fs::write(&pw, format!("{}\n", slapd.password())).unwrap();
-    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let map_file = dir.join("map.yaml");
-    std::fs::write(&map_file, "roles:\n  display_name: cn\n").unwrap();
-    let (url, bind) = (slapd.url(), slapd.bind_dn());
-    let sync = [
-        "dir",
-        "sync",
-        "--ldap",
-        &url,
-        "--base",
-        SUFFIX,
-        "--bind-dn",
-        &bind,
-        "--password-file",
-        pw.to_str().unwrap(),
-        "--mapping",
-        map_file.to_str().unwrap(),
-    ];
+    let sync_args = ldap_sync_args(&home, &slapd, &slapd.url(), &[]);
+    let sync = strs(&sync_args);
 
     // Applied: the directory now holds the three users and two roles.
     let out = home.json(&sync);
@@ -676,43 +670,21 @@ fn ldaps_and_starttls_verify_the_directory_certificate() {
     let home = Home::new();
     home.ok(&["init", "--name", "DIROP"]);
     let dir = home.path();
-    let pw = dir.join("ldap.pw");
-    std::fs::write(&pw, format!("{}\n", slapd.password())).unwrap();
-    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
-    std::fs::write(dir.join("map.yaml"), "roles:\n  display_name: cn\n").unwrap();
     let ca_file = dir.join("ca.pem");
     std::fs::write(&ca_file, &ca).unwrap();
     let other_ca = dir.join("other-ca.pem");
     std::fs::write(&other_ca, tls_material().0).unwrap();
+    let not_pem = dir.join("not-a-cert.pem");
+    std::fs::write(&not_pem, "not a certificate\n").unwrap();
     let ldaps = slapd.ldaps_url().expect("ldaps URL");
     let plain = slapd.url();
-    let bind = slapd.bind_dn();
-    let sync = |url: &str, extra: &[&str]| -> Vec<String> {
-        [
-            "dir",
-            "sync",
-            "--ldap",
-            url,
-            "--base",
-            SUFFIX,
-            "--bind-dn",
-            &bind,
-            "--password-file",
-            pw.to_str().unwrap(),
-            "--mapping",
-            dir.join("map.yaml").to_str().unwrap(),
-            "--dry-run",
-        ]
-        .iter()
-        .chain(extra)
-        .map(|s| s.to_string())
-        .collect()
+    let sync = |url: &str, extra: &[&str]| {
+        let mut args = extra.to_vec();
+        args.push("--dry-run");
+        ldap_sync_args(&home, &slapd, url, &args)
     };
-    let run_json =
-        |args: Vec<String>| home.json(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let run_fails = |code: i32, args: Vec<String>| {
-        home.fails(code, &args.iter().map(String::as_str).collect::<Vec<_>>())
-    };
+    let run_json = |args: Vec<String>| home.json(&strs(&args));
+    let run_fails = |code: i32, args: Vec<String>| home.fails(code, &strs(&args));
     let ca_arg = ca_file.to_str().unwrap();
 
     let over_ldaps = run_json(sync(&ldaps, &["--ldap-ca", ca_arg]));
@@ -745,7 +717,7 @@ fn ldaps_and_starttls_verify_the_directory_certificate() {
     // Usage errors: StartTLS on ldaps://, a CA for plain LDAP, a CA file that is no PEM.
     run_fails(2, sync(&ldaps, &["--ldap-starttls"]));
     run_fails(2, sync(&plain, &["--ldap-ca", ca_arg]));
-    let e = run_fails(2, sync(&ldaps, &["--ldap-ca", pw.to_str().unwrap()]));
+    let e = run_fails(2, sync(&ldaps, &["--ldap-ca", not_pem.to_str().unwrap()]));
     assert!(e.contains("--ldap-ca"), "{e}");
     run_fails(2, sync("ldapx://127.0.0.1:1/", &[]));
 }

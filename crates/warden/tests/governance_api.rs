@@ -17,6 +17,27 @@ use warden::ops::{InitOptions, Settings, Warden};
 use warden::tokens::{self, Scope};
 use warden_store::{MasterKey, Store};
 
+/// `<name>::on_sqlite` and `<name>::on_postgres`: `flow` against an API on a fresh store of
+/// each kind.
+macro_rules! on_both_stores {
+    ($name:ident, $flow:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("warden.db").display());
+                super::$flow(super::start(&url).await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_postgres() {
+                let db = warden_testkit::PgDatabase::create().await;
+                super::$flow(super::start(db.url()).await).await;
+            }
+        }
+    };
+}
+
 struct Api {
     base: String,
     client: reqwest::Client,
@@ -308,18 +329,7 @@ async fn flow(api: Api) {
     assert!(api.store.verify_ledger().await.unwrap().is_intact());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn governance_api_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("warden.db").display());
-    flow(start(&url).await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn governance_api_on_postgres() {
-    let db = warden_testkit::PgDatabase::create().await;
-    flow(start(db.url()).await).await;
-}
+on_both_stores!(governance_api, flow);
 
 /// A directory sync through the operations layer: imported users and roles; a task
 /// granted to an imported role by proposal reaches its members' NATS users; the
@@ -452,18 +462,7 @@ async fn sync_flow(api: Api) {
     assert!(api.store.verify_ledger().await.unwrap().is_intact());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn directory_sync_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("warden.db").display());
-    sync_flow(start(&url).await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn directory_sync_on_postgres() {
-    let db = warden_testkit::PgDatabase::create().await;
-    sync_flow(start(db.url()).await).await;
-}
+on_both_stores!(directory_sync, sync_flow);
 
 // ---------------------------------------------------------------------------------------
 // ADD_KEY
@@ -630,18 +629,7 @@ async fn keys_flow(api: Api) {
     assert!(api.store.verify_ledger().await.unwrap().is_intact());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keys_api_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("warden.db").display());
-    keys_flow(start(&url).await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keys_api_on_postgres() {
-    let db = warden_testkit::PgDatabase::create().await;
-    keys_flow(start(db.url()).await).await;
-}
+on_both_stores!(keys_api, keys_flow);
 
 /// Tokens bound to a directory user: the approval rules hold against the holder. Naming
 /// someone else in `as` is 403 `forbidden` with nothing written; without `as` the token
@@ -793,15 +781,4 @@ async fn bound_token_flow(api: Api) {
     assert!(api.store.verify_ledger().await.unwrap().is_intact());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bound_tokens_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("warden.db").display());
-    bound_token_flow(start(&url).await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bound_tokens_on_postgres() {
-    let db = warden_testkit::PgDatabase::create().await;
-    bound_token_flow(start(db.url()).await).await;
-}
+on_both_stores!(bound_tokens, bound_token_flow);

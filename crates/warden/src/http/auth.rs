@@ -33,7 +33,6 @@ pub fn governance_route(path: &str) -> bool {
     ["/v1/dir/", "/v1/proposals"]
         .iter()
         .any(|p| path.starts_with(p))
-        || path == "/v1/dir"
 }
 
 /// The acting directory user of a governance request: for a token bound to a directory user,
