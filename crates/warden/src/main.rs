@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use warden::cli::{self, Cli, UsageError};
-use warden::ops::OpsError;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -42,7 +41,8 @@ fn main() -> ExitCode {
 fn is_usage(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
         e.downcast_ref::<UsageError>().is_some()
-            || e.downcast_ref::<OpsError>().is_some_and(OpsError::is_usage)
+            || e.downcast_ref::<warden_ops::OpsError>()
+                .is_some_and(|e| cli::exit_code(e.kind()) == 2)
     })
 }
 

@@ -28,8 +28,8 @@ use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use warden::http::{self, HttpState};
-use warden::ops::{InitOptions, Settings, Warden};
-use warden::tokens::{self, Scope};
+use warden_ops::tokens::{self, Scope};
+use warden_ops::{InitOptions, Settings, Warden};
 use warden_store::{MasterKey, Store};
 use warden_testkit::{NatsServerBinary, ServerLine, free_port};
 
@@ -70,7 +70,9 @@ async fn start_console_on(pg: Option<warden_testkit::PgDatabase>, nats: Option<S
     let store = Store::open(&url, MasterKey::from_bytes([7; 32]))
         .await
         .unwrap();
-    let mut warden = Warden::open(store.clone(), "test").await.unwrap();
+    let mut warden = Warden::open(store.clone(), warden_ops::Actor::operator("test"))
+        .await
+        .unwrap();
     warden
         .init(InitOptions {
             operator: "CONSOLEOP".into(),
@@ -254,7 +256,7 @@ async fn sign_in_cookie_flags_and_bad_tokens() {
     assert!(res.text().await.unwrap().contains("refused"));
 
     // A directory user's token governs only: no console session.
-    let w = warden::ops::Warden::open(c.store.clone(), "test")
+    let w = warden_ops::Warden::open(c.store.clone(), warden_ops::Actor::operator("test"))
         .await
         .unwrap();
     w.dir_user_add(
@@ -549,7 +551,7 @@ async fn event_stream_carries_new_ledger_entries() {
     assert!(head.contains("200"), "{head}");
 
     c.warden
-        .with_actor("cli:test")
+        .with_actor(warden_ops::Actor::operator("cli:test"))
         .add_account("LIVE", Default::default())
         .await
         .unwrap();
@@ -1227,7 +1229,7 @@ async fn edit_and_delete_forms(c: Console) {
     assert!(claims.nats.limits.bearer_token);
     assert_eq!(claims.nats.limits.src, ["10.0.0.1/32"]);
     let exp = claims.exp.expect("an expiry");
-    assert!((exp - warden::ops::now() - 30 * 86_400).abs() < 60, "{exp}");
+    assert!((exp - warden_ops::now() - 30 * 86_400).abs() < 60, "{exp}");
     let last = c.store.ledger(0, 1000).await.unwrap().pop().unwrap();
     assert_eq!(last.action, "user.edit");
     // The user page shows the new permissions and the edit/delete actions.
@@ -1394,11 +1396,11 @@ async fn sync_onboarding_and_rooms_views(c: Console) {
         .unwrap();
     let issued = c
         .warden
-        .create_package(&warden::onboarding::NewPackage {
+        .create_package(&warden_ops::onboarding::NewPackage {
             tenant: "acme".into(),
             component: "flowgger".into(),
             site: "paris".into(),
-            token_expires_at: warden::ops::now() + 3600,
+            token_expires_at: warden_ops::now() + 3600,
             nats_url: format!("nats://127.0.0.1:{}", free_port()),
             install_dir: None,
         })
@@ -1460,7 +1462,7 @@ async fn sync_onboarding_and_rooms_views(c: Console) {
         entity_uuid: "u-2".into(),
         permissions: "rw".into(),
         level: 0,
-        updated_at: warden::ops::now(),
+        updated_at: warden_ops::now(),
     })
     .await
     .unwrap();
@@ -1941,9 +1943,9 @@ async fn an_unreachable_nats_server_is_reported_within_the_bound() {
 /// (p1, confirmed by admin); open p2 (ulrich joins sales, reason "Q4") and p3 (mallory
 /// joins sales).
 async fn governance_fixture(c: &Console) {
-    use warden::governance::ProposalInput;
     use warden_core::directory::NextUser;
     use warden_core::governance::{Change, ProposalKind, TaskGrants};
+    use warden_ops::governance::ProposalInput;
     let w = &c.warden;
     w.add_account("APP", Default::default()).await.unwrap();
     let user = |id: &str, name: &str, manager: Option<&str>| NextUser {
@@ -2352,7 +2354,7 @@ async fn directory_and_proposals_views(c: Console) {
     assert_eq!(p4.reason.as_deref(), Some("second try"));
     let grant = p4.grant_expires_at.expect("grant expiry");
     assert!(
-        (grant - warden::ops::now() - 30 * 86_400).abs() < 60,
+        (grant - warden_ops::now() - 30 * 86_400).abs() < 60,
         "{grant}"
     );
     assert!(row(&html, "proposal-p4").contains("second try"));

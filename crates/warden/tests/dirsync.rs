@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use common::Home;
 use serde_json::Value;
-use warden::dirsync::{LdapSource, read_ldap};
 use warden_core::directory::DirectorySnapshot;
 use warden_core::dirsync::{self, Mapping, MappingFile, Provider, plan};
+use warden_ops::dirsync::{LdapSource, read_ldap};
 use warden_testkit::{AD_TEST_SCHEMA, Slapd};
 
 const SUFFIX: &str = "dc=corp,dc=example";
@@ -475,11 +475,11 @@ fn cli_graph_export_and_usage_errors() {
 }
 
 /// How the governance `dir` group takes these commands in: `#[command(flatten)]` of
-/// [`warden::dirsync::DirSyncCmd`] beside its own subcommands.
+/// [`warden::cli::dirsync::DirSyncCmd`] beside its own subcommands.
 #[test]
 fn dir_sync_commands_flatten_into_a_dir_group() {
     use clap::{Parser, Subcommand};
-    use warden::dirsync::DirSyncCmd;
+    use warden::cli::dirsync::DirSyncCmd;
 
     #[derive(Subcommand, Debug)]
     #[allow(clippy::large_enum_variant)] // parsed once per process, as cli.rs's Command

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::{Home, Serve, connect, refused_eventually};
 use futures::StreamExt;
 use serde_json::Value;
-use warden::ops::now;
+use warden_ops::now;
 use warden_testkit::{NatsServerBinary, ServerLine};
 
 const WAIT: Duration = Duration::from_secs(10);

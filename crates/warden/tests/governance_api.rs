@@ -13,8 +13,8 @@ use nats_jwt::{KeyKind, KeyPair, User};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use warden::http::{self, HttpState};
-use warden::ops::{InitOptions, Settings, Warden};
-use warden::tokens::{self, Scope};
+use warden_ops::tokens::{self, Scope};
+use warden_ops::{InitOptions, Settings, Warden};
 use warden_store::{MasterKey, Store};
 
 /// `<name>::on_sqlite` and `<name>::on_postgres`: `flow` against an API on a fresh store of
@@ -50,7 +50,9 @@ async fn start(url: &str) -> Api {
     let store = Store::open(url, MasterKey::from_bytes([3; 32]))
         .await
         .unwrap();
-    let mut w = Warden::open(store.clone(), "test").await.unwrap();
+    let mut w = Warden::open(store.clone(), warden_ops::Actor::operator("test"))
+        .await
+        .unwrap();
     w.init(InitOptions {
         operator: "GOV".into(),
         account: None,
@@ -338,7 +340,9 @@ on_both_stores!(governance_api, flow);
 async fn sync_flow(api: Api) {
     use warden_core::directory::{NextRole, NextUser, SyncPlan};
     use warden_core::governance::{Change, ProposalKind, TaskGrants};
-    let w = Warden::open(api.store.clone(), "test").await.unwrap();
+    let w = Warden::open(api.store.clone(), warden_ops::Actor::operator("test"))
+        .await
+        .unwrap();
     let user = |id: &str| NextUser {
         id: id.into(),
         user_id: Some(format!("guid-{id}")),
@@ -405,7 +409,7 @@ async fn sync_flow(api: Api) {
     let p = w
         .propose(
             "lead",
-            warden::governance::ProposalInput {
+            warden_ops::governance::ProposalInput {
                 kind: ProposalKind::RoleTask,
                 change: Change::Add,
                 object: "eng".into(),
@@ -474,7 +478,9 @@ fn jwt_subject(jwt: &str) -> String {
 
 async fn keys_flow(api: Api) {
     use Method as M;
-    let w = Warden::open(api.store.clone(), "test").await.unwrap();
+    let w = Warden::open(api.store.clone(), warden_ops::Actor::operator("test"))
+        .await
+        .unwrap();
     api.ok(
         M::POST,
         "/v1/dir/users",

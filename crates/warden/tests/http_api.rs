@@ -14,8 +14,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use warden::http::{self, HttpState, openapi};
-use warden::ops::{InitOptions, Settings, Warden};
-use warden::tokens::{self, Scope};
+use warden_ops::tokens::{self, Scope};
+use warden_ops::{InitOptions, Settings, Warden};
 use warden_store::{MasterKey, Store};
 
 /// A running API over a fresh, initialised store.
@@ -67,7 +67,9 @@ async fn start_with(
     let store = Store::open(url, MasterKey::from_bytes([9; 32]))
         .await
         .unwrap();
-    let mut warden = Warden::open(store.clone(), "test").await.unwrap();
+    let mut warden = Warden::open(store.clone(), warden_ops::Actor::operator("test"))
+        .await
+        .unwrap();
     warden
         .init(InitOptions {
             operator: "ACME".into(),
@@ -350,7 +352,7 @@ async fn refused_tokens_are_401() {
     );
 
     // Expired (one second of life).
-    let now = warden::ops::now();
+    let now = warden_ops::now();
     let (_, short) =
         tokens::create_token(&api.store, "test", "short", &[Scope::Read], Some(now + 1))
             .await
@@ -1163,7 +1165,9 @@ async fn device_creds_from_the_api_work_on_nats_server() {
             warden_core::default_migrations(warden_core::bootstrap::DEFAULT_SERVICE_PREFIX);
         let api = start_with(&url, Some(home), None, migrations).await;
         let ops = api.token("ops", &[Scope::Write, Scope::Creds]).await;
-        let w = Warden::open(api.store.clone(), "test").await.unwrap();
+        let w = Warden::open(api.store.clone(), warden_ops::Actor::operator("test"))
+            .await
+            .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let op = w.operator().await.unwrap();
         let port = warden_testkit::free_port();
@@ -1178,10 +1182,14 @@ async fn device_creds_from_the_api_work_on_nats_server() {
         let server =
             warden_testkit::NatsServer::start(&bin, &dir.path().join("server"), &cfg.render())
                 .unwrap_or_else(|e| panic!("[{v}] nats-server refused the config: {e}"));
-        let relay = warden::relay::RelayConfig::new(server.url());
-        let conns = warden::relay::Connections::open(&w, &relay).await.unwrap();
+        let relay = warden_ops::relay::RelayConfig::new(server.url());
+        let conns = warden_ops::relay::Connections::open(&w, &relay)
+            .await
+            .unwrap();
         let push = || async {
-            let report = warden::relay::drain_all(&w, &conns, &relay).await.unwrap();
+            let report = warden_ops::relay::drain_all(&w, &conns, &relay)
+                .await
+                .unwrap();
             assert_eq!(report.failed, 0, "[{v}] {:?}", report.first_error);
             report
         };

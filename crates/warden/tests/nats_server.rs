@@ -10,8 +10,8 @@ use std::time::Duration;
 use common::{Home, connect};
 use data_encoding::BASE64URL_NOPAD;
 use futures::StreamExt;
-use warden::ops::now;
 use warden_core::UserSpec;
+use warden_ops::now;
 use warden_testkit::{NatsServerBinary, ServerLine};
 
 const WAIT: Duration = Duration::from_secs(10);

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{Client, Home, connect};
 use futures::StreamExt;
 use serde_json::{Value, json};
-use warden::service;
+use warden::nats_api;
 
 use warden_testkit::{NatsServerBinary, ServerLine};
 
@@ -99,7 +99,7 @@ async fn expect_violation(c: &mut Client, kind: &str, subject: &str, v: &str) {
     );
 }
 
-fn user_names(users: &[warden::ops::UserView]) -> Vec<String> {
+fn user_names(users: &[warden_ops::UserView]) -> Vec<String> {
     users.iter().map(|u| u.name.clone()).collect()
 }
 
@@ -143,7 +143,7 @@ async fn scenario(line: ServerLine) {
             let shutdown = async move {
                 let _ = stop_rx.await;
             };
-            service::run(client, w, &prefix, shutdown).await
+            nats_api::run(client, w, &prefix, shutdown).await
         }
     });
 
@@ -424,9 +424,9 @@ async fn scenario(line: ServerLine) {
         .iter()
         .filter_map(|e| e["subject"].as_str())
         .collect();
-    assert_eq!(subjects.len(), service::Op::ALL.len(), "[{v}] {info}");
-    for op in service::Op::ALL {
-        let s = service::subject("WARDEN", op);
+    assert_eq!(subjects.len(), nats_api::Op::ALL.len(), "[{v}] {info}");
+    for op in nats_api::Op::ALL {
+        let s = nats_api::subject("WARDEN", op);
         assert!(
             subjects.contains(&s.as_str()),
             "[{v}] {s} not in {subjects:?}"
@@ -602,7 +602,7 @@ async fn device_scenario(line: ServerLine) {
     let running = tokio::spawn({
         let (client, w) = (svc.client.clone(), w.clone());
         async move {
-            service::run(client, w, "WARDEN", async move {
+            nats_api::run(client, w, "WARDEN", async move {
                 let _ = stop_rx.await;
             })
             .await

@@ -11,7 +11,6 @@
 //!   published on `chat.room.<id>.ctl`, so every gateway re-evaluates its open sockets at
 //!   once (live enforcement).
 
-pub mod bench;
 pub mod hub;
 mod rest;
 mod ws;
@@ -28,7 +27,7 @@ use warden_chat::token::TokenValidator;
 use warden_core::{AccountSpec, UserSpec};
 use warden_store::Store;
 
-use crate::ops::{OpsError, Warden};
+use warden_ops::{OpsError, Warden};
 
 pub use hub::Hub;
 

@@ -16,7 +16,7 @@ use warden_store::{NewEvent, StoreError};
 
 use super::ChatState;
 use super::hub::Control;
-use crate::ops::Record;
+use warden_ops::Record;
 
 /// Default and largest page of `GET /rooms` and `GET /rooms/{id}/messages`.
 const DEFAULT_PAGE: i64 = 50;
@@ -65,8 +65,8 @@ impl From<StoreError> for ChatError {
     }
 }
 
-impl From<crate::ops::OpsError> for ChatError {
-    fn from(e: crate::ops::OpsError) -> Self {
+impl From<warden_ops::OpsError> for ChatError {
+    fn from(e: warden_ops::OpsError) -> Self {
         ChatError::Internal(e.to_string())
     }
 }

@@ -2,7 +2,7 @@
 //! their manager, sysadmin flag and source; roles with owner/admin/member counts and
 //! tasks; tasks with account and grants; and a detail page for each — a user's roles,
 //! held tasks, NATS users per account and an "explain SUBJECT" form over
-//! [`crate::ops::Warden::explain`]. Changes go through proposals (see `proposals.rs`).
+//! [`warden_ops::Warden::explain`]. Changes go through proposals (see `proposals.rs`).
 
 use std::fmt::Write as _;
 
@@ -16,7 +16,7 @@ use warden_core::governance::{ObjectType, Relationship, SYSADMIN, TaskGrants};
 use super::pages::{account_link, seq, subjects, user_link};
 use super::render::{esc, page, seg, when};
 use super::{ConsoleError, ConsoleResult, ConsoleState, session_with};
-use crate::tokens::Scope;
+use warden_ops::tokens::Scope;
 
 pub(super) fn dir_user_link(id: &str) -> String {
     format!(

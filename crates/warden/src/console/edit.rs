@@ -3,7 +3,7 @@
 //! An edit form shows the whole current state (limits, permissions, …); on submit the
 //! console turns the difference between what was shown and what was sent into the same
 //! edit the CLI makes (`warden account edit`, `warden user edit`:
-//! [`AccountLimitsEdit`], [`UserEdit`]) and runs it through [`crate::ops`], so the change
+//! [`AccountLimitsEdit`], [`UserEdit`]) and runs it through [`warden_ops`], so the change
 //! is one transaction with its ledger event and outbox row. Bad input is answered with the
 //! form again (status 400), the message on top and the typed values kept; nothing changes.
 //! Deleting asks for the name to be typed on a confirmation page first.
@@ -21,8 +21,8 @@ use warden_core::spec::{
 use super::pages::{account_link, csrf_field, seq, user_link};
 use super::render::{esc, page, seg};
 use super::{ConsoleError, ConsoleResult, ConsoleState, Session, check_csrf, session_with};
-use crate::ops::{AccountView, OpsError, UserView, now};
-use crate::tokens::Scope;
+use warden_ops::tokens::Scope;
+use warden_ops::{AccountView, OpsError, UserView, now};
 
 /// A problem with the submitted form, shown on the form.
 #[derive(Debug)]

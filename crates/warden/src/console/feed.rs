@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use warden_store::{LedgerEvent, Store};
 
 use super::{ConsoleResult, ConsoleState, session_with};
-use crate::tokens::Scope;
+use warden_ops::tokens::Scope;
 
 /// How often the store is asked for new ledger entries.
 pub(crate) const POLL: Duration = Duration::from_millis(500);

@@ -1,5 +1,5 @@
 //! The web console of `warden serve`, under `/console`: server-rendered HTML pages over
-//! [`crate::ops`] (the same operations as the CLI and the HTTP API), readable with
+//! [`warden_ops`] (the same operations as the CLI and the HTTP API), readable with
 //! JavaScript off, with its stylesheet and script embedded in the binary.
 //!
 //! - Sign-in takes an admin API token ([`crate::tokens`]); the console keeps a random
@@ -39,8 +39,8 @@ use rand::RngCore as _;
 use serde::Deserialize;
 use tokio::sync::watch;
 
-use crate::ops::{OpsError, Warden};
-use crate::tokens::{self, Scope};
+use warden_ops::tokens::{self, Scope};
+use warden_ops::{OpsError, Warden};
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "warden_console";
@@ -86,8 +86,8 @@ impl Session {
     }
 
     /// The ledger actor of a change made in the console.
-    pub(crate) fn actor(&self) -> String {
-        format!("console:{}:{}", self.token_name, self.token_id)
+    pub(crate) fn actor(&self) -> warden_ops::Actor {
+        warden_ops::Actor::console(&self.token_id, &self.token_name, &self.scopes)
     }
 }
 
@@ -247,7 +247,7 @@ pub(crate) async fn session(s: &ConsoleState, headers: &HeaderMap) -> ConsoleRes
         .api_token(&sess.token_id)
         .await
         .map_err(|e| ConsoleError::Ops(e.into()))?;
-    let now = crate::ops::now();
+    let now = warden_ops::now();
     let live = row.is_some_and(|r| r.revoked_at.is_none() && r.expires_at.is_none_or(|e| e > now));
     if !live {
         s.sessions

@@ -1,4 +1,4 @@
-//! The console's pages and form actions. Each page reads through [`crate::ops`] and
+//! The console's pages and form actions. Each page reads through [`warden_ops`] and
 //! renders complete HTML (the parts that change are `data-live` sections the script
 //! refreshes); each action checks the scope and CSRF token, calls the same operation as
 //! the CLI, and redirects to the page that shows the result.
@@ -16,8 +16,8 @@ use warden_core::{AccountSpec, UserSpec};
 
 use super::render::{esc, limit, page, seg, when};
 use super::{ConsoleError, ConsoleResult, ConsoleState, check_csrf, session_with, svg};
-use crate::ops::{AccountView, UserView};
-use crate::tokens::Scope;
+use warden_ops::tokens::Scope;
+use warden_ops::{AccountView, UserView};
 
 /// The ledger position the page reflects (the ledger has no gaps: its length).
 pub(super) async fn seq(s: &ConsoleState) -> ConsoleResult<i64> {

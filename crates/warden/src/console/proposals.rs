@@ -6,7 +6,7 @@
 //!
 //! The console signs in with an API token, but governance acts as a *directory user*:
 //! the operator picks one ("Act as"), which the server-side session remembers. The
-//! approval rule is the same as on the CLI and HTTP API ([`crate::ops::Warden::confirm`]);
+//! approval rule is the same as on the CLI and HTTP API ([`warden_ops::Warden::confirm`]);
 //! a refusal is shown on the page and changes nothing. New proposals arrive through the
 //! console's ledger event stream (`proposal.open` is a ledger event).
 
@@ -23,7 +23,7 @@ use super::directory::{dir_user_link, role_link, task_link};
 use super::pages::{csrf_field, seq};
 use super::render::{esc, page, when};
 use super::{ConsoleError, ConsoleResult, ConsoleState, Flash, check_csrf, session_with};
-use crate::tokens::Scope;
+use warden_ops::tokens::Scope;
 
 /// Most ids one batch may carry (a bound on the work of one form post).
 const MAX_BATCH: usize = 200;
@@ -505,11 +505,11 @@ pub(crate) async fn propose(
     }
     let grant_expires_at = match form.grant_expires.trim() {
         "" => None,
-        text => warden_core::parse::parse_expiry(text, crate::ops::now())
+        text => warden_core::parse::parse_expiry(text, warden_ops::now())
             .map_err(|e| ConsoleError::Invalid(format!("grant expiry: {e}")))?,
     };
     let reason = Some(form.reason.trim().to_string()).filter(|r| !r.is_empty());
-    let input = crate::governance::ProposalInput {
+    let input = warden_ops::governance::ProposalInput {
         kind,
         change,
         object: object.to_string(),

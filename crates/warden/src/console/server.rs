@@ -16,7 +16,7 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use warden_nats::{Drift, ResolverClient, ResolverError};
 
-use crate::ops::Warden;
+use warden_ops::Warden;
 
 /// Bound on connecting and on each request to the server.
 pub(crate) const ASK_TIMEOUT: Duration = Duration::from_secs(2);

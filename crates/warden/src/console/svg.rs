@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::render::{esc, seg};
-use crate::ops::{AccountView, Result, UserView, Warden};
+use warden_ops::{AccountView, Result, UserView, Warden};
 
 /// Users drawn per account; the rest are summarised as "+N more".
 const MAX_USERS_DRAWN: usize = 12;

@@ -14,8 +14,8 @@ use super::pages::{account_link, csrf_field, seq};
 use super::render::{esc, limit, page, seg};
 use super::server::{ASK_TIMEOUT, SyncState};
 use super::{ConsoleError, ConsoleResult, ConsoleState, CsrfForm, Flash, check_csrf, session_with};
-use crate::ops::AccountView;
-use crate::tokens::Scope;
+use warden_ops::AccountView;
+use warden_ops::tokens::Scope;
 
 /// Outbox rows looked at for the relay's last error.
 const OUTBOX_PEEK: i64 = 50;

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::pages::{account_link, csrf_field, seq, user_link};
 use super::render::{esc, page, seg, when};
 use super::{ConsoleError, ConsoleResult, ConsoleState, CsrfForm, check_csrf, session_with};
-use crate::tokens::Scope;
+use warden_ops::tokens::Scope;
 
 /// Query of the onboarding page: one tenant only.
 #[derive(Deserialize)]
@@ -198,7 +198,7 @@ pub(crate) async fn room(
         .room(id)
         .await
         .map_err(|e| ConsoleError::Ops(e.into()))?
-        .ok_or_else(|| ConsoleError::Ops(crate::ops::OpsError::NotFound(format!("room {id}"))))?;
+        .ok_or_else(|| ConsoleError::Ops(warden_ops::OpsError::NotFound(format!("room {id}"))))?;
     let rules = store
         .room_rules(id)
         .await

@@ -11,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, HttpState};
-use crate::tokens::{self, Scope, TokenInfo};
+use warden_ops::tokens::{self, Scope, TokenInfo};
 
 /// The scope a route needs (`None`: no token needed). `path` is the route template
 /// (`/v1/accounts/{name}`), `method` its HTTP method.

@@ -12,8 +12,8 @@ use warden_store::dir_keys::DirUserKeyRow;
 use super::auth::acting;
 use super::extract::{ApiPath, ApiQuery, JsonBody, RequestBody};
 use super::{ApiError, HttpState};
-use crate::dir_keys::DirKeyChange;
-use crate::tokens::TokenInfo;
+use warden_ops::dir_keys::DirKeyChange;
+use warden_ops::tokens::TokenInfo;
 
 type ApiResult<T> = Result<T, ApiError>;
 

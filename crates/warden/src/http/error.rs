@@ -5,8 +5,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::ops::OpsError;
-use crate::tokens::{AuthError, Scope};
+use warden_ops::tokens::{AuthError, Scope};
+use warden_ops::{ErrorKind, OpsError};
 
 /// What a request can fail with. Each variant has a stable `code` (see [`ApiError::code`])
 /// and an HTTP status; internal failures are logged and answered without details.
@@ -61,17 +61,23 @@ impl From<AuthError> for ApiError {
     }
 }
 
+/// The HTTP status of each kind of operation error (the one mapping of the API).
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Refused => StatusCode::FORBIDDEN,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl ApiError {
     /// HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Ops(e) => match e {
-                OpsError::Invalid(_) | OpsError::Policy(_) => StatusCode::BAD_REQUEST,
-                OpsError::NotFound(_) => StatusCode::NOT_FOUND,
-                OpsError::Conflict(_) | OpsError::NotInitialised => StatusCode::CONFLICT,
-                OpsError::Store(_) | OpsError::Jwt(_) => StatusCode::INTERNAL_SERVER_ERROR,
-                OpsError::Refused(_) => StatusCode::FORBIDDEN,
-            },
+            ApiError::Ops(e) => status_of(e.kind()),
             ApiError::MissingToken | ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) | ApiError::BoundToken(_) => StatusCode::FORBIDDEN,
             ApiError::InvalidJson(_) | ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
@@ -86,14 +92,7 @@ impl ApiError {
     /// Stable machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::Ops(e) => match e {
-                OpsError::Invalid(_) | OpsError::Policy(_) => "invalid",
-                OpsError::NotFound(_) => "not_found",
-                OpsError::Conflict(_) => "conflict",
-                OpsError::NotInitialised => "not_initialised",
-                OpsError::Store(_) | OpsError::Jwt(_) => "internal",
-                OpsError::Refused(_) => "refused",
-            },
+            ApiError::Ops(e) => e.code(),
             ApiError::MissingToken | ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) | ApiError::BoundToken(_) => "forbidden",
             ApiError::InvalidJson(_) => "invalid_json",

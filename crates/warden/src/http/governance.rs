@@ -15,10 +15,10 @@ use warden_core::governance::{Change, Explanation, ProposalKind, ProposalStatus,
 use super::auth::acting;
 use super::extract::{ApiPath, ApiQuery, JsonBody, RequestBody};
 use super::{ApiError, HttpState};
-use crate::governance::{
+use warden_ops::governance::{
     BatchResult, DirUserView, ExpireReport, ProposalInput, ProposalView, RoleView, TaskView,
 };
-use crate::tokens::TokenInfo;
+use warden_ops::tokens::TokenInfo;
 use warden_store::governance::DirUserRow;
 
 type ApiResult<T> = Result<T, ApiError>;

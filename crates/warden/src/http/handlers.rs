@@ -1,4 +1,4 @@
-//! Route handlers: decode the request, call [`crate::ops`], encode the answer. Nothing here
+//! Route handlers: decode the request, call [`warden_ops`], encode the answer. Nothing here
 //! decides anything the CLI would decide differently.
 
 use std::collections::BTreeMap;
@@ -17,13 +17,13 @@ use warden_store::{LedgerEvent, LedgerReport};
 
 use super::extract::{ApiPath, ApiQuery, JsonBody, RequestBody};
 use super::{ApiError, HttpState, actor, openapi};
-use crate::device::{BulkReport, DeviceView, NewDevice};
-use crate::ops::{AccountView, OperatorView, StatusView, UserView};
-use crate::tenant::TenantView;
-use crate::tokens::{Scope, TokenInfo};
 use warden_core::device::{DeviceMeta, DeviceState};
 use warden_core::lint::Finding;
 use warden_core::tenant::TenantLimitsEdit;
+use warden_ops::device::{BulkReport, DeviceView, NewDevice};
+use warden_ops::tenant::TenantView;
+use warden_ops::tokens::{Scope, TokenInfo};
+use warden_ops::{AccountView, OperatorView, StatusView, UserView};
 
 /// The ledger actor of a change made through the API: the token's name and id.
 type ApiResult<T> = Result<T, ApiError>;
@@ -689,7 +689,7 @@ pub(crate) async fn ledger(
         .store()
         .ledger(after, limit)
         .await
-        .map_err(crate::ops::OpsError::from)?;
+        .map_err(warden_ops::OpsError::from)?;
     Ok(Json(events))
 }
 
@@ -700,6 +700,6 @@ pub(crate) async fn verify_ledger(State(s): State<HttpState>) -> ApiResult<Json<
         .store()
         .verify_ledger()
         .await
-        .map_err(crate::ops::OpsError::from)?;
+        .map_err(warden_ops::OpsError::from)?;
     Ok(Json(report))
 }

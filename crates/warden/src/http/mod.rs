@@ -1,4 +1,4 @@
-//! The HTTP API of `warden serve`: JSON over HTTP/1.1 on top of [`crate::ops`], so a
+//! The HTTP API of `warden serve`: JSON over HTTP/1.1 on top of [`warden_ops`], so a
 //! request does exactly what the matching CLI command does (same validation, same one
 //! transaction with its ledger event and outbox row).
 //!
@@ -38,7 +38,7 @@ use axum::middleware;
 use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
 
-use crate::ops;
+use warden_ops;
 
 pub use auth::required_scope;
 pub use error::ApiError;
@@ -50,19 +50,19 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 #[derive(Clone)]
 pub struct HttpState {
     /// The operations layer (and through it the store).
-    pub warden: ops::Warden,
+    pub warden: warden_ops::Warden,
     /// Whether the server is ready for traffic (`/readyz` also checks the store).
     pub ready: Arc<AtomicBool>,
 }
 
 /// How a request's token is named in the ledger: `http:<token name>:<token id>`.
-pub(crate) fn actor(token: &crate::tokens::TokenInfo) -> String {
-    format!("http:{}:{}", token.name, token.id)
+pub(crate) fn actor(token: &warden_ops::tokens::TokenInfo) -> warden_ops::Actor {
+    warden_ops::Actor::token(token)
 }
 
 impl HttpState {
     /// The operations layer acting for `token` (its ledger entries name the token).
-    pub(crate) fn warden_for(&self, token: &crate::tokens::TokenInfo) -> ops::Warden {
+    pub(crate) fn warden_for(&self, token: &warden_ops::tokens::TokenInfo) -> warden_ops::Warden {
         self.warden.with_actor(actor(token))
     }
 }

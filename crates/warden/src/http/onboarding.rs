@@ -16,9 +16,9 @@ use serde_json::json;
 
 use super::extract::{ApiPath, ApiQuery, JsonBody, RequestBody};
 use super::{ApiError, HttpState, actor};
-use crate::onboarding::{DownloadError, NewPackage, PackageView};
-use crate::ops::now;
-use crate::tokens::TokenInfo;
+use warden_ops::now;
+use warden_ops::onboarding::{DownloadError, NewPackage, PackageView};
+use warden_ops::tokens::TokenInfo;
 
 /// Header that carries the download token on `GET /v1/onboarding/download`.
 pub const TOKEN_HEADER: &str = "x-warden-download-token";

@@ -80,8 +80,8 @@ impl Home {
 impl Home {
     /// The operations layer on this data directory's SQLite database (for what the
     /// CLI refuses to do, such as issuing an already expired user).
-    pub async fn warden(&self) -> warden::ops::Warden {
-        warden::ops::Warden::open(self.store().await, "test")
+    pub async fn warden(&self) -> warden_ops::Warden {
+        warden_ops::Warden::open(self.store().await, warden_ops::Actor::operator("test"))
             .await
             .expect("open warden")
     }

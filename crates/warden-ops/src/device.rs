@@ -1,0 +1,653 @@
+//! `warden device`: a fleet of devices, one account each, behind a shared hub
+//! account (the seed's `EMDEVS` / `EMDEV-<id>`), and the [`Warden`] methods every
+//! surface (CLI, HTTP API, NATS service) calls: [`Warden::add_device`],
+//! [`Warden::add_devices_bulk`], [`Warden::list_devices`], [`Warden::device`],
+//! [`Warden::rotate_device`], [`Warden::revoke_device`], [`Warden::restore_device`].
+//!
+//! Each operation is one store transaction: device row, account/user rows, sealed
+//! seeds, one ledger event, and outbox rows (`account.update`, `account.delete`,
+//! [`TOPIC_DEVICE_STREAM`]). The relay pushes the accounts and, as the hub's JetStream
+//! admin user, creates each device's stream `EMDEV_<id>` in the hub
+//! ([`create_streams`]). The hub (its exports, a `backend` and a JetStream admin
+//! user) is created with the first device.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures::StreamExt;
+use nats_jwt::{AccountPublicKey, KeyKind, KeyPair, UserPublicKey};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use warden_core::compile::refuse_blocking;
+use warden_core::device::{
+    DeviceId, DeviceMeta, DeviceState, FleetSettings, restore_activations, revoke_activations,
+};
+use warden_core::{AccountName, AccountSpec, UserName, UserSpec, compile_account, compile_user};
+use warden_store::{AccountRow, DeviceRow, OperatorRow, OutboxRow, Tx, UserRow, Zeroizing};
+
+use crate::{
+    OpsError, Record, Result, TOPIC_ACCOUNT_DELETE, TOPIC_ACCOUNT_UPDATE, Warden, from_json, now,
+    parse_key, put_seed, to_json,
+};
+
+/// Outbox topic: a device's stream must exist in the hub (payload: [`StreamRequest`] JSON).
+pub const TOPIC_DEVICE_STREAM: &str = "device.stream";
+
+const META_FLEET: &str = "device_fleet";
+
+/// A JetStream stream the relay creates in the hub for a device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamRequest {
+    /// Stream name (`EMDEV_<id>`).
+    pub stream: String,
+    /// Its subjects (`EMDEV.<id>.>`).
+    pub subjects: Vec<String>,
+}
+
+/// A device as every surface shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeviceView {
+    /// Device id.
+    pub id: String,
+    /// `provisioned`, `active` or `revoked`.
+    pub state: DeviceState,
+    /// Its account's name (`EMDEV-<id>`).
+    pub account: String,
+    /// Its account's public key.
+    pub account_key: String,
+    /// Its current user's name.
+    pub user: String,
+    /// Its current user's public key.
+    pub user_key: String,
+    /// Messages to the device (`EMDEV.<id>.>`).
+    pub to_device: String,
+    /// Requests from the device (`EMDEVS.<id>.>`).
+    pub from_device: String,
+    /// Its stream in the hub.
+    pub stream: String,
+    /// The device-side JetStream API prefix.
+    pub js_api_prefix: String,
+    /// Metadata.
+    pub meta: DeviceMeta,
+    /// Created (unix seconds).
+    pub created_at: i64,
+    /// First connection observed.
+    pub activated_at: Option<i64>,
+    /// Last user key rotation.
+    pub rotated_at: Option<i64>,
+    /// Last revocation.
+    pub revoked_at: Option<i64>,
+    /// Last restore.
+    pub restored_at: Option<i64>,
+    /// Last change.
+    pub updated_at: i64,
+}
+
+/// One device to add.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NewDevice {
+    /// Device id.
+    pub id: String,
+    /// Metadata.
+    #[serde(default)]
+    pub meta: DeviceMeta,
+}
+
+/// What a bulk add did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct BulkReport {
+    /// Ids added now.
+    pub added: Vec<String>,
+    /// Ids that existed already (left as they are).
+    pub skipped: Vec<String>,
+}
+
+/// Creds of the devices a bulk add created: (id, creds text).
+pub type BulkCreds = Vec<(String, Zeroizing<String>)>;
+
+/// Signing material held for the length of one operation.
+struct Signers {
+    operator: KeyPair,
+    hub: KeyPair,
+    hub_key: AccountPublicKey,
+}
+
+impl Warden {
+    /// The fleet's names and subjects (stored at the first device; defaults before).
+    pub async fn fleet_settings(&self) -> Result<FleetSettings> {
+        match self.store.meta(META_FLEET).await? {
+            Some(v) => serde_json::from_str(&v).map_err(|e| {
+                OpsError::Conflict(format!("stored fleet settings are unreadable: {e}"))
+            }),
+            None => Ok(FleetSettings::default()),
+        }
+    }
+
+    /// Sets the fleet's names and subjects; refused once the fleet has devices.
+    pub async fn set_fleet_settings(&self, settings: &FleetSettings) -> Result<FleetSettings> {
+        settings.check().map_err(invalid)?;
+        let mut tx = self.store.begin().await?;
+        self.operator_row(&mut tx).await?;
+        if !tx.device_ids().await?.is_empty() {
+            return Err(OpsError::Conflict(
+                "the fleet has devices; its settings can no longer change".into(),
+            ));
+        }
+        tx.set_meta(META_FLEET, &json!(settings).to_string())
+            .await?;
+        tx.record(self.event(
+            "device.fleet",
+            "fleet",
+            &settings.hub_account,
+            json!(settings),
+        ))
+        .await?;
+        tx.commit().await?;
+        Ok(settings.clone())
+    }
+
+    /// Adds one device: its account (importing its slice of the hub) and user; the
+    /// hub is created with the first device. Returns the view and the creds (the
+    /// only time they are handed out by this call).
+    pub async fn add_device(
+        &self,
+        id: &str,
+        meta: DeviceMeta,
+    ) -> Result<(DeviceView, Zeroizing<String>)> {
+        let id = DeviceId::parse(id).map_err(invalid)?;
+        let fleet = self.fleet_settings().await?;
+        let mut tx = self.store.begin().await?;
+        let op = self.operator_row(&mut tx).await?;
+        if tx.device(id.as_str()).await?.is_some() {
+            return Err(OpsError::Conflict(format!("device {id} already exists")));
+        }
+        let signers = self.ensure_hub(&mut tx, &op, &fleet).await?;
+        let (row, creds) = self
+            .provision(&mut tx, &op, &fleet, &signers, &id, meta)
+            .await?;
+        tx.commit().await?;
+        Ok((device_view(row, &fleet)?, creds))
+    }
+
+    /// Adds many devices in one transaction; ids that exist are skipped (so a re-run
+    /// adds only what is missing). Every id is validated first: one bad id changes
+    /// nothing. `progress` is called after each device.
+    pub async fn add_devices_bulk(
+        &self,
+        devices: &[NewDevice],
+        progress: impl Fn(u64),
+    ) -> Result<(BulkReport, BulkCreds)> {
+        let ids = check_new_devices(devices)?;
+        let fleet = self.fleet_settings().await?;
+        let mut tx = self.store.begin().await?;
+        let op = self.operator_row(&mut tx).await?;
+        let existing: BTreeSet<String> = tx.device_ids().await?.into_iter().collect();
+        let signers = self.ensure_hub(&mut tx, &op, &fleet).await?;
+        let mut report = BulkReport::default();
+        let mut creds = Vec::new();
+        for (d, id) in devices.iter().zip(ids) {
+            if existing.contains(id.as_str()) {
+                report.skipped.push(id.to_string());
+            } else {
+                let (row, c) = self
+                    .provision(&mut tx, &op, &fleet, &signers, &id, d.meta.clone())
+                    .await?;
+                report.added.push(row.id);
+                creds.push((id.to_string(), c));
+            }
+            progress(1);
+        }
+        tx.commit().await?;
+        Ok((report, creds))
+    }
+
+    /// Every device (or those in `state`), ordered by id.
+    pub async fn list_devices(&self, state: Option<DeviceState>) -> Result<Vec<DeviceView>> {
+        let fleet = self.fleet_settings().await?;
+        self.store
+            .devices(state.map(DeviceState::as_str))
+            .await?
+            .into_iter()
+            .map(|r| device_view(r, &fleet))
+            .collect()
+    }
+
+    /// One device.
+    pub async fn device(&self, id: &str) -> Result<DeviceView> {
+        let id = DeviceId::parse(id).map_err(invalid)?;
+        let fleet = self.fleet_settings().await?;
+        let row = self
+            .store
+            .device(id.as_str())
+            .await?
+            .ok_or_else(|| OpsError::NotFound(format!("device {id}")))?;
+        device_view(row, &fleet)
+    }
+
+    /// The creds of a device's current user.
+    pub async fn device_creds(&self, id: &str) -> Result<Zeroizing<String>> {
+        let view = self.device(id).await?;
+        self.creds(&view.account, &view.user).await
+    }
+
+    /// Gives a device a new user key; the old one is revoked in the device account
+    /// (its connections are closed once the account update is pushed). Returns the
+    /// new creds.
+    pub async fn rotate_device(&self, id: &str) -> Result<(DeviceView, Zeroizing<String>)> {
+        let id = DeviceId::parse(id).map_err(invalid)?;
+        let fleet = self.fleet_settings().await?;
+        let mut tx = self.store.begin().await?;
+        let op = self.operator_row(&mut tx).await?;
+        let mut dev = device_row(&mut tx, &id).await?;
+        if dev.state == DeviceState::Revoked.as_str() {
+            return Err(OpsError::Conflict(format!(
+                "device {id} is revoked; restore it first"
+            )));
+        }
+        let mut acc = account_of(&mut tx, &dev).await?;
+        let account_kp = KeyPair::from_seed(&tx.seed(&acc.public_key).await?)?;
+        let old = dev.user_key.clone();
+        tx.delete_user(&old).await?;
+        tx.delete_seed(&old).await?;
+        let (user, creds) = issue_user(&mut tx, &fleet, &acc, &account_kp, &id).await?;
+        let at = self.revoke_in_account(&mut tx, &op, &mut acc, &old).await?;
+        dev.user_key = user.public_key.clone();
+        dev.rotated_at = Some(at);
+        dev.updated_at = at;
+        tx.update_device(&dev).await?;
+        tx.record(self.event(
+            "device.rotate",
+            "device",
+            &dev.id,
+            json!({"old_user": old, "new_user": user.public_key}),
+        ))
+        .await?;
+        tx.commit().await?;
+        Ok((device_view(dev, &fleet)?, creds))
+    }
+
+    /// Cuts a device off: every user of its account revoked (`*`), its activations
+    /// revoked in the hub's exports, its account deleted from the resolver (which
+    /// closes its connections). Its stream and keys are kept for [`Self::restore_device`].
+    pub async fn revoke_device(&self, id: &str) -> Result<DeviceView> {
+        let id = DeviceId::parse(id).map_err(invalid)?;
+        let fleet = self.fleet_settings().await?;
+        let mut tx = self.store.begin().await?;
+        let op = self.operator_row(&mut tx).await?;
+        let mut dev = device_row(&mut tx, &id).await?;
+        if dev.state == DeviceState::Revoked.as_str() {
+            return Err(OpsError::Conflict(format!(
+                "device {id} is already revoked"
+            )));
+        }
+        let at = now();
+        let mut acc = account_of(&mut tx, &dev).await?;
+        let mut spec: AccountSpec = from_json(&acc.spec)?;
+        spec.revocations.insert("*".into(), at);
+        self.resign_account(&mut tx, &op, &mut acc, spec).await?;
+        let mut hub = hub_row(&mut tx, &op, &fleet).await?;
+        let mut hub_spec: AccountSpec = from_json(&hub.spec)?;
+        let device_key: AccountPublicKey = parse_key(&dev.account_key)?;
+        revoke_activations(&mut hub_spec, &device_key, at);
+        self.resign_account(&mut tx, &op, &mut hub, hub_spec)
+            .await?;
+        tx.enqueue(TOPIC_ACCOUNT_DELETE, &dev.account_key).await?;
+        dev.state = DeviceState::Revoked.as_str().into();
+        dev.revoked_at = Some(at);
+        dev.updated_at = at;
+        tx.update_device(&dev).await?;
+        tx.record(self.event(
+            "device.revoke",
+            "device",
+            &dev.id,
+            json!({"account": dev.account_key, "revoked_at": at}),
+        ))
+        .await?;
+        tx.commit().await?;
+        device_view(dev, &fleet)
+    }
+
+    /// Re-admits a revoked device: lifts the `*` revocation and the hub's activation
+    /// revocations and pushes its account again. Its existing creds work again
+    /// (unless rotated away before).
+    pub async fn restore_device(&self, id: &str) -> Result<DeviceView> {
+        let id = DeviceId::parse(id).map_err(invalid)?;
+        let fleet = self.fleet_settings().await?;
+        let mut tx = self.store.begin().await?;
+        let op = self.operator_row(&mut tx).await?;
+        let mut dev = device_row(&mut tx, &id).await?;
+        if dev.state != DeviceState::Revoked.as_str() {
+            return Err(OpsError::Conflict(format!("device {id} is not revoked")));
+        }
+        let mut acc = account_of(&mut tx, &dev).await?;
+        let mut spec: AccountSpec = from_json(&acc.spec)?;
+        spec.revocations.remove("*");
+        self.resign_account(&mut tx, &op, &mut acc, spec).await?;
+        let mut hub = hub_row(&mut tx, &op, &fleet).await?;
+        let mut hub_spec: AccountSpec = from_json(&hub.spec)?;
+        restore_activations(&mut hub_spec, &parse_key(&dev.account_key)?);
+        self.resign_account(&mut tx, &op, &mut hub, hub_spec)
+            .await?;
+        let at = now();
+        dev.state = if dev.activated_at.is_some() {
+            DeviceState::Active
+        } else {
+            DeviceState::Provisioned
+        }
+        .as_str()
+        .into();
+        dev.restored_at = Some(at);
+        dev.updated_at = at;
+        tx.update_device(&dev).await?;
+        tx.record(self.event(
+            "device.restore",
+            "device",
+            &dev.id,
+            json!({"account": dev.account_key}),
+        ))
+        .await?;
+        tx.commit().await?;
+        device_view(dev, &fleet)
+    }
+
+    /// The hub account (with its exports and users), created when missing; returns
+    /// the keys that sign device accounts and activations.
+    async fn ensure_hub(
+        &self,
+        tx: &mut Tx<'_>,
+        op: &OperatorRow,
+        fleet: &FleetSettings,
+    ) -> Result<Signers> {
+        fleet.check().map_err(invalid)?;
+        let name = fleet.hub_name().map_err(invalid)?;
+        let hub = match tx.account_by_name(&op.public_key, name.as_str()).await? {
+            Some(row) => row,
+            None => {
+                let spec = fleet.hub_spec().map_err(invalid)?;
+                let row = self
+                    .create_account(tx, op, KeyPair::generate(KeyKind::Account), &name, spec)
+                    .await?;
+                for (user, spec) in [
+                    (&fleet.backend_user, fleet.backend_user_spec()),
+                    (&fleet.admin_user, fleet.admin_user_spec()),
+                ] {
+                    let user = UserName::parse_any_case(user)?;
+                    self.create_user(tx, &row, &user, spec.map_err(invalid)?)
+                        .await?;
+                }
+                tx.set_meta(META_FLEET, &json!(fleet).to_string()).await?;
+                row
+            }
+        };
+        Ok(Signers {
+            operator: KeyPair::from_seed(&tx.seed(&op.signing_key).await?)?,
+            hub: KeyPair::from_seed(&tx.seed(&hub.public_key).await?)?,
+            hub_key: parse_key(&hub.public_key)?,
+        })
+    }
+
+    /// Writes one device: account + user (+ seeds), device row, ledger event,
+    /// outbox rows for its account push and its stream.
+    async fn provision(
+        &self,
+        tx: &mut Tx<'_>,
+        op: &OperatorRow,
+        fleet: &FleetSettings,
+        signers: &Signers,
+        id: &DeviceId,
+        meta: DeviceMeta,
+    ) -> Result<(DeviceRow, Zeroizing<String>)> {
+        let name = fleet.account_name(id).map_err(invalid)?;
+        let account_kp = KeyPair::generate(KeyKind::Account);
+        let account_key = account_kp.account_public_key()?;
+        let mut imports = Vec::new();
+        for (mut import, mut activation) in fleet
+            .device_imports(id, &account_key, &signers.hub_key)
+            .map_err(invalid)?
+        {
+            import.token = Some(activation.encode(&signers.hub)?);
+            imports.push(import);
+        }
+        let spec = fleet.device_account_spec(id, imports);
+        let mut claims = compile_account(&account_key, &name, &spec);
+        refuse_blocking(claims.validate(now()))?;
+        let jwt = claims.encode(&signers.operator)?;
+        let acc = crate::insert_account_row(tx, op, &account_kp, name.as_str(), &spec, jwt).await?;
+        let (user, creds) = issue_user(tx, fleet, &acc, &account_kp, id).await?;
+        let row = DeviceRow {
+            id: id.to_string(),
+            account_key: acc.public_key.clone(),
+            user_key: user.public_key.clone(),
+            state: DeviceState::Provisioned.as_str().into(),
+            meta: serde_json::to_string(&meta)
+                .map_err(|e| OpsError::Invalid(format!("device metadata: {e}")))?,
+            created_at: acc.created_at,
+            activated_at: None,
+            rotated_at: None,
+            revoked_at: None,
+            restored_at: None,
+            updated_at: acc.created_at,
+        };
+        tx.insert_device(&row)
+            .await
+            .map_err(|e| crate::conflict(e, || format!("device {id} already exists")))?;
+        tx.record(self.event(
+            "device.add",
+            "device",
+            id.as_str(),
+            json!({"account": acc.name, "account_key": acc.public_key, "user_key": user.public_key, "meta": meta}),
+        ))
+        .await?;
+        tx.enqueue(TOPIC_ACCOUNT_UPDATE, &acc.public_key).await?;
+        let stream = StreamRequest {
+            stream: fleet.stream_name(id),
+            subjects: vec![fleet.to_device_subject(id)],
+        };
+        tx.enqueue(TOPIC_DEVICE_STREAM, &json!(stream).to_string())
+            .await?;
+        Ok((row, creds))
+    }
+}
+
+fn invalid(e: impl std::fmt::Display) -> OpsError {
+    OpsError::Invalid(e.to_string())
+}
+
+/// Validates ids (and that none repeats) before anything is written.
+fn check_new_devices(devices: &[NewDevice]) -> Result<Vec<DeviceId>> {
+    let mut problems = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut ids = Vec::new();
+    for (i, d) in devices.iter().enumerate() {
+        match DeviceId::parse(&d.id) {
+            Ok(id) => {
+                if !seen.insert(id.clone()) {
+                    problems.push(format!("entry {}: device id {id:?} appears twice", i + 1));
+                }
+                ids.push(id);
+            }
+            Err(e) => problems.push(format!("entry {}: {e}", i + 1)),
+        }
+    }
+    if devices.is_empty() {
+        problems.push("no devices given".into());
+    }
+    if problems.is_empty() {
+        Ok(ids)
+    } else {
+        let shown: Vec<String> = problems.iter().take(10).cloned().collect();
+        let more = problems.len().saturating_sub(shown.len());
+        let mut msg = shown.join("; ");
+        if more > 0 {
+            msg += &format!("; and {more} more");
+        }
+        Err(OpsError::Invalid(msg))
+    }
+}
+
+/// Issues the device user (signed by the device account) and returns its creds.
+async fn issue_user(
+    tx: &mut Tx<'_>,
+    fleet: &FleetSettings,
+    acc: &AccountRow,
+    account_kp: &KeyPair,
+    id: &DeviceId,
+) -> Result<(UserRow, Zeroizing<String>)> {
+    let user_kp = KeyPair::generate(KeyKind::User);
+    let user_key: UserPublicKey = user_kp.user_public_key()?;
+    let user_name = UserName::parse_any_case(&fleet.device_user)?;
+    let spec: UserSpec = fleet.device_user_spec(id).map_err(invalid)?;
+    let mut claims = compile_user(&user_key, &user_name, &spec, None);
+    refuse_blocking(claims.validate(now()))?;
+    let jwt = claims.encode(account_kp)?;
+    put_seed(tx, &user_kp, "user").await?;
+    let seed = user_kp.seed();
+    let creds =
+        nats_jwt::format_user_creds(&jwt, &seed).map_err(|e| OpsError::Jwt(e.to_string()))?;
+    let t = now();
+    let row = UserRow {
+        public_key: user_key.to_string(),
+        account: acc.public_key.clone(),
+        name: user_name.to_string(),
+        spec: to_json(&spec)?,
+        jwt,
+        signing_key: None,
+        revoked_at: None,
+        created_at: t,
+        updated_at: t,
+    };
+    tx.insert_user(&row).await?;
+    Ok((row, Zeroizing::new(creds)))
+}
+
+async fn device_row(tx: &mut Tx<'_>, id: &DeviceId) -> Result<DeviceRow> {
+    tx.device(id.as_str())
+        .await?
+        .ok_or_else(|| OpsError::NotFound(format!("device {id}")))
+}
+
+async fn account_of(tx: &mut Tx<'_>, dev: &DeviceRow) -> Result<AccountRow> {
+    tx.account(&dev.account_key)
+        .await?
+        .ok_or_else(|| OpsError::Conflict(format!("the account of device {} is missing", dev.id)))
+}
+
+async fn hub_row(tx: &mut Tx<'_>, op: &OperatorRow, fleet: &FleetSettings) -> Result<AccountRow> {
+    let name = AccountName::parse_any_case(&fleet.hub_account)?;
+    tx.account_by_name(&op.public_key, name.as_str())
+        .await?
+        .ok_or_else(|| OpsError::Conflict(format!("the hub account {name} is missing")))
+}
+
+fn device_view(row: DeviceRow, fleet: &FleetSettings) -> Result<DeviceView> {
+    let id = DeviceId::parse(&row.id)
+        .map_err(|e| OpsError::Conflict(format!("stored device id: {e}")))?;
+    let state = DeviceState::parse(&row.state)
+        .ok_or_else(|| OpsError::Conflict(format!("stored device state {:?}", row.state)))?;
+    let meta: DeviceMeta = serde_json::from_str(&row.meta)
+        .map_err(|e| OpsError::Conflict(format!("stored device metadata: {e}")))?;
+    Ok(DeviceView {
+        account: fleet.account_name(&id).map_err(invalid)?.to_string(),
+        user: fleet.device_user.clone(),
+        to_device: fleet.to_device_subject(&id),
+        from_device: fleet.from_device_subject(&id),
+        stream: fleet.stream_name(&id),
+        js_api_prefix: fleet.js_api_prefix.clone(),
+        id: row.id,
+        state,
+        account_key: row.account_key,
+        user_key: row.user_key,
+        meta,
+        created_at: row.created_at,
+        activated_at: row.activated_at,
+        rotated_at: row.rotated_at,
+        revoked_at: row.revoked_at,
+        restored_at: row.restored_at,
+        updated_at: row.updated_at,
+    })
+}
+
+/// Creates the device streams of `rows` in the hub, as the hub's JetStream admin
+/// user (called by the relay after it pushed the batch's accounts, so the hub has
+/// JetStream). Existing streams count as created.
+pub async fn create_streams(
+    warden: &Warden,
+    nats_url: &str,
+    timeout: Duration,
+    rows: &[&OutboxRow],
+) -> (Vec<(i64, String)>, Vec<(OutboxRow, String)>) {
+    let mut delivered = Vec::new();
+    let mut failed = Vec::new();
+    if rows.is_empty() {
+        return (delivered, failed);
+    }
+    let client = match stream_admin(warden, nats_url, timeout).await {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = format!("{e:#}");
+            failed.extend(rows.iter().map(|r| ((*r).clone(), msg.clone())));
+            return (delivered, failed);
+        }
+    };
+    let js = async_nats::jetstream::new(client.clone());
+    type Outcome = (OutboxRow, std::result::Result<(), String>);
+    // Owned, boxed futures: each creates one stream.
+    let jobs: Vec<futures::future::BoxFuture<'static, Outcome>> = rows
+        .iter()
+        .map(|r| {
+            let js = js.clone();
+            let row: OutboxRow = (*r).clone();
+            Box::pin(async move {
+                let outcome = match serde_json::from_str::<StreamRequest>(&row.payload) {
+                    Ok(req) => {
+                        let cfg = async_nats::jetstream::stream::Config {
+                            name: req.stream.clone(),
+                            subjects: req.subjects.clone(),
+                            ..Default::default()
+                        };
+                        match tokio::time::timeout(timeout, js.get_or_create_stream(cfg)).await {
+                            Ok(Ok(_)) => Ok(()),
+                            Ok(Err(e)) => Err(format!("stream {}: {e}", req.stream)),
+                            Err(_) => Err(format!("stream {}: timed out", req.stream)),
+                        }
+                    }
+                    Err(e) => Err(format!("bad stream request: {e}")),
+                };
+                (row, outcome)
+            }) as futures::future::BoxFuture<'static, Outcome>
+        })
+        .collect();
+    let results: Vec<Outcome> = futures::stream::iter(jobs)
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    for (row, outcome) in results {
+        match outcome {
+            Ok(()) => delivered.push((row.id, "stream ready".to_string())),
+            Err(e) => failed.push((row, e)),
+        }
+    }
+    drop(client);
+    (delivered, failed)
+}
+
+async fn stream_admin(
+    warden: &Warden,
+    nats_url: &str,
+    timeout: Duration,
+) -> Result<async_nats::Client> {
+    let fleet = warden.fleet_settings().await?;
+    let creds = warden.creds(&fleet.hub_account, &fleet.admin_user).await?;
+    async_nats::ConnectOptions::with_credentials(&creds)
+        .map_err(|e| OpsError::Jwt(format!("the hub's JetStream admin creds: {e}")))?
+        .name("warden-device-streams")
+        .connection_timeout(timeout)
+        .request_timeout(Some(timeout))
+        .connect(nats_url)
+        .await
+        .map_err(|e| {
+            OpsError::unavailable(format!(
+                "cannot connect to {nats_url} as the hub's JetStream admin: {e}"
+            ))
+        })
+}

@@ -1,0 +1,828 @@
+//! `warden import nsc`: adopts an existing nsc operator (data store + keystore)
+//! into an EMPTY Warden store, in one transaction.
+//!
+//! JWTs are stored verbatim (the server keeps seeing exactly what nsc issued);
+//! specs are decompiled from their claims (`warden_core::decompile`) so Warden
+//! can re-issue them later; seeds found in the keystore are sealed like any other.
+//! Everything that cannot be carried (missing seeds, claim fields a spec cannot
+//! express, unknown fields, JWTs that do not verify, users signed by keys without
+//! seeds) is reported, never dropped silently.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use nats_jwt::{Account, AccountClaims, KeyPair, Operator, User, decode};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use warden_core::decompile::{decompile_account, decompile_operator, decompile_user};
+use warden_core::{AccountName, NameCase, NamingPolicy, OperatorName, UserName};
+use warden_store::{AccountRow, OperatorRow, UserRow};
+
+use super::{NscError, Result};
+use crate::{META_NAMING, OpsError, Record, TOPIC_ACCOUNT_UPDATE, Warden, now, to_json};
+
+/// Something the import could not carry, and where.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct NotCarried {
+    /// The entity or file concerned (`operator OP`, `account CORE`, `user CORE/alice`, a path).
+    pub entity: String,
+    /// What was not carried, and what that means.
+    pub issue: String,
+}
+
+/// One imported account.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImportedAccount {
+    /// Name.
+    pub name: String,
+    /// Public key.
+    pub public_key: String,
+    /// Whether it is the system account.
+    pub system: bool,
+    /// Whether its seed was found.
+    pub seed: bool,
+    /// Its signing keys, and how many of their seeds were found.
+    pub signing_keys: usize,
+    /// Signing key seeds found.
+    pub signing_key_seeds: usize,
+    /// Users imported.
+    pub users: usize,
+    /// Users imported with their seed.
+    pub user_seeds: usize,
+    /// Users revoked in the account JWT.
+    pub revoked_users: usize,
+}
+
+/// What `warden import nsc` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImportReport {
+    /// The operator directory read.
+    pub store: PathBuf,
+    /// The keystore read.
+    pub keystore: PathBuf,
+    /// Operator name.
+    pub operator: String,
+    /// Operator public key.
+    pub operator_public_key: String,
+    /// The key Warden signs accounts with (first operator signing key with a seed,
+    /// else the identity key).
+    pub signing_key: String,
+    /// System account public key.
+    pub system_account: String,
+    /// Accounts imported, by name.
+    pub accounts: Vec<ImportedAccount>,
+    /// Users imported in all.
+    pub users: usize,
+    /// Seeds sealed into the store.
+    pub seeds: usize,
+    /// The naming policy recorded (`any`: nsc names need not follow Warden's cases).
+    pub naming: NamingPolicy,
+    /// Everything that could not be carried.
+    pub not_carried: Vec<NotCarried>,
+}
+
+#[derive(Deserialize)]
+struct NscMarker {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    kind: String,
+}
+
+/// Finds the operator directory: `dir` itself when it holds `.nsc`, else the one
+/// operator directory under it (an nsc `stores` root).
+/// The nsc operator directory at `dir` (an operator directory, or a `stores` root holding
+/// exactly one), checked.
+pub fn operator_dir(dir: &Path) -> Result<PathBuf> {
+    if !dir.is_dir() {
+        return Err(NscError::Invalid(format!(
+            "nsc store {} does not exist or is not a directory",
+            dir.display()
+        )));
+    }
+    if dir.join(".nsc").is_file() {
+        return Ok(dir.to_path_buf());
+    }
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| NscError::io(dir, e))? {
+        let path = entry.map_err(|e| NscError::io(dir, e))?.path();
+        if path.join(".nsc").is_file() {
+            found.push(path);
+        }
+    }
+    found.sort();
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(NscError::Invalid(format!(
+            "{} is not an nsc store: neither it nor a directory inside it holds a .nsc file",
+            dir.display()
+        ))),
+        _ => Err(NscError::Invalid(format!(
+            "{} holds {} operators ({}); point --store at one of them",
+            dir.display(),
+            found.len(),
+            found
+                .iter()
+                .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// The keystore root: `dir` when it holds `keys/` (nsc's layout), refused otherwise.
+/// The nsc keystore at `dir` (the directory holding `keys/`), checked.
+pub fn keystore_dir(dir: &Path) -> Result<PathBuf> {
+    if !dir.is_dir() {
+        return Err(NscError::Invalid(format!(
+            "nsc keystore {} does not exist or is not a directory",
+            dir.display()
+        )));
+    }
+    if !dir.join("keys").is_dir() {
+        return Err(NscError::Invalid(format!(
+            "{} is not an nsc keystore: it has no keys/ directory",
+            dir.display()
+        )));
+    }
+    Ok(dir.to_path_buf())
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| NscError::io(path, e))
+}
+
+/// Sorted names of the subdirectories (or `*.jwt` files, without extension) of `dir`.
+fn entries(dir: &Path, jwt_files: bool) -> Result<Vec<String>> {
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| NscError::io(dir, e))? {
+        let path = entry.map_err(|e| NscError::io(dir, e))?.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        if jwt_files {
+            if path.is_file()
+                && let Some(stem) = name.strip_suffix(".jwt")
+            {
+                out.push(stem.to_string());
+            }
+        } else if path.is_dir() {
+            out.push(name);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The seeds of a keystore, looked up by public key.
+struct Keystore {
+    root: PathBuf,
+    problems: Vec<NotCarried>,
+}
+
+impl Keystore {
+    /// The key pair of `public_key` from `keys/<K>/<XY>/<key>.nk`, else from a creds
+    /// file given as a fallback (nsc writes creds from the same seed).
+    fn get(&mut self, public_key: &str, creds: Option<&Path>) -> Option<KeyPair> {
+        if public_key.len() < 3 {
+            return None;
+        }
+        let nk = self
+            .root
+            .join("keys")
+            .join(&public_key[..1])
+            .join(&public_key[1..3])
+            .join(format!("{public_key}.nk"));
+        if let Ok(text) = std::fs::read_to_string(&nk) {
+            return self.check(public_key, text.trim(), &nk);
+        }
+        let creds = creds.filter(|p| p.is_file())?;
+        let text = std::fs::read_to_string(creds).ok()?;
+        let seed = nats_jwt::parse_creds(&text).ok()?.seed?;
+        self.check(public_key, seed.expose(), creds)
+    }
+
+    fn check(&mut self, public_key: &str, seed: &str, file: &Path) -> Option<KeyPair> {
+        match KeyPair::from_seed(seed) {
+            Ok(kp) if kp.public_key().as_str() == public_key => Some(kp),
+            Ok(kp) => {
+                self.problems.push(NotCarried {
+                    entity: file.display().to_string(),
+                    issue: format!(
+                        "holds the seed of {}, not of {public_key}: ignored",
+                        kp.public_key()
+                    ),
+                });
+                None
+            }
+            Err(e) => {
+                self.problems.push(NotCarried {
+                    entity: file.display().to_string(),
+                    issue: format!("not a valid seed ({e}): ignored"),
+                });
+                None
+            }
+        }
+    }
+}
+
+/// Claim fields present in a token's payload that the typed claims did not keep
+/// (fields newer than the claim types Warden knows). Empty values are not reported.
+fn unknown_fields<T: Serialize>(token: &str, typed: &T) -> Vec<String> {
+    let Some(payload) = token.split('.').nth(1) else {
+        return Vec::new();
+    };
+    let raw: serde_json::Value = match data_encoding::BASE64URL_NOPAD
+        .decode(payload.trim_end_matches('=').as_bytes())
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+    {
+        Some(v) => v,
+        None => return Vec::new(),
+    };
+    let Ok(kept) = serde_json::to_value(typed) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    diff(&raw, &kept, "", &mut out);
+    out
+}
+
+fn is_empty_value(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.values().all(is_empty_value),
+    }
+}
+
+fn diff(raw: &serde_json::Value, kept: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match (raw, kept) {
+        (Value::Object(r), Value::Object(k)) => {
+            for (key, v) in r {
+                let p = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                match k.get(key) {
+                    Some(kv) => diff(v, kv, &p, out),
+                    None if !is_empty_value(v) => out.push(p),
+                    None => {}
+                }
+            }
+        }
+        (Value::Array(r), Value::Array(k)) if r.len() == k.len() => {
+            for (i, (rv, kv)) in r.iter().zip(k).enumerate() {
+                diff(rv, kv, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Seals a seed unless the store has it already (a key used twice); 1 if stored.
+async fn put_new(tx: &mut warden_store::Tx<'_>, kp: &KeyPair, kind: &str) -> Result<usize> {
+    if tx
+        .has_seed(kp.public_key().as_str())
+        .await
+        .map_err(OpsError::from)?
+    {
+        return Ok(0);
+    }
+    crate::put_seed(tx, kp, kind).await?;
+    Ok(1)
+}
+
+struct UserIn {
+    name: UserName,
+    row: UserRow,
+    seed: Option<KeyPair>,
+}
+
+struct AccountIn {
+    name: AccountName,
+    claims: AccountClaims,
+    row: AccountRow,
+    seed: Option<KeyPair>,
+    signing_seeds: Vec<KeyPair>,
+    signing_keys: usize,
+    users: Vec<UserIn>,
+}
+
+impl Warden {
+    /// Imports the nsc operator at `store` (an operator directory or an nsc
+    /// `stores` root holding one) with the seeds of the keystore `keys` into this
+    /// EMPTY store, in one transaction. See the module docs.
+    pub async fn import_nsc(&mut self, store: &Path, keys: &Path) -> Result<ImportReport> {
+        self.import_nsc_with_progress(store, keys, &crate::progress::Quiet)
+            .await
+    }
+
+    /// [`Warden::import_nsc`], reporting each account and user imported to `progress`.
+    pub async fn import_nsc_with_progress(
+        &mut self,
+        store: &Path,
+        keys: &Path,
+        progress: &dyn crate::progress::Progress,
+    ) -> Result<ImportReport> {
+        let op_dir = operator_dir(store)?;
+        let keys_dir = keystore_dir(keys)?;
+        let mut problems: Vec<NotCarried> = Vec::new();
+        let mut ks = Keystore {
+            root: keys_dir.clone(),
+            problems: Vec::new(),
+        };
+
+        // The operator.
+        let marker_path = op_dir.join(".nsc");
+        let marker: NscMarker = serde_json::from_str(&read_text(&marker_path)?).map_err(|e| {
+            NscError::Invalid(format!(
+                "{} is not an nsc marker ({e})",
+                marker_path.display()
+            ))
+        })?;
+        if marker.kind != "operator" || marker.name.trim().is_empty() {
+            return Err(NscError::Invalid(format!(
+                "{} does not describe an operator (kind {:?}, name {:?})",
+                marker_path.display(),
+                marker.kind,
+                marker.name
+            )));
+        }
+        let op_name_raw = marker.name.trim().to_string();
+        let op_jwt_path = op_dir.join(format!("{op_name_raw}.jwt"));
+        let op_jwt = read_text(&op_jwt_path)?.trim().to_string();
+        let op_claims = decode::<Operator>(&op_jwt).map_err(|e| {
+            NscError::Invalid(format!(
+                "{}: not a valid operator JWT ({e})",
+                op_jwt_path.display()
+            ))
+        })?;
+        if !op_claims.did_sign(&op_claims.iss, &op_claims.sub) {
+            return Err(NscError::Invalid(format!(
+                "{}: the operator JWT is not signed by the operator or one of its signing keys",
+                op_jwt_path.display()
+            )));
+        }
+        let op_name = OperatorName::parse(&op_claims.name, NameCase::Any).map_err(|e| {
+            NscError::Invalid(format!(
+                "operator name {:?} cannot be used: {e}",
+                op_claims.name
+            ))
+        })?;
+        let op_spec =
+            decompile_operator(&op_claims).map_err(|e| NscError::Invalid(e.to_string()))?;
+        let op_entity = format!("operator {op_name}");
+        for issue in op_spec.not_carried {
+            problems.push(NotCarried {
+                entity: op_entity.clone(),
+                issue: format!("{issue}: kept in the stored JWT, not in Warden's spec"),
+            });
+        }
+        for field in unknown_fields(&op_jwt, &op_claims) {
+            problems.push(NotCarried {
+                entity: op_entity.clone(),
+                issue: format!("unknown claim field {field}: kept in the stored JWT only"),
+            });
+        }
+        let op_pk = op_claims.sub.clone();
+        let op_seed = ks.get(&op_pk, None);
+        let mut op_signing_seeds = Vec::new();
+        for k in &op_spec.spec.signing_keys {
+            match ks.get(k.as_str(), None) {
+                Some(kp) => op_signing_seeds.push(kp),
+                None => problems.push(NotCarried {
+                    entity: op_entity.clone(),
+                    issue: format!("seed of operator signing key {k} not in the keystore"),
+                }),
+            }
+        }
+        if op_seed.is_none() {
+            problems.push(NotCarried {
+                entity: op_entity.clone(),
+                issue: "operator identity seed not in the keystore".into(),
+            });
+        }
+        let signing_key = match (op_signing_seeds.first(), &op_seed) {
+            (Some(kp), _) => kp.public_key().to_string(),
+            (None, Some(kp)) => kp.public_key().to_string(),
+            (None, None) => {
+                problems.push(NotCarried {
+                    entity: op_entity.clone(),
+                    issue: "no operator seed at all: Warden can hold the accounts but cannot re-sign any of them".into(),
+                });
+                op_pk.clone()
+            }
+        };
+        let system_account = op_spec.spec.system_account.to_string();
+
+        // Accounts and their users.
+        let t = now();
+        let accounts_dir = op_dir.join("accounts");
+        let mut accounts: Vec<AccountIn> = Vec::new();
+        for dir_name in entries(&accounts_dir, false)? {
+            let acc_dir = accounts_dir.join(&dir_name);
+            let jwt_path = acc_dir.join(format!("{dir_name}.jwt"));
+            let entity = format!("account {dir_name}");
+            let Ok(text) = std::fs::read_to_string(&jwt_path) else {
+                problems.push(NotCarried {
+                    entity,
+                    issue: format!("no {dir_name}.jwt in {}: skipped", acc_dir.display()),
+                });
+                continue;
+            };
+            let jwt = text.trim().to_string();
+            let claims = match decode::<Account>(&jwt) {
+                Ok(c) => c,
+                Err(e) => {
+                    problems.push(NotCarried {
+                        entity,
+                        issue: format!("not a valid account JWT ({e}): skipped"),
+                    });
+                    continue;
+                }
+            };
+            if !op_claims.did_sign(&claims.iss, &claims.sub) {
+                problems.push(NotCarried {
+                    entity,
+                    issue: format!(
+                        "signed by {}, which the operator does not trust: skipped",
+                        claims.iss
+                    ),
+                });
+                continue;
+            }
+            let name = match AccountName::parse(&claims.name, NameCase::Any) {
+                Ok(n) => n,
+                Err(e) => {
+                    problems.push(NotCarried {
+                        entity,
+                        issue: format!("name {:?} cannot be used ({e}): skipped", claims.name),
+                    });
+                    continue;
+                }
+            };
+            if name.as_str() != dir_name {
+                problems.push(NotCarried {
+                    entity: entity.clone(),
+                    issue: format!(
+                        "directory name differs from the JWT's name {name:?}; imported as {name}"
+                    ),
+                });
+            }
+            let entity = format!("account {name}");
+            let spec = decompile_account(&claims);
+            for issue in spec.not_carried {
+                problems.push(NotCarried {
+                    entity: entity.clone(),
+                    issue: format!("{issue}: kept in the stored JWT, lost when Warden re-signs it"),
+                });
+            }
+            for field in unknown_fields(&jwt, &claims) {
+                problems.push(NotCarried {
+                    entity: entity.clone(),
+                    issue: format!("unknown claim field {field}: lost when Warden re-signs it"),
+                });
+            }
+            let seed = ks.get(&claims.sub, None);
+            if seed.is_none() {
+                problems.push(NotCarried {
+                    entity: entity.clone(),
+                    issue: "account seed not in the keystore: Warden cannot issue or re-issue its users".into(),
+                });
+            }
+            let mut signing_seeds = Vec::new();
+            for k in &claims.nats.signing_keys {
+                match ks.get(k.key().as_str(), None) {
+                    Some(kp) => signing_seeds.push(kp),
+                    None => problems.push(NotCarried {
+                        entity: entity.clone(),
+                        issue: format!(
+                            "seed of account signing key {} not in the keystore",
+                            k.key()
+                        ),
+                    }),
+                }
+            }
+            let signing_keys = claims.nats.signing_keys.len();
+            let mut users = Vec::new();
+            let users_dir = acc_dir.join("users");
+            for file in entries(&users_dir, true)? {
+                let entity = format!("user {name}/{file}");
+                let path = users_dir.join(format!("{file}.jwt"));
+                let jwt = read_text(&path)?.trim().to_string();
+                let uc = match decode::<User>(&jwt) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        problems.push(NotCarried {
+                            entity,
+                            issue: format!("not a valid user JWT ({e}): skipped"),
+                        });
+                        continue;
+                    }
+                };
+                let issues = claims.check_user(&uc);
+                if !issues.is_empty() {
+                    let list: Vec<String> = issues.iter().map(|i| i.to_string()).collect();
+                    problems.push(NotCarried {
+                        entity,
+                        issue: format!("not valid for this account ({}): skipped", list.join("; ")),
+                    });
+                    continue;
+                }
+                let uname = match UserName::parse(&uc.name, NameCase::Any) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        problems.push(NotCarried {
+                            entity,
+                            issue: format!("name {:?} cannot be used ({e}): skipped", uc.name),
+                        });
+                        continue;
+                    }
+                };
+                let entity = format!("user {name}/{uname}");
+                let uspec = decompile_user(&uc);
+                for issue in uspec.not_carried {
+                    problems.push(NotCarried {
+                        entity: entity.clone(),
+                        issue: format!(
+                            "{issue}: kept in the stored JWT, lost when Warden re-signs it"
+                        ),
+                    });
+                }
+                for field in unknown_fields(&jwt, &uc) {
+                    problems.push(NotCarried {
+                        entity: entity.clone(),
+                        issue: format!("unknown claim field {field}: lost when Warden re-signs it"),
+                    });
+                }
+                let creds = keys_dir
+                    .join("creds")
+                    .join(&op_name_raw)
+                    .join(&dir_name)
+                    .join(format!("{file}.creds"));
+                let useed = ks.get(&uc.sub, Some(&creds));
+                if useed.is_none() {
+                    problems.push(NotCarried {
+                        entity: entity.clone(),
+                        issue: "user seed not in the keystore: no creds can be made for it".into(),
+                    });
+                }
+                let signed_by_key = uc.iss != claims.sub;
+                if let Some(nats_jwt::SigningKey::Scoped(scope)) = claims.nats.signing_key(&uc.iss)
+                {
+                    problems.push(NotCarried {
+                        entity: entity.clone(),
+                        issue: format!(
+                            "signed by scoped signing key {} (role {:?}): its permissions come from the scope's template, which Warden's user spec does not express; re-issued by Warden it would have none",
+                            uc.iss, scope.role
+                        ),
+                    });
+                }
+                if signed_by_key
+                    && !signing_seeds
+                        .iter()
+                        .any(|k| k.public_key().as_str() == uc.iss)
+                {
+                    problems.push(NotCarried {
+                        entity: entity.clone(),
+                        issue: format!(
+                            "signed by account signing key {} whose seed is not in the keystore (the JWT is kept; Warden re-issues with the account key)",
+                            uc.iss
+                        ),
+                    });
+                }
+                let upk: nats_jwt::UserPublicKey = uc.sub.parse().map_err(OpsError::from)?;
+                let revoked_at = ["*", uc.sub.as_str()]
+                    .iter()
+                    .filter_map(|k| claims.nats.revocations.get(*k))
+                    .copied()
+                    .filter(|_| claims.nats.is_revoked(&upk, uc.iat))
+                    .max();
+                users.push(UserIn {
+                    row: UserRow {
+                        public_key: uc.sub.clone(),
+                        account: claims.sub.clone(),
+                        name: uname.to_string(),
+                        spec: to_json(&uspec.spec)?,
+                        jwt,
+                        signing_key: signed_by_key.then(|| uc.iss.clone()),
+                        revoked_at,
+                        created_at: t,
+                        updated_at: t,
+                    },
+                    name: uname,
+                    seed: useed,
+                });
+            }
+            accounts.push(AccountIn {
+                row: AccountRow {
+                    public_key: claims.sub.clone(),
+                    operator: op_pk.clone(),
+                    name: name.to_string(),
+                    spec: to_json(&spec.spec)?,
+                    jwt,
+                    created_at: t,
+                    updated_at: t,
+                },
+                name,
+                claims,
+                seed,
+                signing_seeds,
+                signing_keys,
+                users,
+            });
+        }
+        if !accounts.iter().any(|a| a.claims.sub == system_account) {
+            return Err(NscError::Invalid(format!(
+                "the operator's system account {system_account} is not in the store (accounts/<name>/<name>.jwt); Warden needs it"
+            )));
+        }
+        let mut seen = BTreeSet::new();
+        for a in &accounts {
+            if !seen.insert(a.name.as_str().to_string()) {
+                return Err(NscError::Invalid(format!(
+                    "two accounts are named {}; names must be unique",
+                    a.name
+                )));
+            }
+        }
+        let sys_named = accounts
+            .iter()
+            .find(|a| a.claims.sub == system_account)
+            .map(|a| a.name.to_string())
+            .unwrap_or_default();
+        if sys_named != warden_core::names::SYSTEM_ACCOUNT {
+            problems.push(NotCarried {
+                entity: format!("account {sys_named}"),
+                issue: format!(
+                    "the system account is not named {}: `warden push` and `serve` look for {}/{}",
+                    warden_core::names::SYSTEM_ACCOUNT,
+                    warden_core::names::SYSTEM_ACCOUNT,
+                    warden_core::names::SYSTEM_USER
+                ),
+            });
+        }
+        problems.append(&mut ks.problems);
+        problems.sort();
+        problems.dedup();
+
+        // One transaction: refuse a store that holds anything, then write it all.
+        let naming = NamingPolicy {
+            operator: NameCase::Any,
+            account: NameCase::Any,
+            user: NameCase::Any,
+        };
+        let counts = self.store.counts().await.map_err(OpsError::from)?;
+        let mut tx = self.store.begin().await.map_err(OpsError::from)?;
+        if tx.operator().await.map_err(OpsError::from)?.is_some()
+            || counts.accounts > 0
+            || counts.users > 0
+            || counts.nkeys > 0
+        {
+            return Err(NscError::Ops(OpsError::Conflict(format!(
+                "the Warden store {} is not empty; import nsc only into an empty store (use another --data-dir or --database-url)",
+                self.store.url_redacted()
+            ))));
+        }
+        let mut seeds = 0usize;
+        if let Some(kp) = &op_seed {
+            seeds += put_new(&mut tx, kp, "operator").await?;
+        }
+        for kp in &op_signing_seeds {
+            seeds += put_new(&mut tx, kp, "operator").await?;
+        }
+        let op_row = OperatorRow {
+            public_key: op_pk.clone(),
+            name: op_name.to_string(),
+            signing_key: signing_key.clone(),
+            system_account: system_account.clone(),
+            jwt: op_jwt,
+            created_at: t,
+            updated_at: t,
+        };
+        tx.insert_operator(&op_row).await.map_err(OpsError::from)?;
+        tx.set_meta(META_NAMING, &json!(naming).to_string())
+            .await
+            .map_err(OpsError::from)?;
+        let mut imported = Vec::new();
+        let mut user_total = 0;
+        let total: usize = accounts.iter().map(|a| 1 + a.users.len()).sum();
+        let bar = progress;
+        bar.start(total as u64, "import");
+        for a in &accounts {
+            if let Some(kp) = &a.seed {
+                seeds += put_new(&mut tx, kp, "account").await?;
+            }
+            for kp in &a.signing_seeds {
+                seeds += put_new(&mut tx, kp, "account").await?;
+            }
+            tx.insert_account(&a.row).await.map_err(OpsError::from)?;
+            bar.advance(1);
+            tx.enqueue(TOPIC_ACCOUNT_UPDATE, &a.row.public_key)
+                .await
+                .map_err(OpsError::from)?;
+            let mut user_seeds = 0;
+            for u in &a.users {
+                if let Some(kp) = &u.seed {
+                    seeds += put_new(&mut tx, kp, "user").await?;
+                    user_seeds += 1;
+                }
+                tx.insert_user(&u.row).await.map_err(|e| {
+                    crate::conflict(e, || {
+                        format!("user {} appears twice in account {}", u.name, a.name)
+                    })
+                })?;
+                bar.advance(1);
+            }
+            user_total += a.users.len();
+            imported.push(ImportedAccount {
+                name: a.row.name.clone(),
+                public_key: a.row.public_key.clone(),
+                system: a.row.public_key == system_account,
+                seed: a.seed.is_some(),
+                signing_keys: a.signing_keys,
+                signing_key_seeds: a.signing_seeds.len(),
+                users: a.users.len(),
+                user_seeds,
+                revoked_users: a
+                    .users
+                    .iter()
+                    .filter(|u| u.row.revoked_at.is_some())
+                    .count(),
+            });
+        }
+        let summary: BTreeMap<&str, serde_json::Value> = BTreeMap::from([
+            ("store", json!(op_dir.display().to_string())),
+            ("operator", json!(op_row.name)),
+            ("signing_key", json!(signing_key)),
+            ("system_account", json!(system_account)),
+            (
+                "accounts",
+                json!(imported.iter().map(|a| &a.name).collect::<Vec<_>>()),
+            ),
+            ("users", json!(user_total)),
+            ("seeds", json!(seeds)),
+            ("naming", json!(naming)),
+            ("not_carried", json!(problems.len())),
+        ]);
+        tx.record(self.event("nsc.import", "operator", &op_pk, json!(summary)))
+            .await?;
+        tx.commit().await.map_err(OpsError::from)?;
+        bar.finish();
+        self.settings.naming = naming;
+        Ok(ImportReport {
+            store: op_dir,
+            keystore: keys_dir,
+            operator: op_row.name,
+            operator_public_key: op_pk,
+            signing_key,
+            system_account,
+            accounts: imported,
+            users: user_total,
+            seeds,
+            naming,
+            not_carried: problems,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_are_found_and_empty_ones_ignored() {
+        let raw = json!({"iss": "A", "nats": {"pub": {"allow": []}, "trace": {"dest": "t"},
+            "exports": [{"subject": "a", "allow_trace": true}], "zero": 0}});
+        let kept = json!({"iss": "A", "nats": {"pub": {}, "exports": [{"subject": "a"}]}});
+        let mut out = Vec::new();
+        diff(&raw, &kept, "", &mut out);
+        assert_eq!(out, vec!["nats.exports[0].allow_trace", "nats.trace"]);
+    }
+
+    #[test]
+    fn a_stores_root_with_two_operators_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for op in ["A", "B"] {
+            std::fs::create_dir_all(dir.path().join(op)).unwrap();
+            std::fs::write(dir.path().join(op).join(".nsc"), "{}").unwrap();
+        }
+        let err = operator_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("2 operators"), "{err}");
+        assert_eq!(
+            operator_dir(&dir.path().join("A")).unwrap(),
+            dir.path().join("A")
+        );
+    }
+}

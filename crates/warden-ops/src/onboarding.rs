@@ -1,0 +1,711 @@
+//! `warden onboarding`: packages that bring a tenant's collector online, and the
+//! [`Warden`] methods every surface calls: [`Warden::create_package`],
+//! [`Warden::list_packages`], [`Warden::package`], [`Warden::revoke_package`] and
+//! [`Warden::download_package`].
+//!
+//! A package is one `.tar.gz` for one collector component at one site of one tenant: the
+//! collector's creds (a new user in the tenant account, publishing only the component's
+//! subjects), a client certificate and key from the tenant's own CA (made and sealed on
+//! first use), the CA certificate, a TOML config and an `install.sh`. It is handed out
+//! once, with a one-time download token whose secret is stored only as a hash; the
+//! archive itself is kept sealed until that download (or a revoke) and then dropped.
+//! States: `issued` → `delivered` (downloaded) → `activated` (first connection observed by
+//! `warden serve`, see [`crate::observe`]); `revoked` cuts the collector off (its user
+//! revoked in the tenant account and pushed; the certificate recorded as revoked).
+//! Every change and every refused download is one transaction with its ledger event.
+
+use rand::RngCore as _;
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use warden_core::onboarding::{
+    CollectorConfig, CollectorNames, Component, DEFAULT_INSTALL_ROOT, DownloadToken,
+    PACKAGE_ID_CHARS, PACKAGE_ID_PREFIX, PackageState, SECRET_CHARS, SiteName, check_install_dir,
+    check_nats_url, files,
+};
+use warden_core::tenant::{TenantSettings, TenantSlug};
+use warden_store::{AccountRow, PackageRow, TenantCaRow, TenantRow, Tx, Zeroizing};
+
+use crate::{OpsError, Record, Result, Warden, now};
+
+/// Longest life of a download token (30 days).
+pub const MAX_TOKEN_SECS: i64 = 30 * 86_400;
+/// Validity of a client certificate (about two years).
+pub const CLIENT_CERT_DAYS: i64 = 730;
+/// Validity of a tenant CA (about ten years).
+pub const CA_DAYS: i64 = 3650;
+
+/// A package's client certificate as shown.
+#[derive(Clone, Debug, Serialize)]
+pub struct CertView {
+    /// Subject common name: `<component>.<site>.<slug>`.
+    pub common_name: String,
+    /// URI SAN: `warden://tenant/<slug>/<component>/<site>`.
+    pub uri: String,
+    /// Serial number, hex.
+    pub serial: String,
+    /// SHA-256 of the certificate (DER), hex.
+    pub fingerprint: String,
+    /// End of validity, unix seconds.
+    pub not_after: i64,
+    /// Whether it is revoked (with its package).
+    pub revoked: bool,
+}
+
+/// A package as every surface shows it (never its token or archive).
+#[derive(Clone, Debug, Serialize)]
+pub struct PackageView {
+    /// `pkg_…`.
+    pub id: String,
+    /// Tenant slug.
+    pub tenant: String,
+    /// Collector component.
+    pub component: String,
+    /// Site.
+    pub site: String,
+    /// `issued`, `delivered`, `activated` or `revoked`.
+    pub state: String,
+    /// Its collector user (in the tenant account).
+    pub user: String,
+    /// That user's public key.
+    pub user_key: String,
+    /// Subjects the collector publishes (tenant-local).
+    pub subjects: Vec<String>,
+    /// The client certificate.
+    pub certificate: CertView,
+    /// When the download token expires.
+    pub token_expires_at: i64,
+    /// Whether the token can still be used (issued and unexpired).
+    pub token_usable: bool,
+    /// Made.
+    pub issued_at: i64,
+    /// Downloaded.
+    pub delivered_at: Option<i64>,
+    /// First connection observed.
+    pub activated_at: Option<i64>,
+    /// Revoked.
+    pub revoked_at: Option<i64>,
+    /// Refused download attempts (each also in the ledger).
+    pub refused_downloads: i64,
+    /// Last refused attempt.
+    pub last_refused_at: Option<i64>,
+}
+
+fn view(row: PackageRow) -> PackageView {
+    let component = row.component.parse::<Component>().ok();
+    let subjects = component
+        .map(|c| c.subjects().iter().map(|s| s.to_string()).collect())
+        .unwrap_or_default();
+    let t = now();
+    PackageView {
+        certificate: CertView {
+            common_name: format!("{}.{}.{}", row.component, row.site, row.tenant),
+            uri: format!(
+                "warden://tenant/{}/{}/{}",
+                row.tenant, row.component, row.site
+            ),
+            serial: row.cert_serial,
+            fingerprint: row.cert_fingerprint,
+            not_after: row.cert_not_after,
+            revoked: row.revoked_at.is_some(),
+        },
+        token_usable: row.state == PackageState::Issued.as_str() && t < row.token_expires_at,
+        id: row.id,
+        tenant: row.tenant,
+        component: row.component,
+        site: row.site,
+        state: row.state,
+        user: row.user_name,
+        user_key: row.user_key,
+        subjects,
+        token_expires_at: row.token_expires_at,
+        issued_at: row.issued_at,
+        delivered_at: row.delivered_at,
+        activated_at: row.activated_at,
+        revoked_at: row.revoked_at,
+        refused_downloads: row.refused_downloads,
+        last_refused_at: row.last_refused_at,
+    }
+}
+
+/// What a package is made for.
+#[derive(Clone, Debug)]
+pub struct NewPackage {
+    /// Tenant slug.
+    pub tenant: String,
+    /// Component name.
+    pub component: String,
+    /// Site name.
+    pub site: String,
+    /// When the download token expires (unix seconds; must be in the future).
+    pub token_expires_at: i64,
+    /// The NATS URL the collector is given.
+    pub nats_url: String,
+    /// Where `install.sh` puts the files by default (absolute; default
+    /// `/etc/warden/collectors/<component>-<site>`).
+    pub install_dir: Option<String>,
+}
+
+/// A package just made: shown once.
+pub struct IssuedPackage {
+    /// The package.
+    pub package: PackageView,
+    /// The one-time download token (a secret: shown once, stored as a hash only).
+    pub token: Zeroizing<String>,
+    /// The archive (holds the creds and client key).
+    pub archive: Zeroizing<Vec<u8>>,
+    /// A file name for it.
+    pub file_name: String,
+}
+
+/// A package handed out by [`Warden::download_package`].
+pub struct Download {
+    /// The package, now `delivered`.
+    pub package: PackageView,
+    /// The archive.
+    pub archive: Zeroizing<Vec<u8>>,
+    /// A file name for it.
+    pub file_name: String,
+}
+
+/// Why a download was refused. Each refusal that names a package is recorded (ledger
+/// event `onboarding.download_refused` and the package's `refused_downloads`).
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    /// No token was given.
+    #[error(
+        "no download token: send it in the X-Warden-Download-Token header or a JSON body {{\"token\": \"…\"}}"
+    )]
+    Missing,
+    /// Not a token, no such package, or the wrong secret.
+    #[error("invalid download token")]
+    Invalid,
+    /// The token was used already (the package is delivered or activated).
+    #[error("this download token was already used: package {0} is {1}")]
+    Used(String, String),
+    /// The token expired.
+    #[error("this download token expired at {1} (package {0}); make a new package")]
+    Expired(String, i64),
+    /// The package was revoked.
+    #[error("package {0} is revoked")]
+    Revoked(String),
+    /// Warden failed.
+    #[error(transparent)]
+    Ops(#[from] OpsError),
+}
+
+impl From<warden_store::StoreError> for DownloadError {
+    fn from(e: warden_store::StoreError) -> Self {
+        DownloadError::Ops(e.into())
+    }
+}
+
+fn invalid(e: impl std::fmt::Display) -> OpsError {
+    OpsError::Invalid(e.to_string())
+}
+
+fn random_base32(bytes: usize) -> String {
+    let mut buf = Zeroizing::new(vec![0u8; bytes]);
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    data_encoding::BASE32_NOPAD
+        .encode(&buf)
+        .to_ascii_lowercase()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(bytes)
+}
+
+fn tenant_account_of(settings: &TenantSettings, slug: &TenantSlug) -> Result<String> {
+    Ok(settings.account_name(slug).map_err(invalid)?.to_string())
+}
+
+async fn tenant_row(tx: &mut Tx<'_>, slug: &TenantSlug) -> Result<TenantRow> {
+    tx.tenant(slug.as_str())
+        .await?
+        .ok_or_else(|| OpsError::NotFound(format!("tenant {slug}")))
+}
+
+async fn account_of(tx: &mut Tx<'_>, row: &TenantRow) -> Result<AccountRow> {
+    tx.account(&row.account_key)
+        .await?
+        .ok_or_else(|| OpsError::NotFound(format!("account of tenant {}", row.slug)))
+}
+
+// ---------------------------------------------------------------------------------------
+// Certificates (rcgen)
+// ---------------------------------------------------------------------------------------
+
+fn cert_error(e: rcgen::Error) -> OpsError {
+    OpsError::Jwt(format!("certificate: {e}"))
+}
+
+fn offset(unix: i64) -> Result<time::OffsetDateTime> {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .map_err(|e| OpsError::Jwt(format!("certificate time: {e}")))
+}
+
+/// A new tenant CA: self-signed, may sign end-entity certificates only.
+fn make_ca(slug: &TenantSlug, at: i64) -> Result<(String, Zeroizing<String>, String)> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let key = KeyPair::generate().map_err(cert_error)?;
+    let mut p = CertificateParams::default();
+    p.distinguished_name
+        .push(DnType::CommonName, format!("Warden tenant CA {slug}"));
+    p.distinguished_name
+        .push(DnType::OrganizationName, "Warden");
+    p.distinguished_name
+        .push(DnType::OrganizationalUnitName, format!("tenant {slug}"));
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    p.not_before = offset(at - 60)?;
+    p.not_after = offset(at + CA_DAYS * 86_400)?;
+    p.serial_number = Some(random_serial());
+    let cert = p.self_signed(&key).map_err(cert_error)?;
+    let fingerprint = hex(&Sha256::digest(cert.der()));
+    Ok((cert.pem(), Zeroizing::new(key.serialize_pem()), fingerprint))
+}
+
+fn random_serial() -> rcgen::SerialNumber {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    // A positive DER integer: top bit clear, and not starting with a zero byte.
+    bytes[0] = (bytes[0] & 0x7f) | 0x40;
+    rcgen::SerialNumber::from_slice(&bytes)
+}
+
+/// A client certificate and key signed by the tenant CA.
+struct ClientCert {
+    pem: String,
+    key_pem: Zeroizing<String>,
+    serial: String,
+    fingerprint: String,
+    not_after: i64,
+}
+
+fn make_client_cert(
+    names: &CollectorNames,
+    slug: &TenantSlug,
+    ca_pem: &str,
+    ca_key_pem: &str,
+    at: i64,
+) -> Result<ClientCert> {
+    use rcgen::{
+        CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+        SanType,
+    };
+    let ca_key = KeyPair::from_pem(ca_key_pem).map_err(cert_error)?;
+    let issuer = Issuer::from_ca_cert_pem(ca_pem, ca_key).map_err(cert_error)?;
+    let key = KeyPair::generate().map_err(cert_error)?;
+    let mut p = CertificateParams::default();
+    p.distinguished_name
+        .push(DnType::CommonName, names.common_name.clone());
+    p.distinguished_name
+        .push(DnType::OrganizationName, "Warden");
+    p.distinguished_name
+        .push(DnType::OrganizationalUnitName, format!("tenant {slug}"));
+    p.subject_alt_names = vec![
+        SanType::URI(names.uri.clone().try_into().map_err(cert_error)?),
+        SanType::DnsName(names.common_name.clone().try_into().map_err(cert_error)?),
+    ];
+    p.is_ca = IsCa::ExplicitNoCa;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    p.use_authority_key_identifier_extension = true;
+    let serial = random_serial();
+    let serial_hex = hex(serial.as_ref());
+    p.serial_number = Some(serial);
+    let not_after = at + CLIENT_CERT_DAYS * 86_400;
+    p.not_before = offset(at - 60)?;
+    p.not_after = offset(not_after)?;
+    let cert = p.signed_by(&key, &issuer).map_err(cert_error)?;
+    Ok(ClientCert {
+        fingerprint: hex(&Sha256::digest(cert.der())),
+        pem: cert.pem(),
+        key_pem: Zeroizing::new(key.serialize_pem()),
+        serial: serial_hex,
+        not_after,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// The archive (tar + gzip)
+// ---------------------------------------------------------------------------------------
+
+/// Packs `entries` (name, contents, mode) under `dir/` as a `.tar.gz`; times are `mtime`.
+fn pack(dir: &str, entries: &[(&str, &[u8], u32)], mtime: u64) -> std::io::Result<Vec<u8>> {
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+    use tar::{EntryType, Header};
+    let mut tar = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::default()));
+    let mut h = Header::new_ustar();
+    h.set_entry_type(EntryType::Directory);
+    h.set_mode(0o700);
+    h.set_size(0);
+    h.set_mtime(mtime);
+    h.set_cksum();
+    tar.append_data(&mut h, format!("{dir}/"), std::io::empty())?;
+    for (name, data, mode) in entries {
+        let mut h = Header::new_ustar();
+        h.set_entry_type(EntryType::Regular);
+        h.set_mode(*mode);
+        h.set_size(data.len() as u64);
+        h.set_mtime(mtime);
+        h.set_cksum();
+        tar.append_data(&mut h, format!("{dir}/{name}"), *data)?;
+    }
+    tar.into_inner()?.finish()
+}
+
+impl Warden {
+    /// Makes a package: the collector user in the tenant account, the tenant CA (first
+    /// time), a client certificate, config, install script and archive; one transaction
+    /// with the ledger events. Returns it with its one-time download token.
+    pub async fn create_package(&self, req: &NewPackage) -> Result<IssuedPackage> {
+        let settings = self.tenant_settings().await?;
+        let slug = settings.parse_slug(&req.tenant).map_err(invalid)?;
+        let component: Component = req.component.parse().map_err(invalid)?;
+        let site = SiteName::parse(&req.site).map_err(invalid)?;
+        let names = CollectorNames::new(&slug, component, &site).map_err(invalid)?;
+        let subjects = component
+            .subjects_in(&settings.catalogue)
+            .map_err(invalid)?;
+        let nats_url = check_nats_url(&req.nats_url).map_err(invalid)?;
+        let install_dir = match &req.install_dir {
+            Some(d) => check_install_dir(d).map_err(invalid)?,
+            None => format!("{DEFAULT_INSTALL_ROOT}/{}", names.dir),
+        };
+        let at = now();
+        if req.token_expires_at <= at {
+            return Err(OpsError::Invalid(
+                "the download token must expire in the future".into(),
+            ));
+        }
+        if req.token_expires_at > at + MAX_TOKEN_SECS {
+            return Err(OpsError::Invalid(format!(
+                "the download token may live at most {} days",
+                MAX_TOKEN_SECS / 86_400
+            )));
+        }
+
+        let mut tx = self.store.begin().await?;
+        self.operator_row(&mut tx).await?;
+        let trow = tenant_row(&mut tx, &slug).await?;
+        if trow.state != "active" {
+            return Err(OpsError::Conflict(format!(
+                "tenant {slug} is {}: resume it first",
+                trow.state
+            )));
+        }
+        let acc = account_of(&mut tx, &trow).await?;
+
+        // The collector publishes only its component's subjects (and may send the
+        // catalogue's requests); it sees only its inbox.
+        let mut spec = settings.tenant_user_spec().map_err(invalid)?;
+        let mut allow = Vec::new();
+        for s in subjects.iter().chain(&settings.catalogue.requests) {
+            allow.push(nats_jwt::Subject::new(s).map_err(invalid)?);
+        }
+        spec.permissions.publish.allow = allow;
+        let user = self.create_user(&mut tx, &acc, &names.user, spec).await?;
+        let seed = nats_jwt::Seed::parse(&tx.seed(&user.public_key).await?)?;
+        let creds = Zeroizing::new(
+            nats_jwt::format_user_creds(&user.jwt, &seed)
+                .map_err(|e| OpsError::Jwt(e.to_string()))?,
+        );
+
+        let ca = self.ensure_tenant_ca(&mut tx, &slug, at).await?;
+        let ca_key = tx.tenant_ca_key(slug.as_str()).await?;
+        let cert = make_client_cert(&names, &slug, &ca.cert_pem, &ca_key, at)?;
+
+        let id = format!("{PACKAGE_ID_PREFIX}{}", random_base32(10));
+        debug_assert_eq!(id.len(), PACKAGE_ID_PREFIX.len() + PACKAGE_ID_CHARS);
+        let secret = Zeroizing::new(random_base32(32));
+        debug_assert_eq!(secret.len(), SECRET_CHARS);
+        let token = DownloadToken::new(&id, &secret)
+            .ok_or_else(|| OpsError::Jwt("generated token has the wrong shape".into()))?;
+
+        let config = CollectorConfig {
+            package_id: id.clone(),
+            tenant_slug: slug.to_string(),
+            component,
+            site: site.to_string(),
+            nats_url,
+            nats_user: names.user.to_string(),
+            subjects: subjects.clone(),
+            install_dir,
+        };
+        let toml = config.to_toml();
+        let install = config.install_script();
+        let archive = Zeroizing::new(
+            pack(
+                &names.dir,
+                &[
+                    (files::CONFIG, toml.as_bytes(), 0o600),
+                    (files::CREDS, creds.as_bytes(), 0o600),
+                    (files::KEY, cert.key_pem.as_bytes(), 0o600),
+                    (files::CERT, cert.pem.as_bytes(), 0o644),
+                    (files::CA, ca.cert_pem.as_bytes(), 0o644),
+                    (files::INSTALL, install.as_bytes(), 0o700),
+                ],
+                at.max(0) as u64,
+            )
+            .map_err(|e| OpsError::Jwt(format!("cannot pack the archive: {e}")))?,
+        );
+
+        let row = PackageRow {
+            id: id.clone(),
+            tenant: slug.to_string(),
+            component: component.to_string(),
+            site: site.to_string(),
+            user_name: names.user.to_string(),
+            user_key: user.public_key.clone(),
+            cert_serial: cert.serial.clone(),
+            cert_fingerprint: cert.fingerprint.clone(),
+            cert_not_after: cert.not_after,
+            state: PackageState::Issued.to_string(),
+            token_hash: token.hash(),
+            token_expires_at: req.token_expires_at,
+            issued_at: at,
+            delivered_at: None,
+            activated_at: None,
+            revoked_at: None,
+            refused_downloads: 0,
+            last_refused_at: None,
+            updated_at: at,
+        };
+        tx.insert_package(&row, &archive).await?;
+        tx.record(self.event(
+            "onboarding.create",
+            "onboarding_package",
+            &id,
+            json!({
+                "tenant": row.tenant, "component": row.component, "site": row.site,
+                "account": acc.name, "user": row.user_name, "user_key": row.user_key,
+                "cert_serial": row.cert_serial, "cert_fingerprint": row.cert_fingerprint,
+                "token_expires_at": row.token_expires_at,
+            }),
+        ))
+        .await?;
+        tx.commit().await?;
+        let file_name = format!("{}-{}.tar.gz", row.tenant, names.dir);
+        Ok(IssuedPackage {
+            package: view(row),
+            token: Zeroizing::new(token.expose()),
+            archive,
+            file_name,
+        })
+    }
+
+    /// The tenant's CA, made (and its key sealed) on first use.
+    async fn ensure_tenant_ca(
+        &self,
+        tx: &mut Tx<'_>,
+        slug: &TenantSlug,
+        at: i64,
+    ) -> Result<TenantCaRow> {
+        if let Some(ca) = tx.tenant_ca(slug.as_str()).await? {
+            return Ok(ca);
+        }
+        let (cert_pem, key_pem, fingerprint) = make_ca(slug, at)?;
+        let row = TenantCaRow {
+            slug: slug.to_string(),
+            cert_pem,
+            fingerprint,
+            created_at: at,
+        };
+        tx.insert_tenant_ca(&row, &key_pem).await?;
+        tx.record(self.event(
+            "tenant.ca.create",
+            "tenant",
+            slug.as_str(),
+            json!({"fingerprint": row.fingerprint}),
+        ))
+        .await?;
+        Ok(row)
+    }
+
+    /// The tenant's CA certificate (PEM), if it has one.
+    pub async fn tenant_ca_pem(&self, slug: &str) -> Result<Option<String>> {
+        let slug = self
+            .tenant_settings()
+            .await?
+            .parse_slug(slug)
+            .map_err(invalid)?;
+        let mut tx = self.store.begin().await?;
+        Ok(tx.tenant_ca(slug.as_str()).await?.map(|c| c.cert_pem))
+    }
+
+    /// Every package, or a tenant's.
+    pub async fn list_packages(&self, tenant: Option<&str>) -> Result<Vec<PackageView>> {
+        let tenant = match tenant {
+            Some(t) => Some(
+                self.tenant_settings()
+                    .await?
+                    .parse_slug(t)
+                    .map_err(invalid)?
+                    .to_string(),
+            ),
+            None => None,
+        };
+        Ok(self
+            .store
+            .packages(tenant.as_deref())
+            .await?
+            .into_iter()
+            .map(view)
+            .collect())
+    }
+
+    /// One package.
+    pub async fn package(&self, id: &str) -> Result<PackageView> {
+        self.store
+            .package(id.trim())
+            .await?
+            .map(view)
+            .ok_or_else(|| OpsError::NotFound(format!("onboarding package {id}")))
+    }
+
+    /// Revokes a package: its collector user is revoked in the tenant account (re-signed
+    /// and queued for the push, which closes its connections), its certificate recorded
+    /// as revoked, its archive (if still held) dropped.
+    pub async fn revoke_package(&self, id: &str) -> Result<PackageView> {
+        let settings = self.tenant_settings().await?;
+        let mut tx = self.store.begin().await?;
+        let op = self.operator_row(&mut tx).await?;
+        let mut row = tx
+            .package(id.trim())
+            .await?
+            .ok_or_else(|| OpsError::NotFound(format!("onboarding package {id}")))?;
+        if row.state == PackageState::Revoked.as_str() {
+            return Err(OpsError::Conflict(format!(
+                "onboarding package {} is already revoked",
+                row.id
+            )));
+        }
+        let slug = TenantSlug::parse(&row.tenant).map_err(invalid)?;
+        let account = tenant_account_of(&settings, &slug)?;
+        let mut acc = self.account_row(&mut tx, &op, &account).await?;
+        let at = self
+            .revoke_in_account(&mut tx, &op, &mut acc, &row.user_key)
+            .await?;
+        if let Some(mut user) = tx.user(&row.user_key).await?
+            && user.revoked_at.is_none()
+        {
+            user.revoked_at = Some(at);
+            user.updated_at = at;
+            tx.update_user(&user).await?;
+        }
+        let from = row.state.clone();
+        row.state = PackageState::Revoked.to_string();
+        row.revoked_at = Some(at);
+        row.updated_at = at;
+        if !tx.update_package(&row, &from, true).await? {
+            return Err(OpsError::Conflict(format!(
+                "onboarding package {} changed meanwhile; try again",
+                row.id
+            )));
+        }
+        tx.record(self.event(
+            "onboarding.revoke",
+            "onboarding_package",
+            &row.id,
+            json!({
+                "tenant": row.tenant, "account": acc.name, "user": row.user_name,
+                "user_key": row.user_key, "cert_serial": row.cert_serial,
+                "cert_fingerprint": row.cert_fingerprint, "revoked_at": at, "was": from,
+            }),
+        ))
+        .await?;
+        tx.commit().await?;
+        Ok(view(row))
+    }
+
+    /// Hands out a package for its one-time token: the first valid use returns the
+    /// archive and marks the package `delivered` (the archive is then dropped); a used,
+    /// expired, revoked or wrong token is refused, and the refusal recorded against the
+    /// package it names (ledger event and counter).
+    pub async fn download_package(
+        &self,
+        token: &str,
+        source: &str,
+    ) -> Result<Download, DownloadError> {
+        if token.trim().is_empty() {
+            return Err(DownloadError::Missing);
+        }
+        let Some(token) = DownloadToken::parse(token) else {
+            return Err(DownloadError::Invalid);
+        };
+        let mut tx = self.store.begin().await?;
+        let Some(mut row) = tx.package(token.package_id()).await? else {
+            return Err(DownloadError::Invalid);
+        };
+        let at = now();
+        let refusal = if !token.matches(&row.token_hash) {
+            Some(("wrong token", DownloadError::Invalid))
+        } else if row.state == PackageState::Revoked.as_str() {
+            Some(("revoked", DownloadError::Revoked(row.id.clone())))
+        } else if row.state != PackageState::Issued.as_str() {
+            Some((
+                "already used",
+                DownloadError::Used(row.id.clone(), row.state.clone()),
+            ))
+        } else if at >= row.token_expires_at {
+            Some((
+                "expired",
+                DownloadError::Expired(row.id.clone(), row.token_expires_at),
+            ))
+        } else {
+            None
+        };
+        let state = row.state.clone();
+        if let Some((reason, err)) = refusal {
+            row.refused_downloads += 1;
+            row.last_refused_at = Some(at);
+            row.updated_at = at;
+            if tx.update_package(&row, &state, false).await? {
+                tx.record(self.event(
+                    "onboarding.download_refused",
+                    "onboarding_package",
+                    &row.id,
+                    json!({"reason": reason, "state": state, "source": source, "attempt": row.refused_downloads}),
+                ))
+                .await
+                .map_err(DownloadError::Ops)?;
+                tx.commit().await?;
+            }
+            tracing::info!(package = %row.id, reason, source, "onboarding download refused");
+            return Err(err);
+        }
+        let archive = tx
+            .package_archive(&row.id)
+            .await?
+            .ok_or_else(|| DownloadError::Used(row.id.clone(), row.state.clone()))?;
+        row.state = PackageState::Delivered.to_string();
+        row.delivered_at = Some(at);
+        row.updated_at = at;
+        if !tx.update_package(&row, &state, true).await? {
+            // Someone else used it in the meantime.
+            return Err(DownloadError::Used(row.id.clone(), "delivered".into()));
+        }
+        tx.record(self.event(
+            "onboarding.deliver",
+            "onboarding_package",
+            &row.id,
+            json!({"tenant": row.tenant, "source": source, "delivered_at": at}),
+        ))
+        .await
+        .map_err(DownloadError::Ops)?;
+        tx.commit().await?;
+        let file_name = format!("{}-{}-{}.tar.gz", row.tenant, row.component, row.site);
+        Ok(Download {
+            package: view(row),
+            archive,
+            file_name,
+        })
+    }
+}

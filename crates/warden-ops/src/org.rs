@@ -1,0 +1,592 @@
+//! `warden org`: an organisation described once (units, people) applied as accounts and
+//! users, and shown back.
+//!
+//! The pure part — validation, compilation, the plan — is `warden_core::org`. This
+//! module reads spec files (YAML or JSON), loads what the store holds into plain data,
+//! and executes a plan in ONE transaction with the same building blocks as every other
+//! operation (`create_account`, `create_user`, `resign_account`, `revoke_in_account`),
+//! so the ledger and the outbox see an organisation change like any other. A plan that
+//! is empty (and a spec identical to the one stored) writes nothing at all.
+//!
+//! Public entry points for the CLI, HTTP and NATS layers: [`Warden::org_check`],
+//! [`Warden::org_apply`], [`Warden::org_show`], and [`parse_spec`] for file contents.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use nats_jwt::{KeyKind, KeyPair, UserPublicKey};
+use serde::Serialize;
+use serde_json::json;
+use warden_core::org::{
+    Action, Change, CurrentAccount, CurrentOrg, CurrentUser, DesiredOrg, Kind, OrgError, OrgSpec,
+    Organization, PersonSpec, Role, UnitType, compile, plan,
+};
+use warden_core::{AccountSpec, UserSpec};
+use warden_store::org::{OrgPersonRow, OrgSpecRow, OrgUnitRow, PERSON_ACTIVE, PERSON_REVOKED};
+use warden_store::{AccountRow, OperatorRow, Tx};
+
+use crate::{
+    OpsError, Record, Result, TOPIC_ACCOUNT_DELETE, Warden, from_json, now, parse_key, sign_user,
+    to_json,
+};
+
+/// One line of a plan, as shown to people and scripts.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OrgPlanStep {
+    /// `create`, `update`, `delete` or `revoke`.
+    pub action: Action,
+    /// `account`, `user` or `permissions`.
+    pub kind: Kind,
+    /// `ACCOUNT` or `ACCOUNT/user`.
+    pub name: String,
+    /// Why.
+    pub detail: String,
+}
+
+/// What `org apply` decided (and, unless a dry run, did).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OrgPlan {
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+    /// Whether anything was written.
+    pub applied: bool,
+    /// The steps, in the order they run.
+    pub steps: Vec<OrgPlanStep>,
+}
+
+/// A unit and its account.
+#[derive(Clone, Debug, Serialize)]
+pub struct OrgUnitView {
+    /// Unit id.
+    pub id: String,
+    /// Unit name.
+    pub name: String,
+    /// Unit type.
+    #[serde(rename = "type")]
+    pub unit_type: UnitType,
+    /// Parent unit id.
+    pub parent: Option<String>,
+    /// Account name (None if not applied yet).
+    pub account: Option<String>,
+    /// Account public key.
+    pub public_key: Option<String>,
+    /// Users in the account.
+    pub users: usize,
+}
+
+/// A person and its user.
+#[derive(Clone, Debug, Serialize)]
+pub struct OrgPersonView {
+    /// Person id.
+    pub id: String,
+    /// Name (None for a person no longer in the spec).
+    pub name: Option<String>,
+    /// E-mail.
+    pub email: Option<String>,
+    /// Roles.
+    pub roles: Vec<Role>,
+    /// Unit ids.
+    pub units: Vec<String>,
+    /// Active in the spec.
+    pub active: bool,
+    /// Whether the person is in the spec last applied.
+    pub in_spec: bool,
+    /// Account of its user.
+    pub account: Option<String>,
+    /// User name.
+    pub user: Option<String>,
+    /// User public key.
+    pub public_key: Option<String>,
+    /// `active`, `revoked`, or `-` (no user: not a Service person).
+    pub status: String,
+}
+
+/// `warden org show`.
+#[derive(Clone, Debug, Serialize)]
+pub struct OrgView {
+    /// The organisation, if a spec has been applied.
+    pub organization: Option<Organization>,
+    /// When it was applied (unix seconds).
+    pub applied_at: Option<i64>,
+    /// Units.
+    pub units: Vec<OrgUnitView>,
+    /// People.
+    pub people: Vec<OrgPersonView>,
+}
+
+/// Parses a spec file's text: JSON when `path` ends in `.json` (or, with another
+/// extension, when the text starts with `{`), YAML otherwise.
+pub fn parse_spec(path: &Path, text: &str) -> std::result::Result<OrgSpec, String> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let json = match ext.as_deref() {
+        Some("json") => true,
+        Some("yaml" | "yml") => false,
+        _ => text.trim_start().starts_with('{'),
+    };
+    if json {
+        serde_json::from_str(text).map_err(|e| format!("{} (JSON): {e}", path.display()))
+    } else {
+        serde_yaml_ng::from_str(text).map_err(|e| format!("{} (YAML): {e}", path.display()))
+    }
+}
+
+/// What the store holds about the organisation, in the plain data the planner reads.
+struct Loaded {
+    current: CurrentOrg,
+    people: BTreeMap<String, OrgPersonRow>,
+}
+
+impl Warden {
+    /// Validates `spec` under this database's naming policy (every problem at once).
+    pub fn org_check(&self, spec: &OrgSpec) -> std::result::Result<DesiredOrg, OrgError> {
+        compile(spec, &self.settings.naming)
+    }
+
+    /// Plans the changes that make Warden match `spec` and, unless `dry_run`, applies
+    /// them in one transaction (accounts, users, revocations, ledger events, outbox rows
+    /// and the bindings). An invalid spec is [`OpsError::Invalid`] listing every problem;
+    /// a plan that would take over an unmanaged account, or delete an account holding
+    /// users the organisation does not manage, is [`OpsError::Conflict`]. Nothing is
+    /// written in either case, nor when the plan is empty and the spec unchanged.
+    pub async fn org_apply(&self, spec: &OrgSpec, dry_run: bool) -> Result<OrgPlan> {
+        self.org_apply_with_progress(spec, dry_run, &crate::progress::Quiet)
+            .await
+    }
+
+    /// [`Warden::org_apply`], advancing `progress` by one per step applied (its length
+    /// is set to the number of steps).
+    pub async fn org_apply_with_progress(
+        &self,
+        spec: &OrgSpec,
+        dry_run: bool,
+        progress: &dyn crate::progress::Progress,
+    ) -> Result<OrgPlan> {
+        let desired = self
+            .org_check(spec)
+            .map_err(|e| OpsError::Invalid(e.to_string()))?;
+        let mut tx = self.store.begin().await?;
+        let op = self.operator_row(&mut tx).await?;
+        let loaded = load(&mut tx, &op).await?;
+        let steps =
+            plan(&desired, &loaded.current).map_err(|e| OpsError::Conflict(e.to_string()))?;
+        let spec_json = to_json(spec)?;
+        let spec_changed = tx.org_spec().await?.map(|s| s.spec) != Some(spec_json.clone());
+        let view = OrgPlan {
+            dry_run,
+            applied: !dry_run && (!steps.is_empty() || spec_changed),
+            steps: steps
+                .iter()
+                .map(|s| OrgPlanStep {
+                    action: s.action,
+                    kind: s.kind,
+                    name: s.name.clone(),
+                    detail: s.detail.clone(),
+                })
+                .collect(),
+        };
+        if !view.applied {
+            tx.rollback().await?;
+            return Ok(view);
+        }
+        progress.start(steps.len() as u64, "apply");
+        for step in &steps {
+            self.org_step(&mut tx, &op, &loaded, &step.change).await?;
+            progress.advance(1);
+        }
+        progress.finish();
+        let t = now();
+        tx.set_org_spec(&OrgSpecRow {
+            name: spec.organization.name.trim().to_string(),
+            spec: spec_json,
+            applied_at: t,
+        })
+        .await?;
+        let count = |a: Action| steps.iter().filter(|s| s.action == a).count();
+        tx.record(
+            self.event(
+                "org.apply",
+                "organization",
+                spec.organization
+                    .id
+                    .as_deref()
+                    .unwrap_or(spec.organization.name.trim()),
+                json!({
+                    "name": spec.organization.name.trim(),
+                    "created": count(Action::Create),
+                    "updated": count(Action::Update),
+                    "deleted": count(Action::Delete),
+                    "revoked": count(Action::Revoke),
+                }),
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(view)
+    }
+
+    async fn org_step(
+        &self,
+        tx: &mut Tx<'_>,
+        op: &OperatorRow,
+        loaded: &Loaded,
+        change: &Change,
+    ) -> Result<()> {
+        let t = now();
+        match change {
+            Change::CreateAccount {
+                unit_id,
+                name,
+                description,
+            } => {
+                let spec = AccountSpec {
+                    description: Some(description.clone()),
+                    ..AccountSpec::default()
+                };
+                let row = self
+                    .create_account(tx, op, KeyPair::generate(KeyKind::Account), name, spec)
+                    .await?;
+                tx.put_org_unit(&OrgUnitRow {
+                    unit_id: unit_id.clone(),
+                    account_key: row.public_key,
+                    updated_at: t,
+                })
+                .await?;
+            }
+            Change::UpdateAccount {
+                public_key,
+                name,
+                description,
+                ..
+            } => {
+                let mut row = account(tx, public_key).await?;
+                let before = json!({"name": row.name, "spec": row.spec});
+                let mut spec: AccountSpec = from_json(&row.spec)?;
+                spec.description = Some(description.clone());
+                row.name = name.to_string();
+                self.resign_account(tx, op, &mut row, spec).await?;
+                tx.record(self.event(
+                    "account.edit",
+                    "account",
+                    &row.public_key,
+                    json!({"name": row.name, "before": before, "after": row.spec}),
+                ))
+                .await?;
+            }
+            Change::DeleteAccount {
+                unit_id,
+                public_key,
+            } => {
+                let row = account(tx, public_key).await?;
+                let users = tx.users(public_key).await?;
+                for u in &users {
+                    tx.delete_seed(&u.public_key).await?;
+                }
+                tx.delete_account(public_key).await?;
+                tx.delete_seed(public_key).await?;
+                tx.record(self.event(
+                    "account.delete",
+                    "account",
+                    public_key,
+                    json!({"name": row.name, "users": users.iter().map(|u| &u.name).collect::<Vec<_>>()}),
+                ))
+                .await?;
+                tx.enqueue(TOPIC_ACCOUNT_DELETE, public_key).await?;
+                tx.delete_org_unit(unit_id).await?;
+                let gone: BTreeSet<&str> = users.iter().map(|u| u.public_key.as_str()).collect();
+                for p in loaded.people.values() {
+                    if gone.contains(p.user_key.as_str()) {
+                        tx.delete_org_person(&p.person_id).await?;
+                    }
+                }
+            }
+            Change::CreateUser {
+                person_id,
+                unit_id,
+                name,
+                spec,
+                replaces,
+                ..
+            } => {
+                let key = tx
+                    .org_units()
+                    .await?
+                    .into_iter()
+                    .find(|u| &u.unit_id == unit_id)
+                    .map(|u| u.account_key)
+                    .ok_or_else(|| OpsError::Conflict(format!("unit {unit_id} has no account")))?;
+                let acc = account(tx, &key).await?;
+                if let Some(old) = replaces
+                    && let Some(row) = tx.user(old).await?
+                    && row.revoked_at.is_some()
+                {
+                    // The revoked user gives its name to the new key; its revocation stays
+                    // in the account JWT.
+                    tx.delete_user(old).await?;
+                    tx.delete_seed(old).await?;
+                    tx.record(self.event(
+                        "user.delete",
+                        "user",
+                        old,
+                        json!({"name": row.name, "account": acc.name, "replaced_by_new_key": true}),
+                    ))
+                    .await?;
+                }
+                let row = self.create_user(tx, &acc, name, spec.clone()).await?;
+                tx.put_org_person(&OrgPersonRow {
+                    person_id: person_id.clone(),
+                    user_key: row.public_key,
+                    status: PERSON_ACTIVE.into(),
+                    updated_at: t,
+                })
+                .await?;
+            }
+            Change::UpdateUser {
+                public_key,
+                name,
+                spec,
+                ..
+            } => {
+                let mut row = tx
+                    .user(public_key)
+                    .await?
+                    .ok_or_else(|| OpsError::NotFound(format!("user {public_key}")))?;
+                let acc = account(tx, &row.account).await?;
+                let before = json!({"name": row.name, "spec": row.spec});
+                let pk: UserPublicKey = parse_key(public_key)?;
+                row.jwt = sign_user(tx, &acc, &pk, name, spec).await?;
+                row.name = name.to_string();
+                row.spec = to_json(spec)?;
+                row.updated_at = t;
+                tx.update_user(&row).await?;
+                tx.record(self.event(
+                    "user.edit",
+                    "user",
+                    public_key,
+                    json!({"name": row.name, "account": acc.name, "before": before, "after": row.spec}),
+                ))
+                .await?;
+            }
+            Change::RevokeUser {
+                person_id,
+                public_key,
+            } => {
+                let mut row = tx
+                    .user(public_key)
+                    .await?
+                    .ok_or_else(|| OpsError::NotFound(format!("user {public_key}")))?;
+                if row.revoked_at.is_none() {
+                    let mut acc = account(tx, &row.account).await?;
+                    let at = self.revoke_in_account(tx, op, &mut acc, public_key).await?;
+                    row.revoked_at = Some(at);
+                    row.updated_at = at;
+                    tx.update_user(&row).await?;
+                    tx.record(self.event(
+                        "user.revoke",
+                        "user",
+                        public_key,
+                        json!({"name": row.name, "account": acc.name, "revoked_at": at, "person": person_id}),
+                    ))
+                    .await?;
+                }
+                // A moved person is already bound to its new user: leave that binding.
+                let bound = tx
+                    .org_people()
+                    .await?
+                    .into_iter()
+                    .find(|p| &p.person_id == person_id);
+                if let Some(mut b) = bound
+                    && &b.user_key == public_key
+                {
+                    b.status = PERSON_REVOKED.into();
+                    b.updated_at = t;
+                    tx.put_org_person(&b).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The organisation last applied, its units with their accounts and its people with
+    /// their users.
+    pub async fn org_show(&self) -> Result<OrgView> {
+        let store = &self.store;
+        let stored = store.org_spec().await?;
+        let spec: Option<OrgSpec> = stored.as_ref().map(|s| from_json(&s.spec)).transpose()?;
+        let units: BTreeMap<String, String> = store
+            .org_units()
+            .await?
+            .into_iter()
+            .map(|u| (u.unit_id, u.account_key))
+            .collect();
+        let people: BTreeMap<String, OrgPersonRow> = store
+            .org_people()
+            .await?
+            .into_iter()
+            .map(|p| (p.person_id.clone(), p))
+            .collect();
+        let mut unit_views = Vec::new();
+        let mut person_views = Vec::new();
+        if let Some(spec) = &spec {
+            for u in &spec.units {
+                let acc = match units.get(u.id.trim()) {
+                    Some(k) => store.account(k).await?,
+                    None => None,
+                };
+                let users = match &acc {
+                    Some(a) => store.users(&a.public_key).await?.len(),
+                    None => 0,
+                };
+                unit_views.push(OrgUnitView {
+                    id: u.id.clone(),
+                    name: u.name.clone(),
+                    unit_type: u.unit_type,
+                    parent: u.parent.clone(),
+                    account: acc.as_ref().map(|a| a.name.clone()),
+                    public_key: acc.map(|a| a.public_key),
+                    users,
+                });
+            }
+        }
+        let in_spec: BTreeSet<&str> = spec
+            .iter()
+            .flat_map(|s| s.people.iter().map(|p| p.id.trim()))
+            .collect();
+        if let Some(spec) = &spec {
+            for p in &spec.people {
+                person_views.push(person_view(store, &people, p.id.trim(), Some(p)).await?);
+            }
+        }
+        for id in people.keys() {
+            if !in_spec.contains(id.as_str()) {
+                person_views.push(person_view(store, &people, id, None).await?);
+            }
+        }
+        Ok(OrgView {
+            organization: spec.map(|s| s.organization),
+            applied_at: stored.map(|s| s.applied_at),
+            units: unit_views,
+            people: person_views,
+        })
+    }
+}
+
+async fn person_view(
+    store: &warden_store::Store,
+    people: &BTreeMap<String, OrgPersonRow>,
+    id: &str,
+    p: Option<&PersonSpec>,
+) -> Result<OrgPersonView> {
+    let binding = people.get(id);
+    let (mut account, mut user, mut key) = (None, None, None);
+    if let Some(b) = binding
+        && let Some(row) = store.user(&b.user_key).await?
+    {
+        account = store.account(&row.account).await?.map(|a| a.name);
+        user = Some(row.name);
+        key = Some(row.public_key);
+    }
+    Ok(OrgPersonView {
+        id: id.to_string(),
+        name: p.map(|p| p.name.clone()),
+        email: p.and_then(|p| p.email.clone()),
+        roles: p.map(|p| p.roles.clone()).unwrap_or_default(),
+        units: p.map(|p| p.units.clone()).unwrap_or_default(),
+        active: p.is_some_and(|p| p.active),
+        in_spec: p.is_some(),
+        account,
+        user,
+        public_key: key,
+        status: binding.map_or_else(|| "-".to_string(), |b| b.status.clone()),
+    })
+}
+
+async fn account(tx: &mut Tx<'_>, key: &str) -> Result<AccountRow> {
+    tx.account(key)
+        .await?
+        .ok_or_else(|| OpsError::NotFound(format!("account {key}")))
+}
+
+/// Reads the bindings and what they point at. A binding whose account or user was
+/// deleted by hand counts as absent (the plan creates it again).
+async fn load(tx: &mut Tx<'_>, op: &OperatorRow) -> Result<Loaded> {
+    let mut current = CurrentOrg::default();
+    let people: BTreeMap<String, OrgPersonRow> = tx
+        .org_people()
+        .await?
+        .into_iter()
+        .map(|p| (p.person_id.clone(), p))
+        .collect();
+    let bound_users: BTreeSet<&str> = people.values().map(|p| p.user_key.as_str()).collect();
+    let mut bound_accounts = BTreeSet::new();
+    for u in tx.org_units().await? {
+        let Some(acc) = tx.account(&u.account_key).await? else {
+            continue;
+        };
+        let spec: AccountSpec = from_json(&acc.spec)?;
+        let unmanaged = tx
+            .users(&acc.public_key)
+            .await?
+            .into_iter()
+            .filter(|r| r.revoked_at.is_none() && !bound_users.contains(r.public_key.as_str()))
+            .map(|r| r.name)
+            .collect();
+        bound_accounts.insert(acc.public_key.clone());
+        current.accounts.push(CurrentAccount {
+            unit_id: u.unit_id,
+            public_key: acc.public_key,
+            name: acc.name,
+            description: spec.description,
+            unmanaged_users: unmanaged,
+        });
+    }
+    for p in people.values() {
+        let Some(row) = tx.user(&p.user_key).await? else {
+            continue;
+        };
+        let Some(acc) = tx.account(&row.account).await? else {
+            continue;
+        };
+        current.users.push(CurrentUser {
+            person_id: p.person_id.clone(),
+            public_key: row.public_key,
+            account_key: acc.public_key,
+            account: acc.name,
+            name: row.name,
+            spec: from_json::<UserSpec>(&row.spec)?,
+            revoked: p.status == PERSON_REVOKED || row.revoked_at.is_some(),
+        });
+    }
+    current.other_accounts = tx
+        .accounts(&op.public_key)
+        .await?
+        .into_iter()
+        .filter(|a| !bound_accounts.contains(&a.public_key))
+        .map(|a| a.name)
+        .collect();
+    Ok(Loaded { current, people })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_files_parse_by_extension_or_content() {
+        let yaml = "organization:\n  name: acme\nunits:\n  - id: a\n    name: A\n";
+        let json = r#"{"organization":{"name":"acme"},"units":[{"id":"a","name":"A"}]}"#;
+        let a = parse_spec(Path::new("x.yaml"), yaml).unwrap();
+        let b = parse_spec(Path::new("x.json"), json).unwrap();
+        let c = parse_spec(Path::new("x.spec"), json).unwrap();
+        let d = parse_spec(Path::new("x"), yaml).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(c, d);
+        let err = parse_spec(Path::new("x.json"), yaml).unwrap_err();
+        assert!(err.contains("x.json (JSON)"), "{err}");
+        let err =
+            parse_spec(Path::new("x.yml"), "organization: {name: a}\nunitz: []\n").unwrap_err();
+        assert!(err.contains("unitz"), "{err}");
+    }
+}

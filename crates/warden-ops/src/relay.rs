@@ -1,0 +1,413 @@
+//! The outbox relay: delivers what NATS must learn of, in the order it was
+//! written, and retries until it succeeds, so a NATS outage (or a crash of Warden)
+//! loses nothing.
+//!
+//! - `account.update`: the account's *current* JWT (so several queued updates of
+//!   one account cost one push) is checked for operator trust — nats-server stores
+//!   pushed JWTs without that check — and pushed to `$SYS.REQ.CLAIMS.UPDATE` as the
+//!   system account's user, pipelined over several connections.
+//! - `account.delete`: one operator-signed delete request for the batch, on
+//!   `$SYS.REQ.CLAIMS.DELETE`.
+//! - `event`: published on `<prefix>.events.<action>` as Warden's service user.
+//!
+//! A message is marked delivered, with the server's reply, only after NATS
+//! answered; failures are retried with exponential backoff. Only one relay per
+//! database runs at a time ([`warden_store::RelayLock`]).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use nats_jwt::{AccountPublicKey, KeyPair, Operator, OperatorClaims};
+use tokio::sync::watch;
+use warden_nats::{ResolverClient, ResolverError, delete_request};
+use warden_store::OutboxRow;
+
+use crate::{
+    OpsError, Result, TOPIC_ACCOUNT_DELETE, TOPIC_ACCOUNT_UPDATE, TOPIC_EVENT, Warden, now,
+};
+
+/// How the relay talks to NATS.
+#[derive(Clone, Debug)]
+pub struct RelayConfig {
+    /// Server URL.
+    pub nats_url: String,
+    /// Outbox rows read per batch.
+    pub batch: i64,
+    /// Pushes in flight at once.
+    pub concurrency: usize,
+    /// Connections the pushes are spread over (a server serialises one connection's requests).
+    pub lanes: usize,
+    /// Bound on connecting and on each request.
+    pub timeout: Duration,
+    /// Longest wait between retries of a failed message.
+    pub max_backoff: Duration,
+    /// How often an idle relay looks for new rows (other processes write them).
+    pub idle_poll: Duration,
+}
+
+impl RelayConfig {
+    /// Defaults for a server at `nats_url`.
+    pub fn new(nats_url: impl Into<String>) -> Self {
+        RelayConfig {
+            nats_url: nats_url.into(),
+            batch: 2_000,
+            concurrency: 256,
+            lanes: 4,
+            timeout: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(30),
+            idle_poll: Duration::from_millis(250),
+        }
+    }
+}
+
+/// What one pass over the outbox did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct DrainReport {
+    /// Outbox rows delivered.
+    pub delivered: usize,
+    /// Outbox rows that failed (to be retried).
+    pub failed: usize,
+    /// Accounts pushed.
+    pub accounts_pushed: usize,
+    /// Accounts deleted.
+    pub accounts_deleted: usize,
+    /// Events published.
+    pub events_published: usize,
+    /// Device streams created in the hub.
+    pub streams_created: usize,
+    /// Seconds spent creating device streams.
+    pub stream_seconds: f64,
+    /// The first failure, if any.
+    pub first_error: Option<String>,
+}
+
+/// Live connections of a relay.
+pub struct Connections {
+    resolver: ResolverClient,
+    events: async_nats::Client,
+    operator: OperatorClaims,
+    operator_signer: KeyPair,
+    prefix: String,
+}
+
+impl Connections {
+    /// Connects as the system user (resolver) and as the service user (events).
+    pub async fn open(warden: &Warden, cfg: &RelayConfig) -> Result<Connections> {
+        let op = warden.operator().await?;
+        let operator = nats_jwt::decode::<Operator>(&op.jwt)
+            .map_err(|e| OpsError::Jwt(format!("stored operator JWT: {e}")))?;
+        let operator_signer = KeyPair::from_seed(&warden.store().seed(&op.signing_key).await?)?;
+        let sys_creds = warden.system_user_creds().await?;
+        let resolver =
+            ResolverClient::connect_lanes(&cfg.nats_url, &sys_creds, cfg.timeout, cfg.lanes)
+                .await
+                .map_err(|e| OpsError::unavailable(format!("{}: {e}", cfg.nats_url)))?;
+        let service_creds = warden.service_user_creds().await?;
+        let events = async_nats::ConnectOptions::with_credentials(&service_creds)
+            .map_err(|e| OpsError::Jwt(format!("the service user's creds: {e}")))?
+            .name("warden-events")
+            .connection_timeout(cfg.timeout)
+            .connect(&cfg.nats_url)
+            .await
+            .map_err(|e| {
+                OpsError::unavailable(format!(
+                    "cannot connect to {} as Warden's service user: {e}",
+                    cfg.nats_url
+                ))
+            })?;
+        Ok(Connections {
+            resolver,
+            events,
+            operator,
+            operator_signer,
+            prefix: warden.settings().service_prefix.clone(),
+        })
+    }
+
+    /// The resolver client (system user).
+    pub fn resolver(&self) -> &ResolverClient {
+        &self.resolver
+    }
+
+    /// The operator claims used for trust checks.
+    pub fn operator(&self) -> &OperatorClaims {
+        &self.operator
+    }
+
+    /// The operator signing key (for delete requests).
+    pub fn operator_signer(&self) -> &KeyPair {
+        &self.operator_signer
+    }
+}
+
+fn backoff(attempts: i64, max: Duration) -> i64 {
+    let secs = 1i64 << attempts.clamp(0, 16);
+    secs.min(max.as_secs().max(1) as i64)
+}
+
+/// Delivers one batch of due outbox rows. Returns `Ok` even when some rows failed
+/// (they are rescheduled); `Err` only when the store itself fails.
+pub async fn drain_once(
+    warden: &Warden,
+    conns: &Connections,
+    cfg: &RelayConfig,
+) -> Result<(DrainReport, usize)> {
+    let rows = warden.store().pending_outbox(now(), cfg.batch).await?;
+    let seen = rows.len();
+    let mut report = DrainReport::default();
+    if rows.is_empty() {
+        return Ok((report, 0));
+    }
+    let mut delivered: Vec<(i64, String)> = Vec::new();
+    let mut failed: Vec<(OutboxRow, String)> = Vec::new();
+
+    // Account updates: the current JWT of each account once.
+    let mut by_account: BTreeMap<String, Vec<&OutboxRow>> = BTreeMap::new();
+    let mut deletes: Vec<&OutboxRow> = Vec::new();
+    let mut events: Vec<&OutboxRow> = Vec::new();
+    let mut streams: Vec<&OutboxRow> = Vec::new();
+    for row in &rows {
+        match row.topic.as_str() {
+            TOPIC_ACCOUNT_UPDATE => by_account.entry(row.payload.clone()).or_default().push(row),
+            TOPIC_ACCOUNT_DELETE => deletes.push(row),
+            TOPIC_EVENT => events.push(row),
+            crate::device::TOPIC_DEVICE_STREAM => streams.push(row),
+            other => failed.push((row.clone(), format!("unknown outbox topic {other:?}"))),
+        }
+    }
+    let mut keys = Vec::new();
+    let mut jwts = Vec::new();
+    for (key, group) in &by_account {
+        match warden.store().account(key).await? {
+            Some(acc) => {
+                keys.push(key.clone());
+                jwts.push(acc.jwt);
+            }
+            // Deleted since: its delete request carries the news.
+            None => delivered.extend(
+                group
+                    .iter()
+                    .map(|r| (r.id, "skipped: account deleted".to_string())),
+            ),
+        }
+    }
+    let results = conns
+        .resolver
+        .push_many(&conns.operator, &jwts, cfg.concurrency)
+        .await;
+    for (key, result) in keys.iter().zip(results) {
+        let group = &by_account[key];
+        match result {
+            Ok(reply) => {
+                report.accounts_pushed += 1;
+                let text = format!("{} {} ({})", reply.code, reply.message, reply.server.name);
+                delivered.extend(group.iter().map(|r| (r.id, text.clone())));
+            }
+            Err(e) => failed.extend(group.iter().map(|r| ((*r).clone(), e.to_string()))),
+        }
+    }
+
+    // Device streams in the hub (after the pushes, so the hub has JetStream).
+    let started = std::time::Instant::now();
+    let (ok, bad) =
+        crate::device::create_streams(warden, &cfg.nats_url, cfg.timeout, &streams).await;
+    report.stream_seconds += started.elapsed().as_secs_f64();
+    report.streams_created += ok.len();
+    delivered.extend(ok);
+    failed.extend(bad);
+
+    // Deletions: one request for all of them.
+    if !deletes.is_empty() {
+        let mut accounts = Vec::new();
+        for row in &deletes {
+            match row.payload.parse::<AccountPublicKey>() {
+                Ok(k) => accounts.push(k),
+                Err(e) => failed.push(((*row).clone(), format!("bad account key: {e}"))),
+            }
+        }
+        if !accounts.is_empty() {
+            let outcome = match delete_request(&conns.operator_signer, &accounts) {
+                Ok(jwt) => conns.resolver.delete(&jwt).await,
+                Err(e) => Err(e),
+            };
+            let valid: Vec<&&OutboxRow> = deletes
+                .iter()
+                .filter(|r| r.payload.parse::<AccountPublicKey>().is_ok())
+                .collect();
+            match outcome {
+                Ok(reply) => {
+                    report.accounts_deleted += accounts.len();
+                    let text = format!("{} {}", reply.code, reply.message);
+                    delivered.extend(valid.iter().map(|r| (r.id, text.clone())));
+                }
+                Err(e) => failed.extend(valid.iter().map(|r| ((**r).clone(), e.to_string()))),
+            }
+        }
+    }
+
+    // The change stream.
+    let mut published = Vec::new();
+    for row in &events {
+        let action = serde_json::from_str::<serde_json::Value>(&row.payload)
+            .ok()
+            .and_then(|v| v["action"].as_str().map(String::from))
+            .unwrap_or_else(|| "unknown".into());
+        let subject = format!("{}.events.{}", conns.prefix, action);
+        match conns
+            .events
+            .publish(subject, row.payload.clone().into())
+            .await
+        {
+            Ok(()) => published.push(*row),
+            Err(e) => failed.push(((*row).clone(), e.to_string())),
+        }
+    }
+    if !published.is_empty() {
+        match tokio::time::timeout(cfg.timeout, conns.events.flush()).await {
+            Ok(Ok(())) => {
+                report.events_published += published.len();
+                delivered.extend(published.iter().map(|r| (r.id, "published".to_string())));
+            }
+            Ok(Err(e)) => failed.extend(published.iter().map(|r| ((*r).clone(), e.to_string()))),
+            Err(_) => failed.extend(
+                published
+                    .iter()
+                    .map(|r| ((*r).clone(), "flush timed out".to_string())),
+            ),
+        }
+    }
+
+    report.delivered = delivered.len();
+    report.failed = failed.len();
+    warden
+        .store()
+        .mark_delivered_many(&delivered, now())
+        .await?;
+    for (row, error) in &failed {
+        report.first_error.get_or_insert_with(|| error.clone());
+        let next = now() + backoff(row.attempts, cfg.max_backoff);
+        warden.store().mark_failed(row.id, error, next).await?;
+    }
+    Ok((report, seen))
+}
+
+/// Whether a failure means the connections should be rebuilt.
+fn connection_trouble(report: &DrainReport) -> bool {
+    report.failed > 0 && report.delivered == 0
+}
+
+/// Delivers everything due now (repeating batches), for `warden push`.
+pub async fn drain_all(
+    warden: &Warden,
+    conns: &Connections,
+    cfg: &RelayConfig,
+) -> Result<DrainReport> {
+    let mut total = DrainReport::default();
+    loop {
+        let (r, seen) = drain_once(warden, conns, cfg).await?;
+        total.delivered += r.delivered;
+        total.failed += r.failed;
+        total.accounts_pushed += r.accounts_pushed;
+        total.accounts_deleted += r.accounts_deleted;
+        total.events_published += r.events_published;
+        total.streams_created += r.streams_created;
+        total.stream_seconds += r.stream_seconds;
+        if total.first_error.is_none() {
+            total.first_error = r.first_error;
+        }
+        // Stop when nothing was due, or when nothing went through (failed rows are
+        // rescheduled into the future and would not be seen again now).
+        if seen == 0 || r.delivered == 0 {
+            return Ok(total);
+        }
+    }
+}
+
+/// Runs the relay until `shutdown` becomes true: waits for the relay lock, keeps
+/// connections up, drains the outbox, and reports readiness through `ready`.
+pub async fn run(
+    warden: Warden,
+    cfg: RelayConfig,
+    mut shutdown: watch::Receiver<bool>,
+    ready: Arc<AtomicBool>,
+) -> Result<()> {
+    let mut lock = None;
+    let mut conns: Option<Connections> = None;
+    let mut reconnect_wait = Duration::from_millis(200);
+    while !*shutdown.borrow() {
+        if lock.is_none() {
+            match warden.store().try_relay_lock().await {
+                Ok(Some(l)) => {
+                    tracing::info!("this process relays the outbox");
+                    lock = Some(l)
+                }
+                Ok(None) => {
+                    ready.store(true, Ordering::SeqCst); // a standby is ready to serve HTTP/NATS
+                    wait(&mut shutdown, Duration::from_secs(2)).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!("relay lock: {e}");
+                    wait(&mut shutdown, Duration::from_secs(2)).await;
+                    continue;
+                }
+            }
+        }
+        if conns.is_none() {
+            match Connections::open(&warden, &cfg).await {
+                Ok(c) => {
+                    tracing::info!(url = %cfg.nats_url, "relay connected");
+                    conns = Some(c);
+                    reconnect_wait = Duration::from_millis(200);
+                    ready.store(true, Ordering::SeqCst);
+                }
+                Err(e) => {
+                    tracing::warn!("relay cannot connect to NATS: {e:#}");
+                    ready.store(false, Ordering::SeqCst);
+                    wait(&mut shutdown, reconnect_wait).await;
+                    reconnect_wait = (reconnect_wait * 2).min(cfg.max_backoff);
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conns.as_ref() else { continue };
+        match drain_once(&warden, c, &cfg).await {
+            Ok((report, seen)) => {
+                if report.failed > 0 {
+                    tracing::warn!(failed = report.failed, error = ?report.first_error, "outbox delivery failed; will retry");
+                }
+                if connection_trouble(&report) {
+                    conns = None;
+                    ready.store(false, Ordering::SeqCst);
+                    wait(&mut shutdown, reconnect_wait).await;
+                    reconnect_wait = (reconnect_wait * 2).min(cfg.max_backoff);
+                } else if seen == 0 {
+                    wait(&mut shutdown, cfg.idle_poll).await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!("relay: {e:#}");
+                wait(&mut shutdown, Duration::from_secs(1)).await;
+            }
+        }
+    }
+    if let Some(l) = lock {
+        l.release().await;
+    }
+    Ok(())
+}
+
+/// Waits `d`, or less when shutdown is signalled.
+async fn wait(shutdown: &mut watch::Receiver<bool>, d: Duration) {
+    let _ = tokio::time::timeout(d, shutdown.wait_for(|stop| *stop)).await;
+}
+
+/// Errors of a push that came from the server refusing, not from the connection.
+pub fn is_refusal(e: &ResolverError) -> bool {
+    matches!(
+        e,
+        ResolverError::Refused { .. } | ResolverError::Untrusted(_)
+    )
+}

@@ -1,0 +1,168 @@
+//! `warden bench devices`: a fleet provisioned and pushed to a real nats-server, timed.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::anyhow;
+use clap::Args;
+use serde::Serialize;
+
+use warden_ops::Warden;
+use warden_ops::device::*;
+
+use crate::cli::print_json;
+
+/// Arguments of `warden bench devices`.
+#[derive(Args, Debug)]
+pub struct BenchDevicesArgs {
+    /// Devices to provision.
+    #[arg(long, default_value_t = 10_000)]
+    pub count: u32,
+    /// Use this (empty) PostgreSQL database instead of a fresh SQLite file.
+    #[arg(long, value_name = "URL")]
+    pub pg: Option<String>,
+    /// nats-server binary the bench starts.
+    #[arg(long, default_value = "nats-server")]
+    pub nats_server: PathBuf,
+    /// Devices revoked afterwards (to measure the hub JWT).
+    #[arg(long, default_value_t = 100)]
+    pub revoke: u32,
+}
+
+// ---------------------------------------------------------------------------
+// Benchmark
+
+/// Result of `bench devices`.
+#[derive(Debug, Serialize)]
+pub struct BenchDevicesReport {
+    /// Database backend.
+    pub backend: String,
+    /// Devices provisioned.
+    pub count: u32,
+    /// Seconds to write them (store + keys + JWTs + activations), one transaction.
+    pub store_seconds: f64,
+    /// Seconds for the relay to push every account and create every stream.
+    pub push_seconds: f64,
+    /// Of which: creating the streams.
+    pub stream_seconds: f64,
+    /// Total wall time.
+    pub total_seconds: f64,
+    /// Devices per second, end to end.
+    pub devices_per_s: f64,
+    /// Accounts pushed by the relay.
+    pub accounts_pushed: usize,
+    /// Streams created.
+    pub streams_created: usize,
+    /// Outbox deliveries that failed (e.g. stream stores beyond the server's file limit).
+    pub failed: usize,
+    /// The first failure, if any.
+    pub first_error: Option<String>,
+    /// nats-server version line.
+    pub nats_server: String,
+    /// Hub account JWT size with no device revoked, bytes.
+    pub hub_jwt_bytes: usize,
+    /// Devices revoked afterwards.
+    pub revoked: u32,
+    /// Hub account JWT size after those revocations, bytes.
+    pub hub_jwt_bytes_revoked: usize,
+}
+
+/// Runs `warden bench devices`.
+pub async fn bench(json: bool, args: BenchDevicesArgs) -> anyhow::Result<()> {
+    let dir = tempfile::Builder::new()
+        .prefix("warden-bench-devices-")
+        .tempdir()?;
+    let url = match &args.pg {
+        Some(u) => u.clone(),
+        None => format!("sqlite://{}/warden.db", dir.path().display()),
+    };
+    let store = warden_store::Store::open(&url, warden_store::MasterKey::generate()).await?;
+    let mut w = Warden::open(store, warden_ops::Actor::operator("bench")).await?;
+    if w.store().operator().await?.is_some() {
+        return Err(crate::cli::UsageError("the bench needs an empty database".into()).into());
+    }
+    w.init(warden_ops::InitOptions {
+        operator: "BENCH".into(),
+        account: None,
+        user: None,
+        settings: Default::default(),
+        service_urls: vec![],
+        migrations: warden_core::default_migrations(warden_core::bootstrap::DEFAULT_SERVICE_PREFIX),
+    })
+    .await?;
+    let mut server =
+        crate::bench::server::BenchServer::start(&w, &args.nats_server, dir.path()).await?;
+    let cfg = warden_ops::relay::RelayConfig::new(server.url.clone());
+    let conns = warden_ops::relay::Connections::open(&w, &cfg).await?;
+    warden_ops::relay::drain_all(&w, &conns, &cfg).await?;
+
+    let devices: Vec<NewDevice> = (0..args.count)
+        .map(|i| NewDevice {
+            id: format!("dev-{i:06}"),
+            meta: BTreeMap::new(),
+        })
+        .collect();
+    let bar = crate::bench::progress(json, devices.len() as u64, "adding devices");
+    let t0 = Instant::now();
+    let (report, _creds) = w.add_devices_bulk(&devices, |n| bar.inc(n)).await?;
+    let store_seconds = t0.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let t1 = Instant::now();
+    let drained = warden_ops::relay::drain_all(&w, &conns, &cfg).await?;
+    let push_seconds = t1.elapsed().as_secs_f64();
+    let total = t0.elapsed().as_secs_f64();
+    if drained.accounts_pushed < report.added.len() {
+        return Err(anyhow!(
+            "only {} of {} accounts pushed: {}",
+            drained.accounts_pushed,
+            report.added.len(),
+            drained.first_error.as_deref().unwrap_or("?")
+        ));
+    }
+    let fleet = w.fleet_settings().await?;
+    let hub_jwt_bytes = w.account(&fleet.hub_account).await?.jwt.len();
+    for d in report.added.iter().take(args.revoke as usize) {
+        w.revoke_device(d).await?;
+    }
+    warden_ops::relay::drain_all(&w, &conns, &cfg).await?;
+    let hub_jwt_bytes_revoked = w.account(&fleet.hub_account).await?.jwt.len();
+    let out = BenchDevicesReport {
+        backend: format!("{:?}", w.store().backend()).to_lowercase(),
+        count: args.count,
+        store_seconds,
+        push_seconds,
+        stream_seconds: drained.stream_seconds,
+        total_seconds: total,
+        devices_per_s: args.count as f64 / total,
+        accounts_pushed: drained.accounts_pushed,
+        streams_created: drained.streams_created,
+        failed: drained.failed,
+        first_error: drained.first_error.clone(),
+        nats_server: server.version.clone(),
+        hub_jwt_bytes,
+        revoked: args.revoke.min(args.count),
+        hub_jwt_bytes_revoked,
+    };
+    server.stop();
+    w.store().close().await;
+    if json {
+        return print_json(&out);
+    }
+    println!(
+        "{} devices on {} with {}: store {:.2}s, pushes+streams {:.2}s, total {:.2}s = {:.0} devices/s ({} streams, {} failed deliveries)\nhub JWT {} bytes; after {} revocations {} bytes",
+        out.count,
+        out.backend,
+        out.nats_server,
+        out.store_seconds,
+        out.push_seconds,
+        out.total_seconds,
+        out.devices_per_s,
+        out.streams_created,
+        out.failed,
+        out.hub_jwt_bytes,
+        out.revoked,
+        out.hub_jwt_bytes_revoked
+    );
+    Ok(())
+}

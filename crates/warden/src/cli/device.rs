@@ -1,0 +1,390 @@
+//! `warden device …`: the flags of the device fleet commands, the device CSV/JSON file
+//! reader, and the printed devices and creds.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde::Deserialize;
+use serde_json::json;
+use warden_core::device::{DeviceState, FleetSettings, parse_meta_pair};
+
+use crate::cli::print_json;
+use warden_ops::Warden;
+use warden_ops::device::*;
+
+// ---------------------------------------------------------------------------
+// CLI
+
+/// `warden device …`
+#[derive(Subcommand, Debug)]
+pub enum DeviceCmd {
+    /// Add a device (creds printed once, or written 0600 with -o), or many with --from.
+    Add(AddArgs),
+    /// List devices.
+    List {
+        /// Only devices in this state (provisioned, active, revoked).
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Show a device.
+    Show {
+        /// Device id.
+        id: String,
+    },
+    /// Give a device a new user key; the old one is revoked.
+    Rotate {
+        /// Device id.
+        id: String,
+        /// Write the new creds here (0600) instead of stdout.
+        #[arg(short, long, value_name = "CREDS_FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Cut a device off (account deleted from the resolver, activations revoked).
+    Revoke {
+        /// Device id.
+        id: String,
+    },
+    /// Re-admit a revoked device.
+    Restore {
+        /// Device id.
+        id: String,
+    },
+    /// Show the fleet's names and subjects, or set them (before the first device).
+    Fleet(FleetArgs),
+}
+
+/// Flags of `warden device fleet`; none given: show the settings.
+#[derive(Args, Debug, Default)]
+pub struct FleetArgs {
+    /// Hub account (default EMDEVS).
+    #[arg(long)]
+    pub hub: Option<String>,
+    /// Prefix of device account names (default EMDEV-).
+    #[arg(long)]
+    pub account_prefix: Option<String>,
+    /// Device user (default emdev).
+    #[arg(long)]
+    pub device_user: Option<String>,
+    /// Hub backend user (default backend).
+    #[arg(long)]
+    pub backend_user: Option<String>,
+    /// Hub JetStream admin user (default superuser).
+    #[arg(long)]
+    pub admin_user: Option<String>,
+    /// First token of subjects to devices (default EMDEV).
+    #[arg(long)]
+    pub to_device: Option<String>,
+    /// First token of requests from devices (default EMDEVS).
+    #[arg(long)]
+    pub from_device: Option<String>,
+    /// Device-side JetStream API prefix (default EMDEVJS.API).
+    #[arg(long)]
+    pub js_api_prefix: Option<String>,
+    /// Prefix of device stream names (default EMDEV_).
+    #[arg(long)]
+    pub stream_prefix: Option<String>,
+}
+
+impl FleetArgs {
+    fn apply(self, s: &mut FleetSettings) -> bool {
+        let mut changed = false;
+        for (slot, v) in [
+            (&mut s.hub_account, self.hub),
+            (&mut s.device_account_prefix, self.account_prefix),
+            (&mut s.device_user, self.device_user),
+            (&mut s.backend_user, self.backend_user),
+            (&mut s.admin_user, self.admin_user),
+            (&mut s.to_device, self.to_device),
+            (&mut s.from_device, self.from_device),
+            (&mut s.js_api_prefix, self.js_api_prefix),
+            (&mut s.stream_prefix, self.stream_prefix),
+        ] {
+            if let Some(v) = v {
+                *slot = v;
+                changed = true;
+            }
+        }
+        changed
+    }
+}
+
+/// Flags of `warden device add`.
+#[derive(Args, Debug)]
+pub struct AddArgs {
+    /// Device id (lowercase letters, digits, dashes).
+    #[arg(required_unless_present = "from", conflicts_with = "from")]
+    pub id: Option<String>,
+    /// Metadata KEY=VALUE (repeatable).
+    #[arg(long = "meta", value_name = "KEY=VALUE", value_parser = parse_meta_pair)]
+    pub meta: Vec<(String, String)>,
+    /// Write the creds here (0600) instead of stdout.
+    #[arg(short, long, value_name = "CREDS_FILE", conflicts_with = "from")]
+    pub output: Option<PathBuf>,
+    /// Add many: a CSV file with an `id` column (other columns become metadata) or a
+    /// JSON array of ids or of {"id", "meta"} objects.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
+    /// With --from: write each new device's creds to DIR/<id>.creds (0600).
+    #[arg(long, value_name = "DIR", requires = "from")]
+    pub creds_dir: Option<PathBuf>,
+}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    crate::cli::UsageError(msg.into()).into()
+}
+
+fn write_creds(path: &Path, creds: &str) -> anyhow::Result<()> {
+    crate::paths::write_secret_file(path, creds.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Runs `warden device …`.
+pub async fn run(json: bool, cmd: DeviceCmd, w: &Warden) -> anyhow::Result<()> {
+    match cmd {
+        DeviceCmd::Add(args) => match args.from {
+            Some(file) => add_bulk(json, w, &file, args.creds_dir.as_deref()).await,
+            None => {
+                let id = args
+                    .id
+                    .ok_or_else(|| usage("give a device id or --from FILE"))?;
+                let meta = args
+                    .meta
+                    .into_iter()
+                    .map(|(k, v)| (k, serde_json::Value::String(v)))
+                    .collect();
+                let (view, creds) = w.add_device(&id, meta).await?;
+                emit_with_creds(json, &view, &creds, args.output.as_deref(), "added")
+            }
+        },
+        DeviceCmd::List { state } => {
+            let state = state
+                .map(|s| {
+                    DeviceState::parse(&s).ok_or_else(|| {
+                        usage(format!(
+                            "unknown state {s:?}: use provisioned, active or revoked"
+                        ))
+                    })
+                })
+                .transpose()?;
+            let list = w.list_devices(state).await?;
+            if json {
+                return print_json(&list);
+            }
+            let mut table = comfy_table::Table::new();
+            table.set_header(["ID", "STATE", "ACCOUNT", "ACCOUNT KEY", "META"]);
+            for d in &list {
+                table.add_row([
+                    d.id.clone(),
+                    d.state.as_str().to_string(),
+                    d.account.clone(),
+                    d.account_key.clone(),
+                    serde_json::to_string(&d.meta).unwrap_or_default(),
+                ]);
+            }
+            println!("{table}");
+            Ok(())
+        }
+        DeviceCmd::Show { id } => {
+            let d = w.device(&id).await?;
+            if json {
+                return print_json(&d);
+            }
+            print!("{}", human(&d));
+            Ok(())
+        }
+        DeviceCmd::Rotate { id, output } => {
+            let (view, creds) = w.rotate_device(&id).await?;
+            emit_with_creds(json, &view, &creds, output.as_deref(), "rotated")
+        }
+        DeviceCmd::Revoke { id } => {
+            let d = w.revoke_device(&id).await?;
+            if json {
+                return print_json(&d);
+            }
+            println!(
+                "device {} revoked (its account is deleted from NATS on the next push/relay)",
+                d.id
+            );
+            Ok(())
+        }
+        DeviceCmd::Fleet(args) => {
+            let mut settings = w.fleet_settings().await?;
+            if args.apply(&mut settings) {
+                settings = w.set_fleet_settings(&settings).await?;
+            }
+            if json {
+                return print_json(&settings);
+            }
+            print!("{}", serde_yaml_ng::to_string(&settings)?);
+            Ok(())
+        }
+        DeviceCmd::Restore { id } => {
+            let d = w.restore_device(&id).await?;
+            if json {
+                return print_json(&d);
+            }
+            println!("device {} restored ({})", d.id, d.state.as_str());
+            Ok(())
+        }
+    }
+}
+
+fn human(d: &DeviceView) -> String {
+    let t = |v: Option<i64>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
+    format!(
+        "id           {}\nstate        {}\naccount      {} {}\nuser         {} {}\nto device    {}\nfrom device  {}\nstream       {} (JetStream API prefix {})\nmeta         {}\ncreated      {}\nactivated    {}\nrotated      {}\nrevoked      {}\nrestored     {}\n",
+        d.id,
+        d.state.as_str(),
+        d.account,
+        d.account_key,
+        d.user,
+        d.user_key,
+        d.to_device,
+        d.from_device,
+        d.stream,
+        d.js_api_prefix,
+        serde_json::to_string(&d.meta).unwrap_or_default(),
+        d.created_at,
+        t(d.activated_at),
+        t(d.rotated_at),
+        t(d.revoked_at),
+        t(d.restored_at),
+    )
+}
+
+fn emit_with_creds(
+    json: bool,
+    view: &DeviceView,
+    creds: &str,
+    output: Option<&Path>,
+    what: &str,
+) -> anyhow::Result<()> {
+    match output {
+        Some(path) => {
+            write_creds(path, creds)?;
+            if json {
+                print_json(&json!({"device": view, "creds_file": path}))
+            } else {
+                eprintln!(
+                    "device {} {what}; creds written to {} (mode 0600)",
+                    view.id,
+                    path.display()
+                );
+                Ok(())
+            }
+        }
+        None if json => print_json(&json!({"device": view, "creds": creds})),
+        None => {
+            eprintln!("device {} {what}; its creds (shown once):", view.id);
+            print!("{creds}");
+            Ok(())
+        }
+    }
+}
+
+/// Reads a bulk file: CSV with an `id` column, or JSON (array of ids or objects).
+pub fn read_device_file(path: &Path) -> anyhow::Result<Vec<NewDevice>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        || text.trim_start().starts_with('[');
+    if is_json {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Entry {
+            Id(String),
+            Full(NewDevice),
+        }
+        let list: Vec<Entry> = serde_json::from_str(&text).map_err(|e| {
+            usage(format!(
+                "{}: not a JSON array of ids or {{\"id\", \"meta\"}} objects: {e}",
+                path.display()
+            ))
+        })?;
+        return Ok(list
+            .into_iter()
+            .map(|e| match e {
+                Entry::Id(id) => NewDevice {
+                    id,
+                    meta: BTreeMap::new(),
+                },
+                Entry::Full(d) => d,
+            })
+            .collect());
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| usage(format!("{}: bad CSV header: {e}", path.display())))?
+        .clone();
+    let id_col = headers.iter().position(|h| h == "id").ok_or_else(|| {
+        usage(format!(
+            "{}: the CSV has no `id` column (header: {})",
+            path.display(),
+            headers.iter().collect::<Vec<_>>().join(",")
+        ))
+    })?;
+    let mut out = Vec::new();
+    for (i, rec) in reader.records().enumerate() {
+        let rec = rec.map_err(|e| usage(format!("{}: line {}: {e}", path.display(), i + 2)))?;
+        let mut meta = BTreeMap::new();
+        for (j, value) in rec.iter().enumerate() {
+            if let Some(h) = headers.get(j).filter(|_| j != id_col && !value.is_empty()) {
+                meta.insert(h.to_string(), serde_json::Value::String(value.to_string()));
+            }
+        }
+        out.push(NewDevice {
+            id: rec.get(id_col).unwrap_or_default().to_string(),
+            meta,
+        });
+    }
+    Ok(out)
+}
+
+async fn add_bulk(
+    json: bool,
+    w: &Warden,
+    file: &Path,
+    creds_dir: Option<&Path>,
+) -> anyhow::Result<()> {
+    let devices = read_device_file(file)?;
+    if let Some(dir) = creds_dir.filter(|d| d.exists() && !d.is_dir()) {
+        return Err(usage(format!("{} is not a directory", dir.display())));
+    }
+    let bar = crate::cli::progress::Bar::for_output(json, devices.len() as u64, "adding devices");
+    let (report, creds) = w.add_devices_bulk(&devices, |n| bar.inc(n)).await?;
+    bar.finish_and_clear();
+    if let Some(dir) = creds_dir {
+        crate::paths::ensure_data_dir(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        for (id, c) in &creds {
+            write_creds(&dir.join(format!("{id}.creds")), c)?;
+        }
+    }
+    if json {
+        return print_json(&json!({
+            "added": report.added,
+            "skipped": report.skipped,
+            "creds_dir": creds_dir,
+        }));
+    }
+    println!(
+        "{} devices added, {} already present (skipped){}",
+        report.added.len(),
+        report.skipped.len(),
+        match creds_dir {
+            Some(d) => format!("; creds in {}", d.display()),
+            None => "; creds: `warden creds <account> <user>` per device".into(),
+        }
+    );
+    if !report.skipped.is_empty() && report.skipped.len() <= 20 {
+        println!("skipped: {}", report.skipped.join(", "));
+    }
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! `warden onboarding …`: the flags of the onboarding package commands and their
+//! printed packages.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde_json::json;
+use warden_store::Zeroizing;
+
+use crate::cli::print_json;
+use warden_ops::onboarding::*;
+use warden_ops::{Warden, now};
+
+// ---------------------------------------------------------------------------------------
+// CLI
+// ---------------------------------------------------------------------------------------
+
+/// Arguments of `warden onboarding create`.
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// Tenant slug.
+    pub tenant: String,
+    /// Collector component: flowgger, trapd, netflow, otel, poller, agent, checker.
+    #[arg(long)]
+    pub component: String,
+    /// Site name (lowercase letters, digits, dashes).
+    #[arg(long)]
+    pub site: String,
+    /// Life of the download token (30m, 24h, 7d; at most 30d).
+    #[arg(long, default_value = "24h", value_name = "DURATION")]
+    pub expires: String,
+    /// NATS URL written into the collector's config.
+    #[arg(long, env = "WARDEN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// Directory install.sh installs into by default.
+    #[arg(long, value_name = "DIR")]
+    pub install_dir: Option<String>,
+    /// Also write the package here (.tar.gz, mode 0600); the state stays `issued`.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// `warden onboarding …`.
+#[derive(Subcommand, Debug)]
+pub enum OnboardingCmd {
+    /// Make a package for a tenant's collector; prints its id and one-time download token.
+    Create(CreateArgs),
+    /// List packages (of one tenant).
+    List {
+        /// Tenant slug.
+        tenant: Option<String>,
+    },
+    /// Show one package.
+    Show {
+        /// Package id (pkg_…).
+        id: String,
+    },
+    /// Revoke a package: its collector user (pushed by the relay) and certificate.
+    Revoke {
+        /// Package id (pkg_…).
+        id: String,
+    },
+    /// Use a download token here (air-gapped installs): writes the package (0600).
+    Download {
+        /// The one-time download token (wdl_…).
+        #[arg(long, env = "WARDEN_DOWNLOAD_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Where to write the .tar.gz.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
+}
+
+fn when(t: Option<i64>) -> String {
+    t.map(|x| x.to_string()).unwrap_or_else(|| "-".into())
+}
+
+fn human(p: &PackageView) -> String {
+    format!(
+        "id           {}\ntenant       {}\ncomponent    {} at site {}\nstate        {}\nuser         {} {}\nsubjects     {}\ncertificate  CN={} {} serial {} sha256 {}{}\ntoken        expires {}{}\nissued       {}\ndelivered    {}\nactivated    {}\nrevoked      {}\nrefused      {} download attempt(s), last {}\n",
+        p.id,
+        p.tenant,
+        p.component,
+        p.site,
+        p.state,
+        p.user,
+        p.user_key,
+        p.subjects.join(", "),
+        p.certificate.common_name,
+        p.certificate.uri,
+        p.certificate.serial,
+        p.certificate.fingerprint,
+        if p.certificate.revoked {
+            " (revoked)"
+        } else {
+            ""
+        },
+        p.token_expires_at,
+        if p.token_usable { "" } else { " (not usable)" },
+        p.issued_at,
+        when(p.delivered_at),
+        when(p.activated_at),
+        when(p.revoked_at),
+        p.refused_downloads,
+        when(p.last_refused_at),
+    )
+}
+
+fn download_cli_error(e: DownloadError) -> anyhow::Error {
+    match e {
+        DownloadError::Ops(o) => o.into(),
+        DownloadError::Missing | DownloadError::Invalid => {
+            anyhow::Error::new(crate::cli::UsageError(e.to_string()))
+        }
+        other => anyhow::anyhow!("{other}"),
+    }
+}
+
+/// Runs `warden onboarding …`.
+pub async fn run(json: bool, cmd: OnboardingCmd, w: &Warden) -> anyhow::Result<()> {
+    match cmd {
+        OnboardingCmd::Create(a) => {
+            let ns = warden_core::parse::parse_duration_ns(&a.expires)
+                .map_err(|e| crate::cli::UsageError(e.to_string()))?;
+            let secs = ns / 1_000_000_000;
+            if secs <= 0 {
+                return Err(crate::cli::UsageError(format!(
+                    "--expires {}: the token must live at least one second",
+                    a.expires
+                ))
+                .into());
+            }
+            let issued = w
+                .create_package(&NewPackage {
+                    tenant: a.tenant,
+                    component: a.component,
+                    site: a.site,
+                    token_expires_at: now().saturating_add(secs),
+                    nats_url: a.nats_url,
+                    install_dir: a.install_dir,
+                })
+                .await?;
+            if let Some(path) = &a.output {
+                crate::paths::write_secret_file(path, &issued.archive)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            let mut out = std::io::stdout().lock();
+            if json {
+                let doc = Zeroizing::new(serde_json::to_string_pretty(&json!({
+                    "package": issued.package,
+                    "token": issued.token.as_str(),
+                    "file": a.output,
+                }))?);
+                writeln!(out, "{}", doc.as_str())?;
+            } else {
+                writeln!(out, "{}", issued.token.as_str())?;
+                eprint!("{}", human(&issued.package));
+                eprintln!(
+                    "package {} issued; the download token above is shown only once (POST /v1/onboarding/download or `warden onboarding download`){}",
+                    issued.package.id,
+                    a.output
+                        .as_ref()
+                        .map(|p| format!("; written to {} (mode 0600)", p.display()))
+                        .unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        OnboardingCmd::List { tenant } => {
+            let list = w.list_packages(tenant.as_deref()).await?;
+            if json {
+                return print_json(&list);
+            }
+            let mut table = comfy_table::Table::new();
+            table.set_header([
+                "ID",
+                "TENANT",
+                "COMPONENT",
+                "SITE",
+                "STATE",
+                "USER",
+                "REFUSED",
+            ]);
+            for p in &list {
+                table.add_row([
+                    p.id.clone(),
+                    p.tenant.clone(),
+                    p.component.clone(),
+                    p.site.clone(),
+                    p.state.clone(),
+                    p.user.clone(),
+                    p.refused_downloads.to_string(),
+                ]);
+            }
+            println!("{table}");
+            Ok(())
+        }
+        OnboardingCmd::Show { id } => {
+            let p = w.package(&id).await?;
+            if json {
+                return print_json(&p);
+            }
+            print!("{}", human(&p));
+            Ok(())
+        }
+        OnboardingCmd::Revoke { id } => {
+            let p = w.revoke_package(&id).await?;
+            if json {
+                return print_json(&p);
+            }
+            eprintln!(
+                "package {} revoked: user {} revoked in the tenant account (pushed by the relay), certificate {} revoked",
+                p.id, p.user, p.certificate.serial
+            );
+            print!("{}", human(&p));
+            Ok(())
+        }
+        OnboardingCmd::Download { token, output } => {
+            // The file is made (0600) before the token is spent, so an unwritable path
+            // does not lose the one download.
+            crate::paths::write_secret_file(&output, b"")
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            let d = match w.download_package(&token, "cli").await {
+                Ok(d) => d,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&output);
+                    return Err(download_cli_error(e));
+                }
+            };
+            crate::paths::write_secret_file(&output, &d.archive)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            if json {
+                return print_json(&json!({"package": d.package, "file": output}));
+            }
+            eprintln!(
+                "package {} delivered: written to {} (mode 0600)",
+                d.package.id,
+                output.display()
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! `warden tenant …`: the flags of the tenant commands and their printed views and creds.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde_json::json;
+use warden_core::tenant::TenantLimitsEdit;
+
+use crate::cli::print_json;
+use warden_ops::Warden;
+use warden_ops::tenant::*;
+
+/// Limits given on the command line.
+#[derive(Args, Debug, Default, Clone)]
+pub struct LimitArgs {
+    /// Client connections.
+    #[arg(long, allow_negative_numbers = true)]
+    pub conns: Option<i64>,
+    /// Subscriptions.
+    #[arg(long, allow_negative_numbers = true)]
+    pub subscriptions: Option<i64>,
+    /// Max message payload, bytes.
+    #[arg(long, allow_negative_numbers = true)]
+    pub payload: Option<i64>,
+    /// Data, bytes (not enforced by nats-server 2.9.10).
+    #[arg(long, allow_negative_numbers = true)]
+    pub data: Option<i64>,
+    /// Leaf node connections.
+    #[arg(long, allow_negative_numbers = true)]
+    pub leaf_conns: Option<i64>,
+    /// Imports (at least one per catalogue subject).
+    #[arg(long, allow_negative_numbers = true)]
+    pub imports: Option<i64>,
+    /// JetStream memory, bytes (0 with --js-disk 0 disables JetStream).
+    #[arg(long, allow_negative_numbers = true)]
+    pub js_mem: Option<i64>,
+    /// JetStream disk, bytes.
+    #[arg(long, allow_negative_numbers = true)]
+    pub js_disk: Option<i64>,
+    /// JetStream streams.
+    #[arg(long, allow_negative_numbers = true)]
+    pub js_streams: Option<i64>,
+    /// JetStream consumers.
+    #[arg(long, allow_negative_numbers = true)]
+    pub js_consumers: Option<i64>,
+}
+
+impl LimitArgs {
+    fn edit(&self) -> TenantLimitsEdit {
+        TenantLimitsEdit {
+            conns: self.conns,
+            subscriptions: self.subscriptions,
+            payload: self.payload,
+            data: self.data,
+            leaf_conns: self.leaf_conns,
+            imports: self.imports,
+            exports: None,
+            js_mem: self.js_mem,
+            js_disk: self.js_disk,
+            js_streams: self.js_streams,
+            js_consumers: self.js_consumers,
+        }
+    }
+}
+
+/// `warden tenant …`.
+#[derive(Subcommand, Debug)]
+pub enum TenantCmd {
+    /// Add a tenant (its account, importing its slice of the platform's subjects).
+    Add {
+        /// Slug: lowercase letters, digits, dashes.
+        slug: String,
+        /// Limits (defaults for the ones not given).
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// List tenants.
+    List,
+    /// Show one tenant.
+    Show {
+        /// Slug.
+        slug: String,
+    },
+    /// Change a tenant's limits (pushed through the outbox).
+    Edit {
+        /// Slug.
+        slug: String,
+        /// Limits (defaults for the ones not given).
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// Cut a tenant off (no connections; every user revoked).
+    Suspend {
+        /// Slug.
+        slug: String,
+    },
+    /// Re-admit a suspended tenant.
+    Resume {
+        /// Slug.
+        slug: String,
+    },
+    /// Delete a tenant, its account and users.
+    Delete {
+        /// Slug.
+        slug: String,
+    },
+    /// Check tenants: unlimited limits, tenant subjects in shared accounts, and streams
+    /// (`--streams FILE`, `--nats URL`): unbounded, off the tenant wildcard, one tenant's.
+    Lint(crate::cli::tenant_lint::LintArgs),
+    /// Users of a tenant.
+    #[command(subcommand)]
+    User(TenantUserCmd),
+    /// Tenant settings: names, subject catalogue, default limits.
+    #[command(subcommand)]
+    Settings(TenantSettingsCmd),
+    /// Print (or write, 0600) the creds of a tenant's user.
+    Creds {
+        /// Slug.
+        slug: String,
+        /// User name.
+        name: String,
+        /// Write the creds here (0600) instead of stdout.
+        #[arg(short, long, value_name = "CREDS_FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Render a nats-server config for a leaf node at the tenant's site (and its creds).
+    LeafConfig(crate::cli::leaf::LeafConfigArgs),
+}
+
+/// `warden tenant settings …`.
+#[derive(Subcommand, Debug)]
+pub enum TenantSettingsCmd {
+    /// Print the settings in force (YAML; JSON with --json).
+    Show,
+    /// Replace settings from a YAML or JSON file; keys it leaves out keep their values.
+    /// A catalogue change recompiles the platform and every tenant account and user.
+    Set {
+        /// YAML or JSON file (`.json`, or text starting with `{`, is JSON).
+        file: PathBuf,
+        /// Report what would change; store nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// `warden tenant user …`.
+#[derive(Subcommand, Debug)]
+pub enum TenantUserCmd {
+    /// Add a user (a collector) to a tenant.
+    Add {
+        /// Slug.
+        slug: String,
+        /// User name.
+        name: String,
+        /// Write its creds here (0600) instead of stdout.
+        #[arg(short, long, value_name = "CREDS_FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+fn human(t: &TenantView) -> String {
+    let l = &t.limits;
+    format!(
+        "slug         {}\nstate        {}\naccount      {} {}\nplatform     {} (subjects arrive as {}<subject>)\nusers        {}\nlimits       conns {} subs {} payload {} data {} leaf {} js mem {} disk {} streams {} consumers {}\ncreated      {}\nsuspended    {}\n",
+        t.slug,
+        t.state,
+        t.account,
+        t.account_key,
+        t.platform_account,
+        t.prefix,
+        t.users.join(", "),
+        l.conns,
+        l.subscriptions,
+        l.payload,
+        l.data,
+        l.leaf_conns,
+        l.js_mem,
+        l.js_disk,
+        l.js_streams,
+        l.js_consumers,
+        t.created_at,
+        t.suspended_at
+            .map(|x| x.to_string())
+            .unwrap_or_else(|| "-".into()),
+    )
+}
+
+fn emit(json: bool, t: &TenantView, what: &str) -> anyhow::Result<()> {
+    if json {
+        return print_json(t);
+    }
+    eprintln!("tenant {} {what}", t.slug);
+    print!("{}", human(t));
+    Ok(())
+}
+
+fn emit_creds(
+    json: bool,
+    t: &TenantView,
+    name: &str,
+    creds: &str,
+    output: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    match output {
+        Some(path) => {
+            crate::paths::write_secret_file(&path, creds.as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            if json {
+                print_json(&json!({"tenant": t.slug, "user": name, "creds_file": path}))
+            } else {
+                eprintln!("creds of {name} written to {} (mode 0600)", path.display());
+                Ok(())
+            }
+        }
+        None if json => print_json(&json!({"tenant": t.slug, "user": name, "creds": creds})),
+        None => {
+            print!("{creds}");
+            Ok(())
+        }
+    }
+}
+
+/// Runs `warden tenant …`.
+pub async fn run(json: bool, cmd: TenantCmd, w: &Warden) -> anyhow::Result<()> {
+    match cmd {
+        TenantCmd::Add { slug, limits } => {
+            let t = w.add_tenant(&slug, &limits.edit()).await?;
+            emit(json, &t, "added")
+        }
+        TenantCmd::List => {
+            let list = w.list_tenants().await?;
+            if json {
+                return print_json(&list);
+            }
+            let mut table = comfy_table::Table::new();
+            table.set_header(["SLUG", "STATE", "ACCOUNT", "ACCOUNT KEY", "USERS", "CONNS"]);
+            for t in &list {
+                table.add_row([
+                    t.slug.clone(),
+                    t.state.clone(),
+                    t.account.clone(),
+                    t.account_key.clone(),
+                    t.users.len().to_string(),
+                    t.limits.conns.to_string(),
+                ]);
+            }
+            println!("{table}");
+            Ok(())
+        }
+        TenantCmd::Show { slug } => {
+            let t = w.tenant(&slug).await?;
+            if json {
+                return print_json(&t);
+            }
+            print!("{}", human(&t));
+            Ok(())
+        }
+        TenantCmd::Edit { slug, limits } => {
+            let t = w.edit_tenant(&slug, &limits.edit()).await?;
+            emit(json, &t, "edited")
+        }
+        TenantCmd::Suspend { slug } => {
+            let t = w.suspend_tenant(&slug).await?;
+            emit(json, &t, "suspended")
+        }
+        TenantCmd::Resume { slug } => {
+            let t = w.resume_tenant(&slug).await?;
+            emit(json, &t, "resumed")
+        }
+        TenantCmd::Delete { slug } => {
+            let t = w.delete_tenant(&slug).await?;
+            emit(json, &t, "deleted")
+        }
+        TenantCmd::Lint(args) => crate::cli::tenant_lint::run(json, args, w).await,
+        TenantCmd::Settings(TenantSettingsCmd::Show) => {
+            let s = w.tenant_settings().await?;
+            if json {
+                return print_json(&s);
+            }
+            print!("{}", serde_yaml_ng::to_string(&s)?);
+            Ok(())
+        }
+        TenantCmd::Settings(TenantSettingsCmd::Set { file, dry_run }) => {
+            let text = std::fs::read_to_string(&file).map_err(|e| {
+                crate::cli::UsageError(format!("cannot read {}: {e}", file.display()))
+            })?;
+            let current = w.tenant_settings().await?;
+            let new = settings_from_file(&current, &file, &text).map_err(crate::cli::UsageError)?;
+            let r = w.set_tenant_settings(&new, dry_run).await?;
+            if json {
+                return print_json(&r);
+            }
+            let (dry, done) = if r.dry_run {
+                (" (dry run: nothing stored)", "would be")
+            } else {
+                ("", "were")
+            };
+            if r.changed {
+                eprintln!(
+                    "tenant settings changed{dry}: {} accounts and {} users {done} re-signed",
+                    r.accounts.len(),
+                    r.users
+                );
+                if r.users > 0 && !r.dry_run {
+                    eprintln!("users need new creds (`warden tenant creds`) to use new subjects");
+                }
+            } else {
+                eprintln!("tenant settings unchanged");
+            }
+            print!("{}", serde_yaml_ng::to_string(&r.settings)?);
+            Ok(())
+        }
+        TenantCmd::User(TenantUserCmd::Add { slug, name, output }) => {
+            let (t, creds) = w.add_tenant_user(&slug, &name).await?;
+            emit_creds(json, &t, &name, &creds, output)
+        }
+        TenantCmd::Creds { slug, name, output } => {
+            let t = w.tenant(&slug).await?;
+            let creds = w.tenant_creds(&slug, &name).await?;
+            emit_creds(json, &t, &name, &creds, output)
+        }
+        TenantCmd::LeafConfig(args) => crate::cli::leaf::run(json, args, w).await,
+    }
+}

@@ -1,0 +1,88 @@
+//! `warden tenant lint`: the flags and the printed findings.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde_json::json;
+
+use crate::cli::UsageError;
+use warden_ops::Warden;
+use warden_ops::streams::{StreamsError, parse_spec};
+use warden_ops::tenant_lint::*;
+
+/// Flags of `warden tenant lint`.
+#[derive(Args, Debug, Default, Clone)]
+pub struct LintArgs {
+    /// Also lint the streams declared in this spec (as for `warden streams apply`).
+    #[arg(long, value_name = "FILE")]
+    pub streams: Option<PathBuf>,
+    /// Also lint the platform account's streams as this server reports them.
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
+    /// Exit with code 1 when there is any finding.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+fn usage_or_failure(e: StreamsError) -> anyhow::Error {
+    if e.is_usage() {
+        UsageError(e.to_string()).into()
+    } else {
+        anyhow::Error::new(e).context("tenant lint")
+    }
+}
+
+/// Runs `warden tenant lint`.
+pub async fn run(json_out: bool, args: LintArgs, w: &Warden) -> anyhow::Result<()> {
+    // Read the spec first: a bad file is a usage error before anything else is read.
+    let declared = match &args.streams {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
+            let spec = parse_spec(path, &text).map_err(UsageError)?;
+            match spec_streams(&spec) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    if let StreamsError::Invalid(problems) = &e {
+                        if json_out {
+                            println!(
+                                "{}",
+                                serde_json::to_string_pretty(&json!({"problems": problems}))?
+                            );
+                        }
+                        for p in problems {
+                            eprintln!("  {p}");
+                        }
+                    }
+                    return Err(usage_or_failure(e));
+                }
+            }
+        }
+    };
+    let mut findings = w.lint_tenants().await?;
+    if let Some(streams) = &declared {
+        findings.extend(w.lint_streams(streams, "spec").await?);
+    }
+    if let Some(url) = &args.nats {
+        let streams = w.platform_streams(url).await.map_err(usage_or_failure)?;
+        findings.extend(w.lint_streams(&streams, "server").await?);
+    }
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&findings)?);
+    } else if findings.is_empty() {
+        println!("no findings");
+    } else {
+        for f in &findings {
+            println!("{f}");
+        }
+    }
+    if args.strict && !findings.is_empty() {
+        anyhow::bail!(
+            "{} finding{} (--strict)",
+            findings.len(),
+            if findings.len() == 1 { "" } else { "s" }
+        );
+    }
+    Ok(())
+}

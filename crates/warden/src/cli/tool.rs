@@ -1,0 +1,204 @@
+//! `warden tool pub|sub|req`: a small NATS client (like `nsc tool`) that connects
+//! with Warden-issued creds — from the store (`--account/--user`) or a creds file —
+//! to check what the server allows and refuses.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use warden_ops::Warden;
+
+/// Subcommands of `warden tool`.
+#[derive(Subcommand, Debug)]
+#[allow(missing_docs)] // the connection flags are documented on `Conn`
+pub enum ToolCmd {
+    /// Publish one message.
+    Pub {
+        #[command(flatten)]
+        conn: Conn,
+        /// Subject.
+        subject: String,
+        /// Payload.
+        #[arg(default_value = "")]
+        payload: String,
+    },
+    /// Subscribe and print messages.
+    Sub {
+        #[command(flatten)]
+        conn: Conn,
+        /// Subject (wildcards allowed).
+        subject: String,
+        /// Stop after this many messages.
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        /// Give up after this long (e.g. 10s).
+        #[arg(long, default_value = "10s", value_parser = secs)]
+        timeout: Duration,
+    },
+    /// Send a request and print the reply.
+    Req {
+        #[command(flatten)]
+        conn: Conn,
+        /// Subject.
+        subject: String,
+        /// Payload.
+        #[arg(default_value = "")]
+        payload: String,
+        /// Give up after this long.
+        #[arg(long, default_value = "5s", value_parser = secs)]
+        timeout: Duration,
+    },
+}
+
+/// How to connect.
+#[derive(Args, Debug)]
+pub struct Conn {
+    /// Server URL.
+    #[arg(long, default_value = "nats://127.0.0.1:4222", env = "NATS_URL")]
+    nats: String,
+    /// Account of the user whose creds to use (from the store).
+    #[arg(short, long, requires = "user", conflicts_with = "creds")]
+    account: Option<String>,
+    /// User whose creds to use (from the store).
+    #[arg(short, long, requires = "account")]
+    user: Option<String>,
+    /// A creds file instead.
+    #[arg(long, value_name = "FILE")]
+    creds: Option<PathBuf>,
+}
+
+fn secs(s: &str) -> Result<Duration, String> {
+    warden_core::parse::parse_duration_ns(s)
+        .map(|ns| Duration::from_nanos(ns.max(0) as u64))
+        .map_err(|e| e.to_string())
+}
+
+async fn connect<F, Fut>(
+    conn: &Conn,
+    open: F,
+) -> Result<(async_nats::Client, mpsc::UnboundedReceiver<String>)>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Warden>>,
+{
+    let creds = match (&conn.creds, &conn.account, &conn.user) {
+        (Some(path), _, _) => zeroize::Zeroizing::new(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+        ),
+        (None, Some(a), Some(u)) => open().await?.creds(a, u).await?,
+        _ => bail!(crate::cli::UsageError(
+            "say whose creds to use: --account A --user U, or --creds FILE".into()
+        )),
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    let client = async_nats::ConnectOptions::with_credentials(&creds)
+        .context("invalid creds")?
+        .event_callback(move |event| {
+            let tx = tx.clone();
+            async move {
+                if let async_nats::Event::ServerError(e) = event {
+                    let _ = tx.send(e.to_string());
+                }
+            }
+        })
+        .max_reconnects(Some(1))
+        .connect(&conn.nats)
+        .await
+        .with_context(|| format!("cannot connect to {}", conn.nats))?;
+    Ok((client, rx))
+}
+
+/// After a flush, the server has processed everything sent before it; an error it
+/// reported for those messages is in the channel by now or very shortly after.
+async fn server_error(rx: &mut mpsc::UnboundedReceiver<String>) -> Option<String> {
+    tokio::time::timeout(Duration::from_millis(250), rx.recv())
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Runs a tool subcommand.
+pub async fn run<F, Fut>(json: &bool, cmd: ToolCmd, open: F) -> Result<()>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Warden>>,
+{
+    match cmd {
+        ToolCmd::Pub {
+            conn,
+            subject,
+            payload,
+        } => {
+            let (client, mut errors) = connect(&conn, open).await?;
+            client
+                .publish(subject.clone(), payload.into_bytes().into())
+                .await?;
+            client.flush().await?;
+            if let Some(e) = server_error(&mut errors).await {
+                bail!("server refused the publish to {subject}: {e}");
+            }
+            if *json {
+                println!("{}", serde_json::json!({"published": subject}));
+            } else {
+                eprintln!("published to {subject}");
+            }
+        }
+        ToolCmd::Sub {
+            conn,
+            subject,
+            count,
+            timeout,
+        } => {
+            let (client, mut errors) = connect(&conn, open).await?;
+            let mut sub = client.subscribe(subject.clone()).await?;
+            client.flush().await?;
+            if let Some(e) = server_error(&mut errors).await {
+                bail!("server refused the subscription to {subject}: {e}");
+            }
+            if !*json {
+                eprintln!("listening on {subject}");
+            }
+            for _ in 0..count {
+                let msg = tokio::time::timeout(timeout, sub.next())
+                    .await
+                    .with_context(|| format!("no message on {subject} within {timeout:?}"))?
+                    .context("subscription closed")?;
+                let body = String::from_utf8_lossy(&msg.payload);
+                if *json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"subject": msg.subject.as_str(), "payload": body})
+                    );
+                } else {
+                    println!("[{}] {}", msg.subject, body);
+                }
+            }
+        }
+        ToolCmd::Req {
+            conn,
+            subject,
+            payload,
+            timeout,
+        } => {
+            let (client, _errors) = connect(&conn, open).await?;
+            let reply = tokio::time::timeout(
+                timeout,
+                client.request(subject.clone(), payload.into_bytes().into()),
+            )
+            .await
+            .with_context(|| format!("no reply on {subject} within {timeout:?}"))??;
+            let body = String::from_utf8_lossy(&reply.payload);
+            if *json {
+                println!("{}", serde_json::json!({"subject": subject, "reply": body}));
+            } else {
+                println!("{body}");
+            }
+        }
+    }
+    Ok(())
+}

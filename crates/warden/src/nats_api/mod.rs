@@ -1,0 +1,934 @@
+//! Warden's request/reply API on NATS (`warden serve`), following the NATS
+//! services conventions (ADR-32) through async-nats's `service` module: a service
+//! named `warden` answers `$SRV.PING|INFO|STATS` discovery, and one endpoint per
+//! operation under `<prefix>.` (default `WARDEN`, from
+//! [`Settings::service_prefix`](warden_ops::Settings::service_prefix)):
+//!
+//! | subject | request (JSON) | reply |
+//! |---|---|---|
+//! | `<prefix>.status` | — | `StatusView` |
+//! | `<prefix>.operator.get` | — | `OperatorView` |
+//! | `<prefix>.account.list` | — | `[AccountView]` |
+//! | `<prefix>.account.get` | `{name}` | `AccountView` |
+//! | `<prefix>.account.create` | `{name, spec?: AccountSpec}` | `AccountView` |
+//! | `<prefix>.account.edit` | `{name, limits: AccountLimitsEdit, description?}` | `AccountView` |
+//! | `<prefix>.account.delete` | `{name}` | `AccountView` |
+//! | `<prefix>.user.list` | `{account}` | `[UserView]` |
+//! | `<prefix>.user.get` | `{account, name}` | `UserView` |
+//! | `<prefix>.user.create` | `{account, name, spec?: UserSpec}` | `UserView` + `creds` |
+//! | `<prefix>.user.edit` | `{account, name, edit: UserEdit}` | `UserView` |
+//! | `<prefix>.user.revoke` | `{account, name}` | `UserView` |
+//! | `<prefix>.user.delete` | `{account, name}` | `UserView` |
+//! | `<prefix>.user.creds` | `{account, name}` | `{creds}` |
+//! | `<prefix>.device.list` | `{state?}` (`provisioned`, `active`, `revoked`) | `[DeviceView]` |
+//! | `<prefix>.device.get` | `{id}` | `DeviceView` |
+//! | `<prefix>.device.create` | `{id, meta?}` | `{device: DeviceView, creds}` |
+//! | `<prefix>.device.rotate` | `{id}` | `{device: DeviceView, creds}` (the new creds) |
+//! | `<prefix>.device.revoke` | `{id}` | `DeviceView` |
+//! | `<prefix>.device.restore` | `{id}` | `DeviceView` |
+//! | `<prefix>.device.creds` | `{id}` | `{creds}` |
+//! | `<prefix>.tenant.list` | — | `[TenantView]` |
+//! | `<prefix>.tenant.get` | `{slug}` | `TenantView` |
+//! | `<prefix>.tenant.create` | `{slug, limits?: TenantLimitsEdit}` | `TenantView` |
+//! | `<prefix>.tenant.edit` | `{slug, limits: TenantLimitsEdit}` | `TenantView` |
+//! | `<prefix>.tenant.suspend` | `{slug}` | `TenantView` |
+//! | `<prefix>.tenant.resume` | `{slug}` | `TenantView` |
+//! | `<prefix>.tenant.delete` | `{slug}` | `TenantView` |
+//! | `<prefix>.tenant.user.add` | `{slug, name}` | `{tenant: TenantView, user, creds}` |
+//! | `<prefix>.tenant.creds` | `{slug, name}` | `{creds}` |
+//! | `<prefix>.tenant.lint` | — | `[Finding]` (`warden tenant lint` without streams) |
+//!
+//! Bodies are decoded as strictly as the HTTP API decodes them (a JSON object;
+//! an unknown field at any depth is refused; `user.edit` takes any subset of
+//! `UserEdit`, `"expiry": null` clearing the expiry). Failures are replied with
+//! an empty body and the `Nats-Service-Error` (the message) and
+//! `Nats-Service-Error-Code` headers: 400 for bad input (including malformed
+//! JSON: the message names the problem), 404 for an unknown account, user, device or tenant, 409
+//! for a conflict (e.g. revoking a revoked device) or an uninitialised database, 500 otherwise (details only in
+//! the log). No message ever carries a seed.
+//!
+//! Who may call is decided by nats-server, not here: the service connects as its
+//! own user (`BACKEND`/`warden` from the built-in migrations: subscribe
+//! `<prefix>.>` and `$SRV.>`, publish only as replies), and callers are users
+//! allowed to publish on `<prefix>.>` (e.g. `BACKEND`/`backend`). A message
+//! without a reply subject is ignored: nothing changes that nobody hears about.
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use async_nats::service::{self, ServiceExt};
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::task::JoinSet;
+use warden_core::parse::parse_cidr;
+use warden_core::spec::{AccountLimitsEdit, UserEdit};
+use warden_core::{AccountSpec, UserSpec};
+
+use warden_core::device::{DeviceMeta, DeviceState};
+
+use warden_core::tenant::TenantLimitsEdit;
+use warden_ops::device::DeviceView;
+use warden_ops::tenant::TenantView;
+use warden_ops::{OpsError, UserView, Warden};
+
+/// The service's name in `$SRV` discovery.
+pub const SERVICE_NAME: &str = "warden";
+
+/// How long, after shutdown, requests already delivered to this connection may
+/// still be picked up.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// What a caller is told about an internal failure (as the HTTP API says it).
+const INTERNAL: &str = "internal error; the details are in the server log";
+
+/// Longest error message sent in a header.
+const MAX_ERROR_LEN: usize = 1024;
+
+/// One operation of the API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// `status`
+    Status,
+    /// `operator.get`
+    OperatorGet,
+    /// `account.list`
+    AccountList,
+    /// `account.get`
+    AccountGet,
+    /// `account.create`
+    AccountCreate,
+    /// `account.edit`
+    AccountEdit,
+    /// `account.delete`
+    AccountDelete,
+    /// `user.list`
+    UserList,
+    /// `user.get`
+    UserGet,
+    /// `user.create`
+    UserCreate,
+    /// `user.edit`
+    UserEdit,
+    /// `user.revoke`
+    UserRevoke,
+    /// `user.delete`
+    UserDelete,
+    /// `user.creds`
+    UserCreds,
+    /// `device.list`
+    DeviceList,
+    /// `device.get`
+    DeviceGet,
+    /// `device.create`
+    DeviceCreate,
+    /// `device.rotate`
+    DeviceRotate,
+    /// `device.revoke`
+    DeviceRevoke,
+    /// `device.restore`
+    DeviceRestore,
+    /// `device.creds`
+    DeviceCreds,
+    /// `tenant.list`
+    TenantList,
+    /// `tenant.get`
+    TenantGet,
+    /// `tenant.create`
+    TenantCreate,
+    /// `tenant.edit`
+    TenantEdit,
+    /// `tenant.suspend`
+    TenantSuspend,
+    /// `tenant.resume`
+    TenantResume,
+    /// `tenant.delete`
+    TenantDelete,
+    /// `tenant.user.add`
+    TenantUserAdd,
+    /// `tenant.creds`
+    TenantCreds,
+    /// `tenant.lint`
+    TenantLint,
+}
+
+impl Op {
+    /// Every operation, in the order the endpoints are registered.
+    pub const ALL: [Op; 31] = [
+        Op::Status,
+        Op::OperatorGet,
+        Op::AccountList,
+        Op::AccountGet,
+        Op::AccountCreate,
+        Op::AccountEdit,
+        Op::AccountDelete,
+        Op::UserList,
+        Op::UserGet,
+        Op::UserCreate,
+        Op::UserEdit,
+        Op::UserRevoke,
+        Op::UserDelete,
+        Op::UserCreds,
+        Op::DeviceList,
+        Op::DeviceGet,
+        Op::DeviceCreate,
+        Op::DeviceRotate,
+        Op::DeviceRevoke,
+        Op::DeviceRestore,
+        Op::DeviceCreds,
+        Op::TenantList,
+        Op::TenantGet,
+        Op::TenantCreate,
+        Op::TenantEdit,
+        Op::TenantSuspend,
+        Op::TenantResume,
+        Op::TenantDelete,
+        Op::TenantUserAdd,
+        Op::TenantCreds,
+        Op::TenantLint,
+    ];
+
+    /// The subject below the prefix, e.g. `account.create`.
+    pub fn subject(self) -> &'static str {
+        match self {
+            Op::Status => "status",
+            Op::OperatorGet => "operator.get",
+            Op::AccountList => "account.list",
+            Op::AccountGet => "account.get",
+            Op::AccountCreate => "account.create",
+            Op::AccountEdit => "account.edit",
+            Op::AccountDelete => "account.delete",
+            Op::UserList => "user.list",
+            Op::UserGet => "user.get",
+            Op::UserCreate => "user.create",
+            Op::UserEdit => "user.edit",
+            Op::UserRevoke => "user.revoke",
+            Op::UserDelete => "user.delete",
+            Op::UserCreds => "user.creds",
+            Op::DeviceList => "device.list",
+            Op::DeviceGet => "device.get",
+            Op::DeviceCreate => "device.create",
+            Op::DeviceRotate => "device.rotate",
+            Op::DeviceRevoke => "device.revoke",
+            Op::DeviceRestore => "device.restore",
+            Op::DeviceCreds => "device.creds",
+            Op::TenantList => "tenant.list",
+            Op::TenantGet => "tenant.get",
+            Op::TenantCreate => "tenant.create",
+            Op::TenantEdit => "tenant.edit",
+            Op::TenantSuspend => "tenant.suspend",
+            Op::TenantResume => "tenant.resume",
+            Op::TenantDelete => "tenant.delete",
+            Op::TenantUserAdd => "tenant.user.add",
+            Op::TenantCreds => "tenant.creds",
+            Op::TenantLint => "tenant.lint",
+        }
+    }
+
+    /// The endpoint's name in `$SRV.INFO` / `$SRV.STATS`, e.g. `account-create`.
+    pub fn endpoint_name(self) -> String {
+        self.subject().replace('.', "-")
+    }
+}
+
+/// The full subject of an operation under a prefix.
+pub fn subject(prefix: &str, op: Op) -> String {
+    format!("{prefix}.{}", op.subject())
+}
+
+/// Checks a service prefix: a literal subject (no wildcards, no empty tokens,
+/// no whitespace), as the endpoints are `<prefix>.<op>`.
+pub fn check_prefix(prefix: &str) -> anyhow::Result<()> {
+    if prefix.is_empty() {
+        bail!("the service prefix is empty");
+    }
+    for token in prefix.split('.') {
+        if token.is_empty() {
+            bail!("the service prefix {prefix:?} has an empty token");
+        }
+        if token == "*" || token == ">" {
+            bail!("the service prefix {prefix:?} contains a wildcard");
+        }
+        if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            bail!("the service prefix {prefix:?} contains whitespace");
+        }
+    }
+    if prefix.starts_with('$') {
+        bail!("the service prefix {prefix:?} may not start with '$' (reserved by NATS)");
+    }
+    Ok(())
+}
+
+/// Runs the service on `client` until `shutdown` resolves. Every request is
+/// handled in its own task; after shutdown the endpoints unsubscribe, requests
+/// already delivered are still handled, and those in flight finish before this
+/// returns. Returns an error if the service cannot start or the connection's
+/// subscriptions end without a shutdown.
+pub async fn run(
+    client: async_nats::Client,
+    warden: Warden,
+    prefix: &str,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    check_prefix(prefix)?;
+    let svc = client
+        .service_builder()
+        .description("Warden: identity and access control plane for NATS")
+        .start(SERVICE_NAME, env!("CARGO_PKG_VERSION"))
+        .await
+        .map_err(|e| anyhow!("cannot start the NATS service: {e}"))?;
+    let root = svc.group(prefix);
+    let mut endpoints = Vec::with_capacity(Op::ALL.len());
+    for op in Op::ALL {
+        let endpoint = root
+            .endpoint_builder()
+            .name(op.endpoint_name())
+            .add(op.subject())
+            .await
+            .map_err(|e| anyhow!("cannot subscribe to {}: {e}", subject(prefix, op)))?;
+        endpoints.push(endpoint.map(move |req| (op, req)));
+    }
+    // Subscriptions are in place once the server has seen them.
+    client
+        .flush()
+        .await
+        .context("cannot flush the service's subscriptions")?;
+    tracing::info!(prefix, "NATS service {SERVICE_NAME} started");
+
+    let mut requests = futures::stream::select_all(endpoints);
+    let mut tasks = JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    let stopped = loop {
+        tokio::select! {
+            () = &mut shutdown => break true,
+            next = requests.next() => match next {
+                Some((op, req)) => spawn(&mut tasks, &warden, op, req),
+                None => break false,
+            },
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => report(done),
+        }
+    };
+
+    // Stop: the endpoints unsubscribe; what was already delivered is handled.
+    svc.stop()
+        .await
+        .map_err(|e| anyhow!("cannot stop the NATS service: {e}"))?;
+    if stopped {
+        let drain = async {
+            while let Some((op, req)) = requests.next().await {
+                spawn(&mut tasks, &warden, op, req);
+            }
+        };
+        if tokio::time::timeout(DRAIN, drain).await.is_err() {
+            tracing::warn!("NATS service: endpoints did not close within {DRAIN:?}");
+        }
+    }
+    drop(requests);
+    while let Some(done) = tasks.join_next().await {
+        report(done);
+    }
+    client
+        .flush()
+        .await
+        .context("cannot flush the last replies")?;
+    if stopped {
+        tracing::info!("NATS service {SERVICE_NAME} stopped");
+        Ok(())
+    } else {
+        Err(anyhow!(
+            "the NATS connection closed the service's subscriptions"
+        ))
+    }
+}
+
+fn spawn(tasks: &mut JoinSet<()>, warden: &Warden, op: Op, req: service::Request) {
+    if req.message.reply.is_none() {
+        tracing::warn!(
+            subject = %req.message.subject,
+            "ignoring a message without a reply subject (send a request)"
+        );
+        return;
+    }
+    let warden = warden.clone();
+    tasks.spawn(async move { handle(&warden, op, req).await });
+}
+
+fn report(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        tracing::error!("a NATS service request handler failed: {e}");
+    }
+}
+
+async fn handle(warden: &Warden, op: Op, req: service::Request) {
+    let reply = match dispatch(warden, op, &req.message.payload).await {
+        Ok(body) => Ok(body.into()),
+        Err(e) => {
+            tracing::debug!(subject = %req.message.subject, code = e.code, "{}", e.message);
+            Err(service::error::Error {
+                status: e.message,
+                code: e.code as usize,
+            })
+        }
+    };
+    if let Err(e) = req.respond(reply).await {
+        tracing::warn!(subject = %req.message.subject, "cannot send the reply: {e}");
+    }
+}
+
+/// An error reply: a status code and a message safe to show the caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceError {
+    /// 400, 404, 409 or 500.
+    pub code: u16,
+    /// One line, no seed.
+    pub message: String,
+}
+
+impl ServiceError {
+    /// A 400 with the given message.
+    pub fn bad_request(message: impl Into<String>) -> ServiceError {
+        ServiceError::new(400, message)
+    }
+
+    fn new(code: u16, message: impl Into<String>) -> ServiceError {
+        if code >= 500 {
+            tracing::error!("NATS service: {}", clean(&message.into()));
+            return ServiceError {
+                code,
+                message: INTERNAL.to_string(),
+            };
+        }
+        ServiceError {
+            code,
+            message: clean(&message.into()),
+        }
+    }
+}
+
+impl From<OpsError> for ServiceError {
+    fn from(e: OpsError) -> Self {
+        let code = if e.is_usage() {
+            400
+        } else {
+            match e {
+                OpsError::NotFound(_) => 404,
+                OpsError::Conflict(_) | OpsError::NotInitialised => 409,
+                _ => 500,
+            }
+        };
+        ServiceError::new(code, e.to_string())
+    }
+}
+
+/// Makes a message fit for a header: one line, bounded, with anything that looks
+/// like an NKey seed (`S` + 55 or more base32 characters) redacted.
+fn clean(message: &str) -> String {
+    let one_line: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let mut out = String::with_capacity(one_line.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() >= 56 && run.starts_with('S') {
+            out.push_str("[redacted]");
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in one_line.chars() {
+        if c.is_ascii_uppercase() || ('2'..='7').contains(&c) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    if out.len() > MAX_ERROR_LEN {
+        let mut end = MAX_ERROR_LEN;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+        out.push('…');
+    }
+    out.trim().to_string()
+}
+
+/// `{}` (or an empty body) for operations without arguments.
+#[derive(Deserialize)]
+struct NoArgs {}
+
+#[derive(Deserialize)]
+struct AccountRef {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct AccountCreate {
+    name: String,
+    #[serde(default)]
+    spec: AccountSpec,
+}
+
+#[derive(Deserialize)]
+struct AccountEdit {
+    name: String,
+    #[serde(default)]
+    limits: AccountLimitsEdit,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct UserList {
+    account: String,
+}
+
+#[derive(Deserialize)]
+struct UserRef {
+    account: String,
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct UserCreate {
+    account: String,
+    name: String,
+    #[serde(default)]
+    spec: UserSpec,
+}
+
+#[derive(Deserialize)]
+struct UserEditRequest {
+    account: String,
+    name: String,
+    /// Parsed by [`user_edit`]: any subset of `UserEdit`'s fields.
+    edit: Value,
+}
+
+#[derive(Deserialize)]
+struct DeviceList {
+    #[serde(default)]
+    state: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DeviceRef {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct DeviceCreate {
+    id: String,
+    #[serde(default)]
+    meta: DeviceMeta,
+}
+
+#[derive(Deserialize)]
+struct TenantRef {
+    slug: String,
+}
+
+#[derive(Deserialize)]
+struct TenantCreate {
+    slug: String,
+    #[serde(default)]
+    limits: TenantLimitsEdit,
+}
+
+#[derive(Deserialize)]
+struct TenantEdit {
+    slug: String,
+    limits: TenantLimitsEdit,
+}
+
+#[derive(Deserialize)]
+struct TenantUserRef {
+    slug: String,
+    name: String,
+}
+
+/// A tenant and the user just added to it, with its creds.
+#[derive(Serialize)]
+struct TenantUserAdded<'a> {
+    tenant: &'a TenantView,
+    user: &'a str,
+    creds: &'a str,
+}
+
+/// A device and the creds just issued to it (create, rotate).
+#[derive(Serialize)]
+struct DeviceWithCreds<'a> {
+    device: &'a DeviceView,
+    creds: &'a str,
+}
+
+#[derive(Serialize)]
+struct CreatedUser<'a> {
+    #[serde(flatten)]
+    user: &'a UserView,
+    creds: &'a str,
+}
+
+#[derive(Serialize)]
+struct Creds<'a> {
+    creds: &'a str,
+}
+
+/// The request body as a JSON object (an empty body is `{}`).
+fn body(op: Op, payload: &[u8]) -> Result<Value, ServiceError> {
+    if payload.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(Default::default()));
+    }
+    let value: Value = serde_json::from_slice(payload).map_err(|e| {
+        ServiceError::bad_request(format!(
+            "malformed JSON request to {}: not valid JSON: {e}",
+            op.subject()
+        ))
+    })?;
+    if !value.is_object() {
+        return Err(ServiceError::bad_request(format!(
+            "malformed JSON request to {}: the body must be a JSON object",
+            op.subject()
+        )));
+    }
+    Ok(value)
+}
+
+/// Decodes strictly, as the HTTP API does: a field `T` does not know, at any
+/// depth, is refused (`at` prefixes the reported path).
+fn decode<T: DeserializeOwned>(op: Op, at: &str, value: Value) -> Result<T, ServiceError> {
+    let mut unknown = Vec::new();
+    let decoded: T = serde_ignored::deserialize(value, |path| {
+        unknown.push(format!("{at}{path}"));
+    })
+    .map_err(|e| {
+        ServiceError::bad_request(format!(
+            "malformed JSON request to {}: {at}{e}",
+            op.subject()
+        ))
+    })?;
+    if !unknown.is_empty() {
+        return Err(ServiceError::bad_request(format!(
+            "malformed JSON request to {}: unknown field{} {}",
+            op.subject(),
+            if unknown.len() == 1 { "" } else { "s" },
+            unknown.join(", ")
+        )));
+    }
+    Ok(decoded)
+}
+
+fn parse<T: DeserializeOwned>(op: Op, payload: &[u8]) -> Result<T, ServiceError> {
+    decode(op, "", body(op, payload)?)
+}
+
+/// Canonical CIDRs, as the CLI and the HTTP API make them (`10.0.0.1` → `10.0.0.1/32`).
+fn cidrs(list: &mut [String]) -> Result<(), ServiceError> {
+    for c in list.iter_mut() {
+        *c = parse_cidr(c).map_err(|e| ServiceError::bad_request(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// A `UserEdit` from any subset of its fields (the type itself wants them all):
+/// the given object is laid over the empty edit. `"expiry": null` clears the
+/// expiry (plain serde would read it as "leave it").
+fn user_edit(value: Value) -> Result<UserEdit, ServiceError> {
+    let Value::Object(given) = value else {
+        return Err(ServiceError::bad_request(
+            "malformed JSON request to user.edit: `edit` must be an object",
+        ));
+    };
+    let clears_expiry = matches!(given.get("expiry"), Some(Value::Null));
+    let mut merged = serde_json::to_value(UserEdit::default())
+        .map_err(|e| ServiceError::new(500, format!("cannot build an empty edit: {e}")))?;
+    merge(&mut merged, Value::Object(given));
+    let mut edit: UserEdit = decode(Op::UserEdit, "edit.", merged)?;
+    if clears_expiry {
+        edit.expiry = Some(None);
+    }
+    cidrs(&mut edit.add_source_networks)?;
+    cidrs(&mut edit.remove_source_networks)?;
+    Ok(edit)
+}
+
+/// Lays `over` on `base`: objects merge key by key, anything else replaces.
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+fn json<T: Serialize>(value: &T) -> Result<Vec<u8>, ServiceError> {
+    serde_json::to_vec(value)
+        .map_err(|e| ServiceError::new(500, format!("cannot serialise the reply: {e}")))
+}
+
+/// Runs one operation on a request body; the reply body or the error to send.
+pub async fn dispatch(warden: &Warden, op: Op, payload: &[u8]) -> Result<Vec<u8>, ServiceError> {
+    match op {
+        Op::Status => {
+            parse::<NoArgs>(op, payload)?;
+            json(&warden.status().await?)
+        }
+        Op::OperatorGet => {
+            parse::<NoArgs>(op, payload)?;
+            json(&warden.operator().await?)
+        }
+        Op::AccountList => {
+            parse::<NoArgs>(op, payload)?;
+            json(&warden.list_accounts().await?)
+        }
+        Op::AccountGet => {
+            let r: AccountRef = parse(op, payload)?;
+            json(&warden.account(&r.name).await?)
+        }
+        Op::AccountCreate => {
+            let r: AccountCreate = parse(op, payload)?;
+            json(&warden.add_account(&r.name, r.spec).await?)
+        }
+        Op::AccountEdit => {
+            let r: AccountEdit = parse(op, payload)?;
+            json(
+                &warden
+                    .edit_account(&r.name, &r.limits, r.description)
+                    .await?,
+            )
+        }
+        Op::AccountDelete => {
+            let r: AccountRef = parse(op, payload)?;
+            json(&warden.delete_account(&r.name).await?)
+        }
+        Op::UserList => {
+            let r: UserList = parse(op, payload)?;
+            json(&warden.list_users(&r.account).await?)
+        }
+        Op::UserGet => {
+            let r: UserRef = parse(op, payload)?;
+            json(&warden.user(&r.account, &r.name).await?)
+        }
+        Op::UserCreate => {
+            let r: UserCreate = parse(op, payload)?;
+            let mut spec = r.spec;
+            cidrs(&mut spec.src)?;
+            let user = warden.add_user(&r.account, &r.name, spec).await?;
+            let creds = warden.creds(&r.account, &user.name).await?;
+            json(&CreatedUser {
+                user: &user,
+                creds: &creds,
+            })
+        }
+        Op::UserEdit => {
+            let r: UserEditRequest = parse(op, payload)?;
+            let edit = user_edit(r.edit)?;
+            json(&warden.edit_user(&r.account, &r.name, &edit).await?)
+        }
+        Op::UserRevoke => {
+            let r: UserRef = parse(op, payload)?;
+            json(&warden.revoke_user(&r.account, &r.name).await?)
+        }
+        Op::UserDelete => {
+            let r: UserRef = parse(op, payload)?;
+            json(&warden.delete_user(&r.account, &r.name).await?)
+        }
+        Op::UserCreds => {
+            let r: UserRef = parse(op, payload)?;
+            let creds = warden.creds(&r.account, &r.name).await?;
+            json(&Creds { creds: &creds })
+        }
+        Op::DeviceList => {
+            let r: DeviceList = parse(op, payload)?;
+            let state = match r.state.as_deref() {
+                None => None,
+                Some(raw) => Some(DeviceState::parse(raw).ok_or_else(|| {
+                    ServiceError::bad_request(format!(
+                        "state must be provisioned, active or revoked, not {raw:?}"
+                    ))
+                })?),
+            };
+            json(&warden.list_devices(state).await?)
+        }
+        Op::DeviceGet => {
+            let r: DeviceRef = parse(op, payload)?;
+            json(&warden.device(&r.id).await?)
+        }
+        Op::DeviceCreate => {
+            let r: DeviceCreate = parse(op, payload)?;
+            let (device, creds) = warden.add_device(&r.id, r.meta).await?;
+            json(&DeviceWithCreds {
+                device: &device,
+                creds: &creds,
+            })
+        }
+        Op::DeviceRotate => {
+            let r: DeviceRef = parse(op, payload)?;
+            let (device, creds) = warden.rotate_device(&r.id).await?;
+            json(&DeviceWithCreds {
+                device: &device,
+                creds: &creds,
+            })
+        }
+        Op::DeviceRevoke => {
+            let r: DeviceRef = parse(op, payload)?;
+            json(&warden.revoke_device(&r.id).await?)
+        }
+        Op::DeviceRestore => {
+            let r: DeviceRef = parse(op, payload)?;
+            json(&warden.restore_device(&r.id).await?)
+        }
+        Op::DeviceCreds => {
+            let r: DeviceRef = parse(op, payload)?;
+            let creds = warden.device_creds(&r.id).await?;
+            json(&Creds { creds: &creds })
+        }
+        Op::TenantList => {
+            parse::<NoArgs>(op, payload)?;
+            json(&warden.list_tenants().await?)
+        }
+        Op::TenantGet => {
+            let r: TenantRef = parse(op, payload)?;
+            json(&warden.tenant(&r.slug).await?)
+        }
+        Op::TenantCreate => {
+            let r: TenantCreate = parse(op, payload)?;
+            json(&warden.add_tenant(&r.slug, &r.limits).await?)
+        }
+        Op::TenantEdit => {
+            let r: TenantEdit = parse(op, payload)?;
+            json(&warden.edit_tenant(&r.slug, &r.limits).await?)
+        }
+        Op::TenantSuspend => {
+            let r: TenantRef = parse(op, payload)?;
+            json(&warden.suspend_tenant(&r.slug).await?)
+        }
+        Op::TenantResume => {
+            let r: TenantRef = parse(op, payload)?;
+            json(&warden.resume_tenant(&r.slug).await?)
+        }
+        Op::TenantDelete => {
+            let r: TenantRef = parse(op, payload)?;
+            json(&warden.delete_tenant(&r.slug).await?)
+        }
+        Op::TenantUserAdd => {
+            let r: TenantUserRef = parse(op, payload)?;
+            let (tenant, creds) = warden.add_tenant_user(&r.slug, &r.name).await?;
+            json(&TenantUserAdded {
+                tenant: &tenant,
+                user: &r.name,
+                creds: &creds,
+            })
+        }
+        Op::TenantCreds => {
+            let r: TenantUserRef = parse(op, payload)?;
+            let creds = warden.tenant_creds(&r.slug, &r.name).await?;
+            json(&Creds { creds: &creds })
+        }
+        Op::TenantLint => {
+            parse::<NoArgs>(op, payload)?;
+            json(&warden.lint_tenants().await?)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_never_leave_in_a_message() {
+        let seed = "SUAMLK2ZNL35WSMW37E7UD4VZ7ELPKW7DHC3BWBSD2GCZ7IUQQXZIORRBU";
+        let m = clean(&format!("bad key {seed}\nnext line"));
+        assert!(!m.contains(seed), "{m}");
+        assert!(m.contains("[redacted]") && !m.contains('\n'), "{m}");
+        // Public keys and ordinary words stay.
+        let pk = "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4";
+        assert_eq!(clean(&format!("user {pk} SHOP")), format!("user {pk} SHOP"));
+    }
+
+    #[test]
+    fn prefixes_are_literal_subjects() {
+        assert!(check_prefix("WARDEN").is_ok());
+        assert!(check_prefix("NATS-MANAGER").is_ok());
+        assert!(check_prefix("a.b").is_ok());
+        for bad in ["", "a..b", "a.>", "*", "a b", "$SRV"] {
+            assert!(check_prefix(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_partial_user_edit_is_accepted() {
+        let e =
+            user_edit(serde_json::json!({"permissions": {"allow_pub": ["a.>"]}, "expiry": null}))
+                .expect("edit");
+        assert_eq!(e.permissions.allow_pub.len(), 1);
+        assert_eq!(e.expiry, Some(None));
+        assert!(user_edit(serde_json::json!({"permissions": {"allow_pub": ["a..b"]}})).is_err());
+        assert!(user_edit(serde_json::json!([])).is_err());
+    }
+
+    #[test]
+    fn bodies_are_strict_objects() {
+        let unknown = parse::<UserCreate>(
+            Op::UserCreate,
+            br#"{"account":"A","name":"b","spec":{"permissions":{"pub":{"allow":[]}},"bogus":1}}"#,
+        )
+        .err()
+        .expect("nested unknown field refused");
+        assert_eq!(unknown.code, 400);
+        assert!(
+            unknown.message.contains("spec.bogus"),
+            "{}",
+            unknown.message
+        );
+        let not_object = parse::<NoArgs>(Op::Status, b"[1]")
+            .err()
+            .expect("array refused");
+        assert!(
+            not_object.message.contains("JSON object"),
+            "{}",
+            not_object.message
+        );
+        assert!(parse::<NoArgs>(Op::Status, b"  ").is_ok());
+        let e = user_edit(serde_json::json!({"add_source_networks": ["10.0.0.1"]})).expect("edit");
+        assert_eq!(e.add_source_networks, ["10.0.0.1/32"]);
+    }
+
+    #[test]
+    fn internal_failures_carry_no_details() {
+        let e = ServiceError::from(OpsError::Jwt("key SX… broke".into()));
+        assert_eq!((e.code, e.message.as_str()), (500, INTERNAL));
+        let e = ServiceError::from(OpsError::NotFound("account X".into()));
+        assert_eq!((e.code, e.message.as_str()), (404, "account X not found"));
+    }
+
+    #[test]
+    fn endpoint_names() {
+        assert_eq!(Op::AccountCreate.endpoint_name(), "account-create");
+        assert_eq!(subject("WARDEN", Op::UserCreds), "WARDEN.user.creds");
+        assert_eq!(Op::DeviceRestore.endpoint_name(), "device-restore");
+        assert_eq!(Op::TenantUserAdd.endpoint_name(), "tenant-user-add");
+        assert_eq!(subject("WARDEN", Op::TenantLint), "WARDEN.tenant.lint");
+        let subjects: std::collections::BTreeSet<_> = Op::ALL.iter().map(|o| o.subject()).collect();
+        assert_eq!(
+            subjects.len(),
+            Op::ALL.len(),
+            "every operation has its own subject"
+        );
+    }
+}
