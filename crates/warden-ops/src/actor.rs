@@ -184,15 +184,51 @@ impl Actor {
         self.scopes.contains(&Scope::Admin) || self.scopes.contains(&scope)
     }
 
-    /// Refuses unless the actor holds `scope`; `what` names what was asked for.
+    /// Refuses unless the actor may run an operation that needs `scope`: an actor bound
+    /// to a directory user is refused ([`OpsError::Bound`], see [`Self::require_unbound`]),
+    /// one without the scope too ([`OpsError::MissingScope`]); `what` names what was
+    /// asked for. The governance operations, which a bound actor may use, call
+    /// [`Self::require_governance`] instead.
     pub fn require(&self, scope: Scope, what: &str) -> Result<(), OpsError> {
+        self.require_unbound(what)?;
+        self.require_governance(scope, what)
+    }
+
+    /// [`Self::require`] for the governance operations (directory, roles, tasks,
+    /// proposals, keys): the scope alone, so an actor bound to a directory user may use
+    /// them (as that user: see [`Self::acting_as`]).
+    pub fn require_governance(&self, scope: Scope, what: &str) -> Result<(), OpsError> {
         if self.has(scope) {
             Ok(())
         } else {
-            Err(OpsError::Refused(format!(
-                "{what} needs the {scope} scope, which {} lacks",
-                self.name
-            )))
+            Err(OpsError::MissingScope {
+                scope,
+                what: what.to_string(),
+            })
+        }
+    }
+
+    /// Refuses an actor bound to a directory user: such an actor may use the governance
+    /// operations (directory, proposals, their own keys) and nothing else.
+    pub fn require_unbound(&self, what: &str) -> Result<(), OpsError> {
+        match &self.dir_user {
+            None => Ok(()),
+            Some(user) => Err(OpsError::Bound(format!(
+                "this token acts as directory user {user}: it may use the governance \
+                 operations (/v1/dir…, /v1/proposals…) only, not {what}"
+            ))),
+        }
+    }
+
+    /// The same actor, for the parts of an operation that the operation has already
+    /// authorized (so an inner step never asks again for a scope the caller was not
+    /// asked for). Crate-private: no surface can make one.
+    pub(crate) fn authorized(&self) -> Actor {
+        Actor {
+            name: self.name.clone(),
+            kind: self.kind.clone(),
+            scopes: vec![Scope::Admin],
+            dir_user: None,
         }
     }
 
@@ -205,9 +241,79 @@ impl Actor {
             (None, given) => Ok(given.map(str::to_string)),
             (Some(bound), None) => Ok(Some(bound.clone())),
             (Some(bound), Some(named)) if named == bound => Ok(Some(named.to_string())),
-            (Some(bound), Some(named)) => Err(OpsError::Refused(format!(
+            (Some(bound), Some(named)) => Err(OpsError::Bound(format!(
                 "this token acts as directory user {bound} only, not as {named:?}"
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    fn token(scopes: &[Scope], dir_user: Option<&str>) -> TokenInfo {
+        TokenInfo {
+            id: "tok_x".into(),
+            name: "x".into(),
+            scopes: scopes.to_vec(),
+            created_at: 0,
+            expires_at: None,
+            revoked_at: None,
+            last_used_at: None,
+            dir_user: dir_user.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_missing_scope_is_forbidden_and_admin_holds_all() {
+        let read = Actor::token(&token(&[Scope::Read], None));
+        assert!(read.require(Scope::Read, "reading").is_ok());
+        let e = read.require(Scope::Creds, "a user's creds").unwrap_err();
+        assert_eq!((e.kind(), e.code()), (ErrorKind::Refused, "forbidden"));
+        assert!(e.to_string().contains("creds scope"), "{e}");
+        let admin = Actor::token(&token(&[Scope::Admin], None));
+        assert!(Scope::ALL.iter().all(|s| admin.has(*s)));
+        assert!(Actor::operator("cli:root").has(Scope::Creds));
+        assert!(
+            Actor::nats_service(&[Scope::Read, Scope::Write])
+                .require(Scope::Creds, "x")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_bound_actor_acts_as_its_user_only() {
+        let op = Actor::token(&token(&[Scope::Read, Scope::Write], None));
+        assert_eq!(op.acting_as(None).unwrap(), None);
+        assert_eq!(op.acting_as(Some("")).unwrap(), None);
+        assert_eq!(
+            op.acting_as(Some("olivia")).unwrap().as_deref(),
+            Some("olivia")
+        );
+        assert!(op.require_unbound("accounts").is_ok());
+        assert!(op.require(Scope::Read, "accounts").is_ok());
+        let bound = Actor::token(&token(&[Scope::Read, Scope::Write], Some("mallory")));
+        assert_eq!(bound.acting_as(None).unwrap().as_deref(), Some("mallory"));
+        assert_eq!(
+            bound.acting_as(Some("mallory")).unwrap().as_deref(),
+            Some("mallory")
+        );
+        let e = bound.acting_as(Some("olivia")).unwrap_err();
+        assert_eq!(e.code(), "forbidden");
+        assert!(e.to_string().contains("not as \"olivia\""), "{e}");
+        assert_eq!(
+            bound.require_unbound("accounts").unwrap_err().code(),
+            "forbidden"
+        );
+        assert_eq!(
+            bound.require(Scope::Read, "accounts").unwrap_err().code(),
+            "forbidden"
+        );
+        assert!(bound.require_governance(Scope::Read, "proposals").is_ok());
+        let inner = bound.authorized();
+        assert_eq!(inner.name(), bound.name());
+        assert!(inner.dir_user().is_none() && inner.has(Scope::Creds));
     }
 }

@@ -1,5 +1,5 @@
 //! `warden device`: a fleet of devices, one account each, behind a shared hub
-//! account (the seed's `EMDEVS` / `EMDEV-<id>`), and the [`Warden`] methods every
+//! account (by default `EMDEVS`, each device's `EMDEV-<id>`), and the [`Warden`] methods every
 //! surface (CLI, HTTP API, NATS service) calls: [`Warden::add_device`],
 //! [`Warden::add_devices_bulk`], [`Warden::list_devices`], [`Warden::device`],
 //! [`Warden::rotate_device`], [`Warden::revoke_device`], [`Warden::restore_device`].
@@ -10,6 +10,10 @@
 //! admin user, creates each device's stream `EMDEV_<id>` in the hub
 //! ([`create_streams`]). The hub (its exports, a `backend` and a JetStream admin
 //! user) is created with the first device.
+//!
+//! Reads need `read`, changes `write`, a device's creds `creds`. Adding or rotating a
+//! device by an actor without `creds` still happens, but its answer holds no creds
+//! (`None`): they can be fetched later by someone who may.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -26,8 +30,8 @@ use warden_core::{AccountName, AccountSpec, UserName, UserSpec, compile_account,
 use warden_store::{AccountRow, DeviceRow, OperatorRow, OutboxRow, Tx, UserRow, Zeroizing};
 
 use crate::{
-    OpsError, Record, Result, TOPIC_ACCOUNT_DELETE, TOPIC_ACCOUNT_UPDATE, Warden, from_json, now,
-    parse_key, put_seed, to_json,
+    OpsError, Record, Result, Scope, TOPIC_ACCOUNT_DELETE, TOPIC_ACCOUNT_UPDATE, Warden, from_json,
+    now, parse_key, put_seed, to_json,
 };
 
 /// Outbox topic: a device's stream must exist in the hub (payload: [`StreamRequest`] JSON).
@@ -105,6 +109,18 @@ pub struct BulkReport {
 /// Creds of the devices a bulk add created: (id, creds text).
 pub type BulkCreds = Vec<(String, Zeroizing<String>)>;
 
+/// Creds just issued, handed out only to an actor holding `creds` (`None` otherwise).
+pub type IssuedCreds = Option<Zeroizing<String>>;
+
+/// The creds an operation issued, for a caller that cannot go on without them (e.g. to
+/// write them to a file): withheld creds are the missing `creds` scope.
+pub fn issued<T>(creds: Option<T>, what: &str) -> Result<T> {
+    creds.ok_or_else(|| OpsError::MissingScope {
+        scope: Scope::Creds,
+        what: what.to_string(),
+    })
+}
+
 /// Signing material held for the length of one operation.
 struct Signers {
     operator: KeyPair,
@@ -115,6 +131,7 @@ struct Signers {
 impl Warden {
     /// The fleet's names and subjects (stored at the first device; defaults before).
     pub async fn fleet_settings(&self) -> Result<FleetSettings> {
+        self.need(Scope::Read, "reading the fleet settings")?;
         match self.store.meta(META_FLEET).await? {
             Some(v) => serde_json::from_str(&v).map_err(|e| {
                 OpsError::Conflict(format!("stored fleet settings are unreadable: {e}"))
@@ -125,6 +142,7 @@ impl Warden {
 
     /// Sets the fleet's names and subjects; refused once the fleet has devices.
     pub async fn set_fleet_settings(&self, settings: &FleetSettings) -> Result<FleetSettings> {
+        self.need(Scope::Write, "changing the fleet settings")?;
         settings.check().map_err(invalid)?;
         let mut tx = self.store.begin().await?;
         self.operator_row(&mut tx).await?;
@@ -147,15 +165,16 @@ impl Warden {
     }
 
     /// Adds one device: its account (importing its slice of the hub) and user; the
-    /// hub is created with the first device. Returns the view and the creds (the
-    /// only time they are handed out by this call).
+    /// hub is created with the first device. Returns the view and, for an actor holding
+    /// `creds`, the creds (`None` for one without: the device is added all the same).
     pub async fn add_device(
         &self,
         id: &str,
         meta: DeviceMeta,
-    ) -> Result<(DeviceView, Zeroizing<String>)> {
+    ) -> Result<(DeviceView, IssuedCreds)> {
+        self.need(Scope::Write, "adding a device")?;
         let id = DeviceId::parse(id).map_err(invalid)?;
-        let fleet = self.fleet_settings().await?;
+        let fleet = self.trusted().fleet_settings().await?;
         let mut tx = self.store.begin().await?;
         let op = self.operator_row(&mut tx).await?;
         if tx.device(id.as_str()).await?.is_some() {
@@ -166,19 +185,37 @@ impl Warden {
             .provision(&mut tx, &op, &fleet, &signers, &id, meta)
             .await?;
         tx.commit().await?;
-        Ok((device_view(row, &fleet)?, creds))
+        Ok((
+            device_view(row, &fleet)?,
+            self.sees_creds().then_some(creds),
+        ))
+    }
+
+    /// [`Self::add_device`] for a caller whose answer must carry the creds: refused before
+    /// anything is written unless the actor holds `write` and `creds`.
+    pub async fn add_device_with_creds(
+        &self,
+        id: &str,
+        meta: DeviceMeta,
+    ) -> Result<(DeviceView, Zeroizing<String>)> {
+        self.need(Scope::Write, "adding a device")?;
+        self.need(Scope::Creds, "a new device's creds")?;
+        let (view, creds) = self.add_device(id, meta).await?;
+        Ok((view, issued(creds, "a new device's creds")?))
     }
 
     /// Adds many devices in one transaction; ids that exist are skipped (so a re-run
     /// adds only what is missing). Every id is validated first: one bad id changes
-    /// nothing. `progress` is called after each device.
+    /// nothing. `progress` is called after each device. The creds of the devices added
+    /// now only for an actor holding `creds` (`None` for one without).
     pub async fn add_devices_bulk(
         &self,
         devices: &[NewDevice],
         progress: impl Fn(u64),
-    ) -> Result<(BulkReport, BulkCreds)> {
+    ) -> Result<(BulkReport, Option<BulkCreds>)> {
+        self.need(Scope::Write, "adding devices")?;
         let ids = check_new_devices(devices)?;
-        let fleet = self.fleet_settings().await?;
+        let fleet = self.trusted().fleet_settings().await?;
         let mut tx = self.store.begin().await?;
         let op = self.operator_row(&mut tx).await?;
         let existing: BTreeSet<String> = tx.device_ids().await?.into_iter().collect();
@@ -198,12 +235,13 @@ impl Warden {
             progress(1);
         }
         tx.commit().await?;
-        Ok((report, creds))
+        Ok((report, self.sees_creds().then_some(creds)))
     }
 
     /// Every device (or those in `state`), ordered by id.
     pub async fn list_devices(&self, state: Option<DeviceState>) -> Result<Vec<DeviceView>> {
-        let fleet = self.fleet_settings().await?;
+        self.need(Scope::Read, "listing devices")?;
+        let fleet = self.trusted().fleet_settings().await?;
         self.store
             .devices(state.map(DeviceState::as_str))
             .await?
@@ -214,8 +252,9 @@ impl Warden {
 
     /// One device.
     pub async fn device(&self, id: &str) -> Result<DeviceView> {
+        self.need(Scope::Read, "reading a device")?;
         let id = DeviceId::parse(id).map_err(invalid)?;
-        let fleet = self.fleet_settings().await?;
+        let fleet = self.trusted().fleet_settings().await?;
         let row = self
             .store
             .device(id.as_str())
@@ -226,16 +265,18 @@ impl Warden {
 
     /// The creds of a device's current user.
     pub async fn device_creds(&self, id: &str) -> Result<Zeroizing<String>> {
-        let view = self.device(id).await?;
-        self.creds(&view.account, &view.user).await
+        self.need(Scope::Creds, "a device's creds")?;
+        let view = self.trusted().device(id).await?;
+        self.creds_of(&view.account, &view.user).await
     }
 
     /// Gives a device a new user key; the old one is revoked in the device account
     /// (its connections are closed once the account update is pushed). Returns the
-    /// new creds.
-    pub async fn rotate_device(&self, id: &str) -> Result<(DeviceView, Zeroizing<String>)> {
+    /// new creds to an actor holding `creds` (`None` to one without).
+    pub async fn rotate_device(&self, id: &str) -> Result<(DeviceView, IssuedCreds)> {
+        self.need(Scope::Write, "rotating a device's key")?;
         let id = DeviceId::parse(id).map_err(invalid)?;
-        let fleet = self.fleet_settings().await?;
+        let fleet = self.trusted().fleet_settings().await?;
         let mut tx = self.store.begin().await?;
         let op = self.operator_row(&mut tx).await?;
         let mut dev = device_row(&mut tx, &id).await?;
@@ -263,15 +304,31 @@ impl Warden {
         ))
         .await?;
         tx.commit().await?;
-        Ok((device_view(dev, &fleet)?, creds))
+        Ok((
+            device_view(dev, &fleet)?,
+            self.sees_creds().then_some(creds),
+        ))
+    }
+
+    /// [`Self::rotate_device`] for a caller whose answer must carry the new creds: refused
+    /// before anything is written unless the actor holds `write` and `creds`.
+    pub async fn rotate_device_with_creds(
+        &self,
+        id: &str,
+    ) -> Result<(DeviceView, Zeroizing<String>)> {
+        self.need(Scope::Write, "rotating a device's key")?;
+        self.need(Scope::Creds, "a device's new creds")?;
+        let (view, creds) = self.rotate_device(id).await?;
+        Ok((view, issued(creds, "a device's new creds")?))
     }
 
     /// Cuts a device off: every user of its account revoked (`*`), its activations
     /// revoked in the hub's exports, its account deleted from the resolver (which
     /// closes its connections). Its stream and keys are kept for [`Self::restore_device`].
     pub async fn revoke_device(&self, id: &str) -> Result<DeviceView> {
+        self.need(Scope::Write, "revoking a device")?;
         let id = DeviceId::parse(id).map_err(invalid)?;
-        let fleet = self.fleet_settings().await?;
+        let fleet = self.trusted().fleet_settings().await?;
         let mut tx = self.store.begin().await?;
         let op = self.operator_row(&mut tx).await?;
         let mut dev = device_row(&mut tx, &id).await?;
@@ -311,8 +368,9 @@ impl Warden {
     /// revocations and pushes its account again. Its existing creds work again
     /// (unless rotated away before).
     pub async fn restore_device(&self, id: &str) -> Result<DeviceView> {
+        self.need(Scope::Write, "restoring a device")?;
         let id = DeviceId::parse(id).map_err(invalid)?;
-        let fleet = self.fleet_settings().await?;
+        let fleet = self.trusted().fleet_settings().await?;
         let mut tx = self.store.begin().await?;
         let op = self.operator_row(&mut tx).await?;
         let mut dev = device_row(&mut tx, &id).await?;

@@ -1,4 +1,4 @@
-//! ADD_KEY (issue 7, the NEXT seed): a directory user brings their own NATS user key.
+//! ADD_KEY: a directory user brings their own NATS user key.
 //!
 //! Owns registering and removing a directory user's public keys, and issuing their
 //! directory-managed NATS users for such a key. Warden never sees the seed of a
@@ -10,6 +10,13 @@
 //! revocation time is refused. A re-issue for the *same* key (a grant taken away) must
 //! still kill the old JWT, so the key is revoked at T (no earlier than the old JWT's
 //! `iat`) and the new JWT is issued with `iat` = T + 1.
+//!
+//! Registering a key gives whoever holds its seed a NATS user, so it needs `creds`, and
+//! then: an actor bound to a directory user registers keys for that user only; any other
+//! actor (an operator's token, the console) needs `admin` to register a key for a
+//! directory user, since nothing proves it is that user; the local command line holds
+//! `admin`. Removing a key needs `write`; listing `read`. `warden jwt` withholds a bearer
+//! user's JWT from an actor without `creds`.
 
 use nats_jwt::{KeyKind, PublicKey, Seed, UserClaims, UserPublicKey};
 use serde::Serialize;
@@ -21,7 +28,7 @@ use warden_store::dir_keys::DirUserKeyRow;
 use warden_store::{AccountRow, OperatorRow, StoreError, Tx, UserRow};
 
 use crate::governance::Reissued;
-use crate::{OpsError, Record, Result, Warden, from_json, now, to_json};
+use crate::{OpsError, Record, Result, Scope, Warden, from_json, now, to_json};
 
 /// Tag of a directory-managed NATS user issued for the user's own key (no seed here).
 pub const OWN_KEY_TAG: &str = "warden:own-key";
@@ -83,8 +90,11 @@ pub struct UserJwtView {
     pub public_key: String,
     /// Whether Warden holds the seed (`false`: the user brought their own key).
     pub seed_held_by_warden: bool,
-    /// The user JWT.
-    pub jwt: String,
+    /// The user JWT; `None` (JSON `null`) when withheld: see `jwt_withheld`.
+    pub jwt: Option<String>,
+    /// Whether the JWT is withheld: a bearer user's JWT alone lets its holder connect, so
+    /// only a caller with the `creds` scope sees it.
+    pub jwt_withheld: bool,
 }
 
 impl Warden {
@@ -110,6 +120,21 @@ impl Warden {
         )))
     }
 
+    /// Who may register a key for `user` (after `creds` was checked): an actor bound to a
+    /// directory user for that user only; any other actor only with `admin`.
+    fn need_key_registrar(&self, user: &str) -> Result<()> {
+        match self.actor.dir_user() {
+            Some(bound) if bound == user => Ok(()),
+            Some(bound) => Err(OpsError::Bound(format!(
+                "this token acts as directory user {bound}: it registers keys for {bound} only, not for {user}"
+            ))),
+            None => self.actor.require_governance(
+                Scope::Admin,
+                &format!("registering a NATS key for directory user {user}"),
+            ),
+        }
+    }
+
     async fn need_user_for_keys(&self, tx: &mut Tx<'_>, user: &str) -> Result<()> {
         if tx.dir_user(user).await?.is_none() {
             return Err(OpsError::NotFound(format!("directory user {user}")));
@@ -125,6 +150,10 @@ impl Warden {
         user: &str,
         key: &str,
     ) -> Result<DirKeyChange> {
+        self.need_gov(Scope::Creds, "registering a NATS key for a directory user")?;
+        let actor = self.actor.acting_as(actor)?;
+        let actor = actor.as_deref();
+        self.need_key_registrar(user)?;
         let key = parse_user_key(key)?;
         let mut tx = self.store.begin().await?;
         self.need_user_for_keys(&mut tx, user).await?;
@@ -175,6 +204,9 @@ impl Warden {
         user: &str,
         key: &str,
     ) -> Result<DirKeyChange> {
+        self.need_gov(Scope::Write, "removing a directory user's NATS key")?;
+        let actor = self.actor.acting_as(actor)?;
+        let actor = actor.as_deref();
         let key = parse_user_key(key)?;
         let mut tx = self.store.begin().await?;
         self.need_user_for_keys(&mut tx, user).await?;
@@ -231,6 +263,7 @@ impl Warden {
 
     /// `warden dir user key list`: the user's keys, newest (in use) first.
     pub async fn dir_keys(&self, user: &str) -> Result<Vec<DirUserKeyRow>> {
+        self.need_gov(Scope::Read, "listing a directory user's keys")?;
         if self.store.dir_user(user).await?.is_none() {
             return Err(OpsError::NotFound(format!("directory user {user}")));
         }
@@ -239,17 +272,21 @@ impl Warden {
 
     /// `warden jwt ACCOUNT USER`: the user's JWT (to combine with a seed the user holds).
     pub async fn user_jwt(&self, account: &str, name: &str) -> Result<UserJwtView> {
+        self.need(Scope::Read, "reading a user's JWT")?;
         let mut tx = self.store.begin().await?;
         let op = self.operator_row(&mut tx).await?;
         let acc = self.account_row(&mut tx, &op, account).await?;
         let row = self.user_row(&mut tx, &acc, name).await?;
         let held = tx.has_seed(&row.public_key).await?;
+        let spec: UserSpec = from_json(&row.spec)?;
+        let withheld = spec.bearer_token && !self.sees_creds();
         Ok(UserJwtView {
             account: acc.name,
             user: row.name,
             public_key: row.public_key,
             seed_held_by_warden: held,
-            jwt: row.jwt,
+            jwt: (!withheld).then_some(row.jwt),
+            jwt_withheld: withheld,
         })
     }
 

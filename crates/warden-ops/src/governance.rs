@@ -30,7 +30,7 @@ use warden_store::governance::{
 use warden_store::{OperatorRow, Tx};
 
 use crate::dir_keys::OWN_KEY_TAG;
-use crate::{OpsError, Record, Result, Warden, from_json, now};
+use crate::{OpsError, Record, Result, Scope, Warden, from_json, now};
 
 /// Longest role or task name.
 const MAX_NAME: usize = 64;
@@ -211,6 +211,15 @@ impl Warden {
         Ok(tx.relationship(&Address::sysadmin(id)).await?.is_some())
     }
 
+    /// The acting directory user of a request that needs one: `given` (empty: absent),
+    /// held against an actor bound to a directory user (who acts as themself only, and
+    /// by default).
+    fn acting_user(&self, given: &str) -> Result<String> {
+        self.actor
+            .acting_as(Some(given))?
+            .ok_or_else(|| OpsError::Invalid("`as` (the acting directory user) is required".into()))
+    }
+
     /// The acting user must be a system administrator (or the local operator).
     async fn need_sysadmin(&self, tx: &mut Tx<'_>, actor: Option<&str>, doing: &str) -> Result<()> {
         let Some(a) = actor else { return Ok(()) };
@@ -231,6 +240,9 @@ impl Warden {
         mut user: NextUser,
         sysadmin: bool,
     ) -> Result<DirUserView> {
+        self.need_gov(Scope::Write, "adding a directory user")?;
+        let actor = self.actor.acting_as(actor)?;
+        let actor = actor.as_deref();
         let name = self.settings.naming.user(&user.id)?;
         user.id = name.to_string();
         let mut tx = self.store.begin().await?;
@@ -259,11 +271,12 @@ impl Warden {
         ))
         .await?;
         tx.commit().await?;
-        self.dir_user(&user.id).await
+        self.trusted().dir_user(&user.id).await
     }
 
     /// One directory user.
     pub async fn dir_user(&self, id: &str) -> Result<DirUserView> {
+        self.need_gov(Scope::Read, "reading a directory user")?;
         let row = self
             .store
             .dir_user(id)
@@ -292,6 +305,7 @@ impl Warden {
 
     /// Every directory user.
     pub async fn dir_users(&self) -> Result<Vec<DirUserRow>> {
+        self.need_gov(Scope::Read, "listing directory users")?;
         Ok(self.store.dir_users().await?)
     }
 
@@ -304,6 +318,9 @@ impl Warden {
         owners: &[String],
         description: Option<String>,
     ) -> Result<RoleView> {
+        self.need_gov(Scope::Write, "creating a role")?;
+        let actor = self.actor.acting_as(actor)?;
+        let actor = actor.as_deref();
         check_name("role", name)?;
         if owners.is_empty() {
             return Err(OpsError::Invalid(
@@ -345,11 +362,12 @@ impl Warden {
         // A new owner holds the role (owner implies member) but it has no tasks yet:
         // nothing to re-issue.
         tx.commit().await?;
-        self.role(name).await
+        self.trusted().role(name).await
     }
 
     /// One role.
     pub async fn role(&self, name: &str) -> Result<RoleView> {
+        self.need_gov(Scope::Read, "reading a role")?;
         let row = self
             .store
             .dir_role(name)
@@ -363,6 +381,7 @@ impl Warden {
 
     /// Every role.
     pub async fn roles(&self) -> Result<Vec<RoleView>> {
+        self.need_gov(Scope::Read, "listing roles")?;
         Ok(self
             .store
             .dir_roles()
@@ -387,6 +406,9 @@ impl Warden {
         owners: &[String],
         description: Option<String>,
     ) -> Result<TaskView> {
+        self.need_gov(Scope::Write, "creating a task")?;
+        let actor = self.actor.acting_as(actor)?;
+        let actor = actor.as_deref();
         check_name("task", name)?;
         grants.check()?;
         if grants.allow_pub.is_empty() && grants.allow_sub.is_empty() {
@@ -440,11 +462,12 @@ impl Warden {
         ))
         .await?;
         tx.commit().await?;
-        self.task(name).await
+        self.trusted().task(name).await
     }
 
     /// One task.
     pub async fn task(&self, name: &str) -> Result<TaskView> {
+        self.need_gov(Scope::Read, "reading a task")?;
         let row = self
             .store
             .dir_task(name)
@@ -478,9 +501,10 @@ impl Warden {
 
     /// Every task.
     pub async fn tasks(&self) -> Result<Vec<TaskView>> {
+        self.need_gov(Scope::Read, "listing tasks")?;
         let mut out = Vec::new();
         for t in self.store.dir_tasks().await? {
-            out.push(self.task(&t.name).await?);
+            out.push(self.trusted().task(&t.name).await?);
         }
         Ok(out)
     }
@@ -569,6 +593,8 @@ impl Warden {
     /// `warden propose …`: records an open proposal (PROPOSE_…) and announces it on the
     /// change stream with its approvers.
     pub async fn propose(&self, actor: &str, input: ProposalInput) -> Result<ProposalView> {
+        self.need_gov(Scope::Write, "proposing a change")?;
+        let actor = &self.acting_user(actor)?;
         let address = input.kind.address(&input.object, &input.related);
         gov::check_proposal(input.kind, input.change, &address)?;
         if let Some(e) = input.grant_expires_at
@@ -700,6 +726,8 @@ impl Warden {
         id: &str,
         justification: Option<&str>,
     ) -> Result<ProposalView> {
+        self.need_gov(Scope::Write, "confirming a proposal")?;
+        let actor = &self.acting_user(actor)?;
         let mut tx = self.store.begin().await?;
         let (p, why) = self.closable(&mut tx, actor, id).await?;
         let a = &p.address;
@@ -779,6 +807,8 @@ impl Warden {
 
     /// `warden reject ID --reason …` (REJECT_…).
     pub async fn reject(&self, actor: &str, id: &str, reason: &str) -> Result<ProposalView> {
+        self.need_gov(Scope::Write, "rejecting a proposal")?;
+        let actor = &self.acting_user(actor)?;
         if reason.trim().is_empty() {
             return Err(OpsError::Invalid("a rejection needs a --reason".into()));
         }
@@ -808,6 +838,7 @@ impl Warden {
 
     /// One proposal.
     pub async fn proposal(&self, id: &str) -> Result<ProposalView> {
+        self.need_gov(Scope::Read, "reading a proposal")?;
         let mut tx = self.store.begin().await?;
         let p = tx
             .proposal(id)
@@ -819,6 +850,7 @@ impl Warden {
 
     /// Every confirmed proposal, for the outbound directory export.
     pub async fn confirmed_proposals(&self) -> Result<Vec<warden_core::governance::Proposal>> {
+        self.need(Scope::Read, "reading the confirmed proposals")?;
         let filter = ProposalFilter {
             status: Some(ProposalStatus::Confirmed),
             initiator: None,
@@ -836,6 +868,9 @@ impl Warden {
         to_approve: bool,
         status: Option<ProposalStatus>,
     ) -> Result<Vec<ProposalView>> {
+        self.need_gov(Scope::Read, "listing proposals")?;
+        let actor = self.actor.acting_as(actor)?;
+        let actor = actor.as_deref();
         if (mine || to_approve) && actor.is_none() {
             return Err(OpsError::Invalid(
                 "--mine and --to-approve need --as USER".into(),
@@ -877,6 +912,7 @@ impl Warden {
         subject: &Subject,
         account: Option<&str>,
     ) -> Result<Vec<Explanation>> {
+        self.need_gov(Scope::Read, "explaining a user's permissions")?;
         if self.store.dir_user(user).await?.is_none() {
             return Err(OpsError::NotFound(format!("directory user {user}")));
         }
@@ -896,6 +932,7 @@ impl Warden {
 
     /// The tasks `user` holds through their roles.
     pub async fn held_tasks(&self, user: &str) -> Result<Vec<HeldTask>> {
+        self.need_gov(Scope::Read, "reading a user's tasks")?;
         Ok(self.store.held_tasks(user).await?)
     }
 
@@ -903,6 +940,7 @@ impl Warden {
     /// whose grants shrank: one transaction. `serve` runs it periodically and on start;
     /// `warden dir expire` runs it once.
     pub async fn expire_governance(&self) -> Result<ExpireReport> {
+        self.need_gov(Scope::Write, "expiring grants and proposals")?;
         let mut tx = self.store.begin().await?;
         let expired = tx.expire_governance(now()).await?;
         if expired.relationships.is_empty() && expired.proposals.is_empty() {
@@ -942,6 +980,7 @@ impl Warden {
     /// and owners set directly, and the NATS users whose grants changed re-issued.
     /// Users whose id is not a valid NATS user name are skipped with why.
     pub async fn apply_sync_plan(&self, plan: &SyncPlan) -> Result<SyncReport> {
+        self.need(Scope::Write, "applying a directory sync")?;
         if plan.source.trim().is_empty() || plan.source == WARDEN_SOURCE {
             return Err(OpsError::Invalid(format!(
                 "a sync plan needs a source other than {WARDEN_SOURCE:?}"
@@ -1013,6 +1052,7 @@ impl Warden {
 
     /// Warden's current copy of directory `source`, for a sync to plan against.
     pub async fn directory_snapshot(&self, source: &str) -> Result<DirectorySnapshot> {
+        self.need(Scope::Read, "reading the directory")?;
         Ok(self.store.directory_snapshot(source).await?)
     }
 

@@ -18,7 +18,7 @@ use warden_core::UserName;
 use warden_core::spec::UserSpec;
 use warden_store::Zeroizing;
 
-use crate::{OpsError, Record, Result, Warden};
+use crate::{OpsError, Record, Result, Scope, Warden};
 
 /// The default name of a tenant's leaf user.
 pub const DEFAULT_LEAF_USER: &str = "leaf";
@@ -62,12 +62,15 @@ impl Warden {
     /// exists (and is not revoked), else created (one transaction: user row, sealed seed,
     /// ledger event) as a tenant user allowed only on leaf node connections. Refused for a
     /// suspended tenant. Returns the tenant, the creds and whether the user was created.
+    /// Needs `write` and `creds` (the answer lets its holder connect).
     pub async fn tenant_leaf_user(
         &self,
         slug: &str,
         name: &str,
     ) -> Result<(crate::tenant::TenantView, Zeroizing<String>, bool)> {
-        let settings = self.tenant_settings().await?;
+        self.need(Scope::Write, "a leaf node user")?;
+        self.need(Scope::Creds, "a leaf node user's creds")?;
+        let settings = self.trusted().tenant_settings().await?;
         let slug = settings
             .parse_slug(slug)
             .map_err(|e| OpsError::Invalid(e.to_string()))?;
@@ -113,8 +116,8 @@ impl Warden {
             }
         };
         tx.commit().await?;
-        let view = self.tenant(slug.as_str()).await?;
-        let creds = self.creds(&acc.name, name.as_str()).await?;
+        let view = self.trusted().tenant(slug.as_str()).await?;
+        let creds = self.creds_of(&acc.name, name.as_str()).await?;
         Ok((view, creds, created))
     }
 }

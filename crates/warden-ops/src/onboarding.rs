@@ -13,6 +13,10 @@
 //! `warden serve`, see [`crate::observe`]); `revoked` cuts the collector off (its user
 //! revoked in the tenant account and pushed; the certificate recorded as revoked).
 //! Every change and every refused download is one transaction with its ledger event.
+//!
+//! Making a package needs `write` and `creds` (its archive holds a creds file and a
+//! private key); listing and reading need `read`, revoking `write`. A download needs no
+//! scope: its one-time token is the credential.
 
 use rand::RngCore as _;
 use serde::Serialize;
@@ -26,7 +30,7 @@ use warden_core::onboarding::{
 use warden_core::tenant::{TenantSettings, TenantSlug};
 use warden_store::{AccountRow, PackageRow, TenantCaRow, TenantRow, Tx, Zeroizing};
 
-use crate::{OpsError, Record, Result, Warden, now};
+use crate::{OpsError, Record, Result, Scope, Warden, now};
 
 /// Longest life of a download token (30 days).
 pub const MAX_TOKEN_SECS: i64 = 30 * 86_400;
@@ -366,7 +370,12 @@ impl Warden {
     /// time), a client certificate, config, install script and archive; one transaction
     /// with the ledger events. Returns it with its one-time download token.
     pub async fn create_package(&self, req: &NewPackage) -> Result<IssuedPackage> {
-        let settings = self.tenant_settings().await?;
+        self.need(Scope::Write, "making an onboarding package")?;
+        self.need(
+            Scope::Creds,
+            "making an onboarding package (it holds creds and a private key)",
+        )?;
+        let settings = self.trusted().tenant_settings().await?;
         let slug = settings.parse_slug(&req.tenant).map_err(invalid)?;
         let component: Component = req.component.parse().map_err(invalid)?;
         let site = SiteName::parse(&req.site).map_err(invalid)?;
@@ -531,6 +540,7 @@ impl Warden {
 
     /// The tenant's CA certificate (PEM), if it has one.
     pub async fn tenant_ca_pem(&self, slug: &str) -> Result<Option<String>> {
+        self.need(Scope::Read, "reading a tenant CA")?;
         let slug = self
             .tenant_settings()
             .await?
@@ -542,9 +552,11 @@ impl Warden {
 
     /// Every package, or a tenant's.
     pub async fn list_packages(&self, tenant: Option<&str>) -> Result<Vec<PackageView>> {
+        self.need(Scope::Read, "listing onboarding packages")?;
         let tenant = match tenant {
             Some(t) => Some(
-                self.tenant_settings()
+                self.trusted()
+                    .tenant_settings()
                     .await?
                     .parse_slug(t)
                     .map_err(invalid)?
@@ -563,6 +575,7 @@ impl Warden {
 
     /// One package.
     pub async fn package(&self, id: &str) -> Result<PackageView> {
+        self.need(Scope::Read, "reading an onboarding package")?;
         self.store
             .package(id.trim())
             .await?
@@ -574,7 +587,8 @@ impl Warden {
     /// and queued for the push, which closes its connections), its certificate recorded
     /// as revoked, its archive (if still held) dropped.
     pub async fn revoke_package(&self, id: &str) -> Result<PackageView> {
-        let settings = self.tenant_settings().await?;
+        self.need(Scope::Write, "revoking an onboarding package")?;
+        let settings = self.trusted().tenant_settings().await?;
         let mut tx = self.store.begin().await?;
         let op = self.operator_row(&mut tx).await?;
         let mut row = tx

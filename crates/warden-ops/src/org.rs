@@ -26,8 +26,8 @@ use warden_store::org::{OrgPersonRow, OrgSpecRow, OrgUnitRow, PERSON_ACTIVE, PER
 use warden_store::{AccountRow, OperatorRow, Tx};
 
 use crate::{
-    OpsError, Record, Result, TOPIC_ACCOUNT_DELETE, Warden, from_json, now, parse_key, sign_user,
-    to_json,
+    OpsError, Record, Result, Scope, TOPIC_ACCOUNT_DELETE, Warden, from_json, now, parse_key,
+    sign_user, to_json,
 };
 
 /// One line of a plan, as shown to people and scripts.
@@ -152,6 +152,7 @@ impl Warden {
     /// users the organisation does not manage, is [`OpsError::Conflict`]. Nothing is
     /// written in either case, nor when the plan is empty and the spec unchanged.
     pub async fn org_apply(&self, spec: &OrgSpec, dry_run: bool) -> Result<OrgPlan> {
+        self.need(Scope::Write, "applying an organisation")?;
         self.org_apply_with_progress(spec, dry_run, &crate::progress::Quiet)
             .await
     }
@@ -164,6 +165,7 @@ impl Warden {
         dry_run: bool,
         progress: &dyn crate::progress::Progress,
     ) -> Result<OrgPlan> {
+        self.need(Scope::Write, "applying an organisation")?;
         let desired = self
             .org_check(spec)
             .map_err(|e| OpsError::Invalid(e.to_string()))?;
@@ -412,6 +414,7 @@ impl Warden {
     /// The organisation last applied, its units with their accounts and its people with
     /// their users.
     pub async fn org_show(&self) -> Result<OrgView> {
+        self.need(Scope::Read, "reading the organisation")?;
         let store = &self.store;
         let stored = store.org_spec().await?;
         let spec: Option<OrgSpec> = stored.as_ref().map(|s| from_json(&s.spec)).transpose()?;

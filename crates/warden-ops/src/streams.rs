@@ -17,7 +17,7 @@ use warden_core::streams::{
     StreamsSpec,
 };
 
-use crate::{OpsError, Record, Warden};
+use crate::{OpsError, Record, Scope, Warden};
 
 /// The user Warden connects as to administer an account's JetStream.
 pub const JS_ADMIN_USER: &str = "jsadmin";
@@ -164,17 +164,21 @@ fn server(e: impl std::fmt::Display) -> StreamsError {
 impl Warden {
     /// Connects to `nats_url` as the account's JetStream admin user, creating that
     /// user (`$JS.API.>` and its inbox, nothing else) on first use. Refuses an
-    /// account without JetStream.
+    /// account without JetStream. Needs `write` and `creds`: the connection it returns may
+    /// do anything in the account's JetStream.
     pub async fn jetstream_admin(
         &self,
         account: &str,
         nats_url: &str,
     ) -> Result<jetstream::Context, StreamsError> {
-        let acc = self.account(account).await?;
+        self.need(Scope::Write, "the JetStream admin user")?;
+        self.need(Scope::Creds, "connecting as the JetStream admin user")?;
+        let w = self.trusted();
+        let acc = w.account(account).await?;
         if !acc.spec.limits.jetstream.enabled() {
             return Err(StreamsError::NoJetStream(acc.name));
         }
-        let user = match self.user(&acc.name, JS_ADMIN_USER).await {
+        let user = match w.user(&acc.name, JS_ADMIN_USER).await {
             Ok(u) => u.name,
             Err(OpsError::NotFound(_)) => {
                 let mut spec = UserSpec::default();
@@ -183,11 +187,11 @@ impl Warden {
                 };
                 spec.permissions.publish.allow = vec![subject("$JS.API.>")?];
                 spec.permissions.subscribe.allow = vec![subject("_INBOX.>")?];
-                self.add_user(&acc.name, JS_ADMIN_USER, spec).await?.name
+                w.add_user(&acc.name, JS_ADMIN_USER, spec).await?.name
             }
             Err(e) => return Err(e.into()),
         };
-        let creds = self.creds(&acc.name, &user).await?;
+        let creds = w.creds_of(&acc.name, &user).await?;
         let client = async_nats::ConnectOptions::with_credentials(&creds)
             .map_err(server)?
             .name("warden-streams")
@@ -211,6 +215,7 @@ impl Warden {
         js: &jetstream::Context,
         account: &str,
     ) -> Result<Vec<stream::Info>, StreamsError> {
+        self.need(Scope::Read, "reading an account's streams")?;
         let list: Vec<stream::Info> = js.streams().try_collect().await.map_err(|e| {
             let text = e.to_string();
             if text.contains("not enabled") {
@@ -234,10 +239,11 @@ impl Warden {
         dry_run: bool,
         recreate: bool,
     ) -> Result<ApplyReport, StreamsError> {
+        self.need(Scope::Write, "applying streams")?;
         let decls = warden_core::streams::validate(spec).map_err(StreamsError::Invalid)?;
         let mut problems = Vec::new();
         for (i, d) in decls.iter().enumerate() {
-            if let Err(e @ OpsError::NotFound(_)) = self.account(&d.account).await {
+            if let Err(e @ OpsError::NotFound(_)) = self.trusted().account(&d.account).await {
                 problems.push(SpecProblem {
                     at: format!("streams[{i}].account"),
                     message: e.to_string(),
@@ -250,8 +256,8 @@ impl Warden {
         // Plan everything first, so a refusal leaves the server untouched.
         let mut work = Vec::new();
         for (account, list) in warden_core::streams::by_account(&decls) {
-            let js = self.jetstream_admin(&account, nats_url).await?;
-            let current = self.server_streams(&js, &account).await?;
+            let js = self.trusted().jetstream_admin(&account, nats_url).await?;
+            let current = self.trusted().server_streams(&js, &account).await?;
             for d in list {
                 let cur = current
                     .iter()

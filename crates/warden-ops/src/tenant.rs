@@ -5,7 +5,9 @@
 //! [`Warden::delete_tenant`], [`Warden::add_tenant_user`], [`Warden::tenant_creds`].
 //!
 //! Each operation is one store transaction: tenant row, account/user rows, sealed seeds,
-//! ledger events and `account.update`/`account.delete` outbox rows. The platform account
+//! ledger events and `account.update`/`account.delete` outbox rows. Reads need `read`,
+//! changes `write`, a tenant user's creds `creds` (adding a user without `creds` adds it
+//! and answers without its creds). The platform account
 //! (`PLATFORM`, user `platform`) is created with the first tenant and does not name any
 //! tenant, so adding, suspending or deleting a tenant signs only that tenant's account.
 //!
@@ -30,9 +32,10 @@ use warden_core::spec::AccountSpec;
 use warden_core::tenant::{TenantLimits, TenantLimitsEdit, TenantSettings, TenantSlug};
 use warden_store::{AccountRow, OperatorRow, TenantRow, Tx, UserRow, Zeroizing};
 
+use crate::device::IssuedCreds;
 use crate::{
-    OpsError, Record, Result, TOPIC_ACCOUNT_DELETE, Warden, from_json, now, parse_key, sign_user,
-    to_json,
+    OpsError, Record, Result, Scope, TOPIC_ACCOUNT_DELETE, Warden, from_json, now, parse_key,
+    sign_user, to_json,
 };
 
 /// `meta` key of the stored [`TenantSettings`] (JSON).
@@ -90,6 +93,7 @@ fn limits_text(l: &TenantLimits) -> Result<String> {
 impl Warden {
     /// The tenant settings in force: stored ones, or the defaults before any is stored.
     pub async fn tenant_settings(&self) -> Result<TenantSettings> {
+        self.need(Scope::Read, "reading the tenant settings")?;
         settings_from(self.store.meta(META_SETTINGS).await?)
     }
 
@@ -131,6 +135,7 @@ impl Warden {
         new: &TenantSettings,
         dry_run: bool,
     ) -> Result<SettingsReport> {
+        self.need(Scope::Write, "changing the tenant settings")?;
         new.check().map_err(invalid)?;
         let mut tx = self.store.begin().await?;
         let op = self.operator_row(&mut tx).await?;
@@ -317,6 +322,7 @@ impl Warden {
     /// `platform` user) is created with the first tenant. Only the new account is queued
     /// for the push.
     pub async fn add_tenant(&self, slug: &str, limits: &TenantLimitsEdit) -> Result<TenantView> {
+        self.need(Scope::Write, "adding a tenant")?;
         let mut tx = self.store.begin().await?;
         let op = self.operator_row(&mut tx).await?;
         let settings = self.prepare(&mut tx, &op).await?;
@@ -368,7 +374,8 @@ impl Warden {
 
     /// Every tenant, ordered by slug.
     pub async fn list_tenants(&self) -> Result<Vec<TenantView>> {
-        let settings = self.tenant_settings().await?;
+        self.need(Scope::Read, "listing tenants")?;
+        let settings = self.trusted().tenant_settings().await?;
         let mut tx = self.store.begin().await?;
         let mut out = Vec::new();
         for row in tx.tenants(None).await? {
@@ -379,7 +386,8 @@ impl Warden {
 
     /// One tenant.
     pub async fn tenant(&self, slug: &str) -> Result<TenantView> {
-        let settings = self.tenant_settings().await?;
+        self.need(Scope::Read, "reading a tenant")?;
+        let settings = self.trusted().tenant_settings().await?;
         let slug = settings.parse_slug(slug).map_err(invalid)?;
         let mut tx = self.store.begin().await?;
         let row = tenant_row(&mut tx, &slug).await?;
@@ -389,6 +397,7 @@ impl Warden {
     /// Changes a tenant's limits; its account is re-signed and queued for the push (a
     /// suspended tenant keeps no connections until resumed with the new limits).
     pub async fn edit_tenant(&self, slug: &str, edit: &TenantLimitsEdit) -> Result<TenantView> {
+        self.need(Scope::Write, "editing a tenant")?;
         if edit.is_empty() {
             return Err(OpsError::Invalid("nothing to change: give a limit".into()));
         }
@@ -426,11 +435,13 @@ impl Warden {
     /// Suspends a tenant: no connections or leaf nodes, every user issued so far revoked
     /// (which closes its connections once pushed). Keys and users are kept.
     pub async fn suspend_tenant(&self, slug: &str) -> Result<TenantView> {
+        self.need(Scope::Write, "suspending a tenant")?;
         self.set_tenant_state(slug, true).await
     }
 
     /// Resumes a suspended tenant: its limits back, the `*` revocation lifted.
     pub async fn resume_tenant(&self, slug: &str) -> Result<TenantView> {
+        self.need(Scope::Write, "resuming a tenant")?;
         self.set_tenant_state(slug, false).await
     }
 
@@ -483,6 +494,7 @@ impl Warden {
     /// Deletes a tenant: its account and users (deleted from the resolver on the next
     /// push). The platform account is not touched.
     pub async fn delete_tenant(&self, slug: &str) -> Result<TenantView> {
+        self.need(Scope::Write, "deleting a tenant")?;
         let mut tx = self.store.begin().await?;
         let op = self.operator_row(&mut tx).await?;
         let settings = self.prepare(&mut tx, &op).await?;
@@ -509,12 +521,14 @@ impl Warden {
     }
 
     /// Adds a user (a collector) to a tenant: publishes only catalogue subjects,
-    /// subscribes only to its inbox. Returns its creds.
+    /// subscribes only to its inbox. Returns its creds to an actor holding `creds`
+    /// (`None` to one without: the user is added all the same).
     pub async fn add_tenant_user(
         &self,
         slug: &str,
         name: &str,
-    ) -> Result<(TenantView, Zeroizing<String>)> {
+    ) -> Result<(TenantView, IssuedCreds)> {
+        self.need(Scope::Write, "adding a tenant user")?;
         let name = UserName::parse_any_case(name)?;
         let mut tx = self.store.begin().await?;
         let op = self.operator_row(&mut tx).await?;
@@ -526,20 +540,41 @@ impl Warden {
         self.create_user(&mut tx, &acc, &name, spec).await?;
         let view = self.tenant_view(&mut tx, &settings, row).await?;
         tx.commit().await?;
-        let creds = self.creds(&acc.name, name.as_str()).await?;
-        Ok((view, creds))
+        if !self.sees_creds() {
+            return Ok((view, None));
+        }
+        let creds = self.creds_of(&acc.name, name.as_str()).await?;
+        Ok((view, Some(creds)))
+    }
+
+    /// [`Self::add_tenant_user`] for a caller whose answer must carry the creds: refused
+    /// before anything is written unless the actor holds `write` and `creds`.
+    pub async fn add_tenant_user_with_creds(
+        &self,
+        slug: &str,
+        name: &str,
+    ) -> Result<(TenantView, Zeroizing<String>)> {
+        self.need(Scope::Write, "adding a tenant user")?;
+        self.need(Scope::Creds, "a new tenant user's creds")?;
+        let (view, creds) = self.add_tenant_user(slug, name).await?;
+        Ok((
+            view,
+            crate::device::issued(creds, "a new tenant user's creds")?,
+        ))
     }
 
     /// The creds of a tenant's user.
     pub async fn tenant_creds(&self, slug: &str, name: &str) -> Result<Zeroizing<String>> {
-        let view = self.tenant(slug).await?;
-        self.creds(&view.account, name).await
+        self.need(Scope::Creds, "a tenant user's creds")?;
+        let view = self.trusted().tenant(slug).await?;
+        self.creds_of(&view.account, name).await
     }
 
     /// The creds of the platform account's user.
     pub async fn platform_creds(&self) -> Result<Zeroizing<String>> {
-        let s = self.tenant_settings().await?;
-        self.creds(&s.platform_account, &s.platform_user).await
+        self.need(Scope::Creds, "the platform user's creds")?;
+        let s = self.trusted().tenant_settings().await?;
+        self.creds_of(&s.platform_account, &s.platform_user).await
     }
 
     async fn ensure_platform(

@@ -11,7 +11,7 @@ use warden_core::spec::AccountSpec;
 use warden_core::streams::{StreamConfig, StreamsSpec};
 
 use crate::streams::{StreamsError, from_server};
-use crate::{OpsError, Result, Warden, from_json};
+use crate::{OpsError, Result, Scope, Warden, from_json};
 
 /// A stream to lint: its account, its name and its configuration.
 #[derive(Clone, Debug)]
@@ -35,7 +35,8 @@ impl Warden {
     /// accounts (anything but a tenant's own account and the platform's generated
     /// imports), where one tenant's traffic could be read or forged outside its prefix.
     pub async fn lint_tenants(&self) -> Result<Vec<Finding>> {
-        let settings = self.tenant_settings().await?;
+        self.need(Scope::Read, "linting tenants")?;
+        let settings = self.trusted().tenant_settings().await?;
         let mut tx = self.store().begin().await?;
         let op = self.operator_row(&mut tx).await?;
         let tenants = tx.tenants(None).await?;
@@ -88,7 +89,8 @@ impl Warden {
     /// unbounded streams, platform streams off the tenant wildcard, one tenant's
     /// subjects captured in a shared account.
     pub async fn lint_streams(&self, streams: &[LintStream], origin: &str) -> Result<Vec<Finding>> {
-        let settings = self.tenant_settings().await?;
+        self.need(Scope::Read, "linting streams")?;
+        let settings = self.trusted().tenant_settings().await?;
         let mut tx = self.store().begin().await?;
         self.operator_row(&mut tx).await?;
         let mut slugs = Vec::new();
@@ -121,8 +123,9 @@ impl Warden {
         &self,
         nats_url: &str,
     ) -> std::result::Result<Vec<LintStream>, StreamsError> {
-        let account = self.tenant_settings().await?.platform_account;
-        let creds = match self.platform_creds().await {
+        self.need(Scope::Read, "reading the platform's streams")?;
+        let account = self.trusted().tenant_settings().await?.platform_account;
+        let creds = match self.trusted().platform_creds().await {
             Ok(c) => c,
             Err(OpsError::NotFound(_)) => {
                 return Err(StreamsError::Ops(OpsError::Invalid(format!(

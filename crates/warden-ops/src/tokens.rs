@@ -227,8 +227,10 @@ pub async fn create_token(
     insert_token(store, actor, name, scopes, expires_at, None).await
 }
 
-/// Scopes of a token bound to a directory user.
-pub const DIR_USER_SCOPES: [Scope; 2] = [Scope::Read, Scope::Write];
+/// Scopes of a token bound to a directory user: `read` and `write` of the governance
+/// operations, and `creds` so that the user can register their own NATS key (the
+/// operations allow nothing else to such a token, and keys for themself only).
+pub const DIR_USER_SCOPES: [Scope; 3] = [Scope::Read, Scope::Write, Scope::Creds];
 
 /// Creates a token bound to directory user `dir_user` (who must exist): it acts as that user
 /// only, on the governance routes only (`/v1/dir…`, `/v1/proposals…`), with the
@@ -331,6 +333,15 @@ pub async fn revoke_token(store: &Store, actor: &str, id: &str) -> Result<TokenI
         .await?;
     tx.commit().await?;
     Ok(info)
+}
+
+impl crate::Warden {
+    /// Who a bearer token is (see [`authenticate`]): the surfaces that take a token with
+    /// every request (the HTTP API) ask this, then run the operations as
+    /// [`crate::Actor::token`] of the answer, and the operations decide what it may do.
+    pub async fn authenticate_bearer(&self, bearer: &str) -> Result<TokenInfo, AuthError> {
+        authenticate(&self.store, bearer).await
+    }
 }
 
 /// Checks a bearer token (the text after `Bearer `): it must exist, be unexpired and

@@ -9,7 +9,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::Actor;
+use crate::{Actor, Scope};
 use nats_jwt::{
     AccountPublicKey, KeyKind, KeyPair, OperatorPublicKey, UserPublicKey, ValidationIssue,
 };
@@ -103,10 +103,23 @@ pub enum OpsError {
     /// A key or JWT could not be made.
     #[error("{0}")]
     Jwt(String),
-    /// The actor may not do this (a token without the scope, a directory user confirming a
-    /// proposal they do not approve): nothing changed.
+    /// The actor may not do this (a directory user confirming a proposal they do not
+    /// approve, adding a key for someone else): nothing changed.
     #[error("refused: {0}")]
     Refused(String),
+    /// The actor lacks the scope the operation needs (`forbidden`): nothing changed.
+    #[error("forbidden: {what} needs the {scope} scope, which this caller lacks")]
+    MissingScope {
+        /// The scope needed.
+        scope: crate::Scope,
+        /// What was asked for.
+        what: String,
+    },
+    /// An actor bound to a directory user asked for something outside that binding
+    /// (another operation than governance, or acting as someone else): `forbidden`,
+    /// nothing changed.
+    #[error("{0}")]
+    Bound(String),
     /// A server Warden depends on (nats-server, the directory) cannot be reached or failed.
     #[error("{0}")]
     Unavailable(String),
@@ -127,17 +140,22 @@ impl OpsError {
             OpsError::Invalid(_) | OpsError::Policy(_) => ErrorKind::Invalid,
             OpsError::NotFound(_) => ErrorKind::NotFound,
             OpsError::Conflict(_) | OpsError::NotInitialised => ErrorKind::Conflict,
-            OpsError::Refused(_) => ErrorKind::Refused,
+            OpsError::Refused(_) | OpsError::MissingScope { .. } | OpsError::Bound(_) => {
+                ErrorKind::Refused
+            }
             OpsError::Unavailable(_) => ErrorKind::Unavailable,
             OpsError::Store(_) | OpsError::Jwt(_) | OpsError::Io { .. } => ErrorKind::Internal,
         }
     }
 
     /// The stable code of this error: its kind's, except that a store that was never
-    /// initialised says so (`not_initialised`), since the fix is a command to run.
+    /// initialised says so (`not_initialised`), since the fix is a command to run, and
+    /// that a refusal for who the caller is rather than what they asked (a missing
+    /// scope, a token bound to a directory user) is `forbidden`.
     pub fn code(&self) -> &'static str {
         match self {
             OpsError::NotInitialised => "not_initialised",
+            OpsError::MissingScope { .. } | OpsError::Bound(_) => "forbidden",
             other => other.kind().code(),
         }
     }
@@ -281,8 +299,12 @@ pub struct UserView {
     pub account: String,
     /// Public key (`U…`).
     pub public_key: String,
-    /// Current JWT.
-    pub jwt: String,
+    /// Current JWT; `None` (JSON `null`) when withheld: see `jwt_withheld`.
+    pub jwt: Option<String>,
+    /// Whether the JWT is withheld: a bearer user's JWT alone lets its holder connect, so
+    /// only a caller with the `creds` scope sees it (other users' JWTs are shown: without
+    /// the seed they connect nobody).
+    pub jwt_withheld: bool,
     /// Spec.
     pub spec: UserSpec,
     /// Revoked at (unix seconds), if revoked.
@@ -390,6 +412,34 @@ impl Warden {
         &self.settings
     }
 
+    /// Refuses unless the actor may run an operation that needs `scope` (`what` names
+    /// it in the refusal). Every public operation outside governance calls it first: an
+    /// actor bound to a directory user is refused here too.
+    pub(crate) fn need(&self, scope: Scope, what: &str) -> Result<()> {
+        self.actor.require(scope, what)
+    }
+
+    /// [`Self::need`] for the governance operations (directory, roles, tasks, proposals,
+    /// keys), which an actor bound to a directory user may use, as that user.
+    pub(crate) fn need_gov(&self, scope: Scope, what: &str) -> Result<()> {
+        self.actor.require_governance(scope, what)
+    }
+
+    /// Whether the actor may see what lets its holder connect to NATS (creds, a bearer
+    /// user's JWT).
+    pub(crate) fn sees_creds(&self) -> bool {
+        self.actor.has(Scope::Creds)
+    }
+
+    /// This engine for the inner steps of an operation that has authorized its actor
+    /// already: the same ledger name, no second decision.
+    pub(crate) fn trusted(&self) -> Warden {
+        Warden {
+            actor: self.actor.authorized(),
+            ..self.clone()
+        }
+    }
+
     pub(crate) fn event(
         &self,
         action: &str,
@@ -410,6 +460,7 @@ impl Warden {
     /// initialised — applies only the migrations not yet recorded. Running it twice
     /// changes nothing.
     pub async fn init(&mut self, opts: InitOptions) -> Result<InitReport> {
+        self.need(Scope::Admin, "initialising Warden")?;
         check_migrations(&opts.migrations, &opts.settings.naming)
             .map_err(|e| OpsError::Invalid(e.to_string()))?;
         let mut tx = self.store.begin().await?;
@@ -529,6 +580,7 @@ impl Warden {
 
     /// Applies the migrations of `list` not yet recorded, in order, each once.
     pub async fn migrate(&self, list: &[JwtMigration]) -> Result<Vec<String>> {
+        self.need(Scope::Admin, "applying JWT migrations")?;
         check_migrations(list, &self.settings.naming)
             .map_err(|e| OpsError::Invalid(e.to_string()))?;
         let mut tx = self.store.begin().await?;
@@ -713,6 +765,7 @@ impl Warden {
 
     /// The operator.
     pub async fn operator(&self) -> Result<OperatorView> {
+        self.need(Scope::Read, "reading the operator")?;
         let op = self
             .store
             .operator()
@@ -723,6 +776,7 @@ impl Warden {
 
     /// Status of the database.
     pub async fn status(&self) -> Result<StatusView> {
+        self.need(Scope::Read, "reading the status")?;
         let counts = self.store.counts().await?;
         Ok(StatusView {
             database: self.store.url_redacted().to_string(),
@@ -745,6 +799,7 @@ impl Warden {
 
     /// Adds an account.
     pub async fn add_account(&self, name: &str, spec: AccountSpec) -> Result<AccountView> {
+        self.need(Scope::Write, "adding an account")?;
         let name = self.settings.naming.account(name)?;
         let mut tx = self.store.begin().await?;
         let op = self.operator_row(&mut tx).await?;
@@ -763,6 +818,7 @@ impl Warden {
 
     /// Lists accounts, ordered by name.
     pub async fn list_accounts(&self) -> Result<Vec<AccountView>> {
+        self.need(Scope::Read, "listing accounts")?;
         let op = self
             .store
             .operator()
@@ -778,6 +834,7 @@ impl Warden {
 
     /// One account.
     pub async fn account(&self, name: &str) -> Result<AccountView> {
+        self.need(Scope::Read, "reading an account")?;
         let mut tx = self.store.begin().await?;
         let op = self.operator_row(&mut tx).await?;
         let row = self.account_row(&mut tx, &op, name).await?;
@@ -792,6 +849,7 @@ impl Warden {
         limits: &AccountLimitsEdit,
         description: Option<String>,
     ) -> Result<AccountView> {
+        self.need(Scope::Write, "editing an account")?;
         if limits.is_empty() && description.is_none() {
             return Err(OpsError::Invalid(
                 "nothing to change: give at least one limit flag (see --help)".into(),
@@ -839,6 +897,7 @@ impl Warden {
     /// Deletes an account and its users (the system account and the operator's
     /// own account cannot be deleted).
     pub async fn delete_account(&self, name: &str) -> Result<AccountView> {
+        self.need(Scope::Write, "deleting an account")?;
         let mut tx = self.store.begin().await?;
         let op = self.operator_row(&mut tx).await?;
         let row = self.account_row(&mut tx, &op, name).await?;
@@ -867,13 +926,29 @@ impl Warden {
 
     /// Adds a user to an account.
     pub async fn add_user(&self, account: &str, name: &str, spec: UserSpec) -> Result<UserView> {
+        self.need(Scope::Write, "adding a user")?;
         let name = self.settings.naming.user(name)?;
         let mut tx = self.store.begin().await?;
         let op = self.operator_row(&mut tx).await?;
         let acc = self.account_row(&mut tx, &op, account).await?;
         let row = self.create_user(&mut tx, &acc, &name, spec).await?;
         tx.commit().await?;
-        user_view(row, &acc)
+        user_view(row, &acc, self.sees_creds())
+    }
+
+    /// [`Self::add_user`] for a caller whose answer carries the new user's creds: refused
+    /// before anything is written unless the actor holds `write` and `creds`.
+    pub async fn add_user_with_creds(
+        &self,
+        account: &str,
+        name: &str,
+        spec: UserSpec,
+    ) -> Result<(UserView, zeroize::Zeroizing<String>)> {
+        self.need(Scope::Write, "adding a user")?;
+        self.need(Scope::Creds, "a new user's creds")?;
+        let user = self.add_user(account, name, spec).await?;
+        let creds = self.creds_of(account, &user.name).await?;
+        Ok((user, creds))
     }
 
     /// Creates an account and its users in one transaction (a unit of an organisation
@@ -885,6 +960,7 @@ impl Warden {
         users: Vec<(String, UserSpec)>,
         progress: &dyn crate::progress::Progress,
     ) -> Result<AccountView> {
+        self.need(Scope::Write, "adding an account")?;
         let name = self.settings.naming.account(name)?;
         let users = users
             .into_iter()
@@ -912,27 +988,30 @@ impl Warden {
 
     /// Lists an account's users, ordered by name.
     pub async fn list_users(&self, account: &str) -> Result<Vec<UserView>> {
+        self.need(Scope::Read, "listing users")?;
         let mut tx = self.store.begin().await?;
         let op = self.operator_row(&mut tx).await?;
         let acc = self.account_row(&mut tx, &op, account).await?;
         tx.users(&acc.public_key)
             .await?
             .into_iter()
-            .map(|u| user_view(u, &acc))
+            .map(|u| user_view(u, &acc, self.sees_creds()))
             .collect()
     }
 
     /// One user.
     pub async fn user(&self, account: &str, name: &str) -> Result<UserView> {
+        self.need(Scope::Read, "reading a user")?;
         let mut tx = self.store.begin().await?;
         let op = self.operator_row(&mut tx).await?;
         let acc = self.account_row(&mut tx, &op, account).await?;
         let row = self.user_row(&mut tx, &acc, name).await?;
-        user_view(row, &acc)
+        user_view(row, &acc, self.sees_creds())
     }
 
     /// Changes a user; re-issues its JWT.
     pub async fn edit_user(&self, account: &str, name: &str, edit: &UserEdit) -> Result<UserView> {
+        self.need(Scope::Write, "editing a user")?;
         if edit.is_empty() {
             return Err(OpsError::Invalid(
                 "nothing to change: give at least one permission or limit flag (see --help)".into(),
@@ -965,12 +1044,13 @@ impl Warden {
         ))
         .await?;
         tx.commit().await?;
-        user_view(row, &acc)
+        user_view(row, &acc, self.sees_creds())
     }
 
     /// Revokes a user: its key goes into the account JWT's revocations (so the
     /// server refuses it and disconnects it once the account JWT is loaded).
     pub async fn revoke_user(&self, account: &str, name: &str) -> Result<UserView> {
+        self.need(Scope::Write, "revoking a user")?;
         let mut tx = self.store.begin().await?;
         let op = self.operator_row(&mut tx).await?;
         let mut acc = self.account_row(&mut tx, &op, account).await?;
@@ -994,7 +1074,7 @@ impl Warden {
         ))
         .await?;
         tx.commit().await?;
-        user_view(row, &acc)
+        user_view(row, &acc, self.sees_creds())
     }
 
     pub(crate) async fn revoke_in_account(
@@ -1015,6 +1095,7 @@ impl Warden {
     /// Deletes a user; its key is revoked in the account first, so a copy of its
     /// creds kept elsewhere stops working too.
     pub async fn delete_user(&self, account: &str, name: &str) -> Result<UserView> {
+        self.need(Scope::Write, "deleting a user")?;
         let mut tx = self.store.begin().await?;
         let op = self.operator_row(&mut tx).await?;
         let mut acc = self.account_row(&mut tx, &op, account).await?;
@@ -1035,11 +1116,21 @@ impl Warden {
         ))
         .await?;
         tx.commit().await?;
-        user_view(row, &acc)
+        user_view(row, &acc, self.sees_creds())
     }
 
     /// The creds file text of a user (JWT + seed). The caller decides where it goes.
     pub async fn creds(&self, account: &str, name: &str) -> Result<zeroize::Zeroizing<String>> {
+        self.need(Scope::Creds, "a user's creds")?;
+        self.creds_of(account, name).await
+    }
+
+    /// [`Self::creds`] for an operation that has authorized its actor already.
+    pub(crate) async fn creds_of(
+        &self,
+        account: &str,
+        name: &str,
+    ) -> Result<zeroize::Zeroizing<String>> {
         let mut tx = self.store.begin().await?;
         let op = self.operator_row(&mut tx).await?;
         let acc = self.account_row(&mut tx, &op, account).await?;
@@ -1073,6 +1164,7 @@ impl Warden {
     /// Every account's current JWT, keyed by public key (for server configs and pushes).
     /// Accounts of revoked devices are left out: they must stay off the resolver.
     pub async fn account_jwts(&self) -> Result<Vec<(String, String, String)>> {
+        self.need(Scope::Read, "reading the account JWTs")?;
         let op = self
             .store
             .operator()
@@ -1216,13 +1308,18 @@ pub(crate) fn account_view(row: AccountRow, op: &OperatorRow, users: usize) -> R
     })
 }
 
-pub(crate) fn user_view(row: UserRow, account: &AccountRow) -> Result<UserView> {
+/// A user as `reveal` allows: a bearer user's JWT only when `reveal` (the caller holds
+/// `creds`).
+pub(crate) fn user_view(row: UserRow, account: &AccountRow, reveal: bool) -> Result<UserView> {
+    let spec: UserSpec = from_json(&row.spec)?;
+    let withheld = spec.bearer_token && !reveal;
     Ok(UserView {
-        spec: from_json(&row.spec)?,
+        spec,
         name: row.name,
         account: account.name.clone(),
         public_key: row.public_key,
-        jwt: row.jwt,
+        jwt: (!withheld).then_some(row.jwt),
+        jwt_withheld: withheld,
         revoked_at: row.revoked_at,
         created_at: row.created_at,
         updated_at: row.updated_at,

@@ -519,6 +519,160 @@ async fn forms_need_the_csrf_token_and_the_scope() {
     );
 }
 
+/// Every kind of error maps to one console page status (`console::status_of`), and the
+/// mapping covers every kind.
+#[test]
+fn each_error_kind_has_its_console_status() {
+    use warden::console::status_of;
+    use warden_ops::ErrorKind;
+    let table = [
+        (ErrorKind::Invalid, StatusCode::BAD_REQUEST),
+        (ErrorKind::NotFound, StatusCode::NOT_FOUND),
+        (ErrorKind::Conflict, StatusCode::CONFLICT),
+        (ErrorKind::Refused, StatusCode::FORBIDDEN),
+        (ErrorKind::Unavailable, StatusCode::SERVICE_UNAVAILABLE),
+        (ErrorKind::Internal, StatusCode::INTERNAL_SERVER_ERROR),
+    ];
+    assert_eq!(table.len(), ErrorKind::ALL.len());
+    for (kind, status) in table {
+        assert_eq!(status_of(kind).as_u16(), status.as_u16(), "{kind:?}");
+    }
+}
+
+/// A refused form is answered with its own page: the status of the error's kind (bad
+/// input 400, a name taken 409, a session without the scope 403), the message, the
+/// navigation and the values typed; nothing is written.
+#[tokio::test]
+async fn a_refused_form_keeps_its_page_the_typed_values_and_the_status_of_its_kind() {
+    let c = start_console().await;
+    let admin = c.sign_in(&c.token("admin", &[Scope::Admin]).await).await;
+    let reader = c.sign_in(&c.token("reader", &[Scope::Read]).await).await;
+    let csrf = c.csrf(&admin).await;
+    let cookie = format!("warden_console={admin}");
+    let events = || async { c.store.counts().await.unwrap().ledger_events };
+    let on_the_form = |html: &str, typed: &[&str]| {
+        assert!(
+            html.contains("id=\"form-error\""),
+            "no error block:\n{html}"
+        );
+        assert!(
+            html.contains("<nav aria-label=\"Main\">"),
+            "no navigation:\n{html}"
+        );
+        for v in typed {
+            assert!(
+                html.contains(&format!("value=\"{v}\"")),
+                "{v} not kept:\n{html}"
+            );
+        }
+    };
+
+    let n = events().await;
+    // Invalid: a name NATS tooling would refuse.
+    let res = c
+        .post(
+            "/console/accounts",
+            &cookie,
+            &[
+                ("name", "bad name"),
+                ("description", "Kept text"),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let html = res.text().await.unwrap();
+    on_the_form(&html, &["bad name", "Kept text"]);
+    assert!(html.contains("<title>Accounts"), "{html}");
+    assert_eq!(events().await, n, "the invalid name wrote to the ledger");
+
+    // Conflict: the name is taken.
+    let res = c
+        .post(
+            "/console/accounts",
+            &cookie,
+            &[("name", "SHOP"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let n = events().await;
+    let res = c
+        .post(
+            "/console/accounts",
+            &cookie,
+            &[("name", "SHOP"), ("description", "again"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    let html = res.text().await.unwrap();
+    on_the_form(&html, &["SHOP", "again"]);
+    assert!(html.contains("already exists"), "{html}");
+
+    // Refused: a read-only session; the operation decides, the page says so.
+    let rcsrf = c.csrf(&reader).await;
+    let rcookie = format!("warden_console={reader}");
+    let res = c
+        .post(
+            "/console/accounts",
+            &rcookie,
+            &[
+                ("name", "NOPE"),
+                ("description", "not mine"),
+                ("csrf", &rcsrf),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let html = res.text().await.unwrap();
+    on_the_form(&html, &["NOPE", "not mine"]);
+    assert!(html.contains("write scope"), "{html}");
+    assert!(c.warden.account("NOPE").await.is_err());
+
+    // The new-user form of an account page: a bad subject (the console's parse), then a
+    // read-only session (the operation's refusal); the account page both times.
+    let res = c
+        .post(
+            "/console/accounts/SHOP/users",
+            &cookie,
+            &[
+                ("name", "carol"),
+                ("pub_allow", "shop.*x"),
+                ("sub_allow", "shop.>"),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let html = res.text().await.unwrap();
+    on_the_form(&html, &["carol", "shop.*x", "shop.&gt;"]);
+    assert!(html.contains("<title>Account SHOP"), "{html}");
+    let res = c
+        .post(
+            "/console/accounts/SHOP/users",
+            &rcookie,
+            &[("name", "dave"), ("pub_allow", "shop.>"), ("csrf", &rcsrf)],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let html = res.text().await.unwrap();
+    on_the_form(&html, &["dave", "shop.&gt;"]);
+    assert!(c.warden.user("SHOP", "carol").await.is_err());
+    assert!(c.warden.user("SHOP", "dave").await.is_err());
+
+    // The edit form of an account sent by a read-only session: refused by the
+    // operation, shown on the form with 403, the values typed kept.
+    let fields = account_fields(&rcsrf, &[("conn", "7"), ("description", "typed")]);
+    let res = c
+        .post("/console/accounts/SHOP/edit", &rcookie, &fields)
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let html = res.text().await.unwrap();
+    on_the_form(&html, &["7", "typed"]);
+    assert_eq!(c.warden.account("SHOP").await.unwrap().spec.limits.conn, -1);
+
+    assert_eq!(events().await, n, "a refused form wrote to the ledger");
+}
+
 #[tokio::test]
 async fn event_stream_carries_new_ledger_entries() {
     let c = start_console().await;
@@ -1185,10 +1339,12 @@ async fn edit_and_delete_forms(c: Console) {
     );
     let alice2 = c.warden.user("ORDERS", "alice").await.unwrap();
     assert_eq!(
-        nats_jwt::decode::<nats_jwt::User>(&alice2.jwt)
-            .unwrap()
-            .nats
-            .tags,
+        nats_jwt::decode::<nats_jwt::User>(
+            alice2.jwt.as_deref().expect("the operator sees the JWT")
+        )
+        .unwrap()
+        .nats
+        .tags,
         ["vip", "ops"]
     );
     // Deleting a word from the field removes that tag.
@@ -1213,13 +1369,18 @@ async fn edit_and_delete_forms(c: Console) {
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let alice2 = c.warden.user("ORDERS", "alice").await.unwrap();
     assert_eq!(
-        nats_jwt::decode::<nats_jwt::User>(&alice2.jwt)
-            .unwrap()
-            .nats
-            .tags,
+        nats_jwt::decode::<nats_jwt::User>(
+            alice2.jwt.as_deref().expect("the operator sees the JWT")
+        )
+        .unwrap()
+        .nats
+        .tags,
         ["ops"]
     );
-    let claims = nats_jwt::decode::<nats_jwt::User>(&alice2.jwt).unwrap();
+    let claims = nats_jwt::decode::<nats_jwt::User>(
+        alice2.jwt.as_deref().expect("the operator sees the JWT"),
+    )
+    .unwrap();
     let p = &claims.nats.limits.permissions;
     let strs =
         |l: &[nats_jwt::Subject]| l.iter().map(|s| s.as_str().to_string()).collect::<Vec<_>>();
@@ -1803,7 +1964,10 @@ async fn browser_edit_drift_usage(line: ServerLine) {
     shot(&b, &format!("{tag}-15-user-edited")).await;
     let after = w.user("SHOP", "carol").await.unwrap();
     assert_ne!(after.jwt, before.jwt);
-    let claims = nats_jwt::decode::<nats_jwt::User>(&after.jwt).unwrap();
+    let claims = nats_jwt::decode::<nats_jwt::User>(
+        after.jwt.as_deref().expect("the operator sees the JWT"),
+    )
+    .unwrap();
     let allow: Vec<&str> = claims
         .nats
         .limits
@@ -1820,7 +1984,7 @@ async fn browser_edit_drift_usage(line: ServerLine) {
     let file = wait_file(&downloads, "SHOP-carol.creds").await;
     let creds = std::fs::read_to_string(&file).unwrap();
     assert!(
-        creds.contains(&after.jwt),
+        creds.contains(after.jwt.as_deref().expect("the operator sees the JWT")),
         "the download is not the new JWT"
     );
     let mut fresh = connect(&nats, &creds).await.expect("carol reconnects");

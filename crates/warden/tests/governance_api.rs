@@ -597,7 +597,7 @@ async fn keys_flow(api: Api) {
     let list = api.ok(M::GET, "/v1/dir/users/ulrich/keys", None).await;
     assert_eq!(list[0]["public_key"], pk.as_str(), "{list}");
     let jwt = w.user_jwt("APP", "ulrich").await.unwrap();
-    assert_eq!(jwt_subject(&jwt.jwt), pk);
+    assert_eq!(jwt_subject(jwt.jwt.as_deref().unwrap()), pk);
     assert!(!jwt.seed_held_by_warden);
     assert!(
         w.creds("APP", "ulrich").await.is_err(),
@@ -679,7 +679,7 @@ async fn bound_token_flow(api: Api) {
             .await
             .unwrap();
     assert_eq!(info.dir_user.as_deref(), Some("mallory"));
-    assert_eq!(info.scopes, [Scope::Read, Scope::Write]);
+    assert_eq!(info.scopes, [Scope::Read, Scope::Write, Scope::Creds]);
     let (_, olivia) = tokens::create_dir_user_token(&api.store, "test", "olivia's", "olivia", None)
         .await
         .unwrap();

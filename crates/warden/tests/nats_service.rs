@@ -143,7 +143,14 @@ async fn scenario(line: ServerLine) {
             let shutdown = async move {
                 let _ = stop_rx.await;
             };
-            nats_api::run(client, w, &prefix, shutdown).await
+            nats_api::run(
+                client,
+                w,
+                &prefix,
+                &nats_api::default_service_scopes(),
+                shutdown,
+            )
+            .await
         }
     });
 
@@ -602,9 +609,15 @@ async fn device_scenario(line: ServerLine) {
     let running = tokio::spawn({
         let (client, w) = (svc.client.clone(), w.clone());
         async move {
-            nats_api::run(client, w, "WARDEN", async move {
-                let _ = stop_rx.await;
-            })
+            nats_api::run(
+                client,
+                w,
+                "WARDEN",
+                &nats_api::default_service_scopes(),
+                async move {
+                    let _ = stop_rx.await;
+                },
+            )
             .await
         }
     });

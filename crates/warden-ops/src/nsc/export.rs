@@ -17,7 +17,7 @@ use warden_store::{AccountRow, OperatorRow, UserRow};
 use zeroize::Zeroizing;
 
 use super::{NscError, Result};
-use crate::{OpsError, Warden, from_json};
+use crate::{OpsError, Scope, Warden, from_json};
 
 /// Name of the manifest written at the top of every export.
 pub const MANIFEST: &str = "manifest.json";
@@ -273,8 +273,10 @@ fn component(name: &str) -> Result<&str> {
 impl Warden {
     /// Reads everything an export needs in one store transaction (a consistent view).
     /// The first step of an export: everything it writes, read in one store transaction
-    /// (public so that `warden bench export` can time each step).
+    /// (public so that `warden bench export` can time each step). Needs `creds`: an
+    /// export holds every seed.
     pub async fn export_snapshot(&self) -> Result<Snapshot> {
+        self.need(Scope::Creds, "an export (it holds every seed)")?;
         let mut tx = self.store.begin().await.map_err(OpsError::from)?;
         let operator = tx
             .operator()
@@ -363,8 +365,9 @@ impl Warden {
         out: &Path,
         progress: &dyn crate::progress::Progress,
     ) -> Result<ExportReport> {
+        self.need(Scope::Creds, "an export (it holds every seed)")?;
         let previous = check_target(out)?;
-        let snap = self.export_snapshot().await?;
+        let snap = self.trusted().export_snapshot().await?;
         let (files, manifest) = plan(&snap, format)?;
         progress.start(files.len() as u64, "export");
         let report = write_export(out, format, &snap, files, &manifest, previous, progress);

@@ -19,7 +19,7 @@ use warden_core::{AccountName, NameCase, NamingPolicy, OperatorName, UserName};
 use warden_store::{AccountRow, OperatorRow, UserRow};
 
 use super::{NscError, Result};
-use crate::{META_NAMING, OpsError, Record, TOPIC_ACCOUNT_UPDATE, Warden, now, to_json};
+use crate::{META_NAMING, OpsError, Record, Scope, TOPIC_ACCOUNT_UPDATE, Warden, now, to_json};
 
 /// Something the import could not carry, and where.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -335,6 +335,7 @@ impl Warden {
         keys: &Path,
         progress: &dyn crate::progress::Progress,
     ) -> Result<ImportReport> {
+        self.need(Scope::Admin, "importing an nsc store")?;
         let op_dir = operator_dir(store)?;
         let keys_dir = keystore_dir(keys)?;
         let mut problems: Vec<NotCarried> = Vec::new();

@@ -1,4 +1,4 @@
-//! The console's directory views (issue 7 governance, read-only): directory users with
+//! The console's directory views (governance, read-only): directory users with
 //! their manager, sysadmin flag and source; roles with owner/admin/member counts and
 //! tasks; tasks with account and grants; and a detail page for each — a user's roles,
 //! held tasks, NATS users per account and an "explain SUBJECT" form over
@@ -11,12 +11,11 @@ use axum::http::HeaderMap;
 use axum::response::Html;
 use nats_jwt::Subject;
 use serde::Deserialize;
-use warden_core::governance::{ObjectType, Relationship, SYSADMIN, TaskGrants};
+use warden_core::governance::{ObjectType, TaskGrants};
 
 use super::pages::{account_link, seq, subjects, user_link};
 use super::render::{esc, page, seg, when};
-use super::{ConsoleError, ConsoleResult, ConsoleState, session_with};
-use warden_ops::tokens::Scope;
+use super::{ConsoleError, ConsoleResult, ConsoleState, session};
 
 pub(super) fn dir_user_link(id: &str) -> String {
     format!(
@@ -83,22 +82,13 @@ pub(crate) async fn directory(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
 ) -> ConsoleResult<Html<String>> {
-    let sess = session_with(&s, &headers, Scope::Read).await?;
-    let seq = seq(&s).await?;
-    let users = s.warden.dir_users().await?;
-    let sysadmins = s
-        .warden
-        .store()
-        .related(
-            ObjectType::SysAdmin,
-            SYSADMIN,
-            ObjectType::User,
-            &[Relationship::Member],
-        )
-        .await
-        .map_err(|e| ConsoleError::Ops(e.into()))?;
-    let roles = s.warden.roles().await?;
-    let tasks = s.warden.tasks().await?;
+    let sess = session(&s, &headers).await?;
+    let w = s.ops(&sess);
+    let seq = seq(&w).await?;
+    let users = w.dir_users().await?;
+    let sysadmins = w.sysadmins().await?;
+    let roles = w.roles().await?;
+    let tasks = w.tasks().await?;
     let mut urows = String::new();
     for u in &users {
         let id = &u.user.id;
@@ -176,10 +166,11 @@ pub(crate) async fn dir_user(
     Path(id): Path<String>,
     Query(q): Query<ExplainQuery>,
 ) -> ConsoleResult<Html<String>> {
-    let sess = session_with(&s, &headers, Scope::Read).await?;
-    let seq = seq(&s).await?;
-    let u = s.warden.dir_user(&id).await?;
-    let held = s.warden.held_tasks(&id).await?;
+    let sess = session(&s, &headers).await?;
+    let w = s.ops(&sess);
+    let seq = seq(&w).await?;
+    let u = w.dir_user(&id).await?;
+    let held = w.held_tasks(&id).await?;
     let mut rel_rows = String::new();
     for r in &u.relationships {
         let a = &r.address;
@@ -239,7 +230,7 @@ pub(crate) async fn dir_user(
             ConsoleError::Invalid(format!("subject {subject_text:?} is not valid: {e}"))
         })?;
         let account = (!account_text.is_empty()).then_some(account_text);
-        let list = s.warden.explain(&id, &subject, account).await?;
+        let list = w.explain(&id, &subject, account).await?;
         let mut rows = String::new();
         for e in &list {
             let by = |v: &[warden_core::governance::Source]| {
@@ -326,9 +317,10 @@ pub(crate) async fn role(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ConsoleResult<Html<String>> {
-    let sess = session_with(&s, &headers, Scope::Read).await?;
-    let seq = seq(&s).await?;
-    let r = s.warden.role(&name).await?;
+    let sess = session(&s, &headers).await?;
+    let w = s.ops(&sess);
+    let seq = seq(&w).await?;
+    let r = w.role(&name).await?;
     let body = format!(
         r#"<section id="dir-role" data-live aria-labelledby="h-dir-role"><h2 id="h-dir-role">Members and tasks</h2>
 <dl class="facts"><dt>Description</dt><dd>{desc}</dd><dt>Admins</dt><dd id="role-admins">{admins}</dd><dt>Owners</dt><dd id="role-owners">{owners}</dd><dt>Members</dt><dd id="role-members">{members}</dd><dt>Tasks</dt><dd id="role-tasks">{tasks}</dd><dt>Source</dt><dd>{source}</dd></dl>
@@ -355,9 +347,10 @@ pub(crate) async fn task(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ConsoleResult<Html<String>> {
-    let sess = session_with(&s, &headers, Scope::Read).await?;
-    let seq = seq(&s).await?;
-    let t = s.warden.task(&name).await?;
+    let sess = session(&s, &headers).await?;
+    let w = s.ops(&sess);
+    let seq = seq(&w).await?;
+    let t = w.task(&name).await?;
     let body = format!(
         r#"<section id="dir-task" data-live aria-labelledby="h-dir-task"><h2 id="h-dir-task">Grants</h2>
 <dl class="facts"><dt>Account</dt><dd>{account}</dd><dt>Description</dt><dd>{desc}</dd><dt>Admins</dt><dd>{admins}</dd><dt>Owners</dt><dd>{owners}</dd><dt>Source</dt><dd>{source}</dd></dl>

@@ -4,8 +4,10 @@
 //! console turns the difference between what was shown and what was sent into the same
 //! edit the CLI makes (`warden account edit`, `warden user edit`:
 //! [`AccountLimitsEdit`], [`UserEdit`]) and runs it through [`warden_ops`], so the change
-//! is one transaction with its ledger event and outbox row. Bad input is answered with the
-//! form again (status 400), the message on top and the typed values kept; nothing changes.
+//! is one transaction with its ledger event and outbox row. A refused form is answered
+//! with the form again (with the status of [`super::status_of`]: 400 for bad input, 403
+//! when the session may not, …), the message on top and the typed values kept; nothing
+//! changes. The forms are offered to sessions with `write` only; the operation decides.
 //! Deleting asks for the name to be typed on a confirmation page first.
 
 use axum::extract::{Form, Path, State};
@@ -20,24 +22,18 @@ use warden_core::spec::{
 
 use super::pages::{account_link, csrf_field, seq, user_link};
 use super::render::{esc, page, seg};
-use super::{ConsoleError, ConsoleResult, ConsoleState, Session, check_csrf, session_with};
+use super::{ConsoleResult, ConsoleState, Problem, Session, check_csrf, form_session, session};
 use warden_ops::tokens::Scope;
-use warden_ops::{AccountView, OpsError, UserView, now};
+use warden_ops::{AccountView, UserView, now};
 
 /// A problem with the submitted form, shown on the form.
 #[derive(Debug)]
 struct FormError(String);
 
-/// The block that shows a form's problem (empty without one).
-fn error_block(error: Option<&str>) -> String {
-    error
-        .map(|e| {
-            format!(
-                "<div class=\"form-error\" id=\"form-error\" role=\"alert\"><p class=\"error\">Nothing was changed: {}</p></div>",
-                esc(e)
-            )
-        })
-        .unwrap_or_default()
+impl From<FormError> for Problem {
+    fn from(FormError(m): FormError) -> Problem {
+        Problem::invalid(m)
+    }
 }
 
 /// A limit as shown in a field: `unlimited` for -1.
@@ -58,15 +54,6 @@ fn parse_limit(label: &str, text: &str) -> Result<i64, FormError> {
         )));
     }
     parse_size(t).map_err(|e| FormError(format!("{label}: {e}")))
-}
-
-/// Which ops errors are the form's fault (shown on the form) rather than failures.
-fn form_fault(e: OpsError) -> Result<FormError, ConsoleError> {
-    match e {
-        e if e.is_usage() => Ok(FormError(e.to_string())),
-        OpsError::Conflict(m) => Ok(FormError(m)),
-        other => Err(ConsoleError::Ops(other)),
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -213,7 +200,7 @@ fn account_form_page(
     seq: i64,
     a: &AccountView,
     f: &AccountForm,
-    error: Option<&str>,
+    problem: Option<&Problem>,
 ) -> Response {
     let action = format!("/console/accounts/{}/edit", seg(&a.name));
     let lim = |id: &str, label: &str, v: &str| text_field(id, id, label, v, "");
@@ -236,7 +223,7 @@ fn account_form_page(
 </form>
 <p><a href="/console/accounts/{seg}">Cancel</a></p>"#,
         link = account_link(&a.name),
-        error = error_block(error),
+        error = problem.map(Problem::block).unwrap_or_default(),
         csrf = csrf_field(&sess.csrf),
         desc = esc(&f.description),
         conn = lim("conn", "Connections", &f.conn),
@@ -269,11 +256,7 @@ fn account_form_page(
         ),
         seg = seg(&a.name),
     );
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = problem.map_or(StatusCode::OK, |p| p.status);
     (
         status,
         page(
@@ -293,9 +276,10 @@ pub(crate) async fn account_form(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ConsoleResult<Response> {
-    let sess = session_with(&s, &headers, Scope::Write).await?;
-    let seq = seq(&s).await?;
-    let a = s.warden.account(&name).await?;
+    let sess = form_session(&s, &headers, Scope::Write).await?;
+    let w = s.ops(&sess);
+    let seq = seq(&w).await?;
+    let a = w.account(&name).await?;
     Ok(account_form_page(
         &sess,
         seq,
@@ -312,26 +296,22 @@ pub(crate) async fn edit_account(
     Path(name): Path<String>,
     Form(form): Form<AccountForm>,
 ) -> ConsoleResult<Response> {
-    let sess = session_with(&s, &headers, Scope::Write).await?;
+    let sess = session(&s, &headers).await?;
+    let w = s.ops(&sess);
     check_csrf(&sess, form.csrf.as_deref())?;
-    let a = s.warden.account(&name).await?;
+    let a = w.account(&name).await?;
     let result = match form.edit(&a.spec.limits, a.spec.description.as_deref()) {
-        Err(e) => Err(e),
-        Ok((edit, desc)) => match s
-            .warden
-            .with_actor(sess.actor())
-            .edit_account(&a.name, &edit, desc)
-            .await
-        {
+        Err(e) => Err(Problem::from(e)),
+        Ok((edit, desc)) => match w.edit_account(&a.name, &edit, desc).await {
             Ok(v) => Ok(v),
-            Err(e) => Err(form_fault(e)?),
+            Err(e) => Err(Problem::of(&e)),
         },
     };
     match result {
         Ok(v) => Ok(Redirect::to(&format!("/console/accounts/{}", seg(&v.name))).into_response()),
-        Err(FormError(m)) => {
-            let seq = seq(&s).await?;
-            Ok(account_form_page(&sess, seq, &a, &form, Some(&m)))
+        Err(p) => {
+            let seq = seq(&w).await?;
+            Ok(account_form_page(&sess, seq, &a, &form, Some(&p)))
         }
     }
 }
@@ -356,7 +336,7 @@ struct Confirm {
     cancel: String,
 }
 
-fn confirm_page(sess: &Session, seq: i64, c: &Confirm, error: Option<&str>) -> Response {
+fn confirm_page(sess: &Session, seq: i64, c: &Confirm, problem: Option<&Problem>) -> Response {
     let Confirm {
         title,
         what,
@@ -376,15 +356,11 @@ fn confirm_page(sess: &Session, seq: i64, c: &Confirm, error: Option<&str>) -> R
 </form>
 <p><a href="{cancel}">Cancel</a></p>
 </section>"#,
-        error = error_block(error),
+        error = problem.map(Problem::block).unwrap_or_default(),
         csrf = csrf_field(&sess.csrf),
         name = esc(name),
     );
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = problem.map_or(StatusCode::OK, |p| p.status);
     (status, page(title, "/console/accounts", sess, seq, &body)).into_response()
 }
 
@@ -409,9 +385,10 @@ pub(crate) async fn account_delete_form(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ConsoleResult<Response> {
-    let sess = session_with(&s, &headers, Scope::Write).await?;
-    let seq = seq(&s).await?;
-    let a = s.warden.account(&name).await?;
+    let sess = form_session(&s, &headers, Scope::Write).await?;
+    let w = s.ops(&sess);
+    let seq = seq(&w).await?;
+    let a = w.account(&name).await?;
     Ok(confirm_page(&sess, seq, &account_confirm(&a), None))
 }
 
@@ -422,30 +399,26 @@ pub(crate) async fn delete_account(
     Path(name): Path<String>,
     Form(form): Form<ConfirmForm>,
 ) -> ConsoleResult<Response> {
-    let sess = session_with(&s, &headers, Scope::Write).await?;
+    let sess = session(&s, &headers).await?;
+    let w = s.ops(&sess);
     check_csrf(&sess, form.csrf.as_deref())?;
-    let a = s.warden.account(&name).await?;
+    let a = w.account(&name).await?;
     let problem = if form.confirm.trim() != a.name {
-        Some(format!(
+        Some(Problem::invalid(format!(
             "type the account name {} exactly to delete it",
             a.name
-        ))
+        )))
     } else {
-        match s
-            .warden
-            .with_actor(sess.actor())
-            .delete_account(&a.name)
-            .await
-        {
+        match w.delete_account(&a.name).await {
             Ok(_) => None,
-            Err(e) => Some(form_fault(e)?.0),
+            Err(e) => Some(Problem::of(&e)),
         }
     };
     match problem {
         None => Ok(Redirect::to("/console/accounts").into_response()),
-        Some(m) => {
-            let seq = seq(&s).await?;
-            Ok(confirm_page(&sess, seq, &account_confirm(&a), Some(&m)))
+        Some(p) => {
+            let seq = seq(&w).await?;
+            Ok(confirm_page(&sess, seq, &account_confirm(&a), Some(&p)))
         }
     }
 }
@@ -719,7 +692,7 @@ fn user_form_page(
     seq: i64,
     u: &UserView,
     f: &UserForm,
-    error: Option<&str>,
+    problem: Option<&Problem>,
 ) -> Response {
     let base = format!(
         "/console/accounts/{}/users/{}",
@@ -753,7 +726,7 @@ fn user_form_page(
 <p><a href="{base}">Cancel</a></p>"#,
         link = user_link(&u.account, &u.name),
         acc = account_link(&u.account),
-        error = error_block(error),
+        error = problem.map(Problem::block).unwrap_or_default(),
         csrf = csrf_field(&sess.csrf),
         pa = area("pub_allow", "Publish allow", &f.pub_allow),
         pd = area("pub_deny", "Publish deny", &f.pub_deny),
@@ -811,11 +784,7 @@ fn user_form_page(
             "separated by spaces; remove one to drop it"
         ),
     );
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = problem.map_or(StatusCode::OK, |p| p.status);
     (
         status,
         page(
@@ -835,9 +804,10 @@ pub(crate) async fn user_form(
     headers: HeaderMap,
     Path((account, user)): Path<(String, String)>,
 ) -> ConsoleResult<Response> {
-    let sess = session_with(&s, &headers, Scope::Write).await?;
-    let seq = seq(&s).await?;
-    let u = s.warden.user(&account, &user).await?;
+    let sess = form_session(&s, &headers, Scope::Write).await?;
+    let w = s.ops(&sess);
+    let seq = seq(&w).await?;
+    let u = w.user(&account, &user).await?;
     Ok(user_form_page(
         &sess,
         seq,
@@ -854,19 +824,15 @@ pub(crate) async fn edit_user(
     Path((account, user)): Path<(String, String)>,
     Form(form): Form<UserForm>,
 ) -> ConsoleResult<Response> {
-    let sess = session_with(&s, &headers, Scope::Write).await?;
+    let sess = session(&s, &headers).await?;
+    let w = s.ops(&sess);
     check_csrf(&sess, form.csrf.as_deref())?;
-    let u = s.warden.user(&account, &user).await?;
+    let u = w.user(&account, &user).await?;
     let result = match form.edit(&u.spec) {
-        Err(e) => Err(e),
-        Ok(edit) => match s
-            .warden
-            .with_actor(sess.actor())
-            .edit_user(&u.account, &u.name, &edit)
-            .await
-        {
+        Err(e) => Err(Problem::from(e)),
+        Ok(edit) => match w.edit_user(&u.account, &u.name, &edit).await {
             Ok(v) => Ok(v),
-            Err(e) => Err(form_fault(e)?),
+            Err(e) => Err(Problem::of(&e)),
         },
     };
     match result {
@@ -876,9 +842,9 @@ pub(crate) async fn edit_user(
             seg(&v.name)
         ))
         .into_response()),
-        Err(FormError(m)) => {
-            let seq = seq(&s).await?;
-            Ok(user_form_page(&sess, seq, &u, &form, Some(&m)))
+        Err(p) => {
+            let seq = seq(&w).await?;
+            Ok(user_form_page(&sess, seq, &u, &form, Some(&p)))
         }
     }
 }
@@ -908,9 +874,10 @@ pub(crate) async fn user_delete_form(
     headers: HeaderMap,
     Path((account, user)): Path<(String, String)>,
 ) -> ConsoleResult<Response> {
-    let sess = session_with(&s, &headers, Scope::Write).await?;
-    let seq = seq(&s).await?;
-    let u = s.warden.user(&account, &user).await?;
+    let sess = form_session(&s, &headers, Scope::Write).await?;
+    let w = s.ops(&sess);
+    let seq = seq(&w).await?;
+    let u = w.user(&account, &user).await?;
     Ok(confirm_page(&sess, seq, &user_confirm(&u), None))
 }
 
@@ -921,30 +888,26 @@ pub(crate) async fn delete_user(
     Path((account, user)): Path<(String, String)>,
     Form(form): Form<ConfirmForm>,
 ) -> ConsoleResult<Response> {
-    let sess = session_with(&s, &headers, Scope::Write).await?;
+    let sess = session(&s, &headers).await?;
+    let w = s.ops(&sess);
     check_csrf(&sess, form.csrf.as_deref())?;
-    let u = s.warden.user(&account, &user).await?;
+    let u = w.user(&account, &user).await?;
     let problem = if form.confirm.trim() != u.name {
-        Some(format!(
+        Some(Problem::invalid(format!(
             "type the user name {} exactly to delete it",
             u.name
-        ))
+        )))
     } else {
-        match s
-            .warden
-            .with_actor(sess.actor())
-            .delete_user(&u.account, &u.name)
-            .await
-        {
+        match w.delete_user(&u.account, &u.name).await {
             Ok(_) => None,
-            Err(e) => Some(form_fault(e)?.0),
+            Err(e) => Some(Problem::of(&e)),
         }
     };
     match problem {
         None => Ok(Redirect::to(&format!("/console/accounts/{}", seg(&u.account))).into_response()),
-        Some(m) => {
-            let seq = seq(&s).await?;
-            Ok(confirm_page(&sess, seq, &user_confirm(&u), Some(&m)))
+        Some(p) => {
+            let seq = seq(&w).await?;
+            Ok(confirm_page(&sess, seq, &user_confirm(&u), Some(&p)))
         }
     }
 }
@@ -968,7 +931,8 @@ mod tests {
             name: "u".into(),
             account: "A".into(),
             public_key: String::new(),
-            jwt: String::new(),
+            jwt: None,
+            jwt_withheld: false,
             spec: spec.clone(),
             revoked_at: None,
             created_at: 0,

@@ -1,10 +1,10 @@
 //! `GET /console/events?after=SEQ`: new ledger entries as server-sent events (`event:
 //! ledger`, `id: <seq>`, data: the entry's seq, action, object and actor as JSON).
 //!
-//! The store is polled every [`POLL`] rather than fed from the relay, because changes made
-//! by other processes (the CLI, another `serve`) land only in the store. A reconnecting
-//! browser resumes from `Last-Event-ID`, so nothing is missed between connections. The
-//! stream ends when the server shuts down.
+//! The ledger is read every [`POLL`] (as the session's actor) rather than fed from the
+//! relay, because changes made by other processes (the CLI, another `serve`) land only in
+//! the store. A reconnecting browser resumes from `Last-Event-ID`, so nothing is missed
+//! between connections. The stream ends when the server shuts down.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -17,10 +17,10 @@ use futures::Stream;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::watch;
-use warden_store::{LedgerEvent, Store};
+use warden_ops::Warden;
+use warden_store::LedgerEvent;
 
-use super::{ConsoleResult, ConsoleState, session_with};
-use warden_ops::tokens::Scope;
+use super::{ConsoleResult, ConsoleState, session};
 
 /// How often the store is asked for new ledger entries.
 pub(crate) const POLL: Duration = Duration::from_millis(500);
@@ -33,7 +33,8 @@ pub(crate) struct EventsQuery {
 }
 
 struct Feed {
-    store: Store,
+    /// The operations, as the session's actor (every poll is a read it may make).
+    warden: Warden,
     after: i64,
     pending: VecDeque<LedgerEvent>,
     closing: watch::Receiver<bool>,
@@ -69,7 +70,7 @@ async fn next(mut f: Feed) -> Option<(Result<Event, Infallible>, Feed)> {
         if *f.closing.borrow() {
             return None;
         }
-        match f.store.ledger(f.after, BATCH).await {
+        match f.warden.ledger_events(f.after, BATCH).await {
             Ok(events) if !events.is_empty() => {
                 f.pending.extend(events);
                 continue;
@@ -91,7 +92,8 @@ pub(crate) async fn events(
     headers: HeaderMap,
     Query(q): Query<EventsQuery>,
 ) -> ConsoleResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    session_with(&s, &headers, Scope::Read).await?;
+    let sess = session(&s, &headers).await?;
+    let w = s.ops(&sess);
     // A reconnect resumes after the last event the browser saw.
     let resume = headers
         .get("last-event-id")
@@ -99,17 +101,10 @@ pub(crate) async fn events(
         .and_then(|v| v.parse::<i64>().ok());
     let after = match resume.or(q.after) {
         Some(n) => n.max(0),
-        None => {
-            s.warden
-                .store()
-                .counts()
-                .await
-                .map_err(|e| super::ConsoleError::Ops(e.into()))?
-                .ledger_events
-        }
+        None => w.ledger_position().await?,
     };
     let feed = Feed {
-        store: s.warden.store().clone(),
+        warden: w,
         after,
         pending: VecDeque::new(),
         closing: s.closing.clone(),

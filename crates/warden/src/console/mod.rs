@@ -2,17 +2,23 @@
 //! [`warden_ops`] (the same operations as the CLI and the HTTP API), readable with
 //! JavaScript off, with its stylesheet and script embedded in the binary.
 //!
-//! - Sign-in takes an admin API token ([`crate::tokens`]); the console keeps a random
-//!   session id in an `HttpOnly; SameSite=Strict` cookie and the token's id and scopes on
-//!   the server, never the token itself. A session re-checks its token (revoked? expired?)
-//!   on every request. Pages need `read`, actions `write`, creds downloads `creds`
-//!   (`admin` grants all), as in the HTTP API.
+//! - Sign-in takes an admin API token ([`Warden::authenticate_token`]); the console keeps a
+//!   random session id in an `HttpOnly; SameSite=Strict` cookie and the token's id and
+//!   scopes on the server, never the token itself. A session re-checks its token (revoked?
+//!   expired?) on every request.
+//! - Every read and change is an operation of [`warden_ops`] run as the session's
+//!   [`warden_ops::Actor`] (the token's scopes): the operation decides whether the session
+//!   may do it, as it does for the CLI and the HTTP API. The console only leaves out the
+//!   buttons and forms a session's scopes could not use.
+//! - An operation's error is shown through one mapping ([`status_of`]): a form's error
+//!   appears on the page the form is on, with the navigation and the typed values kept.
 //! - Every form POST carries a CSRF token that must equal the session's (the sign-in form
 //!   uses a double-submit cookie, as there is no session yet).
 //! - `GET /console/events` is a server-sent event stream of new ledger entries, which the
 //!   embedded script uses to refresh the live parts of the open page.
 //! - With the URL of the nats-server `serve` keeps in step, the sync page and the account
-//!   pages ask that server (as the system user, bounded waits) for drift and usage.
+//!   pages ask that server for drift and usage through [`warden_ops::drift`] (bounded
+//!   waits), the same operations as `warden sync` and `warden push`.
 
 mod directory;
 mod edit;
@@ -20,7 +26,6 @@ mod feed;
 mod pages;
 mod proposals;
 mod render;
-mod server;
 mod svg;
 mod sync;
 mod views;
@@ -39,8 +44,9 @@ use rand::RngCore as _;
 use serde::Deserialize;
 use tokio::sync::watch;
 
-use warden_ops::tokens::{self, Scope};
-use warden_ops::{OpsError, Warden};
+use warden_ops::drift::ResolverLink;
+use warden_ops::tokens::Scope;
+use warden_ops::{ErrorKind, OpsError, Warden};
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "warden_console";
@@ -81,11 +87,13 @@ pub(crate) struct Flash {
 }
 
 impl Session {
-    pub(crate) fn allows(&self, needed: Scope) -> bool {
-        self.scopes.contains(&Scope::Admin) || self.scopes.contains(&needed)
+    /// Whether to offer the buttons and forms of what needs `scope` (presentation only:
+    /// the operation behind a form decides whether the session may do it).
+    pub(crate) fn offers(&self, scope: Scope) -> bool {
+        self.actor().has(scope)
     }
 
-    /// The ledger actor of a change made in the console.
+    /// Who the session's requests run as: the token it signed in with, with its scopes.
     pub(crate) fn actor(&self) -> warden_ops::Actor {
         warden_ops::Actor::console(&self.token_id, &self.token_name, &self.scopes)
     }
@@ -94,13 +102,17 @@ impl Session {
 /// What the console's handlers share.
 #[derive(Clone)]
 pub(crate) struct ConsoleState {
-    pub warden: Warden,
+    /// The engine; requests run on it bound to their session's actor ([`ConsoleState::ops`]).
+    warden: Warden,
     sessions: Arc<Mutex<HashMap<String, Session>>>,
     /// Becomes `true` when the server shuts down, ending the event streams.
     pub closing: watch::Receiver<bool>,
     /// The nats-server to compare with and ask for usage, when known.
-    pub server: Option<Arc<server::ServerLink>>,
+    pub server: Option<Arc<ResolverLink>>,
 }
+
+/// Bound on connecting to the nats-server and on each request to it.
+pub(crate) const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// 32 random bytes, base32 (for session ids and CSRF tokens).
 fn random_token() -> String {
@@ -138,12 +150,65 @@ fn set_cookie(name: &str, value: &str, max_age: u64) -> HeaderValue {
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+/// The status of the console page that shows an error of kind `kind`: the one mapping of
+/// [`ErrorKind`] for the console, used by every page and every form (a form's error is
+/// shown on the form's page with this status).
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Refused => StatusCode::FORBIDDEN,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// What a page says about a failed request: the status it is shown with and the message.
+#[derive(Clone, Debug)]
+pub(crate) struct Problem {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl Problem {
+    /// Bad input the console itself found in a form (before any operation ran).
+    pub(crate) fn invalid(message: impl Into<String>) -> Problem {
+        Problem {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+
+    /// An operation's error as the console shows it (Warden's own failures are logged,
+    /// and only named on the page).
+    pub(crate) fn of(e: &OpsError) -> Problem {
+        let status = status_of(e.kind());
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %e, "console request failed");
+            "Warden failed to do this; the error is in its log.".to_string()
+        } else {
+            e.to_string()
+        };
+        Problem { status, message }
+    }
+
+    /// The block that shows it on top of a form (`id="form-error"`).
+    pub(crate) fn block(&self) -> String {
+        format!(
+            "<div class=\"form-error\" id=\"form-error\" role=\"alert\" data-status=\"{}\"><p class=\"error\">Nothing was changed: {}</p></div>",
+            self.status.as_u16(),
+            render::esc(&self.message)
+        )
+    }
+}
+
 /// Why a console request is not answered with its page.
 #[derive(Debug)]
 pub(crate) enum ConsoleError {
     /// No (valid) session: go to the sign-in page.
     SignIn,
-    /// The session's token lacks the scope.
+    /// A form page offered only to sessions whose token has the scope.
     Forbidden(Scope),
     /// A form without the session's CSRF token.
     Csrf,
@@ -176,15 +241,8 @@ impl IntoResponse for ConsoleError {
             ),
             ConsoleError::Invalid(m) => (StatusCode::BAD_REQUEST, "Invalid input", m),
             ConsoleError::Ops(e) => {
-                let status = match &e {
-                    OpsError::NotFound(_) => StatusCode::NOT_FOUND,
-                    e if e.is_usage() => StatusCode::BAD_REQUEST,
-                    _ => {
-                        tracing::error!(error = %e, "console request failed");
-                        StatusCode::INTERNAL_SERVER_ERROR
-                    }
-                };
-                (status, "Request failed", e.to_string())
+                let p = Problem::of(&e);
+                (p.status, "Request failed", p.message)
             }
         };
         (status, render::error_page(title, &message)).into_response()
@@ -194,6 +252,11 @@ impl IntoResponse for ConsoleError {
 pub(crate) type ConsoleResult<T> = Result<T, ConsoleError>;
 
 impl ConsoleState {
+    /// The operations, run as the session's actor.
+    pub(crate) fn ops(&self, sess: &Session) -> Warden {
+        self.warden.with_actor(sess.actor())
+    }
+
     /// Leaves `flash` for the next page of the request's session.
     pub(crate) fn set_flash(&self, headers: &HeaderMap, flash: Flash) {
         if let Some(sid) = cookie(headers, SESSION_COOKIE) {
@@ -241,15 +304,7 @@ pub(crate) async fn session(s: &ConsoleState, headers: &HeaderMap) -> ConsoleRes
     };
     let sess = found.ok_or(ConsoleError::SignIn)?;
     // A token revoked or expired since sign-in ends the session at once.
-    let row = s
-        .warden
-        .store()
-        .api_token(&sess.token_id)
-        .await
-        .map_err(|e| ConsoleError::Ops(e.into()))?;
-    let now = warden_ops::now();
-    let live = row.is_some_and(|r| r.revoked_at.is_none() && r.expires_at.is_none_or(|e| e > now));
-    if !live {
+    if !s.warden.token_is_live(&sess.token_id).await? {
         s.sessions
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -259,17 +314,19 @@ pub(crate) async fn session(s: &ConsoleState, headers: &HeaderMap) -> ConsoleRes
     Ok(sess)
 }
 
-/// The session, if it has `needed`.
-pub(crate) async fn session_with(
+/// The session, for a page that is only a form for what needs `scope` (an edit or delete
+/// form): a session that could not submit it is not offered it. Presentation only: the
+/// operation behind the form decides.
+pub(crate) async fn form_session(
     s: &ConsoleState,
     headers: &HeaderMap,
-    needed: Scope,
+    scope: Scope,
 ) -> ConsoleResult<Session> {
     let sess = session(s, headers).await?;
-    if sess.allows(needed) {
+    if sess.offers(scope) {
         Ok(sess)
     } else {
-        Err(ConsoleError::Forbidden(needed))
+        Err(ConsoleError::Forbidden(scope))
     }
 }
 
@@ -289,7 +346,7 @@ pub fn router(warden: Warden, closing: watch::Receiver<bool>, nats: Option<Strin
         warden,
         sessions: Arc::new(Mutex::new(HashMap::new())),
         closing,
-        server: nats.map(|url| Arc::new(server::ServerLink::new(url))),
+        server: nats.map(|url| Arc::new(ResolverLink::new(url, ASK_TIMEOUT))),
     };
     use pages as p;
     Router::new()
@@ -433,12 +490,9 @@ async fn login(
     if !csrf_ok {
         return ConsoleError::Csrf.into_response();
     }
-    let info = match tokens::authenticate(s.warden.store(), form.token.trim()).await {
+    let info = match s.warden.authenticate_token(form.token.trim()).await {
         Ok(info) => info,
-        Err(e) if e.is_internal() => {
-            tracing::error!(error = %e, "console sign-in: token check failed");
-            return ConsoleError::Invalid("the token could not be checked".into()).into_response();
-        }
+        Err(e) if e.kind() != ErrorKind::Refused => return ConsoleError::Ops(e).into_response(),
         Err(_) => {
             // Same answer for unknown, revoked and expired tokens; a new form CSRF value.
             let csrf = random_token();
@@ -455,17 +509,9 @@ async fn login(
             return res;
         }
     };
-    if !info.allows(Scope::Read) && !info.allows(Scope::Write) {
-        return ConsoleError::Forbidden(Scope::Read).into_response();
-    }
-    if let Some(user) = &info.dir_user {
-        // The console acts on everything; a directory user's token may only govern.
-        tracing::info!(token_id = %info.id, "console sign-in refused: directory user token");
-        return ConsoleError::Invalid(format!(
-            "that token acts as directory user {user} and may use the governance API only; \
-             the console needs an operator's token"
-        ))
-        .into_response();
+    if let Err(e) = s.warden.console_sign_in(&info) {
+        tracing::info!(token_id = %info.id, error = %e, "console sign-in refused");
+        return ConsoleError::Ops(e).into_response();
     }
     tracing::info!(token_id = %info.id, "console sign-in");
     let sid = random_token();

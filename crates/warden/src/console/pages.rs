@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use nats_jwt::{Permission, SigningKey, Subject};
 use serde::Deserialize;
@@ -15,18 +15,13 @@ use warden_core::permcheck::{self, Direction};
 use warden_core::{AccountSpec, UserSpec};
 
 use super::render::{esc, limit, page, seg, when};
-use super::{ConsoleError, ConsoleResult, ConsoleState, check_csrf, session_with, svg};
+use super::{ConsoleResult, ConsoleState, Problem, Session, check_csrf, session, svg};
 use warden_ops::tokens::Scope;
-use warden_ops::{AccountView, UserView};
+use warden_ops::{AccountView, UserView, Warden};
 
 /// The ledger position the page reflects (the ledger has no gaps: its length).
-pub(super) async fn seq(s: &ConsoleState) -> ConsoleResult<i64> {
-    Ok(s.warden
-        .store()
-        .counts()
-        .await
-        .map_err(|e| ConsoleError::Ops(e.into()))?
-        .ledger_events)
+pub(super) async fn seq(w: &Warden) -> ConsoleResult<i64> {
+    Ok(w.ledger_position().await?)
 }
 
 pub(super) fn account_link(name: &str) -> String {
@@ -81,19 +76,19 @@ pub(crate) async fn overview(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
 ) -> ConsoleResult<Html<String>> {
-    let sess = session_with(&s, &headers, Scope::Read).await?;
-    let status = s.warden.status().await?;
-    let seq = seq(&s).await?;
+    let sess = session(&s, &headers).await?;
+    let w = s.ops(&sess);
+    let status = w.status().await?;
+    let seq = seq(&w).await?;
     let op = status.operator.as_ref();
-    let sys = s
-        .warden
+    let sys = w
         .list_accounts()
         .await?
         .into_iter()
         .find(|a| a.system)
         .map(|a| account_link(&a.name))
         .unwrap_or_else(|| "—".into());
-    let outbox = super::sync::outbox_facts(&s).await?;
+    let outbox = super::sync::outbox_facts(&w).await?;
     let body = format!(
         r#"<section id="overview" data-live aria-labelledby="h-overview">
 <h2 id="h-overview">At a glance</h2>
@@ -126,10 +121,22 @@ pub(crate) async fn overview(
 pub(crate) async fn accounts(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
-) -> ConsoleResult<Html<String>> {
-    let sess = session_with(&s, &headers, Scope::Read).await?;
-    let seq = seq(&s).await?;
-    let list = s.warden.list_accounts().await?;
+) -> ConsoleResult<Response> {
+    let sess = session(&s, &headers).await?;
+    render_accounts(&s, &sess, &NewAccount::default(), None).await
+}
+
+/// The accounts page, its new-account form filled with `typed`, and the problem of that
+/// form when it was sent and refused (the page then has the problem's status).
+async fn render_accounts(
+    s: &ConsoleState,
+    sess: &Session,
+    typed: &NewAccount,
+    problem: Option<&Problem>,
+) -> ConsoleResult<Response> {
+    let w = s.ops(sess);
+    let seq = seq(&w).await?;
+    let list = w.list_accounts().await?;
     let mut rows = String::new();
     for a in &list {
         let _ = write!(
@@ -147,20 +154,24 @@ pub(crate) async fn accounts(
             esc(a.spec.description.as_deref().unwrap_or("")),
         );
     }
-    let form = if sess.allows(Scope::Write) {
+    // A refused form is shown again with what was typed, whoever sent it.
+    let form = if sess.offers(Scope::Write) || problem.is_some() {
         format!(
             r#"<section aria-labelledby="h-new-account" class="card">
 <h2 id="h-new-account">New account</h2>
-<form method="post" action="/console/accounts">
+{problem}<form method="post" action="/console/accounts">
 {csrf}
 <label for="account-name">Name</label>
-<input id="account-name" name="name" required autocomplete="off">
+<input id="account-name" name="name" value="{name}" required autocomplete="off">
 <label for="account-description">Description (optional)</label>
-<input id="account-description" name="description" autocomplete="off">
+<input id="account-description" name="description" value="{description}" autocomplete="off">
 <button type="submit">Create account</button>
 </form>
 </section>"#,
-            csrf = csrf_field(&sess.csrf)
+            csrf = csrf_field(&sess.csrf),
+            problem = problem.map(Problem::block).unwrap_or_default(),
+            name = esc(&typed.name),
+            description = esc(&typed.description),
         )
     } else {
         String::new()
@@ -176,10 +187,15 @@ pub(crate) async fn accounts(
 {form}"#,
         n = list.len()
     );
-    Ok(page("Accounts", "/console/accounts", &sess, seq, &body))
+    let status = problem.map_or(StatusCode::OK, |p| p.status);
+    Ok((
+        status,
+        page("Accounts", "/console/accounts", sess, seq, &body),
+    )
+        .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub(crate) struct NewAccount {
     #[serde(default)]
     name: String,
@@ -194,23 +210,21 @@ pub(crate) async fn add_account(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
     Form(form): Form<NewAccount>,
-) -> ConsoleResult<Redirect> {
-    let sess = session_with(&s, &headers, Scope::Write).await?;
+) -> ConsoleResult<Response> {
+    let sess = session(&s, &headers).await?;
+    let w = s.ops(&sess);
     check_csrf(&sess, form.csrf.as_deref())?;
     let description = form.description.trim();
     let spec = AccountSpec {
         description: (!description.is_empty()).then(|| description.to_string()),
         ..AccountSpec::default()
     };
-    let view = s
-        .warden
-        .with_actor(sess.actor())
-        .add_account(form.name.trim(), spec)
-        .await?;
-    Ok(Redirect::to(&format!(
-        "/console/accounts/{}",
-        seg(&view.name)
-    )))
+    match w.add_account(form.name.trim(), spec).await {
+        Ok(view) => {
+            Ok(Redirect::to(&format!("/console/accounts/{}", seg(&view.name))).into_response())
+        }
+        Err(e) => render_accounts(&s, &sess, &form, Some(&Problem::of(&e))).await,
+    }
 }
 
 /// Account public key → name, for linking imports to their exporters.
@@ -225,12 +239,25 @@ pub(crate) async fn account(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
     Path(name): Path<String>,
-) -> ConsoleResult<Html<String>> {
-    let sess = session_with(&s, &headers, Scope::Read).await?;
-    let seq = seq(&s).await?;
-    let a = s.warden.account(&name).await?;
-    let users = s.warden.list_users(&a.name).await?;
-    let all = s.warden.list_accounts().await?;
+) -> ConsoleResult<Response> {
+    let sess = session(&s, &headers).await?;
+    render_account(&s, &sess, &name, &NewUser::default(), None).await
+}
+
+/// The account page, its new-user form filled with `typed`, and the problem of that form
+/// when it was sent and refused (the page then has the problem's status).
+async fn render_account(
+    s: &ConsoleState,
+    sess: &Session,
+    name: &str,
+    typed: &NewUser,
+    problem: Option<&Problem>,
+) -> ConsoleResult<Response> {
+    let w = s.ops(sess);
+    let seq = seq(&w).await?;
+    let a = w.account(name).await?;
+    let users = w.list_users(&a.name).await?;
+    let all = w.list_accounts().await?;
     let names = names_by_key(&all);
     let l = &a.spec.limits;
     let limits = format!(
@@ -322,29 +349,33 @@ pub(crate) async fn account(
             esc(&u.public_key)
         );
     }
-    let form = if sess.allows(Scope::Write) && !a.system {
+    let form = if (sess.offers(Scope::Write) || problem.is_some()) && !a.system {
         format!(
             r#"<section aria-labelledby="h-new-user" class="card">
 <h2 id="h-new-user">New user</h2>
-<form method="post" action="/console/accounts/{acc}/users">
+{problem}<form method="post" action="/console/accounts/{acc}/users">
 {csrf}
 <label for="user-name">Name</label>
-<input id="user-name" name="name" required autocomplete="off">
+<input id="user-name" name="name" value="{name}" required autocomplete="off">
 <label for="user-pub">Publish allow (subjects, separated by spaces or commas; empty: all)</label>
-<input id="user-pub" name="pub_allow" autocomplete="off" placeholder="orders.>">
+<input id="user-pub" name="pub_allow" value="{pub_allow}" autocomplete="off" placeholder="orders.>">
 <label for="user-sub">Subscribe allow (subjects; empty: all)</label>
-<input id="user-sub" name="sub_allow" autocomplete="off" placeholder="orders.> _INBOX.>">
+<input id="user-sub" name="sub_allow" value="{sub_allow}" autocomplete="off" placeholder="orders.> _INBOX.>">
 <button type="submit">Create user</button>
 </form>
 </section>"#,
             acc = seg(&a.name),
-            csrf = csrf_field(&sess.csrf)
+            csrf = csrf_field(&sess.csrf),
+            problem = problem.map(Problem::block).unwrap_or_default(),
+            name = esc(&typed.name),
+            pub_allow = esc(&typed.pub_allow),
+            sub_allow = esc(&typed.sub_allow),
         )
     } else {
         String::new()
     };
-    let usage = super::sync::usage_section(&s, &a).await;
-    let manage = if sess.allows(Scope::Write) {
+    let usage = super::sync::usage_section(s, &w, &a).await;
+    let manage = if sess.offers(Scope::Write) {
         let base = format!("/console/accounts/{}", seg(&a.name));
         format!(
             "<p class=\"actions\"><a class=\"button\" id=\"edit-account\" href=\"{base}/edit\">Edit account</a>{}</p>",
@@ -401,13 +432,15 @@ pub(crate) async fn account(
         n = users.len(),
         user_rows = or_none(user_rows, 4),
     );
-    Ok(page(
+    let status = problem.map_or(StatusCode::OK, |p| p.status);
+    let html = page(
         &format!("Account {}", a.name),
         "/console/accounts",
-        &sess,
+        sess,
         seq,
         &body,
-    ))
+    );
+    Ok((status, html).into_response())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -415,15 +448,15 @@ pub(crate) async fn account(
 // ---------------------------------------------------------------------------------------
 
 /// Subjects typed into a form field, separated by spaces or commas.
-pub(super) fn parse_subjects(field: &str, text: &str) -> ConsoleResult<Vec<Subject>> {
+pub(super) fn parse_subjects(field: &str, text: &str) -> Result<Vec<Subject>, Problem> {
     text.split([',', ' ', '\n', '\t'])
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .map(|t| Subject::new(t).map_err(|e| ConsoleError::Invalid(format!("{field}: {e}"))))
+        .map(|t| Subject::new(t).map_err(|e| Problem::invalid(format!("{field}: {e}"))))
         .collect()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub(crate) struct NewUser {
     #[serde(default)]
     name: String,
@@ -441,26 +474,35 @@ pub(crate) async fn add_user(
     headers: HeaderMap,
     Path(account): Path<String>,
     Form(form): Form<NewUser>,
-) -> ConsoleResult<Redirect> {
-    let sess = session_with(&s, &headers, Scope::Write).await?;
+) -> ConsoleResult<Response> {
+    let sess = session(&s, &headers).await?;
     check_csrf(&sess, form.csrf.as_deref())?;
+    let parsed = parse_subjects("publish allow", &form.pub_allow)
+        .and_then(|p| Ok((p, parse_subjects("subscribe allow", &form.sub_allow)?)));
+    let (pub_allow, sub_allow) = match parsed {
+        Ok(lists) => lists,
+        Err(p) => return render_account(&s, &sess, &account, &form, Some(&p)).await,
+    };
     let mut spec = UserSpec::default();
-    spec.permissions.publish.allow = parse_subjects("publish allow", &form.pub_allow)?;
-    spec.permissions.subscribe.allow = parse_subjects("subscribe allow", &form.sub_allow)?;
-    let view = s
-        .warden
-        .with_actor(sess.actor())
+    spec.permissions.publish.allow = pub_allow;
+    spec.permissions.subscribe.allow = sub_allow;
+    match s
+        .ops(&sess)
         .add_user(&account, form.name.trim(), spec)
-        .await?;
-    Ok(Redirect::to(&format!(
-        "/console/accounts/{}/users/{}",
-        seg(&view.account),
-        seg(&view.name)
-    )))
+        .await
+    {
+        Ok(view) => Ok(Redirect::to(&format!(
+            "/console/accounts/{}/users/{}",
+            seg(&view.account),
+            seg(&view.name)
+        ))
+        .into_response()),
+        Err(e) => render_account(&s, &sess, &account, &form, Some(&Problem::of(&e))).await,
+    }
 }
 
 /// Query of the user page's permission check form.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub(crate) struct CheckQuery {
     direction: Option<String>,
     subject: Option<String>,
@@ -510,10 +552,24 @@ pub(crate) async fn user(
     headers: HeaderMap,
     Path((account, user)): Path<(String, String)>,
     Query(q): Query<CheckQuery>,
-) -> ConsoleResult<Html<String>> {
-    let sess = session_with(&s, &headers, Scope::Read).await?;
-    let seq = seq(&s).await?;
-    let u = s.warden.user(&account, &user).await?;
+) -> ConsoleResult<Response> {
+    let sess = session(&s, &headers).await?;
+    render_user(&s, &sess, &account, &user, &q, None).await
+}
+
+/// The user page, with the problem of one of its forms when it was sent and refused (the
+/// page then has the problem's status).
+async fn render_user(
+    s: &ConsoleState,
+    sess: &Session,
+    account: &str,
+    user: &str,
+    q: &CheckQuery,
+    problem: Option<&Problem>,
+) -> ConsoleResult<Response> {
+    let w = s.ops(sess);
+    let seq = seq(&w).await?;
+    let u = w.user(account, user).await?;
     let p = &u.spec.permissions;
     let resp = p
         .response
@@ -531,27 +587,27 @@ pub(crate) async fn user(
         seg(&u.name)
     );
     let mut actions = String::new();
-    if sess.allows(Scope::Creds) && u.revoked_at.is_none() {
+    if sess.offers(Scope::Creds) && u.revoked_at.is_none() {
         let _ = write!(
             actions,
             "<p><a class=\"button\" id=\"download-creds\" href=\"{base}/creds\" download>Download creds</a></p>"
         );
     }
-    if sess.allows(Scope::Write) && u.revoked_at.is_none() {
+    if sess.offers(Scope::Write) && u.revoked_at.is_none() {
         let _ = write!(
             actions,
             "<p class=\"actions\"><a class=\"button\" id=\"edit-user\" href=\"{base}/edit\">Edit user</a></p><form method=\"post\" action=\"{base}/revoke\">{}<button type=\"submit\" class=\"danger\">Revoke user</button></form>",
             csrf_field(&sess.csrf)
         );
     }
-    if sess.allows(Scope::Write) {
+    if sess.offers(Scope::Write) {
         let _ = write!(
             actions,
             "<p><a class=\"button danger\" id=\"delete-user\" href=\"{base}/delete\">Delete user…</a></p>"
         );
     }
     let body = format!(
-        r#"<p>In account {acc_link}. <code class="key">{key}</code></p>
+        r#"{problem}<p>In account {acc_link}. <code class="key">{key}</code></p>
 <section id="user-state" data-live aria-labelledby="h-state"><h2 id="h-state">State</h2>
 <dl class="facts"><dt>State</dt><dd>{state}</dd><dt>Expires</dt><dd>{expires}</dd><dt>Bearer token</dt><dd>{bearer}</dd>
 <dt>Source networks</dt><dd>{src}</dd><dt>Created</dt><dd>{created}</dd><dt>Changed</dt><dd>{updated}</dd></dl>
@@ -569,6 +625,7 @@ pub(crate) async fn user(
 </form>
 {answer}
 </section>"#,
+        problem = problem.map(Problem::block).unwrap_or_default(),
         acc_link = account_link(&u.account),
         key = esc(&u.public_key),
         state = match u.revoked_at {
@@ -587,15 +644,17 @@ pub(crate) async fn user(
         pub_rows = permission_rows("Publish", &p.publish),
         sub_rows = permission_rows("Subscribe", &p.subscribe),
         subject = esc(q.subject.as_deref().unwrap_or("")),
-        answer = check_answer(&u, &q),
+        answer = check_answer(&u, q),
     );
-    Ok(page(
+    let status = problem.map_or(StatusCode::OK, |p| p.status);
+    let html = page(
         &format!("User {} / {}", u.account, u.name),
         "/console/accounts",
-        &sess,
+        sess,
         seq,
         &body,
-    ))
+    );
+    Ok((status, html).into_response())
 }
 
 /// `POST /console/accounts/{account}/users/{user}/revoke`.
@@ -604,19 +663,21 @@ pub(crate) async fn revoke_user(
     headers: HeaderMap,
     Path((account, user)): Path<(String, String)>,
     Form(form): Form<super::CsrfForm>,
-) -> ConsoleResult<Redirect> {
-    let sess = session_with(&s, &headers, Scope::Write).await?;
+) -> ConsoleResult<Response> {
+    let sess = session(&s, &headers).await?;
     check_csrf(&sess, form.csrf.as_deref())?;
-    let view = s
-        .warden
-        .with_actor(sess.actor())
-        .revoke_user(&account, &user)
-        .await?;
-    Ok(Redirect::to(&format!(
-        "/console/accounts/{}/users/{}",
-        seg(&view.account),
-        seg(&view.name)
-    )))
+    match s.ops(&sess).revoke_user(&account, &user).await {
+        Ok(view) => Ok(Redirect::to(&format!(
+            "/console/accounts/{}/users/{}",
+            seg(&view.account),
+            seg(&view.name)
+        ))
+        .into_response()),
+        Err(e) => {
+            let q = CheckQuery::default();
+            render_user(&s, &sess, &account, &user, &q, Some(&Problem::of(&e))).await
+        }
+    }
 }
 
 /// `GET /console/accounts/{account}/users/{user}/creds`: the creds file as a download
@@ -626,9 +687,10 @@ pub(crate) async fn creds(
     headers: HeaderMap,
     Path((account, user)): Path<(String, String)>,
 ) -> ConsoleResult<Response> {
-    let sess = session_with(&s, &headers, Scope::Creds).await?;
-    let u = s.warden.user(&account, &user).await?;
-    let creds = s.warden.creds(&account, &user).await?;
+    let sess = session(&s, &headers).await?;
+    let w = s.ops(&sess);
+    let u = w.user(&account, &user).await?;
+    let creds = w.creds(&account, &user).await?;
     tracing::info!(token_id = %sess.token_id, account = %u.account, user = %u.name, "console creds download");
     let filename: String = format!("{}-{}.creds", u.account, u.name)
         .chars()
@@ -662,9 +724,10 @@ pub(crate) async fn hierarchy(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
 ) -> ConsoleResult<Html<String>> {
-    let sess = session_with(&s, &headers, Scope::Read).await?;
-    let seq = seq(&s).await?;
-    let tree = svg::Tree::load(&s.warden).await?;
+    let sess = session(&s, &headers).await?;
+    let w = s.ops(&sess);
+    let seq = seq(&w).await?;
+    let tree = svg::Tree::load(&w).await?;
     let mut list = String::new();
     for (a, users) in &tree.accounts {
         let _ = write!(list, "<li>{}", account_link(&a.name));
@@ -718,8 +781,9 @@ pub(crate) async fn hierarchy_svg(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
 ) -> ConsoleResult<Response> {
-    session_with(&s, &headers, Scope::Read).await?;
-    let tree = svg::Tree::load(&s.warden).await?;
+    let sess = session(&s, &headers).await?;
+    let w = s.ops(&sess);
+    let tree = svg::Tree::load(&w).await?;
     Ok((
         [(header::CONTENT_TYPE, "image/svg+xml")],
         svg::render(&tree),
@@ -736,9 +800,10 @@ pub(crate) async fn devices(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
 ) -> ConsoleResult<Html<String>> {
-    let sess = session_with(&s, &headers, Scope::Read).await?;
-    let seq = seq(&s).await?;
-    let list = s.warden.list_devices(None).await?;
+    let sess = session(&s, &headers).await?;
+    let w = s.ops(&sess);
+    let seq = seq(&w).await?;
+    let list = w.list_devices(None).await?;
     let mut rows = String::new();
     for d in &list {
         let _ = write!(
@@ -768,9 +833,10 @@ pub(crate) async fn tenants(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
 ) -> ConsoleResult<Html<String>> {
-    let sess = session_with(&s, &headers, Scope::Read).await?;
-    let seq = seq(&s).await?;
-    let list = s.warden.list_tenants().await?;
+    let sess = session(&s, &headers).await?;
+    let w = s.ops(&sess);
+    let seq = seq(&w).await?;
+    let list = w.list_tenants().await?;
     let mut rows = String::new();
     for t in &list {
         let _ = write!(
@@ -802,18 +868,11 @@ pub(crate) async fn ledger(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
 ) -> ConsoleResult<Html<String>> {
-    let sess = session_with(&s, &headers, Scope::Read).await?;
-    let seq = seq(&s).await?;
-    let store = s.warden.store();
-    let report = store
-        .verify_ledger()
-        .await
-        .map_err(|e| ConsoleError::Ops(e.into()))?;
-    let mut events = store
-        .ledger((seq - LEDGER_PAGE).max(0), LEDGER_PAGE)
-        .await
-        .map_err(|e| ConsoleError::Ops(e.into()))?;
-    events.reverse();
+    let sess = session(&s, &headers).await?;
+    let w = s.ops(&sess);
+    let seq = seq(&w).await?;
+    let report = w.verify_ledger().await?;
+    let events = w.ledger_newest(LEDGER_PAGE).await?;
     let verdict = match &report.first_break {
         None => format!(
             "<p id=\"ledger-verify\" class=\"ok\">Hash chain intact: {} events verified.</p>",

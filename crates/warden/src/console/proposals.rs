@@ -1,4 +1,4 @@
-//! The console's proposals inbox (`/console/proposals`, issue 7 governance): open
+//! The console's proposals inbox (`/console/proposals`, governance): open
 //! proposals (all, or those the acting directory user may close) with who may approve
 //! them, closed ones with closer and justification, approve / reject forms — one
 //! proposal at a time or a batch of checked ones, with a result per id — and a form for a
@@ -13,16 +13,19 @@
 use std::fmt::Write as _;
 
 use axum::extract::{Form, Query, State};
-use axum::http::HeaderMap;
-use axum::response::{Html, Redirect};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use warden_core::governance::{Address, Change, ProposalKind, ProposalStatus, Relationship};
-use warden_store::governance::ProposalFilter;
 
 use super::directory::{dir_user_link, role_link, task_link};
 use super::pages::{csrf_field, seq};
 use super::render::{esc, page, when};
-use super::{ConsoleError, ConsoleResult, ConsoleState, Flash, check_csrf, session_with};
+use super::{
+    ConsoleError, ConsoleResult, ConsoleState, Flash, Problem, Session, check_csrf, form_session,
+    session,
+};
+use warden_ops::governance::ProposalInput;
 use warden_ops::tokens::Scope;
 
 /// Most ids one batch may carry (a bound on the work of one form post).
@@ -105,18 +108,39 @@ pub(crate) async fn inbox(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
     Query(q): Query<InboxQuery>,
-) -> ConsoleResult<Html<String>> {
-    let sess = session_with(&s, &headers, Scope::Read).await?;
-    let seq = seq(&s).await?;
-    let acting = sess.acting.clone();
+) -> ConsoleResult<Response> {
+    let sess = session(&s, &headers).await?;
     let to_approve = q.show.as_deref() == Some("to-approve");
-    if to_approve && acting.is_none() {
+    if to_approve && sess.acting.is_none() {
         return Err(ConsoleError::Invalid(
             "pick the directory user to act as before listing what they may approve".into(),
         ));
     }
-    let open = s
-        .warden
+    let flash = s.take_flash(&headers);
+    render_inbox(&s, &sess, to_approve, flash, None).await
+}
+
+/// A form of the proposals page refused: the problem, and the new-proposal form's values
+/// as typed (when that was the form).
+struct Refusal<'a> {
+    problem: Problem,
+    typed: Option<&'a ProposeForm>,
+}
+
+/// The proposals page (all open proposals, or those the acting user may approve), with
+/// the result of the last action or the refusal of a form sent from it (the page then has
+/// the problem's status).
+async fn render_inbox(
+    s: &ConsoleState,
+    sess: &Session,
+    to_approve: bool,
+    flash: Option<Flash>,
+    refusal: Option<Refusal<'_>>,
+) -> ConsoleResult<Response> {
+    let w = s.ops(sess);
+    let seq = seq(&w).await?;
+    let acting = sess.acting.clone();
+    let open = w
         .proposals(
             acting.as_deref(),
             false,
@@ -124,34 +148,12 @@ pub(crate) async fn inbox(
             Some(ProposalStatus::Open),
         )
         .await?;
-    // Closed ones need no approval facts: read them straight from the store, newest
-    // closed first, and show a bounded number.
-    let mut closed = Vec::new();
-    for status in [
-        ProposalStatus::Confirmed,
-        ProposalStatus::Rejected,
-        ProposalStatus::Expired,
-    ] {
-        let filter = ProposalFilter {
-            status: Some(status),
-            initiator: None,
-            limit: 0,
-        };
-        closed.extend(
-            s.warden
-                .store()
-                .proposals(&filter)
-                .await
-                .map_err(|e| ConsoleError::Ops(e.into()))?,
-        );
-    }
-    closed.sort_by(|a, b| {
-        (b.closed_at, b.created_at, &b.id).cmp(&(a.closed_at, a.created_at, &a.id))
-    });
-    let n_closed = closed.len();
-    closed.truncate(CLOSED_SHOWN);
-    let can_write = sess.allows(Scope::Write);
-    let users = s.warden.dir_users().await?;
+    // Closed ones need no approval facts: the newest closed first, a bounded number.
+    let closed = w.closed_proposals(CLOSED_SHOWN).await?;
+    let n_closed = closed.total;
+    let closed = closed.newest;
+    let can_write = sess.offers(Scope::Write);
+    let users = w.dir_users().await?;
     let mut orows = String::new();
     for p in &open {
         let pr = &p.proposal;
@@ -284,14 +286,19 @@ pub(crate) async fn inbox(
     } else {
         String::new()
     };
+    let typed = refusal.as_ref().and_then(|r| r.typed);
+    let option = |v: &str, chosen: Option<&str>| {
+        let sel = if chosen == Some(v) { " selected" } else { "" };
+        format!("<option value=\"{v}\"{sel}>{v}</option>")
+    };
     let propose = if can_write {
         let kinds: String = ProposalKind::ALL
             .iter()
-            .map(|k| format!("<option value=\"{v}\">{v}</option>", v = k.as_str()))
+            .map(|k| option(k.as_str(), typed.map(|t| t.kind.trim())))
             .collect();
         let changes: String = Change::ALL
             .iter()
-            .map(|c| format!("<option value=\"{v}\">{v}</option>", v = c.as_str()))
+            .map(|c| option(c.as_str(), typed.map(|t| t.change.trim())))
             .collect();
         format!(
             r#"<form method="post" action="/console/proposals/new" class="card" id="propose">{csrf}
@@ -299,15 +306,19 @@ pub(crate) async fn inbox(
 <div class="grid2">
 <div><label for="p-kind">Kind</label><select id="p-kind" name="kind">{kinds}</select></div>
 <div><label for="p-change">Change</label><select id="p-change" name="change">{changes}</select></div>
-<div><label for="p-object">Role, task, or (for a manager) the user</label><input id="p-object" name="object" required autocomplete="off"></div>
-<div><label for="p-related">User or task it relates (for a manager: the new manager)</label><input id="p-related" name="related" required autocomplete="off"></div>
-<div><label for="p-reason">Reason</label><input id="p-reason" name="reason" autocomplete="off"></div>
-<div><label for="p-grant">Grant expires (e.g. 30d, 2027-01-31; empty: never)</label><input id="p-grant" name="grant_expires" autocomplete="off"></div>
+<div><label for="p-object">Role, task, or (for a manager) the user</label><input id="p-object" name="object" value="{object}" required autocomplete="off"></div>
+<div><label for="p-related">User or task it relates (for a manager: the new manager)</label><input id="p-related" name="related" value="{related}" required autocomplete="off"></div>
+<div><label for="p-reason">Reason</label><input id="p-reason" name="reason" value="{reason}" autocomplete="off"></div>
+<div><label for="p-grant">Grant expires (e.g. 30d, 2027-01-31; empty: never)</label><input id="p-grant" name="grant_expires" value="{grant}" autocomplete="off"></div>
 </div>
 <button type="submit" id="propose-submit">Propose</button>
 <p class="hint">Proposed as the directory user you act as, like <code>warden propose … --as</code>.</p>
 </form>"#,
             csrf = csrf_field(&sess.csrf),
+            object = esc(typed.map_or("", |t| t.object.as_str())),
+            related = esc(typed.map_or("", |t| t.related.as_str())),
+            reason = esc(typed.map_or("", |t| t.reason.as_str())),
+            grant = esc(typed.map_or("", |t| t.grant_expires.as_str())),
         )
     } else {
         String::new()
@@ -320,7 +331,10 @@ pub(crate) async fn inbox(
 {propose}
 <section id="proposals-closed" data-live aria-labelledby="h-proposals-closed"><h2 id="h-proposals-closed">{n_closed} closed proposals{shown}</h2>
 <div class="scroll"><table><thead><tr><th scope="col">Id</th><th scope="col">Kind</th><th scope="col">Address</th><th scope="col">Initiator</th><th scope="col">Status</th><th scope="col">Closed by</th><th scope="col">Justification / reason</th><th scope="col">Closed</th></tr></thead><tbody>{crows}</tbody></table></div></section>"#,
-        notice = notice(s.take_flash(&headers)),
+        notice = match &refusal {
+            Some(r) => r.problem.block(),
+            None => notice(flash),
+        },
         n_open = open.len(),
         shown = if n_closed > closed.len() {
             format!(" (the newest {} shown)", closed.len())
@@ -328,7 +342,22 @@ pub(crate) async fn inbox(
             String::new()
         },
     );
-    Ok(page("Proposals", "/console/proposals", &sess, seq, &body))
+    let status = refusal.map_or(StatusCode::OK, |r| r.problem.status);
+    Ok((
+        status,
+        page("Proposals", "/console/proposals", sess, seq, &body),
+    )
+        .into_response())
+}
+
+/// The proposals page showing `problem` (a form sent from it refused, nothing changed).
+async fn refused(
+    s: &ConsoleState,
+    sess: &Session,
+    problem: Problem,
+    typed: Option<&ProposeForm>,
+) -> ConsoleResult<Response> {
+    render_inbox(s, sess, false, None, Some(Refusal { problem, typed })).await
 }
 
 /// The act-as form.
@@ -345,18 +374,24 @@ pub(crate) async fn act_as(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
     Form(form): Form<ActAsForm>,
-) -> ConsoleResult<Redirect> {
-    let sess = session_with(&s, &headers, Scope::Write).await?;
+) -> ConsoleResult<Response> {
+    // Whom the session acts as is the session's own setting (it changes nothing in
+    // Warden); it is offered to sessions that may propose and decide. Each proposal and
+    // decision made as that user is decided by its operation.
+    let sess = form_session(&s, &headers, Scope::Write).await?;
     check_csrf(&sess, form.csrf.as_deref())?;
     let user = form.user.trim();
     let acting = if user.is_empty() {
         None
     } else {
         // Only an existing directory user can be acted as.
-        Some(s.warden.dir_user(user).await?.id)
+        match s.ops(&sess).dir_user(user).await {
+            Ok(u) => Some(u.id),
+            Err(e) => return refused(&s, &sess, Problem::of(&e), None).await,
+        }
     };
     s.set_acting(&headers, acting);
-    Ok(Redirect::to("/console/proposals"))
+    Ok(Redirect::to("/console/proposals").into_response())
 }
 
 /// `POST /console/proposals/decide`: fields `csrf`, `justification`, `reason`, and either
@@ -367,8 +402,9 @@ pub(crate) async fn decide(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
     Form(fields): Form<Vec<(String, String)>>,
-) -> ConsoleResult<Redirect> {
-    let sess = session_with(&s, &headers, Scope::Write).await?;
+) -> ConsoleResult<Response> {
+    let sess = session(&s, &headers).await?;
+    let w = s.ops(&sess);
     let field = |name: &str| {
         fields
             .iter()
@@ -377,14 +413,16 @@ pub(crate) async fn decide(
     };
     check_csrf(&sess, field("csrf"))?;
     let Some(actor) = sess.acting.clone() else {
-        return Err(ConsoleError::Invalid(
-            "pick the directory user to act as first (the \"Act as\" form)".into(),
-        ));
+        let p = Problem::invalid("pick the directory user to act as first (the \"Act as\" form)");
+        return refused(&s, &sess, p, None).await;
     };
     let (action, ids): (&str, Vec<String>) = match (field("one"), field("batch")) {
         (Some(one), _) => match one.split_once(':') {
             Some((a, id)) if !id.is_empty() => (a, vec![id.to_string()]),
-            _ => return Err(ConsoleError::Invalid(format!("bad action {one:?}"))),
+            _ => {
+                let p = Problem::invalid(format!("bad action {one:?}"));
+                return refused(&s, &sess, p, None).await;
+            }
         },
         (None, Some(b)) => (
             b,
@@ -394,15 +432,17 @@ pub(crate) async fn decide(
                 .map(|(_, v)| v.clone())
                 .collect(),
         ),
-        (None, None) => return Err(ConsoleError::Invalid("no action chosen".into())),
+        (None, None) => {
+            return refused(&s, &sess, Problem::invalid("no action chosen"), None).await;
+        }
     };
     if ids.is_empty() {
-        return Err(ConsoleError::Invalid("select at least one proposal".into()));
+        let p = Problem::invalid("select at least one proposal");
+        return refused(&s, &sess, p, None).await;
     }
     if ids.len() > MAX_BATCH {
-        return Err(ConsoleError::Invalid(format!(
-            "at most {MAX_BATCH} proposals at once"
-        )));
+        let p = Problem::invalid(format!("at most {MAX_BATCH} proposals at once"));
+        return refused(&s, &sess, p, None).await;
     }
     let justification = field("justification")
         .map(str::trim)
@@ -412,7 +452,7 @@ pub(crate) async fn decide(
     let mut all_ok = true;
     match action {
         "confirm" => {
-            for r in s.warden.confirm_many(&actor, &ids, justification).await {
+            for r in w.confirm_many(&actor, &ids, justification).await {
                 if r.ok {
                     let reissued = r.proposal.as_ref().map(|p| p.reissued.len()).unwrap_or(0);
                     lines.push(format!(
@@ -431,7 +471,7 @@ pub(crate) async fn decide(
         }
         "reject" => {
             for id in &ids {
-                match s.warden.reject(&actor, id, reason).await {
+                match w.reject(&actor, id, reason).await {
                     Ok(_) => lines.push(format!("{id}: rejected as {actor}")),
                     Err(e) => {
                         all_ok = false;
@@ -440,7 +480,10 @@ pub(crate) async fn decide(
                 }
             }
         }
-        other => return Err(ConsoleError::Invalid(format!("unknown action {other:?}"))),
+        other => {
+            let p = Problem::invalid(format!("unknown action {other:?}"));
+            return refused(&s, &sess, p, None).await;
+        }
     }
     tracing::info!(token_id = %sess.token_id, acting = %actor, action, count = ids.len(), "console proposals");
     s.set_flash(
@@ -450,7 +493,7 @@ pub(crate) async fn decide(
             text: lines.join("\n"),
         },
     );
-    Ok(Redirect::to("/console/proposals"))
+    Ok(Redirect::to("/console/proposals").into_response())
 }
 
 /// The new-proposal form.
@@ -479,46 +522,19 @@ pub(crate) async fn propose(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
     Form(form): Form<ProposeForm>,
-) -> ConsoleResult<Redirect> {
-    let sess = session_with(&s, &headers, Scope::Write).await?;
+) -> ConsoleResult<Response> {
+    let sess = session(&s, &headers).await?;
+    let w = s.ops(&sess);
     check_csrf(&sess, form.csrf.as_deref())?;
     let Some(actor) = sess.acting.clone() else {
-        return Err(ConsoleError::Invalid(
-            "pick the directory user to act as first (the \"Act as\" form)".into(),
-        ));
+        let p = Problem::invalid("pick the directory user to act as first (the \"Act as\" form)");
+        return refused(&s, &sess, p, Some(&form)).await;
     };
-    let kind: ProposalKind = form
-        .kind
-        .trim()
-        .parse()
-        .map_err(|_| ConsoleError::Invalid(format!("unknown proposal kind {:?}", form.kind)))?;
-    let change: Change = form
-        .change
-        .trim()
-        .parse()
-        .map_err(|_| ConsoleError::Invalid(format!("unknown change {:?}", form.change)))?;
-    let (object, related) = (form.object.trim(), form.related.trim());
-    if object.is_empty() || related.is_empty() {
-        return Err(ConsoleError::Invalid(
-            "a proposal names both what it changes and whom or what it relates".into(),
-        ));
-    }
-    let grant_expires_at = match form.grant_expires.trim() {
-        "" => None,
-        text => warden_core::parse::parse_expiry(text, warden_ops::now())
-            .map_err(|e| ConsoleError::Invalid(format!("grant expiry: {e}")))?,
+    let input = match proposal_input(&form) {
+        Ok(input) => input,
+        Err(p) => return refused(&s, &sess, p, Some(&form)).await,
     };
-    let reason = Some(form.reason.trim().to_string()).filter(|r| !r.is_empty());
-    let input = warden_ops::governance::ProposalInput {
-        kind,
-        change,
-        object: object.to_string(),
-        related: related.to_string(),
-        reason,
-        grant_expires_at,
-        expires_at: None,
-    };
-    let flash = match s.warden.propose(&actor, input).await {
+    let flash = match w.propose(&actor, input).await {
         Ok(v) => Flash {
             ok: true,
             text: format!(
@@ -539,5 +555,40 @@ pub(crate) async fn propose(
     };
     tracing::info!(token_id = %sess.token_id, acting = %actor, ok = flash.ok, "console proposal");
     s.set_flash(&headers, flash);
-    Ok(Redirect::to("/console/proposals"))
+    Ok(Redirect::to("/console/proposals").into_response())
+}
+
+/// The proposal the form describes, or what is wrong with it.
+fn proposal_input(form: &ProposeForm) -> Result<ProposalInput, Problem> {
+    let kind: ProposalKind = form
+        .kind
+        .trim()
+        .parse()
+        .map_err(|_| Problem::invalid(format!("unknown proposal kind {:?}", form.kind)))?;
+    let change: Change = form
+        .change
+        .trim()
+        .parse()
+        .map_err(|_| Problem::invalid(format!("unknown change {:?}", form.change)))?;
+    let (object, related) = (form.object.trim(), form.related.trim());
+    if object.is_empty() || related.is_empty() {
+        return Err(Problem::invalid(
+            "a proposal names both what it changes and whom or what it relates",
+        ));
+    }
+    let grant_expires_at = match form.grant_expires.trim() {
+        "" => None,
+        text => warden_core::parse::parse_expiry(text, warden_ops::now())
+            .map_err(|e| Problem::invalid(format!("grant expiry: {e}")))?,
+    };
+    let reason = Some(form.reason.trim().to_string()).filter(|r| !r.is_empty());
+    Ok(ProposalInput {
+        kind,
+        change,
+        object: object.to_string(),
+        related: related.to_string(),
+        reason,
+        grant_expires_at,
+        expires_at: None,
+    })
 }

@@ -7,42 +7,39 @@
 use std::fmt::Write as _;
 
 use axum::extract::{Form, Path, State};
-use axum::http::HeaderMap;
-use axum::response::{Html, Redirect};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
 
 use super::pages::{account_link, csrf_field, seq};
 use super::render::{esc, limit, page, seg};
-use super::server::{ASK_TIMEOUT, SyncState};
-use super::{ConsoleError, ConsoleResult, ConsoleState, CsrfForm, Flash, check_csrf, session_with};
-use warden_ops::AccountView;
+use super::{
+    ASK_TIMEOUT, ConsoleResult, ConsoleState, CsrfForm, Flash, Problem, Session, check_csrf,
+    session,
+};
+use warden_ops::drift::SyncState;
 use warden_ops::tokens::Scope;
+use warden_ops::{AccountView, ErrorKind, OpsError, Warden};
 
-/// Outbox rows looked at for the relay's last error.
-const OUTBOX_PEEK: i64 = 50;
+/// The CSS class of a sync state's label.
+fn state_class(state: SyncState) -> &'static str {
+    match state {
+        SyncState::InSync => "ok",
+        SyncState::Stale | SyncState::NewerOnServer | SyncState::Missing => "bad",
+    }
+}
 
 /// The outbox backlog and the error the oldest failing row last got, as HTML facts.
-pub(super) async fn outbox_facts(s: &ConsoleState) -> ConsoleResult<String> {
-    let store = s.warden.store();
-    let counts = store
-        .counts()
-        .await
-        .map_err(|e| ConsoleError::Ops(e.into()))?;
-    let pending = store
-        .pending_outbox(i64::MAX, OUTBOX_PEEK)
-        .await
-        .map_err(|e| ConsoleError::Ops(e.into()))?;
-    let last_error = pending
-        .iter()
-        .find_map(|r| r.last_error.as_ref().map(|e| (r.attempts, e)));
-    let backlog = if counts.outbox_pending == 0 {
+pub(super) async fn outbox_facts(w: &Warden) -> ConsoleResult<String> {
+    let state = w.outbox_state().await?;
+    let backlog = if state.pending == 0 {
         "<span class=\"ok\">all delivered to NATS</span>".to_string()
     } else {
         format!(
             "<span class=\"warn\">{} change(s) waiting for the relay</span>",
-            counts.outbox_pending
+            state.pending
         )
     };
-    let error = match last_error {
+    let error = match &state.last_error {
         None => "<span class=\"muted\">none</span>".to_string(),
         Some((attempts, e)) => format!(
             "<span class=\"bad\">{} (after {attempts} attempt(s))</span>",
@@ -51,7 +48,7 @@ pub(super) async fn outbox_facts(s: &ConsoleState) -> ConsoleResult<String> {
     };
     Ok(format!(
         "<dt>Outbox</dt><dd id=\"outbox-pending\" data-pending=\"{}\">{backlog}</dd><dt>Last relay error</dt><dd id=\"relay-error\">{error}</dd>",
-        counts.outbox_pending
+        state.pending
     ))
 }
 
@@ -59,13 +56,26 @@ pub(super) async fn outbox_facts(s: &ConsoleState) -> ConsoleResult<String> {
 pub(crate) async fn sync_page(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
-) -> ConsoleResult<Html<String>> {
-    let sess = session_with(&s, &headers, Scope::Read).await?;
-    let seq = seq(&s).await?;
-    let outbox = outbox_facts(&s).await?;
-    let can_write = sess.allows(Scope::Write);
-    let notice = match s.take_flash(&headers) {
-        None => String::new(),
+) -> ConsoleResult<Response> {
+    let sess = session(&s, &headers).await?;
+    let flash = s.take_flash(&headers);
+    render_sync(&s, &sess, flash, None).await
+}
+
+/// The sync page, with the notice of an action that redirected here, or with the problem
+/// of a form sent from it (shown with the problem's status).
+async fn render_sync(
+    s: &ConsoleState,
+    sess: &Session,
+    flash: Option<Flash>,
+    problem: Option<&Problem>,
+) -> ConsoleResult<Response> {
+    let w = s.ops(sess);
+    let seq = seq(&w).await?;
+    let outbox = outbox_facts(&w).await?;
+    let can_write = sess.offers(Scope::Write);
+    let notice = match flash {
+        None => problem.map(Problem::block).unwrap_or_default(),
         Some(Flash { ok: true, text }) => format!(
             "<p class=\"notice\" role=\"status\" id=\"sync-notice\">{}</p>",
             esc(&text)
@@ -77,20 +87,18 @@ pub(crate) async fn sync_page(
     };
     let server = match &s.server {
         None => "<p id=\"drift-unavailable\" class=\"muted\">This console does not know a nats-server (it runs outside <code>warden serve</code>): drift cannot be shown. Use <code>warden sync --check --nats URL</code>.</p>".to_string(),
-        Some(link) => match link.drift(&s.warden).await {
+        Some(link) => match w.drift_check(link).await {
             Err(e) => format!(
                 "<p id=\"drift-unavailable\" class=\"bad\" role=\"alert\">The nats-server at <code>{}</code> did not answer within {}s: {}</p>",
                 esc(link.url()),
                 ASK_TIMEOUT.as_secs(),
-                esc(&e)
+                esc(&Problem::of(&e).message)
             ),
             Ok(d) => {
                 let mut rows = String::new();
-                let mut drifting = 0;
-                for (name, key, state) in &d.accounts {
-                    if *state != SyncState::InSync {
-                        drifting += 1;
-                    }
+                let drifting = d.drifting();
+                for a in &d.accounts {
+                    let (name, key, state) = (&a.name, &a.public_key, a.state);
                     let push = if can_write {
                         format!(
                             "<form class=\"inline\" method=\"post\" action=\"/console/sync/push/{}\">{}<button type=\"submit\" aria-label=\"Push account {}\">Push</button></form>",
@@ -107,7 +115,7 @@ pub(crate) async fn sync_page(
                         esc(name),
                         esc(&state.label().replace(' ', "-")),
                         account_link(name),
-                        state.class(),
+                        state_class(state),
                         state.label(),
                         esc(key),
                     );
@@ -154,7 +162,30 @@ pub(crate) async fn sync_page(
 <p class="hint">In sync: the server holds Warden's current account JWT. Stale: it holds another one. Missing: it holds none. Unknown: it holds an account Warden does not have (sync deletes it; the server needs <code>allow_delete</code>).</p>
 </section>"#
     );
-    Ok(page("NATS sync", "/console/sync", &sess, seq, &body))
+    let status = problem.map_or(StatusCode::OK, |p| p.status);
+    Ok((status, page("NATS sync", "/console/sync", sess, seq, &body)).into_response())
+}
+
+/// The result of a push or a repair: shown on the sync page after a redirect, so that
+/// reloading it does not push again. A server that could not be reached is such a result
+/// (the page says so); any other error is the form's, shown on the page at once.
+async fn after_action(
+    s: &ConsoleState,
+    sess: &Session,
+    headers: &HeaderMap,
+    outcome: Result<Flash, OpsError>,
+    failed: impl FnOnce(&OpsError) -> String,
+) -> ConsoleResult<Response> {
+    let flash = match outcome {
+        Ok(flash) => flash,
+        Err(e) if e.kind() == ErrorKind::Unavailable => Flash {
+            ok: false,
+            text: failed(&e),
+        },
+        Err(e) => return render_sync(s, sess, None, Some(&Problem::of(&e))).await,
+    };
+    s.set_flash(headers, flash);
+    Ok(Redirect::to("/console/sync").into_response())
 }
 
 /// `POST /console/sync/push/{name}`: pushes one account's current JWT now.
@@ -163,28 +194,37 @@ pub(crate) async fn push(
     headers: HeaderMap,
     Path(name): Path<String>,
     Form(form): Form<CsrfForm>,
-) -> ConsoleResult<Redirect> {
-    let sess = session_with(&s, &headers, Scope::Write).await?;
+) -> ConsoleResult<Response> {
+    let sess = session(&s, &headers).await?;
     check_csrf(&sess, form.csrf.as_deref())?;
-    let a = s.warden.account(&name).await?;
-    let link = s.server.as_ref().ok_or_else(|| {
-        ConsoleError::Invalid("this console does not know a nats-server to push to".into())
-    })?;
-    let flash = match link.push(&s.warden, &a.jwt).await {
-        Ok(reply) => {
-            tracing::info!(token_id = %sess.token_id, account = %a.name, %reply, "console push");
-            Flash {
-                ok: true,
-                text: format!("Pushed account {} to the server.", a.name),
-            }
-        }
-        Err(e) => Flash {
-            ok: false,
-            text: format!("The push of {} failed: {e}", a.name),
-        },
+    let Some(link) = s.server.as_ref() else {
+        let p = Problem::invalid("this console does not know a nats-server to push to");
+        return render_sync(&s, &sess, None, Some(&p)).await;
     };
-    s.set_flash(&headers, flash);
-    Ok(Redirect::to("/console/sync"))
+    let outcome = match s.ops(&sess).push_accounts(link, Some(&name)).await {
+        Ok(pushed) => Ok(match pushed.first() {
+            Some(p) if p.ok => {
+                tracing::info!(token_id = %sess.token_id, account = %p.account, reply = %p.reply, "console push");
+                Flash {
+                    ok: true,
+                    text: format!("Pushed account {} to the server.", p.account),
+                }
+            }
+            Some(p) => Flash {
+                ok: false,
+                text: format!("The push of {} failed: {}", p.account, p.reply),
+            },
+            None => Flash {
+                ok: false,
+                text: format!("The push of {name} failed: nothing was pushed"),
+            },
+        }),
+        Err(e) => Err(e),
+    };
+    after_action(&s, &sess, &headers, outcome, |e| {
+        format!("The push of {name} failed: {}", Problem::of(e).message)
+    })
+    .await
 }
 
 /// `POST /console/sync/fix`: `warden sync --fix`.
@@ -192,14 +232,15 @@ pub(crate) async fn fix(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
-) -> ConsoleResult<Redirect> {
-    let sess = session_with(&s, &headers, Scope::Write).await?;
+) -> ConsoleResult<Response> {
+    let sess = session(&s, &headers).await?;
     check_csrf(&sess, form.csrf.as_deref())?;
-    let link = s.server.as_ref().ok_or_else(|| {
-        ConsoleError::Invalid("this console does not know a nats-server to sync".into())
-    })?;
-    let flash = match link.repair(&s.warden).await {
-        Ok(r) if r.errors.is_empty() => {
+    let Some(link) = s.server.as_ref() else {
+        let p = Problem::invalid("this console does not know a nats-server to sync");
+        return render_sync(&s, &sess, None, Some(&p)).await;
+    };
+    let outcome = s.ops(&sess).drift_fix(link).await.map(|r| {
+        if r.errors.is_empty() {
             tracing::info!(token_id = %sess.token_id, pushed = r.pushed, deleted = r.deleted, "console sync");
             Flash {
                 ok: true,
@@ -208,23 +249,22 @@ pub(crate) async fn fix(
                     r.pushed, r.deleted
                 ),
             }
+        } else {
+            Flash {
+                ok: false,
+                text: format!(
+                    "Sync pushed {} and deleted {}, but: {}",
+                    r.pushed,
+                    r.deleted,
+                    r.errors.join("; ")
+                ),
+            }
         }
-        Ok(r) => Flash {
-            ok: false,
-            text: format!(
-                "Sync pushed {} and deleted {}, but: {}",
-                r.pushed,
-                r.deleted,
-                r.errors.join("; ")
-            ),
-        },
-        Err(e) => Flash {
-            ok: false,
-            text: format!("Sync failed: {e}"),
-        },
-    };
-    s.set_flash(&headers, flash);
-    Ok(Redirect::to("/console/sync"))
+    });
+    after_action(&s, &sess, &headers, outcome, |e| {
+        format!("Sync failed: {}", Problem::of(e).message)
+    })
+    .await
 }
 
 fn bytes(n: u64) -> String {
@@ -242,18 +282,18 @@ fn bytes(n: u64) -> String {
 }
 
 /// The account page's usage block: what the server reports now, next to the limits.
-pub(super) async fn usage_section(s: &ConsoleState, a: &AccountView) -> String {
+pub(super) async fn usage_section(s: &ConsoleState, w: &Warden, a: &AccountView) -> String {
     let l = &a.spec.limits;
     let inner = match &s.server {
         None => "<p id=\"usage-none\" class=\"muted\">Not reported: this console does not know a nats-server.</p>".to_string(),
-        Some(link) => match link.usage(&s.warden, &a.public_key).await {
+        Some(link) => match w.account_usage(link, &a.public_key).await {
             Ok(None) => format!(
                 "<p id=\"usage-none\" class=\"muted\">Not reported: the server did not answer within {}s.</p>",
                 ASK_TIMEOUT.as_secs()
             ),
             Err(e) => format!(
                 "<p id=\"usage-none\" class=\"muted\">Not reported: {}</p>",
-                esc(&e)
+                esc(&Problem::of(&e).message)
             ),
             Ok(Some(u)) => format!(
                 r#"<div class="scroll"><table id="usage-table"><thead><tr><th scope="col">What</th><th scope="col">Now</th><th scope="col">Limit</th></tr></thead><tbody>

@@ -6,13 +6,16 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use axum::extract::{Form, Path, Query, State};
-use axum::http::HeaderMap;
-use axum::response::{Html, Redirect};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::pages::{account_link, csrf_field, seq, user_link};
 use super::render::{esc, page, seg, when};
-use super::{ConsoleError, ConsoleResult, ConsoleState, CsrfForm, check_csrf, session_with};
+use super::{
+    ConsoleError, ConsoleResult, ConsoleState, CsrfForm, Problem, Session, check_csrf, session,
+};
+use warden_ops::overview::RoomSummary;
 use warden_ops::tokens::Scope;
 
 /// Query of the onboarding page: one tenant only.
@@ -34,12 +37,24 @@ pub(crate) async fn packages(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
     Query(q): Query<TenantFilter>,
-) -> ConsoleResult<Html<String>> {
-    let sess = session_with(&s, &headers, Scope::Read).await?;
-    let seq = seq(&s).await?;
+) -> ConsoleResult<Response> {
+    let sess = session(&s, &headers).await?;
     let tenant = q.tenant.as_deref().map(str::trim).filter(|t| !t.is_empty());
-    let list = s.warden.list_packages(tenant).await?;
-    let tenants = s.warden.list_tenants().await?;
+    render_packages(&s, &sess, tenant, None).await
+}
+
+/// The onboarding page (of one tenant, or all), with the problem of a form sent from it
+/// when it was refused (the page then has the problem's status).
+async fn render_packages(
+    s: &ConsoleState,
+    sess: &Session,
+    tenant: Option<&str>,
+    problem: Option<&Problem>,
+) -> ConsoleResult<Response> {
+    let w = s.ops(sess);
+    let seq = seq(&w).await?;
+    let list = w.list_packages(tenant).await?;
+    let tenants = w.list_tenants().await?;
     let account_of: BTreeMap<&str, &str> = tenants
         .iter()
         .map(|t| (t.slug.as_str(), t.account.as_str()))
@@ -56,7 +71,7 @@ pub(crate) async fn packages(
                 Some(acc) => user_link(acc, &p.user),
                 None => esc(&p.user),
             };
-            let revoke = if sess.allows(Scope::Write) && p.state != "revoked" {
+            let revoke = if sess.offers(Scope::Write) && p.state != "revoked" {
                 format!(
                     "<form class=\"inline\" method=\"post\" action=\"/console/onboarding/{}/revoke\">{}<button type=\"submit\" class=\"danger\" aria-label=\"Revoke package {}\">Revoke</button></form>",
                     seg(&p.id),
@@ -96,22 +111,25 @@ pub(crate) async fn packages(
         sections = "<p class=\"muted\">No onboarding packages. Make one with <code>warden onboarding create</code> or <code>POST /v1/onboarding</code>.</p>".into();
     }
     let body = format!(
-        r#"<p>A package goes <strong>issued</strong> (made, one-time download token handed out) → <strong>delivered</strong> (downloaded) → <strong>activated</strong> (its collector connected). Revoking one revokes its collector user in the tenant account and its certificate.</p>
+        r#"{problem}<p>A package goes <strong>issued</strong> (made, one-time download token handed out) → <strong>delivered</strong> (downloaded) → <strong>activated</strong> (its collector connected). Revoking one revokes its collector user in the tenant account and its certificate.</p>
 <section id="packages" data-live aria-labelledby="h-packages"><h2 id="h-packages">{n} packages{filter}</h2>
 {sections}
 </section>"#,
+        problem = problem.map(Problem::block).unwrap_or_default(),
         n = list.len(),
         filter = tenant
             .map(|t| format!(" of tenant {}", esc(t)))
             .unwrap_or_default(),
     );
-    Ok(page(
+    let status = problem.map_or(StatusCode::OK, |p| p.status);
+    let html = page(
         "Onboarding packages",
         "/console/onboarding",
-        &sess,
+        sess,
         seq,
         &body,
-    ))
+    );
+    Ok((status, html).into_response())
 }
 
 /// `POST /console/onboarding/{id}/revoke`.
@@ -120,18 +138,15 @@ pub(crate) async fn revoke_package(
     headers: HeaderMap,
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
-) -> ConsoleResult<Redirect> {
-    let sess = session_with(&s, &headers, Scope::Write).await?;
+) -> ConsoleResult<Response> {
+    let sess = session(&s, &headers).await?;
     check_csrf(&sess, form.csrf.as_deref())?;
-    let p = s
-        .warden
-        .with_actor(sess.actor())
-        .revoke_package(&id)
-        .await?;
-    Ok(Redirect::to(&format!(
-        "/console/onboarding?tenant={}",
-        seg(&p.tenant)
-    )))
+    match s.ops(&sess).revoke_package(&id).await {
+        Ok(p) => Ok(
+            Redirect::to(&format!("/console/onboarding?tenant={}", seg(&p.tenant))).into_response(),
+        ),
+        Err(e) => render_packages(&s, &sess, None, Some(&Problem::of(&e))).await,
+    }
 }
 
 /// Rooms shown on the rooms page.
@@ -142,22 +157,12 @@ pub(crate) async fn rooms(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
 ) -> ConsoleResult<Html<String>> {
-    let sess = session_with(&s, &headers, Scope::Read).await?;
-    let seq = seq(&s).await?;
-    let list = s
-        .warden
-        .store()
-        .rooms_by_id(0, ROOMS_PAGE)
-        .await
-        .map_err(|e| ConsoleError::Ops(e.into()))?;
+    let sess = session(&s, &headers).await?;
+    let w = s.ops(&sess);
+    let seq = seq(&w).await?;
+    let list = w.rooms_overview(ROOMS_PAGE).await?;
     let mut rows = String::new();
-    for r in &list {
-        let rules = s
-            .warden
-            .store()
-            .room_rules(r.id)
-            .await
-            .map_err(|e| ConsoleError::Ops(e.into()))?;
+    for RoomSummary { room: r, rules } in &list {
         let _ = write!(
             rows,
             "<tr id=\"room-{id}\"><td><a href=\"/console/rooms/{id}\">{name}</a></td><td>{kind}</td><td><code>{owner}</code></td><td>{rules}</td><td>{msgs}</td><td>{created}</td></tr>",
@@ -165,7 +170,6 @@ pub(crate) async fn rooms(
             name = esc(&r.name),
             kind = esc(&r.kind),
             owner = esc(&r.owner_user),
-            rules = rules.len(),
             msgs = r.last_message_id,
             created = esc(&when(Some(r.created_at))),
         );
@@ -188,21 +192,13 @@ pub(crate) async fn room(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ConsoleResult<Html<String>> {
-    let sess = session_with(&s, &headers, Scope::Read).await?;
-    let seq = seq(&s).await?;
+    let sess = session(&s, &headers).await?;
+    let w = s.ops(&sess);
+    let seq = seq(&w).await?;
     let id: i64 = id
         .parse()
         .map_err(|_| ConsoleError::Invalid(format!("{id:?} is not a room id")))?;
-    let store = s.warden.store();
-    let r = store
-        .room(id)
-        .await
-        .map_err(|e| ConsoleError::Ops(e.into()))?
-        .ok_or_else(|| ConsoleError::Ops(warden_ops::OpsError::NotFound(format!("room {id}"))))?;
-    let rules = store
-        .room_rules(id)
-        .await
-        .map_err(|e| ConsoleError::Ops(e.into()))?;
+    let (r, rules) = w.room_detail(id).await?;
     let mut rows = String::new();
     for rule in &rules {
         let mut rights = Vec::new();

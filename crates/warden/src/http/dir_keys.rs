@@ -1,7 +1,9 @@
 //! `/v1/dir/users/{id}/keys…`: ADD_KEY over HTTP, doing what `warden dir user key
 //! add|list|remove` do. The acting directory user is `as` in the body (POST) or the
-//! query (`DELETE …?as=U`); only the user themself or a system administrator may change
-//! keys. A seed or a non-user key is `400 invalid` and is never echoed.
+//! query (`DELETE …?as=U`). The operation decides who may: registering a key needs
+//! `creds`, and a token bound to a directory user registers keys for that user only,
+//! any other token only with `admin`; removing one is for the user themself or a system
+//! administrator. A seed or a non-user key is `400 invalid` and is never echoed.
 
 use axum::Json;
 use axum::extract::{Extension, State};
@@ -9,7 +11,6 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use warden_store::dir_keys::DirUserKeyRow;
 
-use super::auth::acting;
 use super::extract::{ApiPath, ApiQuery, JsonBody, RequestBody};
 use super::{ApiError, HttpState};
 use warden_ops::dir_keys::DirKeyChange;
@@ -37,9 +38,10 @@ pub(crate) struct ActingQuery {
 /// `GET /v1/dir/users/{id}/keys`.
 pub(crate) async fn list(
     State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Vec<DirUserKeyRow>>> {
-    Ok(Json(s.warden.dir_keys(&id).await?))
+    Ok(Json(s.warden_for(&token).dir_keys(&id).await?))
 }
 
 /// `POST /v1/dir/users/{id}/keys`.
@@ -51,7 +53,7 @@ pub(crate) async fn add(
 ) -> ApiResult<(StatusCode, Json<DirKeyChange>)> {
     let v = s
         .warden_for(&token)
-        .dir_key_add(acting(&token, b.acting)?.as_deref(), &id, &b.public_key)
+        .dir_key_add(b.acting.as_deref(), &id, &b.public_key)
         .await?;
     Ok((StatusCode::CREATED, Json(v)))
 }
@@ -65,7 +67,7 @@ pub(crate) async fn remove(
 ) -> ApiResult<Json<DirKeyChange>> {
     let v = s
         .warden_for(&token)
-        .dir_key_remove(acting(&token, q.acting)?.as_deref(), &id, &key)
+        .dir_key_remove(q.acting.as_deref(), &id, &key)
         .await?;
     Ok(Json(v))
 }

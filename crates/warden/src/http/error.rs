@@ -5,14 +5,16 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use warden_ops::tokens::{AuthError, Scope};
+use warden_ops::tokens::AuthError;
 use warden_ops::{ErrorKind, OpsError};
 
 /// What a request can fail with. Each variant has a stable `code` (see [`ApiError::code`])
 /// and an HTTP status; internal failures are logged and answered without details.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// An operation failed (mapped by its kind: invalid, not found, conflict, …).
+    /// An operation failed (mapped by its kind: invalid, not found, conflict, refused …;
+    /// a refusal for a missing scope or a token bound to a directory user is
+    /// `403 forbidden`, see [`OpsError::code`]).
     #[error(transparent)]
     Ops(#[from] OpsError),
     /// No `Authorization: Bearer …` header: `401 unauthorized`.
@@ -21,13 +23,6 @@ pub enum ApiError {
     /// A bearer token that is malformed, unknown, expired or revoked: `401 unauthorized`.
     #[error("{0}")]
     Unauthorized(String),
-    /// The token lacks the route's scope: `403 forbidden`.
-    #[error("this token lacks the {0} scope")]
-    Forbidden(Scope),
-    /// A token bound to a directory user used outside what that binding allows (another
-    /// route, or `as` naming someone else): `403 forbidden`.
-    #[error("{0}")]
-    BoundToken(String),
     /// The body is not JSON, or does not fit the route's schema: `400 invalid_json`.
     #[error("{0}")]
     InvalidJson(String),
@@ -79,7 +74,6 @@ impl ApiError {
         match self {
             ApiError::Ops(e) => status_of(e.kind()),
             ApiError::MissingToken | ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) | ApiError::BoundToken(_) => StatusCode::FORBIDDEN,
             ApiError::InvalidJson(_) | ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -94,7 +88,6 @@ impl ApiError {
         match self {
             ApiError::Ops(e) => e.code(),
             ApiError::MissingToken | ApiError::Unauthorized(_) => "unauthorized",
-            ApiError::Forbidden(_) | ApiError::BoundToken(_) => "forbidden",
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::PayloadTooLarge => "payload_too_large",

@@ -1,9 +1,10 @@
 //! `/v1/dir/…` and `/v1/proposals…`: identity governance over HTTP, doing what the
 //! `warden dir|role|task|propose|proposals|confirm|reject` commands do. The acting
-//! directory user travels in the body (`as`) or the query (`?as=`). An operator's token
-//! (write scope for mutations) may name anyone; a token bound to a directory user acts as
-//! that user only ([`super::auth::acting`]). The approval rules then decide what the acting
-//! user may do.
+//! directory user travels in the body (`as`) or the query (`?as=`) and goes to the
+//! operation as given: there, an operator's token (write scope for changes) may name
+//! anyone, a token bound to a directory user acts as that user only
+//! ([`warden_ops::Actor::acting_as`]), and the approval rules decide what the acting user
+//! may do.
 
 use axum::Json;
 use axum::extract::{Extension, State};
@@ -12,7 +13,6 @@ use serde::Deserialize;
 use warden_core::directory::NextUser;
 use warden_core::governance::{Change, Explanation, ProposalKind, ProposalStatus, TaskGrants};
 
-use super::auth::acting;
 use super::extract::{ApiPath, ApiQuery, JsonBody, RequestBody};
 use super::{ApiError, HttpState};
 use warden_ops::governance::{
@@ -22,11 +22,6 @@ use warden_ops::tokens::TokenInfo;
 use warden_store::governance::DirUserRow;
 
 type ApiResult<T> = Result<T, ApiError>;
-
-fn need_as(v: Option<String>) -> ApiResult<String> {
-    v.filter(|a| !a.is_empty())
-        .ok_or_else(|| ApiError::Invalid("`as` (the acting directory user) is required".into()))
-}
 
 /// `POST /v1/dir/users`.
 #[derive(Deserialize)]
@@ -134,8 +129,11 @@ pub(crate) struct ExplainQuery {
 }
 
 /// `GET /v1/dir/users`.
-pub(crate) async fn list_users(State(s): State<HttpState>) -> ApiResult<Json<Vec<DirUserRow>>> {
-    Ok(Json(s.warden.dir_users().await?))
+pub(crate) async fn list_users(
+    State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
+) -> ApiResult<Json<Vec<DirUserRow>>> {
+    Ok(Json(s.warden_for(&token).dir_users().await?))
 }
 
 /// `POST /v1/dir/users`.
@@ -146,7 +144,7 @@ pub(crate) async fn add_user(
 ) -> ApiResult<(StatusCode, Json<DirUserView>)> {
     let v = s
         .warden_for(&token)
-        .dir_user_add(acting(&token, b.acting)?.as_deref(), b.user, b.sysadmin)
+        .dir_user_add(b.acting.as_deref(), b.user, b.sysadmin)
         .await?;
     Ok((StatusCode::CREATED, Json(v)))
 }
@@ -154,29 +152,34 @@ pub(crate) async fn add_user(
 /// `GET /v1/dir/users/{id}`.
 pub(crate) async fn user(
     State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<DirUserView>> {
-    Ok(Json(s.warden.dir_user(&id).await?))
+    Ok(Json(s.warden_for(&token).dir_user(&id).await?))
 }
 
 /// `GET /v1/dir/users/{id}/explain?subject=S[&account=A]`.
 pub(crate) async fn explain(
     State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<ExplainQuery>,
 ) -> ApiResult<Json<Vec<Explanation>>> {
     let subject = nats_jwt::Subject::new(q.subject.trim())
         .map_err(|e| ApiError::Invalid(format!("subject {:?}: {e}", q.subject)))?;
     Ok(Json(
-        s.warden
+        s.warden_for(&token)
             .explain(&id, &subject, q.account.as_deref())
             .await?,
     ))
 }
 
 /// `GET /v1/dir/roles`.
-pub(crate) async fn list_roles(State(s): State<HttpState>) -> ApiResult<Json<Vec<RoleView>>> {
-    Ok(Json(s.warden.roles().await?))
+pub(crate) async fn list_roles(
+    State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
+) -> ApiResult<Json<Vec<RoleView>>> {
+    Ok(Json(s.warden_for(&token).roles().await?))
 }
 
 /// `POST /v1/dir/roles`.
@@ -187,12 +190,7 @@ pub(crate) async fn add_role(
 ) -> ApiResult<(StatusCode, Json<RoleView>)> {
     let v = s
         .warden_for(&token)
-        .role_create(
-            acting(&token, b.acting)?.as_deref(),
-            &b.name,
-            &b.owners,
-            b.description,
-        )
+        .role_create(b.acting.as_deref(), &b.name, &b.owners, b.description)
         .await?;
     Ok((StatusCode::CREATED, Json(v)))
 }
@@ -200,14 +198,18 @@ pub(crate) async fn add_role(
 /// `GET /v1/dir/roles/{name}`.
 pub(crate) async fn role(
     State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<RoleView>> {
-    Ok(Json(s.warden.role(&name).await?))
+    Ok(Json(s.warden_for(&token).role(&name).await?))
 }
 
 /// `GET /v1/dir/tasks`.
-pub(crate) async fn list_tasks(State(s): State<HttpState>) -> ApiResult<Json<Vec<TaskView>>> {
-    Ok(Json(s.warden.tasks().await?))
+pub(crate) async fn list_tasks(
+    State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
+) -> ApiResult<Json<Vec<TaskView>>> {
+    Ok(Json(s.warden_for(&token).tasks().await?))
 }
 
 /// `POST /v1/dir/tasks`.
@@ -219,7 +221,7 @@ pub(crate) async fn add_task(
     let v = s
         .warden_for(&token)
         .task_create(
-            acting(&token, b.acting)?.as_deref(),
+            b.acting.as_deref(),
             &b.name,
             &b.account,
             b.grants,
@@ -233,9 +235,10 @@ pub(crate) async fn add_task(
 /// `GET /v1/dir/tasks/{name}`.
 pub(crate) async fn task(
     State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<TaskView>> {
-    Ok(Json(s.warden.task(&name).await?))
+    Ok(Json(s.warden_for(&token).task(&name).await?))
 }
 
 /// `POST /v1/dir/expire`.
@@ -253,13 +256,8 @@ pub(crate) async fn list_proposals(
     ApiQuery(q): ApiQuery<ProposalQuery>,
 ) -> ApiResult<Json<Vec<ProposalView>>> {
     Ok(Json(
-        s.warden
-            .proposals(
-                acting(&token, q.acting)?.as_deref(),
-                q.mine,
-                q.to_approve,
-                q.status,
-            )
+        s.warden_for(&token)
+            .proposals(q.acting.as_deref(), q.mine, q.to_approve, q.status)
             .await?,
     ))
 }
@@ -270,11 +268,10 @@ pub(crate) async fn propose(
     Extension(token): Extension<TokenInfo>,
     JsonBody(b): JsonBody<CreateProposal>,
 ) -> ApiResult<(StatusCode, Json<ProposalView>)> {
-    let actor = need_as(acting(&token, b.acting)?)?;
     let v = s
         .warden_for(&token)
         .propose(
-            &actor,
+            b.acting.as_deref().unwrap_or_default(),
             ProposalInput {
                 kind: b.kind,
                 change: b.change,
@@ -292,9 +289,10 @@ pub(crate) async fn propose(
 /// `GET /v1/proposals/{id}`.
 pub(crate) async fn proposal(
     State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ProposalView>> {
-    Ok(Json(s.warden.proposal(&id).await?))
+    Ok(Json(s.warden_for(&token).proposal(&id).await?))
 }
 
 /// `POST /v1/proposals/{id}/confirm`.
@@ -304,10 +302,13 @@ pub(crate) async fn confirm(
     ApiPath(id): ApiPath<String>,
     JsonBody(b): JsonBody<CloseProposal>,
 ) -> ApiResult<Json<ProposalView>> {
-    let actor = need_as(acting(&token, b.acting)?)?;
     Ok(Json(
         s.warden_for(&token)
-            .confirm(&actor, &id, b.justification.as_deref())
+            .confirm(
+                b.acting.as_deref().unwrap_or_default(),
+                &id,
+                b.justification.as_deref(),
+            )
             .await?,
     ))
 }
@@ -319,10 +320,11 @@ pub(crate) async fn reject(
     ApiPath(id): ApiPath<String>,
     JsonBody(b): JsonBody<CloseProposal>,
 ) -> ApiResult<Json<ProposalView>> {
-    let actor = need_as(acting(&token, b.acting)?)?;
     let reason = b.reason.unwrap_or_default();
     Ok(Json(
-        s.warden_for(&token).reject(&actor, &id, &reason).await?,
+        s.warden_for(&token)
+            .reject(b.acting.as_deref().unwrap_or_default(), &id, &reason)
+            .await?,
     ))
 }
 
@@ -332,13 +334,16 @@ pub(crate) async fn confirm_many(
     Extension(token): Extension<TokenInfo>,
     JsonBody(b): JsonBody<ConfirmMany>,
 ) -> ApiResult<Json<Vec<BatchResult>>> {
-    let actor = need_as(acting(&token, b.acting)?)?;
     if b.ids.is_empty() {
         return Err(ApiError::Invalid("`ids` is empty".into()));
     }
     Ok(Json(
         s.warden_for(&token)
-            .confirm_many(&actor, &b.ids, b.justification.as_deref())
+            .confirm_many(
+                b.acting.as_deref().unwrap_or_default(),
+                &b.ids,
+                b.justification.as_deref(),
+            )
             .await,
     ))
 }

@@ -16,13 +16,13 @@ use warden_core::{AccountSpec, UserSpec};
 use warden_store::{LedgerEvent, LedgerReport};
 
 use super::extract::{ApiPath, ApiQuery, JsonBody, RequestBody};
-use super::{ApiError, HttpState, actor, openapi};
+use super::{ApiError, HttpState, openapi};
 use warden_core::device::{DeviceMeta, DeviceState};
 use warden_core::lint::Finding;
 use warden_core::tenant::TenantLimitsEdit;
 use warden_ops::device::{BulkReport, DeviceView, NewDevice};
 use warden_ops::tenant::TenantView;
-use warden_ops::tokens::{Scope, TokenInfo};
+use warden_ops::tokens::TokenInfo;
 use warden_ops::{AccountView, OperatorView, StatusView, UserView};
 
 /// The ledger actor of a change made through the API: the token's name and id.
@@ -177,13 +177,19 @@ pub(crate) async fn method_not_allowed() -> ApiError {
 // ---------------------------------------------------------------------------------------
 
 /// `GET /v1/operator`.
-pub(crate) async fn operator(State(s): State<HttpState>) -> ApiResult<Json<OperatorView>> {
-    Ok(Json(s.warden.operator().await?))
+pub(crate) async fn operator(
+    State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
+) -> ApiResult<Json<OperatorView>> {
+    Ok(Json(s.warden_for(&token).operator().await?))
 }
 
 /// `GET /v1/status`.
-pub(crate) async fn status(State(s): State<HttpState>) -> ApiResult<Json<StatusView>> {
-    Ok(Json(s.warden.status().await?))
+pub(crate) async fn status(
+    State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
+) -> ApiResult<Json<StatusView>> {
+    Ok(Json(s.warden_for(&token).status().await?))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -191,8 +197,11 @@ pub(crate) async fn status(State(s): State<HttpState>) -> ApiResult<Json<StatusV
 // ---------------------------------------------------------------------------------------
 
 /// `GET /v1/accounts`.
-pub(crate) async fn list_accounts(State(s): State<HttpState>) -> ApiResult<Json<Vec<AccountView>>> {
-    Ok(Json(s.warden.list_accounts().await?))
+pub(crate) async fn list_accounts(
+    State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
+) -> ApiResult<Json<Vec<AccountView>>> {
+    Ok(Json(s.warden_for(&token).list_accounts().await?))
 }
 
 /// `POST /v1/accounts`.
@@ -202,8 +211,7 @@ pub(crate) async fn add_account(
     JsonBody(body): JsonBody<CreateAccount>,
 ) -> ApiResult<(StatusCode, Json<AccountView>)> {
     let view = s
-        .warden
-        .with_actor(actor(&token))
+        .warden_for(&token)
         .add_account(&body.name, body.spec)
         .await?;
     Ok((StatusCode::CREATED, Json(view)))
@@ -212,9 +220,10 @@ pub(crate) async fn add_account(
 /// `GET /v1/accounts/{name}`.
 pub(crate) async fn account(
     State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<AccountView>> {
-    Ok(Json(s.warden.account(&name).await?))
+    Ok(Json(s.warden_for(&token).account(&name).await?))
 }
 
 /// `PATCH /v1/accounts/{name}`.
@@ -225,8 +234,7 @@ pub(crate) async fn edit_account(
     JsonBody(body): JsonBody<EditAccount>,
 ) -> ApiResult<Json<AccountView>> {
     Ok(Json(
-        s.warden
-            .with_actor(actor(&token))
+        s.warden_for(&token)
             .edit_account(&name, &body.limits, body.description)
             .await?,
     ))
@@ -238,12 +246,7 @@ pub(crate) async fn delete_account(
     Extension(token): Extension<TokenInfo>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<AccountView>> {
-    Ok(Json(
-        s.warden
-            .with_actor(actor(&token))
-            .delete_account(&name)
-            .await?,
-    ))
+    Ok(Json(s.warden_for(&token).delete_account(&name).await?))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -253,9 +256,10 @@ pub(crate) async fn delete_account(
 /// `GET /v1/accounts/{account}/users`.
 pub(crate) async fn list_users(
     State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
     ApiPath(account): ApiPath<String>,
 ) -> ApiResult<Json<Vec<UserView>>> {
-    Ok(Json(s.warden.list_users(&account).await?))
+    Ok(Json(s.warden_for(&token).list_users(&account).await?))
 }
 
 /// `POST /v1/accounts/{account}/users`.
@@ -267,8 +271,7 @@ pub(crate) async fn add_user(
 ) -> ApiResult<(StatusCode, Json<UserView>)> {
     cidrs(&mut body.spec.src)?;
     let view = s
-        .warden
-        .with_actor(actor(&token))
+        .warden_for(&token)
         .add_user(&account, &body.name, body.spec)
         .await?;
     Ok((StatusCode::CREATED, Json(view)))
@@ -277,9 +280,10 @@ pub(crate) async fn add_user(
 /// `GET /v1/accounts/{account}/users/{user}`.
 pub(crate) async fn user(
     State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
     ApiPath((account, user)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<UserView>> {
-    Ok(Json(s.warden.user(&account, &user).await?))
+    Ok(Json(s.warden_for(&token).user(&account, &user).await?))
 }
 
 /// `PATCH /v1/accounts/{account}/users/{user}`.
@@ -292,8 +296,7 @@ pub(crate) async fn edit_user(
     cidrs(&mut edit.add_source_networks)?;
     cidrs(&mut edit.remove_source_networks)?;
     Ok(Json(
-        s.warden
-            .with_actor(actor(&token))
+        s.warden_for(&token)
             .edit_user(&account, &user, &edit)
             .await?,
     ))
@@ -306,10 +309,7 @@ pub(crate) async fn delete_user(
     ApiPath((account, user)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<UserView>> {
     Ok(Json(
-        s.warden
-            .with_actor(actor(&token))
-            .delete_user(&account, &user)
-            .await?,
+        s.warden_for(&token).delete_user(&account, &user).await?,
     ))
 }
 
@@ -320,10 +320,7 @@ pub(crate) async fn revoke_user(
     ApiPath((account, user)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<UserView>> {
     Ok(Json(
-        s.warden
-            .with_actor(actor(&token))
-            .revoke_user(&account, &user)
-            .await?,
+        s.warden_for(&token).revoke_user(&account, &user).await?,
     ))
 }
 
@@ -331,9 +328,10 @@ pub(crate) async fn revoke_user(
 /// never cached.
 pub(crate) async fn creds(
     State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
     ApiPath((account, user)): ApiPath<(String, String)>,
 ) -> ApiResult<Response> {
-    let creds = s.warden.creds(&account, &user).await?;
+    let creds = s.warden_for(&token).creds(&account, &user).await?;
     let mut res = Json(json!({"creds": creds.as_str()})).into_response();
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -344,9 +342,9 @@ pub(crate) async fn creds(
 // Devices
 // ---------------------------------------------------------------------------------------
 
-/// A device with the creds just issued to it: `creds` only when the token has the `creds`
-/// scope (a `write`-only token changes the fleet but never sees a seed; the creds can be
-/// fetched later with `GET /v1/devices/{id}/creds`).
+/// A device with the creds just issued to it: `creds` only when the operation handed
+/// them out (to a token with the `creds` scope; a `write`-only token changes the fleet but
+/// never sees a seed; the creds can be fetched later with `GET /v1/devices/{id}/creds`).
 #[derive(Serialize)]
 pub(crate) struct DeviceWithCreds<'a> {
     device: DeviceView,
@@ -355,7 +353,7 @@ pub(crate) struct DeviceWithCreds<'a> {
 }
 
 /// `POST /v1/devices/bulk`'s answer: `creds` (id → creds of each device added now) only
-/// when the token has the `creds` scope.
+/// when the operation handed them out (to a token with the `creds` scope).
 #[derive(Serialize)]
 pub(crate) struct BulkAdded<'a> {
     #[serde(flatten)]
@@ -371,11 +369,8 @@ fn no_store(mut res: Response) -> Response {
     res
 }
 
-fn with_creds<'a>(token: &TokenInfo, device: DeviceView, creds: &'a str) -> DeviceWithCreds<'a> {
-    DeviceWithCreds {
-        device,
-        creds: token.allows(Scope::Creds).then_some(creds),
-    }
+fn with_creds(device: DeviceView, creds: Option<&str>) -> DeviceWithCreds<'_> {
+    DeviceWithCreds { device, creds }
 }
 
 /// Query of `GET /v1/devices`.
@@ -387,6 +382,7 @@ pub(crate) struct DeviceQuery {
 /// `GET /v1/devices?state=provisioned|active|revoked`: devices ordered by id.
 pub(crate) async fn list_devices(
     State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
     ApiQuery(q): ApiQuery<DeviceQuery>,
 ) -> ApiResult<Json<Vec<DeviceView>>> {
     let state = match q.state.as_deref() {
@@ -397,7 +393,7 @@ pub(crate) async fn list_devices(
             ))
         })?),
     };
-    Ok(Json(s.warden.list_devices(state).await?))
+    Ok(Json(s.warden_for(&token).list_devices(state).await?))
 }
 
 /// `POST /v1/devices`: `{"device": DeviceView, "creds"?: "<creds file text>"}`.
@@ -406,12 +402,8 @@ pub(crate) async fn add_device(
     Extension(token): Extension<TokenInfo>,
     JsonBody(body): JsonBody<CreateDevice>,
 ) -> ApiResult<Response> {
-    let (view, creds) = s
-        .warden
-        .with_actor(actor(&token))
-        .add_device(&body.id, body.meta)
-        .await?;
-    let out = with_creds(&token, view, &creds);
+    let (view, creds) = s.warden_for(&token).add_device(&body.id, body.meta).await?;
+    let out = with_creds(view, creds.as_deref().map(String::as_str));
     Ok(no_store((StatusCode::CREATED, Json(out)).into_response()))
 }
 
@@ -423,13 +415,11 @@ pub(crate) async fn add_devices_bulk(
     JsonBody(body): JsonBody<BulkDevices>,
 ) -> ApiResult<Response> {
     let (report, creds) = s
-        .warden
-        .with_actor(actor(&token))
+        .warden_for(&token)
         .add_devices_bulk(&body.devices, |_| {})
         .await?;
-    let creds = token.allows(Scope::Creds).then(|| {
-        creds
-            .iter()
+    let creds = creds.as_ref().map(|list| {
+        list.iter()
             .map(|(id, c)| (id.as_str(), c.as_str()))
             .collect()
     });
@@ -439,17 +429,19 @@ pub(crate) async fn add_devices_bulk(
 /// `GET /v1/devices/{id}`.
 pub(crate) async fn device(
     State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<DeviceView>> {
-    Ok(Json(s.warden.device(&id).await?))
+    Ok(Json(s.warden_for(&token).device(&id).await?))
 }
 
 /// `GET /v1/devices/{id}/creds`: the creds of the device's current user, never cached.
 pub(crate) async fn device_creds(
     State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let creds = s.warden.device_creds(&id).await?;
+    let creds = s.warden_for(&token).device_creds(&id).await?;
     Ok(no_store(
         Json(json!({"creds": creds.as_str()})).into_response(),
     ))
@@ -461,13 +453,9 @@ pub(crate) async fn rotate_device(
     Extension(token): Extension<TokenInfo>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let (view, creds) = s
-        .warden
-        .with_actor(actor(&token))
-        .rotate_device(&id)
-        .await?;
+    let (view, creds) = s.warden_for(&token).rotate_device(&id).await?;
     Ok(no_store(
-        Json(with_creds(&token, view, &creds)).into_response(),
+        Json(with_creds(view, creds.as_deref().map(String::as_str))).into_response(),
     ))
 }
 
@@ -477,12 +465,7 @@ pub(crate) async fn revoke_device(
     Extension(token): Extension<TokenInfo>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<DeviceView>> {
-    Ok(Json(
-        s.warden
-            .with_actor(actor(&token))
-            .revoke_device(&id)
-            .await?,
-    ))
+    Ok(Json(s.warden_for(&token).revoke_device(&id).await?))
 }
 
 /// `POST /v1/devices/{id}/restore`.
@@ -491,12 +474,7 @@ pub(crate) async fn restore_device(
     Extension(token): Extension<TokenInfo>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<DeviceView>> {
-    Ok(Json(
-        s.warden
-            .with_actor(actor(&token))
-            .restore_device(&id)
-            .await?,
-    ))
+    Ok(Json(s.warden_for(&token).restore_device(&id).await?))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -527,8 +505,9 @@ pub(crate) struct CreateTenantUser {
 }
 impl RequestBody for CreateTenantUser {}
 
-/// A tenant with the user just added: `creds` only when the token has the `creds` scope
-/// (as for devices; fetch them later with `GET /v1/tenants/{slug}/users/{user}/creds`).
+/// A tenant with the user just added: `creds` only when the operation handed them out (to
+/// a token with the `creds` scope, as for devices; fetch them later with
+/// `GET /v1/tenants/{slug}/users/{user}/creds`).
 #[derive(Serialize)]
 pub(crate) struct TenantUserAdded<'a> {
     tenant: TenantView,
@@ -538,8 +517,11 @@ pub(crate) struct TenantUserAdded<'a> {
 }
 
 /// `GET /v1/tenants`: every tenant, ordered by slug.
-pub(crate) async fn list_tenants(State(s): State<HttpState>) -> ApiResult<Json<Vec<TenantView>>> {
-    Ok(Json(s.warden.list_tenants().await?))
+pub(crate) async fn list_tenants(
+    State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
+) -> ApiResult<Json<Vec<TenantView>>> {
+    Ok(Json(s.warden_for(&token).list_tenants().await?))
 }
 
 /// `POST /v1/tenants`: `{slug, limits?}` (limits not given take the defaults).
@@ -549,8 +531,7 @@ pub(crate) async fn add_tenant(
     JsonBody(body): JsonBody<CreateTenant>,
 ) -> ApiResult<(StatusCode, Json<TenantView>)> {
     let view = s
-        .warden
-        .with_actor(actor(&token))
+        .warden_for(&token)
         .add_tenant(&body.slug, &body.limits)
         .await?;
     Ok((StatusCode::CREATED, Json(view)))
@@ -559,9 +540,10 @@ pub(crate) async fn add_tenant(
 /// `GET /v1/tenants/{slug}`.
 pub(crate) async fn tenant(
     State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
     ApiPath(slug): ApiPath<String>,
 ) -> ApiResult<Json<TenantView>> {
-    Ok(Json(s.warden.tenant(&slug).await?))
+    Ok(Json(s.warden_for(&token).tenant(&slug).await?))
 }
 
 /// `PATCH /v1/tenants/{slug}`: `{limits}`, only the limits that change.
@@ -572,8 +554,7 @@ pub(crate) async fn edit_tenant(
     JsonBody(body): JsonBody<EditTenant>,
 ) -> ApiResult<Json<TenantView>> {
     Ok(Json(
-        s.warden
-            .with_actor(actor(&token))
+        s.warden_for(&token)
             .edit_tenant(&slug, &body.limits)
             .await?,
     ))
@@ -585,12 +566,7 @@ pub(crate) async fn suspend_tenant(
     Extension(token): Extension<TokenInfo>,
     ApiPath(slug): ApiPath<String>,
 ) -> ApiResult<Json<TenantView>> {
-    Ok(Json(
-        s.warden
-            .with_actor(actor(&token))
-            .suspend_tenant(&slug)
-            .await?,
-    ))
+    Ok(Json(s.warden_for(&token).suspend_tenant(&slug).await?))
 }
 
 /// `POST /v1/tenants/{slug}/resume`.
@@ -599,12 +575,7 @@ pub(crate) async fn resume_tenant(
     Extension(token): Extension<TokenInfo>,
     ApiPath(slug): ApiPath<String>,
 ) -> ApiResult<Json<TenantView>> {
-    Ok(Json(
-        s.warden
-            .with_actor(actor(&token))
-            .resume_tenant(&slug)
-            .await?,
-    ))
+    Ok(Json(s.warden_for(&token).resume_tenant(&slug).await?))
 }
 
 /// `DELETE /v1/tenants/{slug}`.
@@ -613,12 +584,7 @@ pub(crate) async fn delete_tenant(
     Extension(token): Extension<TokenInfo>,
     ApiPath(slug): ApiPath<String>,
 ) -> ApiResult<Json<TenantView>> {
-    Ok(Json(
-        s.warden
-            .with_actor(actor(&token))
-            .delete_tenant(&slug)
-            .await?,
-    ))
+    Ok(Json(s.warden_for(&token).delete_tenant(&slug).await?))
 }
 
 /// `POST /v1/tenants/{slug}/users`: `{name}`.
@@ -629,14 +595,13 @@ pub(crate) async fn add_tenant_user(
     JsonBody(body): JsonBody<CreateTenantUser>,
 ) -> ApiResult<Response> {
     let (tenant, creds) = s
-        .warden
-        .with_actor(actor(&token))
+        .warden_for(&token)
         .add_tenant_user(&slug, &body.name)
         .await?;
     let out = TenantUserAdded {
         tenant,
         user: &body.name,
-        creds: token.allows(Scope::Creds).then_some(creds.as_str()),
+        creds: creds.as_deref().map(String::as_str),
     };
     Ok(no_store((StatusCode::CREATED, Json(out)).into_response()))
 }
@@ -644,9 +609,10 @@ pub(crate) async fn add_tenant_user(
 /// `GET /v1/tenants/{slug}/users/{user}/creds`, never cached.
 pub(crate) async fn tenant_creds(
     State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
     ApiPath((slug, user)): ApiPath<(String, String)>,
 ) -> ApiResult<Response> {
-    let creds = s.warden.tenant_creds(&slug, &user).await?;
+    let creds = s.warden_for(&token).tenant_creds(&slug, &user).await?;
     Ok(no_store(
         Json(json!({"creds": creds.as_str()})).into_response(),
     ))
@@ -654,8 +620,11 @@ pub(crate) async fn tenant_creds(
 
 /// `GET /v1/tenants/lint`: the findings of `warden tenant lint` about the stored layout
 /// (streams are linted by the CLI, which reads the spec or the server).
-pub(crate) async fn lint_tenants(State(s): State<HttpState>) -> ApiResult<Json<Vec<Finding>>> {
-    Ok(Json(s.warden.lint_tenants().await?))
+pub(crate) async fn lint_tenants(
+    State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
+) -> ApiResult<Json<Vec<Finding>>> {
+    Ok(Json(s.warden_for(&token).lint_tenants().await?))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -672,6 +641,7 @@ pub(crate) struct LedgerQuery {
 /// `GET /v1/ledger?after=<seq>&limit=<n>`: events with `seq > after`, oldest first.
 pub(crate) async fn ledger(
     State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
     ApiQuery(q): ApiQuery<LedgerQuery>,
 ) -> ApiResult<Json<Vec<LedgerEvent>>> {
     let after = q.after.unwrap_or(0);
@@ -684,22 +654,15 @@ pub(crate) async fn ledger(
             "limit must be between 1 and {LEDGER_MAX_LIMIT}"
         )));
     }
-    let events = s
-        .warden
-        .store()
-        .ledger(after, limit)
-        .await
-        .map_err(warden_ops::OpsError::from)?;
-    Ok(Json(events))
+    Ok(Json(
+        s.warden_for(&token).ledger_events(after, limit).await?,
+    ))
 }
 
 /// `GET /v1/ledger/verify`.
-pub(crate) async fn verify_ledger(State(s): State<HttpState>) -> ApiResult<Json<LedgerReport>> {
-    let report = s
-        .warden
-        .store()
-        .verify_ledger()
-        .await
-        .map_err(warden_ops::OpsError::from)?;
-    Ok(Json(report))
+pub(crate) async fn verify_ledger(
+    State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
+) -> ApiResult<Json<LedgerReport>> {
+    Ok(Json(s.warden_for(&token).verify_ledger().await?))
 }

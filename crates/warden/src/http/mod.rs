@@ -5,19 +5,23 @@
 //! - `GET /healthz`, `GET /readyz` and `GET /openapi.json` need no token.
 //! - `/v1/onboarding/download` needs no bearer token: the package's one-time download
 //!   token is its credential (see [`onboarding`]).
-//! - Everything under `/v1/` needs `Authorization: Bearer wdn_…` (see [`crate::tokens`])
-//!   with the route's scope: `read` for GETs, `write` for mutations, `creds` for the creds
-//!   endpoints; `admin` grants all. The mutations that issue creds (`POST
-//!   /v1/devices`, `/v1/devices/bulk`, `/v1/devices/{id}/rotate`, and `POST
-//!   /v1/tenants/{slug}/users`) need `write` and include
-//!   the creds in their answer only when the token also has `creds`. A missing or refused token is `401 unauthorized` (with
-//!   `WWW-Authenticate: Bearer`), a token without the scope `403 forbidden`.
+//! - Everything else under `/v1/` needs `Authorization: Bearer wdn_…` (see
+//!   [`warden_ops::tokens`]); a missing or refused token is `401 unauthorized` (with
+//!   `WWW-Authenticate: Bearer`). The middleware only says who the token is: each
+//!   handler runs its operation as [`warden_ops::Actor::token`], and the operation decides
+//!   what the token's scopes allow (`read` for reads, `write` for changes, `creds` for
+//!   anything that lets its holder connect to NATS; `admin` grants all), answering
+//!   `403 forbidden` otherwise. The changes that issue creds (`POST /v1/devices`,
+//!   `/v1/devices/bulk`, `/v1/devices/{id}/rotate`, `POST /v1/tenants/{slug}/users`) need
+//!   `write` and carry the creds only for a token that also has `creds`; a bearer user's
+//!   JWT is withheld (`"jwt": null, "jwt_withheld": true`) from a token without `creds`.
 //! - Every error is JSON: `{"error":{"code":"<stable_code>","message":"…"}}` (see
 //!   [`ApiError`] for the codes). Bodies are limited to [`MAX_BODY_BYTES`]; unknown fields
 //!   in a body are refused, not ignored.
 //!
-//! The routes and their scopes are listed once, in [`openapi::ROUTES`], which both the
-//! OpenAPI document and the tests read.
+//! The routes are listed once, in [`openapi::ROUTES`], which both the OpenAPI document
+//! and the tests read; the scope each one documents ([`openapi::documented_scope`]) is
+//! what its operation asks for.
 
 mod auth;
 mod dir_keys;
@@ -40,8 +44,8 @@ use tower_http::trace::TraceLayer;
 
 use warden_ops;
 
-pub use auth::required_scope;
-pub use error::ApiError;
+pub use auth::needs_token;
+pub use error::{ApiError, status_of};
 
 /// Largest request body accepted (1 MiB); larger ones get `413 payload_too_large`.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;

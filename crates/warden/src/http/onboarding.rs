@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::extract::{ApiPath, ApiQuery, JsonBody, RequestBody};
-use super::{ApiError, HttpState, actor};
+use super::{ApiError, HttpState};
 use warden_ops::now;
 use warden_ops::onboarding::{DownloadError, NewPackage, PackageView};
 use warden_ops::tokens::TokenInfo;
@@ -63,6 +63,8 @@ fn token_in_query() -> Response {
 }
 
 async fn deliver(s: &HttpState, token: &str, source: &str) -> Response {
+    // No bearer token here: the one-time download token is the credential, checked by
+    // the operation itself.
     match s.warden.download_package(token, source).await {
         Ok(d) => {
             let disposition = format!("attachment; filename=\"{}\"", d.file_name);
@@ -145,7 +147,8 @@ pub(crate) struct Created<'a> {
     token: &'a str,
 }
 
-/// `POST /v1/onboarding` (scope `write`): `201 {package, token}`; the token is shown once.
+/// `POST /v1/onboarding` (scopes `write` and `creds`): `201 {package, token}`; the token
+/// is shown once.
 pub(crate) async fn create(
     State(s): State<HttpState>,
     Extension(token): Extension<TokenInfo>,
@@ -153,8 +156,7 @@ pub(crate) async fn create(
 ) -> Result<Response, ApiError> {
     let secs = body.expires_in.unwrap_or(86_400);
     let issued = s
-        .warden
-        .with_actor(actor(&token))
+        .warden_for(&token)
         .create_package(&NewPackage {
             tenant: body.tenant,
             component: body.component,
@@ -180,17 +182,23 @@ pub(crate) struct ListQuery {
 /// `GET /v1/onboarding[?tenant=]`.
 pub(crate) async fn list(
     State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<PackageView>>, ApiError> {
-    Ok(Json(s.warden.list_packages(q.tenant.as_deref()).await?))
+    Ok(Json(
+        s.warden_for(&token)
+            .list_packages(q.tenant.as_deref())
+            .await?,
+    ))
 }
 
 /// `GET /v1/onboarding/{id}`.
 pub(crate) async fn show(
     State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<PackageView>, ApiError> {
-    Ok(Json(s.warden.package(&id).await?))
+    Ok(Json(s.warden_for(&token).package(&id).await?))
 }
 
 /// `POST /v1/onboarding/{id}/revoke`.
@@ -199,10 +207,5 @@ pub(crate) async fn revoke(
     Extension(token): Extension<TokenInfo>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<PackageView>, ApiError> {
-    Ok(Json(
-        s.warden
-            .with_actor(actor(&token))
-            .revoke_package(&id)
-            .await?,
-    ))
+    Ok(Json(s.warden_for(&token).revoke_package(&id).await?))
 }

@@ -6,8 +6,42 @@ use axum::http::Method;
 use serde_json::{Map, Value, json};
 
 use super::MAX_BODY_BYTES;
-use super::auth::required_scope;
+use super::auth::needs_token;
 use super::handlers::{LEDGER_DEFAULT_LIMIT, LEDGER_MAX_LIMIT};
+use warden_ops::Scope;
+
+/// The scope a route's operation asks for, as documented in `x-warden-scope` (`None`: the
+/// route takes no bearer token). Documentation only: the operation itself decides
+/// (see [`warden_ops::Actor`]). Reads need `read`, changes `write`; whatever lets its
+/// holder connect to NATS needs `creds`: the creds routes, making an onboarding package
+/// (which also needs `write`) and registering a directory user's key (which also needs
+/// `admin`, unless the token is bound to that user).
+pub fn documented_scope(method: &Method, path: &str) -> Option<Scope> {
+    if !needs_token(path) {
+        None
+    } else if path.ends_with("/creds")
+        || (method == Method::POST && (path == "/v1/onboarding" || path.ends_with("/keys")))
+    {
+        Some(Scope::Creds)
+    } else if method == Method::GET || method == Method::HEAD {
+        Some(Scope::Read)
+    } else {
+        Some(Scope::Write)
+    }
+}
+
+/// What a route's description adds about its scope, beyond `x-warden-scope`.
+fn scope_note(method: &Method, path: &str) -> &'static str {
+    if method != Method::POST {
+        ""
+    } else if path == "/v1/onboarding" {
+        " It also needs `write`: the package makes a user, and its archive holds a creds file and a private key."
+    } else if path.ends_with("/keys") {
+        " Registering a key gives whoever holds its seed a NATS user: a token bound to a directory user registers keys for that user only; any other token needs `admin`."
+    } else {
+        ""
+    }
+}
 
 /// One route of the API, as documented.
 #[derive(Clone, Copy, Debug)]
@@ -897,7 +931,7 @@ fn parameters(r: &Route) -> Vec<Value> {
 
 fn operation(r: &Route) -> Value {
     let method = Method::from_bytes(r.method.as_bytes()).unwrap_or(Method::GET);
-    let scope = required_scope(&method, r.path);
+    let scope = documented_scope(&method, r.path);
     let mut responses = Map::new();
     responses.insert(
         r.status.to_string(),
@@ -941,7 +975,8 @@ fn operation(r: &Route) -> Value {
     });
     if let Some(scope) = scope {
         op["description"] = json!(format!(
-            "Needs a bearer token with the `{scope}` scope (or `admin`)."
+            "Needs a bearer token with the `{scope}` scope (or `admin`).{}",
+            scope_note(&method, r.path)
         ));
         op["security"] = json!([{"bearerAuth": []}]);
         op["x-warden-scope"] = json!(scope.as_str());
@@ -953,7 +988,7 @@ fn operation(r: &Route) -> Value {
         );
         responses.insert(
             "403".into(),
-            error_response("The token lacks the scope (`forbidden`)."),
+            error_response("The token lacks the scope, or is bound to a directory user and this is not a governance route or not as that user (`forbidden`); or the rules refuse the acting user (`refused`). Nothing changed."),
         );
         responses.insert(
             "500".into(),
@@ -1360,7 +1395,9 @@ fn base_schemas() -> Value {
         "AccountList": {"type": "array", "items": schema_ref("AccountView")},
         "UserView": {"type": "object", "properties": {
             "name": {"type": "string"}, "account": {"type": "string"}, "public_key": {"type": "string"},
-            "jwt": {"type": "string"}, "spec": schema_ref("UserSpec"),
+            "jwt": {"type": ["string", "null"], "description": "The user JWT; null when withheld (see jwt_withheld)."},
+            "jwt_withheld": {"type": "boolean", "description": "true when the JWT is withheld: the user is a bearer user (its JWT alone lets its holder connect) and the token lacks the `creds` scope. Other users' JWTs are always shown."},
+            "spec": schema_ref("UserSpec"),
             "revoked_at": opt(unix("Revoked")),
             "created_at": unix("Created"), "updated_at": unix("Last changed")
         }},
@@ -1442,7 +1479,7 @@ pub fn document() -> Value {
         "info": {
             "title": "Warden HTTP API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Identity and access control plane for NATS. Everything under /v1 needs `Authorization: Bearer wdn_…` (create one with `warden token create --name NAME --scope read,write`); each operation names its scope in `x-warden-scope` (read: GETs, write: mutations, creds: creds files, admin: everything). Errors are JSON: {\"error\": {\"code\", \"message\"}}."
+            "description": "Identity and access control plane for NATS. Everything under /v1 needs `Authorization: Bearer wdn_…` (create one with `warden token create --name NAME --scope read,write`); each operation names its scope in `x-warden-scope` (read: GETs, write: mutations, creds: anything that lets its holder connect to NATS — creds files, onboarding packages, a bearer user's JWT, a key registered for a directory user; admin: everything). A bearer user's JWT is withheld from a token without creds: `\"jwt\": null, \"jwt_withheld\": true`. Errors are JSON: {\"error\": {\"code\", \"message\"}}."
         },
         "paths": paths,
         "components": {

@@ -41,17 +41,26 @@
 //! Bodies are decoded as strictly as the HTTP API decodes them (a JSON object;
 //! an unknown field at any depth is refused; `user.edit` takes any subset of
 //! `UserEdit`, `"expiry": null` clearing the expiry). Failures are replied with
-//! an empty body and the `Nats-Service-Error` (the message) and
-//! `Nats-Service-Error-Code` headers: 400 for bad input (including malformed
-//! JSON: the message names the problem), 404 for an unknown account, user, device or tenant, 409
-//! for a conflict (e.g. revoking a revoked device) or an uninitialised database, 500 otherwise (details only in
-//! the log). No message ever carries a seed.
+//! an empty body and the `Nats-Service-Error` and `Nats-Service-Error-Code` headers:
+//! the code is the HTTP API's status for the error ([`status_of`]: 400 bad input,
+//! including malformed JSON, 404 not found, 409 conflict or an uninitialised database,
+//! 403 refused, 503 unavailable, 500 internal, details only in the log) and the error
+//! text starts with the HTTP API's stable code, `<code>: <message>` (`invalid`,
+//! `not_found`, `conflict`, `not_initialised`, `refused`, `forbidden` for a missing
+//! scope, `unavailable`, `internal`). No message ever carries a seed.
 //!
-//! Who may call is decided by nats-server, not here: the service connects as its
+//! Who may reach the service is decided by nats-server: the service connects as its
 //! own user (`BACKEND`/`warden` from the built-in migrations: subscribe
 //! `<prefix>.>` and `$SRV.>`, publish only as replies), and callers are users
-//! allowed to publish on `<prefix>.>` (e.g. `BACKEND`/`backend`). A message
-//! without a reply subject is ignored: nothing changes that nobody hears about.
+//! allowed to publish on `<prefix>.>` (e.g. `BACKEND`/`backend`). What a caller may do
+//! is decided by the operations: every request runs as
+//! [`Actor::nats_service`](warden_ops::Actor::nats_service) with the scopes `warden serve`
+//! was given (`--service-scopes`, default [`DEFAULT_SERVICE_SCOPES`]). Without `creds`,
+//! `user.creds`, `device.creds`, `tenant.creds`, and `user.create`, `device.create`,
+//! `device.rotate`, `tenant.user.add` (whose replies carry creds) are refused with
+//! nothing written, and a bearer user's JWT is withheld (`"jwt": null,
+//! "jwt_withheld": true`). A message without a reply subject is ignored: nothing changes
+//! that nobody hears about.
 
 use std::future::Future;
 use std::time::Duration;
@@ -72,10 +81,20 @@ use warden_core::device::{DeviceMeta, DeviceState};
 use warden_core::tenant::TenantLimitsEdit;
 use warden_ops::device::DeviceView;
 use warden_ops::tenant::TenantView;
-use warden_ops::{OpsError, UserView, Warden};
+use warden_ops::{Actor, ErrorKind, OpsError, Scope, UserView, Warden};
 
 /// The service's name in `$SRV` discovery.
 pub const SERVICE_NAME: &str = "warden";
+
+/// The scopes of the service's callers unless `warden serve --service-scopes` says
+/// otherwise (parse with [`warden_ops::tokens::parse_scopes`]): what the service has
+/// always allowed.
+pub const DEFAULT_SERVICE_SCOPES: &str = "read,write,creds";
+
+/// [`DEFAULT_SERVICE_SCOPES`], parsed.
+pub fn default_service_scopes() -> Vec<Scope> {
+    vec![Scope::Read, Scope::Write, Scope::Creds]
+}
 
 /// How long, after shutdown, requests already delivered to this connection may
 /// still be picked up.
@@ -261,7 +280,8 @@ pub fn check_prefix(prefix: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the service on `client` until `shutdown` resolves. Every request is
+/// Runs the service on `client` until `shutdown` resolves, its requests run as
+/// [`Actor::nats_service`] holding `scopes`. Every request is
 /// handled in its own task; after shutdown the endpoints unsubscribe, requests
 /// already delivered are still handled, and those in flight finish before this
 /// returns. Returns an error if the service cannot start or the connection's
@@ -270,9 +290,11 @@ pub async fn run(
     client: async_nats::Client,
     warden: Warden,
     prefix: &str,
+    scopes: &[Scope],
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     check_prefix(prefix)?;
+    let warden = warden.with_actor(Actor::nats_service(scopes));
     let svc = client
         .service_builder()
         .description("Warden: identity and access control plane for NATS")
@@ -367,7 +389,7 @@ async fn handle(warden: &Warden, op: Op, req: service::Request) {
         Err(e) => {
             tracing::debug!(subject = %req.message.subject, code = e.code, "{}", e.message);
             Err(service::error::Error {
-                status: e.message,
+                status: e.text(),
                 code: e.code as usize,
             })
         }
@@ -377,48 +399,76 @@ async fn handle(warden: &Warden, op: Op, req: service::Request) {
     }
 }
 
-/// An error reply: a status code and a message safe to show the caller.
+/// The status code of each kind of operation error: the service's one mapping, the
+/// same codes as the HTTP API's statuses.
+pub fn status_of(kind: ErrorKind) -> u16 {
+    match kind {
+        ErrorKind::Invalid => 400,
+        ErrorKind::NotFound => 404,
+        ErrorKind::Conflict => 409,
+        ErrorKind::Refused => 403,
+        ErrorKind::Unavailable => 503,
+        ErrorKind::Internal => 500,
+    }
+}
+
+/// An error reply: a status code, the stable code and a message safe to show the caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceError {
-    /// 400, 404, 409 or 500.
+    /// The HTTP API's status for the error ([`status_of`]).
     pub code: u16,
+    /// The HTTP API's stable code (`invalid`, `forbidden`, …).
+    pub error: &'static str,
     /// One line, no seed.
     pub message: String,
 }
 
 impl ServiceError {
-    /// A 400 with the given message.
+    /// A 400 `invalid` with the given message.
     pub fn bad_request(message: impl Into<String>) -> ServiceError {
-        ServiceError::new(400, message)
+        ServiceError::new(ErrorKind::Invalid, ErrorKind::Invalid.code(), message)
     }
 
-    fn new(code: u16, message: impl Into<String>) -> ServiceError {
-        if code >= 500 {
-            tracing::error!("NATS service: {}", clean(&message.into()));
+    /// A failure of the service itself (details logged, not sent).
+    fn internal(message: impl Into<String>) -> ServiceError {
+        ServiceError::new(ErrorKind::Internal, ErrorKind::Internal.code(), message)
+    }
+
+    fn new(kind: ErrorKind, error: &'static str, message: impl Into<String>) -> ServiceError {
+        let code = status_of(kind);
+        let message = clean(&message.into());
+        if kind == ErrorKind::Internal {
+            tracing::error!("NATS service: {message}");
             return ServiceError {
                 code,
+                error,
                 message: INTERNAL.to_string(),
             };
         }
+        // A refusal's message may start with its code already (`refused: …`).
+        let message = match message
+            .strip_prefix(error)
+            .and_then(|m| m.strip_prefix(": "))
+        {
+            Some(rest) => rest.to_string(),
+            None => message,
+        };
         ServiceError {
             code,
-            message: clean(&message.into()),
+            error,
+            message,
         }
+    }
+
+    /// The `Nats-Service-Error` header: `<stable code>: <message>`.
+    pub fn text(&self) -> String {
+        format!("{}: {}", self.error, self.message)
     }
 }
 
 impl From<OpsError> for ServiceError {
     fn from(e: OpsError) -> Self {
-        let code = if e.is_usage() {
-            400
-        } else {
-            match e {
-                OpsError::NotFound(_) => 404,
-                OpsError::Conflict(_) | OpsError::NotInitialised => 409,
-                _ => 500,
-            }
-        };
-        ServiceError::new(code, e.to_string())
+        ServiceError::new(e.kind(), e.code(), e.to_string())
     }
 }
 
@@ -647,7 +697,7 @@ fn user_edit(value: Value) -> Result<UserEdit, ServiceError> {
     };
     let clears_expiry = matches!(given.get("expiry"), Some(Value::Null));
     let mut merged = serde_json::to_value(UserEdit::default())
-        .map_err(|e| ServiceError::new(500, format!("cannot build an empty edit: {e}")))?;
+        .map_err(|e| ServiceError::internal(format!("cannot build an empty edit: {e}")))?;
     merge(&mut merged, Value::Object(given));
     let mut edit: UserEdit = decode(Op::UserEdit, "edit.", merged)?;
     if clears_expiry {
@@ -677,7 +727,7 @@ fn merge(base: &mut Value, over: Value) {
 
 fn json<T: Serialize>(value: &T) -> Result<Vec<u8>, ServiceError> {
     serde_json::to_vec(value)
-        .map_err(|e| ServiceError::new(500, format!("cannot serialise the reply: {e}")))
+        .map_err(|e| ServiceError::internal(format!("cannot serialise the reply: {e}")))
 }
 
 /// Runs one operation on a request body; the reply body or the error to send.
@@ -727,8 +777,9 @@ pub async fn dispatch(warden: &Warden, op: Op, payload: &[u8]) -> Result<Vec<u8>
             let r: UserCreate = parse(op, payload)?;
             let mut spec = r.spec;
             cidrs(&mut spec.src)?;
-            let user = warden.add_user(&r.account, &r.name, spec).await?;
-            let creds = warden.creds(&r.account, &user.name).await?;
+            let (user, creds) = warden
+                .add_user_with_creds(&r.account, &r.name, spec)
+                .await?;
             json(&CreatedUser {
                 user: &user,
                 creds: &creds,
@@ -770,7 +821,7 @@ pub async fn dispatch(warden: &Warden, op: Op, payload: &[u8]) -> Result<Vec<u8>
         }
         Op::DeviceCreate => {
             let r: DeviceCreate = parse(op, payload)?;
-            let (device, creds) = warden.add_device(&r.id, r.meta).await?;
+            let (device, creds) = warden.add_device_with_creds(&r.id, r.meta).await?;
             json(&DeviceWithCreds {
                 device: &device,
                 creds: &creds,
@@ -778,7 +829,7 @@ pub async fn dispatch(warden: &Warden, op: Op, payload: &[u8]) -> Result<Vec<u8>
         }
         Op::DeviceRotate => {
             let r: DeviceRef = parse(op, payload)?;
-            let (device, creds) = warden.rotate_device(&r.id).await?;
+            let (device, creds) = warden.rotate_device_with_creds(&r.id).await?;
             json(&DeviceWithCreds {
                 device: &device,
                 creds: &creds,
@@ -827,7 +878,7 @@ pub async fn dispatch(warden: &Warden, op: Op, payload: &[u8]) -> Result<Vec<u8>
         }
         Op::TenantUserAdd => {
             let r: TenantUserRef = parse(op, payload)?;
-            let (tenant, creds) = warden.add_tenant_user(&r.slug, &r.name).await?;
+            let (tenant, creds) = warden.add_tenant_user_with_creds(&r.slug, &r.name).await?;
             json(&TenantUserAdded {
                 tenant: &tenant,
                 user: &r.name,
@@ -913,8 +964,40 @@ mod tests {
     fn internal_failures_carry_no_details() {
         let e = ServiceError::from(OpsError::Jwt("key SX… broke".into()));
         assert_eq!((e.code, e.message.as_str()), (500, INTERNAL));
+        assert_eq!(e.text(), format!("internal: {INTERNAL}"));
         let e = ServiceError::from(OpsError::NotFound("account X".into()));
         assert_eq!((e.code, e.message.as_str()), (404, "account X not found"));
+        assert_eq!(e.text(), "not_found: account X not found");
+    }
+
+    #[test]
+    fn error_codes_are_the_http_apis() {
+        for kind in ErrorKind::ALL {
+            assert_eq!(
+                status_of(kind),
+                crate::http::status_of(kind).as_u16(),
+                "{kind:?}"
+            );
+        }
+        let e = ServiceError::from(OpsError::MissingScope {
+            scope: Scope::Creds,
+            what: "a user's creds".into(),
+        });
+        assert_eq!((e.code, e.error), (403, "forbidden"));
+        assert!(
+            e.text()
+                .starts_with("forbidden: a user's creds needs the creds scope"),
+            "{}",
+            e.text()
+        );
+        let e = ServiceError::from(OpsError::Refused("mallory may not".into()));
+        assert_eq!((e.code, e.error), (403, "refused"));
+        assert_eq!(e.text(), "refused: mallory may not");
+        let e = ServiceError::from(OpsError::Unavailable("nats down".into()));
+        assert_eq!((e.code, e.text().as_str()), (503, "unavailable: nats down"));
+        let e = ServiceError::from(OpsError::NotInitialised);
+        assert_eq!((e.code, e.error), (409, "not_initialised"));
+        assert_eq!(ServiceError::bad_request("x").text(), "invalid: x");
     }
 
     #[test]

@@ -1,0 +1,532 @@
+//! Warden and a live nats-server's account resolver: drift (which accounts the server
+//! holds in step with Warden, stale, missing or unknown to Warden), its repair, pushes of
+//! account JWTs, the delivery of the outbox on demand, and an account's current usage as
+//! the server reports it. `warden sync`, `warden push` and the console's sync page all run
+//! these operations, so both give the same answer.
+//!
+//! A [`ResolverLink`] names the server and keeps one system-user connection, made on first
+//! use and dropped after a failure that may be the connection's (so the next operation
+//! connects again). Every request is bounded by the link's timeout. A server that cannot
+//! be reached is [`OpsError::Unavailable`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use nats_jwt::{AccountPublicKey, KeyPair, Operator, OperatorClaims};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+use warden_nats::{ResolverClient, ResolverError};
+
+use crate::relay::{Connections, DrainReport, RelayConfig};
+use crate::{Actor, OpsError, Result, Scope, Warden};
+
+/// A nats-server whose resolver Warden compares with and pushes to, with the connection
+/// kept between operations.
+pub struct ResolverLink {
+    url: String,
+    timeout: Duration,
+    lanes: usize,
+    concurrency: usize,
+    client: Mutex<Option<ResolverClient>>,
+}
+
+impl ResolverLink {
+    /// A link to the server at `url`; connecting and each request wait at most `timeout`.
+    pub fn new(url: impl Into<String>, timeout: Duration) -> ResolverLink {
+        ResolverLink {
+            url: url.into(),
+            timeout,
+            lanes: 1,
+            concurrency: 64,
+            client: Mutex::new(None),
+        }
+    }
+
+    /// A link for one bulk run (the command line): the relay's defaults for timeout,
+    /// connections and pushes in flight.
+    pub fn bulk(url: impl Into<String>) -> ResolverLink {
+        let cfg = RelayConfig::new(url);
+        ResolverLink {
+            url: cfg.nats_url,
+            timeout: cfg.timeout,
+            lanes: cfg.lanes,
+            concurrency: cfg.concurrency,
+            client: Mutex::new(None),
+        }
+    }
+
+    /// The server URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The bound on connecting and on each request.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The system-user connection, made now if there is none.
+    async fn client(&self, w: &Warden) -> Result<ResolverClient> {
+        let mut slot = self.client.lock().await;
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        // The actor was allowed the operation; connecting as the system user is Warden's
+        // own work, whatever the actor may download.
+        let creds = w.as_system().system_user_creds().await?;
+        let c = ResolverClient::connect_lanes(&self.url, &creds, self.timeout, self.lanes)
+            .await
+            .map_err(|e| resolver_error(&self.url, e))?;
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Maps a request's failure, forgetting the connection when it may be at fault.
+    async fn failed(&self, e: ResolverError) -> OpsError {
+        if connection_trouble(&e) {
+            *self.client.lock().await = None;
+        }
+        resolver_error(&self.url, e)
+    }
+}
+
+/// Whether a failure may be the connection's (so it is made again next time).
+fn connection_trouble(e: &ResolverError) -> bool {
+    !matches!(
+        e,
+        ResolverError::Refused { .. } | ResolverError::Untrusted(_)
+    )
+}
+
+/// What a resolver failure means: the server's trouble is [`OpsError::Unavailable`];
+/// a request Warden could not build is Warden's own failure.
+fn resolver_error(url: &str, e: ResolverError) -> OpsError {
+    match e {
+        ResolverError::Connect { .. } => OpsError::unavailable(e),
+        ResolverError::Timeout { .. }
+        | ResolverError::NoResponders { .. }
+        | ResolverError::Refused { .. }
+        | ResolverError::BadReply { .. }
+        | ResolverError::Nats { .. } => OpsError::unavailable(format!("{url}: {e}")),
+        ResolverError::Credentials(_)
+        | ResolverError::Jwt(_)
+        | ResolverError::EmptyDelete
+        | ResolverError::NotOperatorKey { .. }
+        | ResolverError::InvalidAccountKey { .. }
+        | ResolverError::Untrusted(_) => OpsError::Jwt(e.to_string()),
+    }
+}
+
+/// Where one of Warden's accounts stands on the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncState {
+    /// The server holds the same JWT.
+    InSync,
+    /// The server holds another JWT (and it is not newer than Warden's).
+    Stale,
+    /// The server holds another JWT with a later issue time than Warden's.
+    NewerOnServer,
+    /// The server does not hold it.
+    Missing,
+}
+
+impl SyncState {
+    /// How people read it (`in sync`, `stale`, `stale (newer on server)`, `missing`).
+    pub fn label(self) -> &'static str {
+        match self {
+            SyncState::InSync => "in sync",
+            SyncState::Stale => "stale",
+            SyncState::NewerOnServer => "stale (newer on server)",
+            SyncState::Missing => "missing",
+        }
+    }
+}
+
+/// One of Warden's accounts on the server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AccountDrift {
+    /// The account's name.
+    pub name: String,
+    /// Its public key.
+    pub public_key: String,
+    /// Where it stands.
+    pub state: SyncState,
+}
+
+/// The server's resolver compared with Warden.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DriftReport {
+    /// Every account Warden keeps on the resolver, by name.
+    pub accounts: Vec<AccountDrift>,
+    /// Public keys of Warden's accounts the server does not hold.
+    pub missing: Vec<String>,
+    /// Public keys of Warden's accounts the server holds another JWT of.
+    pub stale: Vec<String>,
+    /// The part of `stale` whose JWT on the server is newer than Warden's.
+    pub newer_on_server: Vec<String>,
+    /// Public keys of accounts the server holds and Warden does not.
+    pub unknown: Vec<String>,
+}
+
+impl DriftReport {
+    /// Whether the server is in step with Warden.
+    pub fn in_step(&self) -> bool {
+        self.missing.is_empty() && self.stale.is_empty() && self.unknown.is_empty()
+    }
+
+    /// Accounts not in sync.
+    pub fn drifting(&self) -> usize {
+        self.accounts
+            .iter()
+            .filter(|a| a.state != SyncState::InSync)
+            .count()
+    }
+}
+
+/// What a repair did.
+#[derive(Clone, Debug, Serialize)]
+pub struct DriftRepair {
+    /// Accounts pushed (missing and stale ones).
+    pub pushed: usize,
+    /// Unknown accounts the server was asked to delete.
+    pub deleted: usize,
+    /// Whether the server is in step with Warden afterwards.
+    pub in_step: bool,
+    /// What failed, one line each.
+    pub errors: Vec<String>,
+}
+
+/// The result of pushing one account.
+#[derive(Clone, Debug, Serialize)]
+pub struct PushOutcome {
+    /// The account's name.
+    pub account: String,
+    /// Its public key.
+    pub public_key: String,
+    /// Whether the server took it.
+    pub ok: bool,
+    /// The server's reply, or what failed.
+    pub reply: String,
+}
+
+/// Current usage of an account as the server reports it (summed over its connections).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    /// Client connections now (`total` of CONNZ).
+    pub connections: u64,
+    /// How many connections the sums below cover (CONNZ pages at 1024).
+    pub listed: u64,
+    /// Subscriptions over the listed connections.
+    pub subscriptions: u64,
+    /// Messages the clients published (server's `in_msgs`).
+    pub in_msgs: u64,
+    /// Bytes the clients published.
+    pub in_bytes: u64,
+    /// Messages delivered to the clients (server's `out_msgs`).
+    pub out_msgs: u64,
+    /// Bytes delivered to the clients.
+    pub out_bytes: u64,
+}
+
+#[derive(Deserialize)]
+struct ApiReply<T> {
+    data: Option<T>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct Connz {
+    #[serde(default)]
+    total: u64,
+    #[serde(default)]
+    connections: Option<Vec<ConnInfo>>,
+}
+
+#[derive(Deserialize)]
+struct ConnInfo {
+    #[serde(default)]
+    subscriptions: u64,
+    #[serde(default)]
+    in_msgs: u64,
+    #[serde(default)]
+    out_msgs: u64,
+    #[serde(default)]
+    in_bytes: u64,
+    #[serde(default)]
+    out_bytes: u64,
+}
+
+/// Parses a CONNZ reply (`{"server":…,"data":{"total":…,"connections":[…]}}`).
+pub fn parse_connz(payload: &[u8]) -> std::result::Result<Usage, String> {
+    let reply: ApiReply<Connz> =
+        serde_json::from_slice(payload).map_err(|e| format!("unreadable CONNZ reply: {e}"))?;
+    if let Some(e) = reply.error {
+        return Err(format!("the server answered with an error: {e}"));
+    }
+    let data = reply.data.ok_or("the CONNZ reply has no data")?;
+    let conns = data.connections.unwrap_or_default();
+    let mut u = Usage {
+        connections: data.total.max(conns.len() as u64),
+        listed: conns.len() as u64,
+        ..Usage::default()
+    };
+    for c in &conns {
+        u.subscriptions += c.subscriptions;
+        u.in_msgs += c.in_msgs;
+        u.out_msgs += c.out_msgs;
+        u.in_bytes += c.in_bytes;
+        u.out_bytes += c.out_bytes;
+    }
+    Ok(u)
+}
+
+impl Warden {
+    /// The same engine acting as Warden itself, for the work an allowed operation does on
+    /// its own behalf (connecting to NATS as the system user).
+    fn as_system(&self) -> Warden {
+        self.with_actor(Actor::system("warden:resolver"))
+    }
+
+    /// The operator's claims (for trust checks) and its signing key (for delete requests).
+    async fn operator_signer(&self) -> Result<(OperatorClaims, KeyPair)> {
+        let op = self.operator().await?;
+        let claims = nats_jwt::decode::<Operator>(&op.jwt)
+            .map_err(|e| OpsError::Jwt(format!("stored operator JWT: {e}")))?;
+        let signer = KeyPair::from_seed(&self.store.seed(&op.signing_key).await?)?;
+        Ok((claims, signer))
+    }
+
+    /// Warden's accounts as the resolver should hold them: public key → (name, JWT).
+    async fn expected_on_resolver(&self) -> Result<BTreeMap<String, (String, String)>> {
+        Ok(self
+            .account_jwts()
+            .await?
+            .into_iter()
+            .map(|(name, key, jwt)| (key, (name, jwt)))
+            .collect())
+    }
+
+    async fn compare(
+        &self,
+        link: &ResolverLink,
+        expected: &BTreeMap<String, (String, String)>,
+    ) -> Result<DriftReport> {
+        let jwts: BTreeMap<String, String> = expected
+            .iter()
+            .map(|(k, (_, j))| (k.clone(), j.clone()))
+            .collect();
+        let client = link.client(self).await?;
+        let d = match warden_nats::drift(&client, &jwts).await {
+            Ok(d) => d,
+            Err(e) => return Err(link.failed(e).await),
+        };
+        let mut accounts: Vec<AccountDrift> = expected
+            .iter()
+            .map(|(key, (name, _))| AccountDrift {
+                name: name.clone(),
+                public_key: key.clone(),
+                state: if d.missing.contains(key) {
+                    SyncState::Missing
+                } else if d.newer_on_server.contains(key) {
+                    SyncState::NewerOnServer
+                } else if d.stale.contains(key) {
+                    SyncState::Stale
+                } else {
+                    SyncState::InSync
+                },
+            })
+            .collect();
+        accounts.sort_by(|a, b| (&a.name, &a.public_key).cmp(&(&b.name, &b.public_key)));
+        Ok(DriftReport {
+            accounts,
+            missing: d.missing,
+            stale: d.stale,
+            newer_on_server: d.newer_on_server,
+            unknown: d.unknown,
+        })
+    }
+
+    /// Compares the server's resolver with Warden (`warden sync --check`); needs `read`.
+    pub async fn drift_check(&self, link: &ResolverLink) -> Result<DriftReport> {
+        self.actor
+            .require(Scope::Read, "comparing NATS with Warden")?;
+        let expected = self.expected_on_resolver().await?;
+        self.compare(link, &expected).await
+    }
+
+    /// Repairs drift (`warden sync --fix`): pushes the missing and stale accounts, asks
+    /// the server to delete the unknown ones, and compares again; needs `write`. Failures
+    /// of single pushes are listed in the result, not returned as an error.
+    pub async fn drift_fix(&self, link: &ResolverLink) -> Result<DriftRepair> {
+        self.actor.require(Scope::Write, "repairing NATS drift")?;
+        let expected = self.expected_on_resolver().await?;
+        let before = self.compare(link, &expected).await?;
+        let (operator, signer) = self.operator_signer().await?;
+        let client = link.client(self).await?;
+        let to_push: Vec<String> = before
+            .missing
+            .iter()
+            .chain(&before.stale)
+            .filter_map(|k| expected.get(k).map(|(_, j)| j.clone()))
+            .collect();
+        let mut errors = Vec::new();
+        for r in client
+            .push_many(&operator, &to_push, link.concurrency)
+            .await
+        {
+            if let Err(e) = r {
+                errors.push(link.failed(e).await.to_string());
+            }
+        }
+        let mut keys: Vec<AccountPublicKey> = Vec::new();
+        for k in &before.unknown {
+            match k.parse() {
+                Ok(key) => keys.push(key),
+                Err(e) => errors.push(format!("{k}: {e}")),
+            }
+        }
+        if !keys.is_empty() {
+            match warden_nats::delete_request(&signer, &keys) {
+                Ok(req) => {
+                    if let Err(e) = client.delete(&req).await {
+                        errors.push(link.failed(e).await.to_string());
+                    }
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        let after = self.compare(link, &expected).await?;
+        Ok(DriftRepair {
+            pushed: to_push.len(),
+            deleted: keys.len(),
+            in_step: after.in_step(),
+            errors,
+        })
+    }
+
+    /// Pushes the current JWT of `account` (by name), or of every account Warden keeps on
+    /// the resolver, each checked for operator trust first; needs `write`. A push the
+    /// server refuses is listed in the result with what it said.
+    pub async fn push_accounts(
+        &self,
+        link: &ResolverLink,
+        account: Option<&str>,
+    ) -> Result<Vec<PushOutcome>> {
+        self.actor
+            .require(Scope::Write, "pushing accounts to NATS")?;
+        let accounts: Vec<(String, String, String)> = match account {
+            Some(name) => {
+                let v = self.account(name).await?;
+                vec![(v.name, v.public_key, v.jwt)]
+            }
+            None => self.account_jwts().await?,
+        };
+        let (operator, _) = self.operator_signer().await?;
+        let client = link.client(self).await?;
+        let jwts: Vec<String> = accounts.iter().map(|(_, _, j)| j.clone()).collect();
+        let results = client.push_many(&operator, &jwts, link.concurrency).await;
+        let mut out = Vec::with_capacity(accounts.len());
+        for ((name, key, _), r) in accounts.into_iter().zip(results) {
+            let (ok, reply) = match r {
+                Ok(reply) => (true, format!("{} {}", reply.code, reply.message)),
+                Err(e) => (false, link.failed(e).await.to_string()),
+            };
+            out.push(PushOutcome {
+                account: name,
+                public_key: key,
+                ok,
+                reply,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Delivers everything due in the outbox now (`warden push` without an account), as
+    /// the relay would; needs `write`. Failed rows stay queued and are counted.
+    pub async fn push_outbox(&self, nats_url: &str) -> Result<DrainReport> {
+        self.actor
+            .require(Scope::Write, "delivering the outbox to NATS")?;
+        let cfg = RelayConfig::new(nats_url);
+        let system = self.as_system();
+        let conns = Connections::open(&system, &cfg).await?;
+        crate::relay::drain_all(&system, &conns, &cfg).await
+    }
+
+    /// The current usage of the account with public key `account_key`, as the server
+    /// reports it, or `None` when it does not answer within the link's timeout; needs
+    /// `read`. In a cluster each server answers for its own connections; this takes the
+    /// first answer.
+    pub async fn account_usage(
+        &self,
+        link: &ResolverLink,
+        account_key: &str,
+    ) -> Result<Option<Usage>> {
+        self.actor.require(Scope::Read, "reading account usage")?;
+        let key = AccountPublicKey::new(account_key).map_err(OpsError::invalid)?;
+        let client = link.client(self).await?;
+        let subject = format!("$SYS.REQ.ACCOUNT.{}.CONNZ", key.as_str());
+        let ask = client.client().request(subject, "{}".into());
+        match tokio::time::timeout(link.timeout, ask).await {
+            Err(_) => Ok(None),
+            Ok(Err(e)) => {
+                use async_nats::RequestErrorKind as K;
+                match e.kind() {
+                    K::TimedOut | K::NoResponders => Ok(None),
+                    _ => {
+                        *link.client.lock().await = None;
+                        Err(OpsError::unavailable(format!("{}: {e}", link.url)))
+                    }
+                }
+            }
+            Ok(Ok(msg)) => parse_connz(&msg.payload)
+                .map(Some)
+                .map_err(|e| OpsError::unavailable(format!("{}: {e}", link.url))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connz_sums_connections() {
+        let reply = br#"{"server":{"name":"n"},"data":{"server_id":"x","num_connections":2,"total":2,
+            "connections":[{"cid":1,"subscriptions":3,"in_msgs":5,"out_msgs":1,"in_bytes":50,"out_bytes":10},
+                           {"cid":2,"subscriptions":1,"in_msgs":0,"out_msgs":4,"in_bytes":0,"out_bytes":40}]}}"#;
+        let u = parse_connz(reply).unwrap();
+        assert_eq!(
+            u,
+            Usage {
+                connections: 2,
+                listed: 2,
+                subscriptions: 4,
+                in_msgs: 5,
+                in_bytes: 50,
+                out_msgs: 5,
+                out_bytes: 50,
+            }
+        );
+        let none = br#"{"data":{"total":0,"connections":null}}"#;
+        assert_eq!(parse_connz(none).unwrap(), Usage::default());
+        assert!(parse_connz(br#"{"error":{"code":500,"description":"x"}}"#).is_err());
+        assert!(parse_connz(b"nope").is_err());
+    }
+
+    #[test]
+    fn connection_failures_are_unavailable() {
+        let e = resolver_error(
+            "nats://127.0.0.1:1",
+            ResolverError::Connect {
+                url: "nats://127.0.0.1:1".into(),
+                reason: "refused".into(),
+            },
+        );
+        assert_eq!(e.kind(), crate::ErrorKind::Unavailable);
+        assert!(e.to_string().contains("nats://127.0.0.1:1"), "{e}");
+        let e = resolver_error("u", ResolverError::EmptyDelete);
+        assert_eq!(e.kind(), crate::ErrorKind::Internal);
+    }
+}
