@@ -811,10 +811,8 @@ async fn push(
     all: bool,
     nats: &str,
 ) -> Result<()> {
-    let cfg = warden_ops::relay::RelayConfig::new(nats);
-    let conns = warden_ops::relay::Connections::open(w, &cfg).await?;
     if account.is_none() && !all {
-        let report = warden_ops::relay::drain_all(w, &conns, &cfg).await?;
+        let report = w.push_outbox(nats).await?;
         emit(g, &report, || {
             format!(
                 "delivered {} pending changes ({} accounts pushed, {} deleted, {} events), {} failed\n",
@@ -833,44 +831,21 @@ async fn push(
         }
         return Ok(());
     }
-    let accounts: Vec<(String, String, String)> = match account {
-        Some(name) => {
-            let v = w.account(&name).await?;
-            vec![(v.name, v.public_key, v.jwt)]
-        }
-        None => w.account_jwts().await?,
-    };
-    let jwts: Vec<String> = accounts.iter().map(|(_, _, j)| j.clone()).collect();
-    let results = conns
-        .resolver()
-        .push_many(conns.operator(), &jwts, cfg.concurrency)
-        .await;
-    let mut rows = Vec::new();
-    let mut failures = 0;
-    for ((name, key, _), r) in accounts.iter().zip(results) {
-        let (ok, reply) = match r {
-            Ok(reply) => (true, format!("{} {}", reply.code, reply.message)),
-            Err(e) => {
-                failures += 1;
-                (false, e.to_string())
-            }
-        };
-        rows.push(
-            serde_json::json!({"account": name, "public_key": key, "ok": ok, "reply": reply}),
-        );
-    }
+    let link = warden_ops::drift::ResolverLink::bulk(nats);
+    let rows = w.push_accounts(&link, account.as_deref()).await?;
     emit(g, &rows, || {
         rows.iter()
             .map(|r| {
                 format!(
                     "{} {}: {}\n",
-                    r["account"].as_str().unwrap_or(""),
-                    if r["ok"] == true { "pushed" } else { "FAILED" },
-                    r["reply"].as_str().unwrap_or("")
+                    r.account,
+                    if r.ok { "pushed" } else { "FAILED" },
+                    r.reply
                 )
             })
             .collect()
     })?;
+    let failures = rows.iter().filter(|r| !r.ok).count();
     if failures > 0 {
         bail!("{failures} of {} pushes failed", rows.len());
     }
@@ -878,17 +853,10 @@ async fn push(
 }
 
 async fn sync(g: &Global, w: &Warden, fix: bool, nats: &str) -> Result<()> {
-    let cfg = warden_ops::relay::RelayConfig::new(nats);
-    let conns = warden_ops::relay::Connections::open(w, &cfg).await?;
-    let expected: std::collections::BTreeMap<String, String> = w
-        .account_jwts()
-        .await?
-        .into_iter()
-        .map(|(_, k, j)| (k, j))
-        .collect();
-    let drift = warden_nats::drift(conns.resolver(), &expected).await?;
-    let in_step = drift.is_empty();
+    let link = warden_ops::drift::ResolverLink::bulk(nats);
     if !fix {
+        let drift = w.drift_check(&link).await?;
+        let in_step = drift.in_step();
         emit(
             g,
             &serde_json::json!({"in_step": in_step, "missing": drift.missing, "stale": drift.stale, "unknown": drift.unknown}),
@@ -920,43 +888,16 @@ async fn sync(g: &Global, w: &Warden, fix: bool, nats: &str) -> Result<()> {
         }
         return Ok(());
     }
-    let to_push: Vec<String> = drift
-        .missing
-        .iter()
-        .chain(&drift.stale)
-        .filter_map(|k| expected.get(k).cloned())
-        .collect();
-    let mut failures = Vec::new();
-    for r in conns
-        .resolver()
-        .push_many(conns.operator(), &to_push, cfg.concurrency)
-        .await
-    {
-        if let Err(e) = r {
-            failures.push(e.to_string());
-        }
-    }
-    if !drift.unknown.is_empty() {
-        let keys: Vec<nats_jwt::AccountPublicKey> = drift
-            .unknown
-            .iter()
-            .filter_map(|k| k.parse().ok())
-            .collect();
-        let req = warden_nats::delete_request(conns.operator_signer(), &keys)?;
-        if let Err(e) = conns.resolver().delete(&req).await {
-            failures.push(e.to_string());
-        }
-    }
-    let after = warden_nats::drift(conns.resolver(), &expected).await?;
+    let repair = w.drift_fix(&link).await?;
     emit(
         g,
-        &serde_json::json!({"pushed": to_push.len(), "deleted": drift.unknown.len(), "in_step": after.is_empty(), "errors": failures}),
+        &serde_json::json!({"pushed": repair.pushed, "deleted": repair.deleted, "in_step": repair.in_step, "errors": repair.errors}),
         || {
             format!(
                 "pushed {} accounts, deleted {} unknown; {}\n",
-                to_push.len(),
-                drift.unknown.len(),
-                if after.is_empty() {
+                repair.pushed,
+                repair.deleted,
+                if repair.in_step {
                     "now in step"
                 } else {
                     "still drifting"
@@ -964,8 +905,8 @@ async fn sync(g: &Global, w: &Warden, fix: bool, nats: &str) -> Result<()> {
             )
         },
     )?;
-    if !after.is_empty() || !failures.is_empty() {
-        bail!("sync did not converge: {}", failures.join("; "));
+    if !repair.in_step || !repair.errors.is_empty() {
+        bail!("sync did not converge: {}", repair.errors.join("; "));
     }
     Ok(())
 }
@@ -979,7 +920,7 @@ async fn audit(g: &Global, w: &Warden, cmd: AuditCmd) -> Result<()> {
         } => {
             let mut after = after;
             loop {
-                let events = w.store().ledger(after, limit.max(1)).await?;
+                let events = w.ledger_events(after, limit.max(1)).await?;
                 for e in &events {
                     if g.json {
                         println!("{}", serde_json::to_string(e)?);
@@ -1008,7 +949,7 @@ async fn audit(g: &Global, w: &Warden, cmd: AuditCmd) -> Result<()> {
             }
         }
         AuditCmd::Verify => {
-            let report = w.store().verify_ledger().await?;
+            let report = w.verify_ledger().await?;
             emit(g, &report, || match &report.first_break {
                 None => format!("ledger intact: {} events\n", report.events),
                 Some(b) => format!("ledger BROKEN at seq {}: {}\n", b.seq, b.problem),
