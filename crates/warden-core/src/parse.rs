@@ -1,6 +1,13 @@
-//! Parsers for the values people type on the command line or in spec files:
-//! sizes (`1M`, `512KiB`, `-1`), durations (`500ms`, `2m`), expiries in nsc's
-//! notation (`0`, `2M`, `1y`, `2027-01-31`) and source networks (CIDRs).
+//! Parsers for the values people type on the command line, in forms or in spec
+//! files: sizes (`1M`, `512KiB`, `-1`), durations (`500ms`, `2m`), expiries in
+//! nsc's notation (`0`, `2M`, `1y`, `2027-01-31`), source networks (CIDRs),
+//! subjects, connection types and tags.
+//!
+//! Every surface (command line, HTTP API, NATS service, console) reads these
+//! values through the functions here, so the same text gets the same answer
+//! everywhere. A blank value is refused, never dropped: dropping a blank
+//! `--allow-pub ' '` would leave an empty allow list, which NATS reads as
+//! "everything allowed".
 //!
 //! Each returns a clear error naming the input; none reads the clock (the caller
 //! passes `now`).
@@ -8,6 +15,7 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use nats_jwt::{ConnectionType, Subject};
 
 /// Why a typed value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,6 +41,64 @@ pub enum ParseError {
     /// A count below -1.
     #[error("invalid limit {0}: use a non-negative number, or -1 for unlimited")]
     Limit(i64),
+    /// An empty or whitespace-only value where one is required.
+    #[error("empty {0}: give a value (an empty list entry is not \"nothing\", it is a mistake)")]
+    Blank(&'static str),
+    /// Not a NATS subject.
+    #[error("invalid subject {0:?}: {1}")]
+    Subject(String, String),
+    /// Not a connection type.
+    #[error(
+        "unknown connection type {0:?}: use STANDARD, WEBSOCKET, LEAFNODE, LEAFNODE_WS, MQTT or MQTT_WS"
+    )]
+    ConnectionType(String),
+}
+
+/// What a blank value was meant to be, for [`ParseError::Blank`].
+pub const SUBJECT: &str = "subject";
+/// See [`SUBJECT`].
+pub const SOURCE_NETWORK: &str = "source network";
+/// See [`SUBJECT`].
+pub const CONNECTION_TYPE: &str = "connection type";
+/// See [`SUBJECT`].
+pub const TAG: &str = "tag";
+
+/// Trims `input`; refuses it when nothing is left.
+fn non_blank<'a>(input: &'a str, what: &'static str) -> Result<&'a str, ParseError> {
+    let s = input.trim();
+    if s.is_empty() {
+        Err(ParseError::Blank(what))
+    } else {
+        Ok(s)
+    }
+}
+
+/// Parses a subject (surrounding whitespace ignored; `subject queue` names a queue
+/// group). A blank subject is refused.
+pub fn parse_subject(input: &str) -> Result<Subject, ParseError> {
+    let s = non_blank(input, SUBJECT)?;
+    Subject::new(s).map_err(|e| ParseError::Subject(s.to_string(), e.to_string()))
+}
+
+/// Parses a connection type (`STANDARD`, `websocket`, ...). A blank one is refused.
+pub fn parse_connection_type(input: &str) -> Result<ConnectionType, ParseError> {
+    let s = non_blank(input, CONNECTION_TYPE)?;
+    s.parse()
+        .map_err(|_| ParseError::ConnectionType(s.to_string()))
+}
+
+/// Parses a tag: trimmed and lower-cased, as tags are stored. A blank tag is refused.
+pub fn parse_tag(input: &str) -> Result<String, ParseError> {
+    non_blank(input, TAG).map(str::to_ascii_lowercase)
+}
+
+/// Canonicalises a list of source networks in place (`10.0.0.1` → `10.0.0.1/32`),
+/// refusing the first blank or invalid entry.
+pub fn canonical_cidrs(list: &mut [String]) -> Result<(), ParseError> {
+    for c in list.iter_mut() {
+        *c = parse_cidr(c)?;
+    }
+    Ok(())
 }
 
 /// Parses a byte size or count. `-1` (and `unlimited`) mean unlimited. Units are
@@ -203,8 +269,9 @@ pub fn format_unix(secs: i64) -> String {
 
 /// Parses a source network: a CIDR, or a bare address (taken as /32 or /128).
 /// Returns the canonical CIDR text the server expects.
+/// A blank one is refused.
 pub fn parse_cidr(input: &str) -> Result<String, ParseError> {
-    let s = input.trim();
+    let s = non_blank(input, SOURCE_NETWORK)?;
     if let Ok(net) = s.parse::<IpNet>() {
         return Ok(net.to_string());
     }
@@ -290,5 +357,56 @@ mod tests {
         assert_eq!(parse_cidr("::1"), Ok("::1/128".into()));
         assert!(parse_cidr("10.0.0.0/33").is_err());
         assert!(parse_cidr("example.com").is_err());
+        let mut list = vec!["10.0.0.1".to_string(), " ::1 ".to_string()];
+        assert_eq!(canonical_cidrs(&mut list), Ok(()));
+        assert_eq!(list, ["10.0.0.1/32", "::1/128"]);
+    }
+
+    #[test]
+    fn blanks_are_refused_not_dropped() {
+        for blank in ["", " ", "\t", " \n "] {
+            assert_eq!(
+                parse_subject(blank),
+                Err(ParseError::Blank(SUBJECT)),
+                "{blank:?}"
+            );
+            assert_eq!(parse_cidr(blank), Err(ParseError::Blank(SOURCE_NETWORK)));
+            assert_eq!(
+                parse_connection_type(blank),
+                Err(ParseError::Blank(CONNECTION_TYPE))
+            );
+            assert_eq!(parse_tag(blank), Err(ParseError::Blank(TAG)));
+            let mut list = vec!["10.0.0.0/8".to_string(), blank.to_string()];
+            assert_eq!(
+                canonical_cidrs(&mut list),
+                Err(ParseError::Blank(SOURCE_NETWORK))
+            );
+        }
+        assert!(
+            ParseError::Blank(SUBJECT)
+                .to_string()
+                .starts_with("empty subject")
+        );
+    }
+
+    #[test]
+    fn subjects_connection_types_and_tags() {
+        assert_eq!(
+            parse_subject(" a.> ").map(|s| s.to_string()),
+            Ok("a.>".into())
+        );
+        assert!(matches!(
+            parse_subject("a..b"),
+            Err(ParseError::Subject(..))
+        ));
+        assert_eq!(
+            parse_connection_type(" websocket"),
+            Ok(ConnectionType::Websocket)
+        );
+        assert_eq!(
+            parse_connection_type("TCP"),
+            Err(ParseError::ConnectionType("TCP".into()))
+        );
+        assert_eq!(parse_tag(" Edge "), Ok("edge".into()));
     }
 }

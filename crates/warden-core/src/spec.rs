@@ -14,6 +14,8 @@ use nats_jwt::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::parse::{ParseError, canonical_cidrs, parse_tag};
+
 /// An account's limits, every field explicit. Unlike the wire format (where an
 /// omitted number means zero), a field missing from a spec file means nsc's
 /// default: unlimited (`-1`) for NATS and account limits, disabled (`0`) for
@@ -455,6 +457,31 @@ impl UserEdit {
     pub fn is_empty(&self) -> bool {
         self == &UserEdit::default()
     }
+
+    /// Checks the text-typed fields and puts them in their stored form: source
+    /// networks become canonical CIDRs, tags lower-cased. A blank or invalid entry
+    /// is refused (subjects and connection types are checked by their types).
+    pub fn normalize(&mut self) -> Result<(), ParseError> {
+        canonical_cidrs(&mut self.add_source_networks)?;
+        canonical_cidrs(&mut self.remove_source_networks)?;
+        canonical_tags(&mut self.add_tags)?;
+        canonical_tags(&mut self.remove_tags)
+    }
+}
+
+impl UserSpec {
+    /// As [`UserEdit::normalize`]: canonical source networks and tags, blanks refused.
+    pub fn normalize(&mut self) -> Result<(), ParseError> {
+        canonical_cidrs(&mut self.src)?;
+        canonical_tags(&mut self.tags)
+    }
+}
+
+fn canonical_tags(list: &mut [String]) -> Result<(), ParseError> {
+    for t in list.iter_mut() {
+        *t = parse_tag(t)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -580,5 +607,36 @@ mod tests {
         assert!(p.response.is_none());
         assert!(spec.src.is_empty());
         assert_eq!(spec.expires_at, None);
+    }
+
+    #[test]
+    fn normalize_canonicalises_and_refuses_blanks() {
+        let mut edit = UserEdit {
+            add_source_networks: vec!["10.0.0.1".into()],
+            remove_source_networks: vec![" 10.1.0.0/16 ".into()],
+            add_tags: vec![" Edge".into()],
+            ..Default::default()
+        };
+        assert_eq!(edit.normalize(), Ok(()));
+        assert_eq!(edit.add_source_networks, ["10.0.0.1/32"]);
+        assert_eq!(edit.remove_source_networks, ["10.1.0.0/16"]);
+        assert_eq!(edit.add_tags, ["edge"]);
+        for blank in ["", "  "] {
+            let mut edit = UserEdit {
+                add_source_networks: vec![blank.into()],
+                ..Default::default()
+            };
+            assert!(matches!(edit.normalize(), Err(ParseError::Blank(_))));
+            let mut spec = UserSpec {
+                src: vec!["10.0.0.0/8".into(), blank.into()],
+                ..Default::default()
+            };
+            assert!(matches!(spec.normalize(), Err(ParseError::Blank(_))));
+            let mut spec = UserSpec {
+                tags: vec![blank.into()],
+                ..Default::default()
+            };
+            assert!(matches!(spec.normalize(), Err(ParseError::Blank(_))));
+        }
     }
 }
