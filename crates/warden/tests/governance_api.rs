@@ -3,8 +3,9 @@
 //! approval rule answers 403 `refused` and changes nothing; a confirmed proposal gives
 //! the user a NATS user with the task's grants (compiled into its JWT); batch approval,
 //! rejection, `explain` and the inbox (`to_approve`). ADD_KEY (`/v1/dir/users/{id}/keys…`):
-//! a seed or a non-user key is `400 invalid` (the seed not echoed), someone else's key
-//! `403 refused`, both with nothing changed; the user's NATS user is issued for the
+//! registering needs `admin` for an operator's token (`403 forbidden` without), a seed or
+//! a non-user key is `400 invalid` (the seed not echoed), someone else's key
+//! `403 refused`, all with nothing changed; the user's NATS user is issued for the
 //! registered key and goes back to a generated key when the key is removed.
 //! Tokens bound to a directory user act as that user only (`as` naming anyone else is
 //! `403 forbidden`), on the governance routes only.
@@ -534,6 +535,23 @@ async fn keys_flow(api: Api) {
     let kp = KeyPair::generate(KeyKind::User);
     let pk = kp.public_key().to_string();
     let seed = kp.seed();
+    // Registering a key gives its holder a NATS user: an operator's token needs `admin`
+    // (nothing proves it speaks for the user), so the read,write token is refused.
+    let (_, admin) = tokens::create_token(&api.store, "test", "admin", &[Scope::Admin], None)
+        .await
+        .unwrap();
+    let (s, v) = api
+        .call(
+            M::POST,
+            "/v1/dir/users/ulrich/keys",
+            Some(json!({"as": "ulrich", "public_key": pk})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden")),
+        "{v}"
+    );
     let events_before = api.store.verify_ledger().await.unwrap();
     for bad in [
         seed.expose().to_string(),
@@ -541,7 +559,8 @@ async fn keys_flow(api: Api) {
         "UNOTAKEY".to_string(),
     ] {
         let (s, v) = api
-            .call(
+            .call_with(
+                &admin,
                 M::POST,
                 "/v1/dir/users/ulrich/keys",
                 Some(json!({"as": "ulrich", "public_key": bad})),
@@ -558,7 +577,8 @@ async fn keys_flow(api: Api) {
         );
     }
     let (s, v) = api
-        .call(
+        .call_with(
+            &admin,
             M::POST,
             "/v1/dir/users/ulrich/keys",
             Some(json!({"as": "mallory", "public_key": pk})),
@@ -582,7 +602,8 @@ async fn keys_flow(api: Api) {
     assert_eq!(s, StatusCode::NOT_FOUND);
 
     let (s, added) = api
-        .call(
+        .call_with(
+            &admin,
             M::POST,
             "/v1/dir/users/ulrich/keys",
             Some(json!({"as": "ulrich", "public_key": pk})),

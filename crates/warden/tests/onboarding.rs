@@ -570,9 +570,30 @@ async fn onboarding(line: ServerLine) {
         .as_str()
         .unwrap()
         .to_string();
+    // A package holds a creds file and a private key: without `creds`, refused and
+    // nothing made.
     let r = reply(
         http.post(format!("{}/v1/onboarding", serve.base))
             .bearer_auth(&write)
+            .json(&json!({"tenant": "a", "component": "netflow", "site": "edge", "nats_url": url})),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["error"]["code"], "forbidden");
+    let issuer = home.json(&[
+        "token",
+        "create",
+        "--name",
+        "ops-creds",
+        "--scope",
+        "read,write,creds",
+    ])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = reply(
+        http.post(format!("{}/v1/onboarding", serve.base))
+            .bearer_auth(&issuer)
             .json(&json!({"tenant": "a", "component": "netflow", "site": "edge", "nats_url": url})),
     )
     .await;

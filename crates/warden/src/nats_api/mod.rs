@@ -44,10 +44,10 @@
 //! an empty body and the `Nats-Service-Error` and `Nats-Service-Error-Code` headers:
 //! the code is the HTTP API's status for the error ([`status_of`]: 400 bad input,
 //! including malformed JSON, 404 not found, 409 conflict or an uninitialised database,
-//! 403 refused, 503 unavailable, 500 internal, details only in the log) and the error
-//! text starts with the HTTP API's stable code, `<code>: <message>` (`invalid`,
-//! `not_found`, `conflict`, `not_initialised`, `refused`, `forbidden` for a missing
-//! scope, `unavailable`, `internal`). No message ever carries a seed.
+//! 403 refused, 503 unavailable, 500 internal, details only in the log) and the message
+//! is the one the CLI and the HTTP API give; a 403's starts with the HTTP API's stable
+//! code: `forbidden: …` for a missing scope, `refused: …` for what the rules refuse. No
+//! message ever carries a seed.
 //!
 //! Who may reach the service is decided by nats-server: the service connects as its
 //! own user (`BACKEND`/`warden` from the built-in migrations: subscribe
@@ -445,14 +445,6 @@ impl ServiceError {
                 message: INTERNAL.to_string(),
             };
         }
-        // A refusal's message may start with its code already (`refused: …`).
-        let message = match message
-            .strip_prefix(error)
-            .and_then(|m| m.strip_prefix(": "))
-        {
-            Some(rest) => rest.to_string(),
-            None => message,
-        };
         ServiceError {
             code,
             error,
@@ -460,9 +452,10 @@ impl ServiceError {
         }
     }
 
-    /// The `Nats-Service-Error` header: `<stable code>: <message>`.
+    /// The `Nats-Service-Error` header: the message, as every surface words it (a
+    /// refusal's starts with its stable code: `refused: …`, `forbidden: …`).
     pub fn text(&self) -> String {
-        format!("{}: {}", self.error, self.message)
+        self.message.clone()
     }
 }
 
@@ -964,10 +957,13 @@ mod tests {
     fn internal_failures_carry_no_details() {
         let e = ServiceError::from(OpsError::Jwt("key SX… broke".into()));
         assert_eq!((e.code, e.message.as_str()), (500, INTERNAL));
-        assert_eq!(e.text(), format!("internal: {INTERNAL}"));
+        assert_eq!(e.text(), INTERNAL);
         let e = ServiceError::from(OpsError::NotFound("account X".into()));
         assert_eq!((e.code, e.message.as_str()), (404, "account X not found"));
-        assert_eq!(e.text(), "not_found: account X not found");
+        assert_eq!(
+            (e.error, e.text().as_str()),
+            ("not_found", "account X not found")
+        );
     }
 
     #[test]
@@ -994,10 +990,14 @@ mod tests {
         assert_eq!((e.code, e.error), (403, "refused"));
         assert_eq!(e.text(), "refused: mallory may not");
         let e = ServiceError::from(OpsError::Unavailable("nats down".into()));
-        assert_eq!((e.code, e.text().as_str()), (503, "unavailable: nats down"));
+        assert_eq!(
+            (e.code, e.error, e.text().as_str()),
+            (503, "unavailable", "nats down")
+        );
         let e = ServiceError::from(OpsError::NotInitialised);
         assert_eq!((e.code, e.error), (409, "not_initialised"));
-        assert_eq!(ServiceError::bad_request("x").text(), "invalid: x");
+        let e = ServiceError::bad_request("x");
+        assert_eq!((e.code, e.error, e.text().as_str()), (400, "invalid", "x"));
     }
 
     #[test]
