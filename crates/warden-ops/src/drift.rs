@@ -18,7 +18,7 @@ use tokio::sync::Mutex;
 use warden_nats::{ResolverClient, ResolverError};
 
 use crate::relay::{Connections, DrainReport, RelayConfig};
-use crate::{Actor, OpsError, Result, Scope, Warden};
+use crate::{OpsError, Result, Scope, Warden};
 
 /// A nats-server whose resolver Warden compares with and pushes to, with the connection
 /// kept between operations.
@@ -73,7 +73,7 @@ impl ResolverLink {
         }
         // The actor was allowed the operation; connecting as the system user is Warden's
         // own work, whatever the actor may download.
-        let creds = w.as_system().system_user_creds().await?;
+        let creds = w.trusted().system_user_creds().await?;
         let c = ResolverClient::connect_lanes(&self.url, &creds, self.timeout, self.lanes)
             .await
             .map_err(|e| resolver_error(&self.url, e))?;
@@ -283,15 +283,9 @@ pub fn parse_connz(payload: &[u8]) -> std::result::Result<Usage, String> {
 }
 
 impl Warden {
-    /// The same engine acting as Warden itself, for the work an allowed operation does on
-    /// its own behalf (connecting to NATS as the system user).
-    fn as_system(&self) -> Warden {
-        self.with_actor(Actor::system("warden:resolver"))
-    }
-
     /// The operator's claims (for trust checks) and its signing key (for delete requests).
     async fn operator_signer(&self) -> Result<(OperatorClaims, KeyPair)> {
-        let op = self.operator().await?;
+        let op = self.trusted().operator().await?;
         let claims = nats_jwt::decode::<Operator>(&op.jwt)
             .map_err(|e| OpsError::Jwt(format!("stored operator JWT: {e}")))?;
         let signer = KeyPair::from_seed(&self.store.seed(&op.signing_key).await?)?;
@@ -301,6 +295,7 @@ impl Warden {
     /// Warden's accounts as the resolver should hold them: public key → (name, JWT).
     async fn expected_on_resolver(&self) -> Result<BTreeMap<String, (String, String)>> {
         Ok(self
+            .trusted()
             .account_jwts()
             .await?
             .into_iter()
@@ -350,8 +345,7 @@ impl Warden {
 
     /// Compares the server's resolver with Warden (`warden sync --check`); needs `read`.
     pub async fn drift_check(&self, link: &ResolverLink) -> Result<DriftReport> {
-        self.actor
-            .require(Scope::Read, "comparing NATS with Warden")?;
+        self.need(Scope::Read, "comparing NATS with Warden")?;
         let expected = self.expected_on_resolver().await?;
         self.compare(link, &expected).await
     }
@@ -360,7 +354,7 @@ impl Warden {
     /// the server to delete the unknown ones, and compares again; needs `write`. Failures
     /// of single pushes are listed in the result, not returned as an error.
     pub async fn drift_fix(&self, link: &ResolverLink) -> Result<DriftRepair> {
-        self.actor.require(Scope::Write, "repairing NATS drift")?;
+        self.need(Scope::Write, "repairing NATS drift")?;
         let expected = self.expected_on_resolver().await?;
         let before = self.compare(link, &expected).await?;
         let (operator, signer) = self.operator_signer().await?;
@@ -414,14 +408,13 @@ impl Warden {
         link: &ResolverLink,
         account: Option<&str>,
     ) -> Result<Vec<PushOutcome>> {
-        self.actor
-            .require(Scope::Write, "pushing accounts to NATS")?;
+        self.need(Scope::Write, "pushing accounts to NATS")?;
         let accounts: Vec<(String, String, String)> = match account {
             Some(name) => {
-                let v = self.account(name).await?;
+                let v = self.trusted().account(name).await?;
                 vec![(v.name, v.public_key, v.jwt)]
             }
-            None => self.account_jwts().await?,
+            None => self.trusted().account_jwts().await?,
         };
         let (operator, _) = self.operator_signer().await?;
         let client = link.client(self).await?;
@@ -446,12 +439,11 @@ impl Warden {
     /// Delivers everything due in the outbox now (`warden push` without an account), as
     /// the relay would; needs `write`. Failed rows stay queued and are counted.
     pub async fn push_outbox(&self, nats_url: &str) -> Result<DrainReport> {
-        self.actor
-            .require(Scope::Write, "delivering the outbox to NATS")?;
+        self.need(Scope::Write, "delivering the outbox to NATS")?;
         let cfg = RelayConfig::new(nats_url);
-        let system = self.as_system();
-        let conns = Connections::open(&system, &cfg).await?;
-        crate::relay::drain_all(&system, &conns, &cfg).await
+        let trusted = self.trusted();
+        let conns = Connections::open(&trusted, &cfg).await?;
+        crate::relay::drain_all(&trusted, &conns, &cfg).await
     }
 
     /// The current usage of the account with public key `account_key`, as the server
@@ -463,7 +455,7 @@ impl Warden {
         link: &ResolverLink,
         account_key: &str,
     ) -> Result<Option<Usage>> {
-        self.actor.require(Scope::Read, "reading account usage")?;
+        self.need(Scope::Read, "reading account usage")?;
         let key = AccountPublicKey::new(account_key).map_err(OpsError::invalid)?;
         let client = link.client(self).await?;
         let subject = format!("$SYS.REQ.ACCOUNT.{}.CONNZ", key.as_str());

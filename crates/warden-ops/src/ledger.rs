@@ -10,13 +10,13 @@ impl Warden {
     /// The ledger's position: how many events it holds (it has no gaps, so this is also
     /// the sequence number of the newest one).
     pub async fn ledger_position(&self) -> Result<i64> {
-        self.actor.require(Scope::Read, "reading the ledger")?;
+        self.need(Scope::Read, "reading the ledger")?;
         Ok(self.store.counts().await?.ledger_events)
     }
 
     /// At most `limit` events after sequence number `after`, oldest first.
     pub async fn ledger_events(&self, after: i64, limit: i64) -> Result<Vec<LedgerEvent>> {
-        self.actor.require(Scope::Read, "reading the ledger")?;
+        self.need(Scope::Read, "reading the ledger")?;
         Ok(self.store.ledger(after.max(0), limit.max(1)).await?)
     }
 
@@ -31,7 +31,7 @@ impl Warden {
     /// Checks the ledger's hash chain from the first event; the report names the first
     /// break, if any.
     pub async fn verify_ledger(&self) -> Result<LedgerReport> {
-        self.actor.require(Scope::Read, "verifying the ledger")?;
+        self.need(Scope::Read, "verifying the ledger")?;
         Ok(self.store.verify_ledger().await?)
     }
 }

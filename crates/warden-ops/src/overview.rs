@@ -41,7 +41,7 @@ pub struct ClosedProposals {
 impl Warden {
     /// The outbox backlog and the relay's last error.
     pub async fn outbox_state(&self) -> Result<OutboxState> {
-        self.actor.require(Scope::Read, "reading the outbox")?;
+        self.need(Scope::Read, "reading the outbox")?;
         let pending = self.store.counts().await?.outbox_pending;
         let rows = self.store.pending_outbox(i64::MAX, OUTBOX_PEEK).await?;
         let last_error = rows
@@ -55,7 +55,7 @@ impl Warden {
 
     /// The first `limit` rooms by id, with their rule counts.
     pub async fn rooms_overview(&self, limit: i64) -> Result<Vec<RoomSummary>> {
-        self.actor.require(Scope::Read, "listing rooms")?;
+        self.need(Scope::Read, "listing rooms")?;
         let rooms = self.store.rooms_by_id(0, limit.max(1)).await?;
         let mut out = Vec::with_capacity(rooms.len());
         for room in rooms {
@@ -67,7 +67,7 @@ impl Warden {
 
     /// One room and its rules.
     pub async fn room_detail(&self, id: i64) -> Result<(RoomRow, Vec<RoomRuleRow>)> {
-        self.actor.require(Scope::Read, "reading a room")?;
+        self.need(Scope::Read, "reading a room")?;
         let room = self
             .store
             .room(id)
@@ -79,7 +79,7 @@ impl Warden {
 
     /// The ids of the directory's system administrators, sorted.
     pub async fn sysadmins(&self) -> Result<Vec<String>> {
-        self.actor.require(Scope::Read, "reading the directory")?;
+        self.need_gov(Scope::Read, "reading the directory")?;
         Ok(self
             .store
             .related(
@@ -94,7 +94,7 @@ impl Warden {
     /// Confirmed, rejected and expired proposals: how many, and the newest `shown` of them
     /// (by closing time).
     pub async fn closed_proposals(&self, shown: usize) -> Result<ClosedProposals> {
-        self.actor.require(Scope::Read, "listing proposals")?;
+        self.need_gov(Scope::Read, "listing proposals")?;
         let mut closed = Vec::new();
         for status in [
             ProposalStatus::Confirmed,
