@@ -441,3 +441,81 @@ fn the_timeterm_example_migrations_apply_once() {
     assert!(err.contains("0003_x"), "{err}");
     assert_eq!(before, home.json(&["status"]));
 }
+
+/// Runs `warden ARGS…` with its stdout a pipe whose reader is gone before anything is
+/// written (as with `warden … | head -1` once `head` has its line); the exit status.
+fn with_closed_stdout(home: &Home, args: &[&str]) -> std::process::Output {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+        .arg("--data-dir")
+        .arg(home.data_dir())
+        .args(args)
+        .env_remove("WARDEN_DATABASE_URL")
+        .env_remove("WARDEN_MASTER_KEY")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start warden");
+    drop(child.stdout.take());
+    child.wait_with_output().expect("warden ends")
+}
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    let home = Home::new();
+    home.ok(&["init", "--name", "ACME"]);
+    home.ok(&["account", "add", "SHOP"]);
+    for u in ["a", "b", "c"] {
+        home.ok(&["user", "add", u, "-a", "SHOP", "--allow-pub", "shop.>"]);
+    }
+    for args in [
+        &["user", "list", "-a", "SHOP"][..],
+        &["--json", "user", "list", "-a", "SHOP"],
+        &["account", "list"],
+        &["user", "show", "a", "-a", "SHOP"],
+        &["status"],
+    ] {
+        let out = with_closed_stdout(&home, args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "warden {args:?} with a closed stdout: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn human_output_is_one_table_style_with_rfc3339_times() {
+    let home = Home::new();
+    home.ok(&["init", "--name", "ACME"]);
+    home.ok(&["account", "add", "SHOP"]);
+    home.ok(&[
+        "user",
+        "add",
+        "a",
+        "-a",
+        "SHOP",
+        "--allow-pub",
+        "shop.>",
+        "--expiry",
+        "2099-01-31",
+    ]);
+    let list = home.ok(&["user", "list", "-a", "SHOP"]);
+    // UTF8_FULL_CONDENSED draws with box characters.
+    assert!(list.starts_with('┌'), "{list}");
+    assert!(list.contains("2099-01-31T00:00:00Z"), "{list}");
+    let accounts = home.ok(&["account", "list"]);
+    assert!(accounts.starts_with('┌'), "{accounts}");
+}
+
+#[test]
+fn serve_flags_are_checked_before_anything_starts() {
+    let home = Home::new();
+    home.ok(&["init", "--name", "ACME"]);
+    for bad in ["", " ", "read,everything"] {
+        let stderr = home.fails(2, &["serve", "--service-scopes", bad]);
+        assert!(stderr.contains("--service-scopes"), "{bad:?}: {stderr}");
+    }
+    let stderr = home.fails(2, &["serve", "--max-backoff", "soon"]);
+    assert!(stderr.contains("--max-backoff"), "{stderr}");
+}

@@ -154,7 +154,7 @@ pub async fn run(json: bool, cmd: DeviceCmd, w: &Warden) -> anyhow::Result<()> {
                     .into_iter()
                     .map(|(k, v)| (k, serde_json::Value::String(v)))
                     .collect();
-                let (view, creds) = w.add_device(&id, meta).await?;
+                let (view, creds) = w.add_device_with_creds(&id, meta).await?;
                 emit_with_creds(json, &view, &creds, args.output.as_deref(), "added")
             }
         },
@@ -172,8 +172,7 @@ pub async fn run(json: bool, cmd: DeviceCmd, w: &Warden) -> anyhow::Result<()> {
             if json {
                 return print_json(&list);
             }
-            let mut table = comfy_table::Table::new();
-            table.set_header(["ID", "STATE", "ACCOUNT", "ACCOUNT KEY", "META"]);
+            let mut table = crate::cli::table(["ID", "STATE", "ACCOUNT", "ACCOUNT KEY", "META"]);
             for d in &list {
                 table.add_row([
                     d.id.clone(),
@@ -183,7 +182,7 @@ pub async fn run(json: bool, cmd: DeviceCmd, w: &Warden) -> anyhow::Result<()> {
                     serde_json::to_string(&d.meta).unwrap_or_default(),
                 ]);
             }
-            println!("{table}");
+            outln!("{table}")?;
             Ok(())
         }
         DeviceCmd::Show { id } => {
@@ -191,11 +190,11 @@ pub async fn run(json: bool, cmd: DeviceCmd, w: &Warden) -> anyhow::Result<()> {
             if json {
                 return print_json(&d);
             }
-            print!("{}", human(&d));
+            out!("{}", human(&d))?;
             Ok(())
         }
         DeviceCmd::Rotate { id, output } => {
-            let (view, creds) = w.rotate_device(&id).await?;
+            let (view, creds) = w.rotate_device_with_creds(&id).await?;
             emit_with_creds(json, &view, &creds, output.as_deref(), "rotated")
         }
         DeviceCmd::Revoke { id } => {
@@ -203,10 +202,10 @@ pub async fn run(json: bool, cmd: DeviceCmd, w: &Warden) -> anyhow::Result<()> {
             if json {
                 return print_json(&d);
             }
-            println!(
+            outln!(
                 "device {} revoked (its account is deleted from NATS on the next push/relay)",
                 d.id
-            );
+            )?;
             Ok(())
         }
         DeviceCmd::Fleet(args) => {
@@ -217,7 +216,7 @@ pub async fn run(json: bool, cmd: DeviceCmd, w: &Warden) -> anyhow::Result<()> {
             if json {
                 return print_json(&settings);
             }
-            print!("{}", serde_yaml_ng::to_string(&settings)?);
+            out!("{}", serde_yaml_ng::to_string(&settings)?)?;
             Ok(())
         }
         DeviceCmd::Restore { id } => {
@@ -225,7 +224,7 @@ pub async fn run(json: bool, cmd: DeviceCmd, w: &Warden) -> anyhow::Result<()> {
             if json {
                 return print_json(&d);
             }
-            println!("device {} restored ({})", d.id, d.state.as_str());
+            outln!("device {} restored ({})", d.id, d.state.as_str())?;
             Ok(())
         }
     }
@@ -278,7 +277,7 @@ fn emit_with_creds(
         None if json => print_json(&json!({"device": view, "creds": creds})),
         None => {
             eprintln!("device {} {what}; its creds (shown once):", view.id);
-            print!("{creds}");
+            out!("{creds}")?;
             Ok(())
         }
     }
@@ -360,6 +359,7 @@ async fn add_bulk(
     let bar = crate::cli::progress::Bar::for_output(json, devices.len() as u64, "adding devices");
     let (report, creds) = w.add_devices_bulk(&devices, |n| bar.inc(n)).await?;
     bar.finish_and_clear();
+    let creds = warden_ops::device::issued(creds, "the new devices' creds")?;
     if let Some(dir) = creds_dir {
         crate::paths::ensure_data_dir(dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -374,7 +374,7 @@ async fn add_bulk(
             "creds_dir": creds_dir,
         }));
     }
-    println!(
+    outln!(
         "{} devices added, {} already present (skipped){}",
         report.added.len(),
         report.skipped.len(),
@@ -382,9 +382,9 @@ async fn add_bulk(
             Some(d) => format!("; creds in {}", d.display()),
             None => "; creds: `warden creds <account> <user>` per device".into(),
         }
-    );
+    )?;
     if !report.skipped.is_empty() && report.skipped.len() <= 20 {
-        println!("skipped: {}", report.skipped.join(", "));
+        outln!("skipped: {}", report.skipped.join(", "))?;
     }
     Ok(())
 }

@@ -4,7 +4,6 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use comfy_table::Table;
 use warden_core::parse::format_unix;
 
 use crate::cli::governance::Acting;
@@ -50,8 +49,7 @@ pub async fn run_key(json: bool, cmd: DirKeyCmd, w: &Warden) -> Result<()> {
             if json {
                 return print_json(&keys);
             }
-            let mut t = Table::new();
-            t.set_header(["PUBLIC KEY", "ADDED", "IN USE"]);
+            let mut t = crate::cli::table(["PUBLIC KEY", "ADDED", "IN USE"]);
             for (i, k) in keys.iter().enumerate() {
                 t.add_row([
                     k.public_key.clone(),
@@ -59,7 +57,7 @@ pub async fn run_key(json: bool, cmd: DirKeyCmd, w: &Warden) -> Result<()> {
                     if i == 0 { "yes" } else { "" }.to_string(),
                 ]);
             }
-            println!("{t}");
+            outln!("{t}")?;
             return Ok(());
         }
         DirKeyCmd::Add {
@@ -82,7 +80,7 @@ pub async fn run_key(json: bool, cmd: DirKeyCmd, w: &Warden) -> Result<()> {
     if json {
         return print_json(&change);
     }
-    println!(
+    outln!(
         "key {} {} for {}; NATS users re-issued: {}",
         change.public_key,
         if change.change == "add" {
@@ -92,7 +90,7 @@ pub async fn run_key(json: bool, cmd: DirKeyCmd, w: &Warden) -> Result<()> {
         },
         change.user,
         change.reissued.len()
-    );
+    )?;
     Ok(())
 }
 
@@ -103,6 +101,7 @@ pub async fn run_jwt(json: bool, account: &str, user: &str, w: &Warden) -> Resul
     if json {
         return print_json(&v);
     }
-    println!("{}", v.jwt);
+    let jwt = warden_ops::device::issued(v.jwt, "a bearer user's JWT")?;
+    outln!("{jwt}")?;
     Ok(())
 }

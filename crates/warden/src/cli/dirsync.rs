@@ -171,9 +171,9 @@ pub async fn run(json: bool, cmd: DirSyncCmd, w: &Warden) -> Result<()> {
             if json {
                 print_json(&SyncOutcome { plan, report })
             } else {
-                print!("{}", human_plan(&plan, args.current.is_none()));
+                out!("{}", human_plan(&plan, args.current.is_none()))?;
                 if !report.dry_run {
-                    println!(
+                    outln!(
                         "applied to {}: users {} created, {} updated, {} deleted; roles {} created, {} updated, {} deleted",
                         report.source,
                         report.users_created,
@@ -182,7 +182,7 @@ pub async fn run(json: bool, cmd: DirSyncCmd, w: &Warden) -> Result<()> {
                         report.roles_created,
                         report.roles_updated,
                         report.roles_deleted
-                    );
+                    )?;
                 }
                 Ok(())
             }
@@ -208,7 +208,7 @@ pub async fn run(json: bool, cmd: DirSyncCmd, w: &Warden) -> Result<()> {
             match &args.output {
                 Some(p) => std::fs::write(p, &body)
                     .with_context(|| format!("cannot write {}", p.display()))?,
-                None if !json => print!("{body}"),
+                None if !json => out!("{body}")?,
                 None => {}
             }
             if json {

@@ -5,20 +5,14 @@
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
-use comfy_table::Table;
 use nats_jwt::Subject;
 use warden_core::directory::NextUser;
 use warden_core::governance::{Change, ProposalKind, ProposalStatus, TaskGrants};
 use warden_core::parse::{format_unix, parse_expiry};
 
-use crate::cli::UsageError;
-use crate::cli::print_json;
+use crate::cli::{print_json, usage};
 use warden_ops::governance::ProposalInput;
 use warden_ops::{Warden, now};
-
-fn usage(msg: impl Into<String>) -> anyhow::Error {
-    UsageError(msg.into()).into()
-}
 
 /// The acting directory user.
 #[derive(Args, Debug, Clone, Default)]
@@ -137,17 +131,17 @@ pub enum TaskCmd {
         #[arg(long)]
         account: String,
         /// Allow publishing (repeatable, comma-separated).
-        #[arg(long, value_delimiter = ',', value_name = "SUBJECT")]
-        allow_pub: Vec<String>,
+        #[arg(long, value_delimiter = ',', value_name = "SUBJECT", value_parser = super::values::subject)]
+        allow_pub: Vec<Subject>,
         /// Allow subscribing (`subject queue` for a queue group).
-        #[arg(long, value_delimiter = ',', value_name = "SUBJECT")]
-        allow_sub: Vec<String>,
+        #[arg(long, value_delimiter = ',', value_name = "SUBJECT", value_parser = super::values::subject)]
+        allow_sub: Vec<Subject>,
         /// Deny publishing.
-        #[arg(long, value_delimiter = ',', value_name = "SUBJECT")]
-        deny_pub: Vec<String>,
+        #[arg(long, value_delimiter = ',', value_name = "SUBJECT", value_parser = super::values::subject)]
+        deny_pub: Vec<Subject>,
         /// Deny subscribing.
-        #[arg(long, value_delimiter = ',', value_name = "SUBJECT")]
-        deny_sub: Vec<String>,
+        #[arg(long, value_delimiter = ',', value_name = "SUBJECT", value_parser = super::values::subject)]
+        deny_sub: Vec<Subject>,
         /// Owner (repeatable).
         #[arg(long = "owner", required = true, value_name = "ID")]
         owners: Vec<String>,
@@ -303,12 +297,6 @@ pub struct RejectArgs {
     pub acting: Acting,
 }
 
-fn subjects(flag: &str, raw: &[String]) -> Result<Vec<Subject>> {
-    raw.iter()
-        .map(|s| Subject::new(s.trim()).map_err(|e| usage(format!("--{flag} {s:?}: {e}"))))
-        .collect()
-}
-
 fn expiry(flag: &str, raw: Option<&str>) -> Result<Option<i64>> {
     match raw {
         None => Ok(None),
@@ -344,7 +332,7 @@ pub async fn run_dir(json: bool, cmd: DirCmd, w: &Warden) -> Result<()> {
             if json {
                 return print_json(&v);
             }
-            println!(
+            outln!(
                 "directory user {} added{}",
                 v.id,
                 if v.sysadmin {
@@ -352,7 +340,7 @@ pub async fn run_dir(json: bool, cmd: DirCmd, w: &Warden) -> Result<()> {
                 } else {
                     ""
                 }
-            );
+            )?;
             Ok(())
         }
         DirCmd::User(DirUserCmd::List { .. }) => {
@@ -360,8 +348,7 @@ pub async fn run_dir(json: bool, cmd: DirCmd, w: &Warden) -> Result<()> {
             if json {
                 return print_json(&list);
             }
-            let mut t = Table::new();
-            t.set_header(["ID", "NAME", "MANAGER", "SOURCE"]);
+            let mut t = crate::cli::table(["ID", "NAME", "MANAGER", "SOURCE"]);
             for u in &list {
                 t.add_row([
                     u.user.id.clone(),
@@ -370,7 +357,7 @@ pub async fn run_dir(json: bool, cmd: DirCmd, w: &Warden) -> Result<()> {
                     u.source.clone(),
                 ]);
             }
-            println!("{t}");
+            outln!("{t}")?;
             Ok(())
         }
         DirCmd::User(DirUserCmd::Show { id, .. }) => {
@@ -378,20 +365,20 @@ pub async fn run_dir(json: bool, cmd: DirCmd, w: &Warden) -> Result<()> {
             if json {
                 return print_json(&v);
             }
-            println!("id         {}", v.id);
-            println!("name       {}", v.user.name.clone().unwrap_or_default());
-            println!("manager    {}", v.user.manager.clone().unwrap_or_default());
-            println!("source     {}", v.source);
-            println!("sysadmin   {}", v.sysadmin);
-            println!("nats       {}", v.nats_accounts.join(", "));
+            outln!("id         {}", v.id)?;
+            outln!("name       {}", v.user.name.clone().unwrap_or_default())?;
+            outln!("manager    {}", v.user.manager.clone().unwrap_or_default())?;
+            outln!("source     {}", v.source)?;
+            outln!("sysadmin   {}", v.sysadmin)?;
+            outln!("nats       {}", v.nats_accounts.join(", "))?;
             for r in &v.relationships {
-                println!(
+                outln!(
                     "  {}{}",
                     r.address,
                     r.expires_at
                         .map(|e| format!(" until {}", format_unix(e)))
                         .unwrap_or_default()
-                );
+                )?;
             }
             Ok(())
         }
@@ -402,12 +389,12 @@ pub async fn run_dir(json: bool, cmd: DirCmd, w: &Warden) -> Result<()> {
             if json {
                 return print_json(&r);
             }
-            println!(
+            outln!(
                 "{} grants removed, {} proposals expired, {} NATS users re-issued",
                 r.relationships.len(),
                 r.proposals.len(),
                 r.reissued.len()
-            );
+            )?;
             Ok(())
         }
     }
@@ -428,7 +415,7 @@ pub async fn run_role(json: bool, cmd: RoleCmd, w: &Warden) -> Result<()> {
             if json {
                 return print_json(&v);
             }
-            println!("role {} created (owners: {})", v.id, owners.join(", "));
+            outln!("role {} created (owners: {})", v.id, owners.join(", "))?;
             Ok(())
         }
         RoleCmd::List { .. } => {
@@ -436,8 +423,8 @@ pub async fn run_role(json: bool, cmd: RoleCmd, w: &Warden) -> Result<()> {
             if json {
                 return print_json(&list);
             }
-            let mut t = Table::new();
-            t.set_header(["ROLE", "SOURCE", "OWNERS", "ADMINS", "MEMBERS", "TASKS"]);
+            let mut t =
+                crate::cli::table(["ROLE", "SOURCE", "OWNERS", "ADMINS", "MEMBERS", "TASKS"]);
             for r in &list {
                 t.add_row([
                     r.id.clone(),
@@ -448,7 +435,7 @@ pub async fn run_role(json: bool, cmd: RoleCmd, w: &Warden) -> Result<()> {
                     r.row.tasks.join(", "),
                 ]);
             }
-            println!("{t}");
+            outln!("{t}")?;
             Ok(())
         }
         RoleCmd::Show { name, .. } => {
@@ -456,12 +443,12 @@ pub async fn run_role(json: bool, cmd: RoleCmd, w: &Warden) -> Result<()> {
             if json {
                 return print_json(&v);
             }
-            println!("role     {}", v.id);
-            println!("source   {}", v.row.source);
-            println!("owners   {}", v.row.role.owners.join(", "));
-            println!("admins   {}", v.row.admins.join(", "));
-            println!("members  {}", v.row.role.members.join(", "));
-            println!("tasks    {}", v.row.tasks.join(", "));
+            outln!("role     {}", v.id)?;
+            outln!("source   {}", v.row.source)?;
+            outln!("owners   {}", v.row.role.owners.join(", "))?;
+            outln!("admins   {}", v.row.admins.join(", "))?;
+            outln!("members  {}", v.row.role.members.join(", "))?;
+            outln!("tasks    {}", v.row.tasks.join(", "))?;
             Ok(())
         }
     }
@@ -482,10 +469,10 @@ pub async fn run_task(json: bool, cmd: TaskCmd, w: &Warden) -> Result<()> {
             acting,
         } => {
             let grants = TaskGrants {
-                allow_pub: subjects("allow-pub", &allow_pub)?,
-                deny_pub: subjects("deny-pub", &deny_pub)?,
-                allow_sub: subjects("allow-sub", &allow_sub)?,
-                deny_sub: subjects("deny-sub", &deny_sub)?,
+                allow_pub,
+                deny_pub,
+                allow_sub,
+                deny_sub,
             };
             let v = w
                 .task_create(
@@ -500,7 +487,7 @@ pub async fn run_task(json: bool, cmd: TaskCmd, w: &Warden) -> Result<()> {
             if json {
                 return print_json(&v);
             }
-            println!("task {} created in account {}", v.id, v.row.account);
+            outln!("task {} created in account {}", v.id, v.row.account)?;
             Ok(())
         }
         TaskCmd::List { .. } => {
@@ -508,8 +495,7 @@ pub async fn run_task(json: bool, cmd: TaskCmd, w: &Warden) -> Result<()> {
             if json {
                 return print_json(&list);
             }
-            let mut t = Table::new();
-            t.set_header(["TASK", "ACCOUNT", "ALLOW PUB", "ALLOW SUB", "OWNERS"]);
+            let mut t = crate::cli::table(["TASK", "ACCOUNT", "ALLOW PUB", "ALLOW SUB", "OWNERS"]);
             for v in &list {
                 let join =
                     |s: &[Subject]| s.iter().map(Subject::as_str).collect::<Vec<_>>().join(", ");
@@ -521,7 +507,7 @@ pub async fn run_task(json: bool, cmd: TaskCmd, w: &Warden) -> Result<()> {
                     v.owners.join(", "),
                 ]);
             }
-            println!("{t}");
+            outln!("{t}")?;
             Ok(())
         }
         TaskCmd::Show { name, .. } => {
@@ -529,7 +515,7 @@ pub async fn run_task(json: bool, cmd: TaskCmd, w: &Warden) -> Result<()> {
             if json {
                 return print_json(&v);
             }
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            outln!("{}", serde_json::to_string_pretty(&v)?)?;
             Ok(())
         }
     }
@@ -567,9 +553,9 @@ fn rel_input(kind: ProposalKind, a: RelArgs) -> Result<(ProposalInput, Option<St
     ))
 }
 
-fn print_proposal(v: &warden_ops::governance::ProposalView) {
+fn print_proposal(v: &warden_ops::governance::ProposalView) -> Result<()> {
     let p = &v.proposal;
-    println!(
+    outln!(
         "{} {} {} ({}) by {} [{}]{}",
         v.id,
         v.message,
@@ -581,15 +567,16 @@ fn print_proposal(v: &warden_ops::governance::ProposalView) {
             .as_ref()
             .map(|c| format!(" closed by {c}"))
             .unwrap_or_default()
-    );
+    )?;
     for r in &v.reissued {
-        println!(
+        outln!(
             "  NATS user {} in {} re-issued ({})",
             r.user,
             r.account,
             r.public_key.clone().unwrap_or_else(|| "removed".into())
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// Runs `warden propose …`.
@@ -623,11 +610,11 @@ pub async fn run_propose(json: bool, cmd: ProposeCmd, w: &Warden) -> Result<()> 
     if json {
         return print_json(&v);
     }
-    print_proposal(&v);
-    println!(
+    print_proposal(&v)?;
+    outln!(
         "  approvers: {}",
         v.approvers.iter().cloned().collect::<Vec<_>>().join(", ")
-    );
+    )?;
     Ok(())
 }
 
@@ -653,8 +640,7 @@ pub async fn run_proposals(json: bool, cmd: ProposalsCmd, w: &Warden) -> Result<
             if json {
                 return print_json(&list);
             }
-            let mut t = Table::new();
-            t.set_header([
+            let mut t = crate::cli::table([
                 "ID", "MESSAGE", "OBJECT", "RELATED", "BY", "STATUS", "CREATED",
             ]);
             for v in &list {
@@ -669,7 +655,7 @@ pub async fn run_proposals(json: bool, cmd: ProposalsCmd, w: &Warden) -> Result<
                     when(Some(p.created_at)),
                 ]);
             }
-            println!("{t}");
+            outln!("{t}")?;
             Ok(())
         }
         ProposalsCmd::Show { id, .. } => {
@@ -677,7 +663,7 @@ pub async fn run_proposals(json: bool, cmd: ProposalsCmd, w: &Warden) -> Result<
             if json {
                 return print_json(&v);
             }
-            print_proposal(&v);
+            print_proposal(&v)?;
             Ok(())
         }
     }
@@ -694,7 +680,7 @@ pub async fn run_confirm(json: bool, args: ConfirmArgs, w: &Warden) -> Result<()
         if json {
             return print_json(&v);
         }
-        print_proposal(&v);
+        print_proposal(&v)?;
         return Ok(());
     }
     let results = w
@@ -706,8 +692,8 @@ pub async fn run_confirm(json: bool, args: ConfirmArgs, w: &Warden) -> Result<()
     } else {
         for r in &results {
             match (&r.proposal, &r.error) {
-                (Some(v), _) => print_proposal(v),
-                (None, Some(e)) => println!("{} FAILED: {e}", r.id),
+                (Some(v), _) => print_proposal(v)?,
+                (None, Some(e)) => outln!("{} FAILED: {e}", r.id)?,
                 _ => {}
             }
         }
@@ -725,7 +711,7 @@ pub async fn run_reject(json: bool, args: RejectArgs, w: &Warden) -> Result<()> 
     if json {
         return print_json(&v);
     }
-    print_proposal(&v);
+    print_proposal(&v)?;
     Ok(())
 }
 
@@ -737,28 +723,28 @@ pub async fn run_explain(
     subject: &str,
     account: Option<&str>,
 ) -> Result<()> {
-    let subject = Subject::new(subject.trim()).map_err(|e| usage(format!("{subject:?}: {e}")))?;
+    let subject = warden_core::parse::parse_subject(subject).map_err(|e| usage(e.to_string()))?;
     let list = w.explain(user, &subject, account).await?;
     if json {
         return print_json(&list);
     }
     if list.is_empty() {
-        println!("{user} holds no task: no NATS access");
+        outln!("{user} holds no task: no NATS access")?;
     }
     for e in &list {
-        println!(
+        outln!(
             "{} {} {} in {}: {}",
             e.direction,
             e.subject,
             if e.allowed { "ALLOWED" } else { "DENIED" },
             e.account,
             e.reason
-        );
+        )?;
         for s in &e.allowed_by {
-            println!("  allowed by role {} task {} ({})", s.role, s.task, s.rule);
+            outln!("  allowed by role {} task {} ({})", s.role, s.task, s.rule)?;
         }
         for s in &e.denied_by {
-            println!("  denied by role {} task {} ({})", s.role, s.task, s.rule);
+            outln!("  denied by role {} task {} ({})", s.role, s.task, s.rule)?;
         }
     }
     Ok(())

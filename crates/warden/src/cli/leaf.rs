@@ -142,7 +142,7 @@ pub async fn run(json: bool, args: LeafConfigArgs, w: &Warden) -> anyhow::Result
         tls: with_tls || hubs.iter().any(HubUrl::is_tls),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
         eprintln!(
             "leaf node configuration of tenant {} written to {} (creds of {} {}: {}, mode 0600)",
@@ -156,7 +156,7 @@ pub async fn run(json: bool, args: LeafConfigArgs, w: &Warden) -> anyhow::Result
             },
             report.creds_file.display()
         );
-        println!("nats-server -c {}", report.file.display());
+        outln!("nats-server -c {}", report.file.display())?;
     }
     Ok(())
 }

@@ -9,13 +9,8 @@ use warden_ops::nsc::*;
 
 use crate::cli::progress::Bar;
 
-/// Maps an error to the CLI's: usage errors exit 2, the rest 1.
 fn cli_error(e: NscError) -> anyhow::Error {
-    if e.is_usage() {
-        crate::cli::UsageError(e.to_string()).into()
-    } else {
-        e.into()
-    }
+    crate::cli::usage_if(e.is_usage(), e)
 }
 
 /// `warden export …`
@@ -50,9 +45,9 @@ pub async fn run_export(json: bool, args: ExportArgs, w: &Warden) -> anyhow::Res
         .await
         .map_err(cli_error)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        println!(
+        outln!(
             "exported operator {} ({}) to {}: {} accounts, {} users, {} seeds, {} creds, {} files{}{}",
             report.operator,
             match report.format {
@@ -81,7 +76,7 @@ pub async fn run_export(json: bool, args: ExportArgs, w: &Warden) -> anyhow::Res
                     report.users_without_seed.join(", ")
                 )
             }
-        );
+        )?;
     }
     Ok(())
 }
@@ -103,20 +98,18 @@ pub async fn run_import(json: bool, cmd: ImportCmd, mut w: Warden) -> anyhow::Re
         .await
         .map_err(cli_error)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(());
     }
-    println!(
+    outln!(
         "imported operator {} ({}) from {}\nsigning key {}  system account {}  naming policy: any\n",
         report.operator,
         report.operator_public_key,
         report.store.display(),
         report.signing_key,
         report.system_account
-    );
-    let mut t = comfy_table::Table::new();
-    t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
-    t.set_header(vec![
+    )?;
+    let mut t = crate::cli::table([
         "account",
         "public key",
         "seed",
@@ -134,14 +127,14 @@ pub async fn run_import(json: bool, cmd: ImportCmd, mut w: Warden) -> anyhow::Re
             a.revoked_users.to_string(),
         ]);
     }
-    println!("{t}");
-    println!("{} users, {} seeds sealed", report.users, report.seeds);
+    outln!("{t}")?;
+    outln!("{} users, {} seeds sealed", report.users, report.seeds)?;
     if report.not_carried.is_empty() {
-        println!("everything was carried");
+        outln!("everything was carried")?;
     } else {
-        println!("\nnot carried ({}):", report.not_carried.len());
+        outln!("\nnot carried ({}):", report.not_carried.len())?;
         for p in &report.not_carried {
-            println!("  {}: {}", p.entity, p.issue);
+            outln!("  {}: {}", p.entity, p.issue)?;
         }
     }
     Ok(())

@@ -111,10 +111,10 @@ fn human(p: &PackageView) -> String {
 fn download_cli_error(e: DownloadError) -> anyhow::Error {
     match e {
         DownloadError::Ops(o) => o.into(),
-        DownloadError::Missing | DownloadError::Invalid => {
-            anyhow::Error::new(crate::cli::UsageError(e.to_string()))
+        other => {
+            let usage = matches!(other, DownloadError::Missing | DownloadError::Invalid);
+            crate::cli::usage_if(usage, other)
         }
-        other => anyhow::anyhow!("{other}"),
     }
 }
 
@@ -173,8 +173,7 @@ pub async fn run(json: bool, cmd: OnboardingCmd, w: &Warden) -> anyhow::Result<(
             if json {
                 return print_json(&list);
             }
-            let mut table = comfy_table::Table::new();
-            table.set_header([
+            let mut table = crate::cli::table([
                 "ID",
                 "TENANT",
                 "COMPONENT",
@@ -194,7 +193,7 @@ pub async fn run(json: bool, cmd: OnboardingCmd, w: &Warden) -> anyhow::Result<(
                     p.refused_downloads.to_string(),
                 ]);
             }
-            println!("{table}");
+            outln!("{table}")?;
             Ok(())
         }
         OnboardingCmd::Show { id } => {
@@ -202,7 +201,7 @@ pub async fn run(json: bool, cmd: OnboardingCmd, w: &Warden) -> anyhow::Result<(
             if json {
                 return print_json(&p);
             }
-            print!("{}", human(&p));
+            out!("{}", human(&p))?;
             Ok(())
         }
         OnboardingCmd::Revoke { id } => {
@@ -214,7 +213,7 @@ pub async fn run(json: bool, cmd: OnboardingCmd, w: &Warden) -> anyhow::Result<(
                 "package {} revoked: user {} revoked in the tenant account (pushed by the relay), certificate {} revoked",
                 p.id, p.user, p.certificate.serial
             );
-            print!("{}", human(&p));
+            out!("{}", human(&p))?;
             Ok(())
         }
         OnboardingCmd::Download { token, output } => {

@@ -27,13 +27,6 @@ pub enum OrgCmd {
     Show,
 }
 
-fn table(header: [&str; 4]) -> comfy_table::Table {
-    let mut t = comfy_table::Table::new();
-    t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
-    t.set_header(header.to_vec());
-    t
-}
-
 fn lower<T: Serialize>(v: &T) -> String {
     serde_json::to_value(v)
         .ok()
@@ -74,7 +67,7 @@ pub async fn run(json: bool, cmd: OrgCmd, w: &Warden) -> anyhow::Result<()> {
                 return print_json(&plan);
             }
             if !plan.steps.is_empty() {
-                let mut t = table(["action", "kind", "name", "detail"]);
+                let mut t = crate::cli::table(["action", "kind", "name", "detail"]);
                 for s in &plan.steps {
                     t.add_row(vec![
                         lower(&s.action),
@@ -83,17 +76,17 @@ pub async fn run(json: bool, cmd: OrgCmd, w: &Warden) -> anyhow::Result<()> {
                         s.detail.clone(),
                     ]);
                 }
-                println!("{t}");
+                outln!("{t}")?;
             }
             let n = plan.steps.len();
             if n == 0 && plan.applied {
-                println!("no account or user to change; the spec was recorded");
+                outln!("no account or user to change; the spec was recorded")?;
             } else if n == 0 {
-                println!("nothing to change: Warden matches {}", file.display());
+                outln!("nothing to change: Warden matches {}", file.display())?;
             } else if dry_run {
-                println!("dry run: {n} changes planned, nothing written");
+                outln!("dry run: {n} changes planned, nothing written")?;
             } else {
-                println!("applied {n} changes");
+                outln!("applied {n} changes")?;
             }
             Ok(())
         }
@@ -103,18 +96,18 @@ pub async fn run(json: bool, cmd: OrgCmd, w: &Warden) -> anyhow::Result<()> {
                 return print_json(&view);
             }
             let Some(org) = &view.organization else {
-                println!("no organisation applied yet: run `warden org apply FILE`");
+                outln!("no organisation applied yet: run `warden org apply FILE`")?;
                 return Ok(());
             };
-            println!(
+            outln!(
                 "organisation {}{}",
                 org.name,
                 org.id
                     .as_deref()
                     .map(|i| format!(" ({i})"))
                     .unwrap_or_default()
-            );
-            let mut t = table(["unit", "type", "account", "users"]);
+            )?;
+            let mut t = crate::cli::table(["unit", "type", "account", "users"]);
             for u in &view.units {
                 t.add_row(vec![
                     format!("{} ({})", u.name, u.id),
@@ -123,8 +116,8 @@ pub async fn run(json: bool, cmd: OrgCmd, w: &Warden) -> anyhow::Result<()> {
                     u.users.to_string(),
                 ]);
             }
-            println!("{t}");
-            let mut t = table(["person", "roles", "user", "status"]);
+            outln!("{t}")?;
+            let mut t = crate::cli::table(["person", "roles", "user", "status"]);
             for p in &view.people {
                 let roles: Vec<String> = p.roles.iter().map(|r| format!("{r:?}")).collect();
                 t.add_row(vec![
@@ -142,7 +135,7 @@ pub async fn run(json: bool, cmd: OrgCmd, w: &Warden) -> anyhow::Result<()> {
                     p.status.clone(),
                 ]);
             }
-            println!("{t}");
+            outln!("{t}")?;
             Ok(())
         }
     }

@@ -51,31 +51,12 @@ pub async fn run(json_out: bool, cmd: StreamsCmd, w: &Warden) -> anyhow::Result<
             let spec = parse_spec(&a.file, &text).map_err(UsageError)?;
             let report = match w.apply_streams(&spec, &a.nats, a.dry_run, a.recreate).await {
                 Ok(r) => r,
-                Err(e) => {
-                    if let StreamsError::Invalid(problems) = &e {
-                        if json_out {
-                            println!(
-                                "{}",
-                                serde_json::to_string_pretty(&json!({"problems": problems}))?
-                            );
-                        }
-                        for p in problems {
-                            eprintln!("  {p}");
-                        }
-                    }
-                    return Err(if e.is_usage() {
-                        UsageError(e.to_string()).into()
-                    } else {
-                        anyhow::Error::new(e)
-                    });
-                }
+                Err(e) => return Err(failure(json_out, e)),
             };
             if json_out {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                outln!("{}", serde_json::to_string_pretty(&report)?)?;
             } else {
-                let mut t = comfy_table::Table::new();
-                t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
-                t.set_header(["account", "stream", "action", "changes"]);
+                let mut t = crate::cli::table(["account", "stream", "action", "changes"]);
                 for p in &report.streams {
                     let changes: Vec<String> = p
                         .changes
@@ -92,9 +73,9 @@ pub async fn run(json_out: bool, cmd: StreamsCmd, w: &Warden) -> anyhow::Result<
                         changes.join("; "),
                     ]);
                 }
-                println!("{t}");
+                outln!("{t}")?;
                 if report.dry_run {
-                    println!("dry run: nothing changed");
+                    outln!("dry run: nothing changed")?;
                 }
             }
             Ok(())
@@ -120,14 +101,12 @@ pub async fn run(json_out: bool, cmd: StreamsCmd, w: &Warden) -> anyhow::Result<
                         })
                     })
                     .collect();
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&json!({"account": account, "streams": out}))?
-                );
+                )?;
             } else {
-                let mut t = comfy_table::Table::new();
-                t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
-                t.set_header([
+                let mut t = crate::cli::table([
                     "stream",
                     "subjects",
                     "storage",
@@ -146,17 +125,27 @@ pub async fn run(json_out: bool, cmd: StreamsCmd, w: &Warden) -> anyhow::Result<
                         i.state.bytes.to_string(),
                     ]);
                 }
-                println!("{t}");
+                outln!("{t}")?;
             }
             Ok(())
         }
     }
 }
 
-fn usage_or_failure(e: StreamsError) -> anyhow::Error {
-    if e.is_usage() {
-        UsageError(e.to_string()).into()
-    } else {
-        anyhow::Error::new(e).context("streams")
+pub(crate) fn usage_or_failure(e: StreamsError) -> anyhow::Error {
+    crate::cli::usage_if(e.is_usage(), e)
+}
+
+/// A streams error as the command line reports it, the problems of a refused spec
+/// listed first (on stdout as JSON with `--json`, on stderr otherwise).
+pub(crate) fn failure(json_out: bool, e: StreamsError) -> anyhow::Error {
+    if let StreamsError::Invalid(problems) = &e {
+        if json_out && let Err(print) = crate::cli::print_json(&json!({"problems": problems})) {
+            return print;
+        }
+        for p in problems {
+            eprintln!("  {p}");
+        }
     }
+    usage_or_failure(e)
 }

@@ -191,7 +191,7 @@ fn emit(json: bool, t: &TenantView, what: &str) -> anyhow::Result<()> {
         return print_json(t);
     }
     eprintln!("tenant {} {what}", t.slug);
-    print!("{}", human(t));
+    out!("{}", human(t))?;
     Ok(())
 }
 
@@ -215,7 +215,7 @@ fn emit_creds(
         }
         None if json => print_json(&json!({"tenant": t.slug, "user": name, "creds": creds})),
         None => {
-            print!("{creds}");
+            out!("{creds}")?;
             Ok(())
         }
     }
@@ -233,8 +233,8 @@ pub async fn run(json: bool, cmd: TenantCmd, w: &Warden) -> anyhow::Result<()> {
             if json {
                 return print_json(&list);
             }
-            let mut table = comfy_table::Table::new();
-            table.set_header(["SLUG", "STATE", "ACCOUNT", "ACCOUNT KEY", "USERS", "CONNS"]);
+            let mut table =
+                crate::cli::table(["SLUG", "STATE", "ACCOUNT", "ACCOUNT KEY", "USERS", "CONNS"]);
             for t in &list {
                 table.add_row([
                     t.slug.clone(),
@@ -245,7 +245,7 @@ pub async fn run(json: bool, cmd: TenantCmd, w: &Warden) -> anyhow::Result<()> {
                     t.limits.conns.to_string(),
                 ]);
             }
-            println!("{table}");
+            outln!("{table}")?;
             Ok(())
         }
         TenantCmd::Show { slug } => {
@@ -253,7 +253,7 @@ pub async fn run(json: bool, cmd: TenantCmd, w: &Warden) -> anyhow::Result<()> {
             if json {
                 return print_json(&t);
             }
-            print!("{}", human(&t));
+            out!("{}", human(&t))?;
             Ok(())
         }
         TenantCmd::Edit { slug, limits } => {
@@ -278,7 +278,7 @@ pub async fn run(json: bool, cmd: TenantCmd, w: &Warden) -> anyhow::Result<()> {
             if json {
                 return print_json(&s);
             }
-            print!("{}", serde_yaml_ng::to_string(&s)?);
+            out!("{}", serde_yaml_ng::to_string(&s)?)?;
             Ok(())
         }
         TenantCmd::Settings(TenantSettingsCmd::Set { file, dry_run }) => {
@@ -308,11 +308,11 @@ pub async fn run(json: bool, cmd: TenantCmd, w: &Warden) -> anyhow::Result<()> {
             } else {
                 eprintln!("tenant settings unchanged");
             }
-            print!("{}", serde_yaml_ng::to_string(&r.settings)?);
+            out!("{}", serde_yaml_ng::to_string(&r.settings)?)?;
             Ok(())
         }
         TenantCmd::User(TenantUserCmd::Add { slug, name, output }) => {
-            let (t, creds) = w.add_tenant_user(&slug, &name).await?;
+            let (t, creds) = w.add_tenant_user_with_creds(&slug, &name).await?;
             emit_creds(json, &t, &name, &creds, output)
         }
         TenantCmd::Creds { slug, name, output } => {

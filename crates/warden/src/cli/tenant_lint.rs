@@ -3,11 +3,10 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use serde_json::json;
 
 use crate::cli::UsageError;
 use warden_ops::Warden;
-use warden_ops::streams::{StreamsError, parse_spec};
+use warden_ops::streams::parse_spec;
 use warden_ops::tenant_lint::*;
 
 /// Flags of `warden tenant lint`.
@@ -24,14 +23,6 @@ pub struct LintArgs {
     pub strict: bool,
 }
 
-fn usage_or_failure(e: StreamsError) -> anyhow::Error {
-    if e.is_usage() {
-        UsageError(e.to_string()).into()
-    } else {
-        anyhow::Error::new(e).context("tenant lint")
-    }
-}
-
 /// Runs `warden tenant lint`.
 pub async fn run(json_out: bool, args: LintArgs, w: &Warden) -> anyhow::Result<()> {
     // Read the spec first: a bad file is a usage error before anything else is read.
@@ -43,20 +34,7 @@ pub async fn run(json_out: bool, args: LintArgs, w: &Warden) -> anyhow::Result<(
             let spec = parse_spec(path, &text).map_err(UsageError)?;
             match spec_streams(&spec) {
                 Ok(s) => Some(s),
-                Err(e) => {
-                    if let StreamsError::Invalid(problems) = &e {
-                        if json_out {
-                            println!(
-                                "{}",
-                                serde_json::to_string_pretty(&json!({"problems": problems}))?
-                            );
-                        }
-                        for p in problems {
-                            eprintln!("  {p}");
-                        }
-                    }
-                    return Err(usage_or_failure(e));
-                }
+                Err(e) => return Err(super::streams::failure(json_out, e)),
             }
         }
     };
@@ -65,16 +43,19 @@ pub async fn run(json_out: bool, args: LintArgs, w: &Warden) -> anyhow::Result<(
         findings.extend(w.lint_streams(streams, "spec").await?);
     }
     if let Some(url) = &args.nats {
-        let streams = w.platform_streams(url).await.map_err(usage_or_failure)?;
+        let streams = w
+            .platform_streams(url)
+            .await
+            .map_err(super::streams::usage_or_failure)?;
         findings.extend(w.lint_streams(&streams, "server").await?);
     }
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&findings)?);
+        outln!("{}", serde_json::to_string_pretty(&findings)?)?;
     } else if findings.is_empty() {
-        println!("no findings");
+        outln!("no findings")?;
     } else {
         for f in &findings {
-            println!("{f}");
+            outln!("{f}")?;
         }
     }
     if args.strict && !findings.is_empty() {

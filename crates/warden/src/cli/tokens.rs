@@ -51,10 +51,7 @@ fn cli_actor() -> String {
 }
 
 fn cli_error(e: TokenError) -> anyhow::Error {
-    match e {
-        TokenError::Invalid(msg) => crate::cli::UsageError(msg).into(),
-        other => other.into(),
-    }
+    crate::cli::usage_if(matches!(e, TokenError::Invalid(_)), e)
 }
 
 fn when(t: Option<i64>) -> String {
@@ -112,9 +109,7 @@ pub async fn run(json: bool, cmd: TokenCmd, warden: &warden_ops::Warden) -> anyh
                 serde_json::to_writer_pretty(&mut out, &list)?;
                 writeln!(out)?;
             } else {
-                let mut t = comfy_table::Table::new();
-                t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
-                t.set_header(vec![
+                let mut t = crate::cli::table([
                     "id",
                     "name",
                     "scopes",

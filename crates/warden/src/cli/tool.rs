@@ -143,7 +143,7 @@ where
                 bail!("server refused the publish to {subject}: {e}");
             }
             if *json {
-                println!("{}", serde_json::json!({"published": subject}));
+                outln!("{}", serde_json::json!({"published": subject}))?;
             } else {
                 eprintln!("published to {subject}");
             }
@@ -170,12 +170,12 @@ where
                     .context("subscription closed")?;
                 let body = String::from_utf8_lossy(&msg.payload);
                 if *json {
-                    println!(
+                    outln!(
                         "{}",
                         serde_json::json!({"subject": msg.subject.as_str(), "payload": body})
-                    );
+                    )?;
                 } else {
-                    println!("[{}] {}", msg.subject, body);
+                    outln!("[{}] {}", msg.subject, body)?;
                 }
             }
         }
@@ -194,9 +194,9 @@ where
             .with_context(|| format!("no reply on {subject} within {timeout:?}"))??;
             let body = String::from_utf8_lossy(&reply.payload);
             if *json {
-                println!("{}", serde_json::json!({"subject": subject, "reply": body}));
+                outln!("{}", serde_json::json!({"subject": subject, "reply": body}))?;
             } else {
-                println!("{body}");
+                outln!("{body}")?;
             }
         }
     }

@@ -1,81 +1,76 @@
-//! `warden serve`: one long-running process with the HTTP API, the outbox relay
-//! and the NATS request/reply service. SIGTERM or Ctrl-C stops it gracefully:
-//! new work stops, in-flight requests and the current relay batch finish.
+//! `warden serve` composed: one long-running process with the HTTP API, the outbox
+//! relay, the device observer, the expiry of governance grants, the NATS
+//! request/reply service and (when configured) the rooms gateway. It takes a plain
+//! [`ServeConfig`] (the command line builds it from its flags) and reports the
+//! address it listens on through a callback; it neither parses flags nor prints.
+//!
+//! SIGTERM or Ctrl-C ([`shutdown_signal`]) stops it gracefully: new work stops,
+//! in-flight requests and the current relay batch finish.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use clap::Args;
 use tokio::sync::watch;
 
-use warden_ops::Warden;
 use warden_ops::relay::{self, RelayConfig};
+use warden_ops::{Scope, Warden};
 
-/// Flags of `warden serve`.
-#[derive(Args, Debug, Clone)]
-pub struct ServeArgs {
+/// What `warden serve` runs, and where.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
     /// NATS server to keep in step (and to serve the NATS API on).
-    #[arg(long, env = "WARDEN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats: String,
-    /// HTTP API listen address (port 0 picks a free one; the address is printed).
-    #[arg(long, env = "WARDEN_HTTP_LISTEN", default_value = "127.0.0.1:7480")]
+    /// HTTP listen address (port 0 picks a free one; see [`run`]'s `on_listening`).
     pub http: String,
-    /// Longest wait between retries of a failed delivery (e.g. 30s).
-    #[arg(long, default_value = "30s", value_parser = secs)]
+    /// Longest wait between retries of a failed delivery.
     pub max_backoff: Duration,
-    /// Outbox rows relayed per batch.
-    #[arg(long, default_value_t = 2_000, hide = true)]
+    /// Outbox rows relayed per batch (at least 1).
     pub batch: i64,
-    /// Do not serve the NATS request/reply API.
-    #[arg(long)]
+    /// Whether the NATS request/reply service stays off.
     pub no_service: bool,
+    /// The scopes the NATS request/reply service acts with (its callers are trusted
+    /// backends; these bound what they may ask).
+    pub service_scopes: Vec<Scope>,
     /// The rooms gateway (`/rooms`, `/chat`): on when a chat secret is set.
-    #[command(flatten)]
-    pub chat: crate::chat::ChatArgs,
+    pub chat: crate::chat::ChatSettings,
     /// How often expired governance grants are removed (and affected NATS users re-issued).
-    #[arg(long, default_value = "30s", value_parser = secs)]
     pub dir_expire_every: Duration,
 }
 
-fn secs(s: &str) -> Result<Duration, String> {
-    warden_core::parse::parse_duration_ns(s)
-        .map(|ns| Duration::from_nanos(ns.max(0) as u64))
-        .map_err(|e| e.to_string())
-}
-
-/// Runs until SIGTERM or Ctrl-C.
-pub async fn run(warden: Warden, args: ServeArgs) -> Result<()> {
+/// Runs until [`shutdown_signal`]. `on_listening` is called once with the bound HTTP
+/// address, after everything that must exist before clients arrive (the rooms
+/// gateway's account and user) exists.
+pub async fn run(
+    warden: Warden,
+    config: ServeConfig,
+    on_listening: impl FnOnce(SocketAddr),
+) -> Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let ready = Arc::new(AtomicBool::new(false));
 
     // The rooms gateway, when configured: its account and user exist before the address
-    // is printed (the relay pushes them like any account).
-    let chat_router = if args.chat.enabled() {
-        let creds = crate::chat::gateway_creds(&warden, &args.chat.account).await?;
-        let state = crate::chat::start(
-            warden.store().clone(),
-            &args.chat,
-            &args.nats,
-            &creds,
-            stop_rx.clone(),
-        )
-        .await?;
+    // is reported (the relay pushes them like any account).
+    let chat_router = if config.chat.enabled() {
+        let creds = crate::chat::gateway_creds(&warden, &config.chat.account).await?;
+        let state =
+            crate::chat::start(&warden, &config.chat, &config.nats, &creds, stop_rx.clone())
+                .await?;
         Some(crate::chat::router(state))
     } else {
         None
     };
 
-    let listener = tokio::net::TcpListener::bind(&args.http)
+    let listener = tokio::net::TcpListener::bind(&config.http)
         .await
-        .with_context(|| format!("cannot listen on {}", args.http))?;
-    let addr = listener.local_addr()?;
-    println!("warden serve: http://{addr} (nats {})", args.nats);
+        .with_context(|| format!("cannot listen on {}", config.http))?;
+    on_listening(listener.local_addr()?);
 
-    let mut cfg = RelayConfig::new(args.nats.clone());
-    cfg.max_backoff = args.max_backoff;
-    cfg.batch = args.batch.max(1);
+    let mut cfg = RelayConfig::new(config.nats.clone());
+    cfg.max_backoff = config.max_backoff;
+    cfg.batch = config.batch.max(1);
     let relay_task = tokio::spawn(relay::run(
         warden.clone(),
         cfg,
@@ -85,13 +80,13 @@ pub async fn run(warden: Warden, args: ServeArgs) -> Result<()> {
 
     let observe_task = tokio::spawn(warden_ops::observe::run(
         warden.clone(),
-        args.nats.clone(),
+        config.nats.clone(),
         stop_rx.clone(),
     ));
 
     let expiry_task = tokio::spawn(warden_ops::governance::run_expiry(
         warden.clone(),
-        args.dir_expire_every,
+        config.dir_expire_every,
         stop_rx.clone(),
     ));
 
@@ -102,26 +97,28 @@ pub async fn run(warden: Warden, args: ServeArgs) -> Result<()> {
     let http_task = tokio::spawn(crate::http::serve_with_nats(
         listener,
         http_state,
-        Some(args.nats.clone()),
+        Some(config.nats.clone()),
         chat_router,
         stopped(stop_rx.clone()),
     ));
 
-    let service_task = if args.no_service {
+    let service_task = if config.no_service {
         None
     } else {
         let creds = warden.service_user_creds().await?;
         let client = async_nats::ConnectOptions::with_credentials(&creds)?
             .name("warden-service")
             .retry_on_initial_connect()
-            .connect(&args.nats)
+            .connect(&config.nats)
             .await
-            .with_context(|| format!("cannot connect to {}", args.nats))?;
+            .with_context(|| format!("cannot connect to {}", config.nats))?;
         let prefix = warden.settings().service_prefix.clone();
         let w = warden.clone();
         let stop = stopped(stop_rx.clone());
+        // The service's callers act as `Actor::nats_service(&scopes)`.
+        let scopes = config.service_scopes.clone();
         Some(tokio::spawn(async move {
-            crate::nats_api::run(client, w, &prefix, stop).await
+            crate::nats_api::run(client, w, &prefix, &scopes, stop).await
         }))
     };
 
@@ -142,7 +139,9 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-async fn shutdown_signal() {
+/// Resolves at the first SIGTERM or Ctrl-C: the one stop signal of the long-running
+/// commands (`warden serve`, `warden chat`).
+pub async fn shutdown_signal() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
