@@ -5,28 +5,22 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::anyhow;
-use clap::Args;
 use serde::Serialize;
 
-use warden_ops::Warden;
 use warden_ops::device::*;
 
 use crate::cli::print_json;
 
 /// Arguments of `warden bench devices`.
-#[derive(Args, Debug)]
-pub struct BenchDevicesArgs {
+#[derive(Debug, Clone)]
+pub struct DevicesOptions {
     /// Devices to provision.
-    #[arg(long, default_value_t = 10_000)]
     pub count: u32,
     /// Use this (empty) PostgreSQL database instead of a fresh SQLite file.
-    #[arg(long, value_name = "URL")]
     pub pg: Option<String>,
     /// nats-server binary the bench starts.
-    #[arg(long, default_value = "nats-server")]
     pub nats_server: PathBuf,
     /// Devices revoked afterwards (to measure the hub JWT).
-    #[arg(long, default_value_t = 100)]
     pub revoke: u32,
 }
 
@@ -69,28 +63,11 @@ pub struct BenchDevicesReport {
 }
 
 /// Runs `warden bench devices`.
-pub async fn bench(json: bool, args: BenchDevicesArgs) -> anyhow::Result<()> {
+pub async fn bench(json: bool, args: DevicesOptions) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("warden-bench-devices-")
         .tempdir()?;
-    let url = match &args.pg {
-        Some(u) => u.clone(),
-        None => format!("sqlite://{}/warden.db", dir.path().display()),
-    };
-    let store = warden_store::Store::open(&url, warden_store::MasterKey::generate()).await?;
-    let mut w = Warden::open(store, warden_ops::Actor::operator("bench")).await?;
-    if w.store().operator().await?.is_some() {
-        return Err(crate::cli::UsageError("the bench needs an empty database".into()).into());
-    }
-    w.init(warden_ops::InitOptions {
-        operator: "BENCH".into(),
-        account: None,
-        user: None,
-        settings: Default::default(),
-        service_urls: vec![],
-        migrations: warden_core::default_migrations(warden_core::bootstrap::DEFAULT_SERVICE_PREFIX),
-    })
-    .await?;
+    let w = crate::bench::fresh_warden(dir.path(), args.pg.as_deref(), true).await?;
     let mut server =
         crate::bench::server::BenchServer::start(&w, &args.nats_server, dir.path()).await?;
     let cfg = warden_ops::relay::RelayConfig::new(server.url.clone());
@@ -128,7 +105,7 @@ pub async fn bench(json: bool, args: BenchDevicesArgs) -> anyhow::Result<()> {
     warden_ops::relay::drain_all(&w, &conns, &cfg).await?;
     let hub_jwt_bytes_revoked = w.account(&fleet.hub_account).await?.jwt.len();
     let out = BenchDevicesReport {
-        backend: format!("{:?}", w.store().backend()).to_lowercase(),
+        backend: w.backend_name().to_string(),
         count: args.count,
         store_seconds,
         push_seconds,
@@ -145,7 +122,7 @@ pub async fn bench(json: bool, args: BenchDevicesArgs) -> anyhow::Result<()> {
         hub_jwt_bytes_revoked,
     };
     server.stop();
-    w.store().close().await;
+    w.close().await;
     if json {
         return print_json(&out);
     }

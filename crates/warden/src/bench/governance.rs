@@ -8,32 +8,26 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
-use clap::Args;
 use futures::StreamExt;
 use serde::Serialize;
 use warden_core::directory::{NextRole, NextUser, SyncPlan};
 use warden_core::governance::{Change, ProposalKind, TaskGrants};
 
-use warden_ops::Warden;
+use crate::bench::server::BenchServer;
 use warden_ops::governance::ProposalInput;
 
 /// Flags of `warden bench governance`.
-#[derive(Args, Debug)]
-pub struct BenchGovernanceArgs {
+#[derive(Debug, Clone)]
+pub struct GovernanceOptions {
     /// Directory users to import.
-    #[arg(long, default_value_t = 10_000)]
     pub users: u32,
     /// Roles to import.
-    #[arg(long, default_value_t = 1_000)]
     pub roles: u32,
     /// Members per role.
-    #[arg(long, default_value_t = 10)]
     pub members: u32,
     /// Proposals timed end to end.
-    #[arg(long, default_value_t = 20)]
     pub rounds: u32,
     /// nats-server binary the bench starts.
-    #[arg(long, default_value = "nats-server")]
     pub nats_server: PathBuf,
 }
 
@@ -105,7 +99,7 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 /// Runs `warden bench governance`.
-pub async fn bench(json: bool, args: BenchGovernanceArgs) -> Result<()> {
+pub async fn bench(json: bool, args: GovernanceOptions) -> Result<()> {
     if args.users == 0 || args.rounds == 0 || args.rounds > args.users {
         return Err(crate::cli::UsageError(
             "--users and --rounds must be positive, --rounds at most --users".into(),
@@ -115,59 +109,13 @@ pub async fn bench(json: bool, args: BenchGovernanceArgs) -> Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("warden-bench-governance-")
         .tempdir()?;
-    let url = format!("sqlite://{}/warden.db", dir.path().display());
-    let store = warden_store::Store::open(&url, warden_store::MasterKey::generate()).await?;
-    let mut w = Warden::open(store, warden_ops::Actor::operator("bench")).await?;
-    w.init(warden_ops::InitOptions {
-        operator: "BENCH".into(),
-        account: None,
-        user: None,
-        settings: Default::default(),
-        service_urls: vec![],
-        migrations: warden_core::default_migrations(warden_core::bootstrap::DEFAULT_SERVICE_PREFIX),
-    })
-    .await?;
+    let w = crate::bench::fresh_warden(dir.path(), None, true).await?;
     w.add_account("APP", Default::default()).await?;
 
-    let version = std::process::Command::new(&args.nats_server)
-        .arg("--version")
-        .output()
-        .with_context(|| format!("cannot run {}", args.nats_server.display()))?;
-    let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let op = w.operator().await?;
-    let mut cfg = warden_nats::config::ServerConfig::new(
-        format!("127.0.0.1:{port}"),
-        op.jwt,
-        op.system_account,
-        dir.path().join("resolver"),
-    );
-    cfg.preload = w.account_jwts().await?;
-    let conf = dir.path().join("nats.conf");
-    std::fs::write(&conf, cfg.render())?;
-    let log = std::fs::File::create(dir.path().join("nats.log"))?;
-    let mut child = std::process::Command::new(&args.nats_server)
-        .arg("-c")
-        .arg(&conf)
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("cannot start {}", args.nats_server.display()))?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        if Instant::now() > deadline || child.try_wait()?.is_some() {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(anyhow!("nats-server did not start"));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let nats_url = format!("nats://127.0.0.1:{port}");
+    // The server: Warden's config, started and waited for (bounded).
+    let mut server = BenchServer::start(&w, &args.nats_server, dir.path()).await?;
+    let version = server.version.clone();
+    let nats_url = server.url.clone();
     let result = async {
         let rcfg = warden_ops::relay::RelayConfig::new(nats_url.clone());
         let conns = warden_ops::relay::Connections::open(&w, &rcfg).await?;
@@ -300,9 +248,8 @@ pub async fn bench(json: bool, args: BenchGovernanceArgs) -> Result<()> {
         })
     }
     .await;
-    let _ = child.kill();
-    let _ = child.wait();
-    w.store().close().await;
+    server.stop();
+    w.close().await;
     let out = result?;
     if json {
         println!("{}", serde_json::to_string_pretty(&out)?);

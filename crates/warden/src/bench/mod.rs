@@ -14,10 +14,10 @@ pub mod nsc;
 pub mod server;
 pub mod tenants;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use clap::Subcommand;
 use nats_jwt::{KeyKind, KeyPair, Subject, UserClaims};
 use serde::Serialize;
 use warden_core::UserSpec;
@@ -25,32 +25,33 @@ use warden_store::{MasterKey, Store};
 
 use warden_ops::{InitOptions, Settings, Warden};
 
-/// Subcommands of `warden bench`.
-#[derive(Subcommand, Debug)]
-pub enum BenchCmd {
-    /// JWT issuance rate vs raw Ed25519 signing rate.
-    Issue {
-        /// Tokens to issue (and signatures to make).
-        #[arg(long, default_value_t = 20_000)]
-        count: u32,
-    },
-    /// Time N `user add` operations on a fresh SQLite database.
-    UserAdd {
-        /// Users to add.
-        #[arg(long, default_value_t = 1_000)]
-        count: u32,
-    },
-    /// Export an organisation of N units and M users as an nsc store: wall time.
-    Export(crate::bench::nsc::BenchExportArgs),
-    /// Provision N devices (store + JWTs + resolver pushes): wall time and devices per second.
-    Devices(crate::bench::devices::BenchDevicesArgs),
-    /// Add N tenants and push them: wall time, platform JWT size, one more at N.
-    Tenants(crate::bench::tenants::BenchTenantsArgs),
-    /// Import N directory users and M roles (apply_sync_plan), and time proposals end to end until nats-server enforces them.
-    Governance(crate::bench::governance::BenchGovernanceArgs),
-    /// Rooms gateway: 10,000 idle websockets (memory) and 1,000 clients in 100 rooms
-    /// (deliveries per second, latency), against a `warden chat` child and a real nats-server.
-    Chat(crate::bench::chat::BenchChatArgs),
+/// A Warden on a fresh database for one bench run: SQLite in `dir`, or the (empty)
+/// PostgreSQL database at `pg`, with a `BENCH` operator and, when `migrations` is set,
+/// Warden's default JWT migrations (the service account and user).
+pub async fn fresh_warden(dir: &Path, pg: Option<&str>, migrations: bool) -> Result<Warden> {
+    let url = match pg {
+        Some(u) => u.to_string(),
+        None => format!("sqlite://{}/warden.db", dir.display()),
+    };
+    let store = Store::open(&url, MasterKey::from_bytes(rand_key())).await?;
+    let mut w = Warden::open(store, warden_ops::Actor::operator("bench")).await?;
+    if w.is_initialised().await? {
+        return Err(crate::cli::UsageError("the bench needs an empty database".into()).into());
+    }
+    w.init(InitOptions {
+        operator: "BENCH".into(),
+        account: None,
+        user: None,
+        settings: Settings::default(),
+        service_urls: Vec::new(),
+        migrations: if migrations {
+            warden_core::default_migrations(warden_core::bootstrap::DEFAULT_SERVICE_PREFIX)
+        } else {
+            Vec::new()
+        },
+    })
+    .await?;
+    Ok(w)
 }
 
 /// Result of `bench issue`.
@@ -130,18 +131,7 @@ pub fn measure_issue(count: u32) -> Result<IssueReport> {
 /// Adds `count` users to a fresh SQLite database in a temporary directory.
 pub async fn measure_user_add(count: u32, json: bool) -> Result<UserAddReport> {
     let dir = tempfile::tempdir()?;
-    let url = format!("sqlite://{}/warden.db", dir.path().display());
-    let store = Store::open(&url, MasterKey::from_bytes(rand_key())).await?;
-    let mut w = Warden::open(store, warden_ops::Actor::operator("bench")).await?;
-    w.init(InitOptions {
-        operator: "BENCH".into(),
-        account: None,
-        user: None,
-        settings: Settings::default(),
-        service_urls: Vec::new(),
-        migrations: Vec::new(),
-    })
-    .await?;
+    let w = fresh_warden(dir.path(), None, false).await?;
     w.add_account("LOAD", Default::default()).await?;
     let bar = progress(json, u64::from(count), "user add");
     let start = Instant::now();
@@ -164,36 +154,30 @@ fn rand_key() -> [u8; 32] {
     rand::random()
 }
 
-/// Runs a bench subcommand.
-pub async fn run(json: bool, cmd: BenchCmd) -> Result<()> {
-    match cmd {
-        BenchCmd::Export(args) => return crate::bench::nsc::bench_export(json, args).await,
-        BenchCmd::Devices(args) => return crate::bench::devices::bench(json, args).await,
-        BenchCmd::Tenants(args) => return crate::bench::tenants::bench(json, args).await,
-        BenchCmd::Governance(args) => return crate::bench::governance::bench(json, args).await,
-        BenchCmd::Chat(args) => return crate::bench::chat::bench(json, args).await,
-        BenchCmd::Issue { count } => {
-            let r = measure_issue(count)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
-            } else {
-                println!(
-                    "issued {} user JWTs: {:.0}/s\nraw Ed25519 signatures over {} bytes: {:.0}/s\nratio issue/raw: {:.3}",
-                    r.count, r.issue_per_s, r.message_bytes, r.raw_sign_per_s, r.ratio
-                );
-            }
-        }
-        BenchCmd::UserAdd { count } => {
-            let r = measure_user_add(count, json).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
-            } else {
-                println!(
-                    "{} user add operations on SQLite: {:.2} s ({:.1} ms each, {:.0}/s)",
-                    r.count, r.seconds, r.ms_per_op, r.per_s
-                );
-            }
-        }
+/// Runs `warden bench issue` and prints its report.
+pub fn issue(json: bool, count: u32) -> Result<()> {
+    let r = measure_issue(count)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "issued {} user JWTs: {:.0}/s\nraw Ed25519 signatures over {} bytes: {:.0}/s\nratio issue/raw: {:.3}",
+            r.count, r.issue_per_s, r.message_bytes, r.raw_sign_per_s, r.ratio
+        );
+    }
+    Ok(())
+}
+
+/// Runs `warden bench user-add` and prints its report.
+pub async fn user_add(json: bool, count: u32) -> Result<()> {
+    let r = measure_user_add(count, json).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "{} user add operations on SQLite: {:.2} s ({:.1} ms each, {:.0}/s)",
+            r.count, r.seconds, r.ms_per_op, r.per_s
+        );
     }
     Ok(())
 }

@@ -3,7 +3,6 @@
 use std::path::Path;
 use std::time::Instant;
 
-use clap::Args;
 use nats_jwt::Subject;
 use serde::Serialize;
 use warden_core::{AccountSpec, UserSpec};
@@ -12,16 +11,13 @@ use warden_store::{MasterKey, Store};
 use warden_ops::Warden;
 use warden_ops::nsc::export;
 use warden_ops::nsc::*;
-use warden_ops::{InitOptions, Settings};
 
 /// Arguments of `warden bench export`.
-#[derive(Args, Debug)]
-pub struct BenchExportArgs {
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
     /// Units (accounts).
-    #[arg(long, default_value_t = 100)]
     pub units: u32,
     /// Users in all.
-    #[arg(long, default_value_t = 10_000)]
     pub users: u32,
 }
 
@@ -79,18 +75,7 @@ pub async fn measure_export(
 ) -> anyhow::Result<ExportBenchReport> {
     let units = units.max(1);
     let dir = tempfile::tempdir()?;
-    let url = format!("sqlite://{}/warden.db", dir.path().display());
-    let store = Store::open(&url, MasterKey::from_bytes(rand::random())).await?;
-    let mut w = Warden::open(store, warden_ops::Actor::operator("bench")).await?;
-    w.init(InitOptions {
-        operator: "BENCH".into(),
-        account: None,
-        user: None,
-        settings: Settings::default(),
-        service_urls: Vec::new(),
-        migrations: Vec::new(),
-    })
-    .await?;
+    let w = crate::bench::fresh_warden(dir.path(), None, false).await?;
     let bar = crate::bench::progress(json, u64::from(users), "build");
     let start = Instant::now();
     for u in 0..units {
@@ -168,7 +153,7 @@ pub async fn measure_export(
 }
 
 /// Runs `warden bench export`.
-pub async fn bench_export(json: bool, args: BenchExportArgs) -> anyhow::Result<()> {
+pub async fn bench_export(json: bool, args: ExportOptions) -> anyhow::Result<()> {
     let r = measure_export(args.units, args.users, json).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);

@@ -2,23 +2,19 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-use clap::Args;
 use serde::Serialize;
 use warden_core::tenant::TenantLimitsEdit;
 
-use warden_ops::Warden;
+use crate::bench::server::BenchServer;
 
 use crate::cli::print_json;
 
 /// Arguments of `warden bench tenants`.
-#[derive(Args, Debug)]
-pub struct BenchTenantsArgs {
+#[derive(Debug, Clone)]
+pub struct TenantsOptions {
     /// Tenants to add.
-    #[arg(long, default_value_t = 1_000)]
     pub count: u32,
     /// nats-server binary the bench starts.
-    #[arg(long, default_value = "nats-server")]
     pub nats_server: PathBuf,
 }
 
@@ -52,68 +48,19 @@ pub struct BenchTenantsReport {
 
 /// Runs `warden bench tenants`: N tenants added and pushed to a nats-server the bench
 /// starts (Warden's rendered config, operator mode, JetStream on).
-pub async fn bench(json: bool, args: BenchTenantsArgs) -> anyhow::Result<()> {
-    use anyhow::anyhow;
-    use std::time::{Duration, Instant};
+pub async fn bench(json: bool, args: TenantsOptions) -> anyhow::Result<()> {
+    use std::time::Instant;
 
     let dir = tempfile::Builder::new()
         .prefix("warden-bench-tenants-")
         .tempdir()?;
-    let url = format!("sqlite://{}/warden.db", dir.path().display());
-    let store = warden_store::Store::open(&url, warden_store::MasterKey::generate()).await?;
-    let mut w = Warden::open(store, warden_ops::Actor::operator("bench")).await?;
-    w.init(warden_ops::InitOptions {
-        operator: "BENCH".into(),
-        account: None,
-        user: None,
-        settings: Default::default(),
-        service_urls: vec![],
-        migrations: warden_core::default_migrations(warden_core::bootstrap::DEFAULT_SERVICE_PREFIX),
-    })
-    .await?;
+    let w = crate::bench::fresh_warden(dir.path(), None, true).await?;
 
     // The server: Warden's config, started and waited for (bounded).
-    let version = std::process::Command::new(&args.nats_server)
-        .arg("--version")
-        .output()
-        .with_context(|| format!("cannot run {}", args.nats_server.display()))?;
-    let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let op = w.operator().await?;
-    let mut cfg = warden_nats::config::ServerConfig::new(
-        format!("127.0.0.1:{port}"),
-        op.jwt,
-        op.system_account,
-        dir.path().join("resolver"),
-    );
-    cfg.preload = w.account_jwts().await?;
-    cfg.jetstream_dir = Some(dir.path().join("js"));
-    let conf = dir.path().join("nats.conf");
-    std::fs::write(&conf, cfg.render())?;
-    let log = std::fs::File::create(dir.path().join("nats.log"))?;
-    let mut child = std::process::Command::new(&args.nats_server)
-        .arg("-c")
-        .arg(&conf)
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("cannot start {}", args.nats_server.display()))?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        if Instant::now() > deadline || child.try_wait()?.is_some() {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(anyhow!("nats-server did not start"));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut server = BenchServer::start(&w, &args.nats_server, dir.path()).await?;
+    let version = server.version.clone();
     let result = async {
-        let rcfg = warden_ops::relay::RelayConfig::new(format!("nats://127.0.0.1:{port}"));
+        let rcfg = warden_ops::relay::RelayConfig::new(server.url.clone());
         let conns = warden_ops::relay::Connections::open(&w, &rcfg).await?;
         warden_ops::relay::drain_all(&w, &conns, &rcfg).await?;
         // Small JetStream reservations: the bench measures accounts, not disk.
@@ -160,9 +107,8 @@ pub async fn bench(json: bool, args: BenchTenantsArgs) -> anyhow::Result<()> {
         })
     }
     .await;
-    let _ = child.kill();
-    let _ = child.wait();
-    w.store().close().await;
+    server.stop();
+    w.close().await;
     let out = result?;
     if json {
         return print_json(&out);

@@ -1,0 +1,194 @@
+//! `warden bench …`: the flags of the measurements (`bench/` runs them and prints their
+//! reports).
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use crate::bench;
+
+/// Subcommands of `warden bench`.
+#[derive(Subcommand, Debug)]
+pub enum BenchCmd {
+    /// JWT issuance rate vs raw Ed25519 signing rate.
+    Issue {
+        /// Tokens to issue (and signatures to make).
+        #[arg(long, default_value_t = 20_000)]
+        count: u32,
+    },
+    /// Time N `user add` operations on a fresh SQLite database.
+    UserAdd {
+        /// Users to add.
+        #[arg(long, default_value_t = 1_000)]
+        count: u32,
+    },
+    /// Export an organisation of N units and M users as an nsc store: wall time.
+    Export(ExportArgs),
+    /// Provision N devices (store + JWTs + resolver pushes): wall time and devices per second.
+    Devices(DevicesArgs),
+    /// Add N tenants and push them: wall time, platform JWT size, one more at N.
+    Tenants(TenantsArgs),
+    /// Import N directory users and M roles (apply_sync_plan), and time proposals end to end until nats-server enforces them.
+    Governance(GovernanceArgs),
+    /// Rooms gateway: 10,000 idle websockets (memory) and 1,000 clients in 100 rooms
+    /// (deliveries per second, latency), against a `warden chat` child and a real nats-server.
+    Chat(ChatBenchArgs),
+}
+
+/// Arguments of `warden bench devices`.
+#[derive(Args, Debug)]
+pub struct DevicesArgs {
+    /// Devices to provision.
+    #[arg(long, default_value_t = 10_000)]
+    pub count: u32,
+    /// Use this (empty) PostgreSQL database instead of a fresh SQLite file.
+    #[arg(long, value_name = "URL")]
+    pub pg: Option<String>,
+    /// nats-server binary the bench starts.
+    #[arg(long, default_value = "nats-server")]
+    pub nats_server: PathBuf,
+    /// Devices revoked afterwards (to measure the hub JWT).
+    #[arg(long, default_value_t = 100)]
+    pub revoke: u32,
+}
+
+impl From<DevicesArgs> for bench::devices::DevicesOptions {
+    fn from(a: DevicesArgs) -> Self {
+        bench::devices::DevicesOptions {
+            count: a.count,
+            pg: a.pg,
+            nats_server: a.nats_server,
+            revoke: a.revoke,
+        }
+    }
+}
+
+/// Arguments of `warden bench tenants`.
+#[derive(Args, Debug)]
+pub struct TenantsArgs {
+    /// Tenants to add.
+    #[arg(long, default_value_t = 1_000)]
+    pub count: u32,
+    /// nats-server binary the bench starts.
+    #[arg(long, default_value = "nats-server")]
+    pub nats_server: PathBuf,
+}
+
+impl From<TenantsArgs> for bench::tenants::TenantsOptions {
+    fn from(a: TenantsArgs) -> Self {
+        bench::tenants::TenantsOptions {
+            count: a.count,
+            nats_server: a.nats_server,
+        }
+    }
+}
+
+/// Arguments of `warden bench export`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Units (accounts).
+    #[arg(long, default_value_t = 100)]
+    pub units: u32,
+    /// Users in all.
+    #[arg(long, default_value_t = 10_000)]
+    pub users: u32,
+}
+
+impl From<ExportArgs> for bench::nsc::ExportOptions {
+    fn from(a: ExportArgs) -> Self {
+        bench::nsc::ExportOptions {
+            units: a.units,
+            users: a.users,
+        }
+    }
+}
+
+/// Flags of `warden bench governance`.
+#[derive(Args, Debug)]
+pub struct GovernanceArgs {
+    /// Directory users to import.
+    #[arg(long, default_value_t = 10_000)]
+    pub users: u32,
+    /// Roles to import.
+    #[arg(long, default_value_t = 1_000)]
+    pub roles: u32,
+    /// Members per role.
+    #[arg(long, default_value_t = 10)]
+    pub members: u32,
+    /// Proposals timed end to end.
+    #[arg(long, default_value_t = 20)]
+    pub rounds: u32,
+    /// nats-server binary the bench starts.
+    #[arg(long, default_value = "nats-server")]
+    pub nats_server: PathBuf,
+}
+
+impl From<GovernanceArgs> for bench::governance::GovernanceOptions {
+    fn from(a: GovernanceArgs) -> Self {
+        bench::governance::GovernanceOptions {
+            users: a.users,
+            roles: a.roles,
+            members: a.members,
+            rounds: a.rounds,
+            nats_server: a.nats_server,
+        }
+    }
+}
+
+/// Arguments of `warden bench chat`.
+#[derive(Args, Debug)]
+pub struct ChatBenchArgs {
+    /// nats-server binary the bench starts.
+    #[arg(
+        long,
+        env = "WARDEN_NATS_SERVER_2_15",
+        default_value = "nats-server",
+        value_name = "PATH"
+    )]
+    pub nats_server: PathBuf,
+    /// Clients of the delivery phase (0 skips it).
+    #[arg(long, default_value_t = 1_000)]
+    pub clients: u32,
+    /// Rooms the clients are spread over (evenly).
+    #[arg(long, default_value_t = 100)]
+    pub rooms: u32,
+    /// Messages per second each client sends.
+    #[arg(long, default_value_t = 1.0)]
+    pub rate: f64,
+    /// Seconds of sending.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Idle connections held in the memory phase (0 skips it).
+    #[arg(long, default_value_t = 10_000)]
+    pub idle: u32,
+    /// Gateway binary (default: this executable).
+    #[arg(long, value_name = "PATH")]
+    pub warden: Option<PathBuf>,
+}
+
+impl From<ChatBenchArgs> for bench::chat::ChatBenchOptions {
+    fn from(a: ChatBenchArgs) -> Self {
+        bench::chat::ChatBenchOptions {
+            nats_server: a.nats_server,
+            clients: a.clients,
+            rooms: a.rooms,
+            rate: a.rate,
+            seconds: a.seconds,
+            idle: a.idle,
+            warden: a.warden,
+        }
+    }
+}
+
+/// Runs `warden bench …`.
+pub async fn run(json: bool, cmd: BenchCmd) -> anyhow::Result<()> {
+    match cmd {
+        BenchCmd::Issue { count } => bench::issue(json, count),
+        BenchCmd::UserAdd { count } => bench::user_add(json, count).await,
+        BenchCmd::Export(a) => bench::nsc::bench_export(json, a.into()).await,
+        BenchCmd::Devices(a) => bench::devices::bench(json, a.into()).await,
+        BenchCmd::Tenants(a) => bench::tenants::bench(json, a.into()).await,
+        BenchCmd::Governance(a) => bench::governance::bench(json, a.into()).await,
+        BenchCmd::Chat(a) => bench::chat::bench(json, a.into()).await,
+    }
+}
