@@ -1,5 +1,5 @@
 /*!
-The pure half of Warden's rooms gateway (the chat of issue 8, after the nano-messaging PoC):
+The pure half of Warden's rooms gateway (rooms with permission tables, in the manner of nano-messaging):
 who may do what in a room, which HS256 tokens are accepted, and what the websocket
 `/chat` speaks. No I/O: the store keeps rooms, rules and messages, and `warden` serves
 them over HTTP, websockets and NATS.

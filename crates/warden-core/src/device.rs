@@ -1,4 +1,4 @@
-//! Device fleets: one hub account and one account per device (the seed's `EMDEVS`
+//! Device fleets: one hub account and one account per device (by default `EMDEVS`
 //! and `EMDEV-<id>`). Pure: fleet settings, device id validation, and the compiler of
 //! the hub's exports, each device's imports with the activation claims that grant
 //! them, and the users on both sides.
@@ -28,7 +28,7 @@ use crate::spec::{AccountSpec, UserSpec};
 /// Longest device id, in bytes (the account name `EMDEV-<id>` stays within 64).
 pub const MAX_DEVICE_ID_LEN: usize = 40;
 
-/// Names and subjects of a fleet; defaults follow the seed (nats-manager).
+/// Names and subjects of a fleet; defaults follow the nats-manager conventions.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct FleetSettings {

@@ -1,5 +1,5 @@
 //! The directory's shared shapes: users and roles under their NEXT field names
-//! (the seed's mapping table between Active Directory, NEXT and Azure AD), a
+//! (the mapping between Active Directory, Warden's directory and Azure AD), a
 //! snapshot of one upstream directory, and the plan that turns a snapshot into
 //! creates, updates and deletes.
 //!

@@ -1,9 +1,9 @@
-//! Identity governance (the NEXT seed): directory users, roles, tasks and the
+//! Identity governance: directory users, roles, tasks and the
 //! relationships between them, proposals and the one rule that says who may
 //! confirm or reject them, and the compiler that turns a user's roles and tasks
 //! into NATS permissions per account.
 //!
-//! Relationships are an adjacency list addressed like the seed's ledger:
+//! Relationships are an adjacency list addressed like ledger entries:
 //! `(object type, object id, related type, relationship, related id)`, which
 //! reads as a sentence — `(role, ops, user, member, alice)` is "alice is a
 //! member of role ops" — so any such fact is one lookup of one [`Address`].
@@ -91,7 +91,7 @@ macro_rules! str_enum {
 }
 
 str_enum!(
-    /// The seed's domain objects that take part in relationships.
+    /// The domain objects that take part in relationships.
     ObjectType {
         /// The system administrator role.
         SysAdmin = "sysadmin",
@@ -107,7 +107,7 @@ str_enum!(
 );
 
 str_enum!(
-    /// The seed's relationship types.
+    /// The relationship types.
     Relationship {
         /// Member of a role (a user), or a task held by a role (related type task).
         Member = "member",
@@ -203,7 +203,7 @@ impl fmt::Display for Address {
 }
 
 str_enum!(
-    /// What a proposal changes (the seed's `<ObjectType>_<RelationshipType>` part).
+    /// What a proposal changes (the `<ObjectType>_<RelationshipType>` part of its message name).
     ProposalKind {
         /// A user's membership of a role.
         RoleMember = "role-member",
@@ -223,7 +223,7 @@ str_enum!(
 );
 
 impl ProposalKind {
-    /// The seed's message suffix, e.g. `ROLE_MEMBER`.
+    /// The message suffix, e.g. `ROLE_MEMBER`.
     pub fn message_suffix(self) -> &'static str {
         match self {
             ProposalKind::RoleMember => "ROLE_MEMBER",
@@ -289,7 +289,7 @@ str_enum!(
     }
 );
 
-/// The seed's message name, e.g. `CONFIRM_ADD_ROLE_MEMBER`, `PROPOSE_UPDATE_USER_MANAGER`.
+/// The governance message name, e.g. `CONFIRM_ADD_ROLE_MEMBER`, `PROPOSE_UPDATE_USER_MANAGER`.
 pub fn message(step: Step, change: Change, kind: ProposalKind) -> String {
     let change = match change {
         Change::Add => "ADD",
@@ -299,7 +299,7 @@ pub fn message(step: Step, change: Change, kind: ProposalKind) -> String {
     format!("{}_{change}_{}", step.as_str(), kind.message_suffix())
 }
 
-/// The seed's direct (non-proposal) messages.
+/// The direct (non-proposal) governance messages.
 pub const CREATE_USER: &str = "CREATE_USER";
 /// A role is created (its creator names its first owner).
 pub const CREATE_ROLE: &str = "CREATE_ROLE";
@@ -340,7 +340,7 @@ pub struct Proposal {
 }
 
 impl Proposal {
-    /// The seed's message name for `step` of this proposal.
+    /// The governance message name for `step` of this proposal.
     pub fn message(&self, step: Step) -> String {
         message(step, self.change, self.kind)
     }

@@ -1,4 +1,4 @@
-//! Tenants (issue 6): one NATS account per tenant, one shared platform account, and
+//! Tenants: one NATS account per tenant, one shared platform account, and
 //! subject prefixing done by the server, not by the collectors. Pure: slug validation,
 //! per-tenant limits, the subject catalogue and the compiler of the tenant account, the
 //! platform account and their users.
@@ -345,7 +345,7 @@ pub struct SubjectCatalogue {
 }
 
 impl Default for SubjectCatalogue {
-    /// The seed's collectors: syslog and events, SNMP traps, OpenTelemetry, NetFlow; and
+    /// The usual collectors: syslog and events, SNMP traps, OpenTelemetry, NetFlow; and
     /// one request namespace (`cmd.>`).
     fn default() -> Self {
         SubjectCatalogue {

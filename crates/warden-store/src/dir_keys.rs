@@ -1,4 +1,4 @@
-//! Directory users' own NATS keys (ADD_KEY, the NEXT seed): which user public keys a
+//! Directory users' own NATS keys (ADD_KEY): which user public keys a
 //! directory user registered. The store keeps only public keys; the seeds stay with the
 //! user. Validating a key is the caller's job (nats-jwt), before anything is written.
 

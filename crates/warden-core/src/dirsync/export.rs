@@ -369,7 +369,7 @@ pub fn to_graph_batches(
 /// `current` (one source): role memberships added or removed on roles of that
 /// source, and manager changes of its users, closed at or after `since` (unix
 /// seconds), oldest first. Ownership, administration and task grants have no
-/// field in the seed's mapping and stay Warden's own; proposals about records of
+/// field in the default mapping and stay Warden's own; proposals about records of
 /// another source are left out, because that upstream is not this export's.
 pub fn changes_from_proposals(
     proposals: &[crate::governance::Proposal],

@@ -1,6 +1,6 @@
 //! The declarative field mapping between a provider's attributes (Active
 //! Directory / LDAP attribute names, Microsoft Graph property names) and NEXT
-//! fields, with the seed's "Data Mapping" tables as the default per provider,
+//! fields, with the Active Directory and Azure AD field tables as the default per provider,
 //! and the rules that turn a provider record into Warden's directory id and role
 //! name.
 //!
@@ -49,7 +49,7 @@ pub enum FieldShape {
     References,
 }
 
-/// The NEXT user fields (the seed's user table), with their shapes. `id` is not
+/// The directory user fields, with their shapes. `id` is not
 /// here: it is computed by the id rule.
 pub const USER_FIELDS: &[(&str, FieldShape)] = &[
     ("user_id", FieldShape::Single),
@@ -82,7 +82,7 @@ pub const USER_FIELDS: &[(&str, FieldShape)] = &[
     ("user_type", FieldShape::Single),
 ];
 
-/// The NEXT role fields (the seed's group table), with their shapes. `name` is
+/// The role fields, with their shapes. `name` is
 /// not here: it is computed by the role name rule.
 pub const ROLE_FIELDS: &[(&str, FieldShape)] = &[
     ("role_id", FieldShape::Single),
@@ -255,7 +255,7 @@ fn strings(list: &[&str]) -> Vec<String> {
 }
 
 impl Mapping {
-    /// The seed's mapping for `provider`.
+    /// The default mapping for `provider`.
     pub fn default_for(provider: Provider) -> Mapping {
         let (users, roles, role_name_from) = match provider {
             Provider::Ad => (AD_USERS, AD_ROLES, strings(&["cn", "name"])),
@@ -437,7 +437,7 @@ mod tests {
         assert_eq!(
             ad.user_attr("surname"),
             None,
-            "the seed maps no AD attribute to surname"
+            "the default mapping maps no AD attribute to surname"
         );
         assert_eq!(ad.role_attr("owners"), Some("managedBy"));
         let aad = Mapping::default_for(Provider::Aad);

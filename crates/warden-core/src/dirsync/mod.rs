@@ -4,7 +4,7 @@
 //! and outbound exports of changes confirmed in Warden. Pure: the caller reads
 //! files and directories and applies plans.
 //!
-//! - [`mapping`]: the seed's field tables as defaults, mapping files, name rules.
+//! - [`mapping`]: the default field tables per provider, mapping files, name rules.
 //! - [`ldif`]: RFC 2849 reading and writing.
 //! - [`records`]: provider objects (LDAP entries, Graph objects) as records.
 //! - [`snapshot`]: records → [`DirectorySnapshot`], and back.

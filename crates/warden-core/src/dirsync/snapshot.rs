@@ -364,7 +364,7 @@ pub fn user_key(provider: Provider, u: &NextUser) -> String {
 }
 
 /// How a snapshot role is referred to: its object id, else a placeholder. (AD
-/// groups' DNs are not among the NEXT fields; deltas find groups by RDN.)
+/// groups' DNs are not among the directory user fields; deltas find groups by RDN.)
 pub fn role_key(provider: Provider, r: &NextRole) -> String {
     match (provider, &r.role_id) {
         (Provider::Ad, Some(g)) => format!("<GUID={g}>"),
