@@ -29,6 +29,7 @@ pub mod org;
 pub mod overview;
 pub mod progress;
 pub mod relay;
+pub mod rooms;
 pub mod sign_in;
 pub mod streams;
 pub mod tenant;

@@ -633,7 +633,7 @@ async fn rest_rules_and_token_expiry() {
     .await;
     assert_eq!(
         (s, body["error"]["code"].as_str()),
-        (403, Some("forbidden")),
+        (403, Some("refused")),
         "{body}"
     );
     let (s, body) = call(
@@ -899,7 +899,7 @@ async fn limits_paging_and_keepalive(line: ServerLine) {
     let (s, body) = put_rule(a, &owner, small, "u-3", "r", 0).await;
     assert_eq!(
         (s, body["error"]["code"].as_str()),
-        (409, Some("rule_cap")),
+        (409, Some("conflict")),
         "{body}"
     );
     assert_eq!(put_rule(a, &owner, small, "u-2", "rw", 0).await.0, 200);
@@ -1152,6 +1152,294 @@ async fn limits_paging_and_keepalive_2_9() {
 #[tokio::test(flavor = "multi_thread")]
 async fn limits_paging_and_keepalive_2_15() {
     limits_paging_and_keepalive(ServerLine::V2_15).await;
+}
+
+/// The room events of the ledger (`warden --json audit list`), oldest first.
+fn room_events(home: &Home) -> Vec<Value> {
+    home.ok(&["--json", "audit", "list", "--limit", "10000"])
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .filter(|e| e["object_kind"] == "room")
+        .collect()
+}
+
+/// A refused request of the rooms REST says what the operation decided, with the codes
+/// and statuses of Warden's HTTP API (`invalid` 400, `not_found` 404, `conflict` 409,
+/// `refused` 403) on both gateways alike, and changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn rest_errors_carry_the_operation_kind() {
+    use reqwest::Method;
+    let (home, _server, a, b) = two_gateways(ServerLine::V2_15, &[]);
+    let owner = token("u-owner", "e-acme", 100);
+    let reader = token("u-reader", "e-other", 1);
+    let banned = token("u-banned", "e-other", 1);
+    let writer = token("u-writer", "e-other", 1);
+    let room = create_room(&a.addr, &owner, "kinds").await;
+    for (who, perms) in [("u-reader", "r"), ("u-banned", "b"), ("u-writer", "w")] {
+        assert_eq!(put_rule(&a.addr, &owner, room, who, perms, 0).await.0, 201);
+    }
+    let (s, body) = call(
+        &a.addr,
+        Method::POST,
+        "/rooms",
+        &owner,
+        Some(json!({"name": "pair", "type": "user2user"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    let pair = body["id"].as_i64().unwrap();
+    assert_eq!(
+        put_rule(&a.addr, &owner, pair, "u-friend", "rw", 0).await.0,
+        201
+    );
+
+    let events_before = room_events(&home);
+    assert_eq!(events_before.len(), 6, "{events_before:?}");
+    assert!(
+        events_before.iter().all(|e| e["actor"] == "chat:u-owner"),
+        "{events_before:?}"
+    );
+    let (_, detail_before) = call(
+        &a.addr,
+        Method::GET,
+        &format!("/rooms/{room}"),
+        &owner,
+        None,
+    )
+    .await;
+    assert_eq!(
+        detail_before["rules"].as_array().map(Vec::len),
+        Some(3),
+        "{detail_before}"
+    );
+
+    let missing = pair + 1_000;
+    let members = format!("/rooms/{room}/members");
+    let rule = |who: &str| Some(json!({"entity_UUID": who, "permissions": "r", "level": 0}));
+    /// Method, path, token, body; the status and code expected.
+    type Case<'a> = (Method, String, &'a str, Option<Value>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        // The request itself is wrong.
+        (
+            Method::POST,
+            "/rooms".into(),
+            &owner,
+            Some(json!({"name": "  "})),
+            400,
+            "invalid",
+        ),
+        (
+            Method::POST,
+            "/rooms".into(),
+            &owner,
+            Some(json!({"name": "x", "type": "party"})),
+            400,
+            "invalid",
+        ),
+        (
+            Method::POST,
+            "/rooms".into(),
+            &owner,
+            Some(json!({"name": "x", "rule_cap": 0})),
+            400,
+            "invalid",
+        ),
+        (
+            Method::PUT,
+            members.clone(),
+            &owner,
+            Some(json!({"entity_UUID": "u-x", "permissions": "rwx"})),
+            400,
+            "invalid",
+        ),
+        (
+            Method::PUT,
+            members.clone(),
+            &owner,
+            Some(json!({"entity_UUID": " ", "permissions": "r"})),
+            400,
+            "invalid",
+        ),
+        (
+            Method::GET,
+            "/rooms?limit=501".into(),
+            &reader,
+            None,
+            400,
+            "invalid",
+        ),
+        (
+            Method::GET,
+            format!("/rooms/{room}/messages?limit=0"),
+            &reader,
+            None,
+            400,
+            "invalid",
+        ),
+        // What it names does not exist (or is not visible to the caller).
+        (
+            Method::GET,
+            format!("/rooms/{missing}"),
+            &owner,
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            Method::DELETE,
+            format!("/rooms/{missing}"),
+            &owner,
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            Method::GET,
+            format!("/rooms/{missing}/messages"),
+            &reader,
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            Method::PUT,
+            format!("/rooms/{missing}/members"),
+            &owner,
+            rule("u-x"),
+            404,
+            "not_found",
+        ),
+        (
+            Method::PUT,
+            format!("/rooms/{missing}/invitation"),
+            &reader,
+            Some(json!({"accept": true})),
+            404,
+            "not_found",
+        ),
+        (
+            Method::DELETE,
+            format!("/rooms/{room}/members/u-nobody"),
+            &owner,
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            Method::GET,
+            format!("/rooms/{pair}"),
+            &reader,
+            None,
+            404,
+            "not_found",
+        ),
+        // It conflicts with the room as it is.
+        (
+            Method::PUT,
+            format!("/rooms/{pair}/members"),
+            &owner,
+            rule("u-third"),
+            409,
+            "conflict",
+        ),
+        // The caller may not do it.
+        (
+            Method::POST,
+            "/rooms".into(),
+            &reader,
+            Some(json!({"name": "mine"})),
+            403,
+            "refused",
+        ),
+        (
+            Method::PUT,
+            members.clone(),
+            &reader,
+            rule("u-x"),
+            403,
+            "refused",
+        ),
+        (
+            Method::DELETE,
+            format!("/rooms/{room}"),
+            &reader,
+            None,
+            403,
+            "refused",
+        ),
+        (
+            Method::DELETE,
+            format!("/rooms/{room}/members/u-reader"),
+            &writer,
+            None,
+            403,
+            "refused",
+        ),
+        (
+            Method::GET,
+            format!("/rooms/{room}"),
+            &banned,
+            None,
+            403,
+            "refused",
+        ),
+        (
+            Method::GET,
+            format!("/rooms/{room}/messages"),
+            &banned,
+            None,
+            403,
+            "refused",
+        ),
+        (
+            Method::GET,
+            format!("/rooms/{room}/messages"),
+            &writer,
+            None,
+            403,
+            "refused",
+        ),
+    ];
+    for gw in [&a, &b] {
+        for (method, path, tok, body, status, code) in &cases {
+            let (s, v) = call(&gw.addr, method.clone(), path, tok, body.clone()).await;
+            assert_eq!(
+                (s, v["error"]["code"].as_str()),
+                (*status, Some(*code)),
+                "{method} {path} on {}: {v}",
+                gw.addr
+            );
+            let message = v["error"]["message"].as_str().unwrap_or_default();
+            assert!(
+                !message.is_empty() && !message.contains("internal error"),
+                "{method} {path}: {v}"
+            );
+        }
+    }
+
+    // Nothing changed: no room event, the same rules, no new room.
+    assert_eq!(room_events(&home), events_before);
+    let (_, detail_after) = call(
+        &b.addr,
+        Method::GET,
+        &format!("/rooms/{room}"),
+        &owner,
+        None,
+    )
+    .await;
+    assert_eq!(
+        detail_after["rules"], detail_before["rules"],
+        "{detail_after}"
+    );
+    let (_, list) = call(&b.addr, Method::GET, "/rooms", &owner, None).await;
+    let ids: Vec<i64> = list["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![room, pair], "{list}");
 }
 
 /// `warden bench chat` at a small scale: every message reaches every member of its room,

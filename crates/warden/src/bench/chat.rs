@@ -18,14 +18,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use clap::Args;
 use futures::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use warden_chat::token::{ChatClaims, sign};
-use warden_store::rooms::{NewRoom, RoomRuleRow};
 
+use warden_ops::rooms::{ChatUser, NewRoomRequest, Rooms, RoomsPolicy, RuleRequest};
 use warden_ops::{InitOptions, Warden};
 
 const AUDIENCE: &str = "chat.bench.invalid";
@@ -37,34 +36,22 @@ const STEP: Duration = Duration::from_secs(30);
 /// Sockets opened at once while connecting.
 const CONNECT_CONCURRENCY: usize = 200;
 
-/// Flags of `warden bench chat`.
-#[derive(Args, Debug, Clone)]
-pub struct BenchChatArgs {
+/// What `warden bench chat` measures, and against what.
+#[derive(Debug, Clone)]
+pub struct ChatBenchOptions {
     /// nats-server binary the bench starts.
-    #[arg(
-        long,
-        env = "WARDEN_NATS_SERVER_2_15",
-        default_value = "nats-server",
-        value_name = "PATH"
-    )]
     pub nats_server: PathBuf,
     /// Clients of the delivery phase (0 skips it).
-    #[arg(long, default_value_t = 1_000)]
     pub clients: u32,
     /// Rooms the clients are spread over (evenly).
-    #[arg(long, default_value_t = 100)]
     pub rooms: u32,
     /// Messages per second each client sends.
-    #[arg(long, default_value_t = 1.0)]
     pub rate: f64,
     /// Seconds of sending.
-    #[arg(long, default_value_t = 10)]
     pub seconds: u64,
     /// Idle connections held in the memory phase (0 skips it).
-    #[arg(long, default_value_t = 10_000)]
     pub idle: u32,
     /// Gateway binary (default: this executable).
-    #[arg(long, value_name = "PATH")]
     pub warden: Option<PathBuf>,
 }
 
@@ -172,7 +159,7 @@ fn rss_kib(pid: u32) -> Result<u64> {
 }
 
 /// Runs `warden bench chat`.
-pub async fn bench(json: bool, args: BenchChatArgs) -> Result<()> {
+pub async fn bench(json: bool, args: ChatBenchOptions) -> Result<()> {
     if args.rooms == 0 || (args.clients > 0 && args.clients < args.rooms) {
         return Err(usage("--rooms must be at least 1 and at most --clients"));
     }
@@ -309,33 +296,47 @@ fn print_report(json: bool, r: &ChatBenchReport) -> Result<()> {
     Ok(())
 }
 
-/// Rooms owned by the bench, each open to every member of [`ENTITY`]. Written to the store
-/// before the gateway starts (fixture data: no ledger events).
+/// Rooms owned by the bench, each open to every member of [`ENTITY`], made through the
+/// rooms operations (as the gateway would) before the gateway starts.
 async fn create_rooms(w: &Warden, n: u32) -> Result<Vec<i64>> {
+    let rooms = Rooms::new(
+        w.clone(),
+        RoomsPolicy {
+            create_level: 0,
+            max_message_bytes: 4096,
+        },
+    );
+    let owner = ChatUser {
+        user_uuid: "u-bench-owner".into(),
+        entity_uuid: ENTITY.into(),
+        level_on_entity: 1_000,
+    };
     let mut ids = Vec::with_capacity(n as usize);
-    let mut tx = w.store().begin().await?;
     for i in 0..n {
-        let room = tx
-            .insert_room(&NewRoom {
-                name: format!("bench-{i}"),
-                kind: "group".into(),
-                owner_user: "u-bench-owner".into(),
-                owner_entity: ENTITY.into(),
-                level_admin: 1_000,
-                rule_cap: 10,
-            })
+        let room = rooms
+            .create(
+                &owner,
+                NewRoomRequest {
+                    name: format!("bench-{i}"),
+                    kind: Some("group".into()),
+                    level_admin: Some(1_000),
+                    rule_cap: Some(10),
+                },
+            )
             .await?;
-        tx.put_room_rule(&RoomRuleRow {
-            room_id: room.id,
-            entity_uuid: ENTITY.into(),
-            permissions: "rw".into(),
-            level: 0,
-            updated_at: 0,
-        })
-        .await?;
-        ids.push(room.id);
+        rooms
+            .put_rule(
+                &owner,
+                room.room.id,
+                RuleRequest {
+                    entity_uuid: ENTITY.into(),
+                    permissions: "rw".into(),
+                    level: Some(0),
+                },
+            )
+            .await?;
+        ids.push(room.room.id);
     }
-    tx.commit().await?;
     Ok(ids)
 }
 
@@ -565,7 +566,7 @@ async fn delivery_phase(
     gw: &GatewayChild,
     tokens: &Tokens,
     rooms: &[i64],
-    args: &BenchChatArgs,
+    args: &ChatBenchOptions,
 ) -> Result<DeliveryReport> {
     let sockets = open_clients(json, "clients", &gw.addr, tokens, rooms, args.clients).await?;
     let epoch = Instant::now();

@@ -1,10 +1,12 @@
 //! The rooms gateway (chat): the `/rooms` REST routes and the `/chat` websocket, inside
 //! `warden serve` (on its HTTP address) or alone as `warden chat` for scale-out.
 //!
-//! - Who may do what: [`warden_chat::permissions::evaluate`], one function for every path.
-//! - Tokens: HS256 from the upstream user service ([`warden_chat::token`]).
-//! - Rooms, rules, invitations and messages live in the store; each room change is one
-//!   transaction with its ledger event.
+//! - What happens in a room: [`warden_ops::rooms`] (every read and change of rooms, rules,
+//!   invitations and messages, decided there with [`warden_chat::permissions::evaluate`]).
+//!   This module parses requests and frames, calls those operations and renders their
+//!   results; it holds a [`Warden`], never the store.
+//! - Tokens: HS256 from the upstream user service ([`warden_chat::token`]); the token's
+//!   user is who the rooms operations act for.
 //! - Fan-out: every gateway process publishes a stored message once on NATS
 //!   (`chat.room.<id>.msg`, in the dedicated chat account) and delivers what it receives
 //!   there to its own clients in that room ([`hub`]). Rule changes and deletions are
@@ -18,16 +20,13 @@ mod ws;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
 use axum::Router;
 use axum::routing::{get, put};
-use clap::Args;
 use tokio::sync::watch;
 use warden_chat::token::TokenValidator;
 use warden_core::{AccountSpec, UserSpec};
-use warden_store::Store;
-
-use warden_ops::{OpsError, Warden};
+use warden_ops::rooms::{Rooms, RoomsPolicy};
+use warden_ops::{Actor, OpsError, Warden};
 
 pub use hub::Hub;
 
@@ -37,67 +36,68 @@ pub const SUBJECT_PREFIX: &str = "chat.room";
 pub const DEFAULT_ACCOUNT: &str = "CHAT";
 /// The gateways' user in that account.
 pub const GATEWAY_USER: &str = "gateway";
+/// The ledger name of the gateway's own [`Warden`] (room events name the chat user,
+/// `chat:<user UUID>`).
+pub const GATEWAY_ACTOR: &str = "chat";
 
-/// Flags of the rooms gateway, shared by `warden serve` and `warden chat`.
-#[derive(Args, Debug, Clone, Default)]
-pub struct ChatArgs {
-    /// HS256 secret of the upstream user service; repeat (or comma-separate) to accept
-    /// several during a rotation. Setting one enables the rooms gateway in `warden serve`.
-    #[arg(
-        long = "chat-secret",
-        env = "WARDEN_CHAT_HS256_SECRET",
-        value_delimiter = ',',
-        hide_env_values = true,
-        value_name = "SECRET"
-    )]
+/// Largest websocket frame read (bigger ones close the socket with 1009 "too big").
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// The gateway's settings as given (by `warden serve` and `warden chat` from their
+/// flags); [`ChatSettings::check`] turns them into a [`ChatConfig`].
+#[derive(Debug, Clone)]
+pub struct ChatSettings {
+    /// HS256 secrets of the upstream user service (several during a rotation; empty ones
+    /// are ignored). Setting one enables the gateway.
     pub secrets: Vec<String>,
-    /// Accepted token audience (`aud`); repeatable.
-    #[arg(
-        long = "chat-audience",
-        env = "WARDEN_CHAT_AUDIENCE",
-        value_delimiter = ','
-    )]
+    /// Accepted token audiences (`aud`).
     pub audiences: Vec<String>,
-    /// Accepted token issuer (`iss`); repeatable.
-    #[arg(
-        long = "chat-issuer",
-        env = "WARDEN_CHAT_ISSUER",
-        value_delimiter = ','
-    )]
+    /// Accepted token issuers (`iss`).
     pub issuers: Vec<String>,
     /// Clock skew tolerated on `exp`, seconds.
-    #[arg(long = "chat-leeway", default_value_t = 0)]
     pub leeway_secs: u64,
     /// Lowest `levelOnEntity` that may create rooms.
-    #[arg(long = "chat-create-level", default_value_t = 100)]
     pub create_level: i64,
     /// Largest message text, bytes.
-    #[arg(long = "chat-max-message-bytes", default_value_t = 4096)]
     pub max_message_bytes: usize,
     /// Frames a connection may send per second on average.
-    #[arg(long = "chat-rate", default_value_t = 20)]
     pub rate_per_second: u32,
     /// Frames a connection may send in a burst.
-    #[arg(long = "chat-burst", default_value_t = 40)]
     pub burst: u32,
-    /// Seconds between websocket pings; a client silent for two intervals is closed.
-    #[arg(long = "chat-ping-secs", default_value_t = 20)]
+    /// Seconds between websocket pings.
     pub ping_secs: u64,
     /// Bad tokens allowed on a socket before `BADAUTH` and close.
-    #[arg(long = "chat-token-attempts", default_value_t = 3)]
     pub token_attempts: u32,
-    /// The NATS account of the gateways (`warden serve` creates it with a `gateway` user).
-    #[arg(long = "chat-account", default_value = DEFAULT_ACCOUNT)]
+    /// The NATS account of the gateways.
     pub account: String,
 }
 
-impl ChatArgs {
+impl Default for ChatSettings {
+    fn default() -> Self {
+        ChatSettings {
+            secrets: Vec::new(),
+            audiences: Vec::new(),
+            issuers: Vec::new(),
+            leeway_secs: 0,
+            create_level: 100,
+            max_message_bytes: 4096,
+            rate_per_second: 20,
+            burst: 40,
+            ping_secs: 20,
+            token_attempts: 3,
+            account: DEFAULT_ACCOUNT.to_string(),
+        }
+    }
+}
+
+impl ChatSettings {
     /// Whether the gateway is configured (a secret is set).
     pub fn enabled(&self) -> bool {
         self.secrets.iter().any(|s| !s.is_empty())
     }
 
-    fn config(&self) -> Result<ChatConfig> {
+    /// The checked configuration; unusable settings are [`OpsError::Invalid`].
+    pub fn check(&self) -> Result<ChatConfig, OpsError> {
         let secrets: Vec<Vec<u8>> = self
             .secrets
             .iter()
@@ -106,17 +106,19 @@ impl ChatArgs {
             .collect();
         let validator =
             TokenValidator::new(&secrets, &self.audiences, &self.issuers, self.leeway_secs)
-                .map_err(|e| crate::cli::UsageError(format!("{e} (see `warden chat --help`)")))?;
+                .map_err(|e| OpsError::Invalid(format!("{e} (see `warden chat --help`)")))?;
         if self.max_message_bytes == 0 || self.max_message_bytes > MAX_FRAME_BYTES / 2 {
-            bail!(crate::cli::UsageError(format!(
+            return Err(OpsError::Invalid(format!(
                 "--chat-max-message-bytes must be between 1 and {}",
                 MAX_FRAME_BYTES / 2
             )));
         }
         Ok(ChatConfig {
             validator,
-            create_level: self.create_level,
-            max_message_bytes: self.max_message_bytes,
+            policy: RoomsPolicy {
+                create_level: self.create_level,
+                max_message_bytes: self.max_message_bytes,
+            },
             rate_per_second: self.rate_per_second.max(1),
             burst: self.burst.max(1),
             ping_interval: Duration::from_secs(self.ping_secs.max(1)),
@@ -125,18 +127,13 @@ impl ChatArgs {
     }
 }
 
-/// Largest websocket frame read (bigger ones close the socket with 1009 "too big").
-pub const MAX_FRAME_BYTES: usize = 64 * 1024;
-
 /// The gateway's settings, checked.
 #[derive(Debug)]
 pub struct ChatConfig {
     /// Token checks.
     pub validator: TokenValidator,
-    /// Lowest level that may create rooms.
-    pub create_level: i64,
-    /// Largest message text.
-    pub max_message_bytes: usize,
+    /// What the rooms operations enforce (creation level, message size).
+    pub policy: RoomsPolicy,
     /// Average frames per second per connection.
     pub rate_per_second: u32,
     /// Burst of frames per connection.
@@ -147,10 +144,39 @@ pub struct ChatConfig {
     pub token_attempts: u32,
 }
 
+/// What can stop the gateway from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The settings are unusable (the caller's mistake).
+    #[error("{0}")]
+    Settings(#[source] OpsError),
+    /// The gateway's NATS account or user could not be made or read.
+    #[error("{what}")]
+    Setup {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: OpsError,
+    },
+    /// The creds do not parse.
+    #[error("chat gateway creds: {0}")]
+    Creds(String),
+    /// NATS refused the connection.
+    #[error("cannot connect to {url}: {reason}")]
+    Connect {
+        /// The NATS URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+}
+
 /// What the gateway's handlers share.
 #[derive(Clone)]
 pub struct ChatState {
-    pub(crate) store: Store,
+    /// The rooms operations, on the gateway's [`Warden`].
+    pub(crate) rooms: Rooms,
     pub(crate) cfg: Arc<ChatConfig>,
     pub(crate) hub: Arc<Hub>,
     pub(crate) stop: watch::Receiver<bool>,
@@ -174,43 +200,73 @@ pub fn router(state: ChatState) -> Router {
         .with_state(state)
 }
 
-/// Connects to NATS with `creds` (retrying in the background until the account is known
-/// to the server) and builds the gateway's state.
+/// Checks `settings`, connects to NATS with `creds` (retrying in the background until the
+/// account is known to the server) and builds the gateway's state on `warden`'s store, as
+/// the gateway ([`GATEWAY_ACTOR`]).
 pub async fn start(
-    store: Store,
-    args: &ChatArgs,
+    warden: &Warden,
+    settings: &ChatSettings,
     nats: &str,
     creds: &str,
     stop: watch::Receiver<bool>,
-) -> Result<ChatState> {
-    let cfg = args.config()?;
+) -> Result<ChatState, GatewayError> {
+    let cfg = settings.check().map_err(GatewayError::Settings)?;
     let client = async_nats::ConnectOptions::with_credentials(creds)
-        .context("chat gateway creds")?
+        .map_err(|e| GatewayError::Creds(e.to_string()))?
         .name("warden-chat")
         .retry_on_initial_connect()
         .connect(nats)
         .await
-        .with_context(|| format!("cannot connect to {nats}"))?;
+        .map_err(|e| GatewayError::Connect {
+            url: nats.to_string(),
+            reason: e.to_string(),
+        })?;
     Ok(ChatState {
-        store,
+        rooms: Rooms::new(warden.with_actor(Actor::system(GATEWAY_ACTOR)), cfg.policy),
         cfg: Arc::new(cfg),
         hub: Arc::new(Hub::new(client, SUBJECT_PREFIX)),
         stop,
     })
 }
 
+/// Serves the gateway alone on `listener` until `stop` turns true (in-flight requests
+/// finish); unknown paths get the gateway's JSON `no_route` error.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ChatState,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let app = router(state).fallback(|| async { rest::ChatError::NoRoute.into_response_json() });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await
+}
+
 /// In `warden serve`: the gateway's account and user exist (created on first start, and
 /// pushed by the relay like any account), and their creds.
-pub async fn gateway_creds(warden: &Warden, account: &str) -> Result<zeroize::Zeroizing<String>> {
+pub async fn gateway_creds(
+    warden: &Warden,
+    account: &str,
+) -> Result<zeroize::Zeroizing<String>, GatewayError> {
     match warden.account(account).await {
         Ok(_) => {}
         Err(OpsError::NotFound(_)) => {
             warden
                 .add_account(account, AccountSpec::default())
                 .await
-                .with_context(|| format!("creating the chat account {account}"))?;
+                .map_err(|source| GatewayError::Setup {
+                    what: format!("creating the chat account {account}"),
+                    source,
+                })?;
         }
-        Err(e) => return Err(e.into()),
+        Err(source) => {
+            return Err(GatewayError::Setup {
+                what: format!("reading the chat account {account}"),
+                source,
+            });
+        }
     }
     match warden.user(account, GATEWAY_USER).await {
         Ok(_) => {}
@@ -218,97 +274,23 @@ pub async fn gateway_creds(warden: &Warden, account: &str) -> Result<zeroize::Ze
             warden
                 .add_user(account, GATEWAY_USER, UserSpec::default())
                 .await
-                .with_context(|| {
-                    format!("creating the chat gateway user {account}/{GATEWAY_USER}")
+                .map_err(|source| GatewayError::Setup {
+                    what: format!("creating the chat gateway user {account}/{GATEWAY_USER}"),
+                    source,
                 })?;
         }
-        Err(e) => return Err(e.into()),
-    }
-    Ok(warden.creds(account, GATEWAY_USER).await?)
-}
-
-/// Flags of `warden chat`.
-#[derive(Args, Debug, Clone)]
-pub struct ChatCmdArgs {
-    /// NATS server the gateways share.
-    #[arg(long, env = "WARDEN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    pub nats: String,
-    /// HTTP listen address (port 0 picks a free one; the address is printed).
-    #[arg(
-        long,
-        env = "WARDEN_CHAT_HTTP_LISTEN",
-        default_value = "127.0.0.1:7481"
-    )]
-    pub http: String,
-    /// Creds file of the gateway user (`warden creds CHAT gateway -o FILE`); by default
-    /// they are read from the store.
-    #[arg(long, value_name = "FILE")]
-    pub creds: Option<std::path::PathBuf>,
-    /// Gateway settings.
-    #[command(flatten)]
-    pub chat: ChatArgs,
-}
-
-/// `warden chat`: the gateway alone (same store, same NATS as the others) until SIGTERM or
-/// Ctrl-C.
-pub async fn run_standalone(warden: Warden, args: ChatCmdArgs) -> Result<()> {
-    if !args.chat.enabled() {
-        bail!(crate::cli::UsageError(
-            "no token secret: set --chat-secret or WARDEN_CHAT_HS256_SECRET".into()
-        ));
-    }
-    let creds = match &args.creds {
-        Some(path) => zeroize::Zeroizing::new(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?,
-        ),
-        None => warden
-            .creds(&args.chat.account, GATEWAY_USER)
-            .await
-            .with_context(|| {
-                format!(
-                    "the chat gateway user {}/{GATEWAY_USER} (start `warden serve` with a chat secret once, or pass --creds)",
-                    args.chat.account
-                )
-            })?,
-    };
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let state = start(
-        warden.store().clone(),
-        &args.chat,
-        &args.nats,
-        &creds,
-        stop_rx.clone(),
-    )
-    .await?;
-    let listener = tokio::net::TcpListener::bind(&args.http)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.http))?;
-    let addr = listener.local_addr()?;
-    println!("warden chat: http://{addr} (nats {})", args.nats);
-    let app = router(state).fallback(|| async { rest::ChatError::NoRoute.into_response_json() });
-    let mut stopped = stop_rx.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = stopped.wait_for(|s| *s).await;
-    });
-    let server = tokio::spawn(async move { server.await });
-    shutdown_signal().await;
-    let _ = stop_tx.send(true);
-    server.await.context("http task")??;
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+        Err(source) => {
+            return Err(GatewayError::Setup {
+                what: format!("reading the chat gateway user {account}/{GATEWAY_USER}"),
+                source,
+            });
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = terminate => {},
     }
+    warden
+        .creds(account, GATEWAY_USER)
+        .await
+        .map_err(|source| GatewayError::Setup {
+            what: format!("the creds of {account}/{GATEWAY_USER}"),
+            source,
+        })
 }

@@ -1,6 +1,8 @@
 //! The `/chat` websocket: one task per socket running the command protocol of
 //! [`warden_chat::protocol`], with the size limit, the rate limit, pings, resume and live
 //! enforcement (rule changes re-evaluated at once; an expired token drops the room).
+//! Joining, resuming and sending are rooms operations ([`warden_ops::rooms`]) for the
+//! socket's token user; this module renders their outcomes as protocol frames.
 
 use std::time::{Duration, Instant};
 
@@ -10,19 +12,17 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
-use warden_chat::permissions::Rights;
 use warden_chat::protocol::{
     ClientFrame, ErrorCode, MessageOut, RateLimiter, ServerFrame, Status, parse_client,
 };
 use warden_chat::token::ValidToken;
-use warden_store::rooms::MessageQuery;
+use warden_ops::rooms::{Admission, Posting};
+use warden_ops::{ErrorKind, OpsError};
 
 use super::hub::{Membership, RoomEvent};
-use super::rest::{self, ChatError};
+use super::rest::ChatError;
 use super::{ChatState, MAX_FRAME_BYTES};
 
-/// Most stored messages replayed on a resume (older ones: `GET /rooms/{id}/messages`).
-const RESUME_LIMIT: i64 = 1_000;
 /// Refused frames in a row after which a flooding client is disconnected.
 const FLOOD_CLOSE_AFTER: u32 = 200;
 
@@ -61,7 +61,6 @@ pub(super) async fn upgrade(
 
 struct Joined {
     room_id: i64,
-    rights: Rights,
     member: Membership,
     /// Live messages with an id up to this were already sent from the store (resume).
     replayed_upto: i64,
@@ -95,7 +94,30 @@ fn close(code: u16, reason: &'static str) -> Message {
 }
 
 fn unix_now() -> i64 {
-    rest::now_secs()
+    warden_ops::now()
+}
+
+/// The protocol's form of an operation's error (the one mapping of the socket): failures
+/// of Warden itself are logged and answered without details.
+fn error_frame(e: &OpsError) -> ServerFrame {
+    let code = match e.kind() {
+        ErrorKind::Invalid => ErrorCode::InvalidJson,
+        ErrorKind::NotFound => ErrorCode::NoSuchRoom,
+        ErrorKind::Refused => ErrorCode::NotAuthorised,
+        ErrorKind::Conflict | ErrorKind::Unavailable | ErrorKind::Internal => {
+            return internal_frame(e);
+        }
+    };
+    ServerFrame::error(code, e.to_string())
+}
+
+/// A failure of the gateway (logged; the client learns only that it failed).
+fn internal_frame(e: &dyn std::fmt::Display) -> ServerFrame {
+    tracing::error!(error = %e, "chat socket command failed");
+    ServerFrame::error(
+        ErrorCode::Internal,
+        "internal error; the details are in the server log",
+    )
 }
 
 impl Session {
@@ -329,76 +351,59 @@ impl Session {
         };
         // Leave the current room first: a refused select leaves the socket in no room.
         self.joined = None;
-        let rights = match rest::rights(&self.state, room_id, &caller).await {
-            Ok((_, r)) => r,
-            Err(ChatError::NotFound(_)) => {
+        match self.state.rooms.admission(&caller, room_id).await {
+            Ok(Admission::Admitted(_)) => {}
+            Ok(Admission::Banned) => {
                 return self
                     .reply(
                         sink,
                         &ServerFrame::error(
-                            ErrorCode::NoSuchRoom,
-                            format!("room {room_id} not found"),
+                            ErrorCode::Banned,
+                            format!("banned from room {room_id}"),
                         ),
                     )
                     .await;
             }
-            Err(e) => return self.internal(sink, e).await,
-        };
-        if rights.banned {
-            return self
-                .reply(
-                    sink,
-                    &ServerFrame::error(ErrorCode::Banned, format!("banned from room {room_id}")),
-                )
-                .await;
-        }
-        if !rights.read {
-            return self
-                .reply(
-                    sink,
-                    &ServerFrame::error(
-                        ErrorCode::NotAuthorised,
-                        format!("joining room {room_id} needs the r permission"),
-                    ),
-                )
-                .await;
-        }
-        // Subscribe before reading the store: whatever is stored after the read arrives
-        // live, whatever before is replayed; the overlap is skipped by id.
-        let member = match self.state.hub.join(room_id).await {
-            Ok(m) => m,
-            Err(e) => {
+            Ok(Admission::NotReadable) => {
                 return self
-                    .internal(sink, ChatError::Internal(e.to_string()))
+                    .reply(
+                        sink,
+                        &ServerFrame::error(
+                            ErrorCode::NotAuthorised,
+                            format!("joining room {room_id} needs the r permission"),
+                        ),
+                    )
                     .await;
             }
+            Err(e) => return self.reply(sink, &error_frame(&e)).await,
+        }
+        // Subscribe before reading the stored messages: whatever is stored after the read
+        // arrives live, whatever before is replayed; the overlap is skipped by id.
+        let member = match self.state.hub.join(room_id).await {
+            Ok(m) => m,
+            Err(e) => return self.reply(sink, &internal_frame(&e)).await,
         };
         let mut replayed_upto = 0;
         if let Some(after) = after {
             replayed_upto = after;
-            let q = MessageQuery {
-                before: None,
-                after: Some(after),
-                since_ms: None,
-                until_ms: None,
-                limit: RESUME_LIMIT,
-                newest_first: false,
+            let replay = match self
+                .state
+                .rooms
+                .messages_after(&caller, room_id, after)
+                .await
+            {
+                Ok(messages) => messages,
+                Err(e) => return self.reply(sink, &error_frame(&e)).await,
             };
-            let rows = match self.state.store.room_messages(room_id, &q).await {
-                Ok(rows) => rows,
-                Err(e) => return self.internal(sink, e.into()).await,
-            };
-            for m in rows {
+            for m in replay {
                 replayed_upto = replayed_upto.max(m.id);
-                let frame = ServerFrame::Message(rest::message_out(m));
-                if let Next::Close(c, r) = self.reply(sink, &frame).await {
+                if let Next::Close(c, r) = self.reply(sink, &ServerFrame::Message(m)).await {
                     return Next::Close(c, r);
                 }
             }
         }
         self.joined = Some(Joined {
             room_id,
-            rights,
             member,
             replayed_upto,
         });
@@ -427,77 +432,53 @@ impl Session {
                 .await;
         };
         let room_id = joined.room_id;
-        if !joined.rights.write {
-            return self
-                .reply(
-                    sink,
-                    &ServerFrame::error(
-                        ErrorCode::NotAuthorised,
-                        format!("sending to room {room_id} needs the w permission"),
-                    ),
-                )
-                .await;
-        }
-        let limit = self.state.cfg.max_message_bytes;
-        if content.len() > limit {
-            return self
-                .reply(
-                    sink,
-                    &ServerFrame::error(
-                        ErrorCode::TooLarge,
-                        format!("message of {} bytes; the limit is {limit}", content.len()),
-                    ),
-                )
-                .await;
-        }
-        if content.trim().is_empty() {
-            return self
-                .reply(
-                    sink,
-                    &ServerFrame::error(ErrorCode::EmptyMessage, "empty message"),
-                )
-                .await;
-        }
         let Some(caller) = self.token.as_ref().map(|t| t.caller.clone()) else {
             return Next::Continue;
         };
         // Stored once, here; then published to every gateway (this one included), which
         // delivers it to its sockets in the room: the sender gets its echo that way.
-        let stored = async {
-            let mut tx = self.state.store.begin().await?;
-            let row = tx
-                .append_room_message(
-                    room_id,
-                    &caller.user_uuid,
-                    &caller.entity_uuid,
-                    &content,
-                    rest::now_ms(),
-                )
-                .await?;
-            tx.commit().await?;
-            Ok::<_, warden_store::StoreError>(row)
-        }
-        .await;
-        let out: MessageOut = match stored {
-            Ok(row) => rest::message_out(row),
-            Err(warden_store::StoreError::NotFound { .. }) => {
-                self.joined = None;
+        let out: MessageOut = match self.state.rooms.post(&caller, room_id, &content).await {
+            Ok(Posting::Stored(m)) => m,
+            Ok(Posting::NotWritable) => {
                 return self
                     .reply(
                         sink,
                         &ServerFrame::error(
-                            ErrorCode::NoSuchRoom,
-                            format!("room {room_id} is gone"),
+                            ErrorCode::NotAuthorised,
+                            format!("sending to room {room_id} needs the w permission"),
                         ),
                     )
                     .await;
             }
-            Err(e) => return self.internal(sink, e.into()).await,
+            Ok(Posting::TooLarge { bytes, limit }) => {
+                return self
+                    .reply(
+                        sink,
+                        &ServerFrame::error(
+                            ErrorCode::TooLarge,
+                            format!("message of {bytes} bytes; the limit is {limit}"),
+                        ),
+                    )
+                    .await;
+            }
+            Ok(Posting::Empty) => {
+                return self
+                    .reply(
+                        sink,
+                        &ServerFrame::error(ErrorCode::EmptyMessage, "empty message"),
+                    )
+                    .await;
+            }
+            Err(e) => {
+                // A room deleted under the socket: the socket is no longer in it.
+                if matches!(e, OpsError::NotFound(_)) {
+                    self.joined = None;
+                }
+                return self.reply(sink, &error_frame(&e)).await;
+            }
         };
         if let Err(e) = self.state.hub.publish_message(&out).await {
-            return self
-                .internal(sink, ChatError::Internal(e.to_string()))
-                .await;
+            return self.reply(sink, &internal_frame(&e)).await;
         }
         Next::Continue
     }
@@ -543,28 +524,28 @@ impl Session {
         }
     }
 
-    /// Re-reads the caller's rights in the joined room; leaves it when they no longer
-    /// allow reading.
+    /// Re-checks whether the caller may still be in the joined room; leaves it when not.
+    /// (Writing is checked by every send.)
     async fn recheck(&mut self, sink: &mut futures::stream::SplitSink<WebSocket, Message>) -> Next {
-        let (Some(joined), Some(token)) = (&mut self.joined, &self.token) else {
+        let (Some(joined), Some(token)) = (&self.joined, &self.token) else {
             return Next::Continue;
         };
         let room_id = joined.room_id;
-        match rest::rights(&self.state, room_id, &token.caller).await {
-            Ok((_, r)) if r.read => {
-                joined.rights = r;
-                Next::Continue
-            }
-            Ok((_, r)) => {
+        match self.state.rooms.admission(&token.caller, room_id).await {
+            Ok(Admission::Admitted(_)) => Next::Continue,
+            Ok(Admission::Banned) => {
                 self.joined = None;
-                let reason = if r.banned { "banned" } else { "removed" };
-                self.reply(sink, &left(room_id, reason)).await
+                self.reply(sink, &left(room_id, "banned")).await
             }
-            Err(ChatError::NotFound(_)) => {
+            Ok(Admission::NotReadable) => {
+                self.joined = None;
+                self.reply(sink, &left(room_id, "removed")).await
+            }
+            Err(OpsError::NotFound(_)) => {
                 self.joined = None;
                 self.reply(sink, &left(room_id, "room deleted")).await
             }
-            Err(e) => self.internal(sink, e).await,
+            Err(e) => self.reply(sink, &error_frame(&e)).await,
         }
     }
 
@@ -594,22 +575,6 @@ impl Session {
                 room_id: None,
                 reason: Some("token expired".into()),
             },
-        )
-        .await
-    }
-
-    async fn internal(
-        &mut self,
-        sink: &mut futures::stream::SplitSink<WebSocket, Message>,
-        e: ChatError,
-    ) -> Next {
-        tracing::error!(error = %e, "chat socket command failed");
-        self.reply(
-            sink,
-            &ServerFrame::error(
-                ErrorCode::Internal,
-                "internal error; the details are in the server log",
-            ),
         )
         .await
     }

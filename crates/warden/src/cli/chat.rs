@@ -1,0 +1,143 @@
+//! `warden chat` and the rooms gateway's flags (shared with `warden serve`): the flags,
+//! turned into the plain [`ChatSettings`] that `chat/` checks and runs, and the one line
+//! `warden chat` prints once it listens.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use tokio::sync::watch;
+use warden_ops::Warden;
+
+use super::UsageError;
+use crate::chat::{ChatSettings, DEFAULT_ACCOUNT, GATEWAY_USER};
+
+/// Flags of the rooms gateway, shared by `warden serve` and `warden chat`.
+#[derive(Args, Debug, Clone)]
+pub struct ChatArgs {
+    /// HS256 secret of the upstream user service; repeat (or comma-separate) to accept
+    /// several during a rotation. Setting one enables the rooms gateway in `warden serve`.
+    #[arg(
+        long = "chat-secret",
+        env = "WARDEN_CHAT_HS256_SECRET",
+        value_delimiter = ',',
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub secrets: Vec<String>,
+    /// Accepted token audience (`aud`); repeatable.
+    #[arg(
+        long = "chat-audience",
+        env = "WARDEN_CHAT_AUDIENCE",
+        value_delimiter = ','
+    )]
+    pub audiences: Vec<String>,
+    /// Accepted token issuer (`iss`); repeatable.
+    #[arg(
+        long = "chat-issuer",
+        env = "WARDEN_CHAT_ISSUER",
+        value_delimiter = ','
+    )]
+    pub issuers: Vec<String>,
+    /// Clock skew tolerated on `exp`, seconds.
+    #[arg(long = "chat-leeway", default_value_t = 0)]
+    pub leeway_secs: u64,
+    /// Lowest `levelOnEntity` that may create rooms.
+    #[arg(long = "chat-create-level", default_value_t = 100)]
+    pub create_level: i64,
+    /// Largest message text, bytes.
+    #[arg(long = "chat-max-message-bytes", default_value_t = 4096)]
+    pub max_message_bytes: usize,
+    /// Frames a connection may send per second on average.
+    #[arg(long = "chat-rate", default_value_t = 20)]
+    pub rate_per_second: u32,
+    /// Frames a connection may send in a burst.
+    #[arg(long = "chat-burst", default_value_t = 40)]
+    pub burst: u32,
+    /// Seconds between websocket pings; a client silent for two intervals is closed.
+    #[arg(long = "chat-ping-secs", default_value_t = 20)]
+    pub ping_secs: u64,
+    /// Bad tokens allowed on a socket before `BADAUTH` and close.
+    #[arg(long = "chat-token-attempts", default_value_t = 3)]
+    pub token_attempts: u32,
+    /// The NATS account of the gateways (`warden serve` creates it with a `gateway` user).
+    #[arg(long = "chat-account", default_value = DEFAULT_ACCOUNT)]
+    pub account: String,
+}
+
+impl From<ChatArgs> for ChatSettings {
+    fn from(a: ChatArgs) -> Self {
+        ChatSettings {
+            secrets: a.secrets,
+            audiences: a.audiences,
+            issuers: a.issuers,
+            leeway_secs: a.leeway_secs,
+            create_level: a.create_level,
+            max_message_bytes: a.max_message_bytes,
+            rate_per_second: a.rate_per_second,
+            burst: a.burst,
+            ping_secs: a.ping_secs,
+            token_attempts: a.token_attempts,
+            account: a.account,
+        }
+    }
+}
+
+/// Flags of `warden chat`.
+#[derive(Args, Debug, Clone)]
+pub struct ChatCmdArgs {
+    /// NATS server the gateways share.
+    #[arg(long, env = "WARDEN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats: String,
+    /// HTTP listen address (port 0 picks a free one; the address is printed).
+    #[arg(
+        long,
+        env = "WARDEN_CHAT_HTTP_LISTEN",
+        default_value = "127.0.0.1:7481"
+    )]
+    pub http: String,
+    /// Creds file of the gateway user (`warden creds CHAT gateway -o FILE`); by default
+    /// they are read from the store.
+    #[arg(long, value_name = "FILE")]
+    pub creds: Option<std::path::PathBuf>,
+    /// Gateway settings.
+    #[command(flatten)]
+    pub chat: ChatArgs,
+}
+
+/// `warden chat`: the gateway alone (same store, same NATS as the others) until SIGTERM or
+/// Ctrl-C; prints `warden chat: http://ADDR (nats URL)` once it listens.
+pub async fn run(w: &Warden, args: ChatCmdArgs) -> Result<()> {
+    let settings = ChatSettings::from(args.chat);
+    if !settings.enabled() {
+        return Err(UsageError(
+            "no token secret: set --chat-secret or WARDEN_CHAT_HS256_SECRET".into(),
+        )
+        .into());
+    }
+    let creds = match &args.creds {
+        Some(path) => zeroize::Zeroizing::new(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+        ),
+        None => w
+            .creds(&settings.account, GATEWAY_USER)
+            .await
+            .with_context(|| {
+                format!(
+                    "the chat gateway user {}/{GATEWAY_USER} (start `warden serve` with a chat secret once, or pass --creds)",
+                    settings.account
+                )
+            })?,
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let state = crate::chat::start(w, &settings, &args.nats, &creds, stop_rx.clone()).await?;
+    let listener = tokio::net::TcpListener::bind(&args.http)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.http))?;
+    let addr = listener.local_addr()?;
+    super::write_out(format!("warden chat: http://{addr} (nats {})\n", args.nats).as_bytes())?;
+    let server = tokio::spawn(crate::chat::serve(listener, state, stop_rx));
+    crate::serve::shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    server.await.context("http task")??;
+    Ok(())
+}
