@@ -342,6 +342,59 @@ impl crate::Warden {
     pub async fn authenticate_bearer(&self, bearer: &str) -> Result<TokenInfo, AuthError> {
         authenticate(&self.store, bearer).await
     }
+
+    /// `warden token create`: a token with `scopes` (see [`create_token`]), recorded as
+    /// this actor's. Needs `admin`: a token hands out scopes.
+    pub async fn create_api_token(
+        &self,
+        name: &str,
+        scopes: &[Scope],
+        expires_at: Option<i64>,
+    ) -> crate::Result<(TokenInfo, Zeroizing<String>)> {
+        self.need(Scope::Admin, "creating an API token")?;
+        Ok(create_token(&self.store, self.actor.name(), name, scopes, expires_at).await?)
+    }
+
+    /// `warden token create --dir-user`: a token bound to `dir_user` (see
+    /// [`create_dir_user_token`]). Needs `admin`.
+    pub async fn create_dir_user_api_token(
+        &self,
+        name: &str,
+        dir_user: &str,
+        expires_at: Option<i64>,
+    ) -> crate::Result<(TokenInfo, Zeroizing<String>)> {
+        self.need(Scope::Admin, "creating an API token")?;
+        Ok(
+            create_dir_user_token(&self.store, self.actor.name(), name, dir_user, expires_at)
+                .await?,
+        )
+    }
+
+    /// `warden token list`: every token, without secrets. Needs `admin`.
+    pub async fn api_tokens(&self) -> crate::Result<Vec<TokenInfo>> {
+        self.need(Scope::Admin, "listing API tokens")?;
+        Ok(list_tokens(&self.store).await?)
+    }
+
+    /// `warden token revoke`: revokes token `id`, recorded as this actor's. Needs `admin`.
+    pub async fn revoke_api_token(&self, id: &str) -> crate::Result<TokenInfo> {
+        self.need(Scope::Admin, "revoking an API token")?;
+        Ok(revoke_token(&self.store, self.actor.name(), id).await?)
+    }
+}
+
+impl From<TokenError> for crate::OpsError {
+    fn from(e: TokenError) -> Self {
+        use crate::OpsError;
+        match e {
+            TokenError::Invalid(m) => OpsError::Invalid(m),
+            TokenError::NotFound(id) => OpsError::NotFound(format!("API token {id}")),
+            TokenError::AlreadyRevoked(_) => OpsError::Conflict(e.to_string()),
+            TokenError::Corrupt(m) => OpsError::Conflict(m),
+            TokenError::UnknownDirUser(u) => OpsError::NotFound(format!("directory user {u:?}")),
+            TokenError::Store(s) => OpsError::Store(s),
+        }
+    }
 }
 
 /// Checks a bearer token (the text after `Bearer `): it must exist, be unexpired and
