@@ -357,11 +357,11 @@ async fn key_registration(url: &str) {
     // For someone else: refused for an operator's read,write (and read,write,creds) token
     // and for another user's bound token, whatever `as` says.
     for (t, body) in [
-        (&rw, json!({"as": "ulrich", "public_key": key()})),
-        (&rwc, json!({"as": "ulrich", "public_key": key()})),
-        (&mallory.to_string(), json!({"public_key": key()})),
+        (rw.as_str(), json!({"as": "ulrich", "public_key": key()})),
+        (rwc.as_str(), json!({"as": "ulrich", "public_key": key()})),
+        (mallory.as_str(), json!({"public_key": key()})),
         (
-            &mallory.to_string(),
+            mallory.as_str(),
             json!({"as": "ulrich", "public_key": key()}),
         ),
     ] {

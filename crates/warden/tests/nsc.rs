@@ -705,7 +705,7 @@ async fn a_foreign_nsc_store_is_imported_reported_and_served() {
     assert_eq!(importer.public_key, f.importer);
     assert_eq!(importer.spec.imports[0].account.as_str(), f.exporter);
     let alice = w.user("Exporter-Acct", "alice").await.expect("alice");
-    assert_eq!(alice.jwt, f.alice_jwt);
+    assert_eq!(alice.jwt.as_deref(), Some(f.alice_jwt.as_str()));
     assert_eq!(
         alice.spec.permissions.subscribe.allow,
         vec![subject("svc.>")]
