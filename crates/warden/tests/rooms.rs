@@ -756,6 +756,37 @@ fn chat_without_a_secret_is_a_usage_error() {
     assert!(err.contains("secret"), "{err}");
 }
 
+/// Unusable gateway settings are usage errors too, found before the gateway looks for its
+/// creds (none exist here) or connects.
+#[test]
+fn chat_bad_settings_are_usage_errors() {
+    let home = Home::new();
+    home.ok(&["init", "--name", "CHATOP"]);
+    let base = [
+        "chat",
+        "--nats",
+        "nats://127.0.0.1:1",
+        "--http",
+        "127.0.0.1:0",
+        "--chat-audience",
+        AUD,
+        "--chat-issuer",
+        ISS,
+    ];
+    for (extra, says) in [
+        (&["--chat-secret", "short"][..], "too short"),
+        (
+            &["--chat-secret", SECRET, "--chat-max-message-bytes", "0"][..],
+            "--chat-max-message-bytes",
+        ),
+    ] {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        let err = home.fails(2, &args);
+        assert!(err.contains(says), "{extra:?}: {err}");
+    }
+}
+
 fn token_signed(user: &str, level: i64, aud: &str, iss: &str, exp: i64, secret: &str) -> String {
     sign(
         &ChatClaims {

@@ -113,6 +113,8 @@ pub async fn run(w: &Warden, args: ChatCmdArgs) -> Result<()> {
         )
         .into());
     }
+    // Bad settings are usage errors, found before anything starts.
+    settings.check()?;
     let creds = match &args.creds {
         Some(path) => zeroize::Zeroizing::new(
             std::fs::read_to_string(path)
