@@ -469,8 +469,8 @@ async fn governance_nats_2_15() {
     scenario(ServerLine::V2_15).await;
 }
 
-/// `warden token create --dir-user ID`: a token bound to a directory user (read and write,
-/// shown in `token list`); `--scope` with it is a usage error, an unknown user a failure,
+/// `warden token create --dir-user ID`: a token bound to a directory user (read, write and
+/// creds — for registering that user's own key only — shown in `token list`); `--scope` with it is a usage error, an unknown user a failure,
 /// and neither creates a token.
 #[test]
 fn tokens_bound_to_directory_users_from_the_cli() {
@@ -499,7 +499,7 @@ fn tokens_bound_to_directory_users_from_the_cli() {
         1,
         &["token", "create", "--name", "o", "--dir-user", "nobody"],
     );
-    assert!(e.contains("no directory user \"nobody\""), "{e}");
+    assert!(e.contains("directory user \"nobody\" not found"), "{e}");
     assert_eq!(listed(&home), 0);
 
     let t = home.json(&["token", "create", "--name", "o", "--dir-user", "olivia"]);
@@ -507,7 +507,7 @@ fn tokens_bound_to_directory_users_from_the_cli() {
     assert_eq!(t["info"]["dir_user"], "olivia", "{t}");
     assert_eq!(
         t["info"]["scopes"],
-        serde_json::json!(["read", "write"]),
+        serde_json::json!(["read", "write", "creds"]),
         "{t}"
     );
     let list = home.json(&["token", "list"]);

@@ -45,22 +45,8 @@ pub enum TokenCmd {
     },
 }
 
-fn cli_actor() -> String {
-    let who = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    format!("cli:{who}")
-}
-
-fn cli_error(e: TokenError) -> anyhow::Error {
-    crate::cli::usage_if(matches!(e, TokenError::Invalid(_)), e)
-}
-
-fn when(t: Option<i64>) -> String {
-    t.map_or_else(|| "-".to_string(), |t| t.to_string())
-}
-
-/// Runs `warden token …` on an opened Warden (its store).
+/// Runs `warden token …`: the token operations, as the local operator.
 pub async fn run(json: bool, cmd: TokenCmd, warden: &warden_ops::Warden) -> anyhow::Result<()> {
-    let store = warden.store();
     let mut out = std::io::stdout().lock();
     match cmd {
         TokenCmd::Create {
@@ -76,11 +62,12 @@ pub async fn run(json: bool, cmd: TokenCmd, warden: &warden_ops::Warden) -> anyh
             };
             let (info, secret) = match dir_user.as_deref() {
                 Some(user) => {
-                    create_dir_user_token(store, &cli_actor(), &name, user, expires_at).await
+                    warden
+                        .create_dir_user_api_token(&name, user, expires_at)
+                        .await?
                 }
-                None => create_token(store, &cli_actor(), &name, &scopes, expires_at).await,
-            }
-            .map_err(cli_error)?;
+                None => warden.create_api_token(&name, &scopes, expires_at).await?,
+            };
             if json {
                 let doc = Zeroizing::new(serde_json::to_string_pretty(
                     &json!({"token": secret.as_str(), "info": info}),
@@ -98,13 +85,13 @@ pub async fn run(json: bool, cmd: TokenCmd, warden: &warden_ops::Warden) -> anyh
                         .map(|u| format!(", acting as directory user {u}"))
                         .unwrap_or_default(),
                     info.expires_at
-                        .map(|e| format!(", expiring at {e}"))
+                        .map(|e| format!(", expiring at {}", crate::cli::time_or(Some(e), "-")))
                         .unwrap_or_default()
                 );
             }
         }
         TokenCmd::List => {
-            let list = list_tokens(store).await.map_err(cli_error)?;
+            let list = warden.api_tokens().await?;
             if json {
                 serde_json::to_writer_pretty(&mut out, &list)?;
                 writeln!(out)?;
@@ -124,10 +111,10 @@ pub async fn run(json: bool, cmd: TokenCmd, warden: &warden_ops::Warden) -> anyh
                         i.id.clone(),
                         i.name.clone(),
                         join_scopes(&i.scopes),
-                        i.created_at.to_string(),
-                        when(i.expires_at),
-                        when(i.revoked_at),
-                        when(i.last_used_at),
+                        crate::cli::time_or(Some(i.created_at), "-"),
+                        crate::cli::time_or(i.expires_at, "-"),
+                        crate::cli::time_or(i.revoked_at, "-"),
+                        crate::cli::time_or(i.last_used_at, "-"),
                         i.dir_user.clone().unwrap_or_else(|| "-".into()),
                     ]);
                 }
@@ -135,9 +122,7 @@ pub async fn run(json: bool, cmd: TokenCmd, warden: &warden_ops::Warden) -> anyh
             }
         }
         TokenCmd::Revoke { id } => {
-            let info = revoke_token(store, &cli_actor(), &id)
-                .await
-                .map_err(cli_error)?;
+            let info = warden.revoke_api_token(&id).await?;
             if json {
                 serde_json::to_writer_pretty(&mut out, &info)?;
                 writeln!(out)?;
