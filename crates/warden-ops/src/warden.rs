@@ -184,6 +184,12 @@ impl OpsError {
     }
 }
 
+impl From<warden_core::parse::ParseError> for OpsError {
+    fn from(e: warden_core::parse::ParseError) -> Self {
+        OpsError::Invalid(e.to_string())
+    }
+}
+
 impl From<NameError> for OpsError {
     fn from(e: NameError) -> Self {
         OpsError::Invalid(e.to_string())
@@ -702,8 +708,11 @@ impl Warden {
         tx: &mut Tx<'_>,
         account: &AccountRow,
         name: &UserName,
-        spec: UserSpec,
+        mut spec: UserSpec,
     ) -> Result<UserRow> {
+        // Every way a user is created checks its text fields here, once: a blank or
+        // malformed source network or tag is refused, never dropped.
+        spec.normalize()?;
         let kp = KeyPair::generate(KeyKind::User);
         let pk = kp.user_public_key()?;
         let jwt = sign_user(tx, account, &pk, name, &spec).await?;
@@ -1012,6 +1021,9 @@ impl Warden {
     /// Changes a user; re-issues its JWT.
     pub async fn edit_user(&self, account: &str, name: &str, edit: &UserEdit) -> Result<UserView> {
         self.need(Scope::Write, "editing a user")?;
+        let mut edit = edit.clone();
+        edit.normalize()?;
+        let edit = &edit;
         if edit.is_empty() {
             return Err(OpsError::Invalid(
                 "nothing to change: give at least one permission or limit flag (see --help)".into(),

@@ -421,6 +421,23 @@ async fn forms_need_the_csrf_token_and_the_scope() {
         .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert!(c.warden.user("ORDERS", "bad").await.is_err());
+    // A blank entry (nothing between two commas) is refused too, never dropped: dropping it
+    // would leave a user who may publish anything, as the CLI and the API refuse it.
+    let before = c.store.ledger(0, 10_000).await.unwrap().len();
+    for blank in ["orders.>, ,audit.*", "orders.>,", " , "] {
+        let res = c
+            .post(
+                "/console/accounts/ORDERS/users",
+                &cookie,
+                &[("name", "blank"), ("pub_allow", blank), ("csrf", &csrf)],
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{blank:?}");
+        let html = res.text().await.unwrap();
+        assert!(html.contains("empty entry"), "{blank:?}: {html}");
+    }
+    assert!(c.warden.user("ORDERS", "blank").await.is_err());
+    assert_eq!(c.store.ledger(0, 10_000).await.unwrap().len(), before);
     let res = c
         .post(
             "/console/accounts/ORDERS/users",

@@ -489,9 +489,9 @@ async fn audit(g: &Global, w: &Warden, cmd: AuditCmd) -> Result<()> {
                 let events = w.ledger_events(after, limit.max(1)).await?;
                 for e in &events {
                     if g.json {
-                        println!("{}", serde_json::to_string(e)?);
+                        outln!("{}", serde_json::to_string(e)?)?;
                     } else {
-                        println!(
+                        outln!(
                             "{:>6}  {}  {:<18} {:<10} {}  {}",
                             e.seq,
                             parse::format_unix(e.at),
@@ -499,7 +499,7 @@ async fn audit(g: &Global, w: &Warden, cmd: AuditCmd) -> Result<()> {
                             e.actor,
                             e.object_key,
                             e.summary
-                        );
+                        )?;
                     }
                     after = e.seq;
                 }

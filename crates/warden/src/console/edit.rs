@@ -472,18 +472,17 @@ fn lines(list: &[Subject]) -> String {
 /// Subjects typed one per line (or separated by commas); a line `subject queue` is a
 /// queue-group entry, so spaces inside a line do not separate.
 fn subject_lines(field: &str, text: &str) -> Result<Vec<Subject>, FormError> {
-    text.split(['\n', ','])
-        .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
-        .filter(|t| !t.is_empty())
-        .map(|t| Subject::new(&t).map_err(|e| FormError(format!("{field}: {e}"))))
+    super::form_entries(text, false)
+        .map_err(|e| FormError(format!("{field}: {e}")))?
+        .iter()
+        .map(|t| Subject::new(t).map_err(|e| FormError(format!("{field}: {e}"))))
         .collect()
 }
 
-/// Words of a free-text list field (spaces, commas and newlines separate).
-fn words(text: &str) -> impl Iterator<Item = &str> {
-    text.split([',', ' ', '\n', '\r', '\t'])
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
+/// Words of a free-text list field (spaces, commas and newlines separate; an empty
+/// entry between commas is refused).
+fn words(field: &str, text: &str) -> Result<Vec<String>, FormError> {
+    super::form_entries(text, true).map_err(|e| FormError(format!("{field}: {e}")))
 }
 
 impl UserForm {
@@ -601,7 +600,8 @@ impl UserForm {
             }
         }
 
-        let conn_types: Vec<ConnectionType> = words(&self.conn_types)
+        let conn_types: Vec<ConnectionType> = words("Connection types", &self.conn_types)?
+            .iter()
             .map(|w| {
                 w.parse::<ConnectionType>().map_err(|_| {
                     FormError(format!(
@@ -610,7 +610,8 @@ impl UserForm {
                 })
             })
             .collect::<Result<_, _>>()?;
-        let src: Vec<String> = words(&self.src)
+        let src: Vec<String> = words("Source networks", &self.src)?
+            .iter()
             .map(|w| parse_cidr(w).map_err(|e| FormError(e.to_string())))
             .collect::<Result<_, _>>()?;
         let t = now();
@@ -630,7 +631,10 @@ impl UserForm {
             Some(expiry)
         };
         let changed = |old: i64, new: i64| (old != new).then_some(new);
-        let tags: Vec<String> = words(&self.tags).map(|t| t.to_ascii_lowercase()).collect();
+        let tags: Vec<String> = words("Tags", &self.tags)?
+            .iter()
+            .map(|t| t.to_ascii_lowercase())
+            .collect();
         let edit = UserEdit {
             permissions: perms,
             bearer: (current.bearer_token != self.bearer.is_some())

@@ -150,6 +150,34 @@ fn set_cookie(name: &str, value: &str, max_age: u64) -> HeaderValue {
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+/// The entries of a list field of a form: one or more per line, separated by commas
+/// (and, when `spaces_separate`, by spaces; otherwise spaces inside an entry are kept,
+/// collapsed, as in `subject queue`). Blank lines are layout; an empty entry — nothing
+/// between two commas, or a comma at the end — is refused, as the other surfaces refuse
+/// a blank value, rather than dropped.
+pub(crate) fn form_entries(text: &str, spaces_separate: bool) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        for part in line.split(',') {
+            let words: Vec<&str> = part.split_whitespace().collect();
+            if words.is_empty() {
+                return Err(format!(
+                    "an empty entry in {line:?} (nothing between two commas, or a comma at the end)"
+                ));
+            }
+            if spaces_separate {
+                out.extend(words.iter().map(|w| w.to_string()));
+            } else {
+                out.push(words.join(" "));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The status of the console page that shows an error of kind `kind`: the one mapping of
 /// [`ErrorKind`] for the console, used by every page and every form (a form's error is
 /// shown on the form's page with this status).
@@ -573,4 +601,27 @@ async fn logout(
     res.headers_mut()
         .append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0));
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::form_entries;
+
+    #[test]
+    fn list_fields_split_and_refuse_empty_entries() {
+        assert_eq!(
+            form_entries("a.>, b.*\n\n  c.> q  \n", false).unwrap(),
+            ["a.>", "b.*", "c.> q"]
+        );
+        assert_eq!(
+            form_entries("10.0.0.0/8 192.168.0.1, ::1", true).unwrap(),
+            ["10.0.0.0/8", "192.168.0.1", "::1"]
+        );
+        // A field left blank is no entries; an empty entry between commas is an error.
+        assert!(form_entries("  \n ", true).unwrap().is_empty());
+        for bad in ["a, ,b", "a,", ",a", " , "] {
+            let e = form_entries(bad, true).unwrap_err();
+            assert!(e.contains("empty entry"), "{bad:?}: {e}");
+        }
+    }
 }

@@ -447,11 +447,12 @@ async fn render_account(
 // Users
 // ---------------------------------------------------------------------------------------
 
-/// Subjects typed into a form field, separated by spaces or commas.
+/// Subjects typed into a form field, separated by spaces, commas or lines (an empty entry
+/// between commas is refused).
 pub(super) fn parse_subjects(field: &str, text: &str) -> Result<Vec<Subject>, Problem> {
-    text.split([',', ' ', '\n', '\t'])
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
+    super::form_entries(text, true)
+        .map_err(|e| Problem::invalid(format!("{field}: {e}")))?
+        .iter()
         .map(|t| Subject::new(t).map_err(|e| Problem::invalid(format!("{field}: {e}"))))
         .collect()
 }

@@ -10,7 +10,6 @@ use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use warden_core::parse::parse_cidr;
 use warden_core::spec::{AccountLimitsEdit, UserEdit};
 use warden_core::{AccountSpec, UserSpec};
 use warden_store::{LedgerEvent, LedgerReport};
@@ -113,14 +112,6 @@ impl RequestBody for UserEdit {
         }
         self
     }
-}
-
-/// Canonical CIDRs, as the CLI makes them (`10.0.0.1` → `10.0.0.1/32`).
-fn cidrs(list: &mut [String]) -> ApiResult<()> {
-    for c in list.iter_mut() {
-        *c = parse_cidr(c).map_err(|e| ApiError::Invalid(e.to_string()))?;
-    }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -267,9 +258,8 @@ pub(crate) async fn add_user(
     State(s): State<HttpState>,
     Extension(token): Extension<TokenInfo>,
     ApiPath(account): ApiPath<String>,
-    JsonBody(mut body): JsonBody<CreateUser>,
+    JsonBody(body): JsonBody<CreateUser>,
 ) -> ApiResult<(StatusCode, Json<UserView>)> {
-    cidrs(&mut body.spec.src)?;
     let view = s
         .warden_for(&token)
         .add_user(&account, &body.name, body.spec)
@@ -291,10 +281,8 @@ pub(crate) async fn edit_user(
     State(s): State<HttpState>,
     Extension(token): Extension<TokenInfo>,
     ApiPath((account, user)): ApiPath<(String, String)>,
-    JsonBody(mut edit): JsonBody<UserEdit>,
+    JsonBody(edit): JsonBody<UserEdit>,
 ) -> ApiResult<Json<UserView>> {
-    cidrs(&mut edit.add_source_networks)?;
-    cidrs(&mut edit.remove_source_networks)?;
     Ok(Json(
         s.warden_for(&token)
             .edit_user(&account, &user, &edit)

@@ -72,7 +72,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::task::JoinSet;
-use warden_core::parse::parse_cidr;
 use warden_core::spec::{AccountLimitsEdit, UserEdit};
 use warden_core::{AccountSpec, UserSpec};
 
@@ -671,14 +670,6 @@ fn parse<T: DeserializeOwned>(op: Op, payload: &[u8]) -> Result<T, ServiceError>
     decode(op, "", body(op, payload)?)
 }
 
-/// Canonical CIDRs, as the CLI and the HTTP API make them (`10.0.0.1` → `10.0.0.1/32`).
-fn cidrs(list: &mut [String]) -> Result<(), ServiceError> {
-    for c in list.iter_mut() {
-        *c = parse_cidr(c).map_err(|e| ServiceError::bad_request(e.to_string()))?;
-    }
-    Ok(())
-}
-
 /// A `UserEdit` from any subset of its fields (the type itself wants them all):
 /// the given object is laid over the empty edit. `"expiry": null` clears the
 /// expiry (plain serde would read it as "leave it").
@@ -696,8 +687,6 @@ fn user_edit(value: Value) -> Result<UserEdit, ServiceError> {
     if clears_expiry {
         edit.expiry = Some(None);
     }
-    cidrs(&mut edit.add_source_networks)?;
-    cidrs(&mut edit.remove_source_networks)?;
     Ok(edit)
 }
 
@@ -768,8 +757,7 @@ pub async fn dispatch(warden: &Warden, op: Op, payload: &[u8]) -> Result<Vec<u8>
         }
         Op::UserCreate => {
             let r: UserCreate = parse(op, payload)?;
-            let mut spec = r.spec;
-            cidrs(&mut spec.src)?;
+            let spec = r.spec;
             let (user, creds) = warden
                 .add_user_with_creds(&r.account, &r.name, spec)
                 .await?;
