@@ -31,7 +31,7 @@ use warden_store::{AccountRow, DeviceRow, OperatorRow, OutboxRow, Tx, UserRow, Z
 
 use crate::{
     OpsError, Record, Result, Scope, TOPIC_ACCOUNT_DELETE, TOPIC_ACCOUNT_UPDATE, Warden, from_json,
-    now, parse_key, put_seed, to_json,
+    now, parse_key, put_seed,
 };
 
 /// Outbox topic: a device's stream must exist in the hub (payload: [`StreamRequest`] JSON).
@@ -562,18 +562,13 @@ async fn issue_user(
     let seed = user_kp.seed();
     let creds =
         nats_jwt::format_user_creds(&jwt, &seed).map_err(|e| OpsError::Jwt(e.to_string()))?;
-    let t = now();
-    let row = UserRow {
-        public_key: user_key.to_string(),
-        account: acc.public_key.clone(),
-        name: user_name.to_string(),
-        spec: to_json(&spec)?,
+    let row = crate::new_user_row(
+        &acc.public_key,
+        &user_key.to_string(),
+        &user_name.to_string(),
+        &spec,
         jwt,
-        signing_key: None,
-        revoked_at: None,
-        created_at: t,
-        updated_at: t,
-    };
+    )?;
     tx.insert_user(&row).await?;
     Ok((row, Zeroizing::new(creds)))
 }

@@ -28,7 +28,7 @@ use warden_store::dir_keys::DirUserKeyRow;
 use warden_store::{AccountRow, OperatorRow, StoreError, Tx, UserRow};
 
 use crate::governance::Reissued;
-use crate::{OpsError, Record, Result, Scope, Warden, from_json, now, to_json};
+use crate::{OpsError, Record, Result, Scope, Warden, from_json, now};
 
 /// Tag of a directory-managed NATS user issued for the user's own key (no seed here).
 pub const OWN_KEY_TAG: &str = "warden:own-key";
@@ -372,18 +372,13 @@ impl Warden {
         refuse_blocking(claims.validate(now()))?;
         let signer = nats_jwt::KeyPair::from_seed(&tx.seed(&acc.public_key).await?)?;
         let jwt = claims.encode_at(&signer, iat)?;
-        let t = now();
-        let row = UserRow {
-            public_key: key.to_string(),
-            account: acc.public_key.clone(),
-            name: name.to_string(),
-            spec: to_json(&spec)?,
+        let row = crate::new_user_row(
+            &acc.public_key,
+            &key.to_string(),
+            &name.to_string(),
+            &spec,
             jwt,
-            signing_key: None,
-            revoked_at: None,
-            created_at: t,
-            updated_at: t,
-        };
+        )?;
         tx.insert_user(&row).await.map_err(|e| {
             crate::conflict(e, || {
                 format!("user {name} already exists in account {}", acc.name)

@@ -717,18 +717,13 @@ impl Warden {
         let pk = kp.user_public_key()?;
         let jwt = sign_user(tx, account, &pk, name, &spec).await?;
         put_seed(tx, &kp, "user").await?;
-        let t = now();
-        let row = UserRow {
-            public_key: pk.to_string(),
-            account: account.public_key.clone(),
-            name: name.to_string(),
-            spec: to_json(&spec)?,
+        let row = new_user_row(
+            &account.public_key,
+            &pk.to_string(),
+            name.as_str(),
+            &spec,
             jwt,
-            signing_key: None,
-            revoked_at: None,
-            created_at: t,
-            updated_at: t,
-        };
+        )?;
         tx.insert_user(&row).await.map_err(|e| {
             conflict(e, || {
                 format!("user {name} already exists in account {}", account.name)
@@ -1229,6 +1224,30 @@ impl Record for Tx<'_> {
 
 /// Stores a new account whose JWT is already signed: its sealed seed and its row
 /// (a name already taken is a conflict). The caller records the event and queues
+/// The row of a user issued now: in `account` (its public key), with `spec`, the JWT
+/// signed by the account's identity key, not revoked. Every way Warden creates a user
+/// builds its row here.
+pub(crate) fn new_user_row(
+    account: &str,
+    public_key: &str,
+    name: &str,
+    spec: &UserSpec,
+    jwt: String,
+) -> Result<UserRow> {
+    let t = now();
+    Ok(UserRow {
+        public_key: public_key.to_string(),
+        account: account.to_string(),
+        name: name.to_string(),
+        spec: to_json(spec)?,
+        jwt,
+        signing_key: None,
+        revoked_at: None,
+        created_at: t,
+        updated_at: t,
+    })
+}
+
 /// the push, so bulk paths can batch them.
 pub(crate) async fn insert_account_row(
     tx: &mut Tx<'_>,

@@ -612,15 +612,15 @@ impl Warden {
                     .max();
                 users.push(UserIn {
                     row: UserRow {
-                        public_key: uc.sub.clone(),
-                        account: claims.sub.clone(),
-                        name: uname.to_string(),
-                        spec: to_json(&uspec.spec)?,
-                        jwt,
                         signing_key: signed_by_key.then(|| uc.iss.clone()),
                         revoked_at,
-                        created_at: t,
-                        updated_at: t,
+                        ..crate::new_user_row(
+                            &claims.sub,
+                            &uc.sub,
+                            uname.as_str(),
+                            &uspec.spec,
+                            jwt,
+                        )?
                     },
                     name: uname,
                     seed: useed,

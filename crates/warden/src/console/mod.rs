@@ -182,14 +182,8 @@ pub(crate) fn form_entries(text: &str, spaces_separate: bool) -> Result<Vec<Stri
 /// [`ErrorKind`] for the console, used by every page and every form (a form's error is
 /// shown on the form's page with this status).
 pub fn status_of(kind: ErrorKind) -> StatusCode {
-    match kind {
-        ErrorKind::Invalid => StatusCode::BAD_REQUEST,
-        ErrorKind::NotFound => StatusCode::NOT_FOUND,
-        ErrorKind::Conflict => StatusCode::CONFLICT,
-        ErrorKind::Refused => StatusCode::FORBIDDEN,
-        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+    // A console page answers with the status the HTTP API gives the same error.
+    crate::http::status_of(kind)
 }
 
 /// What a page says about a failed request: the status it is shown with and the message.
