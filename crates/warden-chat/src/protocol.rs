@@ -1,4 +1,4 @@
-//! The websocket `/chat` command protocol (the PoC's AT-style commands, in JSON), and the
+//! The websocket `/chat` command protocol (nano-messaging's AT-style commands, in JSON), and the
 //! per-connection rate limit.
 //!
 //! The server greets with `{"type":"status","content":"START?"}`. The client sends

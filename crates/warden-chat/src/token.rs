@@ -2,7 +2,7 @@
 //! secrets, so a rotation can keep the old and the new one active), `exp`, `aud` and `iss`
 //! are checked on every path, and the claims the rooms need are read from them:
 //! `userUUID`, `entityUUID` and `levelOnEntity` (a number, or a string of digits as the
-//! PoC's tokens carry it).
+//! tokens of nano-messaging carry it).
 
 use std::sync::Once;
 
@@ -60,7 +60,7 @@ pub struct ChatClaims {
     pub level_on_entity: i64,
 }
 
-/// `levelOnEntity` as a number or as a string of digits (the PoC sends `"100"`).
+/// `levelOnEntity` as a number or as a string of digits (nano-messaging clients send `"100"`).
 fn level<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]

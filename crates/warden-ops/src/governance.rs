@@ -1,4 +1,4 @@
-//! Identity governance operations (issue 7, the NEXT seed): directory users, roles
+//! Identity governance operations: directory users, roles
 //! and tasks; proposals that the right people confirm or reject; and compiling a
 //! directory user's roles into a NATS user per account.
 //!
@@ -87,7 +87,7 @@ pub struct TaskView {
     pub admins: Vec<String>,
 }
 
-/// A proposal with the seed's message name and who may close it.
+/// A proposal with its governance message name and who may close it.
 #[derive(Clone, Debug, Serialize)]
 pub struct ProposalView {
     /// Id.

@@ -142,7 +142,7 @@ fn body<T: serde::de::DeserializeOwned>(
         .map_err(|e| ChatError::Invalid(format!("request body does not fit: {e}")))
 }
 
-/// A number, or a string of digits (the PoC sends `"level_admin":"9999"`).
+/// A number, or a string of digits (nano-messaging clients send `"level_admin":"9999"`).
 fn int_or_text<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<i64>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]

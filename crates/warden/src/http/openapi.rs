@@ -778,7 +778,7 @@ fn chat_operation(r: &Route) -> Value {
     if let Some(req) = r.request {
         op["requestBody"] = json!({
             "required": true,
-            "description": "JSON, at most 64 KiB. Unknown fields are refused; integers may be sent as strings of digits, as the nano-messaging PoC did.",
+            "description": "JSON, at most 64 KiB. Unknown fields are refused; integers may be sent as strings of digits, as nano-messaging clients do.",
             "content": {"application/json": {"schema": schema_ref(req)}}
         });
     }
@@ -1119,7 +1119,7 @@ fn governance_schemas() -> Value {
             "as": acting, "ids": strings("Proposal ids."), "justification": s("Why.")
         }, "required": ["as", "ids"]},
         "ProposalView": {"type": "object", "properties": {
-            "id": s("p1, p2, …"), "message": s("The seed's message, e.g. CONFIRM_ADD_ROLE_MEMBER."),
+            "id": s("p1, p2, …"), "message": s("The governance message, e.g. CONFIRM_ADD_ROLE_MEMBER."),
             "kind": s("Kind."), "change": s("add, remove or update."), "address": {"type": "object"},
             "initiator": s("Directory user."), "reason": s("Why."),
             "status": {"type": "string", "enum": ["open", "confirmed", "rejected", "expired"]},
