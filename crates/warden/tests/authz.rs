@@ -402,30 +402,13 @@ on_both_stores!(
     key_registration
 );
 
-/// A service error: the status code and message from the headers.
+/// A service request: the body, or the error (code, message) from its headers.
 async fn request(
     client: &async_nats::Client,
     op: &str,
     body: Value,
 ) -> Result<Value, (u16, String)> {
-    let msg = tokio::time::timeout(
-        WAIT,
-        client.request(format!("WARDEN.{op}"), body.to_string().into()),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("{op}: no reply within {WAIT:?}"))
-    .unwrap_or_else(|e| panic!("{op}: request failed: {e}"));
-    let header = |name: &str| {
-        msg.headers
-            .as_ref()
-            .and_then(|h| h.get(name))
-            .map(|v| v.as_str().to_string())
-    };
-    if let Some(code) = header(async_nats::service::NATS_SERVICE_ERROR_CODE) {
-        let message = header(async_nats::service::NATS_SERVICE_ERROR).unwrap_or_default();
-        return Err((code.parse().expect("numeric code"), message));
-    }
-    Ok(serde_json::from_slice(&msg.payload).expect("JSON reply"))
+    common::service_call(client, op, &body, WAIT).await
 }
 
 /// Runs the service with `scopes` until the returned sender is dropped or fired.

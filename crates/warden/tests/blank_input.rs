@@ -173,26 +173,7 @@ async fn service(
     op: &str,
     body: Value,
 ) -> Result<Value, (u16, String)> {
-    let msg = tokio::time::timeout(
-        WAIT,
-        client.request(format!("WARDEN.{op}"), body.to_string().into()),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("no reply to {op} in time"))
-    .unwrap_or_else(|e| panic!("request {op}: {e}"));
-    let header = |name: &str| {
-        msg.headers
-            .as_ref()
-            .and_then(|h| h.get(name))
-            .map(|v| v.as_str().to_string())
-    };
-    match header(async_nats::service::NATS_SERVICE_ERROR_CODE) {
-        Some(code) => Err((
-            code.parse().expect("numeric code"),
-            header(async_nats::service::NATS_SERVICE_ERROR).unwrap_or_default(),
-        )),
-        None => Ok(serde_json::from_slice(&msg.payload).expect("JSON reply")),
-    }
+    common::service_call(client, op, &body, WAIT).await
 }
 
 /// Whether an HTTP error body says the input was invalid: `invalid`, or `invalid_json`

@@ -159,25 +159,7 @@ async fn closed_eventually(c: &Client, what: &str) {
 
 /// A service reply: the JSON body, or the error (code, message) from its headers.
 async fn call(client: &async_nats::Client, op: &str, body: Value) -> Result<Value, (u16, String)> {
-    let subject = format!("WARDEN.{op}");
-    let msg = tokio::time::timeout(
-        WAIT,
-        client.request(subject.clone(), body.to_string().into()),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("no reply to {subject} in time"))
-    .unwrap_or_else(|e| panic!("request to {subject} failed: {e}"));
-    let header = |name: &str| {
-        msg.headers
-            .as_ref()
-            .and_then(|h| h.get(name))
-            .map(|v| v.as_str().to_string())
-    };
-    if let Some(code) = header(async_nats::service::NATS_SERVICE_ERROR_CODE) {
-        let message = header(async_nats::service::NATS_SERVICE_ERROR).unwrap_or_default();
-        return Err((code.parse().expect("numeric code"), message));
-    }
-    Ok(serde_json::from_slice(&msg.payload).expect("JSON reply"))
+    common::service_call(client, op, &body, WAIT).await
 }
 
 /// Waits until serve's NATS service answers.

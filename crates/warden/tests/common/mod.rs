@@ -389,3 +389,43 @@ impl Home {
             .collect()
     }
 }
+
+/// A request to Warden's NATS service (`WARDEN.<op>` with a JSON body), answered within
+/// `wait`: `Ok(body)`, or `Err((code, message))` from the service's error headers (an
+/// error reply has no body).
+pub async fn service_call(
+    client: &async_nats::Client,
+    op: &str,
+    body: &serde_json::Value,
+    wait: Duration,
+) -> Result<serde_json::Value, (u16, String)> {
+    let subject = format!("WARDEN.{op}");
+    let msg = tokio::time::timeout(
+        wait,
+        client.request(subject.clone(), body.to_string().into()),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no reply to {subject} within {wait:?}"))
+    .unwrap_or_else(|e| panic!("request to {subject} failed: {e}"));
+    let header = |name: &str| {
+        msg.headers
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .map(|v| v.as_str().to_string())
+    };
+    match header(async_nats::service::NATS_SERVICE_ERROR_CODE) {
+        Some(code) => {
+            assert!(msg.payload.is_empty(), "error replies have no body");
+            Err((
+                code.parse().expect("numeric code"),
+                header(async_nats::service::NATS_SERVICE_ERROR).unwrap_or_default(),
+            ))
+        }
+        None => Ok(serde_json::from_slice(&msg.payload).unwrap_or_else(|e| {
+            panic!(
+                "reply to {subject} is not JSON ({e}): {}",
+                String::from_utf8_lossy(&msg.payload)
+            )
+        })),
+    }
+}
