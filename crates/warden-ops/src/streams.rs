@@ -58,15 +58,20 @@ pub enum StreamsError {
 }
 
 impl StreamsError {
-    /// Whether this is the caller's mistake (exit code 2).
-    pub fn is_usage(&self) -> bool {
+    /// What this error means, as for every operation error (see [`crate::ErrorKind`]).
+    pub fn kind(&self) -> crate::ErrorKind {
         match self {
             StreamsError::Invalid(_)
             | StreamsError::NeedsRecreate(_)
-            | StreamsError::NoJetStream(_) => true,
-            StreamsError::Ops(e) => e.is_usage(),
-            StreamsError::Server(_) => false,
+            | StreamsError::NoJetStream(_) => crate::ErrorKind::Invalid,
+            StreamsError::Ops(e) => e.kind(),
+            StreamsError::Server(_) => crate::ErrorKind::Unavailable,
         }
+    }
+
+    /// Whether this is the caller's mistake (exit code 2).
+    pub fn is_usage(&self) -> bool {
+        self.kind() == crate::ErrorKind::Invalid
     }
 }
 

@@ -691,10 +691,10 @@ impl Warden {
             || counts.users > 0
             || counts.nkeys > 0
         {
-            return Err(NscError::Ops(OpsError::Conflict(format!(
+            return Err(OpsError::Conflict(format!(
                 "the Warden store {} is not empty; import nsc only into an empty store (use another --data-dir or --database-url)",
                 self.store.url_redacted()
-            ))));
+            )));
         }
         let mut seeds = 0usize;
         if let Some(kp) = &op_seed {

@@ -9,10 +9,6 @@ use warden_ops::nsc::*;
 
 use crate::cli::progress::Bar;
 
-fn cli_error(e: NscError) -> anyhow::Error {
-    crate::cli::usage_if(e.is_usage(), e)
-}
-
 /// `warden export …`
 #[derive(Args, Debug)]
 pub struct ExportArgs {
@@ -42,8 +38,7 @@ pub enum ImportCmd {
 pub async fn run_export(json: bool, args: ExportArgs, w: &Warden) -> anyhow::Result<()> {
     let report = w
         .export_with_progress(args.format, &args.out, &Bar::for_output(json, 0, "export"))
-        .await
-        .map_err(cli_error)?;
+        .await?;
     if json {
         outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
@@ -85,8 +80,8 @@ pub async fn run_export(json: bool, args: ExportArgs, w: &Warden) -> anyhow::Res
 /// so that a mistyped path leaves no new, empty database behind.
 pub fn check_import_dirs(cmd: &ImportCmd) -> anyhow::Result<()> {
     let ImportCmd::Nsc { store, keys } = cmd;
-    warden_ops::nsc::import::operator_dir(store).map_err(cli_error)?;
-    warden_ops::nsc::import::keystore_dir(keys).map_err(cli_error)?;
+    warden_ops::nsc::import::operator_dir(store)?;
+    warden_ops::nsc::import::keystore_dir(keys)?;
     Ok(())
 }
 
@@ -95,8 +90,7 @@ pub async fn run_import(json: bool, cmd: ImportCmd, mut w: Warden) -> anyhow::Re
     let ImportCmd::Nsc { store, keys } = cmd;
     let report = w
         .import_nsc_with_progress(&store, &keys, &Bar::for_output(json, 0, "import"))
-        .await
-        .map_err(cli_error)?;
+        .await?;
     if json {
         outln!("{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(());
