@@ -803,21 +803,8 @@ impl Warden {
 
     /// Adds an account.
     pub async fn add_account(&self, name: &str, spec: AccountSpec) -> Result<AccountView> {
-        self.need(Scope::Write, "adding an account")?;
-        let name = self.settings.naming.account(name)?;
-        let mut tx = self.store.begin().await?;
-        let op = self.operator_row(&mut tx).await?;
-        let row = self
-            .create_account(
-                &mut tx,
-                &op,
-                KeyPair::generate(KeyKind::Account),
-                &name,
-                spec,
-            )
-            .await?;
-        tx.commit().await?;
-        account_view(row, &op, 0)
+        self.add_account_with_users(name, spec, Vec::new(), &crate::progress::Quiet)
+            .await
     }
 
     /// Lists accounts, ordered by name.
