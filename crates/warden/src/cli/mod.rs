@@ -503,7 +503,7 @@ async fn audit(g: &Global, w: &Warden, cmd: AuditCmd) -> Result<()> {
                     }
                     after = e.seq;
                 }
-                if !follow {
+                if !follow || stdout_closed() {
                     return Ok(());
                 }
                 if events.is_empty() {
@@ -574,9 +574,21 @@ pub fn print_json<T: Serialize>(value: &T) -> Result<()> {
 pub fn write_out(bytes: &[u8]) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|()| out.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            STDOUT_CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        }
         other => Ok(other?),
     }
+}
+
+/// Set once a write found standard output closed by its reader.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether standard output's reader has gone (a command that follows, like
+/// `audit list --follow`, stops then instead of writing into nothing).
+pub fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Database URL and data directory from the global flags.
