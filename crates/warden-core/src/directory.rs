@@ -1,4 +1,4 @@
-//! The directory's shared shapes: users and roles under their NEXT field names
+//! The directory's shared shapes: users and roles under their directory field names
 //! (the mapping between Active Directory, Warden's directory and Azure AD), a
 //! snapshot of one upstream directory, and the plan that turns a snapshot into
 //! creates, updates and deletes.
@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A directory user, in NEXT field names. `id` is Warden's own key for the user
+/// A directory user, in Warden's directory field names. `id` is Warden's own key for the user
 /// (the `--as` name, the NATS user name in accounts where the user has grants);
 /// `user_id` is the provider's object id (AD `objectGUID`, Azure AD `id`), kept
 /// so that renames upstream are updates, not delete + create.
@@ -78,7 +78,7 @@ pub struct NextUser {
     pub user_type: Option<String>,
 }
 
-/// A directory role (an AD / Azure AD group), in NEXT field names.
+/// A directory role (an AD / Azure AD group), in Warden's directory field names.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NextRole {
@@ -116,7 +116,7 @@ pub struct NextRole {
     pub distinguished_name: Option<String>,
 }
 
-/// Everything one upstream directory holds, mapped to NEXT fields. `source` names
+/// Everything one upstream directory holds, mapped to directory fields. `source` names
 /// the upstream (`ldap:dc=example,dc=org`, `graph:contoso`, `ldif:corp`) so that
 /// deletions are detected only among records that came from the same source.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

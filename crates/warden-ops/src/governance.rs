@@ -49,7 +49,7 @@ impl From<GovernanceError> for OpsError {
 pub struct DirUserView {
     /// The directory id (also `id` of the record).
     pub id: String,
-    /// The record in NEXT field names.
+    /// The record in Warden's directory field names.
     pub user: NextUser,
     /// Where it came from.
     pub source: String,

@@ -14,7 +14,7 @@ use super::mapping::{FieldShape, Mapping, Provider, user_field_shape};
 use crate::directory::{DirectorySnapshot, NextRole, NextUser, SyncSkip};
 
 /// One change confirmed in Warden, in Warden's terms (directory ids, role
-/// names, NEXT field names).
+/// names, directory field names).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum DirectoryChange {
@@ -22,7 +22,7 @@ pub enum DirectoryChange {
     UserField {
         /// The user's directory id.
         user: String,
-        /// The NEXT field.
+        /// The directory field.
         field: String,
         /// The values before (empty: unset).
         #[serde(default)]

@@ -203,9 +203,9 @@ const AAD_ROLES: &[(&str, &str)] = &[
 pub struct Mapping {
     /// The provider this mapping reads.
     pub provider: Provider,
-    /// NEXT user field → provider attribute.
+    /// directory user field → provider attribute.
     pub users: BTreeMap<String, String>,
-    /// NEXT role field → provider attribute.
+    /// directory role field → provider attribute.
     pub roles: BTreeMap<String, String>,
     /// Attributes tried in order for a user's Warden directory id.
     pub user_id_from: Vec<String>,
@@ -224,9 +224,9 @@ pub struct Mapping {
 pub struct MappingFile {
     /// `ad` or `aad`; when given it must match the provider being read.
     pub provider: Option<Provider>,
-    /// NEXT user field → provider attribute (`null` to stop syncing the field).
+    /// directory user field → provider attribute (`null` to stop syncing the field).
     pub users: BTreeMap<String, Option<String>>,
-    /// NEXT role field → provider attribute (`null` to stop syncing the field).
+    /// directory role field → provider attribute (`null` to stop syncing the field).
     pub roles: BTreeMap<String, Option<String>>,
     /// Attributes tried in order for the user's Warden directory id.
     pub user_id_from: Option<Vec<String>>,
@@ -336,12 +336,12 @@ impl Mapping {
         }
     }
 
-    /// The attribute a NEXT user field is read from, if mapped.
+    /// The attribute a directory user field is read from, if mapped.
     pub fn user_attr(&self, field: &str) -> Option<&str> {
         self.users.get(field).map(String::as_str)
     }
 
-    /// The attribute a NEXT role field is read from, if mapped.
+    /// The attribute a directory role field is read from, if mapped.
     pub fn role_attr(&self, field: &str) -> Option<&str> {
         self.roles.get(field).map(String::as_str)
     }

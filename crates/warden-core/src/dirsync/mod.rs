@@ -1,5 +1,5 @@
 //! Directory sync with Active Directory and Azure AD: provider exports (LDIF,
-//! Microsoft Graph JSON) and live LDAP entries mapped to NEXT fields by a
+//! Microsoft Graph JSON) and live LDAP entries mapped to directory fields by a
 //! declarative [`Mapping`], a [`SyncPlan`] against what Warden holds, deltas,
 //! and outbound exports of changes confirmed in Warden. Pure: the caller reads
 //! files and directories and applies plans.

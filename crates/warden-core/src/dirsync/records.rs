@@ -1,6 +1,6 @@
 //! Provider records: one user or group as the provider wrote it, with its
 //! attribute values as text, read from LDIF / LDAP entries or Microsoft Graph
-//! JSON objects. The mapping to NEXT fields happens in [`super::snapshot`].
+//! JSON objects. The mapping to directory fields happens in [`super::snapshot`].
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,5 @@
 //! Provider records → [`DirectorySnapshot`] under a [`Mapping`]: Warden ids and
-//! role names by the mapping's rules, NEXT fields by the field map, and
+//! role names by the mapping's rules, directory fields by the field map, and
 //! references (manager, members, owners) resolved to Warden ids. What cannot be
 //! used is reported as a [`SyncSkip`], never dropped silently.
 //!
@@ -17,7 +17,7 @@ use crate::directory::{DirectorySnapshot, NextRole, NextUser, SyncSkip};
 /// A snapshot with the records that could not be mapped.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Mapped {
-    /// What the source holds, in NEXT fields.
+    /// What the source holds, in directory fields.
     pub snapshot: DirectorySnapshot,
     /// Records (or references) left out, with why.
     pub skipped: Vec<SyncSkip>,
@@ -216,7 +216,7 @@ fn boolean(values: Vec<String>) -> Result<Option<bool>, String> {
     }
 }
 
-/// Sets one NEXT user field from provider values (shape by [`user_field_shape`]).
+/// Sets one directory user field from provider values (shape by [`user_field_shape`]).
 pub fn set_user_field(u: &mut NextUser, field: &str, values: Vec<String>) -> Result<(), String> {
     let s = match field {
         "account_enabled" => {
@@ -265,7 +265,7 @@ pub fn set_user_field(u: &mut NextUser, field: &str, values: Vec<String>) -> Res
     Ok(())
 }
 
-/// One NEXT user field as text values (empty when unset).
+/// One directory user field as text values (empty when unset).
 pub fn user_field(u: &NextUser, field: &str) -> Vec<String> {
     let opt = |o: &Option<String>| o.iter().cloned().collect::<Vec<_>>();
     match field {
@@ -302,7 +302,7 @@ pub fn user_field(u: &NextUser, field: &str) -> Vec<String> {
     }
 }
 
-/// Sets one NEXT role field from provider values.
+/// Sets one directory role field from provider values.
 pub fn set_role_field(r: &mut NextRole, field: &str, values: Vec<String>) -> Result<(), String> {
     match field {
         "mail_enabled" => r.mail_enabled = boolean(values)?,
@@ -324,7 +324,7 @@ pub fn set_role_field(r: &mut NextRole, field: &str, values: Vec<String>) -> Res
     Ok(())
 }
 
-/// One NEXT role field as text values.
+/// One directory role field as text values.
 pub fn role_field(r: &NextRole, field: &str) -> Vec<String> {
     let opt = |o: &Option<String>| o.iter().cloned().collect::<Vec<_>>();
     let b = |o: &Option<bool>| o.iter().map(|b| b.to_string()).collect::<Vec<_>>();
