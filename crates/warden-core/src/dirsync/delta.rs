@@ -100,7 +100,7 @@ impl Indexed {
     }
 
     /// The record an LDIF change's DN names: AD's `<GUID=…>` form by objectGUID,
-    /// else by DN, else (groups, whose DN is not a NEXT field) by the first RDN's
+    /// else by DN, else (groups, whose DN is not a directory field) by the first RDN's
     /// value as a role name.
     fn find(&self, dn: &str) -> Option<usize> {
         if let Some(g) = dn.strip_prefix("<GUID=").and_then(|g| g.strip_suffix('>')) {

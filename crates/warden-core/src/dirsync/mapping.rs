@@ -1,5 +1,5 @@
 //! The declarative field mapping between a provider's attributes (Active
-//! Directory / LDAP attribute names, Microsoft Graph property names) and NEXT
+//! Directory / LDAP attribute names, Microsoft Graph property names) and Warden's directory
 //! fields, with the Active Directory and Azure AD field tables as the default per provider,
 //! and the rules that turn a provider record into Warden's directory id and role
 //! name.
@@ -34,7 +34,7 @@ impl fmt::Display for Provider {
     }
 }
 
-/// How a NEXT field takes its value from provider attribute values.
+/// How a directory field takes its value from provider attribute values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FieldShape {
     /// The first value.
@@ -196,7 +196,7 @@ const AAD_ROLES: &[(&str, &str)] = &[
     ("visibility", "visibility"),
 ];
 
-/// A provider ↔ NEXT mapping, validated. Attribute names are compared without
+/// A provider ↔ directory mapping, validated. Attribute names are compared without
 /// regard to case (LDAP attribute names are case-insensitive; Graph's are
 /// matched the same way so a mapping file need not care).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
