@@ -30,6 +30,7 @@ pub mod overview;
 pub mod progress;
 pub mod relay;
 pub mod rooms;
+pub mod secret_file;
 pub mod sign_in;
 pub mod streams;
 pub mod tenant;

@@ -35,18 +35,9 @@ pub fn ensure_data_dir(dir: &Path) -> std::io::Result<()> {
         .create(dir)
 }
 
-/// Writes a file that holds secrets (creds, seeds): created with mode 0600 before
-/// any byte is written; an existing file is replaced and its mode tightened.
+/// Writes a file that holds secrets (creds, seeds, packages): see
+/// [`warden_ops::secret_file::write`] (a new 0600 file renamed into place; a symlink or
+/// someone else's file at the target is replaced, never written through).
 pub fn write_secret_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    f.write_all(contents)?;
-    f.sync_all()
+    warden_ops::secret_file::write(path, contents, true)
 }

@@ -519,3 +519,46 @@ fn serve_flags_are_checked_before_anything_starts() {
     let stderr = home.fails(2, &["serve", "--max-backoff", "soon"]);
     assert!(stderr.contains("--max-backoff"), "{stderr}");
 }
+
+/// Creds files are new 0600 files renamed into place: a symlink at `-o` is replaced, not
+/// followed (the file it pointed to is untouched), and a file someone else left there
+/// (mode 666) is replaced by ours, not written into.
+#[test]
+fn creds_files_never_go_through_a_symlink_or_into_someone_elses_file() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let home = Home::new();
+    home.ok(&["init", "--name", "ACME"]);
+    home.ok(&["account", "add", "APP"]);
+    home.ok(&["user", "add", "alice", "-a", "APP"]);
+
+    let victim = home.path().join("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    let link = home.path().join("link.creds");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    home.ok(&["creds", "APP", "alice", "-o", link.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let meta = std::fs::symlink_metadata(&link).unwrap();
+    assert!(
+        meta.file_type().is_file(),
+        "the link was replaced by a file"
+    );
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert!(
+        std::fs::read_to_string(&link)
+            .unwrap()
+            .contains("NATS USER JWT")
+    );
+
+    let planted = home.path().join("alice.creds");
+    std::fs::write(&planted, "planted").unwrap();
+    std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let before = std::fs::metadata(&planted).unwrap().ino();
+    home.ok(&["creds", "APP", "alice", "-o", planted.to_str().unwrap()]);
+    let after = std::fs::metadata(&planted).unwrap();
+    assert_ne!(
+        after.ino(),
+        before,
+        "a new file, not the planted one rewritten"
+    );
+    assert_eq!(after.permissions().mode() & 0o777, 0o600);
+}
