@@ -1691,7 +1691,13 @@ async fn text_of(b: &Client, css: &str) -> String {
             .unwrap_or_else(|e| panic!("{css}: {e}"));
         match el.text().await {
             Ok(t) => return t,
-            Err(e) if e.to_string().contains("stale element") => {
+            // A live update replaced the element between find and read: Chromium says
+            // "stale element" or, mid-replacement, that the node "does not belong to the
+            // document". Find it again (bounded).
+            Err(e)
+                if e.to_string().contains("stale element")
+                    || e.to_string().contains("does not belong to the document") =>
+            {
                 assert!(Instant::now() < deadline, "{css}: still stale: {e}");
             }
             Err(e) => panic!("{css}: {e}"),
