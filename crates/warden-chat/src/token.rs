@@ -24,6 +24,9 @@ pub enum TokenError {
     /// `exp` is in the past.
     #[error("token has expired")]
     Expired,
+    /// `nbf` is in the future (beyond the leeway).
+    #[error("token is not valid yet (nbf)")]
+    NotYetValid,
     /// `aud` is missing or not one of the accepted audiences.
     #[error("token audience is not accepted")]
     WrongAudience,
@@ -142,6 +145,8 @@ impl TokenValidator {
         validation.set_issuer(issuers);
         validation.set_required_spec_claims(&["exp", "aud", "iss"]);
         validation.validate_exp = true;
+        // A token that says it is not valid yet is refused too (same leeway as `exp`).
+        validation.validate_nbf = true;
         validation.leeway = leeway_secs;
         Ok(TokenValidator {
             keys: secrets
@@ -193,6 +198,7 @@ fn classify(kind: &ErrorKind) -> TokenError {
     match kind {
         ErrorKind::InvalidSignature => TokenError::BadSignature,
         ErrorKind::ExpiredSignature => TokenError::Expired,
+        ErrorKind::ImmatureSignature => TokenError::NotYetValid,
         ErrorKind::InvalidAudience => TokenError::WrongAudience,
         ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
         ErrorKind::MissingRequiredClaim(c) => match c.as_str() {
@@ -280,6 +286,44 @@ mod tests {
         .unwrap();
         let v = validator(&[SECRET]).validate(&t).unwrap();
         assert_eq!(v.caller.level_on_entity, 100);
+    }
+
+    #[test]
+    fn a_token_not_valid_yet_is_refused_beyond_the_leeway() {
+        let body = |nbf: i64| {
+            let c = claims();
+            serde_json::json!({
+                "aud": c.aud, "iss": c.iss, "exp": now() + 600, "nbf": nbf,
+                "userUUID": c.user_uuid, "entityUUID": c.entity_uuid, "levelOnEntity": 100,
+            })
+        };
+        let signed = |nbf: i64| {
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &body(nbf),
+                &EncodingKey::from_secret(SECRET),
+            )
+            .unwrap()
+        };
+        let strict = validator(&[SECRET]);
+        assert_eq!(
+            strict.validate(&signed(now() + 300)),
+            Err(TokenError::NotYetValid)
+        );
+        assert!(strict.validate(&signed(now() - 5)).is_ok());
+        // Within the configured leeway a slightly early `nbf` passes.
+        let lenient = TokenValidator::new(
+            &[SECRET.to_vec()],
+            &["chat.example".to_string()],
+            &["api.example".to_string()],
+            60,
+        )
+        .unwrap();
+        assert!(lenient.validate(&signed(now() + 30)).is_ok());
+        assert_eq!(
+            lenient.validate(&signed(now() + 300)),
+            Err(TokenError::NotYetValid)
+        );
     }
 
     #[test]

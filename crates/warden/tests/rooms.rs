@@ -833,11 +833,18 @@ async fn limits_paging_and_keepalive(line: ServerLine) {
     let home = Home::new();
     home.ok(&["init", "--name", "CHATOP"]);
     let server = home.start_nats(&bin, "main");
-    let secrets = format!("{OLD},{SECRET}");
+    // Two secrets during a rotation: the flag repeated (a secret is never split on commas).
     let gw = Gateway::start(
         &home,
         &["serve", "--nats", &server.url(), "--max-backoff", "1s"],
-        &["--chat-secret", &secrets, "--chat-ping-secs", "2"],
+        &[
+            "--chat-secret",
+            OLD,
+            "--chat-secret",
+            SECRET,
+            "--chat-ping-secs",
+            "2",
+        ],
     );
     let a = &gw.addr;
     let get = reqwest::Method::GET;

@@ -13,16 +13,24 @@ use crate::chat::{ChatSettings, DEFAULT_ACCOUNT, GATEWAY_USER};
 /// Flags of the rooms gateway, shared by `warden serve` and `warden chat`.
 #[derive(Args, Debug, Clone)]
 pub struct ChatArgs {
-    /// HS256 secret of the upstream user service; repeat (or comma-separate) to accept
-    /// several during a rotation. Setting one enables the rooms gateway in `warden serve`.
+    /// HS256 secret of the upstream user service; repeat the flag to accept several
+    /// during a rotation (a secret is taken whole: it may contain a comma). Setting one
+    /// enables the rooms gateway in `warden serve`.
     #[arg(
         long = "chat-secret",
         env = "WARDEN_CHAT_HS256_SECRET",
-        value_delimiter = ',',
         hide_env_values = true,
         value_name = "SECRET"
     )]
     pub secrets: Vec<String>,
+    /// A file of HS256 secrets, one per line (blank lines and `#` comments skipped), added
+    /// to any `--chat-secret`: how several secrets are given through the environment.
+    #[arg(
+        long = "chat-secrets-file",
+        env = "WARDEN_CHAT_HS256_SECRETS_FILE",
+        value_name = "FILE"
+    )]
+    pub secrets_file: Option<std::path::PathBuf>,
     /// Accepted token audience (`aud`); repeatable.
     #[arg(
         long = "chat-audience",
@@ -61,6 +69,27 @@ pub struct ChatArgs {
     /// The NATS account of the gateways (`warden serve` creates it with a `gateway` user).
     #[arg(long = "chat-account", default_value = DEFAULT_ACCOUNT)]
     pub account: String,
+}
+
+impl ChatArgs {
+    /// The gateway settings the flags give; the secrets file is read here (unreadable:
+    /// a usage error).
+    pub fn settings(self) -> Result<ChatSettings, UsageError> {
+        let mut secrets = self.secrets;
+        if let Some(path) = &self.secrets_file {
+            let text =
+                zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+                    UsageError(format!("--chat-secrets-file {}: {e}", path.display()))
+                })?);
+            secrets.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_string),
+            );
+        }
+        Ok(ChatSettings::from(ChatArgs { secrets, ..self }))
+    }
 }
 
 impl From<ChatArgs> for ChatSettings {
@@ -106,10 +135,11 @@ pub struct ChatCmdArgs {
 /// `warden chat`: the gateway alone (same store, same NATS as the others) until SIGTERM or
 /// Ctrl-C; prints `warden chat: http://ADDR (nats URL)` once it listens.
 pub async fn run(w: &Warden, args: ChatCmdArgs) -> Result<()> {
-    let settings = ChatSettings::from(args.chat);
+    let settings = args.chat.settings()?;
     if !settings.enabled() {
         return Err(UsageError(
-            "no token secret: set --chat-secret or WARDEN_CHAT_HS256_SECRET".into(),
+            "no token secret: set --chat-secret, --chat-secrets-file or WARDEN_CHAT_HS256_SECRET"
+                .into(),
         )
         .into());
     }
@@ -142,4 +172,57 @@ pub async fn run(w: &Warden, args: ChatCmdArgs) -> Result<()> {
     let _ = stop_tx.send(true);
     server.await.context("http task")??;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::ChatArgs;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        chat: ChatArgs,
+    }
+
+    #[test]
+    fn secrets_are_taken_whole_repeated_or_from_a_file() {
+        // A secret may hold a comma: it is one secret, not two.
+        let t = T::try_parse_from(["t", "--chat-secret", "abc,def-0123456789abcdef"]).unwrap();
+        let s = t.chat.settings().unwrap();
+        assert_eq!(s.secrets, ["abc,def-0123456789abcdef"]);
+        // Several secrets: the flag repeated, and a file (one per line, comments skipped).
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secrets");
+        std::fs::write(
+            &file,
+            "# rotation\nnew-0123456789abcdef\n\n old,with,commas \n",
+        )
+        .unwrap();
+        let t = T::try_parse_from([
+            "t",
+            "--chat-secret",
+            "one-0123456789abcdef",
+            "--chat-secret",
+            "two-0123456789abcdef",
+            "--chat-secrets-file",
+            file.to_str().unwrap(),
+        ])
+        .unwrap();
+        let s = t.chat.settings().unwrap();
+        assert_eq!(
+            s.secrets,
+            [
+                "one-0123456789abcdef",
+                "two-0123456789abcdef",
+                "new-0123456789abcdef",
+                "old,with,commas"
+            ]
+        );
+        // An unreadable file is a usage error naming the flag.
+        let t = T::try_parse_from(["t", "--chat-secrets-file", "/nonexistent/secrets"]).unwrap();
+        let e = t.chat.settings().unwrap_err();
+        assert!(e.to_string().contains("--chat-secrets-file"), "{e}");
+    }
 }

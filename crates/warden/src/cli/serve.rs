@@ -49,24 +49,26 @@ fn scopes(s: &str) -> Result<ScopeList, String> {
         .map_err(|e| e.to_string())
 }
 
-impl From<ServeArgs> for ServeConfig {
-    fn from(a: ServeArgs) -> Self {
-        ServeConfig {
+impl TryFrom<ServeArgs> for ServeConfig {
+    type Error = super::UsageError;
+
+    fn try_from(a: ServeArgs) -> Result<Self, super::UsageError> {
+        Ok(ServeConfig {
             nats: a.nats,
             http: a.http,
             max_backoff: a.max_backoff,
             batch: a.batch,
             no_service: a.no_service,
             service_scopes: a.service_scopes.0,
-            chat: a.chat.into(),
+            chat: a.chat.settings()?,
             dir_expire_every: a.dir_expire_every,
-        }
+        })
     }
 }
 
 /// Runs `warden serve`; prints `warden serve: http://ADDR (nats URL)` once it listens.
 pub async fn run(w: &Warden, args: ServeArgs) -> Result<()> {
-    let config = ServeConfig::from(args);
+    let config = ServeConfig::try_from(args)?;
     let nats = config.nats.clone();
     crate::serve::run(w.clone(), config, |addr| {
         // A reader that has gone away is no reason to stop serving.
