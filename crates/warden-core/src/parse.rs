@@ -214,7 +214,13 @@ fn parse_date(s: &str) -> Option<i64> {
         let h: i64 = it.next()?.parse().ok()?;
         let mi: i64 = it.next()?.parse().ok()?;
         let se: i64 = it.next()?.parse().ok()?;
-        if it.next().is_some() || h > 23 || mi > 59 || se > 60 {
+        // Signs parse as numbers too: a negative field is refused, not subtracted (and a
+        // huge negative one would overflow the sum).
+        if it.next().is_some()
+            || !(0..=23).contains(&h)
+            || !(0..=59).contains(&mi)
+            || !(0..=60).contains(&se)
+        {
             return None;
         }
         secs += h * 3600 + mi * 60 + se;
