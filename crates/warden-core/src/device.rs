@@ -13,6 +13,24 @@
 //! that slice. So the hub JWT does not grow with the fleet; revoking a device adds
 //! one revocation entry per export (its account key) to the hub, nothing else.
 //! JetStream is imported under a local prefix (`EMDEVJS.API.…`), never `$JS.>`.
+//!
+//! A device must not be able to exhaust the hub, so both sides of its JetStream are
+//! bounded by nats-server itself, never by the device's good will:
+//! - each device stream is created (by Warden, never by the device: no device import
+//!   reaches `STREAM.CREATE` / `STREAM.UPDATE`) with `max_consumers`, `max_bytes` and
+//!   `max_msgs` ([`FleetSettings::stream_limits`]; defaults
+//!   [`DEFAULT_DEVICE_MAX_CONSUMERS`] = 4, [`DEFAULT_DEVICE_MAX_BYTES`] = 1M,
+//!   [`DEFAULT_DEVICE_MAX_MSGS`] = 10,000; the oldest messages are discarded);
+//! - the hub account JWT carries bounded JetStream limits
+//!   ([`FleetSettings::hub_jetstream_limits`]; defaults: `mem_storage` 256M,
+//!   `disk_storage` 20G, `streams` 20,000, `consumer` 4, `max_ack_pending` 1,000).
+//!   nats-server applies `consumer` to each stream of the account (the lower of it and
+//!   the stream's own `max_consumers` wins, so lowering it bounds streams that exist
+//!   already) and `max_ack_pending` to each consumer, and
+//!   counts every stream's `max_bytes` against `disk_storage` when it is created, so a
+//!   fleet holds at most [`FleetSettings::capacity`] devices.
+//!
+//! Zero or unlimited (`-1`) values are refused: the point is a bound.
 
 use std::collections::BTreeMap;
 
@@ -23,12 +41,30 @@ use nats_jwt::{
 use serde::{Deserialize, Serialize};
 
 use crate::names::{AccountName, NameError, UserName};
-use crate::spec::{AccountSpec, UserSpec};
+use crate::spec::{AccountSpec, JetStreamLimitsSpec, UserSpec};
 
 /// Longest device id, in bytes (the account name `EMDEV-<id>` stays within 64).
 pub const MAX_DEVICE_ID_LEN: usize = 40;
 
-/// Names and subjects of a fleet; defaults follow the nats-manager conventions.
+/// Default per-stream consumer limit of a device stream (`max_consumers`).
+pub const DEFAULT_DEVICE_MAX_CONSUMERS: i64 = 4;
+/// Default size limit of a device stream (`max_bytes`): 1 MiB.
+pub const DEFAULT_DEVICE_MAX_BYTES: i64 = 1 << 20;
+/// Default message limit of a device stream (`max_msgs`).
+pub const DEFAULT_DEVICE_MAX_MSGS: i64 = 10_000;
+/// Default memory storage of the hub account (`mem_storage`): 256 MiB.
+pub const DEFAULT_HUB_MEM_STORAGE: i64 = 256 << 20;
+/// Default disk storage of the hub account (`disk_storage`): 20 GiB.
+pub const DEFAULT_HUB_DISK_STORAGE: i64 = 20 << 30;
+/// Default stream count of the hub account (`streams`).
+pub const DEFAULT_HUB_MAX_STREAMS: i64 = 20_000;
+/// Default consumers per stream of the hub account (`consumer`).
+pub const DEFAULT_HUB_MAX_CONSUMERS: i64 = 4;
+/// Default unacknowledged messages per consumer of the hub account (`max_ack_pending`).
+pub const DEFAULT_HUB_MAX_ACK_PENDING: i64 = 1_000;
+
+/// Names, subjects and JetStream bounds of a fleet; default names follow the
+/// nats-manager conventions.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct FleetSettings {
@@ -50,6 +86,33 @@ pub struct FleetSettings {
     pub js_api_prefix: String,
     /// Prefix of device stream names in the hub (`EMDEV_` → `EMDEV_<id>`).
     pub stream_prefix: String,
+    /// Consumers one device stream may have (its `max_consumers`).
+    pub device_max_consumers: i64,
+    /// Bytes one device stream keeps (its `max_bytes`; the oldest are discarded).
+    pub device_max_bytes: i64,
+    /// Messages one device stream keeps (its `max_msgs`; the oldest are discarded).
+    pub device_max_msgs: i64,
+    /// The hub account's JetStream memory storage, bytes (`mem_storage`; 0: none).
+    pub hub_mem_storage: i64,
+    /// The hub account's JetStream disk storage, bytes (`disk_storage`).
+    pub hub_disk_storage: i64,
+    /// Streams in the hub account (`streams`): the device streams and any other.
+    pub hub_max_streams: i64,
+    /// Consumers per stream in the hub account (`consumer`).
+    pub hub_max_consumers: i64,
+    /// Unacknowledged messages per consumer in the hub account (`max_ack_pending`).
+    pub hub_max_ack_pending: i64,
+}
+
+/// The bounds of one device stream, as its stream config carries them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamLimits {
+    /// `max_consumers`.
+    pub max_consumers: i64,
+    /// `max_bytes`.
+    pub max_bytes: i64,
+    /// `max_msgs`.
+    pub max_msgs: i64,
 }
 
 impl Default for FleetSettings {
@@ -64,6 +127,14 @@ impl Default for FleetSettings {
             from_device: "EMDEVS".into(),
             js_api_prefix: "EMDEVJS.API".into(),
             stream_prefix: "EMDEV_".into(),
+            device_max_consumers: DEFAULT_DEVICE_MAX_CONSUMERS,
+            device_max_bytes: DEFAULT_DEVICE_MAX_BYTES,
+            device_max_msgs: DEFAULT_DEVICE_MAX_MSGS,
+            hub_mem_storage: DEFAULT_HUB_MEM_STORAGE,
+            hub_disk_storage: DEFAULT_HUB_DISK_STORAGE,
+            hub_max_streams: DEFAULT_HUB_MAX_STREAMS,
+            hub_max_consumers: DEFAULT_HUB_MAX_CONSUMERS,
+            hub_max_ack_pending: DEFAULT_HUB_MAX_ACK_PENDING,
         }
     }
 }
@@ -190,7 +261,104 @@ impl FleetSettings {
                 reason: "stream names cannot contain '.'".into(),
             });
         }
+        self.check_limits()
+    }
+
+    /// Checks the JetStream bounds: each one set (unlimited or zero refused, but for
+    /// `hub_mem_storage`, where 0 means no memory streams) and consistent with the
+    /// hub's, which nats-server would otherwise refuse device streams against.
+    pub fn check_limits(&self) -> Result<(), DeviceError> {
+        let bounded = |field: &'static str, v: i64, min: i64| {
+            if v < min {
+                Err(DeviceError::BadSetting {
+                    field,
+                    reason: format!(
+                        "{v} is not a bound: use a number of at least {min} (devices must not be able to exhaust the hub)"
+                    ),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        bounded("device_max_consumers", self.device_max_consumers, 1)?;
+        bounded("device_max_bytes", self.device_max_bytes, 1)?;
+        bounded("device_max_msgs", self.device_max_msgs, 1)?;
+        bounded("hub_mem_storage", self.hub_mem_storage, 0)?;
+        bounded("hub_disk_storage", self.hub_disk_storage, 1)?;
+        bounded("hub_max_streams", self.hub_max_streams, 1)?;
+        bounded("hub_max_consumers", self.hub_max_consumers, 1)?;
+        bounded("hub_max_ack_pending", self.hub_max_ack_pending, 1)?;
+        // nats-server's stream config carries max_consumers as a 32-bit number.
+        if self.device_max_consumers > i64::from(i32::MAX) {
+            return Err(DeviceError::BadSetting {
+                field: "device_max_consumers",
+                reason: format!("{} is above {}", self.device_max_consumers, i32::MAX),
+            });
+        }
+        // Each stream's max_bytes is reserved against the account's disk storage.
+        if self.device_max_bytes > self.hub_disk_storage {
+            return Err(DeviceError::BadSetting {
+                field: "device_max_bytes",
+                reason: format!(
+                    "{} bytes per device stream is above the hub's disk storage of {} bytes (hub_disk_storage)",
+                    self.device_max_bytes, self.hub_disk_storage
+                ),
+            });
+        }
         Ok(())
+    }
+
+    /// Whether `other` names the same fleet: every name and subject equal (the
+    /// JetStream bounds may differ).
+    pub fn same_names(&self, other: &FleetSettings) -> bool {
+        let names = |s: &FleetSettings| {
+            [
+                s.hub_account.clone(),
+                s.device_account_prefix.clone(),
+                s.device_user.clone(),
+                s.backend_user.clone(),
+                s.admin_user.clone(),
+                s.to_device.clone(),
+                s.from_device.clone(),
+                s.js_api_prefix.clone(),
+                s.stream_prefix.clone(),
+            ]
+        };
+        names(self) == names(other)
+    }
+
+    /// The bounds every device stream is created with. `max_consumers` is the lower of
+    /// the device's and the hub's: nats-server refuses a stream whose `max_consumers`
+    /// is above its account's `consumer`.
+    pub fn stream_limits(&self) -> StreamLimits {
+        StreamLimits {
+            max_consumers: self.device_max_consumers.min(self.hub_max_consumers),
+            max_bytes: self.device_max_bytes,
+            max_msgs: self.device_max_msgs,
+        }
+    }
+
+    /// The hub account's JetStream limits (flat, no tiers). The per-stream byte caps
+    /// stay unlimited: `disk_storage` bounds the total, and backends' own streams in
+    /// the hub may be larger than a device's.
+    pub fn hub_jetstream_limits(&self) -> JetStreamLimitsSpec {
+        JetStreamLimitsSpec {
+            mem_storage: self.hub_mem_storage,
+            disk_storage: self.hub_disk_storage,
+            streams: self.hub_max_streams,
+            consumer: self.hub_max_consumers,
+            max_ack_pending: self.hub_max_ack_pending,
+            mem_max_stream_bytes: -1,
+            disk_max_stream_bytes: -1,
+            max_bytes_required: false,
+        }
+    }
+
+    /// How many devices the hub holds: one stream each, each reserving
+    /// `device_max_bytes` of `disk_storage` (streams of the hub's own are not counted).
+    pub fn capacity(&self) -> i64 {
+        let by_disk = self.hub_disk_storage / self.device_max_bytes.max(1);
+        self.hub_max_streams.min(by_disk)
     }
 
     /// The hub account's name.
@@ -228,9 +396,11 @@ impl FleetSettings {
         format!("{}.{}.>", self.from_device, id)
     }
 
-    /// The hub's spec: JetStream enabled, the four private wildcard exports.
+    /// The hub's spec: JetStream enabled within [`Self::hub_jetstream_limits`], the
+    /// four private wildcard exports.
     pub fn hub_spec(&self) -> Result<AccountSpec, DeviceError> {
-        let mut spec = AccountSpec::with_unlimited_jetstream();
+        let mut spec = AccountSpec::default();
+        spec.limits.jetstream = self.hub_jetstream_limits();
         spec.description = Some("device fleet hub (Warden)".into());
         let private = |name: &str, s: String, kind: ExportType| -> Result<Export, DeviceError> {
             let mut e = Export::new(subject(s)?, kind);
@@ -572,6 +742,97 @@ mod tests {
         // Independent of fleet size; ~4 entries of ~70 bytes per revoked device.
         assert!(base < 2_000, "{base}");
         assert!(revoked - base < 100 * 4 * 100, "{revoked}");
+    }
+
+    #[test]
+    fn jetstream_bounds_default_check_and_reach_the_hub_jwt() {
+        let s = FleetSettings::default();
+        assert_eq!(
+            s.stream_limits(),
+            StreamLimits {
+                max_consumers: 4,
+                max_bytes: 1 << 20,
+                max_msgs: 10_000
+            }
+        );
+        assert_eq!(s.capacity(), 20_000);
+        let (hub_kp, hub) = key();
+        let mut claims = compile_account(&hub, &s.hub_name().unwrap(), &s.hub_spec().unwrap());
+        assert!(refuse_blocking(claims.validate(0)).is_ok());
+        let js = &claims.nats.limits.jetstream;
+        assert_eq!(js.mem_storage, 256 << 20);
+        assert_eq!(js.disk_storage, 20 << 30);
+        assert_eq!(js.streams, 20_000);
+        assert_eq!(js.consumer, 4);
+        assert_eq!(js.max_ack_pending, 1_000);
+        // Survives the wire: the encoded JWT carries them.
+        let jwt = claims.encode(&hub_kp).unwrap();
+        let back: nats_jwt::AccountClaims = nats_jwt::decode(&jwt).unwrap();
+        assert_eq!(back.nats.limits.jetstream.consumer, 4);
+
+        // Stored settings of a fleet made before the bounds existed read as defaults.
+        let old: FleetSettings = serde_json::from_str(r#"{"hub_account": "OLD"}"#).unwrap();
+        assert_eq!(old.hub_jetstream_limits(), s.hub_jetstream_limits());
+        assert_eq!(old.hub_account, "OLD");
+
+        for (bad, field) in [
+            (
+                FleetSettings {
+                    device_max_consumers: -1,
+                    ..s.clone()
+                },
+                "device_max_consumers",
+            ),
+            (
+                FleetSettings {
+                    device_max_bytes: 0,
+                    ..s.clone()
+                },
+                "device_max_bytes",
+            ),
+            (
+                FleetSettings {
+                    hub_disk_storage: -1,
+                    ..s.clone()
+                },
+                "hub_disk_storage",
+            ),
+            (
+                FleetSettings {
+                    device_max_bytes: 2 << 30,
+                    hub_disk_storage: 1 << 30,
+                    ..s.clone()
+                },
+                "device_max_bytes",
+            ),
+        ] {
+            match bad.check() {
+                Err(DeviceError::BadSetting { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        let fewer = FleetSettings {
+            hub_max_consumers: 2,
+            ..s.clone()
+        };
+        fewer.check().unwrap();
+        assert_eq!(fewer.stream_limits().max_consumers, 2);
+        let small = FleetSettings {
+            hub_mem_storage: 0,
+            hub_disk_storage: 10 << 20,
+            device_max_bytes: 4 << 20,
+            ..s.clone()
+        };
+        small.check().unwrap();
+        assert_eq!(small.capacity(), 2);
+        assert!(small.same_names(&s));
+        assert!(
+            !FleetSettings {
+                hub_account: "X".into(),
+                ..s.clone()
+            }
+            .same_names(&s)
+        );
     }
 
     #[test]

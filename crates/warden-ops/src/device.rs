@@ -11,6 +11,18 @@
 //! ([`create_streams`]). The hub (its exports, a `backend` and a JetStream admin
 //! user) is created with the first device.
 //!
+//! Devices cannot exhaust the hub: every device stream is created with the fleet's
+//! `max_consumers`, `max_bytes` and `max_msgs` (defaults 4, 1M, 10,000), and the hub
+//! account JWT carries bounded JetStream limits (defaults `mem_storage` 256M,
+//! `disk_storage` 20G, `streams` 20,000, `consumer` 4 per stream, `max_ack_pending`
+//! 1,000), both enforced by nats-server; see `warden_core::device`. A device reaches
+//! only its own stream's info and consumer APIs, never `STREAM.UPDATE`, so it cannot
+//! raise them. Adding a device past [`FleetSettings::capacity`] is refused. Once the
+//! fleet has devices its names are fixed but its bounds may change: the hub is
+//! re-signed and every device stream is updated by the relay, except `max_consumers`,
+//! which nats-server (2.9–2.11) cannot change on an existing stream: the hub's
+//! `consumer` limit, which nats-server applies to every stream, bounds those.
+//!
 //! Reads need `read`, changes `write`, a device's creds `creds`. Adding or rotating a
 //! device by an actor without `creds` still happens, but its answer holds no creds
 //! (`None`): they can be fetched later by someone who may.
@@ -140,16 +152,38 @@ impl Warden {
         }
     }
 
-    /// Sets the fleet's names and subjects; refused once the fleet has devices.
+    /// Sets the fleet's names, subjects and JetStream bounds. Once the fleet has
+    /// devices only the bounds may change: the hub is re-signed with its new limits and
+    /// every device stream is queued for the relay to update (`max_bytes`, `max_msgs`;
+    /// a new `device_max_consumers` applies to streams created afterwards).
     pub async fn set_fleet_settings(&self, settings: &FleetSettings) -> Result<FleetSettings> {
         self.need(Scope::Write, "changing the fleet settings")?;
         settings.check().map_err(invalid)?;
+        let current = self.trusted().fleet_settings().await?;
         let mut tx = self.store.begin().await?;
-        self.operator_row(&mut tx).await?;
-        if !tx.device_ids().await?.is_empty() {
-            return Err(OpsError::Conflict(
-                "the fleet has devices; its settings can no longer change".into(),
-            ));
+        let op = self.operator_row(&mut tx).await?;
+        let ids = tx.device_ids().await?;
+        if !ids.is_empty() {
+            if !settings.same_names(&current) {
+                return Err(OpsError::Conflict(
+                    "the fleet has devices; its names and subjects can no longer change (its JetStream bounds can)"
+                        .into(),
+                ));
+            }
+            check_capacity(settings, ids.len(), 0)?;
+            let mut hub = hub_row(&mut tx, &op, settings).await?;
+            let mut hub_spec: AccountSpec = from_json(&hub.spec)?;
+            hub_spec.limits.jetstream = settings.hub_jetstream_limits();
+            self.resign_account(&mut tx, &op, &mut hub, hub_spec)
+                .await?;
+            if settings.stream_limits() != current.stream_limits() {
+                for id in &ids {
+                    let id = DeviceId::parse(id)
+                        .map_err(|e| OpsError::Conflict(format!("stored device id: {e}")))?;
+                    tx.enqueue(TOPIC_DEVICE_STREAM, &stream_request(settings, &id))
+                        .await?;
+                }
+            }
         }
         tx.set_meta(META_FLEET, &json!(settings).to_string())
             .await?;
@@ -180,6 +214,7 @@ impl Warden {
         if tx.device(id.as_str()).await?.is_some() {
             return Err(OpsError::Conflict(format!("device {id} already exists")));
         }
+        check_capacity(&fleet, tx.device_ids().await?.len(), 1)?;
         let signers = self.ensure_hub(&mut tx, &op, &fleet).await?;
         let (row, creds) = self
             .provision(&mut tx, &op, &fleet, &signers, &id, meta)
@@ -219,6 +254,11 @@ impl Warden {
         let mut tx = self.store.begin().await?;
         let op = self.operator_row(&mut tx).await?;
         let existing: BTreeSet<String> = tx.device_ids().await?.into_iter().collect();
+        let adding = ids
+            .iter()
+            .filter(|id| !existing.contains(id.as_str()))
+            .count();
+        check_capacity(&fleet, existing.len(), adding)?;
         let signers = self.ensure_hub(&mut tx, &op, &fleet).await?;
         let mut report = BulkReport::default();
         let mut creds = Vec::new();
@@ -468,8 +508,7 @@ impl Warden {
         }
         let spec = fleet.device_account_spec(id, imports);
         let mut claims = compile_account(&account_key, &name, &spec);
-        refuse_blocking(claims.validate(now()))?;
-        let jwt = claims.encode(&signers.operator)?;
+        let jwt = self.encode_account(&name, &mut claims, &signers.operator)?;
         let acc = crate::insert_account_row(tx, op, &account_kp, name.as_str(), &spec, jwt).await?;
         let (user, creds) = issue_user(tx, fleet, &acc, &account_kp, id).await?;
         let row = DeviceRow {
@@ -497,11 +536,7 @@ impl Warden {
         ))
         .await?;
         tx.enqueue(TOPIC_ACCOUNT_UPDATE, &acc.public_key).await?;
-        let stream = StreamRequest {
-            stream: fleet.stream_name(id),
-            subjects: vec![fleet.to_device_subject(id)],
-        };
-        tx.enqueue(TOPIC_DEVICE_STREAM, &json!(stream).to_string())
+        tx.enqueue(TOPIC_DEVICE_STREAM, &stream_request(fleet, id))
             .await?;
         Ok((row, creds))
     }
@@ -509,6 +544,29 @@ impl Warden {
 
 fn invalid(e: impl std::fmt::Display) -> OpsError {
     OpsError::Invalid(e.to_string())
+}
+
+/// The outbox payload asking the relay for a device's stream.
+fn stream_request(fleet: &FleetSettings, id: &DeviceId) -> String {
+    json!(StreamRequest {
+        stream: fleet.stream_name(id),
+        subjects: vec![fleet.to_device_subject(id)],
+    })
+    .to_string()
+}
+
+/// Refuses a fleet of `existing + adding` devices the hub cannot hold (nats-server
+/// would refuse their streams: too many, or more bytes reserved than the hub has).
+fn check_capacity(fleet: &FleetSettings, existing: usize, adding: usize) -> Result<()> {
+    let capacity = fleet.capacity();
+    let total = i64::try_from(existing.saturating_add(adding)).unwrap_or(i64::MAX);
+    if total > capacity {
+        return Err(OpsError::Conflict(format!(
+            "the fleet would have {total} devices but its hub holds {capacity} (hub_max_streams {}, hub_disk_storage {} bytes / device_max_bytes {} bytes): raise those fleet settings first",
+            fleet.hub_max_streams, fleet.hub_disk_storage, fleet.device_max_bytes
+        )));
+    }
+    Ok(())
 }
 
 /// Validates ids (and that none repeats) before anything is written.
@@ -622,7 +680,9 @@ fn device_view(row: DeviceRow, fleet: &FleetSettings) -> Result<DeviceView> {
 
 /// Creates the device streams of `rows` in the hub, as the hub's JetStream admin
 /// user (called by the relay after it pushed the batch's accounts, so the hub has
-/// JetStream). Existing streams count as created.
+/// JetStream), bounded by the fleet's current [`FleetSettings::stream_limits`]. An
+/// existing stream counts as created once its `max_bytes` and `max_msgs` are the
+/// fleet's.
 pub async fn create_streams(
     warden: &Warden,
     nats_url: &str,
@@ -634,7 +694,7 @@ pub async fn create_streams(
     if rows.is_empty() {
         return (delivered, failed);
     }
-    let client = match stream_admin(warden, nats_url, timeout).await {
+    let (client, limits) = match stream_admin(warden, nats_url, timeout).await {
         Ok(c) => c,
         Err(e) => {
             let msg = format!("{e:#}");
@@ -656,9 +716,12 @@ pub async fn create_streams(
                         let cfg = async_nats::jetstream::stream::Config {
                             name: req.stream.clone(),
                             subjects: req.subjects.clone(),
+                            max_consumers: i32::try_from(limits.max_consumers).unwrap_or(i32::MAX),
+                            max_bytes: limits.max_bytes,
+                            max_messages: limits.max_msgs,
                             ..Default::default()
                         };
-                        match tokio::time::timeout(timeout, js.get_or_create_stream(cfg)).await {
+                        match tokio::time::timeout(timeout, ensure_stream(&js, cfg)).await {
                             Ok(Ok(_)) => Ok(()),
                             Ok(Err(e)) => Err(format!("stream {}: {e}", req.stream)),
                             Err(_) => Err(format!("stream {}: timed out", req.stream)),
@@ -684,14 +747,39 @@ pub async fn create_streams(
     (delivered, failed)
 }
 
+/// Creates a device stream, or brings an existing one's `max_bytes` and `max_msgs` to
+/// `cfg`'s. Its `max_consumers` is left as it is: nats-server 2.9–2.11 refuse to change
+/// it, and the hub's `consumer` limit bounds every stream anyway.
+async fn ensure_stream(
+    js: &async_nats::jetstream::Context,
+    cfg: async_nats::jetstream::stream::Config,
+) -> std::result::Result<(), String> {
+    let stream = js
+        .get_or_create_stream(cfg.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let have = &stream.cached_info().config;
+    if have.max_bytes == cfg.max_bytes && have.max_messages == cfg.max_messages {
+        return Ok(());
+    }
+    let mut update = have.clone();
+    update.max_bytes = cfg.max_bytes;
+    update.max_messages = cfg.max_messages;
+    js.update_stream(&update)
+        .await
+        .map(drop)
+        .map_err(|e| format!("updating its limits: {e}"))
+}
+
+/// A connection as the hub's JetStream admin, and the bounds of device streams.
 async fn stream_admin(
     warden: &Warden,
     nats_url: &str,
     timeout: Duration,
-) -> Result<async_nats::Client> {
+) -> Result<(async_nats::Client, warden_core::device::StreamLimits)> {
     let fleet = warden.fleet_settings().await?;
     let creds = warden.creds(&fleet.hub_account, &fleet.admin_user).await?;
-    async_nats::ConnectOptions::with_credentials(&creds)
+    let client = async_nats::ConnectOptions::with_credentials(&creds)
         .map_err(|e| OpsError::Jwt(format!("the hub's JetStream admin creds: {e}")))?
         .name("warden-device-streams")
         .connection_timeout(timeout)
@@ -702,5 +790,6 @@ async fn stream_admin(
             OpsError::unavailable(format!(
                 "cannot connect to {nats_url} as the hub's JetStream admin: {e}"
             ))
-        })
+        })?;
+    Ok((client, fleet.stream_limits()))
 }

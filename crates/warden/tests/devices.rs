@@ -1,7 +1,8 @@
 //! Device fleets against real nats-server processes (2.9.10 and 2.15.x): one account
 //! per device behind the hub, isolation between devices, requests to the backend,
-//! JetStream through the imported prefix, revoke / rotate / restore, bulk adds, and
-//! the first connection observed by `warden serve`.
+//! JetStream through the imported prefix, revoke / rotate / restore, bulk adds, the
+//! first connection observed by `warden serve`, and the JetStream bounds that keep a
+//! device from exhausting the hub (enforced by nats-server, defaults and overrides).
 
 mod common;
 
@@ -383,4 +384,395 @@ fn bulk_add_is_idempotent_and_bad_input_changes_nothing() {
     let key = revoked[0]["account_key"].as_str().unwrap().to_string();
     let conf = home.ok(&["nats-config"]);
     assert!(!conf.contains(&key), "revoked device account in the config");
+}
+
+/// The JetStream limits the hub account's JWT carries, as the server reads them.
+fn hub_jetstream(home: &Home) -> nats_jwt::JetStreamLimits {
+    let show = home.json(&["account", "show", "EMDEVS"]);
+    let jwt = show["jwt"].as_str().expect("hub JWT");
+    let claims: nats_jwt::AccountClaims = nats_jwt::decode(jwt).expect("hub JWT decodes");
+    claims.nats.limits.jetstream
+}
+
+/// `warden device fleet` shows the documented defaults of the JetStream bounds, the
+/// hub JWT carries them, bad bounds change nothing, overrides are signed into the hub
+/// even once the fleet has devices, and a device past the hub's capacity is refused.
+#[test]
+fn fleet_jetstream_bounds_default_and_override() {
+    let home = Home::new();
+    home.ok(&["init", "--name", "BOUNDSOP"]);
+    let defaults = serde_json::json!({
+        "device_max_consumers": 4,
+        "device_max_bytes": 1_048_576,
+        "device_max_msgs": 10_000,
+        "hub_mem_storage": 268_435_456,
+        "hub_disk_storage": 21_474_836_480_i64,
+        "hub_max_streams": 20_000,
+        "hub_max_consumers": 4,
+        "hub_max_ack_pending": 1_000,
+    });
+    let shown_bounds = |home: &Home| {
+        let s = home.json(&["device", "fleet"]);
+        let mut out = serde_json::Map::new();
+        for k in defaults.as_object().unwrap().keys() {
+            out.insert(k.clone(), s[k].clone());
+        }
+        serde_json::Value::Object(out)
+    };
+    assert_eq!(shown_bounds(&home), defaults);
+    let text = home.ok(&["device", "fleet"]);
+    assert!(text.contains("device_max_consumers: 4"), "{text}");
+
+    // Unbounded, zero, malformed or inconsistent bounds: usage errors, nothing stored.
+    for bad in [
+        &["--device-max-consumers=0"][..],
+        &["--device-max-msgs=-1"],
+        &["--hub-disk-storage=-1"],
+        &["--hub-max-streams", "unlimited"],
+        &["--hub-max-ack-pending", "0"],
+        &["--device-max-bytes", "12Q"],
+        &["--device-max-bytes", "2G", "--hub-disk-storage", "1G"],
+    ] {
+        let mut args = vec!["device", "fleet"];
+        args.extend_from_slice(bad);
+        let e = home.fails(2, &args);
+        assert!(!e.is_empty(), "{bad:?}");
+    }
+    assert_eq!(shown_bounds(&home), defaults);
+
+    // The first device creates the hub with the default limits in its JWT.
+    home.json(&["device", "add", "d-1"]);
+    let js = hub_jetstream(&home);
+    assert_eq!(
+        (
+            js.mem_storage,
+            js.disk_storage,
+            js.streams,
+            js.consumer,
+            js.max_ack_pending
+        ),
+        (256 << 20, 20 << 30, 20_000, 4, 1_000),
+        "{js:?}"
+    );
+
+    // Bounds may change with devices present: the hub is re-signed with them.
+    let s = home.json(&[
+        "device",
+        "fleet",
+        "--hub-max-consumers",
+        "2",
+        "--hub-max-ack-pending",
+        "50",
+        "--hub-max-streams",
+        "2",
+        "--hub-disk-storage",
+        "64M",
+        "--hub-mem-storage",
+        "8M",
+        "--device-max-bytes",
+        "32M",
+        "--device-max-msgs",
+        "100",
+    ]);
+    assert_eq!(s["hub_max_consumers"], 2);
+    assert_eq!(s["device_max_bytes"], 32 << 20);
+    assert_eq!(s["device_max_msgs"], 100);
+    assert_eq!(home.json(&["device", "fleet"])["hub_max_streams"], 2);
+    let js = hub_jetstream(&home);
+    assert_eq!(
+        (
+            js.mem_storage,
+            js.disk_storage,
+            js.streams,
+            js.consumer,
+            js.max_ack_pending
+        ),
+        (8 << 20, 64 << 20, 2, 2, 50),
+        "{js:?}"
+    );
+
+    // The hub now holds two devices (2 streams; 64M / 32M): the third is refused.
+    home.json(&["device", "add", "d-2"]);
+    let before = home.json(&["status"]);
+    let e = home.fails(1, &["device", "add", "d-3"]);
+    assert!(e.contains("holds 2"), "{e}");
+    let more = home.path().join("more.json");
+    std::fs::write(&more, r#"["d-2", "d-3"]"#).unwrap();
+    let e = home.fails(1, &["device", "add", "--from", more.to_str().unwrap()]);
+    assert!(e.contains("holds 2"), "{e}");
+    // Nor can the bounds shrink below the fleet.
+    home.fails(1, &["device", "fleet", "--hub-max-streams", "1"]);
+    let after = home.json(&["status"]);
+    assert_eq!(before["accounts"], after["accounts"]);
+    assert_eq!(before["ledger_events"], after["ledger_events"]);
+    assert_eq!(home.json(&["device", "list"]).as_array().unwrap().len(), 2);
+    assert_eq!(home.json(&["device", "fleet"])["hub_max_streams"], 2);
+}
+
+/// The JetStream error text of a refused request, lower-cased.
+fn refused<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> String {
+    match r {
+        Ok(_) => panic!("{what} was allowed"),
+        Err(e) => e.to_string().to_lowercase(),
+    }
+}
+
+/// A device, connected with its own creds, cannot exhaust the hub: nats-server refuses
+/// its consumer past its stream's `max_consumers`, it cannot raise its stream's limits,
+/// the stream keeps at most `max_msgs`, and the hub JWT's limits bound the hub's other
+/// streams too.
+async fn bounded(line: ServerLine) {
+    let bin = NatsServerBinary::get(line);
+    eprintln!("running against nats-server {}", bin.version);
+    let home = Home::new();
+    home.ok(&["init", "--name", "BOUNDOP"]);
+    home.json(&[
+        "device",
+        "fleet",
+        "--device-max-consumers",
+        "3",
+        "--device-max-msgs",
+        "5",
+        "--device-max-bytes",
+        "64K",
+        "--hub-max-consumers",
+        "6",
+        "--hub-max-ack-pending",
+        "50",
+        "--hub-max-streams",
+        "3",
+        "--hub-disk-storage",
+        "256K",
+        "--hub-mem-storage",
+        "1M",
+    ]);
+    let creds_path = home.path().join("a.creds");
+    home.json(&["device", "add", "a", "-o", creds_path.to_str().unwrap()]);
+    let server = home.start_js_nats(&bin, "main");
+    let url = server.url();
+    let report = home.push(&url);
+    assert_eq!(report["streams_created"], 1, "{report}");
+
+    let a = connect(&url, &home.creds_file("a.creds"))
+        .await
+        .expect("device a connects");
+    let mut js_a = async_nats::jetstream::with_prefix(a.client.clone(), "EMDEVJS.API");
+    // A refused request may get no reply at all: bound it well inside WAIT.
+    js_a.set_timeout(Duration::from_secs(3));
+    let mut stream = tokio::time::timeout(WAIT, js_a.get_stream("EMDEV_a"))
+        .await
+        .expect("stream info in time")
+        .expect("a sees its stream");
+    let cfg = stream.cached_info().config.clone();
+    assert_eq!(
+        (cfg.max_consumers, cfg.max_messages, cfg.max_bytes),
+        (3, 5, 64 << 10)
+    );
+
+    // Up to the bound, then the server refuses: durable or ephemeral alike.
+    for i in 0..3 {
+        tokio::time::timeout(
+            WAIT,
+            stream.create_consumer(async_nats::jetstream::consumer::pull::Config {
+                durable_name: Some(format!("c{i}")),
+                ..Default::default()
+            }),
+        )
+        .await
+        .expect("consumer create in time")
+        .unwrap_or_else(|e| panic!("consumer c{i}: {e}"));
+    }
+    let e = refused(
+        tokio::time::timeout(
+            WAIT,
+            stream.create_consumer(async_nats::jetstream::consumer::pull::Config {
+                durable_name: Some("c3".into()),
+                ..Default::default()
+            }),
+        )
+        .await
+        .expect("consumer create in time"),
+        "a fourth durable consumer",
+    );
+    assert!(e.contains("maximum consumers"), "{e}");
+    let e = refused(
+        tokio::time::timeout(
+            WAIT,
+            stream.create_consumer(async_nats::jetstream::consumer::pull::Config::default()),
+        )
+        .await
+        .expect("consumer create in time"),
+        "an ephemeral consumer past the bound",
+    );
+    assert!(e.contains("maximum consumers"), "{e}");
+
+    // It cannot raise its stream's limits, nor make a stream of its own.
+    let raised = async_nats::jetstream::stream::Config {
+        max_consumers: -1,
+        max_messages: -1,
+        max_bytes: -1,
+        ..cfg.clone()
+    };
+    refused(
+        tokio::time::timeout(WAIT, js_a.update_stream(&raised))
+            .await
+            .expect("update attempt ends in time"),
+        "a device updating its stream",
+    );
+    refused(
+        tokio::time::timeout(
+            WAIT,
+            js_a.create_stream(async_nats::jetstream::stream::Config {
+                name: "EMDEV_a2".into(),
+                subjects: vec!["EMDEV.a.x.>".into()],
+                ..Default::default()
+            }),
+        )
+        .await
+        .expect("create attempt ends in time"),
+        "a device creating a stream",
+    );
+    let info = tokio::time::timeout(WAIT, stream.info())
+        .await
+        .expect("stream info in time")
+        .expect("stream info")
+        .clone();
+    assert_eq!(
+        (
+            info.config.max_consumers,
+            info.config.max_messages,
+            info.config.max_bytes
+        ),
+        (3, 5, 64 << 10)
+    );
+    assert_eq!(info.state.consumer_count, 3);
+
+    // What the backend sends: the oldest are dropped past max_msgs.
+    let backend = connect(&url, &home.ok(&["creds", "EMDEVS", "backend"]))
+        .await
+        .expect("backend");
+    for i in 0..8 {
+        backend
+            .client
+            .publish("EMDEV.a.cmd", format!("m{i}").into())
+            .await
+            .unwrap();
+    }
+    backend.client.flush().await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let info = stream.info().await.expect("stream info");
+        assert!(info.state.messages <= 5, "{:?}", info.state);
+        if info.state.last_sequence == 8 {
+            assert_eq!(info.state.messages, 5, "{:?}", info.state);
+            assert_eq!(info.state.first_sequence, 4, "{:?}", info.state);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "messages not stored: {:?}",
+            info.state
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The hub JWT carries the fleet's limits, and nats-server applies them to the hub's
+    // other streams: consumers per stream, ack pending, stream count.
+    let js = hub_jetstream(&home);
+    assert_eq!(
+        (
+            js.mem_storage,
+            js.disk_storage,
+            js.streams,
+            js.consumer,
+            js.max_ack_pending
+        ),
+        (1 << 20, 256 << 10, 3, 6, 50),
+        "{js:?}"
+    );
+    let admin = connect(&url, &home.ok(&["creds", "EMDEVS", "superuser"]))
+        .await
+        .expect("hub admin");
+    let mut js_admin = async_nats::jetstream::new(admin.client.clone());
+    js_admin.set_timeout(Duration::from_secs(3));
+    let other = |n: &str| async_nats::jetstream::stream::Config {
+        name: n.to_uppercase(),
+        subjects: vec![format!("{n}.>")],
+        ..Default::default()
+    };
+    let o1 = tokio::time::timeout(WAIT, js_admin.create_stream(other("other1")))
+        .await
+        .expect("in time")
+        .expect("a second stream in the hub");
+    let e = refused(
+        tokio::time::timeout(
+            WAIT,
+            o1.create_consumer(async_nats::jetstream::consumer::pull::Config {
+                durable_name: Some("greedy".into()),
+                max_ack_pending: 51,
+                ..Default::default()
+            }),
+        )
+        .await
+        .expect("in time"),
+        "a consumer asking for more ack pending than the hub allows",
+    );
+    assert!(e.contains("max ack pending"), "{e}");
+    for i in 0..6 {
+        tokio::time::timeout(
+            WAIT,
+            o1.create_consumer(async_nats::jetstream::consumer::pull::Config {
+                durable_name: Some(format!("o{i}")),
+                ..Default::default()
+            }),
+        )
+        .await
+        .expect("in time")
+        .unwrap_or_else(|e| panic!("consumer o{i}: {e}"));
+    }
+    let e = refused(
+        tokio::time::timeout(
+            WAIT,
+            o1.create_consumer(async_nats::jetstream::consumer::pull::Config {
+                durable_name: Some("o6".into()),
+                ..Default::default()
+            }),
+        )
+        .await
+        .expect("in time"),
+        "a seventh consumer on a hub stream",
+    );
+    assert!(e.contains("maximum consumers"), "{e}");
+    tokio::time::timeout(WAIT, js_admin.create_stream(other("other2")))
+        .await
+        .expect("in time")
+        .expect("a third stream in the hub");
+    let e = refused(
+        tokio::time::timeout(WAIT, js_admin.create_stream(other("other3")))
+            .await
+            .expect("in time"),
+        "a fourth stream in the hub",
+    );
+    assert!(e.contains("maximum number of streams"), "{e}");
+
+    // Bounds changed later reach the existing device stream through the relay.
+    home.json(&["device", "fleet", "--device-max-msgs", "7"]);
+    let report = home.push(&url);
+    assert_eq!(report["streams_created"], 1, "{report}");
+    let info = tokio::time::timeout(WAIT, stream.info())
+        .await
+        .expect("stream info in time")
+        .expect("stream info");
+    assert_eq!(info.config.max_messages, 7);
+    assert_eq!(info.config.max_consumers, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_cannot_exhaust_the_hub_2_9() {
+    bounded(ServerLine::V2_9).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_cannot_exhaust_the_hub_2_15() {
+    bounded(ServerLine::V2_15).await;
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 use warden_core::device::{DeviceState, FleetSettings, parse_meta_pair};
 
-use crate::cli::print_json;
+use crate::cli::{print_json, values};
 use warden_ops::Warden;
 use warden_ops::device::*;
 
@@ -51,8 +51,9 @@ pub enum DeviceCmd {
         /// Device id.
         id: String,
     },
-    /// Show the fleet's names and subjects, or set them (before the first device).
-    Fleet(FleetArgs),
+    /// Show the fleet's names, subjects and JetStream bounds, or set them (names before
+    /// the first device; bounds at any time).
+    Fleet(Box<FleetArgs>),
 }
 
 /// Flags of `warden device fleet`; none given: show the settings.
@@ -85,6 +86,32 @@ pub struct FleetArgs {
     /// Prefix of device stream names (default EMDEV_).
     #[arg(long)]
     pub stream_prefix: Option<String>,
+    /// Consumers one device stream may have, its max_consumers (default 4; fixed once
+    /// the fleet has devices).
+    #[arg(long, value_name = "N", value_parser = values::size)]
+    pub device_max_consumers: Option<i64>,
+    /// Bytes one device stream keeps, its max_bytes, e.g. 64M (default 1M).
+    #[arg(long, value_name = "SIZE", value_parser = values::size)]
+    pub device_max_bytes: Option<i64>,
+    /// Messages one device stream keeps, its max_msgs (default 10000).
+    #[arg(long, value_name = "N", value_parser = values::size)]
+    pub device_max_msgs: Option<i64>,
+    /// The hub account's JetStream memory storage, mem_storage (default 256M; 0: none).
+    #[arg(long, value_name = "SIZE", value_parser = values::size)]
+    pub hub_mem_storage: Option<i64>,
+    /// The hub account's JetStream disk storage, disk_storage (default 20G).
+    #[arg(long, value_name = "SIZE", value_parser = values::size)]
+    pub hub_disk_storage: Option<i64>,
+    /// Streams in the hub account, streams (default 20000).
+    #[arg(long, value_name = "N", value_parser = values::size)]
+    pub hub_max_streams: Option<i64>,
+    /// Consumers per stream in the hub account, consumer (default 4).
+    #[arg(long, value_name = "N", value_parser = values::size)]
+    pub hub_max_consumers: Option<i64>,
+    /// Unacknowledged messages per consumer in the hub account, max_ack_pending
+    /// (default 1000).
+    #[arg(long, value_name = "N", value_parser = values::size)]
+    pub hub_max_ack_pending: Option<i64>,
 }
 
 impl FleetArgs {
@@ -100,6 +127,21 @@ impl FleetArgs {
             (&mut s.from_device, self.from_device),
             (&mut s.js_api_prefix, self.js_api_prefix),
             (&mut s.stream_prefix, self.stream_prefix),
+        ] {
+            if let Some(v) = v {
+                *slot = v;
+                changed = true;
+            }
+        }
+        for (slot, v) in [
+            (&mut s.device_max_consumers, self.device_max_consumers),
+            (&mut s.device_max_bytes, self.device_max_bytes),
+            (&mut s.device_max_msgs, self.device_max_msgs),
+            (&mut s.hub_mem_storage, self.hub_mem_storage),
+            (&mut s.hub_disk_storage, self.hub_disk_storage),
+            (&mut s.hub_max_streams, self.hub_max_streams),
+            (&mut s.hub_max_consumers, self.hub_max_consumers),
+            (&mut s.hub_max_ack_pending, self.hub_max_ack_pending),
         ] {
             if let Some(v) = v {
                 *slot = v;
