@@ -4,9 +4,12 @@
 //! - [`export`]: the store written out as an nsc data store + keystore, or as flat
 //!   creds, with a deterministic `manifest.json`.
 //! - [`import`]: an existing nsc operator adopted into an empty Warden store.
+//! - [`confined`]: how the import reads the store it is given: never outside it, no
+//!   links followed, each file bounded.
 //!
 //! The layout facts (file names, contents, modes) are nsc 2.7's; see `docs/nsc.md`.
 
+pub mod confined;
 pub mod export;
 pub mod import;
 

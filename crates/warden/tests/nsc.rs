@@ -841,6 +841,179 @@ async fn bad_input_is_refused_with_a_clear_error_and_changes_nothing() {
     assert_eq!(status["ledger_events"], 0);
 }
 
+/// `warden import nsc --store STORE --keys KEYS` in `home`, which must be refused as bad
+/// input (exit 2) and leave the Warden store empty; the message.
+fn import_refused(home: &Home, store: &Path, keys: &Path) -> String {
+    let err = home.fails(
+        2,
+        &[
+            "import",
+            "nsc",
+            "--store",
+            store.to_str().expect("utf-8 path"),
+            "--keys",
+            keys.to_str().expect("utf-8 path"),
+        ],
+    );
+    // A refusal found before the database is opened leaves none; one found while
+    // reading the store leaves it empty.
+    if home.data_dir().join("warden.db").exists() {
+        let status = home.json(&["status"]);
+        assert_eq!(status["operator"], Value::Null, "{status}");
+        assert_eq!(status["accounts"], 0, "{status}");
+        assert_eq!(status["users"], 0, "{status}");
+        assert_eq!(status["ledger_events"], 0, "{status}");
+    }
+    err
+}
+
+/// Moves `from` to `to` and leaves a symbolic link to `to` in its place.
+fn move_and_link(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    std::fs::rename(from, to).unwrap();
+    std::os::unix::fs::symlink(to, from).unwrap();
+}
+
+#[test]
+fn an_operator_name_that_climbs_out_of_the_store_is_refused_and_nothing_is_written() {
+    let home = Home::new();
+    let f = foreign_store(&home.path().join("nsc"));
+    let op_dir = f.store.join("acme-ops");
+    // The operator JWT sits outside the store, where the marker's name leads
+    // (stores/acme-ops/../../../elsewhere = the home).
+    let elsewhere = home.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::rename(op_dir.join("acme-ops.jwt"), elsewhere.join("ACME.jwt")).unwrap();
+    write(
+        &op_dir.join(".nsc"),
+        r#"{"managed":false,"name":"../../../elsewhere/ACME","kind":"operator","version":"1"}"#,
+    );
+    let err = import_refused(&home, &f.store, &f.keys);
+    assert!(
+        err.contains("the operator name in")
+            && err.contains(".nsc")
+            && err.contains("\"../../../elsewhere/ACME\"")
+            && err.contains("not a single file name"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was imported"), "{err}");
+}
+
+#[test]
+fn symbolic_links_in_the_store_or_keystore_are_refused_and_nothing_is_written() {
+    // Each case: a fresh store with one file or directory moved outside and linked
+    // back, and the path the refusal must name.
+    type Tamper = fn(&Foreign, &Path, &Path) -> String;
+    let cases: [(&str, Tamper); 6] = [
+        ("account JWT", |_, op, out| {
+            let jwt = op.join("accounts/importer/importer.jwt");
+            move_and_link(&jwt, &out.join("importer.jwt"));
+            jwt.display().to_string()
+        }),
+        ("account directory", |_, op, out| {
+            let dir = op.join("accounts/importer");
+            move_and_link(&dir, &out.join("importer"));
+            dir.display().to_string()
+        }),
+        ("user JWT", |_, op, out| {
+            let jwt = op.join("accounts/importer/users/carol.jwt");
+            move_and_link(&jwt, &out.join("carol.jwt"));
+            jwt.display().to_string()
+        }),
+        ("account seed", |f, _, out| {
+            let pk = &f.importer;
+            let nk = f
+                .keys
+                .join("keys")
+                .join(&pk[..1])
+                .join(&pk[1..3])
+                .join(format!("{pk}.nk"));
+            move_and_link(&nk, &out.join("importer.nk"));
+            nk.display().to_string()
+        }),
+        ("user creds (the seed's fallback)", |f, op, out| {
+            // carol's seed only in a creds file, and that file outside the keystore.
+            let jwt = read(&op.join("accounts/importer/users/carol.jwt"));
+            let pk = decode::<nats_jwt::User>(&jwt).expect("carol").sub;
+            let nk = f
+                .keys
+                .join("keys")
+                .join(&pk[..1])
+                .join(&pk[1..3])
+                .join(format!("{pk}.nk"));
+            let seed = read(&nk);
+            std::fs::remove_file(&nk).unwrap();
+            let creds = f.keys.join("creds/acme-ops/importer/carol.creds");
+            write(
+                &creds,
+                &nats_jwt::format_user_creds(&jwt, &nats_jwt::Seed::parse(seed.trim()).unwrap())
+                    .unwrap(),
+            );
+            move_and_link(&creds, &out.join("carol.creds"));
+            creds.display().to_string()
+        }),
+        ("operator directory in a stores root", |_, op, out| {
+            move_and_link(op, &out.join("acme-ops"));
+            op.display().to_string()
+        }),
+    ];
+    for (what, tamper) in cases {
+        let home = Home::new();
+        let f = foreign_store(&home.path().join("nsc"));
+        let outside = home.path().join("outside");
+        let offending = tamper(&f, &f.store.join("acme-ops"), &outside);
+        let err = import_refused(&home, &f.store, &f.keys);
+        assert!(
+            err.contains(&offending) && err.contains("is a symbolic link"),
+            "{what}: the refusal must name {offending} and say why: {err}"
+        );
+        assert!(
+            err.contains("reads nothing outside"),
+            "{what}: the refusal must say why links are refused: {err}"
+        );
+    }
+}
+
+#[test]
+fn an_oversized_user_jwt_is_refused_unread_and_nothing_is_written() {
+    // A good store exported by Warden, then tampered with.
+    let source = Home::new();
+    source.ok(&["init", "--name", "ACME"]);
+    source.ok(&["account", "add", "APP"]);
+    source.ok(&["user", "add", "alice", "-a", "APP"]);
+    let out = source.path().join("export");
+    export(&source, "nsc", &out);
+    let store = out.join("stores");
+    let users = store.join("ACME/accounts/APP/users");
+    assert!(users.join("alice.jwt").is_file(), "the export holds alice");
+    // 300 MB that cost nothing to make: a sparse file.
+    let huge = users.join("huge.jwt");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(300 << 20)
+        .unwrap();
+
+    let home = Home::new();
+    let err = import_refused(&home, &store, &out.join("keys"));
+    assert!(
+        err.contains(&huge.display().to_string())
+            && err.contains("larger than the 1 MiB an nsc file may be"),
+        "{err}"
+    );
+    // The same store without it imports: the refusal was the file's size.
+    std::fs::remove_file(&huge).unwrap();
+    let report = home.json(&[
+        "import",
+        "nsc",
+        "--store",
+        store.to_str().unwrap(),
+        "--keys",
+        out.join("keys").to_str().unwrap(),
+    ]);
+    let exported = source.json(&["status"]);
+    assert_eq!(report["users"], exported["users"], "{report}\n{exported}");
+}
+
 #[test]
 fn bench_export_reports_its_figures() {
     let home = Home::new();

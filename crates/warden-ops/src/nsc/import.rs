@@ -7,6 +7,11 @@
 //! Everything that cannot be carried (missing seeds, claim fields a spec cannot
 //! express, unknown fields, JWTs that do not verify, users signed by keys without
 //! seeds) is reported, never dropped silently.
+//!
+//! The store is input from elsewhere, so it is read through [`super::confined`]: nothing
+//! outside `--store` and `--keys`, no symbolic link followed, no name from the store
+//! that is not a single path component, no file larger than 1 MiB. A store that breaks
+//! one of these rules is refused whole, before anything is written.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -18,6 +23,7 @@ use warden_core::decompile::{decompile_account, decompile_operator, decompile_us
 use warden_core::{AccountName, NameCase, NamingPolicy, OperatorName, UserName};
 use warden_store::{AccountRow, OperatorRow, UserRow};
 
+use super::confined::{Entries, Tree, component};
 use super::{NscError, Result};
 use crate::{META_NAMING, OpsError, Record, Scope, TOPIC_ACCOUNT_UPDATE, Warden, now, to_json};
 
@@ -89,10 +95,15 @@ struct NscMarker {
     kind: String,
 }
 
-/// Finds the operator directory: `dir` itself when it holds `.nsc`, else the one
-/// operator directory under it (an nsc `stores` root).
+/// Whether something (a file, or anything else but a link: [`super::confined`] refuses
+/// links when it reads) is at `path`, without following a link there.
+fn present(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}
+
 /// The nsc operator directory at `dir` (an operator directory, or a `stores` root holding
-/// exactly one), checked.
+/// exactly one), checked. `dir` itself may be a link (the user named it); an entry of a
+/// `stores` root that is a link is refused, as every link below `--store` is.
 pub fn operator_dir(dir: &Path) -> Result<PathBuf> {
     if !dir.is_dir() {
         return Err(NscError::Invalid(format!(
@@ -100,13 +111,21 @@ pub fn operator_dir(dir: &Path) -> Result<PathBuf> {
             dir.display()
         )));
     }
-    if dir.join(".nsc").is_file() {
+    if present(&dir.join(".nsc")) {
         return Ok(dir.to_path_buf());
     }
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| NscError::io(dir, e))? {
-        let path = entry.map_err(|e| NscError::io(dir, e))?.path();
-        if path.join(".nsc").is_file() {
+        let entry = entry.map_err(|e| NscError::io(dir, e))?;
+        let path = entry.path();
+        let kind = entry.file_type().map_err(|e| NscError::io(&path, e))?;
+        if kind.is_symlink() {
+            return Err(NscError::Invalid(format!(
+                "{}: is a symbolic link, and import nsc follows no links below --store (it reads nothing outside the directories it is given); point --store at the operator directory itself; nothing was imported",
+                path.display()
+            )));
+        }
+        if kind.is_dir() && present(&path.join(".nsc")) {
             found.push(path);
         }
     }
@@ -130,8 +149,8 @@ pub fn operator_dir(dir: &Path) -> Result<PathBuf> {
     }
 }
 
-/// The keystore root: `dir` when it holds `keys/` (nsc's layout), refused otherwise.
-/// The nsc keystore at `dir` (the directory holding `keys/`), checked.
+/// The nsc keystore at `dir` (the directory holding `keys/`), checked. `dir` itself may
+/// be a link (the user named it); `keys/` may not.
 pub fn keystore_dir(dir: &Path) -> Result<PathBuf> {
     if !dir.is_dir() {
         return Err(NscError::Invalid(format!(
@@ -139,71 +158,54 @@ pub fn keystore_dir(dir: &Path) -> Result<PathBuf> {
             dir.display()
         )));
     }
-    if !dir.join("keys").is_dir() {
-        return Err(NscError::Invalid(format!(
+    let keys = dir.join("keys");
+    match std::fs::symlink_metadata(&keys) {
+        Ok(m) if m.file_type().is_symlink() => Err(NscError::Invalid(format!(
+            "{}: is a symbolic link, and import nsc follows no links below --keys (it reads nothing outside the directories it is given); nothing was imported",
+            keys.display()
+        ))),
+        Ok(m) if m.is_dir() => Ok(dir.to_path_buf()),
+        _ => Err(NscError::Invalid(format!(
             "{} is not an nsc keystore: it has no keys/ directory",
             dir.display()
-        )));
+        ))),
     }
-    Ok(dir.to_path_buf())
-}
-
-fn read_text(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| NscError::io(path, e))
-}
-
-/// Sorted names of the subdirectories (or `*.jwt` files, without extension) of `dir`.
-fn entries(dir: &Path, jwt_files: bool) -> Result<Vec<String>> {
-    if !dir.is_dir() {
-        return Ok(Vec::new());
-    }
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| NscError::io(dir, e))? {
-        let path = entry.map_err(|e| NscError::io(dir, e))?.path();
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
-        if jwt_files {
-            if path.is_file()
-                && let Some(stem) = name.strip_suffix(".jwt")
-            {
-                out.push(stem.to_string());
-            }
-        } else if path.is_dir() {
-            out.push(name);
-        }
-    }
-    out.sort();
-    Ok(out)
 }
 
 /// The seeds of a keystore, looked up by public key.
 struct Keystore {
-    root: PathBuf,
+    tree: Tree,
     problems: Vec<NotCarried>,
 }
 
 impl Keystore {
-    /// The key pair of `public_key` from `keys/<K>/<XY>/<key>.nk`, else from a creds
-    /// file given as a fallback (nsc writes creds from the same seed).
-    fn get(&mut self, public_key: &str, creds: Option<&Path>) -> Option<KeyPair> {
-        if public_key.len() < 3 {
-            return None;
+    /// The key pair of `public_key` from `keys/<K>/<XY>/<key>.nk`, else from the creds
+    /// file `creds` (components below the keystore) given as a fallback (nsc writes
+    /// creds from the same seed). A `public_key` that is not one (a claim can say
+    /// anything) has no seed, and no path is built from it. Refused (an error, not a
+    /// missing seed): a link, a file too large, anything [`Tree::read`] refuses.
+    fn get(&mut self, public_key: &str, creds: Option<&[&str]>) -> Result<Option<KeyPair>> {
+        if nats_jwt::PublicKey::new(public_key).is_err() {
+            return Ok(None);
         }
-        let nk = self
-            .root
-            .join("keys")
-            .join(&public_key[..1])
-            .join(&public_key[1..3])
-            .join(format!("{public_key}.nk"));
-        if let Ok(text) = std::fs::read_to_string(&nk) {
-            return self.check(public_key, text.trim(), &nk);
+        // A valid public key is base32 ASCII, so these byte ranges are characters.
+        let nk = format!("{public_key}.nk");
+        let rel = ["keys", &public_key[..1], &public_key[1..3], &nk];
+        if let Some(text) = self.tree.read(&rel)? {
+            let path = self.tree.root().join(rel.join("/"));
+            return Ok(self.check(public_key, text.trim(), &path));
         }
-        let creds = creds.filter(|p| p.is_file())?;
-        let text = std::fs::read_to_string(creds).ok()?;
-        let seed = nats_jwt::parse_creds(&text).ok()?.seed?;
-        self.check(public_key, seed.expose(), creds)
+        let Some(creds) = creds else {
+            return Ok(None);
+        };
+        let Some(text) = self.tree.read(creds)? else {
+            return Ok(None);
+        };
+        let Some(seed) = nats_jwt::parse_creds(&text).ok().and_then(|c| c.seed) else {
+            return Ok(None);
+        };
+        let path = self.tree.root().join(creds.join("/"));
+        Ok(self.check(public_key, seed.expose(), &path))
     }
 
     fn check(&mut self, public_key: &str, seed: &str, file: &Path) -> Option<KeyPair> {
@@ -339,14 +341,19 @@ impl Warden {
         let op_dir = operator_dir(store)?;
         let keys_dir = keystore_dir(keys)?;
         let mut problems: Vec<NotCarried> = Vec::new();
+        // Everything below is read through these two: see `confined`.
+        let store_tree = Tree::new(op_dir.clone(), "--store");
         let mut ks = Keystore {
-            root: keys_dir.clone(),
+            tree: Tree::new(keys_dir.clone(), "--keys"),
             problems: Vec::new(),
         };
 
         // The operator.
         let marker_path = op_dir.join(".nsc");
-        let marker: NscMarker = serde_json::from_str(&read_text(&marker_path)?).map_err(|e| {
+        let marker_text = store_tree
+            .read(&[".nsc"])?
+            .ok_or_else(|| NscError::Invalid(format!("{} is missing", marker_path.display())))?;
+        let marker: NscMarker = serde_json::from_str(&marker_text).map_err(|e| {
             NscError::Invalid(format!(
                 "{} is not an nsc marker ({e})",
                 marker_path.display()
@@ -361,8 +368,23 @@ impl Warden {
             )));
         }
         let op_name_raw = marker.name.trim().to_string();
-        let op_jwt_path = op_dir.join(format!("{op_name_raw}.jwt"));
-        let op_jwt = read_text(&op_jwt_path)?.trim().to_string();
+        // The name builds the operator JWT's path and the creds directory's.
+        component(
+            &op_name_raw,
+            &format!("the operator name in {}", marker_path.display()),
+        )?;
+        let op_jwt_file = format!("{op_name_raw}.jwt");
+        let op_jwt_path = op_dir.join(&op_jwt_file);
+        let op_jwt = store_tree
+            .read(&[&op_jwt_file])?
+            .ok_or_else(|| {
+                NscError::Invalid(format!(
+                    "{} is missing: the operator JWT named by .nsc",
+                    op_jwt_path.display()
+                ))
+            })?
+            .trim()
+            .to_string();
         let op_claims = decode::<Operator>(&op_jwt).map_err(|e| {
             NscError::Invalid(format!(
                 "{}: not a valid operator JWT ({e})",
@@ -397,10 +419,10 @@ impl Warden {
             });
         }
         let op_pk = op_claims.sub.clone();
-        let op_seed = ks.get(&op_pk, None);
+        let op_seed = ks.get(&op_pk, None)?;
         let mut op_signing_seeds = Vec::new();
         for k in &op_spec.spec.signing_keys {
-            match ks.get(k.as_str(), None) {
+            match ks.get(k.as_str(), None)? {
                 Some(kp) => op_signing_seeds.push(kp),
                 None => problems.push(NotCarried {
                     entity: op_entity.clone(),
@@ -429,16 +451,15 @@ impl Warden {
 
         // Accounts and their users.
         let t = now();
-        let accounts_dir = op_dir.join("accounts");
         let mut accounts: Vec<AccountIn> = Vec::new();
-        for dir_name in entries(&accounts_dir, false)? {
-            let acc_dir = accounts_dir.join(&dir_name);
-            let jwt_path = acc_dir.join(format!("{dir_name}.jwt"));
+        for dir_name in store_tree.list(&["accounts"], Entries::Dirs)? {
+            let acc_dir = op_dir.join("accounts").join(&dir_name);
+            let jwt_file = format!("{dir_name}.jwt");
             let entity = format!("account {dir_name}");
-            let Ok(text) = std::fs::read_to_string(&jwt_path) else {
+            let Some(text) = store_tree.read(&["accounts", &dir_name, &jwt_file])? else {
                 problems.push(NotCarried {
                     entity,
-                    issue: format!("no {dir_name}.jwt in {}: skipped", acc_dir.display()),
+                    issue: format!("no {jwt_file} in {}: skipped", acc_dir.display()),
                 });
                 continue;
             };
@@ -495,7 +516,7 @@ impl Warden {
                     issue: format!("unknown claim field {field}: lost when Warden re-signs it"),
                 });
             }
-            let seed = ks.get(&claims.sub, None);
+            let seed = ks.get(&claims.sub, None)?;
             if seed.is_none() {
                 problems.push(NotCarried {
                     entity: entity.clone(),
@@ -504,7 +525,7 @@ impl Warden {
             }
             let mut signing_seeds = Vec::new();
             for k in &claims.nats.signing_keys {
-                match ks.get(k.key().as_str(), None) {
+                match ks.get(k.key().as_str(), None)? {
                     Some(kp) => signing_seeds.push(kp),
                     None => problems.push(NotCarried {
                         entity: entity.clone(),
@@ -517,11 +538,15 @@ impl Warden {
             }
             let signing_keys = claims.nats.signing_keys.len();
             let mut users = Vec::new();
-            let users_dir = acc_dir.join("users");
-            for file in entries(&users_dir, true)? {
+            for file in store_tree.list(&["accounts", &dir_name, "users"], Entries::JwtFiles)? {
                 let entity = format!("user {name}/{file}");
-                let path = users_dir.join(format!("{file}.jwt"));
-                let jwt = read_text(&path)?.trim().to_string();
+                let user_file = format!("{file}.jwt");
+                // Listed a moment ago; gone now, it is as if it never was.
+                let Some(text) = store_tree.read(&["accounts", &dir_name, "users", &user_file])?
+                else {
+                    continue;
+                };
+                let jwt = text.trim().to_string();
                 let uc = match decode::<User>(&jwt) {
                     Ok(c) => c,
                     Err(e) => {
@@ -567,12 +592,9 @@ impl Warden {
                         issue: format!("unknown claim field {field}: lost when Warden re-signs it"),
                     });
                 }
-                let creds = keys_dir
-                    .join("creds")
-                    .join(&op_name_raw)
-                    .join(&dir_name)
-                    .join(format!("{file}.creds"));
-                let useed = ks.get(&uc.sub, Some(&creds));
+                let creds_file = format!("{file}.creds");
+                let creds = ["creds", &op_name_raw, &dir_name, &creds_file];
+                let useed = ks.get(&uc.sub, Some(&creds))?;
                 if useed.is_none() {
                     problems.push(NotCarried {
                         entity: entity.clone(),
