@@ -562,3 +562,68 @@ fn creds_files_never_go_through_a_symlink_or_into_someone_elses_file() {
     );
     assert_eq!(after.permissions().mode() & 0o777, 0o600);
 }
+
+/// An output Warden cannot write is found before the operation: nothing is created, so
+/// the same command with a good `-o` simply works (it used to create the user, fail to
+/// write, and then say "already exists"). `-o -` is standard output.
+#[test]
+fn an_output_that_cannot_be_written_fails_before_anything_is_created() {
+    let home = Home::new();
+    home.ok(&["init", "--name", "ACME"]);
+    home.ok(&["tenant", "add", "acme"]);
+    let users = |home: &Home| home.json(&["tenant", "show", "acme"])["users"].clone();
+    assert_eq!(users(&home), serde_json::json!([]));
+
+    // A device is no place for creds (as root, a rename would replace /dev/null itself).
+    let err = home.fails(
+        2,
+        &["tenant", "user", "add", "acme", "syslog", "-o", "/dev/null"],
+    );
+    assert!(err.contains("not a regular file"), "{err}");
+    assert!(!std::fs::metadata("/dev/null").unwrap().is_file());
+    assert_eq!(users(&home), serde_json::json!([]));
+    // A directory neither.
+    let dir = home.path().to_str().unwrap().to_string();
+    let err = home.fails(2, &["tenant", "user", "add", "acme", "syslog", "-o", &dir]);
+    assert!(err.contains("is a directory"), "{err}");
+    // A directory that does not exist: a failure, still before anything is created.
+    let missing = home.path().join("missing").join("syslog.creds");
+    let err = home.fails(
+        1,
+        &[
+            "tenant",
+            "user",
+            "add",
+            "acme",
+            "syslog",
+            "-o",
+            missing.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("cannot write"), "{err}");
+    assert_eq!(users(&home), serde_json::json!([]));
+
+    // The same command, to standard output, now works.
+    let creds = home.ok(&["tenant", "user", "add", "acme", "syslog", "-o", "-"]);
+    assert!(creds.contains("NATS USER JWT"), "{creds}");
+    assert!(creds.contains("NKEY SEED"), "{creds}");
+    assert_eq!(users(&home), serde_json::json!(["syslog"]));
+    let again = home.ok(&["tenant", "creds", "acme", "syslog", "-o", "-"]);
+    assert!(again.contains("NATS USER JWT"), "{again}");
+
+    // leaf-config prepares both of its files before it may create its user.
+    let err = home.fails(
+        2,
+        &[
+            "tenant",
+            "leaf-config",
+            "acme",
+            "--hub",
+            "nats-leaf://127.0.0.1:7422",
+            "-o",
+            "/dev/null",
+        ],
+    );
+    assert!(err.contains("cannot write"), "{err}");
+    assert_eq!(users(&home), serde_json::json!(["syslog"]));
+}

@@ -12,6 +12,7 @@ use warden_nats::leaf::{HubUrl, LeafConfig};
 use crate::cli::UsageError;
 use warden_ops::Warden;
 use warden_ops::leaf::*;
+use warden_ops::secret_file::Prepared;
 
 /// Arguments of `warden tenant leaf-config`.
 #[derive(Args, Debug)]
@@ -58,6 +59,15 @@ fn existing_file(what: &str, path: &Path) -> anyhow::Result<PathBuf> {
         return Err(usage(format!("{what} {} does not exist", path.display())));
     }
     std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))
+}
+
+/// A file of the leaf's made ready (see [`Prepared`]); a target that can never be a file
+/// is a usage error.
+fn prepare_output(path: &Path) -> anyhow::Result<Prepared> {
+    Prepared::at(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidInput => usage(format!("cannot write {}: {e}", path.display())),
+        _ => anyhow::anyhow!("cannot write {}: {e}", path.display()),
+    })
 }
 
 /// `leaf-acme.conf` → `leaf-acme.creds`, in the same directory.
@@ -113,6 +123,10 @@ pub async fn run(json: bool, args: LeafConfigArgs, w: &Warden) -> anyhow::Result
         cfg = cfg.with_server_name(name).map_err(usage)?;
     }
     UserName::parse_any_case(&args.user).map_err(usage)?;
+    // Both files are made ready before the user may be created: an output that cannot be
+    // written fails with nothing changed.
+    let conf_out = prepare_output(&conf)?;
+    let creds_out = prepare_output(&creds_file)?;
     // Slug, tenant state and user: checked (and the user created) by the store operation.
     let (tenant, creds, user_created) = w.tenant_leaf_user(&args.slug, &args.user).await?;
     cfg.comment = vec![
@@ -125,10 +139,16 @@ pub async fn run(json: bool, args: LeafConfigArgs, w: &Warden) -> anyhow::Result
             tenant.prefix
         ),
     ];
-    crate::paths::write_secret_file(&creds_file, creds.as_bytes())
-        .with_context(|| format!("cannot write {}", creds_file.display()))?;
-    std::fs::write(&conf, cfg.render())
-        .with_context(|| format!("cannot write {}", conf.display()))?;
+    let again = format!(
+        "run the same command again to write them (the user {:?} is reused)",
+        args.user
+    );
+    creds_out
+        .write(creds.as_bytes(), true)
+        .with_context(|| format!("cannot write {}; {again}", creds_file.display()))?;
+    conf_out
+        .write(cfg.render().as_bytes(), true)
+        .with_context(|| format!("cannot write {}; {again}", conf.display()))?;
     let report = LeafConfigReport {
         file: conf,
         creds_file,

@@ -33,6 +33,7 @@ pub mod nsc;
 pub mod onboarding;
 pub mod org;
 pub mod progress;
+pub mod secret_out;
 pub mod serve;
 pub mod streams;
 pub mod tenant;

@@ -4,12 +4,12 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;
 use warden_store::Zeroizing;
 
 use crate::cli::print_json;
+use crate::cli::secret_out::SecretOut;
 use warden_ops::onboarding::*;
 use warden_ops::{Warden, now};
 
@@ -67,7 +67,7 @@ pub enum OnboardingCmd {
         /// The one-time download token (wdl_…).
         #[arg(long, env = "WARDEN_DOWNLOAD_TOKEN", hide_env_values = true)]
         token: String,
-        /// Where to write the .tar.gz.
+        /// Where to write the .tar.gz (a new 0600 file; `-` is stdout).
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
     },
@@ -132,6 +132,17 @@ pub async fn run(json: bool, cmd: OnboardingCmd, w: &Warden) -> anyhow::Result<(
                 ))
                 .into());
             }
+            // The archive's file is made ready first: one that cannot be written fails
+            // before the package (its user and certificate) exists.
+            let file = match a.output.as_deref() {
+                Some(p) if p.as_os_str() == "-" => {
+                    return Err(crate::cli::UsageError(
+                        "-o -: standard output carries the download token; name a file for the package".into(),
+                    )
+                    .into());
+                }
+                other => SecretOut::prepare(other)?,
+            };
             let issued = w
                 .create_package(&NewPackage {
                     tenant: a.tenant,
@@ -142,9 +153,13 @@ pub async fn run(json: bool, cmd: OnboardingCmd, w: &Warden) -> anyhow::Result<(
                     install_dir: a.install_dir,
                 })
                 .await?;
-            if let Some(path) = &a.output {
-                crate::paths::write_secret_file(path, &issued.archive)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
+            if let Some(file) = file {
+                let done = format!(
+                    "package {} was created (download token: {}): fetch it with `warden onboarding download TOKEN -o FILE`",
+                    issued.package.id,
+                    issued.token.as_str()
+                );
+                file.write(&issued.archive, &done)?;
             }
             let mut out = std::io::stdout().lock();
             if json {
@@ -217,19 +232,22 @@ pub async fn run(json: bool, cmd: OnboardingCmd, w: &Warden) -> anyhow::Result<(
             Ok(())
         }
         OnboardingCmd::Download { token, output } => {
-            // The file is made (0600) before the token is spent, so an unwritable path
-            // does not lose the one download.
-            crate::paths::write_secret_file(&output, b"")
-                .with_context(|| format!("cannot write {}", output.display()))?;
-            let d = match w.download_package(&token, "cli").await {
-                Ok(d) => d,
-                Err(e) => {
-                    let _ = std::fs::remove_file(&output);
-                    return Err(download_cli_error(e));
-                }
-            };
-            crate::paths::write_secret_file(&output, &d.archive)
-                .with_context(|| format!("cannot write {}", output.display()))?;
+            // The file is made ready (0600) before the token is spent, so an unwritable
+            // path does not lose the one download.
+            let file = SecretOut::to(&output)?;
+            let d = w
+                .download_package(&token, "cli")
+                .await
+                .map_err(download_cli_error)?;
+            let to_stdout = matches!(file, SecretOut::Stdout);
+            file.write(
+                &d.archive,
+                "the download token is spent: ask for a new package (`warden onboarding create`)",
+            )?;
+            if to_stdout {
+                eprintln!("package {} delivered", d.package.id);
+                return Ok(());
+            }
             if json {
                 return print_json(&json!({"package": d.package, "file": output}));
             }

@@ -2,12 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;
 use warden_core::tenant::TenantLimitsEdit;
 
 use crate::cli::print_json;
+use crate::cli::secret_out::SecretOut;
 use warden_ops::Warden;
 use warden_ops::tenant::*;
 
@@ -120,7 +120,7 @@ pub enum TenantCmd {
         slug: String,
         /// User name.
         name: String,
-        /// Write the creds here (0600) instead of stdout.
+        /// Write the creds here (a new 0600 file; `-` is stdout).
         #[arg(short, long, value_name = "CREDS_FILE")]
         output: Option<PathBuf>,
     },
@@ -153,7 +153,7 @@ pub enum TenantUserCmd {
         slug: String,
         /// User name.
         name: String,
-        /// Write its creds here (0600) instead of stdout.
+        /// Write its creds here (a new 0600 file; `-` is stdout).
         #[arg(short, long, value_name = "CREDS_FILE")]
         output: Option<PathBuf>,
     },
@@ -195,17 +195,20 @@ fn emit(json: bool, t: &TenantView, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints or writes the creds of a tenant's user. `done` says, should the file fail to be
+/// written, what was already done and how to fetch the creds again.
 fn emit_creds(
     json: bool,
     t: &TenantView,
     name: &str,
     creds: &str,
-    output: Option<PathBuf>,
+    output: Option<SecretOut>,
+    done: &str,
 ) -> anyhow::Result<()> {
     match output {
-        Some(path) => {
-            crate::paths::write_secret_file(&path, creds.as_bytes())
-                .with_context(|| format!("cannot write {}", path.display()))?;
+        Some(SecretOut::File(file)) => {
+            let path = file.path().to_path_buf();
+            SecretOut::File(file).write(creds.as_bytes(), done)?;
             if json {
                 print_json(&json!({"tenant": t.slug, "user": name, "creds_file": path}))
             } else {
@@ -213,6 +216,7 @@ fn emit_creds(
                 Ok(())
             }
         }
+        Some(SecretOut::Stdout) => SecretOut::Stdout.write(creds.as_bytes(), done),
         None if json => print_json(&json!({"tenant": t.slug, "user": name, "creds": creds})),
         None => {
             out!("{creds}")?;
@@ -312,13 +316,20 @@ pub async fn run(json: bool, cmd: TenantCmd, w: &Warden) -> anyhow::Result<()> {
             Ok(())
         }
         TenantCmd::User(TenantUserCmd::Add { slug, name, output }) => {
+            // The output is made ready first: one that cannot be written fails before the
+            // user exists.
+            let output = SecretOut::prepare(output.as_deref())?;
             let (t, creds) = w.add_tenant_user_with_creds(&slug, &name).await?;
-            emit_creds(json, &t, &name, &creds, output)
+            let done = format!(
+                "user {name} of tenant {slug} was created: fetch its creds with `warden tenant creds {slug} {name} -o FILE`"
+            );
+            emit_creds(json, &t, &name, &creds, output, &done)
         }
         TenantCmd::Creds { slug, name, output } => {
+            let output = SecretOut::prepare(output.as_deref())?;
             let t = w.tenant(&slug).await?;
             let creds = w.tenant_creds(&slug, &name).await?;
-            emit_creds(json, &t, &name, &creds, output)
+            emit_creds(json, &t, &name, &creds, output, "nothing was changed")
         }
         TenantCmd::LeafConfig(args) => crate::cli::leaf::run(json, args, w).await,
     }
