@@ -6,13 +6,26 @@ use std::process::ExitCode;
 use clap::Parser;
 use warden::cli::{self, Cli, UsageError};
 
+/// The log filter: `WARDEN_LOG` (tracing's env-filter syntax), `warn` by default. The
+/// websocket libraries log every frame they receive at trace level, and a rooms client's
+/// first frame is its token: they are held at debug whatever `WARDEN_LOG` asks.
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    [
+        "tungstenite=debug",
+        "tokio_tungstenite=debug",
+        "tokio_websockets=debug",
+    ]
+    .into_iter()
+    .filter_map(|d| d.parse().ok())
+    .fold(filter, |f, d| f.add_directive(d))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
+        .with_env_filter(log_filter())
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
