@@ -152,6 +152,60 @@ pub fn refuse_blocking(issues: Vec<ValidationIssue>) -> Result<Vec<ValidationIss
     }
 }
 
+/// nats-server's default `max_payload`: the largest message a client may publish, so the
+/// largest account JWT a resolver push (`$SYS.REQ.CLAIMS.UPDATE`, the raw JWT as the
+/// whole payload, no headers) can carry. nats-server 2.15's JWT decoder also refuses any
+/// token over this size outright, even in `resolver_preload`: the server then refuses to
+/// start with the whole configuration.
+pub const NATS_DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
+
+/// Room kept below [`NATS_DEFAULT_MAX_PAYLOAD`] for what may travel with an account JWT
+/// in the same message: NATS headers count against `max_payload` together with the
+/// payload (a tool or a hop that adds a tracing or request-info header to a push spends
+/// the same budget), and full resolvers exchange JWTs as `<56-character key>|<jwt>`
+/// lines. 4 KiB (nats-server's default `max_control_line`) covers those many times over
+/// while costing 0.4% of the budget.
+pub const ACCOUNT_JWT_PUSH_MARGIN: usize = 4096;
+
+/// The default bound on an account JWT's size, in bytes: nats-server's default
+/// `max_payload` less [`ACCOUNT_JWT_PUSH_MARGIN`] (1,044,480).
+pub const DEFAULT_MAX_ACCOUNT_JWT: usize = NATS_DEFAULT_MAX_PAYLOAD - ACCOUNT_JWT_PUSH_MARGIN;
+
+/// An account JWT larger than the bound: the resolver push would be refused
+/// ("Payload size limit exceeded") and nats-server 2.15 refuses to start with it preloaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "account {account}: its JWT is {size} bytes, over the bound of {bound} bytes on an account JWT \
+     (what nats-server accepts in one resolver push, with room for the envelope); \
+     fewer or shorter exports, imports, revocations or descriptions make it smaller"
+)]
+pub struct AccountJwtTooLarge {
+    /// The account's name.
+    pub account: String,
+    /// The JWT's size in bytes.
+    pub size: usize,
+    /// The bound in force.
+    pub bound: usize,
+}
+
+/// Refuses an account JWT longer than `bound` bytes (a JWT exactly `bound` long passes).
+pub fn check_account_jwt_size(
+    account: &str,
+    jwt: &str,
+    bound: usize,
+) -> Result<(), AccountJwtTooLarge> {
+    let size = jwt.len();
+    if size > bound {
+        Err(AccountJwtTooLarge {
+            account: account.to_string(),
+            size,
+            bound,
+        })
+    } else {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +215,19 @@ mod tests {
         let kp = KeyPair::generate(KeyKind::Account);
         let pk = kp.account_public_key().unwrap();
         (kp, pk)
+    }
+
+    #[test]
+    fn account_jwt_size_bound_is_inclusive_and_named() {
+        assert_eq!(DEFAULT_MAX_ACCOUNT_JWT, 1_044_480);
+        assert!(check_account_jwt_size("APP", &"x".repeat(10), 10).is_ok());
+        let e = check_account_jwt_size("APP", &"x".repeat(11), 10).unwrap_err();
+        assert_eq!((e.size, e.bound), (11, 10));
+        let text = e.to_string();
+        assert!(
+            text.contains("account APP") && text.contains("11 bytes") && text.contains("10 bytes"),
+            "{text}"
+        );
     }
 
     #[test]

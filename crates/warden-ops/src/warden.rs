@@ -11,12 +11,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::{Actor, Scope};
 use nats_jwt::{
-    AccountPublicKey, KeyKind, KeyPair, OperatorPublicKey, UserPublicKey, ValidationIssue,
+    AccountClaims, AccountPublicKey, KeyKind, KeyPair, OperatorPublicKey, UserPublicKey,
+    ValidationIssue,
 };
 use serde::Serialize;
 use serde_json::json;
 use warden_core::bootstrap::{DEFAULT_SERVICE_PREFIX, check_migrations};
-use warden_core::compile::{OperatorSpec, PolicyError, refuse_blocking, system_account_spec};
+use warden_core::compile::{
+    DEFAULT_MAX_ACCOUNT_JWT, NATS_DEFAULT_MAX_PAYLOAD, OperatorSpec, PolicyError,
+    check_account_jwt_size, refuse_blocking, system_account_spec,
+};
 use warden_core::names::{SYSTEM_ACCOUNT, SYSTEM_USER};
 use warden_core::spec::{AccountLimitsEdit, UserEdit};
 use warden_core::{
@@ -362,6 +366,8 @@ pub struct StatusView {
 /// The engine: a store plus the settings read from it.
 #[derive(Clone)]
 pub struct Warden {
+    /// The largest account JWT this engine signs, in bytes (see [`Warden::max_account_jwt`]).
+    pub(crate) max_account_jwt: usize,
     pub(crate) store: Store,
     pub(crate) settings: Settings,
     pub(crate) actor: Actor,
@@ -389,9 +395,34 @@ impl Warden {
             settings.service_user = u.to_string();
         }
         Ok(Warden {
+            max_account_jwt: DEFAULT_MAX_ACCOUNT_JWT,
             store,
             settings,
             actor,
+        })
+    }
+
+    /// The largest account JWT this engine signs, in bytes: by default
+    /// [`DEFAULT_MAX_ACCOUNT_JWT`] (nats-server's default `max_payload` less room for the
+    /// resolver push). A change that would sign a larger one is refused, and
+    /// [`Warden::preload_account_jwts`] refuses stored ones over it.
+    pub fn max_account_jwt(&self) -> usize {
+        self.max_account_jwt
+    }
+
+    /// The same engine with another bound on account JWTs (for servers whose
+    /// `max_payload` is lower than the default). Refused above 1 MiB, which nats-server
+    /// 2.15 refuses as a JWT whatever its `max_payload`, and below 1 KiB, which not
+    /// even the system account fits in.
+    pub fn with_max_account_jwt(&self, bytes: usize) -> Result<Warden> {
+        if !(1024..=NATS_DEFAULT_MAX_PAYLOAD).contains(&bytes) {
+            return Err(OpsError::Invalid(format!(
+                "the bound on account JWTs must be between 1024 and {NATS_DEFAULT_MAX_PAYLOAD} bytes, not {bytes}"
+            )));
+        }
+        Ok(Warden {
+            max_account_jwt: bytes,
+            ..self.clone()
         })
     }
 
@@ -698,9 +729,55 @@ impl Warden {
         spec: &AccountSpec,
     ) -> Result<String> {
         let mut claims = compile_account(pk, name, spec);
-        refuse_blocking(claims.validate(now()))?;
         let signer = KeyPair::from_seed(&tx.seed(&op.signing_key).await?)?;
-        Ok(claims.encode(&signer)?)
+        self.encode_account(name, &mut claims, &signer)
+    }
+
+    /// Checks and signs account claims: every account JWT Warden issues passes here, so
+    /// none is stored that nats-server would refuse — neither claims it rejects nor a
+    /// JWT over [`Warden::max_account_jwt`] (the push would fail forever, and nats-server
+    /// 2.15 refuses to start with it preloaded). The caller's transaction is dropped with
+    /// the error, so nothing changes.
+    pub(crate) fn encode_account(
+        &self,
+        name: &AccountName,
+        claims: &mut AccountClaims,
+        signer: &KeyPair,
+    ) -> Result<String> {
+        refuse_blocking(claims.validate(now()))?;
+        let jwt = claims.encode(signer)?;
+        check_account_jwt_size(name.as_str(), &jwt, self.max_account_jwt)
+            .map_err(|e| OpsError::Invalid(format!("{e}; nothing was changed")))?;
+        Ok(jwt)
+    }
+
+    /// The account JWTs a nats-server configuration preloads (as
+    /// [`Warden::account_jwts`]), refused when a stored one is over
+    /// [`Warden::max_account_jwt`] (signed by an older Warden, or imported): nats-server
+    /// would refuse the whole configuration, or fail every push of it. A conflict with
+    /// the stored state, naming every such account.
+    pub async fn preload_account_jwts(&self) -> Result<Vec<(String, String, String)>> {
+        let jwts = self.account_jwts().await?;
+        let over: Vec<String> = jwts
+            .iter()
+            .filter_map(|(name, _, jwt)| {
+                check_account_jwt_size(name, jwt, self.max_account_jwt)
+                    .err()
+                    .map(|e| format!("account {} ({} bytes)", e.account, e.size))
+            })
+            .collect();
+        if over.is_empty() {
+            Ok(jwts)
+        } else {
+            Err(OpsError::Conflict(format!(
+                "no nats-server configuration rendered: {} over the bound of {} bytes on an \
+                 account JWT, which nats-server would refuse (as a preload or a resolver push); \
+                 delete it (`warden account delete NAME`) or re-create it with fewer or shorter \
+                 exports, imports, revocations or descriptions, then render again",
+                over.join(", "),
+                self.max_account_jwt
+            )))
+        }
     }
 
     pub(crate) async fn create_user(

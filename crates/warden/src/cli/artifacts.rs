@@ -87,7 +87,9 @@ pub(crate) async fn nats_config(g: &Global, w: &Warden, args: NatsConfigArgs) ->
     )?;
     let mut cfg = ServerConfig::new(args.listen, op.jwt, op.system_account, resolver_dir);
     cfg.server_name = args.server_name;
-    cfg.preload = w.account_jwts().await?;
+    // Never a configuration nats-server would refuse: an account JWT over the bound
+    // (stored by an older Warden, or imported) is an error naming it, not a preload.
+    cfg.preload = w.preload_account_jwts().await?;
     cfg.jetstream_dir = args.jetstream.map(absolute).transpose()?;
     cfg.websocket = args.websocket;
     cfg.leafnodes = args.leafnodes;
