@@ -334,6 +334,27 @@ fn bulk_add_is_idempotent_and_bad_input_changes_nothing() {
     let d2 = home.json(&["device", "show", "d-2"]);
     assert_eq!(d2["meta"], serde_json::json!({"model": "x2"}));
 
+    // A creds file lost after its device was committed (a run killed before it wrote
+    // the files) is written again by a re-run, with the stored creds.
+    let d2_file = creds_dir.join("d-2.creds");
+    std::fs::remove_file(&d2_file).unwrap();
+    let out = home.json(&[
+        "device",
+        "add",
+        "--from",
+        csv.to_str().unwrap(),
+        "--creds-dir",
+        creds_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out["added"], serde_json::json!([]));
+    let d2 = home.json(&["device", "show", "d-2"]);
+    let stored = home.ok(&[
+        "creds",
+        d2["account"].as_str().unwrap(),
+        d2["user"].as_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read_to_string(&d2_file).unwrap(), stored);
+
     // Re-run with one more: only the new one is added.
     std::fs::write(&csv, "id,site\nd-1,lab\nd-4,lab\nd-2,\nd-3,\n").unwrap();
     let out = home.json(&["device", "add", "--from", csv.to_str().unwrap()]);
@@ -365,6 +386,11 @@ fn bulk_add_is_idempotent_and_bad_input_changes_nothing() {
     }
     home.fails(2, &["device", "add"]);
     home.fails(2, &["device", "add", "ok-1", "--meta", "novalue"]);
+    // An output that cannot take a file is refused before the device exists.
+    let e = home.fails(2, &["device", "add", "ok-2", "-o", "/dev/null"]);
+    assert!(e.contains("not a regular file"), "{e}");
+    let e = home.fails(2, &["device", "rotate", "d-2", "-o", "/dev/null"]);
+    assert!(e.contains("not a regular file"), "{e}");
     home.fails(2, &["device", "list", "--state", "sleeping"]);
     let after = home.json(&["status"]);
     assert_eq!(before["accounts"], after["accounts"]);

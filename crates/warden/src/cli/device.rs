@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 use warden_core::device::{DeviceState, FleetSettings, parse_meta_pair};
 
+use crate::cli::secret_out::SecretOut;
 use crate::cli::{print_json, values};
 use warden_ops::Warden;
 use warden_ops::device::*;
@@ -196,8 +197,11 @@ pub async fn run(json: bool, cmd: DeviceCmd, w: &Warden) -> anyhow::Result<()> {
                     .into_iter()
                     .map(|(k, v)| (k, serde_json::Value::String(v)))
                     .collect();
+                // The output is made ready first: one that cannot be written fails
+                // before the device exists.
+                let output = SecretOut::prepare(args.output.as_deref())?;
                 let (view, creds) = w.add_device_with_creds(&id, meta).await?;
-                emit_with_creds(json, &view, &creds, args.output.as_deref(), "added")
+                emit_with_creds(json, &view, &creds, output, "added")
             }
         },
         DeviceCmd::List { state } => {
@@ -236,8 +240,9 @@ pub async fn run(json: bool, cmd: DeviceCmd, w: &Warden) -> anyhow::Result<()> {
             Ok(())
         }
         DeviceCmd::Rotate { id, output } => {
+            let output = SecretOut::prepare(output.as_deref())?;
             let (view, creds) = w.rotate_device_with_creds(&id).await?;
-            emit_with_creds(json, &view, &creds, output.as_deref(), "rotated")
+            emit_with_creds(json, &view, &creds, output, "rotated")
         }
         DeviceCmd::Revoke { id } => {
             let d = w.revoke_device(&id).await?;
@@ -299,12 +304,17 @@ fn emit_with_creds(
     json: bool,
     view: &DeviceView,
     creds: &str,
-    output: Option<&Path>,
+    output: Option<SecretOut>,
     what: &str,
 ) -> anyhow::Result<()> {
+    let done = format!(
+        "device {} was {what}: fetch its creds with `warden creds {} {} -o FILE`",
+        view.id, view.account, view.user
+    );
     match output {
-        Some(path) => {
-            write_creds(path, creds)?;
+        Some(SecretOut::File(file)) => {
+            let path = file.path().to_path_buf();
+            SecretOut::File(file).write(creds.as_bytes(), &done)?;
             if json {
                 print_json(&json!({"device": view, "creds_file": path}))
             } else {
@@ -316,6 +326,7 @@ fn emit_with_creds(
                 Ok(())
             }
         }
+        Some(SecretOut::Stdout) => SecretOut::Stdout.write(creds.as_bytes(), &done),
         None if json => print_json(&json!({"device": view, "creds": creds})),
         None => {
             eprintln!("device {} {what}; its creds (shown once):", view.id);
@@ -398,15 +409,33 @@ async fn add_bulk(
     if let Some(dir) = creds_dir.filter(|d| d.exists() && !d.is_dir()) {
         return Err(usage(format!("{} is not a directory", dir.display())));
     }
+    // The creds directory exists (0700) and takes a file before any device is added.
+    if let Some(dir) = creds_dir {
+        crate::paths::ensure_data_dir(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        warden_ops::secret_file::Prepared::at(&dir.join(".warden-write-check"))
+            .with_context(|| format!("cannot write in {}", dir.display()))?;
+    }
     let bar = crate::cli::progress::Bar::for_output(json, devices.len() as u64, "adding devices");
     let (report, creds) = w.add_devices_bulk(&devices, |n| bar.inc(n)).await?;
     bar.finish_and_clear();
     let creds = warden_ops::device::issued(creds, "the new devices' creds")?;
     if let Some(dir) = creds_dir {
-        crate::paths::ensure_data_dir(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let again = format!(
+            "the devices were added: run the same command again to write the missing creds files into {}",
+            dir.display()
+        );
         for (id, c) in &creds {
-            write_creds(&dir.join(format!("{id}.creds")), c)?;
+            write_creds(&dir.join(format!("{id}.creds")), c).with_context(|| again.clone())?;
+        }
+        // A device added by an earlier run that stopped before writing its file (killed,
+        // or the disk full) gets its file now: a re-run completes the directory.
+        for id in &report.skipped {
+            let path = dir.join(format!("{id}.creds"));
+            if std::fs::symlink_metadata(&path).is_err() {
+                let c = w.device_creds(id).await?;
+                write_creds(&path, &c).with_context(|| again.clone())?;
+            }
         }
     }
     if json {
