@@ -561,6 +561,13 @@ fn creds_files_never_go_through_a_symlink_or_into_someone_elses_file() {
         "a new file, not the planted one rewritten"
     );
     assert_eq!(after.permissions().mode() & 0o777, 0o600);
+
+    // A device is refused (a rename would replace it); `-o -` is standard output.
+    let err = home.fails(2, &["creds", "APP", "alice", "-o", "/dev/null"]);
+    assert!(err.contains("not a regular file"), "{err}");
+    assert!(!std::fs::metadata("/dev/null").unwrap().is_file());
+    let out = home.ok(&["creds", "APP", "alice", "-o", "-"]);
+    assert!(out.contains("NATS USER JWT"), "{out}");
 }
 
 /// An output Warden cannot write is found before the operation: nothing is created, so

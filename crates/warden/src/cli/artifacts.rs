@@ -10,9 +10,9 @@ use warden_nats::config::ServerConfig;
 use warden_ops::Warden;
 
 use super::{Global, emit, locate, print_json, usage, write_out};
-use crate::paths;
+use crate::cli::secret_out::SecretOut;
 
-/// Runs `warden creds ACCOUNT USER [-o FILE]`.
+/// Runs `warden creds ACCOUNT USER [-o FILE]` (`-o -`: stdout, as without `-o`).
 pub async fn creds(
     json: bool,
     w: &Warden,
@@ -20,11 +20,12 @@ pub async fn creds(
     user: &str,
     output: Option<PathBuf>,
 ) -> Result<()> {
+    let output = SecretOut::prepare(output.as_deref())?;
     let creds = w.creds(account, user).await?;
     match output {
-        Some(path) => {
-            paths::write_secret_file(&path, creds.as_bytes())
-                .with_context(|| format!("cannot write {}", path.display()))?;
+        Some(SecretOut::File(file)) => {
+            let path = file.path().to_path_buf();
+            SecretOut::File(file).write(creds.as_bytes(), "nothing was changed")?;
             if json {
                 print_json(&serde_json::json!({"account": account, "user": user, "file": path}))
             } else {
@@ -35,7 +36,7 @@ pub async fn creds(
                 Ok(())
             }
         }
-        None => write_out(creds.as_bytes()),
+        Some(SecretOut::Stdout) | None => write_out(creds.as_bytes()),
     }
 }
 
