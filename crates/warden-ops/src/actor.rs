@@ -9,6 +9,7 @@
 //! a bearer user's JWT, a key registered for a directory user — needs `creds`.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -91,6 +92,12 @@ pub enum ActorKind {
     NatsService,
     /// Warden's own background work in `serve` (relay, expiry of grants, observers).
     System,
+    /// An HTTP request without a bearer token (an onboarding download, whose one-time
+    /// token is checked by the operation): known only by the address it came from.
+    HttpPeer {
+        /// The peer's address, when the server was started with it.
+        addr: Option<SocketAddr>,
+    },
 }
 
 /// Who asks for an operation, with the scopes they hold.
@@ -155,6 +162,21 @@ impl Actor {
             name: "nats-service".to_string(),
             kind: ActorKind::NatsService,
             scopes: scopes.to_vec(),
+            dir_user: None,
+        }
+    }
+
+    /// An unauthenticated HTTP request from `addr` (`None` when the server was not given
+    /// peer addresses), with no scope: named `http:<ip>:<port>` in the ledger, so a
+    /// refused download says where it came from.
+    pub fn http_peer(addr: Option<SocketAddr>) -> Actor {
+        Actor {
+            name: match addr {
+                Some(a) => format!("http:{a}"),
+                None => "http:unknown-peer".to_string(),
+            },
+            kind: ActorKind::HttpPeer { addr },
+            scopes: Vec::new(),
             dir_user: None,
         }
     }
@@ -281,6 +303,20 @@ mod tests {
                 .require(Scope::Creds, "x")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn an_http_peer_is_named_by_its_address_and_holds_no_scope() {
+        let addr: SocketAddr = "127.0.0.1:54321".parse().unwrap();
+        let peer = Actor::http_peer(Some(addr));
+        assert_eq!(peer.name(), "http:127.0.0.1:54321");
+        assert_eq!(peer.kind(), &ActorKind::HttpPeer { addr: Some(addr) });
+        assert!(Scope::ALL.iter().all(|s| !peer.has(*s)));
+        assert_eq!(
+            peer.require(Scope::Read, "reading").unwrap_err().code(),
+            "forbidden"
+        );
+        assert_eq!(Actor::http_peer(None).name(), "http:unknown-peer");
     }
 
     #[test]

@@ -12,11 +12,24 @@
 //! States: `issued` → `delivered` (downloaded) → `activated` (first connection observed by
 //! `warden serve`, see [`crate::observe`]); `revoked` cuts the collector off (its user
 //! revoked in the tenant account and pushed; the certificate recorded as revoked).
-//! Every change and every refused download is one transaction with its ledger event.
+//! Every change is one transaction with its ledger event.
+//!
+//! Refused downloads come from anyone who can reach the HTTP API, so what they cost is
+//! bounded ([`DownloadGuard`]): each refusal naming a package counts on the package
+//! (`refused_downloads`), but the ledger gets at most one event as a window (60 s) opens
+//! — the first refusal, `onboarding.download_refused` — and one summary when it closes,
+//! `onboarding.download_refusals` with the window's count; per package, and per peer
+//! address for refusals that name no package. An HTTP peer with too many refusals in its
+//! window is throttled (`DownloadError::Throttled`, HTTP `429`) until the window ends,
+//! without the database being read.
 //!
 //! Making a package needs `write` and `creds` (its archive holds a creds file and a
 //! private key); listing and reading need `read`, revoking `write`. A download needs no
 //! scope: its one-time token is the credential.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rand::RngCore as _;
 use serde::Serialize;
@@ -28,9 +41,9 @@ use warden_core::onboarding::{
     check_nats_url, files,
 };
 use warden_core::tenant::{TenantSettings, TenantSlug};
-use warden_store::{AccountRow, PackageRow, TenantCaRow, TenantRow, Tx, Zeroizing};
+use warden_store::{AccountRow, NewEvent, PackageRow, TenantCaRow, TenantRow, Tx, Zeroizing};
 
-use crate::{OpsError, Record, Result, Scope, Warden, now};
+use crate::{Actor, ActorKind, OpsError, Record, Result, Scope, Warden, now};
 
 /// Longest life of a download token (30 days).
 pub const MAX_TOKEN_SECS: i64 = 30 * 86_400;
@@ -89,7 +102,7 @@ pub struct PackageView {
     pub activated_at: Option<i64>,
     /// Revoked.
     pub revoked_at: Option<i64>,
-    /// Refused download attempts (each also in the ledger).
+    /// Refused download attempts (every one; the ledger has them per window).
     pub refused_downloads: i64,
     /// Last refused attempt.
     pub last_refused_at: Option<i64>,
@@ -172,8 +185,8 @@ pub struct Download {
     pub file_name: String,
 }
 
-/// Why a download was refused. Each refusal that names a package is recorded (ledger
-/// event `onboarding.download_refused` and the package's `refused_downloads`).
+/// Why a download was refused. Each refusal that names a package counts on it
+/// (`refused_downloads`); the ledger records refusals per window (see [`DownloadGuard`]).
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
     /// No token was given.
@@ -193,6 +206,12 @@ pub enum DownloadError {
     /// The package was revoked.
     #[error("package {0} is revoked")]
     Revoked(String),
+    /// This address made too many refused attempts in the current window: nothing was
+    /// read or consumed; it may try again after this many seconds.
+    #[error(
+        "too many refused download attempts from this address: try again in {0} s (nothing was read or consumed)"
+    )]
+    Throttled(i64),
     /// Warden failed.
     #[error(transparent)]
     Ops(#[from] OpsError),
@@ -363,6 +382,353 @@ fn pack(dir: &str, entries: &[(&str, &[u8], u32)], mtime: u64) -> std::io::Resul
         tar.append_data(&mut h, format!("{dir}/{name}"), *data)?;
     }
     tar.into_inner()?.finish()
+}
+
+// ---------------------------------------------------------------------------------------
+// Refused downloads: counted, summarised per window, throttled per peer
+// ---------------------------------------------------------------------------------------
+
+/// How refused downloads are recorded and throttled (see [`DownloadGuard`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DownloadLimits {
+    /// Length of a window, in seconds (at least 1): per package, and per peer for
+    /// refusals that name no package, the ledger gets at most the window's first refusal
+    /// and one summary of it.
+    pub window_secs: i64,
+    /// Refused attempts one HTTP peer may make within its window; after them, its
+    /// attempts are throttled until the window ends.
+    pub peer_refusals: u64,
+}
+
+impl Default for DownloadLimits {
+    /// One minute; 30 refusals per peer (someone with the right token fails a handful
+    /// of times at most; a whole site behind one address still has room).
+    fn default() -> Self {
+        DownloadLimits {
+            window_secs: 60,
+            peer_refusals: 30,
+        }
+    }
+}
+
+/// Most peer addresses followed at once (refusals naming no package, throttle counters):
+/// refusals from further peers share one ledger bucket, [`OTHER_PEERS`], and are not
+/// throttled, so memory and ledger events stay bounded however many addresses a caller
+/// uses.
+pub const MAX_PEERS: usize = 1024;
+
+/// The ledger bucket of refusals from peers beyond [`MAX_PEERS`].
+pub const OTHER_PEERS: &str = "other-peers";
+
+/// How many distinct peers a window's summary names (the rest are `more_peers`).
+const NAMED_PEERS: usize = 16;
+
+/// Most window summaries kept while the database cannot take them.
+const MAX_PENDING: usize = 4096;
+
+/// Counts refused onboarding downloads in memory, so that what anyone who can reach the
+/// download route makes Warden write stays bounded:
+///
+/// - per window ([`DownloadLimits::window_secs`], opened by a bucket's first refusal),
+///   the ledger gets the first refusal as it happens (`onboarding.download_refused`,
+///   actor the HTTP peer) and, once the window has closed, one summary with the count,
+///   the reasons and the peers (`onboarding.download_refusals`) if there was more than
+///   one; a bucket is the package a refusal names, or the peer address for one naming
+///   none (a malformed token, an unknown package);
+/// - an HTTP peer that made [`DownloadLimits::peer_refusals`] refused attempts within its
+///   window is refused at once ([`DownloadError::Throttled`]) until the window ends,
+///   without the database being read; those attempts are summarised per window
+///   (`onboarding.download_throttled`). The throttle is per peer, not per package, so a
+///   stranger who knows a package's id cannot lock its collector out.
+///
+/// Closed windows are summarised by the next download attempt, or by
+/// [`Warden::flush_download_refusals`] (for a process about to stop). One guard
+/// is shared by a [`Warden`] and all its clones; its clock is injectable, so tests move
+/// time instead of waiting.
+pub struct DownloadGuard {
+    limits: DownloadLimits,
+    clock: Box<dyn Fn() -> i64 + Send + Sync>,
+    windows: Mutex<Windows>,
+}
+
+impl Default for DownloadGuard {
+    fn default() -> Self {
+        DownloadGuard::new(DownloadLimits::default())
+    }
+}
+
+impl DownloadGuard {
+    /// A guard with `limits`, on the wall clock.
+    pub fn new(limits: DownloadLimits) -> DownloadGuard {
+        DownloadGuard::with_clock(limits, now)
+    }
+
+    /// A guard with `limits` whose time (unix seconds) is `clock`'s.
+    pub fn with_clock(
+        limits: DownloadLimits,
+        clock: impl Fn() -> i64 + Send + Sync + 'static,
+    ) -> DownloadGuard {
+        DownloadGuard {
+            limits: DownloadLimits {
+                window_secs: limits.window_secs.max(1),
+                ..limits
+            },
+            clock: Box::new(clock),
+            windows: Mutex::new(Windows::default()),
+        }
+    }
+
+    /// Its limits.
+    pub fn limits(&self) -> DownloadLimits {
+        self.limits
+    }
+
+    fn now(&self) -> i64 {
+        (self.clock)()
+    }
+
+    fn windows(&self) -> MutexGuard<'_, Windows> {
+        // The counters stay usable after a panic elsewhere: they are only counters.
+        self.windows.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Who a refusal is counted against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Peer {
+    /// The bucket and throttle key: the IP address (an IPv6 one by its /64, which one
+    /// holder usually has whole), or the actor's name for a caller that is no HTTP peer.
+    key: String,
+    /// Whether it is an HTTP peer: only those are throttled (the command line acts for
+    /// the operator, who holds the database anyway).
+    http: bool,
+}
+
+fn peer_of(actor: &Actor) -> Peer {
+    match actor.kind() {
+        ActorKind::HttpPeer { addr: Some(a) } => Peer {
+            key: ip_key(a.ip()),
+            http: true,
+        },
+        ActorKind::HttpPeer { addr: None } => Peer {
+            key: "unknown-peer".to_string(),
+            http: true,
+        },
+        _ => Peer {
+            key: actor.name().to_string(),
+            http: false,
+        },
+    }
+}
+
+fn ip_key(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{}/64", Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+    }
+}
+
+/// What refusals are summarised by.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Bucket {
+    /// The package a refusal names.
+    Package(String),
+    /// The peer of a refusal that names no package.
+    Peer(String),
+}
+
+impl Bucket {
+    fn object(&self) -> (&'static str, &str) {
+        match self {
+            Bucket::Package(id) => ("onboarding_package", id),
+            Bucket::Peer(p) => ("download_peer", p),
+        }
+    }
+}
+
+/// The refusals of one bucket in its open window.
+struct Window {
+    opened: i64,
+    last: i64,
+    refusals: u64,
+    reasons: BTreeMap<&'static str, u64>,
+    peers: BTreeSet<String>,
+    more_peers: bool,
+    /// The ledger name of the first refusal's actor (the summary's actor).
+    actor: String,
+}
+
+/// One HTTP peer's refusals and throttled attempts in its open window.
+struct Throttle {
+    opened: i64,
+    last: i64,
+    refusals: u64,
+    throttled: u64,
+    actor: String,
+}
+
+/// The guard's state.
+#[derive(Default)]
+struct Windows {
+    refusals: HashMap<Bucket, Window>,
+    peers: HashMap<String, Throttle>,
+    /// Summaries of closed windows not yet in the ledger.
+    pending: Vec<NewEvent>,
+}
+
+impl Windows {
+    /// Moves the windows closed at `at` (all of them when `all`) to the summaries to
+    /// write: a window with one refusal needs none (its refusal is in the ledger).
+    fn close(&mut self, at: i64, limits: DownloadLimits, all: bool) {
+        let closed = |opened: i64| all || at >= opened.saturating_add(limits.window_secs);
+        let keys: Vec<Bucket> = self
+            .refusals
+            .iter()
+            .filter(|(_, w)| closed(w.opened))
+            .map(|(b, _)| b.clone())
+            .collect();
+        let mut done: Vec<(Bucket, Window)> = keys
+            .into_iter()
+            .filter_map(|b| self.refusals.remove(&b).map(|w| (b, w)))
+            .collect();
+        done.sort_by(|a, b| (a.1.opened, &a.0).cmp(&(b.1.opened, &b.0)));
+        for (bucket, w) in done.into_iter().filter(|(_, w)| w.refusals > 1) {
+            let (kind, key) = bucket.object();
+            self.pending.push(NewEvent {
+                actor: w.actor,
+                action: "onboarding.download_refusals".to_string(),
+                object_kind: kind.to_string(),
+                object_key: key.to_string(),
+                summary: json!({
+                    "refusals": w.refusals, "reasons": w.reasons, "from": w.opened,
+                    "to": w.last, "window_secs": limits.window_secs, "peers": w.peers,
+                    "more_peers": w.more_peers,
+                }),
+            });
+        }
+        let keys: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|(_, t)| closed(t.opened))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut done: Vec<(String, Throttle)> = keys
+            .into_iter()
+            .filter_map(|k| self.peers.remove(&k).map(|t| (k, t)))
+            .collect();
+        done.sort_by(|a, b| (a.1.opened, &a.0).cmp(&(b.1.opened, &b.0)));
+        for (peer, t) in done.into_iter().filter(|(_, t)| t.throttled > 0) {
+            self.pending.push(NewEvent {
+                actor: t.actor,
+                action: "onboarding.download_throttled".to_string(),
+                object_kind: "download_peer".to_string(),
+                object_key: peer,
+                summary: json!({
+                    "throttled": t.throttled, "refusals": t.refusals, "from": t.opened,
+                    "to": t.last, "window_secs": limits.window_secs,
+                    "limit": limits.peer_refusals,
+                }),
+            });
+        }
+        if self.pending.len() > MAX_PENDING {
+            let dropped = self.pending.len() - MAX_PENDING;
+            self.pending.drain(..dropped);
+            tracing::warn!(
+                dropped,
+                "summaries of refused onboarding downloads dropped: the ledger could not take them"
+            );
+        }
+    }
+
+    /// Whether `peer` is throttled at `at`: the seconds until its window ends if so (the
+    /// attempt is counted), `None` otherwise.
+    fn throttled(&mut self, peer: &Peer, at: i64, limits: DownloadLimits) -> Option<i64> {
+        if !peer.http {
+            return None;
+        }
+        let t = self.peers.get_mut(&peer.key)?;
+        let ends = t.opened.saturating_add(limits.window_secs);
+        if at >= ends || t.refusals < limits.peer_refusals {
+            return None;
+        }
+        t.throttled += 1;
+        t.last = at;
+        Some((ends - at).max(1))
+    }
+
+    /// Counts a refusal of `bucket` (for a peer's bucket, [`OTHER_PEERS`]'s once
+    /// [`MAX_PEERS`] are followed) by `actor` from `peer`, and against the peer's
+    /// throttle. Returns the bucket when this refusal opened its window: the one the
+    /// ledger records as it happens.
+    fn refused(
+        &mut self,
+        bucket: Bucket,
+        reason: &'static str,
+        peer: &Peer,
+        actor: &str,
+        at: i64,
+    ) -> Option<Bucket> {
+        if peer.http {
+            if let Some(t) = self.peers.get_mut(&peer.key) {
+                t.refusals += 1;
+                t.last = at;
+            } else if self.peers.len() < MAX_PEERS {
+                self.peers.insert(
+                    peer.key.clone(),
+                    Throttle {
+                        opened: at,
+                        last: at,
+                        refusals: 1,
+                        throttled: 0,
+                        actor: actor.to_string(),
+                    },
+                );
+            }
+        }
+        let bucket = match bucket {
+            Bucket::Peer(p)
+                if !self.refusals.contains_key(&Bucket::Peer(p.clone()))
+                    && self
+                        .refusals
+                        .keys()
+                        .filter(|b| matches!(b, Bucket::Peer(_)))
+                        .count()
+                        >= MAX_PEERS =>
+            {
+                Bucket::Peer(OTHER_PEERS.to_string())
+            }
+            b => b,
+        };
+        if let Some(w) = self.refusals.get_mut(&bucket) {
+            w.refusals += 1;
+            w.last = at;
+            *w.reasons.entry(reason).or_default() += 1;
+            if !w.peers.contains(&peer.key) {
+                if w.peers.len() < NAMED_PEERS {
+                    w.peers.insert(peer.key.clone());
+                } else {
+                    w.more_peers = true;
+                }
+            }
+            return None;
+        }
+        self.refusals.insert(
+            bucket.clone(),
+            Window {
+                opened: at,
+                last: at,
+                refusals: 1,
+                reasons: BTreeMap::from([(reason, 1)]),
+                peers: BTreeSet::from([peer.key.clone()]),
+                more_peers: false,
+                actor: actor.to_string(),
+            },
+        );
+        Some(bucket)
+    }
 }
 
 impl Warden {
@@ -639,10 +1005,100 @@ impl Warden {
         Ok(view(row))
     }
 
+    /// The same engine with its own [`DownloadGuard`] (other limits, another clock),
+    /// shared by its clones.
+    pub fn with_download_guard(&self, guard: DownloadGuard) -> Warden {
+        Warden {
+            downloads: Arc::new(guard),
+            ..self.clone()
+        }
+    }
+
+    /// Writes the summaries of every refused-download window, closed or still open (for
+    /// a process about to stop, so no count is left only in memory). Returns how many
+    /// ledger events it wrote.
+    pub async fn flush_download_refusals(&self) -> Result<usize> {
+        self.need(Scope::Write, "summarising refused onboarding downloads")?;
+        let at = self.downloads.now();
+        self.downloads
+            .windows()
+            .close(at, self.downloads.limits, true);
+        self.write_download_summaries().await
+    }
+
+    /// Writes the summaries of closed windows (one transaction); when that fails they
+    /// are kept for the next attempt.
+    async fn write_download_summaries(&self) -> Result<usize> {
+        let events = std::mem::take(&mut self.downloads.windows().pending);
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let written = async {
+            let mut tx = self.store.begin().await?;
+            for e in &events {
+                tx.record(e.clone()).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, OpsError>(events.len())
+        }
+        .await;
+        if written.is_err() {
+            let mut w = self.downloads.windows();
+            let newer = std::mem::replace(&mut w.pending, events);
+            w.pending.extend(newer);
+        }
+        written
+    }
+
+    /// A refusal that names no package: counted against the peer's bucket, the ledger
+    /// event written only when it opens the bucket's window.
+    async fn refused_unknown(
+        &self,
+        peer: &Peer,
+        reason: &'static str,
+        source: &str,
+        at: i64,
+    ) -> DownloadError {
+        let opened = self.downloads.windows().refused(
+            Bucket::Peer(peer.key.clone()),
+            reason,
+            peer,
+            self.actor.name(),
+            at,
+        );
+        let Some(bucket) = opened else {
+            tracing::debug!(peer = %peer.key, reason, source, "onboarding download refused");
+            return DownloadError::Invalid;
+        };
+        tracing::info!(peer = %peer.key, reason, source, "onboarding download refused");
+        let (kind, key) = bucket.object();
+        let event = self.event(
+            "onboarding.download_refused",
+            kind,
+            key,
+            json!({
+                "reason": reason, "source": source, "peer": peer.key,
+                "window_secs": self.downloads.limits.window_secs,
+            }),
+        );
+        let written = async {
+            let mut tx = self.store.begin().await?;
+            tx.record(event).await?;
+            tx.commit().await?;
+            Ok::<_, OpsError>(())
+        }
+        .await;
+        match written {
+            Ok(()) => DownloadError::Invalid,
+            Err(e) => DownloadError::Ops(e),
+        }
+    }
+
     /// Hands out a package for its one-time token: the first valid use returns the
     /// archive and marks the package `delivered` (the archive is then dropped); a used,
-    /// expired, revoked or wrong token is refused, and the refusal recorded against the
-    /// package it names (ledger event and counter).
+    /// expired, revoked or wrong token is refused, counted on the package it names, and
+    /// recorded in the ledger per window; an HTTP peer with too many refusals is
+    /// throttled first (see [`DownloadGuard`]).
     pub async fn download_package(
         &self,
         token: &str,
@@ -651,14 +1107,36 @@ impl Warden {
         if token.trim().is_empty() {
             return Err(DownloadError::Missing);
         }
+        let guard = &self.downloads;
+        let at = guard.now();
+        let peer = peer_of(&self.actor);
+        let throttled = {
+            let mut w = guard.windows();
+            w.close(at, guard.limits, false);
+            w.throttled(&peer, at, guard.limits)
+        };
+        if let Some(retry_after) = throttled {
+            tracing::debug!(peer = %peer.key, source, "onboarding download throttled");
+            return Err(DownloadError::Throttled(retry_after));
+        }
+        if let Err(e) = self.write_download_summaries().await {
+            // Kept for the next attempt; this download goes on.
+            tracing::warn!(error = %e, "summaries of refused onboarding downloads not written");
+        }
         let Some(token) = DownloadToken::parse(token) else {
-            return Err(DownloadError::Invalid);
+            return Err(self
+                .refused_unknown(&peer, "malformed token", source, at)
+                .await);
         };
         let mut tx = self.store.begin().await?;
         let Some(mut row) = tx.package(token.package_id()).await? else {
-            return Err(DownloadError::Invalid);
+            // Ended before the refusal's own transaction begins (SQLite has one writer).
+            tx.rollback().await?;
+            return Err(self
+                .refused_unknown(&peer, "unknown package", source, at)
+                .await);
         };
-        let at = now();
+        let wall = now();
         let refusal = if !token.matches(&row.token_hash) {
             Some(("wrong token", DownloadError::Invalid))
         } else if row.state == PackageState::Revoked.as_str() {
@@ -668,7 +1146,7 @@ impl Warden {
                 "already used",
                 DownloadError::Used(row.id.clone(), row.state.clone()),
             ))
-        } else if at >= row.token_expires_at {
+        } else if wall >= row.token_expires_at {
             Some((
                 "expired",
                 DownloadError::Expired(row.id.clone(), row.token_expires_at),
@@ -678,21 +1156,34 @@ impl Warden {
         };
         let state = row.state.clone();
         if let Some((reason, err)) = refusal {
-            row.refused_downloads += 1;
-            row.last_refused_at = Some(at);
-            row.updated_at = at;
-            if tx.update_package(&row, &state, false).await? {
+            let opened = guard.windows().refused(
+                Bucket::Package(row.id.clone()),
+                reason,
+                &peer,
+                self.actor.name(),
+                at,
+            );
+            let attempt = tx
+                .count_refused_download(&row.id, wall)
+                .await?
+                .unwrap_or(row.refused_downloads + 1);
+            if opened.is_some() {
+                tracing::info!(package = %row.id, peer = %peer.key, reason, source, "onboarding download refused");
                 tx.record(self.event(
                     "onboarding.download_refused",
                     "onboarding_package",
                     &row.id,
-                    json!({"reason": reason, "state": state, "source": source, "attempt": row.refused_downloads}),
+                    json!({
+                        "reason": reason, "state": state, "source": source, "peer": peer.key,
+                        "attempt": attempt, "window_secs": guard.limits.window_secs,
+                    }),
                 ))
                 .await
                 .map_err(DownloadError::Ops)?;
-                tx.commit().await?;
+            } else {
+                tracing::debug!(package = %row.id, peer = %peer.key, reason, source, "onboarding download refused");
             }
-            tracing::info!(package = %row.id, reason, source, "onboarding download refused");
+            tx.commit().await?;
             return Err(err);
         }
         let archive = tx
@@ -700,8 +1191,8 @@ impl Warden {
             .await?
             .ok_or_else(|| DownloadError::Used(row.id.clone(), row.state.clone()))?;
         row.state = PackageState::Delivered.to_string();
-        row.delivered_at = Some(at);
-        row.updated_at = at;
+        row.delivered_at = Some(wall);
+        row.updated_at = wall;
         if !tx.update_package(&row, &state, true).await? {
             // Someone else used it in the meantime.
             return Err(DownloadError::Used(row.id.clone(), "delivered".into()));
@@ -710,7 +1201,7 @@ impl Warden {
             "onboarding.deliver",
             "onboarding_package",
             &row.id,
-            json!({"tenant": row.tenant, "source": source, "delivered_at": at}),
+            json!({"tenant": row.tenant, "source": source, "delivered_at": wall}),
         ))
         .await
         .map_err(DownloadError::Ops)?;
@@ -721,5 +1212,147 @@ impl Warden {
             archive,
             file_name,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(key: &str) -> Peer {
+        Peer {
+            key: key.to_string(),
+            http: true,
+        }
+    }
+
+    const LIMITS: DownloadLimits = DownloadLimits {
+        window_secs: 60,
+        peer_refusals: 3,
+    };
+
+    #[test]
+    fn a_peer_is_its_address_an_ipv6_one_by_its_64() {
+        let v6: std::net::SocketAddr = "[2001:db8:1:2:3:4:5:6]:443".parse().unwrap();
+        let mapped: std::net::SocketAddr = "[::ffff:10.0.0.7]:443".parse().unwrap();
+        assert_eq!(
+            peer_of(&Actor::http_peer(Some(v6))),
+            http("2001:db8:1:2::/64")
+        );
+        assert_eq!(peer_of(&Actor::http_peer(Some(mapped))), http("10.0.0.7"));
+        assert_eq!(peer_of(&Actor::http_peer(None)), http("unknown-peer"));
+        let cli = peer_of(&Actor::operator("cli:root"));
+        assert_eq!((cli.key.as_str(), cli.http), ("cli:root", false));
+    }
+
+    #[test]
+    fn a_window_is_recorded_once_and_summarised_when_it_closes() {
+        let mut w = Windows::default();
+        let p = http("192.0.2.1");
+        let pkg = || Bucket::Package("pkg_x".into());
+        assert_eq!(
+            w.refused(pkg(), "wrong token", &p, "http:a", 100),
+            Some(pkg())
+        );
+        assert_eq!(w.refused(pkg(), "already used", &p, "http:b", 130), None);
+        w.close(159, LIMITS, false);
+        assert!(w.pending.is_empty(), "still open at 159");
+        w.close(160, LIMITS, false);
+        assert_eq!(w.pending.len(), 1);
+        let e = &w.pending[0];
+        assert_eq!(
+            (e.actor.as_str(), e.action.as_str(), e.object_key.as_str()),
+            ("http:a", "onboarding.download_refusals", "pkg_x")
+        );
+        assert_eq!(e.summary["refusals"], 2);
+        assert_eq!(
+            e.summary["reasons"],
+            json!({"wrong token": 1, "already used": 1})
+        );
+        assert_eq!(
+            (e.summary["from"].as_i64(), e.summary["to"].as_i64()),
+            (Some(100), Some(130))
+        );
+        // The next refusal opens a new window; one alone needs no summary.
+        assert_eq!(
+            w.refused(pkg(), "wrong token", &p, "http:a", 161),
+            Some(pkg())
+        );
+        w.close(0, LIMITS, true);
+        assert_eq!(w.pending.len(), 1, "one refusal: its own event says it all");
+    }
+
+    #[test]
+    fn a_peer_is_throttled_after_its_limit_until_its_window_ends() {
+        let mut w = Windows::default();
+        let p = http("192.0.2.1");
+        let cli = Peer {
+            key: "cli:root".into(),
+            http: false,
+        };
+        for at in [100, 101, 102] {
+            assert_eq!(w.throttled(&p, at, LIMITS), None);
+            w.refused(
+                Bucket::Peer(p.key.clone()),
+                "unknown package",
+                &p,
+                "http:a",
+                at,
+            );
+            w.refused(
+                Bucket::Peer(cli.key.clone()),
+                "unknown package",
+                &cli,
+                "cli",
+                at,
+            );
+        }
+        assert_eq!(w.throttled(&p, 102, LIMITS), Some(58));
+        assert_eq!(w.throttled(&p, 159, LIMITS), Some(1));
+        assert_eq!(
+            w.throttled(&cli, 110, LIMITS),
+            None,
+            "the command line is not throttled"
+        );
+        assert_eq!(w.throttled(&p, 160, LIMITS), None, "the window ended");
+        w.close(160, LIMITS, false);
+        let throttled: Vec<_> = w
+            .pending
+            .iter()
+            .filter(|e| e.action == "onboarding.download_throttled")
+            .collect();
+        assert_eq!(throttled.len(), 1);
+        assert_eq!(throttled[0].summary["throttled"], 2);
+        assert_eq!(throttled[0].summary["refusals"], 3);
+        assert_eq!(
+            w.throttled(&p, 161, LIMITS),
+            None,
+            "a new window starts afresh"
+        );
+    }
+
+    #[test]
+    fn peers_beyond_the_cap_share_one_bucket() {
+        let mut w = Windows::default();
+        let mut opened = 0;
+        for i in 0..MAX_PEERS + 20 {
+            let p = http(&format!("peer-{i}"));
+            if w.refused(
+                Bucket::Peer(p.key.clone()),
+                "malformed token",
+                &p,
+                "http:x",
+                100,
+            )
+            .is_some()
+            {
+                opened += 1;
+            }
+        }
+        assert_eq!(opened, MAX_PEERS + 1, "the cap, plus one for the rest");
+        assert_eq!(w.peers.len(), MAX_PEERS, "throttle counters bounded too");
+        let rest = &w.refusals[&Bucket::Peer(OTHER_PEERS.into())];
+        assert_eq!(rest.refusals, 20);
+        assert!(rest.more_peers && rest.peers.len() == NAMED_PEERS);
     }
 }

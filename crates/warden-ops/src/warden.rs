@@ -371,6 +371,9 @@ pub struct Warden {
     pub(crate) store: Store,
     pub(crate) settings: Settings,
     pub(crate) actor: Actor,
+    /// Refused onboarding downloads of this process: counted, throttled and summarised
+    /// in the ledger per window (shared by every clone, whatever its actor).
+    pub(crate) downloads: std::sync::Arc<crate::onboarding::DownloadGuard>,
 }
 
 impl Warden {
@@ -399,6 +402,7 @@ impl Warden {
             store,
             settings,
             actor,
+            downloads: Default::default(),
         })
     }
 

@@ -323,6 +323,37 @@ impl Tx<'_> {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Counts one refused download of package `id` at `at` (its `refused_downloads` and
+    /// `last_refused_at`), in whatever state it is: an increment in the database, so
+    /// concurrent refusals are all counted. Returns the new count, `None` if no such
+    /// package.
+    pub async fn count_refused_download(
+        &mut self,
+        id: &str,
+        at: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let done = sqlx::query(
+            "UPDATE onboarding_packages SET refused_downloads = refused_downloads + 1, \
+             last_refused_at = $1, updated_at = $1 WHERE id = $2",
+        )
+        .bind(at)
+        .bind(id)
+        .execute(self.conn())
+        .await
+        .map_err(StoreError::query("counting a refused onboarding download"))?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let row = sqlx::query("SELECT refused_downloads FROM onboarding_packages WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.conn())
+            .await
+            .map_err(StoreError::query("reading an onboarding package"))?;
+        row.as_ref()
+            .map(|r| column(r, "refused_downloads"))
+            .transpose()
+    }
+
     /// The tenant's CA, if made.
     pub async fn tenant_ca(&mut self, slug: &str) -> Result<Option<TenantCaRow>, StoreError> {
         let row = sqlx::query(
@@ -468,6 +499,24 @@ mod tests {
         assert!(!tx.update_package(&delivered, "issued", true).await.unwrap());
         assert!(tx.package_archive("p1").await.unwrap().is_none());
         tx.commit().await.unwrap();
+
+        // Refused downloads: counted by increment, whatever the state; none for an
+        // unknown package.
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(tx.count_refused_download("p2", 150).await.unwrap(), Some(1));
+        assert_eq!(tx.count_refused_download("p2", 160).await.unwrap(), Some(2));
+        assert_eq!(tx.count_refused_download("p1", 170).await.unwrap(), Some(1));
+        assert_eq!(tx.count_refused_download("nope", 170).await.unwrap(), None);
+        tx.commit().await.unwrap();
+        let p2 = store.package("p2").await.unwrap().unwrap();
+        assert_eq!(
+            (p2.state.as_str(), p2.refused_downloads, p2.last_refused_at),
+            ("issued", 2, Some(160))
+        );
+        assert_eq!(
+            store.package("p1").await.unwrap().unwrap().state,
+            "delivered"
+        );
 
         // Observation: once, from issued or delivered only.
         assert_eq!(

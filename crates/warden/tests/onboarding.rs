@@ -6,6 +6,12 @@
 //! in the query string are refused (and, except the last, recorded); the state moves
 //! issued → delivered → activated as `warden serve` observes the collector connect; revoke
 //! cuts the collector off.
+//!
+//! Refused downloads, on SQLite and PostgreSQL, over the HTTP API in this process with the
+//! download guard's clock moved by the test: many refusals in a window make one ledger
+//! event (actor the peer's address) and one summary with their count, whether they name a
+//! package or not; an address with too many refusals is throttled (`429`) until its window
+//! ends, without the database being read.
 
 mod common;
 
@@ -352,8 +358,19 @@ async fn onboarding(line: ServerLine) {
         .into_iter()
         .filter(|e| e.action == "onboarding.download_refused" && e.object_key == id)
         .collect();
-    assert_eq!(refused.len(), 3, "every refused attempt is in the ledger");
-    assert_eq!(refused[1].summary["reason"], "already used");
+    // Within one window the ledger has the first refusal only (the package counts all),
+    // named after the HTTP peer it came from.
+    assert_eq!(
+        refused.len(),
+        1,
+        "one ledger event per window: {refused:#?}"
+    );
+    assert_eq!(refused[0].summary["reason"], "wrong token");
+    assert!(
+        refused[0].actor.starts_with("http:127.0.0.1:"),
+        "{}",
+        refused[0].actor
+    );
     assert!(store.verify_ledger().await.unwrap().is_intact());
     store.close().await;
 
@@ -808,3 +825,384 @@ async fn certificate_over_mtls_2_9() {
 async fn certificate_over_mtls_2_15() {
     certificate_over_mtls(ServerLine::V2_15).await;
 }
+
+/// `<name>::on_sqlite` and `<name>::on_postgres`.
+macro_rules! on_both_stores {
+    ($name:ident, $flow:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("warden.db").display());
+                super::$flow(&url).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_postgres() {
+                let db = warden_testkit::PgDatabase::create().await;
+                super::$flow(db.url()).await;
+            }
+        }
+    };
+}
+
+/// The HTTP API of `warden serve` in this process, on a store at a URL, with packages
+/// made by the operator; its refused downloads are counted on a clock the test moves
+/// (`skew` seconds ahead of the wall clock) instead of waiting for windows to close.
+struct DownloadApi {
+    download: String,
+    /// Packages made: (id, token).
+    packages: Vec<(String, String)>,
+    store: warden_store::Store,
+    operator: warden_ops::Warden,
+    /// The operator's engine with the test's download guard (the one the API serves).
+    served: warden_ops::Warden,
+    skew: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn download_api(
+    url: &str,
+    limits: warden_ops::onboarding::DownloadLimits,
+    sites: &[&str],
+) -> DownloadApi {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+    use warden_ops::onboarding::{DownloadGuard, NewPackage};
+    use warden_ops::{Actor, InitOptions, Settings, Warden};
+
+    let store = warden_store::Store::open(url, warden_store::MasterKey::from_bytes([5; 32]))
+        .await
+        .expect("store");
+    let mut operator = Warden::open(store.clone(), Actor::operator("cli:test"))
+        .await
+        .expect("open");
+    operator
+        .init(InitOptions {
+            operator: "ONBOARDOP".into(),
+            account: None,
+            user: None,
+            settings: Settings::default(),
+            service_urls: Vec::new(),
+            migrations: Vec::new(),
+        })
+        .await
+        .expect("init");
+    operator
+        .add_tenant("a", &Default::default())
+        .await
+        .expect("tenant");
+    let mut packages = Vec::new();
+    for site in sites {
+        let made = operator
+            .create_package(&NewPackage {
+                tenant: "a".into(),
+                component: "flowgger".into(),
+                site: site.to_string(),
+                token_expires_at: warden_ops::now() + 3600,
+                nats_url: "nats://127.0.0.1:4222".into(),
+                install_dir: None,
+            })
+            .await
+            .expect("package");
+        packages.push((made.package.id.clone(), made.token.to_string()));
+    }
+    let skew = Arc::new(AtomicI64::new(0));
+    let clock = skew.clone();
+    let served = operator.with_download_guard(DownloadGuard::with_clock(limits, move || {
+        warden_ops::now() + clock.load(Ordering::SeqCst)
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let state = warden::http::HttpState {
+        warden: served.clone(),
+        ready: Arc::new(AtomicBool::new(true)),
+    };
+    tokio::spawn(warden::http::serve(listener, state, None, async move {
+        let _ = stopped.await;
+    }));
+    DownloadApi {
+        download: format!("http://{addr}/v1/onboarding/download"),
+        packages,
+        store,
+        operator,
+        served,
+        skew,
+        _stop: stop,
+    }
+}
+
+impl DownloadApi {
+    /// Moves the download guard's clock `secs` ahead.
+    fn advance(&self, secs: i64) {
+        self.skew
+            .fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// `GET` the download with `token`, from `client`: (status, error code, Retry-After).
+    async fn get(&self, client: &reqwest::Client, token: &str) -> (u16, String, Option<String>) {
+        let r = client
+            .get(&self.download)
+            .header("X-Warden-Download-Token", token)
+            .timeout(WAIT)
+            .send()
+            .await
+            .expect("HTTP request");
+        let status = r.status().as_u16();
+        let retry = r
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = r.bytes().await.expect("body");
+        let code = serde_json::from_slice::<Value>(&body)
+            .map(|v| v["error"]["code"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_default();
+        (status, code, retry)
+    }
+
+    /// The ledger's events.
+    async fn ledger(&self) -> Vec<warden_store::LedgerEvent> {
+        self.store.ledger(0, 100_000).await.expect("ledger")
+    }
+
+    async fn refused_downloads(&self, id: &str) -> i64 {
+        self.operator
+            .package(id)
+            .await
+            .expect("package")
+            .refused_downloads
+    }
+
+    async fn state(&self, id: &str) -> String {
+        self.operator.package(id).await.expect("package").state
+    }
+}
+
+/// A token for `token`'s package with a wrong secret.
+fn wrong_secret(token: &str) -> String {
+    format!("{}_{}", token.rsplit_once('_').unwrap().0, "a".repeat(52))
+}
+
+/// A well-formed token naming no package.
+fn unknown_package_token() -> String {
+    format!("wdl_{}_{}", "a".repeat(16), "b".repeat(52))
+}
+
+/// 100 wrong-secret downloads of one package within a window make one ledger event (its
+/// actor the HTTP peer) and count 100 on the package; 100 downloads naming no package
+/// (malformed or unknown) make one event too. When the window has closed, the next
+/// attempt writes one summary per bucket saying 100. The ledger verifies, and the right
+/// token still downloads.
+async fn refused_downloads_are_aggregated(url: &str) {
+    use warden_ops::onboarding::DownloadLimits;
+    let limits = DownloadLimits {
+        window_secs: 60,
+        peer_refusals: 1_000,
+    };
+    let api = download_api(url, limits, &["paris"]).await;
+    let (id, token) = api.packages[0].clone();
+    let http = reqwest::Client::new();
+    let before = api.ledger().await.len();
+
+    let wrong = wrong_secret(&token);
+    for _ in 0..100 {
+        let (status, code, _) = api.get(&http, &wrong).await;
+        assert_eq!((status, code.as_str()), (403, "invalid_token"));
+    }
+    assert_eq!(
+        api.refused_downloads(&id).await,
+        100,
+        "every refusal counted"
+    );
+    let new = api.ledger().await.split_off(before);
+    assert_eq!(new.len(), 1, "one ledger event for the window: {new:#?}");
+    let first = &new[0];
+    assert_eq!(
+        (first.action.as_str(), first.object_key.as_str()),
+        ("onboarding.download_refused", id.as_str())
+    );
+    assert!(
+        first.actor.starts_with("http:127.0.0.1:"),
+        "the actor is the HTTP peer: {}",
+        first.actor
+    );
+    assert_eq!(first.summary["reason"], "wrong token");
+    assert_eq!(first.summary["peer"], "127.0.0.1");
+
+    let before = before + new.len();
+    let unknown = unknown_package_token();
+    for i in 0..100 {
+        let t = if i % 2 == 0 {
+            unknown.as_str()
+        } else {
+            "wdl_nope"
+        };
+        let (status, code, _) = api.get(&http, t).await;
+        assert_eq!((status, code.as_str()), (403, "invalid_token"));
+    }
+    let new = api.ledger().await.split_off(before);
+    assert_eq!(new.len(), 1, "one ledger event for the window: {new:#?}");
+    assert_eq!(
+        (
+            new[0].action.as_str(),
+            new[0].object_kind.as_str(),
+            new[0].object_key.as_str()
+        ),
+        ("onboarding.download_refused", "download_peer", "127.0.0.1")
+    );
+    assert!(
+        new[0].actor.starts_with("http:127.0.0.1:"),
+        "{}",
+        new[0].actor
+    );
+
+    // The windows close: the next attempt (the right token) writes their summaries
+    // first, then downloads.
+    let before = before + new.len();
+    api.advance(61);
+    let (status, code, _) = api.get(&http, &token).await;
+    assert_eq!((status, code.as_str()), (200, ""));
+    assert_eq!(api.state(&id).await, "delivered");
+    let new = api.ledger().await.split_off(before);
+    let actions: Vec<&str> = new.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "onboarding.download_refusals",
+            "onboarding.download_refusals",
+            "onboarding.deliver"
+        ],
+        "{new:#?}"
+    );
+    let package = &new[0];
+    assert_eq!(package.object_key, id);
+    assert_eq!(package.summary["refusals"], 100);
+    assert_eq!(package.summary["reasons"], json!({"wrong token": 100}));
+    assert_eq!(package.summary["peers"], json!(["127.0.0.1"]));
+    assert!(
+        package.actor.starts_with("http:127.0.0.1:"),
+        "{}",
+        package.actor
+    );
+    let peer = &new[1];
+    assert_eq!(
+        (peer.object_kind.as_str(), peer.object_key.as_str()),
+        ("download_peer", "127.0.0.1")
+    );
+    assert_eq!(peer.summary["refusals"], 100);
+    assert_eq!(
+        peer.summary["reasons"],
+        json!({"unknown package": 50, "malformed token": 50})
+    );
+    assert!(
+        new[2].actor.starts_with("http:127.0.0.1:"),
+        "{}",
+        new[2].actor
+    );
+
+    // A process about to stop writes the summary of a window still open.
+    let before = before + new.len();
+    for _ in 0..3 {
+        let (status, code, _) = api.get(&http, &token).await;
+        assert_eq!((status, code.as_str()), (410, "token_used"));
+    }
+    assert_eq!(
+        api.ledger().await.len(),
+        before + 1,
+        "the window's first refusal"
+    );
+    assert_eq!(api.served.flush_download_refusals().await.unwrap(), 1);
+    let new = api.ledger().await.split_off(before);
+    assert_eq!(new.len(), 2, "{new:#?}");
+    assert_eq!(new[1].action, "onboarding.download_refusals");
+    assert_eq!(new[1].summary["reasons"], json!({"already used": 3}));
+    assert_eq!(api.refused_downloads(&id).await, 103);
+    assert!(api.store.verify_ledger().await.unwrap().is_intact());
+}
+on_both_stores!(
+    refused_downloads_are_aggregated_in_the_ledger,
+    refused_downloads_are_aggregated
+);
+
+/// An address with too many refused attempts in its window is answered `429` (with
+/// `Retry-After`) without the database being read: even the right token is turned away
+/// and not spent, nothing is counted on the package. Another address is not affected;
+/// when the window ends the address may download again, and the throttled attempts are
+/// summarised in one ledger event.
+async fn a_peer_with_too_many_refusals_is_throttled(url: &str) {
+    use warden_ops::onboarding::DownloadLimits;
+    let limits = DownloadLimits {
+        window_secs: 60,
+        peer_refusals: 5,
+    };
+    let api = download_api(url, limits, &["paris", "lyon"]).await;
+    let (paris, paris_token) = api.packages[0].clone();
+    let (lyon, lyon_token) = api.packages[1].clone();
+    let http = reqwest::Client::new();
+    let other = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .expect("client on 127.0.0.2");
+
+    let wrong = wrong_secret(&paris_token);
+    for _ in 0..5 {
+        let (status, code, _) = api.get(&http, &wrong).await;
+        assert_eq!((status, code.as_str()), (403, "invalid_token"));
+    }
+    let before = api.ledger().await.len();
+    for t in [
+        wrong.as_str(),
+        unknown_package_token().as_str(),
+        paris_token.as_str(),
+    ] {
+        let (status, code, retry) = api.get(&http, t).await;
+        assert_eq!((status, code.as_str()), (429, "too_many_attempts"));
+        let secs: i64 = retry.expect("Retry-After").parse().expect("seconds");
+        assert!((1..=60).contains(&secs), "Retry-After {secs}");
+    }
+    assert_eq!(
+        api.state(&paris).await,
+        "issued",
+        "the right token not spent"
+    );
+    assert_eq!(
+        api.refused_downloads(&paris).await,
+        5,
+        "throttled: not counted"
+    );
+    assert_eq!(
+        api.ledger().await.len(),
+        before,
+        "throttled: nothing written"
+    );
+
+    // Another address downloads its package meanwhile.
+    let (status, _, _) = api.get(&other, &lyon_token).await;
+    assert_eq!(status, 200);
+    assert_eq!(api.state(&lyon).await, "delivered");
+
+    // The window ends: the address downloads again, its throttled attempts summarised.
+    api.advance(61);
+    let (status, code, _) = api.get(&http, &paris_token).await;
+    assert_eq!((status, code.as_str()), (200, ""));
+    assert_eq!(api.state(&paris).await, "delivered");
+    let throttled: Vec<_> = api
+        .ledger()
+        .await
+        .into_iter()
+        .filter(|e| e.action == "onboarding.download_throttled")
+        .collect();
+    assert_eq!(throttled.len(), 1, "{throttled:#?}");
+    assert_eq!(throttled[0].object_key, "127.0.0.1");
+    assert_eq!(throttled[0].summary["throttled"], 3);
+    assert_eq!(throttled[0].summary["refusals"], 5);
+    assert!(api.store.verify_ledger().await.unwrap().is_intact());
+}
+on_both_stores!(
+    a_peer_with_too_many_refusals_is_throttled_for_its_window,
+    a_peer_with_too_many_refusals_is_throttled
+);

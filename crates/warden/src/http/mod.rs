@@ -232,7 +232,12 @@ pub async fn serve_with_nats(
     if let Some(extra) = extra {
         router = router.merge(extra);
     }
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The peer's address reaches the handlers: an unauthenticated download is recorded
+    // as the address it came from.
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -5,10 +5,16 @@
 //! `{"token": "…"}` (`POST`), never in the URL: URLs end up in proxy and access logs, so a
 //! request with any query string is refused (`400 token_in_query`) before the token is
 //! even read, and nothing is consumed. Refusals are JSON like every other error:
-//! `403 invalid_token`, `410 token_used`, `410 token_expired`, `410 package_revoked`.
+//! `403 invalid_token`, `410 token_used`, `410 token_expired`, `410 package_revoked`, and
+//! `429 too_many_attempts` (with `Retry-After`) for an address that made too many refused
+//! attempts lately. The download runs as the HTTP peer ([`Actor::http_peer`]), so the
+//! ledger names the address a refusal came from; how refusals are counted, summarised
+//! and throttled is the operation's ([`warden_ops::onboarding::DownloadGuard`]).
+
+use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{Extension, State};
+use axum::extract::{ConnectInfo, Extension, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -16,9 +22,9 @@ use serde_json::json;
 
 use super::extract::{ApiPath, ApiQuery, JsonBody, RequestBody};
 use super::{ApiError, HttpState};
-use warden_ops::now;
 use warden_ops::onboarding::{DownloadError, NewPackage, PackageView};
 use warden_ops::tokens::TokenInfo;
+use warden_ops::{Actor, now};
 
 /// Header that carries the download token on `GET /v1/onboarding/download`.
 pub const TOKEN_HEADER: &str = "x-warden-download-token";
@@ -42,6 +48,7 @@ impl IntoResponse for Refused {
             other => other,
         };
         let (status, code) = match &e {
+            DownloadError::Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             DownloadError::Missing => (StatusCode::BAD_REQUEST, "invalid"),
             DownloadError::Invalid => (StatusCode::FORBIDDEN, "invalid_token"),
             DownloadError::Used(..) => (StatusCode::GONE, "token_used"),
@@ -50,8 +57,20 @@ impl IntoResponse for Refused {
             DownloadError::Ops(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         let body = json!({"error": {"code": code, "message": e.to_string()}});
-        no_store((status, Json(body)).into_response())
+        let mut res = no_store((status, Json(body)).into_response());
+        if let DownloadError::Throttled(secs) = e {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        res
     }
+}
+
+/// The address of the request's peer, when the server was started with it.
+type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+fn peer_addr(peer: Peer) -> Option<SocketAddr> {
+    peer.map(|Extension(ConnectInfo(addr))| addr)
 }
 
 fn token_in_query() -> Response {
@@ -62,10 +81,11 @@ fn token_in_query() -> Response {
     (StatusCode::BAD_REQUEST, Json(body)).into_response()
 }
 
-async fn deliver(s: &HttpState, token: &str, source: &str) -> Response {
+async fn deliver(s: &HttpState, peer: Option<SocketAddr>, token: &str) -> Response {
     // No bearer token here: the one-time download token is the credential, checked by
-    // the operation itself.
-    match s.warden.download_package(token, source).await {
+    // the operation itself; the caller is known only by its address.
+    let w = s.warden.with_actor(Actor::http_peer(peer));
+    match w.download_package(token, "http").await {
         Ok(d) => {
             let disposition = format!("attachment; filename=\"{}\"", d.file_name);
             let mut res = (StatusCode::OK, d.archive.to_vec()).into_response();
@@ -89,6 +109,7 @@ async fn deliver(s: &HttpState, token: &str, source: &str) -> Response {
 /// `GET /v1/onboarding/download` with `X-Warden-Download-Token`.
 pub(crate) async fn download_get(
     State(s): State<HttpState>,
+    peer: Peer,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
@@ -100,7 +121,7 @@ pub(crate) async fn download_get(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    deliver(&s, &token, "http").await
+    deliver(&s, peer_addr(peer), &token).await
 }
 
 /// `POST /v1/onboarding/download`.
@@ -113,6 +134,7 @@ impl RequestBody for DownloadBody {}
 /// `POST /v1/onboarding/download` with `{"token": "…"}`.
 pub(crate) async fn download_post(
     State(s): State<HttpState>,
+    peer: Peer,
     uri: Uri,
     body: Result<JsonBody<DownloadBody>, ApiError>,
 ) -> Response {
@@ -120,7 +142,7 @@ pub(crate) async fn download_post(
         return token_in_query();
     }
     match body {
-        Ok(JsonBody(b)) => deliver(&s, &b.token, "http").await,
+        Ok(JsonBody(b)) => deliver(&s, peer_addr(peer), &b.token).await,
         Err(e) => e.into_response(),
     }
 }

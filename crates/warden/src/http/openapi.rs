@@ -958,6 +958,9 @@ fn operation(r: &Route) -> Value {
         responses.insert("410".into(), error_response(
             "The token was used (`token_used`), expired (`token_expired`), or the package is revoked (`package_revoked`). Recorded.",
         ));
+        responses.insert("429".into(), error_response(
+            "Too many refused attempts from this address in the current window (`too_many_attempts`, with `Retry-After` in seconds): nothing was read or consumed.",
+        ));
     }
     if r.path == "/readyz" {
         responses.insert(
@@ -1302,7 +1305,7 @@ fn onboarding_schemas() -> Value {
         "DownloadPackage": {"type": "object", "required": ["token"], "properties": {
             "token": {"type": "string", "description": "The one-time download token."}
         }},
-        "PackageArchive": {"type": "string", "format": "binary", "description": "The package, application/gzip (a .tar.gz). Refusals: 400 token_in_query (any query string; nothing consumed), 403 invalid_token, 410 token_used / token_expired / package_revoked."}
+        "PackageArchive": {"type": "string", "format": "binary", "description": "The package, application/gzip (a .tar.gz). Refusals: 400 token_in_query (any query string; nothing consumed), 403 invalid_token, 410 token_used / token_expired / package_revoked, 429 too_many_attempts (Retry-After)."}
     })
 }
 
