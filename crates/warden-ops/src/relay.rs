@@ -13,8 +13,13 @@
 //! A message is marked delivered, with the server's reply, only after NATS
 //! answered; failures are retried with exponential backoff. Only one relay per
 //! database runs at a time ([`warden_store::RelayLock`]).
+//!
+//! Shutdown interrupts whatever [`run`] waits on (the lock, a connection, a batch
+//! NATS does not answer) within [`STOP_GRACE`]: the rows of an interrupted batch stay
+//! pending and are delivered after the next start.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -325,8 +330,14 @@ pub async fn drain_all(
     }
 }
 
+/// How long a batch in flight when shutdown is signalled may take to finish (and be
+/// marked) before it is dropped; also the bound on releasing the relay lock.
+pub const STOP_GRACE: Duration = Duration::from_millis(400);
+
 /// Runs the relay until `shutdown` becomes true: waits for the relay lock, keeps
-/// connections up, drains the outbox, and reports readiness through `ready`.
+/// connections up, drains the outbox, and reports readiness through `ready`. Returns
+/// within about twice [`STOP_GRACE`] of the shutdown, whatever the state of NATS and
+/// of the database.
 pub async fn run(
     warden: Warden,
     cfg: RelayConfig,
@@ -338,17 +349,18 @@ pub async fn run(
     let mut reconnect_wait = Duration::from_millis(200);
     while !*shutdown.borrow() {
         if lock.is_none() {
-            match warden.store().try_relay_lock().await {
-                Ok(Some(l)) => {
+            match unless_stopped(&mut shutdown, warden.store().try_relay_lock()).await {
+                None => break,
+                Some(Ok(Some(l))) => {
                     tracing::info!("this process relays the outbox");
                     lock = Some(l)
                 }
-                Ok(None) => {
+                Some(Ok(None)) => {
                     ready.store(true, Ordering::SeqCst); // a standby is ready to serve HTTP/NATS
                     wait(&mut shutdown, Duration::from_secs(2)).await;
                     continue;
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     tracing::warn!("relay lock: {e}");
                     wait(&mut shutdown, Duration::from_secs(2)).await;
                     continue;
@@ -356,14 +368,15 @@ pub async fn run(
             }
         }
         if conns.is_none() {
-            match Connections::open(&warden, &cfg).await {
-                Ok(c) => {
+            match unless_stopped(&mut shutdown, Connections::open(&warden, &cfg)).await {
+                None => break,
+                Some(Ok(c)) => {
                     tracing::info!(url = %cfg.nats_url, "relay connected");
                     conns = Some(c);
                     reconnect_wait = Duration::from_millis(200);
                     ready.store(true, Ordering::SeqCst);
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     tracing::warn!("relay cannot connect to NATS: {e:#}");
                     ready.store(false, Ordering::SeqCst);
                     wait(&mut shutdown, reconnect_wait).await;
@@ -373,8 +386,14 @@ pub async fn run(
             }
         }
         let Some(c) = conns.as_ref() else { continue };
-        match drain_once(&warden, c, &cfg).await {
-            Ok((report, seen)) => {
+        match unless_stopped(&mut shutdown, drain_once(&warden, c, &cfg)).await {
+            None => {
+                tracing::info!(
+                    "relay stopped in the middle of a batch; its undelivered rows stay pending"
+                );
+                break;
+            }
+            Some(Ok((report, seen))) => {
                 if report.failed > 0 {
                     tracing::warn!(failed = report.failed, error = ?report.first_error, "outbox delivery failed; will retry");
                 }
@@ -387,16 +406,39 @@ pub async fn run(
                     wait(&mut shutdown, cfg.idle_poll).await;
                 }
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 tracing::warn!("relay: {e:#}");
                 wait(&mut shutdown, Duration::from_secs(1)).await;
             }
         }
     }
-    if let Some(l) = lock {
-        l.release().await;
+    if let Some(l) = lock
+        && tokio::time::timeout(STOP_GRACE, l.release()).await.is_err()
+    {
+        // Its connection closes with the process, which releases it all the same.
+        tracing::warn!("relay lock not released within {STOP_GRACE:?}");
     }
     Ok(())
+}
+
+/// Runs `step` to its end, unless shutdown is signalled first: then it has
+/// [`STOP_GRACE`] more to finish (a batch NATS is answering is marked), after which it
+/// is dropped and `None` returned. Dropping never marks anything: a batch is marked
+/// delivered only after NATS answered, in one transaction.
+async fn unless_stopped<T>(
+    shutdown: &mut watch::Receiver<bool>,
+    step: impl Future<Output = T>,
+) -> Option<T> {
+    let mut step = std::pin::pin!(step);
+    let signalled = tokio::select! {
+        done = &mut step => return Some(done),
+        signalled = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => signalled,
+    };
+    if !signalled {
+        // The sender is gone without a shutdown: none can come any more.
+        return Some(step.await);
+    }
+    tokio::time::timeout(STOP_GRACE, step).await.ok()
 }
 
 /// Waits `d`, or less when shutdown is signalled.
@@ -410,4 +452,42 @@ pub fn is_refusal(e: &ResolverError) -> bool {
         e,
         ResolverError::Refused { .. } | ResolverError::Untrusted(_)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_step_is_dropped_once_shutdown_has_waited_its_grace() {
+        let (tx, mut rx) = watch::channel(false);
+        // Nothing signalled: the step runs to its end.
+        assert_eq!(unless_stopped(&mut rx, async { 7 }).await, Some(7));
+        // A step that never ends (a NATS that never answers) is dropped after the grace.
+        tx.send_replace(true);
+        let started = tokio::time::Instant::now();
+        let never = unless_stopped(&mut rx, std::future::pending::<()>()).await;
+        assert_eq!(never, None);
+        let took = started.elapsed();
+        assert!(took >= STOP_GRACE && took < STOP_GRACE * 4, "{took:?}");
+        // A step that finishes within the grace (a batch NATS answers) is kept.
+        let quick = unless_stopped(&mut rx, async {
+            tokio::time::sleep(STOP_GRACE / 4).await;
+            "marked"
+        })
+        .await;
+        assert_eq!(quick, Some("marked"));
+    }
+
+    #[tokio::test]
+    async fn without_a_sender_a_step_runs_to_its_end() {
+        let (tx, mut rx) = watch::channel(false);
+        drop(tx);
+        let done = unless_stopped(&mut rx, async {
+            tokio::time::sleep(STOP_GRACE * 2).await;
+            "done"
+        })
+        .await;
+        assert_eq!(done, Some("done"));
+    }
 }
