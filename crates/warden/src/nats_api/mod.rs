@@ -96,8 +96,17 @@ pub fn default_service_scopes() -> Vec<Scope> {
 }
 
 /// How long, after shutdown, requests already delivered to this connection may
-/// still be picked up.
-const DRAIN: Duration = Duration::from_secs(5);
+/// still be picked up. With NATS up the endpoints' streams end sooner (once the
+/// unsubscriptions are sent); with NATS gone they never end, so this bounds it.
+const DRAIN: Duration = Duration::from_millis(300);
+
+/// How long, after shutdown, the requests being handled may take to finish before
+/// they are abandoned (their callers time out, as if the process had crashed).
+const HANDLERS: Duration = Duration::from_millis(500);
+
+/// How long, after shutdown, the last replies may take to reach the server (they
+/// cannot while NATS is gone).
+const LAST_FLUSH: Duration = Duration::from_millis(250);
 
 /// What a caller is told about an internal failure (as the HTTP API says it).
 const INTERNAL: &str = "internal error; the details are in the server log";
@@ -283,7 +292,9 @@ pub fn check_prefix(prefix: &str) -> anyhow::Result<()> {
 /// [`Actor::nats_service`] holding `scopes`. Every request is
 /// handled in its own task; after shutdown the endpoints unsubscribe, requests
 /// already delivered are still handled, and those in flight finish before this
-/// returns. Returns an error if the service cannot start or the connection's
+/// returns — each of these waits bounded (`DRAIN`, `HANDLERS`, `LAST_FLUSH`), so
+/// it returns within about a second of `shutdown` whatever the state of NATS (a
+/// shutdown before NATS took the subscriptions returns at once). Returns an error if the service cannot start or the connection's
 /// subscriptions end without a shutdown.
 pub async fn run(
     client: async_nats::Client,
@@ -294,6 +305,90 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     check_prefix(prefix)?;
     let warden = warden.with_actor(Actor::nats_service(scopes));
+    let mut shutdown = std::pin::pin!(shutdown);
+    // Starting waits on NATS (the subscriptions are flushed), which may be down: a
+    // shutdown meanwhile stops here.
+    let started = tokio::select! {
+        started = start(&client, prefix) => started?,
+        () = &mut shutdown => {
+            tracing::info!("NATS service {SERVICE_NAME} stopped before NATS took its subscriptions");
+            return Ok(());
+        }
+    };
+    let (svc, endpoints) = started;
+    tracing::info!(prefix, "NATS service {SERVICE_NAME} started");
+
+    let mut requests = futures::stream::select_all(
+        endpoints
+            .into_iter()
+            .map(|(op, endpoint)| endpoint.map(move |req| (op, req))),
+    );
+    let mut tasks = JoinSet::new();
+    let stopped = loop {
+        tokio::select! {
+            () = &mut shutdown => break true,
+            next = requests.next() => match next {
+                Some((op, req)) => spawn(&mut tasks, &warden, op, req),
+                None => break false,
+            },
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => report(done),
+        }
+    };
+
+    // Stop: the endpoints unsubscribe; what was already delivered is handled. Every
+    // wait below is bounded: with NATS gone, neither the unsubscriptions nor the
+    // replies reach the server, and the process must stop all the same.
+    svc.stop()
+        .await
+        .map_err(|e| anyhow!("cannot stop the NATS service: {e}"))?;
+    if stopped {
+        let drain = async {
+            while let Some((op, req)) = requests.next().await {
+                spawn(&mut tasks, &warden, op, req);
+            }
+        };
+        if tokio::time::timeout(DRAIN, drain).await.is_err() {
+            tracing::warn!("NATS service: endpoints did not close within {DRAIN:?}");
+        }
+    }
+    drop(requests);
+    let handlers = async {
+        while let Some(done) = tasks.join_next().await {
+            report(done);
+        }
+    };
+    if tokio::time::timeout(HANDLERS, handlers).await.is_err() {
+        tracing::warn!(
+            abandoned = tasks.len(),
+            "NATS service: requests still being handled {HANDLERS:?} after the stop are abandoned"
+        );
+        tasks.abort_all();
+    }
+    let flushed = match tokio::time::timeout(LAST_FLUSH, client.flush()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("not flushed within {LAST_FLUSH:?}")),
+    };
+    if stopped {
+        if let Err(e) = flushed {
+            tracing::warn!("NATS service: the last replies may be lost: {e}");
+        }
+        tracing::info!("NATS service {SERVICE_NAME} stopped");
+        Ok(())
+    } else {
+        flushed.map_err(|e| anyhow!("cannot flush the last replies: {e}"))?;
+        Err(anyhow!(
+            "the NATS connection closed the service's subscriptions"
+        ))
+    }
+}
+
+/// Starts the service on `client` with one endpoint per operation, and waits until the
+/// server has the subscriptions.
+async fn start(
+    client: &async_nats::Client,
+    prefix: &str,
+) -> anyhow::Result<(service::Service, Vec<(Op, service::endpoint::Endpoint)>)> {
     let svc = client
         .service_builder()
         .description("Warden: identity and access control plane for NATS")
@@ -309,59 +404,14 @@ pub async fn run(
             .add(op.subject())
             .await
             .map_err(|e| anyhow!("cannot subscribe to {}: {e}", subject(prefix, op)))?;
-        endpoints.push(endpoint.map(move |req| (op, req)));
+        endpoints.push((op, endpoint));
     }
     // Subscriptions are in place once the server has seen them.
     client
         .flush()
         .await
         .context("cannot flush the service's subscriptions")?;
-    tracing::info!(prefix, "NATS service {SERVICE_NAME} started");
-
-    let mut requests = futures::stream::select_all(endpoints);
-    let mut tasks = JoinSet::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    let stopped = loop {
-        tokio::select! {
-            () = &mut shutdown => break true,
-            next = requests.next() => match next {
-                Some((op, req)) => spawn(&mut tasks, &warden, op, req),
-                None => break false,
-            },
-            Some(done) = tasks.join_next(), if !tasks.is_empty() => report(done),
-        }
-    };
-
-    // Stop: the endpoints unsubscribe; what was already delivered is handled.
-    svc.stop()
-        .await
-        .map_err(|e| anyhow!("cannot stop the NATS service: {e}"))?;
-    if stopped {
-        let drain = async {
-            while let Some((op, req)) = requests.next().await {
-                spawn(&mut tasks, &warden, op, req);
-            }
-        };
-        if tokio::time::timeout(DRAIN, drain).await.is_err() {
-            tracing::warn!("NATS service: endpoints did not close within {DRAIN:?}");
-        }
-    }
-    drop(requests);
-    while let Some(done) = tasks.join_next().await {
-        report(done);
-    }
-    client
-        .flush()
-        .await
-        .context("cannot flush the last replies")?;
-    if stopped {
-        tracing::info!("NATS service {SERVICE_NAME} stopped");
-        Ok(())
-    } else {
-        Err(anyhow!(
-            "the NATS connection closed the service's subscriptions"
-        ))
-    }
+    Ok((svc, endpoints))
 }
 
 fn spawn(tasks: &mut JoinSet<()>, warden: &Warden, op: Op, req: service::Request) {
