@@ -5,12 +5,17 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, broadcast};
 use warden_chat::protocol::{MessageOut, ServerFrame};
+
+/// Longest wait for NATS to take a subscription or a control event: with NATS gone a
+/// flush never returns, and a join or a rule change must fail instead of hanging.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Events a room's sockets receive (buffered per socket; a socket that falls this far
 /// behind is told it lagged and can resume from its last id).
@@ -105,7 +110,7 @@ impl Hub {
             .subscribe(format!("{}.{room_id}.*", self.prefix))
             .await?;
         // A flush is a PING/PONG round trip: the SUB is processed when it returns.
-        self.client.flush().await?;
+        self.flush().await?;
         let (tx, rx) = broadcast::channel(ROOM_BUFFER);
         let sender = tx.clone();
         let task = tokio::spawn(async move {
@@ -182,7 +187,14 @@ impl Hub {
         self.client
             .publish(self.subject(room_id, "ctl"), payload.into())
             .await?;
-        self.client.flush().await?;
+        self.flush().await
+    }
+
+    /// Flushes the client, within [`FLUSH_TIMEOUT`].
+    async fn flush(&self) -> Result<(), async_nats::Error> {
+        tokio::time::timeout(FLUSH_TIMEOUT, self.client.flush())
+            .await
+            .map_err(|_| format!("NATS did not answer within {FLUSH_TIMEOUT:?}"))??;
         Ok(())
     }
 }

@@ -180,6 +180,46 @@ pub struct ChatState {
     pub(crate) cfg: Arc<ChatConfig>,
     pub(crate) hub: Arc<Hub>,
     pub(crate) stop: watch::Receiver<bool>,
+    pub(crate) sessions: Sessions,
+}
+
+impl ChatState {
+    /// The gateway's open websockets (to wait, at shutdown, for their goodbyes).
+    pub fn sessions(&self) -> Sessions {
+        self.sessions.clone()
+    }
+}
+
+/// The open websockets of a gateway, counted. The HTTP server stops tracking a socket
+/// once it is upgraded, so this is what a shutdown waits on for every socket to have
+/// sent its Close (each socket bounds its own goodbye).
+#[derive(Clone, Debug, Default)]
+pub struct Sessions {
+    open: Arc<watch::Sender<usize>>,
+}
+
+/// One open websocket; dropping it closes it in the count.
+pub(crate) struct SessionGuard(Arc<watch::Sender<usize>>);
+
+impl Sessions {
+    /// Counts one more open socket, until the guard is dropped.
+    pub(crate) fn open(&self) -> SessionGuard {
+        self.open.send_modify(|n| *n += 1);
+        SessionGuard(self.open.clone())
+    }
+
+    /// Resolves once no socket is open.
+    pub async fn closed(&self) {
+        let mut rx = self.open.subscribe();
+        // The sender lives in `self`: the wait cannot fail.
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 /// The gateway's routes (state applied), to serve alone or merge into `warden serve`.
@@ -226,22 +266,26 @@ pub async fn start(
         cfg: Arc::new(cfg),
         hub: Arc::new(Hub::new(client, SUBJECT_PREFIX)),
         stop,
+        sessions: Sessions::default(),
     })
 }
 
-/// Serves the gateway alone on `listener` until `stop` turns true (in-flight requests
-/// finish); unknown paths get the gateway's JSON `no_route` error.
+/// Serves the gateway alone on `listener` until `stop` resolves, then waits for the
+/// requests in flight and the websockets' goodbyes (unbounded: the caller bounds the
+/// whole, see [`crate::serve::Tasks`]); unknown paths get the gateway's JSON `no_route`
+/// error.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ChatState,
-    mut stop: watch::Receiver<bool>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let sessions = state.sessions();
     let app = router(state).fallback(|| async { rest::ChatError::NoRoute.into_response_json() });
     axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await
+        .with_graceful_shutdown(stop)
+        .await?;
+    sessions.closed().await;
+    Ok(())
 }
 
 /// In `warden serve`: the gateway's account and user exist (created on first start, and

@@ -1,6 +1,7 @@
 //! The `/chat` websocket: one task per socket running the command protocol of
 //! [`warden_chat::protocol`], with the size limit, the rate limit, pings, resume and live
-//! enforcement (rule changes re-evaluated at once; an expired token drops the room).
+//! enforcement (rule changes re-evaluated at once; an expired token drops the room), and
+//! a bounded goodbye when the server stops (Close `1001`, at most `SHUTDOWN_GOODBYE`).
 //! Joining, resuming and sending are rooms operations ([`warden_ops::rooms`]) for the
 //! socket's token user; this module renders their outcomes as protocol frames.
 
@@ -28,6 +29,9 @@ const FLOOD_CLOSE_AFTER: u32 = 200;
 
 /// How long a closing socket waits for the client's Close.
 const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
+/// How long a socket may take, once the server is stopping, to send its Close and hear
+/// the client's (within the process's shutdown deadline, `crate::serve::GRACE`).
+const SHUTDOWN_GOODBYE: Duration = Duration::from_millis(500);
 /// Read buffer of a socket (grown as needed for a larger frame).
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 
@@ -52,7 +56,20 @@ pub(super) async fn upgrade(
             .max_message_size(MAX_FRAME_BYTES)
             .max_frame_size(MAX_FRAME_BYTES)
             .on_upgrade(move |socket| async move {
-                Session::new(state).run(socket).await;
+                let _open = state.sessions.open();
+                let mut stop = state.stop.clone();
+                let mut session = std::pin::pin!(Session::new(state).run(socket));
+                tokio::select! {
+                    () = &mut session => {}
+                    () = stopped(&mut stop) => {
+                        // The session sends its Close itself; a client that does not
+                        // read (the Close cannot even be written) or never answers it
+                        // gets this long, then the socket is dropped.
+                        if tokio::time::timeout(SHUTDOWN_GOODBYE, session).await.is_err() {
+                            tracing::debug!("chat socket dropped at shutdown without a closing handshake");
+                        }
+                    }
+                }
             })
             .into_response(),
         Err(e) => ChatError::Invalid(format!("/chat is a websocket: {e}")).into_response(),

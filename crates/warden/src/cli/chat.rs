@@ -4,11 +4,11 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use tokio::sync::watch;
 use warden_ops::Warden;
 
 use super::UsageError;
 use crate::chat::{ChatSettings, DEFAULT_ACCOUNT, GATEWAY_USER};
+use crate::serve::{GRACE, Shutdown, Tasks};
 
 /// Flags of the rooms gateway, shared by `warden serve` and `warden chat`.
 #[derive(Args, Debug, Clone)]
@@ -133,7 +133,8 @@ pub struct ChatCmdArgs {
 }
 
 /// `warden chat`: the gateway alone (same store, same NATS as the others) until SIGTERM or
-/// Ctrl-C; prints `warden chat: http://ADDR (nats URL)` once it listens.
+/// SIGINT, then stopped within [`crate::serve::GRACE`]; prints `warden chat: http://ADDR
+/// (nats URL)` once it listens.
 pub async fn run(w: &Warden, args: ChatCmdArgs) -> Result<()> {
     let settings = args.chat.settings()?;
     if !settings.enabled() {
@@ -145,32 +146,42 @@ pub async fn run(w: &Warden, args: ChatCmdArgs) -> Result<()> {
     }
     // Bad settings are usage errors, found before anything starts.
     settings.check()?;
-    let creds = match &args.creds {
-        Some(path) => zeroize::Zeroizing::new(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?,
-        ),
-        None => w
-            .creds(&settings.account, GATEWAY_USER)
+    // Listened to from here: a signal while starting is a clean stop too.
+    let shutdown = Shutdown::on_signals().context("cannot listen for SIGTERM and SIGINT")?;
+    let start = async {
+        let creds = match &args.creds {
+            Some(path) => zeroize::Zeroizing::new(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?,
+            ),
+            None => w
+                .creds(&settings.account, GATEWAY_USER)
+                .await
+                .with_context(|| {
+                    format!(
+                        "the chat gateway user {}/{GATEWAY_USER} (start `warden serve` with a chat secret once, or pass --creds)",
+                        settings.account
+                    )
+                })?,
+        };
+        let state =
+            crate::chat::start(w, &settings, &args.nats, &creds, shutdown.receiver()).await?;
+        let listener = tokio::net::TcpListener::bind(&args.http)
             .await
-            .with_context(|| {
-                format!(
-                    "the chat gateway user {}/{GATEWAY_USER} (start `warden serve` with a chat secret once, or pass --creds)",
-                    settings.account
-                )
-            })?,
+            .with_context(|| format!("cannot listen on {}", args.http))?;
+        anyhow::Ok((state, listener))
     };
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let state = crate::chat::start(w, &settings, &args.nats, &creds, stop_rx.clone()).await?;
-    let listener = tokio::net::TcpListener::bind(&args.http)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.http))?;
+    let (state, listener) = tokio::select! {
+        started = start => started?,
+        () = shutdown.triggered() => return Ok(()),
+    };
     let addr = listener.local_addr()?;
     super::write_out(format!("warden chat: http://{addr} (nats {})\n", args.nats).as_bytes())?;
-    let server = tokio::spawn(crate::chat::serve(listener, state, stop_rx));
-    crate::serve::shutdown_signal().await;
-    let _ = stop_tx.send(true);
-    server.await.context("http task")??;
+    let mut tasks = Tasks::default();
+    let server = crate::chat::serve(listener, state, shutdown.triggered());
+    tasks.spawn("rooms gateway", async move { Ok(server.await?) });
+    shutdown.triggered().await;
+    tasks.finish_by(tokio::time::Instant::now() + GRACE).await;
     Ok(())
 }
 

@@ -4,8 +4,12 @@
 //! [`ServeConfig`] (the command line builds it from its flags) and reports the
 //! address it listens on through a callback; it neither parses flags nor prints.
 //!
-//! SIGTERM or Ctrl-C ([`shutdown_signal`]) stops it gracefully: new work stops,
-//! in-flight requests and the current relay batch finish.
+//! SIGTERM or SIGINT stops it ([`shutdown`]): new work stops, in-flight requests, the
+//! current relay batch and the rooms sockets' goodbyes get until [`GRACE`] after the
+//! signal, and the process exits then whatever is still running (logged by name), with
+//! success: NATS, the database or a client in any state cannot hold it up.
+
+pub mod shutdown;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,10 +17,11 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use tokio::sync::watch;
 
 use warden_ops::relay::{self, RelayConfig};
 use warden_ops::{Scope, Warden};
+
+pub use shutdown::{GRACE, Shutdown, Tasks};
 
 /// What `warden serve` runs, and where.
 #[derive(Debug, Clone)]
@@ -40,24 +45,68 @@ pub struct ServeConfig {
     pub dir_expire_every: Duration,
 }
 
-/// Runs until [`shutdown_signal`]. `on_listening` is called once with the bound HTTP
-/// address, after everything that must exist before clients arrive (the rooms
-/// gateway's account and user) exists.
+/// Runs until the first SIGTERM or SIGINT ([`Shutdown::on_signals`], listened to from
+/// the start), then stops within [`GRACE`]: `Ok` once stopped, even when a task failed
+/// or had to be abandoned (the log names it), since the stop was asked for.
+/// `on_listening` is called once with the bound HTTP address, after everything that must
+/// exist before clients arrive (the rooms gateway's account and user) exists.
 pub async fn run(
     warden: Warden,
     config: ServeConfig,
     on_listening: impl FnOnce(SocketAddr),
 ) -> Result<()> {
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let shutdown = Shutdown::on_signals().context("cannot listen for SIGTERM and SIGINT")?;
+    let mut tasks = Tasks::default();
+    let started = tokio::select! {
+        started = start(&warden, &config, on_listening, &shutdown, &mut tasks) => Some(started),
+        () = shutdown.triggered() => None,
+    };
+    match started {
+        Some(Ok(())) => shutdown.triggered().await,
+        Some(Err(e)) => {
+            // What did start stops with it.
+            shutdown.trigger();
+            tasks.finish_by(tokio::time::Instant::now() + GRACE).await;
+            return Err(e);
+        }
+        None => tracing::info!("stopped while starting"),
+    }
+    tasks.finish_by(tokio::time::Instant::now() + GRACE).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Starts every part of `warden serve` as a task of `tasks`, each ending on `shutdown`.
+async fn start(
+    warden: &Warden,
+    config: &ServeConfig,
+    on_listening: impl FnOnce(SocketAddr),
+    shutdown: &Shutdown,
+    tasks: &mut Tasks,
+) -> Result<()> {
     let ready = Arc::new(AtomicBool::new(false));
 
     // The rooms gateway, when configured: its account and user exist before the address
     // is reported (the relay pushes them like any account).
     let chat_router = if config.chat.enabled() {
-        let creds = crate::chat::gateway_creds(&warden, &config.chat.account).await?;
-        let state =
-            crate::chat::start(&warden, &config.chat, &config.nats, &creds, stop_rx.clone())
-                .await?;
+        let creds = crate::chat::gateway_creds(warden, &config.chat.account).await?;
+        let state = crate::chat::start(
+            warden,
+            &config.chat,
+            &config.nats,
+            &creds,
+            shutdown.receiver(),
+        )
+        .await?;
+        // The sockets are not the HTTP server's to wait for: they say goodbye on
+        // their own once the stop is signalled, and this waits for that.
+        let sockets = state.sessions();
+        let stop = shutdown.triggered();
+        tasks.spawn("rooms websockets", async move {
+            stop.await;
+            sockets.closed().await;
+            Ok(())
+        });
         Some(crate::chat::router(state))
     } else {
         None
@@ -71,41 +120,39 @@ pub async fn run(
     let mut cfg = RelayConfig::new(config.nats.clone());
     cfg.max_backoff = config.max_backoff;
     cfg.batch = config.batch.max(1);
-    let relay_task = tokio::spawn(relay::run(
-        warden.clone(),
-        cfg,
-        stop_rx.clone(),
-        ready.clone(),
-    ));
+    let relay = relay::run(warden.clone(), cfg, shutdown.receiver(), ready.clone());
+    tasks.spawn("outbox relay", async move { Ok(relay.await?) });
 
-    let observe_task = tokio::spawn(warden_ops::observe::run(
-        warden.clone(),
-        config.nats.clone(),
-        stop_rx.clone(),
-    ));
+    let observe =
+        warden_ops::observe::run(warden.clone(), config.nats.clone(), shutdown.receiver());
+    tasks.spawn("device observer", async move { Ok(observe.await?) });
 
-    let expiry_task = tokio::spawn(warden_ops::governance::run_expiry(
+    let expiry = warden_ops::governance::run_expiry(
         warden.clone(),
         config.dir_expire_every,
-        stop_rx.clone(),
-    ));
+        shutdown.receiver(),
+    );
+    tasks.spawn("governance expiry", async move {
+        expiry.await;
+        Ok(())
+    });
 
     let http_state = crate::http::HttpState {
         warden: warden.clone(),
         ready: ready.clone(),
     };
-    let http_task = tokio::spawn(crate::http::serve_with_nats(
+    let http = crate::http::serve_with_nats(
         listener,
         http_state,
         Some(config.nats.clone()),
         chat_router,
-        stopped(stop_rx.clone()),
-    ));
+        shutdown.triggered(),
+    );
+    tasks.spawn("HTTP server", async move { Ok(http.await?) });
 
-    let service_task = if config.no_service {
-        None
-    } else {
+    if !config.no_service {
         let creds = warden.service_user_creds().await?;
+        // Connects in the background: NATS may be down now and come up later.
         let client = async_nats::ConnectOptions::with_credentials(&creds)?
             .name("warden-service")
             .retry_on_initial_connect()
@@ -114,44 +161,12 @@ pub async fn run(
             .with_context(|| format!("cannot connect to {}", config.nats))?;
         let prefix = warden.settings().service_prefix.clone();
         let w = warden.clone();
-        let stop = stopped(stop_rx.clone());
+        let stop = shutdown.triggered();
         // The service's callers act as `Actor::nats_service(&scopes)`.
         let scopes = config.service_scopes.clone();
-        Some(tokio::spawn(async move {
+        tasks.spawn("NATS service", async move {
             crate::nats_api::run(client, w, &prefix, &scopes, stop).await
-        }))
-    };
-
-    shutdown_signal().await;
-    tracing::info!("shutting down");
-    let _ = stop_tx.send(true);
-    relay_task.await.context("relay task")??;
-    observe_task.await.context("device observer task")??;
-    expiry_task.await.context("governance expiry task")?;
-    http_task.await.context("http task")??;
-    if let Some(t) = service_task {
-        t.await.context("service task")??;
+        });
     }
     Ok(())
-}
-
-async fn stopped(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
-}
-
-/// Resolves at the first SIGTERM or Ctrl-C: the one stop signal of the long-running
-/// commands (`warden serve`, `warden chat`).
-pub async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = terminate => {},
-    }
 }
