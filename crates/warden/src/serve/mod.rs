@@ -45,6 +45,9 @@ pub struct ServeConfig {
     pub dir_expire_every: Duration,
 }
 
+/// How long the last summary of refused onboarding downloads may take at a stop.
+const SUMMARY_GRACE: Duration = Duration::from_millis(250);
+
 /// Runs until the first SIGTERM or SIGINT ([`Shutdown::on_signals`], listened to from
 /// the start), then stops within [`GRACE`]: `Ok` once stopped, even when a task failed
 /// or had to be abandoned (the log names it), since the stop was asked for.
@@ -72,6 +75,14 @@ pub async fn run(
         None => tracing::info!("stopped while starting"),
     }
     tasks.finish_by(tokio::time::Instant::now() + GRACE).await;
+    // Refused onboarding downloads of a window still open are summarised in the ledger
+    // (their counters are exact already); bounded, so a database that is gone cannot
+    // hold the stop.
+    match tokio::time::timeout(SUMMARY_GRACE, warden.flush_download_refusals()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!("refused downloads not summarised: {e}"),
+        Err(_) => tracing::warn!("refused downloads not summarised within {SUMMARY_GRACE:?}"),
+    }
     tracing::info!("stopped");
     Ok(())
 }
