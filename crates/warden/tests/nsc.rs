@@ -1014,6 +1014,28 @@ fn an_oversized_user_jwt_is_refused_unread_and_nothing_is_written() {
     assert_eq!(report["users"], exported["users"], "{report}\n{exported}");
 }
 
+/// An account JWT under the 1 MiB file bound but over what nats-server accepts in a
+/// resolver push stops the import: Warden would store an account it could never push.
+#[test]
+fn an_account_jwt_over_the_server_bound_is_refused_and_nothing_is_written() {
+    let source = Home::new();
+    source.ok(&["init", "--name", "ACME"]);
+    source.ok(&["account", "add", "APP"]);
+    let out = source.path().join("export");
+    export(&source, "nsc", &out);
+    let store = out.join("stores");
+    let app = store.join("ACME/accounts/APP/APP.jwt");
+    assert!(app.is_file(), "the export holds APP");
+    std::fs::write(&app, "x".repeat(1_044_481)).unwrap();
+
+    let home = Home::new();
+    let err = import_refused(&home, &store, &out.join("keys"));
+    assert!(
+        err.contains("1044481 bytes") && err.contains("1044480"),
+        "{err}"
+    );
+}
+
 #[test]
 fn bench_export_reports_its_figures() {
     let home = Home::new();

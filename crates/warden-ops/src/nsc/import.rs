@@ -464,6 +464,10 @@ impl Warden {
                 continue;
             };
             let jwt = text.trim().to_string();
+            // An account JWT nats-server would refuse (see `Warden::max_account_jwt`)
+            // stops the import: Warden would store what it can never push or preload.
+            warden_core::compile::check_account_jwt_size(&dir_name, &jwt, self.max_account_jwt())
+                .map_err(|e| OpsError::Invalid(format!("{}: {e}", acc_dir.display())))?;
             let claims = match decode::<Account>(&jwt) {
                 Ok(c) => c,
                 Err(e) => {
