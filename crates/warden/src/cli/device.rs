@@ -399,6 +399,28 @@ pub fn read_device_file(path: &Path) -> anyhow::Result<Vec<NewDevice>> {
     Ok(out)
 }
 
+/// Removes the new files a run killed while writing creds left behind
+/// (`.<id>.creds.<random>.tmp`, see `warden_ops::secret_file`), for the ids of this
+/// run only: the re-run writes those creds again.
+fn sweep_unfinished_creds(dir: &Path, devices: &[NewDevice]) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let ids: std::collections::BTreeSet<&str> = devices.iter().map(|d| d.id.as_str()).collect();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let unfinished = name
+            .strip_prefix('.')
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+            .and_then(|rest| rest.split_once(".creds."))
+            .is_some_and(|(id, _)| ids.contains(id));
+        if unfinished && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 async fn add_bulk(
     json: bool,
     w: &Warden,
@@ -415,6 +437,7 @@ async fn add_bulk(
             .with_context(|| format!("cannot create {}", dir.display()))?;
         warden_ops::secret_file::Prepared::at(&dir.join(".warden-write-check"))
             .with_context(|| format!("cannot write in {}", dir.display()))?;
+        sweep_unfinished_creds(dir, &devices);
     }
     let bar = crate::cli::progress::Bar::for_output(json, devices.len() as u64, "adding devices");
     let (report, creds) = w.add_devices_bulk(&devices, |n| bar.inc(n)).await?;
