@@ -90,22 +90,6 @@ async fn resolver(home: &Home, url: &str) -> ResolverClient {
         .expect("sys connects")
 }
 
-/// Waits (bounded) until Warden's outbox is empty.
-fn wait_delivered(home: &Home) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let status = home.json(&["status"]);
-        if status["outbox_pending"] == 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "outbox not delivered in time: {status}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn account_key(home: &Home, name: &str) -> String {
     home.json(&["account", "show", name])["public_key"]
         .as_str()
@@ -129,12 +113,12 @@ async fn live_changes_survive_outages(line: ServerLine) {
     let mut server = home.start_nats(&bin, "main");
     let url = server.url();
     let serve = Serve::start(&home, &url, &[]);
-    wait_delivered(&home);
+    home.wait_delivered();
 
     // An account added while serve runs reaches the server: its user connects.
     home.ok(&["account", "add", "LIVE"]);
     home.ok(&["user", "add", "dev", "-a", "LIVE"]);
-    wait_delivered(&home);
+    home.wait_delivered();
     let dev_creds = home.ok(&["creds", "LIVE", "dev"]);
     let mut dev = connect(&url, &dev_creds)
         .await
@@ -159,7 +143,7 @@ async fn live_changes_survive_outages(line: ServerLine) {
     home.ok(&["account", "edit", "LIVE", "--conns", "7"]);
     assert!(home.json(&["status"])["outbox_pending"].as_i64().unwrap() >= 3);
     server.restart().expect("nats-server restarts");
-    wait_delivered(&home);
+    home.wait_delivered();
     let r = resolver(&home, &url).await;
     let listed = r.list().await.expect("list");
     for name in ["OUTAGE_A", "OUTAGE_B", "LIVE"] {
@@ -235,7 +219,7 @@ async fn kill9_loses_nothing(line: ServerLine) {
     assert!(after_kill > 0, "[{v}]");
 
     let serve = Serve::start(&home, &url, &["--no-service"]);
-    wait_delivered(&home);
+    home.wait_delivered();
     let listed = resolver(&home, &url).await.list().await.expect("list");
     for i in [0, total / 2, total - 1] {
         let key = account_key(&home, &format!("BULK_{i}"));

@@ -204,22 +204,6 @@ fn kill9(server: &mut NatsServer) {
     server.stop();
 }
 
-/// Waits (bounded) until Warden's outbox is empty.
-fn wait_delivered(home: &Home) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let status = home.json(&["status"]);
-        if status["outbox_pending"] == 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "outbox not delivered in time: {status}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Waits (bounded) until Warden's NATS service answers `WARDEN.status`.
 async fn service_answers(home: &Home, url: &str) {
     let backend = connect(url, &home.ok(&["creds", "BACKEND", "backend"]))
@@ -247,7 +231,7 @@ async fn serve_stops_with_nats_up(line: ServerLine) {
     let server = home.start_nats(&bin, "main");
     let url = server.url();
     let mut serve = Process::start(&home, &["serve", "--nats", &url]);
-    wait_delivered(&home);
+    home.wait_delivered();
     service_answers(&home, &url).await;
     let _half = half_sent_request(&serve.addr);
     serve.stops_cleanly(Signal::Term, &format!("[{v}] NATS up"));
@@ -273,7 +257,7 @@ async fn serve_stops_after_nats_was_killed(line: ServerLine, signal: Signal) {
     let mut server = home.start_nats(&bin, "main");
     let url = server.url();
     let mut serve = Process::start(&home, &["serve", "--nats", &url]);
-    wait_delivered(&home);
+    home.wait_delivered();
     service_answers(&home, &url).await;
 
     kill9(&mut server);
@@ -288,7 +272,7 @@ async fn serve_stops_after_nats_was_killed(line: ServerLine, signal: Signal) {
 
     server.restart().expect("nats-server restarts");
     let serve = Process::start(&home, &["serve", "--nats", &url, "--max-backoff", "1s"]);
-    wait_delivered(&home);
+    home.wait_delivered();
     let key = home.json(&["account", "show", "WHILE_DOWN"])["public_key"]
         .as_str()
         .expect("public key")

@@ -104,6 +104,24 @@ impl Home {
         report
     }
 
+    /// Waits (at most 20 s) until Warden's outbox is empty: the relay delivered every
+    /// change.
+    #[allow(dead_code)] // not every test binary runs the relay
+    pub fn wait_delivered(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let status = self.json(&["status"]);
+            if status["outbox_pending"] == 0 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "outbox not delivered in time: {status}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// A creds file under the home, after checking it is readable by its owner only.
     #[allow(dead_code)] // not every test binary writes creds files
     pub fn creds_file(&self, name: &str) -> String {
