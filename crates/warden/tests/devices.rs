@@ -412,6 +412,25 @@ fn bulk_add_is_idempotent_and_bad_input_changes_nothing() {
     assert!(!conf.contains(&key), "revoked device account in the config");
 }
 
+/// Creates a durable pull consumer `name` on `stream`, waiting at most [`WAIT`].
+async fn durable(
+    stream: &async_nats::jetstream::stream::Stream,
+    name: &str,
+) -> Result<
+    async_nats::jetstream::consumer::Consumer<async_nats::jetstream::consumer::pull::Config>,
+    async_nats::jetstream::stream::ConsumerError,
+> {
+    tokio::time::timeout(
+        WAIT,
+        stream.create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some(name.to_string()),
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("consumer create in time")
+}
+
 /// The JetStream limits the hub account's JWT carries, as the server reads them.
 fn hub_jetstream(home: &Home) -> nats_jwt::JetStreamLimits {
     let show = home.json(&["account", "show", "EMDEVS"]);
@@ -597,29 +616,11 @@ async fn bounded(line: ServerLine) {
 
     // Up to the bound, then the server refuses: durable or ephemeral alike.
     for i in 0..3 {
-        tokio::time::timeout(
-            WAIT,
-            stream.create_consumer(async_nats::jetstream::consumer::pull::Config {
-                durable_name: Some(format!("c{i}")),
-                ..Default::default()
-            }),
-        )
-        .await
-        .expect("consumer create in time")
-        .unwrap_or_else(|e| panic!("consumer c{i}: {e}"));
+        durable(&stream, &format!("c{i}"))
+            .await
+            .unwrap_or_else(|e| panic!("consumer c{i}: {e}"));
     }
-    let e = refused(
-        tokio::time::timeout(
-            WAIT,
-            stream.create_consumer(async_nats::jetstream::consumer::pull::Config {
-                durable_name: Some("c3".into()),
-                ..Default::default()
-            }),
-        )
-        .await
-        .expect("consumer create in time"),
-        "a fourth durable consumer",
-    );
+    let e = refused(durable(&stream, "c3").await, "a fourth durable consumer");
     assert!(e.contains("maximum consumers"), "{e}");
     let e = refused(
         tokio::time::timeout(
@@ -745,27 +746,12 @@ async fn bounded(line: ServerLine) {
     );
     assert!(e.contains("max ack pending"), "{e}");
     for i in 0..6 {
-        tokio::time::timeout(
-            WAIT,
-            o1.create_consumer(async_nats::jetstream::consumer::pull::Config {
-                durable_name: Some(format!("o{i}")),
-                ..Default::default()
-            }),
-        )
-        .await
-        .expect("in time")
-        .unwrap_or_else(|e| panic!("consumer o{i}: {e}"));
+        durable(&o1, &format!("o{i}"))
+            .await
+            .unwrap_or_else(|e| panic!("consumer o{i}: {e}"));
     }
     let e = refused(
-        tokio::time::timeout(
-            WAIT,
-            o1.create_consumer(async_nats::jetstream::consumer::pull::Config {
-                durable_name: Some("o6".into()),
-                ..Default::default()
-            }),
-        )
-        .await
-        .expect("in time"),
+        durable(&o1, "o6").await,
         "a seventh consumer on a hub stream",
     );
     assert!(e.contains("maximum consumers"), "{e}");
