@@ -54,7 +54,9 @@ pub fn compile_account(
     body.default_permissions = spec.default_permissions.clone();
     body.revocations = spec.revocations.clone();
     body.signing_keys = spec.signing_keys.clone();
+    body.mappings = spec.mappings.clone();
     body.description = spec.description.clone();
+    body.info_url = spec.info_url.clone();
     body.tags = spec.tags.clone();
     claims.exp = spec.expires_at;
     claims

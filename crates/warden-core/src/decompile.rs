@@ -82,16 +82,6 @@ pub fn decompile_account(claims: &AccountClaims) -> Decompiled<AccountSpec> {
     let js = &l.jetstream;
     let mut lost = Vec::new();
     std_fields(claims, &mut lost);
-    if !a.mappings.is_empty() {
-        lost.push(format!("mappings ({} subjects)", a.mappings.len()));
-    }
-    if let Some(u) = a.info_url.as_deref().filter(|u| !u.is_empty()) {
-        lost.push(format!("info_url ({u})"));
-    }
-    if !l.tiered_limits.is_empty() {
-        let tiers: Vec<&str> = l.tiered_limits.keys().map(String::as_str).collect();
-        lost.push(format!("limits.tiered_limits ({})", tiers.join(",")));
-    }
     let spec = AccountSpec {
         limits: AccountLimitsSpec {
             conn: l.account.conn,
@@ -103,29 +93,40 @@ pub fn decompile_account(claims: &AccountClaims) -> Decompiled<AccountSpec> {
             exports: l.account.exports,
             wildcards: l.account.wildcards,
             disallow_bearer: l.account.disallow_bearer,
-            jetstream: JetStreamLimitsSpec {
-                mem_storage: js.mem_storage,
-                disk_storage: js.disk_storage,
-                streams: js.streams,
-                consumer: js.consumer,
-                max_ack_pending: js.max_ack_pending,
-                mem_max_stream_bytes: js.mem_max_stream_bytes,
-                disk_max_stream_bytes: js.disk_max_stream_bytes,
-                max_bytes_required: js.max_bytes_required,
-            },
+            jetstream: js_limits(js),
+            jetstream_tiers: l
+                .tiered_limits
+                .iter()
+                .map(|(tier, t)| (tier.clone(), js_limits(t)))
+                .collect(),
         },
         exports: a.exports.clone(),
         imports: a.imports.clone(),
         default_permissions: a.default_permissions.clone(),
         revocations: a.revocations.clone(),
         signing_keys: a.signing_keys.clone(),
+        mappings: a.mappings.clone(),
         description: a.description.clone().filter(|d| !d.is_empty()),
+        info_url: a.info_url.clone().filter(|u| !u.is_empty()),
         tags: a.tags.clone(),
         expires_at: claims.exp.filter(|e| *e != 0),
     };
     Decompiled {
         spec,
         not_carried: lost,
+    }
+}
+
+fn js_limits(js: &nats_jwt::JetStreamLimits) -> JetStreamLimitsSpec {
+    JetStreamLimitsSpec {
+        mem_storage: js.mem_storage,
+        disk_storage: js.disk_storage,
+        streams: js.streams,
+        consumer: js.consumer,
+        max_ack_pending: js.max_ack_pending,
+        mem_max_stream_bytes: js.mem_max_stream_bytes,
+        disk_max_stream_bytes: js.disk_max_stream_bytes,
+        max_bytes_required: js.max_bytes_required,
     }
 }
 
@@ -313,7 +314,7 @@ mod tests {
     }
 
     #[test]
-    fn what_a_spec_cannot_say_is_listed() {
+    fn mappings_info_url_and_tiers_are_carried_and_nbf_is_listed() {
         let kp = KeyPair::generate(KeyKind::Account);
         let name = AccountName::parse_any_case("A").unwrap();
         let mut claims = compile_account(
@@ -332,11 +333,20 @@ mod tests {
         );
         claims.nats.mappings = m;
         claims.nats.info_url = Some("https://example.org/info".into());
+        claims.nats.limits.jetstream = nats_jwt::JetStreamLimits::default();
+        claims
+            .nats
+            .limits
+            .tiered_limits
+            .insert("R1".into(), nats_jwt::JetStreamLimits::unlimited());
         claims.nbf = Some(5);
         let back = decompile_account(&claims);
-        assert_eq!(back.not_carried.len(), 3, "{:?}", back.not_carried);
-        assert!(back.not_carried.iter().any(|l| l.starts_with("mappings")));
-        assert!(back.not_carried.iter().any(|l| l.starts_with("info_url")));
+        assert_eq!(back.not_carried.len(), 1, "{:?}", back.not_carried);
         assert!(back.not_carried.iter().any(|l| l.starts_with("nbf")));
+        // What the spec carries compiles back to the same claims.
+        let again = compile_account(&kp.account_public_key().unwrap(), &name, &back.spec);
+        assert_eq!(again.nats.mappings, claims.nats.mappings);
+        assert_eq!(again.nats.info_url, claims.nats.info_url);
+        assert_eq!(again.nats.limits, claims.nats.limits);
     }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use nats_jwt::{
     AccountLimits, ConnectionType, Export, Import, JetStreamLimits, NatsLimits, OperatorLimits,
     Permission, Permissions, ResponsePermission, SigningKey, Subject, TimeRange,
-    UserPermissionLimits,
+    UserPermissionLimits, WeightedMapping,
 };
 use serde::{Deserialize, Serialize};
 
@@ -41,8 +41,12 @@ pub struct AccountLimitsSpec {
     pub wildcards: bool,
     /// Bearer-token users refused (`disallow_bearer`).
     pub disallow_bearer: bool,
-    /// JetStream limits.
+    /// JetStream limits (flat: one set for every stream replication).
     pub jetstream: JetStreamLimitsSpec,
+    /// JetStream limits per replication tier (`R1`, `R3`, …): the account's tiered
+    /// limits (`tiered_limits`). nats-server refuses flat and tiered limits together.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub jetstream_tiers: BTreeMap<String, JetStreamLimitsSpec>,
 }
 
 impl Default for AccountLimitsSpec {
@@ -58,6 +62,7 @@ impl Default for AccountLimitsSpec {
             wildcards: true,
             disallow_bearer: false,
             jetstream: JetStreamLimitsSpec::default(),
+            jetstream_tiers: BTreeMap::new(),
         }
     }
 }
@@ -99,16 +104,35 @@ impl JetStreamLimitsSpec {
         }
     }
 
-    /// Whether JetStream is enabled for the account.
+    /// Whether JetStream is enabled for the account (flat limits only; see
+    /// [`AccountLimitsSpec::jetstream_enabled`] for tiers too).
     pub fn enabled(&self) -> bool {
         self.mem_storage != 0 || self.disk_storage != 0
+    }
+
+    /// The wire form.
+    pub fn to_claims(&self) -> JetStreamLimits {
+        JetStreamLimits {
+            mem_storage: self.mem_storage,
+            disk_storage: self.disk_storage,
+            streams: self.streams,
+            consumer: self.consumer,
+            max_ack_pending: self.max_ack_pending,
+            mem_max_stream_bytes: self.mem_max_stream_bytes,
+            disk_max_stream_bytes: self.disk_max_stream_bytes,
+            max_bytes_required: self.max_bytes_required,
+        }
     }
 }
 
 impl AccountLimitsSpec {
+    /// Whether JetStream is enabled, by the flat limits or by any tier.
+    pub fn jetstream_enabled(&self) -> bool {
+        self.jetstream.enabled() || self.jetstream_tiers.values().any(|t| t.enabled())
+    }
+
     /// The wire form.
     pub fn to_claims(&self) -> OperatorLimits {
-        let js = &self.jetstream;
         OperatorLimits {
             nats: NatsLimits {
                 subs: self.subs,
@@ -123,17 +147,12 @@ impl AccountLimitsSpec {
                 conn: self.conn,
                 leaf: self.leaf,
             },
-            jetstream: JetStreamLimits {
-                mem_storage: js.mem_storage,
-                disk_storage: js.disk_storage,
-                streams: js.streams,
-                consumer: js.consumer,
-                max_ack_pending: js.max_ack_pending,
-                mem_max_stream_bytes: js.mem_max_stream_bytes,
-                disk_max_stream_bytes: js.disk_max_stream_bytes,
-                max_bytes_required: js.max_bytes_required,
-            },
-            tiered_limits: Default::default(),
+            jetstream: self.jetstream.to_claims(),
+            tiered_limits: self
+                .jetstream_tiers
+                .iter()
+                .map(|(tier, l)| (tier.clone(), l.to_claims()))
+                .collect(),
         }
     }
 }
@@ -159,9 +178,16 @@ pub struct AccountSpec {
     /// Account signing keys (plain or scoped).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signing_keys: Vec<SigningKey>,
+    /// Subject mappings: a subject published in the account → weighted destinations
+    /// (`mappings`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mappings: BTreeMap<Subject, Vec<WeightedMapping>>,
     /// Free text shown by `describe`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// A URL with more about the account (`info_url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info_url: Option<String>,
     /// Tags.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,

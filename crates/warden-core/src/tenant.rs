@@ -311,6 +311,7 @@ impl TenantLimits {
             exports: self.exports,
             wildcards: true,
             disallow_bearer: true,
+            jetstream_tiers: Default::default(),
             jetstream: if js_on {
                 JetStreamLimitsSpec {
                     mem_storage: self.js_mem,
