@@ -588,7 +588,7 @@ fn foreign_store(root: &Path) -> Foreign {
     account("SYS", &sys, &op, &|_| {});
     let (sys_user, _) = user("SYS", "sys", &sys, None, &|_| {});
     // The exporter: signed by the operator signing key, with an account signing key,
-    // a public service export and a subject mapping (which a spec cannot carry).
+    // a public service export and a subject mapping.
     let exporter_jwt = account("Exporter-Acct", &exp, &osk, &|c| {
         c.nats.signing_keys = vec![
             SigningKey::Plain(ask.account_public_key().unwrap()),
@@ -683,7 +683,8 @@ async fn a_foreign_nsc_store_is_imported_reported_and_served() {
         has("user Exporter-Acct/bob", "user seed not in the keystore"),
         "{report}"
     );
-    assert!(has("account Exporter-Acct", "mappings"), "{report}");
+    // Subject mappings are part of the account spec: carried, not reported.
+    assert!(!has("account Exporter-Acct", "mappings"), "{report}");
     assert!(
         has("account importer", "unknown claim field nats.trace"),
         "{report}"
@@ -692,7 +693,7 @@ async fn a_foreign_nsc_store_is_imported_reported_and_served() {
         has("user Exporter-Acct/dave", "scoped signing key"),
         "{report}"
     );
-    assert_eq!(problems.len(), 4, "nothing else is lost: {report}");
+    assert_eq!(problems.len(), 3, "nothing else is lost: {report}");
 
     // The claims survive: JWTs verbatim, specs decompiled, the signing key recorded.
     let w = home.warden().await;
