@@ -220,13 +220,28 @@ pub enum IssueKind {
         /// The other.
         second: String,
     },
-    /// Mapping weights add up to more than 100.
-    #[error("mapping of {from:?} has weights adding up to {total}, more than 100")]
+    /// Mapping weights add up to more than 100 (among the destinations without a cluster,
+    /// or among those of one cluster).
+    #[error(
+        "mapping of {from:?} has weights adding up to {total}{}, more than 100",
+        cluster.as_ref().map(|c| format!(" in cluster {c:?}")).unwrap_or_default()
+    )]
     MappingWeightsTooHigh {
         /// Source subject of the mapping.
         from: String,
         /// Sum of weights.
         total: u32,
+        /// The cluster whose destinations add up too high; `None` for those without one.
+        cluster: Option<String>,
+    },
+    /// One destination subject listed twice for a source (nats-server then drops the
+    /// whole mapping).
+    #[error("mapping of {from:?} lists destination {destination:?} more than once")]
+    MappingDuplicateDestination {
+        /// Source subject of the mapping.
+        from: String,
+        /// Destination.
+        destination: String,
     },
     /// A mapping destination has wildcards.
     #[error("mapping of {from:?} has wildcard destination {destination:?}")]

@@ -343,6 +343,283 @@ fn set<T>(slot: &mut T, value: Option<T>) {
     }
 }
 
+/// The most replicas a JetStream stream may have (nats-server refuses more), so the
+/// highest tier an account can usefully limit.
+pub const MAX_JS_REPLICAS: u8 = 5;
+
+/// A JetStream limits tier: nats-server looks up a stream's limits under `R<replicas>`
+/// (`R1` for a stream of one replica, `R3` for three), so those are the only names a
+/// tier can usefully have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct JsTier(u8);
+
+/// Why a tier name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid JetStream tier {0:?}: use R1 to R5 (or 1 to 5), the stream replica count the limits apply to"
+)]
+pub struct JsTierError(pub String);
+
+impl JsTier {
+    /// The tier for streams of `replicas` replicas (1..=5).
+    pub fn new(replicas: u8) -> Result<Self, JsTierError> {
+        if (1..=MAX_JS_REPLICAS).contains(&replicas) {
+            Ok(JsTier(replicas))
+        } else {
+            Err(JsTierError(replicas.to_string()))
+        }
+    }
+
+    /// The replica count.
+    pub fn replicas(self) -> u8 {
+        self.0
+    }
+
+    /// The name nats-server uses (`R3`).
+    pub fn name(self) -> String {
+        format!("R{}", self.0)
+    }
+}
+
+impl std::str::FromStr for JsTier {
+    type Err = JsTierError;
+    /// `R3`, `r3` or `3` (nsc's `--js-tier 3`).
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let s = input.trim();
+        let digits = s
+            .strip_prefix('R')
+            .or_else(|| s.strip_prefix('r'))
+            .unwrap_or(s);
+        let err = || JsTierError(input.to_string());
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(err());
+        }
+        digits
+            .parse::<u8>()
+            .ok()
+            .and_then(|n| JsTier::new(n).ok())
+            .ok_or_else(err)
+    }
+}
+
+impl std::fmt::Display for JsTier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "R{}", self.0)
+    }
+}
+
+impl TryFrom<String> for JsTier {
+    type Error = JsTierError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<JsTier> for String {
+    fn from(t: JsTier) -> String {
+        t.name()
+    }
+}
+
+/// Changes to an account beyond its plain limits: JetStream tiers, default
+/// permissions, tags, info URL and description. `None`/empty leaves a value as it is.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AccountEdit {
+    /// Limit changes. Its JetStream fields (and the three below) apply to the flat
+    /// limits, or to [`AccountEdit::js_tier`] when one is named.
+    pub limits: AccountLimitsEdit,
+    /// `--js-max-mem-stream`: max bytes of one memory stream.
+    pub js_mem_max_stream_bytes: Option<i64>,
+    /// `--js-max-disk-stream`: max bytes of one file stream.
+    pub js_disk_max_stream_bytes: Option<i64>,
+    /// `--js-max-bytes-required`: streams must declare max bytes.
+    pub js_max_bytes_required: Option<bool>,
+    /// `--js-tier`: the JetStream limit changes apply to this tier (created when absent,
+    /// counts unlimited and storage disabled until given).
+    pub js_tier: Option<JsTier>,
+    /// `--rm-js-tier`: tiers removed (before the changes above).
+    pub remove_js_tiers: Vec<JsTier>,
+    /// `--js-disable`: every JetStream limit, flat and tiered, cleared first (the way
+    /// from flat to tiered limits or back).
+    pub js_disable: bool,
+    /// `--default-allow-pub` and friends: the account's default permissions, for users
+    /// whose JWT carries no permissions at all.
+    pub default_permissions: PermissionsEdit,
+    /// `--tag` (added, lower-cased).
+    pub add_tags: Vec<String>,
+    /// `--rm-tag` (removed before the additions).
+    pub remove_tags: Vec<String>,
+    /// `--info-url`; an empty string clears it.
+    pub info_url: Option<String>,
+    /// `--description`; an empty string clears it.
+    pub description: Option<String>,
+}
+
+/// An account edit that would leave limits nats-server refuses, or names a missing tier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountEditError {
+    /// Tier limits asked for while flat JetStream limits are set.
+    #[error(
+        "the account has flat JetStream limits; nats-server refuses flat and tiered limits together: \
+         add --js-disable to clear the flat limits in the same edit"
+    )]
+    TierOverFlat,
+    /// Flat limits asked for while tiers are set.
+    #[error(
+        "the account has tiered JetStream limits ({0}); nats-server refuses flat and tiered limits \
+         together: name the tier with --js-tier, or add --js-disable to clear the tiers first"
+    )]
+    FlatOverTiers(String),
+    /// `--rm-js-tier` of a tier the account does not have.
+    #[error("the account has no JetStream tier {0}")]
+    NoSuchTier(JsTier),
+}
+
+impl AccountEdit {
+    /// Whether the edit touches any JetStream limit (flat or tiered).
+    fn js_fields_given(&self) -> bool {
+        let l = &self.limits;
+        l.js_mem_storage.is_some()
+            || l.js_disk_storage.is_some()
+            || l.js_streams.is_some()
+            || l.js_consumer.is_some()
+            || l.js_max_ack_pending.is_some()
+            || self.js_mem_max_stream_bytes.is_some()
+            || self.js_disk_max_stream_bytes.is_some()
+            || self.js_max_bytes_required.is_some()
+    }
+
+    /// Applies the edit, or changes nothing and says why it cannot.
+    pub fn apply(&self, spec: &mut AccountSpec) -> Result<(), AccountEditError> {
+        let mut next = spec.clone();
+        let limits = &mut next.limits;
+        if self.js_disable {
+            limits.jetstream = JetStreamLimitsSpec::default();
+            limits.jetstream_tiers.clear();
+        }
+        for t in &self.remove_js_tiers {
+            if limits.jetstream_tiers.remove(&t.name()).is_none() {
+                return Err(AccountEditError::NoSuchTier(*t));
+            }
+        }
+        // The plain limits; the JetStream ones go where the edit points them below.
+        let plain = AccountLimitsEdit {
+            js_mem_storage: None,
+            js_disk_storage: None,
+            js_streams: None,
+            js_consumer: None,
+            js_max_ack_pending: None,
+            ..self.limits.clone()
+        };
+        plain.apply(limits);
+        if self.js_tier.is_some() || self.js_fields_given() {
+            let target = match self.js_tier {
+                Some(tier) => {
+                    if !limits.jetstream.to_claims().is_zero() {
+                        return Err(AccountEditError::TierOverFlat);
+                    }
+                    limits
+                        .jetstream_tiers
+                        .entry(tier.name())
+                        .or_insert_with(JetStreamLimitsSpec::new_tier)
+                }
+                None => {
+                    if !limits.jetstream_tiers.is_empty() {
+                        let names: Vec<&str> =
+                            limits.jetstream_tiers.keys().map(String::as_str).collect();
+                        return Err(AccountEditError::FlatOverTiers(names.join(", ")));
+                    }
+                    &mut limits.jetstream
+                }
+            };
+            let l = &self.limits;
+            set(&mut target.mem_storage, l.js_mem_storage);
+            set(&mut target.disk_storage, l.js_disk_storage);
+            set(&mut target.streams, l.js_streams);
+            set(&mut target.consumer, l.js_consumer);
+            set(&mut target.max_ack_pending, l.js_max_ack_pending);
+            set(
+                &mut target.mem_max_stream_bytes,
+                self.js_mem_max_stream_bytes,
+            );
+            set(
+                &mut target.disk_max_stream_bytes,
+                self.js_disk_max_stream_bytes,
+            );
+            set(&mut target.max_bytes_required, self.js_max_bytes_required);
+        }
+        self.default_permissions
+            .apply(&mut next.default_permissions);
+        edit_tags(&mut next.tags, &self.remove_tags, &self.add_tags);
+        if let Some(u) = &self.info_url {
+            next.info_url = Some(u.trim().to_string()).filter(|u| !u.is_empty());
+        }
+        if let Some(d) = &self.description {
+            next.description = Some(d.clone()).filter(|d| !d.is_empty());
+        }
+        *spec = next;
+        Ok(())
+    }
+
+    /// Whether nothing would change.
+    pub fn is_empty(&self) -> bool {
+        self == &AccountEdit::default()
+    }
+
+    /// Checks the text-typed fields and puts them in their stored form (tags
+    /// lower-cased; a blank tag refused).
+    pub fn normalize(&mut self) -> Result<(), ParseError> {
+        canonical_tags(&mut self.add_tags)?;
+        canonical_tags(&mut self.remove_tags)
+    }
+}
+
+impl JetStreamLimitsSpec {
+    /// A new tier's starting point: counts unlimited, storage disabled until given
+    /// (storage is what turns JetStream on, so it is never implied).
+    pub fn new_tier() -> Self {
+        JetStreamLimitsSpec {
+            mem_storage: 0,
+            disk_storage: 0,
+            ..JetStreamLimitsSpec::unlimited()
+        }
+    }
+}
+
+impl AccountSpec {
+    /// Canonical tags (trimmed, lower-cased), blanks refused.
+    pub fn normalize(&mut self) -> Result<(), ParseError> {
+        canonical_tags(&mut self.tags)?;
+        let mut seen = Vec::with_capacity(self.tags.len());
+        self.tags.retain(|t| {
+            let new = !seen.contains(t);
+            if new {
+                seen.push(t.clone());
+            }
+            new
+        });
+        Ok(())
+    }
+}
+
+/// Removes then adds tags (trimmed, lower-cased, no duplicates): a tag removed and
+/// added in one edit stays.
+fn edit_tags(tags: &mut Vec<String>, remove: &[String], add: &[String]) {
+    let removed: Vec<String> = remove
+        .iter()
+        .map(|t| t.trim().to_ascii_lowercase())
+        .collect();
+    tags.retain(|t| !removed.contains(t));
+    for t in add {
+        let t = t.trim().to_ascii_lowercase();
+        if !t.is_empty() && !tags.contains(&t) {
+            tags.push(t);
+        }
+    }
+}
+
 /// Changes to publish/subscribe permissions, named as nsc names its flags.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -465,18 +742,7 @@ impl UserEdit {
         set(&mut l.data, self.data);
         set(&mut l.payload, self.payload);
         set(&mut l.expires_at, self.expiry);
-        let removed: Vec<String> = self
-            .remove_tags
-            .iter()
-            .map(|t| t.trim().to_ascii_lowercase())
-            .collect();
-        l.tags.retain(|t| !removed.contains(t));
-        for t in &self.add_tags {
-            let t = t.trim().to_ascii_lowercase();
-            if !t.is_empty() && !l.tags.contains(&t) {
-                l.tags.push(t);
-            }
-        }
+        edit_tags(&mut l.tags, &self.remove_tags, &self.add_tags);
     }
 
     /// Whether nothing would change.
@@ -664,5 +930,150 @@ mod tests {
             };
             assert!(matches!(spec.normalize(), Err(ParseError::Blank(_))));
         }
+    }
+
+    #[test]
+    fn js_tiers_parse_as_nats_server_names_them() {
+        for (input, name) in [("R1", "R1"), ("r3", "R3"), ("5", "R5"), (" R2 ", "R2")] {
+            assert_eq!(input.parse::<JsTier>().unwrap().name(), name);
+        }
+        for bad in ["", "R", "R0", "0", "R6", "R-1", "R1a", "x3", "R 3", "RR3"] {
+            assert!(bad.parse::<JsTier>().is_err(), "{bad:?}");
+        }
+        let t: JsTier = serde_json::from_str("\"R3\"").unwrap();
+        assert_eq!(serde_json::to_string(&t).unwrap(), "\"R3\"");
+        assert!(serde_json::from_str::<JsTier>("\"R9\"").is_err());
+    }
+
+    fn tier(s: &str) -> JsTier {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn account_edit_puts_jetstream_limits_in_the_named_tier() {
+        let mut spec = AccountSpec::default();
+        let edit = AccountEdit {
+            limits: AccountLimitsEdit {
+                conns: Some(7),
+                js_disk_storage: Some(1 << 20),
+                js_streams: Some(2),
+                ..Default::default()
+            },
+            js_tier: Some(tier("R1")),
+            ..Default::default()
+        };
+        edit.apply(&mut spec).unwrap();
+        assert_eq!(spec.limits.conn, 7);
+        assert!(spec.limits.jetstream.to_claims().is_zero());
+        let r1 = &spec.limits.jetstream_tiers["R1"];
+        assert_eq!(
+            (r1.disk_storage, r1.mem_storage, r1.streams),
+            (1 << 20, 0, 2)
+        );
+        assert_eq!(r1.consumer, -1);
+        assert!(spec.limits.jetstream_enabled());
+        // Flat limits now refused, nothing changed.
+        let before = spec.clone();
+        let flat = AccountEdit {
+            limits: AccountLimitsEdit {
+                js_mem_storage: Some(1),
+                conns: Some(1),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert!(matches!(
+            flat.apply(&mut spec),
+            Err(AccountEditError::FlatOverTiers(t)) if t == "R1"
+        ));
+        assert_eq!(spec, before);
+        // Non-JetStream limits alone are fine.
+        AccountEdit {
+            limits: AccountLimitsEdit {
+                conns: Some(1),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .apply(&mut spec)
+        .unwrap();
+        assert_eq!(spec.limits.conn, 1);
+        // Removing a missing tier is refused; removing R1 works.
+        let rm = |t: &str| AccountEdit {
+            remove_js_tiers: vec![tier(t)],
+            ..Default::default()
+        };
+        assert_eq!(
+            rm("R3").apply(&mut spec),
+            Err(AccountEditError::NoSuchTier(tier("R3")))
+        );
+        rm("R1").apply(&mut spec).unwrap();
+        assert!(spec.limits.jetstream_tiers.is_empty());
+    }
+
+    #[test]
+    fn tier_over_flat_limits_needs_js_disable() {
+        let mut spec = AccountSpec::with_unlimited_jetstream();
+        let mut edit = AccountEdit {
+            limits: AccountLimitsEdit {
+                js_disk_storage: Some(1024),
+                ..Default::default()
+            },
+            js_tier: Some(tier("R3")),
+            ..Default::default()
+        };
+        let before = spec.clone();
+        assert_eq!(edit.apply(&mut spec), Err(AccountEditError::TierOverFlat));
+        assert_eq!(spec, before);
+        edit.js_disable = true;
+        edit.apply(&mut spec).unwrap();
+        assert!(spec.limits.jetstream.to_claims().is_zero());
+        assert_eq!(spec.limits.jetstream_tiers["R3"].disk_storage, 1024);
+        assert!(spec.limits.to_claims().tiered_limits.contains_key("R3"));
+    }
+
+    #[test]
+    fn account_edit_sets_defaults_tags_and_info() {
+        let mut spec = AccountSpec::default();
+        let mut edit = AccountEdit {
+            default_permissions: PermissionsEdit {
+                allow_pub: vec![subj("ok.>")],
+                deny_sub: vec![subj("secret")],
+                allow_pub_response: Some(1),
+                ..Default::default()
+            },
+            add_tags: vec![" Team:Blue ".into(), "team:blue".into()],
+            info_url: Some("https://example.com/acct".into()),
+            description: Some("d".into()),
+            ..Default::default()
+        };
+        edit.normalize().unwrap();
+        edit.apply(&mut spec).unwrap();
+        assert_eq!(spec.default_permissions.publish.allow, vec![subj("ok.>")]);
+        assert_eq!(
+            spec.default_permissions.subscribe.deny,
+            vec![subj("secret")]
+        );
+        assert_eq!(spec.tags, ["team:blue"]);
+        assert_eq!(spec.info_url.as_deref(), Some("https://example.com/acct"));
+        AccountEdit {
+            remove_tags: vec!["TEAM:BLUE".into()],
+            info_url: Some(String::new()),
+            default_permissions: PermissionsEdit {
+                remove: vec![subj("ok.>")],
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .apply(&mut spec)
+        .unwrap();
+        assert!(spec.tags.is_empty());
+        assert_eq!(spec.info_url, None);
+        assert!(spec.default_permissions.publish.allow.is_empty());
+        let mut blank = AccountEdit {
+            add_tags: vec![" ".into()],
+            ..Default::default()
+        };
+        assert!(matches!(blank.normalize(), Err(ParseError::Blank(_))));
     }
 }

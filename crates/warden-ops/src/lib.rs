@@ -22,6 +22,7 @@ pub mod drift;
 pub mod governance;
 pub mod leaf;
 pub mod ledger;
+pub mod mappings;
 pub mod nsc;
 pub mod observe;
 pub mod onboarding;

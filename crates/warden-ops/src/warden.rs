@@ -22,7 +22,7 @@ use warden_core::compile::{
     check_account_jwt_size, refuse_blocking, system_account_spec,
 };
 use warden_core::names::{SYSTEM_ACCOUNT, SYSTEM_USER};
-use warden_core::spec::{AccountLimitsEdit, UserEdit};
+use warden_core::spec::{AccountEdit, AccountLimitsEdit, UserEdit};
 use warden_core::{
     AccountName, AccountSpec, JwtMigration, MigrationStep, NameError, NamingPolicy, UserName,
     UserSpec, compile_account, compile_operator, compile_user,
@@ -707,8 +707,9 @@ impl Warden {
         op: &OperatorRow,
         kp: KeyPair,
         name: &AccountName,
-        spec: AccountSpec,
+        mut spec: AccountSpec,
     ) -> Result<AccountRow> {
+        spec.normalize()?;
         let pk = kp.account_public_key()?;
         let jwt = self.sign_account(tx, op, &pk, name, &spec).await?;
         let row = insert_account_row(tx, op, &kp, name.as_str(), &spec, jwt).await?;
@@ -914,28 +915,41 @@ impl Warden {
         account_view(row, &op, users)
     }
 
-    /// Changes an account's limits (and description); re-signs its JWT.
+    /// Changes an account's limits (and description); re-signs its JWT. The same as
+    /// [`Warden::change_account`] with only those two parts.
     pub async fn edit_account(
         &self,
         name: &str,
         limits: &AccountLimitsEdit,
         description: Option<String>,
     ) -> Result<AccountView> {
+        let edit = AccountEdit {
+            limits: limits.clone(),
+            description,
+            ..AccountEdit::default()
+        };
+        self.change_account(name, edit).await
+    }
+
+    /// Changes an account: limits (flat or one JetStream tier), tiers removed, default
+    /// permissions, tags, info URL, description; re-signs its JWT. An edit nats-server
+    /// would refuse (flat and tiered JetStream limits together, mapping weights over 100
+    /// …) changes nothing.
+    pub async fn change_account(&self, name: &str, mut edit: AccountEdit) -> Result<AccountView> {
         self.need(Scope::Write, "editing an account")?;
-        if limits.is_empty() && description.is_none() {
+        if edit.is_empty() {
             return Err(OpsError::Invalid(
-                "nothing to change: give at least one limit flag (see --help)".into(),
+                "nothing to change: give at least one flag (see --help)".into(),
             ));
         }
+        edit.normalize()?;
         let mut tx = self.store.begin().await?;
         let op = self.operator_row(&mut tx).await?;
         let mut row = self.account_row(&mut tx, &op, name).await?;
         let before = row.spec.clone();
         let mut spec: AccountSpec = from_json(&row.spec)?;
-        limits.apply(&mut spec.limits);
-        if let Some(d) = description {
-            spec.description = Some(d).filter(|d| !d.is_empty());
-        }
+        edit.apply(&mut spec)
+            .map_err(|e| OpsError::Invalid(format!("account {}: {e}", row.name)))?;
         self.resign_account(&mut tx, &op, &mut row, spec).await?;
         tx.record(self.event(
             "account.edit",

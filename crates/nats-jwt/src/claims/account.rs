@@ -142,17 +142,35 @@ fn validate_mappings(
     issues: &mut Vec<ValidationIssue>,
 ) {
     for (source, dests) in mappings {
-        let total: u32 = dests.iter().map(WeightedMapping::effective_weight).sum();
-        if total > 100 {
-            issues.push(ValidationIssue::error(IssueKind::MappingWeightsTooHigh {
-                from: source.to_string(),
-                total,
-            }));
-        }
+        // nats-server adds weights up per cluster: destinations without a cluster
+        // share one budget of 100, each named cluster has its own.
+        let mut totals: BTreeMap<Option<&str>, u32> = BTreeMap::new();
         for d in dests {
+            let cluster = d.cluster.as_deref().filter(|c| !c.is_empty());
+            *totals.entry(cluster).or_default() += d.effective_weight();
+        }
+        for (cluster, total) in totals {
+            if total > 100 {
+                issues.push(ValidationIssue::error(IssueKind::MappingWeightsTooHigh {
+                    from: source.to_string(),
+                    total,
+                    cluster: cluster.map(str::to_string),
+                }));
+            }
+        }
+        for (i, d) in dests.iter().enumerate() {
             if d.subject.has_wildcards() {
                 issues.push(ValidationIssue::error(
                     IssueKind::MappingDestinationWildcard {
+                        from: source.to_string(),
+                        destination: d.subject.to_string(),
+                    },
+                ));
+            }
+            // The server keys destinations by subject alone, whatever their cluster.
+            if dests[..i].iter().any(|e| e.subject == d.subject) {
+                issues.push(ValidationIssue::error(
+                    IssueKind::MappingDuplicateDestination {
                         from: source.to_string(),
                         destination: d.subject.to_string(),
                     },
@@ -203,5 +221,79 @@ impl ClaimBody for Account {
         if !claims.iss.is_empty() && claims.iss == claims.sub && !a.limits.is_unlimited() {
             issues.push(ValidationIssue::warning(IssueKind::SelfSignedWithLimits));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dest(s: &str, weight: Option<u8>, cluster: Option<&str>) -> WeightedMapping {
+        WeightedMapping {
+            subject: Subject::new(s).unwrap(),
+            weight,
+            cluster: cluster.map(str::to_string),
+        }
+    }
+
+    fn issues(dests: Vec<WeightedMapping>) -> Vec<IssueKind> {
+        let mut m = BTreeMap::new();
+        m.insert(Subject::new("a").unwrap(), dests);
+        let mut out = Vec::new();
+        validate_mappings(&m, &mut out);
+        out.into_iter().map(|i| i.kind).collect()
+    }
+
+    #[test]
+    fn mapping_weights_add_up_per_cluster() {
+        // Absent weight = 100, alone it is fine.
+        assert!(issues(vec![dest("b", None, None)]).is_empty());
+        assert!(issues(vec![dest("b", Some(50), None), dest("c", Some(50), None)]).is_empty());
+        // Under 100 is fine (the server keeps the rest on the source subject).
+        assert!(issues(vec![dest("b", Some(30), None)]).is_empty());
+        // A cluster's destinations have their own budget.
+        assert!(
+            issues(vec![
+                dest("b", None, None),
+                dest("c", Some(100), Some("east")),
+            ])
+            .is_empty()
+        );
+        let over = issues(vec![dest("b", Some(60), None), dest("c", None, None)]);
+        assert!(matches!(
+            over.as_slice(),
+            [IssueKind::MappingWeightsTooHigh {
+                total: 160,
+                cluster: None,
+                ..
+            }]
+        ));
+        let over = issues(vec![
+            dest("b", Some(60), Some("east")),
+            dest("c", Some(41), Some("east")),
+            dest("d", Some(100), Some("west")),
+        ]);
+        assert!(matches!(
+            over.as_slice(),
+            [IssueKind::MappingWeightsTooHigh { total: 101, cluster: Some(c), .. }] if c == "east"
+        ));
+        // u8 weights cannot wrap the sum.
+        let over = issues(vec![dest("b", Some(200), None), dest("c", Some(156), None)]);
+        assert!(matches!(
+            over.as_slice(),
+            [IssueKind::MappingWeightsTooHigh { total: 356, .. }]
+        ));
+    }
+
+    #[test]
+    fn mapping_destination_listed_twice_is_refused() {
+        let dup = issues(vec![
+            dest("b", Some(50), None),
+            dest("b", Some(50), Some("east")),
+        ]);
+        assert!(matches!(
+            dup.as_slice(),
+            [IssueKind::MappingDuplicateDestination { destination, .. }] if destination == "b"
+        ));
     }
 }
