@@ -117,6 +117,30 @@ pub enum IssueKind {
         /// Position (1-based).
         position: u32,
     },
+    /// `account_token_position` on an export whose subject has no wildcard.
+    #[error("export {subject:?}: account token position needs a wildcard subject")]
+    AccountTokenPositionWithoutWildcard {
+        /// Export subject.
+        subject: String,
+    },
+    /// `allow_trace` on a stream export (services only).
+    #[error("stream export {subject:?} sets allow_trace (service exports only)")]
+    AllowTraceOnStreamExport {
+        /// Export subject.
+        subject: String,
+    },
+    /// `share` on a stream import (services only).
+    #[error("stream import {subject:?} sets share (service imports only)")]
+    ShareOnStreamImport {
+        /// Import subject.
+        subject: String,
+    },
+    /// `allow_trace` on a service import (streams only).
+    #[error("service import {subject:?} sets allow_trace (stream imports only)")]
+    AllowTraceOnServiceImport {
+        /// Import subject.
+        subject: String,
+    },
     /// An export or activation subject carries a queue group.
     #[error("subject {subject:?} may not carry a queue group here")]
     QueueInExport {

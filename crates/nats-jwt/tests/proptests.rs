@@ -185,6 +185,7 @@ fn export() -> impl Strategy<Value = Export> {
                         .map(|(sampling, results)| ServiceLatency { sampling, results }),
                     account_token_position: pos,
                     advertise,
+                    allow_trace: advertise,
                     description,
                     info_url,
                 }
@@ -217,6 +218,7 @@ fn import() -> impl Strategy<Value = Import> {
                     ExportType::Stream
                 },
                 share,
+                allow_trace: !share,
             },
         )
 }

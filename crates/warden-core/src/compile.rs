@@ -93,6 +93,7 @@ pub fn system_account_spec() -> AccountSpec {
             service_latency: None,
             account_token_position: Some(4),
             advertise: false,
+            allow_trace: false,
             description: Some(
                 "Request account specific monitoring services for: SUBSZ, CONNZ, LEAFZ, JSZ and INFO"
                     .into(),
@@ -110,6 +111,7 @@ pub fn system_account_spec() -> AccountSpec {
             service_latency: None,
             account_token_position: Some(3),
             advertise: false,
+            allow_trace: false,
             description: Some(
                 "Account specific monitoring stream".into(),
             ),

@@ -191,6 +191,7 @@ mod tests {
             service_latency: None,
             account_token_position: None,
             advertise: false,
+            allow_trace: false,
             description: None,
             info_url: None,
         });
@@ -203,6 +204,7 @@ mod tests {
             local_subject: Some(subj("remote.billing.>")),
             import_type: ExportType::Stream,
             share: false,
+            allow_trace: false,
         });
         spec.revocations.insert("*".into(), 1_700_000_000);
         let sk = KeyPair::generate(KeyKind::Account)

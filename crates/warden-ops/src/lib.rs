@@ -19,6 +19,7 @@ pub mod device;
 pub mod dir_keys;
 pub mod dirsync;
 pub mod drift;
+pub mod exports;
 pub mod governance;
 pub mod leaf;
 pub mod ledger;

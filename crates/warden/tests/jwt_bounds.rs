@@ -41,6 +41,7 @@ fn exports(n: usize, description_bytes: usize) -> Vec<Export> {
                 service_latency: None,
                 account_token_position: None,
                 advertise: false,
+                allow_trace: false,
                 description: Some("d".repeat(len)),
                 info_url: None,
             }

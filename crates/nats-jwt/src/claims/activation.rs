@@ -63,3 +63,36 @@ impl ClaimBody for Activation {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::KeyPair;
+
+    #[test]
+    fn activations_validate_and_round_trip() {
+        let exporter = KeyPair::generate(KeyKind::Account);
+        let importer = KeyPair::generate(KeyKind::Account)
+            .account_public_key()
+            .unwrap();
+        let mut c = ActivationClaims::new(
+            &importer,
+            Subject::new("svc.>").unwrap(),
+            ExportType::Service,
+        );
+        c.exp = Some(4_000_000_000);
+        let jwt = c.encode(&exporter).unwrap();
+        let back = crate::jwt::decode::<Activation>(&jwt).unwrap();
+        assert_eq!(back.sub, importer.as_str());
+        assert_eq!(back.iss, exporter.public_key().as_str());
+        assert!(!crate::is_blocking(&back.validate(0)));
+        // a user key may not sign one
+        let user = KeyPair::generate(KeyKind::User);
+        let mut c = ActivationClaims::new(
+            &importer,
+            Subject::new("svc.>").unwrap(),
+            ExportType::Service,
+        );
+        assert!(c.encode(&user).is_err() || crate::is_blocking(&c.validate(0)));
+    }
+}

@@ -132,6 +132,9 @@ pub struct Export {
     /// Tooling hint: list this export publicly.
     #[serde(default, skip_serializing_if = "ser::is_false")]
     pub advertise: bool,
+    /// Services only: message traces may cross into the exporting account.
+    #[serde(default, skip_serializing_if = "ser::is_false")]
+    pub allow_trace: bool,
     /// Description.
     #[serde(default, skip_serializing_if = "ser::opt_str_empty")]
     pub description: Option<String>,
@@ -158,6 +161,7 @@ impl Export {
             service_latency: None,
             account_token_position: None,
             advertise: false,
+            allow_trace: false,
             description: None,
             info_url: None,
         }
@@ -199,6 +203,14 @@ impl Export {
                     },
                 );
             }
+            if self.allow_trace {
+                err(
+                    issues,
+                    IssueKind::AllowTraceOnStreamExport {
+                        subject: subject.clone(),
+                    },
+                );
+            }
         }
         if self.response_threshold_ns.is_some_and(|t| t < 0) {
             err(
@@ -230,7 +242,16 @@ impl Export {
         }
         if let Some(pos) = self.account_token_position.filter(|p| *p != 0) {
             let token = self.subject.tokens().nth(pos as usize - 1);
-            if token != Some("*") {
+            if !self.subject.has_wildcards() {
+                // Go's rule: the importer's key fills a wildcard, so a literal subject has
+                // no place for it (reported as such, not as a bad position).
+                err(
+                    issues,
+                    IssueKind::AccountTokenPositionWithoutWildcard {
+                        subject: subject.clone(),
+                    },
+                );
+            } else if token != Some("*") {
                 err(
                     issues,
                     IssueKind::InvalidAccountTokenPosition {
@@ -281,5 +302,61 @@ pub(crate) fn validate_exports(
                 }));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(x: &str) -> Subject {
+        Subject::new(x).unwrap()
+    }
+
+    fn issues_of(e: &Export) -> Vec<IssueKind> {
+        let mut issues = Vec::new();
+        validate_exports(
+            std::slice::from_ref(e),
+            &OperatorLimits::default(),
+            &mut issues,
+        );
+        issues.into_iter().map(|i| i.kind).collect()
+    }
+
+    #[test]
+    fn account_token_position_needs_a_wildcard_subject() {
+        let mut e = Export::new(s("svc.req"), ExportType::Service);
+        e.account_token_position = Some(1);
+        assert!(
+            issues_of(&e)
+                .iter()
+                .any(|k| matches!(k, IssueKind::AccountTokenPositionWithoutWildcard { .. }))
+        );
+        e.subject = s("svc.*");
+        e.account_token_position = Some(2);
+        assert!(issues_of(&e).is_empty());
+        e.account_token_position = Some(3);
+        assert!(
+            issues_of(&e)
+                .iter()
+                .any(|k| matches!(k, IssueKind::InvalidAccountTokenPosition { .. }))
+        );
+    }
+
+    #[test]
+    fn allow_trace_is_for_service_exports_only() {
+        let mut e = Export::new(s("a.b"), ExportType::Service);
+        e.allow_trace = true;
+        assert!(issues_of(&e).is_empty());
+        e.export_type = ExportType::Stream;
+        assert!(
+            issues_of(&e)
+                .iter()
+                .any(|k| matches!(k, IssueKind::AllowTraceOnStreamExport { .. }))
+        );
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["allow_trace"], true);
+        let back: Export = serde_json::from_value(json).unwrap();
+        assert_eq!(back, e);
     }
 }

@@ -34,6 +34,9 @@ pub struct Import {
     /// Services only: share importer info for latency tracking.
     #[serde(default, skip_serializing_if = "ser::is_false")]
     pub share: bool,
+    /// Streams only: message traces of the exporter may continue into the importer.
+    #[serde(default, skip_serializing_if = "ser::is_false")]
+    pub allow_trace: bool,
 }
 
 impl Import {
@@ -48,6 +51,7 @@ impl Import {
             local_subject: None,
             import_type,
             share: false,
+            allow_trace: false,
         }
     }
 
@@ -64,6 +68,18 @@ impl Import {
 
     fn validate(&self, importer: &str, issues: &mut Vec<ValidationIssue>) {
         let subject = self.subject.to_string();
+        if self.share && self.import_type != ExportType::Service {
+            issues.push(ValidationIssue::error(IssueKind::ShareOnStreamImport {
+                subject: subject.clone(),
+            }));
+        }
+        if self.allow_trace && self.import_type != ExportType::Stream {
+            issues.push(ValidationIssue::error(
+                IssueKind::AllowTraceOnServiceImport {
+                    subject: subject.clone(),
+                },
+            ));
+        }
         if self.to.is_some() {
             issues.push(ValidationIssue::warning(IssueKind::DeprecatedImportTo {
                 subject: subject.clone(),
@@ -129,6 +145,13 @@ impl Import {
                 "activation kind {} does not match import type {}",
                 act.nats.kind, self.import_type
             ));
+        }
+        // The token's own body must hold, as nats-server checks it (times aside: an
+        // expired activation is the server's to refuse when it is used).
+        let mut body = Vec::new();
+        <super::Activation as crate::jwt::ClaimBody>::validate_body(&act, &mut body);
+        for issue in body.iter().filter(|i| i.blocking) {
+            mismatch(format!("activation is invalid: {}", issue.kind));
         }
         let checked = match (&self.to, self.import_type) {
             (Some(to), ExportType::Service) => to,
@@ -225,5 +248,100 @@ mod tests {
         assert!(check_local_subject(&s("a.>"), &s("x.y")).is_err());
         assert!(check_local_subject(&s("a.*"), &s("x.y")).is_err());
         assert!(check_local_subject(&s("a.*"), &s("x.$2")).is_err());
+    }
+}
+
+#[cfg(test)]
+mod flag_and_token_tests {
+    use super::*;
+    use crate::claims::ActivationClaims;
+    use crate::keys::{KeyKind, KeyPair};
+
+    fn s(x: &str) -> Subject {
+        Subject::new(x).unwrap()
+    }
+
+    fn key() -> (KeyPair, AccountPublicKey) {
+        let kp = KeyPair::generate(KeyKind::Account);
+        let pk = kp.account_public_key().unwrap();
+        (kp, pk)
+    }
+
+    fn issues_of(i: &Import, importer: &str) -> Vec<IssueKind> {
+        let mut issues = Vec::new();
+        validate_imports(
+            std::slice::from_ref(i),
+            importer,
+            &OperatorLimits::default(),
+            &mut issues,
+        );
+        issues
+            .into_iter()
+            .filter(|i| i.blocking)
+            .map(|i| i.kind)
+            .collect()
+    }
+
+    #[test]
+    fn share_is_for_services_and_allow_trace_for_streams() {
+        let (_, exporter) = key();
+        let (_, importer) = key();
+        let mut i = Import::new(s("a.b"), exporter, ExportType::Stream);
+        i.share = true;
+        assert!(
+            issues_of(&i, importer.as_str())
+                .iter()
+                .any(|k| matches!(k, IssueKind::ShareOnStreamImport { .. }))
+        );
+        i.share = false;
+        i.allow_trace = true;
+        assert!(issues_of(&i, importer.as_str()).is_empty());
+        i.import_type = ExportType::Service;
+        assert!(
+            issues_of(&i, importer.as_str())
+                .iter()
+                .any(|k| matches!(k, IssueKind::AllowTraceOnServiceImport { .. }))
+        );
+        i.allow_trace = false;
+        i.share = true;
+        assert!(issues_of(&i, importer.as_str()).is_empty());
+    }
+
+    #[test]
+    fn token_must_fit_issuer_target_kind_and_subject() {
+        let (exp_kp, exporter) = key();
+        let (_, importer) = key();
+        let (_, stranger) = key();
+        let mut i = Import::new(s("svc.a"), exporter.clone(), ExportType::Service);
+        let mut act = ActivationClaims::new(&importer, s("svc.*"), ExportType::Service);
+        i.token = Some(act.encode(&exp_kp).unwrap());
+        assert!(issues_of(&i, importer.as_str()).is_empty());
+        // another importer's token
+        assert!(
+            issues_of(&i, stranger.as_str())
+                .iter()
+                .any(|k| matches!(k, IssueKind::ImportTokenMismatch { .. }))
+        );
+        // a stream token for a service import
+        let mut act = ActivationClaims::new(&importer, s("svc.*"), ExportType::Stream);
+        i.token = Some(act.encode(&exp_kp).unwrap());
+        assert!(!issues_of(&i, importer.as_str()).is_empty());
+        // a token for another subject
+        let mut act = ActivationClaims::new(&importer, s("other.*"), ExportType::Service);
+        i.token = Some(act.encode(&exp_kp).unwrap());
+        assert!(!issues_of(&i, importer.as_str()).is_empty());
+        // signed by someone else
+        let (other_kp, _) = key();
+        let mut act = ActivationClaims::new(&importer, s("svc.*"), ExportType::Service);
+        i.token = Some(act.encode(&other_kp).unwrap());
+        assert!(!issues_of(&i, importer.as_str()).is_empty());
+        // a token whose own body is invalid (queue group in its subject)
+        let mut act = ActivationClaims::new(&importer, s("svc.* q"), ExportType::Service);
+        i.token = Some(act.encode(&exp_kp).unwrap());
+        let found = issues_of(&i, importer.as_str());
+        assert!(
+            found.iter().any(|k| matches!(k, IssueKind::ImportTokenMismatch { reason, .. } if reason.contains("invalid"))),
+            "{found:?}"
+        );
     }
 }
