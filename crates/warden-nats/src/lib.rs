@@ -30,6 +30,7 @@ pub mod drift;
 pub mod leaf;
 pub mod resolver;
 pub mod trust;
+pub mod varz;
 
 pub use drift::{Drift, drift};
 pub use resolver::{

@@ -27,6 +27,7 @@ pub mod mappings;
 pub mod nsc;
 pub mod observe;
 pub mod onboarding;
+pub mod operator_keys;
 pub mod org;
 pub mod overview;
 pub mod progress;

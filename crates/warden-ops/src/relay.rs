@@ -147,6 +147,19 @@ impl Connections {
     }
 }
 
+/// The operator's claims (for trust checks) and issuing key (for delete requests), read now.
+async fn current_operator(warden: &Warden) -> Result<(OperatorClaims, KeyPair)> {
+    let op = warden
+        .store()
+        .operator()
+        .await?
+        .ok_or(OpsError::NotInitialised)?;
+    let claims = nats_jwt::decode::<Operator>(&op.jwt)
+        .map_err(|e| OpsError::Jwt(format!("stored operator JWT: {e}")))?;
+    let signer = KeyPair::from_seed(&warden.store().seed(&op.signing_key).await?)?;
+    Ok((claims, signer))
+}
+
 fn backoff(attempts: i64, max: Duration) -> i64 {
     let secs = 1i64 << attempts.clamp(0, 16);
     secs.min(max.as_secs().max(1) as i64)
@@ -198,9 +211,18 @@ pub async fn drain_once(
             ),
         }
     }
+    // The operator as stored now: a signing key rotation may have changed its keys since
+    // these connections were opened (a relay of `serve` lives for days).
+    let (operator, operator_signer) = if by_account.is_empty() && deletes.is_empty() {
+        (conns.operator.clone(), None)
+    } else {
+        let (o, s) = current_operator(warden).await?;
+        (o, Some(s))
+    };
+    let operator_signer = operator_signer.as_ref().unwrap_or(&conns.operator_signer);
     let results = conns
         .resolver
-        .push_many(&conns.operator, &jwts, cfg.concurrency)
+        .push_many(&operator, &jwts, cfg.concurrency)
         .await;
     for (key, result) in keys.iter().zip(results) {
         let group = &by_account[key];
@@ -233,7 +255,7 @@ pub async fn drain_once(
             }
         }
         if !accounts.is_empty() {
-            let outcome = match delete_request(&conns.operator_signer, &accounts) {
+            let outcome = match delete_request(operator_signer, &accounts) {
                 Ok(jwt) => conns.resolver.delete(&jwt).await,
                 Err(e) => Err(e),
             };
