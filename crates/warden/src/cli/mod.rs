@@ -31,6 +31,7 @@ pub mod init;
 pub mod leaf;
 pub mod nsc;
 pub mod onboarding;
+pub mod operator;
 pub mod org;
 pub mod progress;
 pub mod secret_out;
@@ -131,7 +132,7 @@ enum Command {
     Status,
     /// The operator.
     #[command(subcommand)]
-    Operator(OperatorCmd),
+    Operator(operator::OperatorCmd),
     /// Accounts.
     #[command(subcommand)]
     Account(account::AccountCmd),
@@ -266,12 +267,6 @@ enum AuditCmd {
     Verify,
 }
 
-#[derive(Subcommand, Debug)]
-enum OperatorCmd {
-    /// Show the operator (public key, JWT, signing key, system account).
-    Show,
-}
-
 /// Runs the command line.
 pub async fn run(cli: Cli) -> Result<()> {
     let g = cli.global.clone();
@@ -319,15 +314,7 @@ async fn dispatch(g: &Global, w: &Warden, command: Command) -> Result<()> {
                 out
             })
         }
-        Command::Operator(OperatorCmd::Show) => {
-            let op = w.operator().await?;
-            emit(g, &op, || {
-                format!(
-                    "name            {}\npublic key      {}\nsigning key     {}\nsystem account  {}\njwt             {}\n",
-                    op.name, op.public_key, op.signing_key, op.system_account, op.jwt
-                )
-            })
-        }
+        Command::Operator(cmd) => operator::run(g.json, cmd, w).await,
         Command::Account(cmd) => account::run(g.json, w, cmd).await,
         Command::User(cmd) => user::run(g.json, w, cmd).await,
         Command::Creds {
