@@ -23,6 +23,7 @@ pub mod parse;
 pub mod permcheck;
 pub mod spec;
 pub mod streams;
+pub mod template;
 pub mod tenant;
 
 pub use bootstrap::{JwtMigration, MigrationStep, default_migrations};

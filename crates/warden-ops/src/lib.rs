@@ -35,6 +35,7 @@ pub mod relay;
 pub mod rooms;
 pub mod secret_file;
 pub mod sign_in;
+pub mod signing_keys;
 pub mod streams;
 pub mod tenant;
 pub mod tenant_lint;

@@ -1121,7 +1121,18 @@ impl Warden {
         edit.apply(&mut spec);
         let pk: UserPublicKey = parse_key(&row.public_key)?;
         let uname = UserName::parse_any_case(&row.name)?;
-        row.jwt = sign_user(&mut tx, &acc, &pk, &uname, &spec).await?;
+        // The user keeps its signer (a role's user stays empty, as the server requires).
+        let (jwt, signer) = crate::signing_keys::sign_user_as(
+            &mut tx,
+            &acc,
+            &pk,
+            &uname,
+            &spec,
+            row.signing_key.as_deref(),
+        )
+        .await?;
+        row.jwt = jwt;
+        row.signing_key = signer;
         row.spec = to_json(&spec)?;
         row.updated_at = now();
         tx.update_user(&row).await?;
