@@ -47,6 +47,9 @@ pub enum AccountCmd {
         /// Account name.
         name: String,
     },
+    /// Signing keys and roles: `signing-key add|list|rotate|rm`.
+    #[command(subcommand)]
+    SigningKey(super::signing_keys::SigningKeyCmd),
 }
 
 /// Account limits, as nsc names them; sizes accept units (1K, 5MB) and -1 for unlimited.
@@ -168,6 +171,7 @@ pub async fn run(json: bool, w: &Warden, cmd: AccountCmd) -> Result<()> {
                 format!("account {} updated\n{}", v.name, account_text(&v))
             })
         }
+        AccountCmd::SigningKey(cmd) => super::signing_keys::run(json, w, cmd).await,
         AccountCmd::Delete { name } => {
             let v = w.delete_account(&name).await?;
             emit(json, &v, || {

@@ -36,6 +36,7 @@ pub mod org;
 pub mod progress;
 pub mod secret_out;
 pub mod serve;
+pub mod signing_keys;
 pub mod streams;
 pub mod tenant;
 pub mod tenant_lint;

@@ -6,8 +6,13 @@ use clap::{Args, Subcommand};
 use nats_jwt::{ConnectionType, Subject};
 use warden_core::UserSpec;
 use warden_core::parse::{self, check_limit, parse_expiry};
+use warden_core::permcheck::Direction;
 use warden_core::spec::{PermissionsEdit, UserEdit};
+use warden_core::template::ServerLine;
 use warden_ops::Warden;
+use warden_ops::signing_keys::EffectivePermissions;
+
+use super::secret_out::SecretOut;
 
 use super::values::{cidr, conn_type, duration_ns, size, subject, tag};
 use super::{emit, table, time_or, usage};
@@ -22,6 +27,10 @@ pub enum UserCmd {
         /// Account name.
         #[arg(short, long)]
         account: String,
+        /// Issue the user with this role's scoped signing key: its permissions come from
+        /// the role's template (only --tag may be given with it).
+        #[arg(long)]
+        role: Option<String>,
         /// Permissions and limits to set.
         #[command(flatten)]
         perms: UserFlags,
@@ -32,13 +41,28 @@ pub enum UserCmd {
         #[arg(short, long)]
         account: String,
     },
-    /// Show a user.
+    /// Show a user (for a role's user, what the role's template grants it).
     Show {
         /// User name.
         name: String,
         /// Account name.
         #[arg(short, long)]
         account: String,
+        /// nats-server version the template is evaluated for (2.9 or 2.15 rules).
+        #[arg(long, value_name = "VERSION", default_value = "2.15")]
+        server_version: String,
+    },
+    /// Give a user a new key: the old one is revoked in the account, new creds are
+    /// written (push the account for the server to refuse the old creds).
+    Rotate {
+        /// User name.
+        name: String,
+        /// Account name.
+        #[arg(short, long)]
+        account: String,
+        /// Where the new creds go (`-` for standard output; default: standard output).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
     },
     /// Change a user's permissions and limits (re-issues its JWT).
     Edit {
@@ -82,15 +106,27 @@ pub enum UserCmd {
         #[arg(short, long)]
         account: String,
     },
-    /// Say which governance role and task allow or deny a directory user a subject.
+    /// Say why a user may or may not use a subject: `explain NAME -a ACCOUNT --pub|--sub
+    /// SUBJECT` for a NATS user (a role's template evaluated for it, as the server
+    /// does), or `explain DIRECTORY-USER SUBJECT` for the governance roles and tasks of
+    /// a directory user.
     Explain {
-        /// Directory user id.
+        /// NATS user name (with --pub/--sub), or directory user id.
         user: String,
-        /// Subject.
-        subject: String,
-        /// Only this account (default: every account the user has grants in).
-        #[arg(long)]
+        /// Subject (directory users).
+        subject: Option<String>,
+        /// The account (NATS users: required; directory users: only this account).
+        #[arg(short, long)]
         account: Option<String>,
+        /// May the NATS user publish to SUBJECT?
+        #[arg(long = "pub", value_name = "SUBJECT", value_parser = subject, conflicts_with_all = ["subscribe", "subject"])]
+        publish: Option<Subject>,
+        /// May the NATS user subscribe to SUBJECT?
+        #[arg(long = "sub", value_name = "SUBJECT", value_parser = subject, conflicts_with = "subject")]
+        subscribe: Option<Subject>,
+        /// nats-server version the answer holds for (2.9 or 2.15 rules).
+        #[arg(long, value_name = "VERSION", default_value = "2.15")]
+        server_version: String,
     },
 }
 
@@ -150,6 +186,33 @@ pub struct UserFlags {
 }
 
 impl UserFlags {
+    /// The flags other than --tag that are set (refused with --role).
+    fn set_besides_tags(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        for (name, set) in [
+            ("--allow-pub", !self.allow_pub.is_empty()),
+            ("--allow-sub", !self.allow_sub.is_empty()),
+            ("--allow-pubsub", !self.allow_pubsub.is_empty()),
+            ("--deny-pub", !self.deny_pub.is_empty()),
+            ("--deny-sub", !self.deny_sub.is_empty()),
+            ("--deny-pubsub", !self.deny_pubsub.is_empty()),
+            ("--allow-pub-response", self.allow_pub_response.is_some()),
+            ("--response-ttl", self.response_ttl.is_some()),
+            ("--bearer", self.bearer.is_some()),
+            ("--conn-type", !self.conn_type.is_empty()),
+            ("--source-network", !self.source_network.is_empty()),
+            ("--expiry", self.expiry.is_some()),
+            ("--subs", self.subs.is_some()),
+            ("--data", self.data.is_some()),
+            ("--payload", self.payload.is_some()),
+        ] {
+            if set {
+                out.push(name);
+            }
+        }
+        out
+    }
+
     /// The edit these flags ask for; what clap cannot check alone (queue groups on
     /// publish subjects, an expiry in the past, limits) is a usage error here.
     fn edit(self) -> Result<UserEdit> {
@@ -234,6 +297,34 @@ pub async fn run(json: bool, w: &Warden, cmd: UserCmd) -> Result<()> {
         UserCmd::Add {
             name,
             account,
+            role: Some(role),
+            perms,
+        } => {
+            let extra = perms.set_besides_tags();
+            if !extra.is_empty() {
+                bail!(usage(format!(
+                    "{} cannot be given with --role: a role's user gets its permissions and limits from the role's template \
+                     (nats-server refuses a scoped user that sets its own); change the template instead",
+                    extra.join(", ")
+                )));
+            }
+            let r = w
+                .add_user_by_role(&account, &name, &role, perms.tags)
+                .await?;
+            for warning in &r.warnings {
+                eprintln!("warning: {warning}");
+            }
+            emit(json, &r, || {
+                format!(
+                    "user {} added to {} with role {}: {}\n",
+                    r.user.name, r.user.account, r.role, r.user.public_key
+                )
+            })
+        }
+        UserCmd::Add {
+            name,
+            account,
+            role: None,
             perms,
         } => {
             let mut spec = UserSpec::default();
@@ -268,9 +359,75 @@ pub async fn run(json: bool, w: &Warden, cmd: UserCmd) -> Result<()> {
                 format!("{t}\n")
             })
         }
-        UserCmd::Show { name, account } => {
+        UserCmd::Show {
+            name,
+            account,
+            server_version,
+        } => {
+            let line = ServerLine::parse(&server_version).map_err(|e| usage(e.to_string()))?;
             let v = w.user(&account, &name).await?;
-            emit(json, &v, || user_text(&v))
+            let eff = w.user_permissions(&account, &name, line).await?;
+            // Only a role's user has more to show than its own spec: other users' JSON
+            // stays as it was.
+            let effective = eff.role.is_some().then_some(eff);
+            let out = ShowOut {
+                user: &v,
+                effective: effective.as_ref(),
+            };
+            emit(json, &out, || {
+                let mut text = user_text(&v);
+                if let Some(e) = &effective {
+                    text += &effective_text(e);
+                }
+                text
+            })
+        }
+        UserCmd::Rotate {
+            name,
+            account,
+            output,
+        } => {
+            // The output is made ready first: one that cannot be written fails before
+            // anything changes.
+            let output = SecretOut::prepare(output.as_deref())?;
+            let (r, creds) = w.rotate_user(&account, &name).await?;
+            let done = format!(
+                "user {} has its new key {} already (the old one is revoked); fetch its creds with `warden creds`",
+                r.user.name, r.user.public_key
+            );
+            match output {
+                Some(SecretOut::File(file)) => {
+                    let path = file.path().to_path_buf();
+                    SecretOut::File(file).write(creds.as_bytes(), &done)?;
+                    emit(
+                        json,
+                        &serde_json::json!({"user": r.user.name, "account": r.user.account, "public_key": r.user.public_key, "old_key": r.old_key, "creds_file": path}),
+                        || {
+                            format!(
+                                "user {} rotated: new key {}, old key {} revoked; creds written to {} (mode 0600); push the account for the server to refuse the old creds\n",
+                                r.user.name,
+                                r.user.public_key,
+                                r.old_key,
+                                path.display()
+                            )
+                        },
+                    )
+                }
+                Some(SecretOut::Stdout) | None => {
+                    if !json {
+                        eprintln!(
+                            "user {} rotated: new key {}, old key {} revoked; push the account for the server to refuse the old creds",
+                            r.user.name, r.user.public_key, r.old_key
+                        );
+                    }
+                    if json && output.is_none() {
+                        return super::print_json(
+                            &serde_json::json!({"user": r.user.name, "account": r.user.account, "public_key": r.user.public_key, "old_key": r.old_key, "creds": creds.as_str()}),
+                        );
+                    }
+                    SecretOut::Stdout.write(creds.as_bytes(), &done)
+                }
+            }
         }
         UserCmd::Edit {
             name,
@@ -315,7 +472,55 @@ pub async fn run(json: bool, w: &Warden, cmd: UserCmd) -> Result<()> {
             user,
             subject,
             account,
-        } => super::governance::run_explain(json, w, &user, &subject, account.as_deref()).await,
+            publish,
+            subscribe,
+            server_version,
+        } => {
+            let asked = match (publish, subscribe) {
+                (Some(s), None) => Some((Direction::Publish, s)),
+                (None, Some(s)) => Some((Direction::Subscribe, s)),
+                (None, None) => None,
+                (Some(_), Some(_)) => bail!(usage("give one of --pub and --sub")),
+            };
+            match (asked, subject) {
+                (Some((direction, subject)), None) => {
+                    let Some(account) = account else {
+                        bail!(usage("a NATS user is named with its account: -a ACCOUNT"));
+                    };
+                    let line =
+                        ServerLine::parse(&server_version).map_err(|e| usage(e.to_string()))?;
+                    let x = w
+                        .explain_user(&account, &user, direction, &subject, line)
+                        .await?;
+                    emit(json, &x, || {
+                        format!(
+                            "{} {} {} {} in {} (nats-server {}): {}\n",
+                            x.user,
+                            if x.allowed { "may" } else { "may not" },
+                            x.direction,
+                            if x.direction == "publish" {
+                                format!("to {}", x.subject)
+                            } else {
+                                format!("to {}", x.subject)
+                            },
+                            x.account,
+                            x.server_line.as_str(),
+                            x.reason
+                        )
+                    })
+                }
+                (None, Some(subject)) => {
+                    super::governance::run_explain(json, w, &user, &subject, account.as_deref())
+                        .await
+                }
+                (None, None) => bail!(usage(
+                    "give the subject: `explain NAME -a ACCOUNT --pub|--sub SUBJECT` for a NATS user, `explain DIRECTORY-USER SUBJECT` for a directory user"
+                )),
+                (Some(_), Some(_)) => bail!(usage(
+                    "give the subject once: as --pub/--sub or as the argument"
+                )),
+            }
+        }
     }
 }
 
@@ -376,5 +581,46 @@ fn user_text(v: &warden_ops::UserView) -> String {
             .as_deref()
             .unwrap_or("(withheld: a bearer user's JWT needs the creds scope)")
     );
+    out
+}
+
+/// `user show`'s JSON: the user as before, and for a role's user what the role's
+/// template grants it.
+#[derive(serde::Serialize)]
+struct ShowOut<'a> {
+    #[serde(flatten)]
+    user: &'a warden_ops::UserView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    effective: Option<&'a EffectivePermissions>,
+}
+
+fn effective_text(e: &EffectivePermissions) -> String {
+    let mut out = format!(
+        "role          {} (signed by {}); on nats-server {}:\n",
+        e.role.as_deref().unwrap_or("-"),
+        e.signing_key.as_deref().unwrap_or("-"),
+        e.server_line.as_str()
+    );
+    match (&e.limits, &e.connect_refused) {
+        (Some(l), _) => {
+            let p = &l.permissions;
+            out += &format!(
+                "  pub allow   {}\n  pub deny    {}\n  sub allow   {}\n  sub deny    {}\n",
+                join_subjects(&p.publish.allow),
+                join_subjects(&p.publish.deny),
+                join_subjects(&p.subscribe.allow),
+                join_subjects(&p.subscribe.deny)
+            );
+            for d in &e.dropped {
+                out += &format!("  not granted {} {} ({})\n", d.list, d.subject, d.why);
+            }
+        }
+        (None, why) => {
+            out += &format!(
+                "  connect refused: {}\n",
+                why.as_deref().unwrap_or("the template cannot be applied")
+            );
+        }
+    }
     out
 }

@@ -20,9 +20,11 @@
 //!   pages ask that server for drift and usage through [`warden_ops::drift`] (bounded
 //!   waits), the same operations as `warden sync` and `warden push`.
 
+mod account_model;
 mod directory;
 mod edit;
 mod feed;
+mod operator;
 mod pages;
 mod proposals;
 mod render;
@@ -405,6 +407,52 @@ pub fn router(warden: Warden, closing: watch::Receiver<bool>, nats: Option<Strin
             "/accounts/{account}/users/{user}/delete",
             get(edit::user_delete_form).post(edit::delete_user),
         )
+        .route("/accounts/{name}/exports", post(account_model::add_export))
+        .route(
+            "/accounts/{name}/exports/remove",
+            post(account_model::remove_export),
+        )
+        .route(
+            "/accounts/{name}/exports/revoke",
+            post(account_model::revoke_activation),
+        )
+        .route("/accounts/{name}/imports", post(account_model::add_import))
+        .route(
+            "/accounts/{name}/imports/remove",
+            post(account_model::remove_import),
+        )
+        .route(
+            "/accounts/{name}/signing-keys",
+            post(account_model::add_signing_key),
+        )
+        .route(
+            "/accounts/{name}/signing-keys/rotate",
+            post(account_model::rotate_signing_key),
+        )
+        .route(
+            "/accounts/{name}/signing-keys/remove",
+            post(account_model::remove_signing_key),
+        )
+        .route(
+            "/accounts/{name}/mappings",
+            post(account_model::add_mapping),
+        )
+        .route(
+            "/accounts/{name}/mappings/remove",
+            post(account_model::remove_mapping),
+        )
+        .route(
+            "/accounts/{name}/settings",
+            get(account_model::settings_form).post(account_model::edit_settings),
+        )
+        .route(
+            "/accounts/{account}/users/{user}/rotate",
+            post(account_model::rotate_user),
+        )
+        .route("/operator", get(operator::operator_page))
+        .route("/operator/rotate", post(operator::rotate))
+        .route("/operator/keys", post(operator::add_key))
+        .route("/operator/keys/remove", post(operator::remove_key))
         .route("/sync", get(sync::sync_page))
         .route("/sync/fix", post(sync::fix))
         .route("/sync/push/{name}", post(sync::push))

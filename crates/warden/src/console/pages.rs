@@ -3,21 +3,21 @@
 //! refreshes); each action checks the scope and CSRF token, calls the same operation as
 //! the CLI, and redirects to the page that shows the result.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use nats_jwt::{Permission, SigningKey, Subject};
+use nats_jwt::{Permission, Subject};
 use serde::Deserialize;
 use warden_core::permcheck::{self, Direction};
 use warden_core::{AccountSpec, UserSpec};
 
+use super::account_model::{self, Forms};
 use super::render::{esc, limit, page, seg, when};
 use super::{ConsoleResult, ConsoleState, Problem, Session, check_csrf, session, svg};
 use warden_ops::tokens::Scope;
-use warden_ops::{AccountView, UserView, Warden};
+use warden_ops::{UserView, Warden};
 
 /// The ledger position the page reflects (the ledger has no gaps: its length).
 pub(super) async fn seq(w: &Warden) -> ConsoleResult<i64> {
@@ -227,13 +227,6 @@ pub(crate) async fn add_account(
     }
 }
 
-/// Account public key → name, for linking imports to their exporters.
-fn names_by_key(all: &[AccountView]) -> BTreeMap<&str, &str> {
-    all.iter()
-        .map(|a| (a.public_key.as_str(), a.name.as_str()))
-        .collect()
-}
-
 /// `GET /console/accounts/{name}`.
 pub(crate) async fn account(
     State(s): State<ConsoleState>,
@@ -241,7 +234,25 @@ pub(crate) async fn account(
     Path(name): Path<String>,
 ) -> ConsoleResult<Response> {
     let sess = session(&s, &headers).await?;
-    render_account(&s, &sess, &name, &NewUser::default(), None).await
+    render_account(
+        &s,
+        &sess,
+        &name,
+        &NewUser::default(),
+        None,
+        &Forms::default(),
+    )
+    .await
+}
+
+/// The account page with the account-model forms as `forms` says (typed values, problem).
+pub(super) async fn render_account_model(
+    s: &ConsoleState,
+    sess: &Session,
+    name: &str,
+    forms: &Forms,
+) -> ConsoleResult<Response> {
+    render_account(s, sess, name, &NewUser::default(), None, forms).await
 }
 
 /// The account page, its new-user form filled with `typed`, and the problem of that form
@@ -252,13 +263,13 @@ async fn render_account(
     name: &str,
     typed: &NewUser,
     problem: Option<&Problem>,
+    forms: &Forms,
 ) -> ConsoleResult<Response> {
     let w = s.ops(sess);
     let seq = seq(&w).await?;
     let a = w.account(name).await?;
     let users = w.list_users(&a.name).await?;
     let all = w.list_accounts().await?;
-    let names = names_by_key(&all);
     let l = &a.spec.limits;
     let limits = format!(
         "<dl class=\"facts\"><dt>Connections</dt><dd>{}</dd><dt>Leaf connections</dt><dd>{}</dd>\
@@ -279,60 +290,7 @@ async fn render_account(
         limit(l.jetstream.disk_storage),
         limit(l.jetstream.mem_storage),
     );
-    let mut exports = String::new();
-    for e in &a.spec.exports {
-        let importers: Vec<String> =
-            all.iter()
-                .filter(|o| {
-                    o.spec.imports.iter().any(|i| {
-                        i.account.as_str() == a.public_key && e.subject.overlaps(&i.subject)
-                    })
-                })
-                .map(|o| account_link(&o.name))
-                .collect();
-        let _ = write!(
-            exports,
-            "<tr><td><code>{}</code></td><td>{:?}</td><td>{}</td><td>{}</td></tr>",
-            esc(e.subject.as_str()),
-            e.export_type,
-            if e.token_req { "private" } else { "public" },
-            if importers.is_empty() {
-                "—".to_string()
-            } else {
-                importers.join(", ")
-            }
-        );
-    }
-    let mut imports = String::new();
-    for i in &a.spec.imports {
-        let from = names
-            .get(i.account.as_str())
-            .map(|n| account_link(n))
-            .unwrap_or_else(|| format!("<code class=\"key\">{}</code>", esc(i.account.as_str())));
-        let _ = write!(
-            imports,
-            "<tr><td><code>{}</code></td><td>{:?}</td><td>{}</td><td>{}</td></tr>",
-            esc(i.subject.as_str()),
-            i.import_type,
-            from,
-            i.local_subject
-                .as_ref()
-                .map(|l| format!("<code>{}</code>", esc(l.as_str())))
-                .unwrap_or_else(|| "—".into())
-        );
-    }
-    let mut keys = String::new();
-    for k in &a.spec.signing_keys {
-        let kind = match k {
-            SigningKey::Plain(_) => "plain",
-            SigningKey::Scoped(_) => "scoped",
-        };
-        let _ = write!(
-            keys,
-            "<li><code class=\"key\">{}</code> ({kind})</li>",
-            esc(k.key().as_str())
-        );
-    }
+    let model = account_model::sections(sess, &w, &a, &all, forms).await?;
     let mut user_rows = String::new();
     for u in &users {
         let _ = write!(
@@ -357,7 +315,7 @@ async fn render_account(
 {csrf}
 <label for="user-name">Name</label>
 <input id="user-name" name="name" value="{name}" required autocomplete="off">
-<label for="user-pub">Publish allow (subjects, separated by spaces or commas; empty: all)</label>
+{roles}<label for="user-pub">Publish allow (subjects, separated by spaces or commas; empty: all)</label>
 <input id="user-pub" name="pub_allow" value="{pub_allow}" autocomplete="off" placeholder="orders.>">
 <label for="user-sub">Subscribe allow (subjects; empty: all)</label>
 <input id="user-sub" name="sub_allow" value="{sub_allow}" autocomplete="off" placeholder="orders.> _INBOX.>">
@@ -370,6 +328,7 @@ async fn render_account(
             name = esc(&typed.name),
             pub_allow = esc(&typed.pub_allow),
             sub_allow = esc(&typed.sub_allow),
+            roles = account_model::role_options(&a, typed.role.trim()),
         )
     } else {
         String::new()
@@ -402,11 +361,7 @@ async fn render_account(
 {description}{manage}
 <section aria-labelledby="h-limits"><h2 id="h-limits">Limits</h2>{limits}</section>
 {usage}
-<section aria-labelledby="h-exports"><h2 id="h-exports">Exports</h2>
-<div class="scroll"><table><thead><tr><th scope="col">Subject</th><th scope="col">Type</th><th scope="col">Access</th><th scope="col">Imported by</th></tr></thead><tbody>{exports}</tbody></table></div></section>
-<section aria-labelledby="h-imports"><h2 id="h-imports">Imports</h2>
-<div class="scroll"><table><thead><tr><th scope="col">Subject</th><th scope="col">Type</th><th scope="col">From account</th><th scope="col">Local subject</th></tr></thead><tbody>{imports}</tbody></table></div></section>
-<section aria-labelledby="h-keys"><h2 id="h-keys">Signing keys</h2><ul>{keys}</ul></section>
+{model}
 <section id="users" data-live aria-labelledby="h-users"><h2 id="h-users">{n} users</h2>
 <div class="scroll"><table><thead><tr><th scope="col">Name</th><th scope="col">State</th><th scope="col">Expires</th><th scope="col">Public key</th></tr></thead><tbody>{user_rows}</tbody></table></div></section>
 {form}"#,
@@ -422,17 +377,13 @@ async fn render_account(
         } else {
             ""
         },
-        exports = or_none(exports, 4),
-        imports = or_none(imports, 4),
-        keys = if keys.is_empty() {
-            "<li class=\"muted\">none (the account key signs its users)</li>".into()
-        } else {
-            keys
-        },
         n = users.len(),
         user_rows = or_none(user_rows, 4),
     );
-    let status = problem.map_or(StatusCode::OK, |p| p.status);
+    let status = problem
+        .map(|p| p.status)
+        .or(forms.status())
+        .unwrap_or(StatusCode::OK);
     let html = page(
         &format!("Account {}", a.name),
         "/console/accounts",
@@ -465,6 +416,9 @@ pub(crate) struct NewUser {
     pub_allow: String,
     #[serde(default)]
     sub_allow: String,
+    /// A role of the account: the user is issued by the role's scoped key.
+    #[serde(default)]
+    role: String,
     #[serde(default)]
     csrf: Option<String>,
 }
@@ -478,11 +432,46 @@ pub(crate) async fn add_user(
 ) -> ConsoleResult<Response> {
     let sess = session(&s, &headers).await?;
     check_csrf(&sess, form.csrf.as_deref())?;
+    if !form.role.trim().is_empty() {
+        // A role's user: the template gives its permissions (`Warden::add_user_by_role`).
+        let problem = if !form.pub_allow.trim().is_empty() || !form.sub_allow.trim().is_empty() {
+            Problem::invalid(
+                "a role's user gets its permissions from the role's template: leave the publish and subscribe fields empty",
+            )
+        } else {
+            match s
+                .ops(&sess)
+                .add_user_by_role(&account, form.name.trim(), form.role.trim(), Vec::new())
+                .await
+            {
+                Ok(added) => {
+                    return Ok(Redirect::to(&format!(
+                        "/console/accounts/{}/users/{}",
+                        seg(&added.user.account),
+                        seg(&added.user.name)
+                    ))
+                    .into_response());
+                }
+                Err(e) => Problem::of(&e),
+            }
+        };
+        return render_account(
+            &s,
+            &sess,
+            &account,
+            &form,
+            Some(&problem),
+            &Forms::default(),
+        )
+        .await;
+    }
     let parsed = parse_subjects("publish allow", &form.pub_allow)
         .and_then(|p| Ok((p, parse_subjects("subscribe allow", &form.sub_allow)?)));
     let (pub_allow, sub_allow) = match parsed {
         Ok(lists) => lists,
-        Err(p) => return render_account(&s, &sess, &account, &form, Some(&p)).await,
+        Err(p) => {
+            return render_account(&s, &sess, &account, &form, Some(&p), &Forms::default()).await;
+        }
     };
     let mut spec = UserSpec::default();
     spec.permissions.publish.allow = pub_allow;
@@ -498,7 +487,10 @@ pub(crate) async fn add_user(
             seg(&view.name)
         ))
         .into_response()),
-        Err(e) => render_account(&s, &sess, &account, &form, Some(&Problem::of(&e))).await,
+        Err(e) => {
+            let p = Problem::of(&e);
+            render_account(&s, &sess, &account, &form, Some(&p), &Forms::default()).await
+        }
     }
 }
 
@@ -601,12 +593,20 @@ async fn render_user(
             csrf_field(&sess.csrf)
         );
     }
+    if sess.offers(Scope::Write) && sess.offers(Scope::Creds) && u.revoked_at.is_none() {
+        let _ = write!(
+            actions,
+            "<form method=\"post\" action=\"{base}/rotate\">{}<button type=\"submit\" id=\"rotate-user\">Rotate key and download the new creds</button></form>",
+            csrf_field(&sess.csrf)
+        );
+    }
     if sess.offers(Scope::Write) {
         let _ = write!(
             actions,
             "<p><a class=\"button danger\" id=\"delete-user\" href=\"{base}/delete\">Delete user…</a></p>"
         );
     }
+    let effective = account_model::effective_section(&w, &u).await?;
     let body = format!(
         r#"{problem}<p>In account {acc_link}. <code class="key">{key}</code></p>
 <section id="user-state" data-live aria-labelledby="h-state"><h2 id="h-state">State</h2>
@@ -616,6 +616,7 @@ async fn render_user(
 </section>
 <section aria-labelledby="h-perms"><h2 id="h-perms">Permissions</h2>
 <div class="scroll"><table><tbody>{pub_rows}{sub_rows}<tr><th scope="row">Responses</th><td>{resp}</td></tr></tbody></table></div></section>
+{effective}
 <section aria-labelledby="h-check" class="card"><h2 id="h-check">Can this user…?</h2>
 <form method="get" action="{base}">
 <label for="check-direction">Action</label>
@@ -658,6 +659,32 @@ async fn render_user(
     Ok((status, html).into_response())
 }
 
+/// The user page with the problem of one of its forms (the page has the problem's status).
+pub(super) async fn render_user_problem(
+    s: &ConsoleState,
+    sess: &Session,
+    account: &str,
+    user: &str,
+    problem: &Problem,
+) -> ConsoleResult<Response> {
+    let q = CheckQuery::default();
+    render_user(s, sess, account, user, &q, Some(problem)).await
+}
+
+/// The name of a user's creds file download (letters, digits, `-_.` only).
+pub(super) fn creds_filename(account: &str, user: &str) -> String {
+    format!("{account}-{user}.creds")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// `POST /console/accounts/{account}/users/{user}/revoke`.
 pub(crate) async fn revoke_user(
     State(s): State<ConsoleState>,
@@ -693,16 +720,7 @@ pub(crate) async fn creds(
     let u = w.user(&account, &user).await?;
     let creds = w.creds(&account, &user).await?;
     tracing::info!(token_id = %sess.token_id, account = %u.account, user = %u.name, "console creds download");
-    let filename: String = format!("{}-{}.creds", u.account, u.name)
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let filename = creds_filename(&u.account, &u.name);
     let mut res = creds.as_str().to_string().into_response();
     let h = res.headers_mut();
     h.insert(

@@ -75,8 +75,9 @@ pub(crate) fn limit(n: i64) -> String {
     }
 }
 
-const NAV: [(&str, &str); 11] = [
+const NAV: [(&str, &str); 12] = [
     ("/console", "Overview"),
+    ("/console/operator", "Operator"),
     ("/console/accounts", "Accounts"),
     ("/console/hierarchy", "Hierarchy"),
     ("/console/sync", "NATS sync"),
