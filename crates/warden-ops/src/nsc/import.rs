@@ -605,17 +605,11 @@ impl Warden {
                         issue: "user seed not in the keystore: no creds can be made for it".into(),
                     });
                 }
+                // A user signed by a scoped key carries no limits of its own (checked
+                // above): its permissions are the scope's template, which the account
+                // spec holds. Its spec is that empty one and its row names the key, so
+                // Warden re-issues it the same way; nothing is lost.
                 let signed_by_key = uc.iss != claims.sub;
-                if let Some(nats_jwt::SigningKey::Scoped(scope)) = claims.nats.signing_key(&uc.iss)
-                {
-                    problems.push(NotCarried {
-                        entity: entity.clone(),
-                        issue: format!(
-                            "signed by scoped signing key {} (role {:?}): its permissions come from the scope's template, which Warden's user spec does not express; re-issued by Warden it would have none",
-                            uc.iss, scope.role
-                        ),
-                    });
-                }
                 if signed_by_key
                     && !signing_seeds
                         .iter()

@@ -29,6 +29,7 @@ pub mod dirsync;
 pub mod governance;
 pub mod init;
 pub mod leaf;
+pub mod mappings;
 pub mod nsc;
 pub mod onboarding;
 pub mod operator;
