@@ -15,7 +15,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use nats_jwt::{Permission, Permissions, ResponsePermission, Subject};
+use nats_jwt::{
+    Export, ExportType, Permission, Permissions, ResponsePermission, ResponseType, Subject,
+    UserPermissionLimits,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::names::{AccountName, NamingPolicy, SYSTEM_ACCOUNT, UserName};
@@ -133,6 +136,118 @@ pub struct UnitSpec {
     /// Account name, overriding the one derived from `name` by the naming policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
+    /// Subjects the unit offers other units (the account's exports).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exports: Vec<UnitExport>,
+    /// Exports of other units the unit takes (the account's imports).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub imports: Vec<UnitImport>,
+    /// Signing-key roles: each becomes a scoped signing key of the account whose
+    /// template gives the permissions of every user issued with that role.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<UnitRole>,
+}
+
+/// Stream or service, as spec files write it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShareType {
+    /// Request/reply: the importer sends requests, the exporter answers.
+    #[default]
+    Service,
+    /// Messages published in the exporter flow to the importer.
+    Stream,
+}
+
+impl ShareType {
+    fn jwt(self) -> ExportType {
+        match self {
+            ShareType::Service => ExportType::Service,
+            ShareType::Stream => ExportType::Stream,
+        }
+    }
+}
+
+/// How a service answers, as spec files write it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResponseKind {
+    /// One response per request (the server's default).
+    Singleton,
+    /// Any number of responses.
+    Stream,
+    /// One response in chunks.
+    Chunked,
+}
+
+impl ResponseKind {
+    fn jwt(self) -> ResponseType {
+        match self {
+            ResponseKind::Singleton => ResponseType::Singleton,
+            ResponseKind::Stream => ResponseType::Stream,
+            ResponseKind::Chunked => ResponseType::Chunked,
+        }
+    }
+}
+
+/// A subject a unit offers. Private unless `public`: then only the units that import
+/// it get it, each through an activation token Warden issues when it applies the spec.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnitExport {
+    /// Name, unique in the unit; imports refer to it.
+    pub name: String,
+    /// Subject (placeholders `{org}`, `{unit}`).
+    pub subject: String,
+    /// `service` (the default) or `stream`.
+    #[serde(default, rename = "type")]
+    pub export_type: ShareType,
+    /// Anyone may import it without a token.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub public: bool,
+    /// Services: `singleton` (default), `stream` or `chunked`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_type: Option<ResponseKind>,
+    /// Description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// An export of another unit that this unit takes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnitImport {
+    /// The exporting unit: its id, or its name.
+    pub unit: String,
+    /// The export's name in that unit.
+    pub export: String,
+    /// Where the subject appears in this unit (placeholders `{org}`, `{unit}`);
+    /// default: the exported subject itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_subject: Option<String>,
+}
+
+/// A signing-key role of a unit: the permissions of every user issued with it. Subjects
+/// take the placeholders `{org}` and `{unit}` (filled in when the spec is applied) and
+/// nats-server's templates `{{name()}}`, `{{tag(KEY)}}` … (filled in by the server when
+/// the user connects).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnitRole {
+    /// Role name, unique in the unit; people name it with `role:`.
+    pub name: String,
+    /// Publish allow list.
+    #[serde(default)]
+    pub publish: Vec<String>,
+    /// Subscribe allow list.
+    #[serde(default)]
+    pub subscribe: Vec<String>,
+    /// Whether users may publish replies to requests they received.
+    #[serde(default)]
+    pub allow_responses: bool,
+    /// Max message payload (default unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_payload: Option<Size>,
 }
 
 /// A role a person holds.
@@ -231,6 +346,10 @@ pub struct PersonSpec {
     /// Changes to the template's permissions for this person.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permissions: Option<PermissionsOverride>,
+    /// A signing-key role of the person's (first) unit: the person becomes a user
+    /// issued by that role's key, with the role's permissions instead of the template's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 fn yes() -> bool {
@@ -390,9 +509,71 @@ pub struct DesiredAccount {
     pub unit_id: String,
     /// Account name.
     pub name: AccountName,
-    /// Account description (the only account field the organisation manages; limits,
-    /// exports and imports stay with `warden account edit`).
+    /// Account description.
     pub description: String,
+    /// The unit's shares: exports, imports and roles.
+    pub shares: Shares,
+}
+
+/// The parts of an account the organisation manages besides its name and description:
+/// its exports, its imports and its scoped signing keys (roles). Limits, mappings and
+/// plain signing keys stay with `warden account edit` and the other account commands.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Shares {
+    /// Exports, sorted by subject.
+    pub exports: Vec<Export>,
+    /// Imports, sorted.
+    pub imports: Vec<ShareImport>,
+    /// Roles, sorted by name.
+    pub roles: Vec<ShareRole>,
+}
+
+impl Shares {
+    /// Whether there is nothing to share.
+    pub fn is_empty(&self) -> bool {
+        self.exports.is_empty() && self.imports.is_empty() && self.roles.is_empty()
+    }
+
+    /// What differs from `other`, for people: `exports, imports`.
+    pub fn describe_change(&self, other: &Shares) -> String {
+        let mut parts = Vec::new();
+        if self.exports != other.exports {
+            parts.push("exports");
+        }
+        if self.imports != other.imports {
+            parts.push("imports");
+        }
+        if self.roles != other.roles {
+            parts.push("roles");
+        }
+        parts.join(", ")
+    }
+}
+
+/// An import of an account the organisation manages.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ShareImport {
+    /// The exporting unit (empty when the import's account is bound to no unit).
+    pub unit_id: String,
+    /// Name (the export's).
+    pub name: String,
+    /// The exported subject.
+    pub subject: Subject,
+    /// Where it appears in the importer.
+    pub local_subject: Option<Subject>,
+    /// `service` or `stream`.
+    pub service: bool,
+    /// Whether it needs an activation token (the export is private).
+    pub private: bool,
+}
+
+/// A signing-key role of an account the organisation manages.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShareRole {
+    /// Role name.
+    pub name: String,
+    /// Template of the users it issues.
+    pub template: UserPermissionLimits,
 }
 
 /// The user a service person becomes.
@@ -410,6 +591,20 @@ pub struct DesiredUser {
     pub spec: UserSpec,
     /// An inactive person's user is revoked (or never created).
     pub active: bool,
+    /// The signing-key role that issues it (its spec is then empty: the role's template
+    /// applies).
+    pub role: Option<String>,
+}
+
+/// The spec of a user issued by a role (scoped signing key): nothing of its own, as
+/// nats-server requires — the role's template gives its permissions and limits.
+pub fn role_user_spec() -> UserSpec {
+    UserSpec {
+        subs: 0,
+        data: 0,
+        payload: 0,
+        ..UserSpec::default()
+    }
 }
 
 /// What the spec asks for.
@@ -604,6 +799,8 @@ pub fn compile(spec: &OrgSpec, policy: &NamingPolicy) -> Result<DesiredOrg, OrgE
         }
     }
 
+    let shares = unit_shares(spec, &token, &unit_index, &mut p);
+
     // People.
     let mut person_ids: BTreeMap<&str, usize> = BTreeMap::new();
     let mut emails: BTreeMap<String, usize> = BTreeMap::new();
@@ -658,7 +855,7 @@ pub fn compile(spec: &OrgSpec, policy: &NamingPolicy) -> Result<DesiredOrg, OrgE
                 );
             }
         }
-        if !person.roles.contains(&Role::Service) {
+        if !person.roles.contains(&Role::Service) && person.role.is_none() {
             continue;
         }
         // A service person: becomes a user.
@@ -692,6 +889,40 @@ pub fn compile(spec: &OrgSpec, policy: &NamingPolicy) -> Result<DesiredOrg, OrgE
                 user_names.insert(key, i);
             }
         }
+        let role = person.role.as_deref().map(str::trim);
+        if let Some(role) = role {
+            // Issued by the role's key: the role's template is its permissions.
+            let known = unit_index
+                .get(unit_id)
+                .and_then(|&u| shares.get(u))
+                .is_some_and(|s| s.roles.iter().any(|r| r.name == role));
+            if !known {
+                p.add(
+                    at("role"),
+                    format!(
+                        "unit {unit_id:?} has no role {role:?} (declare it in the unit's roles)"
+                    ),
+                );
+            }
+            if person.permissions.is_some() {
+                p.add(
+                    at("permissions"),
+                    "a person with a role has the role's permissions; remove permissions or role",
+                );
+            }
+            if let (Some(account), Some(name)) = (account, name) {
+                users.push(DesiredUser {
+                    person_id: id.to_string(),
+                    unit_id: unit_id.to_string(),
+                    account,
+                    name,
+                    spec: role_user_spec(),
+                    active: person.active,
+                    role: Some(role.to_string()),
+                });
+            }
+            continue;
+        }
         let domain = person.domain.as_deref().map(str::trim);
         if domain.is_none() && t.uses_domain() {
             p.add(
@@ -724,6 +955,7 @@ pub fn compile(spec: &OrgSpec, policy: &NamingPolicy) -> Result<DesiredOrg, OrgE
                 name,
                 spec,
                 active: person.active,
+                role: None,
             });
         }
     }
@@ -735,8 +967,10 @@ pub fn compile(spec: &OrgSpec, policy: &NamingPolicy) -> Result<DesiredOrg, OrgE
         .units
         .iter()
         .zip(accounts)
-        .filter_map(|(u, a)| {
+        .zip(shares)
+        .filter_map(|((u, a), shares)| {
             Some(DesiredAccount {
+                shares,
                 unit_id: u.id.trim().to_string(),
                 name: a?,
                 description: format!(
@@ -753,6 +987,219 @@ pub fn compile(spec: &OrgSpec, policy: &NamingPolicy) -> Result<DesiredOrg, OrgE
         accounts,
         users,
     })
+}
+
+/// Substitutes `{org}`/`{unit}` in a role's subject and checks it, leaving nats-server's
+/// `{{…}}` templates for the server (checked as if each were one plain token).
+fn render_role(template: &str, vars: &[(&str, &str)]) -> Result<Subject, String> {
+    let mut out = template.to_string();
+    for (k, v) in vars {
+        out = out.replace(k, v);
+    }
+    let mut check = String::new();
+    let mut rest = out.as_str();
+    while let Some(start) = rest.find("{{") {
+        check.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find("}}") else {
+            return Err(format!("{template:?}: a {{{{ without its }}}}"));
+        };
+        check.push('x');
+        rest = &rest[start + end + 2..];
+    }
+    check.push_str(rest);
+    if check.contains('{') || check.contains('}') {
+        return Err(format!(
+            "{template:?}: unknown placeholder (use {{org}}, {{unit}} or a server template such as {{{{name()}}}})"
+        ));
+    }
+    Subject::new(&check).map_err(|e| format!("invalid subject {out:?}: {e}"))?;
+    Subject::new(&out).map_err(|e| format!("invalid subject {out:?}: {e}"))
+}
+
+/// The shares of every unit, in spec order (problems reported on their paths).
+fn unit_shares(
+    spec: &OrgSpec,
+    org: &str,
+    unit_index: &BTreeMap<&str, usize>,
+    p: &mut Problems,
+) -> Vec<Shares> {
+    // Exports first: imports refer to them.
+    let mut out: Vec<Shares> = Vec::new();
+    // Exports already reported as broken: an import of one is not reported again.
+    let mut broken: BTreeSet<(usize, String)> = BTreeSet::new();
+    for (i, u) in spec.units.iter().enumerate() {
+        let vars = [("{org}", org), ("{unit}", u.id.trim())];
+        let mut shares = Shares::default();
+        let mut names = BTreeMap::new();
+        let mut subjects: BTreeMap<String, usize> = BTreeMap::new();
+        for (j, e) in u.exports.iter().enumerate() {
+            let at = format!("units[{i}].exports[{j}]");
+            let name = e.name.trim();
+            if name.is_empty() {
+                p.add(format!("{at}.name"), "is empty");
+            } else if let Some(first) = names.get(name) {
+                p.add(
+                    format!("{at}.name"),
+                    format!("duplicate export name {name:?} (also exports[{first}])"),
+                );
+            }
+            let subject = match render(&e.subject, &vars) {
+                Ok(s) => s,
+                Err(err) => {
+                    p.add(format!("{at}.subject"), err);
+                    broken.insert((i, name.to_string()));
+                    continue;
+                }
+            };
+            if let Some(first) = subjects.insert(subject.to_string(), j) {
+                p.add(
+                    format!("{at}.subject"),
+                    format!("{subject} is also exported by exports[{first}]"),
+                );
+            }
+            if e.response_type.is_some() && e.export_type == ShareType::Stream {
+                p.add(
+                    format!("{at}.response_type"),
+                    "only a service has a response type",
+                );
+            }
+            names.insert(name.to_string(), j);
+            let mut x = Export::new(subject, e.export_type.jwt());
+            x.name = Some(name.to_string());
+            x.token_req = !e.public;
+            x.response_type = e.response_type.map(ResponseKind::jwt);
+            x.description = e
+                .description
+                .as_deref()
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .map(String::from);
+            shares.exports.push(x);
+        }
+        shares
+            .exports
+            .sort_by(|a, b| a.subject.as_str().cmp(b.subject.as_str()));
+        let mut roles = BTreeMap::new();
+        for (j, r) in u.roles.iter().enumerate() {
+            let at = format!("units[{i}].roles[{j}]");
+            let name = r.name.trim();
+            let name_ok = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+            if !name_ok {
+                p.add(
+                    format!("{at}.name"),
+                    format!("{name:?} is not a role name (letters, digits, '-', '_')"),
+                );
+            } else if roles.contains_key(name) {
+                p.add(format!("{at}.name"), format!("duplicate role {name:?}"));
+            }
+            let mut template = UserPermissionLimits::unlimited();
+            for (field, list, target) in [
+                (
+                    "publish",
+                    &r.publish,
+                    &mut template.permissions.publish.allow,
+                ),
+                (
+                    "subscribe",
+                    &r.subscribe,
+                    &mut template.permissions.subscribe.allow,
+                ),
+            ] {
+                for (k, s) in list.iter().enumerate() {
+                    match render_role(s, &vars) {
+                        Ok(subj) => push_unique(target, subj),
+                        Err(e) => p.add(format!("{at}.{field}[{k}]"), e),
+                    }
+                }
+            }
+            if r.allow_responses {
+                template.permissions.response = Some(ResponsePermission { max: 1, ttl_ns: 0 });
+            }
+            if let Some(size) = &r.max_payload {
+                match size.bytes() {
+                    Ok(n) => template.payload = n,
+                    Err(e) => p.add(format!("{at}.max_payload"), e),
+                }
+            }
+            roles.insert(
+                name.to_string(),
+                ShareRole {
+                    name: name.to_string(),
+                    template,
+                },
+            );
+        }
+        shares.roles = roles.into_values().collect();
+        out.push(shares);
+    }
+    let by_name: BTreeMap<String, usize> = spec
+        .units
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.name.trim().to_lowercase(), i))
+        .collect();
+    for (i, u) in spec.units.iter().enumerate() {
+        let vars = [("{org}", org), ("{unit}", u.id.trim())];
+        let mut seen = BTreeMap::new();
+        for (j, imp) in u.imports.iter().enumerate() {
+            let at = format!("units[{i}].imports[{j}]");
+            let key = imp.unit.trim();
+            let Some(&from) = unit_index
+                .get(key)
+                .or_else(|| by_name.get(&key.to_lowercase()))
+            else {
+                p.add(format!("{at}.unit"), format!("unknown unit {key:?}"));
+                continue;
+            };
+            if from == i {
+                p.add(format!("{at}.unit"), "a unit cannot import from itself");
+                continue;
+            }
+            let from_id = spec.units[from].id.trim();
+            let name = imp.export.trim();
+            let Some(export) = out[from]
+                .exports
+                .iter()
+                .find(|e| e.name.as_deref() == Some(name))
+                .cloned()
+            else {
+                if !broken.contains(&(from, name.to_string())) {
+                    p.add(
+                        format!("{at}.export"),
+                        format!("unit {from_id:?} has no export {name:?}"),
+                    );
+                }
+                continue;
+            };
+            if let Some(first) = seen.insert((from, name.to_string()), j) {
+                p.add(
+                    format!("{at}.export"),
+                    format!("{name:?} of unit {from_id:?} is also imported by imports[{first}]"),
+                );
+            }
+            let local_subject = match imp.local_subject.as_deref().map(|l| render(l, &vars)) {
+                None => None,
+                Some(Ok(l)) => Some(l),
+                Some(Err(e)) => {
+                    p.add(format!("{at}.local_subject"), e);
+                    continue;
+                }
+            };
+            out[i].imports.push(ShareImport {
+                unit_id: from_id.to_string(),
+                name: name.to_string(),
+                subject: export.subject.clone(),
+                local_subject,
+                service: export.export_type == ExportType::Service,
+                private: export.token_req,
+            });
+        }
+        out[i].imports.sort();
+    }
+    out
 }
 
 /// The chain of unit ids from unit `start` back to itself, if its parents loop.
@@ -876,6 +1323,9 @@ pub struct CurrentAccount {
     pub description: Option<String>,
     /// Names of its users that no person of the organisation is bound to.
     pub unmanaged_users: Vec<String>,
+    /// Its exports, imports and roles, as the organisation sees them.
+    #[serde(default)]
+    pub shares: Shares,
 }
 
 /// A user the organisation manages, as stored.
@@ -895,6 +1345,9 @@ pub struct CurrentUser {
     pub spec: UserSpec,
     /// Whether it has been revoked.
     pub revoked: bool,
+    /// The role whose signing key issued it.
+    #[serde(default)]
+    pub role: Option<String>,
 }
 
 /// What the store holds: the bound accounts and users, and the names of every other
@@ -933,6 +1386,8 @@ pub enum Kind {
     User,
     /// A user's permissions.
     Permissions,
+    /// An account's exports, imports and roles.
+    Shares,
 }
 
 /// The change a step makes, with everything needed to make it.
@@ -959,6 +1414,16 @@ pub enum Change {
         /// New description.
         description: String,
     },
+    /// Set the exports, imports (activations issued for private ones) and roles of a
+    /// unit's account (created earlier in the plan if new).
+    SetShares {
+        /// Unit id.
+        unit_id: String,
+        /// Account name.
+        account: AccountName,
+        /// What the account shares.
+        shares: Shares,
+    },
     /// Delete the account of a removed unit (with its users).
     DeleteAccount {
         /// Unit id.
@@ -978,6 +1443,8 @@ pub enum Change {
         name: UserName,
         /// Spec.
         spec: UserSpec,
+        /// The role whose key issues it (None: the account's identity key).
+        role: Option<String>,
         /// A revoked user of the same name in that account, replaced by this one.
         replaces: Option<String>,
     },
@@ -991,6 +1458,8 @@ pub enum Change {
         name: UserName,
         /// New spec.
         spec: UserSpec,
+        /// The role whose key issues it (None: the account's identity key).
+        role: Option<String>,
     },
     /// Revoke a user (inactive, removed or moved person).
     RevokeUser {
@@ -1017,14 +1486,16 @@ pub struct PlanStep {
 }
 
 /// Compares desired with current; returns the steps, in the order they must run:
-/// accounts created and updated, users created and updated, users revoked, accounts
-/// deleted. Refuses (with every problem) to take over an existing account that no unit
+/// accounts created and updated, their shares set (every account exists by then, so
+/// imports can name their exporters; roles exist before the users they issue), users
+/// created and updated, users revoked, accounts deleted. Refuses (with every problem) to take over an existing account that no unit
 /// is bound to, or to delete an account that still holds users the organisation does
 /// not manage.
 pub fn plan(desired: &DesiredOrg, current: &CurrentOrg) -> Result<Vec<PlanStep>, OrgError> {
     let mut p = Problems::default();
     let mut creates_acc = Vec::new();
     let mut updates_acc = Vec::new();
+    let mut shares_steps = Vec::new();
     let mut deletes_acc = Vec::new();
     let mut user_steps = Vec::new();
     let mut revokes = Vec::new();
@@ -1096,6 +1567,27 @@ pub fn plan(desired: &DesiredOrg, current: &CurrentOrg) -> Result<Vec<PlanStep>,
                     });
                 }
             }
+        }
+        let current_shares = bound
+            .get(a.unit_id.as_str())
+            .map(|c| c.shares.clone())
+            .unwrap_or_default();
+        if current_shares != a.shares {
+            shares_steps.push(PlanStep {
+                action: Action::Update,
+                kind: Kind::Shares,
+                name: a.name.to_string(),
+                detail: format!(
+                    "unit {}: {}",
+                    a.unit_id,
+                    a.shares.describe_change(&current_shares)
+                ),
+                change: Change::SetShares {
+                    unit_id: a.unit_id.clone(),
+                    account: a.name.clone(),
+                    shares: a.shares.clone(),
+                },
+            });
         }
         taken.insert(a.name.as_str());
     }
@@ -1172,6 +1664,7 @@ pub fn plan(desired: &DesiredOrg, current: &CurrentOrg) -> Result<Vec<PlanStep>,
                 account: u.account.clone(),
                 name: u.name.clone(),
                 spec: u.spec.clone(),
+                role: u.role.clone(),
                 replaces,
             },
         };
@@ -1224,9 +1717,20 @@ pub fn plan(desired: &DesiredOrg, current: &CurrentOrg) -> Result<Vec<PlanStep>,
             }),
             Some(c) => {
                 let renamed = c.name != u.name.as_str();
-                if renamed || c.spec != u.spec {
+                if renamed || c.spec != u.spec || c.role != u.role {
                     let (kind, detail) = if renamed {
                         (Kind::User, format!("renamed from {}", c.name))
+                    } else if c.role != u.role {
+                        let show = |r: &Option<String>| {
+                            r.as_deref().map_or_else(
+                                || "the account key".to_string(),
+                                |r| format!("role {r}"),
+                            )
+                        };
+                        (
+                            Kind::Permissions,
+                            format!("issued by {} (was {})", show(&u.role), show(&c.role)),
+                        )
                     } else {
                         (Kind::Permissions, describe_change(&c.spec, &u.spec))
                     };
@@ -1240,6 +1744,7 @@ pub fn plan(desired: &DesiredOrg, current: &CurrentOrg) -> Result<Vec<PlanStep>,
                             public_key: c.public_key.clone(),
                             name: u.name.clone(),
                             spec: u.spec.clone(),
+                            role: u.role.clone(),
                         },
                     });
                 }
@@ -1269,6 +1774,7 @@ pub fn plan(desired: &DesiredOrg, current: &CurrentOrg) -> Result<Vec<PlanStep>,
     }
     let mut steps = creates_acc;
     steps.extend(updates_acc);
+    steps.extend(shares_steps);
     steps.extend(user_steps);
     steps.extend(revokes);
     steps.extend(deletes_acc);
@@ -1314,6 +1820,7 @@ mod tests {
             related_domains: related.iter().map(|s| s.to_string()).collect(),
             user: None,
             permissions: None,
+            role: None,
         }
     }
 
@@ -1324,6 +1831,9 @@ mod tests {
             unit_type: UnitType::Service,
             parent: None,
             account: None,
+            exports: vec![],
+            imports: vec![],
+            roles: vec![],
         }
     }
 
@@ -1513,7 +2023,18 @@ mod tests {
                     name: name.to_string(),
                     description: Some(description.clone()),
                     unmanaged_users: vec![],
+                    shares: Shares::default(),
                 }),
+                Change::SetShares {
+                    unit_id, shares, ..
+                } => {
+                    let a = c
+                        .accounts
+                        .iter_mut()
+                        .find(|a| &a.unit_id == unit_id)
+                        .unwrap();
+                    a.shares = shares.clone();
+                }
                 Change::UpdateAccount {
                     public_key,
                     name,
@@ -1541,6 +2062,7 @@ mod tests {
                     account,
                     name,
                     spec,
+                    role,
                     ..
                 } => {
                     let key = c
@@ -1559,12 +2081,14 @@ mod tests {
                         name: name.to_string(),
                         spec: spec.clone(),
                         revoked: false,
+                        role: role.clone(),
                     });
                 }
                 Change::UpdateUser {
                     public_key,
                     name,
                     spec,
+                    role,
                     ..
                 } => {
                     let u = c
@@ -1574,6 +2098,7 @@ mod tests {
                         .unwrap();
                     u.name = name.to_string();
                     u.spec = spec.clone();
+                    u.role = role.clone();
                 }
                 Change::RevokeUser { public_key, .. } => {
                     // A moved person's old user is no longer bound (the new one is).
@@ -1711,5 +2236,190 @@ mod tests {
         );
         let applied2 = apply(&applied, &d2, &steps);
         assert!(plan(&d2, &applied2).unwrap().is_empty());
+    }
+
+    /// The sample with exports, imports and roles: media exports a private service and
+    /// a public stream; core imports both; media has a `viewer` role one person holds.
+    fn sharing_sample() -> OrgSpec {
+        let mut spec = sample();
+        spec.units[1].exports = vec![
+            UnitExport {
+                name: "transcode".into(),
+                subject: "{org}.{unit}.transcode.>".into(),
+                export_type: ShareType::Service,
+                public: false,
+                response_type: Some(ResponseKind::Singleton),
+                description: Some("transcoding".into()),
+            },
+            UnitExport {
+                name: "events".into(),
+                subject: "{org}.{unit}.events.>".into(),
+                export_type: ShareType::Stream,
+                public: true,
+                response_type: None,
+                description: None,
+            },
+        ];
+        spec.units[0].imports = vec![
+            UnitImport {
+                unit: "Media".into(),
+                export: "transcode".into(),
+                local_subject: Some("{unit}.transcode.>".into()),
+            },
+            UnitImport {
+                unit: "media".into(),
+                export: "events".into(),
+                local_subject: None,
+            },
+        ];
+        spec.units[1].roles = vec![UnitRole {
+            name: "viewer".into(),
+            publish: vec!["{org}.{unit}.view.{{name()}}.>".into()],
+            subscribe: vec![
+                "{org}.{unit}.team.{{tag(team)}}.>".into(),
+                "_INBOX.>".into(),
+            ],
+            allow_responses: true,
+            max_payload: Some(Size::Text("64K".into())),
+        }];
+        let mut viewer = person("viewer", "media", "viewer", &[]);
+        viewer.roles = vec![Role::Member];
+        viewer.role = Some("viewer".into());
+        viewer.domain = None;
+        spec.people.push(viewer);
+        spec
+    }
+
+    #[test]
+    fn units_declare_exports_imports_and_roles_and_a_reapply_plans_nothing() {
+        let policy = NamingPolicy::default();
+        let d = compile(&sharing_sample(), &policy).unwrap();
+        let core = &d.accounts[0].shares;
+        assert_eq!(core.imports.len(), 2);
+        let transcode = core.imports.iter().find(|i| i.service).unwrap();
+        assert!(transcode.private);
+        assert_eq!(transcode.unit_id, "media");
+        assert_eq!(transcode.subject.as_str(), "thecowboyai.media.transcode.>");
+        assert_eq!(
+            transcode.local_subject.as_ref().unwrap().as_str(),
+            "core.transcode.>"
+        );
+        let media = &d.accounts[1].shares;
+        assert_eq!(media.exports.len(), 2);
+        let private = media
+            .exports
+            .iter()
+            .find(|e| e.name.as_deref() == Some("transcode"))
+            .unwrap();
+        assert!(private.token_req);
+        assert_eq!(private.response_type, Some(ResponseType::Singleton));
+        assert!(
+            !media
+                .exports
+                .iter()
+                .any(|e| e.name.as_deref() == Some("events") && e.token_req)
+        );
+        let role = &media.roles[0];
+        assert_eq!(
+            role.template.permissions.publish.allow[0].as_str(),
+            "thecowboyai.media.view.{{name()}}.>"
+        );
+        assert_eq!(role.template.payload, 64 * 1024);
+        assert!(role.template.permissions.response.is_some());
+        let viewer = d.users.iter().find(|u| u.person_id == "viewer").unwrap();
+        assert_eq!(viewer.role.as_deref(), Some("viewer"));
+        assert!(
+            viewer.spec.to_claims().is_empty(),
+            "a role's user carries nothing"
+        );
+
+        let steps = plan(&d, &CurrentOrg::default()).unwrap();
+        assert_eq!(
+            actions(&steps),
+            [
+                (Action::Create, Kind::Account, "CORE".into()),
+                (Action::Create, Kind::Account, "MEDIA".into()),
+                (Action::Update, Kind::Shares, "CORE".into()),
+                (Action::Update, Kind::Shares, "MEDIA".into()),
+                (Action::Create, Kind::User, "CORE/person_service".into()),
+                (Action::Create, Kind::User, "MEDIA/audio_service".into()),
+                (Action::Create, Kind::User, "MEDIA/viewer_service".into()),
+            ]
+        );
+        assert_eq!(steps[2].detail, "unit core: imports");
+        assert_eq!(steps[3].detail, "unit media: exports, roles");
+        let applied = apply(&CurrentOrg::default(), &d, &steps);
+        assert!(plan(&d, &applied).unwrap().is_empty(), "idempotent");
+
+        // Taking the role away re-issues the user with the account key and the template.
+        let mut spec = sharing_sample();
+        spec.people[2].role = None;
+        spec.people[2].roles = vec![Role::Service];
+        spec.people[2].domain = Some("viewer".into());
+        spec.units[1].roles.clear();
+        let d2 = compile(&spec, &policy).unwrap();
+        let steps = plan(&d2, &applied).unwrap();
+        assert_eq!(
+            actions(&steps),
+            [
+                (Action::Update, Kind::Shares, "MEDIA".into()),
+                (
+                    Action::Update,
+                    Kind::Permissions,
+                    "MEDIA/viewer_service".into()
+                ),
+            ]
+        );
+        assert!(
+            steps[1].detail.contains("the account key"),
+            "{}",
+            steps[1].detail
+        );
+        assert!(plan(&d2, &apply(&applied, &d2, &steps)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_shares_are_reported_with_their_paths() {
+        let mut spec = sharing_sample();
+        spec.units[0].imports.push(UnitImport {
+            unit: "nowhere".into(),
+            export: "x".into(),
+            local_subject: None,
+        });
+        spec.units[0].imports.push(UnitImport {
+            unit: "media".into(),
+            export: "missing".into(),
+            local_subject: None,
+        });
+        spec.units[1].imports.push(UnitImport {
+            unit: "media".into(),
+            export: "events".into(),
+            local_subject: None,
+        });
+        spec.units[1].exports[1].subject = "a..b".into();
+        spec.units[1].roles.push(UnitRole {
+            name: "viewer".into(),
+            publish: vec!["x.{{name()".into(), "{nope}".into()],
+            subscribe: vec![],
+            allow_responses: false,
+            max_payload: None,
+        });
+        spec.people[2].role = Some("ghost".into());
+        let err = compile(&spec, &NamingPolicy::default()).unwrap_err();
+        let paths: Vec<&str> = err.problems.iter().map(|p| p.path.as_str()).collect();
+        for want in [
+            "units[0].imports[2].unit",
+            "units[0].imports[3].export",
+            "units[1].imports[0].unit",
+            "units[1].exports[1].subject",
+            "units[1].roles[1].name",
+            "units[1].roles[1].publish[0]",
+            "units[1].roles[1].publish[1]",
+            "people[2].role",
+        ] {
+            assert!(paths.contains(&want), "{want} missing from {paths:?}");
+        }
+        // An import of the export whose subject is broken is not reported twice.
+        assert!(!paths.contains(&"units[0].imports[1].export"), "{paths:?}");
     }
 }

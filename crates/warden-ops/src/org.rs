@@ -8,26 +8,36 @@
 //! so the ledger and the outbox see an organisation change like any other. A plan that
 //! is empty (and a spec identical to the one stored) writes nothing at all.
 //!
+//! A unit's shares (exports, imports, roles) are the account's exports, imports and
+//! scoped signing keys: a private export imported by another unit gets an activation
+//! token signed by the exporting account's identity key, a role gets a scoped signing
+//! key (its seed sealed like any other), and a person with a role becomes a user issued
+//! by that key with an empty spec (the role's template applies).
+//!
 //! Public entry points for the CLI, HTTP and NATS layers: [`Warden::org_check`],
 //! [`Warden::org_apply`], [`Warden::org_show`], and [`parse_spec`] for file contents.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use nats_jwt::{KeyKind, KeyPair, UserPublicKey};
+use nats_jwt::{
+    AccountPublicKey, ActivationClaims, ExportType, Import, KeyKind, KeyPair, SigningKey, Subject,
+    UserPublicKey, UserScope,
+};
 use serde::Serialize;
 use serde_json::json;
+use warden_core::compile::refuse_blocking;
 use warden_core::org::{
     Action, Change, CurrentAccount, CurrentOrg, CurrentUser, DesiredOrg, Kind, OrgError, OrgSpec,
-    Organization, PersonSpec, Role, UnitType, compile, plan,
+    Organization, PersonSpec, Role, ShareImport, ShareRole, Shares, UnitType, compile, plan,
 };
-use warden_core::{AccountSpec, UserSpec};
+use warden_core::{AccountSpec, UserName, UserSpec, compile_user};
 use warden_store::org::{OrgPersonRow, OrgSpecRow, OrgUnitRow, PERSON_ACTIVE, PERSON_REVOKED};
 use warden_store::{AccountRow, OperatorRow, Tx};
 
 use crate::{
-    OpsError, Record, Result, Scope, TOPIC_ACCOUNT_DELETE, Warden, from_json, now, parse_key,
-    sign_user, to_json,
+    OpsError, Record, Result, Scope, TOPIC_ACCOUNT_DELETE, Warden, conflict, from_json,
+    new_user_row, now, parse_key, put_seed, to_json,
 };
 
 /// One line of a plan, as shown to people and scripts.
@@ -277,6 +287,83 @@ impl Warden {
                 ))
                 .await?;
             }
+            Change::SetShares {
+                unit_id, shares, ..
+            } => {
+                let units: BTreeMap<String, String> = tx
+                    .org_units()
+                    .await?
+                    .into_iter()
+                    .map(|u| (u.unit_id, u.account_key))
+                    .collect();
+                let key = units
+                    .get(unit_id)
+                    .ok_or_else(|| OpsError::Conflict(format!("unit {unit_id} has no account")))?;
+                let mut row = account(tx, key).await?;
+                let before = json!({"name": row.name, "spec": row.spec});
+                let mut spec: AccountSpec = from_json(&row.spec)?;
+                let importer: AccountPublicKey = parse_key(&row.public_key)?;
+                spec.exports = shares.exports.clone();
+                let mut imports = Vec::with_capacity(shares.imports.len());
+                for i in &shares.imports {
+                    let from = units.get(&i.unit_id).ok_or_else(|| {
+                        OpsError::Conflict(format!("unit {} has no account", i.unit_id))
+                    })?;
+                    let kind = if i.service {
+                        ExportType::Service
+                    } else {
+                        ExportType::Stream
+                    };
+                    let mut imp = Import::new(i.subject.clone(), parse_key(from)?, kind);
+                    imp.name = Some(i.name.clone());
+                    imp.local_subject = i.local_subject.clone();
+                    if i.private {
+                        imp.token = Some(activation(tx, from, &importer, &i.subject, kind).await?);
+                    }
+                    imports.push(imp);
+                }
+                spec.imports = imports;
+                // Plain signing keys are not the organisation's; scoped ones are its
+                // roles: kept (same key, the template of the spec), added or removed.
+                let old = std::mem::take(&mut spec.signing_keys);
+                let mut kept_scoped = BTreeMap::new();
+                for k in old {
+                    match k {
+                        SigningKey::Scoped(s) => {
+                            kept_scoped.insert(s.role.clone(), s.key);
+                        }
+                        plain => spec.signing_keys.push(plain),
+                    }
+                }
+                for r in &shares.roles {
+                    let key = match kept_scoped.remove(&r.name) {
+                        Some(k) => k,
+                        None => {
+                            let kp = KeyPair::generate(KeyKind::Account);
+                            put_seed(tx, &kp, "account").await?;
+                            kp.account_public_key()?
+                        }
+                    };
+                    spec.signing_keys.push(SigningKey::Scoped(UserScope {
+                        key,
+                        role: r.name.clone(),
+                        template: r.template.clone(),
+                    }));
+                }
+                for gone in kept_scoped.values() {
+                    if tx.has_seed(gone.as_str()).await? {
+                        tx.delete_seed(gone.as_str()).await?;
+                    }
+                }
+                self.resign_account(tx, op, &mut row, spec).await?;
+                tx.record(self.event(
+                    "account.edit",
+                    "account",
+                    &row.public_key,
+                    json!({"name": row.name, "before": before, "after": row.spec}),
+                ))
+                .await?;
+            }
             Change::DeleteAccount {
                 unit_id,
                 public_key,
@@ -309,6 +396,7 @@ impl Warden {
                 unit_id,
                 name,
                 spec,
+                role,
                 replaces,
                 ..
             } => {
@@ -336,7 +424,10 @@ impl Warden {
                     ))
                     .await?;
                 }
-                let row = self.create_user(tx, &acc, name, spec.clone()).await?;
+                let row = match role {
+                    None => self.create_user(tx, &acc, name, spec.clone()).await?,
+                    Some(role) => self.create_role_user(tx, &acc, name, spec, role).await?,
+                };
                 tx.put_org_person(&OrgPersonRow {
                     person_id: person_id.clone(),
                     user_key: row.public_key,
@@ -349,6 +440,7 @@ impl Warden {
                 public_key,
                 name,
                 spec,
+                role,
                 ..
             } => {
                 let mut row = tx
@@ -358,7 +450,10 @@ impl Warden {
                 let acc = account(tx, &row.account).await?;
                 let before = json!({"name": row.name, "spec": row.spec});
                 let pk: UserPublicKey = parse_key(public_key)?;
-                row.jwt = sign_user(tx, &acc, &pk, name, spec).await?;
+                let (jwt, signer) =
+                    sign_org_user(tx, &acc, &pk, name, spec, role.as_deref()).await?;
+                row.jwt = jwt;
+                row.signing_key = signer;
                 row.name = name.to_string();
                 row.spec = to_json(spec)?;
                 row.updated_at = t;
@@ -409,6 +504,37 @@ impl Warden {
             }
         }
         Ok(())
+    }
+
+    /// A user issued by the account's scoped signing key of `role` (see
+    /// [`sign_org_user`]); its seed sealed, its row naming the key.
+    async fn create_role_user(
+        &self,
+        tx: &mut Tx<'_>,
+        acc: &AccountRow,
+        name: &UserName,
+        spec: &UserSpec,
+        role: &str,
+    ) -> Result<warden_store::UserRow> {
+        let kp = KeyPair::generate(KeyKind::User);
+        let pk = kp.user_public_key()?;
+        let (jwt, signer) = sign_org_user(tx, acc, &pk, name, spec, Some(role)).await?;
+        put_seed(tx, &kp, "user").await?;
+        let mut row = new_user_row(&acc.public_key, pk.as_str(), name.as_str(), spec, jwt)?;
+        row.signing_key = signer;
+        tx.insert_user(&row).await.map_err(|e| {
+            conflict(e, || {
+                format!("user {name} already exists in account {}", acc.name)
+            })
+        })?;
+        tx.record(self.event(
+            "user.create",
+            "user",
+            &row.public_key,
+            json!({"name": row.name, "account": acc.name, "spec": row.spec, "role": role}),
+        ))
+        .await?;
+        Ok(row)
     }
 
     /// The organisation last applied, its units with their accounts and its people with
@@ -506,6 +632,89 @@ async fn person_view(
     })
 }
 
+/// A user JWT signed by the account's identity key (`role` None) or by the scoped
+/// signing key of `role` (then with `issuer_account`, and checked against the account
+/// as nats-server checks it: a scoped user carries no permissions of its own). Returns
+/// the JWT and the signing key used, if not the identity key.
+async fn sign_org_user(
+    tx: &mut Tx<'_>,
+    acc: &AccountRow,
+    pk: &UserPublicKey,
+    name: &UserName,
+    spec: &UserSpec,
+    role: Option<&str>,
+) -> Result<(String, Option<String>)> {
+    let Some(role) = role else {
+        return Ok((crate::sign_user(tx, acc, pk, name, spec).await?, None));
+    };
+    let acc_spec: AccountSpec = from_json(&acc.spec)?;
+    let key = acc_spec
+        .signing_keys
+        .iter()
+        .find_map(|k| match k {
+            SigningKey::Scoped(s) if s.role == role => Some(s.key.to_string()),
+            _ => None,
+        })
+        .ok_or_else(|| OpsError::Conflict(format!("account {} has no role {role}", acc.name)))?;
+    let account_pk: AccountPublicKey = parse_key(&acc.public_key)?;
+    let mut claims = compile_user(pk, name, spec, Some(&account_pk));
+    refuse_blocking(claims.validate(now()))?;
+    let signer = KeyPair::from_seed(&tx.seed(&key).await?)?;
+    Ok((claims.encode(&signer)?, Some(key)))
+}
+
+/// An activation token: the exporting account (its identity key) lets `importer` import
+/// `subject`.
+async fn activation(
+    tx: &mut Tx<'_>,
+    exporter: &str,
+    importer: &AccountPublicKey,
+    subject: &Subject,
+    kind: ExportType,
+) -> Result<String> {
+    let mut claims = ActivationClaims::new(importer, subject.clone(), kind);
+    refuse_blocking(claims.validate(now()))?;
+    let signer = KeyPair::from_seed(&tx.seed(exporter).await?)?;
+    Ok(claims.encode(&signer)?)
+}
+
+/// How the organisation sees an account's exports, imports and scoped signing keys;
+/// `units` maps account keys to the units bound to them.
+fn shares_of(spec: &AccountSpec, units: &BTreeMap<String, String>) -> Shares {
+    let mut exports = spec.exports.clone();
+    exports.sort_by(|a, b| a.subject.as_str().cmp(b.subject.as_str()));
+    let mut imports: Vec<ShareImport> = spec
+        .imports
+        .iter()
+        .map(|i| ShareImport {
+            unit_id: units.get(i.account.as_str()).cloned().unwrap_or_default(),
+            name: i.name.clone().unwrap_or_default(),
+            subject: i.subject.clone(),
+            local_subject: i.local_subject.clone(),
+            service: i.import_type == ExportType::Service,
+            private: i.token.as_deref().is_some_and(|t| !t.is_empty()),
+        })
+        .collect();
+    imports.sort();
+    let mut roles: Vec<ShareRole> = spec
+        .signing_keys
+        .iter()
+        .filter_map(|k| match k {
+            SigningKey::Scoped(s) => Some(ShareRole {
+                name: s.role.clone(),
+                template: s.template.clone(),
+            }),
+            SigningKey::Plain(_) => None,
+        })
+        .collect();
+    roles.sort_by(|a, b| a.name.cmp(&b.name));
+    Shares {
+        exports,
+        imports,
+        roles,
+    }
+}
+
 async fn account(tx: &mut Tx<'_>, key: &str) -> Result<AccountRow> {
     tx.account(key)
         .await?
@@ -524,7 +733,12 @@ async fn load(tx: &mut Tx<'_>, op: &OperatorRow) -> Result<Loaded> {
         .collect();
     let bound_users: BTreeSet<&str> = people.values().map(|p| p.user_key.as_str()).collect();
     let mut bound_accounts = BTreeSet::new();
-    for u in tx.org_units().await? {
+    let unit_rows = tx.org_units().await?;
+    let unit_of: BTreeMap<String, String> = unit_rows
+        .iter()
+        .map(|u| (u.account_key.clone(), u.unit_id.clone()))
+        .collect();
+    for u in unit_rows {
         let Some(acc) = tx.account(&u.account_key).await? else {
             continue;
         };
@@ -541,6 +755,7 @@ async fn load(tx: &mut Tx<'_>, op: &OperatorRow) -> Result<Loaded> {
             unit_id: u.unit_id,
             public_key: acc.public_key,
             name: acc.name,
+            shares: shares_of(&spec, &unit_of),
             description: spec.description,
             unmanaged_users: unmanaged,
         });
@@ -552,7 +767,15 @@ async fn load(tx: &mut Tx<'_>, op: &OperatorRow) -> Result<Loaded> {
         let Some(acc) = tx.account(&row.account).await? else {
             continue;
         };
+        let acc_spec: AccountSpec = from_json(&acc.spec)?;
+        let role = row.signing_key.as_deref().and_then(|k| {
+            acc_spec.signing_keys.iter().find_map(|s| match s {
+                SigningKey::Scoped(s) if s.key.as_str() == k => Some(s.role.clone()),
+                _ => None,
+            })
+        });
         current.users.push(CurrentUser {
+            role,
             person_id: p.person_id.clone(),
             public_key: row.public_key,
             account_key: acc.public_key,

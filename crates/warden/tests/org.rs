@@ -521,3 +521,125 @@ fn renames_moves_removals_and_permission_changes_apply_in_place() {
     );
     assert_eq!(home.json(&["audit", "verify"])["first_break"], Value::Null);
 }
+
+fn sharing_example() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/organization-sharing.yaml"
+    ))
+}
+
+/// Units that export, import and declare roles: one plan (accounts, then their shares,
+/// then users), a re-apply plans nothing, and real servers let the importing unit's
+/// service call the exporting unit's private service (through the activation Warden
+/// issued) and give the role's user exactly the role's template.
+async fn shares_are_enforced(line: ServerLine) {
+    let bin = NatsServerBinary::get(line);
+    let v = bin.version.clone();
+    let home = Home::new();
+    home.ok(&["init", "--name", "COWBOY"]);
+    let file = sharing_example();
+    let file = file.to_str().unwrap();
+    let plan = home.json(&["org", "apply", file]);
+    let s = steps(&plan);
+    let owned = |a: &str, k: &str, n: &str| (a.to_string(), k.to_string(), n.to_string());
+    assert_eq!(
+        s,
+        [
+            owned("create", "account", "CORE"),
+            owned("create", "account", "MEDIA"),
+            owned("update", "shares", "CORE"),
+            owned("update", "shares", "MEDIA"),
+            owned("create", "user", "CORE/person_service"),
+            owned("create", "user", "MEDIA/video_service"),
+            owned("create", "user", "MEDIA/viewer_desk"),
+        ],
+        "[{v}] {plan}"
+    );
+    let status = home.json(&["status"]);
+    let again = home.json(&["org", "apply", file]);
+    assert_eq!(again["steps"], serde_json::json!([]), "[{v}] idempotent");
+    assert_eq!(again["applied"], false);
+    assert_eq!(home.json(&["status"]), status, "[{v}] a re-apply wrote");
+
+    // The import carries an activation signed by MEDIA; the viewer is issued by the
+    // role's scoped key with nothing of its own.
+    let core = home.json(&["account", "show", "CORE"]);
+    let media = home.json(&["account", "show", "MEDIA"]);
+    let imports = core["spec"]["imports"].as_array().expect("imports");
+    let private = imports
+        .iter()
+        .find(|i| i["type"] == "service")
+        .expect("service import");
+    let token = private["token"].as_str().expect("activation token");
+    let act = home.json(&["describe", token]);
+    assert_eq!(act["claims"]["iss"], media["public_key"], "{act}");
+    assert_eq!(act["claims"]["sub"], core["public_key"], "{act}");
+    let viewer = home.json(&["user", "show", "viewer_desk", "-a", "MEDIA"]);
+    let claims = home.json(&["describe", viewer["jwt"].as_str().unwrap()]);
+    let scoped: Vec<&Value> = media["spec"]["signing_keys"]
+        .as_array()
+        .expect("signing keys")
+        .iter()
+        .filter(|k| k["kind"] == "user_scope")
+        .collect();
+    assert_eq!(scoped.len(), 1, "{media}");
+    assert_eq!(claims["claims"]["iss"], scoped[0]["key"], "{claims}");
+    let nats = &claims["claims"]["nats"];
+    assert!(
+        nats["pub"]["allow"].is_null() && nats["sub"]["allow"].is_null() && nats["resp"].is_null(),
+        "{claims}"
+    );
+
+    let server = home.start_nats(&bin, "shares");
+    let url = server.url();
+    let video = connect(&url, &home.ok(&["creds", "MEDIA", "video_service"]))
+        .await
+        .unwrap_or_else(|e| panic!("[{v}] video refused: {e}"));
+    let person = connect(&url, &home.ok(&["creds", "CORE", "person_service"]))
+        .await
+        .unwrap_or_else(|e| panic!("[{v}] person refused: {e}"));
+    let mut requests = video
+        .client
+        .subscribe("thecowboyai.media.transcode.>")
+        .await
+        .expect("subscribe");
+    video.client.flush().await.expect("flush");
+    let responder = video.client.clone();
+    tokio::spawn(async move {
+        while let Some(m) = requests.next().await {
+            if let Some(reply) = m.reply {
+                let _ = responder.publish(reply, "done".into()).await;
+                let _ = responder.flush().await;
+            }
+        }
+    });
+    let answer = common::answered(&person.client, "core.transcode.file1", 3 * WAIT).await;
+    assert_eq!(&answer.payload[..], b"done", "[{v}]");
+
+    let mut viewer = connect(&url, &home.ok(&["creds", "MEDIA", "viewer_desk"]))
+        .await
+        .unwrap_or_else(|e| panic!("[{v}] viewer refused: {e}"));
+    viewer
+        .publish_delivered(
+            "thecowboyai.media.view.viewer_desk.x",
+            &format!("[{v}] own view"),
+        )
+        .await;
+    viewer
+        .publish_refused(
+            "thecowboyai.media.view.someone.x",
+            &format!("[{v}] other view"),
+        )
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unit_shares_and_roles_are_enforced_by_nats_server_2_9() {
+    shares_are_enforced(ServerLine::V2_9).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unit_shares_and_roles_are_enforced_by_nats_server_2_15() {
+    shares_are_enforced(ServerLine::V2_15).await;
+}
