@@ -1,0 +1,396 @@
+//! The console's account-model forms, driven in a real headless Chromium (Debian
+//! `chromium` + `chromium-driver`, fantoccini) against a real `warden serve` and
+//! nats-server (2.9 and 2.15), with the JWTs Warden signs read back through the CLI:
+//!
+//! - a private export added on one account and imported by another through the forms: the
+//!   exporter's JWT says `token_req`, the importer's import carries the activation; an
+//!   import with a bad local subject shows its error on the form, keeps what was typed and
+//!   changes nothing;
+//! - a role (scoped signing key with a template) added and a user added by that role: the
+//!   user page shows the template expanded for the user; the user connects and the server
+//!   enforces the expanded template;
+//! - a subject mapping added (a weight over 100 refused first, values kept, nothing
+//!   changed); the settings form (tags, info URL, default permissions);
+//! - the operator page: an operator signing key rotation started (the CLI sees phase
+//!   `trust`).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Home, Serve, connect};
+use data_encoding::BASE64URL_NOPAD;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::Value;
+use warden_testkit::{NatsServerBinary, ServerLine, free_port};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// `chromedriver` on a free loopback port; killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    async fn start() -> Driver {
+        let bin =
+            std::env::var("WARDEN_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+        assert!(
+            Path::new(&bin).exists(),
+            "{bin} is missing: install chromium and chromium-driver (scripts/test does)"
+        );
+        let port = free_port();
+        let child = Command::new(&bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(res) = reqwest::get(format!("{url}/status")).await
+                && res.status().is_success()
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Driver { child, url }
+    }
+
+    async fn browser(&self) -> Client {
+        let caps = serde_json::json!({
+            "goog:chromeOptions": {
+                "binary": std::env::var("WARDEN_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"],
+            }
+        });
+        let Value::Object(caps) = caps else {
+            unreachable!()
+        };
+        let mut builder =
+            ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
+        builder.capabilities(caps);
+        builder
+            .connect(&self.url)
+            .await
+            .expect("a headless Chromium session")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn shot(b: &Client, name: &str) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/console-shots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = b.screenshot().await.expect("screenshot");
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+async fn fill(b: &Client, css: &str, text: &str) {
+    let field = b
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+async fn click(b: &Client, css: &str) {
+    b.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn select(b: &Client, css: &str, value: &str) {
+    b.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .select_by_value(value)
+        .await
+        .unwrap_or_else(|e| panic!("{css} = {value}: {e}"));
+}
+
+/// Waits (bounded) for `css` and returns its text.
+async fn text(b: &Client, css: &str) -> String {
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn value_of(b: &Client, css: &str) -> String {
+    b.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+/// Waits (bounded) until the page's path ends with `suffix`.
+async fn wait_path(b: &Client, suffix: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let path = b.current_url().await.unwrap().path().to_string();
+        if path.ends_with(suffix) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "still on {path}, not …{suffix}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The claims of account `name`'s JWT, as `warden account show --json` gives it.
+fn account_claims(home: &Home, name: &str) -> Value {
+    let jwt = home.json(&["account", "show", name])["jwt"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let body = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&BASE64URL_NOPAD.decode(body.as_bytes()).unwrap()).unwrap()
+}
+
+fn account_jwt(home: &Home, name: &str) -> String {
+    home.json(&["account", "show", name])["jwt"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn account_model(line: ServerLine) {
+    let bin = NatsServerBinary::get(line);
+    let tag = format!("model-v{}", bin.version.replace('.', "_"));
+    let home = Home::new();
+    home.ok(&["init", "--name", "MODELOP"]);
+    home.ok(&["account", "add", "SHOP"]);
+    home.ok(&["account", "add", "BILLING"]);
+    let token = home.json(&["token", "create", "--name", "browser", "--scope", "admin"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let server = home.start_nats(&bin, "main");
+    let nats = server.url();
+    let serve = Serve::start(&home, &nats);
+    let driver = Driver::start().await;
+    let b = driver.browser().await;
+    let base = serve.base.clone();
+
+    b.goto(&format!("{base}/console/login")).await.unwrap();
+    fill(&b, "#token", &token).await;
+    click(&b, "form button[type=submit]").await;
+    text(&b, "#count-accounts").await;
+
+    // A private service export on SHOP.
+    b.goto(&format!("{base}/console/accounts/SHOP"))
+        .await
+        .unwrap();
+    click(&b, "#add-export summary").await;
+    fill(&b, "#export-subject", "orders.>").await;
+    select(&b, "#export-kind", "service").await;
+    fill(&b, "#export-name", "orders").await;
+    click(&b, "#export-private").await;
+    click(&b, "#add-export button[type=submit]").await;
+    let exports = text(&b, "#exports").await;
+    assert!(
+        exports.contains("orders.>") && exports.contains("private"),
+        "{exports}"
+    );
+    let shop = account_claims(&home, "SHOP");
+    let export = &shop["nats"]["exports"][0];
+    assert_eq!(export["subject"], "orders.>", "{shop}");
+    assert_eq!(export["type"], "service", "{shop}");
+    assert_eq!(export["token_req"], true, "{shop}");
+
+    // A bad import on BILLING: the error on the form, the typed values kept, nothing changed.
+    let billing_before = account_jwt(&home, "BILLING");
+    b.goto(&format!("{base}/console/accounts/BILLING"))
+        .await
+        .unwrap();
+    click(&b, "#add-import summary").await;
+    select(&b, "#import-export", "SHOP orders.>").await;
+    fill(&b, "#import-local", "billing..orders").await;
+    click(&b, "#add-import button[type=submit]").await;
+    let err = text(&b, "#imports #form-error").await;
+    assert!(err.contains("Local subject"), "{err}");
+    assert_eq!(value_of(&b, "#import-local").await, "billing..orders");
+    assert_eq!(value_of(&b, "#import-export").await, "SHOP orders.>");
+    shot(&b, &format!("{tag}-01-import-error")).await;
+    assert_eq!(account_jwt(&home, "BILLING"), billing_before);
+
+    // The import, corrected: it carries the activation SHOP's key issued.
+    fill(&b, "#import-local", "").await;
+    fill(&b, "#import-subject", "orders.new").await;
+    click(&b, "#add-import button[type=submit]").await;
+    let imports = text(&b, "#imports").await;
+    assert!(
+        imports.contains("orders.new") && imports.contains("activation"),
+        "{imports}"
+    );
+    let billing = account_claims(&home, "BILLING");
+    let import = &billing["nats"]["imports"][0];
+    assert_eq!(import["subject"], "orders.new", "{billing}");
+    assert_eq!(import["account"], shop["sub"], "{billing}");
+    assert!(
+        import["token"].as_str().is_some_and(|t| t.len() > 20),
+        "{billing}"
+    );
+    // The exporter's page names the importer and its activation.
+    b.goto(&format!("{base}/console/accounts/SHOP"))
+        .await
+        .unwrap();
+    let exports = text(&b, "#exports").await;
+    assert!(
+        exports.contains("BILLING imports orders.new") && exports.contains("activation"),
+        "{exports}"
+    );
+
+    // A role with a template, and a user added by it.
+    click(&b, "#add-role summary").await;
+    fill(&b, "#role-name", "clerk").await;
+    fill(&b, "#role-pub-allow", "orders.{{name()}}.>").await;
+    fill(&b, "#role-sub-allow", "_INBOX.>").await;
+    click(&b, "#add-role button[type=submit]").await;
+    let keys = text(&b, "#signing-keys").await;
+    assert!(
+        keys.contains("role clerk") && keys.contains("signed 0 users"),
+        "{keys}"
+    );
+    let shop = account_claims(&home, "SHOP");
+    let scoped = &shop["nats"]["signing_keys"][0];
+    assert_eq!(scoped["kind"], "user_scope", "{shop}");
+    assert_eq!(scoped["role"], "clerk", "{shop}");
+    assert_eq!(
+        scoped["template"]["pub"]["allow"][0], "orders.{{name()}}.>",
+        "{shop}"
+    );
+
+    fill(&b, "#user-name", "dora").await;
+    select(&b, "#user-role", "clerk").await;
+    click(&b, "form[action='/console/accounts/SHOP/users'] button").await;
+    wait_path(&b, "/console/accounts/SHOP/users/dora").await;
+    let effective = text(&b, "#effective").await;
+    assert!(
+        effective.contains("role clerk") && effective.contains("orders.dora.>"),
+        "{effective}"
+    );
+    shot(&b, &format!("{tag}-02-role-user")).await;
+    // The server enforces the expanded template.
+    let creds = home.ok(&["creds", "SHOP", "dora"]);
+    home.wait_delivered();
+    let deadline = Instant::now() + WAIT;
+    let mut dora = loop {
+        match connect(&nats, &creds).await {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "dora cannot connect: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    dora.publish_refused("orders.eve.x", "another user's subject")
+        .await;
+    // Back on the account page, the role's key counts its user.
+    b.goto(&format!("{base}/console/accounts/SHOP"))
+        .await
+        .unwrap();
+    let keys = text(&b, "#signing-keys").await;
+    assert!(
+        keys.contains("signed 1 user") && !keys.contains("signed 1 users"),
+        "{keys}"
+    );
+
+    // A mapping: a weight over 100 refused with the values kept, then a good one.
+    let shop_before = account_jwt(&home, "SHOP");
+    click(&b, "#add-mapping summary").await;
+    fill(&b, "#mapping-from", "legacy.orders").await;
+    fill(&b, "#mapping-to", "orders.legacy").await;
+    fill(&b, "#mapping-weight", "150").await;
+    click(&b, "#add-mapping button[type=submit]").await;
+    let err = text(&b, "#mappings #form-error").await;
+    assert!(err.contains("Weight"), "{err}");
+    assert_eq!(value_of(&b, "#mapping-from").await, "legacy.orders");
+    assert_eq!(value_of(&b, "#mapping-weight").await, "150");
+    assert_eq!(account_jwt(&home, "SHOP"), shop_before);
+    fill(&b, "#mapping-weight", "40").await;
+    click(&b, "#add-mapping button[type=submit]").await;
+    let mappings = text(&b, "#mappings").await;
+    assert!(
+        mappings.contains("legacy.orders")
+            && mappings.contains("40%")
+            && mappings.contains("60% unmapped"),
+        "{mappings}"
+    );
+    let shop = account_claims(&home, "SHOP");
+    let m = &shop["nats"]["mappings"]["legacy.orders"][0];
+    assert_eq!(m["subject"], "orders.legacy", "{shop}");
+    assert_eq!(m["weight"], 40, "{shop}");
+
+    // Settings: tags, info URL and default permissions.
+    click(&b, "#edit-settings").await;
+    fill(&b, "#tags", "retail eu").await;
+    fill(&b, "#info_url", "https://example.com/shop").await;
+    fill(&b, "#default_sub_allow", "_INBOX.>").await;
+    click(&b, "#settings-edit button[type=submit]").await;
+    wait_path(&b, "/console/accounts/SHOP").await;
+    let settings = text(&b, "#settings").await;
+    assert!(
+        settings.contains("retail") && settings.contains("https://example.com/shop"),
+        "{settings}"
+    );
+    let shop = account_claims(&home, "SHOP");
+    assert_eq!(
+        shop["nats"]["info_url"], "https://example.com/shop",
+        "{shop}"
+    );
+    assert_eq!(
+        shop["nats"]["default_permissions"]["sub"]["allow"][0], "_INBOX.>",
+        "{shop}"
+    );
+    shot(&b, &format!("{tag}-03-account")).await;
+
+    // The operator page: start a signing key rotation.
+    b.goto(&format!("{base}/console/operator")).await.unwrap();
+    let keys = text(&b, "#operator-keys").await;
+    assert!(keys.contains("issues accounts"), "{keys}");
+    click(&b, "#rotate-operator").await;
+    let notice = text(&b, "#operator-notice").await;
+    assert!(notice.contains("Started"), "{notice}");
+    let phase = text(&b, "#rotation-phase").await;
+    assert!(phase.contains("trust the new key"), "{phase}");
+    shot(&b, &format!("{tag}-04-operator")).await;
+    let listed = home.json(&["operator", "signing-key", "list"]);
+    assert_eq!(listed["rotation"]["phase"], "trust", "{listed}");
+
+    b.close().await.unwrap();
+    drop(driver);
+    drop(serve);
+}
+
+#[tokio::test]
+async fn account_model_forms_nats_2_9() {
+    account_model(ServerLine::V2_9).await;
+}
+
+#[tokio::test]
+async fn account_model_forms_nats_2_15() {
+    account_model(ServerLine::V2_15).await;
+}
