@@ -16,6 +16,9 @@ use crate::resolver::{ResolverError, ServerInfo};
 /// The subject every server of a cluster answers with its `varz`.
 pub const VARZ_PING_SUBJECT: &str = "$SYS.REQ.SERVER.PING.VARZ";
 
+/// How long to keep listening for more answers once the expected number arrived.
+pub const QUIET: Duration = Duration::from_millis(500);
+
 /// An operator one server trusts.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrustedOperator {
@@ -122,9 +125,10 @@ pub fn parse_varz_trust(payload: &[u8]) -> Result<ServerTrust, String> {
 }
 
 /// Asks every server the system-account connection `client` reaches what it trusts: collects
-/// answers until `expect` servers have answered or `wait` has passed, whichever is first.
-/// Servers that are down or restarting simply do not answer: the caller compares the count
-/// with what it expects.
+/// answers for at most `wait`; once `expect` servers have answered, it stops at the first
+/// [`QUIET`] without a new answer (the servers of a cluster answer within milliseconds of each
+/// other, and a server beyond the expected count must be heard too). Servers that are down or
+/// restarting simply do not answer: the caller compares the count with what it expects.
 pub async fn servers_trust(
     client: &async_nats::Client,
     wait: Duration,
@@ -146,8 +150,13 @@ pub async fn servers_trust(
     client.flush().await.map_err(|e| failed(e.to_string()))?;
     let deadline = tokio::time::Instant::now() + wait;
     let mut out: Vec<ServerTrust> = Vec::new();
-    while out.len() < expect.max(1) {
-        match tokio::time::timeout_at(deadline, sub.next()).await {
+    loop {
+        let until = if out.len() >= expect.max(1) {
+            deadline.min(tokio::time::Instant::now() + QUIET)
+        } else {
+            deadline
+        };
+        match tokio::time::timeout_at(until, sub.next()).await {
             Err(_) | Ok(None) => break,
             Ok(Some(msg)) => {
                 let t =

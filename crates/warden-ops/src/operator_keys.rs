@@ -134,7 +134,8 @@ pub struct RotateOptions {
     /// A server URL (system user creds from the store). Without it, `rotate` only starts a
     /// rotation or says what it waits for.
     pub nats: Option<String>,
-    /// How many servers must answer the trust check (the servers of the cluster).
+    /// How many servers must answer the trust checks at least (the servers of the cluster);
+    /// every server that answers must pass them.
     pub servers: usize,
     /// Bound on connecting, each request, and the wait for servers' answers.
     pub timeout: Duration,
@@ -644,6 +645,34 @@ impl Warden {
                 "account(s) {} are still signed by the old key; nothing was changed",
                 still.join(", ")
             )));
+        }
+        if r.from == op.public_key {
+            // The issuing key was the operator's identity key (an nsc import without signing
+            // seeds): it stays, since it is the operator itself; no account is signed by it
+            // any more, and there is nothing for servers to forget.
+            save_rotation(&mut tx, None).await?;
+            tx.record(self.event(
+                "operator.signing_key.rotate",
+                "operator",
+                &op.public_key,
+                json!({"step": "complete", "from": r.from, "to": r.to, "identity_kept": true}),
+            ))
+            .await?;
+            tx.commit().await?;
+            let mut rep = report(
+                RotateStep::Completed,
+                true,
+                &r,
+                None,
+                vec![format!(
+                    "nothing: {} issues every account; the identity key no longer signs any",
+                    r.to
+                )],
+            );
+            rep.accounts_resigned = resigned;
+            rep.delivery = Some(delivery);
+            rep.servers = asked;
+            return Ok(rep);
         }
         let from: OperatorPublicKey = crate::parse_key(&r.from)?;
         let keys = reissue_operator(&mut tx, &mut op, |sk| sk.retain(|k| k != &from)).await?;
