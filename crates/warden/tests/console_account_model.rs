@@ -7,8 +7,9 @@
 //!   import with a bad local subject shows its error on the form, keeps what was typed and
 //!   changes nothing;
 //! - a role (scoped signing key with a template) added and a user added by that role: the
-//!   user page shows the template expanded for the user; the user connects and the server
-//!   enforces the expanded template;
+//!   user page shows the template expanded for the user and its check answers as the
+//!   server does; the user connects and the server enforces the expanded template; the
+//!   user's key rotated from its page (the new creds are the answer, the old key revoked);
 //! - a subject mapping added (a weight over 100 refused first, values kept, nothing
 //!   changed); the settings form (tags, info URL, default permissions);
 //! - the operator page: an operator signing key rotation started (the CLI sees phase
@@ -293,6 +294,15 @@ async fn account_model(line: ServerLine) {
         "{effective}"
     );
     shot(&b, &format!("{tag}-02-role-user")).await;
+    // The page's check answers as the server decides for a role's user.
+    fill(&b, "#check-subject", "orders.eve.x").await;
+    click(&b, "form[method=get] button").await;
+    let answer = text(&b, "#check-result").await;
+    assert!(answer.starts_with("Denied"), "{answer}");
+    fill(&b, "#check-subject", "orders.dora.x").await;
+    click(&b, "form[method=get] button").await;
+    let answer = text(&b, "#check-result").await;
+    assert!(answer.starts_with("Allowed"), "{answer}");
     // The server enforces the expanded template.
     let creds = home.ok(&["creds", "SHOP", "dora"]);
     home.wait_delivered();
@@ -317,6 +327,53 @@ async fn account_model(line: ServerLine) {
         keys.contains("signed 1 user") && !keys.contains("signed 1 users"),
         "{keys}"
     );
+
+    // Rotating dora's key (a session with the creds scope): the answer is the new creds,
+    // as a download; the old key is revoked in the account.
+    b.goto(&format!("{base}/console/accounts/SHOP/users/dora"))
+        .await
+        .unwrap();
+    let csrf = value_of(&b, "form[action$='/rotate'] input[name=csrf]").await;
+    let sid = b
+        .get_all_cookies()
+        .await
+        .unwrap()
+        .iter()
+        .find(|c| c.name() == "warden_console")
+        .expect("session cookie")
+        .value()
+        .to_string();
+    let old_key = home.json(&["user", "show", "dora", "-a", "SHOP"])["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let res = reqwest::Client::new()
+        .post(format!("{base}/console/accounts/SHOP/users/dora/rotate"))
+        .header("cookie", format!("warden_console={sid}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+    let disposition = res.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(disposition.contains("SHOP-dora.creds"), "{disposition}");
+    let new_creds = res.text().await.unwrap();
+    assert!(new_creds.contains("BEGIN NATS USER JWT"), "{new_creds}");
+    let new_key = home.json(&["user", "show", "dora", "-a", "SHOP"])["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(new_key, old_key);
+    let shop = account_claims(&home, "SHOP");
+    assert!(shop["nats"]["revocations"][&old_key].is_number(), "{shop}");
+    drop(dora);
+    b.goto(&format!("{base}/console/accounts/SHOP"))
+        .await
+        .unwrap();
 
     // A mapping: a weight over 100 refused with the values kept, then a good one.
     let shop_before = account_jwt(&home, "SHOP");

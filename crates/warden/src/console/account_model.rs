@@ -18,11 +18,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use nats_jwt::{ExportType, Permissions, ResponseType, SigningKey, Subject, UserPermissionLimits};
 use serde::Deserialize;
 use warden_core::parse::parse_size;
+use warden_core::permcheck::Direction;
 use warden_core::spec::{AccountEdit, JsTier, PermissionsEdit};
 use warden_core::template::ServerLine;
 use warden_ops::exports::{ExportOptions, ImportOptions};
 use warden_ops::mappings::{MappingAdd, MappingRemove, MappingTarget, MappingsView};
-use warden_ops::signing_keys::{KeyRef, NewSigningKey};
+use warden_ops::signing_keys::{EffectivePermissions, KeyRef, NewSigningKey};
 use warden_ops::tokens::Scope;
 use warden_ops::{AccountView, UserView, Warden};
 
@@ -1553,13 +1554,56 @@ pub(crate) fn role_options(a: &AccountView, chosen: &str) -> String {
     )
 }
 
-/// The user page's section of what the server lets the user do when a role signed it.
-pub(crate) async fn effective_section(w: &Warden, u: &UserView) -> ConsoleResult<String> {
+/// The user page's section of what the server lets the user do when a role signed it,
+/// and, for such a user, the answer of the page's "Can this user…?" check as the server
+/// decides it (the template expanded for the user); `None`s for a user with its own
+/// permissions.
+pub(crate) async fn user_extras(
+    w: &Warden,
+    u: &UserView,
+    direction: Option<&str>,
+    subject: Option<&str>,
+) -> ConsoleResult<(String, Option<String>)> {
     let eff = w
         .user_permissions(&u.account, &u.name, ServerLine::default())
         .await?;
+    if eff.role.is_none() {
+        return Ok((String::new(), None));
+    }
+    let check = match subject.map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(text) => Some(match Subject::new(text) {
+            Err(e) => format!(
+                "<p id=\"check-result\" class=\"bad\" role=\"status\">Not a valid subject: {}</p>",
+                esc(&e.to_string())
+            ),
+            Ok(subj) => {
+                let dir = match direction {
+                    Some("subscribe") => Direction::Subscribe,
+                    _ => Direction::Publish,
+                };
+                let x = w
+                    .explain_user(&u.account, &u.name, dir, &subj, ServerLine::default())
+                    .await?;
+                format!(
+                    "<p id=\"check-result\" class=\"{cls}\" role=\"status\"><strong>{word}</strong>: {who} may {verb}{dir} <code>{subject}</code> — {reason}</p>",
+                    cls = if x.allowed { "ok" } else { "bad" },
+                    word = if x.allowed { "Allowed" } else { "Denied" },
+                    who = esc(&u.name),
+                    verb = if x.allowed { "" } else { "not " },
+                    dir = x.direction,
+                    subject = esc(text),
+                    reason = esc(&x.reason),
+                )
+            }
+        }),
+    };
+    Ok((effective_html(&eff), check))
+}
+
+fn effective_html(eff: &EffectivePermissions) -> String {
     let Some(role) = eff.role.as_deref() else {
-        return Ok(String::new());
+        return String::new();
     };
     let perms = match &eff.limits {
         Some(l) => format!(
@@ -1583,7 +1627,7 @@ pub(crate) async fn effective_section(w: &Warden, u: &UserView) -> ConsoleResult
     if let Some(why) = &eff.connect_refused {
         let _ = write!(notes, "<li class=\"bad\">{}</li>", esc(why));
     }
-    Ok(format!(
+    format!(
         r#"<section id="effective" aria-labelledby="h-effective"><h2 id="h-effective">Effective permissions (role {role})</h2>
 <p>Issued by role <strong>{role}</strong>'s signing key {key}; the server applies the role's template, expanded for this user (nats-server 2.15; 2.9 expands a function only as a whole token).</p>
 {perms}{notes}</section>"#,
@@ -1598,7 +1642,7 @@ pub(crate) async fn effective_section(w: &Warden, u: &UserView) -> ConsoleResult
         } else {
             format!("<ul>{notes}</ul>")
         }
-    ))
+    )
 }
 
 /// `POST /console/accounts/{account}/users/{user}/rotate`: `Warden::rotate_user`; the new

@@ -606,7 +606,8 @@ async fn render_user(
             "<p><a class=\"button danger\" id=\"delete-user\" href=\"{base}/delete\">Delete user…</a></p>"
         );
     }
-    let effective = account_model::effective_section(&w, &u).await?;
+    let (effective, role_answer) =
+        account_model::user_extras(&w, &u, q.direction.as_deref(), q.subject.as_deref()).await?;
     let body = format!(
         r#"{problem}<p>In account {acc_link}. <code class="key">{key}</code></p>
 <section id="user-state" data-live aria-labelledby="h-state"><h2 id="h-state">State</h2>
@@ -646,7 +647,7 @@ async fn render_user(
         pub_rows = permission_rows("Publish", &p.publish),
         sub_rows = permission_rows("Subscribe", &p.subscribe),
         subject = esc(q.subject.as_deref().unwrap_or("")),
-        answer = check_answer(&u, q),
+        answer = role_answer.unwrap_or_else(|| check_answer(&u, q)),
     );
     let status = problem.map_or(StatusCode::OK, |p| p.status);
     let html = page(
