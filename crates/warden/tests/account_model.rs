@@ -427,7 +427,7 @@ fn flat_and_tiered_limits_are_refused_together() {
         );
         assert!(e.contains("tier"), "{bad}: {e}");
     }
-    // Flat and tiered in one `account add`: the tier flags win only with nothing flat.
+    // A missing tier to remove refuses the whole edit, the flat limit with it.
     home.fails(
         2,
         &[
