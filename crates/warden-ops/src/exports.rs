@@ -660,7 +660,15 @@ impl Warden {
             activations_issued: Vec::new(),
             activations_dropped: Vec::new(),
         };
-        self.resign_account(&mut tx, &op, &mut acc, spec).await?;
+        // Importers gaining an activation are queued before the exporter turning
+        // private, so nats-server never holds the private export with an importer
+        // still lacking its token (it would drop that import in between); otherwise
+        // the exporter goes first.
+        let importers_first = export.token_req && !before.token_req;
+        if !importers_first {
+            self.resign_account(&mut tx, &op, &mut acc, spec.clone())
+                .await?;
+        }
         for (mut row, mut ispec) in self
             .importers_of(&mut tx, &op, &acc.public_key, &before)
             .await?
@@ -705,6 +713,9 @@ impl Warden {
                 self.resign_account(&mut tx, &op, &mut row, ispec).await?;
                 change.importers_resigned.push(row.name.clone());
             }
+        }
+        if importers_first {
+            self.resign_account(&mut tx, &op, &mut acc, spec).await?;
         }
         tx.record(self.event(
             "account.export.edit",

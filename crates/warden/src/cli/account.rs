@@ -51,6 +51,12 @@ pub enum AccountCmd {
         #[arg(long)]
         description: Option<String>,
     },
+    /// Exports: streams and services offered to other accounts (`export add|list|edit|rm|revoke-activation`).
+    #[command(subcommand)]
+    Export(super::exports::ExportCmd),
+    /// Imports of other accounts' exports (`import add|list|rm`).
+    #[command(subcommand)]
+    Import(super::exports::ImportCmd),
     /// Delete an account and all its users.
     Delete {
         /// Account name.
@@ -320,6 +326,8 @@ pub async fn run(json: bool, w: &Warden, cmd: AccountCmd) -> Result<()> {
         }
         AccountCmd::Mapping(cmd) => mappings::run(json, w, cmd).await,
         AccountCmd::SigningKey(cmd) => super::signing_keys::run(json, w, cmd).await,
+        AccountCmd::Export(cmd) => super::exports::run_export(json, w, cmd).await,
+        AccountCmd::Import(cmd) => super::exports::run_import(json, w, cmd).await,
         AccountCmd::Delete { name } => {
             let v = w.delete_account(&name).await?;
             emit(json, &v, || {

@@ -26,6 +26,7 @@ pub mod chat;
 pub mod device;
 pub mod dir_keys;
 pub mod dirsync;
+pub mod exports;
 pub mod governance;
 pub mod init;
 pub mod leaf;
@@ -242,6 +243,9 @@ enum Command {
     Confirm(governance::ConfirmArgs),
     /// Reject a proposal.
     Reject(governance::RejectArgs),
+    /// Activations of private exports, for accounts Warden does not manage.
+    #[command(subcommand)]
+    Activation(exports::ActivationCmd),
     /// Print a user's JWT (for a user who holds their own seed: `warden creds` cannot).
     Jwt {
         /// Account name.
@@ -349,6 +353,7 @@ async fn dispatch(g: &Global, w: &Warden, command: Command) -> Result<()> {
         Command::Proposals(cmd) => governance::run_proposals(g.json, cmd, w).await,
         Command::Confirm(args) => governance::run_confirm(g.json, args, w).await,
         Command::Reject(args) => governance::run_reject(g.json, args, w).await,
+        Command::Activation(cmd) => exports::run_activation(g.json, w, cmd).await,
         Command::Jwt { account, user } => dir_keys::run_jwt(g.json, &account, &user, w).await,
         Command::Init(_)
         | Command::Describe { .. }
