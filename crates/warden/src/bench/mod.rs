@@ -11,6 +11,7 @@ pub mod chat;
 pub mod devices;
 pub mod governance;
 pub mod nsc;
+pub mod rotate;
 pub mod server;
 pub mod tenants;
 

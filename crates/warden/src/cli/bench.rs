@@ -33,6 +33,25 @@ pub enum BenchCmd {
     /// Rooms gateway: 10,000 idle websockets (memory) and 1,000 clients in 100 rooms
     /// (deliveries per second, latency), against a `warden chat` child and a real nats-server.
     Chat(ChatBenchArgs),
+    /// Rotate the operator signing key over N accounts on a real nats-server, against
+    /// re-signing and pushing each account on its own (the nsc way): both timed.
+    Rotate(RotateBenchArgs),
+}
+
+/// Arguments of `warden bench rotate`.
+#[derive(Args, Debug)]
+pub struct RotateBenchArgs {
+    /// Accounts to create and rotate.
+    #[arg(long, default_value_t = 10_000)]
+    pub accounts: u32,
+    /// nats-server binary the bench starts.
+    #[arg(
+        long,
+        env = "WARDEN_NATS_SERVER_2_15",
+        default_value = "nats-server",
+        value_name = "PATH"
+    )]
+    pub nats_server: PathBuf,
 }
 
 /// Arguments of `warden bench devices`.
@@ -190,5 +209,12 @@ pub async fn run(json: bool, cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Tenants(a) => bench::tenants::bench(json, a.into()).await,
         BenchCmd::Governance(a) => bench::governance::bench(json, a.into()).await,
         BenchCmd::Chat(a) => bench::chat::bench(json, a.into()).await,
+        BenchCmd::Rotate(a) => {
+            let opts = bench::rotate::RotateOptionsBench {
+                accounts: a.accounts,
+                nats_server: a.nats_server,
+            };
+            bench::rotate::bench(json, opts).await
+        }
     }
 }
