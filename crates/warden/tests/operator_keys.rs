@@ -482,3 +482,86 @@ async fn add_list_rm() {
     // `operator show` still works, human and JSON.
     assert!(home.ok(&["operator", "show"]).contains(&k1));
 }
+
+/// The rotation on PostgreSQL against 2.15: the same steps; two `rotate` started at once
+/// make one rotation (the other is refused or waits), never two new keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_on_postgresql() {
+    let db = warden_testkit::PgDatabase::create().await;
+    let home = Home::new();
+    let cmd = |args: &[&str]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_warden"));
+        c.args([
+            "--json",
+            "--data-dir",
+            home.data_dir().to_str().unwrap(),
+            "--database-url",
+            db.url(),
+        ])
+        .args(args);
+        c
+    };
+    let run = |args: &[&str]| {
+        let out = cmd(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()
+    };
+    run(&["init"]);
+    run(&["account", "add", "ALPHA"]);
+    let bin = NatsServerBinary::get(ServerLine::V2_15);
+    let dir = home.path().join("pg-server");
+    let resolver = home.path().join("pg-resolver");
+    let port = warden_testkit::free_port();
+    let render = || {
+        let out = cmd(&[
+            "nats-config",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--resolver-dir",
+            resolver.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let mut server = NatsServer::start(&bin, &dir, &render()).unwrap();
+    let url = server.url();
+    run(&["push", "--nats", &url]);
+
+    // Two starts at once: one rotation.
+    let a = cmd(&["operator", "signing-key", "rotate"]).spawn().unwrap();
+    let b = cmd(&["operator", "signing-key", "rotate"]).spawn().unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let ok = [&a, &b].iter().filter(|o| o.status.success()).count();
+    assert!(ok >= 1, "{a:?} {b:?}");
+    let list = run(&["operator", "signing-key", "list"]);
+    assert_eq!(list["keys"].as_array().unwrap().len(), 2, "{list}");
+    let k2 = list["rotation"]["to"].as_str().unwrap().to_string();
+
+    std::fs::write(server.config_path(), render()).unwrap();
+    server.restart().unwrap();
+    let r = run(&["operator", "signing-key", "rotate", "--nats", &url]);
+    assert_eq!(r["step"], "old_key_removed", "{r}");
+    std::fs::write(server.config_path(), render()).unwrap();
+    server.restart().unwrap();
+    let r = run(&["operator", "signing-key", "rotate", "--nats", &url]);
+    assert_eq!(r["step"], "completed", "{r}");
+    let list = run(&["operator", "signing-key", "list"]);
+    assert_eq!(list["issuing_key"], k2.as_str());
+    assert_eq!(list["keys"].as_array().unwrap().len(), 1, "{list}");
+    assert!(list["rotation"].is_null());
+    let creds = {
+        run(&["user", "add", "--account", "ALPHA", "a"]);
+        let out = cmd(&["creds", "ALPHA", "a", "-o", "-"]).output().unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&["push", "--nats", &url]);
+    let mut c = Watched::connect(&url, &creds, "ALPHA").await;
+    c.round_trip().await;
+    c.never_refused();
+}
