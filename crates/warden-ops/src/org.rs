@@ -31,7 +31,7 @@ use warden_core::org::{
     Action, Change, CurrentAccount, CurrentOrg, CurrentUser, DesiredOrg, Kind, OrgError, OrgSpec,
     Organization, PersonSpec, Role, ShareImport, ShareRole, Shares, UnitType, compile, plan,
 };
-use warden_core::{AccountSpec, UserName, UserSpec, compile_user};
+use warden_core::{AccountSpec, UserName, UserSpec};
 use warden_store::org::{OrgPersonRow, OrgSpecRow, OrgUnitRow, PERSON_ACTIVE, PERSON_REVOKED};
 use warden_store::{AccountRow, OperatorRow, Tx};
 
@@ -633,9 +633,9 @@ async fn person_view(
 }
 
 /// A user JWT signed by the account's identity key (`role` None) or by the scoped
-/// signing key of `role` (then with `issuer_account`, and checked against the account
-/// as nats-server checks it: a scoped user carries no permissions of its own). Returns
-/// the JWT and the signing key used, if not the identity key.
+/// signing key of `role`, through the same signing as every other user
+/// ([`crate::signing_keys::sign_user_as`]: a role's user signed empty, with
+/// `issuer_account`). Returns the JWT and the signing key used, if not the identity key.
 async fn sign_org_user(
     tx: &mut Tx<'_>,
     acc: &AccountRow,
@@ -644,23 +644,24 @@ async fn sign_org_user(
     spec: &UserSpec,
     role: Option<&str>,
 ) -> Result<(String, Option<String>)> {
-    let Some(role) = role else {
-        return Ok((crate::sign_user(tx, acc, pk, name, spec).await?, None));
+    let key = match role {
+        None => None,
+        Some(role) => {
+            let acc_spec: AccountSpec = from_json(&acc.spec)?;
+            let key = acc_spec
+                .signing_keys
+                .iter()
+                .find_map(|k| match k {
+                    SigningKey::Scoped(s) if s.role == role => Some(s.key.to_string()),
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    OpsError::Conflict(format!("account {} has no role {role}", acc.name))
+                })?;
+            Some(key)
+        }
     };
-    let acc_spec: AccountSpec = from_json(&acc.spec)?;
-    let key = acc_spec
-        .signing_keys
-        .iter()
-        .find_map(|k| match k {
-            SigningKey::Scoped(s) if s.role == role => Some(s.key.to_string()),
-            _ => None,
-        })
-        .ok_or_else(|| OpsError::Conflict(format!("account {} has no role {role}", acc.name)))?;
-    let account_pk: AccountPublicKey = parse_key(&acc.public_key)?;
-    let mut claims = compile_user(pk, name, spec, Some(&account_pk));
-    refuse_blocking(claims.validate(now()))?;
-    let signer = KeyPair::from_seed(&tx.seed(&key).await?)?;
-    Ok((claims.encode(&signer)?, Some(key)))
+    crate::signing_keys::sign_user_as(tx, acc, pk, name, spec, key.as_deref()).await
 }
 
 /// An activation token: the exporting account (its identity key) lets `importer` import

@@ -418,6 +418,32 @@ async fn the_whole_account_model_survives_export_import_export_byte_for_byte() {
         let answer = answered(&client.client, "svc.private.echo", 3 * WAIT).await;
         assert_eq!(&answer.payload[..], b"pong", "[{v}]");
 
+        // The public stream reaches the importer under its local subject. Interest
+        // crosses the import on the server's schedule: publish until one arrives.
+        let mut events = client
+            .client
+            .subscribe("svc-events.>")
+            .await
+            .expect("subscribe events");
+        client.client.flush().await.expect("flush");
+        let deadline = tokio::time::Instant::now() + 3 * WAIT;
+        let event = loop {
+            responder
+                .client
+                .publish("events.started", "up".into())
+                .await
+                .expect("publish event");
+            responder.client.flush().await.expect("flush");
+            match tokio::time::timeout(Duration::from_millis(500), events.next()).await {
+                Ok(Some(m)) => break m,
+                _ => assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "[{v}] the stream import delivered nothing"
+                ),
+            }
+        };
+        assert_eq!(event.subject.as_str(), "svc-events.started", "[{v}]");
+
         // The revoked user is refused; the account whose activation was revoked has
         // no import (its request finds no responders).
         assert!(
