@@ -26,7 +26,7 @@ pub enum SigningKeyCmd {
         role: Option<String>,
         /// The role's template.
         #[command(flatten)]
-        template: TemplateFlags,
+        template: Box<TemplateFlags>,
     },
     /// List an account's signing keys.
     List {
@@ -212,7 +212,7 @@ pub async fn run(json: bool, w: &Warden, cmd: SigningKeyCmd) -> Result<()> {
             role,
             template,
         } => {
-            let template = template.template()?;
+            let template = (*template).template()?;
             if role.is_none() && template != UserPermissionLimits::unlimited() {
                 return Err(usage(
                     "permission and limit flags make a role's template: add --role ROLE (a plain signing key has no template)",

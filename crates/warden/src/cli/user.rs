@@ -494,15 +494,11 @@ pub async fn run(json: bool, w: &Warden, cmd: UserCmd) -> Result<()> {
                         .await?;
                     emit(json, &x, || {
                         format!(
-                            "{} {} {} {} in {} (nats-server {}): {}\n",
+                            "{} {} {} to {} in {} (nats-server {}): {}\n",
                             x.user,
                             if x.allowed { "may" } else { "may not" },
                             x.direction,
-                            if x.direction == "publish" {
-                                format!("to {}", x.subject)
-                            } else {
-                                format!("to {}", x.subject)
-                            },
+                            x.subject,
                             x.account,
                             x.server_line.as_str(),
                             x.reason
