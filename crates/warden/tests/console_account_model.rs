@@ -13,7 +13,11 @@
 //! - a subject mapping added (a weight over 100 refused first, values kept, nothing
 //!   changed); the settings form (tags, info URL, default permissions);
 //! - the operator page: an operator signing key rotation started (the CLI sees phase
-//!   `trust`).
+//!   `trust`);
+//! - plain HTTP: a read-only session sees the sections without forms and its POSTs are
+//!   refused by the operation (nothing changed); a write session without `creds` is not
+//!   offered the user key rotation, nor the operator's buttons (admin); a form without
+//!   the CSRF token is refused.
 
 mod common;
 
@@ -450,4 +454,226 @@ async fn account_model_forms_nats_2_9() {
 #[tokio::test]
 async fn account_model_forms_nats_2_15() {
     account_model(ServerLine::V2_15).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Plain HTTP: scopes and CSRF on the account-model forms
+// ---------------------------------------------------------------------------------------
+
+/// The value of the first hidden `csrf` field in `html`.
+fn csrf_in(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+/// The value of cookie `name` set by `res`.
+fn cookie_set(res: &reqwest::Response, name: &str) -> String {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .and_then(|kv| kv.split_once('='))
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+}
+
+/// `application/x-www-form-urlencoded` of `pairs`.
+fn urlencoded(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let enc: String = v
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+            format!("{k}={enc}")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+struct Http {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Http {
+    /// Signs in with `token`: the session cookie header.
+    async fn sign_in(&self, token: &str) -> String {
+        let page = self
+            .client
+            .get(format!("{}/console/login", self.base))
+            .send()
+            .await
+            .unwrap();
+        let login = cookie_set(&page, "warden_console_login");
+        let csrf = csrf_in(&page.text().await.unwrap());
+        let res = self
+            .client
+            .post(format!("{}/console/login", self.base))
+            .header("cookie", format!("warden_console_login={login}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(urlencoded(&[("token", token), ("csrf", &csrf)]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), reqwest::StatusCode::SEE_OTHER);
+        format!("warden_console={}", cookie_set(&res, "warden_console"))
+    }
+
+    async fn page(&self, cookie: &str, path: &str) -> String {
+        let res = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), reqwest::StatusCode::OK, "{path}");
+        res.text().await.unwrap()
+    }
+
+    async fn post(&self, cookie: &str, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(urlencoded(form))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn account_model_forms_follow_scopes_and_need_csrf() {
+    let bin = NatsServerBinary::get(ServerLine::V2_15);
+    let home = Home::new();
+    home.ok(&["init", "--name", "SCOPEOP"]);
+    home.ok(&["account", "add", "SHOP"]);
+    home.ok(&["user", "add", "u", "-a", "SHOP"]);
+    let token = |name: &str, scopes: &[&str]| {
+        let mut args = vec!["token", "create", "--name", name];
+        for s in scopes {
+            args.extend(["--scope", s]);
+        }
+        home.json(&args)["token"].as_str().unwrap().to_string()
+    };
+    let reader = token("reader", &["read"]);
+    let writer = token("writer", &["read", "write"]);
+    let admin = token("admin", &["admin"]);
+    let server = home.start_nats(&bin, "main");
+    let serve = Serve::start(&home, &server.url());
+    let http = Http {
+        base: serve.base.clone(),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    };
+
+    // Read only: the sections are listed, no form or button of the account model.
+    let r = http.sign_in(&reader).await;
+    let html = http.page(&r, "/console/accounts/SHOP").await;
+    for id in [
+        "id=\"exports\"",
+        "id=\"imports\"",
+        "id=\"signing-keys\"",
+        "id=\"mappings\"",
+        "id=\"settings\"",
+    ] {
+        assert!(html.contains(id), "{id} missing");
+    }
+    for form in [
+        "add-export",
+        "add-plain-key",
+        "add-role",
+        "add-mapping",
+        "edit-settings",
+    ] {
+        assert!(
+            !html.contains(&format!("id=\"{form}\"")),
+            "{form} offered to a reader"
+        );
+    }
+    let user = http.page(&r, "/console/accounts/SHOP/users/u").await;
+    assert!(!user.contains("rotate-user"));
+    let op = http.page(&r, "/console/operator").await;
+    assert!(op.contains("issues accounts") && !op.contains("rotate-operator"));
+    // The operation decides: a reader's POST (with its CSRF token) is refused, nothing changes.
+    let before = account_jwt(&home, "SHOP");
+    let csrf = csrf_in(&html);
+    let res = http
+        .post(
+            &r,
+            "/console/accounts/SHOP/mappings",
+            &[("csrf", &csrf), ("from", "a"), ("to", "b")],
+        )
+        .await;
+    assert_eq!(res.status(), reqwest::StatusCode::FORBIDDEN);
+    assert!(res.text().await.unwrap().contains("Nothing was changed"));
+    assert_eq!(account_jwt(&home, "SHOP"), before);
+
+    // Write without creds: forms offered, but no user key rotation (it hands out creds),
+    // and no operator key buttons (admin).
+    let w = http.sign_in(&writer).await;
+    let html = http.page(&w, "/console/accounts/SHOP").await;
+    for form in [
+        "add-export",
+        "add-plain-key",
+        "add-role",
+        "add-mapping",
+        "edit-settings",
+    ] {
+        assert!(
+            html.contains(&format!("id=\"{form}\"")),
+            "{form} not offered to a writer"
+        );
+    }
+    let user = http.page(&w, "/console/accounts/SHOP/users/u").await;
+    assert!(!user.contains("rotate-user"));
+    let op = http.page(&w, "/console/operator").await;
+    assert!(!op.contains("rotate-operator") && !op.contains("add-operator-key"));
+    let csrf = csrf_in(&html);
+    let res = http
+        .post(&w, "/console/operator/rotate", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(res.status(), reqwest::StatusCode::FORBIDDEN);
+    assert!(home.json(&["operator", "signing-key", "list"])["rotation"].is_null());
+    // Without the CSRF token: refused, nothing changed.
+    let res = http
+        .post(&w, "/console/accounts/SHOP/signing-keys", &[("role", "x")])
+        .await;
+    assert_eq!(res.status(), reqwest::StatusCode::FORBIDDEN);
+    assert_eq!(account_jwt(&home, "SHOP"), before);
+    // A plain key added by the writer: listed with its user count.
+    let res = http
+        .post(
+            &w,
+            "/console/accounts/SHOP/signing-keys",
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(res.status(), reqwest::StatusCode::SEE_OTHER);
+    let html = http.page(&w, "/console/accounts/SHOP").await;
+    assert!(
+        html.contains("1 signing key<") && html.contains("signed 0 users"),
+        "{html}"
+    );
+
+    // Admin: every button, including the operator's.
+    let a = http.sign_in(&admin).await;
+    let user = http.page(&a, "/console/accounts/SHOP/users/u").await;
+    assert!(user.contains("rotate-user"));
+    let op = http.page(&a, "/console/operator").await;
+    assert!(op.contains("rotate-operator") && op.contains("add-operator-key"));
+    drop(serve);
 }
