@@ -531,6 +531,24 @@ async fn sharing(line: ServerLine) {
     let e = home.fails(2, &["account", "export", "add", "LIM", "--subject", "c.d"]);
     assert!(e.contains("at most 1 exports"), "{e}");
     assert_eq!(accounts(&home, &["LIM"]), lim);
+    // A service import of LIM's stream export is refused, naming the export's type.
+    let state = accounts(&home, &["LIM", "APP"]);
+    let e = home.fails(
+        2,
+        &[
+            "account",
+            "import",
+            "add",
+            "APP",
+            "--from",
+            "LIM",
+            "--subject",
+            "a.b",
+            "--service",
+        ],
+    );
+    assert!(e.contains("as a stream, not a service"), "{e}");
+    assert_eq!(accounts(&home, &["LIM", "APP"]), state);
 
     // Removing the import of the service: APP re-signed, the list shrinks.
     home.json(&["account", "import", "rm", "APP", "--subject", "app.time"]);
