@@ -434,7 +434,7 @@ async fn account_model(line: ServerLine) {
     assert!(keys.contains("issues accounts"), "{keys}");
     click(&b, "#rotate-operator").await;
     let notice = text(&b, "#operator-notice").await;
-    assert!(notice.contains("Started"), "{notice}");
+    assert!(notice.contains("Rotation started"), "{notice}");
     let phase = text(&b, "#rotation-phase").await;
     assert!(phase.contains("trust the new key"), "{phase}");
     shot(&b, &format!("{tag}-04-operator")).await;

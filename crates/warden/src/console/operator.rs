@@ -13,7 +13,7 @@ use axum::extract::{Form, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use warden_ops::operator_keys::{RotateOptions, RotateReport};
+use warden_ops::operator_keys::{RotateOptions, RotateReport, RotateStep};
 use warden_ops::tokens::Scope;
 
 use super::account_model::plural;
@@ -144,7 +144,18 @@ async fn render(
 }
 
 fn report_text(r: &RotateReport) -> String {
-    let mut text = format!("Rotation step: {:?}.", r.step);
+    let step = match r.step {
+        RotateStep::Started => "Rotation started: the new key is in the operator JWT.",
+        RotateStep::AwaitingTrust => "Nothing changed: the servers do not trust the new key yet.",
+        RotateStep::Resigned => "Every account was re-signed by the new key.",
+        RotateStep::AwaitingAccounts => {
+            "Nothing changed: the server does not hold every re-signed account yet."
+        }
+        RotateStep::OldKeyRemoved => "The old key left the operator JWT and its seed was deleted.",
+        RotateStep::AwaitingRestart => "Nothing changed: a server still trusts the old key.",
+        RotateStep::Completed => "The rotation is complete.",
+    };
+    let mut text = step.to_string();
     if let Some(w) = &r.waiting_for {
         let _ = write!(text, " Waiting for: {w}.");
     }
