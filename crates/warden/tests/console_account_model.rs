@@ -17,7 +17,8 @@
 //! - plain HTTP: a read-only session sees the sections without forms and its POSTs are
 //!   refused by the operation (nothing changed); a write session without `creds` is not
 //!   offered the user key rotation, nor the operator's buttons (admin); a form without
-//!   the CSRF token is refused.
+//!   the CSRF token is refused; a JetStream tier set through the settings form (a bad
+//!   tier name first: shown with the typed values, nothing changed).
 
 mod common;
 
@@ -666,6 +667,49 @@ async fn account_model_forms_follow_scopes_and_need_csrf() {
     let html = http.page(&w, "/console/accounts/SHOP").await;
     assert!(
         html.contains("1 signing key<") && html.contains("signed 0 users"),
+        "{html}"
+    );
+
+    // JetStream tiers through the settings form: a bad tier name is shown on the form
+    // with what was typed and changes nothing; then R1 set (flat limits cleared first).
+    let before = account_jwt(&home, "SHOP");
+    let res = http
+        .post(
+            &w,
+            "/console/accounts/SHOP/settings",
+            &[("csrf", &csrf), ("tier", "R99x"), ("tier_mem", "1M")],
+        )
+        .await;
+    assert_eq!(res.status(), reqwest::StatusCode::BAD_REQUEST);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("id=\"form-error\"") && html.contains("value=\"R99x\""),
+        "{html}"
+    );
+    assert_eq!(account_jwt(&home, "SHOP"), before);
+    let res = http
+        .post(
+            &w,
+            "/console/accounts/SHOP/settings",
+            &[
+                ("csrf", &csrf),
+                ("tier", "R1"),
+                ("tier_mem", "1M"),
+                ("tier_disk", "10M"),
+                ("tier_streams", "5"),
+                ("tier_consumers", "50"),
+                ("js_disable", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), reqwest::StatusCode::SEE_OTHER);
+    let shop = account_claims(&home, "SHOP");
+    let r1 = &shop["nats"]["limits"]["tiered_limits"]["R1"];
+    assert_eq!(r1["mem_storage"], 1 << 20, "{shop}");
+    assert_eq!(r1["disk_storage"], 10 << 20, "{shop}");
+    let html = http.page(&w, "/console/accounts/SHOP").await;
+    assert!(
+        html.contains("R1: memory 1 MiB, disk 10 MiB, 5 streams, 50 consumers"),
         "{html}"
     );
 
