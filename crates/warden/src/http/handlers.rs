@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use warden_core::spec::{AccountLimitsEdit, UserEdit};
+use warden_core::spec::{AccountEdit, UserEdit};
 use warden_core::{AccountSpec, UserSpec};
 use warden_store::{LedgerEvent, LedgerReport};
 
@@ -45,22 +45,19 @@ pub(crate) struct CreateAccount {
 }
 impl RequestBody for CreateAccount {}
 
-/// `PATCH /v1/accounts/{name}`.
-#[derive(Deserialize)]
-pub(crate) struct EditAccount {
-    #[serde(default)]
-    limits: AccountLimitsEdit,
-    #[serde(default)]
-    description: Option<String>,
-}
-impl RequestBody for EditAccount {}
+/// `PATCH /v1/accounts/{name}`: `warden account edit`'s changes (limits, JetStream
+/// tiers, default permissions, tags, info URL, description), every field optional.
+impl RequestBody for AccountEdit {}
 
-/// `POST /v1/accounts/{account}/users`.
+/// `POST /v1/accounts/{account}/users`; with `role`, a user issued by that role's
+/// scoped key (its spec may carry only `tags`, for the template's `{{tag(…)}}`).
 #[derive(Deserialize)]
 pub(crate) struct CreateUser {
     name: String,
     #[serde(default)]
     spec: UserSpec,
+    #[serde(default)]
+    role: Option<String>,
 }
 impl RequestBody for CreateUser {}
 
@@ -222,12 +219,10 @@ pub(crate) async fn edit_account(
     State(s): State<HttpState>,
     Extension(token): Extension<TokenInfo>,
     ApiPath(name): ApiPath<String>,
-    JsonBody(body): JsonBody<EditAccount>,
+    JsonBody(edit): JsonBody<AccountEdit>,
 ) -> ApiResult<Json<AccountView>> {
     Ok(Json(
-        s.warden_for(&token)
-            .edit_account(&name, &body.limits, body.description)
-            .await?,
+        s.warden_for(&token).change_account(&name, edit).await?,
     ))
 }
 
@@ -259,12 +254,32 @@ pub(crate) async fn add_user(
     Extension(token): Extension<TokenInfo>,
     ApiPath(account): ApiPath<String>,
     JsonBody(body): JsonBody<CreateUser>,
-) -> ApiResult<(StatusCode, Json<UserView>)> {
+) -> ApiResult<Response> {
+    if let Some(role) = &body.role {
+        let tags = body.spec.tags.clone();
+        if body.spec
+            != (UserSpec {
+                tags: tags.clone(),
+                ..UserSpec::default()
+            })
+        {
+            return Err(ApiError::Invalid(
+                "a role's user gets its permissions and limits from the role's template \
+                 (nats-server refuses a scoped user that sets its own): give only spec.tags with role"
+                    .into(),
+            ));
+        }
+        let added = s
+            .warden_for(&token)
+            .add_user_by_role(&account, &body.name, role, tags)
+            .await?;
+        return Ok((StatusCode::CREATED, Json(added)).into_response());
+    }
     let view = s
         .warden_for(&token)
         .add_user(&account, &body.name, body.spec)
         .await?;
-    Ok((StatusCode::CREATED, Json(view)))
+    Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
 /// `GET /v1/accounts/{account}/users/{user}`.

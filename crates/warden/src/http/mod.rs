@@ -23,6 +23,7 @@
 //! and the tests read; the scope each one documents ([`openapi::documented_scope`]) is
 //! what its operation asks for.
 
+mod account_model;
 mod auth;
 mod dir_keys;
 mod error;
@@ -86,6 +87,7 @@ fn app(
     closing: tokio::sync::watch::Receiver<bool>,
     nats: Option<String>,
 ) -> Router {
+    use account_model as am;
     use handlers as h;
     let v1 = Router::new()
         .route("/v1/operator", get(h::operator))
@@ -110,6 +112,70 @@ fn app(
             post(h::revoke_user),
         )
         .route("/v1/accounts/{account}/users/{user}/creds", get(h::creds))
+        .route(
+            "/v1/accounts/{account}/mappings",
+            get(am::list_mappings)
+                .post(am::add_mapping)
+                .delete(am::remove_mapping),
+        )
+        .route(
+            "/v1/accounts/{account}/exports",
+            get(am::list_exports)
+                .post(am::add_export)
+                .patch(am::edit_export)
+                .delete(am::remove_export),
+        )
+        .route(
+            "/v1/accounts/{account}/imports",
+            get(am::list_imports)
+                .post(am::add_import)
+                .delete(am::remove_import),
+        )
+        .route(
+            "/v1/accounts/{account}/activations",
+            post(am::create_activation),
+        )
+        .route(
+            "/v1/accounts/{account}/activations/revoke",
+            post(am::revoke_activation),
+        )
+        .route(
+            "/v1/accounts/{account}/signing-keys",
+            get(am::list_signing_keys).post(am::add_signing_key),
+        )
+        .route(
+            "/v1/accounts/{account}/signing-keys/{key}",
+            axum::routing::delete(am::remove_signing_key),
+        )
+        .route(
+            "/v1/accounts/{account}/signing-keys/{key}/rotate",
+            post(am::rotate_signing_key),
+        )
+        .route(
+            "/v1/accounts/{account}/users/{user}/rotate",
+            post(am::rotate_user),
+        )
+        .route(
+            "/v1/accounts/{account}/users/{user}/permissions",
+            get(am::user_permissions),
+        )
+        .route(
+            "/v1/accounts/{account}/users/{user}/explain",
+            get(am::explain_user),
+        )
+        .route(
+            "/v1/operator/signing-keys",
+            get(am::operator_signing_keys).post(am::add_operator_signing_key),
+        )
+        .route(
+            "/v1/operator/signing-keys/rotate",
+            post(am::rotate_operator_signing_key)
+                .layer(axum::Extension(am::ServeNats(nats.clone()))),
+        )
+        .route(
+            "/v1/operator/signing-keys/{key}",
+            axum::routing::delete(am::remove_operator_signing_key),
+        )
         .route("/v1/devices", get(h::list_devices).post(h::add_device))
         .route("/v1/devices/bulk", post(h::add_devices_bulk))
         .route("/v1/devices/{id}", get(h::device))

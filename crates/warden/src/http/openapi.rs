@@ -19,7 +19,10 @@ use warden_ops::Scope;
 pub fn documented_scope(method: &Method, path: &str) -> Option<Scope> {
     if !needs_token(path) {
         None
+    } else if path.starts_with("/v1/operator/signing-keys") && method != Method::GET {
+        Some(Scope::Admin)
     } else if path.ends_with("/creds")
+        || (method == Method::POST && path == "/v1/accounts/{account}/users/{user}/rotate")
         || (method == Method::POST && (path == "/v1/onboarding" || path.ends_with("/keys")))
     {
         Some(Scope::Creds)
@@ -36,6 +39,8 @@ fn scope_note(method: &Method, path: &str) -> &'static str {
         ""
     } else if path == "/v1/onboarding" {
         " It also needs `write`: the package makes a user, and its archive holds a creds file and a private key."
+    } else if path == "/v1/accounts/{account}/users/{user}/rotate" {
+        " It also needs `write`: the user's key changes, and the answer carries its new creds."
     } else if path.ends_with("/keys") {
         " Registering a key gives whoever holds its seed a NATS user: a token bound to a directory user registers keys for that user only; any other token needs `admin`."
     } else {
@@ -147,7 +152,7 @@ pub const ROUTES: &[Route] = &[
     route(
         "PATCH",
         "/v1/accounts/{name}",
-        "Change an account's limits or description; re-signs its JWT (`warden account edit`).",
+        "Change an account's limits, JetStream tiers, default permissions, tags, info URL or description; re-signs its JWT (`warden account edit`).",
         Some("EditAccount"),
         200,
         "AccountView",
@@ -171,10 +176,10 @@ pub const ROUTES: &[Route] = &[
     route(
         "POST",
         "/v1/accounts/{account}/users",
-        "Add a user (`warden user add`).",
+        "Add a user (`warden user add`); with `role`, issued by that role's scoped key (`--role`), answered as a RoleUserAdded.",
         Some("CreateUser"),
         201,
-        "UserView",
+        "UserAdded",
     ),
     route(
         "GET",
@@ -584,6 +589,190 @@ pub const ROUTES: &[Route] = &[
         200,
         "DirKeyChange",
     ),
+    route(
+        "GET",
+        "/v1/accounts/{account}/mappings",
+        "An account's subject mappings, by source (`warden account mapping list`).",
+        None,
+        200,
+        "MappingsView",
+    ),
+    route(
+        "POST",
+        "/v1/accounts/{account}/mappings",
+        "Add destinations to a source subject; one already listed is updated (`warden account mapping add`). Weights over 100 for a source change nothing.",
+        Some("AddMapping"),
+        200,
+        "MappingsView",
+    ),
+    route(
+        "DELETE",
+        "/v1/accounts/{account}/mappings",
+        "Remove a source's mapping (`?from=S`), or one destination (`&to=T`) (`warden account mapping rm`).",
+        None,
+        200,
+        "MappingsView",
+    ),
+    route(
+        "GET",
+        "/v1/accounts/{account}/exports",
+        "An account's exports, each with the Warden accounts importing it (`warden account export list`).",
+        None,
+        200,
+        "ExportList",
+    ),
+    route(
+        "POST",
+        "/v1/accounts/{account}/exports",
+        "Add an export; re-signs the account (`warden account export add`). An overlapping export is refused.",
+        Some("ExportOptions"),
+        201,
+        "ExportChange",
+    ),
+    route(
+        "PATCH",
+        "/v1/accounts/{account}/exports",
+        "Change the export `?subject=S`; Warden importers are re-signed in the same transaction (`warden account export edit`).",
+        Some("ExportEdit"),
+        200,
+        "ExportChange",
+    ),
+    route(
+        "DELETE",
+        "/v1/accounts/{account}/exports",
+        "Remove the export `?subject=S`; Warden importers lose their import (`warden account export rm`).",
+        None,
+        200,
+        "ExportChange",
+    ),
+    route(
+        "GET",
+        "/v1/accounts/{account}/imports",
+        "An account's imports (`warden account import list`).",
+        None,
+        200,
+        "ImportList",
+    ),
+    route(
+        "POST",
+        "/v1/accounts/{account}/imports",
+        "Import another Warden account's export, checked against it; a private export's activation is issued (`warden account import add`).",
+        Some("ImportOptions"),
+        201,
+        "ImportView",
+    ),
+    route(
+        "DELETE",
+        "/v1/accounts/{account}/imports",
+        "Remove the import `?subject=S` (the exporter's subject, or the local one), `&from=ACCOUNT` among several (`warden account import rm`).",
+        None,
+        200,
+        "ImportView",
+    ),
+    route(
+        "POST",
+        "/v1/accounts/{account}/activations",
+        "Issue an activation of the account's private export for another account, typically one Warden does not manage (`warden activation create`). Nothing stored.",
+        Some("ActivationOptions"),
+        201,
+        "ActivationView",
+    ),
+    route(
+        "POST",
+        "/v1/accounts/{account}/activations/revoke",
+        "Revoke the activations of an export for an account (or `*`) up to now; the exporter and Warden importers are re-signed (`warden activation revoke`).",
+        Some("RevokeActivation"),
+        200,
+        "RevocationView",
+    ),
+    route(
+        "GET",
+        "/v1/accounts/{account}/signing-keys",
+        "An account's signing keys, plain and roles with their templates (`warden account signing-key list`).",
+        None,
+        200,
+        "AccountSigningKeyList",
+    ),
+    route(
+        "POST",
+        "/v1/accounts/{account}/signing-keys",
+        "Add a signing key: `{}` plain, `{role, template?}` a role's scoped key (`warden account signing-key add`).",
+        Some("AddSigningKey"),
+        201,
+        "SigningKeyAdded",
+    ),
+    route(
+        "POST",
+        "/v1/accounts/{account}/signing-keys/{key}/rotate",
+        "Replace a signing key (by `A…` key or role) and re-issue its users (`warden account signing-key rotate`).",
+        None,
+        200,
+        "SigningKeyRotated",
+    ),
+    route(
+        "DELETE",
+        "/v1/accounts/{account}/signing-keys/{key}",
+        "Remove a signing key (by `A…` key or role); refused while it signed live users (`warden account signing-key rm`).",
+        None,
+        200,
+        "SigningKeyRemoved",
+    ),
+    route(
+        "POST",
+        "/v1/accounts/{account}/users/{user}/rotate",
+        "Give a user a new key, the old one revoked; answers the new creds, never cached (`warden user rotate`).",
+        None,
+        200,
+        "UserRotated",
+    ),
+    route(
+        "GET",
+        "/v1/accounts/{account}/users/{user}/permissions",
+        "What a user may do on a server line (`?server=2.9|2.15`): its own permissions, or its role's template expanded for it (`warden user show`).",
+        None,
+        200,
+        "EffectivePermissions",
+    ),
+    route(
+        "GET",
+        "/v1/accounts/{account}/users/{user}/explain",
+        "Whether a NATS user may publish or subscribe to a subject, as the server decides it (`warden user explain`).",
+        None,
+        200,
+        "UserExplanation",
+    ),
+    route(
+        "GET",
+        "/v1/operator/signing-keys",
+        "The operator's signing keys, the issuing one, and the rotation in progress (`warden operator signing-key list`).",
+        None,
+        200,
+        "OperatorSigningKeys",
+    ),
+    route(
+        "POST",
+        "/v1/operator/signing-keys",
+        "Add a signing key to the operator JWT, not issuing; servers trust it once restarted (`warden operator signing-key add`).",
+        None,
+        201,
+        "OperatorKeyChange",
+    ),
+    route(
+        "POST",
+        "/v1/operator/signing-keys/rotate",
+        "Take the next step of the zero-downtime operator key rotation, checked against the server `warden serve` talks to (`warden operator signing-key rotate`).",
+        Some("RotateOperatorKey"),
+        200,
+        "RotateReport",
+    ),
+    route(
+        "DELETE",
+        "/v1/operator/signing-keys/{key}",
+        "Remove an operator signing key (not the issuing one, nor one still signing accounts) (`warden operator signing-key rm`).",
+        None,
+        200,
+        "OperatorKeyChange",
+    ),
 ];
 
 /// The rooms gateway's routes: served by `warden serve` on its HTTP address when a chat
@@ -877,6 +1066,8 @@ fn parameters(r: &Route) -> Vec<Value> {
                 "id" if r.path.starts_with("/v1/proposals") => "Proposal id (p1, p2, …).",
                 "name" if r.path.starts_with("/v1/dir/roles") => "Role name.",
                 "name" if r.path.starts_with("/v1/dir/tasks") => "Task name.",
+                "key" if r.path.starts_with("/v1/operator") => "An operator signing key (O…).",
+                "key" => "An account signing key (A…), or the role of a scoped key.",
                 "id" => "Device id.",
                 "slug" => "Tenant slug.",
                 _ => "Account name (any case; stored names follow the naming policy).",
@@ -906,6 +1097,54 @@ fn parameters(r: &Route) -> Vec<Value> {
             "description": "Only devices in this state.",
             "schema": {"type": "string", "enum": ["provisioned", "active", "revoked"]}
         }));
+    }
+    let query = |name: &str, required: bool, description: &str| {
+        json!({
+            "name": name, "in": "query", "required": required,
+            "description": description, "schema": {"type": "string"}
+        })
+    };
+    match (r.method, r.path) {
+        ("PATCH" | "DELETE", "/v1/accounts/{account}/exports") => out.push(query(
+            "subject",
+            true,
+            "The export's subject (percent-encoded: `>` is `%3E`).",
+        )),
+        ("DELETE", "/v1/accounts/{account}/imports") => {
+            out.push(query(
+                "subject",
+                true,
+                "The import's subject: the exporter's, or the importer's local one.",
+            ));
+            out.push(query(
+                "from",
+                false,
+                "The exporting account (name or key), among imports of the same subject.",
+            ));
+        }
+        ("GET", "/v1/accounts/{account}/users/{user}/permissions") => out.push(query(
+            "server",
+            false,
+            "nats-server version the template is evaluated for (2.9 or 2.15 rules; default 2.15).",
+        )),
+        ("GET", "/v1/accounts/{account}/users/{user}/explain") => {
+            out.push(query("direction", true, "publish or subscribe."));
+            out.push(query("subject", true, "The subject asked about."));
+            out.push(query(
+                "server",
+                false,
+                "nats-server version (2.9 or 2.15 rules; default 2.15).",
+            ));
+        }
+        ("DELETE", "/v1/accounts/{account}/mappings") => {
+            out.push(query("from", true, "The source subject."));
+            out.push(query(
+                "to",
+                false,
+                "Only this destination (the source goes with its last one).",
+            ));
+        }
+        _ => {}
     }
     if r.path == "/v1/dir/users/{id}/keys/{key}" {
         out.push(json!({
@@ -1064,6 +1303,12 @@ fn schemas() -> Value {
         all.extend(more);
     }
     if let (Value::Object(all), Value::Object(more)) = (&mut all, governance_schemas()) {
+        all.extend(more);
+    }
+    if let (Value::Object(all), Value::Object(more)) = (&mut all, account_model_schemas()) {
+        all.extend(more);
+    }
+    if let (Value::Object(all), Value::Object(more)) = (&mut all, signing_key_schemas()) {
         all.extend(more);
     }
     if let (Value::Object(all), Value::Object(more)) = (&mut all, chat_schemas()) {
@@ -1309,6 +1554,164 @@ fn onboarding_schemas() -> Value {
     })
 }
 
+/// The schemas of account signing keys, users by role and operator signing keys.
+fn signing_key_schemas() -> Value {
+    let s = |d: &str| json!({"type": "string", "description": d});
+    json!({
+        "UserPermissionLimits": {"type": "object", "description": "A user's permissions and limits in the JWT's form: pub, sub, resp, src, times, times_location, subs, data, payload, bearer_token, allowed_connection_types."},
+        "AccountSigningKey": {"type": "object", "properties": {
+            "account": s("Account."), "key": s("A…"), "kind": {"type": "string", "enum": ["plain", "user_scope"]},
+            "role": {"type": ["string", "null"]}, "template": schema_ref("UserPermissionLimits"),
+            "users": {"type": "integer", "description": "Live users whose JWT it signed."},
+            "seed_held": {"type": "boolean"}
+        }},
+        "AccountSigningKeyList": {"type": "array", "items": schema_ref("AccountSigningKey")},
+        "AddSigningKey": {"type": "object", "additionalProperties": false, "properties": {
+            "role": s("Role name: a scoped key applying the template to every user it signs."),
+            "template": {"allOf": [schema_ref("UserPermissionLimits")], "description": "Only with role; subs, data, payload not given are unlimited (-1). Subjects may use template functions ({{name()}}, {{tag(k)}}, …)."}
+        }},
+        "SigningKeyAdded": {"type": "object", "properties": {"signing_key": schema_ref("AccountSigningKey"), "warnings": strings("What a person should know.")}},
+        "SigningKeyRotated": {"type": "object", "properties": {"old_key": s("A…"), "signing_key": schema_ref("AccountSigningKey"), "reissued": strings("Users re-issued by the new key.")}},
+        "SigningKeyRemoved": {"type": "object", "properties": {"account": s("Account."), "key": s("A…"), "role": {"type": ["string", "null"]}}},
+        "UserAdded": {"oneOf": [schema_ref("UserView"), schema_ref("RoleUserAdded")]},
+        "RoleUserAdded": {"type": "object", "properties": {"user": schema_ref("UserView"), "role": s("Role."), "signing_key": s("The role's key."), "warnings": strings("What a person should know.")}},
+        "UserRotated": {"type": "object", "properties": {"user": schema_ref("UserView"), "old_key": s("U…, revoked."), "creds": s("The new creds file (JWT + seed).")}},
+        "EffectivePermissions": {"type": "object", "properties": {
+            "user": s("User."), "account": s("Account."), "signing_key": {"type": ["string", "null"]}, "role": {"type": ["string", "null"]},
+            "server_line": {"type": "string", "enum": ["2.9", "2.15"]},
+            "limits": {"oneOf": [schema_ref("UserPermissionLimits"), {"type": "null"}]},
+            "account_defaults": {"type": "boolean"},
+            "dropped": {"type": "array", "items": {"type": "object"}, "description": "Template subjects the user does not get, and why."},
+            "connect_refused": {"type": ["string", "null"]}
+        }},
+        "UserExplanation": {"type": "object", "properties": {
+            "user": s("User."), "account": s("Account."), "direction": {"type": "string", "enum": ["publish", "subscribe"]},
+            "subject": s("Subject."), "allowed": {"type": "boolean"}, "reason": s("The rule that decided it."),
+            "role": {"type": ["string", "null"]}, "server_line": {"type": "string", "enum": ["2.9", "2.15"]}
+        }},
+        "OperatorSigningKeys": {"type": "object", "properties": {
+            "operator": s("O…"), "issuing_key": s("The key that issues accounts now."),
+            "keys": {"type": "array", "items": {"type": "object", "properties": {
+                "public_key": s("O…"), "issuing": {"type": "boolean"}, "in_operator_jwt": {"type": "boolean"},
+                "identity": {"type": "boolean"}, "seed_held": {"type": "boolean"}, "accounts": {"type": "integer"},
+                "rotation": {"type": ["string", "null"], "enum": ["old", "new", null]}
+            }}},
+            "rotation": {"type": ["object", "null"], "description": "{from, to, phase: trust|confirm|untrust, started_at, updated_at}."}
+        }},
+        "OperatorKeyChange": {"type": "object", "properties": {
+            "action": {"type": "string", "enum": ["added", "removed"]}, "public_key": s("O…"),
+            "signing_keys": strings("The operator JWT's signing keys now."), "next": strings("What to do next.")
+        }},
+        "RotateOperatorKey": {"type": "object", "additionalProperties": false, "properties": {
+            "servers": {"type": "integer", "minimum": 1, "description": "How many servers must answer the trust check (default 1)."},
+            "timeout_ms": {"type": "integer", "minimum": 1, "maximum": 60000, "description": "Bound on each wait (default 5000)."}
+        }},
+        "RotateReport": {"type": "object", "description": "step (started, awaiting_trust, resigned, awaiting_accounts, old_key_removed, awaiting_restart, completed), changed, from, to, phase, servers, accounts_resigned, delivery, unconfirmed, unconfirmed_count, waiting_for, next."}
+    })
+}
+
+/// The schemas of mappings, exports, imports and activations.
+fn account_model_schemas() -> Value {
+    let s = |d: &str| json!({"type": "string", "description": d});
+    let subject =
+        |d: &str| json!({"type": "string", "description": format!("{d} (a NATS subject).")});
+    let unix = |d: &str| json!({"type": ["integer", "null"], "format": "int64", "description": format!("{d} (unix seconds).")});
+    let kind = json!({"type": "string", "enum": ["stream", "service"]});
+    json!({
+        "MappingTarget": {"type": "object", "required": ["subject"], "additionalProperties": false, "properties": {
+            "subject": subject("Destination, no wildcards"),
+            "weight": {"type": "integer", "minimum": 1, "maximum": 100, "description": "Percentage; absent: 100."}
+        }},
+        "AddMapping": {"type": "object", "required": ["from", "to"], "additionalProperties": false, "properties": {
+            "from": subject("Source"),
+            "to": {"type": "array", "items": schema_ref("MappingTarget"), "minItems": 1},
+            "cluster": s("Only in this nats-server cluster.")
+        }},
+        "MappingsView": {"type": "object", "properties": {
+            "account": s("Account name."), "public_key": s("A…"),
+            "mappings": {"type": "array", "items": {"type": "object", "properties": {
+                "from": s("Source subject."),
+                "to": {"type": "array", "items": {"type": "object", "properties": {
+                    "subject": s("Destination."), "weight": {"type": "integer"}, "cluster": s("Cluster, if only one.")
+                }}},
+                "unmapped": {"type": "integer", "description": "Percentage left on the source subject itself."}
+            }}}
+        }},
+        "ExportOptions": {"type": "object", "required": ["subject", "type"], "additionalProperties": false, "properties": {
+            "subject": subject("Exported subject"), "type": kind,
+            "private": {"type": "boolean", "description": "Importers need an activation (token_req)."},
+            "name": s("Label."),
+            "response_type": {"type": "string", "enum": ["Singleton", "Stream", "Chunked"]},
+            "response_threshold_ns": {"type": "integer", "format": "int64"},
+            "latency": {"type": "object", "properties": {"sampling": {"oneOf": [{"type": "integer", "minimum": 1, "maximum": 100}, {"type": "string", "enum": ["headers"]}]}, "results": s("Subject the latency results go to.")}},
+            "account_token_position": {"type": "integer", "description": "1-based token, a `*`, that must hold the importer's account key."},
+            "description": s("Description."), "info_url": s("URL."),
+            "advertise": {"type": "boolean"}, "allow_trace": {"type": "boolean"}
+        }},
+        "ExportEdit": {"type": "object", "additionalProperties": false, "description": "Each field given replaces the export's; at least one.", "properties": {
+            "private": {"type": "boolean"}, "name": s("Empty clears it."),
+            "response_type": {"type": "string", "enum": ["Singleton", "Stream", "Chunked"]},
+            "response_threshold_ns": {"type": "integer", "description": "0 clears it."},
+            "latency": {"type": "object"}, "no_latency": {"type": "boolean"},
+            "account_token_position": {"type": "integer", "description": "0 clears it."},
+            "description": s("Empty clears it."), "info_url": s("Empty clears it."),
+            "advertise": {"type": "boolean"}, "allow_trace": {"type": "boolean"}
+        }},
+        "Export": {"type": "object", "description": "An export as the account JWT holds it (wire form)."},
+        "Import": {"type": "object", "description": "An import as the account JWT holds it (wire form; the activation in `token`)."},
+        "ExportView": {"type": "object", "properties": {
+            "account": s("Exporting account."), "account_public_key": s("A…"),
+            "export": schema_ref("Export"),
+            "importers": {"type": "array", "items": {"type": "object", "properties": {
+                "account": s("Name."), "public_key": s("A…"), "subject": s("Imported subject."), "activation": {"type": "boolean"}
+            }}}
+        }},
+        "ExportList": {"type": "array", "items": schema_ref("ExportView")},
+        "ExportChange": {"type": "object", "properties": {
+            "account": s("Exporting account."), "account_public_key": s("A…"), "export": schema_ref("Export"),
+            "importers_resigned": strings("Importing accounts re-signed and queued."),
+            "imports_removed": strings("`ACCOUNT: subject` of imports removed."),
+            "activations_issued": strings("Importers given an activation."),
+            "activations_dropped": strings("Importers whose activation was dropped.")
+        }},
+        "ImportOptions": {"type": "object", "required": ["from", "subject"], "additionalProperties": false, "properties": {
+            "from": s("The exporting Warden account (name or A… key)."),
+            "subject": subject("The subject as exported"),
+            "local_subject": subject("The importer's own subject ($1… for the `*` tokens)"),
+            "type": kind, "name": s("Label."),
+            "share": {"type": "boolean"}, "allow_trace": {"type": "boolean"}
+        }},
+        "ImportView": {"type": "object", "properties": {
+            "account": s("Importing account."), "account_public_key": s("A…"),
+            "from": {"type": ["string", "null"], "description": "The exporter's name when Warden manages it."},
+            "import": schema_ref("Import"), "activation_expires_at": unix("The activation's expiry")
+        }},
+        "ImportList": {"type": "array", "items": schema_ref("ImportView")},
+        "ActivationOptions": {"type": "object", "required": ["subject", "target"], "additionalProperties": false, "properties": {
+            "subject": subject("The export's subject, or one it covers"),
+            "target": s("The importing account: A… key, or a Warden account's name."),
+            "expires_at": unix("Expiry")
+        }},
+        "ActivationView": {"type": "object", "properties": {
+            "exporter": s("Exporting account."), "exporter_public_key": s("A…, the issuer."),
+            "target": s("Importing account key."), "target_account": {"type": ["string", "null"]},
+            "subject": s("Subject granted."), "kind": kind,
+            "issued_at": {"type": "integer"}, "expires_at": unix("Expiry"),
+            "jwt": s("The activation JWT (names one importer; not a credential).")
+        }},
+        "RevokeActivation": {"type": "object", "required": ["subject", "target"], "additionalProperties": false, "properties": {
+            "subject": subject("The export's subject"),
+            "target": s("The importing account: A… key, a Warden account's name, or `*` for all.")
+        }},
+        "RevocationView": {"type": "object", "properties": {
+            "exporter": s("Exporting account."), "subject": s("Export subject."), "target": s("A… or *."),
+            "target_account": {"type": ["string", "null"]},
+            "revoked_at": {"type": "integer", "description": "Activations issued at or before this no longer work."},
+            "importers_resigned": strings("Accounts re-signed and queued.")
+        }}
+    })
+}
+
 fn base_schemas() -> Value {
     let unix = |d: &str| json!({"type": "integer", "format": "int64", "description": format!("{d} (unix seconds).")});
     json!({
@@ -1418,13 +1821,24 @@ fn base_schemas() -> Value {
             "js_streams": limit("JetStream streams."), "js_consumer": limit("JetStream consumers."),
             "js_max_ack_pending": limit("JetStream max ack pending.")
         }},
-        "EditAccount": {"type": "object", "additionalProperties": false, "description": "At least one change.", "properties": {
+        "EditAccount": {"type": "object", "additionalProperties": false, "description": "`warden account edit`: at least one change; absent fields stay.", "properties": {
             "limits": schema_ref("AccountLimitsEdit"),
-            "description": {"type": "string", "description": "Empty clears it."}
+            "js_mem_max_stream_bytes": opt(limit("Max bytes of one memory stream.")),
+            "js_disk_max_stream_bytes": opt(limit("Max bytes of one file stream.")),
+            "js_max_bytes_required": opt(json!({"type": "boolean"})),
+            "js_tier": opt(json!({"type": "string", "description": "R1…R5: the JetStream limit changes apply to this tier."})),
+            "remove_js_tiers": strings("Tiers removed (before the changes)."),
+            "js_disable": {"type": "boolean", "description": "Every JetStream limit, flat and tiered, cleared first."},
+            "default_permissions": schema_ref("PermissionsEdit"),
+            "add_tags": strings("Tags added."),
+            "remove_tags": strings("Tags removed (before the additions)."),
+            "info_url": opt(json!({"type": "string", "description": "Empty clears it."})),
+            "description": opt(json!({"type": "string", "description": "Empty clears it."}))
         }},
         "CreateUser": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {
             "name": {"type": "string", "description": "User name (naming policy applies)."},
-            "spec": schema_ref("UserSpec")
+            "spec": schema_ref("UserSpec"),
+            "role": {"type": "string", "description": "Issue the user with this role's scoped key (`warden user add --role`): spec may then hold only tags, and the answer is a RoleUserAdded."}
         }},
         "PermissionsEdit": {"type": "object", "additionalProperties": false, "properties": {
             "allow_pub": strings("Subjects added to publish allow."),

@@ -11,7 +11,7 @@
 //! | `<prefix>.account.list` | — | `[AccountView]` |
 //! | `<prefix>.account.get` | `{name}` | `AccountView` |
 //! | `<prefix>.account.create` | `{name, spec?: AccountSpec}` | `AccountView` |
-//! | `<prefix>.account.edit` | `{name, limits: AccountLimitsEdit, description?}` | `AccountView` |
+//! | `<prefix>.account.edit` | `{name, …AccountEdit}` (limits, JetStream tiers, default permissions, tags, info URL, description) | `AccountView` |
 //! | `<prefix>.account.delete` | `{name}` | `AccountView` |
 //! | `<prefix>.user.list` | `{account}` | `[UserView]` |
 //! | `<prefix>.user.get` | `{account, name}` | `UserView` |
@@ -37,6 +37,33 @@
 //! | `<prefix>.tenant.user.add` | `{slug, name}` | `{tenant: TenantView, user, creds}` |
 //! | `<prefix>.tenant.creds` | `{slug, name}` | `{creds}` |
 //! | `<prefix>.tenant.lint` | — | `[Finding]` (`warden tenant lint` without streams) |
+//! | `<prefix>.account.mapping.list` | `{account}` | `MappingsView` |
+//! | `<prefix>.account.mapping.add` | `{account, from, to: [{subject, weight?}], cluster?}` | `MappingsView` |
+//! | `<prefix>.account.mapping.remove` | `{account, from, to?}` | `MappingsView` |
+//! | `<prefix>.account.export.list` | `{account}` | `[ExportView]` |
+//! | `<prefix>.account.export.add` | `{account, export: ExportOptions}` | `ExportChange` |
+//! | `<prefix>.account.export.edit` | `{account, subject, edit: ExportEdit}` | `ExportChange` |
+//! | `<prefix>.account.export.remove` | `{account, subject}` | `ExportChange` |
+//! | `<prefix>.account.import.list` | `{account}` | `[ImportView]` |
+//! | `<prefix>.account.import.add` | `{account, import: ImportOptions}` | `ImportView` |
+//! | `<prefix>.account.import.remove` | `{account, subject, from?}` | `ImportView` |
+//! | `<prefix>.account.activation.create` | `{account, activation: {subject, target, expires_at?}}` | `ActivationView` |
+//! | `<prefix>.account.activation.revoke` | `{account, subject, target}` | `RevocationView` |
+//! | `<prefix>.account.signing_key.list` | `{account}` | `[SigningKeyView]` |
+//! | `<prefix>.account.signing_key.add` | `{account, role?, template?}` (template: the JWT's form; subs, data, payload default -1) | `SigningKeyAdded` |
+//! | `<prefix>.account.signing_key.rotate` | `{account, key}` or `{account, role}` | `SigningKeyRotated` |
+//! | `<prefix>.account.signing_key.remove` | `{account, key}` or `{account, role}` | `SigningKeyRemoved` |
+//! | `<prefix>.user.rotate` | `{account, name}` | `{user: UserView, old_key, creds}` (needs `creds`) |
+//! | `<prefix>.user.permissions` | `{account, name, server?}` (`2.9`/`2.15`) | `EffectivePermissions` |
+//! | `<prefix>.user.explain` | `{account, name, direction, subject, server?}` | `UserExplanation` |
+//! | `<prefix>.operator.signing_key.list` | — | `SigningKeysView` |
+//! | `<prefix>.operator.signing_key.add` | — | `SigningKeyChange` (needs `admin`) |
+//! | `<prefix>.operator.signing_key.rotate` | `{servers?, timeout_ms?}` | `RotateReport` (needs `admin`; the servers are not asked: it starts a rotation or says what it waits for) |
+//! | `<prefix>.operator.signing_key.remove` | `{key}` | `SigningKeyChange` (needs `admin`) |
+//!
+//! `user.create` also takes `role` (a user issued by that role's scoped key; `spec` may
+//! then hold only `tags`): its reply is `RoleUserAdded`, without creds (fetch them with
+//! `user.creds`).
 //!
 //! Bodies are decoded as strictly as the HTTP API decodes them (a JSON object;
 //! an unknown field at any depth is refused; `user.edit` takes any subset of
@@ -62,6 +89,8 @@
 //! "jwt_withheld": true`). A message without a reply subject is ignored: nothing changes
 //! that nobody hears about.
 
+mod account_model;
+
 use std::future::Future;
 use std::time::Duration;
 
@@ -72,7 +101,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::task::JoinSet;
-use warden_core::spec::{AccountLimitsEdit, UserEdit};
+use warden_core::spec::UserEdit;
 use warden_core::{AccountSpec, UserSpec};
 
 use warden_core::device::{DeviceMeta, DeviceState};
@@ -179,11 +208,57 @@ pub enum Op {
     TenantCreds,
     /// `tenant.lint`
     TenantLint,
+    /// `account.mapping.list`
+    MappingList,
+    /// `account.mapping.add`
+    MappingAdd,
+    /// `account.mapping.remove`
+    MappingRemove,
+    /// `account.export.list`
+    ExportList,
+    /// `account.export.add`
+    ExportAdd,
+    /// `account.export.edit`
+    ExportEdit,
+    /// `account.export.remove`
+    ExportRemove,
+    /// `account.import.list`
+    ImportList,
+    /// `account.import.add`
+    ImportAdd,
+    /// `account.import.remove`
+    ImportRemove,
+    /// `account.activation.create`
+    ActivationCreate,
+    /// `account.activation.revoke`
+    ActivationRevoke,
+    /// `account.signing_key.list`
+    SigningKeyList,
+    /// `account.signing_key.add`
+    SigningKeyAdd,
+    /// `account.signing_key.rotate`
+    SigningKeyRotate,
+    /// `account.signing_key.remove`
+    SigningKeyRemove,
+    /// `user.rotate`
+    UserRotate,
+    /// `user.permissions`
+    UserPermissions,
+    /// `user.explain`
+    UserExplain,
+    /// `operator.signing_key.list`
+    OperatorSigningKeyList,
+    /// `operator.signing_key.add`
+    OperatorSigningKeyAdd,
+    /// `operator.signing_key.rotate`
+    OperatorSigningKeyRotate,
+    /// `operator.signing_key.remove`
+    OperatorSigningKeyRemove,
 }
 
 impl Op {
     /// Every operation, in the order the endpoints are registered.
-    pub const ALL: [Op; 31] = [
+    pub const ALL: [Op; 54] = [
         Op::Status,
         Op::OperatorGet,
         Op::AccountList,
@@ -215,6 +290,29 @@ impl Op {
         Op::TenantUserAdd,
         Op::TenantCreds,
         Op::TenantLint,
+        Op::MappingList,
+        Op::MappingAdd,
+        Op::MappingRemove,
+        Op::ExportList,
+        Op::ExportAdd,
+        Op::ExportEdit,
+        Op::ExportRemove,
+        Op::ImportList,
+        Op::ImportAdd,
+        Op::ImportRemove,
+        Op::ActivationCreate,
+        Op::ActivationRevoke,
+        Op::SigningKeyList,
+        Op::SigningKeyAdd,
+        Op::SigningKeyRotate,
+        Op::SigningKeyRemove,
+        Op::UserRotate,
+        Op::UserPermissions,
+        Op::UserExplain,
+        Op::OperatorSigningKeyList,
+        Op::OperatorSigningKeyAdd,
+        Op::OperatorSigningKeyRotate,
+        Op::OperatorSigningKeyRemove,
     ];
 
     /// The subject below the prefix, e.g. `account.create`.
@@ -251,6 +349,29 @@ impl Op {
             Op::TenantUserAdd => "tenant.user.add",
             Op::TenantCreds => "tenant.creds",
             Op::TenantLint => "tenant.lint",
+            Op::MappingList => "account.mapping.list",
+            Op::MappingAdd => "account.mapping.add",
+            Op::MappingRemove => "account.mapping.remove",
+            Op::ExportList => "account.export.list",
+            Op::ExportAdd => "account.export.add",
+            Op::ExportEdit => "account.export.edit",
+            Op::ExportRemove => "account.export.remove",
+            Op::ImportList => "account.import.list",
+            Op::ImportAdd => "account.import.add",
+            Op::ImportRemove => "account.import.remove",
+            Op::ActivationCreate => "account.activation.create",
+            Op::ActivationRevoke => "account.activation.revoke",
+            Op::SigningKeyList => "account.signing_key.list",
+            Op::SigningKeyAdd => "account.signing_key.add",
+            Op::SigningKeyRotate => "account.signing_key.rotate",
+            Op::SigningKeyRemove => "account.signing_key.remove",
+            Op::UserRotate => "user.rotate",
+            Op::UserPermissions => "user.permissions",
+            Op::UserExplain => "user.explain",
+            Op::OperatorSigningKeyList => "operator.signing_key.list",
+            Op::OperatorSigningKeyAdd => "operator.signing_key.add",
+            Op::OperatorSigningKeyRotate => "operator.signing_key.rotate",
+            Op::OperatorSigningKeyRemove => "operator.signing_key.remove",
         }
     }
 
@@ -568,15 +689,6 @@ struct AccountCreate {
 }
 
 #[derive(Deserialize)]
-struct AccountEdit {
-    name: String,
-    #[serde(default)]
-    limits: AccountLimitsEdit,
-    #[serde(default)]
-    description: Option<String>,
-}
-
-#[derive(Deserialize)]
 struct UserList {
     account: String,
 }
@@ -593,6 +705,8 @@ struct UserCreate {
     name: String,
     #[serde(default)]
     spec: UserSpec,
+    #[serde(default)]
+    role: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -785,14 +899,7 @@ pub async fn dispatch(warden: &Warden, op: Op, payload: &[u8]) -> Result<Vec<u8>
             let r: AccountCreate = parse(op, payload)?;
             json(&warden.add_account(&r.name, r.spec).await?)
         }
-        Op::AccountEdit => {
-            let r: AccountEdit = parse(op, payload)?;
-            json(
-                &warden
-                    .edit_account(&r.name, &r.limits, r.description)
-                    .await?,
-            )
-        }
+        Op::AccountEdit => account_model::account_edit(warden, payload).await,
         Op::AccountDelete => {
             let r: AccountRef = parse(op, payload)?;
             json(&warden.delete_account(&r.name).await?)
@@ -807,6 +914,9 @@ pub async fn dispatch(warden: &Warden, op: Op, payload: &[u8]) -> Result<Vec<u8>
         }
         Op::UserCreate => {
             let r: UserCreate = parse(op, payload)?;
+            if let Some(role) = r.role {
+                return account_model::user_by_role(warden, r.account, r.name, role, r.spec).await;
+            }
             let spec = r.spec;
             let (user, creds) = warden
                 .add_user_with_creds(&r.account, &r.name, spec)
@@ -925,6 +1035,13 @@ pub async fn dispatch(warden: &Warden, op: Op, payload: &[u8]) -> Result<Vec<u8>
             parse::<NoArgs>(op, payload)?;
             json(&warden.lint_tenants().await?)
         }
+        _ => match account_model::dispatch(warden, op, payload).await {
+            Some(reply) => reply,
+            None => Err(ServiceError::internal(format!(
+                "no handler for {}",
+                op.subject()
+            ))),
+        },
     }
 }
 
