@@ -227,6 +227,106 @@ async fn scenario(line: ServerLine) {
         .await;
     assert_eq!(s, StatusCode::OK, "[{v}] {b}");
 
+    // --- Export edit, activations, imports over the service -----------------------------
+    let before = account(&home, "SHOP");
+    let (s, b) = http
+        .send(
+            Method::PATCH,
+            "/v1/accounts/SHOP/exports?subject=orders.%3E",
+            &write,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "[{v}] an empty edit: {b}");
+    let (s, b) = http
+        .send(
+            Method::PATCH,
+            "/v1/accounts/SHOP/exports?subject=orders..x",
+            &write,
+            Some(json!({"private": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "[{v}] a bad subject: {b}");
+    assert_eq!(account(&home, "SHOP"), before, "[{v}]");
+    let (s, b) = http
+        .send(
+            Method::PATCH,
+            "/v1/accounts/SHOP/exports?subject=orders.%3E",
+            &write,
+            Some(json!({"private": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "[{v}] {b}");
+    assert_eq!(b["export"]["token_req"], true, "[{v}] {b}");
+    let (s, b) = http
+        .send(
+            Method::POST,
+            "/v1/accounts/SHOP/activations",
+            &write,
+            Some(json!({"subject": "orders.>", "target": "APP"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "[{v}] {b}");
+    assert!(
+        b["jwt"].as_str().is_some_and(|j| j.starts_with("ey")),
+        "[{v}] {b}"
+    );
+    let w_backend = connect(
+        &url,
+        &w.creds("BACKEND", "backend").await.expect("backend creds"),
+    )
+    .await
+    .expect("backend");
+    let before = account(&home, "APP");
+    let bad = service_call(
+        &w_backend.client,
+        "account.import.add",
+        &json!({"account": "APP", "import": {"from": "SHOP", "subject": "orders.>", "bogus": true}}),
+        WAIT,
+    )
+    .await
+    .expect_err("an unknown import field");
+    assert_eq!(bad.0, 400, "[{v}] {bad:?}");
+    assert_eq!(account(&home, "APP"), before, "[{v}]");
+    let imp = service_call(
+        &w_backend.client,
+        "account.import.add",
+        &json!({"account": "APP", "import": {"from": "SHOP", "subject": "orders.>"}}),
+        WAIT,
+    )
+    .await
+    .expect("import of the private export");
+    assert!(
+        imp["import"]["token"].is_string(),
+        "[{v}] the activation is embedded: {imp}"
+    );
+    let revoked = service_call(
+        &w_backend.client,
+        "account.activation.revoke",
+        &json!({"account": "SHOP", "subject": "orders.>", "target": "APP"}),
+        WAIT,
+    )
+    .await
+    .expect("revoked");
+    assert_eq!(revoked["target_account"], "APP", "[{v}] {revoked}");
+    service_call(
+        &w_backend.client,
+        "account.import.remove",
+        &json!({"account": "APP", "subject": "orders.>"}),
+        WAIT,
+    )
+    .await
+    .expect("import removed");
+    let exports = service_call(
+        &w_backend.client,
+        "account.export.list",
+        &json!({"account": "SHOP"}),
+        WAIT,
+    )
+    .await
+    .expect("exports");
+    assert_eq!(exports[0]["importers"], json!([]), "[{v}] {exports}");
+
     // --- Mappings over the NATS service ------------------------------------------------
     let backend_creds = w.creds("BACKEND", "backend").await.expect("backend creds");
     let backend = connect(&url, &backend_creds).await.expect("backend");
@@ -443,6 +543,26 @@ async fn scenario(line: ServerLine) {
     home.push(&url);
     let rotated = connect(&url, &new_creds).await;
     assert!(rotated.is_ok(), "[{v}] the new creds connect");
+
+    // The service's callers hold creds by default: user.rotate answers new creds.
+    let r = service_call(
+        &backend.client,
+        "user.rotate",
+        &json!({"account": "APP", "name": "cli"}),
+        WAIT,
+    )
+    .await
+    .expect("rotated over the service");
+    assert!(
+        r["creds"].as_str().is_some_and(|c| c.contains("NKEY SEED")),
+        "[{v}] creds in the reply"
+    );
+    home.push(&url);
+    let again = r["creds"].as_str().unwrap_or_default().to_string();
+    assert!(
+        connect(&url, &again).await.is_ok(),
+        "[{v}] the service's new creds connect"
+    );
 
     // --- Operator signing keys: reads for read, changes for admin only -------------------
     let (s, b) = http
