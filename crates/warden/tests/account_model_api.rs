@@ -606,6 +606,65 @@ async fn scenario(line: ServerLine) {
     .await
     .expect_err("no admin scope");
     assert_eq!(refused.0, 403, "[{v}] {refused:?}");
+    // Rotation over HTTP asks the server `warden serve` talks to: started, then waiting
+    // for that server (not restarted) to trust the new key; bad options change nothing.
+    let (s, b) = http
+        .send(
+            Method::POST,
+            "/v1/operator/signing-keys/rotate",
+            &admin,
+            Some(json!({"timeout_ms": 0})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "[{v}] {b}");
+    let (_, keys) = http
+        .send(Method::GET, "/v1/operator/signing-keys", &read, None)
+        .await;
+    assert!(keys["rotation"].is_null(), "[{v}] {keys}");
+    let (s, b) = http
+        .send(
+            Method::POST,
+            "/v1/operator/signing-keys/rotate",
+            &write,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::FORBIDDEN, "forbidden"),
+        "[{v}] {b}"
+    );
+    let (s, b) = http
+        .send(
+            Method::POST,
+            "/v1/operator/signing-keys/rotate",
+            &admin,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["step"].as_str()),
+        (StatusCode::OK, Some("started")),
+        "[{v}] {b}"
+    );
+    let (s, b) = http
+        .send(
+            Method::POST,
+            "/v1/operator/signing-keys/rotate",
+            &admin,
+            Some(json!({"timeout_ms": 3000})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["step"].as_str()),
+        (StatusCode::OK, Some("awaiting_trust")),
+        "[{v}] {b}"
+    );
+    assert_eq!(b["changed"], false, "[{v}] {b}");
+    assert!(
+        b["servers"].as_array().is_some_and(|a| !a.is_empty()),
+        "[{v}] the server was asked: {b}"
+    );
     drop(serve);
 }
 
