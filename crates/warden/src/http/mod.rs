@@ -15,6 +15,10 @@
 //!   `/v1/devices/bulk`, `/v1/devices/{id}/rotate`, `POST /v1/tenants/{slug}/users`) need
 //!   `write` and carry the creds only for a token that also has `creds`; a bearer user's
 //!   JWT is withheld (`"jwt": null, "jwt_withheld": true`) from a token without `creds`.
+//!   `POST /v1/accounts/{account}/users/{user}/rotate` answers the new creds, so it needs
+//!   `creds` (and `write`); the operator's signing keys change only with `admin`.
+//! - The account model's routes (`account_model.rs`) choose an export, an import or a
+//!   mapping source by its subject in the query string (`?subject=orders.%3E`).
 //! - Every error is JSON: `{"error":{"code":"<stable_code>","message":"…"}}` (see
 //!   [`ApiError`] for the codes). Bodies are limited to [`MAX_BODY_BYTES`]; unknown fields
 //!   in a body are refused, not ignored.
