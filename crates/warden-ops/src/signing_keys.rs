@@ -319,6 +319,37 @@ async fn key_view(
 }
 
 fn template_warnings(template: &UserPermissionLimits) -> Result<Vec<String>> {
+    // What the claims model accepts but no server can use, refused here so every surface
+    // (CLI, HTTP, NATS service, console) gives the same answer.
+    let p = &template.permissions;
+    if let Some(s) = p
+        .publish
+        .allow
+        .iter()
+        .chain(&p.publish.deny)
+        .find(|s| s.queue().is_some())
+    {
+        return Err(OpsError::invalid(format!(
+            "publish permission {:?} has a queue group; queue groups apply to subscriptions only",
+            s.as_str()
+        )));
+    }
+    if let Some(r) = &p.response
+        && r.max < 1
+    {
+        return Err(OpsError::invalid(format!(
+            "the response permission's max messages must be at least 1, got {}",
+            r.max
+        )));
+    }
+    for (what, n) in [
+        ("subs", template.subs),
+        ("data", template.data),
+        ("payload", template.payload),
+    ] {
+        warden_core::parse::check_limit(n)
+            .map_err(|e| OpsError::invalid(format!("template {what}: {e}")))?;
+    }
     let usage = template::check_template(template).map_err(OpsError::invalid)?;
     let mut out = Vec::new();
     if usage.inside_token {

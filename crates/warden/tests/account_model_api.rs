@@ -454,6 +454,43 @@ async fn scenario(line: ServerLine) {
     .expect_err("an unknown template field");
     assert_eq!(bad.0, 400, "[{v}] {bad:?}");
     assert_eq!(account(&home, "APP"), before, "[{v}]");
+    // What only an operation can know is refused alike on every surface: a queue group
+    // in a publish permission, a response max below 1, a limit below -1.
+    for template in [
+        json!({"pub": {"allow": ["a.> q"]}}),
+        json!({"resp": {"max": 0, "ttl": 0}}),
+        json!({"subs": -2}),
+    ] {
+        let bad = service_call(
+            &backend.client,
+            "account.signing_key.add",
+            &json!({"account": "APP", "role": "dev", "template": template}),
+            WAIT,
+        )
+        .await
+        .expect_err("a template no server can use");
+        assert_eq!(bad.0, 400, "[{v}] {template}: {bad:?}");
+        let (s, b) = http
+            .send(
+                Method::POST,
+                "/v1/accounts/APP/signing-keys",
+                &admin,
+                Some(json!({"role": "dev", "template": template})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "[{v}] {template}: {b}");
+        assert_eq!(account(&home, "APP"), before, "[{v}] {template}");
+    }
+    for flags in [
+        &["--allow-pub", "a.> q"][..],
+        &["--allow-pub-response", "0"][..],
+        &["--subs", "-2"][..],
+    ] {
+        let mut args = vec!["account", "signing-key", "add", "APP", "--role", "dev"];
+        args.extend_from_slice(flags);
+        home.fails(2, &args);
+        assert_eq!(account(&home, "APP"), before, "[{v}] {flags:?}");
+    }
     let added = service_call(
         &backend.client,
         "account.signing_key.add",

@@ -5,7 +5,6 @@
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use nats_jwt::{ConnectionType, ResponsePermission, Subject, UserPermissionLimits};
-use warden_core::parse::check_limit;
 use warden_ops::Warden;
 use warden_ops::signing_keys::{KeyRef, NewSigningKey, SigningKeyView};
 
@@ -111,32 +110,17 @@ impl TemplateFlags {
         p.subscribe.allow.extend(self.allow_pubsub);
         p.publish.deny.extend(self.deny_pubsub.iter().cloned());
         p.subscribe.deny.extend(self.deny_pubsub);
-        if let Some(s) = p
-            .publish
-            .allow
-            .iter()
-            .chain(&p.publish.deny)
-            .find(|s| s.queue().is_some())
-        {
-            return Err(usage(format!(
-                "publish permission {s:?} has a queue group; queue groups apply to subscriptions only"
-            )));
-        }
+        // The operation checks the template (queue groups, response max, limits), as for
+        // every surface.
         if let Some(n) = self.allow_pub_response {
-            if n < 1 {
-                return Err(usage(format!(
-                    "--allow-pub-response must be at least 1, got {n}"
-                )));
-            }
             p.response = Some(ResponsePermission { max: n, ttl_ns: 0 });
         }
-        for (flag, v, slot) in [
-            ("--subs", self.subs, &mut t.subs),
-            ("--data", self.data, &mut t.data),
-            ("--payload", self.payload, &mut t.payload),
+        for (v, slot) in [
+            (self.subs, &mut t.subs),
+            (self.data, &mut t.data),
+            (self.payload, &mut t.payload),
         ] {
             if let Some(n) = v {
-                check_limit(n).map_err(|e| usage(format!("{flag}: {e}")))?;
                 *slot = n;
             }
         }
