@@ -479,39 +479,6 @@ impl Warden {
         self.account_row(tx, op, r).await
     }
 
-    /// Signs an activation granting `target` `subject` of `exporter`'s export, with the
-    /// exporter's identity key (so nats-server needs no `issuer_account`). Issued no
-    /// earlier than a second after any revocation of `target` on that export, so a new
-    /// grant is never born revoked.
-    async fn sign_activation(
-        &self,
-        tx: &mut Tx<'_>,
-        exporter: &AccountRow,
-        export: &Export,
-        target: &AccountPublicKey,
-        subject: Subject,
-        expires_at: Option<i64>,
-    ) -> Result<(String, i64)> {
-        let mut claims = ActivationClaims::new(target, subject, export.export_type);
-        claims.exp = expires_at;
-        let t = now();
-        let iat = [target.as_str(), "*"]
-            .iter()
-            .filter_map(|k| export.revocations.get(*k))
-            .map(|r| r + 1)
-            .fold(t, i64::max);
-        let issues = claims.validate(iat);
-        if let Some(i) = issues.iter().find(|i| i.blocking) {
-            return Err(OpsError::invalid(format!(
-                "the activation would be invalid: {}",
-                i.kind
-            )));
-        }
-        let signer = KeyPair::from_seed(&tx.seed(&exporter.public_key).await?)?;
-        let jwt = claims.encode_at(&signer, iat)?;
-        Ok((jwt, iat))
-    }
-
     /// Every Warden account (but `skip`) that imports `export` of `exporter`.
     async fn importers_of(
         &self,
@@ -697,9 +664,9 @@ impl Warden {
                     {
                         continue;
                     }
-                    let (jwt, _) = self
-                        .sign_activation(&mut tx, &acc, &export, &key, subject, None)
-                        .await?;
+                    let (jwt, _) =
+                        sign_activation(&mut tx, &acc.public_key, &export, &key, subject, None)
+                            .await?;
                     i.token = Some(jwt);
                     change.activations_issued.push(row.name.clone());
                     changed = true;
@@ -883,9 +850,9 @@ impl Warden {
         }
         if export.token_req {
             let key: AccountPublicKey = parse_key(&acc.public_key)?;
-            let (jwt, _) = self
-                .sign_activation(&mut tx, &exporter, &export, &key, subject, None)
-                .await?;
+            let (jwt, _) =
+                sign_activation(&mut tx, &exporter.public_key, &export, &key, subject, None)
+                    .await?;
             import.token = Some(jwt);
         }
         spec.imports.push(import.clone());
@@ -1020,16 +987,15 @@ impl Warden {
             )));
         }
         let subject = granted_subject(&export, &opts.subject, target.as_str())?;
-        let (jwt, iat) = self
-            .sign_activation(
-                &mut tx,
-                &acc,
-                &export,
-                &target,
-                subject.clone(),
-                opts.expires_at,
-            )
-            .await?;
+        let (jwt, iat) = sign_activation(
+            &mut tx,
+            &acc.public_key,
+            &export,
+            &target,
+            subject.clone(),
+            opts.expires_at,
+        )
+        .await?;
         tx.record(self.event(
             "account.activation.create",
             "account",
@@ -1173,6 +1139,39 @@ impl Warden {
                 ))
             })
     }
+}
+
+/// Signs an activation of `export` (of the account whose identity key is `exporter`) for
+/// `target` to import `subject`: every activation Warden issues, for an import, an outside
+/// account or an organisation's units, is made here, with the exporter's identity key (so
+/// nats-server needs no `issuer_account`). Issued no earlier than a second after any
+/// revocation of `target` (or `*`) on that export, so a new grant is never born revoked.
+pub(crate) async fn sign_activation(
+    tx: &mut Tx<'_>,
+    exporter: &str,
+    export: &Export,
+    target: &AccountPublicKey,
+    subject: Subject,
+    expires_at: Option<i64>,
+) -> Result<(String, i64)> {
+    let mut claims = ActivationClaims::new(target, subject, export.export_type);
+    claims.exp = expires_at;
+    let t = now();
+    let iat = [target.as_str(), "*"]
+        .iter()
+        .filter_map(|k| export.revocations.get(*k))
+        .map(|r| r + 1)
+        .fold(t, i64::max);
+    let issues = claims.validate(iat);
+    if let Some(i) = issues.iter().find(|i| i.blocking) {
+        return Err(OpsError::invalid(format!(
+            "the activation would be invalid: {}",
+            i.kind
+        )));
+    }
+    let signer = KeyPair::from_seed(&tx.seed(exporter).await?)?;
+    let jwt = claims.encode_at(&signer, iat)?;
+    Ok((jwt, iat))
 }
 
 #[cfg(test)]

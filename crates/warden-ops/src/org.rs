@@ -21,12 +21,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use nats_jwt::{
-    AccountPublicKey, ActivationClaims, ExportType, Import, KeyKind, KeyPair, SigningKey, Subject,
-    UserPublicKey, UserScope,
+    AccountPublicKey, Export, ExportType, Import, KeyKind, KeyPair, SigningKey, UserPublicKey,
+    UserScope,
 };
 use serde::Serialize;
 use serde_json::json;
-use warden_core::compile::refuse_blocking;
 use warden_core::org::{
     Action, Change, CurrentAccount, CurrentOrg, CurrentUser, DesiredOrg, Kind, OrgError, OrgSpec,
     Organization, PersonSpec, Role, ShareImport, ShareRole, Shares, UnitType, compile, plan,
@@ -318,7 +317,19 @@ impl Warden {
                     imp.name = Some(i.name.clone());
                     imp.local_subject = i.local_subject.clone();
                     if i.private {
-                        imp.token = Some(activation(tx, from, &importer, &i.subject, kind).await?);
+                        // The organisation's exports carry no revocations: the
+                        // activation is issued now.
+                        let export = Export::new(i.subject.clone(), kind);
+                        let (token, _) = crate::exports::sign_activation(
+                            tx,
+                            from,
+                            &export,
+                            &importer,
+                            i.subject.clone(),
+                            None,
+                        )
+                        .await?;
+                        imp.token = Some(token);
                     }
                     imports.push(imp);
                 }
@@ -662,21 +673,6 @@ async fn sign_org_user(
         }
     };
     crate::signing_keys::sign_user_as(tx, acc, pk, name, spec, key.as_deref()).await
-}
-
-/// An activation token: the exporting account (its identity key) lets `importer` import
-/// `subject`.
-async fn activation(
-    tx: &mut Tx<'_>,
-    exporter: &str,
-    importer: &AccountPublicKey,
-    subject: &Subject,
-    kind: ExportType,
-) -> Result<String> {
-    let mut claims = ActivationClaims::new(importer, subject.clone(), kind);
-    refuse_blocking(claims.validate(now()))?;
-    let signer = KeyPair::from_seed(&tx.seed(exporter).await?)?;
-    Ok(claims.encode(&signer)?)
 }
 
 /// How the organisation sees an account's exports, imports and scoped signing keys;
