@@ -8,7 +8,8 @@
 //!   system account's user, pipelined over several connections.
 //! - `account.delete`: one operator-signed delete request for the batch, on
 //!   `$SYS.REQ.CLAIMS.DELETE`.
-//! - `event`: published on `<prefix>.events.<action>` as Warden's service user.
+//! - `event`: published on `<prefix>.events.<action>` as Warden's service user (when the
+//!   store has none, as after `import nsc`, events stay in the ledger only).
 //!
 //! A message is marked delivered, with the server's reply, only after NATS
 //! answered; failures are retried with exponential backoff. Only one relay per
@@ -91,7 +92,9 @@ pub struct DrainReport {
 /// Live connections of a relay.
 pub struct Connections {
     resolver: ResolverClient,
-    events: async_nats::Client,
+    /// `None` when the store has no service user (an operator imported from nsc): no
+    /// account exists where the change stream could be read, so events are not published.
+    events: Option<async_nats::Client>,
     operator: OperatorClaims,
     operator_signer: KeyPair,
     prefix: String,
@@ -109,19 +112,29 @@ impl Connections {
             ResolverClient::connect_lanes(&cfg.nats_url, &sys_creds, cfg.timeout, cfg.lanes)
                 .await
                 .map_err(|e| OpsError::unavailable(format!("{}: {e}", cfg.nats_url)))?;
-        let service_creds = warden.service_user_creds().await?;
-        let events = async_nats::ConnectOptions::with_credentials(&service_creds)
-            .map_err(|e| OpsError::Jwt(format!("the service user's creds: {e}")))?
-            .name("warden-events")
-            .connection_timeout(cfg.timeout)
-            .connect(&cfg.nats_url)
-            .await
-            .map_err(|e| {
-                OpsError::unavailable(format!(
-                    "cannot connect to {} as Warden's service user: {e}",
-                    cfg.nats_url
-                ))
-            })?;
+        let events = match warden.service_user_creds().await {
+            Ok(service_creds) => Some(
+                async_nats::ConnectOptions::with_credentials(&service_creds)
+                    .map_err(|e| OpsError::Jwt(format!("the service user's creds: {e}")))?
+                    .name("warden-events")
+                    .connection_timeout(cfg.timeout)
+                    .connect(&cfg.nats_url)
+                    .await
+                    .map_err(|e| {
+                        OpsError::unavailable(format!(
+                            "cannot connect to {} as Warden's service user: {e}",
+                            cfg.nats_url
+                        ))
+                    })?,
+            ),
+            Err(OpsError::NotFound(what)) => {
+                tracing::info!(
+                    "no service user ({what}): account pushes only, the change stream is not published"
+                );
+                None
+            }
+            Err(e) => return Err(e),
+        };
         Ok(Connections {
             resolver,
             events,
@@ -163,6 +176,45 @@ async fn current_operator(warden: &Warden) -> Result<(OperatorClaims, KeyPair)> 
 fn backoff(attempts: i64, max: Duration) -> i64 {
     let secs = 1i64 << attempts.clamp(0, 16);
     secs.min(max.as_secs().max(1) as i64)
+}
+
+/// Publishes change-stream events on `<prefix>.events.<action>` as the service user; rows
+/// published and flushed go to `delivered`, the others to `failed`.
+async fn publish_events(
+    stream: &async_nats::Client,
+    prefix: &str,
+    events: &[&OutboxRow],
+    cfg: &RelayConfig,
+    report: &mut DrainReport,
+    delivered: &mut Vec<(i64, String)>,
+    failed: &mut Vec<(OutboxRow, String)>,
+) {
+    let mut published = Vec::new();
+    for row in events {
+        let action = serde_json::from_str::<serde_json::Value>(&row.payload)
+            .ok()
+            .and_then(|v| v["action"].as_str().map(String::from))
+            .unwrap_or_else(|| "unknown".into());
+        let subject = format!("{}.events.{}", prefix, action);
+        match stream.publish(subject, row.payload.clone().into()).await {
+            Ok(()) => published.push(*row),
+            Err(e) => failed.push(((*row).clone(), e.to_string())),
+        }
+    }
+    if !published.is_empty() {
+        match tokio::time::timeout(cfg.timeout, stream.flush()).await {
+            Ok(Ok(())) => {
+                report.events_published += published.len();
+                delivered.extend(published.iter().map(|r| (r.id, "published".to_string())));
+            }
+            Ok(Err(e)) => failed.extend(published.iter().map(|r| ((*r).clone(), e.to_string()))),
+            Err(_) => failed.extend(
+                published
+                    .iter()
+                    .map(|r| ((*r).clone(), "flush timed out".to_string())),
+            ),
+        }
+    }
 }
 
 /// Delivers one batch of due outbox rows. Returns `Ok` even when some rows failed
@@ -275,35 +327,26 @@ pub async fn drain_once(
     }
 
     // The change stream.
-    let mut published = Vec::new();
-    for row in &events {
-        let action = serde_json::from_str::<serde_json::Value>(&row.payload)
-            .ok()
-            .and_then(|v| v["action"].as_str().map(String::from))
-            .unwrap_or_else(|| "unknown".into());
-        let subject = format!("{}.events.{}", conns.prefix, action);
-        match conns
-            .events
-            .publish(subject, row.payload.clone().into())
+    match conns.events.as_ref() {
+        Some(stream) => {
+            publish_events(
+                stream,
+                &conns.prefix,
+                &events,
+                cfg,
+                &mut report,
+                &mut delivered,
+                &mut failed,
+            )
             .await
-        {
-            Ok(()) => published.push(*row),
-            Err(e) => failed.push(((*row).clone(), e.to_string())),
         }
-    }
-    if !published.is_empty() {
-        match tokio::time::timeout(cfg.timeout, conns.events.flush()).await {
-            Ok(Ok(())) => {
-                report.events_published += published.len();
-                delivered.extend(published.iter().map(|r| (r.id, "published".to_string())));
-            }
-            Ok(Err(e)) => failed.extend(published.iter().map(|r| ((*r).clone(), e.to_string()))),
-            Err(_) => failed.extend(
-                published
-                    .iter()
-                    .map(|r| ((*r).clone(), "flush timed out".to_string())),
-            ),
-        }
+        // No service user, so no account to read the stream in: the events stay in the
+        // ledger only.
+        None => delivered.extend(
+            events
+                .iter()
+                .map(|r| (r.id, "not published: no service user".to_string())),
+        ),
     }
 
     report.delivered = delivered.len();

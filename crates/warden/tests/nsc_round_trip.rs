@@ -381,13 +381,24 @@ async fn the_whole_account_model_survives_export_import_export_byte_for_byte() {
 
     // Served: every kind of user connects, the private service answers across
     // accounts, the public stream reaches the importer under its local subject.
+    let queued = second.json(&["status"])["outbox_pending"]
+        .as_i64()
+        .unwrap_or(0);
+    assert!(queued > 0, "the import queued its ledger events");
     for bin in NatsServerBinary::all() {
         let v = bin.version.clone();
         let server = second.start_nats(&bin, &format!("rt-{v}"));
-        // The rendered config preloads every stored account JWT. (`warden push` needs
-        // Warden's service user, BACKEND/warden by default, which an nsc store does not
-        // have; the preload is what serves an imported operator.)
+        // The rendered config preloads every stored account JWT; `warden push` delivers
+        // them too (and what the import queued), though an nsc store has no Warden
+        // service user: the change stream is then not published, nothing fails.
         let url = server.url();
+        let pushed = second.push(&url);
+        assert_eq!(pushed["events_published"], 0, "[{v}] {pushed}");
+        assert_eq!(
+            second.json(&["status"])["outbox_pending"],
+            0,
+            "[{v}] nothing left undelivered"
+        );
         let creds = |acc: &str, user: &str| second.ok(&["creds", acc, user]);
         let responder = connect(&url, &creds("SVC", "responder"))
             .await
