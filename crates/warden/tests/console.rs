@@ -19,9 +19,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::chromedriver::Driver;
 use common::{Home, Serve, connect};
 use fantoccini::{Client, ClientBuilder, Locator};
 use reqwest::StatusCode;
@@ -746,41 +746,7 @@ async fn event_stream_carries_new_ledger_entries() {
 // Headless Chromium against `warden serve` and nats-server
 // ---------------------------------------------------------------------------------------
 
-/// `chromedriver` on a free loopback port; killed on drop.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
 impl Driver {
-    async fn start() -> Driver {
-        let bin =
-            std::env::var("WARDEN_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
-        assert!(
-            Path::new(&bin).exists(),
-            "{bin} is missing: install chromium and chromium-driver (scripts/test does)"
-        );
-        let port = free_port();
-        let child = Command::new(&bin)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok(res) = reqwest::get(format!("{url}/status")).await
-                && res.status().is_success()
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Driver { child, url }
-    }
-
     async fn browser(&self, downloads: &Path) -> Client {
         let caps = serde_json::json!({
             "goog:chromeOptions": {
@@ -802,13 +768,6 @@ impl Driver {
             .connect(&self.url)
             .await
             .expect("a headless Chromium session")
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -23,52 +23,18 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::chromedriver::Driver;
 use common::{Home, Serve, connect};
 use data_encoding::BASE64URL_NOPAD;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::Value;
-use warden_testkit::{NatsServerBinary, ServerLine, free_port};
+use warden_testkit::{NatsServerBinary, ServerLine};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// `chromedriver` on a free loopback port; killed on drop.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
 impl Driver {
-    async fn start() -> Driver {
-        let bin =
-            std::env::var("WARDEN_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
-        assert!(
-            Path::new(&bin).exists(),
-            "{bin} is missing: install chromium and chromium-driver (scripts/test does)"
-        );
-        let port = free_port();
-        let child = Command::new(&bin)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok(res) = reqwest::get(format!("{url}/status")).await
-                && res.status().is_success()
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Driver { child, url }
-    }
-
     async fn browser(&self) -> Client {
         let caps = serde_json::json!({
             "goog:chromeOptions": {
@@ -86,13 +52,6 @@ impl Driver {
             .connect(&self.url)
             .await
             .expect("a headless Chromium session")
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -130,16 +89,25 @@ async fn select(b: &Client, css: &str, value: &str) {
         .unwrap_or_else(|e| panic!("{css} = {value}: {e}"));
 }
 
-/// Waits (bounded) for `css` and returns its text.
+/// Waits (bounded) for `css` and returns its text. An element found on the page a form
+/// is leaving goes stale when the answer loads: then it is looked up again.
 async fn text(b: &Client, css: &str) -> String {
-    b.wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .text()
-        .await
-        .unwrap()
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let element = b
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        match element.text().await {
+            Ok(t) => return t,
+            Err(e) if std::time::Instant::now() < deadline => {
+                assert!(e.to_string().contains("stale element"), "{css}: {e}");
+            }
+            Err(e) => panic!("{css}: {e}"),
+        }
+    }
 }
 
 async fn value_of(b: &Client, css: &str) -> String {

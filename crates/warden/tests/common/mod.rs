@@ -2,6 +2,8 @@
 //! against a data directory, and connecting to a real nats-server with creds.
 #![allow(dead_code, clippy::new_without_default)]
 
+pub mod chromedriver;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
