@@ -103,6 +103,9 @@ pub enum KeyError {
     /// The signature does not verify (or has the wrong length).
     #[error("signature verification failed")]
     BadSignature,
+    /// A curve-sealed message could not be sealed or opened (wrong key, or tampered).
+    #[error("sealed message: {0}")]
+    Sealed(String),
 }
 
 fn kind_of_prefix_byte(prefix: u8) -> Option<KeyKind> {

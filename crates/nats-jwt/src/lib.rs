@@ -26,6 +26,7 @@ pub mod jwt;
 pub mod keys;
 pub mod subject;
 pub mod validation;
+pub mod xkey;
 
 pub use claims::*;
 pub use creds::{Creds, CredsError, format_decorated_jwt, format_user_creds, parse_creds};
@@ -36,3 +37,4 @@ pub use keys::{
 };
 pub use subject::{Subject, SubjectError};
 pub use validation::{IssueKind, ValidationIssue, is_blocking, is_blocking_with_time};
+pub use xkey::{CurveKeyPair, is_curve_public_key};

@@ -290,6 +290,36 @@ pub enum IssueKind {
     /// A self-signed account carries limits (the operator does not vouch for them).
     #[error("self-signed account JWT carries limits; they are not vouched for by an operator")]
     SelfSignedWithLimits,
+    /// A field that must hold a public key of one kind holds something else.
+    #[error("{field} {value:?} is not a valid {expected} public key")]
+    InvalidKeyField {
+        /// Where the key is (`authorization.auth_users`, `user_nkey`, `aud`…).
+        field: &'static str,
+        /// What was found.
+        value: String,
+        /// The kind wanted (`user`, `account`, `server`, `curve`).
+        expected: &'static str,
+    },
+    /// An external authorization lists allowed accounts but no auth users.
+    #[error("external authorization cannot have allowed accounts without auth users")]
+    CalloutAccountsWithoutUsers,
+    /// `"*"` among other allowed accounts.
+    #[error("external authorization allowed_accounts can be a list of accounts or \"*\" alone")]
+    CalloutAnyAccountNotAlone,
+    /// An authorization response with both a user JWT and an error.
+    #[error("authorization response sets both a user JWT and an error")]
+    AuthResponseJwtAndError,
+    /// An authorization response with neither a user JWT nor an error.
+    #[error("authorization response needs a user JWT or an error")]
+    AuthResponseEmpty,
+    /// An authorization request's audience is not `nats-authorization-request`.
+    #[error("authorization request audience is {found:?}, not {expected:?}")]
+    WrongAudience {
+        /// The audience wanted.
+        expected: &'static str,
+        /// The audience found.
+        found: String,
+    },
 }
 
 /// One problem found by `validate`.

@@ -337,6 +337,7 @@ fn account_body() -> impl Strategy<Value = Account> {
                     description,
                     info_url,
                     tags,
+                    authorization: Default::default(),
                 }
             },
         )

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::authorization::ExternalAuthorization;
 use super::exports::{Export, validate_exports};
 use super::imports::{Import, validate_imports};
 use super::limits::OperatorLimits;
@@ -52,6 +53,10 @@ pub struct Account {
     /// Tags.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// Auth callout settings (nats-server ≥ 2.10); left out when empty, so accounts
+    /// without it encode as before.
+    #[serde(default, skip_serializing_if = "ExternalAuthorization::is_empty")]
+    pub authorization: ExternalAuthorization,
 }
 
 impl Account {
@@ -206,6 +211,7 @@ impl ClaimBody for Account {
         a.default_permissions.validate(issues);
         validate_mappings(&a.mappings, issues);
         validate_info(&a.description, &a.info_url, issues);
+        a.authorization.validate(issues);
         for sk in &a.signing_keys {
             if let SigningKey::Scoped(scope) = sk {
                 scope.template.validate(issues);

@@ -5,6 +5,7 @@
 
 mod account;
 mod activation;
+mod authorization;
 mod exports;
 mod generic;
 mod imports;
@@ -16,6 +17,12 @@ mod user;
 
 pub use account::Account;
 pub use activation::Activation;
+pub use authorization::{
+    ANY_ACCOUNT, AUTH_CALLOUT_SUBJECT, AUTH_REQUEST_AUDIENCE, AUTH_REQUEST_XKEY_HEADER,
+    AuthorizationRequest, AuthorizationRequestClaims, AuthorizationResponse,
+    AuthorizationResponseClaims, ClientInformation, ClientTls, ConnectOptions,
+    ExternalAuthorization, ServerId,
+};
 pub use exports::{Export, ExportType, ResponseType, ServiceLatency};
 pub use generic::Generic;
 pub use imports::Import;
@@ -98,6 +105,9 @@ impl<T> Claims<T> {
 /// Serde predicates and helpers shared by the claim files.
 pub(crate) mod ser {
     pub fn is_zero(v: &i64) -> bool {
+        *v == 0
+    }
+    pub fn is_zero_u64(v: &u64) -> bool {
         *v == 0
     }
     pub fn is_false(v: &bool) -> bool {
