@@ -58,6 +58,7 @@ pub fn compile_account(
     body.description = spec.description.clone();
     body.info_url = spec.info_url.clone();
     body.tags = spec.tags.clone();
+    body.authorization = spec.authorization.clone();
     claims.exp = spec.expires_at;
     claims
 }

@@ -110,6 +110,7 @@ pub fn decompile_account(claims: &AccountClaims) -> Decompiled<AccountSpec> {
         info_url: a.info_url.clone().filter(|u| !u.is_empty()),
         tags: a.tags.clone(),
         expires_at: claims.exp.filter(|e| *e != 0),
+        authorization: a.authorization.clone(),
     };
     Decompiled {
         spec,

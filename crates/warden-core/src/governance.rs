@@ -548,6 +548,10 @@ pub struct HeldTask {
     pub account: String,
     /// The grants.
     pub grants: TaskGrants,
+    /// When the user stops holding it (the earlier expiry of their role membership and
+    /// of the role's hold on the task), unix seconds; `None` = no expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 /// The permissions of a NATS user that may do nothing: deny everything both ways.
@@ -852,6 +856,7 @@ mod tests {
 
     fn held(role: &str, task: &str, account: &str, g: TaskGrants) -> HeldTask {
         HeldTask {
+            expires_at: None,
             role: role.into(),
             task: task.into(),
             account: account.into(),

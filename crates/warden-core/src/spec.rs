@@ -194,6 +194,13 @@ pub struct AccountSpec {
     /// Expiry of the account JWT (unix seconds), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
+    /// Auth callout settings of the account (`warden callout setup`): its auth users,
+    /// the accounts it may place users in, and the curve key requests are sealed to.
+    #[serde(
+        default,
+        skip_serializing_if = "nats_jwt::ExternalAuthorization::is_empty"
+    )]
+    pub authorization: nats_jwt::ExternalAuthorization,
 }
 
 impl AccountSpec {

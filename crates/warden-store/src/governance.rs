@@ -529,7 +529,8 @@ mod q {
         user: &str,
     ) -> Result<Vec<HeldTask>, StoreError> {
         let sql = format!(
-            "SELECT DISTINCT m.object_id AS role, t.name AS task, t.account AS account, t.grants AS grants \
+            "SELECT DISTINCT m.object_id AS role, t.name AS task, t.account AS account, t.grants AS grants, \
+                    m.expires_at AS member_expires, rt.expires_at AS task_expires \
              FROM dir_relationships m \
              JOIN dir_relationships rt ON rt.object_type = 'role' AND rt.object_id = m.object_id \
                   AND rt.related_type = 'task' AND rt.relationship = 'member' \
@@ -549,7 +550,10 @@ mod q {
         rows.iter()
             .map(|r| {
                 let grants: String = column(r, "grants")?;
+                let member: Option<i64> = column(r, "member_expires")?;
+                let task: Option<i64> = column(r, "task_expires")?;
                 Ok(HeldTask {
+                    expires_at: member.into_iter().chain(task).min(),
                     role: column(r, "role")?,
                     task: column(r, "task")?,
                     account: column(r, "account")?,
