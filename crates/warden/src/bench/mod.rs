@@ -6,7 +6,10 @@
 //!   by one account key, one thread) against raw Ed25519 signatures per second over
 //!   a token-sized message, and their ratio.
 //! - `user-add`: wall time of N `user add` operations on a fresh SQLite database.
+//! - `callout`: connects per second authorized by the auth callout responder, against
+//!   the Ed25519 signing ceiling.
 
+pub mod callout;
 pub mod chat;
 pub mod devices;
 pub mod governance;

@@ -36,6 +36,31 @@ pub enum BenchCmd {
     /// Rotate the operator signing key over N accounts on a real nats-server, against
     /// re-signing and pushing each account on its own (the nsc way): both timed.
     Rotate(RotateBenchArgs),
+    /// Auth callout: connects per second (and p50/p99 of one) through a real nats-server
+    /// whose clients Warden's responder authorizes, against the Ed25519 signing ceiling.
+    Callout(CalloutBenchArgs),
+}
+
+/// Arguments of `warden bench callout`.
+#[derive(Args, Debug)]
+pub struct CalloutBenchArgs {
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 8)]
+    pub clients: u32,
+    /// Connects each client makes, one after the other.
+    #[arg(long, default_value_t = 250)]
+    pub connects: u32,
+    /// Seal authorization requests and responses with a curve key.
+    #[arg(long)]
+    pub xkey: bool,
+    /// nats-server binary the bench starts (2.10 or later: auth callout).
+    #[arg(
+        long,
+        env = "WARDEN_NATS_SERVER_2_15",
+        default_value = "nats-server",
+        value_name = "PATH"
+    )]
+    pub nats_server: PathBuf,
 }
 
 /// Arguments of `warden bench rotate`.
@@ -215,6 +240,15 @@ pub async fn run(json: bool, cmd: BenchCmd) -> anyhow::Result<()> {
                 nats_server: a.nats_server,
             };
             bench::rotate::bench(json, opts).await
+        }
+        BenchCmd::Callout(a) => {
+            let opts = bench::callout::CalloutBenchOptions {
+                clients: a.clients,
+                connects: a.connects,
+                xkey: a.xkey,
+                nats_server: a.nats_server,
+            };
+            bench::callout::bench(json, opts).await
         }
     }
 }
