@@ -19,6 +19,8 @@ use crate::spec::{AccountSpec, UserSpec};
 pub const DEFAULT_SERVICE_PREFIX: &str = "WARDEN";
 
 /// One required account or user.
+// A handful per migration, read once: the spec stays inline rather than boxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum MigrationStep {

@@ -220,3 +220,81 @@ mod tests {
         assert_eq!(quote(r#"a"b\c"#), r#""a\"b\\c""#);
     }
 }
+
+/// A nats-server configuration without operator mode whose clients are all decided by
+/// an auth callout (`authorization { auth_callout { … } }`, nats-server ≥ 2.10): the
+/// accounts by name, the callout account with its responder's user and password, and
+/// the issuer key user JWTs are signed with (their `aud` names the account).
+#[derive(Clone, Debug)]
+pub struct CalloutServerConfig {
+    /// `server_name`, if any.
+    pub server_name: Option<String>,
+    /// Client listen address, `host:port`.
+    pub listen: String,
+    /// HTTP monitoring listen address, if wanted.
+    pub monitoring: Option<String>,
+    /// JetStream store directory, if wanted.
+    pub jetstream_dir: Option<PathBuf>,
+    /// Accounts users may be placed in, by name.
+    pub accounts: Vec<String>,
+    /// The account the callout's own users live in.
+    pub callout_account: String,
+    /// The responder's user name and password (it bypasses the callout).
+    pub responder: (String, String),
+    /// The public account key user JWTs and responses are signed with.
+    pub issuer: String,
+    /// The public curve key requests are sealed to, when set.
+    pub xkey: Option<String>,
+}
+
+impl CalloutServerConfig {
+    /// The configuration text (it holds the responder's password: write it 0600).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "# nats-server configuration rendered by Warden.");
+        let _ = writeln!(
+            out,
+            "# Auth callout in config mode: every client but Warden's responder is decided"
+        );
+        let _ = writeln!(
+            out,
+            "# by Warden at connect time (`warden callout run --config-mode`)."
+        );
+        if let Some(name) = &self.server_name {
+            let _ = writeln!(out, "server_name: {}", quote(name));
+        }
+        let _ = writeln!(out, "listen: {}", quote(&self.listen));
+        if let Some(m) = &self.monitoring {
+            let _ = writeln!(out, "http: {}", quote(m));
+        }
+        let _ = writeln!(out, "\naccounts: {{");
+        let _ = writeln!(out, "  {}: {{", quote(&self.callout_account));
+        let _ = writeln!(
+            out,
+            "    users: [ {{ user: {}, password: {} }} ]",
+            quote(&self.responder.0),
+            quote(&self.responder.1)
+        );
+        let _ = writeln!(out, "  }}");
+        for a in &self.accounts {
+            let _ = writeln!(out, "  {}: {{}}", quote(a));
+        }
+        let _ = writeln!(out, "}}");
+        let _ = writeln!(out, "\nauthorization: {{");
+        let _ = writeln!(out, "  auth_callout: {{");
+        let _ = writeln!(out, "    issuer: {}", self.issuer);
+        let _ = writeln!(out, "    account: {}", quote(&self.callout_account));
+        let _ = writeln!(out, "    auth_users: [ {} ]", quote(&self.responder.0));
+        if let Some(x) = &self.xkey {
+            let _ = writeln!(out, "    xkey: {x}");
+        }
+        let _ = writeln!(out, "  }}");
+        let _ = writeln!(out, "}}");
+        if let Some(dir) = &self.jetstream_dir {
+            let _ = writeln!(out, "\njetstream: {{");
+            let _ = writeln!(out, "  store_dir: {}", quote(&dir.display().to_string()));
+            let _ = writeln!(out, "}}");
+        }
+        out
+    }
+}

@@ -14,6 +14,7 @@ mod warden;
 
 pub mod actor;
 
+pub mod callout;
 pub mod database;
 pub mod device;
 pub mod dir_keys;
