@@ -76,10 +76,52 @@ pub struct NatsConfigArgs {
     /// Output file; stdout when absent.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Config mode with auth callout (no operator): every client is decided by Warden's
+    /// responder (`warden callout run --config-mode`); nats-server ≥ 2.10. The file holds
+    /// the responder's password and is written 0600.
+    #[arg(long, conflicts_with_all = ["resolver_dir", "websocket", "leafnodes"])]
+    auth_callout: bool,
+}
+
+/// `warden nats-config --auth-callout`: a config-mode server decided by the callout.
+async fn callout_config(g: &Global, w: &Warden, args: NatsConfigArgs) -> Result<()> {
+    let setup = w.callout_config_mode().await?;
+    let cfg = warden_nats::config::CalloutServerConfig {
+        server_name: args.server_name,
+        listen: args.listen,
+        monitoring: args.monitoring,
+        jetstream_dir: args.jetstream.map(absolute).transpose()?,
+        accounts: setup.accounts,
+        callout_account: setup.account,
+        responder: (setup.responder_user, setup.responder_password.to_string()),
+        issuer: setup.issuer,
+        xkey: setup.xkey,
+    };
+    let text = zeroize::Zeroizing::new(cfg.render());
+    drop(cfg);
+    match SecretOut::prepare(args.output.as_deref())? {
+        Some(SecretOut::File(file)) => {
+            let path = file.path().to_path_buf();
+            SecretOut::File(file).write(text.as_bytes(), "nothing was written")?;
+            if g.json {
+                print_json(&serde_json::json!({"file": path}))
+            } else {
+                eprintln!(
+                    "nats-server configuration (config mode, auth callout) written to {} (mode 0600)",
+                    path.display()
+                );
+                Ok(())
+            }
+        }
+        Some(SecretOut::Stdout) | None => write_out(text.as_bytes()),
+    }
 }
 
 /// Runs `warden nats-config`.
 pub(crate) async fn nats_config(g: &Global, w: &Warden, args: NatsConfigArgs) -> Result<()> {
+    if args.auth_callout {
+        return callout_config(g, w, args).await;
+    }
     let op = w.operator().await?;
     let (dir, _, _) = locate(g);
     let resolver_dir = absolute(

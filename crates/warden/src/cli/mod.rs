@@ -22,6 +22,7 @@ macro_rules! out {
 pub mod account;
 pub mod artifacts;
 pub mod bench;
+pub mod callout;
 pub mod chat;
 pub mod device;
 pub mod dir_keys;
@@ -246,6 +247,9 @@ enum Command {
     /// Activations of private exports, for accounts Warden does not manage.
     #[command(subcommand)]
     Activation(exports::ActivationCmd),
+    /// Auth callout: Warden decides at connect time who connects (nats-server ≥ 2.10).
+    #[command(subcommand)]
+    Callout(callout::CalloutCmd),
     /// Print a user's JWT (for a user who holds their own seed: `warden creds` cannot).
     Jwt {
         /// Account name.
@@ -331,6 +335,7 @@ async fn dispatch(g: &Global, w: &Warden, command: Command) -> Result<()> {
         Command::NatsConfig(args) => artifacts::nats_config(g, w, args).await,
         Command::Migrate { file } => init::migrate(g.json, w, &file).await,
         Command::Serve(args) => serve::run(w, args).await,
+        Command::Callout(cmd) => callout::run(g.json, w, cmd).await,
         Command::Chat(args) => chat::run(w, args).await,
         Command::Push { account, all, nats } => push(g, w, account, all, &nats).await,
         Command::Sync {

@@ -37,6 +37,9 @@ pub struct ServeArgs {
     /// How often expired governance grants are removed (and affected NATS users re-issued).
     #[arg(long, default_value = "30s", value_parser = duration)]
     pub dir_expire_every: Duration,
+    /// Answer auth callout requests too (set up with `warden callout setup`; nats-server ≥ 2.10).
+    #[arg(long)]
+    pub callout: bool,
 }
 
 /// A parsed `--service-scopes` (one clap value holding the whole list).
@@ -62,6 +65,7 @@ impl TryFrom<ServeArgs> for ServeConfig {
             service_scopes: a.service_scopes.0,
             chat: a.chat.settings()?,
             dir_expire_every: a.dir_expire_every,
+            callout: a.callout,
         })
     }
 }

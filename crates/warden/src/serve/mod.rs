@@ -43,6 +43,15 @@ pub struct ServeConfig {
     pub chat: crate::chat::ChatSettings,
     /// How often expired governance grants are removed (and affected NATS users re-issued).
     pub dir_expire_every: Duration,
+    /// Whether the auth callout responder runs here.
+    pub callout: bool,
+}
+
+/// The auth callout responder's counters in this process (served as metrics).
+pub fn callout_stats() -> Arc<warden_ops::callout::responder::CalloutStats> {
+    static STATS: std::sync::OnceLock<Arc<warden_ops::callout::responder::CalloutStats>> =
+        std::sync::OnceLock::new();
+    STATS.get_or_init(Default::default).clone()
 }
 
 /// How long the last summary of refused onboarding downloads may take at a stop.
@@ -160,6 +169,23 @@ async fn start(
         shutdown.triggered(),
     );
     tasks.spawn("HTTP server", async move { Ok(http.await?) });
+
+    if config.callout {
+        // Checked before the address is reported: a callout that is not set up is a
+        // configuration error, not something to retry.
+        warden.callout_status().await?;
+        let responder = warden_ops::callout::responder::run(
+            warden.clone(),
+            warden_ops::callout::responder::ResponderConfig::new(config.nats.clone()),
+            callout_stats(),
+            shutdown.receiver(),
+            || {},
+        );
+        tasks.spawn(
+            "auth callout responder",
+            async move { Ok(responder.await?) },
+        );
+    }
 
     if !config.no_service {
         let creds = warden.service_user_creds().await?;
