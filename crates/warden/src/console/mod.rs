@@ -21,6 +21,7 @@
 //!   waits), the same operations as `warden sync` and `warden push`.
 
 mod account_model;
+mod callout;
 mod directory;
 mod edit;
 mod feed;
@@ -450,6 +451,7 @@ pub fn router(warden: Warden, closing: watch::Receiver<bool>, nats: Option<Strin
             post(account_model::rotate_user),
         )
         .route("/operator", get(operator::operator_page))
+        .route("/callout", get(callout::callout_page))
         .route("/operator/rotate", post(operator::rotate))
         .route("/operator/keys", post(operator::add_key))
         .route("/operator/keys/remove", post(operator::remove_key))

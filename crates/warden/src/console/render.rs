@@ -75,9 +75,10 @@ pub(crate) fn limit(n: i64) -> String {
     }
 }
 
-const NAV: [(&str, &str); 12] = [
+const NAV: [(&str, &str); 13] = [
     ("/console", "Overview"),
     ("/console/operator", "Operator"),
+    ("/console/callout", "Auth callout"),
     ("/console/accounts", "Accounts"),
     ("/console/hierarchy", "Hierarchy"),
     ("/console/sync", "NATS sync"),

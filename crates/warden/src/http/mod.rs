@@ -19,6 +19,9 @@
 //!   `creds` (and `write`); the operator's signing keys change only with `admin`.
 //! - The account model's routes (`account_model.rs`) choose an export, an import or a
 //!   mapping source by its subject in the query string (`?subject=orders.%3E`).
+//! - The auth callout's routes (`callout.rs`) change its set-up and authenticators with
+//!   `admin` only; the sentinel's creds need `creds`. A new authenticator carries its
+//!   JWKS or CA as content, never a server path; its LDAP password is never answered.
 //! - Every error is JSON: `{"error":{"code":"<stable_code>","message":"…"}}` (see
 //!   [`ApiError`] for the codes). Bodies are limited to [`MAX_BODY_BYTES`]; unknown fields
 //!   in a body are refused, not ignored.
@@ -29,6 +32,7 @@
 
 mod account_model;
 mod auth;
+pub(crate) mod callout;
 mod dir_keys;
 mod error;
 mod extract;
@@ -179,6 +183,16 @@ fn app(
         .route(
             "/v1/operator/signing-keys/{key}",
             axum::routing::delete(am::remove_operator_signing_key),
+        )
+        .route("/v1/callout", get(callout::status).put(callout::setup))
+        .route("/v1/callout/sentinel", get(callout::sentinel))
+        .route(
+            "/v1/callout/authenticators",
+            get(callout::list_authenticators).post(callout::add_authenticator),
+        )
+        .route(
+            "/v1/callout/authenticators/{name}",
+            axum::routing::delete(callout::remove_authenticator),
         )
         .route("/v1/devices", get(h::list_devices).post(h::add_device))
         .route("/v1/devices/bulk", post(h::add_devices_bulk))

@@ -15,13 +15,17 @@ use warden_ops::Scope;
 /// (see [`warden_ops::Actor`]). Reads need `read`, changes `write`; whatever lets its
 /// holder connect to NATS needs `creds`: the creds routes, making an onboarding package
 /// (which also needs `write`) and registering a directory user's key (which also needs
-/// `admin`, unless the token is bound to that user).
+/// `admin`, unless the token is bound to that user). The auth callout's set-up and
+/// authenticators change with `admin` only; its sentinel's creds need `creds`.
 pub fn documented_scope(method: &Method, path: &str) -> Option<Scope> {
     if !needs_token(path) {
         None
-    } else if path.starts_with("/v1/operator/signing-keys") && method != Method::GET {
+    } else if (path.starts_with("/v1/operator/signing-keys") || path.starts_with("/v1/callout"))
+        && method != Method::GET
+    {
         Some(Scope::Admin)
     } else if path.ends_with("/creds")
+        || path == "/v1/callout/sentinel"
         || (method == Method::POST && path == "/v1/accounts/{account}/users/{user}/rotate")
         || (method == Method::POST && (path == "/v1/onboarding" || path.ends_with("/keys")))
     {
@@ -773,6 +777,54 @@ pub const ROUTES: &[Route] = &[
         200,
         "OperatorKeyChange",
     ),
+    route(
+        "GET",
+        "/v1/callout",
+        "The auth callout as set up: its account and keys, allowed accounts, curve key, TTL and authenticators (`warden callout status`); 404 before set-up.",
+        None,
+        200,
+        "CalloutView",
+    ),
+    route(
+        "PUT",
+        "/v1/callout",
+        "Set up the auth callout, or change it: its account (made when missing), allowed accounts, curve key and TTL; absent fields keep what is set (`warden callout setup`).",
+        Some("CalloutSetup"),
+        200,
+        "CalloutView",
+    ),
+    route(
+        "GET",
+        "/v1/callout/sentinel",
+        "The creds of the callout's sentinel user, which clients present with their own credentials (`warden callout sentinel`). Never cached.",
+        None,
+        200,
+        "Creds",
+    ),
+    route(
+        "GET",
+        "/v1/callout/authenticators",
+        "The authenticators in the order they are tried, without secrets (`warden callout auth list`).",
+        None,
+        200,
+        "AuthenticatorList",
+    ),
+    route(
+        "POST",
+        "/v1/callout/authenticators",
+        "Add an authenticator (ldap, oidc or mtls) with its JWKS or CA as content, at the end or at `position` (`warden callout auth add`). An LDAP password is sealed and never answered.",
+        Some("NewAuthenticator"),
+        201,
+        "AuthenticatorView",
+    ),
+    route(
+        "DELETE",
+        "/v1/callout/authenticators/{name}",
+        "Remove an authenticator and its secret (`warden callout auth rm`).",
+        None,
+        200,
+        "AuthenticatorView",
+    ),
 ];
 
 /// The rooms gateway's routes: served by `warden serve` on its HTTP address when a chat
@@ -1067,6 +1119,7 @@ fn parameters(r: &Route) -> Vec<Value> {
                 "name" if r.path.starts_with("/v1/dir/roles") => "Role name.",
                 "name" if r.path.starts_with("/v1/dir/tasks") => "Task name.",
                 "key" if r.path.starts_with("/v1/operator") => "An operator signing key (O…).",
+                "name" if r.path.starts_with("/v1/callout") => "Authenticator name.",
                 "key" => "An account signing key (A…), or the role of a scoped key.",
                 "id" => "Device id.",
                 "slug" => "Tenant slug.",
@@ -1242,6 +1295,12 @@ fn operation(r: &Route) -> Value {
                 error_response("No such account, user or device (`not_found`)."),
             );
         }
+        if r.path.starts_with("/v1/callout") {
+            responses.insert(
+                "404".into(),
+                error_response("The auth callout is not set up (`not_found`: run `warden callout setup` or `PUT /v1/callout` first), or no such authenticator or account."),
+            );
+        }
         if r.request.is_some() || r.method != "GET" {
             responses.insert("400".into(), error_response(
                 "Invalid input (`invalid`), or a body that is not JSON or does not fit the schema (`invalid_json`).",
@@ -1311,10 +1370,71 @@ fn schemas() -> Value {
     if let (Value::Object(all), Value::Object(more)) = (&mut all, signing_key_schemas()) {
         all.extend(more);
     }
+    if let (Value::Object(all), Value::Object(more)) = (&mut all, callout_schemas()) {
+        all.extend(more);
+    }
     if let (Value::Object(all), Value::Object(more)) = (&mut all, chat_schemas()) {
         all.extend(more);
     }
     all
+}
+
+/// The schemas of the auth callout: its set-up, its view and its authenticators.
+fn callout_schemas() -> Value {
+    let s = |d: &str| json!({"type": "string", "description": d});
+    let position = json!({"type": "integer", "minimum": 1, "description": "Where it goes in the order they are tried, from 1 (default: last)."});
+    let name = s("1-64 letters, digits, '-' or '_'; unique among the authenticators.");
+    json!({
+        "CalloutSetup": {"type": "object", "additionalProperties": false, "description": "Absent fields keep what is set (the first set-up: account AUTH, any account, no curve key, TTL 3600 s).", "properties": {
+            "account": s("The callout account (made when missing); not the system or service account. Once set up, the same account."),
+            "xkey": {"type": "boolean", "description": "Seal requests and responses with a curve key (true makes one if none; false deletes it)."},
+            "allowed_accounts": strings("Accounts users may be placed in, by name; [] or [\"*\"]: any account (not the callout account)."),
+            "ttl_secs": {"type": "integer", "format": "int64", "minimum": 60, "maximum": 2592000, "description": "Lifetime of issued user JWTs, seconds."},
+            "server_version": s("The nats-server version it is for; below 2.10.0 (no auth callout) it is refused.")
+        }},
+        "AuthenticatorView": {"type": "object", "properties": {
+            "position": {"type": "integer", "description": "From 1, in the order they are tried."},
+            "name": s("Name."),
+            "kind": {"type": "string", "enum": ["ldap", "oidc", "mtls"]},
+            "detail": s("What it checks against, in a line (URL, issuer, certificate mapping)."),
+            "has_secret": {"type": "boolean", "description": "Whether a secret (an LDAP bind password) is stored for it; the secret itself is never answered."}
+        }},
+        "AuthenticatorList": {"type": "array", "items": schema_ref("AuthenticatorView")},
+        "CalloutView": {"type": "object", "properties": {
+            "account": s("The callout account's name."),
+            "account_key": s("A…, the `sub` of authorization requests."),
+            "responder_key": s("U…, Warden's responder (the account's auth user)."),
+            "sentinel_key": s("U…, the sentinel user clients present."),
+            "allowed_accounts": strings("Accounts users may be placed in; [\"*\"] for any."),
+            "xkey": {"type": ["string", "null"], "description": "X…, the curve key requests are sealed to; null when they are not."},
+            "ttl_secs": {"type": "integer", "format": "int64", "description": "Lifetime of issued user JWTs, seconds."},
+            "authenticators": {"type": "array", "items": schema_ref("AuthenticatorView")}
+        }},
+        "NewAuthenticator": {"oneOf": [
+            {"type": "object", "required": ["kind", "name", "url", "base"], "additionalProperties": false, "description": "A user name and password checked by a bind against an LDAP directory.", "properties": {
+                "kind": {"const": "ldap"}, "name": name.clone(),
+                "url": s("ldap:// or ldaps:// URL."), "base": s("Base DN searched for the user's entry."),
+                "bind_dn": s("DN to bind as for the search (default: anonymous); needs password."),
+                "password": {"type": "string", "writeOnly": true, "description": "The bind DN's password: sealed at rest, never answered or logged."},
+                "user_filter": s("Search filter; {user} is the login (default `(uid={user})`)."),
+                "ca_pem": s("PEM of the CA of the directory's certificate, for ldaps:// (default: the system roots)."),
+                "position": position.clone()
+            }},
+            {"type": "object", "required": ["kind", "name", "issuer", "audience", "jwks"], "additionalProperties": false, "description": "An OIDC ID token (the client's auth token) verified against a JWKS.", "properties": {
+                "kind": {"const": "oidc"}, "name": name.clone(),
+                "issuer": s("Required `iss`."), "audience": s("Required `aud`."),
+                "user_claim": s("The claim naming the directory user (default `sub`)."),
+                "jwks": {"oneOf": [{"type": "object"}, {"type": "string"}], "description": "The JWKS ({\"keys\": [...]}, or one JWK) as JSON or as its text; RS256, ES256 and EdDSA keys are used."},
+                "position": position.clone()
+            }},
+            {"type": "object", "required": ["kind", "name", "ca_pem"], "additionalProperties": false, "description": "The client certificate of a TLS connection, checked against a CA.", "properties": {
+                "kind": {"const": "mtls"}, "name": name,
+                "ca_pem": s("PEM of the CA certificates client certificates must chain to (certificates only)."),
+                "map": {"type": "string", "enum": ["subject", "san"], "default": "subject", "description": "What names the user: the subject's common name, or the first email/DNS alternative name."},
+                "position": position
+            }}
+        ]}
+    })
 }
 
 /// The schemas of `/v1/dir…` and `/v1/proposals…`.

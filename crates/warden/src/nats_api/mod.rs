@@ -60,6 +60,12 @@
 //! | `<prefix>.operator.signing_key.add` | — | `SigningKeyChange` (needs `admin`) |
 //! | `<prefix>.operator.signing_key.rotate` | `{servers?, timeout_ms?}` | `RotateReport` (needs `admin`; the servers are not asked: it starts a rotation or says what it waits for) |
 //! | `<prefix>.operator.signing_key.remove` | `{key}` | `SigningKeyChange` (needs `admin`) |
+//! | `<prefix>.callout.status` | — | `CalloutView` |
+//! | `<prefix>.callout.setup` | `{account?, xkey?, allowed_accounts?, ttl_secs?, server_version?}` | `CalloutView` (needs `admin`) |
+//! | `<prefix>.callout.sentinel` | — | `{creds}` (the sentinel's; needs `creds`) |
+//! | `<prefix>.callout.auth.list` | — | `[AuthenticatorView]` |
+//! | `<prefix>.callout.auth.add` | `{kind, name, …, password?, position?}` (kind `ldap`, `oidc` or `mtls`: the body of `POST /v1/callout/authenticators`) | `AuthenticatorView` (needs `admin`) |
+//! | `<prefix>.callout.auth.remove` | `{name}` | `AuthenticatorView` (needs `admin`) |
 //!
 //! `user.create` also takes `role` (a user issued by that role's scoped key; `spec` may
 //! then hold only `tags`): its reply is `RoleUserAdded`, without creds (fetch them with
@@ -83,13 +89,14 @@
 //! is decided by the operations: every request runs as
 //! [`Actor::nats_service`](warden_ops::Actor::nats_service) with the scopes `warden serve`
 //! was given (`--service-scopes`, default [`DEFAULT_SERVICE_SCOPES`]). Without `creds`,
-//! `user.creds`, `device.creds`, `tenant.creds`, and `user.create`, `device.create`,
-//! `device.rotate`, `tenant.user.add` (whose replies carry creds) are refused with
-//! nothing written, and a bearer user's JWT is withheld (`"jwt": null,
+//! `user.creds`, `device.creds`, `tenant.creds`, `callout.sentinel`, and `user.create`,
+//! `device.create`, `device.rotate`, `tenant.user.add` (whose replies carry creds) are
+//! refused with nothing written, and a bearer user's JWT is withheld (`"jwt": null,
 //! "jwt_withheld": true`). A message without a reply subject is ignored: nothing changes
 //! that nobody hears about.
 
 mod account_model;
+mod callout;
 
 use std::future::Future;
 use std::time::Duration;
@@ -254,11 +261,23 @@ pub enum Op {
     OperatorSigningKeyRotate,
     /// `operator.signing_key.remove`
     OperatorSigningKeyRemove,
+    /// `callout.status`
+    CalloutStatus,
+    /// `callout.setup`
+    CalloutSetup,
+    /// `callout.sentinel`
+    CalloutSentinel,
+    /// `callout.auth.list`
+    CalloutAuthList,
+    /// `callout.auth.add`
+    CalloutAuthAdd,
+    /// `callout.auth.remove`
+    CalloutAuthRemove,
 }
 
 impl Op {
     /// Every operation, in the order the endpoints are registered.
-    pub const ALL: [Op; 54] = [
+    pub const ALL: [Op; 60] = [
         Op::Status,
         Op::OperatorGet,
         Op::AccountList,
@@ -313,6 +332,12 @@ impl Op {
         Op::OperatorSigningKeyAdd,
         Op::OperatorSigningKeyRotate,
         Op::OperatorSigningKeyRemove,
+        Op::CalloutStatus,
+        Op::CalloutSetup,
+        Op::CalloutSentinel,
+        Op::CalloutAuthList,
+        Op::CalloutAuthAdd,
+        Op::CalloutAuthRemove,
     ];
 
     /// The subject below the prefix, e.g. `account.create`.
@@ -372,6 +397,12 @@ impl Op {
             Op::OperatorSigningKeyAdd => "operator.signing_key.add",
             Op::OperatorSigningKeyRotate => "operator.signing_key.rotate",
             Op::OperatorSigningKeyRemove => "operator.signing_key.remove",
+            Op::CalloutStatus => "callout.status",
+            Op::CalloutSetup => "callout.setup",
+            Op::CalloutSentinel => "callout.sentinel",
+            Op::CalloutAuthList => "callout.auth.list",
+            Op::CalloutAuthAdd => "callout.auth.add",
+            Op::CalloutAuthRemove => "callout.auth.remove",
         }
     }
 
@@ -1035,13 +1066,18 @@ pub async fn dispatch(warden: &Warden, op: Op, payload: &[u8]) -> Result<Vec<u8>
             parse::<NoArgs>(op, payload)?;
             json(&warden.lint_tenants().await?)
         }
-        _ => match account_model::dispatch(warden, op, payload).await {
-            Some(reply) => reply,
-            None => Err(ServiceError::internal(format!(
-                "no handler for {}",
-                op.subject()
-            ))),
-        },
+        _ => {
+            if let Some(reply) = account_model::dispatch(warden, op, payload).await {
+                return reply;
+            }
+            match callout::dispatch(warden, op, payload).await {
+                Some(reply) => reply,
+                None => Err(ServiceError::internal(format!(
+                    "no handler for {}",
+                    op.subject()
+                ))),
+            }
+        }
     }
 }
 
