@@ -217,10 +217,16 @@ struct Responder {
 
 impl Responder {
     fn start(home: &Home, url: &str) -> Responder {
+        Responder::start_with(home, &["--nats", url])
+    }
+
+    /// `warden callout run ARGS… --summary-every 1s`, once it says it answers.
+    fn start_with(home: &Home, args: &[&str]) -> Responder {
         let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
             .arg("--data-dir")
             .arg(home.data_dir())
-            .args(["callout", "run", "--nats", url, "--summary-every", "1s"])
+            .args(["callout", "run", "--summary-every", "1s"])
+            .args(args)
             .env_remove("WARDEN_DATABASE_URL")
             .env_remove("WARDEN_MASTER_KEY")
             .stdout(Stdio::piped())
@@ -794,4 +800,307 @@ async fn a_server_without_auth_callout_is_refused_clearly() {
     home.push(&server.url());
     let e = home.fails(2, &["callout", "run", "--nats", &server.url()]);
     assert!(e.contains("has no auth callout"), "{e}");
+}
+
+/// A CA, a server certificate for 127.0.0.1 and client certificates for `ada` and
+/// `mallory` from the same CA, plus one for `ada` from another CA: PEM files in `dir`.
+struct Pki {
+    ca: std::path::PathBuf,
+    server_cert: std::path::PathBuf,
+    server_key: std::path::PathBuf,
+    client: std::collections::HashMap<&'static str, (std::path::PathBuf, std::path::PathBuf)>,
+}
+
+fn pki(dir: &std::path::Path) -> Pki {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, SanType,
+    };
+    let write = |name: &str, text: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).expect("write PEM");
+        p
+    };
+    let make_ca = |cn: &str| {
+        let key = KeyPair::generate().expect("CA key");
+        let mut p = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = p.self_signed(&key).expect("CA cert");
+        (cert.pem(), Issuer::new(p, key))
+    };
+    let (ca_pem, issuer) = make_ca("Warden test client CA");
+    let (_, other) = make_ca("Someone else's CA");
+    let key = KeyPair::generate().expect("server key");
+    let mut server = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+    server
+        .subject_alt_names
+        .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = server.signed_by(&key, &issuer).expect("server cert");
+    let mut client = std::collections::HashMap::new();
+    for (tag, cn, by) in [
+        ("ada", "ada", &issuer),
+        ("mallory", "mallory", &issuer),
+        ("responder", "warden-callout", &issuer),
+        ("forged", "ada", &other),
+    ] {
+        let key = KeyPair::generate().expect("client key");
+        let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let c = p.signed_by(&key, by).expect("client cert");
+        client.insert(
+            tag,
+            (
+                write(&format!("{tag}.crt"), c.pem()),
+                write(&format!("{tag}.key"), key.serialize_pem()),
+            ),
+        );
+    }
+    Pki {
+        ca: write("ca.crt", ca_pem),
+        server_cert: write("server.crt", cert.pem()),
+        server_key: write("server.key", key.serialize_pem()),
+        client,
+    }
+}
+
+/// Client certificates: the server verifies them against the CA and passes the chain
+/// in the request; Warden's `mtls` authenticator maps the subject CN to the directory.
+#[tokio::test(flavor = "multi_thread")]
+async fn client_certificate_callout_2_15() {
+    let bin = NatsServerBinary::get(ServerLine::V2_15);
+    let home = Home::new();
+    directory(&home);
+    let pki = pki(home.path());
+    home.ok(&["callout", "setup", "--xkey"]);
+    home.ok(&[
+        "callout",
+        "auth",
+        "add",
+        "mtls",
+        "certs",
+        "--ca",
+        pki.ca.to_str().unwrap(),
+        "--map",
+        "subject",
+    ]);
+    home.ok(&[
+        "callout",
+        "sentinel",
+        "-o",
+        home.path().join("s.creds").to_str().unwrap(),
+    ]);
+    let sentinel = home.creds_file("s.creds");
+
+    let port = warden_testkit::free_port();
+    let conf = home.path().join("tls.conf");
+    home.ok(&[
+        "nats-config",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--resolver-dir",
+        home.path().join("tls-resolver").to_str().unwrap(),
+        "-o",
+        conf.to_str().unwrap(),
+    ]);
+    let config = format!(
+        "{}\ntls {{\n  cert_file: {:?}\n  key_file: {:?}\n  ca_file: {:?}\n  verify: true\n}}\n",
+        std::fs::read_to_string(&conf).unwrap(),
+        pki.server_cert.display().to_string(),
+        pki.server_key.display().to_string(),
+        pki.ca.display().to_string(),
+    );
+    let dir = home.path().join("tls-server");
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = NatsServer::start(&bin, &dir, &config).expect("TLS nats-server starts");
+    let url = format!("tls://127.0.0.1:{port}");
+    // The rendered configuration preloads every account, the callout account too.
+    let _responder = Responder::start_with(
+        &home,
+        &[
+            "--nats",
+            &url,
+            "--tls-ca",
+            pki.ca.to_str().unwrap(),
+            "--tls-cert",
+            pki.client["responder"].0.to_str().unwrap(),
+            "--tls-key",
+            pki.client["responder"].1.to_str().unwrap(),
+        ],
+    );
+
+    let with_cert = |tag: &'static str| {
+        let (cert, key) = pki.client[tag].clone();
+        let ca = pki.ca.clone();
+        let sentinel = sentinel.clone();
+        let url = url.clone();
+        async move {
+            let opts = async_nats::ConnectOptions::with_credentials(&sentinel)
+                .expect("creds")
+                .add_root_certificates(ca)
+                .add_client_certificate(cert, key)
+                .require_tls(true)
+                .connection_timeout(Duration::from_secs(5))
+                .max_reconnects(Some(0));
+            tokio::time::timeout(Duration::from_secs(10), opts.connect(url))
+                .await
+                .map_err(|_| "timed out".to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ada = loop {
+        match with_cert("ada").await {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "ada's certificate never admitted: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let mut sub = ada.subscribe("orders.tls").await.expect("subscribe");
+    ada.flush().await.unwrap();
+    ada.publish("orders.tls", "yes".into()).await.unwrap();
+    ada.flush().await.unwrap();
+    use futures::StreamExt;
+    let m = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("delivered")
+        .expect("open");
+    assert_eq!(&m.payload[..], b"yes");
+    // mallory's certificate is good, but she is not a directory user.
+    assert!(with_cert("mallory").await.is_err(), "mallory admitted");
+    assert!(
+        server.wait_for_log("mallory", Duration::from_secs(10)),
+        "{}",
+        server.log()
+    );
+    // A certificate from another CA does not even pass the server's TLS check.
+    assert!(
+        with_cert("forged").await.is_err(),
+        "a foreign certificate admitted"
+    );
+}
+
+/// Config mode (no operator): `warden nats-config --auth-callout` renders a server
+/// whose every client but Warden's responder is decided by the callout; clients
+/// present only their ID token.
+#[tokio::test(flavor = "multi_thread")]
+async fn config_mode_callout_2_15() {
+    let bin = NatsServerBinary::get(ServerLine::V2_15);
+    let home = Home::new();
+    directory(&home);
+    home.ok(&[
+        "callout",
+        "setup",
+        "--allowed-account",
+        "APP",
+        "--allowed-account",
+        "OPS",
+    ]);
+    let idp = Idp::new();
+    let jwks = home.path().join("jwks.json");
+    std::fs::write(&jwks, idp.jwks().to_string()).unwrap();
+    home.ok(&[
+        "callout",
+        "auth",
+        "add",
+        "oidc",
+        "idp",
+        "--jwks",
+        jwks.to_str().unwrap(),
+        "--issuer",
+        ISSUER,
+        "--audience",
+        AUDIENCE,
+    ]);
+    let port = warden_testkit::free_port();
+    let conf = home.path().join("config-mode.conf");
+    home.ok(&[
+        "nats-config",
+        "--auth-callout",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "-o",
+        conf.to_str().unwrap(),
+    ]);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&conf).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the config holds the responder's password");
+    }
+    let config = std::fs::read_to_string(&conf).unwrap();
+    assert!(
+        config.contains("auth_callout") && !config.contains("operator:"),
+        "{config}"
+    );
+    let dir = home.path().join("config-mode-server");
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = NatsServer::start(&bin, &dir, &config).expect("config-mode nats-server starts");
+    let url = server.url();
+
+    let _responder = Responder::start_with(&home, &["--config-mode", "--nats", &url]);
+
+    let token = idp.valid(Alg::EdDsa, "ada");
+    let connect = |token: String| {
+        let url = url.clone();
+        async move {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let opts = async_nats::ConnectOptions::with_token(token)
+                .event_callback(move |event| {
+                    let tx = tx.clone();
+                    async move {
+                        if let async_nats::Event::ServerError(e) = event {
+                            let _ = tx.send(e.to_string());
+                        }
+                    }
+                })
+                .connection_timeout(Duration::from_secs(5))
+                .max_reconnects(Some(0));
+            match tokio::time::timeout(Duration::from_secs(10), opts.connect(url)).await {
+                Ok(Ok(client)) => Ok(Client { client, errors: rx }),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("timed out".to_string()),
+            }
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut ada = loop {
+        match connect(token.clone()).await {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "ada never admitted in config mode: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    ada.publish_delivered("orders.config", "ada in APP (config mode)")
+        .await;
+    ada.publish_refused("orders.secret", "deny still applies")
+        .await;
+    let e = connect(idp.valid(Alg::EdDsa, "bob"))
+        .await
+        .err()
+        .expect("bob refused");
+    assert!(e.to_lowercase().contains("authorization"), "{e}");
+    // Without a token, nobody connects.
+    let e = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(5))
+        .max_reconnects(Some(0))
+        .connect(url.clone())
+        .await
+        .err()
+        .expect("anonymous refused");
+    assert!(
+        e.to_string().to_lowercase().contains("authorization"),
+        "{e}"
+    );
 }

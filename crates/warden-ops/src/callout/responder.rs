@@ -34,6 +34,10 @@ pub struct ResponderConfig {
     /// Config mode: the server has no operator; the responder logs in with the user and
     /// password of `warden nats-config --auth-callout`, and the config-mode issuer signs.
     pub config_mode: bool,
+    /// CA (PEM file) to trust for a `tls://` server with a private CA.
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// Client certificate and key (PEM files), for a server that verifies clients'.
+    pub tls_client: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 impl ResponderConfig {
@@ -46,6 +50,8 @@ impl ResponderConfig {
             summary_every: Duration::from_secs(60),
             concurrency: 64,
             config_mode: false,
+            tls_ca: None,
+            tls_client: None,
         }
     }
 }
@@ -148,6 +154,14 @@ async fn connect(
             ),
         }
         .name(&cfg.name);
+        let opts = match &cfg.tls_ca {
+            Some(ca) => opts.add_root_certificates(ca.clone()).require_tls(true),
+            None => opts,
+        };
+        let opts = match &cfg.tls_client {
+            Some((cert, key)) => opts.add_client_certificate(cert.clone(), key.clone()),
+            None => opts,
+        };
         match opts.connect(&cfg.nats).await {
             Ok(client) => {
                 let version = client.server_info().version;

@@ -83,6 +83,15 @@ pub struct RunArgs {
     /// For a server rendered by `warden nats-config --auth-callout` (no operator mode).
     #[arg(long)]
     config_mode: bool,
+    /// CA (PEM) to trust for a tls:// server with a private CA.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM), for a server that verifies client certificates.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 /// How a client certificate names the user.
@@ -350,6 +359,13 @@ async fn run_responder(w: &Warden, a: RunArgs) -> Result<()> {
     cfg.concurrency = a.concurrency;
     cfg.summary_every = a.summary_every;
     cfg.config_mode = a.config_mode;
+    for f in a.tls_ca.iter().chain(&a.tls_cert).chain(&a.tls_key) {
+        if !f.is_file() {
+            return Err(super::usage(format!("{} does not exist", f.display())));
+        }
+    }
+    cfg.tls_ca = a.tls_ca;
+    cfg.tls_client = a.tls_cert.zip(a.tls_key);
     let stats = Arc::new(CalloutStats::default());
     let nats = a.nats.clone();
     responder::run(w.clone(), cfg, stats, shutdown.receiver(), move || {
