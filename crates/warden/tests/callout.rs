@@ -375,10 +375,7 @@ async fn oidc_scenario(xkey: bool) {
         .collect();
     assert_eq!(auth.allowed_accounts, keys);
     assert_eq!(auth.xkey.is_some(), xkey);
-    assert_eq!(
-        auth.xkey.as_ref().map(|x| x.as_str()),
-        status["xkey"].as_str()
-    );
+    assert_eq!(auth.xkey.as_deref(), status["xkey"].as_str());
     let responder = Responder::start(&home, &url);
 
     // Ada, with a valid token from either key, gets exactly her grants in APP.
@@ -1097,10 +1094,248 @@ async fn config_mode_callout_2_15() {
         .max_reconnects(Some(0))
         .connect(url.clone())
         .await
-        .err()
-        .expect("anonymous refused");
+        .expect_err("anonymous refused");
     assert!(
         e.to_string().to_lowercase().contains("authorization"),
         "{e}"
+    );
+}
+
+/// The issued user JWT expires no later than the ID token: the server closes the
+/// connection when it does (and a shorter `--ttl` would do the same).
+#[tokio::test(flavor = "multi_thread")]
+async fn connection_ends_when_the_token_expires_2_15() {
+    let (home, server, sentinel, idp) = oidc_world(false).await;
+    let url = server.url();
+    let _responder = Responder::start(&home, &url);
+    let now = unix_now();
+    let short = idp.token(
+        Alg::Es256,
+        json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "ada", "nbf": now - 5, "exp": now + 4}),
+    );
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let opts = async_nats::ConnectOptions::with_credentials(&sentinel)
+        .unwrap()
+        .token(short)
+        .event_callback(move |event| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(event.to_string());
+            }
+        })
+        .max_reconnects(Some(0));
+    let client = tokio::time::timeout(Duration::from_secs(10), opts.connect(url.clone()))
+        .await
+        .expect("connect in time")
+        .expect("admitted until the token expires");
+    client.flush().await.expect("connected");
+    let started = Instant::now();
+    let mut events = Vec::new();
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(15), rx.recv()).await {
+            Ok(Some(e)) => {
+                events.push(e.clone());
+                if e.to_lowercase().contains("disconnect") || e.to_lowercase().contains("expired") {
+                    break true;
+                }
+            }
+            _ => break false,
+        }
+    };
+    assert!(
+        closed,
+        "the server kept the connection past the token's expiry: {events:?}"
+    );
+    // Not before the token's expiry (connected about 4 s before it), not long after.
+    let after = started.elapsed();
+    assert!(
+        after >= Duration::from_secs(2) && after < Duration::from_secs(12),
+        "closed after {after:?}: {events:?}"
+    );
+}
+
+/// Bad input is a usage error (exit 2) or a clear failure (exit 1), and changes nothing.
+#[test]
+fn bad_callout_input_changes_nothing() {
+    let home = Home::new();
+    directory(&home);
+    let e = home.fails(1, &["callout", "auth", "list"]);
+    assert!(e.contains("callout setup"), "{e}");
+    let garbage = home.path().join("garbage.txt");
+    std::fs::write(&garbage, "not json, not PEM").unwrap();
+    let g = garbage.to_str().unwrap();
+    let jwks = home.path().join("jwks.json");
+    std::fs::write(&jwks, Idp::new().jwks().to_string()).unwrap();
+    let j = jwks.to_str().unwrap();
+    let e = home.fails(
+        1,
+        &[
+            "callout",
+            "auth",
+            "add",
+            "oidc",
+            "idp",
+            "--jwks",
+            j,
+            "--issuer",
+            ISSUER,
+            "--audience",
+            AUDIENCE,
+        ],
+    );
+    assert!(e.contains("callout setup"), "before set-up: {e}");
+
+    home.fails(2, &["callout", "setup", "--account", "SYS"]);
+    home.fails(2, &["callout", "setup", "--account", "BACKEND"]);
+    home.fails(1, &["callout", "status"]);
+    home.ok(&["callout", "setup"]);
+    let before = home.ledger().len();
+    home.fails(2, &["callout", "setup", "--ttl", "10s"]);
+    home.fails(1, &["callout", "setup", "--account", "OTHER"]);
+    home.fails(1, &["callout", "setup", "--allowed-account", "NOPE"]);
+    home.fails(2, &["callout", "setup", "--server-version", "banana"]);
+    home.fails(
+        2,
+        &[
+            "callout",
+            "auth",
+            "add",
+            "oidc",
+            "idp",
+            "--jwks",
+            g,
+            "--issuer",
+            ISSUER,
+            "--audience",
+            AUDIENCE,
+        ],
+    );
+    home.fails(
+        2,
+        &[
+            "callout",
+            "auth",
+            "add",
+            "oidc",
+            "bad name",
+            "--jwks",
+            j,
+            "--issuer",
+            ISSUER,
+            "--audience",
+            AUDIENCE,
+        ],
+    );
+    home.fails(
+        2,
+        &[
+            "callout",
+            "auth",
+            "add",
+            "oidc",
+            "idp",
+            "--jwks",
+            j,
+            "--issuer",
+            "",
+            "--audience",
+            AUDIENCE,
+        ],
+    );
+    home.fails(2, &["callout", "auth", "add", "mtls", "certs", "--ca", g]);
+    home.fails(
+        2,
+        &[
+            "callout",
+            "auth",
+            "add",
+            "ldap",
+            "corp",
+            "--url",
+            "http://127.0.0.1/",
+            "--base",
+            "dc=x",
+        ],
+    );
+    home.fails(
+        2,
+        &[
+            "callout",
+            "auth",
+            "add",
+            "ldap",
+            "corp",
+            "--url",
+            "ldap://127.0.0.1/",
+            "--base",
+            "dc=x",
+            "--user-filter",
+            "(uid=fixed)",
+        ],
+    );
+    let empty = home.path().join("empty.pw");
+    std::fs::write(&empty, "\n").unwrap();
+    home.fails(
+        2,
+        &[
+            "callout",
+            "auth",
+            "add",
+            "ldap",
+            "corp",
+            "--url",
+            "ldap://127.0.0.1/",
+            "--base",
+            "dc=x",
+            "--bind-dn",
+            "cn=admin,dc=x",
+            "--password-file",
+            empty.to_str().unwrap(),
+        ],
+    );
+    home.fails(1, &["callout", "auth", "rm", "nobody"]);
+    assert_eq!(home.json(&["callout", "auth", "list"]), json!([]));
+    assert_eq!(
+        home.ledger().len(),
+        before,
+        "a refused command wrote to the ledger"
+    );
+
+    // A name is used once.
+    home.ok(&[
+        "callout",
+        "auth",
+        "add",
+        "oidc",
+        "idp",
+        "--jwks",
+        j,
+        "--issuer",
+        ISSUER,
+        "--audience",
+        AUDIENCE,
+    ]);
+    home.fails(
+        1,
+        &[
+            "callout",
+            "auth",
+            "add",
+            "oidc",
+            "idp",
+            "--jwks",
+            j,
+            "--issuer",
+            ISSUER,
+            "--audience",
+            AUDIENCE,
+        ],
+    );
+    assert_eq!(
+        home.json(&["callout", "auth", "list"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
     );
 }

@@ -477,6 +477,30 @@ impl Warden {
         self.need(Scope::Admin, "adding an auth callout authenticator")?;
         check_authenticator_name(spec.name())?;
         authenticators::check(&spec)?;
+        // A secret is the bind password of an LDAP bind DN: one goes with the other.
+        match (&spec, secret.as_deref()) {
+            (AuthenticatorSpec::Ldap(l), Some(pw)) if l.bind_dn.is_some() && pw.is_empty() => {
+                return Err(OpsError::Invalid("the bind password is empty".into()));
+            }
+            (AuthenticatorSpec::Ldap(l), None) if l.bind_dn.is_some() => {
+                return Err(OpsError::Invalid(format!(
+                    "bind DN {} needs its password (--password-file, or `password` in the body)",
+                    l.bind_dn.as_deref().unwrap_or_default()
+                )));
+            }
+            (AuthenticatorSpec::Ldap(l), Some(_)) if l.bind_dn.is_none() => {
+                return Err(OpsError::Invalid(
+                    "a bind password needs a bind DN (--bind-dn, or `bind_dn` in the body)".into(),
+                ));
+            }
+            (AuthenticatorSpec::Oidc(_) | AuthenticatorSpec::Mtls(_), Some(_)) => {
+                return Err(OpsError::Invalid(format!(
+                    "a {} authenticator takes no secret",
+                    spec.kind()
+                )));
+            }
+            _ => {}
+        }
         let mut config = self.configured().await?;
         if config
             .authenticators
@@ -1183,8 +1207,9 @@ impl AuthenticatorInput {
                 user_filter,
                 ca_file,
             } => {
-                let secret = match (&bind_dn, password_file) {
-                    (Some(_), Some(f)) => {
+                // Whether it goes with a bind DN is checked by `callout_auth_add`.
+                let secret = match password_file {
+                    Some(f) => {
                         let text = Zeroizing::new(read_input(&f, "password file")?);
                         let first = Zeroizing::new(text.lines().next().unwrap_or("").to_string());
                         if first.is_empty() {
@@ -1195,27 +1220,21 @@ impl AuthenticatorInput {
                         }
                         Some(first)
                     }
-                    (Some(_), None) => {
-                        return Err(OpsError::Invalid("--bind-dn needs --password-file".into()));
-                    }
-                    (None, Some(_)) => {
-                        return Err(OpsError::Invalid("--password-file needs --bind-dn".into()));
-                    }
-                    (None, None) => None,
+                    None => None,
                 };
                 let ca_pem = match ca_file {
                     Some(f) => Some(read_input(&f, "CA file")?),
                     None => None,
                 };
-                let spec = AuthenticatorSpec::Ldap(authenticators::LdapAuth {
-                    name,
-                    url,
-                    base,
-                    bind_dn,
-                    user_filter: user_filter.unwrap_or_else(|| "(uid={user})".into()),
-                    ca_pem,
-                });
-                Ok((spec, secret))
+                let spec = authenticators::LdapAuth::new(
+                    &name,
+                    &url,
+                    &base,
+                    bind_dn.as_deref(),
+                    user_filter.as_deref(),
+                    ca_pem.as_deref(),
+                )?;
+                Ok((AuthenticatorSpec::Ldap(spec), secret))
             }
             AuthenticatorInput::Oidc {
                 name,
@@ -1225,26 +1244,22 @@ impl AuthenticatorInput {
                 user_claim,
             } => {
                 let text = read_input(&jwks_file, "JWKS file")?;
-                let jwks: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-                    OpsError::Invalid(format!("{} is not JSON: {e}", jwks_file.display()))
-                })?;
-                Ok((
-                    AuthenticatorSpec::Oidc(authenticators::OidcAuth {
-                        name,
-                        issuer,
-                        audience,
-                        user_claim: user_claim.unwrap_or_else(|| "sub".into()),
-                        jwks,
-                    }),
-                    None,
-                ))
+                let spec = authenticators::OidcAuth::from_jwks_text(
+                    &name,
+                    &text,
+                    &issuer,
+                    &audience,
+                    user_claim.as_deref(),
+                )
+                .map_err(|e| OpsError::Invalid(format!("{}: {e}", jwks_file.display())))?;
+                Ok((AuthenticatorSpec::Oidc(spec), None))
             }
             AuthenticatorInput::Mtls { name, ca_file, map } => Ok((
-                AuthenticatorSpec::Mtls(authenticators::MtlsAuth {
-                    name,
-                    ca_pem: read_input(&ca_file, "CA file")?,
+                AuthenticatorSpec::Mtls(authenticators::MtlsAuth::new(
+                    &name,
+                    &read_input(&ca_file, "CA file")?,
                     map,
-                }),
+                )?),
                 None,
             )),
         }

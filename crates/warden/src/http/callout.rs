@@ -152,7 +152,7 @@ fn strict<T: DeserializeOwned>(value: Value) -> Result<T, AuthenticatorBodyError
 
 /// A new authenticator from a request body: `kind` (`ldap`, `oidc`, `mtls`) picks the
 /// fields; the spec is built (defaults applied, checked) by the operations' constructors.
-/// An LDAP `password` goes with `bind_dn` (the one it binds as), as on the command line.
+/// An LDAP `password` is the bind password of `bind_dn`.
 pub(crate) fn parse_authenticator(
     mut body: Map<String, Value>,
 ) -> Result<NewAuthenticator, AuthenticatorBodyError> {
@@ -183,19 +183,8 @@ pub(crate) fn parse_authenticator(
                 }
             };
             let b: LdapBody = strict(Value::Object(body))?;
+            // Whether the password goes with the bind DN is the operation's to decide.
             let bind_dn = b.bind_dn.filter(|d| !d.trim().is_empty());
-            match (&bind_dn, &password) {
-                (Some(_), Some(p)) if p.is_empty() => {
-                    return Err(OpsError::invalid("password is empty").into());
-                }
-                (Some(_), None) => {
-                    return Err(OpsError::invalid("bind_dn needs password").into());
-                }
-                (None, Some(_)) => {
-                    return Err(OpsError::invalid("password needs bind_dn").into());
-                }
-                _ => {}
-            }
             let spec = LdapAuth::new(
                 &b.name,
                 &b.url,
