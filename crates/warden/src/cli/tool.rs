@@ -69,6 +69,20 @@ pub struct Conn {
     /// A creds file instead.
     #[arg(long, value_name = "FILE")]
     creds: Option<PathBuf>,
+    /// A token to present too (an ID token, for an auth callout).
+    #[arg(long, env = "NATS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// A user name to present too (with --password; for an auth callout).
+    #[arg(long, requires = "password", value_name = "NAME")]
+    login: Option<String>,
+    /// The password of --login (prefer the environment variable over the command line).
+    #[arg(
+        long,
+        env = "NATS_PASSWORD",
+        hide_env_values = true,
+        requires = "login"
+    )]
+    password: Option<String>,
 }
 
 fn secs(s: &str) -> Result<Duration, String> {
@@ -86,18 +100,30 @@ where
     Fut: std::future::Future<Output = Result<Warden>>,
 {
     let creds = match (&conn.creds, &conn.account, &conn.user) {
-        (Some(path), _, _) => zeroize::Zeroizing::new(
+        (Some(path), _, _) => Some(zeroize::Zeroizing::new(
             std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?,
-        ),
-        (None, Some(a), Some(u)) => open().await?.creds(a, u).await?,
+        )),
+        (None, Some(a), Some(u)) => Some(open().await?.creds(a, u).await?),
+        // A server whose auth callout decides everyone takes a token or a password alone.
+        _ if conn.token.is_some() || conn.login.is_some() => None,
         _ => bail!(crate::cli::UsageError(
-            "say whose creds to use: --account A --user U, or --creds FILE".into()
+            "say whose creds to use: --account A --user U, or --creds FILE (and/or --token, --login)"
+                .into()
         )),
     };
     let (tx, rx) = mpsc::unbounded_channel();
-    let client = async_nats::ConnectOptions::with_credentials(&creds)
-        .context("invalid creds")?
+    let mut opts = match &creds {
+        Some(c) => async_nats::ConnectOptions::with_credentials(c).context("invalid creds")?,
+        None => async_nats::ConnectOptions::new(),
+    };
+    if let Some(t) = &conn.token {
+        opts = opts.token(t.clone());
+    }
+    if let (Some(l), Some(p)) = (&conn.login, &conn.password) {
+        opts = opts.user_and_password(l.clone(), p.clone());
+    }
+    let client = opts
         .event_callback(move |event| {
             let tx = tx.clone();
             async move {
