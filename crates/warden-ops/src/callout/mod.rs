@@ -863,12 +863,7 @@ impl Warden {
         let permissions = gov::compile(&tasks)
             .remove(&account)
             .unwrap_or_else(gov::deny_all);
-        let expires_at = [Some(t + ctx.config.ttl_secs), who.expires_at]
-            .into_iter()
-            .chain(tasks.iter().map(|h| h.expires_at))
-            .flatten()
-            .min()
-            .unwrap_or(t + ctx.config.ttl_secs);
+        let expires_at = earliest_expiry(t, ctx.config.ttl_secs, who.expires_at, &tasks);
         // Operator mode: the target account signs. Config mode: the issuer signs and
         // `aud` names the account.
         let signer = if ctx.config_mode {
@@ -972,6 +967,17 @@ fn describe(a: &AuthenticatorSpec) -> String {
             }
         ),
     }
+}
+
+/// When an issued user JWT expires: the earliest of the policy TTL from `now`, the
+/// credential's own expiry (an ID token's `exp`) and the expiry of any grant it carries.
+fn earliest_expiry(now: i64, ttl: i64, credential: Option<i64>, tasks: &[HeldTask]) -> i64 {
+    [Some(now + ttl), credential]
+        .into_iter()
+        .chain(tasks.iter().map(|h| h.expires_at))
+        .flatten()
+        .min()
+        .unwrap_or(now + ttl)
 }
 
 fn login_hint(request: &AuthorizationRequest) -> Option<String> {
@@ -1351,5 +1357,83 @@ impl Warden {
             responder_password: self.store().seed(RESPONDER_PASSWORD).await?,
             xkey: config.xkey.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_servers_from_2_10_have_auth_callout() {
+        for (v, has) in [
+            ("2.9.10", false),
+            ("v2.9.25", false),
+            ("2.10.0", true),
+            ("2.10.0-beta.3", true),
+            ("2.11.4+build", true),
+            ("2.15.1", true),
+            ("3.0.0", true),
+            ("1.4.1", false),
+        ] {
+            assert_eq!(server_has_callout(v).unwrap(), has, "{v}");
+        }
+        for bad in ["", "2.10", "banana", "2.x.1", "2.10.0.1"] {
+            assert!(server_has_callout(bad).is_err(), "{bad:?}");
+        }
+        let e = no_callout_error("2.9.10").to_string();
+        assert!(e.contains("2.9.10") && e.contains("2.10"), "{e}");
+    }
+
+    fn held(expires_at: Option<i64>) -> HeldTask {
+        HeldTask {
+            role: "r".into(),
+            task: "t".into(),
+            account: "APP".into(),
+            grants: Default::default(),
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn expiry_is_the_earliest_of_ttl_token_and_grants() {
+        let now = 1_000;
+        assert_eq!(earliest_expiry(now, 3600, None, &[]), 4600);
+        assert_eq!(earliest_expiry(now, 3600, Some(2000), &[]), 2000);
+        assert_eq!(earliest_expiry(now, 3600, Some(9000), &[]), 4600);
+        assert_eq!(
+            earliest_expiry(now, 3600, Some(3000), &[held(None), held(Some(1500))]),
+            1500
+        );
+        assert_eq!(earliest_expiry(now, 60, None, &[held(Some(9999))]), 1060);
+    }
+
+    fn decision(allowed: bool, code: &'static str, user: &str) -> Decision {
+        Decision {
+            allowed,
+            code,
+            reason: (!allowed).then(|| format!("because {user}")),
+            user: Some(user.into()),
+            account: None,
+            expires_at: None,
+            reply: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn decisions_are_counted_per_code_with_a_few_examples() {
+        let log = DecisionLog::default();
+        for i in 0..20 {
+            log.count(&decision(false, "bad_credentials", &format!("u{i}")));
+        }
+        log.count(&decision(false, "unknown_user", "zed"));
+        log.count(&decision(true, "allowed", "ada"));
+        log.count(&decision(true, "allowed", "ada"));
+        let w = log.inner.lock().unwrap();
+        assert_eq!(w.allowed, 2);
+        assert_eq!(w.refused["bad_credentials"].count, 20);
+        assert_eq!(w.refused["bad_credentials"].examples.len(), EXAMPLES);
+        assert_eq!(w.refused["unknown_user"].count, 1);
+        assert!(w.opened_at.is_some());
     }
 }
