@@ -210,9 +210,10 @@ async fn refused(
     );
 }
 
-/// A `warden callout run` child, killed on drop.
+/// A `warden callout run` child (logging at trace level into a file), killed on drop.
 struct Responder {
     child: Child,
+    log: std::path::PathBuf,
 }
 
 impl Responder {
@@ -222,6 +223,9 @@ impl Responder {
 
     /// `warden callout run ARGS… --summary-every 1s`, once it says it answers.
     fn start_with(home: &Home, args: &[&str]) -> Responder {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = home.path().join(format!("responder-{n}.log"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
             .arg("--data-dir")
             .arg(home.data_dir())
@@ -229,8 +233,9 @@ impl Responder {
             .args(args)
             .env_remove("WARDEN_DATABASE_URL")
             .env_remove("WARDEN_MASTER_KEY")
+            .env("WARDEN_LOG", "trace")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(std::fs::File::create(&log).expect("responder log file"))
             .spawn()
             .expect("start warden callout run");
         let stdout = child.stdout.take().expect("stdout");
@@ -244,7 +249,12 @@ impl Responder {
             .recv_timeout(Duration::from_secs(20))
             .expect("warden callout run said it answers");
         assert!(line.starts_with("warden callout: answering on"), "{line}");
-        Responder { child }
+        Responder { child, log }
+    }
+
+    /// What it logged so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// SIGKILL, and wait for the process to be gone.
@@ -560,6 +570,17 @@ async fn oidc_scenario(xkey: bool) {
     }
     let ledger = serde_json::to_string(&home.ledger()).unwrap();
     assert!(!ledger.contains(&ada), "an ID token reached the ledger");
+    let log = responder.log();
+    assert!(
+        log.contains("refused"),
+        "the responder logged nothing: {log}"
+    );
+    // Each token's signature is unique to it: none may be in the log.
+    let signature = ada.rsplit('.').next().unwrap();
+    assert!(
+        !log.contains(signature),
+        "an ID token reached the responder's log"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -628,7 +649,7 @@ async fn ldap_password_callout_2_15() {
     let server = home.start_nats(&bin, "ldap");
     let url = server.url();
     home.push(&url);
-    let _responder = Responder::start(&home, &url);
+    let responder = Responder::start(&home, &url);
 
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut ada = loop {
@@ -650,7 +671,7 @@ async fn ldap_password_callout_2_15() {
         &server,
         &url,
         &sentinel,
-        Presented::Password("ada", "wrong"),
+        Presented::Password("ada", "wrong-pw-7731"),
         "wrong password",
         "wrong password",
     )
@@ -695,6 +716,23 @@ async fn ldap_password_callout_2_15() {
     carol
         .publish_refused("orders.new", "carol's APP grants are not in OPS")
         .await;
+    // Traced at the finest level, the responder logged refusals but no password.
+    let log = responder.log();
+    assert!(
+        log.contains("refused"),
+        "the responder logged nothing: {log}"
+    );
+    for secret in [
+        "ada-secret-pw",
+        "wrong-pw-7731",
+        "carol-pw",
+        slapd.password(),
+    ] {
+        assert!(
+            !log.contains(secret),
+            "a password reached the responder's log"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
