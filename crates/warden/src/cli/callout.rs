@@ -92,6 +92,10 @@ pub struct RunArgs {
     /// Key (PEM) of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Serve `GET /metrics` (Prometheus text: decisions and their latency) on this
+    /// address; off by default.
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_listen: Option<String>,
 }
 
 /// How a client certificate names the user.
@@ -354,6 +358,7 @@ fn auth_table(list: &[AuthenticatorView]) -> String {
 }
 
 async fn run_responder(w: &Warden, a: RunArgs) -> Result<()> {
+    use anyhow::Context as _;
     let shutdown = crate::serve::Shutdown::on_signals()?;
     let mut cfg = ResponderConfig::new(a.nats.clone());
     cfg.concurrency = a.concurrency;
@@ -367,11 +372,29 @@ async fn run_responder(w: &Warden, a: RunArgs) -> Result<()> {
     cfg.tls_ca = a.tls_ca;
     cfg.tls_client = a.tls_cert.zip(a.tls_key);
     let stats = Arc::new(CalloutStats::default());
+    // Bound before the responder says it answers, so a scraper may come at once.
+    let metrics = match &a.metrics_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+            Some(tokio::spawn(crate::http::metrics::serve(
+                listener,
+                stats.clone(),
+                shutdown.triggered(),
+            )))
+        }
+        None => None,
+    };
     let nats = a.nats.clone();
-    responder::run(w.clone(), cfg, stats, shutdown.receiver(), move || {
+    let answered = responder::run(w.clone(), cfg, stats, shutdown.receiver(), move || {
         // A reader that has gone away is no reason to stop answering.
         let _ = write_out(format!("warden callout: answering on {nats}\n").as_bytes());
     })
-    .await?;
+    .await;
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
+    answered?;
     Ok(())
 }

@@ -2,7 +2,8 @@
 //! request does exactly what the matching CLI command does (same validation, same one
 //! transaction with its ledger event and outbox row).
 //!
-//! - `GET /healthz`, `GET /readyz` and `GET /openapi.json` need no token.
+//! - `GET /healthz`, `GET /readyz`, `GET /openapi.json` and `GET /metrics` (Prometheus
+//!   text, counts only: see [`metrics`]) need no token.
 //! - `/v1/onboarding/download` needs no bearer token: the package's one-time download
 //!   token is its credential (see [`onboarding`]).
 //! - Everything else under `/v1/` needs `Authorization: Bearer wdn_…` (see
@@ -38,6 +39,7 @@ mod error;
 mod extract;
 mod governance;
 mod handlers;
+pub mod metrics;
 mod onboarding;
 pub mod openapi;
 
@@ -269,6 +271,7 @@ fn app(
         .route("/healthz", get(h::healthz))
         .route("/readyz", get(h::readyz))
         .route("/openapi.json", get(h::openapi))
+        .route("/metrics", get(metrics::serve_metrics))
         .merge(v1)
         .nest_service(
             "/console",

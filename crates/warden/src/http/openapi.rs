@@ -115,6 +115,14 @@ pub const ROUTES: &[Route] = &[
     ),
     route(
         "GET",
+        "/metrics",
+        "Metrics in the Prometheus text format 0.0.4: the auth callout's decisions by result and their latency (zero when this process runs no callout).",
+        None,
+        200,
+        "Metrics",
+    ),
+    route(
+        "GET",
         "/v1/operator",
         "The operator: keys, system account, JWT.",
         None,
@@ -1254,6 +1262,18 @@ fn operation(r: &Route) -> Value {
             "Too many refused attempts from this address in the current window (`too_many_attempts`, with `Retry-After` in seconds): nothing was read or consumed.",
         ));
     }
+    if r.path == "/metrics" {
+        // Plain text, not JSON.
+        let mut content = Map::new();
+        content.insert(
+            super::metrics::CONTENT_TYPE.into(),
+            json!({"schema": schema_ref(r.response)}),
+        );
+        responses.insert(
+            "200".into(),
+            json!({"description": "Success.", "content": content}),
+        );
+    }
     if r.path == "/readyz" {
         responses.insert(
             "503".into(),
@@ -1855,6 +1875,7 @@ fn base_schemas() -> Value {
             "reason": {"type": "string"}
         }},
         "OpenApiDocument": {"type": "object", "description": "An OpenAPI 3.1 document."},
+        "Metrics": {"type": "string", "description": "Prometheus text exposition (version 0.0.4): `# HELP`, `# TYPE` and sample lines; counts and latencies only."},
         "OperatorView": {"type": "object", "properties": {
             "name": {"type": "string"},
             "public_key": {"type": "string", "description": "O…"},
