@@ -1377,3 +1377,55 @@ fn bad_callout_input_changes_nothing() {
         1
     );
 }
+
+/// `serve --callout` against nats-server 2.9.10: the responder cannot run, so serve
+/// says why and stops with an error rather than look healthy while refusing clients.
+#[test]
+fn serve_with_callout_stops_on_a_server_without_it() {
+    let home = Home::new();
+    directory(&home);
+    home.ok(&["callout", "setup", "--server-version", "2.15.1"]);
+    let bin = NatsServerBinary::get(ServerLine::V2_9);
+    let server = home.start_nats(&bin, "old");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .arg("--data-dir")
+        .arg(home.data_dir())
+        .args([
+            "serve",
+            "--callout",
+            "--nats",
+            &server.url(),
+            "--http",
+            "127.0.0.1:0",
+        ])
+        .env_remove("WARDEN_DATABASE_URL")
+        .env_remove("WARDEN_MASTER_KEY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start serve");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve kept running without its responder"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("nats-server 2.9.10 has no auth callout"),
+        "{stderr}"
+    );
+}

@@ -47,6 +47,12 @@ pub struct ServeConfig {
     pub callout: bool,
 }
 
+/// The name of `serve`'s auth callout task.
+const CALLOUT_TASK: &str = "auth callout responder";
+
+/// Set when the auth callout responder could not run: `serve` then exits with an error.
+static CALLOUT_FAILED: AtomicBool = AtomicBool::new(false);
+
 /// The auth callout responder's counters in this process (served as metrics).
 pub fn callout_stats() -> Arc<warden_ops::callout::responder::CalloutStats> {
     static STATS: std::sync::OnceLock<Arc<warden_ops::callout::responder::CalloutStats>> =
@@ -91,6 +97,9 @@ pub async fn run(
         Ok(Ok(_)) => {}
         Ok(Err(e)) => tracing::warn!("refused downloads not summarised: {e}"),
         Err(_) => tracing::warn!("refused downloads not summarised within {SUMMARY_GRACE:?}"),
+    }
+    if CALLOUT_FAILED.load(std::sync::atomic::Ordering::SeqCst) {
+        anyhow::bail!("the auth callout responder failed (the log says why); warden serve stopped");
     }
     tracing::info!("stopped");
     Ok(())
@@ -171,8 +180,7 @@ async fn start(
     tasks.spawn("HTTP server", async move { Ok(http.await?) });
 
     if config.callout {
-        // Checked before the address is reported: a callout that is not set up is a
-        // configuration error, not something to retry.
+        // A callout that is not set up is a configuration error, not something to retry.
         warden.callout_status().await?;
         let responder = warden_ops::callout::responder::run(
             warden.clone(),
@@ -181,10 +189,18 @@ async fn start(
             shutdown.receiver(),
             || {},
         );
-        tasks.spawn(
-            "auth callout responder",
-            async move { Ok(responder.await?) },
-        );
+        // A responder that cannot run (a server without auth callout) stops `serve`:
+        // clients would be refused while it looked healthy.
+        let stop = shutdown.clone();
+        tasks.spawn(CALLOUT_TASK, async move {
+            let answered = responder.await;
+            if let Err(e) = &answered {
+                tracing::error!("auth callout responder: {e}; warden serve stops");
+                CALLOUT_FAILED.store(true, std::sync::atomic::Ordering::SeqCst);
+                stop.trigger();
+            }
+            Ok(answered?)
+        });
     }
 
     if !config.no_service {
