@@ -393,7 +393,11 @@ impl Warden {
         self.callout_view(config).await
     }
 
-    async fn callout_view(&self, config: CalloutConfig) -> Result<CalloutView> {
+    /// The operator and the callout account's row.
+    async fn callout_account(
+        &self,
+        config: &CalloutConfig,
+    ) -> Result<(warden_store::OperatorRow, warden_store::AccountRow)> {
         let op = self
             .store()
             .operator()
@@ -404,6 +408,11 @@ impl Warden {
             .account_by_name(&op.public_key, &config.account)
             .await?
             .ok_or_else(|| OpsError::NotFound(format!("callout account {}", config.account)))?;
+        Ok((op, account))
+    }
+
+    async fn callout_view(&self, config: CalloutConfig) -> Result<CalloutView> {
+        let (_, account) = self.callout_account(&config).await?;
         let user_key = |name: &'static str| {
             let account = account.public_key.clone();
             async move {
@@ -594,16 +603,7 @@ impl Warden {
     pub async fn callout_context_for(&self, config_mode: bool) -> Result<CalloutContext> {
         self.need(Scope::Admin, "running the auth callout responder")?;
         let config = self.configured().await?;
-        let op = self
-            .store()
-            .operator()
-            .await?
-            .ok_or(OpsError::NotInitialised)?;
-        let account = self
-            .store()
-            .account_by_name(&op.public_key, &config.account)
-            .await?
-            .ok_or_else(|| OpsError::NotFound(format!("callout account {}", config.account)))?;
+        let (op, account) = self.callout_account(&config).await?;
         let (account_key, signer) = if config_mode {
             let issuer = config.config_mode_issuer.clone().ok_or_else(|| {
                 OpsError::NotFound(
