@@ -8,362 +8,71 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
+use common::callout::{
+    AUDIENCE, Alg, ISSUER, Idp, Presented, Responder, add_oidc, admitted, admitted_as, ca,
+    connect_as, decisions, directory, oidc_callout, oidc_world, propose_and_confirm, sentinel,
+    slapd_with_people, unix_now, until_admitted,
+};
 use common::{Client, Home};
-use serde_json::{Value, json};
-use tokio::sync::mpsc;
-use warden_testkit::{NatsServer, NatsServerBinary, ServerLine, Slapd};
+use serde_json::json;
+use warden_testkit::{NatsServer, NatsServerBinary, ServerLine};
 
-const ISSUER: &str = "https://idp.example.test";
-const AUDIENCE: &str = "nats";
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs() as i64
-}
-
-fn b64(bytes: &[u8]) -> String {
-    data_encoding::BASE64URL_NOPAD.encode(bytes)
-}
-
-/// A test identity provider: an ES256 and an Ed25519 key, and the JWKS publishing both.
-struct Idp {
-    ec: rcgen::KeyPair,
-    ed: rcgen::KeyPair,
-}
-
-#[derive(Clone, Copy)]
-enum Alg {
-    Es256,
-    EdDsa,
-}
-
-impl Idp {
-    fn new() -> Idp {
-        Idp {
-            ec: rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("EC key"),
-            ed: rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("Ed25519 key"),
-        }
-    }
-
-    fn jwks(&self) -> Value {
-        // An uncompressed P-256 point: 0x04 || x || y.
-        let point = self.ec.public_key_raw();
-        json!({"keys": [
-            {"kty": "EC", "crv": "P-256", "kid": "ec-1", "alg": "ES256", "use": "sig",
-             "x": b64(&point[1..33]), "y": b64(&point[33..65])},
-            {"kty": "OKP", "crv": "Ed25519", "kid": "ed-1", "alg": "EdDSA", "use": "sig",
-             "x": b64(self.ed.public_key_raw())},
-        ]})
-    }
-
-    /// An ID token for `sub`, valid from `nbf` to `exp` (unix seconds).
-    fn token(&self, alg: Alg, claims: Value) -> String {
-        let (header, key) = match alg {
-            Alg::Es256 => {
-                let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-                h.kid = Some("ec-1".into());
-                let k = jsonwebtoken::EncodingKey::from_ec_der(&self.ec.serialize_der());
-                (h, k)
-            }
-            Alg::EdDsa => {
-                let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
-                h.kid = Some("ed-1".into());
-                let k = jsonwebtoken::EncodingKey::from_ed_der(&self.ed.serialize_der());
-                (h, k)
-            }
-        };
-        jsonwebtoken::encode(&header, &claims, &key).expect("sign ID token")
-    }
-
-    fn valid(&self, alg: Alg, sub: &str) -> String {
-        let now = unix_now();
-        self.token(
-            alg,
-            json!({"iss": ISSUER, "aud": AUDIENCE, "sub": sub, "iat": now, "nbf": now - 5, "exp": now + 600}),
-        )
-    }
-}
-
-/// The directory: `admin` (system administrator), `ada` in role `sales` (task `orders`
-/// in APP), `carol` in `sales` and `ops` (task `ops` in OPS), `bob` with no grants.
-fn directory(home: &Home) {
-    home.ok(&["init", "--name", "CALLOUTOP"]);
-    home.ok(&["account", "add", "APP"]);
-    home.ok(&["account", "add", "OPS"]);
-    home.ok(&["dir", "user", "add", "admin", "--name", "Ada Admin"]);
-    for (id, name) in [("ada", "Ada Lovelace"), ("bob", "Bob"), ("carol", "Carol")] {
-        home.ok(&["dir", "user", "add", id, "--name", name, "--as", "admin"]);
-    }
-    for (task, account, subject, deny) in [
-        ("orders", "APP", "orders.>", Some("orders.secret")),
-        ("ops", "OPS", "ops.>", None),
-    ] {
-        let mut args = vec![
-            "task",
-            "create",
-            task,
-            "--account",
-            account,
-            "--allow-pub",
-            subject,
-            "--allow-sub",
-            subject,
-            "--owner",
-            "admin",
-            "--as",
-            "admin",
-        ];
-        if let Some(d) = deny {
-            args.extend(["--deny-pub", d]);
-        }
-        home.ok(&args);
-    }
-    for (role, task) in [("sales", "orders"), ("ops", "ops")] {
-        home.ok(&["role", "create", role, "--owner", "admin", "--as", "admin"]);
-        let p = home.json(&[
-            "propose",
-            "role-task",
-            "add",
-            "--role",
-            role,
-            "--task",
-            task,
-            "--as",
-            "admin",
-        ]);
-        home.ok(&["confirm", p["id"].as_str().unwrap(), "--as", "admin"]);
-    }
-    for (role, user) in [("sales", "ada"), ("sales", "carol"), ("ops", "carol")] {
-        let p = home.json(&[
-            "propose",
-            "role-member",
-            "add",
-            "--role",
-            role,
-            "--user",
-            user,
-            "--as",
-            "admin",
-        ]);
-        home.ok(&["confirm", p["id"].as_str().unwrap(), "--as", "admin"]);
-    }
-}
-
-/// What a callout client presents besides the sentinel creds.
-enum Presented<'a> {
-    Nothing,
-    Token(&'a str),
-    Password(&'a str, &'a str),
-}
-
-/// Connects with the sentinel creds and `presented`; the refusal text on refusal.
-async fn connect_as(url: &str, sentinel: &str, presented: Presented<'_>) -> Result<Client, String> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let mut opts = async_nats::ConnectOptions::with_credentials(sentinel)
-        .map_err(|e| format!("bad creds: {e}"))?
-        .event_callback(move |event| {
-            let tx = tx.clone();
-            async move {
-                if let async_nats::Event::ServerError(e) = event {
-                    let _ = tx.send(e.to_string());
-                }
-            }
-        })
-        .connection_timeout(Duration::from_secs(5))
-        .max_reconnects(Some(0));
-    opts = match presented {
-        Presented::Nothing => opts,
-        Presented::Token(t) => opts.token(t.to_string()),
-        Presented::Password(u, p) => opts.user_and_password(u.to_string(), p.to_string()),
-    };
-    match tokio::time::timeout(Duration::from_secs(10), opts.connect(url)).await {
-        Ok(Ok(client)) => Ok(Client { client, errors: rx }),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("connect timed out".into()),
-    }
-}
-
-/// Requires a refusal, and that the server logged why (its log carries the reason
-/// Warden's response gave); `why` is a fragment of that reason.
-async fn refused(
-    server: &NatsServer,
-    url: &str,
-    sentinel: &str,
-    presented: Presented<'_>,
-    why: &str,
-    what: &str,
-) {
-    match connect_as(url, sentinel, presented).await {
-        Ok(_) => panic!("{what}: admitted"),
-        Err(e) => assert!(e.to_lowercase().contains("authorization"), "{what}: {e}"),
-    }
-    assert!(
-        server.wait_for_log(why, Duration::from_secs(10)),
-        "{what}: the server log does not say {why:?}:\n{}",
-        server.log()
-    );
-}
-
-/// A `warden callout run` child (logging at trace level into a file), killed on drop.
-struct Responder {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Responder {
-    fn start(home: &Home, url: &str) -> Responder {
-        Responder::start_with(home, &["--nats", url])
-    }
-
-    /// `warden callout run ARGS… --summary-every 1s`, once it says it answers.
-    fn start_with(home: &Home, args: &[&str]) -> Responder {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let log = home.path().join(format!("responder-{n}.log"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
-            .arg("--data-dir")
-            .arg(home.data_dir())
-            .args(["callout", "run", "--summary-every", "1s"])
-            .args(args)
-            .env_remove("WARDEN_DATABASE_URL")
-            .env_remove("WARDEN_MASTER_KEY")
-            .env("WARDEN_LOG", "trace")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("responder log file"))
-            .spawn()
-            .expect("start warden callout run");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("warden callout run said it answers");
-        assert!(line.starts_with("warden callout: answering on"), "{line}");
-        Responder { child, log }
-    }
-
-    /// What it logged so far.
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGKILL, and wait for the process to be gone.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM, and wait (bounded) for a clean exit.
-    fn stop(&mut self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                assert!(status.success(), "callout run exited with {status}");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("callout run did not stop on SIGTERM");
-    }
-}
-
-impl Drop for Responder {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Connects until admitted (the responder's subscription reaches the server on its own
-/// schedule), within a bound.
-async fn admitted(url: &str, sentinel: &str, token: &str, what: &str) -> Client {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match connect_as(url, sentinel, Presented::Token(token)).await {
-            Ok(c) => return c,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "{what}: never admitted: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-fn decisions(home: &Home) -> Vec<Value> {
-    home.ledger()
-        .into_iter()
-        .filter(|e| e["action"] == "callout.decisions")
-        .collect()
-}
-
-/// Sets up the callout with an OIDC authenticator on a fresh directory and starts a
-/// 2.15 server with the callout account pushed: (home, server, sentinel creds, idp).
-async fn oidc_world(xkey: bool) -> (Home, NatsServer, String, Idp) {
-    let bin = NatsServerBinary::get(ServerLine::V2_15);
-    let home = Home::new();
-    directory(&home);
-    let mut setup = vec![
-        "callout",
-        "setup",
-        "--allowed-account",
-        "APP",
-        "--allowed-account",
-        "OPS",
+/// The arguments of `warden callout auth add ldap corp --url URL --base BASE EXTRA…`.
+fn add_ldap<'a>(url: &'a str, base: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "callout", "auth", "add", "ldap", "corp", "--url", url, "--base", base,
     ];
-    if xkey {
-        setup.push("--xkey");
+    args.extend_from_slice(extra);
+    args
+}
+
+/// A server whose clients go through the callout, and the sentinel creds they present.
+struct Gate<'a> {
+    server: &'a NatsServer,
+    sentinel: &'a str,
+}
+
+impl Gate<'_> {
+    /// Requires a refusal, and that the server logged why (its log carries the reason
+    /// Warden's response gave); `why` is a fragment of that reason.
+    async fn refused(&self, presented: Presented<'_>, why: &str, what: &str) {
+        match connect_as(&self.server.url(), Some(self.sentinel), presented).await {
+            Ok(_) => panic!("{what}: admitted"),
+            Err(e) => assert!(e.to_lowercase().contains("authorization"), "{what}: {e}"),
+        }
+        assert!(
+            self.server.wait_for_log(why, Duration::from_secs(10)),
+            "{what}: the server log does not say {why:?}:\n{}",
+            self.server.log()
+        );
     }
-    let v = home.json(&setup);
-    assert_eq!(v["account"], "AUTH", "{v}");
-    assert_eq!(v["xkey"].is_string(), xkey, "{v}");
-    assert_eq!(v["allowed_accounts"], json!(["APP", "OPS"]), "{v}");
+}
 
-    let idp = Idp::new();
-    let jwks = home.path().join("jwks.json");
-    std::fs::write(&jwks, idp.jwks().to_string()).expect("write JWKS");
-    let a = home.json(&[
-        "callout",
-        "auth",
-        "add",
-        "oidc",
-        "idp",
-        "--jwks",
-        jwks.to_str().unwrap(),
-        "--issuer",
-        ISSUER,
-        "--audience",
-        AUDIENCE,
-    ]);
-    assert_eq!(a["kind"], "oidc", "{a}");
+/// A user `svc` in APP with creds issued in advance (publish and subscribe on
+/// `orders.>`), pushed to `url` and connected: such users do not go through the callout.
+async fn creds_user(home: &Home, url: &str) -> Client {
     home.ok(&[
-        "callout",
-        "sentinel",
-        "-o",
-        home.path().join("sentinel.creds").to_str().unwrap(),
+        "user",
+        "add",
+        "svc",
+        "-a",
+        "APP",
+        "--allow-pub",
+        "orders.>",
+        "--allow-sub",
+        "orders.>",
     ]);
-    let sentinel = home.creds_file("sentinel.creds");
-
-    // The callout account's JWT carries the authorization block the server enforces.
-    let jwt = home.ok(&["jwt", "AUTH", "callout"]);
-    assert!(jwt.starts_with("eyJ"), "{jwt}");
-    let server = home.start_nats(&bin, "callout");
-    home.push(&server.url());
-    (home, server, sentinel, idp)
+    home.push(url);
+    common::connect(url, &home.ok(&["creds", "APP", "svc"]))
+        .await
+        .expect("a creds user connects")
 }
 
 async fn oidc_scenario(xkey: bool) {
-    let (home, server, sentinel, idp) = oidc_world(xkey).await;
+    let (home, server, sentinel, idp) = oidc_world(xkey);
     let url = server.url();
     let status = home.json(&["callout", "status"]);
     let shown = home.json(&["account", "show", "AUTH"]);
@@ -387,6 +96,10 @@ async fn oidc_scenario(xkey: bool) {
     assert_eq!(auth.xkey.is_some(), xkey);
     assert_eq!(auth.xkey.as_deref(), status["xkey"].as_str());
     let responder = Responder::start(&home, &url);
+    let gate = Gate {
+        server: &server,
+        sentinel: &sentinel,
+    };
 
     // Ada, with a valid token from either key, gets exactly her grants in APP.
     let ada = idp.valid(Alg::Es256, "ada");
@@ -403,7 +116,7 @@ async fn oidc_scenario(xkey: bool) {
     drop(client);
     let mut client = connect_as(
         &url,
-        &sentinel,
+        Some(&sentinel),
         Presented::Token(&idp.valid(Alg::EdDsa, "ada")),
     )
     .await
@@ -415,117 +128,73 @@ async fn oidc_scenario(xkey: bool) {
 
     // Bad tokens, unknown and ungranted users: refused, the server says why.
     let now = unix_now();
+    let es256 = |claims| idp.token(Alg::Es256, claims);
+    let other = Idp::new();
     let cases = [
         (
-            json!({"iss": ISSUER, "aud": "someone-else", "sub": "ada", "exp": now + 600}),
+            es256(json!({"iss": ISSUER, "aud": "someone-else", "sub": "ada", "exp": now + 600})),
             "audience",
             "wrong audience",
         ),
         (
-            json!({"iss": "https://evil.example.test", "aud": AUDIENCE, "sub": "ada", "exp": now + 600}),
+            es256(
+                json!({"iss": "https://evil.example.test", "aud": AUDIENCE, "sub": "ada", "exp": now + 600}),
+            ),
             "issuer",
             "wrong issuer",
         ),
         (
-            json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "ada", "exp": now - 120}),
+            es256(json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "ada", "exp": now - 120})),
             "expired",
             "expired token",
         ),
         (
-            json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "ada", "nbf": now + 3600, "exp": now + 7200}),
+            es256(
+                json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "ada", "nbf": now + 3600, "exp": now + 7200}),
+            ),
             "not valid before",
             "token not yet valid",
         ),
         (
-            json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "zed", "exp": now + 600}),
+            es256(json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "zed", "exp": now + 600})),
             "is not a directory user",
             "unknown user",
         ),
         (
-            json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "bob", "exp": now + 600}),
+            es256(json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "bob", "exp": now + 600})),
             "holds no task",
             "user without grants",
         ),
+        // A token signed by a key the JWKS does not hold.
+        (other.valid(Alg::Es256, "ada"), "signature", "foreign key"),
+        // Carol holds tasks in two accounts: a token cannot say which.
+        (
+            idp.valid(Alg::Es256, "carol"),
+            "several accounts",
+            "ambiguous account",
+        ),
     ];
-    for (claims, why, what) in cases {
-        let token = idp.token(Alg::Es256, claims);
-        refused(
-            &server,
-            &url,
-            &sentinel,
-            Presented::Token(&token),
-            why,
-            what,
-        )
-        .await;
+    for (token, why, what) in &cases {
+        gate.refused(Presented::Token(token), why, what).await;
     }
-    // A token signed by a key the JWKS does not hold.
-    let other = Idp::new();
-    refused(
-        &server,
-        &url,
-        &sentinel,
-        Presented::Token(&other.valid(Alg::Es256, "ada")),
-        "signature",
-        "foreign key",
-    )
-    .await;
     // The sentinel alone may not connect.
-    refused(
-        &server,
-        &url,
-        &sentinel,
+    gate.refused(
         Presented::Nothing,
         "no authenticator accepts",
         "sentinel without credentials",
     )
     .await;
-    // Carol holds tasks in two accounts: a token cannot say which.
-    refused(
-        &server,
-        &url,
-        &sentinel,
-        Presented::Token(&idp.valid(Alg::Es256, "carol")),
-        "several accounts",
-        "ambiguous account",
-    )
-    .await;
 
     // Users with creds issued in advance do not go through the callout.
-    home.ok(&[
-        "user",
-        "add",
-        "svc",
-        "-a",
-        "APP",
-        "--allow-pub",
-        "orders.>",
-        "--allow-sub",
-        "orders.>",
-    ]);
-    home.push(&url);
-    let mut svc = common::connect(&url, &home.ok(&["creds", "APP", "svc"]))
-        .await
-        .expect("a creds user connects");
+    let mut svc = creds_user(&home, &url).await;
     svc.publish_delivered("orders.svc", "creds user").await;
 
     // A grant removed by a confirmed proposal is gone at the next connect.
-    let p = home.json(&[
-        "propose",
-        "role-member",
-        "remove",
-        "--role",
-        "sales",
-        "--user",
-        "ada",
-        "--as",
-        "admin",
-    ]);
-    home.ok(&["confirm", p["id"].as_str().unwrap(), "--as", "admin"]);
-    refused(
-        &server,
-        &url,
-        &sentinel,
+    propose_and_confirm(
+        &home,
+        &["role-member", "remove", "--role", "sales", "--user", "ada"],
+    );
+    gate.refused(
         Presented::Token(&idp.valid(Alg::Es256, "ada")),
         "directory user ada holds no task",
         "ada after her membership was removed",
@@ -596,17 +265,13 @@ async fn oidc_callout_sealed_with_xkey_2_15() {
 #[tokio::test(flavor = "multi_thread")]
 async fn ldap_password_callout_2_15() {
     const SUFFIX: &str = "dc=callout,dc=example";
-    let slapd = Slapd::start(SUFFIX, "").expect("slapd starts");
-    slapd
-        .ldapmodify(
-            &format!(
-                "dn: ou=people,{SUFFIX}\nobjectClass: organizationalUnit\nou: people\n\n\
-                 dn: uid=ada,ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\nuid: ada\ncn: Ada\nsn: Lovelace\nuserPassword: ada-secret-pw\n\n\
-                 dn: uid=carol,ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\nuid: carol\ncn: Carol\nsn: C\nuserPassword: carol-pw\n"
-            ),
-            true,
-        )
-        .expect("seed people");
+    let slapd = slapd_with_people(
+        SUFFIX,
+        &[
+            ("ada", "Ada", "Lovelace", "ada-secret-pw"),
+            ("carol", "Carol", "C", "carol-pw"),
+        ],
+    );
     let bin = NatsServerBinary::get(ServerLine::V2_15);
     let home = Home::new();
     directory(&home);
@@ -614,21 +279,17 @@ async fn ldap_password_callout_2_15() {
     let pw = home.path().join("bind.pw");
     std::fs::write(&pw, format!("{}\n", slapd.password())).unwrap();
     let base = format!("ou=people,{SUFFIX}");
-    let a = home.json(&[
-        "callout",
-        "auth",
-        "add",
-        "ldap",
-        "corp",
-        "--url",
-        &slapd.url(),
-        "--base",
+    let (ldap_url, bind_dn) = (slapd.url(), slapd.bind_dn());
+    let a = home.json(&add_ldap(
+        &ldap_url,
         &base,
-        "--bind-dn",
-        &slapd.bind_dn(),
-        "--password-file",
-        pw.to_str().unwrap(),
-    ]);
+        &[
+            "--bind-dn",
+            &bind_dn,
+            "--password-file",
+            pw.to_str().unwrap(),
+        ],
+    ));
     assert_eq!(a["has_secret"], true, "{a}");
     // The bind password is sealed: never shown, never in the ledger.
     let listed = home.ok(&["--json", "callout", "auth", "list"]);
@@ -639,75 +300,47 @@ async fn ldap_password_callout_2_15() {
             .contains(slapd.password())
     );
 
-    home.ok(&[
-        "callout",
-        "sentinel",
-        "-o",
-        home.path().join("s.creds").to_str().unwrap(),
-    ]);
-    let sentinel = home.creds_file("s.creds");
+    let sentinel = sentinel(&home, "s.creds");
     let server = home.start_nats(&bin, "ldap");
     let url = server.url();
     home.push(&url);
     let responder = Responder::start(&home, &url);
-
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut ada = loop {
-        match connect_as(&url, &sentinel, Presented::Password("ada", "ada-secret-pw")).await {
-            Ok(c) => break c,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "ada never admitted: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
+    let gate = Gate {
+        server: &server,
+        sentinel: &sentinel,
     };
+
+    let mut ada = admitted_as(
+        &url,
+        Some(&sentinel),
+        Presented::Password("ada", "ada-secret-pw"),
+        "ada",
+    )
+    .await;
     ada.publish_delivered("orders.ldap", "ada by password")
         .await;
     ada.publish_refused("ops.x", "ada holds nothing in OPS")
         .await;
     drop(ada);
 
-    refused(
-        &server,
-        &url,
-        &sentinel,
-        Presented::Password("ada", "wrong-pw-7731"),
-        "wrong password",
-        "wrong password",
-    )
-    .await;
-    refused(
-        &server,
-        &url,
-        &sentinel,
-        Presented::Password("ada", ""),
-        "corp",
-        "empty password",
-    )
-    .await;
-    refused(
-        &server,
-        &url,
-        &sentinel,
-        Presented::Password("mallory", "x"),
-        "mallory",
-        "unknown LDAP user",
-    )
-    .await;
-
-    // Carol holds tasks in APP and OPS: she names the account.
-    refused(
-        &server,
-        &url,
-        &sentinel,
-        Presented::Password("carol", "carol-pw"),
-        "several accounts",
-        "carol without an account",
-    )
-    .await;
+    for (user, password, why, what) in [
+        ("ada", "wrong-pw-7731", "wrong password", "wrong password"),
+        ("ada", "", "corp", "empty password"),
+        ("mallory", "x", "mallory", "unknown LDAP user"),
+        // Carol holds tasks in APP and OPS: she names the account.
+        (
+            "carol",
+            "carol-pw",
+            "several accounts",
+            "carol without an account",
+        ),
+    ] {
+        gate.refused(Presented::Password(user, password), why, what)
+            .await;
+    }
     let mut carol = connect_as(
         &url,
-        &sentinel,
+        Some(&sentinel),
         Presented::Password("carol@OPS", "carol-pw"),
     )
     .await
@@ -737,7 +370,7 @@ async fn ldap_password_callout_2_15() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_responders_one_killed_2_15() {
-    let (home, server, sentinel, idp) = oidc_world(false).await;
+    let (home, server, sentinel, idp) = oidc_world(false);
     let url = server.url();
     let mut first = Responder::start(&home, &url);
     let _second = Responder::start(&home, &url);
@@ -745,7 +378,7 @@ async fn two_responders_one_killed_2_15() {
     admitted(&url, &sentinel, &token, "with two responders").await;
     first.kill();
     for i in 0..10 {
-        let mut c = connect_as(&url, &sentinel, Presented::Token(&token))
+        let mut c = connect_as(&url, Some(&sentinel), Presented::Token(&token))
             .await
             .unwrap_or_else(|e| panic!("connect {i} after one responder was killed: {e}"));
         if i == 0 {
@@ -757,13 +390,13 @@ async fn two_responders_one_killed_2_15() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_a_responder_only_callout_clients_are_refused_2_15() {
-    let (home, server, sentinel, idp) = oidc_world(false).await;
+    let (home, server, sentinel, idp) = oidc_world(false);
     let url = server.url();
     // Nobody answers: the callout client is refused (the server times the request out)…
     let started = Instant::now();
     let e = connect_as(
         &url,
-        &sentinel,
+        Some(&sentinel),
         Presented::Token(&idp.valid(Alg::Es256, "ada")),
     )
     .await
@@ -773,21 +406,7 @@ async fn without_a_responder_only_callout_clients_are_refused_2_15() {
     assert!(started.elapsed() < Duration::from_secs(10));
     // …while users with creds, the system user and the responder's own user (an auth
     // user of the callout account, which bypasses the callout) connect.
-    home.ok(&[
-        "user",
-        "add",
-        "svc",
-        "-a",
-        "APP",
-        "--allow-pub",
-        "orders.>",
-        "--allow-sub",
-        "orders.>",
-    ]);
-    home.push(&url);
-    let mut svc = common::connect(&url, &home.ok(&["creds", "APP", "svc"]))
-        .await
-        .expect("creds user connects");
+    let mut svc = creds_user(&home, &url).await;
     svc.publish_delivered("orders.x", "creds user").await;
     common::connect(&url, &home.ok(&["creds", "SYS", "sys"]))
         .await
@@ -799,16 +418,11 @@ async fn without_a_responder_only_callout_clients_are_refused_2_15() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_answers_the_callout_2_15() {
-    let (home, server, sentinel, idp) = oidc_world(true).await;
+    let (home, server, sentinel, idp) = oidc_world(true);
     let url = server.url();
     let _serve = common::Serve::start_with(&home, &url, &["--callout"]);
-    let mut c = admitted(
-        &url,
-        &sentinel,
-        &idp.valid(Alg::Es256, "ada"),
-        "through serve",
-    )
-    .await;
+    let token = idp.valid(Alg::Es256, "ada");
+    let mut c = admitted(&url, &sentinel, &token, "through serve").await;
     c.publish_delivered("orders.serve", "through serve").await;
 }
 
@@ -847,25 +461,14 @@ struct Pki {
 }
 
 fn pki(dir: &std::path::Path) -> Pki {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, SanType,
-    };
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, SanType};
     let write = |name: &str, text: String| {
         let p = dir.join(name);
         std::fs::write(&p, text).expect("write PEM");
         p
     };
-    let make_ca = |cn: &str| {
-        let key = KeyPair::generate().expect("CA key");
-        let mut p = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        p.distinguished_name.push(DnType::CommonName, cn);
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let cert = p.self_signed(&key).expect("CA cert");
-        (cert.pem(), Issuer::new(p, key))
-    };
-    let (ca_pem, issuer) = make_ca("Warden test client CA");
-    let (_, other) = make_ca("Someone else's CA");
+    let (ca_pem, issuer) = ca("Warden test client CA");
+    let (_, other) = ca("Someone else's CA");
     let key = KeyPair::generate().expect("server key");
     let mut server = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
     server
@@ -921,13 +524,7 @@ async fn client_certificate_callout_2_15() {
         "--map",
         "subject",
     ]);
-    home.ok(&[
-        "callout",
-        "sentinel",
-        "-o",
-        home.path().join("s.creds").to_str().unwrap(),
-    ]);
-    let sentinel = home.creds_file("s.creds");
+    let sentinel = sentinel(&home, "s.creds");
 
     let port = warden_testkit::free_port();
     let conf = home.path().join("tls.conf");
@@ -968,46 +565,16 @@ async fn client_certificate_callout_2_15() {
 
     let with_cert = |tag: &'static str| {
         let (cert, key) = pki.client[tag].clone();
-        let ca = pki.ca.clone();
-        let sentinel = sentinel.clone();
-        let url = url.clone();
-        async move {
-            let opts = async_nats::ConnectOptions::with_credentials(&sentinel)
-                .expect("creds")
-                .add_root_certificates(ca)
-                .add_client_certificate(cert, key)
-                .require_tls(true)
-                .connection_timeout(Duration::from_secs(5))
-                .max_reconnects(Some(0));
-            tokio::time::timeout(Duration::from_secs(10), opts.connect(url))
-                .await
-                .map_err(|_| "timed out".to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()))
-        }
+        let opts = async_nats::ConnectOptions::with_credentials(&sentinel)
+            .expect("creds")
+            .add_root_certificates(pki.ca.clone())
+            .add_client_certificate(cert, key)
+            .require_tls(true);
+        common::connect_with(&url, opts)
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let ada = loop {
-        match with_cert("ada").await {
-            Ok(c) => break c,
-            Err(e) => {
-                assert!(
-                    Instant::now() < deadline,
-                    "ada's certificate never admitted: {e}"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
-    let mut sub = ada.subscribe("orders.tls").await.expect("subscribe");
-    ada.flush().await.unwrap();
-    ada.publish("orders.tls", "yes".into()).await.unwrap();
-    ada.flush().await.unwrap();
-    use futures::StreamExt;
-    let m = tokio::time::timeout(Duration::from_secs(10), sub.next())
-        .await
-        .expect("delivered")
-        .expect("open");
-    assert_eq!(&m.payload[..], b"yes");
+    let mut ada = until_admitted("ada's certificate", || with_cert("ada")).await;
+    ada.publish_delivered("orders.tls", "ada by certificate")
+        .await;
     // mallory's certificate is good, but she is not a directory user.
     assert!(with_cert("mallory").await.is_err(), "mallory admitted");
     assert!(
@@ -1028,32 +595,7 @@ async fn client_certificate_callout_2_15() {
 #[tokio::test(flavor = "multi_thread")]
 async fn config_mode_callout_2_15() {
     let bin = NatsServerBinary::get(ServerLine::V2_15);
-    let home = Home::new();
-    directory(&home);
-    home.ok(&[
-        "callout",
-        "setup",
-        "--allowed-account",
-        "APP",
-        "--allowed-account",
-        "OPS",
-    ]);
-    let idp = Idp::new();
-    let jwks = home.path().join("jwks.json");
-    std::fs::write(&jwks, idp.jwks().to_string()).unwrap();
-    home.ok(&[
-        "callout",
-        "auth",
-        "add",
-        "oidc",
-        "idp",
-        "--jwks",
-        jwks.to_str().unwrap(),
-        "--issuer",
-        ISSUER,
-        "--audience",
-        AUDIENCE,
-    ]);
+    let (home, idp) = oidc_callout(false);
     let port = warden_testkit::free_port();
     let conf = home.path().join("config-mode.conf");
     home.ok(&[
@@ -1081,69 +623,31 @@ async fn config_mode_callout_2_15() {
 
     let _responder = Responder::start_with(&home, &["--config-mode", "--nats", &url]);
 
+    // Only the token: no sentinel creds in config mode.
     let token = idp.valid(Alg::EdDsa, "ada");
-    let connect = |token: String| {
-        let url = url.clone();
-        async move {
-            let (tx, rx) = mpsc::unbounded_channel();
-            let opts = async_nats::ConnectOptions::with_token(token)
-                .event_callback(move |event| {
-                    let tx = tx.clone();
-                    async move {
-                        if let async_nats::Event::ServerError(e) = event {
-                            let _ = tx.send(e.to_string());
-                        }
-                    }
-                })
-                .connection_timeout(Duration::from_secs(5))
-                .max_reconnects(Some(0));
-            match tokio::time::timeout(Duration::from_secs(10), opts.connect(url)).await {
-                Ok(Ok(client)) => Ok(Client { client, errors: rx }),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err("timed out".to_string()),
-            }
-        }
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut ada = loop {
-        match connect(token.clone()).await {
-            Ok(c) => break c,
-            Err(e) => {
-                assert!(
-                    Instant::now() < deadline,
-                    "ada never admitted in config mode: {e}"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
+    let mut ada = admitted_as(&url, None, Presented::Token(&token), "ada in config mode").await;
     ada.publish_delivered("orders.config", "ada in APP (config mode)")
         .await;
     ada.publish_refused("orders.secret", "deny still applies")
         .await;
-    let e = connect(idp.valid(Alg::EdDsa, "bob"))
+    let e = connect_as(&url, None, Presented::Token(&idp.valid(Alg::EdDsa, "bob")))
         .await
         .err()
         .expect("bob refused");
     assert!(e.to_lowercase().contains("authorization"), "{e}");
     // Without a token, nobody connects.
-    let e = async_nats::ConnectOptions::new()
-        .connection_timeout(Duration::from_secs(5))
-        .max_reconnects(Some(0))
-        .connect(url.clone())
+    let e = connect_as(&url, None, Presented::Nothing)
         .await
-        .expect_err("anonymous refused");
-    assert!(
-        e.to_string().to_lowercase().contains("authorization"),
-        "{e}"
-    );
+        .err()
+        .expect("anonymous refused");
+    assert!(e.to_lowercase().contains("authorization"), "{e}");
 }
 
 /// The issued user JWT expires no later than the ID token: the server closes the
 /// connection when it does (and a shorter `--ttl` would do the same).
 #[tokio::test(flavor = "multi_thread")]
 async fn connection_ends_when_the_token_expires_2_15() {
-    let (home, server, sentinel, idp) = oidc_world(false).await;
+    let (home, server, sentinel, idp) = oidc_world(false);
     let url = server.url();
     let _responder = Responder::start(&home, &url);
     let now = unix_now();
@@ -1151,7 +655,7 @@ async fn connection_ends_when_the_token_expires_2_15() {
         Alg::Es256,
         json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "ada", "nbf": now - 5, "exp": now + 4}),
     );
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let opts = async_nats::ConnectOptions::with_credentials(&sentinel)
         .unwrap()
         .token(short)
@@ -1202,25 +706,9 @@ fn bad_callout_input_changes_nothing() {
     let garbage = home.path().join("garbage.txt");
     std::fs::write(&garbage, "not json, not PEM").unwrap();
     let g = garbage.to_str().unwrap();
-    let jwks = home.path().join("jwks.json");
-    std::fs::write(&jwks, Idp::new().jwks().to_string()).unwrap();
+    let jwks = Idp::new().write_jwks(home.path());
     let j = jwks.to_str().unwrap();
-    let e = home.fails(
-        1,
-        &[
-            "callout",
-            "auth",
-            "add",
-            "oidc",
-            "idp",
-            "--jwks",
-            j,
-            "--issuer",
-            ISSUER,
-            "--audience",
-            AUDIENCE,
-        ],
-    );
+    let e = home.fails(1, &add_oidc("idp", j, ISSUER));
     assert!(e.contains("callout setup"), "before set-up: {e}");
 
     home.fails(2, &["callout", "setup", "--account", "SYS"]);
@@ -1232,104 +720,33 @@ fn bad_callout_input_changes_nothing() {
     home.fails(1, &["callout", "setup", "--account", "OTHER"]);
     home.fails(1, &["callout", "setup", "--allowed-account", "NOPE"]);
     home.fails(2, &["callout", "setup", "--server-version", "banana"]);
-    home.fails(
-        2,
-        &[
-            "callout",
-            "auth",
-            "add",
-            "oidc",
-            "idp",
-            "--jwks",
-            g,
-            "--issuer",
-            ISSUER,
-            "--audience",
-            AUDIENCE,
-        ],
-    );
-    home.fails(
-        2,
-        &[
-            "callout",
-            "auth",
-            "add",
-            "oidc",
-            "bad name",
-            "--jwks",
-            j,
-            "--issuer",
-            ISSUER,
-            "--audience",
-            AUDIENCE,
-        ],
-    );
-    home.fails(
-        2,
-        &[
-            "callout",
-            "auth",
-            "add",
-            "oidc",
-            "idp",
-            "--jwks",
-            j,
-            "--issuer",
-            "",
-            "--audience",
-            AUDIENCE,
-        ],
-    );
+    home.fails(2, &add_oidc("idp", g, ISSUER));
+    home.fails(2, &add_oidc("bad name", j, ISSUER));
+    home.fails(2, &add_oidc("idp", j, ""));
     home.fails(2, &["callout", "auth", "add", "mtls", "certs", "--ca", g]);
+    home.fails(2, &add_ldap("http://127.0.0.1/", "dc=x", &[]));
     home.fails(
         2,
-        &[
-            "callout",
-            "auth",
-            "add",
-            "ldap",
-            "corp",
-            "--url",
-            "http://127.0.0.1/",
-            "--base",
-            "dc=x",
-        ],
-    );
-    home.fails(
-        2,
-        &[
-            "callout",
-            "auth",
-            "add",
-            "ldap",
-            "corp",
-            "--url",
+        &add_ldap(
             "ldap://127.0.0.1/",
-            "--base",
             "dc=x",
-            "--user-filter",
-            "(uid=fixed)",
-        ],
+            &["--user-filter", "(uid=fixed)"],
+        ),
     );
     let empty = home.path().join("empty.pw");
     std::fs::write(&empty, "\n").unwrap();
     home.fails(
         2,
-        &[
-            "callout",
-            "auth",
-            "add",
-            "ldap",
-            "corp",
-            "--url",
+        &add_ldap(
             "ldap://127.0.0.1/",
-            "--base",
             "dc=x",
-            "--bind-dn",
-            "cn=admin,dc=x",
-            "--password-file",
-            empty.to_str().unwrap(),
-        ],
+            &[
+                "--bind-dn",
+                "cn=admin,dc=x",
+                "--password-file",
+                empty.to_str().unwrap(),
+            ],
+        ),
     );
     home.fails(1, &["callout", "auth", "rm", "nobody"]);
     assert_eq!(home.json(&["callout", "auth", "list"]), json!([]));
@@ -1340,35 +757,8 @@ fn bad_callout_input_changes_nothing() {
     );
 
     // A name is used once.
-    home.ok(&[
-        "callout",
-        "auth",
-        "add",
-        "oidc",
-        "idp",
-        "--jwks",
-        j,
-        "--issuer",
-        ISSUER,
-        "--audience",
-        AUDIENCE,
-    ]);
-    home.fails(
-        1,
-        &[
-            "callout",
-            "auth",
-            "add",
-            "oidc",
-            "idp",
-            "--jwks",
-            j,
-            "--issuer",
-            ISSUER,
-            "--audience",
-            AUDIENCE,
-        ],
-    );
+    home.ok(&add_oidc("idp", j, ISSUER));
+    home.fails(1, &add_oidc("idp", j, ISSUER));
     assert_eq!(
         home.json(&["callout", "auth", "list"])
             .as_array()
@@ -1387,9 +777,8 @@ fn serve_with_callout_stops_on_a_server_without_it() {
     home.ok(&["callout", "setup", "--server-version", "2.15.1"]);
     let bin = NatsServerBinary::get(ServerLine::V2_9);
     let server = home.start_nats(&bin, "old");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
-        .arg("--data-dir")
-        .arg(home.data_dir())
+    let mut child = home
+        .command()
         .args([
             "serve",
             "--callout",
@@ -1398,8 +787,6 @@ fn serve_with_callout_stops_on_a_server_without_it() {
             "--http",
             "127.0.0.1:0",
         ])
-        .env_remove("WARDEN_DATABASE_URL")
-        .env_remove("WARDEN_MASTER_KEY")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -10,6 +10,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::callout::{Alg, Idp, ca};
 use common::{Home, Serve, connect, service_call};
 use data_encoding::BASE64URL_NOPAD;
 use reqwest::header::{CACHE_CONTROL, HeaderMap, SET_COOKIE};
@@ -39,6 +40,16 @@ struct Reply {
 impl Reply {
     fn code(&self) -> &str {
         self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    /// Requires an error reply with `status` and `code`; `what` says what was asked.
+    fn refused(&self, status: StatusCode, code: &str, what: &str) {
+        assert_eq!(
+            (self.status, self.code()),
+            (status, code),
+            "{what}: {}",
+            self.text
+        );
     }
 }
 
@@ -73,26 +84,28 @@ impl Http {
     async fn get(&self, path: &str, token: &str) -> Reply {
         self.send(Method::GET, path, token, None).await
     }
+
+    /// `POST /v1/callout/authenticators` with `body`.
+    async fn add_authenticator(&self, token: &str, body: &Value) -> Reply {
+        self.send(
+            Method::POST,
+            "/v1/callout/authenticators",
+            token,
+            Some(body.clone()),
+        )
+        .await
+    }
+
+    /// `DELETE /v1/callout/authenticators/NAME`.
+    async fn remove_authenticator(&self, token: &str, name: &str) -> Reply {
+        let path = format!("/v1/callout/authenticators/{name}");
+        self.send(Method::DELETE, &path, token, None).await
+    }
 }
 
 /// A JWKS with one Ed25519 key (as an identity provider publishes it).
 fn ed25519_jwks() -> Value {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("Ed25519 key");
-    json!({"keys": [{
-        "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": "idp-1",
-        "x": BASE64URL_NOPAD.encode(key.public_key_raw()),
-    }]})
-}
-
-/// The PEM of a fresh self-signed CA.
-fn ca_pem() -> String {
-    let key = rcgen::KeyPair::generate().expect("CA key");
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "Callout test CA");
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params.self_signed(&key).expect("CA").pem()
+    json!({"keys": [Idp::new().jwk(Alg::EdDsa)]})
 }
 
 /// The claims of the JWT in a creds file.
@@ -218,12 +231,10 @@ async fn callout_over_http_the_nats_service_and_the_console() {
     let admin = token(&home, "admin", "admin");
 
     // --- Before set-up: 404, and the console says how to set it up ----------------------
-    let r = http.get("/v1/callout", &read).await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::NOT_FOUND, "not_found"),
-        "{}",
-        r.text
+    http.get("/v1/callout", &read).await.refused(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "GET /v1/callout before set-up",
     );
     let console = Console::sign_in(&serve.base, &read).await;
     let (status, html) = console.page("/console/callout").await;
@@ -243,15 +254,9 @@ async fn callout_over_http_the_nats_service_and_the_console() {
     // --- Set-up: admin only; refused set-ups change nothing ----------------------------
     let setup = json!({"allowed_accounts": ["SHOP"], "ttl_secs": 900, "xkey": true, "server_version": "2.15.1"});
     let events = ledger_events(&home);
-    let r = http
-        .send(Method::PUT, "/v1/callout", &rw, Some(setup.clone()))
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::FORBIDDEN, "forbidden"),
-        "{}",
-        r.text
-    );
+    http.send(Method::PUT, "/v1/callout", &rw, Some(setup.clone()))
+        .await
+        .refused(StatusCode::FORBIDDEN, "forbidden", "set-up with read,write");
     for bad in [
         json!({"server_version": "2.9.10"}),
         json!({"ttl_secs": 5}),
@@ -262,20 +267,14 @@ async fn callout_over_http_the_nats_service_and_the_console() {
             .await;
         assert!(r.status.is_client_error(), "{bad}: {} {}", r.status, r.text);
     }
-    let r = http
-        .send(
-            Method::PUT,
-            "/v1/callout",
-            &admin,
-            Some(json!({"bogus": 1})),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::BAD_REQUEST, "invalid_json"),
-        "{}",
-        r.text
-    );
+    http.send(
+        Method::PUT,
+        "/v1/callout",
+        &admin,
+        Some(json!({"bogus": 1})),
+    )
+    .await
+    .refused(StatusCode::BAD_REQUEST, "invalid_json", "an unknown field");
     assert_eq!(
         http.get("/v1/callout", &read).await.status,
         StatusCode::NOT_FOUND
@@ -307,14 +306,9 @@ async fn callout_over_http_the_nats_service_and_the_console() {
     );
 
     // --- The sentinel's creds: `creds` only, never cached ------------------------------
-    for refused in [&rw, &read] {
+    for (refused, scopes) in [(&rw, "read,write"), (&read, "read")] {
         let r = http.get("/v1/callout/sentinel", refused).await;
-        assert_eq!(
-            (r.status, r.code()),
-            (StatusCode::FORBIDDEN, "forbidden"),
-            "{}",
-            r.text
-        );
+        r.refused(StatusCode::FORBIDDEN, "forbidden", scopes);
         assert!(!r.text.contains("NKEY SEED"), "{}", r.text);
     }
     let r = http.get("/v1/callout/sentinel", &creds).await;
@@ -334,28 +328,12 @@ async fn callout_over_http_the_nats_service_and_the_console() {
         "kind": "oidc", "name": "idp", "issuer": "https://idp.example.com",
         "audience": "nats", "jwks": ed25519_jwks(),
     });
-    let r = http
-        .send(
-            Method::POST,
-            "/v1/callout/authenticators",
-            &rw,
-            Some(oidc.clone()),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::FORBIDDEN, "forbidden"),
-        "{}",
-        r.text
+    http.add_authenticator(&rw, &oidc).await.refused(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "oidc with read,write",
     );
-    let r = http
-        .send(
-            Method::POST,
-            "/v1/callout/authenticators",
-            &admin,
-            Some(oidc),
-        )
-        .await;
+    let r = http.add_authenticator(&admin, &oidc).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert_eq!(r.body["kind"], "oidc", "{}", r.text);
     assert_eq!(r.body["position"], 1, "{}", r.text);
@@ -384,29 +362,10 @@ async fn callout_over_http_the_nats_service_and_the_console() {
         "base": "ou=people,dc=example,dc=org", "bind_dn": "cn=search,dc=example,dc=org",
         "password": PASSWORD,
     });
-    let r = http
-        .send(
-            Method::POST,
-            "/v1/callout/authenticators",
-            &rw,
-            Some(ldap.clone()),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::FORBIDDEN, "forbidden"),
-        "{}",
-        r.text
-    );
+    let r = http.add_authenticator(&rw, &ldap).await;
+    r.refused(StatusCode::FORBIDDEN, "forbidden", "ldap with read,write");
     assert!(!r.text.contains(PASSWORD), "{}", r.text);
-    let r = http
-        .send(
-            Method::POST,
-            "/v1/callout/authenticators",
-            &admin,
-            Some(ldap),
-        )
-        .await;
+    let r = http.add_authenticator(&admin, &ldap).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert!(!r.text.contains(PASSWORD), "{}", r.text);
     assert_eq!(r.body["has_secret"], true, "{}", r.text);
@@ -419,12 +378,11 @@ async fn callout_over_http_the_nats_service_and_the_console() {
         r.text
     );
     // An mTLS authenticator put first.
+    let (ca_pem, _) = ca("Callout test CA");
     let r = http
-        .send(
-            Method::POST,
-            "/v1/callout/authenticators",
+        .add_authenticator(
             &admin,
-            Some(json!({"kind": "mtls", "name": "certs", "ca_pem": ca_pem(), "map": "san", "position": 1})),
+            &json!({"kind": "mtls", "name": "certs", "ca_pem": ca_pem, "map": "san", "position": 1}),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
@@ -460,70 +418,66 @@ async fn callout_over_http_the_nats_service_and_the_console() {
     // --- Bad input: 400 `invalid`, nothing changed --------------------------------------
     let before = http.get("/v1/callout", &read).await.body;
     let events = ledger_events(&home);
-    for bad in [
-        json!({"kind": "oidc", "name": "bad", "issuer": "https://i", "audience": "a", "jwks": {"keys": []}}),
-        json!({"kind": "oidc", "name": "bad", "issuer": "https://i", "audience": "a",
-               "jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}}),
-        json!({"kind": "oidc", "name": "bad", "issuer": "https://i", "audience": "a", "jwks": "not json"}),
-        json!({"kind": "kerberos", "name": "bad"}),
-        json!({"kind": "oidc", "name": " ", "issuer": "https://i", "audience": "a", "jwks": ed25519_jwks()}),
-        json!({"kind": "oidc", "name": "", "issuer": "https://i", "audience": "a", "jwks": ed25519_jwks()}),
-        json!({"kind": "ldap", "name": "bad", "url": "http://x", "base": "dc=x"}),
-        json!({"kind": "ldap", "name": "bad", "url": "ldap://x", "base": "dc=x", "password": PASSWORD}),
-        json!({"kind": "mtls", "name": "bad", "ca_pem": "not a certificate"}),
-    ] {
-        let r = http
-            .send(
-                Method::POST,
-                "/v1/callout/authenticators",
-                &admin,
-                Some(bad.clone()),
-            )
-            .await;
-        assert_eq!(
-            (r.status, r.code()),
-            (StatusCode::BAD_REQUEST, "invalid"),
-            "{bad}: {}",
-            r.text
-        );
-        assert!(!r.text.contains(PASSWORD), "{}", r.text);
-    }
-    // A body that does not fit its kind's fields (a password for OIDC, a missing field).
-    for bad in [
-        json!({"kind": "oidc", "name": "bad", "issuer": "https://i", "audience": "a", "jwks": ed25519_jwks(), "password": PASSWORD}),
-        json!({"kind": "oidc", "name": "bad", "issuer": "https://i", "audience": "a"}),
-        json!({"name": "bad"}),
-    ] {
-        let r = http
-            .send(
-                Method::POST,
-                "/v1/callout/authenticators",
-                &admin,
-                Some(bad.clone()),
-            )
-            .await;
-        assert_eq!(
-            (r.status, r.code()),
-            (StatusCode::BAD_REQUEST, "invalid_json"),
-            "{bad}: {}",
-            r.text
-        );
-        assert!(!r.text.contains(PASSWORD), "{}", r.text);
-    }
-    let r = http
-        .send(
-            Method::POST,
-            "/v1/callout/authenticators",
-            &admin,
-            Some(json!({"kind": "oidc", "name": "idp", "issuer": "https://i", "audience": "a", "jwks": ed25519_jwks()})),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::CONFLICT, "conflict"),
-        "a second idp: {}",
-        r.text
+    // Bodies that fit a kind's fields with values it refuses are `invalid`; a body that
+    // does not fit its kind's fields (a password for OIDC, a missing field) is
+    // `invalid_json`; a name already used is a conflict.
+    let (invalid, invalid_json) = (
+        (StatusCode::BAD_REQUEST, "invalid"),
+        (StatusCode::BAD_REQUEST, "invalid_json"),
     );
+    for (bad, (status, code)) in [
+        (
+            json!({"kind": "oidc", "name": "bad", "issuer": "https://i", "audience": "a", "jwks": {"keys": []}}),
+            invalid,
+        ),
+        (
+            json!({"kind": "oidc", "name": "bad", "issuer": "https://i", "audience": "a",
+                   "jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}}),
+            invalid,
+        ),
+        (
+            json!({"kind": "oidc", "name": "bad", "issuer": "https://i", "audience": "a", "jwks": "not json"}),
+            invalid,
+        ),
+        (json!({"kind": "kerberos", "name": "bad"}), invalid),
+        (
+            json!({"kind": "oidc", "name": " ", "issuer": "https://i", "audience": "a", "jwks": ed25519_jwks()}),
+            invalid,
+        ),
+        (
+            json!({"kind": "oidc", "name": "", "issuer": "https://i", "audience": "a", "jwks": ed25519_jwks()}),
+            invalid,
+        ),
+        (
+            json!({"kind": "ldap", "name": "bad", "url": "http://x", "base": "dc=x"}),
+            invalid,
+        ),
+        (
+            json!({"kind": "ldap", "name": "bad", "url": "ldap://x", "base": "dc=x", "password": PASSWORD}),
+            invalid,
+        ),
+        (
+            json!({"kind": "mtls", "name": "bad", "ca_pem": "not a certificate"}),
+            invalid,
+        ),
+        (
+            json!({"kind": "oidc", "name": "bad", "issuer": "https://i", "audience": "a", "jwks": ed25519_jwks(), "password": PASSWORD}),
+            invalid_json,
+        ),
+        (
+            json!({"kind": "oidc", "name": "bad", "issuer": "https://i", "audience": "a"}),
+            invalid_json,
+        ),
+        (json!({"name": "bad"}), invalid_json),
+        (
+            json!({"kind": "oidc", "name": "idp", "issuer": "https://i", "audience": "a", "jwks": ed25519_jwks()}),
+            (StatusCode::CONFLICT, "conflict"),
+        ),
+    ] {
+        let r = http.add_authenticator(&admin, &bad).await;
+        r.refused(status, code, &bad.to_string());
+        assert!(!r.text.contains(PASSWORD), "{}", r.text);
+    }
     assert_eq!(
         http.get("/v1/callout", &read).await.body,
         before,
@@ -555,38 +509,18 @@ async fn callout_over_http_the_nats_service_and_the_console() {
     );
 
     // --- Removal: admin only --------------------------------------------------------------
-    let r = http
-        .send(Method::DELETE, "/v1/callout/authenticators/corp", &rw, None)
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::FORBIDDEN, "forbidden"),
-        "{}",
-        r.text
+    http.remove_authenticator(&rw, "corp").await.refused(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "removal with read,write",
     );
-    let r = http
-        .send(
-            Method::DELETE,
-            "/v1/callout/authenticators/corp",
-            &admin,
-            None,
-        )
-        .await;
+    let r = http.remove_authenticator(&admin, "corp").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["name"], "corp", "{}", r.text);
-    let r = http
-        .send(
-            Method::DELETE,
-            "/v1/callout/authenticators/corp",
-            &admin,
-            None,
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::NOT_FOUND, "not_found"),
-        "{}",
-        r.text
+    http.remove_authenticator(&admin, "corp").await.refused(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "removed twice",
     );
     let r = http.get("/v1/callout/authenticators", &read).await;
     assert_eq!(r.body.as_array().map(Vec::len), Some(2), "{}", r.text);
@@ -620,37 +554,43 @@ async fn callout_over_http_the_nats_service_and_the_console() {
         view["sentinel_key"]
     );
     let events = ledger_events(&home);
-    for (op, body) in [
-        ("callout.setup", json!({"ttl_secs": 600})),
+    for (op, body, code, why) in [
+        (
+            "callout.setup",
+            json!({"ttl_secs": 600}),
+            403,
+            "no admin scope",
+        ),
         (
             "callout.auth.add",
             json!({"kind": "oidc", "name": "idp2", "issuer": "https://i", "audience": "a", "jwks": ed25519_jwks()}),
+            403,
+            "no admin scope",
         ),
-        ("callout.auth.remove", json!({"name": "idp"})),
+        (
+            "callout.auth.remove",
+            json!({"name": "idp"}),
+            403,
+            "no admin scope",
+        ),
+        (
+            "callout.auth.add",
+            json!({"kind": "kerberos", "name": "x"}),
+            400,
+            "an unknown kind",
+        ),
+        (
+            "callout.status",
+            json!({"bogus": 1}),
+            400,
+            "an unknown field",
+        ),
     ] {
         let e = service_call(&backend.client, op, &body, WAIT)
             .await
-            .expect_err("no admin scope");
-        assert_eq!(e.0, 403, "{op}: {e:?}");
+            .expect_err(why);
+        assert_eq!(e.0, code, "{op} ({why}): {e:?}");
     }
-    let e = service_call(
-        &backend.client,
-        "callout.auth.add",
-        &json!({"kind": "kerberos", "name": "x"}),
-        WAIT,
-    )
-    .await
-    .expect_err("an unknown kind");
-    assert_eq!(e.0, 400, "{e:?}");
-    let e = service_call(
-        &backend.client,
-        "callout.status",
-        &json!({"bogus": 1}),
-        WAIT,
-    )
-    .await
-    .expect_err("an unknown field");
-    assert_eq!(e.0, 400, "{e:?}");
     assert_eq!(
         ledger_events(&home),
         events,

@@ -5,205 +5,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::{Client, Home};
-use serde_json::{Value, json};
-use warden_testkit::{NatsServer, NatsServerBinary, ServerLine};
+use common::callout::{Alg, Presented, Responder, admitted, connect_as, oidc_world};
 
-const ISSUER: &str = "https://idp.example.test";
-const AUDIENCE: &str = "nats";
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs() as i64
-}
-
-/// A test identity provider with one Ed25519 key.
-struct Idp {
-    key: rcgen::KeyPair,
-}
-
-impl Idp {
-    fn new() -> Idp {
-        Idp {
-            key: rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("Ed25519 key"),
-        }
-    }
-
-    fn jwks(&self) -> Value {
-        json!({"keys": [
-            {"kty": "OKP", "crv": "Ed25519", "kid": "ed-1", "alg": "EdDSA", "use": "sig",
-             "x": data_encoding::BASE64URL_NOPAD.encode(self.key.public_key_raw())},
-        ]})
-    }
-
-    /// An ID token for `sub` with audience `aud`, valid for ten minutes.
-    fn token(&self, sub: &str, aud: &str) -> String {
-        let now = unix_now();
-        let claims = json!({"iss": ISSUER, "aud": aud, "sub": sub, "iat": now, "nbf": now - 5, "exp": now + 600});
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
-        header.kid = Some("ed-1".into());
-        let key = jsonwebtoken::EncodingKey::from_ed_der(&self.key.serialize_der());
-        jsonwebtoken::encode(&header, &claims, &key).expect("sign ID token")
-    }
-}
-
-/// A directory where `ada` holds the task `orders` in APP (through the role `sales`),
-/// the callout set up with an OIDC authenticator, and a 2.15 server with it all pushed:
-/// (home, server, sentinel creds, idp).
-fn oidc_world() -> (Home, NatsServer, String, Idp) {
-    let bin = NatsServerBinary::get(ServerLine::V2_15);
-    let home = Home::new();
-    home.ok(&["init", "--name", "METRICSOP"]);
-    home.ok(&["account", "add", "APP"]);
-    home.ok(&["dir", "user", "add", "admin", "--name", "Ada Admin"]);
-    home.ok(&[
-        "dir", "user", "add", "ada", "--name", "Ada", "--as", "admin",
-    ]);
-    home.ok(&[
-        "task",
-        "create",
-        "orders",
-        "--account",
-        "APP",
-        "--allow-pub",
-        "orders.>",
-        "--allow-sub",
-        "orders.>",
-        "--owner",
-        "admin",
-        "--as",
-        "admin",
-    ]);
-    home.ok(&[
-        "role", "create", "sales", "--owner", "admin", "--as", "admin",
-    ]);
-    for proposal in [
-        ["role-task", "add", "--role", "sales", "--task", "orders"],
-        ["role-member", "add", "--role", "sales", "--user", "ada"],
-    ] {
-        let mut args = vec!["propose"];
-        args.extend(proposal);
-        args.extend(["--as", "admin"]);
-        let p = home.json(&args);
-        home.ok(&["confirm", p["id"].as_str().unwrap(), "--as", "admin"]);
-    }
-
-    home.ok(&["callout", "setup", "--allowed-account", "APP"]);
-    let idp = Idp::new();
-    let jwks = home.path().join("jwks.json");
-    std::fs::write(&jwks, idp.jwks().to_string()).expect("write JWKS");
-    home.ok(&[
-        "callout",
-        "auth",
-        "add",
-        "oidc",
-        "idp",
-        "--jwks",
-        jwks.to_str().unwrap(),
-        "--issuer",
-        ISSUER,
-        "--audience",
-        AUDIENCE,
-    ]);
-    home.ok(&[
-        "callout",
-        "sentinel",
-        "-o",
-        home.path().join("sentinel.creds").to_str().unwrap(),
-    ]);
-    let sentinel = home.creds_file("sentinel.creds");
-    let server = home.start_nats(&bin, "callout");
-    home.push(&server.url());
-    (home, server, sentinel, idp)
-}
-
-/// Connects with the sentinel creds and an ID token; the refusal text on refusal.
-async fn connect_with_token(url: &str, sentinel: &str, token: &str) -> Result<Client, String> {
-    let (tx, errors) = tokio::sync::mpsc::unbounded_channel();
-    let opts = async_nats::ConnectOptions::with_credentials(sentinel)
-        .map_err(|e| format!("bad creds: {e}"))?
-        .event_callback(move |event| {
-            let tx = tx.clone();
-            async move {
-                if let async_nats::Event::ServerError(e) = event {
-                    let _ = tx.send(e.to_string());
-                }
-            }
-        })
-        .token(token.to_string())
-        .connection_timeout(Duration::from_secs(5))
-        .max_reconnects(Some(0));
-    match tokio::time::timeout(Duration::from_secs(10), opts.connect(url)).await {
-        Ok(Ok(client)) => Ok(Client { client, errors }),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("connect timed out".into()),
-    }
-}
-
-/// Connects until admitted (the responder's subscription reaches the server on its own
-/// schedule; a connect nobody answered is not a decision), within a bound.
-async fn admitted(url: &str, sentinel: &str, token: &str) -> Client {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match connect_with_token(url, sentinel, token).await {
-            Ok(c) => return c,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "never admitted: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-/// A `warden callout run` child, killed on drop.
-struct Responder {
-    child: Child,
-}
-
-impl Responder {
-    /// `warden callout run ARGS…`, once its first line says it answers.
-    fn start(home: &Home, args: &[&str]) -> Responder {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
-            .arg("--data-dir")
-            .arg(home.data_dir())
-            .args(["callout", "run"])
-            .args(args)
-            .env_remove("WARDEN_DATABASE_URL")
-            .env_remove("WARDEN_MASTER_KEY")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start warden callout run");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("warden callout run said it answers");
-        assert!(line.starts_with("warden callout: answering on"), "{line}");
-        Responder { child }
-    }
-}
-
-impl Drop for Responder {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `GET <base>/metrics` without a token: (content type, body), after checking it is 200.
-async fn scrape(base: &str) -> (String, String) {
+/// `GET <base>/metrics` without a token, after checking it is 200 and Prometheus text
+/// (0.0.4); the page.
+async fn scrape(base: &str) -> String {
     let res = reqwest::get(format!("{base}/metrics"))
         .await
         .expect("GET /metrics");
@@ -214,7 +22,11 @@ async fn scrape(base: &str) -> (String, String) {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    (content_type, res.text().await.expect("metrics body"))
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    res.text().await.expect("metrics body")
 }
 
 /// The value of the sample line `name` (with its labels, as written), if present.
@@ -236,7 +48,7 @@ fn decisions(page: &str, result: &str) -> Option<f64> {
 async fn scrape_until(base: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (_, page) = scrape(base).await;
+        let page = scrape(base).await;
         if done(&page) {
             return page;
         }
@@ -247,18 +59,14 @@ async fn scrape_until(base: &str, what: &str, done: impl Fn(&str) -> bool) -> St
 
 #[tokio::test(flavor = "multi_thread")]
 async fn callout_run_serves_its_decisions_as_prometheus_metrics_2_15() {
-    let (home, server, sentinel, idp) = oidc_world();
+    let (home, server, sentinel, idp) = oidc_world(false);
     let url = server.url();
     let base = format!("http://127.0.0.1:{}", warden_testkit::free_port());
     let listen = base.trim_start_matches("http://").to_string();
-    let _responder = Responder::start(&home, &["--nats", &url, "--metrics-listen", &listen]);
+    let _responder = Responder::start_with(&home, &["--nats", &url, "--metrics-listen", &listen]);
 
     // Listening as soon as the responder says it answers; nothing counted yet.
-    let (content_type, page) = scrape(&base).await;
-    assert!(
-        content_type.starts_with("text/plain; version=0.0.4"),
-        "{content_type}"
-    );
+    let page = scrape(&base).await;
     assert_eq!(decisions(&page, "allowed"), Some(0.0), "{page}");
     assert!(
         page.contains("# TYPE warden_callout_decisions_total counter\n"),
@@ -269,10 +77,12 @@ async fn callout_run_serves_its_decisions_as_prometheus_metrics_2_15() {
         "{page}"
     );
 
-    let mut ada = admitted(&url, &sentinel, &idp.token("ada", AUDIENCE)).await;
+    let token = idp.valid(Alg::EdDsa, "ada");
+    let mut ada = admitted(&url, &sentinel, &token, "ada").await;
     ada.publish_delivered("orders.new", "ada may use orders")
         .await;
-    let e = connect_with_token(&url, &sentinel, &idp.token("ada", "someone-else"))
+    let other_audience = idp.valid_for(Alg::EdDsa, "ada", "someone-else");
+    let e = connect_as(&url, Some(&sentinel), Presented::Token(&other_audience))
         .await
         .err()
         .expect("a token for another audience is refused");
@@ -309,16 +119,12 @@ async fn callout_run_serves_its_decisions_as_prometheus_metrics_2_15() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_with_the_callout_serves_its_decisions_at_metrics_2_15() {
-    let (home, server, sentinel, idp) = oidc_world();
+    let (home, server, sentinel, idp) = oidc_world(false);
     let url = server.url();
     let serve = common::Serve::start_with(&home, &url, &["--callout"]);
 
     // No token needed; nothing decided yet.
-    let (content_type, page) = scrape(&serve.base).await;
-    assert!(
-        content_type.starts_with("text/plain; version=0.0.4"),
-        "{content_type}"
-    );
+    let page = scrape(&serve.base).await;
     assert_eq!(decisions(&page, "allowed"), Some(0.0), "{page}");
     assert_eq!(
         sample(&page, "warden_callout_decision_seconds_count"),
@@ -326,7 +132,8 @@ async fn serve_with_the_callout_serves_its_decisions_at_metrics_2_15() {
         "{page}"
     );
 
-    let mut ada = admitted(&url, &sentinel, &idp.token("ada", AUDIENCE)).await;
+    let token = idp.valid(Alg::EdDsa, "ada");
+    let mut ada = admitted(&url, &sentinel, &token, "ada through serve").await;
     ada.publish_delivered("orders.serve", "through serve").await;
     let page = scrape_until(&serve.base, "one allowed decision", |p| {
         decisions(p, "allowed") == Some(1.0)

@@ -10,7 +10,7 @@
 //! The blocks below are the doc's, character for character: the test fails when they
 //! differ, so a change to either is made in both. Only two things are the test's own:
 //! the client port (the doc's 4333 becomes a free port) and `ID_TOKEN`, which an
-//! identity provider made here (an ES256 key and its JWKS, `jwks.json`) signs.
+//! identity provider made here (its JWKS is `jwks.json`) signs with its ES256 key.
 
 mod common;
 
@@ -19,11 +19,14 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::Home;
-use serde_json::{Value, json};
-use warden_testkit::{NatsServer, NatsServerBinary, ServerLine, Slapd};
+use common::callout::{
+    Alg, Idp, Presented, connect_as, decisions, propose_and_confirm, sentinel, slapd_with_people,
+    terminate,
+};
+use warden_testkit::{NatsServer, NatsServerBinary, ServerLine};
 
 /// The document the blocks below come from.
 const DOC: &str = include_str!("../../../docs/auth-callout.md");
@@ -67,48 +70,6 @@ const DOC_PORT: &str = "4333";
 
 /// The phrase `warden tool` uses for a publish the server refused.
 const REFUSED_PUBLISH: &str = "server refused the publish to billing.refund";
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs() as i64
-}
-
-fn b64(bytes: &[u8]) -> String {
-    data_encoding::BASE64URL_NOPAD.encode(bytes)
-}
-
-/// A test identity provider: one ES256 key, its JWKS and the ID tokens it signs.
-struct Idp {
-    key: rcgen::KeyPair,
-}
-
-impl Idp {
-    fn new() -> Idp {
-        Idp {
-            key: rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("EC key"),
-        }
-    }
-
-    fn jwks(&self) -> Value {
-        // An uncompressed P-256 point: 0x04 || x || y.
-        let point = self.key.public_key_raw();
-        json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "idp-1", "alg": "ES256",
-            "use": "sig", "x": b64(&point[1..33]), "y": b64(&point[33..65])}]})
-    }
-
-    /// An ID token for `sub`, valid for ten minutes.
-    fn token(&self, sub: &str) -> String {
-        let now = unix_now();
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-        header.kid = Some("idp-1".into());
-        let key = jsonwebtoken::EncodingKey::from_ec_der(&self.key.serialize_der());
-        let claims = json!({"iss": ISSUER, "aud": AUDIENCE, "sub": sub, "iat": now,
-            "nbf": now - 5, "exp": now + 600});
-        jsonwebtoken::encode(&header, &claims, &key).expect("sign ID token")
-    }
-}
 
 /// A shell line's words: quotes removed, `$NAME` expanded from `vars`, a `#` comment
 /// dropped, and whether it ends in `&` (runs in the background). Enough shell for the
@@ -246,15 +207,9 @@ impl Shell {
 
     /// `warden ARGS…` as the shell would start it.
     fn warden(&self, args: &[String]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
-        cmd.arg("--data-dir")
-            .arg(self.home.data_dir())
-            .args(args)
-            .current_dir(self.path());
+        let mut cmd = self.home.command();
+        cmd.args(args).current_dir(self.path());
         for var in [
-            "WARDEN_DATABASE_URL",
-            "WARDEN_MASTER_KEY",
-            "WARDEN_DATA_DIR",
             "WARDEN_HTTP_LISTEN",
             "NATS_URL",
             "WARDEN_NATS_URL",
@@ -390,54 +345,24 @@ fn as_documented(line: &str, out: &Output) {
     }
 }
 
-/// Connects as the doc's client does (sentinel creds and an ID token) and stays
-/// connected; `Err` with the refusal.
-async fn connect_with_token(
-    url: &str,
-    sentinel: &str,
-    token: &str,
-) -> Result<common::Client, String> {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let opts = async_nats::ConnectOptions::with_credentials(sentinel)
-        .map_err(|e| format!("bad creds: {e}"))?
-        .token(token.to_string())
-        .event_callback(move |event| {
-            let tx = tx.clone();
-            async move {
-                if let async_nats::Event::ServerError(e) = event {
-                    let _ = tx.send(e.to_string());
-                }
-            }
-        })
-        .connection_timeout(Duration::from_secs(5));
-    match tokio::time::timeout(Duration::from_secs(10), opts.connect(url)).await {
-        Ok(Ok(client)) => Ok(common::Client { client, errors: rx }),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("connect timed out".into()),
-    }
-}
-
-/// SIGTERM to a background child, and its clean exit (bounded).
-fn stop(child: &mut Child, what: &str) {
-    let pid = child.id().to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = child.try_wait() {
-            assert!(status.success(), "{what} exited with {status}");
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{what} did not stop on SIGTERM");
+/// `warden tool` failed with the server's "authorization violation" (a refused connect).
+fn refused_connect(out: &Output, what: &str) {
+    assert_eq!(out.status.code(), Some(1), "{what}");
+    assert!(
+        text(&out.stderr)
+            .to_lowercase()
+            .contains("authorization violation"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_documented_walkthrough_connects_a_directory_user_2_15() {
     let mut sh = Shell::new();
-    let idp = Idp::new();
-    std::fs::write(sh.path().join("jwks.json"), idp.jwks().to_string()).expect("jwks.json");
-    let token = idp.token("ada");
+    let idp = Idp::issuing(ISSUER, AUDIENCE);
+    idp.write_jwks(sh.path());
+    let token = idp.valid(Alg::Es256, "ada");
     sh.vars.insert("ID_TOKEN".into(), token.clone());
 
     sh.run_block(BEFORE, as_documented);
@@ -454,43 +379,24 @@ async fn the_documented_walkthrough_connects_a_directory_user_2_15() {
 
     // A grant removed by a confirmed proposal applies from the next connect; a client
     // connected before keeps what it was given until its user JWT expires.
-    let mut before = connect_with_token(&url, &sentinel, &token)
+    // Connected as the doc's client does (sentinel creds and an ID token), and staying.
+    let mut before = connect_as(&url, Some(&sentinel), Presented::Token(&token))
         .await
         .expect("ada connects before her grant is removed");
     before
         .publish_delivered("orders.kept", "before the removal")
         .await;
-    let remove = sh.home.json(&[
-        "propose",
-        "role-member",
-        "remove",
-        "--role",
-        "sales",
-        "--user",
-        "ada",
-        "--as",
-        "admin",
-    ]);
-    sh.home.ok(&[
-        "confirm",
-        remove["id"].as_str().expect("id"),
-        "--as",
-        "admin",
-    ]);
+    propose_and_confirm(
+        &sh.home,
+        &["role-member", "remove", "--role", "sales", "--user", "ada"],
+    );
     // What `warden serve` would do: the re-issued account (ada's creds user revoked) pushed.
     sh.home.ok(&["push", "--all", "--nats", &url]);
     let again = sh.run_line(
         r#"warden tool pub --creds sentinel.creds --token "$ID_TOKEN" orders.new hi"#,
         &[],
     );
-    assert_eq!(again.status.code(), Some(1), "ada still admitted");
-    assert!(
-        text(&again.stderr)
-            .to_lowercase()
-            .contains("authorization violation"),
-        "{}",
-        text(&again.stderr)
-    );
+    refused_connect(&again, "ada still admitted");
     assert!(
         sh.server()
             .wait_for_log("directory user ada holds no task", Duration::from_secs(10)),
@@ -505,12 +411,8 @@ async fn the_documented_walkthrough_connects_a_directory_user_2_15() {
     // Decisions are summarised in the ledger when the responder stops: counts by code,
     // never the ID token.
     let responder = sh.responder.as_mut().expect("the responder runs");
-    stop(&mut responder.0, "warden callout run");
-    let ledger = sh.home.ledger();
-    let decisions: Vec<&Value> = ledger
-        .iter()
-        .filter(|e| e["action"] == "callout.decisions")
-        .collect();
+    terminate(&mut responder.0, "warden callout run");
+    let decisions = decisions(&sh.home);
     assert!(!decisions.is_empty(), "no callout.decisions in the ledger");
     let allowed: u64 = decisions
         .iter()
@@ -527,7 +429,7 @@ async fn the_documented_walkthrough_connects_a_directory_user_2_15() {
         })
         .sum();
     assert!(no_grants >= 1, "{decisions:?}");
-    let all = serde_json::to_string(&ledger).expect("ledger as JSON");
+    let all = serde_json::to_string(&sh.home.ledger()).expect("ledger as JSON");
     assert!(!all.contains(&token), "the ID token reached the ledger");
 }
 
@@ -540,17 +442,7 @@ async fn the_documented_ldap_client_line_2_15() {
         "docs/auth-callout.md no longer holds {LDAP_CLIENT:?}"
     );
     const SUFFIX: &str = "dc=walk,dc=example";
-    let slapd = Slapd::start(SUFFIX, "").expect("slapd starts");
-    slapd
-        .ldapmodify(
-            &format!(
-                "dn: ou=people,{SUFFIX}\nobjectClass: organizationalUnit\nou: people\n\n\
-                 dn: uid=ada,ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\nuid: ada\n\
-                 cn: Ada\nsn: Lovelace\nuserPassword: ada-directory-pw\n"
-            ),
-            true,
-        )
-        .expect("seed people");
+    let slapd = slapd_with_people(SUFFIX, &[("ada", "Ada", "Lovelace", "ada-directory-pw")]);
 
     let mut sh = Shell::new();
     sh.run_block(BEFORE, as_documented);
@@ -573,13 +465,7 @@ async fn the_documented_ldap_client_line_2_15() {
         "--password-file",
         pw.to_str().expect("utf-8 path"),
     ]);
-    let sentinel = sh.path().join("sentinel.creds");
-    h.ok(&[
-        "callout",
-        "sentinel",
-        "-o",
-        sentinel.to_str().expect("utf-8 path"),
-    ]);
+    sentinel(h, "sentinel.creds");
     let server = h.start_nats(&sh.bin, "ldap");
     sh.vars.insert("NATS_URL".into(), server.url());
     sh.vars.insert("WARDEN_NATS_URL".into(), server.url());
@@ -588,14 +474,7 @@ async fn the_documented_ldap_client_line_2_15() {
     let ok = sh.run_line(LDAP_CLIENT, &[("NATS_PASSWORD", "ada-directory-pw")]);
     as_documented(LDAP_CLIENT, &ok);
     let wrong = sh.run_line(LDAP_CLIENT, &[("NATS_PASSWORD", "not-her-password")]);
-    assert_eq!(wrong.status.code(), Some(1), "a wrong password admitted");
-    assert!(
-        text(&wrong.stderr)
-            .to_lowercase()
-            .contains("authorization violation"),
-        "{}",
-        text(&wrong.stderr)
-    );
+    refused_connect(&wrong, "a wrong password admitted");
     assert!(
         server.wait_for_log("wrong password for ada", Duration::from_secs(10)),
         "{}",

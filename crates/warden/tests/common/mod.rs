@@ -2,6 +2,7 @@
 //! against a data directory, and connecting to a real nats-server with creds.
 #![allow(dead_code, clippy::new_without_default)]
 
+pub mod callout;
 pub mod chromedriver;
 
 use std::path::{Path, PathBuf};
@@ -30,17 +31,21 @@ impl Home {
         self.dir.path().join("data")
     }
 
-    /// Runs `warden --data-dir <data> ARGS…` with a clean environment.
-    pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_warden"))
-            .arg("--data-dir")
+    /// `warden --data-dir <data>` with a clean environment (none of Warden's variables
+    /// inherited from whoever runs the tests), for the caller to add arguments to.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
+        cmd.arg("--data-dir")
             .arg(self.data_dir())
-            .args(args)
             .env_remove("WARDEN_DATABASE_URL")
             .env_remove("WARDEN_MASTER_KEY")
-            .env_remove("WARDEN_DATA_DIR")
-            .output()
-            .expect("run warden")
+            .env_remove("WARDEN_DATA_DIR");
+        cmd
+    }
+
+    /// Runs `warden --data-dir <data> ARGS…` with a clean environment.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("run warden")
     }
 
     /// Runs and requires success; returns stdout.
@@ -199,9 +204,17 @@ pub struct Client {
 
 /// Connects with creds text; returns the connect error text on refusal.
 pub async fn connect(url: &str, creds: &str) -> Result<Client, String> {
-    let (tx, rx) = mpsc::unbounded_channel();
     let opts = async_nats::ConnectOptions::with_credentials(creds)
-        .map_err(|e| format!("bad creds: {e}"))?
+        .map_err(|e| format!("bad creds: {e}"))?;
+    connect_with(url, opts).await
+}
+
+/// Connects with `opts` (what the client presents, TLS), collecting the server's
+/// asynchronous errors, never reconnecting and bounded in time; returns the connect
+/// error text on refusal.
+pub async fn connect_with(url: &str, opts: async_nats::ConnectOptions) -> Result<Client, String> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let opts = opts
         .event_callback(move |event| {
             let tx = tx.clone();
             async move {
@@ -246,10 +259,8 @@ impl Serve {
 
     /// As [`Serve::start`], with extra `serve` flags.
     pub fn start_with(home: &Home, nats: &str, extra: &[&str]) -> Serve {
-        use std::io::{BufRead, BufReader};
-        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
-            .arg("--data-dir")
-            .arg(home.data_dir())
+        let mut child = home
+            .command()
             .args([
                 "serve",
                 "--nats",
@@ -260,22 +271,11 @@ impl Serve {
                 "1s",
             ])
             .args(extra)
-            .env_remove("WARDEN_DATABASE_URL")
-            .env_remove("WARDEN_MASTER_KEY")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
             .spawn()
             .expect("start warden serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("warden serve printed its address");
+        let line = first_line(&mut child, "warden serve printed its address");
         // `warden serve: http://127.0.0.1:PORT (nats …)`
         let base = line
             .strip_prefix("warden serve: ")
@@ -284,6 +284,20 @@ impl Serve {
             .to_string();
         Serve { child, base }
     }
+}
+
+/// The first line a child started with a piped stdout writes there, waited for at most
+/// 20 s (`what` says what the line was awaited for). The rest of stdout is not read.
+pub fn first_line(child: &mut std::process::Child, what: &str) -> String {
+    use std::io::{BufRead, BufReader};
+    let stdout = child.stdout.take().expect("a piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    rx.recv_timeout(Duration::from_secs(20)).expect(what)
 }
 
 impl Drop for Serve {
