@@ -8,17 +8,21 @@ use warden::cli::{self, Cli, UsageError};
 
 /// The log filter: `WARDEN_LOG` (tracing's env-filter syntax), `warn` by default. The
 /// websocket libraries log every frame they receive at trace level, and a rooms client's
-/// first frame is its token; the NATS client traces protocol lines, and an auth callout
-/// request carries a client's password or token: they are held at debug whatever
-/// `WARDEN_LOG` asks.
+/// first frame is its token: they are held at debug whatever `WARDEN_LOG` asks. (The NATS
+/// client traces protocol lines without payloads and redacts CONNECT secrets, so an auth
+/// callout request's password or token stays out of its trace; the callout tests check.)
 fn log_filter() -> tracing_subscriber::EnvFilter {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // A directive raises a target's level as well as lowering it: add the caps only
+    // when something asks for trace, or they would turn debug logging on.
+    if filter.max_level_hint() != Some(tracing::level_filters::LevelFilter::TRACE) {
+        return filter;
+    }
     [
         "tungstenite=debug",
         "tokio_tungstenite=debug",
         "tokio_websockets=debug",
-        "async_nats=debug",
     ]
     .into_iter()
     .filter_map(|d| d.parse().ok())
