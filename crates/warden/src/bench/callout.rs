@@ -10,6 +10,10 @@
 //! directory user, timing each connect until the server has let the client in and one
 //! flush has come back.
 //!
+//! Beside it, the same clients connect as often with creds issued in advance (a user of
+//! the same account, no callout) on the same server: the cost of the callout is the
+//! ratio of the two.
+//!
 //! The ceiling beside it is the raw Ed25519 signing rate of this machine measured in the
 //! same run: each authorization signs two JWTs (the user JWT and the response) and
 //! verifies one signature (the request), so at most about a third of the signing rate of
@@ -46,6 +50,8 @@ const ADMIN: &str = "bench_admin";
 /// The ID token's issuer and audience (checked by the authenticator).
 const ISSUER: &str = "https://idp.bench.invalid";
 const AUDIENCE: &str = "nats-bench";
+/// The user with creds issued in advance that the baseline connects as.
+const BASELINE_USER: &str = "bench_plain";
 /// Bound on one connect (the server's own callout timeout is 2 s by default).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on every other wait of the bench.
@@ -122,6 +128,14 @@ pub struct BenchCalloutReport {
     pub permissions_checked: bool,
     /// The first connect error, when any failed.
     pub first_error: Option<String>,
+    /// Connects per second of the same clients with creds issued in advance (no callout).
+    pub baseline_connects_per_s: f64,
+    /// p50 of one such connect, ms.
+    pub baseline_ms_p50: f64,
+    /// p99 of one such connect, ms.
+    pub baseline_ms_p99: f64,
+    /// Callout connects/s ÷ baseline connects/s.
+    pub vs_baseline: f64,
 }
 
 fn load_avg() -> String {
@@ -291,7 +305,8 @@ async fn grant_user(w: &warden_ops::Warden) -> Result<()> {
 #[derive(Clone)]
 struct Credentials {
     creds: Arc<Zeroizing<String>>,
-    token: Arc<Zeroizing<String>>,
+    /// The ID token; `None` for the baseline (a user with creds issued in advance).
+    token: Option<Arc<Zeroizing<String>>>,
     url: Arc<str>,
 }
 
@@ -299,12 +314,13 @@ impl Credentials {
     fn options(&self) -> Result<async_nats::ConnectOptions> {
         // The creds sign the nonce as the sentinel; the token travels as the CONNECT's
         // `auth_token`, which the server hands to the callout (connect_opts.auth_token).
-        Ok(
-            async_nats::ConnectOptions::with_credentials(self.creds.as_str())
-                .context("sentinel creds")?
-                .token(self.token.as_str().to_string())
-                .connection_timeout(CONNECT_TIMEOUT),
-        )
+        let opts = async_nats::ConnectOptions::with_credentials(self.creds.as_str())
+            .context("creds")?
+            .connection_timeout(CONNECT_TIMEOUT);
+        Ok(match &self.token {
+            Some(t) => opts.token(t.as_str().to_string()),
+            None => opts,
+        })
     }
 }
 
@@ -432,12 +448,16 @@ pub async fn bench(json: bool, args: CalloutBenchOptions) -> Result<()> {
     let oidc = OidcAuth::from_jwks_text("bench", &idp.jwks(), ISSUER, AUDIENCE, Some("sub"))?;
     w.callout_auth_add(AuthenticatorSpec::Oidc(oidc), None, None)
         .await?;
+    // The baseline: a user of the same account with creds issued in advance, whose
+    // connects never reach the callout.
+    w.add_user(ACCOUNT, BASELINE_USER, warden_core::UserSpec::default())
+        .await?;
 
     // The server preloads every account, the callout account's authorization included.
     let mut server = BenchServer::start(&w, &args.nats_server, dir.path()).await?;
     let creds = Credentials {
         creds: Arc::new(w.callout_sentinel_creds().await?),
-        token: Arc::new(idp.id_token(USER)),
+        token: Some(Arc::new(idp.id_token(USER))),
         url: Arc::from(server.url.as_str()),
     };
     let stats = Arc::new(CalloutStats::default());
@@ -493,9 +513,37 @@ pub async fn bench(json: bool, args: CalloutBenchOptions) -> Result<()> {
         }
         let seconds = t.elapsed().as_secs_f64();
         bar.finish_and_clear();
-        let load_at_end = load_avg();
         let after = stats.snapshot();
         latencies.sort_by(|a, b| a.total_cmp(b));
+
+        // The same connects with creds issued in advance (no callout), same server.
+        let plain = Credentials {
+            creds: Arc::new(w.creds(ACCOUNT, BASELINE_USER).await?),
+            token: None,
+            url: creds.url.clone(),
+        };
+        let bar = crate::bench::progress(json, total, "baseline connects");
+        let t = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..args.clients {
+            tasks.spawn(client_loop(plain.clone(), args.connects, bar.clone()));
+        }
+        let mut baseline = Vec::with_capacity(total as usize);
+        while let Some(r) = tasks.join_next().await {
+            let (l, f, e) = r.context("a client task panicked")?;
+            if f > 0 {
+                return Err(anyhow!(
+                    "{f} baseline connects failed: {}",
+                    e.unwrap_or_default()
+                ));
+            }
+            baseline.extend(l);
+        }
+        let baseline_seconds = t.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        baseline.sort_by(|a, b| a.total_cmp(b));
+        let baseline_connects_per_s = baseline.len() as f64 / baseline_seconds.max(1e-9);
+        let load_at_end = load_avg();
 
         let ok = latencies.len() as f64;
         let connects_per_s = ok / seconds.max(1e-9);
@@ -531,6 +579,10 @@ pub async fn bench(json: bool, args: CalloutBenchOptions) -> Result<()> {
             },
             permissions_checked: true,
             first_error,
+            baseline_connects_per_s,
+            baseline_ms_p50: percentile(&baseline, 0.50),
+            baseline_ms_p99: percentile(&baseline, 0.99),
+            vs_baseline: connects_per_s / baseline_connects_per_s.max(1e-9),
         })
     }
     .await;
@@ -603,6 +655,10 @@ fn print_report(json: bool, r: &BenchCalloutReport) -> Result<()> {
     println!(
         "raw Ed25519: {:.0} signatures/s, {:.0} verifications/s; ceiling (2 signed + 1 verified per authorization) {:.0} authorizations/s; connects/s / ceiling {:.3}",
         r.raw_sign_per_s, r.raw_verify_per_s, r.ceiling_per_s, r.ratio
+    );
+    println!(
+        "baseline (creds issued in advance, no callout, same server and clients): {:.0} connects/s, p50 {:.2} ms, p99 {:.2} ms; callout / baseline {:.2}",
+        r.baseline_connects_per_s, r.baseline_ms_p50, r.baseline_ms_p99, r.vs_baseline
     );
     println!("permissions: publish on bench.x delivered, on other.x refused");
     if r.failed_connects > 0 || r.responder_refused > 0 || r.responder_failed > 0 {
