@@ -816,3 +816,59 @@ fn serve_with_callout_stops_on_a_server_without_it() {
         "{stderr}"
     );
 }
+
+/// `callout explain` says what the callout would decide for a login, from the
+/// directory and the policy, without a client: exit 0 with the permissions and the
+/// account, exit 1 with the refusal's code.
+#[test]
+fn explain_says_what_the_callout_would_decide() {
+    let home = Home::new();
+    directory(&home);
+    home.ok(&[
+        "callout",
+        "setup",
+        "--allowed-account",
+        "APP",
+        "--allowed-account",
+        "OPS",
+        "--ttl",
+        "15m",
+    ]);
+    let ada = home.json(&["callout", "explain", "ada"]);
+    assert_eq!(ada["allowed"], true, "{ada}");
+    assert_eq!(ada["account"], "APP", "{ada}");
+    assert_eq!(
+        ada["permissions"]["pub"]["allow"],
+        json!(["orders.>"]),
+        "{ada}"
+    );
+    assert_eq!(
+        ada["permissions"]["pub"]["deny"],
+        json!(["orders.secret"]),
+        "{ada}"
+    );
+    assert_eq!(ada["tasks"], json!(["sales/orders"]), "{ada}");
+    let ttl = ada["expires_at"].as_i64().unwrap() - unix_now();
+    assert!((800..=900).contains(&ttl), "the 15 min TTL: {ttl}");
+    let human = home.ok(&["callout", "explain", "ada"]);
+    assert!(
+        human.contains("in account APP") && human.contains("orders.secret"),
+        "{human}"
+    );
+
+    let carol = home.json(&["callout", "explain", "carol@OPS"]);
+    assert_eq!(carol["account"], "OPS", "{carol}");
+    for (login, code) in [
+        ("carol", "ambiguous_account"),
+        ("bob", "no_grants"),
+        ("zed", "unknown_user"),
+        ("ada@OPS", "no_grants"),
+    ] {
+        let e = home.fails(1, &["callout", "explain", login]);
+        assert!(e.contains(code), "{login}: {e}");
+    }
+    // Narrowing the allowed accounts shows at once.
+    home.ok(&["callout", "setup", "--allowed-account", "OPS"]);
+    let e = home.fails(1, &["callout", "explain", "ada"]);
+    assert!(e.contains("account_not_allowed"), "{e}");
+}

@@ -304,6 +304,13 @@ async fn callout_over_http_the_nats_service_and_the_console() {
         (StatusCode::OK, &view),
         "GET shows the set-up"
     );
+    // What the callout would decide: a refusal is an answer, with its code.
+    let r = http
+        .get("/v1/callout/explain/nobody@example.com", &read)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["allowed"], false, "{}", r.text);
+    assert_eq!(r.body["code"], "unknown_user", "{}", r.text);
 
     // --- The sentinel's creds: `creds` only, never cached ------------------------------
     for (refused, scopes) in [(&rw, "read,write"), (&read, "read")] {
@@ -544,6 +551,19 @@ async fn callout_over_http_the_nats_service_and_the_console() {
         list,
         http.get("/v1/callout/authenticators", &read).await.body
     );
+    let explained = service_call(
+        &backend.client,
+        "callout.explain",
+        &json!({"login": "nobody"}),
+        WAIT,
+    )
+    .await
+    .expect("callout.explain");
+    assert_eq!(
+        explained,
+        http.get("/v1/callout/explain/nobody", &read).await.body
+    );
+    assert_eq!(explained["code"], "unknown_user", "{explained}");
     // The service's callers hold read, write and creds by default: the sentinel, yes;
     // set-up and authenticator changes (admin), no.
     let s = service_call(&backend.client, "callout.sentinel", &json!({}), WAIT)
@@ -610,6 +630,7 @@ fn openapi_documents_the_callout_routes_and_their_scopes() {
         ("get", "/v1/callout/authenticators", "read"),
         ("post", "/v1/callout/authenticators", "admin"),
         ("delete", "/v1/callout/authenticators/{name}", "admin"),
+        ("get", "/v1/callout/explain/{login}", "read"),
     ] {
         assert_eq!(
             doc["paths"][path][method]["x-warden-scope"], scope,

@@ -734,19 +734,11 @@ impl Warden {
         // `user@ACCOUNT` names the target account when the suffix is one of Warden's
         // accounts; otherwise the whole name is the login (it may be an email).
         let mut request = request.clone();
-        let mut named_account = None;
-        if let Some((login, suffix)) = request.connect_opts.username.rsplit_once('@')
-            && let Ok(name) = self.settings().naming.account(suffix)
-            && self
-                .store()
-                .account_by_name(&ctx.operator, name.as_str())
-                .await
-                .map_err(Refusal::internal)?
-                .is_some()
-        {
-            named_account = Some(name.to_string());
-            request.connect_opts.username = login.to_string();
-        }
+        let (login, named_account) = self
+            .split_account(&ctx.operator, &request.connect_opts.username)
+            .await
+            .map_err(Refusal::internal)?;
+        request.connect_opts.username = login;
 
         let mut refusals = Vec::new();
         let mut accepted: Option<Authenticated> = None;
@@ -775,6 +767,58 @@ impl Warden {
             .login(login_hint(&request)));
         };
 
+        let Placement {
+            user: id,
+            account,
+            permissions,
+            expires_at,
+            ..
+        } = self.place(&ctx.config, &who, named_account, t).await?;
+        // Operator mode: the target account signs. Config mode: the issuer signs and
+        // `aud` names the account.
+        let signer = if ctx.config_mode {
+            None
+        } else {
+            Some(
+                self.account_signer(ctx, &account)
+                    .await
+                    .map_err(Refusal::internal)?
+                    .1,
+            )
+        };
+        let user_key = UserPublicKey::new(&request.user_nkey)
+            .map_err(|e| Refusal::new("invalid_request", e.to_string()))?;
+        let mut claims = UserClaims::new(&user_key, &id);
+        claims.nats.limits.permissions = permissions;
+        claims.nats.tags = vec![
+            "warden:callout".into(),
+            format!("via:{}", who.authenticator),
+        ];
+        claims.exp = Some(expires_at);
+        if ctx.config_mode {
+            claims.aud = Some(account.clone());
+        }
+        let jwt = claims
+            .encode(signer.as_ref().unwrap_or(&ctx.signer))
+            .map_err(|e| Refusal::internal(OpsError::Jwt(e.to_string())))?;
+        Ok(Issued {
+            jwt,
+            user: id,
+            account,
+            expires_at,
+        })
+    }
+
+    /// Who an accepted login is and where the callout places them: the directory user,
+    /// the target account (`named_account`, or the only one they hold tasks in), the
+    /// union of their grants there and when it ends.
+    async fn place(
+        &self,
+        config: &CalloutConfig,
+        who: &Authenticated,
+        named_account: Option<String>,
+        t: i64,
+    ) -> std::result::Result<Placement, Refusal> {
         let user = self
             .directory_user_for(&who.login)
             .await
@@ -840,19 +884,17 @@ impl Warden {
                 }
             },
         };
-        if !ctx.config.allowed_accounts.is_empty()
-            && !ctx.config.allowed_accounts.contains(&account)
-        {
+        if !config.allowed_accounts.is_empty() && !config.allowed_accounts.contains(&account) {
             return Err(Refusal::new(
                 "account_not_allowed",
                 format!(
                     "account {account} is not one the callout may place users in (allowed: {})",
-                    ctx.config.allowed_accounts.join(", ")
+                    config.allowed_accounts.join(", ")
                 ),
             )
             .login(Some(id)));
         }
-        if account == ctx.config.account {
+        if account == config.account {
             return Err(Refusal::new(
                 "account_not_allowed",
                 format!("users cannot be placed in the callout account {account} itself"),
@@ -863,39 +905,74 @@ impl Warden {
         let permissions = gov::compile(&tasks)
             .remove(&account)
             .unwrap_or_else(gov::deny_all);
-        let expires_at = earliest_expiry(t, ctx.config.ttl_secs, who.expires_at, &tasks);
-        // Operator mode: the target account signs. Config mode: the issuer signs and
-        // `aud` names the account.
-        let signer = if ctx.config_mode {
-            None
-        } else {
-            Some(
-                self.account_signer(ctx, &account)
-                    .await
-                    .map_err(Refusal::internal)?
-                    .1,
-            )
-        };
-        let user_key = UserPublicKey::new(&request.user_nkey)
-            .map_err(|e| Refusal::new("invalid_request", e.to_string()))?;
-        let mut claims = UserClaims::new(&user_key, &id);
-        claims.nats.limits.permissions = permissions;
-        claims.nats.tags = vec![
-            "warden:callout".into(),
-            format!("via:{}", who.authenticator),
-        ];
-        claims.exp = Some(expires_at);
-        if ctx.config_mode {
-            claims.aud = Some(account.clone());
-        }
-        let jwt = claims
-            .encode(signer.as_ref().unwrap_or(&ctx.signer))
-            .map_err(|e| Refusal::internal(OpsError::Jwt(e.to_string())))?;
-        Ok(Issued {
-            jwt,
+        let expires_at = earliest_expiry(t, config.ttl_secs, who.expires_at, &tasks);
+        Ok(Placement {
             user: id,
             account,
+            permissions,
             expires_at,
+            tasks: tasks
+                .into_iter()
+                .map(|h| format!("{}/{}", h.role, h.task))
+                .collect(),
+        })
+    }
+
+    /// `user@ACCOUNT` names the target account when the suffix is one of Warden's
+    /// accounts; otherwise the whole name is the login (it may be an email address).
+    async fn split_account(&self, operator: &str, name: &str) -> Result<(String, Option<String>)> {
+        if let Some((login, suffix)) = name.rsplit_once('@')
+            && let Ok(account) = self.settings().naming.account(suffix)
+            && self
+                .store()
+                .account_by_name(operator, account.as_str())
+                .await?
+                .is_some()
+        {
+            return Ok((login.to_string(), Some(account.to_string())));
+        }
+        Ok((name.to_string(), None))
+    }
+
+    /// What the callout would decide for `login` (as an authenticator would name it,
+    /// or `login@ACCOUNT` as a client would send it) connecting now: the user JWT's
+    /// permissions and expiry, or the refusal with its code. The credential is not
+    /// checked: this explains the directory and policy side of a decision.
+    pub async fn callout_explain(&self, login: &str) -> Result<Explained> {
+        self.need(Scope::Read, "explaining an auth callout decision")?;
+        let config = self.configured().await?;
+        let op = self
+            .store()
+            .operator()
+            .await?
+            .ok_or(OpsError::NotInitialised)?;
+        let (login, named) = self.split_account(&op.public_key, login).await?;
+        let who = Authenticated {
+            authenticator: "explain".into(),
+            login,
+            expires_at: None,
+        };
+        Ok(match self.place(&config, &who, named, now()).await {
+            Ok(p) => Explained {
+                allowed: true,
+                code: "allowed",
+                reason: None,
+                user: Some(p.user),
+                account: Some(p.account),
+                permissions: Some(p.permissions),
+                expires_at: Some(p.expires_at),
+                tasks: p.tasks,
+            },
+            Err(r) => Explained {
+                allowed: false,
+                code: r.code,
+                reason: Some(r.reason),
+                user: r.login,
+                account: None,
+                permissions: None,
+                expires_at: None,
+                tasks: Vec::new(),
+            },
         })
     }
 
@@ -1023,6 +1100,36 @@ pub struct Decision {
     pub expires_at: Option<i64>,
     /// The reply payload (the response JWT, sealed when the request was).
     pub reply: Vec<u8>,
+}
+
+/// Where the callout places an accepted login.
+struct Placement {
+    user: String,
+    account: String,
+    permissions: Permissions,
+    expires_at: i64,
+    tasks: Vec<String>,
+}
+
+/// What the callout would decide for a login ([`Warden::callout_explain`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Explained {
+    /// Whether it would be let in.
+    pub allowed: bool,
+    /// The decision's code (`allowed`, `unknown_user`, `no_grants`…).
+    pub code: &'static str,
+    /// Why not, when refused.
+    pub reason: Option<String>,
+    /// The directory user.
+    pub user: Option<String>,
+    /// The account it would be placed in.
+    pub account: Option<String>,
+    /// The user JWT's permissions.
+    pub permissions: Option<Permissions>,
+    /// When the user JWT would expire (before any token's own expiry), unix seconds.
+    pub expires_at: Option<i64>,
+    /// The role/task pairs the permissions come from.
+    pub tasks: Vec<String>,
 }
 
 struct Issued {

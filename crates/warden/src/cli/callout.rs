@@ -33,6 +33,13 @@ pub enum CalloutCmd {
     },
     /// Answer authorization requests (alone; `serve --callout` runs the same inside serve).
     Run(RunArgs),
+    /// What the callout would decide for a login connecting now (the credential itself is
+    /// not checked): the directory user, the account, the permissions and the expiry.
+    Explain {
+        /// The login an authenticator would name (user id, email, user principal name,
+        /// certificate name), optionally LOGIN@ACCOUNT.
+        login: String,
+    },
     /// Authenticators, tried in order.
     #[command(subcommand)]
     Auth(AuthCmd),
@@ -245,6 +252,19 @@ pub async fn run(json: bool, w: &Warden, cmd: CalloutCmd) -> Result<()> {
             }
         }
         CalloutCmd::Run(a) => run_responder(w, a).await,
+        CalloutCmd::Explain { login } => {
+            let v = w.callout_explain(&login).await?;
+            emit(json, &v, || explain_text(&v))?;
+            if v.allowed {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!(
+                    "refused ({}): {}",
+                    v.code,
+                    v.reason.as_deref().unwrap_or("")
+                ))
+            }
+        }
         CalloutCmd::Auth(AuthCmd::List) => {
             let list = w.callout_auth_list().await?;
             emit(json, &list, || auth_table(&list))
@@ -322,6 +342,39 @@ pub async fn run(json: bool, w: &Warden, cmd: CalloutCmd) -> Result<()> {
             })
         }
     }
+}
+
+fn explain_text(v: &warden_ops::callout::Explained) -> String {
+    if !v.allowed {
+        return String::new();
+    }
+    let list = |l: &[nats_jwt::Subject]| {
+        if l.is_empty() {
+            "-".to_string()
+        } else {
+            l.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        }
+    };
+    let mut out = format!(
+        "allowed          {} in account {}\n",
+        v.user.as_deref().unwrap_or(""),
+        v.account.as_deref().unwrap_or("")
+    );
+    if let Some(p) = &v.permissions {
+        out += &format!(
+            "publish          allow {}; deny {}\nsubscribe        allow {}; deny {}\n",
+            list(&p.publish.allow),
+            list(&p.publish.deny),
+            list(&p.subscribe.allow),
+            list(&p.subscribe.deny)
+        );
+    }
+    out += &format!(
+        "expires          {} (or the token's expiry, if earlier)\nfrom             {}\n",
+        super::time_or(v.expires_at, "never"),
+        v.tasks.join(", ")
+    );
+    out
 }
 
 fn status_text(v: &CalloutView) -> String {

@@ -276,6 +276,16 @@ pub(crate) async fn sentinel(
     Ok(res)
 }
 
+/// `GET /v1/callout/explain/{login}`: `warden callout explain LOGIN` (a refusal is an
+/// answer here, with `allowed: false` and its code).
+pub(crate) async fn explain(
+    State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
+    ApiPath(login): ApiPath<String>,
+) -> ApiResult<Json<warden_ops::callout::Explained>> {
+    Ok(Json(s.warden_for(&token).callout_explain(&login).await?))
+}
+
 /// `GET /v1/callout/authenticators`: in the order they are tried, without secrets.
 pub(crate) async fn list_authenticators(
     State(s): State<HttpState>,

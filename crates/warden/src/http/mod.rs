@@ -188,6 +188,7 @@ fn app(
         )
         .route("/v1/callout", get(callout::status).put(callout::setup))
         .route("/v1/callout/sentinel", get(callout::sentinel))
+        .route("/v1/callout/explain/{login}", get(callout::explain))
         .route(
             "/v1/callout/authenticators",
             get(callout::list_authenticators).post(callout::add_authenticator),

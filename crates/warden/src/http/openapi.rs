@@ -826,6 +826,14 @@ pub const ROUTES: &[Route] = &[
         "AuthenticatorView",
     ),
     route(
+        "GET",
+        "/v1/callout/explain/{login}",
+        "What the callout would decide for a login connecting now (`login@ACCOUNT` names the account), from the directory and the policy; the credential is not checked (`warden callout explain`).",
+        None,
+        200,
+        "CalloutExplained",
+    ),
+    route(
         "DELETE",
         "/v1/callout/authenticators/{name}",
         "Remove an authenticator and its secret (`warden callout auth rm`).",
@@ -1128,6 +1136,9 @@ fn parameters(r: &Route) -> Vec<Value> {
                 "name" if r.path.starts_with("/v1/dir/tasks") => "Task name.",
                 "key" if r.path.starts_with("/v1/operator") => "An operator signing key (O…).",
                 "name" if r.path.starts_with("/v1/callout") => "Authenticator name.",
+                "login" => {
+                    "The login an authenticator would name (user id, email, user principal name, certificate name), optionally LOGIN@ACCOUNT."
+                }
                 "key" => "An account signing key (A…), or the role of a scoped key.",
                 "id" => "Device id.",
                 "slug" => "Tenant slug.",
@@ -1420,6 +1431,16 @@ fn callout_schemas() -> Value {
             "has_secret": {"type": "boolean", "description": "Whether a secret (an LDAP bind password) is stored for it; the secret itself is never answered."}
         }},
         "AuthenticatorList": {"type": "array", "items": schema_ref("AuthenticatorView")},
+        "CalloutExplained": {"type": "object", "properties": {
+            "allowed": {"type": "boolean", "description": "Whether the login would be let in."},
+            "code": s("allowed, or the refusal's code (unknown_user, disabled_user, no_grants, ambiguous_account, account_not_allowed)."),
+            "reason": {"type": ["string", "null"], "description": "Why not, when refused."},
+            "user": {"type": ["string", "null"], "description": "The directory user."},
+            "account": {"type": ["string", "null"], "description": "The account the user would be placed in."},
+            "permissions": {"description": "The user JWT's permissions (pub, sub: allow and deny)."},
+            "expires_at": {"type": ["integer", "null"], "format": "int64", "description": "When the user JWT would expire (unix seconds), unless the token's expiry is earlier."},
+            "tasks": strings("The role/task pairs the permissions come from.")
+        }},
         "CalloutView": {"type": "object", "properties": {
             "account": s("The callout account's name."),
             "account_key": s("A…, the `sub` of authorization requests."),

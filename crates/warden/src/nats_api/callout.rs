@@ -17,6 +17,11 @@ struct AuthenticatorRef {
     name: String,
 }
 
+#[derive(Deserialize)]
+struct LoginRef {
+    login: String,
+}
+
 /// Runs one of this module's operations; `None` for an operation it does not hold.
 pub(super) async fn dispatch(
     warden: &Warden,
@@ -42,6 +47,10 @@ pub(super) async fn dispatch(
         Op::CalloutAuthAdd => auth_add(warden, op, payload).await,
         Op::CalloutAuthRemove => match parse::<AuthenticatorRef>(op, payload) {
             Ok(r) => reply(warden.callout_auth_remove(&r.name).await),
+            Err(e) => Err(e),
+        },
+        Op::CalloutExplain => match parse::<LoginRef>(op, payload) {
+            Ok(r) => reply(warden.callout_explain(&r.login).await),
             Err(e) => Err(e),
         },
         _ => return None,

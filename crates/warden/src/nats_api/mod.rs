@@ -66,6 +66,7 @@
 //! | `<prefix>.callout.auth.list` | — | `[AuthenticatorView]` |
 //! | `<prefix>.callout.auth.add` | `{kind, name, …, password?, position?}` (kind `ldap`, `oidc` or `mtls`: the body of `POST /v1/callout/authenticators`) | `AuthenticatorView` (needs `admin`) |
 //! | `<prefix>.callout.auth.remove` | `{name}` | `AuthenticatorView` (needs `admin`) |
+//! | `<prefix>.callout.explain` | `{login}` | `Explained`: what the callout would decide |
 //!
 //! `user.create` also takes `role` (a user issued by that role's scoped key; `spec` may
 //! then hold only `tags`): its reply is `RoleUserAdded`, without creds (fetch them with
@@ -273,11 +274,13 @@ pub enum Op {
     CalloutAuthAdd,
     /// `callout.auth.remove`
     CalloutAuthRemove,
+    /// `callout.explain`
+    CalloutExplain,
 }
 
 impl Op {
     /// Every operation, in the order the endpoints are registered.
-    pub const ALL: [Op; 60] = [
+    pub const ALL: [Op; 61] = [
         Op::Status,
         Op::OperatorGet,
         Op::AccountList,
@@ -338,6 +341,7 @@ impl Op {
         Op::CalloutAuthList,
         Op::CalloutAuthAdd,
         Op::CalloutAuthRemove,
+        Op::CalloutExplain,
     ];
 
     /// The subject below the prefix, e.g. `account.create`.
@@ -403,6 +407,7 @@ impl Op {
             Op::CalloutAuthList => "callout.auth.list",
             Op::CalloutAuthAdd => "callout.auth.add",
             Op::CalloutAuthRemove => "callout.auth.remove",
+            Op::CalloutExplain => "callout.explain",
         }
     }
 
