@@ -80,6 +80,25 @@ async fn click(b: &Client, css: &str) {
         .unwrap();
 }
 
+/// Submits a form with the button at `css` and waits (bounded) until the page it leaves
+/// is gone, so what is read next is the answer's page, not the form's.
+async fn submit(b: &Client, css: &str) {
+    let old = b
+        .find(Locator::Css("html"))
+        .await
+        .unwrap_or_else(|e| panic!("html: {e}"));
+    click(b, css).await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match old.tag_name().await {
+            Err(e) if e.to_string().contains("stale element") => return,
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "{css}: the page did not change");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn select(b: &Client, css: &str, value: &str) {
     b.find(Locator::Css(css))
         .await
@@ -170,7 +189,7 @@ async fn account_model(line: ServerLine) {
 
     b.goto(&format!("{base}/console/login")).await.unwrap();
     fill(&b, "#token", &token).await;
-    click(&b, "form button[type=submit]").await;
+    submit(&b, "form button[type=submit]").await;
     text(&b, "#count-accounts").await;
 
     // A private service export on SHOP.
@@ -182,7 +201,7 @@ async fn account_model(line: ServerLine) {
     select(&b, "#export-kind", "service").await;
     fill(&b, "#export-name", "orders").await;
     click(&b, "#export-private").await;
-    click(&b, "#add-export button[type=submit]").await;
+    submit(&b, "#add-export button[type=submit]").await;
     let exports = text(&b, "#exports").await;
     assert!(
         exports.contains("orders.>") && exports.contains("private"),
@@ -202,7 +221,7 @@ async fn account_model(line: ServerLine) {
     click(&b, "#add-import summary").await;
     select(&b, "#import-export", "SHOP orders.>").await;
     fill(&b, "#import-local", "billing..orders").await;
-    click(&b, "#add-import button[type=submit]").await;
+    submit(&b, "#add-import button[type=submit]").await;
     let err = text(&b, "#imports #form-error").await;
     assert!(err.contains("Local subject"), "{err}");
     assert_eq!(value_of(&b, "#import-local").await, "billing..orders");
@@ -213,7 +232,7 @@ async fn account_model(line: ServerLine) {
     // The import, corrected: it carries the activation SHOP's key issued.
     fill(&b, "#import-local", "").await;
     fill(&b, "#import-subject", "orders.new").await;
-    click(&b, "#add-import button[type=submit]").await;
+    submit(&b, "#add-import button[type=submit]").await;
     let imports = text(&b, "#imports").await;
     assert!(
         imports.contains("orders.new") && imports.contains("activation"),
@@ -242,7 +261,7 @@ async fn account_model(line: ServerLine) {
     fill(&b, "#role-name", "clerk").await;
     fill(&b, "#role-pub-allow", "orders.{{name()}}.>").await;
     fill(&b, "#role-sub-allow", "_INBOX.>").await;
-    click(&b, "#add-role button[type=submit]").await;
+    submit(&b, "#add-role button[type=submit]").await;
     let keys = text(&b, "#signing-keys").await;
     assert!(
         keys.contains("role clerk") && keys.contains("signed 0 users"),
@@ -259,7 +278,7 @@ async fn account_model(line: ServerLine) {
 
     fill(&b, "#user-name", "dora").await;
     select(&b, "#user-role", "clerk").await;
-    click(&b, "form[action='/console/accounts/SHOP/users'] button").await;
+    submit(&b, "form[action='/console/accounts/SHOP/users'] button").await;
     wait_path(&b, "/console/accounts/SHOP/users/dora").await;
     let effective = text(&b, "#effective").await;
     assert!(
@@ -269,11 +288,11 @@ async fn account_model(line: ServerLine) {
     shot(&b, &format!("{tag}-02-role-user")).await;
     // The page's check answers as the server decides for a role's user.
     fill(&b, "#check-subject", "orders.eve.x").await;
-    click(&b, "form[method=get] button").await;
+    submit(&b, "form[method=get] button").await;
     let answer = text(&b, "#check-result").await;
     assert!(answer.starts_with("Denied"), "{answer}");
     fill(&b, "#check-subject", "orders.dora.x").await;
-    click(&b, "form[method=get] button").await;
+    submit(&b, "form[method=get] button").await;
     let answer = text(&b, "#check-result").await;
     assert!(answer.starts_with("Allowed"), "{answer}");
     // The server enforces the expanded template.
@@ -354,14 +373,14 @@ async fn account_model(line: ServerLine) {
     fill(&b, "#mapping-from", "legacy.orders").await;
     fill(&b, "#mapping-to", "orders.legacy").await;
     fill(&b, "#mapping-weight", "150").await;
-    click(&b, "#add-mapping button[type=submit]").await;
+    submit(&b, "#add-mapping button[type=submit]").await;
     let err = text(&b, "#mappings #form-error").await;
     assert!(err.contains("Weight"), "{err}");
     assert_eq!(value_of(&b, "#mapping-from").await, "legacy.orders");
     assert_eq!(value_of(&b, "#mapping-weight").await, "150");
     assert_eq!(account_jwt(&home, "SHOP"), shop_before);
     fill(&b, "#mapping-weight", "40").await;
-    click(&b, "#add-mapping button[type=submit]").await;
+    submit(&b, "#add-mapping button[type=submit]").await;
     let mappings = text(&b, "#mappings").await;
     assert!(
         mappings.contains("legacy.orders")
@@ -379,7 +398,7 @@ async fn account_model(line: ServerLine) {
     fill(&b, "#tags", "retail eu").await;
     fill(&b, "#info_url", "https://example.com/shop").await;
     fill(&b, "#default_sub_allow", "_INBOX.>").await;
-    click(&b, "#settings-edit button[type=submit]").await;
+    submit(&b, "#settings-edit button[type=submit]").await;
     wait_path(&b, "/console/accounts/SHOP").await;
     let settings = text(&b, "#settings").await;
     assert!(
@@ -401,7 +420,7 @@ async fn account_model(line: ServerLine) {
     b.goto(&format!("{base}/console/operator")).await.unwrap();
     let keys = text(&b, "#operator-keys").await;
     assert!(keys.contains("issues accounts"), "{keys}");
-    click(&b, "#rotate-operator").await;
+    submit(&b, "#rotate-operator").await;
     let notice = text(&b, "#operator-notice").await;
     assert!(notice.contains("Rotation started"), "{notice}");
     let phase = text(&b, "#rotation-phase").await;
