@@ -388,6 +388,21 @@ async fn two_responders_one_killed_2_15() {
     }
 }
 
+/// The responder outlives its server: nats-server restarted on the same port, the
+/// responder reconnects and resubscribes, and callout clients are let in again.
+#[tokio::test(flavor = "multi_thread")]
+async fn responder_reconnects_after_a_server_restart_2_15() {
+    let (home, mut server, sentinel, idp) = oidc_world(false);
+    let url = server.url();
+    let _responder = Responder::start(&home, &url);
+    let token = idp.valid(Alg::EdDsa, "ada");
+    admitted(&url, &sentinel, &token, "before the restart").await;
+    server.restart().expect("nats-server restarts");
+    let mut c = admitted(&url, &sentinel, &token, "after the restart").await;
+    c.publish_delivered("orders.after-restart", "after the restart")
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn without_a_responder_only_callout_clients_are_refused_2_15() {
     let (home, server, sentinel, idp) = oidc_world(false);
