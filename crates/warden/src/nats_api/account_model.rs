@@ -17,7 +17,7 @@ use warden_ops::mappings::{MappingAdd, MappingRemove};
 use warden_ops::operator_keys::RotateOptions;
 use warden_ops::signing_keys::{KeyRef, NewSigningKey, UserRotated};
 
-use super::{NoArgs, Op, ServiceError, body, decode, json, parse};
+use super::{NoArgs, Op, ServiceError, body, decode, json, parse, reply};
 
 #[derive(Deserialize)]
 struct AccountOnly {
@@ -190,10 +190,6 @@ pub(super) async fn dispatch(
         },
         _ => return None,
     })
-}
-
-fn reply<T: serde::Serialize>(r: warden_ops::Result<T>) -> Result<Vec<u8>, ServiceError> {
-    json(&r?)
 }
 
 async fn mapping_list(warden: &Warden, op: Op, payload: &[u8]) -> Result<Vec<u8>, ServiceError> {

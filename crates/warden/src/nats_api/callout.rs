@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use warden_ops::Warden;
 
-use super::{Creds, NoArgs, Op, ServiceError, body, json, parse};
+use super::{Creds, NoArgs, Op, ServiceError, body, json, parse, reply};
 use crate::http::callout::{AuthenticatorBodyError, SetupBody, parse_authenticator};
 
 #[derive(Deserialize)]
@@ -55,10 +55,6 @@ pub(super) async fn dispatch(
         },
         _ => return None,
     })
-}
-
-fn reply<T: serde::Serialize>(r: warden_ops::Result<T>) -> Result<Vec<u8>, ServiceError> {
-    json(&r?)
 }
 
 /// `callout.sentinel`: `{creds}` (needs `creds`).

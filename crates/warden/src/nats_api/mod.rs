@@ -912,6 +912,11 @@ fn json<T: Serialize>(value: &T) -> Result<Vec<u8>, ServiceError> {
         .map_err(|e| ServiceError::internal(format!("cannot serialise the reply: {e}")))
 }
 
+/// An operation's answer as the service's reply: its JSON, or its error.
+fn reply<T: Serialize>(r: warden_ops::Result<T>) -> Result<Vec<u8>, ServiceError> {
+    json(&r?)
+}
+
 /// Runs one operation on a request body; the reply body or the error to send.
 pub async fn dispatch(warden: &Warden, op: Op, payload: &[u8]) -> Result<Vec<u8>, ServiceError> {
     match op {
