@@ -260,7 +260,7 @@ pub(crate) struct AddSigningKey {
 
 /// The fields a template may have (its permissions are flattened into it, which hides
 /// unknown fields from the strict decoder: they are checked here by name instead).
-const TEMPLATE_FIELDS: &[&str] = &[
+pub(crate) const TEMPLATE_FIELDS: &[&str] = &[
     "pub",
     "sub",
     "resp",

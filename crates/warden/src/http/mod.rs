@@ -31,7 +31,7 @@
 //! and the tests read; the scope each one documents ([`openapi::documented_scope`]) is
 //! what its operation asks for.
 
-mod account_model;
+pub(crate) mod account_model;
 mod auth;
 pub(crate) mod callout;
 mod dir_keys;

@@ -18,6 +18,8 @@ use warden_ops::operator_keys::RotateOptions;
 use warden_ops::signing_keys::{KeyRef, NewSigningKey, UserRotated};
 
 use super::{NoArgs, Op, ServiceError, body, decode, json, parse, reply};
+// A template's fields are the HTTP API's: one list for both surfaces.
+use crate::http::account_model::TEMPLATE_FIELDS;
 
 #[derive(Deserialize)]
 struct AccountOnly {
@@ -239,22 +241,6 @@ struct SigningKeyAdd {
     #[serde(default)]
     role: Option<String>,
 }
-
-/// The fields a template may have (its permissions are flattened into it, which hides
-/// unknown fields from the strict decoder: they are checked here by name instead).
-const TEMPLATE_FIELDS: &[&str] = &[
-    "pub",
-    "sub",
-    "resp",
-    "src",
-    "times",
-    "times_location",
-    "subs",
-    "data",
-    "payload",
-    "bearer_token",
-    "allowed_connection_types",
-];
 
 /// `account.signing_key.add`: `{account, role?, template?}`; subs, data and payload not
 /// given in the template are unlimited (-1), as the CLI makes them.
