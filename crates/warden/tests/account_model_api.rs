@@ -9,6 +9,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::http::token;
 use common::{Home, Serve, answered, connect, service_call};
 use futures::StreamExt;
 use reqwest::{Method, StatusCode};
@@ -27,17 +28,8 @@ fn spec(home: &Home, name: &str) -> Value {
     home.json(&["account", "show", name])["spec"].clone()
 }
 
-fn token(home: &Home, name: &str, scopes: &str) -> String {
-    home.json(&["token", "create", "--name", name, "--scope", scopes])["token"]
-        .as_str()
-        .expect("token")
-        .to_string()
-}
-
-struct Http {
-    base: String,
-    client: reqwest::Client,
-}
+/// The API, answering `(status, body)` as this test reads it.
+struct Http(common::http::Http);
 
 impl Http {
     async fn send(
@@ -47,18 +39,8 @@ impl Http {
         token: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .timeout(WAIT);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.expect("request");
-        let status = r.status();
-        let text = r.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        let r = self.0.send(method, path, token, body).await;
+        (r.status, r.body)
     }
 }
 
@@ -78,10 +60,7 @@ async fn scenario(line: ServerLine) {
     let server = home.start_nats(&bin, "main");
     let url = server.url();
     let serve = Serve::start(&home, &url);
-    let http = Http {
-        base: serve.base.clone(),
-        client: reqwest::Client::new(),
-    };
+    let http = Http(common::http::Http::new(&serve.base));
     let w = home.warden().await;
     let read = token(&home, "reader", "read");
     let write = token(&home, "writer", "write");

@@ -11,6 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::callout::{Alg, Idp, ca};
+use common::http::{Http, Reply, token};
 use common::{Home, Serve, connect, service_call};
 use data_encoding::BASE64URL_NOPAD;
 use reqwest::header::{CACHE_CONTROL, HeaderMap, SET_COOKIE};
@@ -23,68 +24,7 @@ const WAIT: Duration = Duration::from_secs(10);
 /// An LDAP bind password that must appear nowhere Warden answers or records.
 const PASSWORD: &str = "Bind-Pa55word-never-shown-7f3a";
 
-fn token(home: &Home, name: &str, scopes: &str) -> String {
-    home.json(&["token", "create", "--name", name, "--scope", scopes])["token"]
-        .as_str()
-        .expect("token")
-        .to_string()
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    text: String,
-    body: Value,
-}
-
-impl Reply {
-    fn code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or("")
-    }
-
-    /// Requires an error reply with `status` and `code`; `what` says what was asked.
-    fn refused(&self, status: StatusCode, code: &str, what: &str) {
-        assert_eq!(
-            (self.status, self.code()),
-            (status, code),
-            "{what}: {}",
-            self.text
-        );
-    }
-}
-
-struct Http {
-    base: String,
-    client: reqwest::Client,
-}
-
 impl Http {
-    async fn send(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Reply {
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .timeout(WAIT);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.expect("request");
-        let status = r.status();
-        let headers = r.headers().clone();
-        let text = r.text().await.expect("body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            text,
-            body,
-        }
-    }
-
-    async fn get(&self, path: &str, token: &str) -> Reply {
-        self.send(Method::GET, path, token, None).await
-    }
-
     /// `POST /v1/callout/authenticators` with `body`.
     async fn add_authenticator(&self, token: &str, body: &Value) -> Reply {
         self.send(

@@ -8,6 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::http::Reply;
 use common::{Client, Home, Serve, connect};
 use futures::StreamExt;
 use reqwest::{Method, StatusCode};
@@ -16,49 +17,19 @@ use warden_testkit::{NatsServerBinary, ServerLine};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-struct Reply {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
-}
-
-impl Reply {
-    fn code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or("")
-    }
-    fn message(&self) -> &str {
-        self.body["error"]["message"].as_str().unwrap_or("")
-    }
-}
-
-struct Api {
-    base: String,
-    client: reqwest::Client,
-}
+/// The API; every reply of the tenant routes is JSON.
+struct Api(common::http::Http);
 
 impl Api {
     async fn send(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Reply {
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .timeout(WAIT);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.expect("HTTP request");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let text = res.text().await.expect("body");
-        let body = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{path}: body is not JSON ({e}): {text:?}"));
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        let r = self.0.send(method, path, token, body).await;
+        assert!(
+            serde_json::from_str::<Value>(&r.text).is_ok(),
+            "{path}: body is not JSON: {:?}",
+            r.text
+        );
+        r
     }
-
     async fn get(&self, path: &str, token: &str) -> Reply {
         self.send(Method::GET, path, token, None).await
     }
@@ -208,10 +179,7 @@ async fn scenario(line: ServerLine) {
     let write = token(&home, "writer", "write");
     let ops = token(&home, "ops", "read,write,creds");
     let serve = Serve::start(&home, &url);
-    let api = Api {
-        base: serve.base.clone(),
-        client: reqwest::Client::new(),
-    };
+    let api = Api(common::http::Http::new(&serve.base));
 
     // Bad slugs and limits: 400 with the CLI's message; nothing created.
     for bad in ["Acme", "platform", "events", "lint", "a.b"] {

@@ -4,6 +4,7 @@
 
 pub mod callout;
 pub mod chromedriver;
+pub mod http;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
