@@ -45,8 +45,7 @@ macro_rules! on_both_stores {
 }
 
 struct Api {
-    base: String,
-    client: reqwest::Client,
+    http: common::http::Http,
     store: Store,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
@@ -59,17 +58,8 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .timeout(WAIT);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.expect("request");
-        let status = r.status();
-        (status, r.json().await.unwrap_or(Value::Null))
+        let r = self.http.send(method, path, token, body).await;
+        (r.status, r.body)
     }
 
     async fn token(&self, name: &str, scopes: &[Scope]) -> String {
@@ -153,8 +143,7 @@ async fn start(url: &str) -> Api {
         let _ = rx.await;
     }));
     Api {
-        base: format!("http://{addr}"),
-        client: reqwest::Client::new(),
+        http: common::http::Http::new(&format!("http://{addr}")),
         store,
         _stop: tx,
     }
