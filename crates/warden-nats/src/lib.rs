@@ -1,6 +1,7 @@
 /*!
 Warden's NATS side: the nats-server configuration that trusts Warden's operator
-([`config`]), the configuration of a leaf node at a tenant's site ([`leaf`]), and the
+([`config`]), one such configuration per node of a whole deployment of clusters and
+gateways ([`deploy`]), the configuration of a leaf node at a tenant's site ([`leaf`]), and the
 live account resolver — pushing, deleting, listing and looking up accounts on a running
 server as a system-account user ([`resolver`]), the trust check run before every push
 ([`trust`]), and drift between Warden's accounts and the server's ([`drift`]).
@@ -26,10 +27,12 @@ The protocol facts (subjects, reply shapes, what each server version checks) are
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod deploy;
 pub mod drift;
 pub mod leaf;
 pub mod resolver;
 pub mod trust;
+pub mod urls;
 pub mod varz;
 
 pub use drift::{Drift, drift};
@@ -37,3 +40,4 @@ pub use resolver::{
     DeleteReply, ResolverClient, ResolverError, ServerInfo, UpdateReply, delete_request, push_waves,
 };
 pub use trust::{TrustError, verify_trust};
+pub use urls::{NatsUrlError, NatsUrls, servers};

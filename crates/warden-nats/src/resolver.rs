@@ -412,9 +412,12 @@ impl ResolverClient {
             url: url.to_string(),
             reason,
         };
+        // Every lane gets the whole server list: when its server dies it moves on to
+        // another, and the requests that failed meanwhile are retried by the caller.
+        let servers = crate::urls::server_addrs(url).map_err(|e| connect_err(e.to_string()))?;
         let mut clients = Vec::with_capacity(lanes.max(1));
         for _ in 0..lanes.max(1) {
-            let client = tokio::time::timeout(timeout, options.clone().connect(url))
+            let client = tokio::time::timeout(timeout, options.clone().connect(&servers))
                 .await
                 .map_err(|_| connect_err(format!("no connection within {timeout:?}")))?
                 .map_err(|e| connect_err(e.to_string()))?;

@@ -784,7 +784,7 @@ async fn stream_admin(
         .name("warden-device-streams")
         .connection_timeout(timeout)
         .request_timeout(Some(timeout))
-        .connect(nats_url)
+        .connect(warden_nats::servers(nats_url))
         .await
         .map_err(|e| {
             OpsError::unavailable(format!(

@@ -118,7 +118,7 @@ impl Connections {
                     .map_err(|e| OpsError::Jwt(format!("the service user's creds: {e}")))?
                     .name("warden-events")
                     .connection_timeout(cfg.timeout)
-                    .connect(&cfg.nats_url)
+                    .connect(warden_nats::servers(&cfg.nats_url))
                     .await
                     .map_err(|e| {
                         OpsError::unavailable(format!(

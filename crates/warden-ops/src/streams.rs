@@ -203,7 +203,7 @@ impl Warden {
             .connection_timeout(TIMEOUT)
             .request_timeout(Some(TIMEOUT))
             .max_reconnects(Some(1))
-            .connect(nats_url)
+            .connect(warden_nats::servers(nats_url))
             .await
             .map_err(|e| {
                 server(format!(

@@ -214,10 +214,13 @@ impl Warden {
         let opts = async_nats::ConnectOptions::with_credentials(&creds)
             .map_err(|e| OpsError::Jwt(format!("system user creds: {e}")))?
             .name("warden-version-check");
-        let client = tokio::time::timeout(std::time::Duration::from_secs(5), opts.connect(url))
-            .await
-            .map_err(|_| OpsError::unavailable(format!("{url}: no answer within 5 s")))?
-            .map_err(|e| OpsError::unavailable(format!("cannot connect to {url}: {e}")))?;
+        let client = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            opts.connect(warden_nats::servers(url)),
+        )
+        .await
+        .map_err(|_| OpsError::unavailable(format!("{url}: no answer within 5 s")))?
+        .map_err(|e| OpsError::unavailable(format!("cannot connect to {url}: {e}")))?;
         let version = client.server_info().version;
         drop(client);
         Ok(version)

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use warden_nats::NatsUrls;
 
 use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
@@ -71,16 +72,21 @@ pub struct SetupArgs {
     #[arg(long, value_name = "VERSION")]
     server_version: Option<String>,
     /// Ask this nats-server its version first (refused below 2.10).
-    #[arg(long, value_name = "URL")]
-    nats: Option<String>,
+    #[arg(long, value_name = "URL[,URL...]")]
+    nats: Option<NatsUrls>,
 }
 
 /// Flags of `warden callout run`.
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// nats-server to answer on.
-    #[arg(long, env = "WARDEN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    nats: String,
+    /// nats-servers to answer on (several of a cluster: comma-separated).
+    #[arg(
+        long,
+        value_name = "URL[,URL...]",
+        env = "WARDEN_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    nats: NatsUrls,
     /// Requests answered at once.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
@@ -219,7 +225,7 @@ pub async fn run(json: bool, w: &Warden, cmd: CalloutCmd) -> Result<()> {
                     },
                     ttl_secs: a.ttl.map(|d| d.as_secs() as i64),
                     server_version: a.server_version,
-                    nats: a.nats,
+                    nats: a.nats.map(|n| n.to_string()),
                 })
                 .await?;
             emit(json, &v, || {
@@ -413,7 +419,7 @@ fn auth_table(list: &[AuthenticatorView]) -> String {
 async fn run_responder(w: &Warden, a: RunArgs) -> Result<()> {
     use anyhow::Context as _;
     let shutdown = crate::serve::Shutdown::on_signals()?;
-    let mut cfg = ResponderConfig::new(a.nats.clone());
+    let mut cfg = ResponderConfig::new(a.nats.to_string());
     cfg.concurrency = a.concurrency;
     cfg.summary_every = a.summary_every;
     cfg.config_mode = a.config_mode;

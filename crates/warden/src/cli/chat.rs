@@ -4,6 +4,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
+use warden_nats::NatsUrls;
 use warden_ops::Warden;
 
 use super::UsageError;
@@ -113,9 +114,14 @@ impl From<ChatArgs> for ChatSettings {
 /// Flags of `warden chat`.
 #[derive(Args, Debug, Clone)]
 pub struct ChatCmdArgs {
-    /// NATS server the gateways share.
-    #[arg(long, env = "WARDEN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    pub nats: String,
+    /// NATS servers the gateways share (several of a cluster: comma-separated).
+    #[arg(
+        long,
+        value_name = "URL[,URL...]",
+        env = "WARDEN_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub nats: NatsUrls,
     /// HTTP listen address (port 0 picks a free one; the address is printed).
     #[arg(
         long,
@@ -164,8 +170,14 @@ pub async fn run(w: &Warden, args: ChatCmdArgs) -> Result<()> {
                     )
                 })?,
         };
-        let state =
-            crate::chat::start(w, &settings, &args.nats, &creds, shutdown.receiver()).await?;
+        let state = crate::chat::start(
+            w,
+            &settings,
+            &args.nats.to_string(),
+            &creds,
+            shutdown.receiver(),
+        )
+        .await?;
         let listener = tokio::net::TcpListener::bind(&args.http)
             .await
             .with_context(|| format!("cannot listen on {}", args.http))?;

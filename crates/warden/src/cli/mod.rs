@@ -50,6 +50,7 @@ mod values;
 
 use std::io::Write;
 use std::path::PathBuf;
+use warden_nats::NatsUrls;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -177,9 +178,14 @@ enum Command {
         /// Push every account's current JWT.
         #[arg(long, conflicts_with = "account")]
         all: bool,
-        /// Server URL.
-        #[arg(long, env = "WARDEN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-        nats: String,
+        /// Server URL (several servers of a cluster: comma-separated).
+        #[arg(
+            long,
+            value_name = "URL[,URL...]",
+            env = "WARDEN_NATS_URL",
+            default_value = "nats://127.0.0.1:4222"
+        )]
+        nats: NatsUrls,
     },
     /// Compare what nats-server holds with Warden (exit 1 on drift), or repair it.
     Sync {
@@ -189,9 +195,14 @@ enum Command {
         /// Push missing and stale accounts, delete unknown ones.
         #[arg(long)]
         fix: bool,
-        /// Server URL.
-        #[arg(long, env = "WARDEN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-        nats: String,
+        /// Server URL (several servers of a cluster: comma-separated).
+        #[arg(
+            long,
+            value_name = "URL[,URL...]",
+            env = "WARDEN_NATS_URL",
+            default_value = "nats://127.0.0.1:4222"
+        )]
+        nats: NatsUrls,
     },
     /// Admin bearer tokens of the HTTP API.
     #[command(subcommand)]
@@ -337,12 +348,12 @@ async fn dispatch(g: &Global, w: &Warden, command: Command) -> Result<()> {
         Command::Serve(args) => serve::run(w, args).await,
         Command::Callout(cmd) => callout::run(g.json, w, cmd).await,
         Command::Chat(args) => chat::run(w, args).await,
-        Command::Push { account, all, nats } => push(g, w, account, all, &nats).await,
+        Command::Push { account, all, nats } => push(g, w, account, all, &nats.to_string()).await,
         Command::Sync {
             check: _,
             fix,
             nats,
-        } => sync(g, w, fix, &nats).await,
+        } => sync(g, w, fix, &nats.to_string()).await,
         Command::Audit(cmd) => audit(g, w, cmd).await,
         Command::Token(cmd) => tokens::run(g.json, cmd, w).await,
         Command::Org(cmd) => org::run(g.json, cmd, w).await,

@@ -3,6 +3,7 @@
 
 use std::io::Write as _;
 use std::path::PathBuf;
+use warden_nats::NatsUrls;
 
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -32,8 +33,13 @@ pub struct CreateArgs {
     #[arg(long, default_value = "24h", value_name = "DURATION")]
     pub expires: String,
     /// NATS URL written into the collector's config.
-    #[arg(long, env = "WARDEN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    pub nats_url: String,
+    #[arg(
+        long,
+        value_name = "URL[,URL...]",
+        env = "WARDEN_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub nats_url: NatsUrls,
     /// Directory install.sh installs into by default.
     #[arg(long, value_name = "DIR")]
     pub install_dir: Option<String>,
@@ -149,7 +155,7 @@ pub async fn run(json: bool, cmd: OnboardingCmd, w: &Warden) -> anyhow::Result<(
                     component: a.component,
                     site: a.site,
                     token_expires_at: now().saturating_add(secs),
-                    nats_url: a.nats_url,
+                    nats_url: a.nats_url.to_string(),
                     install_dir: a.install_dir,
                 })
                 .await?;

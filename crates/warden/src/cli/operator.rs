@@ -2,6 +2,7 @@
 //! and the keys that issue its accounts, rotated without downtime (see docs/operator-keys.md).
 
 use std::time::Duration;
+use warden_nats::NatsUrls;
 
 use anyhow::{Result, bail};
 use clap::Subcommand;
@@ -33,8 +34,8 @@ pub enum SigningKeyCmd {
     /// the rotation is complete; each run does one step or says what it waits for).
     Rotate {
         /// A server of the cluster, asked (as the system user) what it trusts and holds.
-        #[arg(long, env = "WARDEN_NATS_URL")]
-        nats: Option<String>,
+        #[arg(long, value_name = "URL[,URL...]", env = "WARDEN_NATS_URL")]
+        nats: Option<NatsUrls>,
         /// How many servers must answer the trust check (the servers of the cluster).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
         servers: u16,
@@ -93,7 +94,7 @@ pub async fn run(json: bool, cmd: OperatorCmd, w: &Warden) -> Result<()> {
             timeout,
         }) => {
             let opts = RotateOptions {
-                nats,
+                nats: nats.map(|n| n.to_string()),
                 servers: servers as usize,
                 timeout: Duration::from_secs(timeout),
             };

@@ -2,6 +2,7 @@
 //! composes, and the one line it prints once it listens.
 
 use std::time::Duration;
+use warden_nats::NatsUrls;
 
 use anyhow::Result;
 use clap::Args;
@@ -13,9 +14,15 @@ use crate::serve::ServeConfig;
 /// Flags of `warden serve`.
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
-    /// NATS server to keep in step (and to serve the NATS API on).
-    #[arg(long, env = "WARDEN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    pub nats: String,
+    /// NATS servers to keep in step and serve the NATS API on: one URL, or several servers of
+    /// a cluster comma-separated (the connections move to another when theirs dies).
+    #[arg(
+        long,
+        value_name = "URL[,URL...]",
+        env = "WARDEN_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub nats: NatsUrls,
     /// HTTP API listen address (port 0 picks a free one; the address is printed).
     #[arg(long, env = "WARDEN_HTTP_LISTEN", default_value = "127.0.0.1:7480")]
     pub http: String,
@@ -57,7 +64,7 @@ impl TryFrom<ServeArgs> for ServeConfig {
 
     fn try_from(a: ServeArgs) -> Result<Self, super::UsageError> {
         Ok(ServeConfig {
-            nats: a.nats,
+            nats: a.nats.to_string(),
             http: a.http,
             max_backoff: a.max_backoff,
             batch: a.batch,

@@ -1,6 +1,7 @@
 //! `warden streams apply|list`: the flags and the printed plans.
 
 use std::path::PathBuf;
+use warden_nats::NatsUrls;
 
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -19,9 +20,14 @@ pub enum StreamsCmd {
         /// Account whose JetStream to read.
         #[arg(long)]
         account: String,
-        /// Server URL.
-        #[arg(long, env = "WARDEN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-        nats: String,
+        /// Server URL (several servers of a cluster: comma-separated).
+        #[arg(
+            long,
+            value_name = "URL[,URL...]",
+            env = "WARDEN_NATS_URL",
+            default_value = "nats://127.0.0.1:4222"
+        )]
+        nats: NatsUrls,
     },
 }
 
@@ -30,9 +36,14 @@ pub enum StreamsCmd {
 pub struct ApplyArgs {
     /// Streams spec (`streams: [{name, account, subjects, …}]`).
     pub file: PathBuf,
-    /// Server URL.
-    #[arg(long, env = "WARDEN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    pub nats: String,
+    /// Server URL (several servers of a cluster: comma-separated).
+    #[arg(
+        long,
+        value_name = "URL[,URL...]",
+        env = "WARDEN_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub nats: NatsUrls,
     /// Show the plan; change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -49,7 +60,10 @@ pub async fn run(json_out: bool, cmd: StreamsCmd, w: &Warden) -> anyhow::Result<
             let text = std::fs::read_to_string(&a.file)
                 .map_err(|e| UsageError(format!("cannot read {}: {e}", a.file.display())))?;
             let spec = parse_spec(&a.file, &text).map_err(UsageError)?;
-            let report = match w.apply_streams(&spec, &a.nats, a.dry_run, a.recreate).await {
+            let report = match w
+                .apply_streams(&spec, &a.nats.to_string(), a.dry_run, a.recreate)
+                .await
+            {
                 Ok(r) => r,
                 Err(e) => return Err(failure(json_out, e)),
             };
@@ -82,7 +96,7 @@ pub async fn run(json_out: bool, cmd: StreamsCmd, w: &Warden) -> anyhow::Result<
         }
         StreamsCmd::List { account, nats } => {
             let js = w
-                .jetstream_admin(&account, &nats)
+                .jetstream_admin(&account, &nats.to_string())
                 .await
                 .map_err(usage_or_failure)?;
             let list = w

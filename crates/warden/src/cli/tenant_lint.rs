@@ -1,6 +1,7 @@
 //! `warden tenant lint`: the flags and the printed findings.
 
 use std::path::PathBuf;
+use warden_nats::NatsUrls;
 
 use clap::Args;
 
@@ -16,8 +17,8 @@ pub struct LintArgs {
     #[arg(long, value_name = "FILE")]
     pub streams: Option<PathBuf>,
     /// Also lint the platform account's streams as this server reports them.
-    #[arg(long, value_name = "URL")]
-    pub nats: Option<String>,
+    #[arg(long, value_name = "URL[,URL...]")]
+    pub nats: Option<NatsUrls>,
     /// Exit with code 1 when there is any finding.
     #[arg(long)]
     pub strict: bool,
@@ -44,7 +45,7 @@ pub async fn run(json_out: bool, args: LintArgs, w: &Warden) -> anyhow::Result<(
     }
     if let Some(url) = &args.nats {
         let streams = w
-            .platform_streams(url)
+            .platform_streams(&url.to_string())
             .await
             .map_err(super::streams::usage_or_failure)?;
         findings.extend(w.lint_streams(&streams, "server").await?);

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::time::Duration;
+use warden_nats::NatsUrls;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
@@ -58,8 +59,13 @@ pub enum ToolCmd {
 #[derive(Args, Debug)]
 pub struct Conn {
     /// Server URL.
-    #[arg(long, default_value = "nats://127.0.0.1:4222", env = "NATS_URL")]
-    nats: String,
+    #[arg(
+        long,
+        value_name = "URL[,URL...]",
+        default_value = "nats://127.0.0.1:4222",
+        env = "NATS_URL"
+    )]
+    nats: NatsUrls,
     /// Account of the user whose creds to use (from the store).
     #[arg(short, long, requires = "user", conflicts_with = "creds")]
     account: Option<String>,

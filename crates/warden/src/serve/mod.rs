@@ -209,7 +209,7 @@ async fn start(
         let client = async_nats::ConnectOptions::with_credentials(&creds)?
             .name("warden-service")
             .retry_on_initial_connect()
-            .connect(&config.nats)
+            .connect(warden_nats::servers(&config.nats))
             .await
             .with_context(|| format!("cannot connect to {}", config.nats))?;
         let prefix = warden.settings().service_prefix.clone();
