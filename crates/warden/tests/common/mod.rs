@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::new_without_default)]
 
 pub mod callout;
+pub mod chat;
 pub mod chromedriver;
 pub mod http;
 
