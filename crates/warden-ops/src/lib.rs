@@ -16,6 +16,7 @@ pub mod actor;
 
 pub mod callout;
 pub mod database;
+pub mod deploy;
 pub mod device;
 pub mod dir_keys;
 pub mod dirsync;

@@ -24,6 +24,7 @@ pub mod artifacts;
 pub mod bench;
 pub mod callout;
 pub mod chat;
+pub mod deploy;
 pub mod device;
 pub mod dir_keys;
 pub mod dirsync;
@@ -41,6 +42,7 @@ pub mod secret_out;
 pub mod serve;
 pub mod signing_keys;
 pub mod streams;
+pub mod sync;
 pub mod tenant;
 pub mod tenant_lint;
 pub mod tokens;
@@ -161,6 +163,9 @@ enum Command {
     },
     /// Render a nats-server configuration that trusts this operator.
     NatsConfig(artifacts::NatsConfigArgs),
+    /// A whole deployment (clusters, gateways, JetStream): one server configuration per node.
+    #[command(subcommand)]
+    Deploy(deploy::DeployCmd),
     /// Apply JWT migrations from a JSON file (each applied once).
     Migrate {
         /// JSON file: a list of {id, description, steps}.
@@ -344,16 +349,17 @@ async fn dispatch(g: &Global, w: &Warden, command: Command) -> Result<()> {
             output,
         } => artifacts::creds(g.json, w, &account, &user, output).await,
         Command::NatsConfig(args) => artifacts::nats_config(g, w, args).await,
+        Command::Deploy(cmd) => deploy::run(g.json, cmd, w).await,
         Command::Migrate { file } => init::migrate(g.json, w, &file).await,
         Command::Serve(args) => serve::run(w, args).await,
         Command::Callout(cmd) => callout::run(g.json, w, cmd).await,
         Command::Chat(args) => chat::run(w, args).await,
-        Command::Push { account, all, nats } => push(g, w, account, all, &nats.to_string()).await,
+        Command::Push { account, all, nats } => sync::push(g, w, account, all, &nats).await,
         Command::Sync {
             check: _,
             fix,
             nats,
-        } => sync(g, w, fix, &nats.to_string()).await,
+        } => sync::run(g, w, fix, &nats).await,
         Command::Audit(cmd) => audit(g, w, cmd).await,
         Command::Token(cmd) => tokens::run(g.json, cmd, w).await,
         Command::Org(cmd) => org::run(g.json, cmd, w).await,
@@ -379,113 +385,6 @@ async fn dispatch(g: &Global, w: &Warden, command: Command) -> Result<()> {
             unreachable!("handled before opening the store")
         }
     }
-}
-
-async fn push(
-    g: &Global,
-    w: &Warden,
-    account: Option<String>,
-    all: bool,
-    nats: &str,
-) -> Result<()> {
-    if account.is_none() && !all {
-        let report = w.push_outbox(nats).await?;
-        emit(g, &report, || {
-            format!(
-                "delivered {} pending changes ({} accounts pushed, {} deleted, {} events), {} failed\n",
-                report.delivered,
-                report.accounts_pushed,
-                report.accounts_deleted,
-                report.events_published,
-                report.failed
-            )
-        })?;
-        if let Some(e) = report.first_error {
-            bail!(
-                "{} deliveries failed (they stay queued): {e}",
-                report.failed
-            );
-        }
-        return Ok(());
-    }
-    let link = warden_ops::drift::ResolverLink::bulk(nats);
-    let rows = w.push_accounts(&link, account.as_deref()).await?;
-    emit(g, &rows, || {
-        rows.iter()
-            .map(|r| {
-                format!(
-                    "{} {}: {}\n",
-                    r.account,
-                    if r.ok { "pushed" } else { "FAILED" },
-                    r.reply
-                )
-            })
-            .collect()
-    })?;
-    let failures = rows.iter().filter(|r| !r.ok).count();
-    if failures > 0 {
-        bail!("{failures} of {} pushes failed", rows.len());
-    }
-    Ok(())
-}
-
-async fn sync(g: &Global, w: &Warden, fix: bool, nats: &str) -> Result<()> {
-    let link = warden_ops::drift::ResolverLink::bulk(nats);
-    if !fix {
-        let drift = w.drift_check(&link).await?;
-        let in_step = drift.in_step();
-        emit(
-            g,
-            &serde_json::json!({"in_step": in_step, "missing": drift.missing, "stale": drift.stale, "unknown": drift.unknown}),
-            || {
-                if in_step {
-                    "nats-server is in step with Warden\n".to_string()
-                } else {
-                    let mut out = String::new();
-                    for (what, list) in [
-                        ("missing", &drift.missing),
-                        ("stale", &drift.stale),
-                        ("unknown", &drift.unknown),
-                    ] {
-                        for k in list {
-                            out += &format!("{what:8} {k}\n");
-                        }
-                    }
-                    out
-                }
-            },
-        )?;
-        if !in_step {
-            bail!(
-                "drift: {} missing, {} stale, {} unknown (repair with `warden sync --fix`)",
-                drift.missing.len(),
-                drift.stale.len(),
-                drift.unknown.len()
-            );
-        }
-        return Ok(());
-    }
-    let repair = w.drift_fix(&link).await?;
-    emit(
-        g,
-        &serde_json::json!({"pushed": repair.pushed, "deleted": repair.deleted, "in_step": repair.in_step, "errors": repair.errors}),
-        || {
-            format!(
-                "pushed {} accounts, deleted {} unknown; {}\n",
-                repair.pushed,
-                repair.deleted,
-                if repair.in_step {
-                    "now in step"
-                } else {
-                    "still drifting"
-                }
-            )
-        },
-    )?;
-    if !repair.in_step || !repair.errors.is_empty() {
-        bail!("sync did not converge: {}", repair.errors.join("; "));
-    }
-    Ok(())
 }
 
 async fn audit(g: &Global, w: &Warden, cmd: AuditCmd) -> Result<()> {
