@@ -26,8 +26,12 @@
 //! * LOOKUP of an unknown account gets no reply from 2.9.10 and an empty reply from 2.15:
 //!   [`ResolverClient::lookup`] turns both into `None`. On 2.9.10 that costs the full request
 //!   timeout, and a server too slow to answer in time is indistinguishable from "unknown".
-//! * In a cluster every server replies to UPDATE/DELETE; this client takes the first reply.
+//! * In a cluster every server replies to UPDATE/DELETE/LIST/LOOKUP; [`ResolverClient::list`]
+//!   and [`ResolverClient::lookup`] take the first reply, whichever server sent it. To read one
+//!   server's own resolver see [`crate::drift::cluster_drift`]: LIST replies name their
+//!   server, LOOKUP replies do not.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_nats::{ConnectOptions, RequestErrorKind};
@@ -402,12 +406,43 @@ impl ResolverClient {
         timeout: Duration,
         lanes: usize,
     ) -> Result<ResolverClient, ResolverError> {
+        Self::connect_with(url, sys_creds, timeout, lanes, false).await
+    }
+
+    /// A connection to the one server at `url` and to no other: neither the servers it
+    /// announces for its cluster nor, after a disconnect, another one: its INFO names the
+    /// server, and what it asks starts from that server's own
+    /// resolver (see [`crate::drift::cluster_drift`]). A list of several URLs is refused.
+    pub async fn connect_alone(
+        url: &str,
+        sys_creds: &str,
+        timeout: Duration,
+    ) -> Result<ResolverClient, ResolverError> {
+        if url.contains(',') {
+            return Err(ResolverError::Connect {
+                url: url.to_string(),
+                reason: "one server is read at a time; give one URL".into(),
+            });
+        }
+        Self::connect_with(url, sys_creds, timeout, 1, true).await
+    }
+
+    async fn connect_with(
+        url: &str,
+        sys_creds: &str,
+        timeout: Duration,
+        lanes: usize,
+        alone: bool,
+    ) -> Result<ResolverClient, ResolverError> {
         // The error from parsing never contains the creds text or the seed.
-        let options = ConnectOptions::with_credentials(sys_creds)
+        let mut options = ConnectOptions::with_credentials(sys_creds)
             .map_err(|e| ResolverError::Credentials(e.to_string()))?
             .name("warden-resolver")
             .connection_timeout(timeout)
             .request_timeout(Some(timeout));
+        if alone {
+            options = options.ignore_discovered_servers();
+        }
         let connect_err = |reason: String| ResolverError::Connect {
             url: url.to_string(),
             reason,
@@ -613,6 +648,158 @@ impl ResolverClient {
             .collect();
         in_order(calls, concurrency).await
     }
+
+    /// The server this client is connected to, as its INFO named it (`name` falls back to the
+    /// id when the server has no `server_name`).
+    pub fn connected_server(&self) -> ServerInfo {
+        let info = self.client().server_info();
+        ServerInfo {
+            name: if info.server_name.is_empty() {
+                info.server_id.clone()
+            } else {
+                info.server_name
+            },
+            id: info.server_id,
+            version: info.version,
+        }
+    }
+
+    /// The client URLs the connected server announces for its cluster (its INFO's
+    /// `connect_urls`, `HOST:PORT` each; empty for a server without routes).
+    pub fn announced_urls(&self) -> Vec<String> {
+        self.client().server_info().connect_urls
+    }
+
+    /// `$SYS.REQ.CLAIMS.LIST` as every server that hears it answers: each reply names its
+    /// server. Collects until `expected` servers answered, or no further reply came within the
+    /// timeout (fails only when none did). Keys sorted; servers in the order they answered.
+    pub async fn list_each(
+        &self,
+        expected: usize,
+    ) -> Result<Vec<(ServerInfo, Vec<String>)>, ResolverError> {
+        let client = self.client();
+        let nats = |reason: String| ResolverError::Nats {
+            subject: LIST_SUBJECT.to_string(),
+            reason,
+        };
+        let inbox = client.new_inbox();
+        let mut replies = client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| nats(e.to_string()))?;
+        client
+            .publish_with_reply(LIST_SUBJECT, inbox, Vec::new().into())
+            .await
+            .map_err(|e| nats(e.to_string()))?;
+        let mut out: Vec<(ServerInfo, Vec<String>)> = Vec::new();
+        while out.len() < expected.max(1) {
+            let msg = match tokio::time::timeout(self.timeout, replies.next()).await {
+                Err(_) if !out.is_empty() => break,
+                Err(_) => {
+                    return Err(ResolverError::Timeout {
+                        subject: LIST_SUBJECT.to_string(),
+                        timeout: self.timeout,
+                    });
+                }
+                Ok(None) => return Err(nats("the connection closed".into())),
+                Ok(Some(msg)) => msg,
+            };
+            if msg.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
+                return Err(ResolverError::NoResponders {
+                    subject: LIST_SUBJECT.to_string(),
+                });
+            }
+            let (mut keys, server) = parse_reply::<Vec<String>>(LIST_SUBJECT, &msg.payload)?;
+            keys.sort();
+            if !out.iter().any(|(s, _)| s.id == server.id) {
+                out.push((server, keys));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `$SYS.REQ.ACCOUNT.<key>.CLAIMS.LOOKUP` for each `(key, holders)`, collecting every
+    /// JWT any server answers until `holders` came for each key (empty replies, 2.15's "not
+    /// here", are skipped), or until no reply came within the timeout. The replies do not say
+    /// which server sent them. At most `concurrency` keys are asked at a time.
+    pub async fn lookup_each(
+        &self,
+        wanted: &[(String, usize)],
+        concurrency: usize,
+    ) -> Result<BTreeMap<String, Vec<String>>, ResolverError> {
+        let client = self.client();
+        let nats = |reason: String| ResolverError::Nats {
+            subject: lookup_subject_str("*"),
+            reason,
+        };
+        let prefix = client.new_inbox();
+        let mut replies = client
+            .subscribe(format!("{prefix}.*"))
+            .await
+            .map_err(|e| nats(e.to_string()))?;
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut next = 0usize;
+        let mut open: BTreeMap<usize, usize> = BTreeMap::new(); // index → replies still due
+        loop {
+            while open.len() < concurrency.max(1) && next < wanted.len() {
+                let (key, holders) = &wanted[next];
+                let account =
+                    AccountPublicKey::new(key).map_err(|e| ResolverError::InvalidAccountKey {
+                        key: key.clone(),
+                        reason: e.to_string(),
+                    })?;
+                out.entry(key.clone()).or_default();
+                if *holders > 0 {
+                    client
+                        .publish_with_reply(
+                            lookup_subject(&account),
+                            format!("{prefix}.{next}"),
+                            Vec::new().into(),
+                        )
+                        .await
+                        .map_err(|e| nats(e.to_string()))?;
+                    open.insert(next, *holders);
+                }
+                next += 1;
+            }
+            if open.is_empty() {
+                return Ok(out);
+            }
+            let msg = match tokio::time::timeout(self.timeout, replies.next()).await {
+                // Whoever has not answered by now is not going to: what came is the answer.
+                Err(_) => {
+                    open.clear();
+                    continue;
+                }
+                Ok(None) => return Err(nats("the connection closed".into())),
+                Ok(Some(msg)) => msg,
+            };
+            let Some(index) = msg
+                .subject
+                .rsplit('.')
+                .next()
+                .and_then(|i| i.parse::<usize>().ok())
+            else {
+                continue;
+            };
+            let Some(due) = open.get_mut(&index) else {
+                continue;
+            };
+            let jwt = String::from_utf8_lossy(&msg.payload).trim().to_string();
+            if jwt.is_empty() || msg.status.is_some() {
+                continue;
+            }
+            out.entry(wanted[index].0.clone()).or_default().push(jwt);
+            *due -= 1;
+            if *due == 0 {
+                open.remove(&index);
+            }
+        }
+    }
+}
+
+fn lookup_subject_str(account: &str) -> String {
+    format!("$SYS.REQ.ACCOUNT.{account}.CLAIMS.LOOKUP")
 }
 
 /// The generic JWT nats-server accepts on `$SYS.REQ.CLAIMS.DELETE`: `iss` = `sub` = the operator

@@ -15,7 +15,7 @@ use std::time::Duration;
 use nats_jwt::{AccountPublicKey, KeyPair, Operator, OperatorClaims};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
-use warden_nats::{ResolverClient, ResolverError};
+use warden_nats::{NatsUrls, ResolverClient, ResolverError};
 
 use crate::relay::{Connections, DrainReport, RelayConfig};
 use crate::{OpsError, Result, Scope, Warden};
@@ -184,6 +184,91 @@ impl DriftReport {
     }
 }
 
+/// One server of those given, compared with Warden on a connection of its own.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServerDriftReport {
+    /// The URL it was read at.
+    pub url: String,
+    /// Its `server_name` (its id when it has none); empty when it could not be read.
+    pub server_name: String,
+    /// Its server id (`N…`); empty when it could not be read.
+    pub server_id: String,
+    /// Its nats-server version.
+    pub version: String,
+    /// Why it could not be read (it is then not in step, and the lists are empty).
+    pub error: Option<String>,
+    /// The part of `stale` not pinned on this server: copies in its cluster differ from
+    /// Warden's, and the replies do not say whose (see `warden_nats::drift::cluster_drift`).
+    pub unattributed: Vec<String>,
+    /// Its resolver against Warden.
+    #[serde(flatten)]
+    pub report: DriftReport,
+}
+
+impl ServerDriftReport {
+    /// Whether it was read and is in step with Warden.
+    pub fn in_step(&self) -> bool {
+        self.error.is_none() && self.report.in_step()
+    }
+}
+
+/// Every server given, each compared with Warden ([`Warden::cluster_drift_check`]).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ClusterDriftReport {
+    /// One per URL given, in that order.
+    pub servers: Vec<ServerDriftReport>,
+    /// Client addresses (`HOST:PORT`) the servers announce for their cluster that were not
+    /// given, so not compared.
+    pub not_compared: Vec<String>,
+}
+
+impl ClusterDriftReport {
+    /// Whether every server given was read and is in step with Warden.
+    pub fn in_step(&self) -> bool {
+        self.servers.iter().all(ServerDriftReport::in_step)
+    }
+
+    /// Public keys that are `pick`ed on any server, sorted, once each.
+    pub fn union(&self, pick: impl Fn(&DriftReport) -> &Vec<String>) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .servers
+            .iter()
+            .flat_map(|s| pick(&s.report).iter().cloned())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+}
+
+/// What the repair of one server did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ServerRepair {
+    /// The URL it was repaired at.
+    pub url: String,
+    /// Its `server_name` (empty when it could not be read).
+    pub server_name: String,
+    /// Its server id (empty when it could not be read).
+    pub server_id: String,
+    /// Accounts pushed to it (missing and stale ones).
+    pub pushed: usize,
+    /// Unknown accounts it was asked to delete.
+    pub deleted: usize,
+    /// What failed, one line each.
+    pub errors: Vec<String>,
+}
+
+/// What [`Warden::cluster_drift_fix`] did, and the comparison afterwards.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClusterDriftRepair {
+    /// One per URL given, in that order.
+    pub servers: Vec<ServerRepair>,
+    /// Every server compared again after the repairs.
+    pub after: ClusterDriftReport,
+    /// Whether every server is in step afterwards and nothing failed.
+    pub in_step: bool,
+}
+
 /// What a repair did.
 #[derive(Clone, Debug, Serialize)]
 pub struct DriftRepair {
@@ -308,41 +393,257 @@ impl Warden {
         link: &ResolverLink,
         expected: &BTreeMap<String, (String, String)>,
     ) -> Result<DriftReport> {
-        let jwts: BTreeMap<String, String> = expected
-            .iter()
-            .map(|(k, (_, j))| (k.clone(), j.clone()))
-            .collect();
+        let jwts = expected_jwts(expected);
         let client = link.client(self).await?;
         let d = match warden_nats::drift(&client, &jwts).await {
             Ok(d) => d,
             Err(e) => return Err(link.failed(e).await),
         };
-        let mut accounts: Vec<AccountDrift> = expected
-            .iter()
-            .map(|(key, (name, _))| AccountDrift {
-                name: name.clone(),
-                public_key: key.clone(),
-                state: if d.missing.contains(key) {
-                    SyncState::Missing
-                } else if d.newer_on_server.contains(key) {
-                    SyncState::NewerOnServer
-                } else if d.stale.contains(key) {
-                    SyncState::Stale
-                } else {
-                    SyncState::InSync
-                },
-            })
-            .collect();
-        accounts.sort_by(|a, b| (&a.name, &a.public_key).cmp(&(&b.name, &b.public_key)));
-        Ok(DriftReport {
-            accounts,
-            missing: d.missing,
-            stale: d.stale,
-            newer_on_server: d.newer_on_server,
-            unknown: d.unknown,
-        })
+        Ok(drift_report(expected, d))
     }
 
+    /// Compares the servers at `urls`, each alone, with Warden (`warden sync --check` given
+    /// one server or several); needs `read`.
+    ///
+    /// In a cluster of full resolvers every server answers the resolver's requests, so asking
+    /// "the cluster" reads whichever server answers first and hides one that missed an update.
+    /// Here each server is read on a connection of its own
+    /// ([`warden_nats::drift::cluster_drift`]): the accounts it holds come from the LIST reply
+    /// that names it, so missing and unknown accounts are its own; a copy that differs from
+    /// Warden's is pinned on it when the LOOKUP replies allow (else it is listed in
+    /// [`ServerDriftReport::unattributed`]), and the report names each server. A server that cannot be read
+    /// is in the report with the error (and not in step); when none can be, that is the error.
+    ///
+    /// What it sees: the JWTs in each server's resolver directory now. Not seen: what a server
+    /// would fetch from its peers when a client of an account it lacks connects, or what their
+    /// periodic sync would bring it later; so a routed server reported missing an account may
+    /// heal on its own, a server outside the cluster (or whose peers lack it too) will not.
+    /// Servers the given ones announce for their cluster but that were not given are listed in
+    /// [`ClusterDriftReport::not_compared`], by address.
+    pub async fn cluster_drift_check(&self, urls: &NatsUrls) -> Result<ClusterDriftReport> {
+        self.need(Scope::Read, "comparing NATS with Warden")?;
+        let expected = self.expected_on_resolver().await?;
+        let creds = self.trusted().system_user_creds().await?;
+        let (report, _) = compare_servers(urls, &creds, &expected, bulk_timeout()).await;
+        if let Some(first) = report.servers.first()
+            && report.servers.iter().all(|s| s.error.is_some())
+        {
+            return Err(OpsError::unavailable(
+                first.error.clone().unwrap_or_default(),
+            ));
+        }
+        Ok(report)
+    }
+
+    /// Repairs every server at `urls` that is not in step (`warden sync --fix`): each lagging
+    /// server gets its missing and stale accounts pushed, and is asked to delete its unknown
+    /// ones, on a connection to that server itself; then all are compared again; needs
+    /// `write`. A push to one server of a cluster also reaches its routed peers (so a peer may
+    /// get the same push twice, which changes nothing). Failures are listed per server, not
+    /// returned as an error, unless no server could be read at all.
+    pub async fn cluster_drift_fix(&self, urls: &NatsUrls) -> Result<ClusterDriftRepair> {
+        self.need(Scope::Write, "repairing NATS drift")?;
+        let expected = self.expected_on_resolver().await?;
+        let creds = self.trusted().system_user_creds().await?;
+        let (operator, signer) = self.operator_signer().await?;
+        let timeout = bulk_timeout();
+        let jwts = expected_jwts(&expected);
+        let (before, clients) = compare_servers(urls, &creds, &expected, timeout).await;
+        if let Some(first) = before.servers.first()
+            && before.servers.iter().all(|s| s.error.is_some())
+        {
+            return Err(OpsError::unavailable(
+                first.error.clone().unwrap_or_default(),
+            ));
+        }
+        let mut servers = Vec::with_capacity(urls.len());
+        for (seen, client) in before.servers.iter().zip(&clients) {
+            let mut repair = ServerRepair {
+                url: seen.url.clone(),
+                server_name: seen.server_name.clone(),
+                server_id: seen.server_id.clone(),
+                ..ServerRepair::default()
+            };
+            if let Some(e) = &seen.error {
+                repair.errors.push(e.clone());
+            }
+            let (Some(client), None) = (client, &seen.error) else {
+                servers.push(repair);
+                continue;
+            };
+            let url = &seen.url;
+            // A push reaches the server itself and its routed peers; each lagging server is
+            // repaired on its own connection, so one outside the cluster gets it too.
+            let d = &seen.report;
+            let to_push: Vec<String> = d
+                .missing
+                .iter()
+                .chain(&d.stale)
+                .filter_map(|k| jwts.get(k).cloned())
+                .collect();
+            for r in client.push_many(&operator, &to_push, 64).await {
+                match r {
+                    Ok(_) => repair.pushed += 1,
+                    Err(e) => repair.errors.push(resolver_error(url, e).to_string()),
+                }
+            }
+            let mut keys: Vec<AccountPublicKey> = Vec::new();
+            for k in &d.unknown {
+                match k.parse() {
+                    Ok(key) => keys.push(key),
+                    Err(e) => repair.errors.push(format!("{k}: {e}")),
+                }
+            }
+            if !keys.is_empty() {
+                match warden_nats::delete_request(&signer, &keys) {
+                    Ok(req) => match client.delete(&req).await {
+                        Ok(_) => repair.deleted = keys.len(),
+                        Err(e) => repair.errors.push(resolver_error(url, e).to_string()),
+                    },
+                    Err(e) => repair.errors.push(e.to_string()),
+                }
+            }
+            servers.push(repair);
+        }
+        let (after, _) = compare_servers(urls, &creds, &expected, timeout).await;
+        Ok(ClusterDriftRepair {
+            in_step: after.in_step() && servers.iter().all(|s| s.errors.is_empty()),
+            servers,
+            after,
+        })
+    }
+}
+
+/// The timeout of one run of the command line (the relay's).
+fn bulk_timeout() -> Duration {
+    RelayConfig::new("").timeout
+}
+
+/// Warden's accounts as public key → JWT.
+fn expected_jwts(expected: &BTreeMap<String, (String, String)>) -> BTreeMap<String, String> {
+    expected
+        .iter()
+        .map(|(k, (_, j))| (k.clone(), j.clone()))
+        .collect()
+}
+
+/// Each server at `urls`, on a connection of its own, compared with `expected`
+/// ([`warden_nats::drift::cluster_drift`]); with the connections, for a repair.
+async fn compare_servers(
+    urls: &NatsUrls,
+    creds: &str,
+    expected: &BTreeMap<String, (String, String)>,
+    timeout: Duration,
+) -> (ClusterDriftReport, Vec<Option<ResolverClient>>) {
+    let jwts = expected_jwts(expected);
+    let connects = urls
+        .urls()
+        .iter()
+        .map(|url| ResolverClient::connect_alone(url, creds, timeout));
+    let connected = futures::future::join_all(connects).await;
+    let mut errors: Vec<Option<String>> = Vec::with_capacity(connected.len());
+    let mut clients: Vec<Option<ResolverClient>> = Vec::with_capacity(connected.len());
+    for (url, c) in urls.urls().iter().zip(connected) {
+        match c {
+            Ok(c) => {
+                errors.push(None);
+                clients.push(Some(c));
+            }
+            Err(e) => {
+                errors.push(Some(resolver_error(url, e).to_string()));
+                clients.push(None);
+            }
+        }
+    }
+    let reachable: Vec<ResolverClient> = clients.iter().flatten().cloned().collect();
+    let mut read = warden_nats::drift::cluster_drift(&reachable, &jwts)
+        .await
+        .into_iter();
+    let mut servers = Vec::with_capacity(urls.len());
+    let mut announced: Vec<String> = Vec::new();
+    for ((url, error), client) in urls.urls().iter().zip(errors).zip(&clients) {
+        let mut row = ServerDriftReport {
+            url: url.clone(),
+            server_name: String::new(),
+            server_id: String::new(),
+            version: String::new(),
+            error,
+            unattributed: Vec::new(),
+            report: DriftReport::default(),
+        };
+        if client.is_some() {
+            match read.next() {
+                Some(Ok(seen)) => {
+                    row.server_name = seen.server.name;
+                    row.server_id = seen.server.id;
+                    row.version = seen.server.version;
+                    row.unattributed = seen.unattributed;
+                    row.report = drift_report(expected, seen.drift);
+                    announced.extend(seen.announced);
+                }
+                Some(Err(e)) => row.error = Some(resolver_error(url, e).to_string()),
+                None => row.error = Some(format!("{url}: not read")),
+            }
+        }
+        servers.push(row);
+    }
+    let given: Vec<String> = urls.urls().iter().map(|u| host_port(u)).collect();
+    let mut not_compared: Vec<String> = announced
+        .iter()
+        .map(|a| host_port(a))
+        .filter(|a| !given.contains(a))
+        .collect();
+    not_compared.sort();
+    not_compared.dedup();
+    (
+        ClusterDriftReport {
+            servers,
+            not_compared,
+        },
+        clients,
+    )
+}
+
+/// `HOST:PORT` of a server URL (scheme, user info and trailing slash dropped), to match the
+/// addresses servers announce against the URLs given.
+fn host_port(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    rest.trim_end_matches('/').to_ascii_lowercase()
+}
+
+/// The report of one server's drift, with Warden's accounts by name.
+fn drift_report(
+    expected: &BTreeMap<String, (String, String)>,
+    d: warden_nats::Drift,
+) -> DriftReport {
+    let mut accounts: Vec<AccountDrift> = expected
+        .iter()
+        .map(|(key, (name, _))| AccountDrift {
+            name: name.clone(),
+            public_key: key.clone(),
+            state: if d.missing.contains(key) {
+                SyncState::Missing
+            } else if d.newer_on_server.contains(key) {
+                SyncState::NewerOnServer
+            } else if d.stale.contains(key) {
+                SyncState::Stale
+            } else {
+                SyncState::InSync
+            },
+        })
+        .collect();
+    accounts.sort_by(|a, b| (&a.name, &a.public_key).cmp(&(&b.name, &b.public_key)));
+    DriftReport {
+        accounts,
+        missing: d.missing,
+        stale: d.stale,
+        newer_on_server: d.newer_on_server,
+        unknown: d.unknown,
+    }
+}
+
+impl Warden {
     /// Compares the server's resolver with Warden (`warden sync --check`); needs `read`.
     pub async fn drift_check(&self, link: &ResolverLink) -> Result<DriftReport> {
         self.need(Scope::Read, "comparing NATS with Warden")?;
