@@ -273,3 +273,57 @@ fn judge(
     }
     (out, unattributed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_differing_copy_is_pinned_only_when_the_replies_allow() {
+        let expected: BTreeMap<String, String> = [
+            ("A1", "ours-1"),
+            ("A2", "ours-2"),
+            ("A3", "ours-3"),
+            ("A4", "ours-4"),
+        ]
+        .iter()
+        .map(|(k, j)| (k.to_string(), j.to_string()))
+        .collect();
+        // A1: held by three, one copy differs (whose? unknown). A2: held only here,
+        // differs. A3: held by two, both differ. A4: not held here.
+        let holders: BTreeMap<&str, usize> = [("A1", 3), ("A2", 1), ("A3", 2), ("A4", 2)].into();
+        let copies: BTreeMap<String, Vec<String>> = [
+            ("A1", vec!["ours-1", "old-1", "ours-1"]),
+            ("A2", vec!["old-2"]),
+            ("A3", vec!["old-3", "old-3"]),
+            ("A4", vec!["ours-4", "ours-4"]),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
+        .collect();
+        let (d, unattributed) = judge(
+            &keys(&["A1", "A2", "A3", "STRANGER"]),
+            &expected,
+            &holders,
+            &copies,
+        );
+        assert_eq!(d.missing, keys(&["A4"]));
+        assert_eq!(d.stale, keys(&["A1", "A2", "A3"]));
+        assert_eq!(d.unknown, keys(&["STRANGER"]));
+        assert_eq!(unattributed, keys(&["A1"]));
+
+        // Every holder answered Warden's copy: in sync. The only holder silent: missing.
+        let copies: BTreeMap<String, Vec<String>> = [
+            ("A1".to_string(), keys(&["ours-1", "ours-1", "ours-1"])),
+            ("A2".to_string(), vec![]),
+        ]
+        .into();
+        let (d, unattributed) = judge(&keys(&["A1", "A2"]), &expected, &holders, &copies);
+        assert_eq!(d.missing, keys(&["A2", "A3", "A4"]));
+        assert!(d.stale.is_empty() && unattributed.is_empty(), "{d:?}");
+    }
+}
