@@ -329,26 +329,11 @@ impl DeploySpec {
                         dir.display()
                     ));
                 }
-                for (what, files) in self.tls_of(n) {
-                    let Some(f) = files else { continue };
-                    for (part, path) in [
-                        ("cert", Some(&f.cert)),
-                        ("key", Some(&f.key)),
-                        ("ca", f.ca.as_ref()),
-                    ] {
-                        if let Some(path) = path {
-                            let abs = absolute(base, path);
-                            if !abs.is_file() {
-                                p.push(format!(
-                                    "{nd}: tls.{what}.{part} {} does not exist",
-                                    abs.display()
-                                ));
-                            }
-                        }
-                    }
-                }
+                // The node's own files; the shared ones are checked once, below.
+                check_tls_files(&mut p, &format!("{nd}: tls"), &n.tls, base);
             }
         }
+        check_tls_files(&mut p, "tls", &self.tls, base);
         p
     }
 
@@ -470,6 +455,32 @@ impl DeploySpec {
             Ok(out)
         } else {
             Err(DeployError::Invalid(problems))
+        }
+    }
+}
+
+/// Every file of `tls` that does not exist (relative to `base`), each as `<what>.<block>.<part>`.
+fn check_tls_files(p: &mut Vec<String>, what: &str, tls: &TlsSpec, base: &Path) {
+    for (block, files) in [
+        ("routes", &tls.routes),
+        ("gateways", &tls.gateways),
+        ("leafnodes", &tls.leafnodes),
+    ] {
+        let Some(f) = files else { continue };
+        for (part, path) in [
+            ("cert", Some(&f.cert)),
+            ("key", Some(&f.key)),
+            ("ca", f.ca.as_ref()),
+        ] {
+            if let Some(path) = path {
+                let abs = absolute(base, path);
+                if !abs.is_file() {
+                    p.push(format!(
+                        "{what}.{block}.{part} {} does not exist",
+                        abs.display()
+                    ));
+                }
+            }
         }
     }
 }
@@ -670,12 +681,31 @@ clusters:
         let text = spec.problems(dir.path()).join("\n");
         assert!(
             text.contains(&format!(
-                "node \"e1\": tls.gateways.cert {}/gw.pem does not exist",
+                "tls.gateways.cert {}/gw.pem does not exist",
                 dir.path().display()
             )),
             "{text}"
         );
         assert!(!text.contains("route.pem"), "{text}");
+        assert_eq!(
+            text.matches("gw.pem").count(),
+            1,
+            "shared files are checked once: {text}"
+        );
+        // A node's own file is named with the node.
+        let own = DeploySpec::parse(&SPEC.replace(
+            "name: e2, host: 127.0.0.1,",
+            "name: e2, tls: { routes: { cert: e2.pem, key: route-key.pem } }, host: 127.0.0.1,",
+        ))
+        .expect("parses");
+        let text = own.problems(dir.path()).join("\n");
+        assert!(
+            text.contains(&format!(
+                "node \"e2\": tls.routes.cert {}/e2.pem does not exist",
+                dir.path().display()
+            )),
+            "{text}"
+        );
         let spec = DeploySpec::parse(
             &yaml.replace("gateways: { cert: gw.pem", "gateways: { cert: route.pem"),
         )
