@@ -30,6 +30,12 @@
 //!   counts every stream's `max_bytes` against `disk_storage` when it is created, so a
 //!   fleet holds at most [`FleetSettings::capacity`] devices.
 //!
+//! On a JetStream cluster device streams may be replicated
+//! ([`FleetSettings::stream_replicas`], 1 to 5, default 1): each is created with that
+//! `num_replicas`, and the hub's JetStream limits move from flat limits to the tier
+//! `R<n>` ([`FleetSettings::set_hub_jetstream`]). A replicated stream's `max_bytes` is
+//! reserved once per replica ([`FleetSettings::reserved_per_stream`]).
+//!
 //! Zero or unlimited (`-1`) values are refused: the point is a bound.
 
 use std::collections::BTreeMap;
@@ -41,7 +47,9 @@ use nats_jwt::{
 use serde::{Deserialize, Serialize};
 
 use crate::names::{AccountName, NameError, UserName};
-use crate::spec::{AccountSpec, JetStreamLimitsSpec, UserSpec};
+use crate::spec::{
+    AccountLimitsSpec, AccountSpec, JetStreamLimitsSpec, JsTier, MAX_JS_REPLICAS, UserSpec,
+};
 
 /// Longest device id, in bytes (the account name `EMDEV-<id>` stays within 64).
 pub const MAX_DEVICE_ID_LEN: usize = 40;
@@ -102,6 +110,9 @@ pub struct FleetSettings {
     pub hub_max_consumers: i64,
     /// Unacknowledged messages per consumer in the hub account (`max_ack_pending`).
     pub hub_max_ack_pending: i64,
+    /// Replicas of every device stream (`num_replicas`, 1 to 5; default 1). Above 1 the
+    /// hub's JetStream limits are the tier `R<n>` instead of flat limits.
+    pub stream_replicas: u8,
 }
 
 /// The bounds of one device stream, as its stream config carries them.
@@ -113,6 +124,8 @@ pub struct StreamLimits {
     pub max_bytes: i64,
     /// `max_msgs`.
     pub max_msgs: i64,
+    /// `num_replicas`.
+    pub replicas: u8,
 }
 
 impl Default for FleetSettings {
@@ -135,6 +148,7 @@ impl Default for FleetSettings {
             hub_max_streams: DEFAULT_HUB_MAX_STREAMS,
             hub_max_consumers: DEFAULT_HUB_MAX_CONSUMERS,
             hub_max_ack_pending: DEFAULT_HUB_MAX_ACK_PENDING,
+            stream_replicas: 1,
         }
     }
 }
@@ -288,6 +302,15 @@ impl FleetSettings {
         bounded("hub_max_streams", self.hub_max_streams, 1)?;
         bounded("hub_max_consumers", self.hub_max_consumers, 1)?;
         bounded("hub_max_ack_pending", self.hub_max_ack_pending, 1)?;
+        if JsTier::new(self.stream_replicas).is_err() {
+            return Err(DeviceError::BadSetting {
+                field: "stream_replicas",
+                reason: format!(
+                    "{} is not a replica count: use 1 to {MAX_JS_REPLICAS} (nats-server's range; 3 on a JetStream cluster of at least 3 servers)",
+                    self.stream_replicas
+                ),
+            });
+        }
         // nats-server's stream config carries max_consumers as a 32-bit number.
         if self.device_max_consumers > i64::from(i32::MAX) {
             return Err(DeviceError::BadSetting {
@@ -295,13 +318,14 @@ impl FleetSettings {
                 reason: format!("{} is above {}", self.device_max_consumers, i32::MAX),
             });
         }
-        // Each stream's max_bytes is reserved against the account's disk storage.
-        if self.device_max_bytes > self.hub_disk_storage {
+        // Each stream's max_bytes is reserved against the account's disk storage, once
+        // per replica (see `reserved_per_stream`).
+        if self.reserved_per_stream() > self.hub_disk_storage {
             return Err(DeviceError::BadSetting {
                 field: "device_max_bytes",
                 reason: format!(
-                    "{} bytes per device stream is above the hub's disk storage of {} bytes (hub_disk_storage)",
-                    self.device_max_bytes, self.hub_disk_storage
+                    "{} bytes per device stream × {} replicas is above the hub's disk storage of {} bytes (hub_disk_storage)",
+                    self.device_max_bytes, self.stream_replicas, self.hub_disk_storage
                 ),
             });
         }
@@ -335,12 +359,14 @@ impl FleetSettings {
             max_consumers: self.device_max_consumers.min(self.hub_max_consumers),
             max_bytes: self.device_max_bytes,
             max_msgs: self.device_max_msgs,
+            replicas: self.stream_replicas,
         }
     }
 
-    /// The hub account's JetStream limits (flat, no tiers). The per-stream byte caps
-    /// stay unlimited: `disk_storage` bounds the total, and backends' own streams in
-    /// the hub may be larger than a device's.
+    /// The values of the hub account's JetStream limits, flat or tiered as
+    /// [`Self::set_hub_jetstream`] places them. The per-stream byte caps stay unlimited:
+    /// `disk_storage` bounds the total, and backends' own streams in the hub may be
+    /// larger than a device's.
     pub fn hub_jetstream_limits(&self) -> JetStreamLimitsSpec {
         JetStreamLimitsSpec {
             mem_storage: self.hub_mem_storage,
@@ -354,10 +380,34 @@ impl FleetSettings {
         }
     }
 
+    /// Puts [`Self::hub_jetstream_limits`] into the hub's account limits: flat for R1
+    /// device streams, else under the tier `R<stream_replicas>` alone (nats-server
+    /// refuses flat and tiered limits together). With only that tier the hub takes no
+    /// stream of another replica count: nats-server refuses one with "no JetStream
+    /// default or applicable tiered limit present", so backends' own streams in the hub
+    /// must have the devices' replicas too.
+    pub fn set_hub_jetstream(&self, limits: &mut AccountLimitsSpec) {
+        let (flat, tiers) = replicated_jetstream(self.hub_jetstream_limits(), self.stream_replicas);
+        limits.jetstream = flat;
+        limits.jetstream_tiers = tiers;
+    }
+
+    /// Bytes of the hub's `disk_storage` one device stream takes when it is created:
+    /// its `max_bytes` once per replica. nats-server counts an R3 stream's `max_bytes`
+    /// three times against flat limits (2.9.10 and 2.15), and against an `R3` tier 2.9.10
+    /// does too, while 2.15 counts it once there; Warden plans for the stricter count, so
+    /// a fleet fits whichever server runs it.
+    pub fn reserved_per_stream(&self) -> i64 {
+        self.device_max_bytes
+            .max(1)
+            .saturating_mul(i64::from(self.stream_replicas.max(1)))
+    }
+
     /// How many devices the hub holds: one stream each, each reserving
-    /// `device_max_bytes` of `disk_storage` (streams of the hub's own are not counted).
+    /// [`Self::reserved_per_stream`] of `disk_storage` (streams of the hub's own are not
+    /// counted).
     pub fn capacity(&self) -> i64 {
-        let by_disk = self.hub_disk_storage / self.device_max_bytes.max(1);
+        let by_disk = self.hub_disk_storage / self.reserved_per_stream();
         self.hub_max_streams.min(by_disk)
     }
 
@@ -400,7 +450,7 @@ impl FleetSettings {
     /// four private wildcard exports.
     pub fn hub_spec(&self) -> Result<AccountSpec, DeviceError> {
         let mut spec = AccountSpec::default();
-        spec.limits.jetstream = self.hub_jetstream_limits();
+        self.set_hub_jetstream(&mut spec.limits);
         spec.description = Some("device fleet hub (Warden)".into());
         let private = |name: &str, s: String, kind: ExportType| -> Result<Export, DeviceError> {
             let mut e = Export::new(subject(s)?, kind);
@@ -551,6 +601,24 @@ impl FleetSettings {
             description: Some(format!("device {id} (Warden fleet)")),
             ..AccountSpec::default()
         }
+    }
+}
+
+/// JetStream limits for streams of `replicas` replicas: flat when 1, else the same values
+/// under the tier `R<replicas>` alone, as nats-server looks a stream's limits up: the flat
+/// limits when the account has them (for every replica count), else the tier named after
+/// the stream's replicas (and a stream of a replica count without a tier is refused).
+/// A replica count outside 1..=5 (refused by the settings' checks) is treated as 1.
+pub fn replicated_jetstream(
+    limits: JetStreamLimitsSpec,
+    replicas: u8,
+) -> (JetStreamLimitsSpec, BTreeMap<String, JetStreamLimitsSpec>) {
+    match JsTier::new(replicas) {
+        Ok(tier) if replicas > 1 && limits.enabled() => (
+            JetStreamLimitsSpec::default(),
+            BTreeMap::from([(tier.name(), limits)]),
+        ),
+        _ => (limits, BTreeMap::new()),
     }
 }
 
@@ -752,7 +820,8 @@ mod tests {
             StreamLimits {
                 max_consumers: 4,
                 max_bytes: 1 << 20,
-                max_msgs: 10_000
+                max_msgs: 10_000,
+                replicas: 1,
             }
         );
         assert_eq!(s.capacity(), 20_000);
@@ -833,6 +902,74 @@ mod tests {
             }
             .same_names(&s)
         );
+    }
+
+    #[test]
+    fn replicated_streams_use_the_tier_and_reserve_per_replica() {
+        let s = FleetSettings::default();
+        assert_eq!(s.stream_limits().replicas, 1);
+        let mut flat = s.hub_spec().unwrap();
+        assert!(flat.limits.jetstream.enabled());
+        assert!(flat.limits.jetstream_tiers.is_empty());
+
+        let r3 = FleetSettings {
+            stream_replicas: 3,
+            ..s.clone()
+        };
+        r3.check().unwrap();
+        assert_eq!(r3.stream_limits().replicas, 3);
+        assert_eq!(r3.reserved_per_stream(), 3 << 20);
+        // 20 GiB / (1 MiB × 3), below hub_max_streams.
+        assert_eq!(r3.capacity(), (20 << 30) / (3 << 20));
+        let spec = r3.hub_spec().unwrap();
+        assert!(!spec.limits.jetstream.enabled());
+        assert_eq!(
+            spec.limits.jetstream_tiers.keys().collect::<Vec<_>>(),
+            ["R3"]
+        );
+        assert_eq!(spec.limits.jetstream_tiers["R3"], r3.hub_jetstream_limits());
+        assert!(spec.limits.jetstream_enabled());
+        // The JWT carries the tier, and nothing flat.
+        let (hub_kp, hub) = key();
+        let mut claims = compile_account(&hub, &r3.hub_name().unwrap(), &spec);
+        assert!(refuse_blocking(claims.validate(0)).is_ok());
+        let back: nats_jwt::AccountClaims =
+            nats_jwt::decode(&claims.encode(&hub_kp).unwrap()).unwrap();
+        assert_eq!(back.nats.limits.tiered_limits["R3"].disk_storage, 20 << 30);
+        assert_eq!(back.nats.limits.jetstream.disk_storage, 0);
+        // Back to R1: flat again.
+        r3.set_hub_jetstream(&mut flat.limits);
+        s.set_hub_jetstream(&mut flat.limits);
+        assert!(flat.limits.jetstream_tiers.is_empty() && flat.limits.jetstream.enabled());
+
+        for bad in [0u8, 6, 255] {
+            match (FleetSettings {
+                stream_replicas: bad,
+                ..s.clone()
+            })
+            .check()
+            {
+                Err(DeviceError::BadSetting { field, .. }) => assert_eq!(field, "stream_replicas"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        // Three replicas of a 4M stream do not fit 10M.
+        let small = FleetSettings {
+            stream_replicas: 3,
+            device_max_bytes: 4 << 20,
+            hub_disk_storage: 10 << 20,
+            ..s.clone()
+        };
+        assert!(matches!(
+            small.check(),
+            Err(DeviceError::BadSetting {
+                field: "device_max_bytes",
+                ..
+            })
+        ));
+        // Stored settings of a fleet made before replicas existed read as R1.
+        let old: FleetSettings = serde_json::from_str(r#"{"hub_account": "OLD"}"#).unwrap();
+        assert_eq!(old.stream_replicas, 1);
     }
 
     #[test]

@@ -29,8 +29,11 @@ use nats_jwt::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::device::replicated_jetstream;
 use crate::names::{AccountName, NameError, UserName};
-use crate::spec::{AccountLimitsSpec, AccountSpec, JetStreamLimitsSpec, UserSpec};
+use crate::spec::{
+    AccountLimitsSpec, AccountSpec, JetStreamLimitsSpec, JsTier, MAX_JS_REPLICAS, UserSpec,
+};
 
 /// Longest tenant slug, in bytes.
 pub const MAX_SLUG_LEN: usize = 32;
@@ -174,6 +177,11 @@ pub struct TenantLimits {
     pub js_streams: i64,
     /// JetStream consumers.
     pub js_consumers: i64,
+    /// Replicas of the tenant's JetStream streams (1 to 5; default 1): above 1 the
+    /// JetStream limits above are the account's tier `R<n>` instead of flat limits, so
+    /// its streams must have that many replicas (a JetStream cluster of at least as
+    /// many servers).
+    pub js_replicas: u8,
 }
 
 impl Default for TenantLimits {
@@ -190,6 +198,7 @@ impl Default for TenantLimits {
             js_disk: GIB,
             js_streams: 10,
             js_consumers: 100,
+            js_replicas: 1,
         }
     }
 }
@@ -220,6 +229,8 @@ pub struct TenantLimitsEdit {
     pub js_streams: Option<i64>,
     /// JetStream consumers.
     pub js_consumers: Option<i64>,
+    /// Replicas of the tenant's JetStream streams (1 to 5).
+    pub js_replicas: Option<u8>,
 }
 
 impl TenantLimitsEdit {
@@ -245,6 +256,7 @@ impl TenantLimits {
             js_disk: pick(edit.js_disk, self.js_disk),
             js_streams: pick(edit.js_streams, self.js_streams),
             js_consumers: pick(edit.js_consumers, self.js_consumers),
+            js_replicas: edit.js_replicas.unwrap_or(self.js_replicas),
         }
     }
 
@@ -285,6 +297,15 @@ impl TenantLimits {
             }
         };
         need("imports", self.imports, catalogue.len())?;
+        if JsTier::new(self.js_replicas).is_err() {
+            return Err(TenantError::BadLimit {
+                field: "js_replicas",
+                reason: format!(
+                    "{} (use 1 to {MAX_JS_REPLICAS}: the replicas of the tenant's streams)",
+                    self.js_replicas
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -298,10 +319,12 @@ impl TenantLimits {
     }
 
     /// The account limits. JetStream streams must declare their size
-    /// (`max_bytes_required`), so a tenant cannot create an unbounded stream.
+    /// (`max_bytes_required`), so a tenant cannot create an unbounded stream. With
+    /// `js_replicas` above 1 the JetStream limits are the tier `R<n>` alone (see
+    /// [`crate::device::replicated_jetstream`]).
     pub fn to_account_limits(&self) -> AccountLimitsSpec {
         let js_on = self.js_mem != 0 || self.js_disk != 0;
-        AccountLimitsSpec {
+        let mut limits = AccountLimitsSpec {
             conn: self.conns,
             leaf: self.leaf_conns,
             subs: self.subscriptions,
@@ -326,7 +349,11 @@ impl TenantLimits {
             } else {
                 JetStreamLimitsSpec::default()
             },
-        }
+        };
+        let (flat, tiers) = replicated_jetstream(limits.jetstream.clone(), self.js_replicas);
+        limits.jetstream = flat;
+        limits.jetstream_tiers = tiers;
+        limits
     }
 }
 
@@ -747,6 +774,59 @@ mod tests {
             ..l
         };
         assert!(!no_js.to_account_limits().jetstream.enabled());
+    }
+
+    #[test]
+    fn replicated_tenant_jetstream_is_the_r_n_tier() {
+        let settings = TenantSettings::default();
+        let l = TenantLimits::default();
+        assert_eq!(l.js_replicas, 1);
+        let flat = l.to_account_limits();
+        assert!(flat.jetstream.enabled() && flat.jetstream_tiers.is_empty());
+        let r3 = l.apply(&TenantLimitsEdit {
+            js_replicas: Some(3),
+            ..Default::default()
+        });
+        r3.check(&settings.catalogue).unwrap();
+        let a = r3.to_account_limits();
+        assert!(!a.jetstream.enabled());
+        let tier = &a.jetstream_tiers["R3"];
+        assert_eq!(a.jetstream_tiers.len(), 1);
+        assert_eq!(
+            (tier.disk_storage, tier.streams),
+            (r3.js_disk, r3.js_streams)
+        );
+        assert!(tier.max_bytes_required);
+        // Suspending keeps the tier; resuming rebuilds it from the limits.
+        let spec = AccountSpec {
+            limits: a.clone(),
+            ..AccountSpec::default()
+        };
+        let resumed = TenantSettings::resumed(&TenantSettings::suspended(&spec, 1), &r3);
+        assert_eq!(resumed.limits, a);
+        // Without JetStream there is no tier either.
+        let off = TenantLimits {
+            js_mem: 0,
+            js_disk: 0,
+            ..r3.clone()
+        };
+        assert!(!off.to_account_limits().jetstream_enabled());
+        for bad in [0u8, 6] {
+            let b = l.apply(&TenantLimitsEdit {
+                js_replicas: Some(bad),
+                ..Default::default()
+            });
+            assert!(matches!(
+                b.check(&settings.catalogue),
+                Err(TenantError::BadLimit {
+                    field: "js_replicas",
+                    ..
+                })
+            ));
+        }
+        // Stored limits of a tenant made before replicas existed read as R1.
+        let old: TenantLimits = serde_json::from_str(r#"{"conns": 5}"#).unwrap();
+        assert_eq!((old.conns, old.js_replicas), (5, 1));
     }
 
     #[test]

@@ -15,7 +15,10 @@
 //! `max_consumers`, `max_bytes` and `max_msgs` (defaults 4, 1M, 10,000), and the hub
 //! account JWT carries bounded JetStream limits (defaults `mem_storage` 256M,
 //! `disk_storage` 20G, `streams` 20,000, `consumer` 4 per stream, `max_ack_pending`
-//! 1,000), both enforced by nats-server; see `warden_core::device`. A device reaches
+//! 1,000), both enforced by nats-server; see `warden_core::device`. On a JetStream
+//! cluster device streams may be replicated (`stream_replicas`, R3): they are created
+//! with that many replicas, existing ones scaled by an update, and the hub's limits are
+//! its tier `R<n>`. A device reaches
 //! only its own stream's info and consumer APIs, never `STREAM.UPDATE`, so it cannot
 //! raise them. Adding a device past [`FleetSettings::capacity`] is refused. Once the
 //! fleet has devices its names are fixed but its bounds may change: the hub is
@@ -153,9 +156,10 @@ impl Warden {
     }
 
     /// Sets the fleet's names, subjects and JetStream bounds. Once the fleet has
-    /// devices only the bounds may change: the hub is re-signed with its new limits and
-    /// every device stream is queued for the relay to update (`max_bytes`, `max_msgs`;
-    /// a new `device_max_consumers` applies to streams created afterwards).
+    /// devices only the bounds may change: the hub is re-signed with its new limits (flat,
+    /// or the tier `R<n>` for replicated streams) and every device stream is queued for
+    /// the relay to update (`max_bytes`, `max_msgs`, `num_replicas`; a new
+    /// `device_max_consumers` applies to streams created afterwards).
     pub async fn set_fleet_settings(&self, settings: &FleetSettings) -> Result<FleetSettings> {
         self.need(Scope::Write, "changing the fleet settings")?;
         settings.check().map_err(invalid)?;
@@ -173,7 +177,7 @@ impl Warden {
             check_capacity(settings, ids.len(), 0)?;
             let mut hub = hub_row(&mut tx, &op, settings).await?;
             let mut hub_spec: AccountSpec = from_json(&hub.spec)?;
-            hub_spec.limits.jetstream = settings.hub_jetstream_limits();
+            settings.set_hub_jetstream(&mut hub_spec.limits);
             self.resign_account(&mut tx, &op, &mut hub, hub_spec)
                 .await?;
             if settings.stream_limits() != current.stream_limits() {
@@ -562,8 +566,11 @@ fn check_capacity(fleet: &FleetSettings, existing: usize, adding: usize) -> Resu
     let total = i64::try_from(existing.saturating_add(adding)).unwrap_or(i64::MAX);
     if total > capacity {
         return Err(OpsError::Conflict(format!(
-            "the fleet would have {total} devices but its hub holds {capacity} (hub_max_streams {}, hub_disk_storage {} bytes / device_max_bytes {} bytes): raise those fleet settings first",
-            fleet.hub_max_streams, fleet.hub_disk_storage, fleet.device_max_bytes
+            "the fleet would have {total} devices but its hub holds {capacity} (hub_max_streams {}, hub_disk_storage {} bytes / (device_max_bytes {} bytes × stream_replicas {})): raise those fleet settings first",
+            fleet.hub_max_streams,
+            fleet.hub_disk_storage,
+            fleet.device_max_bytes,
+            fleet.stream_replicas
         )));
     }
     Ok(())
@@ -680,9 +687,9 @@ fn device_view(row: DeviceRow, fleet: &FleetSettings) -> Result<DeviceView> {
 
 /// Creates the device streams of `rows` in the hub, as the hub's JetStream admin
 /// user (called by the relay after it pushed the batch's accounts, so the hub has
-/// JetStream), bounded by the fleet's current [`FleetSettings::stream_limits`]. An
-/// existing stream counts as created once its `max_bytes` and `max_msgs` are the
-/// fleet's.
+/// JetStream), bounded by the fleet's current [`FleetSettings::stream_limits`] and with
+/// its `stream_replicas`. An existing stream counts as created once its `max_bytes`,
+/// `max_msgs` and replicas are the fleet's.
 pub async fn create_streams(
     warden: &Warden,
     nats_url: &str,
@@ -719,6 +726,7 @@ pub async fn create_streams(
                             max_consumers: i32::try_from(limits.max_consumers).unwrap_or(i32::MAX),
                             max_bytes: limits.max_bytes,
                             max_messages: limits.max_msgs,
+                            num_replicas: usize::from(limits.replicas.max(1)),
                             ..Default::default()
                         };
                         match tokio::time::timeout(timeout, ensure_stream(&js, cfg)).await {
@@ -747,28 +755,52 @@ pub async fn create_streams(
     (delivered, failed)
 }
 
-/// Creates a device stream, or brings an existing one's `max_bytes` and `max_msgs` to
-/// `cfg`'s. Its `max_consumers` is left as it is: nats-server 2.9–2.11 refuse to change
-/// it, and the hub's `consumer` limit bounds every stream anyway.
+/// Creates a device stream, or brings an existing one's `max_bytes`, `max_msgs` and
+/// replicas to `cfg`'s. Its `max_consumers` is left as it is: nats-server 2.9–2.11 refuse
+/// to change it, and the hub's `consumer` limit bounds every stream anyway. nats-server
+/// (2.9.10 and 2.15) scales a stream's replicas up or down by an update; one asking for
+/// more replicas than the JetStream cluster has servers is refused by the server ("no
+/// suitable peers for placement"; "replicas > 1 not supported in non-clustered mode"
+/// without a cluster), and that answer is the outbox row's failure.
 async fn ensure_stream(
     js: &async_nats::jetstream::Context,
     cfg: async_nats::jetstream::stream::Config,
 ) -> std::result::Result<(), String> {
-    let stream = js
-        .get_or_create_stream(cfg.clone())
-        .await
-        .map_err(|e| e.to_string())?;
+    let stream = js.get_or_create_stream(cfg.clone()).await.map_err(|e| {
+        let text = e.to_string();
+        if cfg.num_replicas > 1 {
+            format!(
+                "{text} (the fleet's stream_replicas is {})",
+                cfg.num_replicas
+            )
+        } else {
+            text
+        }
+    })?;
     let have = &stream.cached_info().config;
-    if have.max_bytes == cfg.max_bytes && have.max_messages == cfg.max_messages {
+    // nats-server reports an R1 stream created without a replica count as 1.
+    let replicas = |n: usize| n.max(1);
+    if have.max_bytes == cfg.max_bytes
+        && have.max_messages == cfg.max_messages
+        && replicas(have.num_replicas) == replicas(cfg.num_replicas)
+    {
         return Ok(());
     }
     let mut update = have.clone();
     update.max_bytes = cfg.max_bytes;
     update.max_messages = cfg.max_messages;
-    js.update_stream(&update)
-        .await
-        .map(drop)
-        .map_err(|e| format!("updating its limits: {e}"))
+    update.num_replicas = replicas(cfg.num_replicas);
+    js.update_stream(&update).await.map(drop).map_err(|e| {
+        if replicas(have.num_replicas) == replicas(cfg.num_replicas) {
+            format!("updating its limits: {e}")
+        } else {
+            format!(
+                "updating its limits and replicas ({} to {}): {e}",
+                replicas(have.num_replicas),
+                replicas(cfg.num_replicas)
+            )
+        }
+    })
 }
 
 /// A connection as the hub's JetStream admin, and the bounds of device streams.

@@ -113,6 +113,11 @@ pub struct FleetArgs {
     /// (default 1000).
     #[arg(long, value_name = "N", value_parser = values::size)]
     pub hub_max_ack_pending: Option<i64>,
+    /// Replicas of every device stream, 1 to 5 (default 1; 3 on a JetStream cluster of
+    /// at least 3 servers). Above 1 the hub's JetStream limits become the tier R<N>;
+    /// existing device streams are scaled by the next push.
+    #[arg(long, value_name = "N")]
+    pub stream_replicas: Option<u8>,
 }
 
 impl FleetArgs {
@@ -148,6 +153,10 @@ impl FleetArgs {
                 *slot = v;
                 changed = true;
             }
+        }
+        if let Some(n) = self.stream_replicas {
+            s.stream_replicas = n;
+            changed = true;
         }
         changed
     }

@@ -44,6 +44,11 @@ pub struct LimitArgs {
     /// JetStream consumers.
     #[arg(long, allow_negative_numbers = true)]
     pub js_consumers: Option<i64>,
+    /// Replicas of the tenant's JetStream streams, 1 to 5 (default 1). Above 1 the
+    /// JetStream limits become the account's tier R<N>: its streams must then have N
+    /// replicas, on a JetStream cluster of at least N servers.
+    #[arg(long, value_name = "N")]
+    pub js_replicas: Option<u8>,
 }
 
 impl LimitArgs {
@@ -60,6 +65,7 @@ impl LimitArgs {
             js_disk: self.js_disk,
             js_streams: self.js_streams,
             js_consumers: self.js_consumers,
+            js_replicas: self.js_replicas,
         }
     }
 }
@@ -162,7 +168,7 @@ pub enum TenantUserCmd {
 fn human(t: &TenantView) -> String {
     let l = &t.limits;
     format!(
-        "slug         {}\nstate        {}\naccount      {} {}\nplatform     {} (subjects arrive as {}<subject>)\nusers        {}\nlimits       conns {} subs {} payload {} data {} leaf {} js mem {} disk {} streams {} consumers {}\ncreated      {}\nsuspended    {}\n",
+        "slug         {}\nstate        {}\naccount      {} {}\nplatform     {} (subjects arrive as {}<subject>)\nusers        {}\nlimits       conns {} subs {} payload {} data {} leaf {} js mem {} disk {} streams {} consumers {} replicas {}\ncreated      {}\nsuspended    {}\n",
         t.slug,
         t.state,
         t.account,
@@ -179,6 +185,7 @@ fn human(t: &TenantView) -> String {
         l.js_disk,
         l.js_streams,
         l.js_consumers,
+        l.js_replicas,
         t.created_at,
         t.suspended_at
             .map(|x| x.to_string())

@@ -1591,6 +1591,10 @@ fn tenant_schemas() -> Value {
     for (name, what) in fields {
         limits.insert(name.into(), limit(&format!("{what} -1 is unlimited.")));
     }
+    limits.insert(
+        "js_replicas".into(),
+        json!({"type": "integer", "minimum": 1, "maximum": 5, "description": "Replicas of the tenant's JetStream streams (default 1); above 1 the JetStream limits are the account's tier `R<n>`."}),
+    );
     let limits = Value::Object(limits);
     json!({
         "TenantLimits": {"type": "object", "properties": limits.clone()},
