@@ -29,6 +29,7 @@ The protocol facts (subjects, reply shapes, what each server version checks) are
 pub mod config;
 pub mod deploy;
 pub mod drift;
+pub mod jsz;
 pub mod leaf;
 pub mod resolver;
 pub mod trust;

@@ -1,8 +1,10 @@
 //! `warden streams`: declared JetStream streams applied to nats-server — the
 //! account's JetStream admin user (`jsadmin`, created on first use through the
 //! normal user path, so it is in the ledger), the plan against what the server
-//! reports, and the create / update / recreate calls. The spec and the plan are
-//! pure (`warden_core::streams`); this module is their I/O.
+//! reports, and the create / update / recreate calls. Streams declared with more
+//! replicas than the JetStream cluster has servers are refused before anything is
+//! created. The spec and the plan are pure (`warden_core::streams`); this module is
+//! their I/O.
 
 use std::path::Path;
 use std::time::Duration;
@@ -180,7 +182,8 @@ impl Warden {
         self.need(Scope::Creds, "connecting as the JetStream admin user")?;
         let w = self.trusted();
         let acc = w.account(account).await?;
-        if !acc.spec.limits.jetstream.enabled() {
+        // Flat limits, or tiers (`R3` for a replicated tenant's or fleet hub's streams).
+        if !acc.spec.limits.jetstream_enabled() {
             return Err(StreamsError::NoJetStream(acc.name));
         }
         let user = match w.user(&acc.name, JS_ADMIN_USER).await {
@@ -234,6 +237,63 @@ impl Warden {
         Ok(list)
     }
 
+    /// Refuses declared streams with more replicas than the servers at `nats_url` can
+    /// place (one per server of the JetStream cluster; 1 without a cluster), each one a
+    /// problem at `streams[i].replicas`, before anything is created. A spec of R1
+    /// streams asks nothing. The cluster's size is asked over the system account
+    /// ([`warden_nats::jsz`]): an account's own users cannot learn it, and the server's
+    /// own refusal ("no suitable peers for placement", "replicas > 1 not supported in
+    /// non-clustered mode") would come only after the streams before it were created.
+    async fn check_replicas(
+        &self,
+        decls: &[StreamDecl],
+        nats_url: &str,
+    ) -> Result<(), StreamsError> {
+        if decls.iter().all(|d| d.config.replicas <= 1) {
+            return Ok(());
+        }
+        self.need(
+            Scope::Creds,
+            "asking the servers about their JetStream cluster",
+        )?;
+        let creds = self.trusted().system_user_creds().await?;
+        let client = warden_nats::ResolverClient::connect(nats_url, &creds, TIMEOUT)
+            .await
+            .map_err(|e| {
+                server(format!(
+                    "asking {nats_url} about its JetStream cluster: {e}"
+                ))
+            })?;
+        let here = warden_nats::jsz::jetstream_placement(client.client(), TIMEOUT)
+            .await
+            .map_err(|e| {
+                server(format!(
+                    "asking {nats_url} about its JetStream cluster: {e}"
+                ))
+            })?;
+        let max = i64::try_from(here.max_replicas()).unwrap_or(i64::MAX);
+        let problems: Vec<SpecProblem> = decls
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.config.replicas > max)
+            .map(|(i, d)| SpecProblem {
+                at: format!("streams[{i}].replicas"),
+                message: format!(
+                    "stream {} of {} asks for {} replicas, but {nats_url} is {}: at most {max} (one per server)",
+                    d.name,
+                    d.account,
+                    d.config.replicas,
+                    here.describe(),
+                ),
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(StreamsError::Invalid(problems))
+        }
+    }
+
     /// Validates `spec`, plans every stream against the server and (unless
     /// `dry_run`) carries the plan out. Nothing changes when the spec is invalid or
     /// a stream needs recreating without `recreate`.
@@ -258,6 +318,7 @@ impl Warden {
         if !problems.is_empty() {
             return Err(StreamsError::Invalid(problems));
         }
+        self.check_replicas(&decls, nats_url).await?;
         // Plan everything first, so a refusal leaves the server untouched.
         let mut work = Vec::new();
         for (account, list) in warden_core::streams::by_account(&decls) {
