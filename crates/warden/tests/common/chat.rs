@@ -40,6 +40,27 @@ pub fn token_with(user: &str, entity: &str, level: i64, exp: i64) -> String {
     .unwrap()
 }
 
+/// A chat token of a user service other than the tests' own: `secret`, `aud`, `iss`.
+pub fn token_of_service(
+    (secret, aud, iss): (&str, &str, &str),
+    user: &str,
+    entity: &str,
+    level: i64,
+) -> String {
+    sign(
+        &ChatClaims {
+            aud: aud.into(),
+            iss: iss.into(),
+            exp: now() + 3600,
+            user_uuid: user.into(),
+            entity_uuid: entity.into(),
+            level_on_entity: level,
+        },
+        secret.as_bytes(),
+    )
+    .unwrap()
+}
+
 pub fn token(user: &str, entity: &str, level: i64) -> String {
     token_with(user, entity, level, now() + 3600)
 }
@@ -158,9 +179,14 @@ pub struct Ws {
 
 impl Ws {
     pub async fn connect(gw: &Gateway, name: &'static str) -> Ws {
+        Ws::connect_to(&gw.addr, name).await
+    }
+
+    /// Connected to the gateway at `addr` (`host:port`), hello read.
+    pub async fn connect_to(addr: &str, name: &'static str) -> Ws {
         let (ws, _) = tokio::time::timeout(
             WAIT,
-            tokio_tungstenite::connect_async(format!("ws://{}/chat", gw.addr)),
+            tokio_tungstenite::connect_async(format!("ws://{addr}/chat")),
         )
         .await
         .expect("ws connect in time")
@@ -173,7 +199,12 @@ impl Ws {
 
     /// Connected, authenticated and in `room`.
     pub async fn joined(gw: &Gateway, name: &'static str, tok: &str, room: i64) -> Ws {
-        let mut c = Ws::connect(gw, name).await;
+        Ws::joined_at(&gw.addr, name, tok, room).await
+    }
+
+    /// Connected to the gateway at `addr`, authenticated and in `room`.
+    pub async fn joined_at(addr: &str, name: &'static str, tok: &str, room: i64) -> Ws {
+        let mut c = Ws::connect_to(addr, name).await;
         c.auth(tok).await;
         c.send(json!({"type":"select_room","room_id": room})).await;
         let f = c.next().await;
@@ -249,4 +280,3 @@ impl Ws {
         f["code"].as_str().unwrap().to_string()
     }
 }
-
