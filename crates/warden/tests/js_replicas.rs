@@ -339,10 +339,10 @@ async fn hub_reservation(line: ServerLine) {
         .await;
     match line {
         ServerLine::V2_9 => {
-            let e = other
-                .err()
-                .expect("2.9.10 reserves 3 × 3M for EMDEV_a")
-                .to_string();
+            let e = match other {
+                Ok(_) => panic!("2.9.10 reserves 3 × 3M for EMDEV_a: OTHER must not fit"),
+                Err(e) => e.to_string(),
+            };
             assert!(e.contains("insufficient storage"), "{e}");
         }
         _ => {
