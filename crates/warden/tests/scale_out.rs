@@ -22,7 +22,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::chat::{Ws, create_room, put_rule, token_of_service};
-use common::{Home, connect};
+use common::{Home, connect, service_call};
 use serde_json::json;
 use warden_testkit::{NatsServerBinary, PgDatabase, ServerLine, free_port};
 
@@ -351,8 +351,8 @@ async fn recipe(line: ServerLine) {
     let sh = blocks("sh");
     assert_eq!(
         sh.len(),
-        3,
-        "the doc's three shell blocks: start, kill, changes"
+        4,
+        "the doc's shell blocks: start, kill, changes, return"
     );
 
     // The doc's ports become free ones, everywhere they occur.
@@ -464,6 +464,15 @@ async fn recipe(line: ServerLine) {
         let refused = connect(url, &old).await;
         assert!(refused.is_err(), "the revoked user connected to {url}");
     }
+    // The NATS service answers through the survivors, from the serve that is left.
+    let backend = shell.warden(&["creds", "BACKEND", "backend"]);
+    for url in &survivors {
+        let client = connect(url, &backend).await.expect("backend connects");
+        let status = service_call(&client.client, "status", &json!({}), WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("WARDEN.status through {url}: {e:?}"));
+        assert_eq!(status["operator"]["name"], "ACME", "{status}");
+    }
     // Nothing lost, and the ledger still verifies.
     assert_eq!(shell.outbox_pending(), 0);
     shell.warden(&["audit", "verify"]);
@@ -488,6 +497,30 @@ async fn recipe(line: ServerLine) {
         .await;
     let got = bea.message().await;
     assert_eq!(got["content"], "across gateways", "{got}");
+
+    // n1 comes back and is repaired: it enforces what it missed.
+    for line in localise(&sh[3]).lines() {
+        let words = words(line).0;
+        if shell.run(line).is_some() {
+            assert_eq!(words[0], "nats-server", "{line}");
+            for m in ["8301", "8302", "8303"] {
+                wait_routes(&format!("127.0.0.1:{}", port(m)), 2).await;
+            }
+        }
+    }
+    let n1 = format!("nats://127.0.0.1:{}", port("4301"));
+    let app = read(shell.home.path(), "app.creds");
+    connect(&n1, &app)
+        .await
+        .unwrap_or_else(|e| panic!("app refused by the returned n1: {e}"));
+    assert!(
+        connect(&n1, &old).await.is_err(),
+        "the revoked user connected to the returned n1"
+    );
+    let check: serde_json::Value =
+        serde_json::from_str(&shell.warden(&["--json", "sync", "--check"]))
+            .expect("sync --check JSON");
+    assert_eq!(check["in_step"], true, "{check}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
