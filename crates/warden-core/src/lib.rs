@@ -25,6 +25,7 @@ pub mod spec;
 pub mod streams;
 pub mod template;
 pub mod tenant;
+pub mod units;
 
 pub use bootstrap::{JwtMigration, MigrationStep, default_migrations};
 pub use compile::{compile_account, compile_operator, compile_user};

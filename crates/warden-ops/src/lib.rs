@@ -32,6 +32,7 @@ pub mod onboarding;
 pub mod operator_keys;
 pub mod org;
 pub mod overview;
+pub mod page;
 pub mod progress;
 pub mod relay;
 pub mod rooms;

@@ -897,9 +897,11 @@ impl Warden {
             .operator()
             .await?
             .ok_or(OpsError::NotInitialised)?;
+        // One query for every account's user count, not one per account.
+        let counts = self.store.user_counts().await?;
         let mut out = Vec::new();
         for row in self.store.accounts(&op.public_key).await? {
-            let users = self.store.users(&row.public_key).await?.len();
+            let users = counts.get(&row.public_key).copied().unwrap_or(0);
             out.push(account_view(row, &op, users)?);
         }
         Ok(out)

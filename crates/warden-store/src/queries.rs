@@ -405,6 +405,24 @@ pub(crate) async fn users(
     .collect()
 }
 
+/// How many users each account has (accounts without users are absent), in one query:
+/// listing thousands of accounts must not ask once per account.
+pub(crate) async fn user_counts(
+    conn: &mut AnyConnection,
+) -> Result<std::collections::BTreeMap<String, usize>, StoreError> {
+    let rows = sqlx::query("SELECT account, COUNT(*) AS n FROM users GROUP BY account")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::query("counting users"))?;
+    let mut out = std::collections::BTreeMap::new();
+    for row in &rows {
+        let account: String = crate::rows::column(row, "account")?;
+        let n: i64 = crate::rows::column(row, "n")?;
+        out.insert(account, usize::try_from(n).unwrap_or(0));
+    }
+    Ok(out)
+}
+
 fn user_name_what(account: &str, name: &str) -> String {
     format!("user \"{name}\" of account {account}")
 }

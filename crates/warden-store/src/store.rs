@@ -466,6 +466,13 @@ impl Store {
         queries::users(&mut *self.conn().await?, account).await
     }
 
+    /// How many users each account (by public key) has; accounts without users are absent.
+    pub async fn user_counts(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, usize>, StoreError> {
+        queries::user_counts(&mut *self.conn().await?).await
+    }
+
     /// The seed of `public_key`, unsealed. [`StoreError::NotFound`] if there is none.
     pub async fn seed(&self, public_key: &str) -> Result<Zeroizing<String>, StoreError> {
         queries::seed(&mut *self.conn().await?, &self.inner.key, public_key).await

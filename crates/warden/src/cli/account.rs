@@ -12,6 +12,7 @@ use warden_ops::Warden;
 
 use super::values::{duration_ns, size, subject, tag};
 use super::{emit, mappings, table, usage};
+use warden_core::units::{limit, size as bytes};
 
 /// `warden account …`.
 #[derive(Subcommand, Debug)]
@@ -337,14 +338,6 @@ pub async fn run(json: bool, w: &Warden, cmd: AccountCmd) -> Result<()> {
     }
 }
 
-fn limit(n: i64) -> String {
-    if n < 0 {
-        "unlimited".into()
-    } else {
-        n.to_string()
-    }
-}
-
 fn account_text(v: &warden_ops::AccountView) -> String {
     let l = &v.spec.limits;
     let mut out = format!(
@@ -441,26 +434,4 @@ fn js_text(js: &JetStreamLimitsSpec) -> String {
         s += " (disabled)";
     }
     s
-}
-
-/// A size in binary units as nats-server counts them (1 KiB = 1024 bytes).
-fn bytes(n: i64) -> String {
-    if n < 0 {
-        return "unlimited".into();
-    }
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if v.fract() == 0.0 {
-        format!("{v:.0} {}", UNITS[unit])
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
 }
