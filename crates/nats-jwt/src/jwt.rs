@@ -458,4 +458,9 @@ impl AnyClaims {
     pub fn issued_at(&self) -> i64 {
         each!(self, c => c.iat)
     }
+
+    /// Expiry, unix seconds; `None` when the JWT does not expire.
+    pub fn expires_at(&self) -> Option<i64> {
+        each!(self, c => c.exp.filter(|e| *e > 0))
+    }
 }

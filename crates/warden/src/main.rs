@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use warden::cli::{self, Cli, UsageError};
+use warden::cli::{self, Cli};
 
 /// The log filter: `WARDEN_LOG` (tracing's env-filter syntax), `warn` by default. The
 /// websocket libraries log every frame they receive at trace level, and a rooms client's
@@ -30,7 +30,31 @@ fn log_filter() -> tracing_subscriber::EnvFilter {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let json = cli::json_requested(&std::env::args_os().collect::<Vec<_>>());
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version are printed as clap prints them; a usage error with `--json`
+        // is the same JSON as any other failure (exit code 2).
+        Err(e) if json && e.use_stderr() => {
+            // clap's text without its usage and help hints, on one line.
+            let text = e.render().to_string();
+            let first = text
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let failure = cli::Failure {
+                exit: 2,
+                code: warden_ops::ErrorKind::Invalid.code(),
+                message: first.trim_start_matches("error: ").to_string(),
+            };
+            eprintln!("{}", failure.render(true));
+            return ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(log_filter())
         .with_writer(std::io::stderr)
@@ -53,37 +77,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {}", one_line(&err));
-            if is_usage(&err) {
-                ExitCode::from(2)
-            } else {
-                ExitCode::from(1)
-            }
+            let failure = cli::Failure::of(&err);
+            eprintln!("{}", failure.render(json));
+            ExitCode::from(failure.exit)
         }
     }
-}
-
-fn is_usage(err: &anyhow::Error) -> bool {
-    err.chain().any(|e| {
-        e.downcast_ref::<UsageError>().is_some()
-            || e.downcast_ref::<warden_ops::OpsError>()
-                .is_some_and(|e| cli::exit_code(e.kind()) == 2)
-    })
-}
-
-/// The error and its causes on one line, without repeating a cause that the
-/// message already contains.
-fn one_line(err: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if out.contains(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out.replace('\n', " ")
 }

@@ -392,6 +392,30 @@ fn existing_file(what: &str, p: PathBuf) -> Result<PathBuf> {
     absolute(p)
 }
 
+/// Whether `describe`'s argument names a file rather than being a JWT or creds text:
+/// a JWT is three base64url segments and creds text has its armour lines.
+fn looks_like_path(input: &str) -> bool {
+    let jwt_like = input.split('.').count() == 3
+        && input
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    !jwt_like && !input.contains("-----BEGIN")
+}
+
+/// A public key with what kind of key it is (`operator`, `account`, `user` …), from
+/// its prefix, so the issuer line says who signed.
+fn key_kind(key: &str) -> String {
+    let kind = match key.chars().next() {
+        Some('O') => "operator",
+        Some('A') => "account",
+        Some('U') => "user",
+        Some('N') => "server",
+        Some('C') => "cluster",
+        _ => return key.to_string(),
+    };
+    format!("{key} ({kind} key)")
+}
+
 fn absolute(p: PathBuf) -> Result<PathBuf> {
     if p.is_absolute() {
         Ok(p)
@@ -401,9 +425,11 @@ fn absolute(p: PathBuf) -> Result<PathBuf> {
 }
 
 /// `warden describe`: decodes, verifies the signature, validates, and never prints a seed.
-pub(crate) fn describe(g: &Global, input: &str) -> Result<()> {
+pub(crate) async fn describe(g: &Global, input: &str, warden: Option<&Warden>) -> Result<()> {
     let text = if Path::new(input).is_file() {
         std::fs::read_to_string(input).with_context(|| format!("cannot read {input}"))?
+    } else if looks_like_path(input) {
+        return Err(anyhow!("{input}: no such file"));
     } else {
         input.to_string()
     };
@@ -424,11 +450,18 @@ pub(crate) fn describe(g: &Global, input: &str) -> Result<()> {
             Some(kp.public_key().as_str() == claims.subject())
         }
     };
+    let issuer_name = match warden {
+        Some(w) => w.key_holder(claims.issuer()).await.ok().flatten(),
+        None => None,
+    };
     let report = serde_json::json!({
         "kind": claims.kind_name(),
         "name": claims.name(),
         "subject": claims.subject(),
         "issuer": claims.issuer(),
+        "issuer_name": issuer_name,
+        "issued_at": warden_core::parse::format_unix(claims.issued_at()),
+        "expires_at": claims.expires_at().map(warden_core::parse::format_unix),
         "signature": "valid",
         "issues": issues,
         "seed_matches_subject": seed,
@@ -436,11 +469,16 @@ pub(crate) fn describe(g: &Global, input: &str) -> Result<()> {
     });
     emit(g, &report, || {
         let mut out = format!(
-            "{} JWT {:?}\nsubject    {}\nissuer     {}\nsignature  valid\n",
+            "{} JWT {:?}\nsubject    {}\nissuer     {}\nissued     {}\nexpires    {}\nsignature  valid\n",
             claims.kind_name(),
             claims.name(),
             claims.subject(),
-            claims.issuer()
+            match &issuer_name {
+                Some(name) => format!("{} ({name})", claims.issuer()),
+                None => key_kind(claims.issuer()),
+            },
+            super::time_or(Some(claims.issued_at()), "unknown"),
+            super::time_or(claims.expires_at(), "never"),
         );
         match seed {
             Some(true) => out += "seed       present, matches the subject (not shown)\n",

@@ -221,7 +221,7 @@ pub struct RelArgs {
     #[arg(long)]
     pub user: Option<String>,
     /// Grant expiry of an addition: `30m`, `2h`, `7d`, `yyyy-mm-dd`, `@unix`.
-    #[arg(long)]
+    #[arg(long = "expiry", alias = "expires", value_name = "WHEN")]
     pub expires: Option<String>,
     /// Reason, deadline, acting user.
     #[command(flatten)]

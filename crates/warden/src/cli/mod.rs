@@ -83,6 +83,76 @@ pub fn exit_code(kind: warden_ops::ErrorKind) -> u8 {
     }
 }
 
+/// How a failed command is reported: its exit code (2 for the caller's mistake, 1
+/// otherwise), the stable code (an operation's, as the HTTP API and the NATS service
+/// give it; `invalid` for a usage error; `failed` for anything else) and the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Process exit code.
+    pub exit: u8,
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// The error and its causes on one line.
+    pub message: String,
+}
+
+impl Failure {
+    /// The report of `err`.
+    pub fn of(err: &anyhow::Error) -> Failure {
+        let ops = err
+            .chain()
+            .find_map(|e| e.downcast_ref::<warden_ops::OpsError>());
+        let usage = err.chain().any(|e| e.downcast_ref::<UsageError>().is_some());
+        let (exit, code) = match (ops, usage) {
+            (Some(e), _) => (exit_code(e.kind()), e.code()),
+            (None, true) => (2, warden_ops::ErrorKind::Invalid.code()),
+            (None, false) => (1, "failed"),
+        };
+        Failure {
+            exit,
+            code,
+            message: one_line(err),
+        }
+    }
+
+    /// What is written on standard error: `error: MESSAGE`, or with `--json` the same
+    /// JSON object the HTTP API answers with (`{"error":{"code":…,"message":…}}`).
+    pub fn render(&self, json: bool) -> String {
+        if json {
+            serde_json::json!({"error": {"code": self.code, "message": self.message}})
+                .to_string()
+        } else {
+            format!("error: {}", self.message)
+        }
+    }
+}
+
+/// The error and its causes on one line, without repeating a cause that the message
+/// already contains.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out.replace('\n', " ")
+}
+
+/// Whether `--json` is on the command line or in the environment's defaults, read
+/// before parsing so that even a parse failure can be reported as JSON.
+pub fn json_requested(args: &[std::ffi::OsString]) -> bool {
+    args.iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json")
+}
+
 /// An error of an operation's own error type (one that is not an `OpsError` yet), as the
 /// command line reports it: a usage error (exit code 2) when `usage`, else a failure
 /// (exit code 1) with its causes kept.
@@ -298,7 +368,12 @@ pub async fn run(cli: Cli) -> Result<()> {
     let g = cli.global.clone();
     match cli.command {
         Command::Init(args) => init::init(&g, args).await,
-        Command::Describe { token_or_file } => artifacts::describe(&g, &token_or_file),
+        Command::Describe { token_or_file } => {
+            // Names the issuer when this data directory's Warden holds its key; a JWT
+            // from elsewhere is described all the same.
+            let warden = open(&g).await.ok();
+            artifacts::describe(&g, &token_or_file, warden.as_ref()).await
+        }
         Command::Tool(cmd) => tool::run(&g.json, cmd, || open(&g)).await,
         Command::Bench(cmd) => bench::run(g.json, cmd).await,
         Command::Import(cmd) => {

@@ -30,7 +30,12 @@ pub struct CreateArgs {
     #[arg(long)]
     pub site: String,
     /// Life of the download token (30m, 24h, 7d; at most 30d).
-    #[arg(long, default_value = "24h", value_name = "DURATION")]
+    #[arg(
+        long = "expiry",
+        alias = "expires",
+        default_value = "24h",
+        value_name = "DURATION"
+    )]
     pub expires: String,
     /// NATS URL written into the collector's config.
     #[arg(
@@ -133,7 +138,7 @@ pub async fn run(json: bool, cmd: OnboardingCmd, w: &Warden) -> anyhow::Result<(
             let secs = ns / 1_000_000_000;
             if secs <= 0 {
                 return Err(crate::cli::UsageError(format!(
-                    "--expires {}: the token must live at least one second",
+                    "--expiry {}: the token must live at least one second",
                     a.expires
                 ))
                 .into());

@@ -81,7 +81,7 @@ pub struct TemplateFlags {
     #[arg(long, num_args = 0..=1, default_missing_value = "1", value_name = "N")]
     allow_pub_response: Option<i64>,
     /// Max subscriptions (-1 unlimited).
-    #[arg(long, value_parser = size, allow_hyphen_values = true)]
+    #[arg(long = "subscriptions", alias = "subs", value_parser = size, allow_hyphen_values = true)]
     subs: Option<i64>,
     /// Max payload (-1 unlimited).
     #[arg(long, value_parser = size, allow_hyphen_values = true)]

@@ -8,6 +8,7 @@ use warden_core::tenant::TenantLimitsEdit;
 
 use crate::cli::print_json;
 use crate::cli::secret_out::SecretOut;
+use crate::cli::values::size;
 use warden_ops::Warden;
 use warden_ops::tenant::*;
 
@@ -20,11 +21,11 @@ pub struct LimitArgs {
     /// Subscriptions.
     #[arg(long, allow_negative_numbers = true)]
     pub subscriptions: Option<i64>,
-    /// Max message payload, bytes.
-    #[arg(long, allow_negative_numbers = true)]
+    /// Max message payload: bytes or a size such as 64K.
+    #[arg(long, value_parser = size, allow_hyphen_values = true)]
     pub payload: Option<i64>,
-    /// Data, bytes (not enforced by nats-server 2.9.10).
-    #[arg(long, allow_negative_numbers = true)]
+    /// Data: bytes or a size (not enforced by nats-server 2.9.10).
+    #[arg(long, value_parser = size, allow_hyphen_values = true)]
     pub data: Option<i64>,
     /// Leaf node connections.
     #[arg(long, allow_negative_numbers = true)]
@@ -32,17 +33,22 @@ pub struct LimitArgs {
     /// Imports (at least one per catalogue subject).
     #[arg(long, allow_negative_numbers = true)]
     pub imports: Option<i64>,
-    /// JetStream memory, bytes (0 with --js-disk 0 disables JetStream).
-    #[arg(long, allow_negative_numbers = true)]
+    /// JetStream memory storage: bytes or a size such as 512M (0 with
+    /// --js-disk-storage 0 disables JetStream).
+    #[arg(long = "js-mem-storage", alias = "js-mem", value_parser = size, allow_hyphen_values = true)]
     pub js_mem: Option<i64>,
-    /// JetStream disk, bytes.
-    #[arg(long, allow_negative_numbers = true)]
+    /// JetStream disk storage: bytes or a size such as 10G.
+    #[arg(long = "js-disk-storage", alias = "js-disk", value_parser = size, allow_hyphen_values = true)]
     pub js_disk: Option<i64>,
     /// JetStream streams.
     #[arg(long, allow_negative_numbers = true)]
     pub js_streams: Option<i64>,
     /// JetStream consumers.
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(
+        long = "js-consumer",
+        alias = "js-consumers",
+        allow_negative_numbers = true
+    )]
     pub js_consumers: Option<i64>,
     /// Replicas of the tenant's JetStream streams, 1 to 5 (default 1). Above 1 the
     /// JetStream limits become the account's tier R<N>: its streams must then have N

@@ -33,7 +33,7 @@ pub enum TokenCmd {
         #[arg(long, value_name = "ID")]
         dir_user: Option<String>,
         /// Expiry as nsc writes it: 30d, 12h, 1y, 2026-01-31, @<unix>; 0 or absent: never.
-        #[arg(long, value_name = "EXPIRY")]
+        #[arg(long = "expiry", alias = "expires", value_name = "EXPIRY")]
         expires: Option<String>,
     },
     /// List tokens (never their secrets).

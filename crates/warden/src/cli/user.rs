@@ -172,7 +172,7 @@ pub struct UserFlags {
     #[arg(long, value_name = "WHEN")]
     expiry: Option<String>,
     /// Max subscriptions (-1 unlimited).
-    #[arg(long, value_parser = size, allow_hyphen_values = true)]
+    #[arg(long = "subscriptions", alias = "subs", value_parser = size, allow_hyphen_values = true)]
     subs: Option<i64>,
     /// Max data (-1 unlimited).
     #[arg(long, value_parser = size, allow_hyphen_values = true)]
@@ -202,7 +202,7 @@ impl UserFlags {
             ("--conn-type", !self.conn_type.is_empty()),
             ("--source-network", !self.source_network.is_empty()),
             ("--expiry", self.expiry.is_some()),
-            ("--subs", self.subs.is_some()),
+            ("--subscriptions", self.subs.is_some()),
             ("--data", self.data.is_some()),
             ("--payload", self.payload.is_some()),
         ] {
@@ -257,7 +257,7 @@ impl UserFlags {
             }
         };
         for (flag, v) in [
-            ("--subs", self.subs),
+            ("--subscriptions", self.subs),
             ("--data", self.data),
             ("--payload", self.payload),
         ] {

@@ -1,0 +1,164 @@
+//! The command line's conventions, as a user of `nsc` and `nats` expects them: failures
+//! with `--json` are JSON on standard error carrying the same stable code the HTTP API
+//! gives (and clap's own usage errors too); one name per flag across commands (nsc's:
+//! `--js-disk-storage`, `--js-consumer`, `--subscriptions`, `--expiry`) with the old
+//! spellings kept as hidden aliases; `describe` says when a file does not exist and shows
+//! times as RFC 3339 and the issuer by name.
+
+mod common;
+
+use common::Home;
+use serde_json::Value;
+
+/// `warden ARGS` must fail with `code`; its standard error parsed as JSON.
+fn json_failure(home: &Home, code: i32, args: &[&str]) -> Value {
+    let stderr = home.fails(code, args);
+    let line = stderr
+        .lines()
+        .rfind(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON on stderr: {stderr}"));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
+}
+
+#[test]
+fn json_failures_carry_the_stable_code() {
+    let home = Home::new();
+    home.ok(&["init", "--name", "CONV"]);
+    let missing = json_failure(&home, 1, &["--json", "account", "show", "NOPE"]);
+    assert_eq!(missing["error"]["code"], "not_found", "{missing}");
+    assert!(
+        missing["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("NOPE")),
+        "{missing}"
+    );
+    let blank = json_failure(
+        &home,
+        2,
+        &[
+            "--json",
+            "user",
+            "add",
+            "u",
+            "-a",
+            "CONV",
+            "--allow-pub",
+            " ",
+        ],
+    );
+    assert_eq!(blank["error"]["code"], "invalid", "{blank}");
+    // clap's usage errors too, on one line, without the usage text.
+    let parse = json_failure(&home, 2, &["--json", "account", "add"]);
+    assert_eq!(parse["error"]["code"], "invalid", "{parse}");
+    let message = parse["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("<NAME>") && !message.contains("Usage:"),
+        "{message}"
+    );
+    // Without --json the same failure is one human line.
+    let human = home.fails(1, &["account", "show", "NOPE"]);
+    assert!(human.trim_end().starts_with("error: "), "{human}");
+    assert!(!human.contains('{'), "{human}");
+}
+
+#[test]
+fn one_flag_name_everywhere_old_spellings_hidden() {
+    let home = Home::new();
+    home.ok(&["init", "--name", "CONV"]);
+    // Tenants take the account's JetStream flags, with sizes.
+    home.ok(&[
+        "tenant",
+        "add",
+        "acme",
+        "--js-disk-storage",
+        "1G",
+        "--js-consumer",
+        "8",
+    ]);
+    let t = home.json(&["tenant", "show", "acme"]);
+    let text = t.to_string();
+    assert!(text.contains("1073741824"), "{t}");
+    // The old spelling still works and means the same.
+    home.ok(&[
+        "tenant",
+        "edit",
+        "acme",
+        "--js-disk",
+        "2G",
+        "--js-consumers",
+        "9",
+    ]);
+    let t = home.json(&["tenant", "show", "acme"]).to_string();
+    assert!(t.contains("2147483648"), "{t}");
+    // Users: --subscriptions as accounts have it; --subs kept.
+    home.ok(&["account", "add", "APP"]);
+    home.ok(&["user", "add", "a", "-a", "APP", "--subscriptions", "10"]);
+    home.ok(&["user", "add", "b", "-a", "APP", "--subs", "10"]);
+    for (name, help) in [
+        ("tenant add", home.ok(&["tenant", "add", "--help"])),
+        ("user add", home.ok(&["user", "add", "--help"])),
+        ("token create", home.ok(&["token", "create", "--help"])),
+    ] {
+        for old in [
+            "--js-disk ",
+            "--js-mem ",
+            "--js-consumers",
+            "--subs ",
+            "--expires",
+        ] {
+            assert!(!help.contains(old), "{name} --help shows the old {old}");
+        }
+    }
+    let help = home.ok(&["tenant", "add", "--help"]);
+    assert!(help.contains("--js-disk-storage") && help.contains("--js-consumer"));
+    let help = home.ok(&["token", "create", "--help"]);
+    assert!(help.contains("--expiry"), "{help}");
+    home.ok(&[
+        "token",
+        "create",
+        "--name",
+        "ci",
+        "--scope",
+        "read",
+        "--expires",
+        "30d",
+    ]);
+    home.ok(&[
+        "token", "create", "--name", "cd", "--scope", "read", "--expiry", "30d",
+    ]);
+}
+
+#[test]
+fn describe_names_what_it_reads() {
+    let home = Home::new();
+    home.ok(&["init", "--name", "CONV"]);
+    home.ok(&["account", "add", "SHOP"]);
+    home.ok(&["user", "add", "u", "-a", "SHOP", "--expiry", "7d"]);
+    let creds = home.path().join("u.creds");
+    home.ok(&["creds", "SHOP", "u", "-o", creds.to_str().unwrap()]);
+    let out = home.ok(&["describe", creds.to_str().unwrap()]);
+    assert!(out.contains("(account SHOP)"), "{out}");
+    let issued = out
+        .lines()
+        .find_map(|l| l.strip_prefix("issued"))
+        .unwrap_or_else(|| panic!("{out}"))
+        .trim();
+    assert!(
+        time::OffsetDateTime::parse(issued, &time::format_description::well_known::Rfc3339).is_ok(),
+        "{issued}"
+    );
+    let expires = out
+        .lines()
+        .find_map(|l| l.strip_prefix("expires"))
+        .unwrap()
+        .trim();
+    assert!(expires.ends_with('Z'), "{expires}");
+    let json = home.json(&["describe", creds.to_str().unwrap()]);
+    assert_eq!(json["issuer_name"], "account SHOP", "{json}");
+    // A missing file is said to be one, not "invalid JWT".
+    let missing = home.path().join("nope.creds");
+    let err = home.fails(1, &["describe", missing.to_str().unwrap()]);
+    assert!(err.contains("no such file"), "{err}");
+    let err = home.fails(1, &["describe", "creds/ghost.creds"]);
+    assert!(err.contains("no such file"), "{err}");
+}
