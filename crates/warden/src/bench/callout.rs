@@ -153,7 +153,7 @@ fn version_number(line: &str) -> &str {
         .trim_start_matches('v')
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

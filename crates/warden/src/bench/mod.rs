@@ -8,9 +8,12 @@
 //! - `user-add`: wall time of N `user add` operations on a fresh SQLite database.
 //! - `callout`: connects per second authorized by the auth callout responder, against
 //!   the Ed25519 signing ceiling.
+//! - `cluster`: how a cluster of full resolvers spreads pushed account updates (bulk lag,
+//!   one revocation enforced on another node), against one server alone.
 
 pub mod callout;
 pub mod chat;
+pub mod cluster;
 pub mod devices;
 pub mod governance;
 pub mod nsc;

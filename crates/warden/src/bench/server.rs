@@ -21,11 +21,6 @@ impl BenchServer {
     /// Starts `bin` with a config rendered for `w`'s operator (every account preloaded,
     /// JetStream in `dir`), and waits until it accepts connections.
     pub async fn start(w: &Warden, bin: &Path, dir: &Path) -> anyhow::Result<BenchServer> {
-        let version = std::process::Command::new(bin)
-            .arg("--version")
-            .output()
-            .with_context(|| format!("cannot run {}", bin.display()))?;
-        let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -38,6 +33,25 @@ impl BenchServer {
         );
         cfg.preload = w.account_jwts().await?;
         cfg.jetstream_dir = Some(dir.join("js"));
+        BenchServer::run(bin, dir, &cfg).await
+    }
+
+    /// Starts `bin` with `cfg` (written to `dir/nats.conf`, its log in `dir/nats.log`) and
+    /// waits until its client listener (`cfg.listen`, on 127.0.0.1) accepts connections.
+    pub async fn run(
+        bin: &Path,
+        dir: &Path,
+        cfg: &warden_nats::config::ServerConfig,
+    ) -> anyhow::Result<BenchServer> {
+        let version = std::process::Command::new(bin)
+            .arg("--version")
+            .output()
+            .with_context(|| format!("cannot run {}", bin.display()))?;
+        let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
+        cfg.validate()?;
+        let (_, port) =
+            warden_nats::config::split_host_port(&cfg.listen).map_err(|e| anyhow!(e))?;
+        std::fs::create_dir_all(dir)?;
         let conf = dir.join("nats.conf");
         std::fs::write(&conf, cfg.render())?;
         let log = std::fs::File::create(dir.join("nats.log"))?;

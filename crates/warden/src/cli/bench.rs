@@ -39,6 +39,23 @@ pub enum BenchCmd {
     /// Auth callout: connects per second (and p50/p99 of one) through a real nats-server
     /// whose clients Warden's responder authorizes, against the Ed25519 signing ceiling.
     Callout(CalloutBenchArgs),
+    /// A cluster of three full resolvers: N accounts pushed to node 1 until node 3 holds
+    /// them, one revocation until node 3 enforces it; against one server alone.
+    Cluster(ClusterBenchArgs),
+}
+
+/// Arguments of `warden bench cluster`.
+#[derive(Args, Debug)]
+pub struct ClusterBenchArgs {
+    /// Accounts pushed in bulk.
+    #[arg(long, default_value_t = 10_000)]
+    pub accounts: u32,
+    /// One-update rounds (a user revoked each time).
+    #[arg(long, default_value_t = 20)]
+    pub rounds: u32,
+    /// nats-server binary the bench starts (four of them).
+    #[arg(long, default_value = "nats-server", value_name = "PATH")]
+    pub nats_server: PathBuf,
 }
 
 /// Arguments of `warden bench callout`.
@@ -249,6 +266,14 @@ pub async fn run(json: bool, cmd: BenchCmd) -> anyhow::Result<()> {
                 nats_server: a.nats_server,
             };
             bench::callout::bench(json, opts).await
+        }
+        BenchCmd::Cluster(a) => {
+            let opts = bench::cluster::ClusterBenchOptions {
+                accounts: a.accounts,
+                rounds: a.rounds,
+                nats_server: a.nats_server,
+            };
+            bench::cluster::bench(json, opts).await
         }
     }
 }
