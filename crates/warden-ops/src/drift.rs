@@ -709,6 +709,17 @@ impl Warden {
         link: &ResolverLink,
         account: Option<&str>,
     ) -> Result<Vec<PushOutcome>> {
+        self.push_accounts_with(link, account, &crate::progress::Quiet)
+            .await
+    }
+
+    /// [`Warden::push_accounts`], reporting each wave of pushes to `progress`.
+    pub async fn push_accounts_with(
+        &self,
+        link: &ResolverLink,
+        account: Option<&str>,
+        progress: &dyn crate::progress::Progress,
+    ) -> Result<Vec<PushOutcome>> {
         self.need(Scope::Write, "pushing accounts to NATS")?;
         let accounts: Vec<(String, String, String)> = match account {
             Some(name) => {
@@ -720,7 +731,15 @@ impl Warden {
         let (operator, _) = self.operator_signer().await?;
         let client = link.client(self).await?;
         let jwts: Vec<String> = accounts.iter().map(|(_, _, j)| j.clone()).collect();
-        let results = client.push_many(&operator, &jwts, link.concurrency).await;
+        // Waves of a few windows each keep the pipeline full and let progress move.
+        let wave = (link.concurrency * 4).max(1);
+        progress.start(jwts.len() as u64, "pushing accounts");
+        let mut results = Vec::with_capacity(jwts.len());
+        for chunk in jwts.chunks(wave) {
+            results.extend(client.push_many(&operator, chunk, link.concurrency).await);
+            progress.advance(chunk.len() as u64);
+        }
+        progress.finish();
         let mut out = Vec::with_capacity(accounts.len());
         for ((name, key, _), r) in accounts.into_iter().zip(results) {
             let (ok, reply) = match r {

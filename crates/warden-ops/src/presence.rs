@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
 use crate::{Result, Scope, Warden, now};
 
@@ -73,5 +74,26 @@ impl Warden {
             .serve_presence()
             .await?
             .is_some_and(|p| p.is_live(now())))
+    }
+}
+
+/// Notes `serve` every [`PRESENCE_EVERY`] until `stop` is set. A note that cannot be
+/// written (the database away for a moment) is logged and tried again next time: the
+/// note only informs.
+pub async fn run_presence(warden: Warden, nats: String, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(PRESENCE_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = warden.note_serve(&nats).await {
+                    tracing::debug!("cannot note that serve runs: {e}");
+                }
+            }
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    return;
+                }
+            }
+        }
     }
 }

@@ -162,3 +162,59 @@ fn describe_names_what_it_reads() {
     let err = home.fails(1, &["describe", "creds/ghost.creds"]);
     assert!(err.contains("no such file"), "{err}");
 }
+
+/// `push`, `sync` and `user revoke` know whether a `serve` runs and where: without
+/// `--nats` they use the servers `serve` was given (never a guessed 127.0.0.1:4222), and
+/// a revocation says who delivers it. A bulk push ends in a summary, not a line per
+/// account.
+async fn commands_follow_serve(line: warden_testkit::ServerLine) {
+    let bin = warden_testkit::NatsServerBinary::get(line);
+    let home = Home::new();
+    home.ok(&["init", "--name", "CONV"]);
+    home.ok(&["account", "add", "APP"]);
+    home.ok(&["user", "add", "u", "-a", "APP"]);
+    // No serve has run and no --nats: said so, exit 2, nothing tried.
+    let err = home.fails(2, &["sync", "--check"]);
+    assert!(err.contains("no NATS server given"), "{err}");
+    let revoked = home.ok(&["user", "revoke", "u", "-a", "APP"]);
+    assert!(revoked.contains("no `warden serve` is running"), "{revoked}");
+
+    let server = home.start_nats(&bin, "conv");
+    let url = server.url();
+    let serve = common::Serve::start(&home, &url);
+    home.wait_delivered();
+    home.ok(&["user", "add", "v", "-a", "APP"]);
+    let revoked = home.ok(&["user", "revoke", "v", "-a", "APP"]);
+    assert!(
+        revoked.contains("the running `warden serve` pushes") && revoked.contains(&url),
+        "{revoked}"
+    );
+    home.wait_delivered();
+    // sync without --nats talks to serve's server.
+    let check = home.json(&["sync", "--check"]);
+    assert_eq!(check["in_step"], true, "{check}");
+    assert_eq!(check["servers"][0]["url"], url.as_str(), "{check}");
+    // A bulk push: one summary line.
+    let out = home.ok(&["push", "--all"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    assert!(
+        lines[0].starts_with("pushed ") && lines[0].ends_with(" ok, 0 failed"),
+        "{out}"
+    );
+    drop(serve);
+    // Once serve has stopped, its servers are still the default; revocations say
+    // nobody delivers them once its note is stale (not waited for here).
+    let check = home.json(&["sync", "--check"]);
+    assert_eq!(check["in_step"], true, "{check}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commands_follow_serve_2_9() {
+    commands_follow_serve(warden_testkit::ServerLine::V2_9).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commands_follow_serve_2_15() {
+    commands_follow_serve(warden_testkit::ServerLine::V2_15).await;
+}

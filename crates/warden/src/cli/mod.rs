@@ -253,14 +253,10 @@ enum Command {
         /// Push every account's current JWT.
         #[arg(long, conflicts_with = "account")]
         all: bool,
-        /// Server URL (several servers of a cluster: comma-separated).
-        #[arg(
-            long,
-            value_name = "URL[,URL...]",
-            env = "WARDEN_NATS_URL",
-            default_value = "nats://127.0.0.1:4222"
-        )]
-        nats: NatsUrls,
+        /// Server URL (several servers of a cluster: comma-separated); by default the
+        /// servers the running (or last) `warden serve` was given.
+        #[arg(long, value_name = "URL[,URL...]", env = "WARDEN_NATS_URL")]
+        nats: Option<NatsUrls>,
     },
     /// Compare what nats-server holds with Warden (exit 1 on drift), or repair it.
     Sync {
@@ -270,14 +266,10 @@ enum Command {
         /// Push missing and stale accounts, delete unknown ones.
         #[arg(long)]
         fix: bool,
-        /// Server URL (several servers of a cluster: comma-separated).
-        #[arg(
-            long,
-            value_name = "URL[,URL...]",
-            env = "WARDEN_NATS_URL",
-            default_value = "nats://127.0.0.1:4222"
-        )]
-        nats: NatsUrls,
+        /// Server URL (several servers of a cluster: comma-separated); by default the
+        /// servers the running (or last) `warden serve` was given.
+        #[arg(long, value_name = "URL[,URL...]", env = "WARDEN_NATS_URL")]
+        nats: Option<NatsUrls>,
     },
     /// Admin bearer tokens of the HTTP API.
     #[command(subcommand)]
@@ -429,12 +421,18 @@ async fn dispatch(g: &Global, w: &Warden, command: Command) -> Result<()> {
         Command::Serve(args) => serve::run(w, args).await,
         Command::Callout(cmd) => callout::run(g.json, w, cmd).await,
         Command::Chat(args) => chat::run(w, args).await,
-        Command::Push { account, all, nats } => sync::push(g, w, account, all, &nats).await,
+        Command::Push { account, all, nats } => {
+            let nats = sync::servers(w, nats).await?;
+            sync::push(g, w, account, all, &nats).await
+        }
         Command::Sync {
             check: _,
             fix,
             nats,
-        } => sync::run(g, w, fix, &nats).await,
+        } => {
+            let nats = sync::servers(w, nats).await?;
+            sync::run(g, w, fix, &nats).await
+        }
         Command::Audit(cmd) => audit(g, w, cmd).await,
         Command::Token(cmd) => tokens::run(g.json, cmd, w).await,
         Command::Org(cmd) => org::run(g.json, cmd, w).await,

@@ -12,6 +12,24 @@ use warden_ops::drift::{ClusterDriftReport, ServerDriftReport, SyncState};
 
 use super::{Global, emit, table};
 
+/// The servers to talk to: `--nats` (or `WARDEN_NATS_URL`), else those the running or
+/// last `warden serve` on this database was given; never a guessed default.
+pub(crate) async fn servers(w: &Warden, nats: Option<NatsUrls>) -> Result<NatsUrls> {
+    if let Some(n) = nats {
+        return Ok(n);
+    }
+    match w.serve_presence().await? {
+        Some(p) => NatsUrls::parse(&p.nats).map_err(|e| {
+            super::usage(format!(
+                "the NATS URL `warden serve` noted is unusable ({e}): pass --nats URL"
+            ))
+        }),
+        None => Err(super::usage(
+            "no NATS server given: pass --nats URL[,URL…] or set WARDEN_NATS_URL (`warden serve` notes the servers it was given, and they are used once it has run)",
+        )),
+    }
+}
+
 /// `warden push [ACCOUNT | --all]`: the outbox now, or the current JWT of one account or
 /// of all.
 pub(crate) async fn push(
@@ -42,21 +60,33 @@ pub(crate) async fn push(
         }
         return Ok(());
     }
-    let link = warden_ops::drift::ResolverLink::bulk(nats);
-    let rows = w.push_accounts(&link, account.as_deref()).await?;
-    emit(g, &rows, || {
-        rows.iter()
-            .map(|r| {
-                format!(
-                    "{} {}: {}\n",
-                    r.account,
-                    if r.ok { "pushed" } else { "FAILED" },
-                    r.reply
-                )
-            })
-            .collect()
-    })?;
+    let link = warden_ops::drift::ResolverLink::bulk(nats.clone());
+    let bar = super::progress::Bar::for_output(g.json, 0, "pushing accounts");
+    let rows = w
+        .push_accounts_with(&link, account.as_deref(), &bar)
+        .await?;
     let failures = rows.iter().filter(|r| !r.ok).count();
+    emit(g, &rows, || {
+        // One line per account only for one account or a failure; a bulk push ends
+        // in a summary, as `nsc push --all` does.
+        let mut out = String::new();
+        for r in rows.iter().filter(|r| account.is_some() || !r.ok) {
+            out += &format!(
+                "{} {}: {}\n",
+                r.account,
+                if r.ok { "pushed" } else { "FAILED" },
+                r.reply
+            );
+        }
+        if account.is_none() {
+            out += &format!(
+                "pushed {} to {nats}: {} ok, {failures} failed\n",
+                warden_core::units::plural(rows.len(), "account", "accounts"),
+                rows.len() - failures,
+            );
+        }
+        out
+    })?;
     if failures > 0 {
         bail!("{failures} of {} pushes failed", rows.len());
     }

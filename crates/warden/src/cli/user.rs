@@ -452,11 +452,19 @@ pub async fn run(json: bool, w: &Warden, cmd: UserCmd) -> Result<()> {
         }
         UserCmd::Revoke { name, account } => {
             let v = w.revoke_user(&account, &name).await?;
-            emit(json, &v, || {
-                format!(
-                    "user {} revoked in account {}; push the account JWT (or restart nats-server with a fresh config) for the server to learn it\n",
+            // Whether anything must be done for the servers to learn it depends on
+            // whether a serve relays the outbox now.
+            let serve = w.serve_presence().await.ok().flatten();
+            let running = serve.as_ref().is_some_and(|p| p.is_live(warden_ops::now()));
+            emit(json, &v, || match (&serve, running) {
+                (Some(p), true) => format!(
+                    "user {} revoked in account {}; the running `warden serve` pushes the account to {}: the servers refuse the user within a second or so\n",
+                    v.name, v.account, p.nats
+                ),
+                _ => format!(
+                    "user {} revoked in account {}; no `warden serve` is running: `warden push` (or starting `warden serve`) delivers it to nats-server\n",
                     v.name, v.account
-                )
+                ),
             })
         }
         UserCmd::Delete { name, account } => {

@@ -166,6 +166,17 @@ async fn start(
         Ok(())
     });
 
+    // `warden sync`, `push` and `user revoke` read this to know serve runs and where.
+    let presence = warden_ops::presence::run_presence(
+        warden.clone(),
+        config.nats.clone(),
+        shutdown.receiver(),
+    );
+    tasks.spawn("presence note", async move {
+        presence.await;
+        Ok(())
+    });
+
     let http_state = crate::http::HttpState {
         warden: warden.clone(),
         ready: ready.clone(),
