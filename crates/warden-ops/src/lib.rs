@@ -27,6 +27,7 @@ pub mod keys;
 pub mod leaf;
 pub mod ledger;
 pub mod mappings;
+pub mod metrics;
 pub mod nsc;
 pub mod observe;
 pub mod onboarding;

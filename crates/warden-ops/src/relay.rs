@@ -15,15 +15,19 @@
 //! answered; failures are retried with exponential backoff. Only one relay per
 //! database runs at a time ([`warden_store::RelayLock`]).
 //!
+//! [`RelayStats`] counts what the relay does (rows delivered and failed, batch latency,
+//! connections opened, lost and refused, whether this process holds the lock and is
+//! connected), for the metrics and the health of `warden serve`.
+//!
 //! Shutdown interrupts whatever [`run`] waits on (the lock, a connection, a batch
 //! NATS does not answer) within [`STOP_GRACE`]: the rows of an interrupted batch stay
 //! pending and are delivered after the next start.
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use nats_jwt::{AccountPublicKey, KeyPair, Operator, OperatorClaims};
 use tokio::sync::watch;
@@ -395,20 +399,169 @@ pub async fn drain_all(
     }
 }
 
+/// Upper bounds (seconds) of the relay's batch latency histogram: a batch is one round of
+/// pushes, deletes, stream creations and event publications, from reading its rows to
+/// marking them; with NATS gone it lasts up to the request timeout (5 s by default).
+pub const BATCH_BUCKETS: [f64; 12] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// What the relay of this process did since it started, and its connection now (for
+/// metrics and readiness). Shared by [`run`] and whoever reads it; every field is an
+/// atomic, so reading never holds the relay up.
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    running: AtomicBool,
+    lock_held: AtomicBool,
+    connected: AtomicBool,
+    /// Unix seconds of the last change of `connected` (0: never).
+    since: AtomicI64,
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    connects: AtomicU64,
+    connect_failures: AtomicU64,
+    losses: AtomicU64,
+    buckets: [AtomicU64; BATCH_BUCKETS.len()],
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+/// A copy of [`RelayStats`] at one moment.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct RelaySnapshot {
+    /// Whether a relay runs in this process at all.
+    pub running: bool,
+    /// Whether this process holds the relay lock (only one process relays per database).
+    pub lock_held: bool,
+    /// Whether the relay's connections to NATS are up (false while it does not hold the lock).
+    pub connected: bool,
+    /// Unix seconds of the last change of `connected` (0: never).
+    pub since: i64,
+    /// Outbox rows delivered.
+    pub delivered: u64,
+    /// Failed deliveries of outbox rows (each attempt counted; the row is retried).
+    pub failed: u64,
+    /// Connections to NATS opened (the first and every reconnect).
+    pub connects: u64,
+    /// Attempts to connect that failed.
+    pub connect_failures: u64,
+    /// Connections found lost (a batch that delivered nothing, or a client that reports
+    /// itself disconnected), after which the relay reconnects.
+    pub losses: u64,
+    /// Cumulative batch latency histogram: `(upper bound in seconds, count)`.
+    pub buckets: Vec<(f64, u64)>,
+    /// Sum of the batch latencies, seconds.
+    pub sum_secs: f64,
+    /// Batches observed.
+    pub count: u64,
+    /// The last connection or delivery error, if the relay is not connected or its last
+    /// batch failed.
+    pub last_error: Option<String>,
+}
+
+impl RelayStats {
+    /// The counts now.
+    pub fn snapshot(&self) -> RelaySnapshot {
+        RelaySnapshot {
+            running: self.running.load(Ordering::Relaxed),
+            lock_held: self.lock_held.load(Ordering::Relaxed),
+            connected: self.connected.load(Ordering::Relaxed),
+            since: self.since.load(Ordering::Relaxed),
+            delivered: self.delivered.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            connects: self.connects.load(Ordering::Relaxed),
+            connect_failures: self.connect_failures.load(Ordering::Relaxed),
+            losses: self.losses.load(Ordering::Relaxed),
+            buckets: BATCH_BUCKETS
+                .iter()
+                .zip(&self.buckets)
+                .map(|(b, c)| (*b, c.load(Ordering::Relaxed)))
+                .collect(),
+            sum_secs: self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            count: self.count.load(Ordering::Relaxed),
+            last_error: self.last_error.lock().map(|e| e.clone()).unwrap_or(None),
+        }
+    }
+
+    /// Counts one batch: its rows delivered and failed, and how long it took.
+    pub fn observe_batch(&self, delivered: usize, failed: usize, elapsed: Duration) {
+        self.delivered
+            .fetch_add(delivered as u64, Ordering::Relaxed);
+        self.failed.fetch_add(failed as u64, Ordering::Relaxed);
+        let secs = elapsed.as_secs_f64();
+        for (bound, bucket) in BATCH_BUCKETS.iter().zip(&self.buckets) {
+            if secs <= *bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn set_error(&self, error: Option<String>) {
+        if let Ok(mut e) = self.last_error.lock() {
+            *e = error;
+        }
+    }
+
+    fn set_connected(&self, up: bool) {
+        if self.connected.swap(up, Ordering::Relaxed) != up
+            || self.since.load(Ordering::Relaxed) == 0
+        {
+            self.since.store(now(), Ordering::Relaxed);
+        }
+    }
+
+    fn connected_now(&self) {
+        self.connects.fetch_add(1, Ordering::Relaxed);
+        self.set_connected(true);
+        self.set_error(None);
+    }
+
+    fn connect_failed(&self, error: String) {
+        self.connect_failures.fetch_add(1, Ordering::Relaxed);
+        self.set_connected(false);
+        self.set_error(Some(error));
+    }
+
+    fn lost(&self, error: Option<String>) {
+        self.losses.fetch_add(1, Ordering::Relaxed);
+        self.set_connected(false);
+        if error.is_some() {
+            self.set_error(error);
+        }
+    }
+}
+
+/// Marks the relay stopped in its stats when [`run`] ends, however it ends.
+struct Running<'a>(&'a RelayStats);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::Relaxed);
+        self.0.lock_held.store(false, Ordering::Relaxed);
+        self.0.connected.store(false, Ordering::Relaxed);
+    }
+}
+
 /// How long a batch in flight when shutdown is signalled may take to finish (and be
 /// marked) before it is dropped; also the bound on releasing the relay lock.
 pub const STOP_GRACE: Duration = Duration::from_millis(400);
 
 /// Runs the relay until `shutdown` becomes true: waits for the relay lock, keeps
-/// connections up, drains the outbox, and reports readiness through `ready`. Returns
+/// connections up and drains the outbox, counting all it does in `stats`. Returns
 /// within about twice [`STOP_GRACE`] of the shutdown, whatever the state of NATS and
 /// of the database.
 pub async fn run(
     warden: Warden,
     cfg: RelayConfig,
     mut shutdown: watch::Receiver<bool>,
-    ready: Arc<AtomicBool>,
+    stats: Arc<RelayStats>,
 ) -> Result<()> {
+    stats.running.store(true, Ordering::Relaxed);
+    let _running = Running(&stats);
     let mut lock = None;
     let mut conns: Option<Connections> = None;
     let mut reconnect_wait = Duration::from_millis(200);
@@ -418,10 +571,11 @@ pub async fn run(
                 None => break,
                 Some(Ok(Some(l))) => {
                     tracing::info!("this process relays the outbox");
+                    stats.lock_held.store(true, Ordering::Relaxed);
                     lock = Some(l)
                 }
                 Some(Ok(None)) => {
-                    ready.store(true, Ordering::SeqCst); // a standby is ready to serve HTTP/NATS
+                    // A standby: another process relays.
                     wait(&mut shutdown, Duration::from_secs(2)).await;
                     continue;
                 }
@@ -439,11 +593,18 @@ pub async fn run(
                     tracing::info!(url = %cfg.nats_url, "relay connected");
                     conns = Some(c);
                     reconnect_wait = Duration::from_millis(200);
-                    ready.store(true, Ordering::SeqCst);
+                    stats.connected_now();
                 }
                 Some(Err(e)) => {
-                    tracing::warn!("relay cannot connect to NATS: {e:#}");
-                    ready.store(false, Ordering::SeqCst);
+                    // Logged once per outage, not on every retry.
+                    if stats.connected.load(Ordering::Relaxed)
+                        || stats.connect_failures.load(Ordering::Relaxed) == 0
+                    {
+                        tracing::warn!("relay cannot connect to NATS: {e:#}");
+                    } else {
+                        tracing::debug!("relay cannot connect to NATS: {e:#}");
+                    }
+                    stats.connect_failed(format!("{e:#}"));
                     wait(&mut shutdown, reconnect_wait).await;
                     reconnect_wait = (reconnect_wait * 2).min(cfg.max_backoff);
                     continue;
@@ -451,6 +612,18 @@ pub async fn run(
             }
         }
         let Some(c) = conns.as_ref() else { continue };
+        // An idle relay sends nothing, so it learns of a lost server from its client.
+        if c.resolver.client().connection_state() != async_nats::connection::State::Connected {
+            if stats.connected.load(Ordering::Relaxed) {
+                tracing::warn!(url = %cfg.nats_url, "relay lost its NATS connection");
+                stats.lost(Some(format!("lost the connection to {}", cfg.nats_url)));
+            }
+        } else if !stats.connected.load(Ordering::Relaxed) {
+            // The client reconnected by itself.
+            stats.set_connected(true);
+            stats.set_error(None);
+        }
+        let started = Instant::now();
         match unless_stopped(&mut shutdown, drain_once(&warden, c, &cfg)).await {
             None => {
                 tracing::info!(
@@ -459,12 +632,15 @@ pub async fn run(
                 break;
             }
             Some(Ok((report, seen))) => {
+                if seen > 0 {
+                    stats.observe_batch(report.delivered, report.failed, started.elapsed());
+                }
                 if report.failed > 0 {
                     tracing::warn!(failed = report.failed, error = ?report.first_error, "outbox delivery failed; will retry");
                 }
                 if connection_trouble(&report) {
                     conns = None;
-                    ready.store(false, Ordering::SeqCst);
+                    stats.lost(report.first_error.clone());
                     wait(&mut shutdown, reconnect_wait).await;
                     reconnect_wait = (reconnect_wait * 2).min(cfg.max_backoff);
                 } else if seen == 0 {

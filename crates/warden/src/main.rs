@@ -29,6 +29,23 @@ fn log_filter() -> tracing_subscriber::EnvFilter {
     .fold(filter, |f, d| f.add_directive(d))
 }
 
+/// Installs the logger: stderr, filtered by [`log_filter`], as text (coloured only when
+/// stderr is a terminal, so files and pipes get no escape codes) or as JSON lines.
+fn init_logging(format: cli::LogFormat) {
+    use std::io::IsTerminal as _;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(log_filter())
+        .with_writer(std::io::stderr);
+    match format {
+        cli::LogFormat::Json => builder
+            .json()
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+        cli::LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
 fn main() -> ExitCode {
     let json = cli::json_requested(&std::env::args_os().collect::<Vec<_>>());
     let cli = match Cli::try_parse() {
@@ -55,10 +72,7 @@ fn main() -> ExitCode {
         }
         Err(e) => e.exit(),
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(log_filter())
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(cli.log_format());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

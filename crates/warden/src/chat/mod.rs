@@ -12,12 +12,15 @@
 //!   there to its own clients in that room ([`hub`]). Rule changes and deletions are
 //!   published on `chat.room.<id>.ctl`, so every gateway re-evaluates its open sockets at
 //!   once (live enforcement).
+//! - Counters for `/metrics` ([`stats`]): sockets opened and open, messages accepted,
+//!   deliveries to sockets.
 
 pub mod hub;
 mod rest;
 mod ws;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -198,12 +201,62 @@ pub struct Sessions {
     open: Arc<watch::Sender<usize>>,
 }
 
+/// What the rooms gateway of this process did since it started (served as metrics).
+#[derive(Debug, Default)]
+pub struct ChatStats {
+    opened: AtomicU64,
+    closed: AtomicU64,
+    accepted: AtomicU64,
+    delivered: AtomicU64,
+}
+
+/// A copy of [`ChatStats`] at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChatStatsSnapshot {
+    /// Websockets open now.
+    pub open: u64,
+    /// Websockets opened.
+    pub opened: u64,
+    /// Messages accepted from sockets (stored and published).
+    pub accepted: u64,
+    /// Messages sent to sockets.
+    pub delivered: u64,
+}
+
+impl ChatStats {
+    /// The counts now.
+    pub fn snapshot(&self) -> ChatStatsSnapshot {
+        let opened = self.opened.load(Ordering::Relaxed);
+        ChatStatsSnapshot {
+            open: opened.saturating_sub(self.closed.load(Ordering::Relaxed)),
+            opened,
+            accepted: self.accepted.load(Ordering::Relaxed),
+            delivered: self.delivered.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn accepted(&self) {
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn delivered(&self) {
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The rooms gateway's counters in this process (one gateway per process).
+pub fn stats() -> &'static ChatStats {
+    static STATS: std::sync::OnceLock<ChatStats> = std::sync::OnceLock::new();
+    STATS.get_or_init(ChatStats::default)
+}
+
 /// One open websocket; dropping it closes it in the count.
 pub(crate) struct SessionGuard(Arc<watch::Sender<usize>>);
 
 impl Sessions {
     /// Counts one more open socket, until the guard is dropped.
     pub(crate) fn open(&self) -> SessionGuard {
+        stats().opened.fetch_add(1, Ordering::Relaxed);
         self.open.send_modify(|n| *n += 1);
         SessionGuard(self.open.clone())
     }
@@ -218,6 +271,7 @@ impl Sessions {
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
+        stats().closed.fetch_add(1, Ordering::Relaxed);
         self.0.send_modify(|n| *n = n.saturating_sub(1));
     }
 }
@@ -270,8 +324,8 @@ pub async fn start(
     })
 }
 
-/// Serves the gateway alone on `listener` until `stop` resolves, then waits for the
-/// requests in flight and the websockets' goodbyes (unbounded: the caller bounds the
+/// Serves the gateway alone on `listener` (with `GET /metrics`, no token: counts only)
+/// until `stop` resolves, then waits for the requests in flight and the websockets' goodbyes (unbounded: the caller bounds the
 /// whole, see [`crate::serve::Tasks`]); unknown paths get the gateway's JSON `no_route`
 /// error.
 pub async fn serve(
@@ -280,7 +334,10 @@ pub async fn serve(
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let sessions = state.sessions();
-    let app = router(state).fallback(|| async { rest::ChatError::NoRoute.into_response_json() });
+    let app = router(state)
+        .route("/metrics", get(crate::http::metrics::chat_metrics))
+        .fallback(|| async { rest::ChatError::NoRoute.into_response_json() })
+        .layer(axum::middleware::from_fn(crate::http::metrics::track));
     axum::serve(listener, app)
         .with_graceful_shutdown(stop)
         .await?;

@@ -497,6 +497,7 @@ impl Session {
         if let Err(e) = self.state.hub.publish_message(&out).await {
             return self.reply(sink, &internal_frame(&e)).await;
         }
+        super::stats().accepted();
         Next::Continue
     }
 
@@ -517,6 +518,7 @@ impl Session {
                 if sink.send(Message::Text(frame)).await.is_err() {
                     return Next::Close(CLOSE_GOING_AWAY, "send failed");
                 }
+                super::stats().delivered();
                 Next::Continue
             }
             Ok(RoomEvent::RulesChanged) => self.recheck(sink).await,

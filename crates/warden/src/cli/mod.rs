@@ -174,11 +174,34 @@ pub(crate) fn usage(msg: impl Into<String>) -> anyhow::Error {
 /// Warden: identity and access control plane for NATS.
 #[derive(Parser, Debug)]
 #[command(name = "warden", version, about, long_about = None)]
+#[command(after_help = LOG_HELP)]
 pub struct Cli {
     #[command(flatten)]
     global: Global,
     #[command(subcommand)]
     command: Command,
+}
+
+/// What `warden --help` says about logs.
+const LOG_HELP: &str = "Logs go to stderr. WARDEN_LOG chooses what is logged (tracing's env-filter \
+syntax, e.g. `info` or `warn,warden_ops::relay=debug`; default `warn`); --log-format or \
+WARDEN_LOG_FORMAT chooses text (coloured only on a terminal) or json (one object per line).";
+
+/// How log lines are written (`--log-format`, `WARDEN_LOG_FORMAT`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (ANSI colours only when stderr is a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Cli {
+    /// The log format asked for.
+    pub fn log_format(&self) -> LogFormat {
+        self.global.log_format
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -198,6 +221,9 @@ pub(crate) struct Global {
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     json: bool,
+    /// Log lines on stderr: text or json (what is logged: WARDEN_LOG).
+    #[arg(long, global = true, env = "WARDEN_LOG_FORMAT", value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 #[derive(Subcommand, Debug)]

@@ -47,9 +47,50 @@ pub(super) async fn outbox_facts(w: &Warden) -> ConsoleResult<String> {
         ),
     };
     Ok(format!(
-        "<dt>Outbox</dt><dd id=\"outbox-pending\" data-pending=\"{}\">{backlog}</dd><dt>Last relay error</dt><dd id=\"relay-error\">{error}</dd>",
+        "{}<dt>Outbox</dt><dd id=\"outbox-pending\" data-pending=\"{}\">{backlog}</dd><dt>Last relay error</dt><dd id=\"relay-error\">{error}</dd>",
+        nats_facts(),
         state.pending
     ))
+}
+
+/// NATS as this process sees it now (the relay's connection, or the NATS service's
+/// client: what `/readyz` reports) and whether this process relays, as HTML facts.
+fn nats_facts() -> String {
+    use crate::http::metrics::{NatsState, observed};
+    let (state, text) = match observed().nats_state() {
+        NatsState::Connected => (
+            "connected",
+            "<span class=\"ok\">connected</span>".to_string(),
+        ),
+        NatsState::Unreachable(why) => (
+            "unreachable",
+            format!("<span class=\"bad\">{}</span>", esc(&why)),
+        ),
+        NatsState::Unknown => (
+            "unknown",
+            "<span class=\"muted\">not watched by this process</span>".to_string(),
+        ),
+    };
+    let relay = observed().relay.snapshot();
+    let relaying = if !relay.running {
+        "<span class=\"muted\">not in this process</span>".to_string()
+    } else if !relay.lock_held {
+        "<span class=\"muted\">standby (another process relays)</span>".to_string()
+    } else if relay.connected {
+        "<span class=\"ok\">relaying</span>".to_string()
+    } else {
+        format!(
+            "<span class=\"bad\">not connected{}</span>",
+            relay
+                .last_error
+                .as_deref()
+                .map(|e| format!(": {}", esc(e)))
+                .unwrap_or_default()
+        )
+    };
+    format!(
+        "<dt>NATS</dt><dd id=\"nats-state\" data-state=\"{state}\">{text}</dd><dt>Relay</dt><dd id=\"relay-state\">{relaying}</dd>"
+    )
 }
 
 /// `GET /console/sync`.

@@ -120,25 +120,61 @@ pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: ready flag set and the store answers.
+/// `GET /readyz`, in this order: `503 unavailable` while starting or stopping (the ready
+/// flag is off) or when the database does not answer; `200 degraded` when NATS is
+/// unreachable (the API keeps working and changes wait in the outbox, so a load balancer
+/// keeps sending traffic); `200 ready` otherwise. NATS's state is the relay's connection
+/// or the NATS service's client ([`super::metrics::Observed::nats_state`]). A change of
+/// state is logged once, not every probe.
 pub(crate) async fn readyz(State(state): State<HttpState>) -> Response {
+    use super::metrics::{NatsState, observed};
     if !state.ready.load(Ordering::SeqCst) {
+        readiness_changed("starting", "starting or shutting down");
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "unavailable", "reason": "starting or shutting down"})),
         )
             .into_response();
     }
-    match state.warden.status().await {
-        Ok(_) => Json(json!({"status": "ready"})).into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check: the store does not answer");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "unavailable", "reason": "the database does not answer"})),
-            )
+    if let Err(e) = state.warden.status().await {
+        readiness_changed("store", &format!("the database does not answer: {e}"));
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "reason": "the database does not answer"})),
+        )
+            .into_response();
+    }
+    match observed().nats_state() {
+        NatsState::Unreachable(reason) => {
+            readiness_changed("degraded", &reason);
+            Json(json!({"status": "degraded", "reason": reason, "nats": "unreachable"}))
                 .into_response()
         }
+        NatsState::Connected => {
+            readiness_changed("ready", "");
+            Json(json!({"status": "ready", "nats": "connected"})).into_response()
+        }
+        NatsState::Unknown => {
+            readiness_changed("ready", "");
+            Json(json!({"status": "ready"})).into_response()
+        }
+    }
+}
+
+/// Logs a readiness probe's outcome when it differs from the previous probe's: a warning
+/// when it turns bad, a note when it is ready again.
+fn readiness_changed(state: &'static str, reason: &str) {
+    static LAST: std::sync::Mutex<&str> = std::sync::Mutex::new("ready");
+    let Ok(mut last) = LAST.lock() else { return };
+    if *last == state {
+        return;
+    }
+    *last = state;
+    drop(last);
+    if state == "ready" {
+        tracing::info!("readiness: ready");
+    } else {
+        tracing::warn!(state, "readiness: {reason}");
     }
 }
 

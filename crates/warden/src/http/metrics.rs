@@ -1,23 +1,34 @@
 //! Warden's metrics in the Prometheus text exposition format (version 0.0.4), served
-//! without a token at `GET /metrics` by `warden serve` and by `warden callout run
-//! --metrics-listen`: counts and latencies only, never a name, a key or a secret.
+//! without a token at `GET /metrics` by `warden serve`, `warden chat` and `warden callout
+//! run --metrics-listen`: counts and latencies only, never a name, a key or a secret.
+//! Every family is listed in docs/metrics.md.
 //!
-//! [`MetricsText`] writes metric families (`# HELP`, `# TYPE`, then the samples), so
-//! another set of counters is one more function like [`callout`] that a handler calls
-//! before [`MetricsText::finish`]. Today it carries the auth callout's decisions
-//! ([`CalloutStats`]): `warden_callout_decisions_total{result=…}` and the
-//! `warden_callout_decision_seconds` histogram.
+//! [`MetricsText`] writes metric families (`# HELP`, `# TYPE`, then the samples); each set
+//! of counters is one function ([`callout`], [`relay`], [`store`], [`http`], [`chat`])
+//! that a page calls before [`MetricsText::finish`].
+//!
+//! The counters of one process live in [`observed`] (as a Prometheus client's default
+//! registry would): the relay's [`RelayStats`], the HTTP requests ([`HttpStats`], counted
+//! by the [`track`] middleware by route template), the directory syncs seen in the ledger,
+//! and what tells whether NATS is reachable ([`Observed::nats_state`], which `/readyz` and
+//! the console's overview read too). The store's numbers are read per scrape through
+//! [`warden_ops::Warden::store_gauges`].
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use warden_ops::callout::responder::{CalloutStats, StatsSnapshot};
+use warden_ops::metrics::{DirSyncCounts, DirSyncRuns, StoreGauges};
+use warden_ops::relay::{RelaySnapshot, RelayStats};
 
 /// The content type of the text exposition format, version 0.0.4.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -176,18 +187,363 @@ pub fn render(s: &StatsSnapshot) -> String {
     page.finish()
 }
 
+/// The relay's families: rows delivered and failed, the batch latency histogram, its
+/// connections opened, refused and lost, whether it holds the lock and is connected.
+pub fn relay(page: &mut MetricsText, s: &RelaySnapshot) {
+    page.counter(
+        "warden_relay_pushes_total",
+        "Outbox rows the relay delivered to NATS (ok) or failed to deliver (failed, each attempt; the row is retried), since start.",
+        &[(&[("result", "ok")], s.delivered), (&[("result", "failed")], s.failed)],
+    );
+    page.histogram(
+        "warden_relay_batch_duration_seconds",
+        "Time the relay took to deliver one batch of outbox rows (pushes, deletes, streams, events) and mark them, in seconds.",
+        &[(
+            &[],
+            Histogram {
+                buckets: &s.buckets,
+                sum: s.sum_secs,
+                count: s.count,
+            },
+        )],
+    );
+    page.counter(
+        "warden_relay_connects_total",
+        "Times the relay opened its NATS connections (the first time and every reconnect), since start.",
+        &[(&[], s.connects)],
+    );
+    page.counter(
+        "warden_relay_connect_failures_total",
+        "Attempts of the relay to connect to NATS that failed, since start.",
+        &[(&[], s.connect_failures)],
+    );
+    page.counter(
+        "warden_relay_connection_losses_total",
+        "Times the relay found its NATS connection lost, since start.",
+        &[(&[], s.losses)],
+    );
+    page.gauge(
+        "warden_relay_lock_held",
+        "1 when this process holds the relay lock (it is the one relaying the outbox), else 0.",
+        &[(&[], flag(s.lock_held))],
+    );
+    page.gauge(
+        "warden_relay_nats_connected",
+        "1 when the relay's connections to NATS are up, else 0 (also 0 on a standby).",
+        &[(&[], flag(s.connected))],
+    );
+}
+
+/// The store's families, read through [`warden_ops::Warden::store_gauges`] (`None`: the
+/// store did not answer, and only `warden_store_up 0` is written) and the directory syncs.
+pub fn store(page: &mut MetricsText, gauges: Option<&StoreGauges>, dirsync: DirSyncCounts) {
+    page.gauge(
+        "warden_store_up",
+        "1 when the database answered this scrape, else 0 (the outbox and ledger numbers are then left out).",
+        &[(&[], flag(gauges.is_some()))],
+    );
+    if let Some(g) = gauges {
+        page.gauge(
+            "warden_outbox_pending_rows",
+            "Outbox rows not yet delivered to NATS (the relay's backlog).",
+            &[(&[], g.outbox_pending as f64)],
+        );
+        page.gauge(
+            "warden_outbox_oldest_pending_age_seconds",
+            "Seconds since the oldest undelivered outbox row was written (0 when none is pending).",
+            &[(&[], g.outbox_oldest_age_secs as f64)],
+        );
+        page.counter(
+            "warden_ledger_events_total",
+            "Events in the ledger (every change Warden made, in the database: not reset by a restart).",
+            &[(&[], g.ledger_events.max(0) as u64)],
+        );
+    }
+    page.counter(
+        "warden_dir_sync_runs_total",
+        "Directory syncs applied (read from the ledger) since this process started, by result: changed (users or roles created, updated or deleted) or unchanged.",
+        &[
+            (&[("result", "changed")], dirsync.changed),
+            (&[("result", "unchanged")], dirsync.unchanged),
+        ],
+    );
+}
+
+/// Upper bounds (seconds) of the HTTP request latency histogram.
+pub const HTTP_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The route of a request no route matched (a 404 of any path: the raw path is never a
+/// label, or every scanner's guess would be a series of its own).
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+#[derive(Clone, Debug, Default)]
+struct Latency {
+    buckets: [u64; HTTP_BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+/// HTTP requests answered, by method, route template and status, and their latency by
+/// method and route.
+#[derive(Debug, Default)]
+pub struct HttpStats {
+    inner: Mutex<HttpCounts>,
+}
+
+#[derive(Debug, Default)]
+struct HttpCounts {
+    requests: BTreeMap<(String, String, u16), u64>,
+    latency: BTreeMap<(String, String), Latency>,
+}
+
+impl HttpStats {
+    /// Counts one request answered with `status` after `elapsed`.
+    pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let Ok(mut c) = self.inner.lock() else { return };
+        *c.requests
+            .entry((method.to_string(), route.to_string(), status))
+            .or_default() += 1;
+        let l = c
+            .latency
+            .entry((method.to_string(), route.to_string()))
+            .or_default();
+        let secs = elapsed.as_secs_f64();
+        for (bound, n) in HTTP_BUCKETS.iter().zip(l.buckets.iter_mut()) {
+            if secs <= *bound {
+                *n += 1;
+            }
+        }
+        l.sum += secs;
+        l.count += 1;
+    }
+}
+
+/// The HTTP families: `warden_http_requests_total{method,route,status}` and the
+/// `warden_http_request_duration_seconds{method,route}` histogram.
+pub fn http(page: &mut MetricsText, stats: &HttpStats) {
+    let (requests, latency) = match stats.inner.lock() {
+        Ok(c) => (c.requests.clone(), c.latency.clone()),
+        Err(_) => Default::default(),
+    };
+    let statuses: Vec<String> = requests.keys().map(|(_, _, s)| s.to_string()).collect();
+    let labels: Vec<[(&str, &str); 3]> = requests
+        .keys()
+        .zip(&statuses)
+        .map(|((m, r, _), s)| {
+            [
+                ("method", m.as_str()),
+                ("route", r.as_str()),
+                ("status", s.as_str()),
+            ]
+        })
+        .collect();
+    let samples: Vec<(Labels<'_>, u64)> = labels
+        .iter()
+        .zip(requests.values())
+        .map(|(l, n)| (&l[..], *n))
+        .collect();
+    page.counter(
+        "warden_http_requests_total",
+        "HTTP requests answered since start, by method, route template (never the raw path; unmatched for no route) and status code.",
+        &samples,
+    );
+    let buckets: Vec<Vec<(f64, u64)>> = latency
+        .values()
+        .map(|l| HTTP_BUCKETS.iter().copied().zip(l.buckets).collect())
+        .collect();
+    let labels: Vec<[(&str, &str); 2]> = latency
+        .keys()
+        .map(|(m, r)| [("method", m.as_str()), ("route", r.as_str())])
+        .collect();
+    let series: Vec<(Labels<'_>, Histogram<'_>)> = labels
+        .iter()
+        .zip(latency.values().zip(&buckets))
+        .map(|(l, (lat, b))| {
+            (
+                &l[..],
+                Histogram {
+                    buckets: b,
+                    sum: lat.sum,
+                    count: lat.count,
+                },
+            )
+        })
+        .collect();
+    page.histogram(
+        "warden_http_request_duration_seconds",
+        "Time from receiving an HTTP request to its response's head, in seconds, by method and route template.",
+        &series,
+    );
+}
+
+/// The rooms gateway's families: open websockets, sockets opened, messages accepted and
+/// deliveries to sockets.
+pub fn chat(page: &mut MetricsText, s: &crate::chat::ChatStatsSnapshot) {
+    page.gauge(
+        "warden_chat_sockets_open",
+        "Rooms websockets open on this gateway now.",
+        &[(&[], s.open as f64)],
+    );
+    page.counter(
+        "warden_chat_sockets_opened_total",
+        "Rooms websockets opened on this gateway since start.",
+        &[(&[], s.opened)],
+    );
+    page.counter(
+        "warden_chat_messages_accepted_total",
+        "Chat messages this gateway accepted from its sockets (stored and published to every gateway), since start.",
+        &[(&[], s.accepted)],
+    );
+    page.counter(
+        "warden_chat_deliveries_total",
+        "Chat messages this gateway sent to its sockets (one per socket in the room), since start.",
+        &[(&[], s.delivered)],
+    );
+}
+
+/// `warden_build_info{version}`: always 1, to join the other families on the version.
+pub fn build_info(page: &mut MetricsText) {
+    page.gauge(
+        "warden_build_info",
+        "Always 1; the version label says which Warden runs.",
+        &[(&[("version", env!("CARGO_PKG_VERSION"))], 1.0)],
+    );
+}
+
+fn flag(on: bool) -> f64 {
+    if on { 1.0 } else { 0.0 }
+}
+
+/// Whether NATS is reachable from this process, as far as it can tell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NatsState {
+    /// Nothing in this process watches NATS (no relay holding the lock, no NATS service).
+    Unknown,
+    /// Connected.
+    Connected,
+    /// Not connected: why.
+    Unreachable(String),
+}
+
+/// What this process counts and watches, shared by its pages: see the module's doc.
+#[derive(Debug, Default)]
+pub struct Observed {
+    /// The outbox relay's counters (`warden serve`).
+    pub relay: Arc<RelayStats>,
+    /// The HTTP requests answered.
+    pub http: HttpStats,
+    /// The directory syncs seen in the ledger.
+    pub dirsync: DirSyncRuns,
+    /// The NATS URL and the client of `serve`'s NATS service, once connecting.
+    nats: OnceLock<(String, Option<async_nats::Client>)>,
+}
+
+/// This process's [`Observed`].
+pub fn observed() -> &'static Observed {
+    static OBSERVED: OnceLock<Observed> = OnceLock::new();
+    OBSERVED.get_or_init(Observed::default)
+}
+
+impl Observed {
+    /// Records the NATS `url` this process keeps in step with, and the client whose
+    /// connection state tells whether it is reachable when the relay cannot (a standby).
+    pub fn watch_nats(&self, url: &str, client: Option<async_nats::Client>) {
+        let _ = self.nats.set((url.to_string(), client));
+    }
+
+    /// Whether NATS is reachable: the relay's connection when this process relays (it
+    /// talks to NATS the most), else the NATS service's client.
+    pub fn nats_state(&self) -> NatsState {
+        let Some((url, client)) = self.nats.get() else {
+            return NatsState::Unknown;
+        };
+        let relay = self.relay.snapshot();
+        if relay.running && relay.lock_held {
+            return if relay.connected {
+                NatsState::Connected
+            } else {
+                NatsState::Unreachable(format!(
+                    "NATS {url} unreachable: {}",
+                    relay
+                        .last_error
+                        .as_deref()
+                        .unwrap_or("the relay is not connected yet")
+                ))
+            };
+        }
+        match client {
+            Some(c) => match c.connection_state() {
+                async_nats::connection::State::Connected => NatsState::Connected,
+                other => NatsState::Unreachable(format!(
+                    "NATS {url} unreachable: the NATS service's connection is {other}"
+                )),
+            },
+            None => NatsState::Unknown,
+        }
+    }
+}
+
+/// Middleware counting every request in [`observed`]'s [`HttpStats`] by the route
+/// template axum matched (`/v1/accounts/{name}`), never by the raw path.
+pub async fn track(req: Request, next: Next) -> Response {
+    let method = req.method().as_str().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| UNMATCHED_ROUTE.to_string(), |m| m.as_str().to_string());
+    let started = Instant::now();
+    let res = next.run(req).await;
+    observed()
+        .http
+        .observe(&method, &route, res.status().as_u16(), started.elapsed());
+    res
+}
+
 fn text(body: String) -> Response {
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
 }
 
-/// `GET /metrics` of `warden serve`: the counters of this process's auth callout
-/// responder (all zero when `--callout` is off).
-pub(crate) async fn serve_metrics() -> Response {
-    text(render(&crate::serve::callout_stats().snapshot()))
+/// `GET /metrics` of `warden serve`: its auth callout responder (all zero when
+/// `--callout` is off), relay, store, HTTP requests and (when it runs here) rooms gateway.
+pub(crate) async fn serve_metrics(State(state): State<super::HttpState>) -> Response {
+    let o = observed();
+    let gauges = match state.warden.store_gauges().await {
+        Ok(g) => Some(g),
+        Err(e) => {
+            tracing::debug!(error = %e, "metrics: the store does not answer");
+            None
+        }
+    };
+    let dirsync = match o.dirsync.catch_up(&state.warden).await {
+        Ok(c) => c,
+        Err(_) => o.dirsync.counts(),
+    };
+    let mut page = MetricsText::new();
+    build_info(&mut page);
+    callout(&mut page, &crate::serve::callout_stats().snapshot());
+    relay(&mut page, &o.relay.snapshot());
+    store(&mut page, gauges.as_ref(), dirsync);
+    http(&mut page, &o.http);
+    chat(&mut page, &crate::chat::stats().snapshot());
+    text(page.finish())
+}
+
+/// `GET /metrics` of `warden chat`: the rooms gateway and its HTTP requests.
+pub(crate) async fn chat_metrics() -> Response {
+    let mut page = MetricsText::new();
+    build_info(&mut page);
+    chat(&mut page, &crate::chat::stats().snapshot());
+    http(&mut page, &observed().http);
+    text(page.finish())
 }
 
 async fn responder_metrics(State(stats): State<Arc<CalloutStats>>) -> Response {
-    text(render(&stats.snapshot()))
+    let mut page = MetricsText::new();
+    build_info(&mut page);
+    callout(&mut page, &stats.snapshot());
+    text(page.finish())
 }
 
 /// A router with `GET /metrics` only, for a responder running on its own

@@ -3,7 +3,10 @@
 //! transaction with its ledger event and outbox row).
 //!
 //! - `GET /healthz`, `GET /readyz`, `GET /openapi.json` and `GET /metrics` (Prometheus
-//!   text, counts only: see [`metrics`]) need no token.
+//!   text, counts only: see [`metrics`]) need no token. `/readyz` is 503 only while
+//!   starting or stopping or when the database does not answer; NATS unreachable is
+//!   `200 {"status":"degraded"}`, since the API and the console keep working then (changes
+//!   wait in the outbox) and a load balancer must not take every `serve` out at once.
 //! - `/v1/onboarding/download` needs no bearer token: the package's one-time download
 //!   token is its credential (see [`onboarding`]).
 //! - Everything else under `/v1/` needs `Authorization: Bearer wdn_…` (see
@@ -320,6 +323,8 @@ pub async fn serve_with_nats(
     if let Some(extra) = extra {
         router = router.merge(extra);
     }
+    // Every request is counted by its route template, the rooms gateway's too.
+    let router = router.layer(middleware::from_fn(metrics::track));
     // The peer's address reaches the handlers: an unauthenticated download is recorded
     // as the address it came from.
     axum::serve(

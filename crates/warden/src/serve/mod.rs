@@ -149,7 +149,12 @@ async fn start(
     let mut cfg = RelayConfig::new(config.nats.clone());
     cfg.max_backoff = config.max_backoff;
     cfg.batch = config.batch.max(1);
-    let relay = relay::run(warden.clone(), cfg, shutdown.receiver(), ready.clone());
+    let relay = relay::run(
+        warden.clone(),
+        cfg,
+        shutdown.receiver(),
+        crate::http::metrics::observed().relay.clone(),
+    );
     tasks.spawn("outbox relay", async move { Ok(relay.await?) });
 
     let observe =
@@ -223,6 +228,9 @@ async fn start(
             .connect(warden_nats::servers(&config.nats))
             .await
             .with_context(|| format!("cannot connect to {}", config.nats))?;
+        // Its connection state tells /readyz whether NATS is there when the relay of
+        // another process holds the lock.
+        crate::http::metrics::observed().watch_nats(&config.nats, Some(client.clone()));
         let prefix = warden.settings().service_prefix.clone();
         let w = warden.clone();
         let stop = shutdown.triggered();
@@ -231,6 +239,17 @@ async fn start(
         tasks.spawn("NATS service", async move {
             crate::nats_api::run(client, w, &prefix, &scopes, stop).await
         });
+    } else {
+        crate::http::metrics::observed().watch_nats(&config.nats, None);
     }
+    // Ready from now until the stop begins (whether NATS is there is /readyz's
+    // "degraded", not a reason to take this process out of a load balancer).
+    ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    let stop = shutdown.triggered();
+    tasks.spawn("readiness", async move {
+        stop.await;
+        ready.store(false, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    });
     Ok(())
 }
