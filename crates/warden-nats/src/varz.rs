@@ -39,6 +39,10 @@ pub struct ServerTrust {
     pub version: String,
     /// The operators it trusts.
     pub operators: Vec<TrustedOperator>,
+    /// Its system account's public key (empty when it has none).
+    pub system_account: String,
+    /// Its clock when it answered (`now`, RFC 3339), for comparing clocks.
+    pub now: String,
 }
 
 impl ServerTrust {
@@ -71,6 +75,10 @@ struct VarzPart {
     version: String,
     #[serde(default)]
     trusted_operators_claim: Option<Vec<ClaimPart>>,
+    #[serde(default)]
+    system_account: String,
+    #[serde(default)]
+    now: String,
 }
 
 #[derive(Deserialize)]
@@ -121,6 +129,8 @@ pub fn parse_varz_trust(payload: &[u8]) -> Result<ServerTrust, String> {
                 signing_keys: c.nats.and_then(|n| n.signing_keys).unwrap_or_default(),
             })
             .collect(),
+        system_account: data.system_account,
+        now: data.now,
     })
 }
 

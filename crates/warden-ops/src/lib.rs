@@ -20,6 +20,7 @@ pub mod deploy;
 pub mod device;
 pub mod dir_keys;
 pub mod dirsync;
+pub mod doctor;
 pub mod drift;
 pub mod exports;
 pub mod governance;

@@ -47,6 +47,9 @@ fn init_logging(format: cli::LogFormat) {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = cli::config_file::apply() {
+        return code;
+    }
     let json = cli::json_requested(&std::env::args_os().collect::<Vec<_>>());
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

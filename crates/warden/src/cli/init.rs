@@ -46,6 +46,10 @@ pub struct InitArgs {
     /// JWT migrations (JSON) to apply instead of the built-in ones.
     #[arg(long, value_name = "FILE")]
     migrations: Option<PathBuf>,
+    /// Change nothing and exit 0 when the database already has an operator (a service's
+    /// every start runs it; only the first one initialises).
+    #[arg(long)]
+    if_missing: bool,
 }
 
 fn parse_case(s: &str) -> Result<NameCase, String> {
@@ -100,6 +104,12 @@ pub(crate) async fn init(g: &Global, args: InitArgs) -> Result<()> {
         None => default_migrations(&prefix),
     };
     let mut w = open_or_create(g).await?;
+    if let Some(op) = w.status().await?.operator.filter(|_| args.if_missing) {
+        let report = serde_json::json!({"created": false, "operator": op.name});
+        return emit(g, &report, || {
+            format!("already initialised: operator {}\n", op.name)
+        });
+    }
     let report = w
         .init(InitOptions {
             operator: args.name,

@@ -24,10 +24,13 @@ pub mod artifacts;
 pub mod bench;
 pub mod callout;
 pub mod chat;
+pub mod completions;
+pub mod config_file;
 pub mod deploy;
 pub mod device;
 pub mod dir_keys;
 pub mod dirsync;
+pub mod doctor;
 pub mod exports;
 pub mod governance;
 pub mod init;
@@ -173,7 +176,7 @@ pub(crate) fn usage(msg: impl Into<String>) -> anyhow::Error {
 
 /// Warden: identity and access control plane for NATS.
 #[derive(Parser, Debug)]
-#[command(name = "warden", version, about, long_about = None)]
+#[command(name = "warden", version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("WARDEN_GIT_COMMIT"), ")"), about, long_about = None)]
 #[command(after_help = LOG_HELP)]
 pub struct Cli {
     #[command(flatten)]
@@ -221,6 +224,9 @@ pub(crate) struct Global {
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     json: bool,
+    /// Configuration file (read before the flags: see `config_file`); default /etc/warden/warden.toml for serve, chat, callout run and doctor.
+    #[arg(long, global = true, env = "WARDEN_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Log lines on stderr: text or json (what is logged: WARDEN_LOG).
     #[arg(long, global = true, env = "WARDEN_LOG_FORMAT", value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -354,6 +360,10 @@ enum Command {
     /// Auth callout: Warden decides at connect time who connects (nats-server ≥ 2.10).
     #[command(subcommand)]
     Callout(callout::CalloutCmd),
+    /// Check the database, master key, nats-server, outbox and clock; one line each (exit 1 if any fails).
+    Doctor(doctor::DoctorArgs),
+    /// Print the shell completion script (bash, zsh, fish).
+    Completions(completions::CompletionsArgs),
     /// Print a user's JWT (for a user who holds their own seed: `warden creds` cannot).
     Jwt {
         /// Account name.
@@ -394,6 +404,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Tool(cmd) => tool::run(&g.json, cmd, || open(&g)).await,
         Command::Bench(cmd) => bench::run(g.json, cmd).await,
+        Command::Doctor(args) => doctor::run(&g, args).await,
+        Command::Completions(args) => completions::run(args),
         Command::Import(cmd) => {
             nsc::check_import_dirs(&cmd)?;
             nsc::run_import(g.json, cmd, open_or_create(&g).await?).await
@@ -480,6 +492,8 @@ async fn dispatch(g: &Global, w: &Warden, command: Command) -> Result<()> {
         | Command::Describe { .. }
         | Command::Tool(_)
         | Command::Bench(_)
+        | Command::Doctor(_)
+        | Command::Completions(_)
         | Command::Import(_) => {
             unreachable!("handled before opening the store")
         }
