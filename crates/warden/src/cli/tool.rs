@@ -1,6 +1,9 @@
 //! `warden tool pub|sub|req`: a small NATS client (like `nsc tool`) that connects
 //! with Warden-issued creds — from the store (`--account/--user`) or a creds file —
-//! to check what the server allows and refuses.
+//! to check what the server allows and refuses. A script that starts a server and a
+//! subscriber in the background waits on events, not on time: `--wait-for-server`
+//! keeps trying while the server starts, and `sub --ready-file` appears once the
+//! server has taken the subscription.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -39,6 +42,10 @@ pub enum ToolCmd {
         /// Give up after this long (e.g. 10s).
         #[arg(long, default_value = "10s", value_parser = secs)]
         timeout: Duration,
+        /// Create FILE once subscribed (the server has taken the subscription), so a
+        /// script can start the subscriber in the background and publish after it.
+        #[arg(long, value_name = "FILE")]
+        ready_file: Option<PathBuf>,
     },
     /// Send a request and print the reply.
     Req {
@@ -89,7 +96,14 @@ pub struct Conn {
         requires = "login"
     )]
     password: Option<String>,
+    /// Keep trying to connect this long while the server refuses the connection (one
+    /// just started in the background); refused credentials are not retried.
+    #[arg(long, value_name = "DURATION", value_parser = secs)]
+    wait_for_server: Option<Duration>,
 }
+
+/// How often a connect is tried again within `--wait-for-server`.
+const CONNECT_RETRY: Duration = Duration::from_millis(100);
 
 fn secs(s: &str) -> Result<Duration, String> {
     warden_core::parse::parse_duration_ns(s)
@@ -118,31 +132,52 @@ where
                 .into()
         )),
     };
-    let (tx, rx) = mpsc::unbounded_channel();
-    let mut opts = match &creds {
-        Some(c) => async_nats::ConnectOptions::with_credentials(c).context("invalid creds")?,
-        None => async_nats::ConnectOptions::new(),
-    };
-    if let Some(t) = &conn.token {
-        opts = opts.token(t.clone());
-    }
-    if let (Some(l), Some(p)) = (&conn.login, &conn.password) {
-        opts = opts.user_and_password(l.clone(), p.clone());
-    }
-    let client = opts
-        .event_callback(move |event| {
-            let tx = tx.clone();
-            async move {
-                if let async_nats::Event::ServerError(e) = event {
-                    let _ = tx.send(e.to_string());
+    let deadline = conn
+        .wait_for_server
+        .map(|w| tokio::time::Instant::now() + w);
+    loop {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut opts = match &creds {
+            Some(c) => async_nats::ConnectOptions::with_credentials(c).context("invalid creds")?,
+            None => async_nats::ConnectOptions::new(),
+        };
+        if let Some(t) = &conn.token {
+            opts = opts.token(t.clone());
+        }
+        if let (Some(l), Some(p)) = (&conn.login, &conn.password) {
+            opts = opts.user_and_password(l.clone(), p.clone());
+        }
+        let connected = opts
+            .event_callback(move |event| {
+                let tx = tx.clone();
+                async move {
+                    if let async_nats::Event::ServerError(e) = event {
+                        let _ = tx.send(e.to_string());
+                    }
                 }
+            })
+            .max_reconnects(Some(1))
+            .connect(&conn.nats)
+            .await;
+        match connected {
+            Ok(client) => return Ok((client, rx)),
+            // Nobody listening yet (or not answering): a server still starting.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    async_nats::ConnectErrorKind::Io
+                        | async_nats::ConnectErrorKind::TimedOut
+                        | async_nats::ConnectErrorKind::MaxReconnects
+                ) && deadline
+                    .is_some_and(|d| tokio::time::Instant::now() + CONNECT_RETRY < d) =>
+            {
+                tokio::time::sleep(CONNECT_RETRY).await;
             }
-        })
-        .max_reconnects(Some(1))
-        .connect(&conn.nats)
-        .await
-        .with_context(|| format!("cannot connect to {}", conn.nats))?;
-    Ok((client, rx))
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot connect to {}", conn.nats));
+            }
+        }
+    }
 }
 
 /// After a flush, the server has processed everything sent before it; an error it
@@ -185,7 +220,16 @@ where
             subject,
             count,
             timeout,
+            ready_file,
         } => {
+            // A file left by an earlier run must not say "ready" for this one.
+            if let Some(f) = &ready_file {
+                match std::fs::remove_file(f) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => bail!("cannot remove the old {}: {e}", f.display()),
+                }
+            }
             let (client, mut errors) = connect(&conn, open).await?;
             let mut sub = client.subscribe(subject.clone()).await?;
             client.flush().await?;
@@ -194,6 +238,10 @@ where
             }
             if !*json {
                 eprintln!("listening on {subject}");
+            }
+            if let Some(f) = &ready_file {
+                std::fs::write(f, format!("listening on {subject}\n"))
+                    .with_context(|| format!("cannot write {}", f.display()))?;
             }
             for _ in 0..count {
                 let msg = tokio::time::timeout(timeout, sub.next())
