@@ -218,3 +218,30 @@ async fn commands_follow_serve_2_9() {
 async fn commands_follow_serve_2_15() {
     commands_follow_serve(warden_testkit::ServerLine::V2_15).await;
 }
+
+/// `warden context set --account` gives commands their account when `-a` is left out,
+/// as `nsc env -a` does; `status` shows it; without either the error says how to give one.
+#[test]
+fn context_account_is_used_when_a_is_left_out() {
+    let home = Home::new();
+    home.ok(&["init", "--name", "CONV"]);
+    home.ok(&["account", "add", "SHOP"]);
+    let err = home.fails(2, &["user", "add", "alice"]);
+    assert!(err.contains("warden context set --account"), "{err}");
+    // Only an account that exists.
+    home.fails(1, &["context", "set", "--account", "NOPE"]);
+    assert_eq!(home.json(&["context", "show"])["account"], Value::Null);
+    home.ok(&["context", "set", "--account", "SHOP"]);
+    home.ok(&["user", "add", "alice", "--allow-pub", "orders.>"]);
+    let shown = home.json(&["user", "show", "alice"]);
+    assert_eq!(shown["account"], "SHOP", "{shown}");
+    // -a still wins.
+    home.ok(&["account", "add", "OTHER"]);
+    home.ok(&["user", "add", "bob", "-a", "OTHER"]);
+    assert_eq!(home.json(&["user", "show", "bob", "-a", "OTHER"])["account"], "OTHER");
+    let status = home.json(&["status"]);
+    assert_eq!(status["context_account"], "SHOP", "{status}");
+    assert!(home.ok(&["status"]).contains("context      account SHOP"));
+    home.ok(&["context", "clear"]);
+    home.fails(2, &["user", "list"]);
+}

@@ -26,6 +26,7 @@ pub mod callout;
 pub mod chat;
 pub mod completions;
 pub mod config_file;
+pub mod context;
 pub mod deploy;
 pub mod device;
 pub mod dir_keys;
@@ -105,7 +106,9 @@ impl Failure {
         let ops = err
             .chain()
             .find_map(|e| e.downcast_ref::<warden_ops::OpsError>());
-        let usage = err.chain().any(|e| e.downcast_ref::<UsageError>().is_some());
+        let usage = err
+            .chain()
+            .any(|e| e.downcast_ref::<UsageError>().is_some());
         let (exit, code) = match (ops, usage) {
             (Some(e), _) => (exit_code(e.kind()), e.code()),
             (None, true) => (2, warden_ops::ErrorKind::Invalid.code()),
@@ -122,8 +125,7 @@ impl Failure {
     /// JSON object the HTTP API answers with (`{"error":{"code":…,"message":…}}`).
     pub fn render(&self, json: bool) -> String {
         if json {
-            serde_json::json!({"error": {"code": self.code, "message": self.message}})
-                .to_string()
+            serde_json::json!({"error": {"code": self.code, "message": self.message}}).to_string()
         } else {
             format!("error: {}", self.message)
         }
@@ -224,12 +226,12 @@ pub(crate) struct Global {
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     json: bool,
-    /// Configuration file (read before the flags: see `config_file`); default /etc/warden/warden.toml for serve, chat, callout run and doctor.
-    #[arg(long, global = true, env = "WARDEN_CONFIG", value_name = "FILE")]
-    config: Option<PathBuf>,
     /// Log lines on stderr: text or json (what is logged: WARDEN_LOG).
     #[arg(long, global = true, env = "WARDEN_LOG_FORMAT", value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Configuration file (read before the flags: see `config_file`); default /etc/warden/warden.toml for serve, chat, callout run and doctor.
+    #[arg(long, global = true, env = "WARDEN_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -303,6 +305,9 @@ enum Command {
         #[arg(long, value_name = "URL[,URL...]", env = "WARDEN_NATS_URL")]
         nats: Option<NatsUrls>,
     },
+    /// The account commands use when `-a` is left out (as `nsc env -a`).
+    #[command(subcommand)]
+    Context(context::ContextCmd),
     /// Admin bearer tokens of the HTTP API.
     #[command(subcommand)]
     Token(tokens::TokenCmd),
@@ -421,7 +426,10 @@ async fn dispatch(g: &Global, w: &Warden, command: Command) -> Result<()> {
     match command {
         Command::Status => {
             let s = w.status().await?;
-            emit(g, &s, || {
+            let ctx = context::Context::load(&locate(g).0);
+            let mut value = serde_json::to_value(&s)?;
+            value["context_account"] = serde_json::json!(ctx.account);
+            emit(g, &value, || {
                 let mut out = format!("database     {} ({})\n", s.database, s.backend);
                 match &s.operator {
                     Some(op) => {
@@ -442,12 +450,22 @@ async fn dispatch(g: &Global, w: &Warden, command: Command) -> Result<()> {
                         s.migrations.join(", ")
                     }
                 );
+                out += &format!(
+                    "context      {}\n",
+                    match &ctx.account {
+                        Some(a) => format!("account {a} (used when -a is left out)"),
+                        None => "-".to_string(),
+                    }
+                );
                 out
             })
         }
         Command::Operator(cmd) => operator::run(g.json, cmd, w).await,
         Command::Account(cmd) => account::run(g.json, w, cmd).await,
-        Command::User(cmd) => user::run(g.json, w, cmd).await,
+        Command::User(cmd) => {
+            let ctx = context::Context::load(&locate(g).0);
+            user::run(g.json, w, cmd, &ctx).await
+        }
         Command::Creds {
             account,
             user,
@@ -472,6 +490,7 @@ async fn dispatch(g: &Global, w: &Warden, command: Command) -> Result<()> {
             sync::run(g, w, fix, &nats).await
         }
         Command::Audit(cmd) => audit(g, w, cmd).await,
+        Command::Context(cmd) => context::run(g.json, w, &locate(g).0, cmd).await,
         Command::Token(cmd) => tokens::run(g.json, cmd, w).await,
         Command::Org(cmd) => org::run(g.json, cmd, w).await,
         Command::Streams(cmd) => streams::run(g.json, cmd, w).await,

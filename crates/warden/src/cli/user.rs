@@ -24,9 +24,9 @@ pub enum UserCmd {
     Add {
         /// User name.
         name: String,
-        /// Account name.
+        /// Account name (default: `warden context set --account`).
         #[arg(short, long)]
-        account: String,
+        account: Option<String>,
         /// Issue the user with this role's scoped signing key: its permissions come from
         /// the role's template (only --tag may be given with it).
         #[arg(long)]
@@ -37,17 +37,17 @@ pub enum UserCmd {
     },
     /// List an account's users.
     List {
-        /// Account name.
+        /// Account name (default: `warden context set --account`).
         #[arg(short, long)]
-        account: String,
+        account: Option<String>,
     },
     /// Show a user (for a role's user, what the role's template grants it).
     Show {
         /// User name.
         name: String,
-        /// Account name.
+        /// Account name (default: `warden context set --account`).
         #[arg(short, long)]
-        account: String,
+        account: Option<String>,
         /// nats-server version the template is evaluated for (2.9 or 2.15 rules).
         #[arg(long, value_name = "VERSION", default_value = "2.15")]
         server_version: String,
@@ -57,9 +57,9 @@ pub enum UserCmd {
     Rotate {
         /// User name.
         name: String,
-        /// Account name.
+        /// Account name (default: `warden context set --account`).
         #[arg(short, long)]
-        account: String,
+        account: Option<String>,
         /// Where the new creds go (`-` for standard output; default: standard output).
         #[arg(short, long, value_name = "FILE")]
         output: Option<std::path::PathBuf>,
@@ -68,9 +68,9 @@ pub enum UserCmd {
     Edit {
         /// User name.
         name: String,
-        /// Account name.
+        /// Account name (default: `warden context set --account`).
         #[arg(short, long)]
-        account: String,
+        account: Option<String>,
         /// Permissions and limits to set.
         #[command(flatten)]
         perms: UserFlags,
@@ -94,17 +94,17 @@ pub enum UserCmd {
     Revoke {
         /// User name.
         name: String,
-        /// Account name.
+        /// Account name (default: `warden context set --account`).
         #[arg(short, long)]
-        account: String,
+        account: Option<String>,
     },
     /// Delete a user (its key is revoked first).
     Delete {
         /// User name.
         name: String,
-        /// Account name.
+        /// Account name (default: `warden context set --account`).
         #[arg(short, long)]
-        account: String,
+        account: Option<String>,
     },
     /// Say why a user may or may not use a subject: `explain NAME -a ACCOUNT --pub|--sub
     /// SUBJECT` for a NATS user (a role's template evaluated for it, as the server
@@ -292,7 +292,12 @@ impl UserFlags {
 }
 
 /// Runs `warden user …`.
-pub async fn run(json: bool, w: &Warden, cmd: UserCmd) -> Result<()> {
+pub async fn run(
+    json: bool,
+    w: &Warden,
+    cmd: UserCmd,
+    ctx: &super::context::Context,
+) -> Result<()> {
     match cmd {
         UserCmd::Add {
             name,
@@ -300,6 +305,7 @@ pub async fn run(json: bool, w: &Warden, cmd: UserCmd) -> Result<()> {
             role: Some(role),
             perms,
         } => {
+            let account = ctx.account(account)?;
             let extra = perms.set_besides_tags();
             if !extra.is_empty() {
                 bail!(usage(format!(
@@ -327,6 +333,7 @@ pub async fn run(json: bool, w: &Warden, cmd: UserCmd) -> Result<()> {
             role: None,
             perms,
         } => {
+            let account = ctx.account(account)?;
             let mut spec = UserSpec::default();
             perms.edit()?.apply(&mut spec);
             let v = w.add_user(&account, &name, spec).await?;
@@ -335,6 +342,7 @@ pub async fn run(json: bool, w: &Warden, cmd: UserCmd) -> Result<()> {
             })
         }
         UserCmd::List { account } => {
+            let account = ctx.account(account)?;
             let list = w.list_users(&account).await?;
             emit(json, &list, || {
                 let mut t = table([
@@ -364,6 +372,7 @@ pub async fn run(json: bool, w: &Warden, cmd: UserCmd) -> Result<()> {
             account,
             server_version,
         } => {
+            let account = ctx.account(account)?;
             let line = ServerLine::parse(&server_version).map_err(|e| usage(e.to_string()))?;
             let v = w.user(&account, &name).await?;
             let eff = w.user_permissions(&account, &name, line).await?;
@@ -387,6 +396,7 @@ pub async fn run(json: bool, w: &Warden, cmd: UserCmd) -> Result<()> {
             account,
             output,
         } => {
+            let account = ctx.account(account)?;
             // The output is made ready first: one that cannot be written fails before
             // anything changes.
             let output = SecretOut::prepare(output.as_deref())?;
@@ -439,6 +449,7 @@ pub async fn run(json: bool, w: &Warden, cmd: UserCmd) -> Result<()> {
             rm_source_network,
             rm_tag,
         } => {
+            let account = ctx.account(account)?;
             let mut edit = perms.edit()?;
             edit.remove_tags = rm_tag;
             edit.permissions.remove = remove;
@@ -451,6 +462,7 @@ pub async fn run(json: bool, w: &Warden, cmd: UserCmd) -> Result<()> {
             })
         }
         UserCmd::Revoke { name, account } => {
+            let account = ctx.account(account)?;
             let v = w.revoke_user(&account, &name).await?;
             // Whether anything must be done for the servers to learn it depends on
             // whether a serve relays the outbox now.
@@ -468,6 +480,7 @@ pub async fn run(json: bool, w: &Warden, cmd: UserCmd) -> Result<()> {
             })
         }
         UserCmd::Delete { name, account } => {
+            let account = ctx.account(account)?;
             let v = w.delete_user(&account, &name).await?;
             emit(json, &v, || {
                 format!(
