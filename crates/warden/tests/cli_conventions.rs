@@ -177,7 +177,10 @@ async fn commands_follow_serve(line: warden_testkit::ServerLine) {
     let err = home.fails(2, &["sync", "--check"]);
     assert!(err.contains("no NATS server given"), "{err}");
     let revoked = home.ok(&["user", "revoke", "u", "-a", "APP"]);
-    assert!(revoked.contains("no `warden serve` is running"), "{revoked}");
+    assert!(
+        revoked.contains("no `warden serve` is running"),
+        "{revoked}"
+    );
 
     let server = home.start_nats(&bin, "conv");
     let url = server.url();
@@ -238,7 +241,10 @@ fn context_account_is_used_when_a_is_left_out() {
     // -a still wins.
     home.ok(&["account", "add", "OTHER"]);
     home.ok(&["user", "add", "bob", "-a", "OTHER"]);
-    assert_eq!(home.json(&["user", "show", "bob", "-a", "OTHER"])["account"], "OTHER");
+    assert_eq!(
+        home.json(&["user", "show", "bob", "-a", "OTHER"])["account"],
+        "OTHER"
+    );
     let status = home.json(&["status"]);
     assert_eq!(status["context_account"], "SHOP", "{status}");
     assert!(home.ok(&["status"]).contains("context      account SHOP"));
