@@ -329,7 +329,7 @@ pub async fn start(
 /// whole, see [`crate::serve::Tasks`]); unknown paths get the gateway's JSON `no_route`
 /// error.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listener: crate::http::Listening,
     state: ChatState,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -338,9 +338,13 @@ pub async fn serve(
         .route("/metrics", get(crate::http::metrics::chat_metrics))
         .fallback(|| async { rest::ChatError::NoRoute.into_response_json() })
         .layer(axum::middleware::from_fn(crate::http::metrics::track));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await?;
+    match listener {
+        crate::http::Listening::Plain(l) => crate::http::serve_router(l, app, stop).await?,
+        crate::http::Listening::Tls(l) => {
+            let app = app.layer(axum::middleware::map_response(crate::http::hsts));
+            crate::http::serve_router(l, app, stop).await?
+        }
+    }
     sessions.closed().await;
     Ok(())
 }

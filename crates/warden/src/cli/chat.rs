@@ -136,6 +136,9 @@ pub struct ChatCmdArgs {
     /// Gateway settings.
     #[command(flatten)]
     pub chat: ChatArgs,
+    /// HTTPS.
+    #[command(flatten)]
+    pub tls: super::tls::TlsArgs,
 }
 
 /// `warden chat`: the gateway alone (same store, same NATS as the others) until SIGTERM or
@@ -143,6 +146,7 @@ pub struct ChatCmdArgs {
 /// (nats URL)` once it listens.
 pub async fn run(w: &Warden, args: ChatCmdArgs) -> Result<()> {
     let settings = args.chat.settings()?;
+    let tls_files = args.tls.files()?;
     if !settings.enabled() {
         return Err(UsageError(
             "no token secret: set --chat-secret, --chat-secrets-file or WARDEN_CHAT_HS256_SECRET"
@@ -178,9 +182,18 @@ pub async fn run(w: &Warden, args: ChatCmdArgs) -> Result<()> {
             shutdown.receiver(),
         )
         .await?;
-        let listener = tokio::net::TcpListener::bind(&args.http)
+        let tcp = tokio::net::TcpListener::bind(&args.http)
             .await
             .with_context(|| format!("cannot listen on {}", args.http))?;
+        let listener = match &tls_files {
+            Some(files) => {
+                let tls = crate::http::tls::Reloadable::new(files.clone())?;
+                tls.reload_on_sighup()
+                    .context("cannot listen for SIGHUP (TLS certificate reloads)")?;
+                crate::http::Listening::Tls(crate::http::tls::TlsListener::new(tcp, tls)?)
+            }
+            None => crate::http::Listening::Plain(tcp),
+        };
         anyhow::Ok((state, listener))
     };
     let (state, listener) = tokio::select! {
@@ -188,7 +201,14 @@ pub async fn run(w: &Warden, args: ChatCmdArgs) -> Result<()> {
         () = shutdown.triggered() => return Ok(()),
     };
     let addr = listener.local_addr()?;
-    super::write_out(format!("warden chat: http://{addr} (nats {})\n", args.nats).as_bytes())?;
+    super::write_out(
+        format!(
+            "warden chat: {}://{addr} (nats {})\n",
+            listener.scheme(),
+            args.nats
+        )
+        .as_bytes(),
+    )?;
     let mut tasks = Tasks::default();
     let server = crate::chat::serve(listener, state, shutdown.triggered());
     tasks.spawn("rooms gateway", async move { Ok(server.await?) });

@@ -47,6 +47,9 @@ pub const KEYS: &[Key] = &[
     key("chat_secrets_file", "WARDEN_CHAT_HS256_SECRETS_FILE", false),
     key("chat_audience", "WARDEN_CHAT_AUDIENCE", true),
     key("chat_issuer", "WARDEN_CHAT_ISSUER", true),
+    key("tls_cert", "WARDEN_TLS_CERT", false),
+    key("tls_key", "WARDEN_TLS_KEY", false),
+    key("tls_client_ca", "WARDEN_TLS_CLIENT_CA", false),
 ];
 
 const fn key(name: &'static str, env: &'static str, list: bool) -> Key {

@@ -49,6 +49,7 @@ pub mod streams;
 pub mod sync;
 pub mod tenant;
 pub mod tenant_lint;
+pub mod tls;
 pub mod tokens;
 pub mod tool;
 pub mod user;

@@ -47,6 +47,9 @@ pub struct ServeArgs {
     /// Answer auth callout requests too (set up with `warden callout setup`; nats-server ≥ 2.10).
     #[arg(long)]
     pub callout: bool,
+    /// HTTPS.
+    #[command(flatten)]
+    pub tls: super::tls::TlsArgs,
 }
 
 /// A parsed `--service-scopes` (one clap value holding the whole list).
@@ -73,6 +76,7 @@ impl TryFrom<ServeArgs> for ServeConfig {
             chat: a.chat.settings()?,
             dir_expire_every: a.dir_expire_every,
             callout: a.callout,
+            tls: a.tls.files()?,
         })
     }
 }
@@ -81,9 +85,12 @@ impl TryFrom<ServeArgs> for ServeConfig {
 pub async fn run(w: &Warden, args: ServeArgs) -> Result<()> {
     let config = ServeConfig::try_from(args)?;
     let nats = config.nats.clone();
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
     crate::serve::run(w.clone(), config, |addr| {
         // A reader that has gone away is no reason to stop serving.
-        let _ = super::write_out(format!("warden serve: http://{addr} (nats {nats})\n").as_bytes());
+        let _ = super::write_out(
+            format!("warden serve: {scheme}://{addr} (nats {nats})\n").as_bytes(),
+        );
     })
     .await
 }

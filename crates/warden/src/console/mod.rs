@@ -148,8 +148,15 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 fn set_cookie(name: &str, value: &str, max_age: u64) -> HeaderValue {
     // Path=/console keeps the cookie away from the JSON API; HttpOnly keeps it from
     // scripts; SameSite=Strict keeps other sites' forms from riding on it.
-    let text =
-        format!("{name}={value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age}");
+    // Secure while served over HTTPS: the browser then never sends it in the clear.
+    let secure = if crate::http::tls::enabled() {
+        "; Secure"
+    } else {
+        ""
+    };
+    let text = format!(
+        "{name}={value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    );
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 

@@ -45,6 +45,7 @@ mod handlers;
 pub mod metrics;
 mod onboarding;
 pub mod openapi;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -309,8 +310,47 @@ pub async fn serve_with_nats(
     extra: Option<Router>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_on(Listening::Plain(listener), state, nats, extra, shutdown).await
+}
+
+/// Where the API listens: plain HTTP, or HTTPS ([`tls::TlsListener`]).
+pub enum Listening {
+    /// HTTP.
+    Plain(tokio::net::TcpListener),
+    /// HTTPS.
+    Tls(tls::TlsListener),
+}
+
+impl Listening {
+    /// The address bound.
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        use axum::serve::Listener as _;
+        match self {
+            Listening::Plain(l) => l.local_addr(),
+            Listening::Tls(l) => l.local_addr(),
+        }
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Listening::Plain(_) => "http",
+            Listening::Tls(_) => "https",
+        }
+    }
+}
+
+/// [`serve_with_nats`] on plain HTTP or HTTPS; with HTTPS every response carries
+/// `Strict-Transport-Security`.
+pub async fn serve_on(
+    listener: Listening,
+    state: HttpState,
+    nats: Option<String>,
+    extra: Option<Router>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "HTTP API listening");
+        tracing::info!(%addr, scheme = listener.scheme(), "HTTP API listening");
     }
     // The console's event streams never end by themselves: end them when shutdown
     // begins, so the graceful shutdown does not wait for open browsers.
@@ -325,10 +365,38 @@ pub async fn serve_with_nats(
     }
     // Every request is counted by its route template, the rooms gateway's too.
     let router = router.layer(middleware::from_fn(metrics::track));
-    // The peer's address reaches the handlers: an unauthenticated download is recorded
-    // as the address it came from.
+    match listener {
+        Listening::Plain(l) => serve_router(l, router, shutdown).await,
+        Listening::Tls(l) => {
+            let router = router.layer(middleware::map_response(hsts));
+            serve_router(l, router, shutdown).await
+        }
+    }
+}
+
+/// `Strict-Transport-Security` on a response served over HTTPS.
+pub(crate) async fn hsts(mut response: axum::response::Response) -> axum::response::Response {
+    response.headers_mut().insert(
+        axum::http::header::STRICT_TRANSPORT_SECURITY,
+        axum::http::HeaderValue::from_static(tls::HSTS),
+    );
+    response
+}
+
+/// Serves `router` on `listener` until `shutdown`, then lets the requests in flight
+/// finish. The peer's address reaches the handlers: an unauthenticated download is
+/// recorded as the address it came from.
+pub async fn serve_router<L>(
+    listener: L,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener<Addr = std::net::SocketAddr>,
+{
+    use axum::serve::ListenerExt as _;
     axum::serve(
-        listener,
+        listener.tap_io(|_| {}),
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)

@@ -45,6 +45,8 @@ pub struct ServeConfig {
     pub dir_expire_every: Duration,
     /// Whether the auth callout responder runs here.
     pub callout: bool,
+    /// HTTPS instead of HTTP: certificate, key and an optional client CA.
+    pub tls: Option<crate::http::tls::TlsFiles>,
 }
 
 /// The name of `serve`'s auth callout task.
@@ -141,9 +143,22 @@ async fn start(
         None
     };
 
-    let listener = tokio::net::TcpListener::bind(&config.http)
+    // The TLS files are read before anything listens: unusable ones stop serve here.
+    let tls = match &config.tls {
+        Some(files) => Some(crate::http::tls::Reloadable::new(files.clone())?),
+        None => None,
+    };
+    let tcp = tokio::net::TcpListener::bind(&config.http)
         .await
         .with_context(|| format!("cannot listen on {}", config.http))?;
+    let listener = match tls {
+        Some(tls) => {
+            tls.reload_on_sighup()
+                .context("cannot listen for SIGHUP (TLS certificate reloads)")?;
+            crate::http::Listening::Tls(crate::http::tls::TlsListener::new(tcp, tls)?)
+        }
+        None => crate::http::Listening::Plain(tcp),
+    };
     on_listening(listener.local_addr()?);
 
     let mut cfg = RelayConfig::new(config.nats.clone());
@@ -186,7 +201,7 @@ async fn start(
         warden: warden.clone(),
         ready: ready.clone(),
     };
-    let http = crate::http::serve_with_nats(
+    let http = crate::http::serve_on(
         listener,
         http_state,
         Some(config.nats.clone()),
