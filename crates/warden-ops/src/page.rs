@@ -15,8 +15,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use warden_core::device::DeviceState;
 use warden_core::governance::{Proposal, ProposalStatus};
-use warden_store::LedgerEvent;
 use warden_store::governance::DirUserRow;
+use warden_store::{AccountRow, LedgerEvent, OperatorRow};
 
 use crate::device::DeviceView;
 use crate::drift::{AccountDrift, ResolverLink, SyncState};
@@ -351,6 +351,24 @@ pub struct Hierarchy {
     pub edges_hidden: usize,
 }
 
+/// An account as stored, with what the lists sort by, before its spec is decoded.
+struct Light {
+    row: AccountRow,
+    users: usize,
+    kind: AccountKind,
+    /// Its description, read for a search only.
+    description: Option<String>,
+}
+
+impl Light {
+    fn view(self, op: &OperatorRow) -> Result<AccountEntry> {
+        Ok(AccountEntry {
+            account: crate::warden::account_view(self.row, op, self.users)?,
+            kind: self.kind,
+        })
+    }
+}
+
 fn cmp_str(a: &str, b: &str) -> Ordering {
     a.cmp(b)
 }
@@ -368,9 +386,11 @@ impl Warden {
         Ok(kinds)
     }
 
-    /// Every account with its kind and user count (one query each for accounts, user
-    /// counts, devices and tenants, however many accounts there are).
-    async fn account_entries(&self) -> Result<Vec<AccountEntry>> {
+    /// Every account (of kind `only`, when given) with its kind and user count, one query
+    /// each for accounts, user counts, devices and tenants however many accounts there
+    /// are. The specs are not decoded here (that is most of the cost of thousands of
+    /// accounts): [`Light::view`] decodes the ones shown.
+    async fn light_accounts(&self, only: Option<AccountKind>) -> Result<(OperatorRow, Vec<Light>)> {
         let op = self
             .store
             .operator()
@@ -380,16 +400,29 @@ impl Warden {
         let kinds = self.account_kinds().await?;
         let mut out = Vec::new();
         for row in self.store.accounts(&op.public_key).await? {
-            let users = counts.get(&row.public_key).copied().unwrap_or(0);
-            let account = crate::warden::account_view(row, &op, users)?;
-            let kind = match kinds.get(&account.public_key) {
-                _ if account.system => AccountKind::System,
+            let kind = match kinds.get(&row.public_key) {
+                _ if row.public_key == op.system_account => AccountKind::System,
                 Some(k) => *k,
                 None => AccountKind::Plain,
             };
-            out.push(AccountEntry { account, kind });
+            if only.is_some_and(|k| k != kind) {
+                continue;
+            }
+            let users = counts.get(&row.public_key).copied().unwrap_or(0);
+            out.push(Light {
+                row,
+                users,
+                kind,
+                description: None,
+            });
         }
-        Ok(out)
+        Ok((op, out))
+    }
+
+    /// Every account with its kind and user count, decoded.
+    async fn account_entries(&self) -> Result<Vec<AccountEntry>> {
+        let (op, list) = self.light_accounts(None).await?;
+        list.into_iter().map(|l| l.view(&op)).collect()
     }
 
     /// A page of the accounts (of one kind, when given). Sort columns: `name`, `users`,
@@ -400,32 +433,50 @@ impl Warden {
         req: &PageRequest,
     ) -> Result<Page<AccountEntry>> {
         self.need(Scope::Read, "listing accounts")?;
-        let mut list = self.account_entries().await?;
-        if let Some(k) = kind {
-            list.retain(|e| e.kind == k);
+        let (op, mut list) = self.light_accounts(kind).await?;
+        if !req.q.is_empty() {
+            // Only the description is read from each spec, and only for a search.
+            for l in &mut list {
+                l.description = l
+                    .row
+                    .spec
+                    .get("description")
+                    .and_then(|d| d.as_str())
+                    .map(str::to_string);
+            }
         }
-        paginate(
+        let page = paginate(
             list,
             req,
             &[
-                ("name", |a, b| cmp_str(&a.account.name, &b.account.name)),
-                ("users", |a, b| a.account.users.cmp(&b.account.users)),
+                ("name", |a, b| cmp_str(&a.row.name, &b.row.name)),
+                ("users", |a, b| a.users.cmp(&b.users)),
                 ("kind", |a, b| a.kind.cmp(&b.kind)),
-                ("created", |a, b| {
-                    a.account.created_at.cmp(&b.account.created_at)
-                }),
-                ("updated", |a, b| {
-                    a.account.updated_at.cmp(&b.account.updated_at)
-                }),
+                ("created", |a, b| a.row.created_at.cmp(&b.row.created_at)),
+                ("updated", |a, b| a.row.updated_at.cmp(&b.row.updated_at)),
             ],
-            |e| {
+            |l| {
                 vec![
-                    e.account.name.as_str(),
-                    e.account.public_key.as_str(),
-                    e.account.spec.description.as_deref().unwrap_or(""),
+                    l.row.name.as_str(),
+                    l.row.public_key.as_str(),
+                    l.description.as_deref().unwrap_or(""),
                 ]
             },
-        )
+        )?;
+        let items = page
+            .items
+            .into_iter()
+            .map(|l| l.view(&op))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page {
+            items,
+            total: page.total,
+            matched: page.matched,
+            page: page.page,
+            per: page.per,
+            sort: page.sort,
+            desc: page.desc,
+        })
     }
 
     /// A page of the users of `account`. Sort columns: `name`, `state` (active first),

@@ -28,37 +28,8 @@ use warden_ops::tokens::Scope;
 use warden_ops::{AccountView, UserView, Warden};
 
 use super::pages::{account_link, csrf_field, parse_subjects, seq};
-use super::render::{esc, limit, page, seg, when};
+use super::render::{esc, limit, page, plural, seg, short_key, size as bytes, when};
 use super::{ConsoleResult, ConsoleState, Problem, Session, check_csrf, form_session, session};
-
-/// `n` and the noun, in the singular for one.
-pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
-/// A byte size for people: `unlimited` for -1, else the largest binary unit that divides
-/// it (the form fields take the same K, M, G).
-pub(crate) fn bytes(n: i64) -> String {
-    if n < 0 {
-        return "unlimited".into();
-    }
-    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
-        if n >= 1 << shift && n % (1 << shift) == 0 {
-            return format!("{} {unit}", n >> shift);
-        }
-    }
-    format!("{n} B")
-}
-
-/// The shortened key shown in lists (the whole key is in the `title`).
-fn short_key(key: &str) -> String {
-    let k: String = key.chars().take(12).collect();
-    format!(
-        "<code class=\"key\" title=\"{}\">{}…</code>",
-        esc(key),
-        esc(&k)
-    )
-}
 
 /// Which account-page form a problem belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use warden_ops::ErrorKind;
 use warden_ops::callout::CalloutView;
 
-use super::account_model::plural;
 use super::pages::{account_link, seq};
+use super::render::plural;
 use super::render::{esc, page};
 use super::{ConsoleResult, ConsoleState, session};
 

@@ -7,15 +7,16 @@
 use std::fmt::Write as _;
 
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
-use axum::response::Html;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
 use nats_jwt::Subject;
 use serde::Deserialize;
 use warden_core::governance::{ObjectType, TaskGrants};
 
+use super::list::ListQuery;
 use super::pages::{account_link, seq, subjects, user_link};
-use super::render::{esc, page, seg, when};
-use super::{ConsoleError, ConsoleResult, ConsoleState, session};
+use super::render::{count, esc, page, plural, seg, when};
+use super::{ConsoleResult, ConsoleState, Problem, session};
 
 pub(super) fn dir_user_link(id: &str) -> String {
     format!(
@@ -77,20 +78,24 @@ fn grants_inline(g: &TaskGrants) -> String {
     )
 }
 
-/// `GET /console/directory`.
+/// `GET /console/directory[?u_q=…&u_sort=…&u_page=N&r_…&t_…]`: directory users, roles
+/// and tasks, each list searched, sorted and paged on its own (prefixes `u_`, `r_`, `t_`).
 pub(crate) async fn directory(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
+    Query(q): Query<Vec<(String, String)>>,
 ) -> ConsoleResult<Html<String>> {
     let sess = session(&s, &headers).await?;
     let w = s.ops(&sess);
     let seq = seq(&w).await?;
-    let users = w.dir_users().await?;
+    let lq = ListQuery::new(q);
+    let path = "/console/directory";
+    let users = w.dir_users_page(&lq.request("u_")?).await?;
     let sysadmins = w.sysadmins().await?;
-    let roles = w.roles().await?;
-    let tasks = w.tasks().await?;
+    let roles = w.roles_page(&lq.request("r_")?).await?;
+    let tasks = w.tasks_page(&lq.request("t_")?).await?;
     let mut urows = String::new();
-    for u in &users {
+    for u in &users.items {
         let id = &u.user.id;
         let _ = write!(
             urows,
@@ -112,21 +117,21 @@ pub(crate) async fn directory(
         );
     }
     let mut rrows = String::new();
-    for r in &roles {
+    for r in &roles.items {
         let _ = write!(
             rrows,
             "<tr id=\"dir-role-{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&r.id),
             role_link(&r.id),
-            r.row.role.owners.len(),
-            r.row.admins.len(),
-            r.row.role.members.len(),
+            count(r.row.role.owners.len()),
+            count(r.row.admins.len()),
+            count(r.row.role.members.len()),
             links(&r.row.tasks, task_link),
             esc(&r.row.source),
         );
     }
     let mut trows = String::new();
-    for t in &tasks {
+    for t in &tasks.items {
         let _ = write!(
             trows,
             "<tr id=\"dir-task-{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -137,17 +142,69 @@ pub(crate) async fn directory(
             esc(&t.row.source),
         );
     }
+    let none = |rows: String, cols: usize| {
+        if rows.is_empty() {
+            format!("<tr><td colspan=\"{cols}\" class=\"muted\">none</td></tr>")
+        } else {
+            rows
+        }
+    };
     let body = format!(
         r#"<p>Directory users hold roles; roles hold tasks; a task grants NATS publish/subscribe subjects in one account. Changes are <a href="/console/proposals">proposals</a> that the right people approve.</p>
-<section id="dir-users" data-live aria-labelledby="h-dir-users"><h2 id="h-dir-users">{nu} directory users</h2>
-<div class="scroll"><table><thead><tr><th scope="col">Id</th><th scope="col">Name</th><th scope="col">Manager</th><th scope="col">System administrator</th><th scope="col">Source</th></tr></thead><tbody>{urows}</tbody></table></div></section>
-<section id="dir-roles" data-live aria-labelledby="h-dir-roles"><h2 id="h-dir-roles">{nr} roles</h2>
-<div class="scroll"><table><thead><tr><th scope="col">Role</th><th scope="col">Owners</th><th scope="col">Admins</th><th scope="col">Members</th><th scope="col">Tasks</th><th scope="col">Source</th></tr></thead><tbody>{rrows}</tbody></table></div></section>
-<section id="dir-tasks" data-live aria-labelledby="h-dir-tasks"><h2 id="h-dir-tasks">{nt} tasks</h2>
-<div class="scroll"><table><thead><tr><th scope="col">Task</th><th scope="col">Account</th><th scope="col">Grants</th><th scope="col">Source</th></tr></thead><tbody>{trows}</tbody></table></div></section>"#,
-        nu = users.len(),
-        nr = roles.len(),
-        nt = tasks.len(),
+<section id="dir-users" data-live aria-labelledby="h-dir-users"><h2 id="h-dir-users">{nu}</h2>
+{u_search}{u_pager}
+<div class="scroll"><table><thead><tr>{u_id}{u_name}{u_manager}<th scope="col">System administrator</th>{u_source}</tr></thead><tbody>{urows}</tbody></table></div></section>
+<section id="dir-roles" data-live aria-labelledby="h-dir-roles"><h2 id="h-dir-roles">{nr}</h2>
+{r_search}{r_pager}
+<div class="scroll"><table><thead><tr>{r_name}<th scope="col">Owners</th><th scope="col">Admins</th>{r_members}{r_tasks}{r_source}</tr></thead><tbody>{rrows}</tbody></table></div></section>
+<section id="dir-tasks" data-live aria-labelledby="h-dir-tasks"><h2 id="h-dir-tasks">{nt}</h2>
+{t_search}{t_pager}
+<div class="scroll"><table><thead><tr>{t_name}{t_account}<th scope="col">Grants</th>{t_source}</tr></thead><tbody>{trows}</tbody></table></div></section>"#,
+        nu = plural(users.total, "directory user", "directory users"),
+        nr = plural(roles.total, "role", "roles"),
+        nt = plural(tasks.total, "task", "tasks"),
+        u_search = lq.search_form(
+            path,
+            "u_",
+            "dir-users",
+            "Search directory users (id, name, email, manager)"
+        ),
+        u_pager = lq.pager(
+            path,
+            "u_",
+            "dir-users",
+            &users,
+            "directory user",
+            "directory users"
+        ),
+        u_id = lq.header(path, "u_", &users, "id", "Id"),
+        u_name = lq.header(path, "u_", &users, "name", "Name"),
+        u_manager = lq.header(path, "u_", &users, "manager", "Manager"),
+        u_source = lq.header(path, "u_", &users, "source", "Source"),
+        urows = none(urows, 5),
+        r_search = lq.search_form(
+            path,
+            "r_",
+            "dir-roles",
+            "Search roles (name, description, tasks)"
+        ),
+        r_pager = lq.pager(path, "r_", "dir-roles", &roles, "role", "roles"),
+        r_name = lq.header(path, "r_", &roles, "name", "Role"),
+        r_members = lq.header(path, "r_", &roles, "members", "Members"),
+        r_tasks = lq.header(path, "r_", &roles, "tasks", "Tasks"),
+        r_source = lq.header(path, "r_", &roles, "source", "Source"),
+        rrows = none(rrows, 6),
+        t_search = lq.search_form(
+            path,
+            "t_",
+            "dir-tasks",
+            "Search tasks (name, account, description)"
+        ),
+        t_pager = lq.pager(path, "t_", "dir-tasks", &tasks, "task", "tasks"),
+        t_name = lq.header(path, "t_", &tasks, "name", "Task"),
+        t_account = lq.header(path, "t_", &tasks, "account", "Account"),
+        t_source = lq.header(path, "t_", &tasks, "source", "Source"),
+        trows = none(trows, 4),
     );
     Ok(page("Directory", "/console/directory", &sess, seq, &body))
 }
@@ -165,7 +222,7 @@ pub(crate) async fn dir_user(
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<ExplainQuery>,
-) -> ConsoleResult<Html<String>> {
+) -> ConsoleResult<Response> {
     let sess = session(&s, &headers).await?;
     let w = s.ops(&sess);
     let seq = seq(&w).await?;
@@ -221,16 +278,34 @@ pub(crate) async fn dir_user(
             .collect();
         format!("<ul id=\"dir-nats-users\">{}</ul>", items.join(""))
     };
+    let mut problem_status = None;
+    let mut explain_problem = String::new();
     let subject_text = q.subject.as_deref().map(str::trim).unwrap_or("");
     let account_text = q.account.as_deref().map(str::trim).unwrap_or("");
     let explained = if subject_text.is_empty() {
         String::new()
     } else {
-        let subject = Subject::new(subject_text).map_err(|e| {
-            ConsoleError::Invalid(format!("subject {subject_text:?} is not valid: {e}"))
-        })?;
-        let account = (!account_text.is_empty()).then_some(account_text);
-        let list = w.explain(&id, &subject, account).await?;
+        // A bad subject or account is answered on this page, under the form with what
+        // was typed, not on a bare error page.
+        let list = match Subject::new(subject_text) {
+            Err(e) => Err(Problem::invalid(format!(
+                "subject {subject_text:?} is not valid: {e}"
+            ))),
+            Ok(subject) => {
+                let account = (!account_text.is_empty()).then_some(account_text);
+                w.explain(&id, &subject, account)
+                    .await
+                    .map_err(|e| Problem::of(&e))
+            }
+        };
+        let list = match list {
+            Ok(list) => list,
+            Err(p) => {
+                problem_status = Some(p.status);
+                explain_problem = p.block();
+                Vec::new()
+            }
+        };
         let mut rows = String::new();
         for e in &list {
             let by = |v: &[warden_core::governance::Source]| {
@@ -263,7 +338,9 @@ pub(crate) async fn dir_user(
                 db = by(&e.denied_by),
             );
         }
-        if rows.is_empty() {
+        if problem_status.is_some() {
+            String::new()
+        } else if rows.is_empty() {
             "<p id=\"explain-result\" class=\"muted\">No grants in any account: everything is denied.</p>".to_string()
         } else {
             format!(
@@ -280,7 +357,7 @@ pub(crate) async fn dir_user(
 <div class="scroll"><table><thead><tr><th scope="col">Through role</th><th scope="col">Task</th><th scope="col">Account</th><th scope="col">Grants</th></tr></thead><tbody>{held_rows}</tbody></table></div></section>
 <section id="dir-nats" data-live aria-labelledby="h-dir-nats"><h2 id="h-dir-nats">NATS users</h2>{nats}</section>
 <section id="dir-explain" aria-labelledby="h-dir-explain"><h2 id="h-dir-explain">Explain a subject</h2>
-<form method="get" action="/console/directory/users/{idseg}" class="card">
+{explain_problem}<form method="get" action="/console/directory/users/{idseg}" class="card">
 <label for="explain-subject">Subject</label><input id="explain-subject" name="subject" value="{subject}" required placeholder="orders.created">
 <label for="explain-account">Account (optional)</label><input id="explain-account" name="account" value="{account}">
 <button type="submit">Explain</button>
@@ -302,13 +379,14 @@ pub(crate) async fn dir_user(
         subject = esc(subject_text),
         account = esc(account_text),
     );
-    Ok(page(
+    let html = page(
         &format!("Directory user {}", u.id),
         "/console/directory",
         &sess,
         seq,
         &body,
-    ))
+    );
+    Ok((problem_status.unwrap_or(StatusCode::OK), html).into_response())
 }
 
 /// `GET /console/directory/roles/{name}`.

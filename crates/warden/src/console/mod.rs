@@ -25,6 +25,8 @@ mod callout;
 mod directory;
 mod edit;
 mod feed;
+mod fleet;
+mod list;
 mod operator;
 mod pages;
 mod proposals;
@@ -397,7 +399,15 @@ pub fn router(warden: Warden, closing: watch::Receiver<bool>, nats: Option<Strin
         .route("/hierarchy", get(p::hierarchy))
         .route("/hierarchy.svg", get(p::hierarchy_svg))
         .route("/devices", get(p::devices))
+        .route("/devices/{id}", get(fleet::device))
+        .route("/devices/{id}/rotate", post(fleet::rotate_device))
+        .route("/devices/{id}/revoke", post(fleet::revoke_device))
+        .route("/devices/{id}/restore", post(fleet::restore_device))
         .route("/tenants", get(p::tenants))
+        .route("/tenants/{slug}", get(fleet::tenant))
+        .route("/tenants/{slug}/suspend", post(fleet::suspend_tenant))
+        .route("/tenants/{slug}/resume", post(fleet::resume_tenant))
+        .route("/tenants/{slug}/packages", post(fleet::create_package))
         .route("/ledger", get(p::ledger))
         .route(
             "/accounts/{name}/edit",
@@ -464,6 +474,7 @@ pub fn router(warden: Warden, closing: watch::Receiver<bool>, nats: Option<Strin
         .route("/operator/keys/remove", post(operator::remove_key))
         .route("/sync", get(sync::sync_page))
         .route("/sync/fix", post(sync::fix))
+        .route("/sync/push", post(sync::push_selected))
         .route("/sync/push/{name}", post(sync::push))
         .route("/onboarding", get(views::packages))
         .route("/onboarding/{id}/revoke", post(views::revoke_package))

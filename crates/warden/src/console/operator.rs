@@ -16,8 +16,8 @@ use serde::Deserialize;
 use warden_ops::operator_keys::{RotateOptions, RotateReport, RotateStep};
 use warden_ops::tokens::Scope;
 
-use super::account_model::plural;
 use super::pages::{csrf_field, seq};
+use super::render::plural;
 use super::render::{esc, page, when};
 use super::{
     ASK_TIMEOUT, ConsoleResult, ConsoleState, Flash, Problem, Session, check_csrf, session,

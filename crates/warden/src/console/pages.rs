@@ -14,8 +14,13 @@ use warden_core::permcheck::{self, Direction};
 use warden_core::{AccountSpec, UserSpec};
 
 use super::account_model::{self, Forms};
-use super::render::{esc, limit, page, seg, when};
-use super::{ConsoleResult, ConsoleState, Problem, Session, check_csrf, session, svg};
+use super::list::ListQuery;
+use super::render::{count, esc, limit, page, plural, seg, short_key, size, when};
+use super::{
+    ConsoleError, ConsoleResult, ConsoleState, Problem, Session, check_csrf, session, svg,
+};
+use warden_core::device::DeviceState;
+use warden_ops::page::AccountKind;
 use warden_ops::tokens::Scope;
 use warden_ops::{UserView, Warden};
 
@@ -82,11 +87,11 @@ pub(crate) async fn overview(
     let seq = seq(&w).await?;
     let op = status.operator.as_ref();
     let sys = w
-        .list_accounts()
+        .accounts_page(Some(AccountKind::System), &Default::default())
         .await?
-        .into_iter()
-        .find(|a| a.system)
-        .map(|a| account_link(&a.name))
+        .items
+        .first()
+        .map(|e| account_link(&e.account.name))
         .unwrap_or_else(|| "—".into());
     let outbox = super::sync::outbox_facts(&w).await?;
     let body = format!(
@@ -117,43 +122,74 @@ pub(crate) async fn overview(
 // Accounts
 // ---------------------------------------------------------------------------------------
 
-/// `GET /console/accounts`.
+/// `GET /console/accounts[?q=…&sort=name|users|kind|created|updated&dir=asc|desc&page=N&per=N&kind=…]`.
 pub(crate) async fn accounts(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
+    Query(q): Query<Vec<(String, String)>>,
 ) -> ConsoleResult<Response> {
     let sess = session(&s, &headers).await?;
-    render_accounts(&s, &sess, &NewAccount::default(), None).await
+    render_accounts(&s, &sess, &ListQuery::new(q), &NewAccount::default(), None).await
 }
 
-/// The accounts page, its new-account form filled with `typed`, and the problem of that
-/// form when it was sent and refused (the page then has the problem's status).
+/// The accounts page (the page of the list `lq` asks for), its new-account form filled
+/// with `typed`, and the problem of that form when it was sent and refused (the page then
+/// has the problem's status).
 async fn render_accounts(
     s: &ConsoleState,
     sess: &Session,
+    lq: &ListQuery,
     typed: &NewAccount,
     problem: Option<&Problem>,
 ) -> ConsoleResult<Response> {
     let w = s.ops(sess);
     let seq = seq(&w).await?;
-    let list = w.list_accounts().await?;
+    let kind: Option<AccountKind> = lq.get("kind").map(str::parse).transpose()?;
+    let list = w.accounts_page(kind, &lq.request("")?).await?;
+    let path = "/console/accounts";
     let mut rows = String::new();
-    for a in &list {
+    for e in &list.items {
+        let a = &e.account;
         let _ = write!(
             rows,
-            "<tr id=\"account-{}\"><td>{}{}</td><td>{}</td><td><code class=\"key\">{}</code></td><td>{}</td></tr>",
+            "<tr id=\"account-{}\"><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
             esc(&a.name),
             account_link(&a.name),
-            if a.system {
-                " <span class=\"tag\">system</span>"
-            } else {
-                ""
+            match e.kind {
+                AccountKind::Plain => String::new(),
+                k => format!("<span class=\"tag\">{}</span>", k.as_str()),
             },
-            a.users,
-            esc(&a.public_key),
+            count(a.users),
+            short_key(&a.public_key),
             esc(a.spec.description.as_deref().unwrap_or("")),
         );
     }
+    if rows.is_empty() {
+        rows = "<tr><td colspan=\"5\" class=\"muted\">no accounts match</td></tr>".into();
+    }
+    let kinds: String = std::iter::once(("", "all kinds"))
+        .chain(AccountKind::ALL.iter().map(|k| (k.as_str(), k.as_str())))
+        .map(|(v, label)| {
+            if lq.get("kind").unwrap_or("") == v {
+                format!("<strong>{label}</strong>")
+            } else {
+                let v = (!v.is_empty()).then_some(v);
+                format!(
+                    "<a href=\"{}\">{label}</a>",
+                    esc(&lq.href(path, &[("kind", v), ("page", None)]))
+                )
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" · ");
+    let heading = match kind {
+        None => plural(list.total, "account", "accounts"),
+        Some(k) => plural(
+            list.total,
+            &format!("{} account", k.as_str()),
+            &format!("{} accounts", k.as_str()),
+        ),
+    };
     // A refused form is shown again with what was typed, whoever sent it.
     let form = if sess.offers(Scope::Write) || problem.is_some() {
         format!(
@@ -177,15 +213,28 @@ async fn render_accounts(
         String::new()
     };
     let body = format!(
-        r#"<section id="accounts" data-live aria-labelledby="h-accounts">
-<h2 id="h-accounts">{n} accounts</h2>
+        r#"{search}<p class="filters">Kind: {kinds}</p>
+<section id="accounts" data-live aria-labelledby="h-accounts">
+<h2 id="h-accounts">{heading}</h2>
+{pager}
 <div class="scroll"><table>
-<thead><tr><th scope="col">Name</th><th scope="col">Users</th><th scope="col">Public key</th><th scope="col">Description</th></tr></thead>
+<thead><tr>{h_name}{h_kind}{h_users}<th scope="col">Public key</th><th scope="col">Description</th></tr></thead>
 <tbody>{rows}</tbody>
 </table></div>
+{pager_end}
 </section>
 {form}"#,
-        n = list.len()
+        search = lq.search_form(
+            path,
+            "",
+            "accounts",
+            "Search accounts (name, key, description)"
+        ),
+        pager = lq.pager(path, "", "accounts", &list, "account", "accounts"),
+        pager_end = lq.pager(path, "", "accounts-end", &list, "account", "accounts"),
+        h_name = lq.header(path, "", &list, "name", "Name"),
+        h_kind = lq.header(path, "", &list, "kind", "Kind"),
+        h_users = lq.header(path, "", &list, "users", "Users"),
     );
     let status = problem.map_or(StatusCode::OK, |p| p.status);
     Ok((
@@ -223,21 +272,27 @@ pub(crate) async fn add_account(
         Ok(view) => {
             Ok(Redirect::to(&format!("/console/accounts/{}", seg(&view.name))).into_response())
         }
-        Err(e) => render_accounts(&s, &sess, &form, Some(&Problem::of(&e))).await,
+        Err(e) => {
+            let p = Problem::of(&e);
+            render_accounts(&s, &sess, &ListQuery::default(), &form, Some(&p)).await
+        }
     }
 }
 
-/// `GET /console/accounts/{name}`.
+/// `GET /console/accounts/{name}[?q=…&sort=name|state|expires|created&dir=…&page=N]`
+/// (the query pages the account's users).
 pub(crate) async fn account(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
     Path(name): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
 ) -> ConsoleResult<Response> {
     let sess = session(&s, &headers).await?;
     render_account(
         &s,
         &sess,
         &name,
+        &ListQuery::new(q),
         &NewUser::default(),
         None,
         &Forms::default(),
@@ -252,7 +307,8 @@ pub(super) async fn render_account_model(
     name: &str,
     forms: &Forms,
 ) -> ConsoleResult<Response> {
-    render_account(s, sess, name, &NewUser::default(), None, forms).await
+    let lq = ListQuery::default();
+    render_account(s, sess, name, &lq, &NewUser::default(), None, forms).await
 }
 
 /// The account page, its new-user form filled with `typed`, and the problem of that form
@@ -261,6 +317,7 @@ async fn render_account(
     s: &ConsoleState,
     sess: &Session,
     name: &str,
+    lq: &ListQuery,
     typed: &NewUser,
     problem: Option<&Problem>,
     forms: &Forms,
@@ -268,7 +325,7 @@ async fn render_account(
     let w = s.ops(sess);
     let seq = seq(&w).await?;
     let a = w.account(name).await?;
-    let users = w.list_users(&a.name).await?;
+    let users = w.users_page(&a.name, &lq.request("")?).await?;
     let all = w.list_accounts().await?;
     let l = &a.spec.limits;
     let limits = format!(
@@ -280,19 +337,19 @@ async fn render_account(
         limit(l.conn),
         limit(l.leaf),
         limit(l.subs),
-        limit(l.payload),
-        limit(l.data),
+        size(l.payload),
+        size(l.data),
         limit(l.imports),
         limit(l.exports),
         if l.wildcards { "yes" } else { "no" },
         if l.disallow_bearer { "yes" } else { "no" },
         limit(l.jetstream.streams),
-        limit(l.jetstream.disk_storage),
-        limit(l.jetstream.mem_storage),
+        size(l.jetstream.disk_storage),
+        size(l.jetstream.mem_storage),
     );
     let model = account_model::sections(sess, &w, &a, &all, forms).await?;
     let mut user_rows = String::new();
-    for u in &users {
+    for u in &users.items {
         let _ = write!(
             user_rows,
             "<tr id=\"user-{}\"><td>{}</td><td>{}</td><td>{}</td><td><code class=\"key\">{}</code></td></tr>",
@@ -304,7 +361,7 @@ async fn render_account(
                 "active"
             },
             esc(&when(u.spec.expires_at)),
-            esc(&u.public_key)
+            short_key(&u.public_key)
         );
     }
     let form = if (sess.offers(Scope::Write) || problem.is_some()) && !a.system {
@@ -349,6 +406,7 @@ async fn render_account(
     } else {
         String::new()
     };
+    let upath = format!("/console/accounts/{}", seg(&a.name));
     let or_none = |rows: String, cols: usize| {
         if rows.is_empty() {
             format!("<tr><td colspan=\"{cols}\" class=\"muted\">none</td></tr>")
@@ -362,8 +420,9 @@ async fn render_account(
 <section aria-labelledby="h-limits"><h2 id="h-limits">Limits</h2>{limits}</section>
 {usage}
 {model}
-<section id="users" data-live aria-labelledby="h-users"><h2 id="h-users">{n} users</h2>
-<div class="scroll"><table><thead><tr><th scope="col">Name</th><th scope="col">State</th><th scope="col">Expires</th><th scope="col">Public key</th></tr></thead><tbody>{user_rows}</tbody></table></div></section>
+<section id="users" data-live aria-labelledby="h-users"><h2 id="h-users">{n}</h2>
+{search}{pager}
+<div class="scroll"><table><thead><tr>{h_name}{h_state}{h_expires}<th scope="col">Public key</th></tr></thead><tbody>{user_rows}</tbody></table></div></section>
 {form}"#,
         key = esc(&a.public_key),
         description = a
@@ -377,7 +436,16 @@ async fn render_account(
         } else {
             ""
         },
-        n = users.len(),
+        n = plural(users.total, "user", "users"),
+        search = if users.total > users.per || lq.get("q").is_some() {
+            lq.search_form(&upath, "", "users", "Search users (name, key)")
+        } else {
+            String::new()
+        },
+        pager = lq.pager(&upath, "", "users", &users, "user", "users"),
+        h_name = lq.header(&upath, "", &users, "name", "Name"),
+        h_state = lq.header(&upath, "", &users, "state", "State"),
+        h_expires = lq.header(&upath, "", &users, "expires", "Expires"),
         user_rows = or_none(user_rows, 4),
     );
     let status = problem
@@ -459,6 +527,7 @@ pub(crate) async fn add_user(
             &s,
             &sess,
             &account,
+            &ListQuery::default(),
             &form,
             Some(&problem),
             &Forms::default(),
@@ -470,7 +539,9 @@ pub(crate) async fn add_user(
     let (pub_allow, sub_allow) = match parsed {
         Ok(lists) => lists,
         Err(p) => {
-            return render_account(&s, &sess, &account, &form, Some(&p), &Forms::default()).await;
+            let lq = ListQuery::default();
+            return render_account(&s, &sess, &account, &lq, &form, Some(&p), &Forms::default())
+                .await;
         }
     };
     let mut spec = UserSpec::default();
@@ -489,7 +560,8 @@ pub(crate) async fn add_user(
         .into_response()),
         Err(e) => {
             let p = Problem::of(&e);
-            render_account(&s, &sess, &account, &form, Some(&p), &Forms::default()).await
+            let lq = ListQuery::default();
+            render_account(&s, &sess, &account, &lq, &form, Some(&p), &Forms::default()).await
         }
     }
 }
@@ -739,7 +811,27 @@ pub(crate) async fn creds(
 // Hierarchy
 // ---------------------------------------------------------------------------------------
 
-/// `GET /console/hierarchy`: operator → accounts → users as nested lists and as a picture.
+/// Where the whole list of a summarised group of accounts is.
+pub(super) fn group_href(kind: AccountKind) -> String {
+    match kind {
+        AccountKind::Device => "/console/devices".into(),
+        AccountKind::Tenant => "/console/tenants".into(),
+        k => format!("/console/accounts?kind={}", k.as_str()),
+    }
+}
+
+/// The noun of a group of accounts: "device account(s)".
+pub(super) fn group_noun(kind: AccountKind, n: usize) -> String {
+    match kind {
+        AccountKind::System => plural(n, "system account", "system accounts"),
+        AccountKind::Plain => plural(n, "account", "accounts"),
+        AccountKind::Tenant => plural(n, "tenant account", "tenant accounts"),
+        AccountKind::Device => plural(n, "device account", "device accounts"),
+    }
+}
+
+/// `GET /console/hierarchy`: operator → accounts (grouped by kind; a large group as one
+/// summary linking to its paged list) → users, as nested lists and as a bounded picture.
 pub(crate) async fn hierarchy(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
@@ -747,27 +839,55 @@ pub(crate) async fn hierarchy(
     let sess = session(&s, &headers).await?;
     let w = s.ops(&sess);
     let seq = seq(&w).await?;
-    let tree = svg::Tree::load(&w).await?;
+    let tree = w.hierarchy(svg::BOUNDS).await?;
+    let picture = svg::render(&tree);
     let mut list = String::new();
-    for (a, users) in &tree.accounts {
-        let _ = write!(list, "<li>{}", account_link(&a.name));
-        if !users.is_empty() {
-            list.push_str("<ul>");
-            for u in users {
-                let _ = write!(
-                    list,
-                    "<li>{}{}</li>",
-                    user_link(&a.name, &u.name),
-                    if u.revoked_at.is_some() {
-                        " (revoked)"
-                    } else {
-                        ""
-                    }
-                );
-            }
-            list.push_str("</ul>");
+    let mut summaries = Vec::new();
+    for g in &tree.groups {
+        if g.summarised() {
+            summaries.push(format!(
+                "{} ({}) are summarised",
+                group_noun(g.kind, g.total),
+                plural(g.users_total, "user", "users")
+            ));
+            let _ = write!(
+                list,
+                "<li class=\"summary\" id=\"group-{kind}\"><a href=\"{href}\">{noun}</a> with {users} <span class=\"muted\">(more than {max}: see the paged list)</span></li>",
+                kind = g.kind.as_str(),
+                href = esc(&group_href(g.kind)),
+                noun = group_noun(g.kind, g.total),
+                users = plural(g.users_total, "user", "users"),
+                max = svg::BOUNDS.max_accounts,
+            );
+            continue;
         }
-        list.push_str("</li>");
+        for a in &g.accounts {
+            let _ = write!(list, "<li>{}", account_link(&a.name));
+            if a.system {
+                list.push_str(" <span class=\"tag\">system</span>");
+            }
+            if !a.users.is_empty() {
+                list.push_str("<ul>");
+                for u in &a.users {
+                    let _ = write!(
+                        list,
+                        "<li>{}{}</li>",
+                        user_link(&a.name, &u.name),
+                        if u.revoked { " (revoked)" } else { "" }
+                    );
+                }
+                if a.users_total > a.users.len() {
+                    let _ = write!(
+                        list,
+                        "<li class=\"muted\"><a href=\"/console/accounts/{}\">{} more</a></li>",
+                        seg(&a.name),
+                        plural(a.users_total - a.users.len(), "user", "users")
+                    );
+                }
+                list.push_str("</ul>");
+            }
+            list.push_str("</li>");
+        }
     }
     let mut edges = String::new();
     for e in &tree.edges {
@@ -779,13 +899,38 @@ pub(crate) async fn hierarchy(
             account_link(&e.to)
         );
     }
+    if tree.edges_hidden > 0 {
+        let _ = write!(
+            edges,
+            "<li class=\"muted\">{} between summarised accounts (on their account pages)</li>",
+            plural(tree.edges_hidden, "import", "imports")
+        );
+    }
+    let aggregated = if summaries.is_empty() && picture.omitted == 0 {
+        String::new()
+    } else {
+        let mut parts = summaries;
+        if picture.omitted > 0 {
+            parts.push(format!(
+                "the picture draws {} and leaves out {}",
+                plural(picture.drawn, "node", "nodes"),
+                count(picture.omitted)
+            ));
+        }
+        format!(
+            "<p id=\"hierarchy-aggregated\" class=\"notice\">Too many to draw: {}.</p>",
+            esc(&parts.join("; "))
+        )
+    };
     let body = format!(
-        r#"<section id="hierarchy-picture" data-live aria-labelledby="h-picture"><h2 id="h-picture">Picture</h2>
-<figure class="picture">{svg}<figcaption>Operator, accounts and their users; arrows run from an exporting account to the importing one.</figcaption></figure></section>
+        r#"{aggregated}<section id="hierarchy-picture" data-live aria-labelledby="h-picture"><h2 id="h-picture">Picture</h2>
+<figure class="picture" data-nodes="{drawn}">{svg}<figcaption>Operator, accounts and their users; a group of more than {max} accounts is one summary box; arrows run from an exporting account to the importing one.</figcaption></figure></section>
 <section id="hierarchy-tree" data-live aria-labelledby="h-tree"><h2 id="h-tree">Tree</h2>
 <ul class="tree"><li><strong>Operator {op}</strong><ul>{list}</ul></li></ul>
 <h3>Imports and exports</h3><ul>{edges}</ul></section>"#,
-        svg = svg::render(&tree),
+        svg = picture.svg,
+        drawn = picture.drawn,
+        max = svg::BOUNDS.max_accounts,
         op = esc(&tree.operator),
         edges = if edges.is_empty() {
             "<li class=\"muted\">none</li>".into()
@@ -803,10 +948,10 @@ pub(crate) async fn hierarchy_svg(
 ) -> ConsoleResult<Response> {
     let sess = session(&s, &headers).await?;
     let w = s.ops(&sess);
-    let tree = svg::Tree::load(&w).await?;
+    let tree = w.hierarchy(svg::BOUNDS).await?;
     Ok((
         [(header::CONTENT_TYPE, "image/svg+xml")],
-        svg::render(&tree),
+        svg::render(&tree).svg,
     )
         .into_response())
 }
@@ -815,21 +960,49 @@ pub(crate) async fn hierarchy_svg(
 // Devices, tenants, ledger
 // ---------------------------------------------------------------------------------------
 
-/// `GET /console/devices`.
+pub(super) fn device_link(id: &str) -> String {
+    format!("<a href=\"/console/devices/{}\">{}</a>", seg(id), esc(id))
+}
+
+pub(super) fn tenant_link(slug: &str) -> String {
+    format!(
+        "<a href=\"/console/tenants/{}\">{}</a>",
+        seg(slug),
+        esc(slug)
+    )
+}
+
+/// `GET /console/devices[?q=…&sort=id|state|created|activated&dir=…&page=N&state=…]`.
 pub(crate) async fn devices(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
+    Query(q): Query<Vec<(String, String)>>,
 ) -> ConsoleResult<Html<String>> {
     let sess = session(&s, &headers).await?;
     let w = s.ops(&sess);
     let seq = seq(&w).await?;
-    let list = w.list_devices(None).await?;
+    let lq = ListQuery::new(q);
+    let state = match lq.get("state") {
+        None => None,
+        Some("provisioned") => Some(DeviceState::Provisioned),
+        Some("active") => Some(DeviceState::Active),
+        Some("revoked") => Some(DeviceState::Revoked),
+        Some(other) => {
+            return Err(ConsoleError::Invalid(format!(
+                "state={other:?}: use provisioned, active or revoked"
+            )));
+        }
+    };
+    let list = w.devices_page(state, &lq.request("")?).await?;
+    let path = "/console/devices";
     let mut rows = String::new();
-    for d in &list {
+    for d in &list.items {
         let _ = write!(
             rows,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr id=\"device-{}\"><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&d.id),
+            device_link(&d.id),
+            device_state_class(d.state),
             esc(d.state.as_str()),
             account_link(&d.account),
             user_link(&d.account, &d.user),
@@ -838,65 +1011,120 @@ pub(crate) async fn devices(
         );
     }
     if rows.is_empty() {
-        rows = "<tr><td colspan=\"6\" class=\"muted\">no devices</td></tr>".into();
+        rows = "<tr><td colspan=\"6\" class=\"muted\">no devices match</td></tr>".into();
     }
+    let states: String = ["", "provisioned", "active", "revoked"]
+        .iter()
+        .map(|v| {
+            let label = if v.is_empty() { "all states" } else { v };
+            if lq.get("state").unwrap_or("") == *v {
+                format!("<strong>{label}</strong>")
+            } else {
+                let v = (!v.is_empty()).then_some(*v);
+                format!(
+                    "<a href=\"{}\">{label}</a>",
+                    esc(&lq.href(path, &[("state", v), ("page", None)]))
+                )
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" · ");
     let body = format!(
-        r#"<section id="devices" data-live aria-labelledby="h-devices"><h2 id="h-devices">{n} devices</h2>
-<div class="scroll"><table><thead><tr><th scope="col">Id</th><th scope="col">State</th><th scope="col">Account</th><th scope="col">User</th><th scope="col">Created</th><th scope="col">First connected</th></tr></thead><tbody>{rows}</tbody></table></div></section>"#,
-        n = list.len()
+        r#"{search}<p class="filters">State: {states}</p>
+<section id="devices" data-live aria-labelledby="h-devices"><h2 id="h-devices">{n}</h2>
+{pager}
+<div class="scroll"><table><thead><tr>{h_id}{h_state}<th scope="col">Account</th><th scope="col">User</th>{h_created}{h_activated}</tr></thead><tbody>{rows}</tbody></table></div>
+{pager_end}</section>"#,
+        search = lq.search_form(path, "", "devices", "Search devices (id, account, user)"),
+        n = plural(list.total, "device", "devices"),
+        pager = lq.pager(path, "", "devices", &list, "device", "devices"),
+        pager_end = lq.pager(path, "", "devices-end", &list, "device", "devices"),
+        h_id = lq.header(path, "", &list, "id", "Id"),
+        h_state = lq.header(path, "", &list, "state", "State"),
+        h_created = lq.header(path, "", &list, "created", "Created"),
+        h_activated = lq.header(path, "", &list, "activated", "First connected"),
     );
     Ok(page("Devices", "/console/devices", &sess, seq, &body))
 }
 
-/// `GET /console/tenants`.
+pub(super) fn device_state_class(state: DeviceState) -> &'static str {
+    match state {
+        DeviceState::Active => "ok",
+        DeviceState::Revoked => "bad",
+        DeviceState::Provisioned => "warn",
+    }
+}
+
+/// `GET /console/tenants[?q=…&sort=slug|state|users|created&dir=…&page=N]`.
 pub(crate) async fn tenants(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
+    Query(q): Query<Vec<(String, String)>>,
 ) -> ConsoleResult<Html<String>> {
     let sess = session(&s, &headers).await?;
     let w = s.ops(&sess);
     let seq = seq(&w).await?;
-    let list = w.list_tenants().await?;
+    let lq = ListQuery::new(q);
+    let list = w.tenants_page(&lq.request("")?).await?;
+    let path = "/console/tenants";
     let mut rows = String::new();
-    for t in &list {
+    for t in &list.items {
         let _ = write!(
             rows,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
+            "<tr id=\"tenant-{}\"><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td><code>{}</code></td><td class=\"num\">{}</td></tr>",
             esc(&t.slug),
+            tenant_link(&t.slug),
+            if t.state == "active" { "ok" } else { "bad" },
             esc(&t.state),
             account_link(&t.account),
             esc(&t.prefix),
-            t.users.len(),
+            count(t.users.len()),
         );
     }
     if rows.is_empty() {
-        rows = "<tr><td colspan=\"5\" class=\"muted\">no tenants</td></tr>".into();
+        rows = "<tr><td colspan=\"5\" class=\"muted\">no tenants match</td></tr>".into();
     }
     let body = format!(
-        r#"<section id="tenants" data-live aria-labelledby="h-tenants"><h2 id="h-tenants">{n} tenants</h2>
-<div class="scroll"><table><thead><tr><th scope="col">Slug</th><th scope="col">State</th><th scope="col">Account</th><th scope="col">Prefix</th><th scope="col">Users</th></tr></thead><tbody>{rows}</tbody></table></div></section>"#,
-        n = list.len()
+        r#"{search}<section id="tenants" data-live aria-labelledby="h-tenants"><h2 id="h-tenants">{n}</h2>
+{pager}
+<div class="scroll"><table><thead><tr>{h_slug}{h_state}<th scope="col">Account</th><th scope="col">Prefix</th>{h_users}</tr></thead><tbody>{rows}</tbody></table></div></section>"#,
+        search = lq.search_form(
+            path,
+            "",
+            "tenants",
+            "Search tenants (slug, account, prefix)"
+        ),
+        n = plural(list.total, "tenant", "tenants"),
+        pager = lq.pager(path, "", "tenants", &list, "tenant", "tenants"),
+        h_slug = lq.header(path, "", &list, "slug", "Slug"),
+        h_state = lq.header(path, "", &list, "state", "State"),
+        h_users = lq.header(path, "", &list, "users", "Users"),
     );
     Ok(page("Tenants", "/console/tenants", &sess, seq, &body))
 }
 
-/// Events shown on the ledger page (the newest).
-const LEDGER_PAGE: i64 = 200;
-
-/// `GET /console/ledger`: the newest events and whether the hash chain verifies.
+/// `GET /console/ledger[?q=…&dir=asc|desc&page=N]`: the events, newest first unless
+/// asked, and whether the hash chain verifies.
 pub(crate) async fn ledger(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
+    Query(q): Query<Vec<(String, String)>>,
 ) -> ConsoleResult<Html<String>> {
     let sess = session(&s, &headers).await?;
     let w = s.ops(&sess);
     let seq = seq(&w).await?;
+    // Newest first unless the query says otherwise.
+    let lq = ListQuery::new(q).or_default("dir", "desc");
     let report = w.verify_ledger().await?;
-    let events = w.ledger_newest(LEDGER_PAGE).await?;
+    let events = w.ledger_page(&lq.request("")?).await?;
     let verdict = match &report.first_break {
         None => format!(
-            "<p id=\"ledger-verify\" class=\"ok\">Hash chain intact: {} events verified.</p>",
-            report.events
+            "<p id=\"ledger-verify\" class=\"ok\">Hash chain intact: {} verified.</p>",
+            plural(
+                usize::try_from(report.events).unwrap_or(0),
+                "event",
+                "events"
+            )
         ),
         Some(b) => format!(
             "<p id=\"ledger-verify\" class=\"bad\" role=\"alert\">Hash chain broken at event {}: {}</p>",
@@ -904,24 +1132,35 @@ pub(crate) async fn ledger(
             esc(&b.problem)
         ),
     };
+    let path = "/console/ledger";
     let mut rows = String::new();
-    for e in &events {
+    for e in &events.items {
         let _ = write!(
             rows,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} <code class=\"key\">{}</code></td></tr>",
+            "<tr id=\"event-{}\"><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} {}</td></tr>",
+            e.seq,
             e.seq,
             esc(&when(Some(e.at))),
             esc(&e.actor),
             esc(&e.action),
             esc(&e.object_kind),
-            esc(&e.object_key),
+            short_key(&e.object_key),
         );
     }
+    if rows.is_empty() {
+        rows = "<tr><td colspan=\"5\" class=\"muted\">no events match</td></tr>".into();
+    }
     let body = format!(
-        r#"<section id="ledger" data-live aria-labelledby="h-ledger"><h2 id="h-ledger">Newest {n} events</h2>
+        r#"{search}<section id="ledger" data-live aria-labelledby="h-ledger"><h2 id="h-ledger">{n}</h2>
 {verdict}
-<div class="scroll"><table><thead><tr><th scope="col">#</th><th scope="col">When</th><th scope="col">Actor</th><th scope="col">Action</th><th scope="col">Object</th></tr></thead><tbody>{rows}</tbody></table></div></section>"#,
-        n = events.len()
+{pager}
+<div class="scroll"><table><thead><tr>{h_seq}<th scope="col">When</th><th scope="col">Actor</th><th scope="col">Action</th><th scope="col">Object</th></tr></thead><tbody>{rows}</tbody></table></div>
+{pager_end}</section>"#,
+        search = lq.search_form(path, "", "ledger", "Search events (actor, action, object)"),
+        n = plural(events.total, "event", "events"),
+        pager = lq.pager(path, "", "ledger", &events, "event", "events"),
+        pager_end = lq.pager(path, "", "ledger-end", &events, "event", "events"),
+        h_seq = lq.header(path, "", &events, "seq", "#"),
     );
     Ok(page("Ledger", "/console/ledger", &sess, seq, &body))
 }

@@ -16,11 +16,14 @@ use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use warden_core::governance::{Address, Change, ProposalKind, ProposalStatus, Relationship};
+use warden_core::governance::{
+    Address, Change, ObjectType, ProposalKind, ProposalStatus, Relationship,
+};
 
 use super::directory::{dir_user_link, role_link, task_link};
+use super::list::ListQuery;
 use super::pages::{csrf_field, seq};
-use super::render::{esc, page, when};
+use super::render::{esc, page, plural, when};
 use super::{
     ConsoleError, ConsoleResult, ConsoleState, Flash, Problem, Session, check_csrf, form_session,
     session,
@@ -31,46 +34,41 @@ use warden_ops::tokens::Scope;
 /// Most ids one batch may carry (a bound on the work of one form post).
 const MAX_BATCH: usize = 200;
 
-/// Closed proposals shown (the newest closed first).
-const CLOSED_SHOWN: usize = 200;
-
-/// Query of the inbox: `show=to-approve` lists only what the acting user may close.
-#[derive(Deserialize)]
-pub(crate) struct InboxQuery {
-    show: Option<String>,
+/// A link to the object of an address (role, task or directory user page).
+fn object_link(t: ObjectType, id: &str) -> String {
+    match t {
+        ObjectType::Role => format!("role {}", role_link(id)),
+        ObjectType::Task => format!("task {}", task_link(id)),
+        ObjectType::User => format!("user {}", dir_user_link(id)),
+        other => format!("{} {}", esc(other.as_str()), esc(id)),
+    }
 }
 
-fn address_text(a: &Address) -> String {
-    let object = match a.object_type {
-        warden_core::governance::ObjectType::Role => role_link(&a.object_id),
-        warden_core::governance::ObjectType::Task => task_link(&a.object_id),
-        warden_core::governance::ObjectType::User => dir_user_link(&a.object_id),
-        _ => esc(&a.object_id),
+/// What a proposal does, as a sentence: "Add user ulrich as member of role sales",
+/// "Make olivia the manager of user ulrich", "Remove task orders from role sales".
+fn sentence(change: Change, a: &Address) -> String {
+    let object = object_link(a.object_type, &a.object_id);
+    let related = object_link(a.related_type, &a.related_id);
+    let verb = match change {
+        Change::Add => "Add",
+        Change::Remove => "Remove",
+        _ => "Update",
     };
-    let related = match a.related_type {
-        warden_core::governance::ObjectType::User => dir_user_link(&a.related_id),
-        warden_core::governance::ObjectType::Task => task_link(&a.related_id),
-        _ => esc(&a.related_id),
-    };
-    let verb = if a.relationship == Relationship::Manager {
-        "manager of"
-    } else {
-        a.relationship.as_str()
-    };
-    format!(
-        "<code>({}, {}, {}, {}, {})</code><br>{related} {} {} {object}",
-        esc(a.object_type.as_str()),
-        esc(&a.object_id),
-        esc(a.related_type.as_str()),
-        esc(a.relationship.as_str()),
-        esc(&a.related_id),
-        if a.relationship == Relationship::Manager {
-            "→"
-        } else {
-            "as"
-        },
-        esc(verb),
-    )
+    match (a.relationship, a.related_type) {
+        (Relationship::Manager, _) if change == Change::Remove => format!(
+            "Remove {} as the manager of {object}",
+            dir_user_link(&a.related_id)
+        ),
+        (Relationship::Manager, _) => format!(
+            "Make {} the manager of {object}",
+            dir_user_link(&a.related_id)
+        ),
+        (_, ObjectType::Task) if change == Change::Remove => {
+            format!("Remove {related} from {object}")
+        }
+        (_, ObjectType::Task) => format!("{verb} {related} to {object}"),
+        (rel, _) => format!("{verb} {related} as {} of {object}", esc(rel.as_str())),
+    }
 }
 
 /// The result of the last action: one line per proposal id.
@@ -103,21 +101,24 @@ fn notice(flash: Option<Flash>) -> String {
     }
 }
 
-/// `GET /console/proposals[?show=to-approve]`.
+/// `GET /console/proposals[?show=to-approve&o_q=…&o_sort=…&o_page=N&c_…]`: open
+/// proposals (prefix `o_`) and closed ones (prefix `c_`, newest closed first), each
+/// searched, sorted and paged.
 pub(crate) async fn inbox(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
-    Query(q): Query<InboxQuery>,
+    Query(q): Query<Vec<(String, String)>>,
 ) -> ConsoleResult<Response> {
     let sess = session(&s, &headers).await?;
-    let to_approve = q.show.as_deref() == Some("to-approve");
+    let lq = ListQuery::new(q);
+    let to_approve = lq.get("show") == Some("to-approve");
     if to_approve && sess.acting.is_none() {
         return Err(ConsoleError::Invalid(
             "pick the directory user to act as before listing what they may approve".into(),
         ));
     }
     let flash = s.take_flash(&headers);
-    render_inbox(&s, &sess, to_approve, flash, None).await
+    render_inbox(&s, &sess, &lq, flash, None).await
 }
 
 /// A form of the proposals page refused: the problem, and the new-proposal form's values
@@ -133,29 +134,29 @@ struct Refusal<'a> {
 async fn render_inbox(
     s: &ConsoleState,
     sess: &Session,
-    to_approve: bool,
+    lq: &ListQuery,
     flash: Option<Flash>,
     refusal: Option<Refusal<'_>>,
 ) -> ConsoleResult<Response> {
     let w = s.ops(sess);
     let seq = seq(&w).await?;
     let acting = sess.acting.clone();
+    let to_approve = acting.is_some() && lq.get("show") == Some("to-approve");
+    let path = "/console/proposals";
     let open = w
-        .proposals(
-            acting.as_deref(),
-            false,
-            to_approve,
-            Some(ProposalStatus::Open),
-        )
+        .open_proposals_page(acting.as_deref(), to_approve, &lq.request("o_")?)
         .await?;
-    // Closed ones need no approval facts: the newest closed first, a bounded number.
-    let closed = w.closed_proposals(CLOSED_SHOWN).await?;
-    let n_closed = closed.total;
-    let closed = closed.newest;
+    // Closed ones need no approval facts: the newest closed first unless asked.
+    let closed = w
+        .closed_proposals_page(&lq.clone().or_default("c_dir", "desc").request("c_")?)
+        .await?;
     let can_write = sess.offers(Scope::Write);
+    // Deciding is done as the acting directory user: until one is picked, the buttons
+    // are shown disabled (the decide form refuses too).
+    let disabled = if acting.is_none() { " disabled" } else { "" };
     let users = w.dir_users().await?;
     let mut orows = String::new();
-    for p in &open {
+    for p in &open.items {
         let pr = &p.proposal;
         let (pick, actions) = if can_write {
             (
@@ -164,7 +165,7 @@ async fn render_inbox(
                     id = esc(&p.id)
                 ),
                 format!(
-                    "<button type=\"submit\" form=\"decide\" name=\"one\" value=\"confirm:{id}\" id=\"approve-{id}\">Approve</button> <button type=\"submit\" form=\"decide\" name=\"one\" value=\"reject:{id}\" class=\"danger\" id=\"reject-{id}\">Reject</button>",
+                    "<button type=\"submit\" form=\"decide\" name=\"one\" value=\"confirm:{id}\" id=\"approve-{id}\"{disabled}>Approve</button> <button type=\"submit\" form=\"decide\" name=\"one\" value=\"reject:{id}\" class=\"danger\" id=\"reject-{id}\"{disabled}>Reject</button>",
                     id = esc(&p.id)
                 ),
             )
@@ -182,13 +183,13 @@ async fn render_inbox(
         };
         let _ = write!(
             orows,
-            "<tr id=\"proposal-{id}\" data-status=\"{status}\"><td>{pick}</td><td><code>{id}</code></td><td>{kind}<br><small>{message}</small></td><td>{change}</td><td>{address}</td><td>{initiator}</td><td>{reason}</td><td>{expires}{grant}</td><td class=\"approvers\">{approvers}<br><small class=\"muted\">and their managers, and system administrators</small></td><td>{actions}</td></tr>",
+            "<tr id=\"proposal-{id}\" data-status=\"{status}\"><td>{pick}</td><td><code>{id}</code></td><td class=\"sentence\">{address}<br><small class=\"muted\">{kind} {change} · {message}</small></td><td>{initiator}</td><td>{reason}</td><td>{expires}{grant}</td><td class=\"approvers\">{approvers}<br><small class=\"muted\">and their managers, and system administrators</small></td><td>{actions}</td></tr>",
             id = esc(&p.id),
             status = esc(pr.status.as_str()),
             kind = esc(pr.kind.as_str()),
             message = esc(&p.message),
             change = esc(pr.change.as_str()),
-            address = address_text(&pr.address),
+            address = sentence(pr.change, &pr.address),
             initiator = dir_user_link(&pr.initiator),
             reason = esc(pr.reason.as_deref().unwrap_or("—")),
             expires = esc(&when(pr.expires_at)),
@@ -199,10 +200,10 @@ async fn render_inbox(
         );
     }
     if orows.is_empty() {
-        orows = "<tr><td colspan=\"10\" class=\"muted\">No open proposals.</td></tr>".into();
+        orows = "<tr><td colspan=\"9\" class=\"muted\">No open proposals.</td></tr>".into();
     }
     let mut crows = String::new();
-    for pr in &closed {
+    for pr in &closed.items {
         let cls = match pr.status {
             ProposalStatus::Confirmed => "ok",
             ProposalStatus::Rejected => "bad",
@@ -210,11 +211,11 @@ async fn render_inbox(
         };
         let _ = write!(
             crows,
-            "<tr id=\"closed-{id}\" data-status=\"{status}\"><td><code>{id}</code></td><td>{kind} {change}</td><td>{address}</td><td>{initiator}</td><td class=\"{cls}\">{status}</td><td>{closer}</td><td>{just}</td><td>{closed_at}</td></tr>",
+            "<tr id=\"closed-{id}\" data-status=\"{status}\"><td><code>{id}</code></td><td class=\"sentence\">{address}<br><small class=\"muted\">{kind} {change}</small></td><td>{initiator}</td><td class=\"{cls}\">{status}</td><td>{closer}</td><td>{just}</td><td>{closed_at}</td></tr>",
             id = esc(&pr.id),
             kind = esc(pr.kind.as_str()),
             change = esc(pr.change.as_str()),
-            address = address_text(&pr.address),
+            address = sentence(pr.change, &pr.address),
             initiator = dir_user_link(&pr.initiator),
             status = esc(pr.status.as_str()),
             closer = pr
@@ -227,7 +228,7 @@ async fn render_inbox(
         );
     }
     if crows.is_empty() {
-        crows = "<tr><td colspan=\"8\" class=\"muted\">None yet.</td></tr>".into();
+        crows = "<tr><td colspan=\"7\" class=\"muted\">None yet.</td></tr>".into();
     }
     let mut options = String::from("<option value=\"\">(pick a directory user)</option>");
     for u in &users {
@@ -278,10 +279,15 @@ async fn render_inbox(
 <input id="justification" name="justification" autocomplete="off">
 <label for="reason">Reason (needed to reject)</label>
 <input id="reason" name="reason" autocomplete="off">
-<button type="submit" name="batch" value="confirm" id="confirm-selected">Confirm selected</button>
-<button type="submit" name="batch" value="reject" class="danger" id="reject-selected">Reject selected</button>
-</form>"#,
+<button type="submit" name="batch" value="confirm" id="confirm-selected"{disabled}>Confirm selected</button>
+<button type="submit" name="batch" value="reject" class="danger" id="reject-selected"{disabled}>Reject selected</button>
+{need_actor}</form>"#,
             csrf = csrf_field(&sess.csrf),
+            need_actor = if acting.is_none() {
+                "<p class=\"hint\" id=\"decide-needs-actor\">Pick the directory user to act as (above) to approve or reject.</p>"
+            } else {
+                ""
+            },
         )
     } else {
         String::new()
@@ -325,22 +331,38 @@ async fn render_inbox(
     };
     let body = format!(
         r#"{notice}{act_as}{acting_text}{filter}
-<section id="proposals-open" data-live aria-labelledby="h-proposals-open"><h2 id="h-proposals-open">{n_open} open proposals</h2>
-<div class="scroll"><table><thead><tr><th scope="col">Pick</th><th scope="col">Id</th><th scope="col">Kind</th><th scope="col">Change</th><th scope="col">Address</th><th scope="col">Initiator</th><th scope="col">Reason</th><th scope="col">Expires</th><th scope="col">Who may approve</th><th scope="col">Action</th></tr></thead><tbody>{orows}</tbody></table></div></section>
+<section id="proposals-open" data-live aria-labelledby="h-proposals-open"><h2 id="h-proposals-open">{n_open}</h2>
+{o_search}{o_pager}
+<div class="scroll"><table><thead><tr><th scope="col">Pick</th>{o_id}{o_kind}{o_initiator}<th scope="col">Reason</th>{o_expires}<th scope="col">Who may approve</th><th scope="col">Action</th></tr></thead><tbody>{orows}</tbody></table></div></section>
 {decide}
 {propose}
-<section id="proposals-closed" data-live aria-labelledby="h-proposals-closed"><h2 id="h-proposals-closed">{n_closed} closed proposals{shown}</h2>
-<div class="scroll"><table><thead><tr><th scope="col">Id</th><th scope="col">Kind</th><th scope="col">Address</th><th scope="col">Initiator</th><th scope="col">Status</th><th scope="col">Closed by</th><th scope="col">Justification / reason</th><th scope="col">Closed</th></tr></thead><tbody>{crows}</tbody></table></div></section>"#,
+<section id="proposals-closed" data-live aria-labelledby="h-proposals-closed"><h2 id="h-proposals-closed">{n_closed}</h2>
+{c_search}{c_pager}
+<div class="scroll"><table><thead><tr><th scope="col">Id</th>{c_kind}<th scope="col">Initiator</th>{c_status}<th scope="col">Closed by</th><th scope="col">Justification / reason</th>{c_closed}</tr></thead><tbody>{crows}</tbody></table></div></section>"#,
         notice = match &refusal {
             Some(r) => r.problem.block(),
             None => notice(flash),
         },
-        n_open = open.len(),
-        shown = if n_closed > closed.len() {
-            format!(" (the newest {} shown)", closed.len())
-        } else {
-            String::new()
-        },
+        n_open = plural(open.total, "open proposal", "open proposals"),
+        o_search = lq.search_form(path, "o_", "open", "Search open proposals"),
+        o_pager = lq.pager(path, "o_", "open", &open, "open proposal", "open proposals"),
+        o_id = lq.header(path, "o_", &open, "id", "Id"),
+        o_kind = lq.header(path, "o_", &open, "kind", "Proposal"),
+        o_initiator = lq.header(path, "o_", &open, "initiator", "Initiator"),
+        o_expires = lq.header(path, "o_", &open, "expires", "Expires"),
+        n_closed = plural(closed.total, "closed proposal", "closed proposals"),
+        c_search = lq.search_form(path, "c_", "closed", "Search closed proposals"),
+        c_pager = lq.pager(
+            path,
+            "c_",
+            "closed",
+            &closed,
+            "closed proposal",
+            "closed proposals"
+        ),
+        c_kind = lq.header(path, "c_", &closed, "kind", "Proposal"),
+        c_status = lq.header(path, "c_", &closed, "status", "Status"),
+        c_closed = lq.header(path, "c_", &closed, "closed", "Closed"),
     );
     let status = refusal.map_or(StatusCode::OK, |r| r.problem.status);
     Ok((
@@ -357,7 +379,8 @@ async fn refused(
     problem: Problem,
     typed: Option<&ProposeForm>,
 ) -> ConsoleResult<Response> {
-    render_inbox(s, sess, false, None, Some(Refusal { problem, typed })).await
+    let lq = ListQuery::default();
+    render_inbox(s, sess, &lq, None, Some(Refusal { problem, typed })).await
 }
 
 /// The act-as form.

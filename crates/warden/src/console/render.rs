@@ -66,13 +66,19 @@ pub(crate) fn when(unix: Option<i64>) -> String {
     }
 }
 
-/// A NATS limit: `-1` is unlimited.
-pub(crate) fn limit(n: i64) -> String {
-    if n < 0 {
-        "unlimited".into()
-    } else {
-        n.to_string()
+pub(crate) use warden_core::units::{bytes, count, limit, plural, size};
+
+/// The shortened key shown in lists (the whole key is in the `title`).
+pub(crate) fn short_key(key: &str) -> String {
+    if key.chars().count() <= 14 {
+        return format!("<code class=\"key\">{}</code>", esc(key));
     }
+    let k: String = key.chars().take(12).collect();
+    format!(
+        "<code class=\"key\" title=\"{}\">{}…</code>",
+        esc(key),
+        esc(&k)
+    )
 }
 
 const NAV: [(&str, &str); 13] = [
@@ -91,15 +97,8 @@ const NAV: [(&str, &str); 13] = [
     ("/console/proposals", "Proposals"),
 ];
 
-/// A whole page: `body` goes into `<main>`. `seq` is the ledger position the page shows,
-/// from which the live script asks for newer events.
-pub(crate) fn page(
-    title: &str,
-    current: &str,
-    sess: &Session,
-    seq: i64,
-    body: &str,
-) -> Html<String> {
+/// The main navigation, `current` marked.
+fn nav(current: &str) -> String {
     let mut nav = String::new();
     for (href, label) in NAV {
         let here = if href == current {
@@ -109,7 +108,34 @@ pub(crate) fn page(
         };
         let _ = write!(nav, "<li><a href=\"{href}\"{here}>{label}</a></li>");
     }
-    Html(format!(
+    nav
+}
+
+/// The page layout around `body`: the header with the navigation and, for a session, its
+/// sign-out form; `seq` (the ledger position the page shows) lets the live script ask for
+/// newer events.
+fn layout(title: &str, current: &str, sess: Option<&Session>, seq: i64, body: &str) -> String {
+    let signout = match sess {
+        Some(sess) => format!(
+            r#"<form class="signout" method="post" action="/console/logout">
+<input type="hidden" name="csrf" value="{csrf}">
+<span class="who">Signed in as {who}</span>
+<button type="submit">Sign out</button>
+</form>"#,
+            csrf = esc(&sess.csrf),
+            who = esc(&sess.token_name),
+        ),
+        None => String::new(),
+    };
+    let (script, footer) = if sess.is_some() {
+        (
+            "<script src=\"/console/assets/console.js\" defer></script>\n",
+            "<p id=\"live\" role=\"status\" aria-live=\"polite\" data-state=\"static\">Live updates need JavaScript; reload to see changes.</p>",
+        )
+    } else {
+        ("", "")
+    };
+    format!(
         r##"<!doctype html>
 <html lang="en">
 <head>
@@ -117,33 +143,39 @@ pub(crate) fn page(
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} · Warden console</title>
 <link rel="stylesheet" href="/console/assets/console.css">
-<script src="/console/assets/console.js" defer></script>
-</head>
+{script}</head>
 <body data-seq="{seq}">
 <a class="skip" href="#main">Skip to content</a>
 <header class="top">
 <p class="brand"><a href="/console">Warden</a></p>
 <nav aria-label="Main"><ul>{nav}</ul></nav>
-<form class="signout" method="post" action="/console/logout">
-<input type="hidden" name="csrf" value="{csrf}">
-<span class="who">Signed in as {who}</span>
-<button type="submit">Sign out</button>
-</form>
+{signout}
 </header>
 <main id="main" tabindex="-1">
 <h1>{title}</h1>
 {body}
 </main>
 <footer>
-<p id="live" role="status" aria-live="polite" data-state="static">Live updates need JavaScript; reload to see changes.</p>
+{footer}
 </footer>
 </body>
 </html>
 "##,
         title = esc(title),
-        csrf = esc(&sess.csrf),
-        who = esc(&sess.token_name),
-    ))
+        nav = nav(current),
+    )
+}
+
+/// A whole page: `body` goes into `<main>`. `seq` is the ledger position the page shows,
+/// from which the live script asks for newer events.
+pub(crate) fn page(
+    title: &str,
+    current: &str,
+    sess: &Session,
+    seq: i64,
+    body: &str,
+) -> Html<String> {
+    Html(layout(title, current, Some(sess), seq, body))
 }
 
 /// The sign-in page (no session yet).
@@ -184,29 +216,14 @@ pub(crate) fn login_page(csrf: &str, error: Option<&str>) -> Html<String> {
     ))
 }
 
-/// An error page (no layout: it may be shown without a session).
+/// An error page, with the navigation (it may be shown without a session, so without the
+/// sign-out form and the live script).
 pub(crate) fn error_page(title: &str, message: &str) -> Html<String> {
-    Html(format!(
-        r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · Warden console</title>
-<link rel="stylesheet" href="/console/assets/console.css">
-</head>
-<body>
-<main id="main" class="narrow">
-<h1>{title}</h1>
-<p class="error" role="alert">{message}</p>
-<p><a href="/console">Back to the console</a></p>
-</main>
-</body>
-</html>
-"#,
-        title = esc(title),
-        message = esc(message),
-    ))
+    let body = format!(
+        "<p class=\"error\" role=\"alert\">{}</p>\n<p><a href=\"/console\">Back to the console</a></p>",
+        esc(message)
+    );
+    Html(layout(title, "", None, 0, &body))
 }
 
 #[cfg(test)]

@@ -6,12 +6,13 @@
 
 use std::fmt::Write as _;
 
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
+use super::list::ListQuery;
 use super::pages::{account_link, csrf_field, seq};
-use super::render::{esc, limit, page, seg};
+use super::render::{bytes, esc, limit, page, plural, short_key};
 use super::{
     ASK_TIMEOUT, ConsoleResult, ConsoleState, CsrfForm, Flash, Problem, Session, check_csrf,
     session,
@@ -93,21 +94,28 @@ fn nats_facts() -> String {
     )
 }
 
-/// `GET /console/sync`.
+/// Most accounts one "Push selected" may carry (a bound on the work of one form post).
+const MAX_PUSH: usize = 500;
+
+/// `GET /console/sync[?show=all&q=…&sort=name|state&dir=…&page=N]`: drifting accounts
+/// (all with `show=all`), paged.
 pub(crate) async fn sync_page(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
+    Query(q): Query<Vec<(String, String)>>,
 ) -> ConsoleResult<Response> {
     let sess = session(&s, &headers).await?;
     let flash = s.take_flash(&headers);
-    render_sync(&s, &sess, flash, None).await
+    render_sync(&s, &sess, &ListQuery::new(q), flash, None).await
 }
 
-/// The sync page, with the notice of an action that redirected here, or with the problem
-/// of a form sent from it (shown with the problem's status).
+/// The sync page (the page of the list `lq` asks for), with the notice of an action that
+/// redirected here, or with the problem of a form sent from it (shown with the problem's
+/// status).
 async fn render_sync(
     s: &ConsoleState,
     sess: &Session,
+    lq: &ListQuery,
     flash: Option<Flash>,
     problem: Option<&Problem>,
 ) -> ConsoleResult<Response> {
@@ -126,9 +134,11 @@ async fn render_sync(
             esc(&text)
         ),
     };
+    let show_all = lq.get("show") == Some("all");
+    let path = "/console/sync";
     let server = match &s.server {
         None => "<p id=\"drift-unavailable\" class=\"muted\">This console does not know a nats-server (it runs outside <code>warden serve</code>): drift cannot be shown. Use <code>warden sync --check --nats URL</code>.</p>".to_string(),
-        Some(link) => match w.drift_check(link).await {
+        Some(link) => match w.drift_page(link, show_all, &lq.request("")?).await {
             Err(e) => format!(
                 "<p id=\"drift-unavailable\" class=\"bad\" role=\"alert\">The nats-server at <code>{}</code> did not answer within {}s: {}</p>",
                 esc(link.url()),
@@ -137,50 +147,73 @@ async fn render_sync(
             ),
             Ok(d) => {
                 let mut rows = String::new();
-                let drifting = d.drifting();
-                for a in &d.accounts {
+                for a in &d.page.items {
                     let (name, key, state) = (&a.name, &a.public_key, a.state);
-                    let push = if can_write {
+                    let pick = if can_write {
                         format!(
-                            "<form class=\"inline\" method=\"post\" action=\"/console/sync/push/{}\">{}<button type=\"submit\" aria-label=\"Push account {}\">Push</button></form>",
-                            seg(name),
-                            csrf_field(&sess.csrf),
-                            esc(name)
+                            "<input type=\"checkbox\" form=\"push-form\" name=\"account\" value=\"{n}\" id=\"pick-{n}\" aria-label=\"Select account {n}\">",
+                            n = esc(name),
                         )
                     } else {
                         String::new()
                     };
                     let _ = write!(
                         rows,
-                        "<tr id=\"sync-{}\" data-state=\"{}\"><td>{}</td><td class=\"{}\">{}</td><td><code class=\"key\">{}</code></td><td>{push}</td></tr>",
+                        "<tr id=\"sync-{}\" data-state=\"{}\"><td>{pick}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
                         esc(name),
                         esc(&state.label().replace(' ', "-")),
                         account_link(name),
                         state_class(state),
                         state.label(),
-                        esc(key),
+                        short_key(key),
                     );
                 }
                 for key in &d.unknown {
                     let _ = write!(
                         rows,
-                        "<tr id=\"sync-{}\" data-state=\"unknown\"><td class=\"muted\">(not in Warden)</td><td class=\"bad\">unknown</td><td><code class=\"key\">{}</code></td><td></td></tr>",
+                        "<tr id=\"sync-{}\" data-state=\"unknown\"><td></td><td class=\"muted\">(not in Warden)</td><td class=\"bad\">unknown</td><td>{}</td></tr>",
                         esc(key),
-                        esc(key),
+                        short_key(key),
                     );
                 }
-                let verdict = if drifting == 0 && d.unknown.is_empty() {
-                    "<p id=\"drift-verdict\" class=\"ok\">The server is in step with Warden.</p>".to_string()
+                if rows.is_empty() {
+                    rows = "<tr><td colspan=\"4\" class=\"muted\">no account drifts</td></tr>".into();
+                }
+                let verdict = if d.drifting == 0 && d.unknown.is_empty() {
+                    format!(
+                        "<p id=\"drift-verdict\" class=\"ok\">The server is in step with Warden ({} in sync).</p>",
+                        plural(d.in_sync, "account", "accounts")
+                    )
                 } else {
                     format!(
-                        "<p id=\"drift-verdict\" class=\"bad\">Drift: {drifting} account(s) not in sync, {} unknown on the server.</p>",
-                        d.unknown.len()
+                        "<p id=\"drift-verdict\" class=\"bad\">Drift: {} not in sync, {} on the server; {} in sync.</p>",
+                        plural(d.drifting, "account", "accounts"),
+                        plural(d.unknown.len(), "unknown account", "unknown accounts"),
+                        plural(d.in_sync, "account", "accounts"),
                     )
                 };
-                let fix = if can_write {
+                let toggle = if show_all {
                     format!(
-                        "<form method=\"post\" action=\"/console/sync/fix\" id=\"sync-fix\">{}<button type=\"submit\">Sync (fix): push missing and stale, delete unknown</button></form>",
-                        csrf_field(&sess.csrf)
+                        "<p class=\"filters\" id=\"sync-filter\">Showing every account. <a href=\"{}\">Only those that drift</a></p>",
+                        esc(&lq.href(path, &[("show", None), ("page", None)]))
+                    )
+                } else {
+                    format!(
+                        "<p class=\"filters\" id=\"sync-filter\">Showing the accounts that drift; the {} in sync are counted, not listed. <a href=\"{}\" id=\"show-all\">Show all</a></p>",
+                        plural(d.in_sync, "account", "accounts"),
+                        esc(&lq.href(path, &[("show", Some("all")), ("page", None)]))
+                    )
+                };
+                let (n_one, n_many) = if show_all {
+                    ("account", "accounts")
+                } else {
+                    ("drifting account", "drifting accounts")
+                };
+                let actions = if can_write {
+                    format!(
+                        r#"<div class="actions"><form method="post" action="/console/sync/push" id="push-form">{csrf}<button type="submit" id="push-selected">Push selected</button></form>
+<form method="post" action="/console/sync/fix" id="sync-fix">{csrf}<button type="submit">Sync (fix): push missing and stale, delete unknown</button></form></div>"#,
+                        csrf = csrf_field(&sess.csrf)
                     )
                 } else {
                     String::new()
@@ -188,9 +221,16 @@ async fn render_sync(
                 format!(
                     r#"<p>Server <code>{url}</code>, resolver compared just now.</p>
 {verdict}
-<div class="scroll"><table><thead><tr><th scope="col">Account</th><th scope="col">On the server</th><th scope="col">Public key</th><th scope="col">Action</th></tr></thead><tbody>{rows}</tbody></table></div>
-{fix}"#,
+{toggle}
+{search}
+{pager}
+<div class="scroll"><table><thead><tr><th scope="col">Pick</th>{h_name}{h_state}<th scope="col">Public key</th></tr></thead><tbody>{rows}</tbody></table></div>
+{actions}"#,
                     url = esc(link.url()),
+                    search = lq.search_form(path, "", "sync", "Search accounts (name, key)"),
+                    pager = lq.pager(path, "", "sync", &d.page, n_one, n_many),
+                    h_name = lq.header(path, "", &d.page, "name", "Account"),
+                    h_state = lq.header(path, "", &d.page, "state", "On the server"),
                 )
             }
         },
@@ -223,10 +263,101 @@ async fn after_action(
             ok: false,
             text: failed(&e),
         },
-        Err(e) => return render_sync(s, sess, None, Some(&Problem::of(&e))).await,
+        Err(e) => {
+            let lq = ListQuery::default();
+            return render_sync(s, sess, &lq, None, Some(&Problem::of(&e))).await;
+        }
     };
     s.set_flash(headers, flash);
     Ok(Redirect::to("/console/sync").into_response())
+}
+
+/// What the pushes of some accounts did, as the notice of the sync page.
+fn push_flash(sess: &Session, pushed: &[warden_ops::drift::PushOutcome]) -> Flash {
+    let ok: Vec<&str> = pushed
+        .iter()
+        .filter(|p| p.ok)
+        .map(|p| p.account.as_str())
+        .collect();
+    let failed: Vec<String> = pushed
+        .iter()
+        .filter(|p| !p.ok)
+        .map(|p| format!("{}: {}", p.account, p.reply))
+        .collect();
+    for p in pushed.iter().filter(|p| p.ok) {
+        tracing::info!(token_id = %sess.token_id, account = %p.account, reply = %p.reply, "console push");
+    }
+    let text = match (ok.as_slice(), failed.is_empty()) {
+        ([], true) => "Nothing was pushed.".to_string(),
+        ([one], true) => format!("Pushed account {one} to the server."),
+        (many, true) => format!(
+            "Pushed {} to the server: {}.",
+            plural(many.len(), "account", "accounts"),
+            many.join(", ")
+        ),
+        (many, false) => format!(
+            "Pushed {}; the push of {} failed: {}",
+            plural(many.len(), "account", "accounts"),
+            plural(failed.len(), "account", "accounts"),
+            failed.join("; ")
+        ),
+    };
+    Flash {
+        ok: failed.is_empty() && !ok.is_empty(),
+        text,
+    }
+}
+
+/// `POST /console/sync/push`: fields `csrf` and one `account` per selected account;
+/// pushes each one's current JWT now.
+pub(crate) async fn push_selected(
+    State(s): State<ConsoleState>,
+    headers: HeaderMap,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> ConsoleResult<Response> {
+    let sess = session(&s, &headers).await?;
+    let csrf = fields
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.as_str());
+    check_csrf(&sess, csrf)?;
+    let mut names: Vec<String> = fields
+        .iter()
+        .filter(|(k, v)| k == "account" && !v.trim().is_empty())
+        .map(|(_, v)| v.trim().to_string())
+        .collect();
+    names.sort();
+    names.dedup();
+    let lq = ListQuery::default();
+    if names.is_empty() {
+        let p = Problem::invalid("select at least one account to push");
+        return render_sync(&s, &sess, &lq, None, Some(&p)).await;
+    }
+    if names.len() > MAX_PUSH {
+        let p = Problem::invalid(format!("at most {MAX_PUSH} accounts at once"));
+        return render_sync(&s, &sess, &lq, None, Some(&p)).await;
+    }
+    let Some(link) = s.server.as_ref() else {
+        let p = Problem::invalid("this console does not know a nats-server to push to");
+        return render_sync(&s, &sess, &lq, None, Some(&p)).await;
+    };
+    let w = s.ops(&sess);
+    let mut pushed = Vec::new();
+    let mut outcome = Ok(());
+    for name in &names {
+        match w.push_accounts(link, Some(name)).await {
+            Ok(mut p) => pushed.append(&mut p),
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        }
+    }
+    let outcome = outcome.map(|()| push_flash(&sess, &pushed));
+    after_action(&s, &sess, &headers, outcome, |e| {
+        format!("The push failed: {}", Problem::of(e).message)
+    })
+    .await
 }
 
 /// `POST /console/sync/push/{name}`: pushes one account's current JWT now.
@@ -240,28 +371,14 @@ pub(crate) async fn push(
     check_csrf(&sess, form.csrf.as_deref())?;
     let Some(link) = s.server.as_ref() else {
         let p = Problem::invalid("this console does not know a nats-server to push to");
-        return render_sync(&s, &sess, None, Some(&p)).await;
+        let lq = ListQuery::default();
+        return render_sync(&s, &sess, &lq, None, Some(&p)).await;
     };
-    let outcome = match s.ops(&sess).push_accounts(link, Some(&name)).await {
-        Ok(pushed) => Ok(match pushed.first() {
-            Some(p) if p.ok => {
-                tracing::info!(token_id = %sess.token_id, account = %p.account, reply = %p.reply, "console push");
-                Flash {
-                    ok: true,
-                    text: format!("Pushed account {} to the server.", p.account),
-                }
-            }
-            Some(p) => Flash {
-                ok: false,
-                text: format!("The push of {} failed: {}", p.account, p.reply),
-            },
-            None => Flash {
-                ok: false,
-                text: format!("The push of {name} failed: nothing was pushed"),
-            },
-        }),
-        Err(e) => Err(e),
-    };
+    let outcome = s
+        .ops(&sess)
+        .push_accounts(link, Some(&name))
+        .await
+        .map(|pushed| push_flash(&sess, &pushed));
     after_action(&s, &sess, &headers, outcome, |e| {
         format!("The push of {name} failed: {}", Problem::of(e).message)
     })
@@ -278,7 +395,8 @@ pub(crate) async fn fix(
     check_csrf(&sess, form.csrf.as_deref())?;
     let Some(link) = s.server.as_ref() else {
         let p = Problem::invalid("this console does not know a nats-server to sync");
-        return render_sync(&s, &sess, None, Some(&p)).await;
+        let lq = ListQuery::default();
+        return render_sync(&s, &sess, &lq, None, Some(&p)).await;
     };
     let outcome = s.ops(&sess).drift_fix(link).await.map(|r| {
         if r.errors.is_empty() {
@@ -286,8 +404,9 @@ pub(crate) async fn fix(
             Flash {
                 ok: true,
                 text: format!(
-                    "Sync done: pushed {} account(s), deleted {} unknown.",
-                    r.pushed, r.deleted
+                    "Sync done: pushed {}, deleted {} unknown.",
+                    plural(r.pushed, "account", "accounts"),
+                    r.deleted
                 ),
             }
         } else {
@@ -306,20 +425,6 @@ pub(crate) async fn fix(
         format!("Sync failed: {}", Problem::of(e).message)
     })
     .await
-}
-
-fn bytes(n: u64) -> String {
-    const K: f64 = 1024.0;
-    let f = n as f64;
-    if f < K {
-        format!("{n} B")
-    } else if f < K * K {
-        format!("{:.1} KiB", f / K)
-    } else if f < K * K * K {
-        format!("{:.1} MiB", f / K / K)
-    } else {
-        format!("{:.1} GiB", f / K / K / K)
-    }
 }
 
 /// The account page's usage block: what the server reports now, next to the limits.
