@@ -40,6 +40,25 @@ pub fn limit(n: i64) -> String {
     }
 }
 
+/// A JetStream count limit (streams, consumers, ack pending): nats-server enforces only a
+/// positive one, so 0 and -1 both read `unlimited`.
+pub fn js_limit(n: i64) -> String {
+    if n > 0 {
+        n.to_string()
+    } else {
+        "unlimited".to_string()
+    }
+}
+
+/// A JetStream storage limit: `unlimited` for -1, `none` for 0 (no streams of that
+/// storage), else a size.
+pub fn js_storage(n: i64) -> String {
+    match n {
+        0 => "none".to_string(),
+        n => size(n),
+    }
+}
+
 /// A count with thousands separators: `2,000`.
 pub fn count(n: usize) -> String {
     let digits = n.to_string();
@@ -61,6 +80,16 @@ pub fn plural(n: usize, one: &str, many: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jetstream_limits_read_as_nats_server_enforces_them() {
+        assert_eq!(js_limit(0), "unlimited");
+        assert_eq!(js_limit(-1), "unlimited");
+        assert_eq!(js_limit(10), "10");
+        assert_eq!(js_storage(0), "none");
+        assert_eq!(js_storage(-1), "unlimited");
+        assert_eq!(js_storage(1 << 30), "1 GiB");
+    }
 
     #[test]
     fn sizes() {

@@ -251,3 +251,26 @@ fn context_account_is_used_when_a_is_left_out() {
     home.ok(&["context", "clear"]);
     home.fails(2, &["user", "list"]);
 }
+
+/// Human output reads as an operator expects: sizes in binary units, JetStream counts
+/// nats-server does not enforce as `unlimited`, times as RFC 3339.
+#[test]
+fn human_output_has_units_and_times() {
+    let home = Home::new();
+    home.ok(&["init", "--name", "CONV"]);
+    home.ok(&["account", "add", "SHOP", "--js-disk-storage", "1G"]);
+    let show = home.ok(&["account", "show", "SHOP"]);
+    let js = show.lines().find(|l| l.starts_with("jetstream")).unwrap();
+    assert!(js.contains("disk 1 GiB"), "{js}");
+    assert!(js.contains("streams unlimited"), "{js}");
+    assert!(!js.contains("1073741824"), "{js}");
+    home.ok(&["tenant", "add", "acme", "--payload", "64K"]);
+    let t = home.ok(&["tenant", "show", "acme"]);
+    assert!(t.contains("payload 64 KiB"), "{t}");
+    let created = t
+        .lines()
+        .find_map(|l| l.strip_prefix("created"))
+        .unwrap()
+        .trim();
+    assert!(created.ends_with('Z') && created.contains('T'), "{created}");
+}

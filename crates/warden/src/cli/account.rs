@@ -415,11 +415,11 @@ fn account_text(v: &warden_ops::AccountView) -> String {
 fn js_text(js: &JetStreamLimitsSpec) -> String {
     let mut s = format!(
         "mem {}, disk {}, streams {}, consumers {}, max ack pending {}",
-        bytes(js.mem_storage),
-        bytes(js.disk_storage),
-        limit(js.streams),
-        limit(js.consumer),
-        limit(js.max_ack_pending)
+        warden_core::units::js_storage(js.mem_storage),
+        warden_core::units::js_storage(js.disk_storage),
+        warden_core::units::js_limit(js.streams),
+        warden_core::units::js_limit(js.consumer),
+        warden_core::units::js_limit(js.max_ack_pending)
     );
     if js.mem_max_stream_bytes > 0 {
         s += &format!(", max mem stream {}", bytes(js.mem_max_stream_bytes));

@@ -9,6 +9,7 @@ use warden_core::tenant::TenantLimitsEdit;
 use crate::cli::print_json;
 use crate::cli::secret_out::SecretOut;
 use crate::cli::values::size;
+use warden_core::units;
 use warden_ops::Warden;
 use warden_ops::tenant::*;
 
@@ -182,20 +183,18 @@ fn human(t: &TenantView) -> String {
         t.platform_account,
         t.prefix,
         t.users.join(", "),
-        l.conns,
-        l.subscriptions,
-        l.payload,
-        l.data,
-        l.leaf_conns,
-        l.js_mem,
-        l.js_disk,
-        l.js_streams,
-        l.js_consumers,
+        units::limit(l.conns),
+        units::limit(l.subscriptions),
+        units::size(l.payload),
+        units::size(l.data),
+        units::limit(l.leaf_conns),
+        units::js_storage(l.js_mem),
+        units::js_storage(l.js_disk),
+        units::js_limit(l.js_streams),
+        units::js_limit(l.js_consumers),
         l.js_replicas,
-        t.created_at,
-        t.suspended_at
-            .map(|x| x.to_string())
-            .unwrap_or_else(|| "-".into()),
+        super::time_or(Some(t.created_at), "-"),
+        super::time_or(t.suspended_at, "-"),
     )
 }
 
