@@ -18,6 +18,7 @@ use warden_core::units::{limit, size as bytes};
 #[derive(Subcommand, Debug)]
 pub enum AccountCmd {
     /// Add an account.
+    #[command(after_help = super::examples::ACCOUNT_ADD)]
     Add {
         /// Account name.
         name: String,

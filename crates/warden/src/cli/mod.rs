@@ -31,6 +31,7 @@ pub mod deploy;
 pub mod device;
 pub mod dir_keys;
 pub mod dirsync;
+mod examples;
 pub mod doctor;
 pub mod exports;
 pub mod governance;
@@ -239,6 +240,7 @@ pub(crate) struct Global {
 #[allow(clippy::large_enum_variant)] // parsed once per process
 enum Command {
     /// Create the operator, its account and user, the system account and user, and apply the JWT migrations (idempotent).
+    #[command(after_help = examples::INIT)]
     Init(init::InitArgs),
     /// Show the database, the operator and counts.
     Status,
@@ -246,12 +248,13 @@ enum Command {
     #[command(subcommand)]
     Operator(operator::OperatorCmd),
     /// Accounts.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples::ACCOUNT)]
     Account(account::AccountCmd),
     /// Users.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples::USER)]
     User(user::UserCmd),
     /// Write a user's creds file (JWT + seed).
+    #[command(after_help = examples::CREDS)]
     Creds {
         /// Account name.
         account: String,
@@ -262,14 +265,16 @@ enum Command {
         output: Option<PathBuf>,
     },
     /// Decode any NATS JWT or creds file and check its signature.
+    #[command(after_help = examples::DESCRIBE)]
     Describe {
         /// A JWT, or a file holding a JWT or creds.
         token_or_file: String,
     },
     /// Render a nats-server configuration that trusts this operator.
+    #[command(after_help = examples::NATS_CONFIG)]
     NatsConfig(artifacts::NatsConfigArgs),
     /// A whole deployment (clusters, gateways, JetStream): one server configuration per node.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples::DEPLOY)]
     Deploy(deploy::DeployCmd),
     /// Apply JWT migrations from a JSON file (each applied once).
     Migrate {
@@ -278,10 +283,12 @@ enum Command {
         file: PathBuf,
     },
     /// Run the HTTP API, the outbox relay and the NATS service.
+    #[command(after_help = examples::SERVE)]
     Serve(serve::ServeArgs),
     /// Run the rooms gateway alone (`/rooms`, `/chat`), sharing NATS and the store with others.
     Chat(chat::ChatCmdArgs),
     /// Deliver pending changes to nats-server now (without `serve`), or push accounts.
+    #[command(after_help = examples::PUSH)]
     Push {
         /// Push this account's current JWT.
         account: Option<String>,
@@ -294,6 +301,7 @@ enum Command {
         nats: Option<NatsUrls>,
     },
     /// Compare what nats-server holds with Warden (exit 1 on drift), or repair it.
+    #[command(after_help = examples::SYNC)]
     Sync {
         /// Report drift only.
         #[arg(long, conflicts_with = "fix", required_unless_present = "fix")]
@@ -307,7 +315,7 @@ enum Command {
         nats: Option<NatsUrls>,
     },
     /// The account commands use when `-a` is left out (as `nsc env -a`).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples::CONTEXT)]
     Context(context::ContextCmd),
     /// Admin bearer tokens of the HTTP API.
     #[command(subcommand)]

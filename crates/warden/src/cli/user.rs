@@ -21,6 +21,7 @@ use super::{emit, table, time_or, usage};
 #[derive(Subcommand, Debug)]
 pub enum UserCmd {
     /// Add a user to an account.
+    #[command(after_help = super::examples::USER_ADD)]
     Add {
         /// User name.
         name: String,
