@@ -287,7 +287,7 @@ pub async fn run(json: bool, cmd: DeviceCmd, w: &Warden) -> anyhow::Result<()> {
 }
 
 fn human(d: &DeviceView) -> String {
-    let t = |v: Option<i64>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
+    let t = |v: Option<i64>| super::time_or(v, "-");
     format!(
         "id           {}\nstate        {}\naccount      {} {}\nuser         {} {}\nto device    {}\nfrom device  {}\nstream       {} (JetStream API prefix {})\nmeta         {}\ncreated      {}\nactivated    {}\nrotated      {}\nrevoked      {}\nrestored     {}\n",
         d.id,
@@ -301,7 +301,7 @@ fn human(d: &DeviceView) -> String {
         d.stream,
         d.js_api_prefix,
         serde_json::to_string(&d.meta).unwrap_or_default(),
-        d.created_at,
+        t(Some(d.created_at)),
         t(d.activated_at),
         t(d.rotated_at),
         t(d.revoked_at),

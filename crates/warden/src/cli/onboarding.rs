@@ -85,7 +85,7 @@ pub enum OnboardingCmd {
 }
 
 fn when(t: Option<i64>) -> String {
-    t.map(|x| x.to_string()).unwrap_or_else(|| "-".into())
+    super::time_or(t, "-")
 }
 
 fn human(p: &PackageView) -> String {
@@ -108,9 +108,9 @@ fn human(p: &PackageView) -> String {
         } else {
             ""
         },
-        p.token_expires_at,
+        when(Some(p.token_expires_at)),
         if p.token_usable { "" } else { " (not usable)" },
-        p.issued_at,
+        when(Some(p.issued_at)),
         when(p.delivered_at),
         when(p.activated_at),
         when(p.revoked_at),
