@@ -12,10 +12,11 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::callout::{
-    AUDIENCE, Alg, ISSUER, Idp, Presented, Responder, add_oidc, admitted, admitted_as, ca,
-    connect_as, decisions, directory, oidc_callout, oidc_world, propose_and_confirm, sentinel,
+    AUDIENCE, Alg, ISSUER, Idp, Presented, Responder, add_oidc, admitted, admitted_as, connect_as,
+    decisions, directory, oidc_callout, oidc_world, propose_and_confirm, sentinel,
     slapd_with_people, unix_now, until_admitted,
 };
+use common::pki::ca;
 use common::{Client, Home};
 use serde_json::json;
 use warden_testkit::{NatsServer, NatsServerBinary, ServerLine};

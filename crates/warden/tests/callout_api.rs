@@ -10,8 +10,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::callout::{Alg, Idp, ca};
+use common::callout::{Alg, Idp};
 use common::http::{Http, Reply, token};
+use common::pki::ca;
 use common::{Home, Serve, connect, service_call};
 use data_encoding::BASE64URL_NOPAD;
 use reqwest::header::{CACHE_CONTROL, HeaderMap, SET_COOKIE};

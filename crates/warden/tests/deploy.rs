@@ -333,38 +333,21 @@ async fn wait_gateway(port: u16, cluster: &str) {
 
 /// A CA and one certificate for 127.0.0.1 used by both ends of a route (server and client).
 fn route_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, SanType,
-    };
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "Warden route CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).expect("CA cert");
-    let issuer = Issuer::new(ca_params, ca_key);
-    let key = KeyPair::generate().expect("route key");
-    let mut params = CertificateParams::new(vec!["localhost".to_string()]).expect("route");
-    params
-        .subject_alt_names
-        .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
-    params.distinguished_name.push(DnType::CommonName, "route");
-    params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
-    let cert = params.signed_by(&key, &issuer).expect("route cert");
-    let write = |name: &str, pem: String| {
-        let p = dir.join(name);
-        std::fs::write(&p, pem).expect("pem");
-        p
-    };
+    use common::pki;
+    let (ca_pem, issuer) = pki::ca("Warden route CA");
+    let route = pki::leaf(
+        &issuer,
+        "route",
+        true,
+        &[
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        ],
+    );
     (
-        write("route.pem", cert.pem()),
-        write("route-key.pem", key.serialize_pem()),
-        write("ca.pem", ca_cert.pem()),
+        pki::write(dir, "route.pem", &route.cert),
+        pki::write(dir, "route-key.pem", &route.key),
+        pki::write(dir, "ca.pem", &ca_pem),
     )
 }
 

@@ -657,34 +657,13 @@ async fn onboarding_2_15() {
 /// A CA of the test's own and a server certificate for 127.0.0.1 signed by it (PEM files):
 /// the server side of the mTLS check; the client side is the package's.
 fn server_pki(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, SanType,
-    };
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "server CA of the test");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).expect("CA cert");
-    let issuer = Issuer::new(ca_params, ca_key);
-    let key = KeyPair::generate().expect("server key");
-    let mut params = CertificateParams::new(vec!["localhost".to_string()]).expect("server");
-    params
-        .subject_alt_names
-        .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = params.signed_by(&key, &issuer).expect("server cert");
-    let write = |name: &str, pem: String| {
-        let p = dir.join(name);
-        std::fs::write(&p, pem).expect("pem");
-        p
-    };
+    use common::pki;
+    let (ca_pem, issuer) = pki::ca("server CA of the test");
+    let server = pki::server(&issuer, "server");
     (
-        write("server-ca.pem", ca_cert.pem()),
-        write("server.pem", cert.pem()),
-        write("server.key", key.serialize_pem()),
+        pki::write(dir, "server-ca.pem", &ca_pem),
+        pki::write(dir, "server.pem", &server.cert),
+        pki::write(dir, "server.key", &server.key),
     )
 }
 

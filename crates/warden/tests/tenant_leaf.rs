@@ -445,51 +445,16 @@ async fn leaf_nodes(line: ServerLine) {
 
 /// A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files.
 fn make_pki(dir: &Path) -> Pki {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, SanType,
-    };
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "Warden test CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).expect("CA cert");
-    let issuer = Issuer::new(ca_params, ca_key);
-
-    let hub_key = KeyPair::generate().expect("hub key");
-    let mut hub_params = CertificateParams::new(vec!["localhost".to_string()]).expect("hub");
-    hub_params
-        .subject_alt_names
-        .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
-    hub_params
-        .distinguished_name
-        .push(DnType::CommonName, "hub");
-    hub_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let hub_cert = hub_params.signed_by(&hub_key, &issuer).expect("hub cert");
-
-    let leaf_key = KeyPair::generate().expect("leaf key");
-    let mut leaf_params = CertificateParams::new(Vec::<String>::new()).expect("leaf");
-    leaf_params
-        .distinguished_name
-        .push(DnType::CommonName, "leaf.site1.a");
-    leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let leaf_cert = leaf_params
-        .signed_by(&leaf_key, &issuer)
-        .expect("leaf cert");
-
-    let write = |name: &str, pem: String| {
-        let p = dir.join(name);
-        std::fs::write(&p, pem).expect("pem");
-        p
-    };
+    use common::pki;
+    let (ca_pem, issuer) = pki::ca("Warden test CA");
+    let hub = pki::server(&issuer, "hub");
+    let leaf = pki::client(&issuer, "leaf.site1.a");
     Pki {
-        ca: write("ca.pem", ca_cert.pem()),
-        hub_cert: write("hub.pem", hub_cert.pem()),
-        hub_key: write("hub-key.pem", hub_key.serialize_pem()),
-        leaf_cert: write("leaf.pem", leaf_cert.pem()),
-        leaf_key: write("leaf-key.pem", leaf_key.serialize_pem()),
+        ca: pki::write(dir, "ca.pem", &ca_pem),
+        hub_cert: pki::write(dir, "hub.pem", &hub.cert),
+        hub_key: pki::write(dir, "hub-key.pem", &hub.key),
+        leaf_cert: pki::write(dir, "leaf.pem", &leaf.cert),
+        leaf_key: pki::write(dir, "leaf-key.pem", &leaf.key),
     }
 }
 

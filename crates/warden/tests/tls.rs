@@ -15,31 +15,25 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use common::Home;
-use common::callout::ca;
+use common::pki::{self, ca};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use warden_testkit::free_port;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// A leaf certificate for 127.0.0.1 signed by `issuer`: (cert PEM, key PEM, cert DER).
+/// A server (or client) certificate signed by `issuer`: (cert PEM, key PEM, cert DER).
 fn leaf(
     issuer: &rcgen::Issuer<'static, rcgen::KeyPair>,
     cn: &str,
     client: bool,
 ) -> (String, String, Vec<u8>) {
-    let key = rcgen::KeyPair::generate().expect("key");
-    let mut p = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
-    p.subject_alt_names
-        .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
-    p.distinguished_name.push(rcgen::DnType::CommonName, cn);
-    p.extended_key_usages = vec![if client {
-        rcgen::ExtendedKeyUsagePurpose::ClientAuth
+    let l = if client {
+        pki::client(issuer, cn)
     } else {
-        rcgen::ExtendedKeyUsagePurpose::ServerAuth
-    }];
-    let cert = p.signed_by(&key, issuer).expect("sign");
-    (cert.pem(), key.serialize_pem(), cert.der().to_vec())
+        pki::server(issuer, cn)
+    };
+    (l.cert, l.key, l.der)
 }
 
 /// Writes `text` to `path` as a new file renamed into place (as a renewal tool does).

@@ -342,16 +342,6 @@ pub fn decisions(home: &Home) -> Vec<Value> {
         .collect()
 }
 
-/// A self-signed CA named `cn`: its certificate's PEM, and the issuer to sign with.
-pub fn ca(cn: &str) -> (String, rcgen::Issuer<'static, rcgen::KeyPair>) {
-    let key = rcgen::KeyPair::generate().expect("CA key");
-    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    p.distinguished_name.push(rcgen::DnType::CommonName, cn);
-    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let cert = p.self_signed(&key).expect("CA cert");
-    (cert.pem(), rcgen::Issuer::new(p, key))
-}
-
 /// SIGTERM to a child, and its clean exit (bounded); `what` names it.
 pub fn terminate(child: &mut Child, what: &str) {
     let pid = child.id().to_string();

@@ -6,6 +6,7 @@ pub mod callout;
 pub mod chat;
 pub mod chromedriver;
 pub mod http;
+pub mod pki;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
