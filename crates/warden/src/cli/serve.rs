@@ -85,12 +85,15 @@ impl TryFrom<ServeArgs> for ServeConfig {
 pub async fn run(w: &Warden, args: ServeArgs) -> Result<()> {
     let config = ServeConfig::try_from(args)?;
     let nats = config.nats.clone();
-    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     crate::serve::run(w.clone(), config, |addr| {
         // A reader that has gone away is no reason to stop serving.
-        let _ = super::write_out(
-            format!("warden serve: {scheme}://{addr} (nats {nats})\n").as_bytes(),
-        );
+        let _ =
+            super::write_out(format!("warden serve: {scheme}://{addr} (nats {nats})\n").as_bytes());
     })
     .await
 }
