@@ -438,6 +438,7 @@ impl ResolverClient {
         let mut options = ConnectOptions::with_credentials(sys_creds)
             .map_err(|e| ResolverError::Credentials(e.to_string()))?
             .name("warden-resolver")
+            .retain_servers_order()
             .connection_timeout(timeout)
             .request_timeout(Some(timeout));
         if alone {

@@ -2,7 +2,9 @@
 //! takes them (`nats://a:4222,nats://b:4222`). Every connection Warden opens gets the
 //! whole list, so when its server dies the client moves to another one of the list (or
 //! one the cluster announced) and the work it carries — pushes, the change stream, the
-//! NATS service, the chat fan-out — goes on there.
+//! NATS service, the chat fan-out — goes on there. The servers are tried in the order
+//! given (nats.go's `DontRandomize`): list the nearest first, and give each `serve` its
+//! own order to spread their connections.
 
 use std::fmt;
 use std::io;

@@ -816,6 +816,7 @@ async fn stream_admin(
         .name("warden-device-streams")
         .connection_timeout(timeout)
         .request_timeout(Some(timeout))
+        .retain_servers_order()
         .connect(warden_nats::servers(nats_url))
         .await
         .map_err(|e| {

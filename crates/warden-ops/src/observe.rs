@@ -39,6 +39,7 @@ async fn observe(warden: &Warden, url: &str, shutdown: &mut watch::Receiver<bool
         .map_err(|e| OpsError::Jwt(format!("the system user's creds: {e}")))?
         .name("warden-observer")
         .connection_timeout(Duration::from_secs(5))
+        .retain_servers_order()
         .connect(warden_nats::servers(url))
         .await
         .map_err(|e| {

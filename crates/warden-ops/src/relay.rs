@@ -122,6 +122,7 @@ impl Connections {
                     .map_err(|e| OpsError::Jwt(format!("the service user's creds: {e}")))?
                     .name("warden-events")
                     .connection_timeout(cfg.timeout)
+                    .retain_servers_order()
                     .connect(warden_nats::servers(&cfg.nats_url))
                     .await
                     .map_err(|e| {

@@ -206,6 +206,7 @@ impl Warden {
             .connection_timeout(TIMEOUT)
             .request_timeout(Some(TIMEOUT))
             .max_reconnects(Some(1))
+            .retain_servers_order()
             .connect(warden_nats::servers(nats_url))
             .await
             .map_err(|e| {

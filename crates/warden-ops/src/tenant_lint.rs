@@ -141,6 +141,7 @@ impl Warden {
             .connection_timeout(std::time::Duration::from_secs(10))
             .request_timeout(Some(std::time::Duration::from_secs(10)))
             .max_reconnects(Some(1))
+            .retain_servers_order()
             .connect(warden_nats::servers(nats_url))
             .await
             .map_err(|e| server(format!("cannot connect to {nats_url} as {account}: {e}")))?;

@@ -340,6 +340,24 @@ async fn wait_routes(monitoring: &str, peers: usize) {
     }
 }
 
+/// The names of the client connections a server's monitoring endpoint lists.
+async fn connection_names(monitoring: &str) -> Vec<String> {
+    let v: serde_json::Value = reqwest::get(format!("http://{monitoring}/connz?limit=4096"))
+        .await
+        .expect("connz")
+        .json()
+        .await
+        .expect("connz JSON");
+    v["connections"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c["name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn read(home: &Path, file: &str) -> String {
     std::fs::read_to_string(home.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
@@ -407,10 +425,50 @@ async fn recipe(line: ServerLine) {
     let chat_addr = format!("127.0.0.1:{}", port("7303"));
     let serve2_addr = format!("127.0.0.1:{}", port("7302"));
 
+    // Servers are tried in the order given: every connection of Warden's is on n1, the
+    // one the doc kills, so each must move for the checks below to pass.
+    let n1_monitor = format!("127.0.0.1:{}", port("8301"));
+    let on_n1 = connection_names(&n1_monitor).await;
+    for kind in [
+        "warden-resolver",
+        "warden-events",
+        "warden-service",
+        "warden-chat",
+    ] {
+        assert!(
+            on_n1.iter().any(|n| n == kind),
+            "no {kind} connection on n1: {on_n1:?}"
+        );
+    }
+
     // Take things away: the doc kills n1 and the first serve.
     let [kill] = <[&str; 1]>::try_from(sh[1].lines().collect::<Vec<_>>()).expect("one kill line");
     assert_eq!(kill, "kill -9 %1 %4");
     shell.run(kill);
+
+    // The second serve's and the chat gateway's connections come back on the others.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut moved = connection_names(&format!("127.0.0.1:{}", port("8302"))).await;
+        moved.extend(connection_names(&format!("127.0.0.1:{}", port("8303"))).await);
+        let back = [
+            "warden-resolver",
+            "warden-events",
+            "warden-service",
+            "warden-chat",
+        ]
+        .iter()
+        .all(|kind| moved.iter().any(|n| n == kind));
+        // Two chat fan-outs: the second serve's and the separate gateway's.
+        if back && moved.iter().filter(|n| *n == "warden-chat").count() >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Warden's connections did not move to n2/n3: {moved:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // The changes, through the survivors.
     for line in localise(&sh[2]).lines() {

@@ -216,7 +216,8 @@ impl Warden {
             .name("warden-version-check");
         let client = tokio::time::timeout(
             std::time::Duration::from_secs(5),
-            opts.connect(warden_nats::servers(url)),
+            opts.retain_servers_order()
+                .connect(warden_nats::servers(url)),
         )
         .await
         .map_err(|_| OpsError::unavailable(format!("{url}: no answer within 5 s")))?

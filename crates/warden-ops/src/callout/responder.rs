@@ -162,7 +162,11 @@ async fn connect(
             Some((cert, key)) => opts.add_client_certificate(cert.clone(), key.clone()),
             None => opts,
         };
-        match opts.connect(warden_nats::servers(&cfg.nats)).await {
+        match opts
+            .retain_servers_order()
+            .connect(warden_nats::servers(&cfg.nats))
+            .await
+        {
             Ok(client) => {
                 let version = client.server_info().version;
                 if !server_has_callout(&version)? {

@@ -309,6 +309,7 @@ pub async fn start(
         .map_err(|e| GatewayError::Creds(e.to_string()))?
         .name("warden-chat")
         .retry_on_initial_connect()
+        .retain_servers_order()
         .connect(warden_nats::servers(nats))
         .await
         .map_err(|e| GatewayError::Connect {

@@ -240,6 +240,7 @@ async fn start(
         let client = async_nats::ConnectOptions::with_credentials(&creds)?
             .name("warden-service")
             .retry_on_initial_connect()
+            .retain_servers_order()
             .connect(warden_nats::servers(&config.nats))
             .await
             .with_context(|| format!("cannot connect to {}", config.nats))?;
