@@ -8,7 +8,7 @@ use warden_core::tenant::TenantLimitsEdit;
 
 use crate::cli::print_json;
 use crate::cli::secret_out::SecretOut;
-use crate::cli::values::size;
+use crate::cli::values::size_judged_later;
 use warden_core::units;
 use warden_ops::Warden;
 use warden_ops::tenant::*;
@@ -23,10 +23,10 @@ pub struct LimitArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub subscriptions: Option<i64>,
     /// Max message payload: bytes or a size such as 64K.
-    #[arg(long, value_parser = size, allow_hyphen_values = true)]
+    #[arg(long, value_parser = size_judged_later, allow_hyphen_values = true)]
     pub payload: Option<i64>,
     /// Data: bytes or a size (not enforced by nats-server 2.9.10).
-    #[arg(long, value_parser = size, allow_hyphen_values = true)]
+    #[arg(long, value_parser = size_judged_later, allow_hyphen_values = true)]
     pub data: Option<i64>,
     /// Leaf node connections.
     #[arg(long, allow_negative_numbers = true)]
@@ -36,10 +36,10 @@ pub struct LimitArgs {
     pub imports: Option<i64>,
     /// JetStream memory storage: bytes or a size such as 512M (0 with
     /// --js-disk-storage 0 disables JetStream).
-    #[arg(long = "js-mem-storage", alias = "js-mem", value_parser = size, allow_hyphen_values = true)]
+    #[arg(long = "js-mem-storage", alias = "js-mem", value_parser = size_judged_later, allow_hyphen_values = true)]
     pub js_mem: Option<i64>,
     /// JetStream disk storage: bytes or a size such as 10G.
-    #[arg(long = "js-disk-storage", alias = "js-disk", value_parser = size, allow_hyphen_values = true)]
+    #[arg(long = "js-disk-storage", alias = "js-disk", value_parser = size_judged_later, allow_hyphen_values = true)]
     pub js_disk: Option<i64>,
     /// JetStream streams.
     #[arg(long, allow_negative_numbers = true)]

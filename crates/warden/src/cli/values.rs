@@ -32,6 +32,12 @@ pub(crate) fn size(s: &str) -> Result<i64, String> {
 }
 
 /// A duration in nanoseconds (`500ms`, `2m`).
+/// A size where the operation judges the number: any whole number passes as it is (so
+/// `-2` gets the same refusal from the operation as over HTTP), else a size with a unit.
+pub(crate) fn size_judged_later(s: &str) -> Result<i64, String> {
+    s.trim().parse::<i64>().or_else(|_| size(s))
+}
+
 pub(crate) fn duration_ns(s: &str) -> Result<i64, String> {
     parse::parse_duration_ns(s).map_err(|e| e.to_string())
 }
