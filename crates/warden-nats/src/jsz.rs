@@ -113,20 +113,7 @@ pub async fn jetstream_placement(
     client: &async_nats::Client,
     wait: Duration,
 ) -> Result<JetStreamPlacement, ResolverError> {
-    let failed = |reason: String| ResolverError::Nats {
-        subject: JSZ_PING_SUBJECT.to_string(),
-        reason,
-    };
-    let inbox = client.new_inbox();
-    let mut sub = client
-        .subscribe(inbox.clone())
-        .await
-        .map_err(|e| failed(e.to_string()))?;
-    client
-        .publish_with_reply(JSZ_PING_SUBJECT, inbox, "{}".into())
-        .await
-        .map_err(|e| failed(e.to_string()))?;
-    client.flush().await.map_err(|e| failed(e.to_string()))?;
+    let mut sub = crate::varz::scatter(client, JSZ_PING_SUBJECT).await?;
     let deadline = tokio::time::Instant::now() + wait;
     let mut heard = 0;
     let mut best = JetStreamPlacement::default();

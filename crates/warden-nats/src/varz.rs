@@ -134,6 +134,30 @@ pub fn parse_varz_trust(payload: &[u8]) -> Result<ServerTrust, String> {
     })
 }
 
+/// Publishes an empty request on a server-ping `subject` (every server the connection
+/// reaches answers on the reply inbox) and returns the subscription the answers arrive
+/// on; the caller reads them for as long as it waits.
+pub(crate) async fn scatter(
+    client: &async_nats::Client,
+    subject: &str,
+) -> Result<async_nats::Subscriber, ResolverError> {
+    let failed = |reason: String| ResolverError::Nats {
+        subject: subject.to_string(),
+        reason,
+    };
+    let inbox = client.new_inbox();
+    let sub = client
+        .subscribe(inbox.clone())
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    client
+        .publish_with_reply(subject.to_string(), inbox, "{}".into())
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    client.flush().await.map_err(|e| failed(e.to_string()))?;
+    Ok(sub)
+}
+
 /// Asks every server the system-account connection `client` reaches what it trusts: collects
 /// answers for at most `wait`; once `expect` servers have answered, it stops at the first
 /// [`QUIET`] without a new answer (the servers of a cluster answer within milliseconds of each
@@ -144,20 +168,7 @@ pub async fn servers_trust(
     wait: Duration,
     expect: usize,
 ) -> Result<Vec<ServerTrust>, ResolverError> {
-    let failed = |reason: String| ResolverError::Nats {
-        subject: VARZ_PING_SUBJECT.to_string(),
-        reason,
-    };
-    let inbox = client.new_inbox();
-    let mut sub = client
-        .subscribe(inbox.clone())
-        .await
-        .map_err(|e| failed(e.to_string()))?;
-    client
-        .publish_with_reply(VARZ_PING_SUBJECT, inbox, "{}".into())
-        .await
-        .map_err(|e| failed(e.to_string()))?;
-    client.flush().await.map_err(|e| failed(e.to_string()))?;
+    let mut sub = scatter(client, VARZ_PING_SUBJECT).await?;
     let deadline = tokio::time::Instant::now() + wait;
     let mut out: Vec<ServerTrust> = Vec::new();
     loop {
