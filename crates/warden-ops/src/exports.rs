@@ -511,10 +511,20 @@ impl Warden {
         let op = self.operator_row(&mut tx).await?;
         let acc = self.account_by_ref(&mut tx, &op, account).await?;
         let spec: AccountSpec = from_json(&acc.spec)?;
+        if spec.exports.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Only accounts that import something can import from this one: the others'
+        // specs are not decoded (thousands of device accounts import nothing).
         let others: Vec<(AccountRow, AccountSpec)> = {
             let mut v = Vec::new();
             for row in tx.accounts(&op.public_key).await? {
-                if row.public_key != acc.public_key {
+                let imports = row
+                    .spec
+                    .get("imports")
+                    .and_then(|i| i.as_array())
+                    .is_some_and(|i| !i.is_empty());
+                if row.public_key != acc.public_key && imports {
                     let s: AccountSpec = from_json(&row.spec)?;
                     v.push((row, s));
                 }

@@ -479,6 +479,31 @@ impl Warden {
         })
     }
 
+    /// What an account's page needs of the other accounts, however many there are: every
+    /// account's name by public key, and the accounts that export something (decoded, for
+    /// their exports and revocations). Other accounts' specs are not decoded.
+    pub async fn account_names_and_exporters(
+        &self,
+    ) -> Result<(BTreeMap<String, String>, Vec<AccountView>)> {
+        self.need(Scope::Read, "listing accounts")?;
+        let (op, list) = self.light_accounts(None).await?;
+        let mut names = BTreeMap::new();
+        let mut exporters = Vec::new();
+        for l in list {
+            names.insert(l.row.public_key.clone(), l.row.name.clone());
+            let exports = l
+                .row
+                .spec
+                .get("exports")
+                .and_then(|e| e.as_array())
+                .is_some_and(|e| !e.is_empty());
+            if exports {
+                exporters.push(l.view(&op)?.account);
+            }
+        }
+        Ok((names, exporters))
+    }
+
     /// A page of the users of `account`. Sort columns: `name`, `state` (active first),
     /// `expires`, `created`; searched in name and public key.
     pub async fn users_page(&self, account: &str, req: &PageRequest) -> Result<Page<UserView>> {

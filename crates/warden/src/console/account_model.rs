@@ -223,17 +223,19 @@ fn selected(on: bool) -> &'static str {
 // The account page's sections
 // ---------------------------------------------------------------------------------------
 
-/// The account-model sections of the account page of `a`.
+/// The account-model sections of the account page of `a`; `others` is every account's
+/// name by public key and the accounts that export something.
 pub(crate) async fn sections(
     sess: &Session,
     w: &Warden,
     a: &AccountView,
-    all: &[AccountView],
+    others: &(BTreeMap<String, String>, Vec<AccountView>),
     forms: &Forms,
 ) -> ConsoleResult<String> {
-    let names: BTreeMap<&str, &str> = all
+    let (all_names, exporters) = others;
+    let names: BTreeMap<&str, &str> = all_names
         .iter()
-        .map(|o| (o.public_key.as_str(), o.name.as_str()))
+        .map(|(k, n)| (k.as_str(), n.as_str()))
         .collect();
     let write = sess.offers(Scope::Write) && !a.system;
     let base = format!("/console/accounts/{}", seg(&a.name));
@@ -391,7 +393,7 @@ pub(crate) async fn sections(
             .map(|n| account_link(n))
             .unwrap_or_else(|| short_key(from_key));
         // Activation status: the exporter's revocations say whether it still holds.
-        let revoked = all
+        let revoked = exporters
             .iter()
             .find(|o| o.public_key == from_key)
             .and_then(|o| {
@@ -450,7 +452,7 @@ pub(crate) async fn sections(
     }
     let f = &forms.import;
     let mut choices = String::new();
-    for o in all.iter().filter(|o| o.public_key != a.public_key) {
+    for o in exporters.iter().filter(|o| o.public_key != a.public_key) {
         for e in &o.spec.exports {
             let value = format!("{} {}", o.name, e.subject.as_str());
             let _ = write!(

@@ -326,7 +326,7 @@ async fn render_account(
     let seq = seq(&w).await?;
     let a = w.account(name).await?;
     let users = w.users_page(&a.name, &lq.request("")?).await?;
-    let all = w.list_accounts().await?;
+    let all = w.account_names_and_exporters().await?;
     let l = &a.spec.limits;
     let limits = format!(
         "<dl class=\"facts\"><dt>Connections</dt><dd>{}</dd><dt>Leaf connections</dt><dd>{}</dd>\
