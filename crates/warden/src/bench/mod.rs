@@ -10,6 +10,7 @@
 //!   the Ed25519 signing ceiling.
 //! - `cluster`: how a cluster of full resolvers spreads pushed account updates (bulk lag,
 //!   one revocation enforced on another node), against one server alone.
+//! - `push`: account pushes by the relay against a bare NATS client on the same server.
 
 pub mod callout;
 pub mod chat;
@@ -17,6 +18,7 @@ pub mod cluster;
 pub mod devices;
 pub mod governance;
 pub mod nsc;
+pub mod push;
 pub mod rotate;
 pub mod server;
 pub mod tenants;

@@ -42,6 +42,25 @@ pub enum BenchCmd {
     /// A cluster of three full resolvers: N accounts pushed to node 1 until node 3 holds
     /// them, one revocation until node 3 enforces it; against one server alone.
     Cluster(ClusterBenchArgs),
+    /// Account pushes: the relay draining N new accounts against a bare NATS client
+    /// pushing as many JWTs of the same size on the same server and connections.
+    Push(PushBenchArgs),
+}
+
+/// Arguments of `warden bench push`.
+#[derive(Args, Debug)]
+pub struct PushBenchArgs {
+    /// Accounts per measured round (four rounds: bare, Warden, Warden, bare).
+    #[arg(long, default_value_t = 5_000)]
+    pub accounts: u32,
+    /// nats-server binary the bench starts.
+    #[arg(
+        long,
+        env = "WARDEN_NATS_SERVER_2_15",
+        default_value = "nats-server",
+        value_name = "PATH"
+    )]
+    pub nats_server: PathBuf,
 }
 
 /// Arguments of `warden bench cluster`.
@@ -274,6 +293,13 @@ pub async fn run(json: bool, cmd: BenchCmd) -> anyhow::Result<()> {
                 nats_server: a.nats_server,
             };
             bench::cluster::bench(json, opts).await
+        }
+        BenchCmd::Push(a) => {
+            let opts = bench::push::PushBenchOptions {
+                accounts: a.accounts,
+                nats_server: a.nats_server,
+            };
+            bench::push::bench(json, opts).await
         }
     }
 }

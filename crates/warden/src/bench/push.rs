@@ -1,0 +1,293 @@
+//! `warden bench push`: Warden's account pushes against a bare NATS client on the same
+//! nats-server, in one run.
+//!
+//! Warden's side is the relay draining the outbox after N accounts were created: reading
+//! the due rows, the accounts' JWTs, checking each JWT against the operator's trust, pushing
+//! them in waves over its lanes, publishing the change events and marking every row
+//! delivered. The bare client gets the same connections and the same window of requests in
+//! flight and only sends `$SYS.REQ.CLAIMS.UPDATE` requests with JWTs of the same shape and
+//! size (a Warden account's claims under fresh keys, signed by the same operator key) and
+//! counts `200` replies. Both run twice in the order bare, Warden, Warden, bare, so the
+//! server's growing account count and the machine's load weigh on both alike.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, anyhow, ensure};
+use futures::StreamExt;
+use nats_jwt::{Account, KeyKind, KeyPair};
+use serde::Serialize;
+use warden_core::AccountSpec;
+use warden_ops::Warden;
+use warden_ops::relay::{Connections, RelayConfig, drain_all};
+
+use crate::bench::server::BenchServer;
+use crate::cli::print_json;
+
+/// The account whose claims the bare client's JWTs copy.
+const MODEL: &str = "PUSH_MODEL";
+
+/// Arguments of `warden bench push`.
+#[derive(Debug, Clone)]
+pub struct PushBenchOptions {
+    /// Accounts per measured round.
+    pub accounts: u32,
+    /// nats-server binary the bench starts.
+    pub nats_server: PathBuf,
+}
+
+/// One measured round.
+#[derive(Debug, Serialize)]
+pub struct PushRound {
+    /// `bare` or `warden`.
+    pub who: &'static str,
+    /// Accounts pushed.
+    pub accounts: u32,
+    /// Wall time, seconds.
+    pub seconds: f64,
+    /// Accounts per second.
+    pub per_s: f64,
+}
+
+/// Result of `warden bench push`.
+#[derive(Debug, Serialize)]
+pub struct PushBenchReport {
+    /// nats-server version line.
+    pub nats_server: String,
+    /// Connections both sides push over.
+    pub lanes: usize,
+    /// Requests both sides keep in flight.
+    pub window: usize,
+    /// Bytes of one account JWT (Warden's and the bare client's alike).
+    pub jwt_bytes: usize,
+    /// The rounds, in the order they ran.
+    pub rounds: Vec<PushRound>,
+    /// Accounts per second over both bare rounds.
+    pub bare_per_s: f64,
+    /// Accounts per second over both Warden rounds.
+    pub warden_per_s: f64,
+    /// warden_per_s / bare_per_s.
+    pub ratio: f64,
+    /// Load average (1 minute) when the bench ended.
+    pub load: Option<f64>,
+}
+
+/// Runs `warden bench push`.
+pub async fn bench(json: bool, opts: PushBenchOptions) -> anyhow::Result<()> {
+    ensure!(opts.accounts > 0, "--accounts must be at least 1");
+    let dir = tempfile::Builder::new()
+        .prefix("warden-bench-push-")
+        .tempdir()?;
+    let w = crate::bench::fresh_warden(dir.path(), None, true).await?;
+    let mut server = BenchServer::start(&w, &opts.nats_server, dir.path()).await?;
+    let out = measure(&w, &server, &opts, json).await;
+    server.stop();
+    w.close().await;
+    let out = out?;
+    if json {
+        return print_json(&out);
+    }
+    println!(
+        "account pushes on {} ({} lanes, {} in flight, JWTs of {} bytes)",
+        out.nats_server, out.lanes, out.window, out.jwt_bytes
+    );
+    for r in &out.rounds {
+        println!(
+            "  {:<7} {:>7} accounts  {:>8.1} ms  {:>8.0} accounts/s",
+            r.who,
+            r.accounts,
+            r.seconds * 1e3,
+            r.per_s
+        );
+    }
+    println!(
+        "bare client {:.0}/s, Warden's relay {:.0}/s: ratio {:.2} (load {})",
+        out.bare_per_s,
+        out.warden_per_s,
+        out.ratio,
+        out.load.map_or("?".into(), |l| format!("{l:.2}"))
+    );
+    Ok(())
+}
+
+async fn measure(
+    w: &Warden,
+    server: &BenchServer,
+    opts: &PushBenchOptions,
+    json: bool,
+) -> anyhow::Result<PushBenchReport> {
+    let cfg = RelayConfig::new(server.url.clone());
+    let conns = Connections::open(w, &cfg).await?;
+    // Warden's own accounts and the account the bare client's JWTs are modelled on first,
+    // so the rounds start from an empty outbox.
+    w.add_account_with_users(
+        MODEL,
+        AccountSpec::default(),
+        Vec::new(),
+        &warden_ops::progress::Quiet,
+    )
+    .await?;
+    let first = drain_all(w, &conns, &cfg).await?;
+    ensure!(
+        first.failed == 0,
+        "first push failed: {:?}",
+        first.first_error
+    );
+
+    let sys_creds = w.system_user_creds().await?;
+    let mut bare = Vec::with_capacity(cfg.lanes);
+    for _ in 0..cfg.lanes {
+        let client = async_nats::ConnectOptions::with_credentials(&sys_creds)?
+            .name("bench-bare-client")
+            .request_timeout(Some(cfg.timeout))
+            .connect(server.url.as_str())
+            .await
+            .with_context(|| format!("connecting to {}", server.url))?;
+        bare.push(client);
+    }
+
+    let n = opts.accounts;
+    let mut rounds = Vec::new();
+    let mut jwt_bytes = 0;
+    for (i, who) in ["bare", "warden", "warden", "bare"].into_iter().enumerate() {
+        let round = match who {
+            "bare" => {
+                let jwts = lookalike_jwts(w, &conns, n, i).await?;
+                jwt_bytes = jwts[0].len();
+                let started = Instant::now();
+                bare_push(&bare, &jwts, cfg.concurrency).await?;
+                started.elapsed()
+            }
+            _ => {
+                create_accounts(w, n, i, json).await?;
+                let started = Instant::now();
+                let r = drain_all(w, &conns, &cfg).await?;
+                let took = started.elapsed();
+                ensure!(
+                    r.failed == 0 && r.accounts_pushed == n as usize,
+                    "the relay pushed {} of {n} ({} failed: {:?})",
+                    r.accounts_pushed,
+                    r.failed,
+                    r.first_error
+                );
+                took
+            }
+        };
+        rounds.push(PushRound {
+            who,
+            accounts: n,
+            seconds: round.as_secs_f64(),
+            per_s: f64::from(n) / round.as_secs_f64().max(1e-9),
+        });
+    }
+    let rate = |who: &str| {
+        let secs: f64 = rounds
+            .iter()
+            .filter(|r| r.who == who)
+            .map(|r| r.seconds)
+            .sum();
+        2.0 * f64::from(n) / secs.max(1e-9)
+    };
+    let (bare_per_s, warden_per_s) = (rate("bare"), rate("warden"));
+    Ok(PushBenchReport {
+        nats_server: server.version.clone(),
+        lanes: cfg.lanes,
+        window: cfg.concurrency,
+        jwt_bytes,
+        rounds,
+        bare_per_s,
+        warden_per_s,
+        ratio: warden_per_s / bare_per_s.max(1e-9),
+        load: load_average(),
+    })
+}
+
+/// Creates `n` accounts the relay will push (not timed).
+async fn create_accounts(w: &Warden, n: u32, round: usize, json: bool) -> anyhow::Result<()> {
+    let bar = crate::bench::progress(json, u64::from(n), "accounts");
+    for i in 0..n {
+        w.add_account_with_users(
+            &format!("PUSH{round}_{i:06}"),
+            AccountSpec::default(),
+            Vec::new(),
+            &warden_ops::progress::Quiet,
+        )
+        .await?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// `n` account JWTs like the ones Warden makes: the claims of a Warden account under
+/// fresh account keys and names, signed by the operator's signing key.
+async fn lookalike_jwts(
+    w: &Warden,
+    conns: &Connections,
+    n: u32,
+    round: usize,
+) -> anyhow::Result<Vec<String>> {
+    let (_, _, template) = w
+        .account_jwts()
+        .await?
+        .into_iter()
+        .find(|(name, _, _)| name == MODEL)
+        .ok_or_else(|| anyhow!("no account {MODEL} to model the bare client's JWTs on"))?;
+    let claims = nats_jwt::decode::<Account>(&template)?;
+    let signer = conns.operator_signer();
+    let jwts = (0..n)
+        .map(|i| {
+            let mut c = claims.clone();
+            c.sub = KeyPair::generate(KeyKind::Account).public_key().to_string();
+            c.name = format!("BARE{round}_{i:06}");
+            c.encode(signer)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(jwts)
+}
+
+/// Pushes `jwts` round-robin over `clients` with `window` requests in flight, and
+/// requires a `200` reply to each.
+async fn bare_push(
+    clients: &[async_nats::Client],
+    jwts: &[String],
+    window: usize,
+) -> anyhow::Result<()> {
+    #[derive(serde::Deserialize)]
+    struct Reply {
+        data: Option<Data>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Data {
+        code: i64,
+    }
+    let mut replies = futures::stream::iter(jwts.iter().enumerate())
+        .map(|(i, jwt)| {
+            let client = &clients[i % clients.len()];
+            client.request("$SYS.REQ.CLAIMS.UPDATE", jwt.clone().into_bytes().into())
+        })
+        .buffer_unordered(window.max(1));
+    while let Some(reply) = replies.next().await {
+        let msg = reply.map_err(|e| anyhow!("bare push: {e}"))?;
+        let code = serde_json::from_slice::<Reply>(&msg.payload)
+            .ok()
+            .and_then(|r| r.data)
+            .map(|d| d.code);
+        ensure!(
+            code == Some(200),
+            "bare push refused: {}",
+            String::from_utf8_lossy(&msg.payload)
+        );
+    }
+    Ok(())
+}
+
+/// The 1-minute load average, where the system tells it.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
