@@ -41,6 +41,7 @@ This crate stores public keys, JWTs and specs as given; callers validate them.
 */
 #![deny(missing_docs)]
 
+pub mod bulk;
 pub mod devices;
 pub mod dir_keys;
 mod error;
@@ -59,6 +60,7 @@ mod store;
 pub mod tenants;
 pub mod tokens;
 
+pub use bulk::NewSeed;
 pub use devices::DeviceRow;
 pub use error::StoreError;
 pub use ledger::{LedgerBreak, LedgerEvent, LedgerReport, NewEvent};
