@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
+use crate::bulk::{rows_per_statement, values_clause};
 use crate::ledger::canonical_json;
 use crate::rows::column;
 use crate::{Store, StoreError, Tx};
@@ -222,6 +223,42 @@ impl Tx<'_> {
         .execute(self.conn())
         .await
         .map_err(StoreError::query("binding a person"))?;
+        Ok(())
+    }
+
+    /// Binds many persons to their users (insert or replace each), in multi-row
+    /// statements: what [`Tx::put_org_person`] does once per row, for a whole batch of
+    /// users an organisation apply creates. [`StoreError::Conflict`] naming the first
+    /// person id the batch repeats (one statement may not update a row twice); nothing is
+    /// written then.
+    pub async fn put_org_people(&mut self, rows: &[OrgPersonRow]) -> Result<(), StoreError> {
+        let mut seen = std::collections::HashSet::with_capacity(rows.len());
+        if let Some(dup) = rows.iter().find(|r| !seen.insert(r.person_id.as_str())) {
+            return Err(StoreError::Conflict {
+                what: format!("organisation person {} (twice in one batch)", dup.person_id),
+            });
+        }
+        const COLUMNS: usize = 4;
+        for chunk in rows.chunks(rows_per_statement(COLUMNS)) {
+            let sql = format!(
+                "INSERT INTO org_people (person_id, user_key, status, updated_at) VALUES {} \
+                 ON CONFLICT (person_id) DO UPDATE SET user_key = excluded.user_key, \
+                 status = excluded.status, updated_at = excluded.updated_at",
+                values_clause(chunk.len(), COLUMNS)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for row in chunk {
+                query = query
+                    .bind(&row.person_id)
+                    .bind(&row.user_key)
+                    .bind(&row.status)
+                    .bind(row.updated_at);
+            }
+            query
+                .execute(self.conn())
+                .await
+                .map_err(StoreError::query("binding persons"))?;
+        }
         Ok(())
     }
 
