@@ -17,7 +17,7 @@ use sqlx::AnyConnection;
 use crate::ledger::canonical_json;
 use crate::rows::{AccountRow, UserRow, account_columns, column, user_columns};
 use crate::store::now;
-use crate::{StoreError, Tx};
+use crate::{Backend, StoreError, Tx};
 
 /// The most values one statement binds: SQLite's `SQLITE_MAX_VARIABLE_NUMBER` (32766 since
 /// 3.32); PostgreSQL allows 65535, so the smaller one serves both.
@@ -49,7 +49,10 @@ impl std::fmt::Debug for NewSeed<'_> {
     }
 }
 
-/// `($1, $2, …), ($k+1, …)…` for `rows` rows of `columns` placeholders.
+/// `($1, $2, …), ($k+1, …)…` for `rows` rows of `columns` placeholders. Correct on both
+/// backends, but on SQLite prefer [`values_for`]: SQLite looks a `$N` parameter's name
+/// up in a list (when parsing, and sqlx again when binding), so a statement with n
+/// named parameters costs O(n²), seconds at thousands of rows.
 pub(crate) fn values_clause(rows: usize, columns: usize) -> String {
     let mut out = String::with_capacity(rows * columns * 6);
     let mut n = 0;
@@ -71,6 +74,27 @@ pub(crate) fn values_clause(rows: usize, columns: usize) -> String {
     out
 }
 
+/// [`values_clause`] in the backend's cheapest form: anonymous `?` on SQLite (bound in
+/// order, no name to look up), `$N` on PostgreSQL.
+pub(crate) fn values_for(backend: Backend, rows: usize, columns: usize) -> String {
+    match backend {
+        Backend::Postgres => values_clause(rows, columns),
+        Backend::Sqlite => {
+            let row = format!("({})", vec!["?"; columns].join(", "));
+            vec![row; rows].join(", ")
+        }
+    }
+}
+
+/// `count` placeholders numbered from `first`, for an `IN (…)` list: `?` on SQLite (see
+/// [`values_for`]), `$first, $first+1, …` on PostgreSQL.
+fn placeholders_for(backend: Backend, first: usize, count: usize) -> String {
+    match backend {
+        Backend::Postgres => placeholders(first, count),
+        Backend::Sqlite => vec!["?"; count].join(", "),
+    }
+}
+
 /// `$first, $first+1, …` (`count` placeholders), for an `IN (…)` list.
 fn placeholders(first: usize, count: usize) -> String {
     (first..first + count)
@@ -81,8 +105,9 @@ fn placeholders(first: usize, count: usize) -> String {
 
 /// Which of `values` appear in `table.col`, optionally restricted by `scope_col = scope`;
 /// one query per chunk.
-async fn existing(
+pub(crate) async fn existing(
     conn: &mut AnyConnection,
+    backend: Backend,
     table: &'static str,
     col: &'static str,
     scope: Option<(&'static str, &str)>,
@@ -93,12 +118,13 @@ async fn existing(
     for chunk in values.chunks(MAX_BIND_PARAMS - fixed) {
         let sql = match scope {
             Some((scope_col, _)) => format!(
-                "SELECT {col} AS v FROM {table} WHERE {scope_col} = $1 AND {col} IN ({})",
-                placeholders(2, chunk.len())
+                "SELECT {col} AS v FROM {table} WHERE {scope_col} = {} AND {col} IN ({})",
+                placeholders_for(backend, 1, 1),
+                placeholders_for(backend, 2, chunk.len())
             ),
             None => format!(
                 "SELECT {col} AS v FROM {table} WHERE {col} IN ({})",
-                placeholders(1, chunk.len())
+                placeholders_for(backend, 1, chunk.len())
             ),
         };
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -120,7 +146,7 @@ async fn existing(
 }
 
 /// The first value of `values` that is in `taken` or repeats an earlier one.
-fn first_clash<'v>(values: &[&'v str], taken: &HashSet<String>) -> Option<&'v str> {
+pub(crate) fn first_clash<'v>(values: &[&'v str], taken: &HashSet<String>) -> Option<&'v str> {
     let mut seen = HashSet::with_capacity(values.len());
     values
         .iter()
@@ -150,17 +176,26 @@ impl Tx<'_> {
         if rows.is_empty() {
             return Ok(());
         }
+        let backend = self.store.inner.backend;
         let conn = self.conn();
         let operators: BTreeSet<&str> = rows.iter().map(|r| r.operator.as_str()).collect();
         let operator_list: Vec<&str> = operators.iter().copied().collect();
-        let known = existing(conn, "operators", "public_key", None, &operator_list).await?;
+        let known = existing(
+            conn,
+            backend,
+            "operators",
+            "public_key",
+            None,
+            &operator_list,
+        )
+        .await?;
         if let Some(missing) = operator_list.iter().find(|o| !known.contains(**o)) {
             return Err(StoreError::NotFound {
                 what: format!("operator {missing}"),
             });
         }
         let keys: Vec<&str> = rows.iter().map(|r| r.public_key.as_str()).collect();
-        let taken = existing(conn, "accounts", "public_key", None, &keys).await?;
+        let taken = existing(conn, backend, "accounts", "public_key", None, &keys).await?;
         if let Some(key) = first_clash(&keys, &taken) {
             return Err(StoreError::Conflict {
                 what: format!("account {key}"),
@@ -174,6 +209,7 @@ impl Tx<'_> {
                 .collect();
             let taken = existing(
                 conn,
+                backend,
                 "accounts",
                 "name",
                 Some(("operator", operator)),
@@ -190,7 +226,7 @@ impl Tx<'_> {
         for chunk in rows.chunks(rows_per_statement(COLUMNS)) {
             let sql = format!(
                 concat!("INSERT INTO accounts (", account_columns!(), ") VALUES {}"),
-                values_clause(chunk.len(), COLUMNS)
+                values_for(backend, chunk.len(), COLUMNS)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for row in chunk {
@@ -219,17 +255,18 @@ impl Tx<'_> {
         if rows.is_empty() {
             return Ok(());
         }
+        let backend = self.store.inner.backend;
         let conn = self.conn();
         let accounts: BTreeSet<&str> = rows.iter().map(|r| r.account.as_str()).collect();
         let account_list: Vec<&str> = accounts.iter().copied().collect();
-        let known = existing(conn, "accounts", "public_key", None, &account_list).await?;
+        let known = existing(conn, backend, "accounts", "public_key", None, &account_list).await?;
         if let Some(missing) = account_list.iter().find(|a| !known.contains(**a)) {
             return Err(StoreError::NotFound {
                 what: format!("account {missing}"),
             });
         }
         let keys: Vec<&str> = rows.iter().map(|r| r.public_key.as_str()).collect();
-        let taken = existing(conn, "users", "public_key", None, &keys).await?;
+        let taken = existing(conn, backend, "users", "public_key", None, &keys).await?;
         if let Some(key) = first_clash(&keys, &taken) {
             return Err(StoreError::Conflict {
                 what: format!("user {key}"),
@@ -249,7 +286,7 @@ impl Tx<'_> {
         for chunk in account_list.chunks(MAX_BIND_PARAMS) {
             let sql = format!(
                 "SELECT account, name FROM users WHERE account IN ({})",
-                placeholders(1, chunk.len())
+                placeholders_for(backend, 1, chunk.len())
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for a in chunk {
@@ -273,7 +310,7 @@ impl Tx<'_> {
         for chunk in rows.chunks(rows_per_statement(COLUMNS)) {
             let sql = format!(
                 concat!("INSERT INTO users (", user_columns!(), ") VALUES {}"),
-                values_clause(chunk.len(), COLUMNS)
+                values_for(backend, chunk.len(), COLUMNS)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for row in chunk {
@@ -304,8 +341,9 @@ impl Tx<'_> {
         if seeds.is_empty() {
             return Ok(());
         }
+        let backend = self.store.inner.backend;
         let keys: Vec<&str> = seeds.iter().map(|s| s.public_key).collect();
-        let taken = existing(self.conn(), "nkeys", "public_key", None, &keys).await?;
+        let taken = existing(self.conn(), backend, "nkeys", "public_key", None, &keys).await?;
         if let Some(key) = first_clash(&keys, &taken) {
             return Err(StoreError::Conflict {
                 what: format!("seed for {key}"),
@@ -322,7 +360,7 @@ impl Tx<'_> {
         for (chunk, sealed) in seeds.chunks(per).zip(sealed.chunks(per)) {
             let sql = format!(
                 "INSERT INTO nkeys (public_key, kind, sealed_seed, created_at) VALUES {}",
-                values_clause(chunk.len(), COLUMNS)
+                values_for(backend, chunk.len(), COLUMNS)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (seed, sealed) in chunk.iter().zip(sealed) {
@@ -351,6 +389,7 @@ impl Tx<'_> {
             return Ok(Vec::new());
         }
         self.lock_sequences().await?;
+        let backend = self.store.inner.backend;
         let conn = self.conn();
         let row = sqlx::query("SELECT COALESCE(MAX(id), 0) AS last_id FROM outbox")
             .fetch_one(&mut *conn)
@@ -363,7 +402,7 @@ impl Tx<'_> {
         for chunk in messages.chunks(rows_per_statement(COLUMNS)) {
             let sql = format!(
                 "INSERT INTO outbox (id, created_at, topic, payload, next_attempt_at) VALUES {}",
-                values_clause(chunk.len(), COLUMNS)
+                values_for(backend, chunk.len(), COLUMNS)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (topic, payload) in chunk {
@@ -395,6 +434,9 @@ mod tests {
     fn values_and_chunks() {
         assert_eq!(values_clause(2, 3), "($1, $2, $3), ($4, $5, $6)");
         assert_eq!(placeholders(2, 3), "$2, $3, $4");
+        assert_eq!(values_for(Backend::Sqlite, 2, 2), "(?, ?), (?, ?)");
+        assert_eq!(values_for(Backend::Postgres, 1, 2), "($1, $2)");
+        assert_eq!(placeholders_for(Backend::Sqlite, 2, 3), "?, ?, ?");
         assert_eq!(rows_per_statement(9), 3640);
         assert!(rows_per_statement(7) * 7 <= MAX_BIND_PARAMS);
     }

@@ -6,12 +6,14 @@
 //! its account, user, ledger event and outbox rows commit together. The one write outside
 //! a caller's transaction is [`crate::Store::mark_device_active`], an observation.
 
+use std::collections::HashSet;
+
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
 use crate::rows::column;
-use crate::{Store, StoreError, Tx};
+use crate::{Store, StoreError, Tx, bulk};
 
 /// One device as stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,6 +137,70 @@ async fn insert(conn: &mut AnyConnection, row: &DeviceRow) -> Result<(), StoreEr
     Ok(())
 }
 
+/// Inserts many devices in multi-row statements, after checking that no id or account key
+/// is taken or repeated (nothing is written then).
+async fn insert_many(
+    conn: &mut AnyConnection,
+    backend: crate::Backend,
+    rows: &[DeviceRow],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let accounts: Vec<&str> = rows.iter().map(|r| r.account_key.as_str()).collect();
+    let taken_ids = bulk::existing(conn, backend, "devices", "id", None, &ids).await?;
+    let taken_accounts =
+        bulk::existing(conn, backend, "devices", "account_key", None, &accounts).await?;
+    let mut seen_ids = HashSet::with_capacity(rows.len());
+    let mut seen_accounts = HashSet::with_capacity(rows.len());
+    if let Some(row) = rows.iter().find(|r| {
+        taken_ids.contains(&r.id)
+            || taken_accounts.contains(&r.account_key)
+            || !seen_ids.insert(r.id.as_str())
+            || !seen_accounts.insert(r.account_key.as_str())
+    }) {
+        return Err(StoreError::Conflict {
+            what: format!("device {}", row.id),
+        });
+    }
+    const COLUMN_COUNT: usize = 11;
+    for chunk in rows.chunks(bulk::rows_per_statement(COLUMN_COUNT)) {
+        let sql = format!(
+            "INSERT INTO devices ({COLUMNS}) VALUES {}",
+            bulk::values_for(backend, chunk.len(), COLUMN_COUNT)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in chunk {
+            query = query
+                .bind(&row.id)
+                .bind(&row.account_key)
+                .bind(&row.user_key)
+                .bind(&row.state)
+                .bind(&row.meta)
+                .bind(row.created_at)
+                .bind(row.activated_at)
+                .bind(row.rotated_at)
+                .bind(row.revoked_at)
+                .bind(row.restored_at)
+                .bind(row.updated_at);
+        }
+        query
+            .execute(&mut *conn)
+            .await
+            .map_err(|source| match &source {
+                sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
+                    what: "a device of the batch".to_owned(),
+                },
+                _ => StoreError::Query {
+                    context: "inserting devices",
+                    source,
+                },
+            })?;
+    }
+    Ok(())
+}
+
 async fn update(conn: &mut AnyConnection, row: &DeviceRow) -> Result<(), StoreError> {
     let done = sqlx::query(
         "UPDATE devices SET user_key = $1, state = $2, meta = $3, activated_at = $4, \
@@ -239,6 +305,14 @@ impl Tx<'_> {
         insert(self.conn(), row).await
     }
 
+    /// Inserts many devices (multi-row statements). [`StoreError::Conflict`] naming the
+    /// first device whose id or account is taken or repeats in `rows`; nothing is
+    /// written then.
+    pub async fn insert_devices(&mut self, rows: &[DeviceRow]) -> Result<(), StoreError> {
+        let backend = self.store.backend();
+        insert_many(self.conn(), backend, rows).await
+    }
+
     /// Replaces a device's mutable fields. [`StoreError::NotFound`] if absent.
     pub async fn update_device(&mut self, row: &DeviceRow) -> Result<(), StoreError> {
         update(self.conn(), row).await
@@ -279,6 +353,32 @@ mod tests {
         let dup = tx.insert_device(&other).await;
         assert!(matches!(dup, Err(StoreError::Conflict { .. })), "{dup:?}");
         assert_eq!(tx.device_ids().await.unwrap(), ["a", "b"]);
+        tx.commit().await.unwrap();
+
+        // Many at once, past one statement's rows (11 columns: 2,978 per statement);
+        // a taken or repeated id or account refuses the batch, naming the device.
+        let many: Vec<DeviceRow> = (0..6_000).map(|i| row(&format!("m{i:05}"))).collect();
+        let mut tx = store.begin().await.unwrap();
+        let err = tx
+            .insert_devices(&[row("m-new"), row("a")])
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), "device a already exists");
+        let mut clash = row("m-other");
+        clash.account_key = "Am-new".into();
+        let err = tx.insert_devices(&[row("m-new"), clash]).await.unwrap_err();
+        assert_eq!(err.to_string(), "device m-other already exists");
+        tx.insert_devices(&many).await.unwrap();
+        tx.insert_devices(&[]).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(store.device("m05999").await.unwrap(), Some(row("m05999")));
+        assert_eq!(store.device("m00000").await.unwrap(), Some(row("m00000")));
+        assert_eq!(store.devices(None).await.unwrap().len(), 6_002);
+        let mut tx = store.begin().await.unwrap();
+        sqlx::query("DELETE FROM devices WHERE id LIKE 'm%'")
+            .execute(tx.conn())
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
 
         assert_eq!(store.device("a").await.unwrap(), Some(row("a")));
