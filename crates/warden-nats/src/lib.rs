@@ -26,6 +26,7 @@ The protocol facts (subjects, reply shapes, what each server version checks) are
 */
 #![deny(missing_docs)]
 
+pub mod account_jsz;
 pub mod config;
 pub mod deploy;
 pub mod drift;

@@ -4,6 +4,11 @@
 //! the server reports it. `warden sync`, `warden push` and the console's sync page all run
 //! these operations, so both give the same answer.
 //!
+//! A [`DriftCache`] keeps the last comparison with one server in memory for a page that
+//! shows it (the console's sync page), refreshed in the background — every so often,
+//! after the relay delivered changes, and when asked — so a page load reads it instead of
+//! asking the server about every account.
+//!
 //! A [`ResolverLink`] names the server and keeps one system-user connection, made on first
 //! use and dropped after a failure that may be the connection's (so the next operation
 //! connects again). Every request is bounded by the link's timeout. A server that cannot
@@ -795,6 +800,195 @@ impl Warden {
             Ok(Ok(msg)) => parse_connz(&msg.payload)
                 .map(Some)
                 .map_err(|e| OpsError::unavailable(format!("{}: {e}", link.url))),
+        }
+    }
+}
+
+/// An account's JetStream use as the server reports it, or why it could not be read (the
+/// server cannot be reached, did not answer in time, or has no JetStream for the account).
+pub type JetStreamUse = std::result::Result<warden_nats::account_jsz::AccountJetStream, String>;
+
+impl Warden {
+    /// The JetStream use of the account with public key `account_key` (memory, storage,
+    /// streams, consumers), asked of the server `link` names and waited for at most `wait`
+    /// in all, connecting included; needs `read`. A server that cannot tell is an `Ok`
+    /// holding the reason: the caller shows it in place of the figures.
+    pub async fn account_jetstream(
+        &self,
+        link: &ResolverLink,
+        account_key: &str,
+        wait: Duration,
+    ) -> Result<JetStreamUse> {
+        self.need(Scope::Read, "reading account usage")?;
+        let key = AccountPublicKey::new(account_key).map_err(OpsError::invalid)?;
+        let ask = async {
+            let client = match link.client(self).await {
+                Ok(c) => c,
+                Err(e) => return Err(e.to_string()),
+            };
+            warden_nats::account_jsz::account_jsz(client.client(), key.as_str(), wait)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        Ok(match tokio::time::timeout(wait, ask).await {
+            Ok(answer) => answer,
+            Err(_) => Err(format!("{} did not answer within {wait:?}", link.url)),
+        })
+    }
+}
+
+/// One comparison of a server's resolver with Warden, as a [`DriftCache`] keeps it.
+#[derive(Clone, Debug)]
+pub struct DriftSnapshot {
+    /// When it was computed (unix seconds, when the comparison began).
+    pub computed_at: i64,
+    /// How long the comparison took.
+    pub took: Duration,
+    /// The comparison, or why the server could not be compared with (what the error says).
+    pub outcome: std::result::Result<DriftReport, String>,
+}
+
+/// The last comparison of one server's resolver with Warden, kept in memory: pages read
+/// it ([`DriftCache::latest`]) instead of comparing on every load; [`DriftCache::run`]
+/// refreshes it in the background; [`DriftCache::refresh`] compares now (one comparison at
+/// a time).
+pub struct DriftCache {
+    link: std::sync::Arc<ResolverLink>,
+    latest: std::sync::RwLock<Option<std::sync::Arc<DriftSnapshot>>>,
+    running: Mutex<()>,
+    wake: tokio::sync::Notify,
+}
+
+impl DriftCache {
+    /// A cache of the comparisons with the server `link` names (nothing computed yet).
+    pub fn new(link: std::sync::Arc<ResolverLink>) -> DriftCache {
+        DriftCache {
+            link,
+            latest: std::sync::RwLock::new(None),
+            running: Mutex::new(()),
+            wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// The server it compares with.
+    pub fn link(&self) -> &std::sync::Arc<ResolverLink> {
+        &self.link
+    }
+
+    /// The last comparison, if one was made.
+    pub fn latest(&self) -> Option<std::sync::Arc<DriftSnapshot>> {
+        self.latest.read().map(|l| l.clone()).unwrap_or(None)
+    }
+
+    /// Compares now as `w`'s actor (who needs `read`) and keeps the result: a server that
+    /// cannot be reached is kept as such (the page says so); any other error (the actor
+    /// may not read) is returned and nothing is kept.
+    pub async fn refresh(&self, w: &Warden) -> Result<std::sync::Arc<DriftSnapshot>> {
+        w.need(Scope::Read, "comparing NATS with Warden")?;
+        // One comparison at a time: they would only slow each other down on the server.
+        let _one = self.running.lock().await;
+        let started = std::time::Instant::now();
+        let computed_at = crate::now();
+        let outcome = match w.drift_check(&self.link).await {
+            Ok(r) => Ok(r),
+            Err(e) if e.kind() == crate::ErrorKind::Unavailable => Err(e.to_string()),
+            Err(e) => return Err(e),
+        };
+        let snap = std::sync::Arc::new(DriftSnapshot {
+            computed_at,
+            took: started.elapsed(),
+            outcome,
+        });
+        if let Ok(mut l) = self.latest.write() {
+            *l = Some(snap.clone());
+        }
+        Ok(snap)
+    }
+
+    /// The last comparison, or (none made yet) one made now.
+    pub async fn latest_or_refresh(&self, w: &Warden) -> Result<std::sync::Arc<DriftSnapshot>> {
+        match self.latest() {
+            Some(s) => Ok(s),
+            None => self.refresh(w).await,
+        }
+    }
+
+    /// Records pushes that the server took: those accounts now hold the JWT Warden pushed
+    /// (in sync) in the kept comparison, until the next one.
+    pub fn pushed(&self, outcomes: &[PushOutcome]) {
+        let Ok(mut l) = self.latest.write() else {
+            return;
+        };
+        let Some(snap) = l.as_ref() else { return };
+        let Ok(report) = &snap.outcome else { return };
+        let mut report = report.clone();
+        for p in outcomes.iter().filter(|p| p.ok) {
+            if let Some(a) = report
+                .accounts
+                .iter_mut()
+                .find(|a| a.public_key == p.public_key)
+            {
+                a.state = SyncState::InSync;
+            }
+            for list in [
+                &mut report.missing,
+                &mut report.stale,
+                &mut report.newer_on_server,
+            ] {
+                list.retain(|k| k != &p.public_key);
+            }
+        }
+        *l = Some(std::sync::Arc::new(DriftSnapshot {
+            computed_at: snap.computed_at,
+            took: snap.took,
+            outcome: Ok(report),
+        }));
+    }
+
+    /// Asks the background task ([`DriftCache::run`]) to compare again soon.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Keeps the comparison fresh until `stop` turns `true` (or its sender is gone): one
+    /// now, then one every `every`, one soon after `delivered()` (a count of outbox rows
+    /// the relay delivered) moves, and one when [`DriftCache::wake`] is called; `w` acts
+    /// (it needs `read`). A refusal to read ends the task (logged).
+    pub async fn run(
+        self: std::sync::Arc<Self>,
+        w: Warden,
+        every: Duration,
+        delivered: impl Fn() -> u64 + Send,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        /// How often the relay's delivery count is looked at.
+        const POLL: Duration = Duration::from_secs(1);
+        let mut seen = delivered();
+        let mut last = tokio::time::Instant::now();
+        let mut due = true;
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            if due {
+                if let Err(e) = self.refresh(&w).await {
+                    tracing::warn!("drift comparison stopped: {e}");
+                    return;
+                }
+                last = tokio::time::Instant::now();
+            }
+            tokio::select! {
+                _ = stop.changed() => {
+                    // A stop, or a sender gone (nobody can stop it otherwise).
+                    return;
+                }
+                () = self.wake.notified() => due = true,
+                () = tokio::time::sleep(POLL) => {
+                    let now = delivered();
+                    due = now != seen || last.elapsed() >= every;
+                    seen = now;
+                }
+            }
         }
     }
 }

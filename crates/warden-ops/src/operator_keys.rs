@@ -224,8 +224,9 @@ impl Warden {
         let rotation = rotation_in(&mut tx).await?;
         let claims = operator_claims(&op)?;
         let mut signed: std::collections::BTreeMap<String, usize> = Default::default();
-        for acc in tx.accounts(&op.public_key).await? {
-            *signed.entry(issuer_of(&acc.jwt)).or_default() += 1;
+        // Only the JWTs are read: thousands of accounts' specs are not needed to count signers.
+        for jwt in tx.account_jwts_only(&op.public_key).await? {
+            *signed.entry(issuer_of(&jwt)).or_default() += 1;
         }
         let mut order: Vec<String> = vec![op.signing_key.clone()];
         for k in &claims.nats.signing_keys {
@@ -902,6 +903,13 @@ async fn reissue_operator(
         .collect())
 }
 
+/// The one claim [`issuer_of`] reads (the others are skipped, not decoded).
+#[derive(serde::Deserialize)]
+struct Issuer {
+    #[serde(default)]
+    iss: String,
+}
+
 /// The `iss` of a JWT, read from its payload without verifying it (empty when unreadable):
 /// enough to count and compare issuers of JWTs Warden stored or the server holds.
 fn issuer_of(jwt: &str) -> String {
@@ -912,7 +920,7 @@ fn issuer_of(jwt: &str) -> String {
                 .decode(p.trim_end_matches('=').as_bytes())
                 .ok()
         })
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["iss"].as_str().map(String::from))
+        .and_then(|b| serde_json::from_slice::<Issuer>(&b).ok())
+        .map(|v| v.iss)
         .unwrap_or_default()
 }

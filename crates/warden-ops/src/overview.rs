@@ -1,11 +1,24 @@
 //! The console's status reads that no other operation answers: the outbox backlog and the
 //! relay's last error, the chat gateway's rooms with their rules, the directory's system
-//! administrators and the closed proposals. Every read needs the `read` scope.
+//! administrators and the closed proposals; and the summaries of thousands of accounts
+//! (the system account's name, the hierarchy, every account's name with the exporters an
+//! account page offers) read through the store's light account query
+//! ([`warden_store::console_queries`]): no account JWT read, a spec decoded only where the
+//! account imports or exports. Every read needs the `read` scope.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use warden_core::AccountSpec;
 use warden_core::governance::{ObjectType, Proposal, ProposalStatus, Relationship, SYSADMIN};
+use warden_store::console_queries::AccountBrief;
 use warden_store::governance::ProposalFilter;
 use warden_store::{RoomRow, RoomRuleRow};
 
+use crate::onboarding::PackageView;
+use crate::page::{
+    AccountKind, Hierarchy, HierarchyAccount, HierarchyBounds, HierarchyEdge, HierarchyGroup,
+    HierarchyUser, Page, PageRequest, paginate,
+};
 use crate::{OpsError, Result, Scope, Warden};
 
 /// Outbox rows looked at for the relay's last error.
@@ -38,7 +51,169 @@ pub struct ClosedProposals {
     pub newest: Vec<Proposal>,
 }
 
+/// An account that exports something, as an account page offers its exports to import.
+#[derive(Clone, Debug)]
+pub struct Exporter {
+    /// Its name.
+    pub name: String,
+    /// Its public key.
+    pub public_key: String,
+    /// Its spec (exports, with their revocations).
+    pub spec: AccountSpec,
+}
+
+/// Every account's name by public key, and the accounts that export something.
+pub type NamesAndExporters = (BTreeMap<String, String>, Vec<Exporter>);
+
+/// An account of the light query with its kind and, when it imports or exports, its spec.
+struct Brief {
+    row: AccountBrief,
+    kind: AccountKind,
+    spec: Option<AccountSpec>,
+}
+
 impl Warden {
+    /// Every account as the summary pages need it: one light query, the specs of the
+    /// accounts that import or export decoded, the kinds resolved.
+    async fn briefs(&self) -> Result<Vec<Brief>> {
+        let op = self
+            .store
+            .operator()
+            .await?
+            .ok_or(OpsError::NotInitialised)?;
+        let mut out = Vec::new();
+        for mut row in self.store.account_briefs(&op.public_key).await? {
+            let kind = if row.public_key == op.system_account {
+                AccountKind::System
+            } else if row.device {
+                AccountKind::Device
+            } else if row.tenant {
+                AccountKind::Tenant
+            } else {
+                AccountKind::Plain
+            };
+            let spec = match row.links.take() {
+                Some(v) => Some(crate::warden::from_json::<AccountSpec>(&v)?),
+                None => None,
+            };
+            out.push(Brief { row, kind, spec });
+        }
+        Ok(out)
+    }
+
+    /// The system account's name (`None` before `warden init`).
+    pub async fn system_account_name(&self) -> Result<Option<String>> {
+        self.need(Scope::Read, "reading the operator")?;
+        let Some(op) = self.store.operator().await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .account(&op.system_account)
+            .await?
+            .map(|a| a.name))
+    }
+
+    /// What an account's page needs of the other accounts, however many there are: every
+    /// account's name by public key, and the accounts that export something (their specs
+    /// decoded). Other accounts' specs and every JWT are left unread.
+    pub async fn account_names_and_exporters(&self) -> Result<NamesAndExporters> {
+        self.need(Scope::Read, "listing accounts")?;
+        let mut names = BTreeMap::new();
+        let mut exporters = Vec::new();
+        for b in self.briefs().await? {
+            names.insert(b.row.public_key.clone(), b.row.name.clone());
+            if let Some(spec) = b.spec.filter(|s| !s.exports.is_empty()) {
+                exporters.push(Exporter {
+                    name: b.row.name,
+                    public_key: b.row.public_key,
+                    spec,
+                });
+            }
+        }
+        Ok((names, exporters))
+    }
+
+    /// Operator → accounts → users, with the accounts grouped by kind and every level
+    /// bounded by `bounds`: a group with more accounts than the bound is summarised (its
+    /// count), an account with more users shows its first ones and its count. Users are
+    /// read only for the accounts listed.
+    pub async fn hierarchy(&self, bounds: HierarchyBounds) -> Result<Hierarchy> {
+        self.need(Scope::Read, "reading the hierarchy")?;
+        let operator = self.operator().await?.name;
+        let briefs = self.briefs().await?;
+        let names: BTreeMap<&str, &str> = briefs
+            .iter()
+            .map(|b| (b.row.public_key.as_str(), b.row.name.as_str()))
+            .collect();
+        let mut groups = Vec::new();
+        let mut listed: BTreeSet<&str> = BTreeSet::new();
+        for kind in AccountKind::ALL {
+            let of_kind: Vec<&Brief> = briefs.iter().filter(|b| b.kind == kind).collect();
+            if of_kind.is_empty() {
+                continue;
+            }
+            let users_total = of_kind.iter().map(|b| b.row.users).sum();
+            let mut accounts = Vec::new();
+            if of_kind.len() <= bounds.max_accounts {
+                for b in &of_kind {
+                    let users = if b.row.users == 0 {
+                        Vec::new()
+                    } else {
+                        self.store
+                            .users(&b.row.public_key)
+                            .await?
+                            .into_iter()
+                            .take(bounds.max_users)
+                            .map(|u| HierarchyUser {
+                                name: u.name,
+                                revoked: u.revoked_at.is_some(),
+                            })
+                            .collect()
+                    };
+                    listed.insert(b.row.name.as_str());
+                    accounts.push(HierarchyAccount {
+                        name: b.row.name.clone(),
+                        system: b.kind == AccountKind::System,
+                        users_total: b.row.users,
+                        users,
+                    });
+                }
+            }
+            groups.push(HierarchyGroup {
+                kind,
+                total: of_kind.len(),
+                users_total,
+                accounts,
+            });
+        }
+        let mut edges = Vec::new();
+        let mut edges_hidden = 0;
+        for b in &briefs {
+            let Some(spec) = &b.spec else { continue };
+            for i in &spec.imports {
+                let Some(from) = names.get(i.account.as_str()) else {
+                    continue;
+                };
+                if listed.contains(from) && listed.contains(b.row.name.as_str()) {
+                    edges.push(HierarchyEdge {
+                        from: from.to_string(),
+                        to: b.row.name.clone(),
+                        subject: i.subject.to_string(),
+                    });
+                } else {
+                    edges_hidden += 1;
+                }
+            }
+        }
+        Ok(Hierarchy {
+            operator,
+            groups,
+            edges,
+            edges_hidden,
+        })
+    }
+
     /// The outbox backlog and the relay's last error.
     pub async fn outbox_state(&self) -> Result<OutboxState> {
         self.need(Scope::Read, "reading the outbox")?;
@@ -53,16 +228,72 @@ impl Warden {
         })
     }
 
-    /// The first `limit` rooms by id, with their rule counts.
-    pub async fn rooms_overview(&self, limit: i64) -> Result<Vec<RoomSummary>> {
+    /// A page of the onboarding packages (of one tenant, when given). Sort columns:
+    /// `issued`, `id`, `tenant`, `state`, `user`; searched in id, tenant, collector, site,
+    /// user and state.
+    pub async fn packages_page(
+        &self,
+        tenant: Option<&str>,
+        req: &PageRequest,
+    ) -> Result<Page<PackageView>> {
+        let list = self.list_packages(tenant).await?;
+        paginate(
+            list,
+            req,
+            &[
+                ("issued", |a, b| {
+                    (a.issued_at, &a.id).cmp(&(b.issued_at, &b.id))
+                }),
+                ("id", |a, b| a.id.cmp(&b.id)),
+                ("tenant", |a, b| a.tenant.cmp(&b.tenant)),
+                ("state", |a, b| a.state.cmp(&b.state)),
+                ("user", |a, b| a.user.cmp(&b.user)),
+            ],
+            |p| {
+                vec![
+                    p.id.as_str(),
+                    p.tenant.as_str(),
+                    p.component.as_str(),
+                    p.site.as_str(),
+                    p.user.as_str(),
+                    p.state.as_str(),
+                ]
+            },
+        )
+    }
+
+    /// A page of the chat gateway's rooms, with the rule counts of the rooms shown (read
+    /// for that page only). Sort columns: `id`, `name`, `kind`, `owner`, `created`;
+    /// searched in name, kind and owner.
+    pub async fn rooms_page(&self, req: &PageRequest) -> Result<Page<RoomSummary>> {
         self.need(Scope::Read, "listing rooms")?;
-        let rooms = self.store.rooms_by_id(0, limit.max(1)).await?;
-        let mut out = Vec::with_capacity(rooms.len());
-        for room in rooms {
+        let rooms = self.store.rooms_by_id(0, i64::MAX).await?;
+        let page = paginate(
+            rooms,
+            req,
+            &[
+                ("id", |a: &RoomRow, b: &RoomRow| a.id.cmp(&b.id)),
+                ("name", |a, b| a.name.cmp(&b.name)),
+                ("kind", |a, b| a.kind.cmp(&b.kind)),
+                ("owner", |a, b| a.owner_user.cmp(&b.owner_user)),
+                ("created", |a, b| a.created_at.cmp(&b.created_at)),
+            ],
+            |r| vec![r.name.as_str(), r.kind.as_str(), r.owner_user.as_str()],
+        )?;
+        let mut out = Vec::with_capacity(page.items.len());
+        for room in page.items {
             let rules = self.store.room_rules(room.id).await?.len();
             out.push(RoomSummary { room, rules });
         }
-        Ok(out)
+        Ok(Page {
+            items: out,
+            total: page.total,
+            matched: page.matched,
+            page: page.page,
+            per: page.per,
+            sort: page.sort,
+            desc: page.desc,
+        })
     }
 
     /// One room and its rules.

@@ -10,7 +10,7 @@
 //! same scope as its whole-list counterpart.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use warden_core::device::DeviceState;
@@ -19,7 +19,7 @@ use warden_store::governance::DirUserRow;
 use warden_store::{AccountRow, LedgerEvent, OperatorRow};
 
 use crate::device::DeviceView;
-use crate::drift::{AccountDrift, ResolverLink, SyncState};
+use crate::drift::{AccountDrift, DriftReport, SyncState};
 use crate::governance::{ProposalView, RoleView, TaskView};
 use crate::tenant::TenantView;
 use crate::{AccountView, OpsError, Result, Scope, UserView, Warden};
@@ -131,11 +131,11 @@ impl<T> Page<T> {
 
 /// A sort column of a list: its name and its order (ties are broken by the list's first
 /// column, so a page boundary never moves between requests).
-type Column<T> = (&'static str, fn(&T, &T) -> Ordering);
+pub(crate) type Column<T> = (&'static str, fn(&T, &T) -> Ordering);
 
 /// The page `req` asks for of `items` (the whole list), searched in the text `text` gives
 /// for each item and sorted by one of `columns` (the first is the default and tie-break).
-fn paginate<T>(
+pub(crate) fn paginate<T>(
     items: Vec<T>,
     req: &PageRequest,
     columns: &[Column<T>],
@@ -419,12 +419,6 @@ impl Warden {
         Ok((op, out))
     }
 
-    /// Every account with its kind and user count, decoded.
-    async fn account_entries(&self) -> Result<Vec<AccountEntry>> {
-        let (op, list) = self.light_accounts(None).await?;
-        list.into_iter().map(|l| l.view(&op)).collect()
-    }
-
     /// A page of the accounts (of one kind, when given). Sort columns: `name`, `users`,
     /// `kind`, `created`, `updated`; searched in name, public key and description.
     pub async fn accounts_page(
@@ -477,31 +471,6 @@ impl Warden {
             sort: page.sort,
             desc: page.desc,
         })
-    }
-
-    /// What an account's page needs of the other accounts, however many there are: every
-    /// account's name by public key, and the accounts that export something (decoded, for
-    /// their exports and revocations). Other accounts' specs are not decoded.
-    pub async fn account_names_and_exporters(
-        &self,
-    ) -> Result<(BTreeMap<String, String>, Vec<AccountView>)> {
-        self.need(Scope::Read, "listing accounts")?;
-        let (op, list) = self.light_accounts(None).await?;
-        let mut names = BTreeMap::new();
-        let mut exporters = Vec::new();
-        for l in list {
-            names.insert(l.row.public_key.clone(), l.row.name.clone());
-            let exports = l
-                .row
-                .spec
-                .get("exports")
-                .and_then(|e| e.as_array())
-                .is_some_and(|e| !e.is_empty());
-            if exports {
-                exporters.push(l.view(&op)?.account);
-            }
-        }
-        Ok((names, exporters))
     }
 
     /// A page of the users of `account`. Sort columns: `name`, `state` (active first),
@@ -757,16 +726,18 @@ impl Warden {
         Ok(page)
     }
 
-    /// The server's resolver compared with Warden (as [`Warden::drift_check`]), a page of
-    /// it: the drifting accounts only, or every account when `all`. Sort columns: `name`,
-    /// `state`; searched in name and public key.
-    pub async fn drift_page(
+    /// A comparison of a server's resolver with Warden (a [`Warden::drift_check`] report,
+    /// such as the one a [`crate::drift::DriftCache`] keeps), a page of it: the drifting
+    /// accounts only, or every account when `all`. Sort columns: `name`, `state`; searched
+    /// in name and public key.
+    pub fn drift_page(
         &self,
-        link: &ResolverLink,
+        report: &DriftReport,
         all: bool,
         req: &PageRequest,
     ) -> Result<DriftPage> {
-        let report = self.drift_check(link).await?;
+        self.need(Scope::Read, "comparing NATS with Warden")?;
+        let report = report.clone();
         let in_sync = report
             .accounts
             .iter()
@@ -791,86 +762,6 @@ impl Warden {
             drifting,
             unknown: report.unknown,
             page,
-        })
-    }
-
-    /// Operator → accounts → users, with the accounts grouped by kind and every level
-    /// bounded by `bounds`: a group with more accounts than the bound is summarised (its
-    /// count), an account with more users shows its first ones and its count. Users are
-    /// read only for the accounts listed.
-    pub async fn hierarchy(&self, bounds: HierarchyBounds) -> Result<Hierarchy> {
-        self.need(Scope::Read, "reading the hierarchy")?;
-        let operator = self.operator().await?.name;
-        let entries = self.account_entries().await?;
-        let names: BTreeMap<&str, &str> = entries
-            .iter()
-            .map(|e| (e.account.public_key.as_str(), e.account.name.as_str()))
-            .collect();
-        let mut groups = Vec::new();
-        let mut listed: BTreeSet<String> = BTreeSet::new();
-        for kind in AccountKind::ALL {
-            let of_kind: Vec<&AccountEntry> = entries.iter().filter(|e| e.kind == kind).collect();
-            if of_kind.is_empty() {
-                continue;
-            }
-            let users_total = of_kind.iter().map(|e| e.account.users).sum();
-            let mut accounts = Vec::new();
-            if of_kind.len() <= bounds.max_accounts {
-                for e in &of_kind {
-                    let a = &e.account;
-                    let users = if a.users == 0 {
-                        Vec::new()
-                    } else {
-                        self.store
-                            .users(&a.public_key)
-                            .await?
-                            .into_iter()
-                            .take(bounds.max_users)
-                            .map(|u| HierarchyUser {
-                                name: u.name,
-                                revoked: u.revoked_at.is_some(),
-                            })
-                            .collect()
-                    };
-                    listed.insert(a.name.clone());
-                    accounts.push(HierarchyAccount {
-                        name: a.name.clone(),
-                        system: a.system,
-                        users_total: a.users,
-                        users,
-                    });
-                }
-            }
-            groups.push(HierarchyGroup {
-                kind,
-                total: of_kind.len(),
-                users_total,
-                accounts,
-            });
-        }
-        let mut edges = Vec::new();
-        let mut edges_hidden = 0;
-        for e in &entries {
-            for i in &e.account.spec.imports {
-                let Some(from) = names.get(i.account.as_str()) else {
-                    continue;
-                };
-                if listed.contains(*from) && listed.contains(&e.account.name) {
-                    edges.push(HierarchyEdge {
-                        from: from.to_string(),
-                        to: e.account.name.clone(),
-                        subject: i.subject.to_string(),
-                    });
-                } else {
-                    edges_hidden += 1;
-                }
-            }
-        }
-        Ok(Hierarchy {
-            operator,
-            groups,
-            edges,
-            edges_hidden,
         })
     }
 }

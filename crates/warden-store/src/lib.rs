@@ -42,6 +42,7 @@ This crate stores public keys, JWTs and specs as given; callers validate them.
 #![deny(missing_docs)]
 
 pub mod bulk;
+pub mod console_queries;
 pub mod devices;
 pub mod dir_keys;
 mod error;

@@ -229,7 +229,7 @@ pub(crate) async fn sections(
     sess: &Session,
     w: &Warden,
     a: &AccountView,
-    others: &(BTreeMap<String, String>, Vec<AccountView>),
+    others: &warden_ops::overview::NamesAndExporters,
     forms: &Forms,
 ) -> ConsoleResult<String> {
     let (all_names, exporters) = others;

@@ -49,7 +49,7 @@ use rand::RngCore as _;
 use serde::Deserialize;
 use tokio::sync::watch;
 
-use warden_ops::drift::ResolverLink;
+use warden_ops::drift::{DriftCache, ResolverLink};
 use warden_ops::tokens::Scope;
 use warden_ops::{ErrorKind, OpsError, Warden};
 
@@ -114,7 +114,15 @@ pub(crate) struct ConsoleState {
     pub closing: watch::Receiver<bool>,
     /// The nats-server to compare with and ask for usage, when known.
     pub server: Option<Arc<ResolverLink>>,
+    /// The last comparison of that server's resolver with Warden, refreshed in the
+    /// background (the sync page reads it instead of comparing on every load).
+    pub drift: Option<Arc<DriftCache>>,
 }
+
+/// How often the background comparison of the nats-server's resolver with Warden runs
+/// when nothing else asks for one (the relay's deliveries and "Check now" do): one
+/// comparison asks the server about every account.
+const DRIFT_EVERY: Duration = Duration::from_secs(60);
 
 /// Bound on connecting to the nats-server and on each request to it.
 pub(crate) const ASK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -376,11 +384,26 @@ pub(crate) fn check_csrf(sess: &Session, sent: Option<&str>) -> ConsoleResult<()
 /// the event streams (so a graceful shutdown does not wait for open browsers); `nats` is
 /// the server whose resolver the sync page compares with Warden (none: it says so).
 pub fn router(warden: Warden, closing: watch::Receiver<bool>, nats: Option<String>) -> Router {
+    let server = nats.map(|url| Arc::new(ResolverLink::new(url, ASK_TIMEOUT)));
+    // The comparison shown on the sync page is kept fresh in the background from now on,
+    // until the server stops: every DRIFT_EVERY, after the relay delivered changes, and
+    // when a page asks.
+    let drift = server.as_ref().map(|link| {
+        let cache = Arc::new(DriftCache::new(link.clone()));
+        tokio::spawn(cache.clone().run(
+            warden.clone(),
+            DRIFT_EVERY,
+            || crate::http::metrics::observed().relay.snapshot().delivered,
+            closing.clone(),
+        ));
+        cache
+    });
     let state = ConsoleState {
         warden,
         sessions: Arc::new(Mutex::new(HashMap::new())),
         closing,
-        server: nats.map(|url| Arc::new(ResolverLink::new(url, ASK_TIMEOUT))),
+        server,
+        drift,
     };
     use pages as p;
     Router::new()
@@ -474,6 +497,7 @@ pub fn router(warden: Warden, closing: watch::Receiver<bool>, nats: Option<Strin
         .route("/operator/keys/remove", post(operator::remove_key))
         .route("/sync", get(sync::sync_page))
         .route("/sync/fix", post(sync::fix))
+        .route("/sync/check", post(sync::check_now))
         .route("/sync/push", post(sync::push_selected))
         .route("/sync/push/{name}", post(sync::push))
         .route("/onboarding", get(views::packages))

@@ -87,11 +87,9 @@ pub(crate) async fn overview(
     let seq = seq(&w).await?;
     let op = status.operator.as_ref();
     let sys = w
-        .accounts_page(Some(AccountKind::System), &Default::default())
+        .system_account_name()
         .await?
-        .items
-        .first()
-        .map(|e| account_link(&e.account.name))
+        .map(|name| account_link(&name))
         .unwrap_or_else(|| "—".into());
     let outbox = super::sync::outbox_facts(&w).await?;
     let body = format!(

@@ -29,6 +29,7 @@ use super::{
     session,
 };
 use warden_ops::governance::ProposalInput;
+use warden_ops::page::PageRequest;
 use warden_ops::tokens::Scope;
 
 /// Most ids one batch may carry (a bound on the work of one form post).
@@ -154,7 +155,6 @@ async fn render_inbox(
     // Deciding is done as the acting directory user: until one is picked, the buttons
     // are shown disabled (the decide form refuses too).
     let disabled = if acting.is_none() { " disabled" } else { "" };
-    let users = w.dir_users().await?;
     let mut orows = String::new();
     for p in &open.items {
         let pr = &p.proposal;
@@ -230,29 +230,61 @@ async fn render_inbox(
     if crows.is_empty() {
         crows = "<tr><td colspan=\"7\" class=\"muted\">None yet.</td></tr>".into();
     }
-    let mut options = String::from("<option value=\"\">(pick a directory user)</option>");
-    for u in &users {
-        let id = &u.user.id;
-        let selected = if acting.as_deref() == Some(id.as_str()) {
-            " selected"
-        } else {
-            ""
-        };
-        let _ = write!(
-            options,
-            "<option value=\"{v}\"{selected}>{v}</option>",
-            v = esc(id)
-        );
-    }
+    // Whom to act as: typed (the id), or picked from the matches of a search of the
+    // directory (a page of them, however many users the directory holds).
     let act_as = if can_write {
+        let who = lq.get("who").unwrap_or("");
+        let matches = if who.is_empty() {
+            String::new()
+        } else {
+            let found = w
+                .dir_users_page(&PageRequest::new(who, "", false, 1, Some(ACT_AS_MATCHES)))
+                .await?;
+            let mut items = String::new();
+            for u in &found.items {
+                let _ = write!(
+                    items,
+                    "<li><form class=\"inline\" method=\"post\" action=\"/console/proposals/act-as\">{csrf}<input type=\"hidden\" name=\"user\" value=\"{v}\"><button type=\"submit\" id=\"act-as-{v}\">Act as {v}</button></form>{name}</li>",
+                    csrf = csrf_field(&sess.csrf),
+                    v = esc(&u.user.id),
+                    name = u
+                        .user
+                        .name
+                        .as_deref()
+                        .map(|n| format!(" <span class=\"muted\">{}</span>", esc(n)))
+                        .unwrap_or_default(),
+                );
+            }
+            let said = if found.matched == 0 {
+                format!("No directory user matches “{}”.", esc(who))
+            } else if found.matched > found.items.len() {
+                format!(
+                    "The first {} of {} directory users matching “{}”: type more to narrow.",
+                    found.items.len(),
+                    found.matched,
+                    esc(who)
+                )
+            } else {
+                format!("Directory users matching “{}”:", esc(who))
+            };
+            format!(
+                "<p id=\"act-as-found\">{said}</p><ul class=\"entries\" id=\"act-as-matches\">{items}</ul>"
+            )
+        };
         format!(
-            r#"<form method="post" action="/console/proposals/act-as" class="card" id="act-as">{csrf}
-<label for="act-as-user">Act as directory user</label>
-<select id="act-as-user" name="user">{options}</select>
+            r#"<section class="card" id="act-as-card" aria-labelledby="h-act-as"><h2 id="h-act-as">Act as</h2>
+<form method="post" action="/console/proposals/act-as" id="act-as">{csrf}
+<label for="act-as-user">Directory user to act as (id)</label>
+<input id="act-as-user" name="user" value="{current}" autocomplete="off" required>
 <button type="submit">Act as</button>
+</form>
+<form method="get" action="/console/proposals" class="search" role="search" id="act-as-find"><label for="act-as-q">Find a directory user (id, name, email)</label><span class="search-row"><input type="search" id="act-as-q" name="who" value="{who}" autocomplete="off"><button type="submit">Find</button></span></form>
+{matches}
 <p class="hint">Approvals and rejections are made as this directory user, under the same rule as <code>warden confirm --as</code>.</p>
-</form>"#,
+</section>"#,
             csrf = csrf_field(&sess.csrf),
+            current = esc(acting.as_deref().unwrap_or("")),
+            who = esc(who),
         )
     } else {
         String::new()
@@ -382,6 +414,9 @@ async fn refused(
     let lq = ListQuery::default();
     render_inbox(s, sess, &lq, None, Some(Refusal { problem, typed })).await
 }
+
+/// Most directory users listed as matches of the act-as search.
+const ACT_AS_MATCHES: usize = 20;
 
 /// The act-as form.
 #[derive(Deserialize)]

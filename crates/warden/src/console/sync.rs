@@ -12,12 +12,14 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::list::ListQuery;
 use super::pages::{account_link, csrf_field, seq};
-use super::render::{bytes, esc, limit, page, plural, short_key};
+use super::render::{bytes, esc, limit, page, plural, short_key, size, when};
 use super::{
     ASK_TIMEOUT, ConsoleResult, ConsoleState, CsrfForm, Flash, Problem, Session, check_csrf,
     session,
 };
-use warden_ops::drift::SyncState;
+use std::time::Duration;
+
+use warden_ops::drift::{JetStreamUse, SyncState};
 use warden_ops::tokens::Scope;
 use warden_ops::{AccountView, ErrorKind, OpsError, Warden};
 
@@ -136,16 +138,34 @@ async fn render_sync(
     };
     let show_all = lq.get("show") == Some("all");
     let path = "/console/sync";
-    let server = match &s.server {
+    let check = format!(
+        "<form method=\"post\" action=\"/console/sync/check\" id=\"check-form\">{}<button type=\"submit\" id=\"check-now\">Check now</button></form>",
+        csrf_field(&sess.csrf)
+    );
+    let server = match &s.drift {
         None => "<p id=\"drift-unavailable\" class=\"muted\">This console does not know a nats-server (it runs outside <code>warden serve</code>): drift cannot be shown. Use <code>warden sync --check --nats URL</code>.</p>".to_string(),
-        Some(link) => match w.drift_page(link, show_all, &lq.request("")?).await {
+        Some(cache) => {
+            // The comparison kept in memory (the first one is made now, once).
+            let snap = cache.latest_or_refresh(&w).await?;
+            let link = cache.link();
+            let compared = format!(
+                "<p id=\"drift-computed\" data-computed-at=\"{at}\">Server <code>{url}</code>, resolver compared {ago} ({when}, in {took:.1} s). The comparison is kept and renewed in the background (every {every} s, and after the relay delivers changes).</p>{check}",
+                at = snap.computed_at,
+                url = esc(link.url()),
+                ago = ago(snap.computed_at),
+                when = esc(&when(Some(snap.computed_at))),
+                took = snap.took.as_secs_f64(),
+                every = super::DRIFT_EVERY.as_secs(),
+            );
+            match &snap.outcome {
             Err(e) => format!(
-                "<p id=\"drift-unavailable\" class=\"bad\" role=\"alert\">The nats-server at <code>{}</code> did not answer within {}s: {}</p>",
+                "<p id=\"drift-unavailable\" class=\"bad\" role=\"alert\">The nats-server at <code>{}</code> did not answer within {}s: {}</p>{compared}",
                 esc(link.url()),
                 ASK_TIMEOUT.as_secs(),
-                esc(&Problem::of(&e).message)
+                esc(e)
             ),
-            Ok(d) => {
+            Ok(report) => {
+                let d = w.drift_page(report, show_all, &lq.request("")?)?;
                 let mut rows = String::new();
                 for a in &d.page.items {
                     let (name, key, state) = (&a.name, &a.public_key, a.state);
@@ -219,21 +239,21 @@ async fn render_sync(
                     String::new()
                 };
                 format!(
-                    r#"<p>Server <code>{url}</code>, resolver compared just now.</p>
+                    r#"{compared}
 {verdict}
 {toggle}
 {search}
 {pager}
 <div class="scroll"><table><thead><tr><th scope="col">Pick</th>{h_name}{h_state}<th scope="col">Public key</th></tr></thead><tbody>{rows}</tbody></table></div>
 {actions}"#,
-                    url = esc(link.url()),
                     search = lq.search_form(path, "", "sync", "Search accounts (name, key)"),
                     pager = lq.pager(path, "", "sync", &d.page, n_one, n_many),
                     h_name = lq.header(path, "", &d.page, "name", "Account"),
                     h_state = lq.header(path, "", &d.page, "state", "On the server"),
                 )
             }
-        },
+            }
+        }
     };
     let body = format!(
         r#"{notice}<section id="relay" data-live aria-labelledby="h-relay"><h2 id="h-relay">Relay</h2>
@@ -353,6 +373,9 @@ pub(crate) async fn push_selected(
             }
         }
     }
+    if let Some(cache) = &s.drift {
+        cache.pushed(&pushed);
+    }
     let outcome = outcome.map(|()| push_flash(&sess, &pushed));
     after_action(&s, &sess, &headers, outcome, |e| {
         format!("The push failed: {}", Problem::of(e).message)
@@ -378,7 +401,12 @@ pub(crate) async fn push(
         .ops(&sess)
         .push_accounts(link, Some(&name))
         .await
-        .map(|pushed| push_flash(&sess, &pushed));
+        .map(|pushed| {
+            if let Some(cache) = &s.drift {
+                cache.pushed(&pushed);
+            }
+            push_flash(&sess, &pushed)
+        });
     after_action(&s, &sess, &headers, outcome, |e| {
         format!("The push of {name} failed: {}", Problem::of(e).message)
     })
@@ -398,7 +426,15 @@ pub(crate) async fn fix(
         let lq = ListQuery::default();
         return render_sync(&s, &sess, &lq, None, Some(&p)).await;
     };
-    let outcome = s.ops(&sess).drift_fix(link).await.map(|r| {
+    let w = s.ops(&sess);
+    let outcome = w.drift_fix(link).await;
+    // The page after the repair shows the comparison made now.
+    if outcome.is_ok()
+        && let Some(cache) = &s.drift
+    {
+        cache.refresh(&w).await?;
+    }
+    let outcome = outcome.map(|r| {
         if r.errors.is_empty() {
             tracing::info!(token_id = %sess.token_id, pushed = r.pushed, deleted = r.deleted, "console sync");
             Flash {
@@ -427,12 +463,96 @@ pub(crate) async fn fix(
     .await
 }
 
-/// The account page's usage block: what the server reports now, next to the limits.
+/// `POST /console/sync/check`: compares the server's resolver with Warden now (the
+/// comparison the sync page shows), then shows the sync page.
+pub(crate) async fn check_now(
+    State(s): State<ConsoleState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> ConsoleResult<Response> {
+    let sess = session(&s, &headers).await?;
+    check_csrf(&sess, form.csrf.as_deref())?;
+    let Some(cache) = &s.drift else {
+        let p = Problem::invalid("this console does not know a nats-server to compare with");
+        let lq = ListQuery::default();
+        return render_sync(&s, &sess, &lq, None, Some(&p)).await;
+    };
+    cache.refresh(&s.ops(&sess)).await?;
+    Ok(Redirect::to("/console/sync").into_response())
+}
+
+/// How long ago `unix` was, in words ("just now", "12 s ago", "3 min ago").
+fn ago(unix: i64) -> String {
+    let secs = (warden_ops::now() - unix).max(0);
+    match secs {
+        0..=1 => "just now".to_string(),
+        2..=119 => format!("{secs} s ago"),
+        120..=7199 => format!("{} min ago", secs / 60),
+        _ => format!("{} h ago", secs / 3600),
+    }
+}
+
+/// How long the account page waits for the server's JetStream figures (the page stays
+/// fast when the server is slow or gone).
+const JSZ_WAIT: Duration = Duration::from_secs(1);
+
+/// The account page's JetStream block: what the account's streams hold now (memory,
+/// storage, streams, consumers) next to its JetStream limits, or why it is not shown.
+fn jetstream_section(a: &AccountView, js: Option<&Result<JetStreamUse, OpsError>>) -> String {
+    let l = &a.spec.limits.jetstream;
+    let inner = match js {
+        None => "<p id=\"jetstream-unavailable\" class=\"muted\">Unavailable: this console does not know a nats-server.</p>".to_string(),
+        Some(Err(e)) => format!(
+            "<p id=\"jetstream-unavailable\" class=\"muted\">Unavailable: {}</p>",
+            esc(&Problem::of(e).message)
+        ),
+        Some(Ok(Err(why))) => format!(
+            "<p id=\"jetstream-unavailable\" class=\"muted\">Unavailable: {}</p>",
+            esc(why)
+        ),
+        Some(Ok(Ok(u))) => format!(
+            r#"<div class="scroll"><table id="jetstream-table"><thead><tr><th scope="col">What</th><th scope="col">Used</th><th scope="col">Limit</th></tr></thead><tbody>
+<tr><th scope="row">Memory</th><td id="js-memory">{mem}</td><td>{mem_limit}</td></tr>
+<tr><th scope="row">Storage</th><td id="js-storage">{disk}</td><td>{disk_limit}</td></tr>
+<tr><th scope="row">Streams</th><td id="js-streams">{streams}</td><td>{streams_limit}</td></tr>
+<tr><th scope="row">Consumers</th><td id="js-consumers">{consumers}</td><td>{consumers_limit}</td></tr>
+</tbody></table></div>"#,
+            mem = bytes(u.memory),
+            mem_limit = size(l.mem_storage),
+            disk = bytes(u.storage),
+            disk_limit = size(l.disk_storage),
+            streams = u.streams,
+            streams_limit = limit(l.streams),
+            consumers = u.consumers,
+            consumers_limit = limit(l.consumer),
+        ),
+    };
+    format!(
+        r#"<section id="jetstream" aria-labelledby="h-jetstream"><h2 id="h-jetstream">JetStream use</h2>
+{inner}
+<p class="hint">As the nats-server reports it (<code>$SYS.REQ.ACCOUNT.&lt;key&gt;.JSZ</code>), asked for at most {wait} s.</p></section>"#,
+        wait = JSZ_WAIT.as_secs()
+    )
+}
+
+/// The account page's usage blocks: connections and traffic, and JetStream, as the
+/// server reports them now (asked at the same time), next to the limits.
 pub(super) async fn usage_section(s: &ConsoleState, w: &Warden, a: &AccountView) -> String {
+    let (usage, js) = match &s.server {
+        None => (None, None),
+        Some(link) => {
+            let (u, j) = tokio::join!(
+                w.account_usage(link, &a.public_key),
+                w.account_jetstream(link, &a.public_key, JSZ_WAIT)
+            );
+            (Some((link, u)), Some(j))
+        }
+    };
+    let jetstream = jetstream_section(a, js.as_ref());
     let l = &a.spec.limits;
-    let inner = match &s.server {
+    let inner = match usage {
         None => "<p id=\"usage-none\" class=\"muted\">Not reported: this console does not know a nats-server.</p>".to_string(),
-        Some(link) => match w.account_usage(link, &a.public_key).await {
+        Some((_link, usage)) => match usage {
             Ok(None) => format!(
                 "<p id=\"usage-none\" class=\"muted\">Not reported: the server did not answer within {}s.</p>",
                 ASK_TIMEOUT.as_secs()
@@ -471,6 +591,7 @@ pub(super) async fn usage_section(s: &ConsoleState, w: &Warden, a: &AccountView)
     format!(
         r#"<section id="usage" data-live aria-labelledby="h-usage"><h2 id="h-usage">Current usage</h2>
 {inner}
-<p class="hint">As the nats-server reports it (<code>$SYS.REQ.ACCOUNT.&lt;key&gt;.CONNZ</code>), summed over the account's current connections; counters restart with each connection.</p></section>"#
+<p class="hint">As the nats-server reports it (<code>$SYS.REQ.ACCOUNT.&lt;key&gt;.CONNZ</code>), summed over the account's current connections; counters restart with each connection.</p></section>
+{jetstream}"#
     )
 }

@@ -1,6 +1,6 @@
-//! The console's onboarding and rooms views: onboarding packages grouped by tenant with
-//! their state (issued → delivered → activated, or revoked) and a revoke button, and the
-//! rooms of the chat gateway with their rules (read-only).
+//! The console's onboarding and rooms views: the onboarding packages (of every tenant or
+//! one), paged, with their state (issued → delivered → activated, or revoked) and a
+//! revoke button, and the rooms of the chat gateway, paged, with their rules (read-only).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -8,21 +8,15 @@ use std::fmt::Write as _;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use serde::Deserialize;
 
-use super::pages::{account_link, csrf_field, seq, user_link};
-use super::render::{esc, page, seg, when};
+use super::list::ListQuery;
+use super::pages::{account_link, csrf_field, seq, tenant_link, user_link};
+use super::render::{count, esc, page, plural, seg, when};
 use super::{
     ConsoleError, ConsoleResult, ConsoleState, CsrfForm, Problem, Session, check_csrf, session,
 };
 use warden_ops::overview::RoomSummary;
 use warden_ops::tokens::Scope;
-
-/// Query of the onboarding page: one tenant only.
-#[derive(Deserialize)]
-pub(crate) struct TenantFilter {
-    tenant: Option<String>,
-}
 
 fn state_class(state: &str) -> &'static str {
     match state {
@@ -32,94 +26,122 @@ fn state_class(state: &str) -> &'static str {
     }
 }
 
-/// `GET /console/onboarding[?tenant=SLUG]`.
+/// `GET /console/onboarding[?tenant=SLUG&q=…&sort=issued|id|tenant|state|user&dir=…&page=N]`:
+/// the packages (of one tenant), newest first unless sorted otherwise, paged.
 pub(crate) async fn packages(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
-    Query(q): Query<TenantFilter>,
+    Query(q): Query<Vec<(String, String)>>,
 ) -> ConsoleResult<Response> {
     let sess = session(&s, &headers).await?;
-    let tenant = q.tenant.as_deref().map(str::trim).filter(|t| !t.is_empty());
-    render_packages(&s, &sess, tenant, None).await
+    render_packages(&s, &sess, &ListQuery::new(q), None).await
 }
 
-/// The onboarding page (of one tenant, or all), with the problem of a form sent from it
-/// when it was refused (the page then has the problem's status).
+/// The onboarding page (the page of the list `lq` asks for, of the tenant it names), with
+/// the problem of a form sent from it when it was refused (the page then has the
+/// problem's status).
 async fn render_packages(
     s: &ConsoleState,
     sess: &Session,
-    tenant: Option<&str>,
+    lq: &ListQuery,
     problem: Option<&Problem>,
 ) -> ConsoleResult<Response> {
     let w = s.ops(sess);
     let seq = seq(&w).await?;
-    let list = w.list_packages(tenant).await?;
+    let tenant = lq.get("tenant");
+    // Newest first unless another order is asked for.
+    let asked = if lq.get("sort").is_none() {
+        lq.clone()
+            .or_default("sort", "issued")
+            .or_default("dir", "desc")
+    } else {
+        lq.clone()
+    };
+    let list = w.packages_page(tenant, &asked.request("")?).await?;
     let tenants = w.list_tenants().await?;
     let account_of: BTreeMap<&str, &str> = tenants
         .iter()
         .map(|t| (t.slug.as_str(), t.account.as_str()))
         .collect();
-    let mut by_tenant: BTreeMap<&str, Vec<_>> = BTreeMap::new();
-    for p in &list {
-        by_tenant.entry(p.tenant.as_str()).or_default().push(p);
-    }
-    let mut sections = String::new();
-    for (slug, pkgs) in &by_tenant {
-        let mut rows = String::new();
-        for p in pkgs {
-            let user = match account_of.get(slug) {
-                Some(acc) => user_link(acc, &p.user),
-                None => esc(&p.user),
-            };
-            let revoke = if sess.offers(Scope::Write) && p.state != "revoked" {
-                format!(
-                    "<form class=\"inline\" method=\"post\" action=\"/console/onboarding/{}/revoke\">{}<button type=\"submit\" class=\"danger\" aria-label=\"Revoke package {}\">Revoke</button></form>",
-                    seg(&p.id),
-                    csrf_field(&sess.csrf),
-                    esc(&p.id)
-                )
-            } else {
-                String::new()
-            };
-            let _ = write!(
-                rows,
-                "<tr id=\"pkg-{id}\"><td><code>{id}</code></td><td>{comp} @ {site}</td><td class=\"{cls}\" data-state=\"{state}\">{state}</td><td>{user}</td><td>{issued}</td><td>{delivered}</td><td>{activated}</td><td>{refused}</td><td>{revoke}</td></tr>",
-                id = esc(&p.id),
-                comp = esc(&p.component),
-                site = esc(&p.site),
-                cls = state_class(&p.state),
-                state = esc(&p.state),
-                issued = esc(&when(Some(p.issued_at))),
-                delivered = esc(&when(p.delivered_at)),
-                activated = esc(&when(p.activated_at)),
-                refused = p.refused_downloads,
-            );
-        }
-        let account = account_of
-            .get(slug)
-            .map(|a| format!(" (account {})", account_link(a)))
-            .unwrap_or_default();
+    let path = "/console/onboarding";
+    let mut rows = String::new();
+    for p in &list.items {
+        let user = match account_of.get(p.tenant.as_str()) {
+            Some(acc) => user_link(acc, &p.user),
+            None => esc(&p.user),
+        };
+        let revoke = if sess.offers(Scope::Write) && p.state != "revoked" {
+            format!(
+                "<form class=\"inline\" method=\"post\" action=\"/console/onboarding/{}/revoke\">{}<button type=\"submit\" class=\"danger\" aria-label=\"Revoke package {}\">Revoke</button></form>",
+                seg(&p.id),
+                csrf_field(&sess.csrf),
+                esc(&p.id)
+            )
+        } else {
+            String::new()
+        };
         let _ = write!(
-            sections,
-            r#"<section aria-labelledby="h-t-{id}"><h2 id="h-t-{id}">Tenant {slug}{account}</h2>
-<div class="scroll"><table><thead><tr><th scope="col">Package</th><th scope="col">Collector</th><th scope="col">State</th><th scope="col">User</th><th scope="col">Issued</th><th scope="col">Delivered</th><th scope="col">Activated</th><th scope="col">Refused downloads</th><th scope="col">Action</th></tr></thead><tbody>{rows}</tbody></table></div></section>"#,
-            id = seg(slug),
-            slug = esc(slug),
+            rows,
+            "<tr id=\"pkg-{id}\"><td><code>{id}</code></td><td>{tenant}</td><td>{comp} @ {site}</td><td class=\"{cls}\" data-state=\"{state}\">{state}</td><td>{user}</td><td>{issued}</td><td>{delivered}</td><td>{activated}</td><td>{refused}</td><td>{revoke}</td></tr>",
+            id = esc(&p.id),
+            tenant = tenant_link(&p.tenant),
+            comp = esc(&p.component),
+            site = esc(&p.site),
+            cls = state_class(&p.state),
+            state = esc(&p.state),
+            issued = esc(&when(Some(p.issued_at))),
+            delivered = esc(&when(p.delivered_at)),
+            activated = esc(&when(p.activated_at)),
+            refused = p.refused_downloads,
         );
     }
-    if sections.is_empty() {
-        sections = "<p class=\"muted\">No onboarding packages. Make one with <code>warden onboarding create</code> or <code>POST /v1/onboarding</code>.</p>".into();
+    if rows.is_empty() {
+        rows = if list.total == 0 {
+            "<tr><td colspan=\"10\" class=\"muted\">No onboarding packages. Make one on a tenant's page, with <code>warden onboarding create</code> or <code>POST /v1/onboarding</code>.</td></tr>".into()
+        } else {
+            "<tr><td colspan=\"10\" class=\"muted\">no packages match</td></tr>".into()
+        };
     }
+    let of_tenant = match tenant {
+        Some(t) => {
+            let account = account_of
+                .get(t)
+                .map(|a| format!(" (account {})", account_link(a)))
+                .unwrap_or_default();
+            format!(
+                "<p class=\"filters\" id=\"packages-tenant\">Tenant {}{account}. <a href=\"{}\">Every tenant's packages</a></p>",
+                tenant_link(t),
+                esc(&lq.href(path, &[("tenant", None), ("page", None)]))
+            )
+        }
+        None => String::new(),
+    };
     let body = format!(
         r#"{problem}<p>A package goes <strong>issued</strong> (made, one-time download token handed out) → <strong>delivered</strong> (downloaded) → <strong>activated</strong> (its collector connected). Revoking one revokes its collector user in the tenant account and its certificate.</p>
-<section id="packages" data-live aria-labelledby="h-packages"><h2 id="h-packages">{n} packages{filter}</h2>
-{sections}
+{of_tenant}{search}
+<section id="packages" data-live aria-labelledby="h-packages"><h2 id="h-packages">{n}{filter}</h2>
+{pager}
+<div class="scroll"><table><thead><tr>{h_id}{h_tenant}<th scope="col">Collector</th>{h_state}{h_user}{h_issued}<th scope="col">Delivered</th><th scope="col">Activated</th><th scope="col">Refused downloads</th><th scope="col">Action</th></tr></thead><tbody>{rows}</tbody></table></div>
+{pager_end}
 </section>"#,
         problem = problem.map(Problem::block).unwrap_or_default(),
-        n = list.len(),
+        n = plural(list.total, "onboarding package", "onboarding packages"),
         filter = tenant
             .map(|t| format!(" of tenant {}", esc(t)))
             .unwrap_or_default(),
+        search = lq.search_form(
+            path,
+            "",
+            "packages",
+            "Search packages (id, tenant, collector, site, user, state)"
+        ),
+        pager = lq.pager(path, "", "packages", &list, "package", "packages"),
+        pager_end = lq.pager(path, "", "packages-end", &list, "package", "packages"),
+        h_id = lq.header(path, "", &list, "id", "Package"),
+        h_tenant = lq.header(path, "", &list, "tenant", "Tenant"),
+        h_state = lq.header(path, "", &list, "state", "State"),
+        h_user = lq.header(path, "", &list, "user", "User"),
+        h_issued = lq.header(path, "", &list, "issued", "Issued"),
     );
     let status = problem.map_or(StatusCode::OK, |p| p.status);
     let html = page(
@@ -145,24 +167,25 @@ pub(crate) async fn revoke_package(
         Ok(p) => Ok(
             Redirect::to(&format!("/console/onboarding?tenant={}", seg(&p.tenant))).into_response(),
         ),
-        Err(e) => render_packages(&s, &sess, None, Some(&Problem::of(&e))).await,
+        Err(e) => render_packages(&s, &sess, &ListQuery::default(), Some(&Problem::of(&e))).await,
     }
 }
 
-/// Rooms shown on the rooms page.
-const ROOMS_PAGE: i64 = 500;
-
-/// `GET /console/rooms`.
+/// `GET /console/rooms[?q=…&sort=id|name|kind|owner|created&dir=…&page=N]`: the chat
+/// gateway's rooms, paged.
 pub(crate) async fn rooms(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
+    Query(q): Query<Vec<(String, String)>>,
 ) -> ConsoleResult<Html<String>> {
     let sess = session(&s, &headers).await?;
     let w = s.ops(&sess);
     let seq = seq(&w).await?;
-    let list = w.rooms_overview(ROOMS_PAGE).await?;
+    let lq = ListQuery::new(q);
+    let list = w.rooms_page(&lq.request("")?).await?;
+    let path = "/console/rooms";
     let mut rows = String::new();
-    for RoomSummary { room: r, rules } in &list {
+    for RoomSummary { room: r, rules } in &list.items {
         let _ = write!(
             rows,
             "<tr id=\"room-{id}\"><td><a href=\"/console/rooms/{id}\">{name}</a></td><td>{kind}</td><td><code>{owner}</code></td><td>{rules}</td><td>{msgs}</td><td>{created}</td></tr>",
@@ -175,13 +198,26 @@ pub(crate) async fn rooms(
         );
     }
     if rows.is_empty() {
-        rows = "<tr><td colspan=\"6\" class=\"muted\">no rooms</td></tr>".into();
+        rows = if list.total == 0 {
+            "<tr><td colspan=\"6\" class=\"muted\">no rooms</td></tr>".into()
+        } else {
+            "<tr><td colspan=\"6\" class=\"muted\">no rooms match</td></tr>".into()
+        };
     }
     let body = format!(
-        r#"<section id="rooms" data-live aria-labelledby="h-rooms"><h2 id="h-rooms">{n} rooms</h2>
-<div class="scroll"><table><thead><tr><th scope="col">Room</th><th scope="col">Kind</th><th scope="col">Owner</th><th scope="col">Rules</th><th scope="col">Messages</th><th scope="col">Created</th></tr></thead><tbody>{rows}</tbody></table></div>
+        r#"{search}<section id="rooms" data-live aria-labelledby="h-rooms"><h2 id="h-rooms">{n} rooms</h2>
+{pager}
+<div class="scroll"><table><thead><tr>{h_name}{h_kind}{h_owner}<th scope="col">Rules</th><th scope="col">Messages</th>{h_created}</tr></thead><tbody>{rows}</tbody></table></div>
+{pager_end}
 <p class="hint">Rooms belong to the chat gateway (<code>/rooms</code>, <code>/chat</code>); they are changed there, by their members.</p></section>"#,
-        n = list.len(),
+        n = count(list.total),
+        search = lq.search_form(path, "", "rooms", "Search rooms (name, kind, owner)"),
+        pager = lq.pager(path, "", "rooms", &list, "room", "rooms"),
+        pager_end = lq.pager(path, "", "rooms-end", &list, "room", "rooms"),
+        h_name = lq.header(path, "", &list, "name", "Room"),
+        h_kind = lq.header(path, "", &list, "kind", "Kind"),
+        h_owner = lq.header(path, "", &list, "owner", "Owner"),
+        h_created = lq.header(path, "", &list, "created", "Created"),
     );
     Ok(page("Rooms", "/console/rooms", &sess, seq, &body))
 }

@@ -1,0 +1,111 @@
+//! Light reads of the account table for the pages that summarise thousands of accounts
+//! (the console's overview, hierarchy, operator and account pages): one statement each,
+//! returning only the columns those pages show. No account JWT is read, and a spec only
+//! where it may name imports or exports, so a page over 4,000 accounts does not move and
+//! decode 4,000 specs and JWTs to show names and counts.
+
+use sqlx::AnyConnection;
+
+use crate::rows::column;
+use crate::{Store, StoreError, Tx};
+
+/// An account as the summary pages list it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccountBrief {
+    /// Account identity public key (`A…`).
+    pub public_key: String,
+    /// Account name.
+    pub name: String,
+    /// Whether a device owns it.
+    pub device: bool,
+    /// Whether a tenant owns it.
+    pub tenant: bool,
+    /// How many users it has (revoked ones included).
+    pub users: usize,
+    /// Creation time, unix seconds.
+    pub created_at: i64,
+    /// Last update, unix seconds.
+    pub updated_at: i64,
+    /// Its spec (JSON), read only when its text names `imports` or `exports` (a spec with
+    /// neither leaves the keys out); `None` for the others, which import and export nothing.
+    pub links: Option<serde_json::Value>,
+}
+
+/// The statement behind [`Store::account_briefs`]: devices and tenants joined by account
+/// key, users counted in one grouped pass, the spec kept only where its text may name
+/// imports or exports (a key is written `"imports"`; inside a JSON string a quote is
+/// escaped, so a description cannot match; a tag named so can, and is decoded and found
+/// empty by the caller).
+const BRIEFS: &str = "SELECT a.public_key, a.name, a.created_at, a.updated_at, \
+     CAST(CASE WHEN d.account_key IS NULL THEN 0 ELSE 1 END AS BIGINT) AS device, \
+     CAST(CASE WHEN t.account_key IS NULL THEN 0 ELSE 1 END AS BIGINT) AS tenant, \
+     CAST(COALESCE(u.n, 0) AS BIGINT) AS users, \
+     CASE WHEN a.spec LIKE '%\"imports\"%' OR a.spec LIKE '%\"exports\"%' THEN a.spec ELSE NULL END AS links \
+     FROM accounts a \
+     LEFT JOIN devices d ON d.account_key = a.public_key \
+     LEFT JOIN tenants t ON t.account_key = a.public_key \
+     LEFT JOIN (SELECT account, COUNT(*) AS n FROM users GROUP BY account) u ON u.account = a.public_key \
+     WHERE a.operator = $1 ORDER BY a.name";
+
+async fn account_briefs(
+    conn: &mut AnyConnection,
+    operator: &str,
+) -> Result<Vec<AccountBrief>, StoreError> {
+    let rows = sqlx::query(BRIEFS)
+        .bind(operator)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::query("listing accounts briefly"))?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let links: Option<String> = column(row, "links")?;
+        let device: i64 = column(row, "device")?;
+        let tenant: i64 = column(row, "tenant")?;
+        let users: i64 = column(row, "users")?;
+        out.push(AccountBrief {
+            public_key: column(row, "public_key")?,
+            name: column(row, "name")?,
+            device: device != 0,
+            tenant: tenant != 0,
+            users: usize::try_from(users).unwrap_or(0),
+            created_at: column(row, "created_at")?,
+            updated_at: column(row, "updated_at")?,
+            links: links.map(|t| serde_json::from_str(&t)).transpose()?,
+        });
+    }
+    Ok(out)
+}
+
+async fn account_jwts_only(
+    conn: &mut AnyConnection,
+    operator: &str,
+) -> Result<Vec<String>, StoreError> {
+    sqlx::query("SELECT jwt FROM accounts WHERE operator = $1 ORDER BY name")
+        .bind(operator)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::query("listing account JWTs"))?
+        .iter()
+        .map(|r| column(r, "jwt"))
+        .collect()
+}
+
+impl Store {
+    /// Every account of `operator` as the summary pages list it, ordered by name: one
+    /// statement however many accounts there are.
+    pub async fn account_briefs(&self, operator: &str) -> Result<Vec<AccountBrief>, StoreError> {
+        account_briefs(&mut *self.pooled().await?, operator).await
+    }
+
+    /// The JWT of every account of `operator` (for who signed each), nothing else.
+    pub async fn account_jwts_only(&self, operator: &str) -> Result<Vec<String>, StoreError> {
+        account_jwts_only(&mut *self.pooled().await?, operator).await
+    }
+}
+
+impl Tx<'_> {
+    /// [`Store::account_jwts_only`] inside this transaction.
+    pub async fn account_jwts_only(&mut self, operator: &str) -> Result<Vec<String>, StoreError> {
+        account_jwts_only(self.conn(), operator).await
+    }
+}

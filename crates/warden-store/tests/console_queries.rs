@@ -1,0 +1,162 @@
+//! The light account reads of the console's summary pages, on SQLite and on PostgreSQL:
+//! names, kinds (device, tenant), user counts and dates from one statement; the spec only
+//! for accounts whose spec may name imports or exports; the JWTs alone for who signed them.
+
+use serde_json::json;
+use warden_store::{AccountRow, DeviceRow, MasterKey, OperatorRow, Store, TenantRow, UserRow};
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let url = format!("sqlite://{}", dir.path().join("warden.db").display());
+                    let store = warden_store::Store::open(&url, super::key()).await.unwrap();
+                    super::$name(store.clone()).await;
+                    store.close().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = warden_testkit::PgDatabase::create().await;
+                    let store = warden_store::Store::open(db.url(), super::key()).await.unwrap();
+                    super::$name(store.clone()).await;
+                    store.close().await;
+                    drop(db);
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(briefs_carry_kinds_counts_and_only_the_specs_with_links);
+
+fn key() -> MasterKey {
+    MasterKey::from_bytes([9; 32])
+}
+
+fn account(key: &str, name: &str, spec: serde_json::Value) -> AccountRow {
+    AccountRow {
+        public_key: key.into(),
+        operator: "OOP".into(),
+        name: name.into(),
+        spec,
+        jwt: format!("jwt-of-{name}"),
+        created_at: 10,
+        updated_at: 20,
+    }
+}
+
+fn user(key: &str, account: &str, name: &str) -> UserRow {
+    UserRow {
+        public_key: key.into(),
+        account: account.into(),
+        name: name.into(),
+        spec: json!({}),
+        jwt: format!("jwt-of-{name}"),
+        signing_key: None,
+        revoked_at: None,
+        created_at: 30,
+        updated_at: 30,
+    }
+}
+
+async fn briefs_carry_kinds_counts_and_only_the_specs_with_links(store: Store) {
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_operator(&OperatorRow {
+        public_key: "OOP".into(),
+        name: "op".into(),
+        signing_key: "OSK".into(),
+        system_account: "ASYS".into(),
+        jwt: "op-jwt".into(),
+        created_at: 1,
+        updated_at: 1,
+    })
+    .await
+    .unwrap();
+    let exports = json!({"exports": [{"subject": "a.>"}]});
+    let imports = json!({"imports": [{"subject": "a.>", "account": "AEXP"}]});
+    // A description that mentions "imports": escaped inside a JSON string, not a key.
+    let quoted = json!({"description": "no \"imports\" here"});
+    // A tag named "imports": a key the statement cannot tell apart (decoded, no imports).
+    let tagged = json!({"tags": {"imports": "x"}});
+    for row in [
+        account("ASYS", "SYS", json!({})),
+        account("AEXP", "EXPORTER", exports.clone()),
+        account("AIMP", "IMPORTER", imports.clone()),
+        account("ADEV", "DEVICE", json!({})),
+        account("ATEN", "TENANT", json!({})),
+        account("AQUO", "QUOTED", quoted),
+        account("ATAG", "TAGGED", tagged.clone()),
+    ] {
+        tx.insert_account(&row).await.unwrap();
+    }
+    for (k, a, n) in [("U1", "AEXP", "u1"), ("U2", "AEXP", "u2"), ("U3", "ATEN", "u3")] {
+        tx.insert_user(&user(k, a, n)).await.unwrap();
+    }
+    tx.insert_device(&DeviceRow {
+        id: "dev-1".into(),
+        account_key: "ADEV".into(),
+        user_key: "UDEV".into(),
+        state: "provisioned".into(),
+        meta: "{}".into(),
+        created_at: 5,
+        activated_at: None,
+        rotated_at: None,
+        revoked_at: None,
+        restored_at: None,
+        updated_at: 5,
+    })
+    .await
+    .unwrap();
+    tx.insert_tenant(&TenantRow {
+        slug: "acme".into(),
+        account_key: "ATEN".into(),
+        state: "active".into(),
+        limits: "{}".into(),
+        created_at: 5,
+        updated_at: 5,
+        suspended_at: None,
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let briefs = store.account_briefs("OOP").await.unwrap();
+    let names: Vec<&str> = briefs.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["DEVICE", "EXPORTER", "IMPORTER", "QUOTED", "SYS", "TAGGED", "TENANT"]
+    );
+    let by = |n: &str| briefs.iter().find(|b| b.name == n).unwrap();
+    assert!(by("DEVICE").device && !by("DEVICE").tenant);
+    assert!(by("TENANT").tenant && !by("TENANT").device);
+    assert!(!by("SYS").device && !by("SYS").tenant);
+    assert_eq!(by("EXPORTER").users, 2);
+    assert_eq!(by("TENANT").users, 1);
+    assert_eq!(by("SYS").users, 0);
+    assert_eq!(
+        (by("EXPORTER").created_at, by("EXPORTER").updated_at),
+        (10, 20)
+    );
+    assert_eq!(by("EXPORTER").public_key, "AEXP");
+    assert_eq!(by("EXPORTER").links.as_ref(), Some(&exports));
+    assert_eq!(by("IMPORTER").links.as_ref(), Some(&imports));
+    assert_eq!(by("TAGGED").links.as_ref(), Some(&tagged));
+    for plain in ["SYS", "DEVICE", "TENANT", "QUOTED"] {
+        assert_eq!(by(plain).links, None, "{plain}");
+    }
+    assert!(store.account_briefs("ONOBODY").await.unwrap().is_empty());
+
+    let jwts = store.account_jwts_only("OOP").await.unwrap();
+    assert_eq!(jwts.len(), 7);
+    assert_eq!(jwts[0], "jwt-of-DEVICE");
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.account_jwts_only("OOP").await.unwrap(), jwts);
+    tx.rollback().await.unwrap();
+}
