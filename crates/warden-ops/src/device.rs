@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use nats_jwt::{AccountPublicKey, KeyKind, KeyPair, UserPublicKey};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use warden_core::compile::refuse_blocking;
@@ -42,11 +43,13 @@ use warden_core::device::{
     DeviceId, DeviceMeta, DeviceState, FleetSettings, restore_activations, revoke_activations,
 };
 use warden_core::{AccountName, AccountSpec, UserName, UserSpec, compile_account, compile_user};
-use warden_store::{AccountRow, DeviceRow, OperatorRow, OutboxRow, Tx, UserRow, Zeroizing};
+use warden_store::{
+    AccountRow, DeviceRow, NewSeed, OperatorRow, OutboxRow, StoreError, Tx, UserRow, Zeroizing,
+};
 
 use crate::{
     OpsError, Record, Result, Scope, TOPIC_ACCOUNT_DELETE, TOPIC_ACCOUNT_UPDATE, Warden, from_json,
-    now, parse_key, put_seed,
+    now, parse_key, put_seed, to_json,
 };
 
 /// Outbox topic: a device's stream must exist in the hub (payload: [`StreamRequest`] JSON).
@@ -220,12 +223,14 @@ impl Warden {
         }
         check_capacity(&fleet, tx.device_ids().await?.len(), 1)?;
         let signers = self.ensure_hub(&mut tx, &op, &fleet).await?;
-        let (row, creds) = self
-            .provision(&mut tx, &op, &fleet, &signers, &id, meta)
+        let new = self.prepare_device(&op, &fleet, &signers, &id, meta, now())?;
+        write_devices(&mut tx, std::slice::from_ref(&new), &fleet).await?;
+        tx.record(self.event("device.add", "device", id.as_str(), device_summary(&new)))
             .await?;
         tx.commit().await?;
+        let Provisioned { device, creds, .. } = new;
         Ok((
-            device_view(row, &fleet)?,
+            device_view(device, &fleet)?,
             self.sees_creds().then_some(creds),
         ))
     }
@@ -244,9 +249,17 @@ impl Warden {
     }
 
     /// Adds many devices in one transaction; ids that exist are skipped (so a re-run
-    /// adds only what is missing). Every id is validated first: one bad id changes
-    /// nothing. `progress` is called after each device. The creds of the devices added
-    /// now only for an actor holding `creds` (`None` for one without).
+    /// adds only what is missing, and one that finds them all changes nothing). Every
+    /// id is validated first: one bad id changes nothing.
+    ///
+    /// Keys, activations and JWTs are made on every core (rayon), in chunks whose
+    /// results keep the input order, so the report, the creds and the rows come out
+    /// in the order given. The rows are then written with multi-row statements, and
+    /// the ledger gets one `device.add_batch` event per [`BATCH_EVENT_DEVICES`]
+    /// devices (fewer when their metadata is large) listing each device's id, account
+    /// and user keys and metadata. `progress` is called as devices are made and
+    /// skipped. The creds of the devices added now only for an actor holding `creds`
+    /// (`None` for one without).
     pub async fn add_devices_bulk(
         &self,
         devices: &[NewDevice],
@@ -258,27 +271,48 @@ impl Warden {
         let mut tx = self.store.begin().await?;
         let op = self.operator_row(&mut tx).await?;
         let existing: BTreeSet<String> = tx.device_ids().await?.into_iter().collect();
-        let adding = ids
-            .iter()
-            .filter(|id| !existing.contains(id.as_str()))
-            .count();
-        check_capacity(&fleet, existing.len(), adding)?;
-        let signers = self.ensure_hub(&mut tx, &op, &fleet).await?;
         let mut report = BulkReport::default();
-        let mut creds = Vec::new();
+        let mut todo = Vec::new();
         for (d, id) in devices.iter().zip(ids) {
             if existing.contains(id.as_str()) {
                 report.skipped.push(id.to_string());
             } else {
-                let (row, c) = self
-                    .provision(&mut tx, &op, &fleet, &signers, &id, d.meta.clone())
-                    .await?;
-                report.added.push(row.id);
-                creds.push((id.to_string(), c));
+                todo.push((id, d.meta.clone()));
             }
-            progress(1);
+        }
+        progress(report.skipped.len() as u64);
+        if todo.is_empty() {
+            // Nothing to add: nothing is written, not even the hub.
+            tx.rollback().await?;
+            return Ok((report, self.sees_creds().then_some(Vec::new())));
+        }
+        check_capacity(&fleet, existing.len(), todo.len())?;
+        let signers = self.ensure_hub(&mut tx, &op, &fleet).await?;
+        let at = now();
+        let mut made = Vec::with_capacity(todo.len());
+        for chunk in todo.chunks(PREPARE_CHUNK) {
+            let part = on_all_cores(|| {
+                chunk
+                    .par_iter()
+                    .map(|(id, meta)| {
+                        self.prepare_device(&op, &fleet, &signers, id, meta.clone(), at)
+                    })
+                    .collect::<Result<Vec<Provisioned>>>()
+            })?;
+            made.extend(part);
+            progress(chunk.len() as u64);
+        }
+        write_devices(&mut tx, &made, &fleet).await?;
+        for event in batch_events(&made) {
+            tx.record(self.event("device.add_batch", "fleet", &fleet.hub_account, event))
+                .await?;
         }
         tx.commit().await?;
+        let mut creds = Vec::with_capacity(made.len());
+        for p in made {
+            report.added.push(p.device.id);
+            creds.push((report.added[report.added.len() - 1].clone(), p.creds));
+        }
         Ok((report, self.sees_creds().then_some(creds)))
     }
 
@@ -488,17 +522,19 @@ impl Warden {
         })
     }
 
-    /// Writes one device: account + user (+ seeds), device row, ledger event,
-    /// outbox rows for its account push and its stream.
-    async fn provision(
+    /// Makes one device without touching the store: its account key and its
+    /// activations for the hub's exports (signed by the hub), its account JWT (signed
+    /// by the operator), its user key and JWT (signed by the device account) and creds.
+    /// Pure CPU work, so bulk adds run it on every core.
+    fn prepare_device(
         &self,
-        tx: &mut Tx<'_>,
         op: &OperatorRow,
         fleet: &FleetSettings,
         signers: &Signers,
         id: &DeviceId,
         meta: DeviceMeta,
-    ) -> Result<(DeviceRow, Zeroizing<String>)> {
+        at: i64,
+    ) -> Result<Provisioned> {
         let name = fleet.account_name(id).map_err(invalid)?;
         let account_kp = KeyPair::generate(KeyKind::Account);
         let account_key = account_kp.account_public_key()?;
@@ -513,36 +549,185 @@ impl Warden {
         let spec = fleet.device_account_spec(id, imports);
         let mut claims = compile_account(&account_key, &name, &spec);
         let jwt = self.encode_account(&name, &mut claims, &signers.operator)?;
-        let acc = crate::insert_account_row(tx, op, &account_kp, name.as_str(), &spec, jwt).await?;
-        let (user, creds) = issue_user(tx, fleet, &acc, &account_kp, id).await?;
-        let row = DeviceRow {
+        let account = AccountRow {
+            public_key: account_key.to_string(),
+            operator: op.public_key.clone(),
+            name: name.to_string(),
+            spec: to_json(&spec)?,
+            jwt,
+            created_at: at,
+            updated_at: at,
+        };
+
+        let user_kp = KeyPair::generate(KeyKind::User);
+        let user_key: UserPublicKey = user_kp.user_public_key()?;
+        let user_name = UserName::parse_any_case(&fleet.device_user)?;
+        let user_spec: UserSpec = fleet.device_user_spec(id).map_err(invalid)?;
+        let mut user_claims = compile_user(&user_key, &user_name, &user_spec, None);
+        refuse_blocking(user_claims.validate(now()))?;
+        let user_jwt = user_claims.encode(&account_kp)?;
+        let user_seed = user_kp.seed();
+        let creds = nats_jwt::format_user_creds(&user_jwt, &user_seed)
+            .map_err(|e| OpsError::Jwt(e.to_string()))?;
+        let mut user = crate::new_user_row(
+            &account.public_key,
+            &user_key.to_string(),
+            &user_name.to_string(),
+            &user_spec,
+            user_jwt,
+        )?;
+        user.created_at = at;
+        user.updated_at = at;
+
+        let device = DeviceRow {
             id: id.to_string(),
-            account_key: acc.public_key.clone(),
+            account_key: account.public_key.clone(),
             user_key: user.public_key.clone(),
             state: DeviceState::Provisioned.as_str().into(),
             meta: serde_json::to_string(&meta)
                 .map_err(|e| OpsError::Invalid(format!("device metadata: {e}")))?,
-            created_at: acc.created_at,
+            created_at: at,
             activated_at: None,
             rotated_at: None,
             revoked_at: None,
             restored_at: None,
-            updated_at: acc.created_at,
+            updated_at: at,
         };
-        tx.insert_device(&row)
-            .await
-            .map_err(|e| crate::conflict(e, || format!("device {id} already exists")))?;
-        tx.record(self.event(
-            "device.add",
-            "device",
-            id.as_str(),
-            json!({"account": acc.name, "account_key": acc.public_key, "user_key": user.public_key, "meta": meta}),
-        ))
-        .await?;
-        tx.enqueue(TOPIC_ACCOUNT_UPDATE, &acc.public_key).await?;
-        tx.enqueue(TOPIC_DEVICE_STREAM, &stream_request(fleet, id))
-            .await?;
-        Ok((row, creds))
+        Ok(Provisioned {
+            stream: stream_request(fleet, id),
+            account_seed: account_kp.seed(),
+            user_seed,
+            device,
+            account,
+            user,
+            creds: Zeroizing::new(creds),
+            meta,
+        })
+    }
+}
+
+/// Devices whose keys and JWTs one parallel step makes before progress is reported.
+const PREPARE_CHUNK: usize = 256;
+
+/// Devices one `device.add_batch` ledger event lists at most. Each event is also
+/// published on the change stream, so it stays far below NATS's default 1 MB payload.
+pub const BATCH_EVENT_DEVICES: usize = 1_000;
+
+/// Bytes of device summaries after which a `device.add_batch` event is closed early
+/// (devices with large metadata).
+const BATCH_EVENT_BYTES: usize = 256 * 1024;
+
+/// One device made by [`Warden::prepare_device`], ready to be written.
+struct Provisioned {
+    device: DeviceRow,
+    account: AccountRow,
+    user: UserRow,
+    account_seed: nats_jwt::Seed,
+    user_seed: nats_jwt::Seed,
+    creds: Zeroizing<String>,
+    stream: String,
+    meta: DeviceMeta,
+}
+
+/// What the ledger keeps of one added device: enough to check the store against it
+/// (its account and user keys), never a secret.
+fn device_summary(p: &Provisioned) -> serde_json::Value {
+    json!({
+        "id": p.device.id,
+        "account": p.account.name,
+        "account_key": p.account.public_key,
+        "user_key": p.user.public_key,
+        "meta": p.meta,
+    })
+}
+
+/// The summaries of the `device.add_batch` events for `made`, in order: at most
+/// [`BATCH_EVENT_DEVICES`] devices or about [`BATCH_EVENT_BYTES`] bytes each.
+fn batch_events(made: &[Provisioned]) -> Vec<serde_json::Value> {
+    fn close(devices: &mut Vec<serde_json::Value>, events: &mut Vec<serde_json::Value>) {
+        if !devices.is_empty() {
+            let list = std::mem::take(devices);
+            events.push(json!({"count": list.len(), "devices": list}));
+        }
+    }
+    let mut events = Vec::new();
+    let mut devices = Vec::new();
+    let mut bytes = 0;
+    for p in made {
+        let summary = device_summary(p);
+        bytes += summary.to_string().len();
+        devices.push(summary);
+        if devices.len() >= BATCH_EVENT_DEVICES || bytes >= BATCH_EVENT_BYTES {
+            close(&mut devices, &mut events);
+            bytes = 0;
+        }
+    }
+    close(&mut devices, &mut events);
+    events
+}
+
+/// Writes made devices in one go: sealed seeds, accounts, users, device rows (multi-row
+/// statements), then the outbox rows asking the relay to push each account and create
+/// each stream. A taken name, key or id refuses the whole batch.
+async fn write_devices(tx: &mut Tx<'_>, made: &[Provisioned], fleet: &FleetSettings) -> Result<()> {
+    let mut seeds = Vec::with_capacity(made.len() * 2);
+    for p in made {
+        seeds.push(NewSeed {
+            public_key: &p.account.public_key,
+            kind: "account",
+            seed: p.account_seed.expose(),
+        });
+        seeds.push(NewSeed {
+            public_key: &p.user.public_key,
+            kind: "user",
+            seed: p.user_seed.expose(),
+        });
+    }
+    tx.put_seeds(&seeds).await.map_err(conflict)?;
+    let accounts: Vec<AccountRow> = made.iter().map(|p| p.account.clone()).collect();
+    tx.insert_accounts(&accounts).await.map_err(conflict)?;
+    drop(accounts);
+    let users: Vec<UserRow> = made.iter().map(|p| p.user.clone()).collect();
+    tx.insert_users(&users).await.map_err(conflict)?;
+    drop(users);
+    let rows: Vec<DeviceRow> = made.iter().map(|p| p.device.clone()).collect();
+    tx.insert_devices(&rows).await.map_err(|e| match e {
+        StoreError::Conflict { what } => OpsError::Conflict(format!(
+            "{what} already exists (in the fleet {})",
+            fleet.hub_account
+        )),
+        other => other.into(),
+    })?;
+    let mut outbox: Vec<(&str, &str)> = made
+        .iter()
+        .map(|p| (TOPIC_ACCOUNT_UPDATE, p.account.public_key.as_str()))
+        .collect();
+    outbox.extend(
+        made.iter()
+            .map(|p| (TOPIC_DEVICE_STREAM, p.stream.as_str())),
+    );
+    tx.enqueue_many(&outbox).await?;
+    Ok(())
+}
+
+/// A store conflict as the operation's conflict (its message names the row).
+fn conflict(e: StoreError) -> OpsError {
+    match e {
+        StoreError::Conflict { .. } => OpsError::Conflict(e.to_string()),
+        other => other.into(),
+    }
+}
+
+/// Runs CPU-bound `work` (which fans out on rayon's pool). On a multi-threaded tokio
+/// runtime the calling worker is handed back first (`block_in_place`), so the server's
+/// other tasks keep running meanwhile; elsewhere (a current-thread runtime, a test) it
+/// simply runs.
+fn on_all_cores<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
     }
 }
 

@@ -788,3 +788,235 @@ async fn device_cannot_exhaust_the_hub_2_9() {
 async fn device_cannot_exhaust_the_hub_2_15() {
     bounded(ServerLine::V2_15).await;
 }
+
+/// A data directory on SQLite or on a fresh PostgreSQL database, driven through the CLI.
+struct Fleet {
+    home: Home,
+    url: Option<String>,
+    _pg: Option<warden_testkit::PgDatabase>,
+}
+
+impl Fleet {
+    async fn new(pg: bool) -> Fleet {
+        let pg = if pg {
+            Some(warden_testkit::PgDatabase::create().await)
+        } else {
+            None
+        };
+        let fleet = Fleet {
+            home: Home::new(),
+            url: pg.as_ref().map(|p| p.url().to_string()),
+            _pg: pg,
+        };
+        // Any account case, so a test can take a device account's name (`EMDEV-x`).
+        fleet.ok(&["init", "--name", "BULKOP", "--account-case", "any"]);
+        fleet
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = self.home.command();
+        if let Some(url) = &self.url {
+            cmd.arg("--database-url").arg(url);
+        }
+        cmd.args(args).output().expect("run warden")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "warden {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&all)).expect("JSON output")
+    }
+
+    /// Runs, requires exit `code`; returns stderr.
+    fn fails(&self, code: i32, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "warden {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    fn ledger(&self) -> Vec<serde_json::Value> {
+        self.ok(&["--json", "audit", "list", "--limit", "1000000"])
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("ledger line"))
+            .collect()
+    }
+
+    /// Row counts and the ledger's length: what "changed nothing" compares.
+    fn state(&self) -> serde_json::Value {
+        let s = self.json(&["status"]);
+        serde_json::json!([
+            s["accounts"],
+            s["users"],
+            s["ledger_events"],
+            self.json(&["device", "list"]).as_array().unwrap().len()
+        ])
+    }
+}
+
+/// A bulk add of more devices than one parallel step makes (and in an order that is
+/// not sorted): the report, the creds files and the ledger follow the input order;
+/// every creds file holds the device's own user, issued by its own account; one
+/// `device.add_batch` event per batch lists every device and no secret; the ledger
+/// verifies. The same file again changes nothing; a file with one bad row, or one
+/// device whose account name is taken, changes nothing either and names the row.
+async fn bulk_add(pg: bool) {
+    let fleet = Fleet::new(pg).await;
+    let n = 600;
+    let ids: Vec<String> = (0..n).map(|i| format!("z-{:04}", (i * 7919) % n)).collect();
+    let csv = fleet.home.path().join("fleet.csv");
+    let mut text = String::from("id,site\n");
+    for (i, id) in ids.iter().enumerate() {
+        text.push_str(&format!("{id},site-{}\n", i % 5));
+    }
+    std::fs::write(&csv, &text).unwrap();
+    let creds_dir = fleet.home.path().join("creds");
+    let add = [
+        "device",
+        "add",
+        "--from",
+        csv.to_str().unwrap(),
+        "--creds-dir",
+        creds_dir.to_str().unwrap(),
+    ];
+    let out = fleet.json(&add);
+    assert_eq!(out["added"], serde_json::json!(ids), "input order");
+    assert_eq!(out["skipped"], serde_json::json!([]));
+
+    let listed = fleet.json(&["device", "list"]);
+    let by_id: std::collections::BTreeMap<&str, &serde_json::Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["id"].as_str().unwrap(), d))
+        .collect();
+    assert_eq!(by_id.len(), n);
+    for (i, id) in ids.iter().enumerate() {
+        let d = by_id[id.as_str()];
+        assert_eq!(d["meta"]["site"], format!("site-{}", i % 5), "{id}");
+        let path = creds_dir.join(format!("{id}.creds"));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", path.display());
+        let creds = nats_jwt::parse_creds(&std::fs::read_to_string(&path).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let claims = nats_jwt::decode_any(&creds.jwt).unwrap();
+        assert!(matches!(claims, nats_jwt::AnyClaims::User(_)), "{id}");
+        assert_eq!(claims.subject(), d["user_key"].as_str().unwrap(), "{id}");
+        assert_eq!(claims.issuer(), d["account_key"].as_str().unwrap(), "{id}");
+        let seed = creds.seed.expect("creds seed");
+        let kp = nats_jwt::KeyPair::from_seed(seed.expose()).unwrap();
+        assert_eq!(kp.public_key().to_string(), claims.subject(), "{id}");
+    }
+    // No temporary files left behind.
+    assert_eq!(std::fs::read_dir(&creds_dir).unwrap().count(), n);
+
+    fleet.ok(&["audit", "verify"]);
+    let ledger = fleet.ledger();
+    let batches: Vec<&serde_json::Value> = ledger
+        .iter()
+        .filter(|e| e["action"] == "device.add_batch")
+        .collect();
+    assert!(!batches.is_empty());
+    assert!(
+        ledger.iter().all(|e| e["action"] != "device.add"),
+        "a bulk add records batches, not one event per device"
+    );
+    let mut logged = Vec::new();
+    for b in &batches {
+        let devices = b["summary"]["devices"].as_array().unwrap();
+        assert_eq!(b["summary"]["count"], devices.len());
+        assert!(devices.len() <= 1_000);
+        for d in devices {
+            let id = d["id"].as_str().unwrap();
+            let stored = by_id[id];
+            assert_eq!(d["account_key"], stored["account_key"], "{id}");
+            assert_eq!(d["user_key"], stored["user_key"], "{id}");
+            assert_eq!(d["account"], stored["account"], "{id}");
+            assert_eq!(d["meta"], stored["meta"], "{id}");
+            logged.push(id.to_string());
+        }
+    }
+    assert_eq!(
+        logged, ids,
+        "the batch events list every device, in input order"
+    );
+    let all = serde_json::to_string(&ledger).unwrap();
+    assert!(!all.contains("NKEY SEED") && !all.contains("\"SU") && !all.contains("\"SA"));
+
+    // The same file again: nothing added, nothing changed (not even the ledger).
+    let before = fleet.state();
+    let out = fleet.json(&add);
+    assert_eq!(out["added"], serde_json::json!([]));
+    assert_eq!(out["skipped"], serde_json::json!(ids));
+    assert_eq!(fleet.state(), before);
+
+    // A creds file cut short (the machine went down after the rename) is rewritten.
+    let cut = creds_dir.join(format!("{}.creds", ids[3]));
+    std::fs::write(&cut, "").unwrap();
+    fleet.json(&add);
+    assert!(
+        std::fs::read_to_string(&cut)
+            .unwrap()
+            .contains("USER NKEY SEED")
+    );
+    assert_eq!(fleet.state(), before);
+
+    // One bad row among new ones: a usage error naming it, nothing written.
+    let bad = fleet.home.path().join("bad.csv");
+    std::fs::write(&bad, "id,site\nnew-1,x\nnew-2,x\nBad_Id,x\nnew-3,x\n").unwrap();
+    let e = fleet.fails(2, &["device", "add", "--from", bad.to_str().unwrap()]);
+    assert!(e.contains("entry 3") && e.contains("Bad_Id"), "{e}");
+    assert_eq!(fleet.state(), before);
+
+    // A device whose account name is taken (by an account that is no device): the
+    // whole file is refused, naming it, and nothing is written.
+    fleet.ok(&["account", "add", "EMDEV-new-5"]);
+    let before = fleet.state();
+    let clash = fleet.home.path().join("clash.csv");
+    std::fs::write(&clash, "id\nnew-4\nnew-5\nnew-6\n").unwrap();
+    let e = fleet.fails(
+        1,
+        &[
+            "device",
+            "add",
+            "--from",
+            clash.to_str().unwrap(),
+            "--creds-dir",
+            creds_dir.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        e.contains("EMDEV-new-5") && e.contains("already exists"),
+        "{e}"
+    );
+    assert_eq!(fleet.state(), before);
+    for id in ["new-4", "new-6"] {
+        fleet.fails(1, &["device", "show", id]);
+        assert!(!creds_dir.join(format!("{id}.creds")).exists());
+    }
+    fleet.ok(&["audit", "verify"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_add_on_sqlite() {
+    bulk_add(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_add_on_postgres() {
+    bulk_add(true).await;
+}

@@ -1,4 +1,6 @@
-//! `warden bench devices`: a fleet provisioned and pushed to a real nats-server, timed.
+//! `warden bench devices`: a fleet provisioned and pushed to a real nats-server, timed:
+//! the store phase (keys, activations and JWTs on every core, rows in multi-row
+//! statements), the account pushes, and the device streams apart.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -40,6 +42,16 @@ pub struct BenchDevicesReport {
     pub push_seconds: f64,
     /// Of which: creating the streams.
     pub stream_seconds: f64,
+    /// Of which: everything else (account pushes, change-stream events, marking the
+    /// outbox), i.e. `push_seconds - stream_seconds`.
+    pub account_push_seconds: f64,
+    /// `store_seconds + account_push_seconds`: provisioned and known to the resolver,
+    /// streams not counted.
+    pub provisioned_seconds: f64,
+    /// Devices per second over `provisioned_seconds`.
+    pub provisioned_per_s: f64,
+    /// Devices per second over `store_seconds`.
+    pub store_per_s: f64,
     /// Total wall time.
     pub total_seconds: f64,
     /// Devices per second, end to end.
@@ -97,6 +109,7 @@ pub async fn bench(json: bool, args: DevicesOptions) -> anyhow::Result<()> {
             drained.first_error.as_deref().unwrap_or("?")
         ));
     }
+    let provisioned_seconds = store_seconds + (push_seconds - drained.stream_seconds).max(0.0);
     let fleet = w.fleet_settings().await?;
     let hub_jwt_bytes = w.account(&fleet.hub_account).await?.jwt.len();
     for d in report.added.iter().take(args.revoke as usize) {
@@ -110,6 +123,10 @@ pub async fn bench(json: bool, args: DevicesOptions) -> anyhow::Result<()> {
         store_seconds,
         push_seconds,
         stream_seconds: drained.stream_seconds,
+        account_push_seconds: (push_seconds - drained.stream_seconds).max(0.0),
+        provisioned_seconds,
+        provisioned_per_s: f64::from(args.count) / provisioned_seconds.max(1e-9),
+        store_per_s: f64::from(args.count) / store_seconds.max(1e-9),
         total_seconds: total,
         devices_per_s: args.count as f64 / total,
         accounts_pushed: drained.accounts_pushed,
@@ -127,16 +144,20 @@ pub async fn bench(json: bool, args: DevicesOptions) -> anyhow::Result<()> {
         return print_json(&out);
     }
     println!(
-        "{} devices on {} with {}: store {:.2}s, pushes+streams {:.2}s, total {:.2}s = {:.0} devices/s ({} streams, {} failed deliveries)\nhub JWT {} bytes; after {} revocations {} bytes",
+        "{} devices on {} with {}:\n  store + JWTs {:.2}s ({:.0} devices/s), account pushes {:.2}s: provisioned in {:.2}s = {:.0} devices/s\n  streams {:.2}s ({} created, {} failed deliveries); total {:.2}s = {:.0} devices/s\nhub JWT {} bytes; after {} revocations {} bytes",
         out.count,
         out.backend,
         out.nats_server,
         out.store_seconds,
-        out.push_seconds,
-        out.total_seconds,
-        out.devices_per_s,
+        out.store_per_s,
+        out.account_push_seconds,
+        out.provisioned_seconds,
+        out.provisioned_per_s,
+        out.stream_seconds,
         out.streams_created,
         out.failed,
+        out.total_seconds,
+        out.devices_per_s,
         out.hub_jwt_bytes,
         out.revoked,
         out.hub_jwt_bytes_revoked

@@ -187,9 +187,39 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
     crate::cli::UsageError(msg.into()).into()
 }
 
-fn write_creds(path: &Path, creds: &str) -> anyhow::Result<()> {
-    crate::paths::write_secret_file(path, creds.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))
+/// Whether `path` is a complete creds file (a JWT and a seed block): a file cut short
+/// when the machine went down after its rename counts as missing, so a re-run rewrites
+/// it.
+fn holds_creds(path: &Path) -> bool {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_file() => std::fs::read_to_string(path)
+            .is_ok_and(|t| t.contains("END NATS USER JWT") && t.contains("END USER NKEY SEED")),
+        _ => false,
+    }
+}
+
+/// Writes each device's creds to `DIR/<id>.creds` (0600, a new file renamed into place,
+/// never through a symlink), on every core. The files are not synced one by one: the
+/// devices are committed before, and a re-run rewrites any file that did not reach the
+/// disk whole ([`holds_creds`]); the directory is synced once at the end. The first
+/// failure in input order is reported.
+fn write_creds_files<C>(dir: &Path, creds: &[(String, C)]) -> anyhow::Result<()>
+where
+    C: std::ops::Deref<Target = String> + Sync,
+{
+    use rayon::prelude::*;
+    let results: Vec<anyhow::Result<()>> = creds
+        .par_iter()
+        .map(|(id, c)| {
+            let path = dir.join(format!("{id}.creds"));
+            warden_ops::secret_file::write(&path, c.as_bytes(), false)
+                .with_context(|| format!("cannot write {}", path.display()))
+        })
+        .collect();
+    results.into_iter().collect::<anyhow::Result<()>>()?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot sync {}", dir.display()))
 }
 
 /// Runs `warden device …`.
@@ -451,24 +481,21 @@ async fn add_bulk(
     let bar = crate::cli::progress::Bar::for_output(json, devices.len() as u64, "adding devices");
     let (report, creds) = w.add_devices_bulk(&devices, |n| bar.inc(n)).await?;
     bar.finish_and_clear();
-    let creds = warden_ops::device::issued(creds, "the new devices' creds")?;
+    let mut creds = warden_ops::device::issued(creds, "the new devices' creds")?;
     if let Some(dir) = creds_dir {
         let again = format!(
             "the devices were added: run the same command again to write the missing creds files into {}",
             dir.display()
         );
-        for (id, c) in &creds {
-            write_creds(&dir.join(format!("{id}.creds")), c).with_context(|| again.clone())?;
-        }
         // A device added by an earlier run that stopped before writing its file (killed,
-        // or the disk full) gets its file now: a re-run completes the directory.
+        // the disk full, the machine down before the file reached the disk) gets its file
+        // now: a re-run completes the directory.
         for id in &report.skipped {
-            let path = dir.join(format!("{id}.creds"));
-            if std::fs::symlink_metadata(&path).is_err() {
-                let c = w.device_creds(id).await?;
-                write_creds(&path, &c).with_context(|| again.clone())?;
+            if !holds_creds(&dir.join(format!("{id}.creds"))) {
+                creds.push((id.clone(), w.device_creds(id).await?));
             }
         }
+        write_creds_files(dir, &creds).with_context(|| again.clone())?;
     }
     if json {
         return print_json(&json!({
