@@ -21,11 +21,14 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::browser::{
+    self, click, cookie_value, csrf_in, fill, form, set_cookie, shot, submit, text_of,
+};
 use common::chromedriver::Driver;
 use common::{Home, Serve, connect};
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use reqwest::header::LOCATION;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use warden::http::{self, HttpState};
 use warden_ops::tokens::{self, Scope};
@@ -114,52 +117,6 @@ async fn start_console_on(pg: Option<warden_testkit::PgDatabase>, nats: Option<S
     }
 }
 
-/// `application/x-www-form-urlencoded` of `pairs`.
-fn form(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| {
-            let enc: String = v
-                .bytes()
-                .map(|b| {
-                    if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                        (b as char).to_string()
-                    } else {
-                        format!("%{b:02X}")
-                    }
-                })
-                .collect();
-            format!("{k}={enc}")
-        })
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// The `Set-Cookie` header that sets `name`.
-fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .map(str::to_string)
-}
-
-fn cookie_value(set_cookie: &str) -> String {
-    set_cookie
-        .split(';')
-        .next()
-        .and_then(|kv| kv.split_once('='))
-        .map(|(_, v)| v.to_string())
-        .unwrap()
-}
-
-/// The value of the first hidden `csrf` field in `html`.
-fn csrf_in(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
-    html[at..].split('"').next().unwrap().to_string()
-}
-
 impl Console {
     async fn token(&self, name: &str, scopes: &[Scope]) -> String {
         let (_, secret) = tokens::create_token(&self.store, "test", name, scopes, None)
@@ -189,18 +146,7 @@ impl Console {
 
     /// Signs in with `token`; the session id.
     async fn sign_in(&self, token: &str) -> String {
-        let page = self.get("/console/login", None).await;
-        let login = cookie_value(&set_cookie(page.headers(), "warden_console_login").unwrap());
-        let html = page.text().await.unwrap();
-        let res = self
-            .post(
-                "/console/login",
-                &format!("warden_console_login={login}"),
-                &[("token", token), ("csrf", &csrf_in(&html))],
-            )
-            .await;
-        assert_eq!(res.status(), StatusCode::SEE_OTHER);
-        cookie_value(&set_cookie(res.headers(), "warden_console").unwrap())
+        browser::sign_in(&self.http, &self.base, token).await
     }
 
     /// The CSRF token of a session (from any page's forms).
@@ -746,61 +692,6 @@ async fn event_stream_carries_new_ledger_entries() {
 // Headless Chromium against `warden serve` and nats-server
 // ---------------------------------------------------------------------------------------
 
-impl Driver {
-    async fn browser(&self, downloads: &Path) -> Client {
-        let caps = serde_json::json!({
-            "goog:chromeOptions": {
-                "binary": std::env::var("WARDEN_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"],
-                "prefs": {
-                    "download.default_directory": downloads.to_str().unwrap(),
-                    "download.prompt_for_download": false,
-                }
-            }
-        });
-        let serde_json::Value::Object(caps) = caps else {
-            unreachable!()
-        };
-        let mut builder =
-            ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
-        builder.capabilities(caps);
-        builder
-            .connect(&self.url)
-            .await
-            .expect("a headless Chromium session")
-    }
-}
-
-fn shots_dir() -> PathBuf {
-    // CARGO_MANIFEST_DIR is crates/warden; the workspace target/ is two levels up.
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/console-shots");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-async fn shot(b: &Client, name: &str) {
-    let png = b.screenshot().await.expect("screenshot");
-    std::fs::write(shots_dir().join(format!("{name}.png")), png).unwrap();
-}
-
-async fn fill(b: &Client, css: &str, text: &str) {
-    let field = b
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"));
-    field.clear().await.unwrap();
-    field.send_keys(text).await.unwrap();
-}
-
-async fn click(b: &Client, css: &str) {
-    b.find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .click()
-        .await
-        .unwrap();
-}
-
 /// Waits (bounded) for a file in `dir` whose name ends with `suffix` (a finished download).
 async fn wait_file(dir: &Path, suffix: &str) -> PathBuf {
     let deadline = Instant::now() + WAIT;
@@ -837,7 +728,7 @@ async fn browser_flow(line: ServerLine) {
     let driver = Driver::start().await;
     let downloads = home.path().join("downloads");
     std::fs::create_dir_all(&downloads).unwrap();
-    let b = driver.browser(&downloads).await;
+    let b = driver.chromium(1280, 900, Some(&downloads)).await;
 
     // Sign-in: a bad token is refused, the admin token gets in.
     b.goto(&format!("{}/console", serve.base)).await.unwrap();
@@ -1551,12 +1442,21 @@ async fn sync_onboarding_and_rooms_views(c: Console) {
         .await
         .unwrap();
     assert!(
-        html.contains("1 packages")
-            && html.contains("Tenant acme")
+        html.contains("1 onboarding package")
+            && html.contains("href=\"/console/tenants/acme\">acme</a>")
             && html.contains(&format!("id=\"pkg-{id}\""))
-            && html.contains("data-state=\"issued\""),
+            && html.contains("data-state=\"issued\"")
+            && html.contains("Showing 1–1 of 1 package"),
         "{html}"
     );
+    // A search that matches nothing: an empty page, said so.
+    let html = c
+        .get("/console/onboarding?q=nosuchcollector", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("no packages match"), "{html}");
     let path = format!("/console/onboarding/{id}/revoke");
     assert_eq!(
         c.post(&path, &cookie, &[]).await.status(),
@@ -1638,32 +1538,6 @@ async fn sync_onboarding_and_rooms_views(c: Console) {
 // Headless Chromium: edit a user, drift and push, usage (nats-server 2.9 and 2.15)
 // ---------------------------------------------------------------------------------------
 
-/// The text of the element `css`. A live update may replace the element between
-/// finding and reading it (a stale reference): then it is found again, for a bounded
-/// time.
-async fn text_of(b: &Client, css: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let el = b
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("{css}: {e}"));
-        match el.text().await {
-            Ok(t) => return t,
-            // A live update replaced the element between find and read: Chromium says
-            // "stale element" or, mid-replacement, that the node "does not belong to the
-            // document". Find it again (bounded).
-            Err(e)
-                if e.to_string().contains("stale element")
-                    || e.to_string().contains("does not belong to the document") =>
-            {
-                assert!(Instant::now() < deadline, "{css}: still stale: {e}");
-            }
-            Err(e) => panic!("{css}: {e}"),
-        }
-    }
-}
-
 /// The `data-state` of the sync row of `account` on the open sync page.
 async fn sync_state(b: &Client, account: &str) -> String {
     b.find(Locator::Css(&format!("#sync-{account}")))
@@ -1716,7 +1590,8 @@ async fn browser_edit_drift_usage(line: ServerLine) {
     home.ok(&["account", "add", "GHOSTA"]);
     home.ok(&["account", "add", "GHOSTB"]);
     home.ok(&["account", "add", "TEMP"]);
-    let server = home.start_nats(&bin, "main");
+    // With JetStream: the account page shows what an account's streams use.
+    let server = home.start_js_nats(&bin, "main");
     let nats = server.url();
     let serve = Serve::start(&home, &nats);
     relay_drained(&home).await;
@@ -1730,7 +1605,21 @@ async fn browser_edit_drift_usage(line: ServerLine) {
     tx.commit().await.unwrap();
     // SHOP changes (pushed by the relay), then the server is handed its older JWT back.
     let old_shop = w.account("SHOP").await.unwrap().jwt;
-    home.ok(&["account", "edit", "SHOP", "--conns", "100"]);
+    home.ok(&[
+        "account",
+        "edit",
+        "SHOP",
+        "--conns",
+        "100",
+        "--js-mem-storage",
+        "1M",
+        "--js-disk-storage",
+        "10M",
+        "--js-streams",
+        "5",
+        "--js-consumer",
+        "10",
+    ]);
     relay_drained(&home).await;
 
     // Behind Warden's back, the server loses two accounts (an operator-signed delete as
@@ -1769,7 +1658,7 @@ async fn browser_edit_drift_usage(line: ServerLine) {
     let driver = Driver::start().await;
     let downloads = home.path().join("downloads");
     std::fs::create_dir_all(&downloads).unwrap();
-    let b = driver.browser(&downloads).await;
+    let b = driver.chromium(1280, 900, Some(&downloads)).await;
     b.goto(&format!("{}/console/login", serve.base))
         .await
         .unwrap();
@@ -1781,10 +1670,18 @@ async fn browser_edit_drift_usage(line: ServerLine) {
         .await
         .unwrap();
 
-    // Drift: GHOSTA and GHOSTB missing, SHOP and SYS in sync.
+    // Drift: GHOSTA and GHOSTB missing, SHOP and SYS in sync. The page shows the
+    // comparison kept in the background, made before the changes behind Warden's back:
+    // "Check now" compares again.
     b.goto(&format!("{}/console/sync", serve.base))
         .await
         .unwrap();
+    assert!(
+        text_of(&b, "#drift-computed")
+            .await
+            .contains("resolver compared")
+    );
+    submit(&b, "#check-now").await;
     b.wait()
         .at_most(WAIT)
         .for_element(Locator::Css("#drift-verdict"))
@@ -1908,11 +1805,64 @@ async fn browser_edit_drift_usage(line: ServerLine) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     shot(&b, &format!("{tag}-13-usage")).await;
+
+    // JetStream: a stream with a consumer and two messages in SHOP, shown against its
+    // limits in human units.
+    let app_creds = w
+        .add_user_with_creds("SHOP", "jsapp", Default::default())
+        .await
+        .unwrap()
+        .1
+        .to_string();
+    let app = connect(&nats, &app_creds).await.expect("jsapp connects");
+    let js = async_nats::jetstream::new(app.client.clone());
+    let stream = tokio::time::timeout(
+        WAIT,
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: "ORDERS".into(),
+            subjects: vec!["orders.>".into()],
+            storage: async_nats::jetstream::stream::StorageType::File,
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("stream made in time")
+    .expect("stream made");
+    stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("worker".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer made");
+    for i in 0..2 {
+        js.publish(format!("orders.{i}"), "an order".into())
+            .await
+            .unwrap()
+            .await
+            .expect("stored");
+    }
+    b.goto(&format!("{}/console/accounts/SHOP", serve.base))
+        .await
+        .unwrap();
+    assert_eq!(text_of(&b, "#js-streams").await, "1");
+    assert_eq!(text_of(&b, "#js-consumers").await, "1");
+    let storage = text_of(&b, "#js-storage").await;
+    assert!(storage.ends_with(" B") && storage != "0 B", "{storage}");
+    let table = text_of(&b, "#jetstream-table").await;
+    assert!(
+        table.contains("10 MiB") && table.contains("1 MiB"),
+        "{table}"
+    );
+    shot(&b, &format!("{tag}-13b-jetstream")).await;
     // An account nobody uses: zero connections (the server answers; not "not reported").
     b.goto(&format!("{}/console/accounts/GHOSTA", serve.base))
         .await
         .unwrap();
     assert_eq!(text_of(&b, "#usage-connections").await, "0");
+    // GHOSTA has no JetStream: the page says why there are no figures.
+    let said = text_of(&b, "#jetstream-unavailable").await;
+    assert!(said.starts_with("Unavailable: the server says"), "{said}");
 
     // Edit carol's permissions in the browser. First a bad subject: the form comes back
     // with the error and the typed text, and nothing changed.
@@ -2208,6 +2158,22 @@ async fn directory_and_proposals_views(c: Console) {
     let admin = c.sign_in(&c.token("admin", &[Scope::Admin]).await).await;
     let csrf = c.csrf(&admin).await;
     let cookie = format!("warden_console={admin}");
+
+    // Until a directory user is acted as, Approve and Reject are disabled. Whom to act as
+    // is typed or found by a search: the page lists the matches, not the directory.
+    let html = page_text(&c, "/console/proposals", &admin).await;
+    assert!(
+        html.contains("id=\"approve-p2\" disabled>") && html.contains("id=\"reject-p2\" disabled>"),
+        "{html}"
+    );
+    assert!(!html.contains("id=\"act-as-olivia\""), "{html}");
+    let html = page_text(&c, "/console/proposals?who=ULRI", &admin).await;
+    assert!(
+        html.contains("id=\"act-as-ulrich\"") && !html.contains("id=\"act-as-olivia\""),
+        "{html}"
+    );
+    let html = page_text(&c, "/console/proposals?who=nobody-at-all", &admin).await;
+    assert!(html.contains("No directory user matches"), "{html}");
 
     // The directory: users with manager, sysadmin flag and source; roles; tasks.
     let html = page_text(&c, "/console/directory", &admin).await;
@@ -2662,7 +2628,7 @@ async fn browser_proposals(line: ServerLine) {
     let driver = Driver::start().await;
     let downloads = home.path().join("downloads");
     std::fs::create_dir_all(&downloads).unwrap();
-    let b = driver.browser(&downloads).await;
+    let b = driver.chromium(1280, 900, Some(&downloads)).await;
 
     b.goto(&format!("{}/console/login", serve.base))
         .await
@@ -2692,13 +2658,11 @@ async fn browser_proposals(line: ServerLine) {
         .for_element(Locator::Css("#act-as-user"))
         .await
         .unwrap();
-    b.find(Locator::Css("#act-as-user option[value='olivia']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    click(&b, "#act-as button[type=submit]").await;
+    // The directory is searched, not listed: find olivia, act as her.
+    fill(&b, "#act-as-q", "oliv").await;
+    submit(&b, "#act-as-find button[type=submit]").await;
+    assert!(text_of(&b, "#act-as-found").await.contains("matching"));
+    click(&b, "#act-as-olivia").await;
     let acting = b
         .wait()
         .at_most(WAIT)

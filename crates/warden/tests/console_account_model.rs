@@ -22,135 +22,18 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::browser::{
+    self, click, csrf_in, fill, select, shot, submit, text_of, value_of, wait_path,
+};
 use common::chromedriver::Driver;
 use common::{Home, Serve, connect};
 use data_encoding::BASE64URL_NOPAD;
-use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::Value;
 use warden_testkit::{NatsServerBinary, ServerLine};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-impl Driver {
-    async fn browser(&self) -> Client {
-        let caps = serde_json::json!({
-            "goog:chromeOptions": {
-                "binary": std::env::var("WARDEN_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"],
-            }
-        });
-        let Value::Object(caps) = caps else {
-            unreachable!()
-        };
-        let mut builder =
-            ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
-        builder.capabilities(caps);
-        builder
-            .connect(&self.url)
-            .await
-            .expect("a headless Chromium session")
-    }
-}
-
-async fn shot(b: &Client, name: &str) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/console-shots");
-    std::fs::create_dir_all(&dir).unwrap();
-    let png = b.screenshot().await.expect("screenshot");
-    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
-}
-
-async fn fill(b: &Client, css: &str, text: &str) {
-    let field = b
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"));
-    field.clear().await.unwrap();
-    field.send_keys(text).await.unwrap();
-}
-
-async fn click(b: &Client, css: &str) {
-    b.find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .click()
-        .await
-        .unwrap();
-}
-
-/// Submits a form with the button at `css` and waits (bounded) until the page it leaves
-/// is gone, so what is read next is the answer's page, not the form's.
-async fn submit(b: &Client, css: &str) {
-    let old = b
-        .find(Locator::Css("html"))
-        .await
-        .unwrap_or_else(|e| panic!("html: {e}"));
-    click(b, css).await;
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match old.tag_name().await {
-            Err(e) if e.to_string().contains("stale element") => return,
-            _ => {}
-        }
-        assert!(Instant::now() < deadline, "{css}: the page did not change");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn select(b: &Client, css: &str, value: &str) {
-    b.find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .select_by_value(value)
-        .await
-        .unwrap_or_else(|e| panic!("{css} = {value}: {e}"));
-}
-
-/// Waits (bounded) for `css` and returns its text. An element found on the page a form
-/// is leaving goes stale when the answer loads: then it is looked up again.
-async fn text(b: &Client, css: &str) -> String {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let element = b
-            .wait()
-            .at_most(WAIT)
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("{css}: {e}"));
-        match element.text().await {
-            Ok(t) => return t,
-            Err(e) if std::time::Instant::now() < deadline => {
-                assert!(e.to_string().contains("stale element"), "{css}: {e}");
-            }
-            Err(e) => panic!("{css}: {e}"),
-        }
-    }
-}
-
-async fn value_of(b: &Client, css: &str) -> String {
-    b.find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .prop("value")
-        .await
-        .unwrap()
-        .unwrap_or_default()
-}
-
-/// Waits (bounded) until the page's path ends with `suffix`.
-async fn wait_path(b: &Client, suffix: &str) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let path = b.current_url().await.unwrap().path().to_string();
-        if path.ends_with(suffix) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "still on {path}, not …{suffix}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// The claims of account `name`'s JWT, as `warden account show --json` gives it.
 fn account_claims(home: &Home, name: &str) -> Value {
@@ -184,13 +67,13 @@ async fn account_model(line: ServerLine) {
     let nats = server.url();
     let serve = Serve::start(&home, &nats);
     let driver = Driver::start().await;
-    let b = driver.browser().await;
+    let b = driver.chromium(1280, 900, None).await;
     let base = serve.base.clone();
 
     b.goto(&format!("{base}/console/login")).await.unwrap();
     fill(&b, "#token", &token).await;
     submit(&b, "form button[type=submit]").await;
-    text(&b, "#count-accounts").await;
+    text_of(&b, "#count-accounts").await;
 
     // A private service export on SHOP.
     b.goto(&format!("{base}/console/accounts/SHOP"))
@@ -202,7 +85,7 @@ async fn account_model(line: ServerLine) {
     fill(&b, "#export-name", "orders").await;
     click(&b, "#export-private").await;
     submit(&b, "#add-export button[type=submit]").await;
-    let exports = text(&b, "#exports").await;
+    let exports = text_of(&b, "#exports").await;
     assert!(
         exports.contains("orders.>") && exports.contains("private"),
         "{exports}"
@@ -222,7 +105,7 @@ async fn account_model(line: ServerLine) {
     select(&b, "#import-export", "SHOP orders.>").await;
     fill(&b, "#import-local", "billing..orders").await;
     submit(&b, "#add-import button[type=submit]").await;
-    let err = text(&b, "#imports #form-error").await;
+    let err = text_of(&b, "#imports #form-error").await;
     assert!(err.contains("Local subject"), "{err}");
     assert_eq!(value_of(&b, "#import-local").await, "billing..orders");
     assert_eq!(value_of(&b, "#import-export").await, "SHOP orders.>");
@@ -233,7 +116,7 @@ async fn account_model(line: ServerLine) {
     fill(&b, "#import-local", "").await;
     fill(&b, "#import-subject", "orders.new").await;
     submit(&b, "#add-import button[type=submit]").await;
-    let imports = text(&b, "#imports").await;
+    let imports = text_of(&b, "#imports").await;
     assert!(
         imports.contains("orders.new") && imports.contains("activation"),
         "{imports}"
@@ -250,7 +133,7 @@ async fn account_model(line: ServerLine) {
     b.goto(&format!("{base}/console/accounts/SHOP"))
         .await
         .unwrap();
-    let exports = text(&b, "#exports").await;
+    let exports = text_of(&b, "#exports").await;
     assert!(
         exports.contains("BILLING imports orders.new") && exports.contains("activation"),
         "{exports}"
@@ -262,7 +145,7 @@ async fn account_model(line: ServerLine) {
     fill(&b, "#role-pub-allow", "orders.{{name()}}.>").await;
     fill(&b, "#role-sub-allow", "_INBOX.>").await;
     submit(&b, "#add-role button[type=submit]").await;
-    let keys = text(&b, "#signing-keys").await;
+    let keys = text_of(&b, "#signing-keys").await;
     assert!(
         keys.contains("role clerk") && keys.contains("signed 0 users"),
         "{keys}"
@@ -280,7 +163,7 @@ async fn account_model(line: ServerLine) {
     select(&b, "#user-role", "clerk").await;
     submit(&b, "form[action='/console/accounts/SHOP/users'] button").await;
     wait_path(&b, "/console/accounts/SHOP/users/dora").await;
-    let effective = text(&b, "#effective").await;
+    let effective = text_of(&b, "#effective").await;
     assert!(
         effective.contains("role clerk") && effective.contains("orders.dora.>"),
         "{effective}"
@@ -289,11 +172,11 @@ async fn account_model(line: ServerLine) {
     // The page's check answers as the server decides for a role's user.
     fill(&b, "#check-subject", "orders.eve.x").await;
     submit(&b, "form[method=get] button").await;
-    let answer = text(&b, "#check-result").await;
+    let answer = text_of(&b, "#check-result").await;
     assert!(answer.starts_with("Denied"), "{answer}");
     fill(&b, "#check-subject", "orders.dora.x").await;
     submit(&b, "form[method=get] button").await;
-    let answer = text(&b, "#check-result").await;
+    let answer = text_of(&b, "#check-result").await;
     assert!(answer.starts_with("Allowed"), "{answer}");
     // The server enforces the expanded template.
     let creds = home.ok(&["creds", "SHOP", "dora"]);
@@ -314,7 +197,7 @@ async fn account_model(line: ServerLine) {
     b.goto(&format!("{base}/console/accounts/SHOP"))
         .await
         .unwrap();
-    let keys = text(&b, "#signing-keys").await;
+    let keys = text_of(&b, "#signing-keys").await;
     assert!(
         keys.contains("signed 1 user") && !keys.contains("signed 1 users"),
         "{keys}"
@@ -374,14 +257,14 @@ async fn account_model(line: ServerLine) {
     fill(&b, "#mapping-to", "orders.legacy").await;
     fill(&b, "#mapping-weight", "150").await;
     submit(&b, "#add-mapping button[type=submit]").await;
-    let err = text(&b, "#mappings #form-error").await;
+    let err = text_of(&b, "#mappings #form-error").await;
     assert!(err.contains("Weight"), "{err}");
     assert_eq!(value_of(&b, "#mapping-from").await, "legacy.orders");
     assert_eq!(value_of(&b, "#mapping-weight").await, "150");
     assert_eq!(account_jwt(&home, "SHOP"), shop_before);
     fill(&b, "#mapping-weight", "40").await;
     submit(&b, "#add-mapping button[type=submit]").await;
-    let mappings = text(&b, "#mappings").await;
+    let mappings = text_of(&b, "#mappings").await;
     assert!(
         mappings.contains("legacy.orders")
             && mappings.contains("40%")
@@ -400,7 +283,7 @@ async fn account_model(line: ServerLine) {
     fill(&b, "#default_sub_allow", "_INBOX.>").await;
     submit(&b, "#settings-edit button[type=submit]").await;
     wait_path(&b, "/console/accounts/SHOP").await;
-    let settings = text(&b, "#settings").await;
+    let settings = text_of(&b, "#settings").await;
     assert!(
         settings.contains("retail") && settings.contains("https://example.com/shop"),
         "{settings}"
@@ -418,12 +301,12 @@ async fn account_model(line: ServerLine) {
 
     // The operator page: start a signing key rotation.
     b.goto(&format!("{base}/console/operator")).await.unwrap();
-    let keys = text(&b, "#operator-keys").await;
+    let keys = text_of(&b, "#operator-keys").await;
     assert!(keys.contains("issues accounts"), "{keys}");
     submit(&b, "#rotate-operator").await;
-    let notice = text(&b, "#operator-notice").await;
+    let notice = text_of(&b, "#operator-notice").await;
     assert!(notice.contains("Rotation started"), "{notice}");
-    let phase = text(&b, "#rotation-phase").await;
+    let phase = text_of(&b, "#rotation-phase").await;
     assert!(phase.contains("trust the new key"), "{phase}");
     shot(&b, &format!("{tag}-04-operator")).await;
     let listed = home.json(&["operator", "signing-key", "list"]);
@@ -448,46 +331,6 @@ async fn account_model_forms_nats_2_15() {
 // Plain HTTP: scopes and CSRF on the account-model forms
 // ---------------------------------------------------------------------------------------
 
-/// The value of the first hidden `csrf` field in `html`.
-fn csrf_in(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
-    html[at..].split('"').next().unwrap().to_string()
-}
-
-/// The value of cookie `name` set by `res`.
-fn cookie_set(res: &reqwest::Response, name: &str) -> String {
-    res.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .and_then(|v| v.split(';').next())
-        .and_then(|kv| kv.split_once('='))
-        .map(|(_, v)| v.to_string())
-        .unwrap_or_else(|| panic!("no {name} cookie"))
-}
-
-/// `application/x-www-form-urlencoded` of `pairs`.
-fn urlencoded(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| {
-            let enc: String = v
-                .bytes()
-                .map(|b| {
-                    if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                        (b as char).to_string()
-                    } else {
-                        format!("%{b:02X}")
-                    }
-                })
-                .collect();
-            format!("{k}={enc}")
-        })
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
 struct Http {
     base: String,
     client: reqwest::Client,
@@ -496,25 +339,10 @@ struct Http {
 impl Http {
     /// Signs in with `token`: the session cookie header.
     async fn sign_in(&self, token: &str) -> String {
-        let page = self
-            .client
-            .get(format!("{}/console/login", self.base))
-            .send()
-            .await
-            .unwrap();
-        let login = cookie_set(&page, "warden_console_login");
-        let csrf = csrf_in(&page.text().await.unwrap());
-        let res = self
-            .client
-            .post(format!("{}/console/login", self.base))
-            .header("cookie", format!("warden_console_login={login}"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(urlencoded(&[("token", token), ("csrf", &csrf)]))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), reqwest::StatusCode::SEE_OTHER);
-        format!("warden_console={}", cookie_set(&res, "warden_console"))
+        format!(
+            "warden_console={}",
+            browser::sign_in(&self.client, &self.base, token).await
+        )
     }
 
     async fn page(&self, cookie: &str, path: &str) -> String {
@@ -534,7 +362,7 @@ impl Http {
             .post(format!("{}{path}", self.base))
             .header("cookie", cookie)
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(urlencoded(form))
+            .body(browser::form(form))
             .send()
             .await
             .unwrap()

@@ -2,6 +2,7 @@
 //! against a data directory, and connecting to a real nats-server with creds.
 #![allow(dead_code, clippy::new_without_default)]
 
+pub mod browser;
 pub mod callout;
 pub mod chat;
 pub mod chromedriver;
