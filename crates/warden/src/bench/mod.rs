@@ -3,8 +3,9 @@
 //! meaningful on any machine.
 //!
 //! - `issue`: user JWTs issued per second (claims with a few permissions, signed
-//!   by one account key, one thread) against raw Ed25519 signatures per second over
-//!   a token-sized message, and their ratio.
+//!   by one account key) against raw Ed25519 signatures per second over a
+//!   token-sized message, and their ratio: on one thread, then on N threads at once
+//!   (`--threads`), with how issuance scales against N × the one-thread rate.
 //! - `user-add`: wall time of N `user add` operations on a fresh SQLite database.
 //! - `callout`: connects per second authorized by the auth callout responder, against
 //!   the Ed25519 signing ceiling.
@@ -66,16 +67,130 @@ pub async fn fresh_warden(dir: &Path, pg: Option<&str>, migrations: bool) -> Res
 /// Result of `bench issue`.
 #[derive(Debug, Serialize)]
 pub struct IssueReport {
-    /// Tokens issued.
+    /// Tokens issued (and signatures made) per thread.
     pub count: u32,
-    /// User JWTs issued per second.
+    /// User JWTs issued per second, one thread.
     pub issue_per_s: f64,
-    /// Raw Ed25519 signatures per second over a message of the same size.
+    /// Raw Ed25519 signatures per second over a message of the same size, one thread.
     pub raw_sign_per_s: f64,
     /// issue_per_s / raw_sign_per_s.
     pub ratio: f64,
     /// Size of the signed message (header.payload) in bytes.
     pub message_bytes: usize,
+    /// Threads of the second measurement.
+    pub threads: u32,
+    /// User JWTs issued per second by `threads` threads together.
+    pub issue_per_s_threads: f64,
+    /// Raw signatures per second by `threads` threads together.
+    pub raw_sign_per_s_threads: f64,
+    /// issue_per_s_threads / (threads × issue_per_s): how issuance scales.
+    pub scaling: f64,
+    /// issue_per_s_threads / raw_sign_per_s_threads: issuance against raw signing on as
+    /// many threads.
+    pub ratio_threads: f64,
+    /// Cores the machine reports.
+    pub cores: usize,
+}
+
+/// A user with a few permissions, as issuance benchmarks sign it.
+fn bench_claims() -> Result<UserClaims> {
+    let user = KeyPair::generate(KeyKind::User).user_public_key()?;
+    let mut claims = UserClaims::new(&user, "bench_user");
+    let p = &mut claims.nats.limits.permissions;
+    p.publish.allow = vec![Subject::new("orders.>")?, Subject::new("_INBOX.>")?];
+    p.subscribe.allow = vec![Subject::new("orders.*.status")?, Subject::new("_INBOX.>")?];
+    p.publish.deny = vec![Subject::new("orders.admin.>")?];
+    Ok(claims)
+}
+
+/// Runs `work` on `threads` threads started together (each with its own claims and key,
+/// as independent issuers would be); the wall time from the common start until the
+/// last one finishes.
+fn on_threads(
+    threads: u32,
+    work: impl Fn(&mut UserClaims, &KeyPair) -> Result<usize> + Sync,
+) -> Result<Duration> {
+    let barrier = std::sync::Barrier::new(threads as usize + 1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (barrier, work) = (&barrier, &work);
+                scope.spawn(move || -> Result<usize> {
+                    let account = KeyPair::generate(KeyKind::Account);
+                    let setup = bench_claims().and_then(|mut claims| {
+                        claims.encode(&account)?; // warm up
+                        Ok(claims)
+                    });
+                    // Reached whatever the setup gave, so the start never waits forever.
+                    barrier.wait();
+                    work(&mut setup?, &account)
+                })
+            })
+            .collect();
+        barrier.wait();
+        let start = Instant::now();
+        let mut sink = 0usize;
+        for h in handles {
+            let n = h
+                .join()
+                .map_err(|_| anyhow::anyhow!("a bench thread panicked"))??;
+            sink = sink.wrapping_add(n);
+        }
+        std::hint::black_box(sink);
+        Ok(start.elapsed())
+    })
+}
+
+/// Issues `count` user JWTs and makes `count` raw signatures on one thread, then
+/// `count` of each per thread on `threads` threads at once, timing each.
+pub fn measure_issue(count: u32, threads: u32) -> Result<IssueReport> {
+    let count = count.max(1);
+    let threads = threads.max(1);
+    let mut claims = bench_claims()?;
+    let account = KeyPair::generate(KeyKind::Account);
+    // Warm up and learn the message size.
+    let token = claims.encode(&account)?;
+    let message_len = token.rfind('.').unwrap_or(token.len());
+    let message = token.as_bytes()[..message_len].to_vec();
+
+    let issue_loop = |claims: &mut UserClaims, account: &KeyPair| -> Result<usize> {
+        let mut sink = 0usize;
+        for _ in 0..count {
+            sink = sink.wrapping_add(claims.encode(account)?.len());
+        }
+        Ok(sink)
+    };
+    let sign_loop = |_: &mut UserClaims, account: &KeyPair| -> Result<usize> {
+        let mut sink = 0usize;
+        for _ in 0..count {
+            sink = sink.wrapping_add(account.sign(&message).len());
+        }
+        Ok(sink)
+    };
+
+    let issue = on_threads(1, issue_loop)?;
+    let raw = on_threads(1, sign_loop)?;
+    let issue_n = on_threads(threads, issue_loop)?;
+    let raw_n = on_threads(threads, sign_loop)?;
+
+    let per_s = |n: u32, d: Duration| f64::from(n) * f64::from(count) / d.as_secs_f64().max(1e-9);
+    let issue_per_s = per_s(1, issue);
+    let raw_sign_per_s = per_s(1, raw);
+    let issue_per_s_threads = per_s(threads, issue_n);
+    let raw_sign_per_s_threads = per_s(threads, raw_n);
+    Ok(IssueReport {
+        count,
+        issue_per_s,
+        raw_sign_per_s,
+        ratio: issue_per_s / raw_sign_per_s,
+        message_bytes: message_len,
+        threads,
+        issue_per_s_threads,
+        raw_sign_per_s_threads,
+        scaling: issue_per_s_threads / (f64::from(threads) * issue_per_s),
+        ratio_threads: issue_per_s_threads / raw_sign_per_s_threads,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    })
 }
 
 /// Result of `bench user-add`.
@@ -93,48 +208,6 @@ pub struct UserAddReport {
 
 pub(crate) fn progress(json: bool, len: u64, what: &str) -> crate::cli::progress::Bar {
     crate::cli::progress::Bar::for_output(json, len, what)
-}
-
-/// Issues `count` user JWTs and makes `count` raw signatures, timing each.
-pub fn measure_issue(count: u32) -> Result<IssueReport> {
-    let count = count.max(1);
-    let account = KeyPair::generate(KeyKind::Account);
-    let user = KeyPair::generate(KeyKind::User).user_public_key()?;
-    let mut claims = UserClaims::new(&user, "bench_user");
-    let p = &mut claims.nats.limits.permissions;
-    p.publish.allow = vec![Subject::new("orders.>")?, Subject::new("_INBOX.>")?];
-    p.subscribe.allow = vec![Subject::new("orders.*.status")?, Subject::new("_INBOX.>")?];
-    p.publish.deny = vec![Subject::new("orders.admin.>")?];
-
-    // Warm up and learn the message size.
-    let token = claims.encode(&account)?;
-    let message_len = token.rfind('.').unwrap_or(token.len());
-    let message = token.as_bytes()[..message_len].to_vec();
-
-    let start = Instant::now();
-    let mut sink = 0usize;
-    for _ in 0..count {
-        sink = sink.wrapping_add(claims.encode(&account)?.len());
-    }
-    let issue = start.elapsed();
-
-    let start = Instant::now();
-    for _ in 0..count {
-        sink = sink.wrapping_add(account.sign(&message).len());
-    }
-    let raw = start.elapsed();
-    std::hint::black_box(sink);
-
-    let per_s = |d: Duration| f64::from(count) / d.as_secs_f64().max(1e-9);
-    let issue_per_s = per_s(issue);
-    let raw_sign_per_s = per_s(raw);
-    Ok(IssueReport {
-        count,
-        issue_per_s,
-        raw_sign_per_s,
-        ratio: issue_per_s / raw_sign_per_s,
-        message_bytes: message_len,
-    })
 }
 
 /// Adds `count` users to a fresh SQLite database in a temporary directory.
@@ -163,15 +236,30 @@ fn rand_key() -> [u8; 32] {
     rand::random()
 }
 
-/// Runs `warden bench issue` and prints its report.
-pub fn issue(json: bool, count: u32) -> Result<()> {
-    let r = measure_issue(count)?;
+/// Runs `warden bench issue` and prints its report; `threads` defaults to one per core.
+pub fn issue(json: bool, count: u32, threads: Option<u32>) -> Result<()> {
+    let threads = threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1))
+    });
+    let r = measure_issue(count, threads)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         println!(
-            "issued {} user JWTs: {:.0}/s\nraw Ed25519 signatures over {} bytes: {:.0}/s\nratio issue/raw: {:.3}",
-            r.count, r.issue_per_s, r.message_bytes, r.raw_sign_per_s, r.ratio
+            "one thread: issued {} user JWTs: {:.0}/s; raw Ed25519 signatures over {} bytes: {:.0}/s; ratio issue/raw: {:.3}\n\
+             {} threads ({} cores): issued {:.0}/s = {:.3} × {} × the one-thread rate; raw signatures {:.0}/s; ratio issue/raw: {:.3}",
+            r.count,
+            r.issue_per_s,
+            r.message_bytes,
+            r.raw_sign_per_s,
+            r.ratio,
+            r.threads,
+            r.cores,
+            r.issue_per_s_threads,
+            r.scaling,
+            r.threads,
+            r.raw_sign_per_s_threads,
+            r.ratio_threads
         );
     }
     Ok(())

@@ -10,11 +10,15 @@ use crate::bench;
 /// Subcommands of `warden bench`.
 #[derive(Subcommand, Debug)]
 pub enum BenchCmd {
-    /// JWT issuance rate vs raw Ed25519 signing rate.
+    /// JWT issuance rate vs raw Ed25519 signing rate, on one core and on N threads.
     Issue {
-        /// Tokens to issue (and signatures to make).
+        /// Tokens to issue (and signatures to make) per thread.
         #[arg(long, default_value_t = 20_000)]
         count: u32,
+        /// Threads issuing (and signing) at once in the second measurement (default: one
+        /// per core).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+        threads: Option<u32>,
     },
     /// Time N `user add` operations on a fresh SQLite database.
     UserAdd {
@@ -263,7 +267,7 @@ impl From<ChatBenchArgs> for bench::chat::ChatBenchOptions {
 /// Runs `warden bench …`.
 pub async fn run(json: bool, cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
-        BenchCmd::Issue { count } => bench::issue(json, count),
+        BenchCmd::Issue { count, threads } => bench::issue(json, count, threads),
         BenchCmd::UserAdd { count } => bench::user_add(json, count).await,
         BenchCmd::Export(a) => bench::nsc::bench_export(json, a.into()).await,
         BenchCmd::Devices(a) => bench::devices::bench(json, a.into()).await,
