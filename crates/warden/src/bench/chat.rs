@@ -7,7 +7,11 @@
 //!   after, and bytes per connection;
 //! - delivery phase: C clients in R rooms, each sending messages at a steady rate for S
 //!   seconds; deliveries per second and delivery latency (the send time travels in the
-//!   message text and is read by every receiver on the same clock).
+//!   message text and is read by every receiver on the same clock);
+//! - or, with `--messages N`, the closed loop: `--senders-per-room` members of each room
+//!   send N messages each, keeping at most `--window` of their own in flight (the next
+//!   one goes as soon as the sender's own echo arrives), so the gateway's round trip —
+//!   store, publish, deliver — sets the pace rather than a fixed rate.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -53,6 +57,12 @@ pub struct ChatBenchOptions {
     pub idle: u32,
     /// Gateway binary (default: this executable).
     pub warden: Option<PathBuf>,
+    /// Closed loop: messages each sender sends (0: the fixed-rate phase instead).
+    pub messages: u32,
+    /// Closed loop: a sender's own messages in flight at most.
+    pub window: u32,
+    /// Closed loop: senders per room (the first members of each room).
+    pub senders_per_room: u32,
 }
 
 /// The idle phase's figures.
@@ -77,8 +87,13 @@ pub struct DeliveryReport {
     pub clients: u32,
     /// Rooms.
     pub rooms: u32,
-    /// Messages per second each client meant to send.
+    /// `rate` (every client sends at a fixed rate) or `closed_loop`.
+    pub mode: &'static str,
+    /// Messages per second each client meant to send (fixed rate).
     pub rate_per_client: f64,
+    /// Closed loop: senders per room, their window and messages each.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed_loop: Option<ClosedLoop>,
     /// Seconds of sending.
     pub seconds: f64,
     /// Messages sent.
@@ -101,6 +116,17 @@ pub struct DeliveryReport {
     pub errors: BTreeMap<String, u64>,
     /// Gateway resident memory at the end, KiB.
     pub rss_kib: u64,
+}
+
+/// The shape of the closed-loop workload.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ClosedLoop {
+    /// Senders per room.
+    pub senders_per_room: u32,
+    /// Own messages in flight per sender, at most.
+    pub window: u32,
+    /// Messages each sender sends.
+    pub messages: u32,
 }
 
 /// Everything `warden bench chat` measured.
@@ -168,6 +194,18 @@ pub async fn bench(json: bool, args: ChatBenchOptions) -> Result<()> {
             "--rate must be in (0, 1000] messages per second and --seconds at least 1",
         ));
     }
+    if args.messages > 0 {
+        if args.window == 0 {
+            return Err(usage("--window must be at least 1"));
+        }
+        if args.senders_per_room == 0
+            || u64::from(args.senders_per_room) * u64::from(args.rooms) > u64::from(args.clients)
+        {
+            return Err(usage(
+                "--senders-per-room must be at least 1 and at most --clients / --rooms",
+            ));
+        }
+    }
     // Sockets of the bench and of the gateway (a child inherits the raised limit), plus
     // the files and NATS connections of each.
     let want = u64::from(args.idle.max(args.clients)) + 512;
@@ -213,7 +251,13 @@ pub async fn bench(json: bool, args: ChatBenchOptions) -> Result<()> {
         Some(p) => p.clone(),
         None => std::env::current_exe().context("locating this executable")?,
     };
-    let rate_flag = ((args.rate * 2.0).ceil() as u64).max(20);
+    // A closed-loop sender sends as fast as its echoes come back: the rate limit must not
+    // be what is measured.
+    let rate_flag = if args.messages > 0 {
+        100_000
+    } else {
+        ((args.rate * 2.0).ceil() as u64).max(20)
+    };
     let gateway = start_gateway(
         &warden_bin,
         &data,
@@ -231,7 +275,9 @@ pub async fn bench(json: bool, args: ChatBenchOptions) -> Result<()> {
     } else {
         None
     };
-    let delivery = if args.clients > 0 {
+    let delivery = if args.clients > 0 && args.messages > 0 {
+        Some(closed_loop_phase(json, &gateway, &tokens, &room_ids, &args).await?)
+    } else if args.clients > 0 {
         Some(delivery_phase(json, &gateway, &tokens, &room_ids, &args).await?)
     } else {
         None
@@ -273,7 +319,30 @@ fn print_report(json: bool, r: &ChatBenchReport) -> Result<()> {
             i.bytes_per_connection
         );
     }
-    if let Some(d) = &r.delivery {
+    if let Some(d) = &r.delivery
+        && let Some(c) = &d.closed_loop
+    {
+        println!(
+            "closed loop: {} clients in {} rooms, {} sender(s) per room with {} in flight, {} messages each: {} sent, {} of {} delivered in {:.2} s, {:.0} deliveries/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; gateway RSS {} KiB",
+            d.clients,
+            d.rooms,
+            c.senders_per_room,
+            c.window,
+            c.messages,
+            d.sent,
+            d.delivered,
+            d.expected_deliveries,
+            d.delivery_seconds,
+            d.delivered_per_s,
+            d.latency_ms_p50,
+            d.latency_ms_p99,
+            d.latency_ms_max,
+            d.rss_kib
+        );
+        if !d.errors.is_empty() {
+            println!("errors: {:?}", d.errors);
+        }
+    } else if let Some(d) = &r.delivery {
         println!(
             "delivery: {} clients in {} rooms, {} msg/s each for {:.0} s: {} sent, {} of {} delivered, {:.0} deliveries/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; gateway RSS {} KiB",
             d.clients,
@@ -721,7 +790,9 @@ async fn delivery_phase(
     Ok(DeliveryReport {
         clients: args.clients,
         rooms: rooms.len() as u32,
+        mode: "rate",
         rate_per_client: args.rate,
+        closed_loop: None,
         seconds: sending.as_secs_f64(),
         sent: sent_total,
         expected_deliveries: expected,
@@ -729,6 +800,181 @@ async fn delivery_phase(
         delivery_seconds: span.as_secs_f64(),
         // Over the time deliveries took: sending, plus the tail of the last ones.
         delivered_per_s: delivered_total as f64 / span.as_secs_f64(),
+        latency_ms_p50: pct(0.50),
+        latency_ms_p99: pct(0.99),
+        latency_ms_max: pct(1.0),
+        errors,
+        rss_kib,
+    })
+}
+
+/// Reads one frame a client received at `now` into `seen`: a bench message's latency
+/// (its send time is the last word of its text), or an error's code. Returns the index
+/// of the client that sent the message, if it was one.
+fn record(seen: &mut Seen, text: &str, now: Duration, delivered: &AtomicU64) -> Option<u32> {
+    let Ok(f) = serde_json::from_str::<Frame>(text) else {
+        *seen.errors.entry("not_json".into()).or_default() += 1;
+        return None;
+    };
+    match f.kind.as_str() {
+        "message" => {
+            let content = f.content.as_deref()?;
+            let mut words = content.split(' ');
+            let sender = words.nth(1).and_then(|w| w.parse::<u32>().ok());
+            let sent_us = content
+                .rsplit(' ')
+                .next()
+                .and_then(|t| t.parse::<u128>().ok())?;
+            let lat = now.as_micros().saturating_sub(sent_us);
+            seen.latencies_us.push(lat.min(u128::from(u32::MAX)) as u32);
+            delivered.fetch_add(1, Ordering::Relaxed);
+            seen.last_arrival = now;
+            sender
+        }
+        "error" => {
+            *seen
+                .errors
+                .entry(f.code.unwrap_or_else(|| "?".into()))
+                .or_default() += 1;
+            None
+        }
+        _ => None,
+    }
+}
+
+/// The closed loop: the first `senders_per_room` members of each room send `messages`
+/// each, at most `window` of their own in flight; every member (senders too) times every
+/// delivery from send to receipt.
+async fn closed_loop_phase(
+    json: bool,
+    gw: &GatewayChild,
+    tokens: &Tokens,
+    rooms: &[i64],
+    args: &ChatBenchOptions,
+) -> Result<DeliveryReport> {
+    let sockets = open_clients(json, "clients", &gw.addr, tokens, rooms, args.clients).await?;
+    let shape = ClosedLoop {
+        senders_per_room: args.senders_per_room,
+        window: args.window,
+        messages: args.messages,
+    };
+    let members_per_room: Vec<u64> = (0..rooms.len())
+        .map(|r| {
+            (0..args.clients)
+                .filter(|i| *i as usize % rooms.len() == r)
+                .count() as u64
+        })
+        .collect();
+    let expected: u64 = members_per_room
+        .iter()
+        .map(|m| m * u64::from(args.senders_per_room) * u64::from(args.messages))
+        .sum();
+    // Client i is in room i % rooms: clients 0 .. rooms × senders_per_room are the senders.
+    let senders = rooms.len() as u32 * args.senders_per_room;
+    let sent = Arc::new(AtomicU64::new(0));
+    let delivered = Arc::new(AtomicU64::new(0));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (go_tx, go_rx) = tokio::sync::watch::channel(None::<Instant>);
+    let mut tasks = Vec::new();
+    for (i, mut ws) in sockets {
+        let delivered = delivered.clone();
+        let sent = sent.clone();
+        let mut stop = stop_rx.clone();
+        let mut go = go_rx.clone();
+        let to_send = if i < senders { args.messages } else { 0 };
+        let window = args.window;
+        tasks.push(tokio::spawn(async move {
+            let mut seen = Seen::default();
+            let Ok(epoch) = go
+                .wait_for(Option::is_some)
+                .await
+                .map(|e| e.unwrap_or_else(Instant::now))
+            else {
+                return seen;
+            };
+            let (mut seq, mut in_flight) = (0u32, 0u32);
+            loop {
+                while seq < to_send && in_flight < window {
+                    let body = serde_json::json!({
+                        "type": "message",
+                        "content": format!("bench {i} {seq} {}", epoch.elapsed().as_micros()),
+                    })
+                    .to_string();
+                    if ws.send(Message::text(body)).await.is_err() {
+                        return seen;
+                    }
+                    seq += 1;
+                    in_flight += 1;
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
+                let msg = tokio::select! {
+                    m = ws.next() => m,
+                    _ = stop.wait_for(|s| *s) => break,
+                };
+                match msg {
+                    Some(Ok(Message::Text(t))) => {
+                        let from = record(&mut seen, t.as_str(), epoch.elapsed(), &delivered);
+                        if from == Some(i) {
+                            in_flight = in_flight.saturating_sub(1);
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    _ => break,
+                }
+            }
+            seen
+        }));
+    }
+    let bar = super::super::bench::progress(json, expected, "deliveries");
+    let epoch = Instant::now();
+    let _ = go_tx.send(Some(epoch));
+    // Until every delivery arrived, or ten seconds without progress.
+    let mut last = delivered.load(Ordering::Relaxed);
+    let mut last_change = Instant::now();
+    while last < expected && last_change.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await; // polling a counter
+        let now = delivered.load(Ordering::Relaxed);
+        bar.set_position(now);
+        if now != last {
+            last = now;
+            last_change = Instant::now();
+        }
+    }
+    bar.finish_and_clear();
+    let rss_kib = gw.rss_kib()?;
+    let _ = stop_tx.send(true);
+    let mut latencies = Vec::new();
+    let mut errors = BTreeMap::new();
+    let mut span = Duration::ZERO;
+    for t in tasks {
+        let seen = t.await.context("client task")?;
+        span = span.max(seen.last_arrival);
+        latencies.extend(seen.latencies_us);
+        for (k, v) in seen.errors {
+            *errors.entry(k).or_default() += v;
+        }
+    }
+    latencies.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if latencies.is_empty() {
+            return 0.0;
+        }
+        let idx = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+        f64::from(latencies[idx]) / 1000.0
+    };
+    let delivered_total = delivered.load(Ordering::Relaxed);
+    Ok(DeliveryReport {
+        clients: args.clients,
+        rooms: rooms.len() as u32,
+        mode: "closed_loop",
+        rate_per_client: 0.0,
+        closed_loop: Some(shape),
+        seconds: span.as_secs_f64(),
+        sent: sent.load(Ordering::Relaxed),
+        expected_deliveries: expected,
+        delivered: delivered_total,
+        delivery_seconds: span.as_secs_f64(),
+        delivered_per_s: delivered_total as f64 / span.as_secs_f64().max(1e-6),
         latency_ms_p50: pct(0.50),
         latency_ms_p99: pct(0.99),
         latency_ms_max: pct(1.0),

@@ -248,6 +248,16 @@ pub struct ChatBenchArgs {
     /// Gateway binary (default: this executable).
     #[arg(long, value_name = "PATH")]
     pub warden: Option<PathBuf>,
+    /// Closed loop instead of a fixed rate: messages each sender sends (0: off).
+    #[arg(long, default_value_t = 0)]
+    pub messages: u32,
+    /// Closed loop: a sender's own messages in flight at most (the next goes when an
+    /// echo arrives).
+    #[arg(long, default_value_t = 1)]
+    pub window: u32,
+    /// Closed loop: senders per room.
+    #[arg(long, default_value_t = 1)]
+    pub senders_per_room: u32,
 }
 
 impl From<ChatBenchArgs> for bench::chat::ChatBenchOptions {
@@ -260,6 +270,9 @@ impl From<ChatBenchArgs> for bench::chat::ChatBenchOptions {
             seconds: a.seconds,
             idle: a.idle,
             warden: a.warden,
+            messages: a.messages,
+            window: a.window,
+            senders_per_room: a.senders_per_room,
         }
     }
 }
