@@ -10,12 +10,24 @@
 //!
 //! Fan-out of messages and rule changes to other gateways is not done here: the gateway
 //! publishes what an operation reports (a stored message, rules changed, a room deleted).
+//!
+//! Messages from sockets go through a [`RoomWriter`] (group commit): the posts that arrive
+//! while the previous batch is being written — from any rooms, any sockets — are checked
+//! and stored together in one transaction; the gateway's hook sees the stored messages in
+//! id order, and only then is each sender answered. A sender's answer therefore means its
+//! message is committed; a refused post in a batch changes nothing and does not affect the
+//! others.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
 use warden_chat::permissions::{Permissions, RoomFacts, RuleFacts, evaluate};
 use warden_chat::protocol::MessageOut;
-use warden_store::rooms::{MessageQuery, NewRoom, PutRule};
+use warden_store::rooms::{MessageQuery, NewMessage, NewRoom, PutRule};
 use warden_store::{MessageRow, NewEvent, RoomRow, RoomRuleRow, StoreError};
 
 pub use warden_chat::permissions::{Caller as ChatUser, Rights};
@@ -768,41 +780,238 @@ impl Rooms {
 
     /// Stores `content` from `user` under the room's next id, if the user may write
     /// there and the text fits the policy ([`OpsError::NotFound`] if the room is gone).
-    /// The rights are read in the same transaction as the message is stored.
+    /// The rights are read in the same transaction as the message is stored. (Sockets post
+    /// through a [`RoomWriter`], which does the same for many posts in one transaction.)
     pub async fn post(&self, user: &ChatUser, room_id: i64, content: &str) -> Result<Posting> {
-        self.warden.need(Scope::Write, "sending messages")?;
-        let mut tx = self.warden.store().begin().await?;
-        let room = tx
-            .lock_room(room_id)
-            .await?
-            .ok_or_else(|| room_not_found(room_id))?;
-        let rules = tx.room_rules(room_id).await?;
-        if !rights_in(&room, user, &rules).write {
-            return Ok(Posting::NotWritable);
-        }
-        let limit = self.policy.max_message_bytes;
-        if content.len() > limit {
-            return Ok(Posting::TooLarge {
-                bytes: content.len(),
-                limit,
-            });
-        }
-        if content.trim().is_empty() {
-            return Ok(Posting::Empty);
-        }
-        let row = tx
-            .append_room_message(
-                room_id,
-                &user.user_uuid,
-                &user.entity_uuid,
-                content,
-                now_ms(),
-            )
+        let post = PostRef {
+            user,
+            room_id,
+            content,
+        };
+        self.store_posts(std::slice::from_ref(&post))
             .await
-            .map_err(found)?;
-        tx.commit().await?;
-        Ok(Posting::Stored(message_out(row)))
+            .pop()
+            .unwrap_or_else(|| Err(undecided()))
     }
+
+    /// A group-commit writer of messages on these rooms (spawned on the current runtime;
+    /// it stops when the last clone of the writer is dropped). `hook` gets every committed
+    /// batch's stored messages — by room id, each room's in id order — before their
+    /// senders are answered: the gateway publishes them there, so one gateway's messages
+    /// of a room go out in id order.
+    pub fn writer(&self, hook: StoredHook) -> RoomWriter {
+        let (queue, rx) = mpsc::channel(WRITER_QUEUE);
+        tokio::spawn(self.clone().write_batches(rx, hook));
+        RoomWriter { queue }
+    }
+
+    /// The writer's loop: takes whatever is queued (at least one post, at most
+    /// [`MAX_BATCH`]), stores it in one transaction, hands the stored messages to the hook,
+    /// answers every sender; meanwhile the next batch queues up.
+    async fn write_batches(self, mut rx: mpsc::Receiver<PendingPost>, hook: StoredHook) {
+        let mut batch = Vec::with_capacity(64);
+        while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            let refs: Vec<PostRef<'_>> = batch
+                .iter()
+                .map(|p| PostRef {
+                    user: &p.user,
+                    room_id: p.room_id,
+                    content: &p.content,
+                })
+                .collect();
+            let mut outcomes = self.store_posts(&refs).await;
+            drop(refs);
+            let stored: Vec<MessageOut> = outcomes
+                .iter()
+                .filter_map(|o| match o {
+                    Ok(Posting::Stored(m)) => Some(m.clone()),
+                    _ => None,
+                })
+                .collect();
+            let mut by_room_and_id: Vec<&MessageOut> = stored.iter().collect();
+            by_room_and_id.sort_by_key(|m| (m.room_id, m.id));
+            let in_order: Vec<MessageOut> = by_room_and_id.into_iter().cloned().collect();
+            if !in_order.is_empty()
+                && let Err(e) = hook(in_order).await
+            {
+                // Stored (the history and a resume have it) but not handed on: the sender
+                // must not wait for an echo that will not come.
+                for o in &mut outcomes {
+                    if let Ok(Posting::Stored(m)) = o {
+                        *o = Err(OpsError::Unavailable(format!(
+                            "message {} of room {} was stored but not delivered: {e}",
+                            m.id, m.room_id
+                        )));
+                    }
+                }
+            }
+            for (post, outcome) in batch.drain(..).zip(outcomes) {
+                // A sender that went away meanwhile needs no answer.
+                let _ = post.reply.send(outcome);
+            }
+        }
+    }
+
+    /// Stores `posts` in one transaction; if that transaction fails as a whole (not a
+    /// refusal: those are per post and change nothing), each post is tried alone, so one
+    /// post cannot fail its batch neighbours.
+    async fn store_posts(&self, posts: &[PostRef<'_>]) -> Vec<Result<Posting>> {
+        match self.store_batch(posts).await {
+            Ok(outcomes) => outcomes,
+            Err(e) if posts.len() == 1 => vec![Err(e)],
+            Err(e) => {
+                tracing::warn!(error = %e, posts = posts.len(), "a batch of room messages failed; storing them one at a time");
+                let mut outcomes = Vec::with_capacity(posts.len());
+                for post in posts {
+                    outcomes.push(match self.store_batch(std::slice::from_ref(post)).await {
+                        Ok(mut one) => one.pop().unwrap_or_else(|| Err(undecided())),
+                        Err(e) => Err(e),
+                    });
+                }
+                outcomes
+            }
+        }
+    }
+
+    /// One transaction for `posts`: per room (ascending ids, so concurrent writers lock
+    /// rooms in one order), lock the room, read its rules once, decide each post in
+    /// arrival order, append the accepted ones; commit. The outcome of each post, in order.
+    async fn store_batch(&self, posts: &[PostRef<'_>]) -> Result<Vec<Result<Posting>>> {
+        self.warden.need(Scope::Write, "sending messages")?;
+        let mut by_room: std::collections::BTreeMap<i64, Vec<usize>> = Default::default();
+        for (i, p) in posts.iter().enumerate() {
+            by_room.entry(p.room_id).or_default().push(i);
+        }
+        let mut outcomes: Vec<Option<Result<Posting>>> = posts.iter().map(|_| None).collect();
+        let limit = self.policy.max_message_bytes;
+        let sent_at_ms = now_ms();
+        let room_ids: Vec<i64> = by_room.keys().copied().collect();
+        let mut tx = self.warden.store().begin().await?;
+        // A few statements for the whole batch, whatever the number of rooms.
+        let locked = tx.lock_rooms(&room_ids).await?;
+        let all_rules = tx.rules_of_rooms(&room_ids).await?;
+        let mut accepted = Vec::with_capacity(posts.len());
+        let mut new = Vec::with_capacity(posts.len());
+        for (&room_id, indexes) in &by_room {
+            let Some(room) = locked.iter().find(|r| r.id == room_id) else {
+                for &i in indexes {
+                    outcomes[i] = Some(Err(room_not_found(room_id)));
+                }
+                continue;
+            };
+            let rules: Vec<RoomRuleRow> = all_rules
+                .iter()
+                .filter(|r| r.room_id == room_id)
+                .cloned()
+                .collect();
+            let rules = rule_facts(&rules);
+            let facts = room_facts(room);
+            for &i in indexes {
+                let p = &posts[i];
+                let refused = if !evaluate(&facts, p.user, &rules).write {
+                    Posting::NotWritable
+                } else if p.content.len() > limit {
+                    Posting::TooLarge {
+                        bytes: p.content.len(),
+                        limit,
+                    }
+                } else if p.content.trim().is_empty() {
+                    Posting::Empty
+                } else {
+                    accepted.push(i);
+                    new.push((
+                        room_id,
+                        NewMessage {
+                            sender_user: &p.user.user_uuid,
+                            sender_entity: &p.user.entity_uuid,
+                            body: p.content,
+                            sent_at_ms,
+                        },
+                    ));
+                    continue;
+                };
+                outcomes[i] = Some(Ok(refused));
+            }
+        }
+        let rows = tx.append_messages(&new).await.map_err(found)?;
+        for (i, row) in accepted.into_iter().zip(rows) {
+            outcomes[i] = Some(Ok(Posting::Stored(message_out(row))));
+        }
+        tx.commit().await?;
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(undecided())))
+            .collect())
+    }
+}
+
+/// Most posts a [`RoomWriter`] stores in one transaction.
+pub const MAX_BATCH: usize = 512;
+/// Posts queued for a [`RoomWriter`] at most; beyond, senders wait to queue.
+const WRITER_QUEUE: usize = 4096;
+
+/// What a [`RoomWriter`] does with the messages of each committed batch before their
+/// senders are answered (the gateway publishes them); an error is reported to those
+/// senders.
+pub type StoredHook = Arc<
+    dyn Fn(Vec<MessageOut>) -> Pin<Box<dyn Future<Output = std::result::Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// A post borrowed for deciding and storing.
+struct PostRef<'a> {
+    user: &'a ChatUser,
+    room_id: i64,
+    content: &'a str,
+}
+
+/// A post queued for the writer, with where its outcome goes.
+struct PendingPost {
+    user: ChatUser,
+    room_id: i64,
+    content: String,
+    reply: oneshot::Sender<Result<Posting>>,
+}
+
+/// The group-commit writer of a gateway's messages ([`Rooms::writer`]): cheap to clone,
+/// one per gateway.
+#[derive(Clone)]
+pub struct RoomWriter {
+    queue: mpsc::Sender<PendingPost>,
+}
+
+impl std::fmt::Debug for RoomWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoomWriter").finish_non_exhaustive()
+    }
+}
+
+impl RoomWriter {
+    /// [`Rooms::post`] in the writer's next batch: answers once the batch is committed and
+    /// its messages handed to the hook (or refused: then nothing of this post was stored).
+    pub async fn post(&self, user: &ChatUser, room_id: i64, content: String) -> Result<Posting> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(PendingPost {
+                user: user.clone(),
+                room_id,
+                content,
+                reply,
+            })
+            .await
+            .map_err(|_| writer_stopped())?;
+        answer.await.map_err(|_| writer_stopped())?
+    }
+}
+
+fn writer_stopped() -> OpsError {
+    OpsError::Unavailable("the room writer has stopped".into())
+}
+
+/// A post the batch left without an outcome (cannot happen: every index is decided).
+fn undecided() -> OpsError {
+    OpsError::Unavailable("the message was not decided".into())
 }
 
 #[cfg(test)]
@@ -1020,6 +1229,123 @@ mod tests {
             ["room.invitation.decline", "room.delete"],
             "{actions:?}"
         );
+    }
+
+    /// The group-commit writer: posts of several rooms and users queued together are one
+    /// transaction; each gets its own outcome (refusals store nothing and do not disturb
+    /// their neighbours), ids of a room follow the order of arrival, and the hook gets the
+    /// batch in id order before any sender is answered.
+    async fn writer_batches_on(url: &str) {
+        let store = Store::open(url, MasterKey::generate())
+            .await
+            .expect("open store");
+        let w = Warden::open(store, Actor::system("chat"))
+            .await
+            .expect("open warden");
+        let rooms = Rooms::new(w.clone(), POLICY);
+        let owner = user("u-owner", "e-acme", 100);
+        let mut ids = Vec::new();
+        for name in ["a", "b"] {
+            let req = NewRoomRequest {
+                name: name.into(),
+                ..NewRoomRequest::default()
+            };
+            let id = rooms.create(&owner, req).await.expect("create").room.id;
+            for (who, perms) in [("e-w", "rw"), ("u-reader", "r")] {
+                let rule = RuleRequest {
+                    entity_uuid: who.into(),
+                    permissions: perms.into(),
+                    level: None,
+                };
+                rooms.put_rule(&owner, id, rule).await.expect("rule");
+            }
+            ids.push(id);
+        }
+        let (a, b) = (ids[0], ids[1]);
+        let batches = Arc::new(std::sync::Mutex::new(Vec::<Vec<(i64, i64)>>::new()));
+        let seen = batches.clone();
+        let hook: StoredHook = Arc::new(move |messages| {
+            let ids = messages.iter().map(|m| (m.room_id, m.id)).collect();
+            seen.lock().expect("hook log").push(ids);
+            Box::pin(async { Ok(()) })
+        });
+        let writer = rooms.writer(hook);
+        let (w1, w2) = (user("u-w1", "e-w", 1), user("u-w2", "e-w", 1));
+        let reader = user("u-reader", "e-r", 1);
+        let long = "x".repeat(17);
+        let posts = [
+            (&w1, a, "a1"),
+            (&reader, a, "refused"),
+            (&w2, b, "b1"),
+            (&w1, a, " "),
+            (&w1, a, long.as_str()),
+            (&w2, b + 99, "nowhere"),
+            (&w1, a, "a2"),
+            (&w2, b, "b2"),
+            (&w2, a, "a3"),
+        ];
+        // Queued together before the writer runs (one thread): one batch.
+        let outcomes = futures::future::join_all(
+            posts
+                .iter()
+                .map(|(u, room, text)| writer.post(u, *room, text.to_string())),
+        )
+        .await;
+        let stored = |o: &Result<Posting>| match o {
+            Ok(Posting::Stored(m)) => Some((m.room_id, m.id, m.content.clone())),
+            _ => None,
+        };
+        assert_eq!(stored(&outcomes[0]), Some((a, 1, "a1".into())));
+        assert_eq!(outcomes[1].as_ref().ok(), Some(&Posting::NotWritable));
+        assert_eq!(stored(&outcomes[2]), Some((b, 1, "b1".into())));
+        assert_eq!(outcomes[3].as_ref().ok(), Some(&Posting::Empty));
+        assert_eq!(
+            outcomes[4].as_ref().ok(),
+            Some(&Posting::TooLarge {
+                bytes: 17,
+                limit: 16
+            })
+        );
+        assert_eq!(
+            outcomes[5].as_ref().map_err(OpsError::kind).err(),
+            Some(ErrorKind::NotFound)
+        );
+        assert_eq!(stored(&outcomes[6]), Some((a, 2, "a2".into())));
+        assert_eq!(stored(&outcomes[7]), Some((b, 2, "b2".into())));
+        assert_eq!(stored(&outcomes[8]), Some((a, 3, "a3".into())));
+        assert_eq!(
+            *batches.lock().expect("hook log"),
+            vec![vec![(a, 1), (a, 2), (a, 3), (b, 1), (b, 2)]]
+        );
+        let history: Vec<String> = rooms
+            .messages_after(&owner, a, 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.content)
+            .collect();
+        assert_eq!(history, ["a1", "a2", "a3"]);
+
+        // A hook that fails: the sender hears that, not a bare success.
+        let failing: StoredHook = Arc::new(|_| Box::pin(async { Err("no NATS".to_string()) }));
+        let writer = rooms.writer(failing);
+        let e = writer.post(&w1, a, "a4".into()).await.expect_err("failed");
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+        // The plain post (one transaction) still works alongside.
+        let one = rooms.post(&w1, a, "a5").await.unwrap();
+        assert!(matches!(one, Posting::Stored(m) if m.id == 5));
+    }
+
+    #[tokio::test]
+    async fn writer_batches_on_sqlite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        writer_batches_on(&format!("sqlite://{}/warden.db", dir.path().display())).await;
+    }
+
+    #[tokio::test]
+    async fn writer_batches_on_postgres() {
+        let db = warden_testkit::PgDatabase::create().await;
+        writer_batches_on(db.url()).await;
     }
 
     #[tokio::test]

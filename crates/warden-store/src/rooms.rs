@@ -556,6 +556,162 @@ impl Tx<'_> {
     }
 }
 
+/// A message to append with [`Tx::append_room_messages`] (the id is allocated there).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewMessage<'a> {
+    /// Sender's user UUID.
+    pub sender_user: &'a str,
+    /// Sender's entity UUID.
+    pub sender_entity: &'a str,
+    /// The text.
+    pub body: &'a str,
+    /// Stored, unix milliseconds.
+    pub sent_at_ms: i64,
+}
+
+/// Rows per `INSERT` of [`Tx::append_messages`] (6 parameters each: far below either
+/// database's limit on parameters per statement).
+const APPEND_CHUNK: usize = 200;
+
+/// `$first, $first+1, …` for `n` parameters.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Tx<'_> {
+    /// The rooms with these ids (absent ones left out), by id, locked until the
+    /// transaction ends: on PostgreSQL their rows (`FOR UPDATE`, taken in id order so
+    /// concurrent batches cannot deadlock); a SQLite transaction already holds the write
+    /// lock. One statement for a whole batch of a group commit.
+    pub async fn lock_rooms(&mut self, ids: &[i64]) -> Result<Vec<RoomRow>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lock = match self.store.backend() {
+            crate::Backend::Postgres => " FOR UPDATE",
+            crate::Backend::Sqlite => "",
+        };
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ROOM_COLUMNS} FROM rooms WHERE id IN ({}) ORDER BY id{lock}",
+            placeholders(1, ids.len())
+        )));
+        for id in ids {
+            query = query.bind(*id);
+        }
+        query
+            .fetch_all(self.conn())
+            .await
+            .map_err(StoreError::query("locking rooms"))?
+            .iter()
+            .map(RoomRow::from_row)
+            .collect()
+    }
+
+    /// Every rule of these rooms, by room and UUID, in one statement.
+    pub async fn rules_of_rooms(&mut self, ids: &[i64]) -> Result<Vec<RoomRuleRow>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RULE_COLUMNS} FROM room_rules WHERE room_id IN ({}) \
+             ORDER BY room_id, entity_uuid",
+            placeholders(1, ids.len())
+        )));
+        for id in ids {
+            query = query.bind(*id);
+        }
+        query
+            .fetch_all(self.conn())
+            .await
+            .map_err(StoreError::query("reading room rules"))?
+            .iter()
+            .map(RoomRuleRow::from_row)
+            .collect()
+    }
+
+    /// Stores `messages` (room, message) under their rooms' next ids, each room's in the
+    /// order given: one statement allocates the ids of every room, one multi-row insert
+    /// per [`APPEND_CHUNK`] stores them (a batch of a group commit). The rows, in the
+    /// order given. [`StoreError::NotFound`] if a room is gone (lock the rooms first).
+    pub async fn append_messages(
+        &mut self,
+        messages: &[(i64, NewMessage<'_>)],
+    ) -> Result<Vec<MessageRow>, StoreError> {
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut counts: std::collections::BTreeMap<i64, i64> = Default::default();
+        for (room, _) in messages {
+            *counts.entry(*room).or_default() += 1;
+        }
+        let mut cases = String::new();
+        for i in 0..counts.len() {
+            cases.push_str(&format!(" WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2));
+        }
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE rooms SET last_message_id = last_message_id + CASE id{cases} ELSE 0 END \
+             WHERE id IN ({}) RETURNING id, last_message_id",
+            placeholders(2 * counts.len() + 1, counts.len())
+        )));
+        for (room, n) in &counts {
+            query = query.bind(*room).bind(*n);
+        }
+        for room in counts.keys() {
+            query = query.bind(*room);
+        }
+        let rows = query
+            .fetch_all(self.conn())
+            .await
+            .map_err(StoreError::query("allocating message ids"))?;
+        // The next id of each room: its new last id minus its count, plus one.
+        let mut next: std::collections::BTreeMap<i64, i64> = Default::default();
+        for row in &rows {
+            let id: i64 = column(row, "id")?;
+            let last: i64 = column(row, "last_message_id")?;
+            next.insert(id, last - counts.get(&id).copied().unwrap_or(0) + 1);
+        }
+        let mut out = Vec::with_capacity(messages.len());
+        for (room, m) in messages {
+            let id = next.get_mut(room).ok_or_else(|| not_found(*room))?;
+            out.push(MessageRow {
+                room_id: *room,
+                id: *id,
+                sender_user: m.sender_user.to_string(),
+                sender_entity: m.sender_entity.to_string(),
+                body: m.body.to_string(),
+                sent_at_ms: m.sent_at_ms,
+            });
+            *id += 1;
+        }
+        for chunk in out.chunks(APPEND_CHUNK) {
+            let values = (0..chunk.len())
+                .map(|i| format!("({})", placeholders(i * 6 + 1, 6)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO room_messages ({MESSAGE_COLUMNS}) VALUES {values}"
+            )));
+            for row in chunk {
+                query = query
+                    .bind(row.room_id)
+                    .bind(row.id)
+                    .bind(row.sender_user.as_str())
+                    .bind(row.sender_entity.as_str())
+                    .bind(row.body.as_str())
+                    .bind(row.sent_at_ms);
+            }
+            query
+                .execute(self.conn())
+                .await
+                .map_err(StoreError::query("storing messages"))?;
+        }
+        Ok(out)
+    }
+}
+
 impl Store {
     /// Every room with an id above `after`, by id, at most `limit` (for the console's
     /// read-only list; the gateway lists rooms per user with [`Store::rooms_touching`]).

@@ -172,12 +172,15 @@ impl Hub {
         self.rooms.lock().await.len()
     }
 
-    /// Publishes a stored message to every gateway (this one included).
-    pub async fn publish_message(&self, m: &MessageOut) -> Result<(), async_nats::Error> {
-        let payload = serde_json::to_vec(m)?;
-        self.client
-            .publish(self.subject(m.room_id, "msg"), payload.into())
-            .await?;
+    /// Publishes stored messages to every gateway (this one included), in the order
+    /// given (the client writes them out in that order).
+    pub async fn publish_messages(&self, messages: &[MessageOut]) -> Result<(), async_nats::Error> {
+        for m in messages {
+            let payload = serde_json::to_vec(m)?;
+            self.client
+                .publish(self.subject(m.room_id, "msg"), payload.into())
+                .await?;
+        }
         Ok(())
     }
 

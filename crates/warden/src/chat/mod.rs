@@ -28,7 +28,7 @@ use axum::routing::{get, put};
 use tokio::sync::watch;
 use warden_chat::token::TokenValidator;
 use warden_core::{AccountSpec, UserSpec};
-use warden_ops::rooms::{Rooms, RoomsPolicy};
+use warden_ops::rooms::{RoomWriter, Rooms, RoomsPolicy, StoredHook};
 use warden_ops::{Actor, OpsError, Warden};
 
 pub use hub::Hub;
@@ -180,6 +180,8 @@ pub enum GatewayError {
 pub struct ChatState {
     /// The rooms operations, on the gateway's [`Warden`].
     pub(crate) rooms: Rooms,
+    /// Messages from sockets, stored in group commits and published by the writer.
+    pub(crate) writer: RoomWriter,
     pub(crate) cfg: Arc<ChatConfig>,
     pub(crate) hub: Arc<Hub>,
     pub(crate) stop: watch::Receiver<bool>,
@@ -239,8 +241,8 @@ impl ChatStats {
         self.accepted.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn delivered(&self) {
-        self.delivered.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn delivered(&self, frames: u64) {
+        self.delivered.fetch_add(frames, Ordering::Relaxed);
     }
 }
 
@@ -316,10 +318,24 @@ pub async fn start(
             url: nats.to_string(),
             reason: e.to_string(),
         })?;
+    let rooms = Rooms::new(warden.with_actor(Actor::system(GATEWAY_ACTOR)), cfg.policy);
+    let hub = Arc::new(Hub::new(client, SUBJECT_PREFIX));
+    // Each committed batch is published in id order before its senders hear back, so a
+    // sender's echo follows its ack and one gateway's messages of a room go out in order.
+    let publisher = hub.clone();
+    let hook: StoredHook = Arc::new(move |messages| {
+        let hub = publisher.clone();
+        Box::pin(async move {
+            hub.publish_messages(&messages)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    });
     Ok(ChatState {
-        rooms: Rooms::new(warden.with_actor(Actor::system(GATEWAY_ACTOR)), cfg.policy),
+        writer: rooms.writer(hook),
+        rooms,
         cfg: Arc::new(cfg),
-        hub: Arc::new(Hub::new(client, SUBJECT_PREFIX)),
+        hub,
         stop,
         sessions: Sessions::default(),
     })

@@ -12,9 +12,9 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use warden_chat::protocol::{
-    ClientFrame, ErrorCode, MessageOut, RateLimiter, ServerFrame, Status, parse_client,
+    ClientFrame, ErrorCode, RateLimiter, ServerFrame, Status, parse_client,
 };
 use warden_chat::token::ValidToken;
 use warden_ops::rooms::{Admission, Posting};
@@ -34,6 +34,13 @@ const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
 const SHUTDOWN_GOODBYE: Duration = Duration::from_millis(500);
 /// Read buffer of a socket (grown as needed for a larger frame).
 const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Frames queued for a socket are written out together once this much is buffered (and
+/// at the end of every batch); the buffer grows only while frames are queued.
+const WRITE_BUFFER_BYTES: usize = 16 * 1024;
+/// A socket whose unsent frames exceed this is failing to read: its writes fail.
+const MAX_WRITE_BUFFER_BYTES: usize = 1024 * 1024;
+/// Room messages written to a socket per flush at most (the rest wait for the next one).
+const FRAMES_PER_WRITE: u64 = 64;
 
 /// Close codes (RFC 6455 and the private range).
 const CLOSE_GOING_AWAY: u16 = 1001;
@@ -52,7 +59,8 @@ pub(super) async fn upgrade(
             // socket's memory (`warden bench chat`: ~137 KB per connection); chat frames
             // are small, and a larger frame still grows the buffer as it is read.
             .read_buffer_size(READ_BUFFER_BYTES)
-            .write_buffer_size(0)
+            .write_buffer_size(WRITE_BUFFER_BYTES)
+            .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
             .max_message_size(MAX_FRAME_BYTES)
             .max_frame_size(MAX_FRAME_BYTES)
             .on_upgrade(move |socket| async move {
@@ -81,6 +89,8 @@ struct Joined {
     member: Membership,
     /// Live messages with an id up to this were already sent from the store (resume).
     replayed_upto: i64,
+    /// An event taken from the queue while batching messages, handled next.
+    pending: Option<Result<RoomEvent, RecvError>>,
 }
 
 struct Session {
@@ -189,7 +199,7 @@ impl Session {
                     Some(Ok(msg)) => {
                         self.last_heard = Instant::now();
                         match msg {
-                            Message::Text(t) => self.on_text(t.as_str(), &mut sink).await,
+                            Message::Text(t) => Box::pin(self.on_text(t.as_str(), &mut sink)).await,
                             Message::Binary(_) => {
                                 self.reply(&mut sink, &ServerFrame::error(
                                     ErrorCode::InvalidJson,
@@ -201,7 +211,7 @@ impl Session {
                         }
                     }
                 },
-                event = recv_room(&mut self.joined) => self.on_room_event(event, &mut sink).await,
+                event = recv_room(&mut self.joined) => Box::pin(self.on_room_event(event, &mut sink)).await,
                 _ = ping.tick() => {
                     if self.last_heard.elapsed() > ping_every * 2 {
                         Next::Close(CLOSE_POLICY, "no pong")
@@ -211,7 +221,7 @@ impl Session {
                         Next::Continue
                     }
                 }
-                _ = sleep_until(expiry) => self.on_token_expired(&mut sink).await,
+                _ = sleep_until(expiry) => Box::pin(self.on_token_expired(&mut sink)).await,
                 _ = stopped(&mut stop) => Next::Close(CLOSE_GOING_AWAY, "server shutting down"),
             };
             match next {
@@ -423,6 +433,7 @@ impl Session {
             room_id,
             member,
             replayed_upto,
+            pending: None,
         });
         self.reply(
             sink,
@@ -452,53 +463,49 @@ impl Session {
         let Some(caller) = self.token.as_ref().map(|t| t.caller.clone()) else {
             return Next::Continue;
         };
-        // Stored once, here; then published to every gateway (this one included), which
-        // delivers it to its sockets in the room: the sender gets its echo that way.
-        let out: MessageOut = match self.state.rooms.post(&caller, room_id, &content).await {
-            Ok(Posting::Stored(m)) => m,
+        // Stored once, by the gateway's writer (a group commit with whatever other sockets
+        // sent meanwhile), which publishes the batch to every gateway (this one included)
+        // before answering: the sender gets its echo as a delivery in the room.
+        match self.state.writer.post(&caller, room_id, content).await {
+            Ok(Posting::Stored(_)) => {
+                super::stats().accepted();
+                Next::Continue
+            }
             Ok(Posting::NotWritable) => {
-                return self
-                    .reply(
-                        sink,
-                        &ServerFrame::error(
-                            ErrorCode::NotAuthorised,
-                            format!("sending to room {room_id} needs the w permission"),
-                        ),
-                    )
-                    .await;
+                self.reply(
+                    sink,
+                    &ServerFrame::error(
+                        ErrorCode::NotAuthorised,
+                        format!("sending to room {room_id} needs the w permission"),
+                    ),
+                )
+                .await
             }
             Ok(Posting::TooLarge { bytes, limit }) => {
-                return self
-                    .reply(
-                        sink,
-                        &ServerFrame::error(
-                            ErrorCode::TooLarge,
-                            format!("message of {bytes} bytes; the limit is {limit}"),
-                        ),
-                    )
-                    .await;
+                self.reply(
+                    sink,
+                    &ServerFrame::error(
+                        ErrorCode::TooLarge,
+                        format!("message of {bytes} bytes; the limit is {limit}"),
+                    ),
+                )
+                .await
             }
             Ok(Posting::Empty) => {
-                return self
-                    .reply(
-                        sink,
-                        &ServerFrame::error(ErrorCode::EmptyMessage, "empty message"),
-                    )
-                    .await;
+                self.reply(
+                    sink,
+                    &ServerFrame::error(ErrorCode::EmptyMessage, "empty message"),
+                )
+                .await
             }
             Err(e) => {
                 // A room deleted under the socket: the socket is no longer in it.
                 if matches!(e, OpsError::NotFound(_)) {
                     self.joined = None;
                 }
-                return self.reply(sink, &error_frame(&e)).await;
+                self.reply(sink, &error_frame(&e)).await
             }
-        };
-        if let Err(e) = self.state.hub.publish_message(&out).await {
-            return self.reply(sink, &internal_frame(&e)).await;
         }
-        super::stats().accepted();
-        Next::Continue
     }
 
     async fn on_room_event(
@@ -512,13 +519,36 @@ impl Session {
         let room_id = joined.room_id;
         match event {
             Ok(RoomEvent::Message { id, frame }) => {
-                if id <= joined.replayed_upto {
-                    return Next::Continue;
+                // This message and whatever else is already queued for the socket go out
+                // in one write: fed one by one, flushed once.
+                let mut fed = 0u64;
+                let mut next = Some((id, frame));
+                while let Some((id, frame)) = next.take() {
+                    if id > joined.replayed_upto {
+                        if sink.feed(Message::Text(frame)).await.is_err() {
+                            return Next::Close(CLOSE_GOING_AWAY, "send failed");
+                        }
+                        fed += 1;
+                    }
+                    if fed >= FRAMES_PER_WRITE {
+                        break;
+                    }
+                    match joined.member.rx.try_recv() {
+                        Ok(RoomEvent::Message { id, frame }) => next = Some((id, frame)),
+                        Ok(other) => joined.pending = Some(Ok(other)),
+                        Err(TryRecvError::Empty) => {}
+                        Err(TryRecvError::Lagged(n)) => {
+                            joined.pending = Some(Err(RecvError::Lagged(n)));
+                        }
+                        Err(TryRecvError::Closed) => joined.pending = Some(Err(RecvError::Closed)),
+                    }
                 }
-                if sink.send(Message::Text(frame)).await.is_err() {
-                    return Next::Close(CLOSE_GOING_AWAY, "send failed");
+                if fed > 0 {
+                    if sink.flush().await.is_err() {
+                        return Next::Close(CLOSE_GOING_AWAY, "send failed");
+                    }
+                    super::stats().delivered(fed);
                 }
-                super::stats().delivered();
                 Next::Continue
             }
             Ok(RoomEvent::RulesChanged) => self.recheck(sink).await,
@@ -609,7 +639,10 @@ fn left(room_id: i64, reason: &str) -> ServerFrame {
 
 async fn recv_room(joined: &mut Option<Joined>) -> Result<RoomEvent, RecvError> {
     match joined {
-        Some(j) => j.member.rx.recv().await,
+        Some(j) => match j.pending.take() {
+            Some(event) => event,
+            None => j.member.rx.recv().await,
+        },
         None => std::future::pending().await,
     }
 }
