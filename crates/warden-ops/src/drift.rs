@@ -887,6 +887,11 @@ impl DriftCache {
         w.need(Scope::Read, "comparing NATS with Warden")?;
         // One comparison at a time: they would only slow each other down on the server.
         let _one = self.running.lock().await;
+        self.compare_now(w).await
+    }
+
+    /// Compares and keeps the result; the caller holds `running`.
+    async fn compare_now(&self, w: &Warden) -> Result<std::sync::Arc<DriftSnapshot>> {
         let started = std::time::Instant::now();
         let computed_at = crate::now();
         let outcome = match w.drift_check(&self.link).await {
@@ -905,11 +910,17 @@ impl DriftCache {
         Ok(snap)
     }
 
-    /// The last comparison, or (none made yet) one made now.
+    /// The last comparison, or (none made yet) one made now; a comparison running
+    /// meanwhile (the background task's first) is waited for and its result used.
     pub async fn latest_or_refresh(&self, w: &Warden) -> Result<std::sync::Arc<DriftSnapshot>> {
+        if let Some(s) = self.latest() {
+            return Ok(s);
+        }
+        w.need(Scope::Read, "comparing NATS with Warden")?;
+        let _one = self.running.lock().await;
         match self.latest() {
             Some(s) => Ok(s),
-            None => self.refresh(w).await,
+            None => self.compare_now(w).await,
         }
     }
 

@@ -3,14 +3,15 @@
 //! administrators and the closed proposals; and the summaries of thousands of accounts
 //! (the system account's name, the hierarchy, every account's name with the exporters an
 //! account page offers) read through the store's light account query
-//! ([`warden_store::console_queries`]): no account JWT read, a spec decoded only where the
-//! account imports or exports. Every read needs the `read` scope.
+//! ([`warden_store::console_queries`]): no account JWT read; a spec read only where the
+//! account may export (decoded whole) or import (only its imports' accounts and subjects
+//! decoded). Every read needs the `read` scope.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use warden_core::AccountSpec;
 use warden_core::governance::{ObjectType, Proposal, ProposalStatus, Relationship, SYSADMIN};
-use warden_store::console_queries::AccountBrief;
+use warden_store::console_queries::{AccountBrief, SpecOf};
 use warden_store::governance::ProposalFilter;
 use warden_store::{RoomRow, RoomRuleRow};
 
@@ -65,24 +66,43 @@ pub struct Exporter {
 /// Every account's name by public key, and the accounts that export something.
 pub type NamesAndExporters = (BTreeMap<String, String>, Vec<Exporter>);
 
-/// An account of the light query with its kind and, when it imports or exports, its spec.
+/// An account of the light query with its kind (its spec, when read, in `row.spec`).
 struct Brief {
     row: AccountBrief,
     kind: AccountKind,
-    spec: Option<AccountSpec>,
+}
+
+/// What the hierarchy reads of an importing account's spec: each import's exporter and
+/// subject (the rest, activation tokens included, is skipped, not decoded).
+#[derive(serde::Deserialize)]
+struct ImportsOnly {
+    #[serde(default)]
+    imports: Vec<ImportRef>,
+}
+
+#[derive(serde::Deserialize)]
+struct ImportRef {
+    account: String,
+    subject: String,
+}
+
+/// A spec's text decoded as `T`; unreadable is the store's trouble.
+fn spec_as<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    serde_json::from_str(text)
+        .map_err(|e| OpsError::Conflict(format!("stored spec is unreadable: {e}")))
 }
 
 impl Warden {
-    /// Every account as the summary pages need it: one light query, the specs of the
-    /// accounts that import or export decoded, the kinds resolved.
-    async fn briefs(&self) -> Result<Vec<Brief>> {
+    /// Every account as the summary pages need it: one light query (with the specs of
+    /// the accounts `spec_of` names, as text), the kinds resolved.
+    async fn briefs(&self, spec_of: SpecOf) -> Result<Vec<Brief>> {
         let op = self
             .store
             .operator()
             .await?
             .ok_or(OpsError::NotInitialised)?;
         let mut out = Vec::new();
-        for mut row in self.store.account_briefs(&op.public_key).await? {
+        for row in self.store.account_briefs(&op.public_key, spec_of).await? {
             let kind = if row.public_key == op.system_account {
                 AccountKind::System
             } else if row.device {
@@ -92,11 +112,7 @@ impl Warden {
             } else {
                 AccountKind::Plain
             };
-            let spec = match row.links.take() {
-                Some(v) => Some(crate::warden::from_json::<AccountSpec>(&v)?),
-                None => None,
-            };
-            out.push(Brief { row, kind, spec });
+            out.push(Brief { row, kind });
         }
         Ok(out)
     }
@@ -121,9 +137,11 @@ impl Warden {
         self.need(Scope::Read, "listing accounts")?;
         let mut names = BTreeMap::new();
         let mut exporters = Vec::new();
-        for b in self.briefs().await? {
+        for b in self.briefs(SpecOf::Exporters).await? {
             names.insert(b.row.public_key.clone(), b.row.name.clone());
-            if let Some(spec) = b.spec.filter(|s| !s.exports.is_empty()) {
+            let Some(text) = &b.row.spec else { continue };
+            let spec: AccountSpec = spec_as(text)?;
+            if !spec.exports.is_empty() {
                 exporters.push(Exporter {
                     name: b.row.name,
                     public_key: b.row.public_key,
@@ -141,7 +159,7 @@ impl Warden {
     pub async fn hierarchy(&self, bounds: HierarchyBounds) -> Result<Hierarchy> {
         self.need(Scope::Read, "reading the hierarchy")?;
         let operator = self.operator().await?.name;
-        let briefs = self.briefs().await?;
+        let briefs = self.briefs(SpecOf::Importers).await?;
         let names: BTreeMap<&str, &str> = briefs
             .iter()
             .map(|b| (b.row.public_key.as_str(), b.row.name.as_str()))
@@ -190,8 +208,8 @@ impl Warden {
         let mut edges = Vec::new();
         let mut edges_hidden = 0;
         for b in &briefs {
-            let Some(spec) = &b.spec else { continue };
-            for i in &spec.imports {
+            let Some(text) = &b.row.spec else { continue };
+            for i in spec_as::<ImportsOnly>(text)?.imports {
                 let Some(from) = names.get(i.account.as_str()) else {
                     continue;
                 };
@@ -199,7 +217,7 @@ impl Warden {
                     edges.push(HierarchyEdge {
                         from: from.to_string(),
                         to: b.row.name.clone(),
-                        subject: i.subject.to_string(),
+                        subject: i.subject,
                     });
                 } else {
                     edges_hidden += 1;

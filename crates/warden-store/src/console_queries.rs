@@ -1,8 +1,9 @@
 //! Light reads of the account table for the pages that summarise thousands of accounts
 //! (the console's overview, hierarchy, operator and account pages): one statement each,
 //! returning only the columns those pages show. No account JWT is read, and a spec only
-//! where it may name imports or exports, so a page over 4,000 accounts does not move and
-//! decode 4,000 specs and JWTs to show names and counts.
+//! where it may name the imports or the exports the page needs (as text: the caller
+//! decodes what it reads of it), so a page over 4,000 accounts does not move and decode
+//! 4,000 specs and JWTs to show names and counts.
 
 use sqlx::AnyConnection;
 
@@ -26,21 +27,31 @@ pub struct AccountBrief {
     pub created_at: i64,
     /// Last update, unix seconds.
     pub updated_at: i64,
-    /// Its spec (JSON), read only when its text names `imports` or `exports` (a spec with
-    /// neither leaves the keys out); `None` for the others, which import and export nothing.
-    pub links: Option<serde_json::Value>,
+    /// Its spec (JSON text), read only when the text names the key asked for (`imports`
+    /// or `exports`: a spec without any leaves the key out); `None` for the others.
+    pub spec: Option<String>,
 }
 
-/// The statement behind [`Store::account_briefs`]: devices and tenants joined by account
-/// key, users counted in one grouped pass, the spec kept only where its text may name
-/// imports or exports (a key is written `"imports"`; inside a JSON string a quote is
-/// escaped, so a description cannot match; a tag named so can, and is decoded and found
-/// empty by the caller).
+/// Which accounts' specs [`Store::account_briefs`] reads: those that may import, or those
+/// that may export.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpecOf {
+    /// Specs whose text names `imports`.
+    Importers,
+    /// Specs whose text names `exports`.
+    Exporters,
+}
+
+/// The statement behind [`Store::account_briefs`] (`{KEY}` the spec key asked for):
+/// devices and tenants joined by account key, users counted in one grouped pass, the spec
+/// kept only where its text may name the key (a key is written `"imports"`; inside a JSON
+/// string a quote is escaped, so a description cannot match; a tag named so can, and is
+/// decoded and found empty by the caller).
 const BRIEFS: &str = "SELECT a.public_key, a.name, a.created_at, a.updated_at, \
      CAST(CASE WHEN d.account_key IS NULL THEN 0 ELSE 1 END AS BIGINT) AS device, \
      CAST(CASE WHEN t.account_key IS NULL THEN 0 ELSE 1 END AS BIGINT) AS tenant, \
      CAST(COALESCE(u.n, 0) AS BIGINT) AS users, \
-     CASE WHEN a.spec LIKE '%\"imports\"%' OR a.spec LIKE '%\"exports\"%' THEN a.spec ELSE NULL END AS links \
+     CASE WHEN a.spec LIKE '%\"{KEY}\"%' THEN a.spec ELSE NULL END AS spec \
      FROM accounts a \
      LEFT JOIN devices d ON d.account_key = a.public_key \
      LEFT JOIN tenants t ON t.account_key = a.public_key \
@@ -50,15 +61,19 @@ const BRIEFS: &str = "SELECT a.public_key, a.name, a.created_at, a.updated_at, \
 async fn account_briefs(
     conn: &mut AnyConnection,
     operator: &str,
+    spec_of: SpecOf,
 ) -> Result<Vec<AccountBrief>, StoreError> {
-    let rows = sqlx::query(BRIEFS)
+    let key = match spec_of {
+        SpecOf::Importers => "imports",
+        SpecOf::Exporters => "exports",
+    };
+    let rows = sqlx::query(sqlx::AssertSqlSafe(BRIEFS.replace("{KEY}", key)))
         .bind(operator)
         .fetch_all(&mut *conn)
         .await
         .map_err(StoreError::query("listing accounts briefly"))?;
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
-        let links: Option<String> = column(row, "links")?;
         let device: i64 = column(row, "device")?;
         let tenant: i64 = column(row, "tenant")?;
         let users: i64 = column(row, "users")?;
@@ -70,7 +85,7 @@ async fn account_briefs(
             users: usize::try_from(users).unwrap_or(0),
             created_at: column(row, "created_at")?,
             updated_at: column(row, "updated_at")?,
-            links: links.map(|t| serde_json::from_str(&t)).transpose()?,
+            spec: column(row, "spec")?,
         });
     }
     Ok(out)
@@ -91,10 +106,15 @@ async fn account_jwts_only(
 }
 
 impl Store {
-    /// Every account of `operator` as the summary pages list it, ordered by name: one
-    /// statement however many accounts there are.
-    pub async fn account_briefs(&self, operator: &str) -> Result<Vec<AccountBrief>, StoreError> {
-        account_briefs(&mut *self.pooled().await?, operator).await
+    /// Every account of `operator` as the summary pages list it, ordered by name, with
+    /// the specs of the accounts that may import or export (`spec_of`): one statement
+    /// however many accounts there are.
+    pub async fn account_briefs(
+        &self,
+        operator: &str,
+        spec_of: SpecOf,
+    ) -> Result<Vec<AccountBrief>, StoreError> {
+        account_briefs(&mut *self.pooled().await?, operator, spec_of).await
     }
 
     /// The JWT of every account of `operator` (for who signed each), nothing else.

@@ -1,8 +1,10 @@
 //! The light account reads of the console's summary pages, on SQLite and on PostgreSQL:
 //! names, kinds (device, tenant), user counts and dates from one statement; the spec only
-//! for accounts whose spec may name imports or exports; the JWTs alone for who signed them.
+//! for accounts whose spec may name imports (or exports); the JWTs alone for who signed
+//! them.
 
 use serde_json::json;
+use warden_store::console_queries::SpecOf;
 use warden_store::{AccountRow, DeviceRow, MasterKey, OperatorRow, Store, TenantRow, UserRow};
 
 macro_rules! on_both_backends {
@@ -96,7 +98,11 @@ async fn briefs_carry_kinds_counts_and_only_the_specs_with_links(store: Store) {
     ] {
         tx.insert_account(&row).await.unwrap();
     }
-    for (k, a, n) in [("U1", "AEXP", "u1"), ("U2", "AEXP", "u2"), ("U3", "ATEN", "u3")] {
+    for (k, a, n) in [
+        ("U1", "AEXP", "u1"),
+        ("U2", "AEXP", "u2"),
+        ("U3", "ATEN", "u3"),
+    ] {
         tx.insert_user(&user(k, a, n)).await.unwrap();
     }
     tx.insert_device(&DeviceRow {
@@ -127,11 +133,16 @@ async fn briefs_carry_kinds_counts_and_only_the_specs_with_links(store: Store) {
     .unwrap();
     tx.commit().await.unwrap();
 
-    let briefs = store.account_briefs("OOP").await.unwrap();
+    let briefs = store
+        .account_briefs("OOP", SpecOf::Exporters)
+        .await
+        .unwrap();
     let names: Vec<&str> = briefs.iter().map(|b| b.name.as_str()).collect();
     assert_eq!(
         names,
-        ["DEVICE", "EXPORTER", "IMPORTER", "QUOTED", "SYS", "TAGGED", "TENANT"]
+        [
+            "DEVICE", "EXPORTER", "IMPORTER", "QUOTED", "SYS", "TAGGED", "TENANT"
+        ]
     );
     let by = |n: &str| briefs.iter().find(|b| b.name == n).unwrap();
     assert!(by("DEVICE").device && !by("DEVICE").tenant);
@@ -145,13 +156,35 @@ async fn briefs_carry_kinds_counts_and_only_the_specs_with_links(store: Store) {
         (10, 20)
     );
     assert_eq!(by("EXPORTER").public_key, "AEXP");
-    assert_eq!(by("EXPORTER").links.as_ref(), Some(&exports));
-    assert_eq!(by("IMPORTER").links.as_ref(), Some(&imports));
-    assert_eq!(by("TAGGED").links.as_ref(), Some(&tagged));
-    for plain in ["SYS", "DEVICE", "TENANT", "QUOTED"] {
-        assert_eq!(by(plain).links, None, "{plain}");
+    let spec = |b: &warden_store::console_queries::AccountBrief| {
+        b.spec
+            .as_deref()
+            .map(|t| serde_json::from_str::<serde_json::Value>(t).unwrap())
+    };
+    // Exporters: the exporting account's spec only.
+    assert_eq!(spec(by("EXPORTER")), Some(exports));
+    for other in ["SYS", "DEVICE", "TENANT", "QUOTED", "IMPORTER", "TAGGED"] {
+        assert_eq!(by(other).spec, None, "{other}");
     }
-    assert!(store.account_briefs("ONOBODY").await.unwrap().is_empty());
+    // Importers: the importing account's, and the one with a tag named so.
+    let briefs = store
+        .account_briefs("OOP", SpecOf::Importers)
+        .await
+        .unwrap();
+    let by = |n: &str| briefs.iter().find(|b| b.name == n).unwrap();
+    assert_eq!(spec(by("IMPORTER")), Some(imports));
+    assert_eq!(spec(by("TAGGED")), Some(tagged));
+    for other in ["SYS", "DEVICE", "TENANT", "QUOTED", "EXPORTER"] {
+        assert_eq!(by(other).spec, None, "{other}");
+    }
+    assert_eq!(by("EXPORTER").users, 2);
+    assert!(
+        store
+            .account_briefs("ONOBODY", SpecOf::Importers)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let jwts = store.account_jwts_only("OOP").await.unwrap();
     assert_eq!(jwts.len(), 7);
