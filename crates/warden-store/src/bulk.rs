@@ -8,7 +8,7 @@
 //! same [`StoreError::Conflict`] / [`StoreError::NotFound`], naming the first offending row,
 //! before it writes anything; the transaction stays usable then. Statements are chunked so
 //! no statement binds more than [`MAX_BIND_PARAMS`] values (SQLite's limit, the smaller of
-//! the two backends').
+//! the two backends') nor inserts more than [`MAX_ROWS_PER_STATEMENT`] rows.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -23,9 +23,21 @@ use crate::{Backend, StoreError, Tx};
 /// 3.32); PostgreSQL allows 65535, so the smaller one serves both.
 pub const MAX_BIND_PARAMS: usize = 32_766;
 
-/// How many rows of `columns` values fit in one statement.
+/// The most rows one statement inserts, whatever the bind limit allows: a statement
+/// stays well under a second on a busy machine (sqlx logs a slower one at WARN with its
+/// whole text, tens of kilobytes of placeholders), and the per-statement cost is
+/// already negligible at this size.
+pub const MAX_ROWS_PER_STATEMENT: usize = 500;
+
+/// How many rows of `columns` values one statement takes: as many as fit under
+/// [`MAX_BIND_PARAMS`], at most [`MAX_ROWS_PER_STATEMENT`].
 pub(crate) const fn rows_per_statement(columns: usize) -> usize {
-    MAX_BIND_PARAMS / columns
+    let fit = MAX_BIND_PARAMS / columns;
+    if fit < MAX_ROWS_PER_STATEMENT {
+        fit
+    } else {
+        MAX_ROWS_PER_STATEMENT
+    }
 }
 
 /// A seed to seal and store with [`Tx::put_seeds`]. Borrowed, so the caller keeps the one
@@ -437,7 +449,8 @@ mod tests {
         assert_eq!(values_for(Backend::Sqlite, 2, 2), "(?, ?), (?, ?)");
         assert_eq!(values_for(Backend::Postgres, 1, 2), "($1, $2)");
         assert_eq!(placeholders_for(Backend::Sqlite, 2, 3), "?, ?, ?");
-        assert_eq!(rows_per_statement(9), 3640);
+        assert_eq!(rows_per_statement(9), MAX_ROWS_PER_STATEMENT);
+        assert_eq!(rows_per_statement(100), 327);
         assert!(rows_per_statement(7) * 7 <= MAX_BIND_PARAMS);
     }
 

@@ -355,7 +355,7 @@ mod tests {
         assert_eq!(tx.device_ids().await.unwrap(), ["a", "b"]);
         tx.commit().await.unwrap();
 
-        // Many at once, past one statement's rows (11 columns: 2,978 per statement);
+        // Many at once, past one statement's rows (bulk::MAX_ROWS_PER_STATEMENT);
         // a taken or repeated id or account refuses the batch, naming the device.
         let many: Vec<DeviceRow> = (0..6_000).map(|i| row(&format!("m{i:05}"))).collect();
         let mut tx = store.begin().await.unwrap();
