@@ -12,7 +12,8 @@ use crate::bench;
 pub enum BenchCmd {
     /// JWT issuance rate vs raw Ed25519 signing rate, on one core and on N threads.
     Issue {
-        /// Tokens to issue (and signatures to make) per thread.
+        /// Tokens to issue (and signatures to make) per thread and round (5 rounds, the
+        /// fastest counts).
         #[arg(long, default_value_t = 20_000)]
         count: u32,
         /// Threads issuing (and signing) at once in the second measurement (default: one
