@@ -1298,6 +1298,45 @@ fn bench_chat_small_2_15() {
     bench_chat_small(ServerLine::V2_15);
 }
 
+/// `warden bench chat --messages`: the closed loop delivers every message of every sender
+/// to every member of its room, and reports the figures of that mode.
+#[test]
+fn bench_chat_closed_loop_small() {
+    let bin = NatsServerBinary::get(ServerLine::V2_15);
+    let home = Home::new();
+    let r = home.json(&[
+        "bench",
+        "chat",
+        "--nats-server",
+        bin.path.to_str().unwrap(),
+        "--idle",
+        "0",
+        "--clients",
+        "20",
+        "--rooms",
+        "4",
+        "--messages",
+        "10",
+        "--senders-per-room",
+        "2",
+        "--window",
+        "2",
+    ]);
+    let d = &r["delivery"];
+    assert_eq!(d["mode"], "closed_loop", "{r}");
+    assert_eq!(d["sent"], 4 * 2 * 10, "{r}");
+    // 5 members per room receive every message of the room's 2 senders.
+    assert_eq!(d["expected_deliveries"], 4 * 2 * 10 * 5, "{r}");
+    assert_eq!(d["delivered"], d["expected_deliveries"], "{r}");
+    assert_eq!(d["errors"], json!({}), "{r}");
+    assert_eq!(
+        d["closed_loop"],
+        json!({"senders_per_room": 2, "window": 2, "messages": 10}),
+        "{r}"
+    );
+    assert!(d["rss_anon_kib"].as_u64() > Some(0), "{r}");
+}
+
 /// Bad `warden bench chat` flags are usage errors (exit 2), checked before anything starts.
 #[test]
 fn bench_chat_usage_errors() {
@@ -1307,6 +1346,19 @@ fn bench_chat_usage_errors() {
         &["bench", "chat", "--clients", "10", "--rooms", "20"][..],
         &["bench", "chat", "--rate", "0"][..],
         &["bench", "chat", "--seconds", "0"][..],
+        &["bench", "chat", "--messages", "5", "--window", "0"][..],
+        &[
+            "bench",
+            "chat",
+            "--clients",
+            "10",
+            "--rooms",
+            "5",
+            "--messages",
+            "5",
+            "--senders-per-room",
+            "3",
+        ][..],
     ] {
         let err = home.fails(2, args);
         assert!(err.contains("--"), "{args:?}: {err}");

@@ -78,6 +78,11 @@ pub struct IdleReport {
     pub rss_after_kib: u64,
     /// (after − before) / connections.
     pub bytes_per_connection: u64,
+    /// The gateway's anonymous resident memory (`RssAnon`: its heap and stacks, without
+    /// the pages of its executable) before, KiB.
+    pub rss_anon_before_kib: u64,
+    /// The same with every socket open, KiB.
+    pub rss_anon_after_kib: u64,
 }
 
 /// The delivery phase's figures.
@@ -116,6 +121,8 @@ pub struct DeliveryReport {
     pub errors: BTreeMap<String, u64>,
     /// Gateway resident memory at the end, KiB.
     pub rss_kib: u64,
+    /// Of which anonymous (`RssAnon`), KiB.
+    pub rss_anon_kib: u64,
 }
 
 /// The shape of the closed-loop workload.
@@ -169,19 +176,23 @@ impl Drop for GatewayChild {
 
 impl GatewayChild {
     fn rss_kib(&self) -> Result<u64> {
-        rss_kib(self.child.id())
+        status_kib(self.child.id(), "VmRSS")
+    }
+
+    fn rss_anon_kib(&self) -> Result<u64> {
+        status_kib(self.child.id(), "RssAnon")
     }
 }
 
-/// `VmRSS` of a process, KiB.
-fn rss_kib(pid: u32) -> Result<u64> {
+/// A `KiB` field (`VmRSS`, `RssAnon`) of a process's `/proc/PID/status`.
+fn status_kib(pid: u32, field: &str) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("cannot read /proc/{pid}/status"))?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| anyhow!("no VmRSS in /proc/{pid}/status"))
+        .ok_or_else(|| anyhow!("no {field} in /proc/{pid}/status"))
 }
 
 /// Runs `warden bench chat`.
@@ -311,19 +322,21 @@ fn print_report(json: bool, r: &ChatBenchReport) -> Result<()> {
     );
     if let Some(i) = &r.idle {
         println!(
-            "idle: {} sockets held (opened, authenticated, joined in {:.1} s); gateway RSS {} KiB -> {} KiB: {} bytes per connection",
+            "idle: {} sockets held (opened, authenticated, joined in {:.1} s); gateway RSS {} KiB -> {} KiB: {} bytes per connection (anonymous {} KiB -> {} KiB)",
             i.connections,
             i.connect_seconds,
             i.rss_before_kib,
             i.rss_after_kib,
-            i.bytes_per_connection
+            i.bytes_per_connection,
+            i.rss_anon_before_kib,
+            i.rss_anon_after_kib
         );
     }
     if let Some(d) = &r.delivery
         && let Some(c) = &d.closed_loop
     {
         println!(
-            "closed loop: {} clients in {} rooms, {} sender(s) per room with {} in flight, {} messages each: {} sent, {} of {} delivered in {:.2} s, {:.0} deliveries/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; gateway RSS {} KiB",
+            "closed loop: {} clients in {} rooms, {} sender(s) per room with {} in flight, {} messages each: {} sent, {} of {} delivered in {:.2} s, {:.0} deliveries/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; gateway RSS {} KiB ({} KiB anonymous)",
             d.clients,
             d.rooms,
             c.senders_per_room,
@@ -337,14 +350,15 @@ fn print_report(json: bool, r: &ChatBenchReport) -> Result<()> {
             d.latency_ms_p50,
             d.latency_ms_p99,
             d.latency_ms_max,
-            d.rss_kib
+            d.rss_kib,
+            d.rss_anon_kib
         );
         if !d.errors.is_empty() {
             println!("errors: {:?}", d.errors);
         }
     } else if let Some(d) = &r.delivery {
         println!(
-            "delivery: {} clients in {} rooms, {} msg/s each for {:.0} s: {} sent, {} of {} delivered, {:.0} deliveries/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; gateway RSS {} KiB",
+            "delivery: {} clients in {} rooms, {} msg/s each for {:.0} s: {} sent, {} of {} delivered, {:.0} deliveries/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; gateway RSS {} KiB ({} KiB anonymous)",
             d.clients,
             d.rooms,
             d.rate_per_client,
@@ -356,7 +370,8 @@ fn print_report(json: bool, r: &ChatBenchReport) -> Result<()> {
             d.latency_ms_p50,
             d.latency_ms_p99,
             d.latency_ms_max,
-            d.rss_kib
+            d.rss_kib,
+            d.rss_anon_kib
         );
         if !d.errors.is_empty() {
             println!("errors: {:?}", d.errors);
@@ -596,6 +611,7 @@ async fn idle_phase(
     n: u32,
 ) -> Result<IdleReport> {
     let rss_before_kib = gw.rss_kib()?;
+    let rss_anon_before_kib = gw.rss_anon_kib()?;
     let t0 = Instant::now();
     let sockets = open_clients(json, "idle sockets", &gw.addr, tokens, rooms, n).await?;
     let connect_seconds = t0.elapsed().as_secs_f64();
@@ -608,6 +624,7 @@ async fn idle_phase(
     }
     // Every socket was acknowledged (CONNECTED) before this: the gateway holds them all.
     let rss_after_kib = gw.rss_kib()?;
+    let rss_anon_after_kib = gw.rss_anon_kib()?;
     for r in &readers {
         r.abort();
     }
@@ -618,6 +635,8 @@ async fn idle_phase(
         rss_before_kib,
         rss_after_kib,
         bytes_per_connection: grown / u64::from(n),
+        rss_anon_before_kib,
+        rss_anon_after_kib,
     })
 }
 
@@ -765,6 +784,7 @@ async fn delivery_phase(
     }
     bar.finish_and_clear();
     let rss_kib = gw.rss_kib()?;
+    let rss_anon_kib = gw.rss_anon_kib()?;
     let _ = stop_tx.send(true);
     let mut latencies = Vec::new();
     let mut errors = BTreeMap::new();
@@ -805,6 +825,7 @@ async fn delivery_phase(
         latency_ms_max: pct(1.0),
         errors,
         rss_kib,
+        rss_anon_kib,
     })
 }
 
@@ -942,6 +963,7 @@ async fn closed_loop_phase(
     }
     bar.finish_and_clear();
     let rss_kib = gw.rss_kib()?;
+    let rss_anon_kib = gw.rss_anon_kib()?;
     let _ = stop_tx.send(true);
     let mut latencies = Vec::new();
     let mut errors = BTreeMap::new();
@@ -980,5 +1002,6 @@ async fn closed_loop_phase(
         latency_ms_max: pct(1.0),
         errors,
         rss_kib,
+        rss_anon_kib,
     })
 }

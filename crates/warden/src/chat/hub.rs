@@ -17,9 +17,11 @@ use warden_chat::protocol::{MessageOut, ServerFrame};
 /// flush never returns, and a join or a rule change must fail instead of hanging.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Events a room's sockets receive (buffered per socket; a socket that falls this far
-/// behind is told it lagged and can resume from its last id).
-const ROOM_BUFFER: usize = 1024;
+/// Events a room's sockets receive (buffered per room, for its slowest socket; a socket
+/// that falls this far behind is told it lagged and can resume from its last id). The
+/// ring is allocated whole for every room a gateway listens to (~70 bytes a slot), and
+/// sockets take what is queued in batches, so a few hundred suffice.
+const ROOM_BUFFER: usize = 256;
 
 /// What happened in a room.
 #[derive(Clone, Debug)]

@@ -32,8 +32,9 @@ const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
 /// How long a socket may take, once the server is stopping, to send its Close and hear
 /// the client's (within the process's shutdown deadline, `crate::serve::GRACE`).
 const SHUTDOWN_GOODBYE: Duration = Duration::from_millis(500);
-/// Read buffer of a socket (grown as needed for a larger frame).
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Read buffer of a socket, held for the socket's life (grown as needed for a larger
+/// frame): most client frames (a token, a select, a message) fit in 1 KiB.
+const READ_BUFFER_BYTES: usize = 1024;
 /// Frames queued for a socket are written out together once this much is buffered (and
 /// at the end of every batch); the buffer grows only while frames are queued.
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
