@@ -19,24 +19,27 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use nats_jwt::{
-    AccountPublicKey, Export, ExportType, Import, KeyKind, KeyPair, SigningKey, UserPublicKey,
-    UserScope,
+    AccountPublicKey, Export, ExportType, Import, KeyKind, KeyPair, Seed, SigningKey,
+    UserPermissionLimits, UserPublicKey, UserScope,
 };
+use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::json;
+use warden_core::compile::{compile_user, refuse_blocking};
 use warden_core::org::{
     Action, Change, CurrentAccount, CurrentOrg, CurrentUser, DesiredOrg, Kind, OrgError, OrgSpec,
     Organization, PersonSpec, Role, ShareImport, ShareRole, Shares, UnitType, compile, plan,
 };
 use warden_core::{AccountSpec, UserName, UserSpec};
 use warden_store::org::{OrgPersonRow, OrgSpecRow, OrgUnitRow, PERSON_ACTIVE, PERSON_REVOKED};
-use warden_store::{AccountRow, OperatorRow, Tx};
+use warden_store::{AccountRow, OperatorRow, StoreError, Tx, UserRow};
 
 use crate::{
-    OpsError, Record, Result, Scope, TOPIC_ACCOUNT_DELETE, Warden, conflict, from_json,
-    new_user_row, now, parse_key, put_seed, to_json,
+    OpsError, Record, Result, Scope, TOPIC_ACCOUNT_DELETE, Warden, from_json, new_user_row, now,
+    parse_key, put_seed, to_json,
 };
 
 /// One line of a plan, as shown to people and scripts.
@@ -203,9 +206,28 @@ impl Warden {
             return Ok(view);
         }
         progress.start(steps.len() as u64, "apply");
-        for step in &steps {
-            self.org_step(&mut tx, &op, &loaded, &step.change).await?;
-            progress.advance(1);
+        let mut i = 0;
+        while i < steps.len() {
+            // A run of user creations (the plan lists them together) is issued as one
+            // batch: keys made and JWTs signed on every core, rows written a few
+            // statements per thousand. Runs are never merged across other steps, so
+            // the plan's order (a rename freeing a name before a creation takes it)
+            // holds.
+            let run = steps[i..]
+                .iter()
+                .take_while(|s| matches!(s.change, Change::CreateUser { .. }))
+                .count();
+            if run > 0 {
+                let changes: Vec<&Change> = steps[i..i + run].iter().map(|s| &s.change).collect();
+                self.org_create_users(&mut tx, &changes).await?;
+                progress.advance(run as u64);
+                i += run;
+            } else {
+                self.org_step(&mut tx, &op, &loaded, &steps[i].change)
+                    .await?;
+                progress.advance(1);
+                i += 1;
+            }
         }
         progress.finish();
         let t = now();
@@ -402,51 +424,7 @@ impl Warden {
                     }
                 }
             }
-            Change::CreateUser {
-                person_id,
-                unit_id,
-                name,
-                spec,
-                role,
-                replaces,
-                ..
-            } => {
-                let key = tx
-                    .org_units()
-                    .await?
-                    .into_iter()
-                    .find(|u| &u.unit_id == unit_id)
-                    .map(|u| u.account_key)
-                    .ok_or_else(|| OpsError::Conflict(format!("unit {unit_id} has no account")))?;
-                let acc = account(tx, &key).await?;
-                if let Some(old) = replaces
-                    && let Some(row) = tx.user(old).await?
-                    && row.revoked_at.is_some()
-                {
-                    // The revoked user gives its name to the new key; its revocation stays
-                    // in the account JWT.
-                    tx.delete_user(old).await?;
-                    tx.delete_seed(old).await?;
-                    tx.record(self.event(
-                        "user.delete",
-                        "user",
-                        old,
-                        json!({"name": row.name, "account": acc.name, "replaced_by_new_key": true}),
-                    ))
-                    .await?;
-                }
-                let row = match role {
-                    None => self.create_user(tx, &acc, name, spec.clone()).await?,
-                    Some(role) => self.create_role_user(tx, &acc, name, spec, role).await?,
-                };
-                tx.put_org_person(&OrgPersonRow {
-                    person_id: person_id.clone(),
-                    user_key: row.public_key,
-                    status: PERSON_ACTIVE.into(),
-                    updated_at: t,
-                })
-                .await?;
-            }
+            Change::CreateUser { .. } => self.org_create_users(tx, &[change]).await?,
             Change::UpdateUser {
                 public_key,
                 name,
@@ -517,35 +495,167 @@ impl Warden {
         Ok(())
     }
 
-    /// A user issued by the account's scoped signing key of `role` (see
-    /// [`sign_org_user`]); its seed sealed, its row naming the key.
-    async fn create_role_user(
-        &self,
-        tx: &mut Tx<'_>,
-        acc: &AccountRow,
-        name: &UserName,
-        spec: &UserSpec,
-        role: &str,
-    ) -> Result<warden_store::UserRow> {
-        let kp = KeyPair::generate(KeyKind::User);
-        let pk = kp.user_public_key()?;
-        let (jwt, signer) = sign_org_user(tx, acc, &pk, name, spec, Some(role)).await?;
-        put_seed(tx, &kp, "user").await?;
-        let mut row = new_user_row(&acc.public_key, pk.as_str(), name.as_str(), spec, jwt)?;
-        row.signing_key = signer;
-        tx.insert_user(&row).await.map_err(|e| {
-            conflict(e, || {
-                format!("user {name} already exists in account {}", acc.name)
+    /// Creates the users of `creates` (every one a [`Change::CreateUser`]) as one batch:
+    /// the signer of each account and role read once, keys generated and JWTs signed on
+    /// the pool ([`issue_on_cores`], results in plan order), then the sealed seeds, the
+    /// users and the person bindings written with multi-row statements
+    /// ([`Tx::insert_org_users`], [`Tx::put_org_people`]), and one ledger
+    /// event per account and [`BATCH_EVENT_USERS`] users (`org.users.create`, naming
+    /// each person, user, key and role — never a seed). A revoked user a reactivated
+    /// person replaces is deleted first (its key stays in the account's revocations).
+    /// Any failure fails the caller's transaction: nothing of the batch remains.
+    async fn org_create_users(&self, tx: &mut Tx<'_>, creates: &[&Change]) -> Result<()> {
+        let units: BTreeMap<String, String> = tx
+            .org_units()
+            .await?
+            .into_iter()
+            .map(|u| (u.unit_id, u.account_key))
+            .collect();
+        let mut accounts: BTreeMap<String, AccountRow> = BTreeMap::new();
+        let mut signers: BTreeMap<(String, Option<String>), Arc<OrgSigner>> = BTreeMap::new();
+        let mut jobs = Vec::with_capacity(creates.len());
+        let mut replaced = Vec::with_capacity(creates.len());
+        for change in creates {
+            let Change::CreateUser {
+                person_id,
+                unit_id,
+                name,
+                spec,
+                role,
+                replaces,
+                ..
+            } = change
+            else {
+                return Err(OpsError::Conflict(
+                    "internal: a user batch holds another change".into(),
+                ));
+            };
+            let key = units
+                .get(unit_id)
+                .ok_or_else(|| OpsError::Conflict(format!("unit {unit_id} has no account")))?;
+            if !accounts.contains_key(key) {
+                let row = account(tx, key).await?;
+                accounts.insert(key.clone(), row);
+            }
+            let acc = &accounts[key];
+            let mut old = None;
+            if let Some(o) = replaces
+                && let Some(row) = tx.user(o).await?
+                && row.revoked_at.is_some()
+            {
+                // The revoked user gives its name to the new key; its revocation stays
+                // in the account JWT.
+                tx.delete_user(o).await?;
+                tx.delete_seed(o).await?;
+                old = Some(o.clone());
+            }
+            replaced.push(old);
+            let slot = (key.clone(), role.clone());
+            let signer = match signers.get(&slot) {
+                Some(s) => s.clone(),
+                None => {
+                    let s = Arc::new(OrgSigner::load(tx, acc, role.as_deref()).await?);
+                    signers.insert(slot, s.clone());
+                    s
+                }
+            };
+            let mut spec = spec.clone();
+            if role.is_none() {
+                // As every user created by the account key: text fields checked here.
+                spec.normalize()?;
+            } else if !spec_is_plain(&spec) {
+                return Err(OpsError::invalid(format!(
+                    "user {name} is issued by role {:?}: its permissions and limits come from the role's template",
+                    role.as_deref().unwrap_or_default()
+                )));
+            }
+            jobs.push(OrgUserJob {
+                person_id: person_id.clone(),
+                name: name.clone(),
+                spec,
+                signer,
+            });
+        }
+        let at = now();
+        let jobs = Arc::new(jobs);
+        let issued = issue_on_cores(jobs.clone(), at).await?;
+        let seeds: Vec<Seed> = issued.iter().map(|(kp, _)| kp.seed()).collect();
+        let rows: Vec<UserRow> = issued.into_iter().map(|(_, row)| row).collect();
+        // Per account, in the order the plan first names it; plan order within.
+        let mut order: Vec<&str> = Vec::new();
+        for row in &rows {
+            if !order.contains(&row.account.as_str()) {
+                order.push(&row.account);
+            }
+        }
+        for key in &order {
+            let (mine, keys): (Vec<UserRow>, Vec<(&str, &str)>) = rows
+                .iter()
+                .zip(&seeds)
+                .filter(|(row, _)| row.account == *key)
+                .map(|(row, seed)| (row.clone(), (row.public_key.as_str(), seed.expose())))
+                .unzip();
+            tx.insert_org_users(key, &mine, &keys)
+                .await
+                .map_err(|e| match e {
+                    StoreError::Conflict { what } => OpsError::Conflict(format!(
+                        "{what} already exists (a user the organisation does not manage?); nothing was applied"
+                    )),
+                    other => OpsError::Store(other),
+                })?;
+        }
+        drop(seeds);
+        let people: Vec<OrgPersonRow> = jobs
+            .iter()
+            .zip(&rows)
+            .map(|(j, row)| OrgPersonRow {
+                person_id: j.person_id.clone(),
+                user_key: row.public_key.clone(),
+                status: PERSON_ACTIVE.into(),
+                updated_at: at,
             })
-        })?;
-        tx.record(self.event(
-            "user.create",
-            "user",
-            &row.public_key,
-            json!({"name": row.name, "account": acc.name, "spec": row.spec, "role": role}),
-        ))
-        .await?;
-        Ok(row)
+            .collect();
+        tx.put_org_people(&people).await?;
+        // The ledger: per account, in plan order, in events small enough for the change
+        // stream (a NATS message).
+        let mut by_account: Vec<(&str, Vec<serde_json::Value>)> = Vec::new();
+        for ((job, row), old) in jobs.iter().zip(&rows).zip(&replaced) {
+            let mut item = json!({
+                "person": job.person_id,
+                "name": row.name,
+                "key": row.public_key,
+            });
+            if let Some(r) = &job.signer.role {
+                item["role"] = json!(r);
+            }
+            if let Some(o) = old {
+                item["replaces"] = json!(o);
+            }
+            match by_account.iter_mut().find(|(k, _)| *k == row.account) {
+                Some((_, items)) => items.push(item),
+                None => by_account.push((&row.account, vec![item])),
+            }
+        }
+        for (key, items) in by_account {
+            let name = &accounts[key].name;
+            let parts = items.len().div_ceil(BATCH_EVENT_USERS);
+            for (part, chunk) in items.chunks(BATCH_EVENT_USERS).enumerate() {
+                tx.record(self.event(
+                    "org.users.create",
+                    "account",
+                    key,
+                    json!({
+                        "account": name,
+                        "part": part + 1,
+                        "parts": parts,
+                        "count": chunk.len(),
+                        "users": chunk,
+                    }),
+                ))
+                .await?;
+            }
+        }
+        Ok(())
     }
 
     /// The organisation last applied, its units with their accounts and its people with
@@ -675,6 +785,116 @@ async fn sign_org_user(
     crate::signing_keys::sign_user_as(tx, acc, pk, name, spec, key.as_deref()).await
 }
 
+/// Users named in one `org.users.create` ledger event: about 150 bytes each, so an
+/// event stays far below the 1 MiB a NATS message (the change stream) may carry.
+pub const BATCH_EVENT_USERS: usize = 1_000;
+
+/// What signs the users of one account (its identity key) or of one of its roles (the
+/// role's scoped key, with `issuer_account`), read from the store once per batch so the
+/// pool signs without it. The same rules as [`crate::signing_keys::sign_user_as`].
+struct OrgSigner {
+    account_key: String,
+    /// The account, for `issuer_account` when a role's key signs.
+    issuer_account: Option<AccountPublicKey>,
+    /// The role's key (stored in the user row), None for the identity key.
+    signing_key: Option<String>,
+    role: Option<String>,
+    key_pair: KeyPair,
+    revocations: BTreeMap<String, i64>,
+}
+
+impl OrgSigner {
+    async fn load(tx: &mut Tx<'_>, acc: &AccountRow, role: Option<&str>) -> Result<OrgSigner> {
+        let acc_spec: AccountSpec = from_json(&acc.spec)?;
+        let (issuer_account, signing_key) = match role {
+            None => (None, None),
+            Some(role) => {
+                let key = acc_spec
+                    .signing_keys
+                    .iter()
+                    .find_map(|k| match k {
+                        SigningKey::Scoped(s) if s.role == role => Some(s.key.to_string()),
+                        _ => None,
+                    })
+                    .ok_or_else(|| {
+                        OpsError::Conflict(format!("account {} has no role {role}", acc.name))
+                    })?;
+                if !tx.has_seed(&key).await? {
+                    return Err(OpsError::Conflict(format!(
+                        "the seed of role {role:?}'s key {key} is not held by Warden: rotate the key \
+                         (`warden account signing-key rotate {} --role {role}`) to issue its users",
+                        acc.name
+                    )));
+                }
+                (Some(parse_key(&acc.public_key)?), Some(key))
+            }
+        };
+        let seed_of = signing_key.as_deref().unwrap_or(&acc.public_key);
+        let key_pair = KeyPair::from_seed(&tx.seed(seed_of).await?)?;
+        Ok(OrgSigner {
+            account_key: acc.public_key.clone(),
+            issuer_account,
+            signing_key,
+            role: role.map(str::to_string),
+            key_pair,
+            revocations: acc_spec.revocations,
+        })
+    }
+}
+
+/// One user of a batch, before its key exists.
+struct OrgUserJob {
+    person_id: String,
+    name: UserName,
+    spec: UserSpec,
+    signer: Arc<OrgSigner>,
+}
+
+/// Whether a user spec says nothing a role's template would have to say (the only
+/// specs a role's user may have).
+fn spec_is_plain(spec: &UserSpec) -> bool {
+    let l = spec.to_claims();
+    l == UserPermissionLimits::default() || l == UserPermissionLimits::unlimited()
+}
+
+/// A new key pair for `job` and its user row, the JWT signed by the job's signer.
+fn issue_org_user(job: &OrgUserJob, at: i64) -> Result<(KeyPair, UserRow)> {
+    let kp = KeyPair::generate(KeyKind::User);
+    let pk = kp.user_public_key()?;
+    let s = &job.signer;
+    let mut claims = compile_user(&pk, &job.name, &job.spec, s.issuer_account.as_ref());
+    if s.role.is_some() {
+        // A role's user is signed empty: the role's template is its permissions.
+        claims.nats.limits = UserPermissionLimits::default();
+    }
+    refuse_blocking(claims.validate(at))?;
+    // After any revocation of the key (never, for a fresh one), so the JWT is accepted.
+    let iat = s.revocations.get(pk.as_str()).map_or(at, |t| at.max(t + 1));
+    let jwt = claims.encode_at(&s.key_pair, iat)?;
+    let mut row = new_user_row(
+        &s.account_key,
+        pk.as_str(),
+        job.name.as_str(),
+        &job.spec,
+        jwt,
+    )?;
+    row.signing_key = s.signing_key.clone();
+    Ok((kp, row))
+}
+
+/// Issues every job on rayon's pool (one thread per core), off the async runtime's
+/// threads; the results come back in the jobs' order, so what is written (and the
+/// ledger) does not depend on which core finished first. The first error wins.
+async fn issue_on_cores(jobs: Arc<Vec<OrgUserJob>>, at: i64) -> Result<Vec<(KeyPair, UserRow)>> {
+    tokio::task::spawn_blocking(move || {
+        jobs.par_iter()
+            .map(|j| issue_org_user(j, at))
+            .collect::<Result<Vec<_>>>()
+    })
+    .await
+    .map_err(|e| OpsError::Jwt(format!("issuing users: {e}")))?
+}
+
 /// How the organisation sees an account's exports, imports and scoped signing keys;
 /// `units` maps account keys to the units bound to them.
 fn shares_of(spec: &AccountSpec, units: &BTreeMap<String, String>) -> Shares {
@@ -719,7 +939,10 @@ async fn account(tx: &mut Tx<'_>, key: &str) -> Result<AccountRow> {
 }
 
 /// Reads the bindings and what they point at. A binding whose account or user was
-/// deleted by hand counts as absent (the plan creates it again).
+/// deleted by hand counts as absent (the plan creates it again). The users of the bound
+/// accounts are read one account at a time and each account spec decoded once, so
+/// loading an organisation of thousands of people costs a few queries, not several per
+/// person.
 async fn load(tx: &mut Tx<'_>, op: &OperatorRow) -> Result<Loaded> {
     let mut current = CurrentOrg::default();
     let people: BTreeMap<String, OrgPersonRow> = tx
@@ -735,36 +958,49 @@ async fn load(tx: &mut Tx<'_>, op: &OperatorRow) -> Result<Loaded> {
         .iter()
         .map(|u| (u.account_key.clone(), u.unit_id.clone()))
         .collect();
+    // Accounts read so far (with their specs), and the users of the bound ones.
+    let mut accounts: BTreeMap<String, (AccountRow, AccountSpec)> = BTreeMap::new();
+    let mut users: BTreeMap<String, UserRow> = BTreeMap::new();
     for u in unit_rows {
         let Some(acc) = tx.account(&u.account_key).await? else {
             continue;
         };
         let spec: AccountSpec = from_json(&acc.spec)?;
-        let unmanaged = tx
-            .users(&acc.public_key)
-            .await?
-            .into_iter()
-            .filter(|r| r.revoked_at.is_none() && !bound_users.contains(r.public_key.as_str()))
-            .map(|r| r.name)
-            .collect();
+        let mut unmanaged = Vec::new();
+        for r in tx.users(&acc.public_key).await? {
+            if r.revoked_at.is_none() && !bound_users.contains(r.public_key.as_str()) {
+                unmanaged.push(r.name.clone());
+            }
+            users.insert(r.public_key.clone(), r);
+        }
         bound_accounts.insert(acc.public_key.clone());
         current.accounts.push(CurrentAccount {
             unit_id: u.unit_id,
-            public_key: acc.public_key,
-            name: acc.name,
+            public_key: acc.public_key.clone(),
+            name: acc.name.clone(),
             shares: shares_of(&spec, &unit_of),
-            description: spec.description,
+            description: spec.description.clone(),
             unmanaged_users: unmanaged,
         });
+        accounts.insert(acc.public_key.clone(), (acc, spec));
     }
     for p in people.values() {
-        let Some(row) = tx.user(&p.user_key).await? else {
-            continue;
+        // A user outside the bound accounts (moved there by hand) is read on its own.
+        let row = match users.remove(&p.user_key) {
+            Some(r) => r,
+            None => match tx.user(&p.user_key).await? {
+                Some(r) => r,
+                None => continue,
+            },
         };
-        let Some(acc) = tx.account(&row.account).await? else {
-            continue;
-        };
-        let acc_spec: AccountSpec = from_json(&acc.spec)?;
+        if !accounts.contains_key(&row.account) {
+            let Some(acc) = tx.account(&row.account).await? else {
+                continue;
+            };
+            let spec: AccountSpec = from_json(&acc.spec)?;
+            accounts.insert(acc.public_key.clone(), (acc, spec));
+        }
+        let (acc, acc_spec) = &accounts[&row.account];
         let role = row.signing_key.as_deref().and_then(|k| {
             acc_spec.signing_keys.iter().find_map(|s| match s {
                 SigningKey::Scoped(s) if s.key.as_str() == k => Some(s.role.clone()),
@@ -775,8 +1011,8 @@ async fn load(tx: &mut Tx<'_>, op: &OperatorRow) -> Result<Loaded> {
             role,
             person_id: p.person_id.clone(),
             public_key: row.public_key,
-            account_key: acc.public_key,
-            account: acc.name,
+            account_key: acc.public_key.clone(),
+            account: acc.name.clone(),
             name: row.name,
             spec: from_json::<UserSpec>(&row.spec)?,
             revoked: p.status == PERSON_REVOKED || row.revoked_at.is_some(),

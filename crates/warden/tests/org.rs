@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -693,4 +694,187 @@ fn an_organisation_with_shares_survives_nsc_export_and_import() {
     for (path, bytes) in &t1 {
         assert!(t2.get(path) == Some(bytes), "{path} differs");
     }
+}
+
+/// A data directory on SQLite, or on a fresh PostgreSQL database: the same commands.
+struct Target {
+    home: Home,
+    pg: Option<warden_testkit::PgDatabase>,
+}
+
+impl Target {
+    async fn new(pg: bool) -> Target {
+        let pg = if pg {
+            Some(warden_testkit::PgDatabase::create().await)
+        } else {
+            None
+        };
+        Target {
+            home: Home::new(),
+            pg,
+        }
+    }
+
+    fn args<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
+        let mut full = Vec::new();
+        if let Some(db) = &self.pg {
+            full.extend(["--database-url", db.url()]);
+        }
+        full.extend_from_slice(args);
+        full
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        self.home.ok(&self.args(args))
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        self.home.json(&self.args(args))
+    }
+
+    fn fails(&self, code: i32, args: &[&str]) -> String {
+        self.home.fails(code, &self.args(args))
+    }
+
+    /// Every ledger event, oldest first.
+    fn ledger(&self) -> Vec<Value> {
+        self.ok(&["--json", "audit", "list", "--limit", "10000000"])
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("ledger line"))
+            .collect()
+    }
+}
+
+/// One unit of `people` Service persons (`person-00000` …), as JSON.
+fn big_unit(people: usize) -> String {
+    let people: Vec<Value> = (0..people)
+        .map(|i| {
+            serde_json::json!({
+                "id": format!("p{i:05}"),
+                "name": format!("person-{i:05}"),
+                "roles": ["Service"],
+                "units": ["staff"],
+                "domain": format!("d{i:05}"),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "organization": {"name": "bulk"},
+        "units": [{"id": "staff", "name": "Staff"}],
+        "people": people,
+    })
+    .to_string()
+}
+
+/// A unit of 2,500 people applied as one batch: users in plan order, one
+/// `org.users.create` event per thousand naming each person, user and key (never a seed),
+/// the chain intact; the same file again writes nothing; a batch that fails on its
+/// last user (a name taken by a user the organisation does not manage) leaves nothing.
+async fn a_large_unit_applies_as_one_batch(pg: bool) {
+    const PEOPLE: usize = 2_500;
+    let t = Target::new(pg).await;
+    t.ok(&["init", "--name", "BULK"]);
+    let file = write(&t.home, "big.json", &big_unit(PEOPLE));
+    let before_events = t.ledger().len();
+
+    let plan = t.json(&["org", "apply", &file]);
+    assert_eq!(plan["applied"], true);
+    let names: Vec<String> = steps(&plan).into_iter().map(|(_, _, n)| n).collect();
+    let mut expected = vec!["STAFF".to_string()];
+    expected.extend((0..PEOPLE).map(|i| format!("STAFF/person_{i:05}")));
+    assert_eq!(names, expected, "the plan's order");
+
+    let users = t.json(&["user", "list", "-a", "STAFF"]);
+    let keys: BTreeMap<String, String> = users
+        .as_array()
+        .expect("users")
+        .iter()
+        .map(|u| {
+            (
+                u["name"].as_str().unwrap().to_string(),
+                u["public_key"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(keys.len(), PEOPLE);
+
+    let events = t.ledger();
+    let new: Vec<&Value> = events[before_events..].iter().collect();
+    let actions: Vec<&str> = new.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        [
+            "account.create",
+            "org.users.create",
+            "org.users.create",
+            "org.users.create",
+            "org.apply"
+        ]
+    );
+    let batches: Vec<&Value> = new
+        .iter()
+        .copied()
+        .filter(|e| e["action"] == "org.users.create")
+        .collect();
+    let mut listed = Vec::new();
+    for (i, e) in batches.iter().enumerate() {
+        let s = &e["summary"];
+        assert_eq!(s["account"], "STAFF");
+        assert_eq!(
+            (s["part"].as_u64(), s["parts"].as_u64()),
+            (Some(i as u64 + 1), Some(3))
+        );
+        for u in s["users"].as_array().unwrap() {
+            let name = u["name"].as_str().unwrap();
+            assert_eq!(u["key"].as_str(), keys.get(name).map(String::as_str), "{u}");
+            assert_eq!(u["person"], format!("p{}", &name["person_".len()..]));
+            let fields: Vec<&String> = u.as_object().unwrap().keys().collect();
+            assert_eq!(
+                fields,
+                ["key", "name", "person"],
+                "names and keys only: {u}"
+            );
+            listed.push(name.to_string());
+        }
+        assert_eq!(
+            s["count"].as_u64(),
+            Some(s["users"].as_array().unwrap().len() as u64)
+        );
+    }
+    let in_order: Vec<String> = (0..PEOPLE).map(|i| format!("person_{i:05}")).collect();
+    assert_eq!(listed, in_order, "every user, once, in plan order");
+    assert!(t.json(&["audit", "verify"])["first_break"].is_null());
+
+    // The same file again: nothing planned, nothing written.
+    let status = t.json(&["status"]);
+    let again = t.json(&["org", "apply", &file]);
+    assert_eq!(again["steps"], serde_json::json!([]));
+    assert_eq!(again["applied"], false);
+    assert_eq!(t.json(&["status"]), status);
+
+    // A bigger unit whose last person's user name is taken by a user the organisation
+    // does not manage: the batch fails at its end, and nothing of it remains.
+    t.ok(&["user", "add", "person_05499", "-a", "STAFF"]);
+    let status = t.json(&["status"]);
+    let events = t.ledger().len();
+    let bigger = write(&t.home, "bigger.json", &big_unit(PEOPLE + 3_000));
+    let err = t.fails(1, &["org", "apply", &bigger]);
+    assert!(err.contains("person_05499"), "{err}");
+    assert_eq!(t.json(&["status"]), status);
+    assert_eq!(t.ledger().len(), events);
+    assert_eq!(
+        t.json(&["org", "show"])["people"].as_array().unwrap().len(),
+        PEOPLE
+    );
+    assert!(t.json(&["audit", "verify"])["first_break"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_unit_applies_as_one_batch_on_sqlite() {
+    a_large_unit_applies_as_one_batch(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_unit_applies_as_one_batch_on_postgresql() {
+    a_large_unit_applies_as_one_batch(true).await;
 }
