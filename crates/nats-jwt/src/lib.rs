@@ -30,7 +30,7 @@ pub mod xkey;
 
 pub use claims::*;
 pub use creds::{Creds, CredsError, format_decorated_jwt, format_user_creds, parse_creds};
-pub use jwt::{AnyClaims, ClaimBody, JwtError, compute_jti, decode, decode_any};
+pub use jwt::{AnyClaims, ClaimBody, JwtError, compute_jti, decode, decode_any, decode_unverified};
 pub use keys::{
     AccountPublicKey, ClusterPublicKey, KeyError, KeyKind, KeyPair, OperatorPublicKey, PublicKey,
     Seed, ServerPublicKey, UserPublicKey, verify_signature,

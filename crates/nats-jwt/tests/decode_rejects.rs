@@ -50,6 +50,35 @@ fn flipped_signature_is_bad_signature() {
         Err(JwtError::BadSignature)
     ));
     assert!(matches!(decode_any(&forged), Err(JwtError::BadSignature)));
+    // The unverified decode leaves the signature to whoever verifies it later, and only that.
+    let claims = decode_unverified::<User>(&forged).expect("everything but the signature holds");
+    assert_eq!(claims.name, "u");
+}
+
+/// What `decode_unverified` still refuses: everything `decode` does but the signature.
+#[test]
+fn unverified_decode_checks_the_rest() {
+    let (_, t) = user_token();
+    assert!(matches!(
+        decode_unverified::<Account>(&t),
+        Err(JwtError::WrongType { .. })
+    ));
+    assert!(matches!(
+        decode_unverified::<User>("a.b"),
+        Err(JwtError::Malformed(_))
+    ));
+    let op = KeyPair::generate(KeyKind::Operator);
+    let user = KeyPair::generate(KeyKind::User);
+    let payload = format!(
+        r#"{{"sub":"{}","iss":"{}","nats":{{"type":"user","version":2}}}}"#,
+        user.public_key(),
+        op.public_key()
+    );
+    let mis_issued = sign_raw(&op, r#"{"typ":"JWT","alg":"ed25519-nkey"}"#, &payload);
+    assert!(matches!(
+        decode_unverified::<User>(&mis_issued),
+        Err(JwtError::WrongIssuerKind { .. })
+    ));
 }
 
 #[test]

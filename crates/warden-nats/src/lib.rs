@@ -41,5 +41,5 @@ pub use drift::{Drift, drift};
 pub use resolver::{
     DeleteReply, ResolverClient, ResolverError, ServerInfo, UpdateReply, delete_request, push_waves,
 };
-pub use trust::{TrustError, verify_trust};
+pub use trust::{TrustError, check_own_trust, verify_trust};
 pub use urls::{NatsUrlError, NatsUrls, servers};

@@ -40,7 +40,7 @@ use nats_jwt::{AccountPublicKey, GenericClaims, KeyKind, KeyPair, OperatorClaims
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::trust::{TrustError, verify_trust};
+use crate::trust::{TrustError, check_own_trust, verify_trust};
 
 /// Subject of account updates (payload: the raw account JWT).
 pub const UPDATE_SUBJECT: &str = "$SYS.REQ.CLAIMS.UPDATE";
@@ -261,11 +261,21 @@ impl std::fmt::Debug for ResolverClient {
 /// Runs `calls` with at most `concurrency` (at least 1) in flight; results in input order.
 /// The futures are made up front (they are lazy): a closure inside the stream would make the
 /// caller's future fail the compiler's higher-ranked `Send` check when spawned.
+///
+/// Answers are taken as they come (not in order, which would let one slow answer hold back
+/// the requests behind it across every lane) and put back in order at the end.
 async fn in_order<F: std::future::Future>(calls: Vec<F>, concurrency: usize) -> Vec<F::Output> {
-    futures::stream::iter(calls)
-        .buffered(concurrency.max(1))
+    let numbered: Vec<_> = calls
+        .into_iter()
+        .enumerate()
+        .map(|(i, call)| async move { (i, call.await) })
+        .collect();
+    let mut out: Vec<(usize, F::Output)> = futures::stream::iter(numbered)
+        .buffer_unordered(concurrency.max(1))
         .collect()
-        .await
+        .await;
+    out.sort_unstable_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The order in which a batch of account JWTs may be pushed: waves, each pushed (pipelined)
@@ -577,6 +587,22 @@ impl ResolverClient {
         concurrency: usize,
     ) -> Vec<Result<UpdateReply, ResolverError>> {
         in_waves(jwts, concurrency, |i| self.push_on(i, operator, &jwts[i])).await
+    }
+
+    /// [`ResolverClient::push_many`] for account JWTs Warden signed itself and read from its
+    /// own store (the relay): the trust check is [`check_own_trust`], which leaves the
+    /// signature to the server. Results in input order.
+    pub async fn push_own_many(
+        &self,
+        operator: &OperatorClaims,
+        jwts: &[String],
+        concurrency: usize,
+    ) -> Vec<Result<UpdateReply, ResolverError>> {
+        in_waves(jwts, concurrency, |i| async move {
+            check_own_trust(operator, &jwts[i])?;
+            self.update_on(i, &jwts[i]).await
+        })
+        .await
     }
 
     /// `$SYS.REQ.CLAIMS.DELETE` with an operator-signed generic delete JWT (see

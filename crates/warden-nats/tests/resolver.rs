@@ -166,6 +166,75 @@ async fn untrusted_accounts_are_never_pushed(line: ServerLine) {
 }
 both_servers!(untrusted_accounts_are_never_pushed);
 
+/// The relay's trust check (`check_own_trust`) leaves the signature to the server: the same
+/// refusals as `verify_trust` for issuers, and a JWT whose signature does not hold is refused
+/// by the server itself and never stored.
+async fn own_pushes_leave_the_signature_to_the_server(line: ServerLine) {
+    const B64: data_encoding::Encoding = data_encoding::BASE64URL_NOPAD;
+    let env = Env::start(line);
+    let client = env.client().await;
+
+    let foreign_operator = KeyPair::generate(KeyKind::Operator);
+    let (_, _, foreign_jwt) = account_signed_by(&foreign_operator, "FOREIGN", now());
+    let (good, _, good_jwt) = env.account("GOOD");
+    let (forged_kp, _, to_forge) = env.account("FORGED");
+    let parts: Vec<&str> = to_forge.split('.').collect();
+    let mut sig = B64.decode(parts[2].as_bytes()).expect("signature");
+    sig[7] ^= 1;
+    let forged = format!("{}.{}.{}", parts[0], parts[1], B64.encode(&sig));
+    let user_jwt = {
+        let (user, _) = user_creds(&good, "u", now());
+        let mut c = nats_jwt::UserClaims::new(&user.user_public_key().expect("user key"), "u");
+        c.encode(&good).expect("user JWT")
+    };
+
+    assert!(matches!(
+        warden_nats::check_own_trust(&env.operator_claims, &foreign_jwt),
+        Err(TrustError::UntrustedIssuer { .. })
+    ));
+    assert!(matches!(
+        warden_nats::check_own_trust(&env.operator_claims, &user_jwt),
+        Err(TrustError::NotAnAccount { found: "user" })
+    ));
+    assert!(matches!(
+        verify_trust(&env.operator_claims, &forged),
+        Err(TrustError::Decode(nats_jwt::JwtError::BadSignature))
+    ));
+
+    let results = client
+        .push_own_many(
+            &env.operator_claims,
+            &[foreign_jwt, forged, good_jwt, user_jwt],
+            8,
+        )
+        .await;
+    assert!(matches!(
+        results[0],
+        Err(ResolverError::Untrusted(TrustError::UntrustedIssuer { .. }))
+    ));
+    match &results[1] {
+        Err(ResolverError::Refused {
+            code, description, ..
+        }) => {
+            println!(
+                "{}: forged signature refused: {code} {description}",
+                env.version()
+            );
+            assert_ne!(*code, 200);
+        }
+        other => panic!("a forged signature was not refused by the server: {other:?}"),
+    }
+    assert_eq!(results[2].as_ref().expect("good pushed").code, 200);
+    assert!(matches!(
+        results[3],
+        Err(ResolverError::Untrusted(TrustError::NotAnAccount { .. }))
+    ));
+    let list = client.list().await.expect("list");
+    assert!(list.contains(&good.public_key().into_string()));
+    assert!(!list.contains(&forged_kp.public_key().into_string()));
+}
+both_servers!(own_pushes_leave_the_signature_to_the_server);
+
 async fn delete_removes_account_and_refuses_sys(line: ServerLine) {
     let env = Env::start(line);
     let client = env.client().await;

@@ -252,13 +252,20 @@ pub async fn drain_once(
             other => failed.push((row.clone(), format!("unknown outbox topic {other:?}"))),
         }
     }
+    let wanted: Vec<String> = by_account.keys().cloned().collect();
+    let mut current: std::collections::HashMap<String, String> = warden
+        .store()
+        .account_jwts_by_key(&wanted)
+        .await?
+        .into_iter()
+        .collect();
     let mut keys = Vec::new();
     let mut jwts = Vec::new();
     for (key, group) in &by_account {
-        match warden.store().account(key).await? {
-            Some(acc) => {
+        match current.remove(key) {
+            Some(jwt) => {
                 keys.push(key.clone());
-                jwts.push(acc.jwt);
+                jwts.push(jwt);
             }
             // Deleted since: its delete request carries the news.
             None => delivered.extend(
@@ -279,7 +286,7 @@ pub async fn drain_once(
     let operator_signer = operator_signer.as_ref().unwrap_or(&conns.operator_signer);
     let results = conns
         .resolver
-        .push_many(&operator, &jwts, cfg.concurrency)
+        .push_own_many(&operator, &jwts, cfg.concurrency)
         .await;
     for (key, result) in keys.iter().zip(results) {
         let group = &by_account[key];

@@ -6,6 +6,9 @@ use sqlx::{Any, AnyConnection, Connection, pool::PoolConnection};
 use crate::StoreError;
 use crate::store::{Backend, Store};
 
+/// Keys or ids bound in one `IN (…)` list: well under SQLite's and PostgreSQL's bind limits.
+pub const KEYS_PER_QUERY: usize = 500;
+
 /// Advisory-lock key of the relay (PostgreSQL); an arbitrary constant ("WRDN").
 const RELAY_LOCK_KEY: i64 = 0x5752_444E;
 
@@ -75,18 +78,64 @@ impl Store {
             .begin()
             .await
             .map_err(StoreError::query("starting a transaction"))?;
+        // Rows with the same reply (most of a batch: "200 … (server)", "published") in one
+        // statement each, a chunk of ids at a time, instead of one statement per row.
+        let mut by_reply: std::collections::BTreeMap<&str, Vec<i64>> =
+            std::collections::BTreeMap::new();
         for (id, reply) in delivered {
-            sqlx::query("UPDATE outbox SET delivered_at = $1, reply = $2 WHERE id = $3")
-                .bind(at)
-                .bind(reply.as_str())
-                .bind(*id)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::query("marking outbox messages delivered"))?;
+            by_reply.entry(reply.as_str()).or_default().push(*id);
+        }
+        for (reply, ids) in by_reply {
+            for chunk in ids.chunks(KEYS_PER_QUERY) {
+                let marks: Vec<String> = (3..chunk.len() + 3).map(|i| format!("${i}")).collect();
+                let sql = format!(
+                    "UPDATE outbox SET delivered_at = $1, reply = $2 WHERE id IN ({})",
+                    marks.join(", ")
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at).bind(reply);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                q.execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::query("marking outbox messages delivered"))?;
+            }
         }
         tx.commit()
             .await
             .map_err(StoreError::query("committing delivered outbox messages"))
+    }
+
+    /// The current JWTs of the accounts with these public keys, as `(key, jwt)` in no
+    /// particular order; keys of accounts that no longer exist are left out. Read in chunks
+    /// of [`KEYS_PER_QUERY`], so a batch of thousands is a handful of queries instead of one
+    /// query per account.
+    pub async fn account_jwts_by_key(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        if keys.is_empty() {
+            return Ok(out);
+        }
+        let mut conn = self.pooled().await?;
+        for chunk in keys.chunks(KEYS_PER_QUERY) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT public_key, jwt FROM accounts WHERE public_key IN ({})",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql));
+            for key in chunk {
+                q = q.bind(key.as_str());
+            }
+            out.extend(
+                q.fetch_all(&mut *conn)
+                    .await
+                    .map_err(StoreError::query("reading account JWTs"))?,
+            );
+        }
+        Ok(out)
     }
 
     /// The reply recorded for a delivered outbox message.

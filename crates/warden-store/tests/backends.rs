@@ -65,6 +65,7 @@ on_both_backends!(
     ledger_detects_removed_rows,
     ledger_detects_inserted_rows,
     outbox_enqueue_pending_and_marks,
+    relay_reads_and_marks_in_batches,
     concurrent_writers_keep_the_chain,
 );
 
@@ -734,6 +735,74 @@ async fn outbox_enqueue_pending_and_marks(store: Store) {
     let mut tx = store.begin().await.unwrap();
     assert_eq!(tx.enqueue("t", "p").await.unwrap(), 4);
     tx.commit().await.unwrap();
+}
+
+/// What the relay reads and writes per batch, across more than one `IN (…)` chunk: every
+/// existing account's current JWT once (missing keys left out), and each delivered row
+/// marked with its own reply, nothing else touched.
+async fn relay_reads_and_marks_in_batches(store: Store) {
+    with_operator(&store).await;
+    let n = warden_store::relay::KEYS_PER_QUERY * 2 + 7;
+    let mut tx = store.begin().await.unwrap();
+    let mut keys = Vec::new();
+    for i in 0..n {
+        let key = format!("ABATCH{i:06}");
+        let mut row = account(&key, &format!("BATCH{i}"));
+        row.jwt = format!("jwt-of-{i}");
+        tx.insert_account(&row).await.unwrap();
+        keys.push(key);
+        tx.enqueue("resolver.update", &format!("row-{i}"))
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    // Every third key asked for does not exist; one key is asked twice.
+    let mut asked: Vec<String> = keys.clone();
+    asked.extend((0..n / 3).map(|i| format!("AMISSING{i:06}")));
+    asked.push(keys[0].clone());
+    let mut got = store.account_jwts_by_key(&asked).await.unwrap();
+    got.sort();
+    got.dedup();
+    let mut want: Vec<(String, String)> = (0..n)
+        .map(|i| (keys[i].clone(), format!("jwt-of-{i}")))
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+    assert!(store.account_jwts_by_key(&[]).await.unwrap().is_empty());
+
+    // Two replies shared by many rows, one row with a reply of its own, and the last row
+    // left pending.
+    let now = a_second_from_now();
+    let pending = store.pending_outbox(now, n as i64).await.unwrap();
+    assert_eq!(pending.len(), n);
+    let delivered: Vec<(i64, String)> = pending[..n - 1]
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let reply = match i {
+                5 => "409 of its own".to_string(),
+                i if i % 2 == 0 => "200 updated (n1)".to_string(),
+                _ => "published".to_string(),
+            };
+            (r.id, reply)
+        })
+        .collect();
+    store.mark_delivered_many(&delivered, now).await.unwrap();
+    for (id, reply) in &delivered {
+        let row = store.outbox_message(*id).await.unwrap().unwrap();
+        assert_eq!(row.delivered_at, Some(now), "row {id}");
+        assert_eq!(
+            store.outbox_reply(*id).await.unwrap().as_deref(),
+            Some(reply.as_str())
+        );
+    }
+    let left = store.pending_outbox(now, n as i64).await.unwrap();
+    assert_eq!(
+        left.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [pending[n - 1].id]
+    );
+    store.mark_delivered_many(&[], now).await.unwrap();
 }
 
 fn a_second_from_now() -> i64 {

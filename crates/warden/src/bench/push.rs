@@ -7,8 +7,9 @@
 //! delivered. The bare client gets the same connections and the same window of requests in
 //! flight and only sends `$SYS.REQ.CLAIMS.UPDATE` requests with JWTs of the same shape and
 //! size (a Warden account's claims under fresh keys, signed by the same operator key) and
-//! counts `200` replies. Both run twice in the order bare, Warden, Warden, bare, so the
-//! server's growing account count and the machine's load weigh on both alike.
+//! counts `200` replies. After a warm-up, the two run in pairs of rounds, alternating which
+//! goes first, so the server's growing account count and the machine's changing load weigh
+//! on both alike; the median of the pairs' ratios is the figure to quote.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -24,6 +25,9 @@ use warden_ops::relay::{Connections, RelayConfig, drain_all};
 use crate::bench::server::BenchServer;
 use crate::cli::print_json;
 
+/// Account JWTs the bare client pushes before anything is measured.
+const WARM_UP: u32 = 500;
+
 /// The account whose claims the bare client's JWTs copy.
 const MODEL: &str = "PUSH_MODEL";
 
@@ -32,6 +36,8 @@ const MODEL: &str = "PUSH_MODEL";
 pub struct PushBenchOptions {
     /// Accounts per measured round.
     pub accounts: u32,
+    /// Pairs of rounds (a bare one and a Warden one, alternating which goes first).
+    pub pairs: u32,
     /// nats-server binary the bench starts.
     pub nats_server: PathBuf,
 }
@@ -68,6 +74,11 @@ pub struct PushBenchReport {
     pub warden_per_s: f64,
     /// warden_per_s / bare_per_s.
     pub ratio: f64,
+    /// Warden's rate over the bare client's within each pair of rounds, sorted.
+    pub pair_ratios: Vec<f64>,
+    /// The median of `pair_ratios`: the figure least moved by the machine's load changing
+    /// between rounds.
+    pub median_ratio: f64,
     /// Load average (1 minute) when the bench ended.
     pub load: Option<f64>,
 }
@@ -101,10 +112,11 @@ pub async fn bench(json: bool, opts: PushBenchOptions) -> anyhow::Result<()> {
         );
     }
     println!(
-        "bare client {:.0}/s, Warden's relay {:.0}/s: ratio {:.2} (load {})",
+        "bare client {:.0}/s, Warden's relay {:.0}/s: ratio {:.2}, median of the pairs' ratios {:.2} (load {})",
         out.bare_per_s,
         out.warden_per_s,
         out.ratio,
+        out.median_ratio,
         out.load.map_or("?".into(), |l| format!("{l:.2}"))
     );
     Ok(())
@@ -146,47 +158,69 @@ async fn measure(
         bare.push(client);
     }
 
+    // Warm-up (not measured): the server's first requests pay for its resolver store
+    // getting going, which would weigh on whichever side went first.
+    let warm = lookalike_jwts(w, &conns, WARM_UP, usize::MAX).await?;
+    bare_push(&bare, &warm, cfg.concurrency).await?;
+
     let n = opts.accounts;
     let mut rounds = Vec::new();
+    let mut ratios = Vec::new();
     let mut jwt_bytes = 0;
-    for (i, who) in ["bare", "warden", "warden", "bare"].into_iter().enumerate() {
-        let round = match who {
-            "bare" => {
-                let jwts = lookalike_jwts(w, &conns, n, i).await?;
-                jwt_bytes = jwts[0].len();
-                let started = Instant::now();
-                bare_push(&bare, &jwts, cfg.concurrency).await?;
-                started.elapsed()
-            }
-            _ => {
-                create_accounts(w, n, i, json).await?;
-                let started = Instant::now();
-                let r = drain_all(w, &conns, &cfg).await?;
-                let took = started.elapsed();
-                ensure!(
-                    r.failed == 0 && r.accounts_pushed == n as usize,
-                    "the relay pushed {} of {n} ({} failed: {:?})",
-                    r.accounts_pushed,
-                    r.failed,
-                    r.first_error
-                );
-                took
-            }
+    for pair in 0..opts.pairs.max(1) {
+        // Alternating which side goes first: bare, Warden | Warden, bare | …
+        let order = if pair % 2 == 0 {
+            ["bare", "warden"]
+        } else {
+            ["warden", "bare"]
         };
-        rounds.push(PushRound {
-            who,
-            accounts: n,
-            seconds: round.as_secs_f64(),
-            per_s: f64::from(n) / round.as_secs_f64().max(1e-9),
-        });
+        let mut secs = [0.0; 2];
+        for who in order {
+            let round = rounds.len();
+            let took = match who {
+                "bare" => {
+                    let jwts = lookalike_jwts(w, &conns, n, round).await?;
+                    jwt_bytes = jwts[0].len();
+                    let started = Instant::now();
+                    bare_push(&bare, &jwts, cfg.concurrency).await?;
+                    started.elapsed()
+                }
+                _ => {
+                    create_accounts(w, n, round, json).await?;
+                    let started = Instant::now();
+                    let r = drain_all(w, &conns, &cfg).await?;
+                    let took = started.elapsed();
+                    ensure!(
+                        r.failed == 0 && r.accounts_pushed == n as usize,
+                        "the relay pushed {} of {n} ({} failed: {:?})",
+                        r.accounts_pushed,
+                        r.failed,
+                        r.first_error
+                    );
+                    took
+                }
+            };
+            secs[usize::from(who == "warden")] = took.as_secs_f64();
+            rounds.push(PushRound {
+                who,
+                accounts: n,
+                seconds: took.as_secs_f64(),
+                per_s: f64::from(n) / took.as_secs_f64().max(1e-9),
+            });
+        }
+        // Warden's rate over the bare client's, within the pair.
+        ratios.push(secs[0] / secs[1].max(1e-9));
     }
+    ratios.sort_by(f64::total_cmp);
+    let median_ratio = ratios[ratios.len() / 2];
     let rate = |who: &str| {
-        let secs: f64 = rounds
+        let (count, secs) = rounds
             .iter()
             .filter(|r| r.who == who)
-            .map(|r| r.seconds)
-            .sum();
-        2.0 * f64::from(n) / secs.max(1e-9)
+            .fold((0.0, 0.0), |(c, s), r| {
+                (c + f64::from(r.accounts), s + r.seconds)
+            });
+        count / f64::max(secs, 1e-9)
     };
     let (bare_per_s, warden_per_s) = (rate("bare"), rate("warden"));
     Ok(PushBenchReport {
@@ -198,6 +232,8 @@ async fn measure(
         bare_per_s,
         warden_per_s,
         ratio: warden_per_s / bare_per_s.max(1e-9),
+        pair_ratios: ratios,
+        median_ratio,
         load: load_average(),
     })
 }

@@ -55,9 +55,12 @@ pub enum BenchCmd {
 /// Arguments of `warden bench push`.
 #[derive(Args, Debug)]
 pub struct PushBenchArgs {
-    /// Accounts per measured round (four rounds: bare, Warden, Warden, bare).
-    #[arg(long, default_value_t = 5_000)]
+    /// Accounts per measured round.
+    #[arg(long, default_value_t = 2_000)]
     pub accounts: u32,
+    /// Pairs of rounds, one bare and one Warden each (alternating which goes first).
+    #[arg(long, default_value_t = 5)]
+    pub pairs: u32,
     /// nats-server binary the bench starts.
     #[arg(
         long,
@@ -315,6 +318,7 @@ pub async fn run(json: bool, cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Push(a) => {
             let opts = bench::push::PushBenchOptions {
                 accounts: a.accounts,
+                pairs: a.pairs,
                 nats_server: a.nats_server,
             };
             bench::push::bench(json, opts).await
