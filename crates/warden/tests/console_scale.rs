@@ -5,9 +5,11 @@
 //! - every console page is measured over plain HTTP (reqwest, with a session): its size
 //!   must stay under 200 KB and its server response time (request sent → whole body read,
 //!   median of three) is reported against the 300 ms target (pages over it are marked)
-//!   and held to a bound: 600 ms in a release build, 3 s in a debug build (unoptimised,
-//!   on a shared machine). The sync page compares with the nats-server on every load (one lookup per
-//!   account): it is measured and reported, held to its own bound. The measurements are
+//!   and held to it in a release build (the accounts list, which still sorts every
+//!   account's row, to 600 ms); a debug build (unoptimised, on a shared machine)
+//!   is held to 3 s, which a return to whole-list pages (seconds) still fails. The sync
+//!   page reads the comparison with the nats-server kept in the background (one lookup
+//!   per account, measured apart and reported with the figures). The measurements are
 //!   written to `target/console-shots/scale-<version>.txt`.
 //! - a real headless Chromium: search finds one account by name, "Next" shows the next 50,
 //!   clicking the sorted column's header reverses the order; the sync page lists only the
@@ -20,14 +22,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::Home;
+use common::browser::{self, browser_sign_in, click, shot, shots_dir, submit, text_of};
 use common::chromedriver::Driver;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use reqwest::StatusCode;
-use reqwest::header::{LOCATION, SET_COOKIE};
 use warden::http::{self, HttpState};
 use warden_ops::Warden;
 use warden_ops::device::NewDevice;
@@ -39,33 +40,20 @@ const ACCOUNTS: usize = 2000;
 const DEVICES: usize = 2000;
 /// The bound on a console page's size.
 const MAX_PAGE_BYTES: usize = 200 * 1024;
-/// The response time a console page aims at: pages over it are marked in the report.
+/// The response time a console page aims at, and the bound held in a release build:
+/// the pages that summarise every account read the light account query (names, keys,
+/// kinds, counts; no JWT, a spec only where an account imports or exports) and the sync
+/// page reads the comparison kept in memory.
 const TARGET_MS: u128 = 300;
-/// The bound held in a release build. Pages that read the whole account table (the
-/// accounts list, the overview, the hierarchy, an account's page: one query of 4,000 rows
-/// with their specs and JWTs) take 150–500 ms on a shared 2-core test machine, over the
-/// target; the bound catches a return to whole-list rendering (seconds).
-const MAX_MS: u128 = 600;
+/// The bound held in a release build on the accounts list, which still reads every
+/// account's row to sort and search them (measured 170–290 ms, at the target on a loaded
+/// machine): it catches a return to whole-list rendering (seconds) without failing on load.
+const MAX_MS_ACCOUNT_LIST: u128 = 600;
 /// The bound held in a debug build (unoptimised, on a machine shared with other builds):
 /// a regression to the old whole-list pages (seconds) still fails.
 const MAX_MS_DEBUG: u128 = 3000;
-/// The bound on the sync page, which compares Warden with the nats-server's resolver
-/// (`warden sync --check`: the server's list and one lookup per account, 4,000 here) on
-/// every load: its time is mostly that comparison's, measured and reported apart.
-const MAX_MS_COMPARE: u128 = 3000;
 /// Most boxes the hierarchy picture may draw (the console's bound).
 const MAX_NODES: usize = 400;
-
-fn shots_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/console-shots");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-async fn shot(b: &Client, name: &str) {
-    let png = b.screenshot().await.expect("screenshot");
-    std::fs::write(shots_dir().join(format!("scale-{name}.png")), png).unwrap();
-}
 
 /// Seeds the organisation: `ACCOUNTS` accounts `ACC0000…` in one org apply, `DEVICES`
 /// devices `dev-0000…` in one bulk add, two tenants, three users in ACC0000.
@@ -107,45 +95,6 @@ async fn seed(w: &Warden) {
         t_accounts.as_secs_f64(),
         t_devices.as_secs_f64()
     );
-}
-
-/// The console signed in over plain HTTP: `(session cookie header, csrf)`.
-async fn sign_in(http: &reqwest::Client, base: &str, token: &str) -> String {
-    let page = http
-        .get(format!("{base}/console/login"))
-        .send()
-        .await
-        .unwrap();
-    let login = page
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("warden_console_login="))
-        .and_then(|v| v.split(';').next())
-        .unwrap()
-        .to_string();
-    let html = page.text().await.unwrap();
-    let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
-    let csrf = html[at..].split('"').next().unwrap().to_string();
-    let res = http
-        .post(format!("{base}/console/login"))
-        .header("cookie", &login)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("token={token}&csrf={csrf}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert_eq!(res.headers()[LOCATION], "/console");
-    res.headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("warden_console="))
-        .and_then(|v| v.split(';').next())
-        .unwrap()
-        .to_string()
 }
 
 /// One page measured: its size and its response times (ms) over `RUNS` requests after a
@@ -190,60 +139,6 @@ async fn measure(http: &reqwest::Client, base: &str, cookie: &str, path: &str) -
         path: path.to_string(),
         bytes: body.len(),
         ms,
-    }
-}
-
-impl Driver {
-    async fn browser(&self) -> Client {
-        let caps = serde_json::json!({
-            "goog:chromeOptions": {
-                "binary": std::env::var("WARDEN_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000"],
-            }
-        });
-        let serde_json::Value::Object(caps) = caps else {
-            unreachable!()
-        };
-        let mut builder =
-            ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
-        builder.capabilities(caps);
-        builder
-            .connect(&self.url)
-            .await
-            .expect("a headless Chromium session")
-    }
-}
-
-async fn click(b: &Client, css: &str) {
-    b.find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"));
-}
-
-/// The text of the element `css`, waited for. A live update may replace the element
-/// between finding and reading it: then it is found again (bounded).
-async fn text_of(b: &Client, css: &str) -> String {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let el = b
-            .wait()
-            .at_most(WAIT)
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("{css}: {e}"));
-        match el.text().await {
-            Ok(t) => return t,
-            Err(e)
-                if e.to_string().contains("stale element")
-                    || e.to_string().contains("does not belong to the document") =>
-            {
-                assert!(Instant::now() < deadline, "{css}: still stale: {e}");
-            }
-            Err(e) => panic!("{css}: {e}"),
-        }
     }
 }
 
@@ -332,7 +227,10 @@ async fn scale(line: ServerLine) {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let cookie = sign_in(&http, &base, &token).await;
+    let cookie = format!(
+        "warden_console={}",
+        browser::sign_in(&http, &base, &token).await
+    );
 
     // Every page: size and response time.
     let pages = [
@@ -357,11 +255,13 @@ async fn scale(line: ServerLine) {
         "/console/ledger",
         "/console/ledger?q=device&page=2",
         "/console/onboarding",
+        "/console/onboarding?tenant=acme",
         "/console/rooms",
         "/console/operator",
         "/console/callout",
         "/console/directory",
         "/console/proposals",
+        "/console/proposals?who=u",
     ];
     let mut measured = Vec::new();
     for path in pages {
@@ -395,6 +295,26 @@ async fn scale(line: ServerLine) {
             }
         ));
     }
+    // The comparison the sync page shows, made in the background: how long it took.
+    let sync = http
+        .get(format!("{base}/console/sync"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let took = sync
+        .split_once("id=\"drift-computed\"")
+        .and_then(|(_, rest)| rest.split_once(", in "))
+        .and_then(|(_, rest)| rest.split_once(" s)"))
+        .map(|(t, _)| t.to_string())
+        .unwrap_or_else(|| "?".into());
+    report.push_str(&format!(
+        "the sync page's comparison with the server (background, {} accounts): {took} s\n",
+        w.status().await.unwrap().accounts
+    ));
     eprintln!("{report}");
     std::fs::write(shots_dir().join(format!("scale-{tag}.txt")), &report).unwrap();
     for m in &measured {
@@ -404,12 +324,12 @@ async fn scale(line: ServerLine) {
             m.path,
             m.bytes
         );
-        let bound = if m.path.starts_with("/console/sync") {
-            MAX_MS_COMPARE
-        } else if cfg!(debug_assertions) {
+        let bound = if cfg!(debug_assertions) {
             MAX_MS_DEBUG
+        } else if m.path == "/console/accounts" || m.path.starts_with("/console/accounts?") {
+            MAX_MS_ACCOUNT_LIST
         } else {
-            MAX_MS
+            TARGET_MS
         };
         assert!(
             m.median() < bound,
@@ -421,16 +341,8 @@ async fn scale(line: ServerLine) {
 
     // The browser.
     let driver = Driver::start().await;
-    let b = driver.browser().await;
-    b.goto(&format!("{base}/console/login")).await.unwrap();
-    b.find(Locator::Css("#token"))
-        .await
-        .unwrap()
-        .send_keys(&token)
-        .await
-        .unwrap();
-    click(&b, "form button[type=submit]").await;
-    text_of(&b, "#count-accounts").await;
+    let b = driver.chromium(1400, 1000, None).await;
+    browser_sign_in(&b, &base, &token).await;
 
     // Accounts: page 1 is the first 50 by name, the total said.
     b.goto(&format!("{base}/console/accounts")).await.unwrap();
@@ -443,7 +355,7 @@ async fn scale(line: ServerLine) {
     let rows = row_ids(&b, "accounts").await;
     assert_eq!(rows.len(), 50);
     assert_eq!(rows[0], "account-ACC0000");
-    shot(&b, &format!("{tag}-01-accounts")).await;
+    shot(&b, &format!("scale-{tag}-01-accounts")).await;
 
     // Next: the next 50.
     click(&b, "#accounts-pager a[rel=next]").await;
@@ -481,7 +393,7 @@ async fn scale(line: ServerLine) {
     let rows = row_ids(&b, "accounts").await;
     let expected: Vec<String> = names[..50].iter().map(|n| format!("account-{n}")).collect();
     assert_eq!(rows, expected);
-    shot(&b, &format!("{tag}-02-accounts-desc")).await;
+    shot(&b, &format!("scale-{tag}-02-accounts-desc")).await;
 
     // Search: one account by name.
     let field = b.find(Locator::Css("#accounts-q")).await.unwrap();
@@ -496,20 +408,21 @@ async fn scale(line: ServerLine) {
     assert_eq!(row_ids(&b, "accounts").await, ["account-ACC1234"]);
     let showing = text_of(&b, "#accounts-showing").await;
     assert!(showing.contains("1 matching"), "{showing}");
-    shot(&b, &format!("{tag}-03-accounts-search")).await;
+    shot(&b, &format!("scale-{tag}-03-accounts-search")).await;
 
     // Sync: only the drift is listed, the in-sync accounts counted. A nats-server busy
     // listing 4,000 accounts may miss the console's 2 s bound (the page then says it did
-    // not answer): load the page again, for a bounded time.
+    // not answer): "Check now" compares again, for a bounded time.
     let deadline = Instant::now() + Duration::from_secs(60);
+    b.goto(&format!("{base}/console/sync")).await.unwrap();
     loop {
-        b.goto(&format!("{base}/console/sync")).await.unwrap();
         if b.find(Locator::Css("#drift-verdict")).await.is_ok() {
             break;
         }
         let said = text_of(&b, "#drift-unavailable").await;
         assert!(Instant::now() < deadline, "no comparison: {said}");
-        eprintln!("sync page: {said}; again");
+        eprintln!("sync page: {said}; check again");
+        submit(&b, "#check-now").await;
     }
     let verdict = text_of(&b, "#drift-verdict").await;
     assert!(verdict.contains("3 accounts not in sync"), "{verdict}");
@@ -531,7 +444,7 @@ async fn scale(line: ServerLine) {
         .await
         .unwrap();
     assert_eq!(buttons, serde_json::json!(0));
-    shot(&b, &format!("{tag}-04-sync-drift")).await;
+    shot(&b, &format!("scale-{tag}-04-sync-drift")).await;
     // Push two of the three: tick ACC0005 and ACC0006.
     click(&b, "#pick-ACC0005").await;
     click(&b, "#pick-ACC0006").await;
@@ -557,7 +470,7 @@ async fn scale(line: ServerLine) {
             .unwrap()
             .is_none()
     );
-    shot(&b, &format!("{tag}-05-sync-pushed")).await;
+    shot(&b, &format!("scale-{tag}-05-sync-pushed")).await;
     // Show all: paged.
     click(&b, "#show-all").await;
     b.wait()
@@ -592,7 +505,7 @@ async fn scale(line: ServerLine) {
     );
     let group = text_of(&b, "#group-device a").await;
     assert_eq!(group, "2,000 device accounts");
-    shot(&b, &format!("{tag}-06-hierarchy")).await;
+    shot(&b, &format!("scale-{tag}-06-hierarchy")).await;
 
     // A device: revoke, then restore, from its page.
     b.goto(&format!("{base}/console/devices/dev-0042"))
@@ -602,7 +515,7 @@ async fn scale(line: ServerLine) {
     let state = text_of(&b, "#action-notice").await;
     assert!(state.contains("revoked"), "{state}");
     assert_eq!(text_of(&b, "#device-state").await, "revoked");
-    shot(&b, &format!("{tag}-07-device-revoked")).await;
+    shot(&b, &format!("scale-{tag}-07-device-revoked")).await;
     click(&b, "#restore-device").await;
     let state = text_of(&b, "#action-notice").await;
     assert!(state.contains("restored"), "{state}");
@@ -619,7 +532,7 @@ async fn scale(line: ServerLine) {
     click(&b, "#suspend-tenant").await;
     assert!(text_of(&b, "#action-notice").await.contains("suspended"));
     assert_eq!(text_of(&b, "#tenant-state").await, "suspended");
-    shot(&b, &format!("{tag}-08-tenant-suspended")).await;
+    shot(&b, &format!("scale-{tag}-08-tenant-suspended")).await;
     click(&b, "#resume-tenant").await;
     assert!(text_of(&b, "#action-notice").await.contains("resumed"));
     assert_eq!(text_of(&b, "#tenant-state").await, "active");
@@ -630,7 +543,7 @@ async fn scale(line: ServerLine) {
         .await
         .unwrap();
     text_of(&b, "nav[aria-label=Main] a[href='/console/accounts']").await;
-    shot(&b, &format!("{tag}-09-error")).await;
+    shot(&b, &format!("scale-{tag}-09-error")).await;
 
     // Phone width: no sideways scrolling.
     b.set_window_size(390, 844).await.unwrap();
@@ -644,7 +557,7 @@ async fn scale(line: ServerLine) {
         .await
         .unwrap();
     assert_eq!(fits, serde_json::json!(true), "sideways scroll at 390 px");
-    shot(&b, &format!("{tag}-10-phone")).await;
+    shot(&b, &format!("scale-{tag}-10-phone")).await;
 
     b.close().await.unwrap();
     drop(driver);
