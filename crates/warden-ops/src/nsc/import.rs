@@ -13,7 +13,7 @@
 //! that is not a single path component, no file larger than 1 MiB. A store that breaks
 //! one of these rules is refused whole, before anything is written.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use nats_jwt::{Account, AccountClaims, KeyPair, Operator, User, decode};
@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use warden_core::decompile::{decompile_account, decompile_operator, decompile_user};
 use warden_core::{AccountName, NameCase, NamingPolicy, OperatorName, UserName};
-use warden_store::{AccountRow, OperatorRow, UserRow};
+use warden_store::{AccountRow, NewSeed, OperatorRow, UserRow};
 
 use super::confined::{Entries, Tree, component};
 use super::{NscError, Result};
@@ -292,6 +292,9 @@ fn diff(raw: &serde_json::Value, kept: &serde_json::Value, path: &str, out: &mut
     }
 }
 
+/// Rows handed to one bulk write of the store (at most 900 values a statement).
+const BULK_ROWS: usize = 100;
+
 /// Seals a seed unless the store has it already (a key used twice); 1 if stored.
 async fn put_new(tx: &mut warden_store::Tx<'_>, kp: &KeyPair, kind: &str) -> Result<usize> {
     if tx
@@ -306,7 +309,6 @@ async fn put_new(tx: &mut warden_store::Tx<'_>, kp: &KeyPair, kind: &str) -> Res
 }
 
 struct UserIn {
-    name: UserName,
     row: UserRow,
     seed: Option<KeyPair>,
 }
@@ -642,7 +644,6 @@ impl Warden {
                             jwt,
                         )?
                     },
-                    name: uname,
                     seed: useed,
                 });
             }
@@ -741,31 +742,80 @@ impl Warden {
         let total: usize = accounts.iter().map(|a| 1 + a.users.len()).sum();
         let bar = progress;
         bar.start(total as u64, "import");
+        // The accounts and users go in with multi-row statements: every seed once (a key
+        // used twice is stored once, as above), then the accounts, their pushes, and the
+        // users. The store is empty, so only the batch itself can repeat a key or name.
+        let mut stored: HashSet<String> = HashSet::new();
+        if let Some(kp) = &op_seed {
+            stored.insert(kp.public_key().to_string());
+        }
+        stored.extend(
+            op_signing_seeds
+                .iter()
+                .map(|kp| kp.public_key().to_string()),
+        );
+        let mut batch_seeds: Vec<(String, &'static str, nats_jwt::Seed)> = Vec::new();
+        let mut add_seed = |kp: &KeyPair, kind: &'static str| {
+            let pk = kp.public_key().to_string();
+            if stored.insert(pk.clone()) {
+                batch_seeds.push((pk, kind, kp.seed()));
+            }
+        };
         for a in &accounts {
             if let Some(kp) = &a.seed {
-                seeds += put_new(&mut tx, kp, "account").await?;
+                add_seed(kp, "account");
             }
             for kp in &a.signing_seeds {
-                seeds += put_new(&mut tx, kp, "account").await?;
+                add_seed(kp, "account");
             }
-            tx.insert_account(&a.row).await.map_err(OpsError::from)?;
-            bar.advance(1);
-            tx.enqueue(TOPIC_ACCOUNT_UPDATE, &a.row.public_key)
-                .await
-                .map_err(OpsError::from)?;
-            let mut user_seeds = 0;
             for u in &a.users {
                 if let Some(kp) = &u.seed {
-                    seeds += put_new(&mut tx, kp, "user").await?;
-                    user_seeds += 1;
+                    add_seed(kp, "user");
                 }
-                tx.insert_user(&u.row).await.map_err(|e| {
-                    crate::conflict(e, || {
-                        format!("user {} appears twice in account {}", u.name, a.name)
-                    })
-                })?;
-                bar.advance(1);
             }
+        }
+        seeds += batch_seeds.len();
+        let new_seeds: Vec<NewSeed<'_>> = batch_seeds
+            .iter()
+            .map(|(pk, kind, seed)| NewSeed {
+                public_key: pk,
+                kind,
+                seed: seed.expose(),
+            })
+            .collect();
+        // In slices: SQLite parses a statement in time that grows with the square of
+        // its values, so a few hundred rows per call stay fast.
+        for chunk in new_seeds.chunks(BULK_ROWS) {
+            tx.put_seeds(chunk).await.map_err(OpsError::from)?;
+        }
+        drop(new_seeds);
+        drop(batch_seeds);
+        let account_rows: Vec<AccountRow> = accounts.iter().map(|a| a.row.clone()).collect();
+        for chunk in account_rows.chunks(BULK_ROWS) {
+            tx.insert_accounts(chunk).await.map_err(OpsError::from)?;
+            bar.advance(chunk.len() as u64);
+        }
+        let pushes: Vec<(&str, &str)> = accounts
+            .iter()
+            .map(|a| (TOPIC_ACCOUNT_UPDATE, a.row.public_key.as_str()))
+            .collect();
+        for chunk in pushes.chunks(BULK_ROWS) {
+            tx.enqueue_many(chunk).await.map_err(OpsError::from)?;
+        }
+        let user_rows: Vec<UserRow> = accounts
+            .iter()
+            .flat_map(|a| a.users.iter().map(|u| u.row.clone()))
+            .collect();
+        for chunk in user_rows.chunks(BULK_ROWS) {
+            tx.insert_users(chunk).await.map_err(|e| match e {
+                warden_store::StoreError::Conflict { what } => OpsError::Conflict(format!(
+                    "{what}: the nsc store holds a user twice in one account"
+                )),
+                other => OpsError::from(other),
+            })?;
+            bar.advance(chunk.len() as u64);
+        }
+        for a in &accounts {
             user_total += a.users.len();
             imported.push(ImportedAccount {
                 name: a.row.name.clone(),
@@ -775,7 +825,7 @@ impl Warden {
                 signing_keys: a.signing_keys,
                 signing_key_seeds: a.signing_seeds.len(),
                 users: a.users.len(),
-                user_seeds,
+                user_seeds: a.users.iter().filter(|u| u.seed.is_some()).count(),
                 revoked_users: a
                     .users
                     .iter()
