@@ -11,6 +11,8 @@
 //!   the Ed25519 signing ceiling.
 //! - `cluster`: how a cluster of full resolvers spreads pushed account updates (bulk lag,
 //!   one revocation enforced on another node), against one server alone.
+//! - `org`: `org apply` of N people in one unit against key generation plus signing on
+//!   the same cores.
 //! - `push`: account pushes by the relay against a bare NATS client on the same server.
 
 pub mod callout;
@@ -19,6 +21,7 @@ pub mod cluster;
 pub mod devices;
 pub mod governance;
 pub mod nsc;
+pub mod org;
 pub mod push;
 pub mod rotate;
 pub mod server;

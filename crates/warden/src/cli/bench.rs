@@ -50,6 +50,16 @@ pub enum BenchCmd {
     /// Account pushes: the relay draining N new accounts against a bare NATS client
     /// pushing as many JWTs of the same size on the same server and connections.
     Push(PushBenchArgs),
+    /// `org apply` of N people in one unit on a fresh store: users per second against
+    /// key generation plus Ed25519 signing on the same cores.
+    Org {
+        /// People (Service persons, each a user) in the unit.
+        #[arg(long, default_value_t = 10_000)]
+        people: u32,
+        /// Use this (empty) PostgreSQL database instead of a fresh SQLite file.
+        #[arg(long, value_name = "URL")]
+        pg: Option<String>,
+    },
 }
 
 /// Arguments of `warden bench push`.
@@ -288,6 +298,9 @@ pub async fn run(json: bool, cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::UserAdd { count } => bench::user_add(json, count).await,
         BenchCmd::Export(a) => bench::nsc::bench_export(json, a.into()).await,
         BenchCmd::Devices(a) => bench::devices::bench(json, a.into()).await,
+        BenchCmd::Org { people, pg } => {
+            bench::org::bench(json, bench::org::OrgBenchOptions { people, pg }).await
+        }
         BenchCmd::Tenants(a) => bench::tenants::bench(json, a.into()).await,
         BenchCmd::Governance(a) => bench::governance::bench(json, a.into()).await,
         BenchCmd::Chat(a) => bench::chat::bench(json, a.into()).await,
