@@ -1953,6 +1953,49 @@ async fn browser_edit_drift_usage(line: ServerLine) {
         "{err}"
     );
 
+    // The kept comparison follows the relay: an account added from the command line is
+    // delivered by serve's relay, and the sync page soon shows it in sync, compared
+    // after the delivery, without "Check now".
+    let computed_at = |b: &Client| {
+        let b = b.clone();
+        async move {
+            b.find(Locator::Css("#drift-computed"))
+                .await
+                .unwrap()
+                .attr("data-computed-at")
+                .await
+                .unwrap()
+                .unwrap()
+                .parse::<i64>()
+                .unwrap()
+        }
+    };
+    b.goto(&format!("{}/console/sync", serve.base))
+        .await
+        .unwrap();
+    let before = computed_at(&b).await;
+    // A second later, so the next comparison's time (whole seconds) tells them apart.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    home.ok(&["account", "add", "LATE"]);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        b.goto(&format!("{}/console/sync?show=all&q=LATE", serve.base))
+            .await
+            .unwrap();
+        if computed_at(&b).await > before
+            && b.find(Locator::Css("#sync-LATE")).await.is_ok()
+            && sync_state(&b, "LATE").await == "in-sync"
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the kept comparison did not follow the relay: {}",
+            text_of(&b, "#drift").await
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
     // The edit form and the sync page fit a phone's width.
     b.set_window_size(390, 844).await.unwrap();
     for path in ["/console/accounts/SHOP/users/carol/edit", "/console/sync"] {
