@@ -486,7 +486,7 @@ impl Warden {
                 .chain(&d.stale)
                 .filter_map(|k| jwts.get(k).cloned())
                 .collect();
-            for r in client.push_many(&operator, &to_push, 64).await {
+            for r in client.push_own_many(&operator, &to_push, 64).await {
                 match r {
                     Ok(_) => repair.pushed += 1,
                     Err(e) => repair.errors.push(resolver_error(url, e).to_string()),
@@ -673,7 +673,7 @@ impl Warden {
             .collect();
         let mut errors = Vec::new();
         for r in client
-            .push_many(&operator, &to_push, link.concurrency)
+            .push_own_many(&operator, &to_push, link.concurrency)
             .await
         {
             if let Err(e) = r {
@@ -741,7 +741,11 @@ impl Warden {
         progress.start(jwts.len() as u64, "pushing accounts");
         let mut results = Vec::with_capacity(jwts.len());
         for chunk in jwts.chunks(wave) {
-            results.extend(client.push_many(&operator, chunk, link.concurrency).await);
+            results.extend(
+                client
+                    .push_own_many(&operator, chunk, link.concurrency)
+                    .await,
+            );
             progress.advance(chunk.len() as u64);
         }
         progress.finish();
