@@ -248,8 +248,25 @@ fn context_account_is_used_when_a_is_left_out() {
     let status = home.json(&["status"]);
     assert_eq!(status["context_account"], "SHOP", "{status}");
     assert!(home.ok(&["status"]).contains("context      account SHOP"));
+    // `tool --user` and `streams list` take it too: with it, tool goes on to connect
+    // (nothing listens on port 1, so it fails there) and streams reads SHOP (which has no
+    // JetStream); without it, both stop at a usage error saying how to set one.
+    let nowhere = "nats://127.0.0.1:1";
+    let tool = ["tool", "pub", "--nats", nowhere, "-u", "alice", "s", "x"];
+    let streams = ["streams", "list", "--nats", nowhere];
+    let err = home.fails(1, &tool);
+    assert!(!err.contains("context set"), "{err}");
+    let err = home.fails(2, &streams);
+    assert!(err.contains("account SHOP has JetStream disabled"), "{err}");
     home.ok(&["context", "clear"]);
     home.fails(2, &["user", "list"]);
+    for args in [&tool[..], &streams[..]] {
+        let err = home.fails(2, args);
+        assert!(
+            err.contains("warden context set --account"),
+            "{args:?}: {err}"
+        );
+    }
 }
 
 /// Human output reads as an operator expects: sizes in binary units, JetStream counts

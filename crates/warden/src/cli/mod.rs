@@ -416,7 +416,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             let warden = open(&g).await.ok();
             artifacts::describe(&g, &token_or_file, warden.as_ref()).await
         }
-        Command::Tool(cmd) => tool::run(&g.json, cmd, || open(&g)).await,
+        Command::Tool(cmd) => {
+            let cmd = cmd.with_context_account(&context::Context::load(&locate(&g).0));
+            tool::run(&g.json, cmd, || open(&g)).await
+        }
         Command::Bench(cmd) => bench::run(g.json, cmd).await,
         Command::Doctor(args) => doctor::run(&g, args).await,
         Command::Completions(args) => completions::run(args),
@@ -502,7 +505,10 @@ async fn dispatch(g: &Global, w: &Warden, command: Command) -> Result<()> {
         Command::Context(cmd) => context::run(g.json, w, &locate(g).0, cmd).await,
         Command::Token(cmd) => tokens::run(g.json, cmd, w).await,
         Command::Org(cmd) => org::run(g.json, cmd, w).await,
-        Command::Streams(cmd) => streams::run(g.json, cmd, w).await,
+        Command::Streams(cmd) => {
+            let ctx = context::Context::load(&locate(g).0);
+            streams::run(g.json, cmd, w, &ctx).await
+        }
         Command::Export(args) => nsc::run_export(g.json, args, w).await,
         Command::Device(cmd) => device::run(g.json, cmd, w).await,
         Command::Tenant(cmd) => tenant::run(g.json, cmd, w).await,

@@ -17,9 +17,9 @@ pub enum StreamsCmd {
     Apply(ApplyArgs),
     /// List an account's streams as the server reports them.
     List {
-        /// Account whose JetStream to read.
-        #[arg(long)]
-        account: String,
+        /// Account whose JetStream to read (default: the context's account).
+        #[arg(long, short)]
+        account: Option<String>,
         /// Server URL (several servers of a cluster: comma-separated).
         #[arg(
             long,
@@ -54,7 +54,12 @@ pub struct ApplyArgs {
 }
 
 /// Runs `warden streams …`.
-pub async fn run(json_out: bool, cmd: StreamsCmd, w: &Warden) -> anyhow::Result<()> {
+pub async fn run(
+    json_out: bool,
+    cmd: StreamsCmd,
+    w: &Warden,
+    ctx: &super::context::Context,
+) -> anyhow::Result<()> {
     match cmd {
         StreamsCmd::Apply(a) => {
             let text = std::fs::read_to_string(&a.file)
@@ -95,6 +100,7 @@ pub async fn run(json_out: bool, cmd: StreamsCmd, w: &Warden) -> anyhow::Result<
             Ok(())
         }
         StreamsCmd::List { account, nats } => {
+            let account = ctx.account(account)?;
             let js = w
                 .jetstream_admin(&account, &nats.to_string())
                 .await

@@ -76,8 +76,9 @@ pub struct Conn {
     /// Account of the user whose creds to use (from the store).
     #[arg(short, long, requires = "user", conflicts_with = "creds")]
     account: Option<String>,
-    /// User whose creds to use (from the store).
-    #[arg(short, long, requires = "account")]
+    /// User whose creds to use (from the store), in --account or else the context's
+    /// account (`warden context set --account`).
+    #[arg(short, long)]
     user: Option<String>,
     /// A creds file instead.
     #[arg(long, value_name = "FILE")]
@@ -111,6 +112,21 @@ fn secs(s: &str) -> Result<Duration, String> {
         .map_err(|e| e.to_string())
 }
 
+impl ToolCmd {
+    /// Fills in the account of `--user` from the context when `--account` is left out.
+    pub fn with_context_account(mut self, ctx: &super::context::Context) -> ToolCmd {
+        let conn = match &mut self {
+            ToolCmd::Pub { conn, .. } | ToolCmd::Sub { conn, .. } | ToolCmd::Req { conn, .. } => {
+                conn
+            }
+        };
+        if conn.user.is_some() && conn.account.is_none() {
+            conn.account = ctx.account.clone();
+        }
+        self
+    }
+}
+
 async fn connect<F, Fut>(
     conn: &Conn,
     open: F,
@@ -125,6 +141,9 @@ where
                 .with_context(|| format!("cannot read {}", path.display()))?,
         )),
         (None, Some(a), Some(u)) => Some(open().await?.creds(a, u).await?),
+        (None, None, Some(u)) => bail!(crate::cli::UsageError(format!(
+            "--user {u} needs --account ACCOUNT, or a default account: warden context set --account NAME"
+        ))),
         // A server whose auth callout decides everyone takes a token or a password alone.
         _ if conn.token.is_some() || conn.login.is_some() => None,
         _ => bail!(crate::cli::UsageError(
