@@ -165,6 +165,9 @@ pub struct UpdateReply {
     pub message: String,
     /// The server that answered.
     pub server: ServerInfo,
+    /// From sending the request to its answer (the push's round trip, waiting behind the
+    /// requests before it on its connection included).
+    pub took: Duration,
 }
 
 /// A successful `$SYS.REQ.CLAIMS.DELETE` reply.
@@ -535,15 +538,18 @@ impl ResolverClient {
         lane: usize,
         account_jwt: &str,
     ) -> Result<UpdateReply, ResolverError> {
+        let sent = std::time::Instant::now();
         let payload = self
             .request(lane, UPDATE_SUBJECT, account_jwt.trim().as_bytes().to_vec())
             .await?;
+        let took = sent.elapsed();
         let (status, server) = parse_reply::<WireStatus>(UPDATE_SUBJECT, &payload)?;
         Ok(UpdateReply {
             account: status.account.filter(|a| !a.is_empty()),
             code: status.code,
             message: status.message,
             server,
+            took,
         })
     }
 

@@ -91,6 +91,9 @@ pub struct DrainReport {
     pub stream_seconds: f64,
     /// The first failure, if any.
     pub first_error: Option<String>,
+    /// Round trip of each account push the server answered (for the push histogram).
+    #[serde(skip)]
+    pub push_times: Vec<Duration>,
 }
 
 /// Live connections of a relay.
@@ -293,6 +296,7 @@ pub async fn drain_once(
         match result {
             Ok(reply) => {
                 report.accounts_pushed += 1;
+                report.push_times.push(reply.took);
                 let text = format!("{} {} ({})", reply.code, reply.message, reply.server.name);
                 delivered.extend(group.iter().map(|r| (r.id, text.clone())));
             }
@@ -396,6 +400,7 @@ pub async fn drain_all(
         total.events_published += r.events_published;
         total.streams_created += r.streams_created;
         total.stream_seconds += r.stream_seconds;
+        total.push_times.extend(r.push_times);
         if total.first_error.is_none() {
             total.first_error = r.first_error;
         }
@@ -412,6 +417,13 @@ pub async fn drain_all(
 /// marking them; with NATS gone it lasts up to the request timeout (5 s by default).
 pub const BATCH_BUCKETS: [f64; 12] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Upper bounds (seconds) of the histogram of single account pushes: one request's round
+/// trip, from sending it to the server's answer (a push waits behind up to a window of
+/// others on its connection, so bulk pushes land in the higher buckets).
+pub const PUSH_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
 /// What the relay of this process did since it started, and its connection now (for
@@ -432,6 +444,9 @@ pub struct RelayStats {
     buckets: [AtomicU64; BATCH_BUCKETS.len()],
     sum_micros: AtomicU64,
     count: AtomicU64,
+    push_buckets: [AtomicU64; PUSH_BUCKETS.len()],
+    push_sum_micros: AtomicU64,
+    push_count: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
 
@@ -463,6 +478,13 @@ pub struct RelaySnapshot {
     pub sum_secs: f64,
     /// Batches observed.
     pub count: u64,
+    /// Cumulative histogram of single account pushes' round trips: `(upper bound in
+    /// seconds, count)`.
+    pub push_buckets: Vec<(f64, u64)>,
+    /// Sum of the push round trips, seconds.
+    pub push_sum_secs: f64,
+    /// Account pushes the server answered.
+    pub push_count: u64,
     /// The last connection or delivery error, if the relay is not connected or its last
     /// batch failed.
     pub last_error: Option<String>,
@@ -488,6 +510,13 @@ impl RelayStats {
                 .collect(),
             sum_secs: self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
             count: self.count.load(Ordering::Relaxed),
+            push_buckets: PUSH_BUCKETS
+                .iter()
+                .zip(&self.push_buckets)
+                .map(|(b, c)| (*b, c.load(Ordering::Relaxed)))
+                .collect(),
+            push_sum_secs: self.push_sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            push_count: self.push_count.load(Ordering::Relaxed),
             last_error: self.last_error.lock().map(|e| e.clone()).unwrap_or(None),
         }
     }
@@ -506,6 +535,22 @@ impl RelayStats {
         self.sum_micros
             .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts the round trips of a batch's account pushes.
+    pub fn observe_pushes(&self, times: &[Duration]) {
+        for took in times {
+            let secs = took.as_secs_f64();
+            for (bound, bucket) in PUSH_BUCKETS.iter().zip(&self.push_buckets) {
+                if secs <= *bound {
+                    bucket.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            self.push_sum_micros
+                .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        }
+        self.push_count
+            .fetch_add(times.len() as u64, Ordering::Relaxed);
     }
 
     fn set_error(&self, error: Option<String>) {
@@ -642,6 +687,7 @@ pub async fn run(
             Some(Ok((report, seen))) => {
                 if seen > 0 {
                     stats.observe_batch(report.delivered, report.failed, started.elapsed());
+                    stats.observe_pushes(&report.push_times);
                 }
                 if report.failed > 0 {
                     tracing::warn!(failed = report.failed, error = ?report.first_error, "outbox delivery failed; will retry");

@@ -355,10 +355,14 @@ async fn serve_metrics_through_a_nats_outage(line: ServerLine) {
         0.0
     );
     assert!(page.value("warden_relay_batch_duration_seconds_count", &[]) >= 1.0);
+    // Both accounts' pushes were answered: each round trip counted, and timed.
+    assert!(page.value("warden_relay_push_duration_seconds_count", &[]) >= 2.0);
+    assert!(page.value("warden_relay_push_duration_seconds_sum", &[]) > 0.0);
     for (family, kind) in [
         ("warden_build_info", "gauge"),
         ("warden_relay_pushes_total", "counter"),
         ("warden_relay_batch_duration_seconds", "histogram"),
+        ("warden_relay_push_duration_seconds", "histogram"),
         ("warden_relay_connection_losses_total", "counter"),
         ("warden_outbox_pending_rows", "gauge"),
         ("warden_outbox_oldest_pending_age_seconds", "gauge"),

@@ -207,6 +207,18 @@ pub fn relay(page: &mut MetricsText, s: &RelaySnapshot) {
             },
         )],
     );
+    page.histogram(
+        "warden_relay_push_duration_seconds",
+        "Round trip of one account push the server answered ($SYS.REQ.CLAIMS.UPDATE, sent to answered), in seconds.",
+        &[(
+            &[],
+            Histogram {
+                buckets: &s.push_buckets,
+                sum: s.push_sum_secs,
+                count: s.push_count,
+            },
+        )],
+    );
     page.counter(
         "warden_relay_connects_total",
         "Times the relay opened its NATS connections (the first time and every reconnect), since start.",
