@@ -118,6 +118,33 @@ fn deliver(home: &Home, url: &str) -> usize {
     }
 }
 
+/// Waits until the cluster behind `url` answers JetStream requests of `account`: a pushed
+/// account reaches the other servers by the resolver's gossip, and until the meta leader
+/// has it, the JetStream API says "not enabled for account".
+fn account_jetstream_ready(home: &Home, url: &str, account: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let out = home.run(&[
+            "--json",
+            "streams",
+            "list",
+            "--nats",
+            url,
+            "--account",
+            account,
+        ]);
+        if out.status.success() {
+            return;
+        }
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            err.contains("JetStream disabled") && Instant::now() < deadline,
+            "{account}'s JetStream not ready: {err}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn account_claims(home: &Home, account: &str) -> nats_jwt::AccountClaims {
     let show = home.json(&["account", "show", account]);
     nats_jwt::decode(show["jwt"].as_str().expect("JWT")).expect("account JWT decodes")
@@ -397,6 +424,7 @@ async fn tenant_streams(line: ServerLine) {
     home.json(&["push", "--all", "--nats", &url]);
     meta_leader(&home, &url).await;
     deliver(&home, &url);
+    account_jetstream_ready(&home, &url, "TENANT-acme");
 
     // More replicas than the cluster has servers: refused, nothing created (not even
     // the stream declared before it).
