@@ -244,11 +244,19 @@ impl Shell {
             if pending == 0 {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: {pending} outbox rows left: {}",
-                self.warden(&["--json", "status"])
-            );
+            if Instant::now() >= deadline {
+                // The doctor's outbox line names the oldest row's last delivery error.
+                let words: Vec<String> = ["warden", "--json", "doctor"].map(String::from).into();
+                let doctor = self
+                    .command(&words)
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_else(|e| e.to_string());
+                panic!(
+                    "{what}: {pending} outbox rows left: {}\ndoctor: {doctor}",
+                    self.warden(&["--json", "status"])
+                );
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
