@@ -108,7 +108,11 @@ fn deliver(home: &Home, url: &str) -> usize {
     let deadline = Instant::now() + WAIT;
     let mut streams = 0;
     loop {
-        let report = home.json(&["push", "--nats", url]);
+        // A row can fail while the JetStream cluster settles (exit 1, the row kept for a
+        // retry): the loop pushes again until the outbox is empty.
+        let out = home.run(&["--json", "push", "--nats", url]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("push report: {e}: {out:?}"));
         streams += report["streams_created"].as_u64().unwrap_or(0) as usize;
         if home.json(&["status"])["outbox_pending"] == 0 {
             return streams;
