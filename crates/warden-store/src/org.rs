@@ -11,7 +11,7 @@ use std::collections::HashSet;
 
 use crate::bulk::values_clause;
 use crate::ledger::canonical_json;
-use crate::rows::{UserRow, column, user_columns};
+use crate::rows::{UserRow, column};
 use crate::{Store, StoreError, Tx};
 
 /// The spec last applied (one row).
@@ -121,55 +121,6 @@ async fn people(conn: &mut AnyConnection) -> Result<Vec<OrgPersonRow>, StoreErro
 /// with the square of its values: 32,764 values took 5 s for 8,191 rows, 1,000 take a
 /// few milliseconds for 250.
 pub const STATEMENT_PARAMS: usize = 1_000;
-
-/// Which of `values` are in `table.col` (within `account` when given), in queries of
-/// at most [`STATEMENT_PARAMS`] values.
-async fn taken(
-    conn: &mut AnyConnection,
-    table: &'static str,
-    col: &'static str,
-    account: Option<&str>,
-    values: &[&str],
-) -> Result<HashSet<String>, StoreError> {
-    let mut found = HashSet::new();
-    let first = 1 + usize::from(account.is_some());
-    for chunk in values.chunks(STATEMENT_PARAMS) {
-        let list = (first..first + chunk.len())
-            .map(|n| format!("${n}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = match account {
-            Some(_) => {
-                format!("SELECT {col} AS v FROM {table} WHERE account = $1 AND {col} IN ({list})")
-            }
-            None => format!("SELECT {col} AS v FROM {table} WHERE {col} IN ({list})"),
-        };
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        if let Some(a) = account {
-            query = query.bind(a);
-        }
-        for v in chunk {
-            query = query.bind(*v);
-        }
-        for row in query
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(StoreError::query("looking up existing rows"))?
-        {
-            found.insert(column::<String>(&row, "v")?);
-        }
-    }
-    Ok(found)
-}
-
-/// The first of `values` in `taken` or repeating an earlier one.
-fn first_clash<'v>(values: &[&'v str], taken: &HashSet<String>) -> Option<&'v str> {
-    let mut seen = HashSet::with_capacity(values.len());
-    values
-        .iter()
-        .find(|v| taken.contains(**v) || !seen.insert(**v))
-        .copied()
-}
 
 impl Store {
     /// The organisation spec last applied, if any.
@@ -355,75 +306,18 @@ impl Tx<'_> {
                 what: format!("account {account}"),
             });
         }
-        let names: Vec<&str> = users.iter().map(|u| u.name.as_str()).collect();
-        let found = taken(conn, "users", "name", Some(account), &names).await?;
-        if let Some(name) = first_clash(&names, &found) {
-            return Err(StoreError::Conflict {
-                what: format!("user \"{name}\" of account {account}"),
-            });
-        }
-        let keys: Vec<&str> = users.iter().map(|u| u.public_key.as_str()).collect();
-        let found = taken(conn, "users", "public_key", None, &keys).await?;
-        if let Some(key) = first_clash(&keys, &found) {
-            return Err(StoreError::Conflict {
-                what: format!("user {key}"),
-            });
-        }
-        let seed_keys: Vec<&str> = seeds.iter().map(|(k, _)| *k).collect();
-        let found = taken(conn, "nkeys", "public_key", None, &seed_keys).await?;
-        if let Some(key) = first_clash(&seed_keys, &found) {
-            return Err(StoreError::Conflict {
-                what: format!("seed for {key}"),
-            });
-        }
-        let master = &self.store.inner.key;
-        let sealed = seeds
+        // The bulk writes check names, keys and seeds before writing; a failure leaves the
+        // transaction to be rolled back by the caller, so the batch is all or nothing.
+        self.insert_users(users).await?;
+        let seeds: Vec<crate::NewSeed<'_>> = seeds
             .iter()
-            .map(|(k, s)| master.seal(k, s.as_bytes()))
-            .collect::<Result<Vec<String>, _>>()?;
-        let at = crate::store::now();
-        let conn = self.conn();
-        const SEED_COLUMNS: usize = 4;
-        let per = STATEMENT_PARAMS / SEED_COLUMNS;
-        for (chunk, sealed) in seeds.chunks(per).zip(sealed.chunks(per)) {
-            let sql = format!(
-                "INSERT INTO nkeys (public_key, kind, sealed_seed, created_at) VALUES {}",
-                values_clause(chunk.len(), SEED_COLUMNS)
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for ((key, _), sealed) in chunk.iter().zip(sealed) {
-                query = query.bind(*key).bind("user").bind(sealed.as_str()).bind(at);
-            }
-            query
-                .execute(&mut *conn)
-                .await
-                .map_err(StoreError::query("storing sealed seeds"))?;
-        }
-        const USER_COLUMNS: usize = 9;
-        for chunk in users.chunks(STATEMENT_PARAMS / USER_COLUMNS) {
-            let sql = format!(
-                concat!("INSERT INTO users (", user_columns!(), ") VALUES {}"),
-                values_clause(chunk.len(), USER_COLUMNS)
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for row in chunk {
-                query = query
-                    .bind(&row.public_key)
-                    .bind(&row.account)
-                    .bind(&row.name)
-                    .bind(canonical_json(&row.spec))
-                    .bind(&row.jwt)
-                    .bind(row.signing_key.as_deref())
-                    .bind(row.revoked_at)
-                    .bind(row.created_at)
-                    .bind(row.updated_at);
-            }
-            query
-                .execute(&mut *conn)
-                .await
-                .map_err(StoreError::query("inserting users"))?;
-        }
-        Ok(())
+            .map(|(public_key, seed)| crate::NewSeed {
+                public_key,
+                kind: "user",
+                seed,
+            })
+            .collect();
+        self.put_seeds(&seeds).await
     }
 
     /// Removes a person binding. [`StoreError::NotFound`] if absent.
