@@ -230,15 +230,42 @@ fn find_file(dir: &Path, name: &str, depth: usize) -> Option<PathBuf> {
         .find_map(|p| find_file(p, name, depth - 1))
 }
 
-/// Reserve a free TCP port on 127.0.0.1 (bind :0, read the port, drop the listener).
+/// Pick a free TCP port on 127.0.0.1 for a process the test starts later.
+///
+/// The port is taken below the kernel's ephemeral range (`ip_local_port_range`), at a
+/// random place, and checked bindable. A port from the ephemeral range (what binding `:0`
+/// returns) is also what the kernel gives any outgoing connection as its local port, so
+/// between the pick and the server's bind — minutes, for a server stopped and started
+/// again — another test's client could take it and the server would fail with "address
+/// already in use". Below the range only another explicit pick can collide, and the
+/// random start makes that unlikely across the suite's parallel processes.
 ///
 /// # Panics
-/// If binding to 127.0.0.1 fails.
+/// If no port in the range can be bound on 127.0.0.1.
 pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("cannot bind a TCP port on 127.0.0.1")
+    let (low, high) = below_ephemeral_range();
+    let span = u32::from(high - low) + 1;
+    let start = rand::random::<u32>() % span;
+    for i in 0..span {
+        let port = low + u16::try_from((start + i) % span).expect("within the span");
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no TCP port in {low}–{high} can be bound on 127.0.0.1");
+}
+
+/// The ports [`free_port`] picks from: 10000 up to just below the ephemeral range, or
+/// 10000–29999 when the range can't be read or leaves too little room below it.
+fn below_ephemeral_range() -> (u16, u16) {
+    const LOW: u16 = 10_000;
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u16>().ok());
+    match ephemeral_start {
+        Some(start) if start > LOW + 1_000 => (LOW, start - 1),
+        _ => (LOW, 29_999),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1713,7 +1713,7 @@ async fn browser_edit_drift_usage(line: ServerLine) {
 
     // GHOSTA selected, "Push selected": it is back, GHOSTB still missing.
     click(&b, "#pick-GHOSTA").await;
-    click(&b, "#push-selected").await;
+    submit(&b, "#push-selected").await;
     b.wait()
         .at_most(WAIT)
         .for_element(Locator::Css("#sync-notice"))
@@ -1736,7 +1736,7 @@ async fn browser_edit_drift_usage(line: ServerLine) {
     );
 
     // "Sync (fix)": everything in step, and the server holds Warden's JWT for GHOSTB.
-    click(&b, "#sync-fix button").await;
+    submit(&b, "#sync-fix button").await;
     b.wait()
         .at_most(WAIT)
         .for_element(Locator::Css("#sync-notice"))

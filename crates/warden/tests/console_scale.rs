@@ -448,7 +448,7 @@ async fn scale(line: ServerLine) {
     // Push two of the three: tick ACC0005 and ACC0006.
     click(&b, "#pick-ACC0005").await;
     click(&b, "#pick-ACC0006").await;
-    click(&b, "#push-selected").await;
+    submit(&b, "#push-selected").await;
     let notice = text_of(&b, "#sync-notice").await;
     assert!(
         notice.contains("Pushed 2 accounts") && notice.contains("ACC0005, ACC0006"),
@@ -511,12 +511,12 @@ async fn scale(line: ServerLine) {
     b.goto(&format!("{base}/console/devices/dev-0042"))
         .await
         .unwrap();
-    click(&b, "#revoke-device").await;
+    submit(&b, "#revoke-device").await;
     let state = text_of(&b, "#action-notice").await;
     assert!(state.contains("revoked"), "{state}");
     assert_eq!(text_of(&b, "#device-state").await, "revoked");
     shot(&b, &format!("scale-{tag}-07-device-revoked")).await;
-    click(&b, "#restore-device").await;
+    submit(&b, "#restore-device").await;
     let state = text_of(&b, "#action-notice").await;
     assert!(state.contains("restored"), "{state}");
     assert_ne!(text_of(&b, "#device-state").await, "revoked");
@@ -529,11 +529,11 @@ async fn scale(line: ServerLine) {
     b.goto(&format!("{base}/console/tenants/acme"))
         .await
         .unwrap();
-    click(&b, "#suspend-tenant").await;
+    submit(&b, "#suspend-tenant").await;
     assert!(text_of(&b, "#action-notice").await.contains("suspended"));
     assert_eq!(text_of(&b, "#tenant-state").await, "suspended");
     shot(&b, &format!("scale-{tag}-08-tenant-suspended")).await;
-    click(&b, "#resume-tenant").await;
+    submit(&b, "#resume-tenant").await;
     assert!(text_of(&b, "#action-notice").await.contains("resumed"));
     assert_eq!(text_of(&b, "#tenant-state").await, "active");
     assert_eq!(w.tenant("acme").await.unwrap().state, "active");
