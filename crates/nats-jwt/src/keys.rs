@@ -1,6 +1,7 @@
 //! NKeys: key kinds, validated public key newtypes, secret seeds, key pairs and signature checks.
 //!
-//! Encoding and decoding of the base32+CRC16 key strings is delegated to the `nkeys` crate;
+//! Key strings are decoded by the `nkeys` crate and encoded here (it does not export its
+//! encoder), so a key pair costs one derivation of its public key;
 //! signing and verifying use Ed25519 directly. Only the five kinds the target server knows
 //! (O, A, U, N, C) are accepted; curve (`X`) and other prefixes are refused.
 
@@ -61,6 +62,7 @@ impl KeyKind {
         }
     }
 
+    #[cfg(test)]
     fn nkeys_type(self) -> nkeys::KeyPairType {
         match self {
             KeyKind::Operator => nkeys::KeyPairType::Operator,
@@ -117,6 +119,54 @@ fn kind_of_prefix_byte(prefix: u8) -> Option<KeyKind> {
         16 => Some(KeyKind::Cluster),
         _ => None,
     }
+}
+
+/// The byte a public key of `kind` starts with, before base32 (the inverse of
+/// [`kind_of_prefix_byte`]).
+fn kind_prefix_byte(kind: KeyKind) -> u8 {
+    match kind {
+        KeyKind::Operator => 112,
+        KeyKind::Account => 0,
+        KeyKind::User => 160,
+        KeyKind::Server => 104,
+        KeyKind::Cluster => 16,
+    }
+}
+
+/// The seed string of `raw`: the seed marker (`S`, 18 << 3) and the kind's prefix byte
+/// packed into two bytes, as NKeys writes them.
+fn encode_seed(kind: KeyKind, raw: &[u8; 32]) -> String {
+    const SEED: u8 = 18 << 3;
+    let prefix = kind_prefix_byte(kind);
+    encode_key(&[SEED | prefix >> 5, (prefix & 31) << 3], raw)
+}
+
+/// NKeys' text form: base32 (no padding) of the prefix, the key and a CRC-16/XMODEM of
+/// both, little-endian. `nkeys` has the encoder but does not export it.
+fn encode_key(prefix: &[u8], key: &[u8; 32]) -> String {
+    let mut raw = Zeroizing::new(Vec::with_capacity(prefix.len() + 34));
+    raw.extend_from_slice(prefix);
+    raw.extend_from_slice(key);
+    let crc = crc16_xmodem(&raw);
+    raw.extend_from_slice(&crc.to_le_bytes());
+    data_encoding::BASE32_NOPAD.encode(&raw)
+}
+
+/// CRC-16/XMODEM (polynomial 0x1021, initial value 0), bit by bit: 35 bytes per key, so
+/// a table buys nothing worth its size.
+fn crc16_xmodem(data: &[u8]) -> u16 {
+    let mut crc = 0u16;
+    for &byte in data {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
 }
 
 fn parse_public(s: &str) -> Result<(KeyKind, [u8; 32]), KeyError> {
@@ -357,31 +407,40 @@ pub struct KeyPair {
 }
 
 impl KeyPair {
-    /// Generates a fresh key pair from the OS random generator.
+    /// Generates a fresh key pair from a cryptographically secure random generator (the
+    /// thread's generator, seeded by the OS, as `nkeys` uses).
     pub fn generate(kind: KeyKind) -> KeyPair {
-        let kp = nkeys::KeyPair::new(kind.nkeys_type());
-        let seed = Zeroizing::new(
-            kp.seed()
-                .expect("a freshly generated nkeys key pair always has a seed"),
-        );
-        KeyPair::from_seed(&seed).expect("nkeys encodes seeds that it can decode")
+        let raw = Zeroizing::new(rand::random::<[u8; 32]>());
+        let seed = Zeroizing::new(encode_seed(kind, &raw));
+        KeyPair::from_raw(kind, &raw, seed)
     }
 
     /// Rebuilds a key pair from its seed string.
     pub fn from_seed(seed: &str) -> Result<KeyPair, KeyError> {
-        let (kind, mut raw) = decode_seed(seed)?;
-        let signing = SigningKey::from_bytes(&raw);
-        raw.zeroize();
-        let public_str = nkeys::KeyPair::from_seed(seed)
-            .map_err(|e| KeyError::InvalidSeed(e.to_string()))?
-            .public_key();
-        let public = PublicKey::new(&public_str)?;
-        Ok(KeyPair {
+        let (kind, raw) = decode_seed(seed)?;
+        let raw = Zeroizing::new(raw);
+        Ok(KeyPair::from_raw(
+            kind,
+            &raw,
+            Zeroizing::new(seed.to_string()),
+        ))
+    }
+
+    /// The key pair of the private scalar `raw`, whose seed string is `seed`. The public
+    /// key is derived once, by the signing key (one scalar multiplication: the cost of a
+    /// key pair), and encoded here rather than derived again by `nkeys`.
+    fn from_raw(kind: KeyKind, raw: &[u8; 32], seed: Zeroizing<String>) -> KeyPair {
+        let signing = SigningKey::from_bytes(raw);
+        let public = PublicKey(encode_key(
+            &[kind_prefix_byte(kind)],
+            signing.verifying_key().as_bytes(),
+        ));
+        KeyPair {
             kind,
             public,
-            seed: Seed(Zeroizing::new(seed.to_string())),
+            seed: Seed(seed),
             signing,
-        })
+        }
     }
 
     /// The kind of this key pair.
@@ -470,6 +529,31 @@ mod tests {
             verify_signature(&pk, b"hello", &sig).unwrap();
             assert!(verify_signature(&pk, b"hellO", &sig).is_err());
         }
+    }
+
+    #[test]
+    fn own_encoding_matches_nkeys() {
+        for kind in [
+            KeyKind::Operator,
+            KeyKind::Account,
+            KeyKind::User,
+            KeyKind::Server,
+            KeyKind::Cluster,
+        ] {
+            for _ in 0..50 {
+                let kp = KeyPair::generate(kind);
+                // nkeys decodes the seed we wrote (CRC checked) and derives the same key.
+                let theirs = nkeys::KeyPair::from_seed(kp.seed().expose()).unwrap();
+                assert_eq!(theirs.public_key(), kp.public_key().as_str());
+                assert_eq!(theirs.seed().unwrap(), kp.seed().expose());
+                // And the other way: a key pair nkeys made reads back the same.
+                let made = nkeys::KeyPair::new(kind.nkeys_type());
+                let ours = KeyPair::from_seed(&made.seed().unwrap()).unwrap();
+                assert_eq!(ours.public_key().as_str(), made.public_key());
+            }
+        }
+        // The CRC's check value for "123456789".
+        assert_eq!(crc16_xmodem(b"123456789"), 0x31C3);
     }
 
     #[test]
