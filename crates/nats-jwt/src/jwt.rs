@@ -87,6 +87,11 @@ pub trait ClaimBody: Serialize + DeserializeOwned {
     /// Normalizes the body before encoding (e.g. sort imports/exports).
     fn prepare(&mut self) {}
 
+    /// Whether tokens of this type are embedded in other JWTs (activations in an account's
+    /// imports), whose validation decodes them again: the thread that signs one remembers
+    /// it ([`signed_here`]) so that checking it moments later skips the signature.
+    const EMBEDDED: bool = false;
+
     /// Type-specific validation, appending every issue found.
     fn validate_body(_claims: &Claims<Self>, _issues: &mut Vec<ValidationIssue>)
     where
@@ -224,6 +229,9 @@ impl<T: ClaimBody> Claims<T> {
         let sig = signer.sign(token.as_bytes());
         token.push('.');
         token.push_str(&B64.encode(&sig));
+        if T::EMBEDDED {
+            remember_signed(&token);
+        }
         Ok(token)
     }
 
@@ -386,6 +394,42 @@ fn finish<T: ClaimBody>(v: Verified) -> Result<Claims<T>, JwtError> {
 /// (use [`Claims::validate`]). Never panics.
 pub fn decode<T: ClaimBody>(token: &str) -> Result<Claims<T>, JwtError> {
     finish(verify(token)?)
+}
+
+/// How many tokens of an [`ClaimBody::EMBEDDED`] type each thread remembers signing: a
+/// device account's activations are signed just before the account that embeds them.
+const SIGNED_HERE: usize = 64;
+
+thread_local! {
+    static RECENTLY_SIGNED: std::cell::RefCell<std::collections::VecDeque<String>> =
+        const { std::cell::RefCell::new(std::collections::VecDeque::new()) };
+}
+
+fn remember_signed(token: &str) {
+    RECENTLY_SIGNED.with(|r| {
+        let mut r = r.borrow_mut();
+        if r.len() == SIGNED_HERE {
+            r.pop_front();
+        }
+        r.push_back(token.to_string());
+    });
+}
+
+/// Whether this thread signed `token` itself, recently: its signature holds by
+/// construction, and verifying it again (twice the cost of making it) would only repeat
+/// the signing. Only tokens of an [`ClaimBody::EMBEDDED`] type are remembered.
+pub(crate) fn signed_here(token: &str) -> bool {
+    RECENTLY_SIGNED.with(|r| r.borrow().iter().any(|t| t == token))
+}
+
+/// [`decode`], except for a token this thread just signed itself ([`signed_here`]),
+/// whose signature is not verified again; every other check is the same.
+pub(crate) fn decode_embedded<T: ClaimBody>(token: &str) -> Result<Claims<T>, JwtError> {
+    if signed_here(token) {
+        decode_unverified(token)
+    } else {
+        decode(token)
+    }
 }
 
 /// Everything [`decode`] checks except the signature: segments, header, version, claim

@@ -42,6 +42,7 @@ impl ActivationClaims {
 
 impl ClaimBody for Activation {
     const TYPE: Option<&'static str> = Some("activation");
+    const EMBEDDED: bool = true;
 
     fn allowed_issuers() -> &'static [KeyKind] {
         &[KeyKind::Operator, KeyKind::Account]

@@ -106,7 +106,7 @@ impl Import {
 
     fn validate_token(&self, importer: &str, token: &str, issues: &mut Vec<ValidationIssue>) {
         let subject = self.subject.to_string();
-        let act = match crate::jwt::decode::<super::Activation>(token) {
+        let act = match crate::jwt::decode_embedded::<super::Activation>(token) {
             Ok(a) => a,
             Err(e) => {
                 issues.push(ValidationIssue::error(IssueKind::InvalidImportToken {
@@ -343,5 +343,41 @@ mod flag_and_token_tests {
             found.iter().any(|k| matches!(k, IssueKind::ImportTokenMismatch { reason, .. } if reason.contains("invalid"))),
             "{found:?}"
         );
+    }
+
+    #[test]
+    fn a_token_signed_here_skips_only_its_own_signature_check() {
+        let (exp_kp, exporter) = key();
+        let (_, importer) = key();
+        let mut i = Import::new(s("svc.a"), exporter.clone(), ExportType::Service);
+        let mut act = ActivationClaims::new(&importer, s("svc.*"), ExportType::Service);
+        let token = act.encode(&exp_kp).unwrap();
+        assert!(crate::jwt::signed_here(&token));
+        i.token = Some(token.clone());
+        assert!(issues_of(&i, importer.as_str()).is_empty());
+        // The same token with another signature was not signed here: it is verified, and
+        // refused.
+        let (body, sig) = token.rsplit_once('.').unwrap();
+        let flipped = if sig.starts_with('A') { "B" } else { "A" };
+        let forged = format!("{body}.{flipped}{}", &sig[1..]);
+        assert!(!crate::jwt::signed_here(&forged));
+        i.token = Some(forged);
+        let found = issues_of(&i, importer.as_str());
+        assert!(
+            found
+                .iter()
+                .any(|k| matches!(k, IssueKind::InvalidImportToken { .. })),
+            "{found:?}"
+        );
+        // Signed on another thread (other claims: Ed25519 is deterministic, so the same
+        // claims in the same second make the same token): verified here, and valid.
+        let mut act = ActivationClaims::new(&importer, s("svc.a"), ExportType::Service);
+        let elsewhere = std::thread::spawn(move || act.encode(&exp_kp).unwrap())
+            .join()
+            .unwrap();
+        assert!(!crate::jwt::signed_here(&elsewhere));
+        i.token = Some(elsewhere);
+        let found = issues_of(&i, importer.as_str());
+        assert!(found.is_empty(), "{found:?}");
     }
 }
