@@ -150,7 +150,10 @@ fn free_ports_are_loopback_and_bindable() {
     // Below the range the kernel gives outgoing connections, so no client takes it meanwhile.
     let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
     let ephemeral_start: u16 = range.split_whitespace().next().unwrap().parse().unwrap();
-    assert!(port < ephemeral_start, "{port} is in the ephemeral range {range}");
+    assert!(
+        port < ephemeral_start,
+        "{port} is in the ephemeral range {range}"
+    );
     // Picks spread out: parallel test processes rarely pick the same one.
     let picks: std::collections::HashSet<u16> = (0..20).map(|_| free_port()).collect();
     assert!(picks.len() > 15, "{picks:?}");
