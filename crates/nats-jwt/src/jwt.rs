@@ -235,6 +235,23 @@ impl<T: ClaimBody> Claims<T> {
         Ok(token)
     }
 
+    /// [`Claims::validate`] for claims read back from the caller's own store, whose
+    /// embedded tokens (an account's import activations) were verified when the claims
+    /// were signed and are verified again by nats-server before they take effect: every
+    /// check but those tokens' signatures, each of which costs twice a signing. Like
+    /// [`decode_unverified`], never for claims from an untrusted source.
+    pub fn validate_own(&self, now: i64) -> Vec<ValidationIssue> {
+        /// Puts the flag back as it was, also when validation panics.
+        struct Restore(bool);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                EMBEDDED_LEFT_TO_THE_VERIFIER.with(|f| f.set(self.0));
+            }
+        }
+        let _restore = Restore(EMBEDDED_LEFT_TO_THE_VERIFIER.with(|f| f.replace(true)));
+        self.validate(now)
+    }
+
     /// Every problem found, never stopping at the first.
     pub fn validate(&self, now: i64) -> Vec<ValidationIssue> {
         let mut issues = Vec::new();
@@ -405,6 +422,12 @@ thread_local! {
         const { std::cell::RefCell::new(std::collections::VecDeque::new()) };
 }
 
+thread_local! {
+    /// Set while [`Claims::validate_own`] runs on this thread.
+    static EMBEDDED_LEFT_TO_THE_VERIFIER: std::cell::Cell<bool> =
+        const { std::cell::Cell::new(false) };
+}
+
 fn remember_signed(token: &str) {
     RECENTLY_SIGNED.with(|r| {
         let mut r = r.borrow_mut();
@@ -422,10 +445,11 @@ pub(crate) fn signed_here(token: &str) -> bool {
     RECENTLY_SIGNED.with(|r| r.borrow().iter().any(|t| t == token))
 }
 
-/// [`decode`], except for a token this thread just signed itself ([`signed_here`]),
-/// whose signature is not verified again; every other check is the same.
+/// [`decode`] of a token embedded in the claims being validated, except for one this
+/// thread just signed itself ([`signed_here`]) or one inside claims validated with
+/// [`Claims::validate_own`], whose signature is not verified; every other check is the same.
 pub(crate) fn decode_embedded<T: ClaimBody>(token: &str) -> Result<Claims<T>, JwtError> {
-    if signed_here(token) {
+    if EMBEDDED_LEFT_TO_THE_VERIFIER.with(|f| f.get()) || signed_here(token) {
         decode_unverified(token)
     } else {
         decode(token)

@@ -80,14 +80,16 @@ pub fn verify_trust(
             });
         }
     };
-    trusted_claims(operator, account)
+    trusted_claims(operator, account, Embedded::Verify)
 }
 
 /// [`verify_trust`] for an account JWT Warden signed itself and read back from its own
-/// store: every check but the first one's signature. Verifying a signature costs about as
-/// much as the server's whole handling of the push, and the server verifies it anyway: a
-/// JWT whose signature does not hold is refused with an error reply and never stored (this
-/// crate's tests show it on 2.9.10 and 2.15.1). Whether the operator trusts the issuer *now*
+/// store: every check but the signatures — the JWT's own, and those of the activations its
+/// imports embed (checked when Warden signed them into the account). Verifying a signature
+/// costs about as much as the server's whole handling of the push, and the server verifies
+/// them anyway: a JWT whose signature does not hold is refused with an error reply and
+/// never stored (this crate's tests show it on 2.9.10 and 2.15.1), and an import whose
+/// activation does not verify is not made. Whether the operator trusts the issuer *now*
 /// (a signing key may have been rotated out since the JWT was signed) is still checked here.
 pub fn check_own_trust(
     operator: &OperatorClaims,
@@ -101,7 +103,15 @@ pub fn check_own_trust(
             other => TrustError::Decode(other),
         },
     )?;
-    trusted_claims(operator, account)
+    trusted_claims(operator, account, Embedded::LeaveToTheServer)
+}
+
+/// Whether the activations an account JWT embeds have their signatures checked here, or
+/// only their contents (the server verifies each before it takes effect).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Embedded {
+    Verify,
+    LeaveToTheServer,
 }
 
 /// The name [`AnyClaims::kind_name`] gives a `nats.type`.
@@ -118,6 +128,7 @@ fn kind_name(found: &str) -> &'static str {
 fn trusted_claims(
     operator: &OperatorClaims,
     account: AccountClaims,
+    embedded: Embedded,
 ) -> Result<AccountClaims, TrustError> {
     if account.iss == account.sub {
         return Err(TrustError::SelfSigned {
@@ -138,8 +149,11 @@ fn trusted_claims(
         });
     }
     // Time checks excluded; `now` only feeds them.
-    let blocking: Vec<String> = account
-        .validate(0)
+    let issues = match embedded {
+        Embedded::Verify => account.validate(0),
+        Embedded::LeaveToTheServer => account.validate_own(0),
+    };
+    let blocking: Vec<String> = issues
         .into_iter()
         .filter(|i| i.blocking)
         .map(|i| i.kind.to_string())

@@ -369,6 +369,15 @@ mod flag_and_token_tests {
                 .any(|k| matches!(k, IssueKind::InvalidImportToken { .. })),
             "{found:?}"
         );
+        // Claims from the caller's own store: the forged token's contents are checked, its
+        // signature left to the server; and only while validate_own runs.
+        let mut account = crate::claims::AccountClaims::new(&importer, "IMPORTER");
+        account.nats.imports.push(i.clone());
+        let blocking = |issues: Vec<crate::validation::ValidationIssue>| {
+            issues.into_iter().filter(|i| i.blocking).count()
+        };
+        assert_eq!(blocking(account.validate_own(0)), 0);
+        assert_eq!(blocking(account.validate(0)), 1);
         // Signed on another thread (other claims: Ed25519 is deterministic, so the same
         // claims in the same second make the same token): verified here, and valid.
         let mut act = ActivationClaims::new(&importer, s("svc.a"), ExportType::Service);
