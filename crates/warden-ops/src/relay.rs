@@ -225,19 +225,79 @@ async fn publish_events(
     }
 }
 
-/// Delivers one batch of due outbox rows. Returns `Ok` even when some rows failed
-/// (they are rescheduled); `Err` only when the store itself fails.
-pub async fn drain_once(
-    warden: &Warden,
-    conns: &Connections,
-    cfg: &RelayConfig,
-) -> Result<(DrainReport, usize)> {
-    let rows = warden.store().pending_outbox(now(), cfg.batch).await?;
-    let seen = rows.len();
-    let mut report = DrainReport::default();
-    if rows.is_empty() {
-        return Ok((report, 0));
+/// Due outbox rows read at once, with what sending them needs from the store.
+struct Batch {
+    rows: Vec<OutboxRow>,
+    /// The current JWT of each account the rows update (absent: deleted since).
+    jwts: std::collections::HashMap<String, String>,
+    /// The operator as stored now (`None` when no row needs it): a signing key rotation
+    /// may have changed its keys since the connections were opened (a relay of `serve`
+    /// lives for days).
+    operator: Option<(OperatorClaims, KeyPair)>,
+    /// How long reading took.
+    took: Duration,
+}
+
+impl Batch {
+    /// The id after which the next batch starts.
+    fn last_id(&self) -> i64 {
+        self.rows.last().map_or(0, |r| r.id)
     }
+}
+
+/// Reads up to `cfg.batch` due rows with ids above `after`, and the accounts' JWTs.
+async fn read_batch(warden: &Warden, cfg: &RelayConfig, after: i64) -> Result<Batch> {
+    let began = std::time::Instant::now();
+    let rows = warden
+        .store()
+        .pending_outbox_after(now(), after, cfg.batch)
+        .await?;
+    let mut wanted: Vec<String> = rows
+        .iter()
+        .filter(|r| r.topic == TOPIC_ACCOUNT_UPDATE)
+        .map(|r| r.payload.clone())
+        .collect();
+    wanted.sort();
+    wanted.dedup();
+    let jwts = warden
+        .store()
+        .account_jwts_by_key(&wanted)
+        .await?
+        .into_iter()
+        .collect();
+    let operator = if rows
+        .iter()
+        .any(|r| r.topic == TOPIC_ACCOUNT_UPDATE || r.topic == TOPIC_ACCOUNT_DELETE)
+    {
+        Some(current_operator(warden).await?)
+    } else {
+        None
+    };
+    Ok(Batch {
+        rows,
+        jwts,
+        operator,
+        took: began.elapsed(),
+    })
+}
+
+/// What sending a batch did, before it is recorded in the store.
+struct Sent {
+    report: DrainReport,
+    delivered: Vec<(i64, String)>,
+    failed: Vec<(OutboxRow, String)>,
+}
+
+/// Sends a batch to NATS: account pushes, device streams, deletions, change events. Writes
+/// nothing to the store ([`record`] does).
+async fn send_batch(conns: &Connections, cfg: &RelayConfig, batch: Batch, warden: &Warden) -> Sent {
+    let Batch {
+        rows,
+        jwts: mut current,
+        operator,
+        took: _,
+    } = batch;
+    let mut report = DrainReport::default();
     let mut delivered: Vec<(i64, String)> = Vec::new();
     let mut failed: Vec<(OutboxRow, String)> = Vec::new();
 
@@ -255,13 +315,6 @@ pub async fn drain_once(
             other => failed.push((row.clone(), format!("unknown outbox topic {other:?}"))),
         }
     }
-    let wanted: Vec<String> = by_account.keys().cloned().collect();
-    let mut current: std::collections::HashMap<String, String> = warden
-        .store()
-        .account_jwts_by_key(&wanted)
-        .await?
-        .into_iter()
-        .collect();
     let mut keys = Vec::new();
     let mut jwts = Vec::new();
     for (key, group) in &by_account {
@@ -278,18 +331,13 @@ pub async fn drain_once(
             ),
         }
     }
-    // The operator as stored now: a signing key rotation may have changed its keys since
-    // these connections were opened (a relay of `serve` lives for days).
-    let (operator, operator_signer) = if by_account.is_empty() && deletes.is_empty() {
-        (conns.operator.clone(), None)
-    } else {
-        let (o, s) = current_operator(warden).await?;
-        (o, Some(s))
+    let (operator, operator_signer) = match operator.as_ref() {
+        Some((o, s)) => (o, s),
+        None => (&conns.operator, &conns.operator_signer),
     };
-    let operator_signer = operator_signer.as_ref().unwrap_or(&conns.operator_signer);
     let results = conns
         .resolver
-        .push_own_many(&operator, &jwts, cfg.concurrency)
+        .push_own_many(operator, &jwts, cfg.concurrency)
         .await;
     for (key, result) in keys.iter().zip(results) {
         let group = &by_account[key];
@@ -364,18 +412,54 @@ pub async fn drain_once(
                 .map(|r| (r.id, "not published: no service user".to_string())),
         ),
     }
-
     report.delivered = delivered.len();
     report.failed = failed.len();
+    report.first_error = failed.first().map(|(_, e)| e.clone());
+    Sent {
+        report,
+        delivered,
+        failed,
+    }
+}
+
+/// Records what was sent: delivered rows marked, failed ones rescheduled with backoff.
+async fn record(warden: &Warden, cfg: &RelayConfig, sent: Sent) -> Result<DrainReport> {
     warden
         .store()
-        .mark_delivered_many(&delivered, now())
+        .mark_delivered_many(&sent.delivered, now())
         .await?;
-    for (row, error) in &failed {
-        report.first_error.get_or_insert_with(|| error.clone());
+    for (row, error) in &sent.failed {
         let next = now() + backoff(row.attempts, cfg.max_backoff);
         warden.store().mark_failed(row.id, error, next).await?;
     }
+    Ok(sent.report)
+}
+
+/// Delivers one batch of due outbox rows. Returns `Ok` even when some rows failed
+/// (they are rescheduled); `Err` only when the store itself fails.
+pub async fn drain_once(
+    warden: &Warden,
+    conns: &Connections,
+    cfg: &RelayConfig,
+) -> Result<(DrainReport, usize)> {
+    let batch = read_batch(warden, cfg, 0).await?;
+    let seen = batch.rows.len();
+    if seen == 0 {
+        return Ok((DrainReport::default(), 0));
+    }
+    let read = batch.took;
+    let began = std::time::Instant::now();
+    let sent = send_batch(conns, cfg, batch, warden).await;
+    let sending = began.elapsed();
+    let report = record(warden, cfg, sent).await?;
+    tracing::debug!(
+        rows = seen,
+        accounts = report.accounts_pushed,
+        read_ms = read.as_millis() as u64,
+        send_ms = sending.as_millis() as u64,
+        record_ms = (began.elapsed() - sending).as_millis() as u64,
+        "relay batch"
+    );
     Ok((report, seen))
 }
 
@@ -384,31 +468,68 @@ fn connection_trouble(report: &DrainReport) -> bool {
     report.failed > 0 && report.delivered == 0
 }
 
-/// Delivers everything due now (repeating batches), for `warden push`.
+/// Adds one batch's report to the running total.
+fn add_up(total: &mut DrainReport, r: DrainReport) {
+    total.delivered += r.delivered;
+    total.failed += r.failed;
+    total.accounts_pushed += r.accounts_pushed;
+    total.accounts_deleted += r.accounts_deleted;
+    total.events_published += r.events_published;
+    total.streams_created += r.streams_created;
+    total.stream_seconds += r.stream_seconds;
+    total.push_times.extend(r.push_times);
+    if total.first_error.is_none() {
+        total.first_error = r.first_error;
+    }
+}
+
+/// Delivers everything due now, for `warden push`: batch after batch, pipelined — while
+/// one batch is sent, the one before is recorded and the next one read (by id, after the
+/// batch in flight), so the pushes never wait on the store between batches.
 pub async fn drain_all(
     warden: &Warden,
     conns: &Connections,
     cfg: &RelayConfig,
 ) -> Result<DrainReport> {
     let mut total = DrainReport::default();
+    let mut batch = read_batch(warden, cfg, 0).await?;
+    let mut unrecorded: Option<Sent> = None;
     loop {
-        let (r, seen) = drain_once(warden, conns, cfg).await?;
-        total.delivered += r.delivered;
-        total.failed += r.failed;
-        total.accounts_pushed += r.accounts_pushed;
-        total.accounts_deleted += r.accounts_deleted;
-        total.events_published += r.events_published;
-        total.streams_created += r.streams_created;
-        total.stream_seconds += r.stream_seconds;
-        total.push_times.extend(r.push_times);
-        if total.first_error.is_none() {
-            total.first_error = r.first_error;
-        }
-        // Stop when nothing was due, or when nothing went through (failed rows are
-        // rescheduled into the future and would not be seen again now).
-        if seen == 0 || r.delivered == 0 {
+        if batch.rows.is_empty() {
+            if let Some(sent) = unrecorded.take() {
+                add_up(&mut total, record(warden, cfg, sent).await?);
+            }
             return Ok(total);
         }
+        let after = batch.last_id();
+        let previous = unrecorded.take();
+        let (sent, recorded, next) = tokio::join!(
+            send_batch(conns, cfg, batch, warden),
+            async {
+                match previous {
+                    Some(p) => record(warden, cfg, p).await.map(Some),
+                    None => Ok(None),
+                }
+            },
+            read_batch(warden, cfg, after),
+        );
+        if let Some(r) = recorded? {
+            add_up(&mut total, r);
+        }
+        // Stop when nothing went through: failed rows are rescheduled into the future,
+        // and what comes next would most likely fail the same way.
+        let stop = sent.delivered.is_empty();
+        unrecorded = Some(sent);
+        batch = if stop {
+            Batch {
+                rows: Vec::new(),
+                jwts: Default::default(),
+                operator: None,
+                took: Duration::ZERO,
+            }
+        } else {
+            next?
+        };
     }
 }
 

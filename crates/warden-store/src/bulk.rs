@@ -100,7 +100,7 @@ pub(crate) fn values_for(backend: Backend, rows: usize, columns: usize) -> Strin
 
 /// `count` placeholders numbered from `first`, for an `IN (…)` list: `?` on SQLite (see
 /// [`values_for`]), `$first, $first+1, …` on PostgreSQL.
-fn placeholders_for(backend: Backend, first: usize, count: usize) -> String {
+pub(crate) fn placeholders_for(backend: Backend, first: usize, count: usize) -> String {
     match backend {
         Backend::Postgres => placeholders(first, count),
         Backend::Sqlite => vec!["?"; count].join(", "),

@@ -75,14 +75,16 @@ pub(crate) async fn enqueue(
 pub(crate) async fn pending(
     conn: &mut AnyConnection,
     now: i64,
+    after: i64,
     limit: i64,
 ) -> Result<Vec<OutboxRow>, StoreError> {
     sqlx::query(
         "SELECT id, created_at, topic, payload, attempts, next_attempt_at, delivered_at, \
          last_error FROM outbox WHERE delivered_at IS NULL AND next_attempt_at <= $1 \
-         ORDER BY id LIMIT $2",
+         AND id > $2 ORDER BY id LIMIT $3",
     )
     .bind(now)
+    .bind(after)
     .bind(limit.max(0))
     .fetch_all(&mut *conn)
     .await

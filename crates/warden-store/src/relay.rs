@@ -85,12 +85,16 @@ impl Store {
         for (id, reply) in delivered {
             by_reply.entry(reply.as_str()).or_default().push(*id);
         }
+        let backend = self.backend();
+        let (at_mark, reply_mark) = match backend {
+            Backend::Sqlite => ("?", "?"),
+            Backend::Postgres => ("$1", "$2"),
+        };
         for (reply, ids) in by_reply {
             for chunk in ids.chunks(KEYS_PER_QUERY) {
-                let marks: Vec<String> = (3..chunk.len() + 3).map(|i| format!("${i}")).collect();
                 let sql = format!(
-                    "UPDATE outbox SET delivered_at = $1, reply = $2 WHERE id IN ({})",
-                    marks.join(", ")
+                    "UPDATE outbox SET delivered_at = {at_mark}, reply = {reply_mark} WHERE id IN ({})",
+                    crate::bulk::placeholders_for(backend, 3, chunk.len())
                 );
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at).bind(reply);
                 for id in chunk {
@@ -119,11 +123,11 @@ impl Store {
             return Ok(out);
         }
         let mut conn = self.pooled().await?;
+        let backend = self.backend();
         for chunk in keys.chunks(KEYS_PER_QUERY) {
-            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
                 "SELECT public_key, jwt FROM accounts WHERE public_key IN ({})",
-                marks.join(", ")
+                crate::bulk::placeholders_for(backend, 1, chunk.len())
             );
             let mut q = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql));
             for key in chunk {

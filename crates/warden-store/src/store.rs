@@ -514,7 +514,18 @@ impl Store {
 
     /// Undelivered outbox messages due at `now` (unix seconds), oldest first, at most `limit`.
     pub async fn pending_outbox(&self, now: i64, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
-        outbox::pending(&mut *self.conn().await?, now, limit).await
+        outbox::pending(&mut *self.conn().await?, now, 0, limit).await
+    }
+
+    /// [`Store::pending_outbox`] from the rows with ids above `after` on (ids start at 1):
+    /// the next batch while the one before it is still in flight.
+    pub async fn pending_outbox_after(
+        &self,
+        now: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        outbox::pending(&mut *self.conn().await?, now, after, limit).await
     }
 
     /// One outbox message by id.

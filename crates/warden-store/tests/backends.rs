@@ -699,6 +699,16 @@ async fn outbox_enqueue_pending_and_marks(store: Store) {
     );
     assert_eq!(store.pending_outbox(now, 2).await.unwrap().len(), 2);
     assert_eq!(store.counts().await.unwrap().outbox_pending, 3);
+    // From an id on: the next batch while the one before it is in flight.
+    let after: Vec<i64> = store
+        .pending_outbox_after(now, 1, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(after, [2, 3]);
+    assert!(store.pending_outbox_after(now, 3, 10).await.unwrap().is_empty());
 
     store.mark_delivered(1, now).await.unwrap();
     store

@@ -1,0 +1,103 @@
+//! The relay's drain of everything due (`warden push`), batch after batch, pipelined: the
+//! next batch is read and the one before recorded while a batch is in flight. With batches
+//! of three rows against a real nats-server (2.9.10 and 2.15.x): every account reaches
+//! the server, deleted ones leave it, every row is delivered, and nothing is left due.
+
+use warden_ops::relay::{Connections, RelayConfig, drain_all};
+use warden_ops::{Actor, InitOptions, Settings, Warden};
+use warden_store::{MasterKey, Store};
+use warden_testkit::{NatsServer, NatsServerBinary, free_port};
+
+async fn pending(w: &Warden) -> i64 {
+    w.store().counts().await.expect("counts").outbox_pending
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_batches_deliver_every_row() {
+    for bin in NatsServerBinary::all() {
+        let v = bin.version.clone();
+        let home = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", home.path().join("warden.db").display());
+        let store = Store::open(&url, MasterKey::from_bytes([7; 32]))
+            .await
+            .expect("store");
+        let mut w = Warden::open(store, Actor::operator("test"))
+            .await
+            .expect("open");
+        w.init(InitOptions {
+            operator: "RELAYOP".into(),
+            account: None,
+            user: None,
+            settings: Settings::default(),
+            service_urls: Vec::new(),
+            // The service user: the change events are published too.
+            migrations: warden_core::default_migrations(
+                warden_core::bootstrap::DEFAULT_SERVICE_PREFIX,
+            ),
+        })
+        .await
+        .expect("init");
+        let op = w.operator().await.unwrap();
+        let mut cfg = warden_nats::config::ServerConfig::new(
+            format!("127.0.0.1:{}", free_port()),
+            op.jwt,
+            op.system_account,
+            home.path().join("resolver"),
+        );
+        cfg.preload = w.account_jwts().await.unwrap();
+        let server = NatsServer::start(&bin, &home.path().join("server"), &cfg.render())
+            .unwrap_or_else(|e| panic!("[{v}] nats-server refused the config: {e}"));
+        let mut relay = RelayConfig::new(server.url());
+        relay.batch = 3;
+        let conns = Connections::open(&w, &relay).await.expect("connections");
+        drain_all(&w, &conns, &relay).await.expect("first drain");
+        assert_eq!(pending(&w).await, 0, "[{v}]");
+
+        let mut keys = Vec::new();
+        for i in 0..12 {
+            keys.push(
+                w.add_account(&format!("APP{i:02}"), Default::default())
+                    .await
+                    .expect("account")
+                    .public_key,
+            );
+        }
+        let due = pending(&w).await;
+        assert!(due >= 24, "[{v}] {due} rows due: an update and an event per account");
+        let report = drain_all(&w, &conns, &relay).await.expect("drain");
+        assert_eq!(report.failed, 0, "[{v}] {:?}", report.first_error);
+        assert_eq!(report.delivered as i64, due, "[{v}] every row, once");
+        assert!(report.accounts_pushed >= 12, "[{v}] {report:?}");
+        assert!(report.events_published >= 12, "[{v}] {report:?}");
+        assert_eq!(pending(&w).await, 0, "[{v}]");
+        let held = conns.resolver().list().await.expect("list");
+        for k in &keys {
+            assert!(held.contains(k), "[{v}] {k} not on the server");
+        }
+
+        // Two deleted, two more added: the deletions and the new accounts in batches too.
+        w.delete_account("APP03").await.expect("delete");
+        w.delete_account("APP07").await.expect("delete");
+        for i in 12..14 {
+            keys.push(
+                w.add_account(&format!("APP{i:02}"), Default::default())
+                    .await
+                    .expect("account")
+                    .public_key,
+            );
+        }
+        let due = pending(&w).await;
+        let report = drain_all(&w, &conns, &relay).await.expect("drain");
+        assert_eq!(report.failed, 0, "[{v}] {:?}", report.first_error);
+        assert_eq!(report.delivered as i64, due, "[{v}]");
+        assert_eq!(report.accounts_deleted, 2, "[{v}] {report:?}");
+        let held = conns.resolver().list().await.expect("list");
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(held.contains(k), i != 3 && i != 7, "[{v}] APP{i:02}");
+        }
+
+        // Nothing due: nothing sent.
+        let again = drain_all(&w, &conns, &relay).await.expect("drain");
+        assert_eq!((again.delivered, again.failed), (0, 0), "[{v}]");
+    }
+}
