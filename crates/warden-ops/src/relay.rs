@@ -62,7 +62,7 @@ impl RelayConfig {
     pub fn new(nats_url: impl Into<String>) -> Self {
         RelayConfig {
             nats_url: nats_url.into(),
-            batch: 2_000,
+            batch: 5_000,
             concurrency: 256,
             lanes: 4,
             timeout: Duration::from_secs(5),
