@@ -88,8 +88,8 @@ pub fn verify_trust(
 /// imports embed (checked when Warden signed them into the account). Verifying a signature
 /// costs about as much as the server's whole handling of the push, and the server verifies
 /// them anyway: a JWT whose signature does not hold is refused with an error reply and
-/// never stored (this crate's tests show it on 2.9.10 and 2.15.1), and an import whose
-/// activation does not verify is not made. Whether the operator trusts the issuer *now*
+/// never stored, as is one embedding an activation whose signature does not hold (this
+/// crate's tests show both on 2.9.10 and 2.15.1). Whether the operator trusts the issuer *now*
 /// (a signing key may have been rotated out since the JWT was signed) is still checked here.
 pub fn check_own_trust(
     operator: &OperatorClaims,

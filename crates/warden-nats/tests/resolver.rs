@@ -235,6 +235,79 @@ async fn own_pushes_leave_the_signature_to_the_server(line: ServerLine) {
 }
 both_servers!(own_pushes_leave_the_signature_to_the_server);
 
+/// `check_own_trust` does not verify the activations an account's imports embed either: the
+/// server does. Two importers of a private stream, one with its activation intact and one
+/// whose activation's signature was altered: the relay's check passes both, the server
+/// takes the first and refuses the second, which it never stores.
+async fn an_account_whose_activation_does_not_verify_is_refused_by_the_server(line: ServerLine) {
+    use nats_jwt::{ActivationClaims, ExportType, Subject};
+    const B64: data_encoding::Encoding = data_encoding::BASE64URL_NOPAD;
+    let env = Env::start(line);
+    let client = env.client().await;
+    let subject = Subject::new("feed.>").expect("subject");
+
+    let exporter = KeyPair::generate(KeyKind::Account);
+    let exporter_key = exporter.account_public_key().expect("account key");
+    let mut exp = nats_jwt::AccountClaims::new(&exporter_key, "EXPORTER");
+    let mut export = nats_jwt::Export::new(subject.clone(), ExportType::Stream);
+    export.token_req = true;
+    exp.nats.exports.push(export);
+    let exp_jwt = exp.encode(&env.operator_signing).expect("exporter JWT");
+
+    let importer = |name: &str, forge: bool| {
+        let kp = KeyPair::generate(KeyKind::Account);
+        let key = kp.account_public_key().expect("account key");
+        let mut act = ActivationClaims::new(&key, subject.clone(), ExportType::Stream);
+        let mut token = act.encode(&exporter).expect("activation");
+        if forge {
+            let (body, sig) = token.rsplit_once('.').expect("three parts");
+            let mut sig = B64.decode(sig.as_bytes()).expect("signature");
+            sig[7] ^= 1;
+            token = format!("{body}.{}", B64.encode(&sig));
+        }
+        let mut claims = nats_jwt::AccountClaims::new(&key, name);
+        let mut import =
+            nats_jwt::Import::new(subject.clone(), exporter_key.clone(), ExportType::Stream);
+        import.token = Some(token);
+        claims.nats.imports.push(import);
+        let jwt = claims.encode(&env.operator_signing).expect("importer JWT");
+        (kp, jwt)
+    };
+    let (good, good_jwt) = importer("GOODIMP", false);
+    let (bad, bad_jwt) = importer("BADIMP", true);
+
+    // The relay's check passes both; the server accepts both accounts.
+    for jwt in [&good_jwt, &bad_jwt] {
+        warden_nats::check_own_trust(&env.operator_claims, jwt).expect("own trust");
+    }
+    assert!(verify_trust(&env.operator_claims, &bad_jwt).is_err());
+    let results = client
+        .push_own_many(&env.operator_claims, &[exp_jwt, good_jwt, bad_jwt], 8)
+        .await;
+    assert_eq!(results[0].as_ref().expect("exporter pushed").code, 200);
+    assert_eq!(
+        results[1].as_ref().expect("intact importer pushed").code,
+        200
+    );
+    match &results[2] {
+        Err(ResolverError::Refused {
+            code, description, ..
+        }) => {
+            println!(
+                "{}: forged activation refused: {code} {description}",
+                env.version()
+            );
+            assert_ne!(*code, 200);
+            assert!(description.contains("activation"), "{description}");
+        }
+        other => panic!("a forged activation was not refused by the server: {other:?}"),
+    }
+    let list = client.list().await.expect("list");
+    assert!(list.contains(&good.public_key().into_string()));
+    assert!(!list.contains(&bad.public_key().into_string()));
+}
+both_servers!(an_account_whose_activation_does_not_verify_is_refused_by_the_server);
+
 async fn delete_removes_account_and_refuses_sys(line: ServerLine) {
     let env = Env::start(line);
     let client = env.client().await;

@@ -708,7 +708,13 @@ async fn outbox_enqueue_pending_and_marks(store: Store) {
         .map(|r| r.id)
         .collect();
     assert_eq!(after, [2, 3]);
-    assert!(store.pending_outbox_after(now, 3, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .pending_outbox_after(now, 3, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     store.mark_delivered(1, now).await.unwrap();
     store

@@ -63,7 +63,10 @@ async fn small_batches_deliver_every_row() {
             );
         }
         let due = pending(&w).await;
-        assert!(due >= 24, "[{v}] {due} rows due: an update and an event per account");
+        assert!(
+            due >= 24,
+            "[{v}] {due} rows due: an update and an event per account"
+        );
         let report = drain_all(&w, &conns, &relay).await.expect("drain");
         assert_eq!(report.failed, 0, "[{v}] {:?}", report.first_error);
         assert_eq!(report.delivered as i64, due, "[{v}] every row, once");
