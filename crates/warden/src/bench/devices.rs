@@ -24,6 +24,8 @@ pub struct DevicesOptions {
     pub nats_server: PathBuf,
     /// Devices revoked afterwards (to measure the hub JWT).
     pub revoke: u32,
+    /// Outbox rows the relay reads per batch (`None`: the relay's default).
+    pub batch: Option<i64>,
 }
 
 // ---------------------------------------------------------------------------
@@ -82,7 +84,10 @@ pub async fn bench(json: bool, args: DevicesOptions) -> anyhow::Result<()> {
     let w = crate::bench::fresh_warden(dir.path(), args.pg.as_deref(), true).await?;
     let mut server =
         crate::bench::server::BenchServer::start(&w, &args.nats_server, dir.path()).await?;
-    let cfg = warden_ops::relay::RelayConfig::new(server.url.clone());
+    let mut cfg = warden_ops::relay::RelayConfig::new(server.url.clone());
+    if let Some(batch) = args.batch {
+        cfg.batch = batch;
+    }
     let conns = warden_ops::relay::Connections::open(&w, &cfg).await?;
     warden_ops::relay::drain_all(&w, &conns, &cfg).await?;
 

@@ -148,6 +148,9 @@ pub struct DevicesArgs {
     /// Devices revoked afterwards (to measure the hub JWT).
     #[arg(long, default_value_t = 100)]
     pub revoke: u32,
+    /// Outbox rows the relay reads per batch (default: the relay's, as `serve` uses).
+    #[arg(long, value_name = "ROWS", value_parser = clap::value_parser!(i64).range(1..))]
+    pub batch: Option<i64>,
 }
 
 impl From<DevicesArgs> for bench::devices::DevicesOptions {
@@ -157,6 +160,7 @@ impl From<DevicesArgs> for bench::devices::DevicesOptions {
             pg: a.pg,
             nats_server: a.nats_server,
             revoke: a.revoke,
+            batch: a.batch,
         }
     }
 }
