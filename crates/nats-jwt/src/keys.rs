@@ -504,15 +504,17 @@ pub fn verify_signature(public_key: &PublicKey, msg: &[u8], sig: &[u8]) -> Resul
 mod tests {
     use super::*;
 
+    const ALL_KINDS: [KeyKind; 5] = [
+        KeyKind::Operator,
+        KeyKind::Account,
+        KeyKind::User,
+        KeyKind::Server,
+        KeyKind::Cluster,
+    ];
+
     #[test]
     fn generate_and_roundtrip_each_kind() {
-        for kind in [
-            KeyKind::Operator,
-            KeyKind::Account,
-            KeyKind::User,
-            KeyKind::Server,
-            KeyKind::Cluster,
-        ] {
+        for kind in ALL_KINDS {
             let kp = KeyPair::generate(kind);
             assert_eq!(kp.kind(), kind);
             let pk = kp.public_key();
@@ -533,13 +535,7 @@ mod tests {
 
     #[test]
     fn own_encoding_matches_nkeys() {
-        for kind in [
-            KeyKind::Operator,
-            KeyKind::Account,
-            KeyKind::User,
-            KeyKind::Server,
-            KeyKind::Cluster,
-        ] {
+        for kind in ALL_KINDS {
             for _ in 0..50 {
                 let kp = KeyPair::generate(kind);
                 // nkeys decodes the seed we wrote (CRC checked) and derives the same key.

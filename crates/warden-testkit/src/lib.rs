@@ -233,26 +233,63 @@ fn find_file(dir: &Path, name: &str, depth: usize) -> Option<PathBuf> {
 /// Pick a free TCP port on 127.0.0.1 for a process the test starts later.
 ///
 /// The port is taken below the kernel's ephemeral range (`ip_local_port_range`), at a
-/// random place, and checked bindable. A port from the ephemeral range (what binding `:0`
-/// returns) is also what the kernel gives any outgoing connection as its local port, so
-/// between the pick and the server's bind — minutes, for a server stopped and started
-/// again — another test's client could take it and the server would fail with "address
-/// already in use". Below the range only another explicit pick can collide, and the
-/// random start makes that unlikely across the suite's parallel processes.
+/// random place, checked bindable, and reserved for this test run: a port from the
+/// ephemeral range (what binding `:0` returns) is also what the kernel gives any outgoing
+/// connection as its local port, so between the pick and the server's bind — minutes, for
+/// a server stopped and started again — another test's client could take it and the
+/// server would fail with "address already in use". Below the range only another pick can
+/// collide, and picks are reserved across the suite's parallel processes by a file per
+/// port in a shared directory (created exclusively; reservations older than
+/// [`RESERVATION`] are taken to be a finished run's and reused).
 ///
 /// # Panics
-/// If no port in the range can be bound on 127.0.0.1.
+/// If no port in the range can be bound and reserved.
 pub fn free_port() -> u16 {
     let (low, high) = below_ephemeral_range();
     let span = u32::from(high - low) + 1;
     let start = rand::random::<u32>() % span;
+    let reservations = std::env::temp_dir().join("warden-test-ports");
+    // Best effort: without the directory, a pick is only checked bindable.
+    let _ = std::fs::create_dir_all(&reservations);
     for i in 0..span {
         let port = low + u16::try_from((start + i) % span).expect("within the span");
-        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_err() {
+            continue;
+        }
+        if reserve(&reservations.join(port.to_string())) {
             return port;
         }
     }
-    panic!("no TCP port in {low}–{high} can be bound on 127.0.0.1");
+    panic!("no TCP port in {low}–{high} can be bound and reserved on 127.0.0.1");
+}
+
+/// How long a port stays reserved by [`free_port`]: longer than any test.
+const RESERVATION: Duration = Duration::from_secs(30 * 60);
+
+/// Creates the reservation file `path`, or takes it over when it is older than
+/// [`RESERVATION`]. `true` when this process holds the reservation.
+fn reserve(path: &Path) -> bool {
+    let create = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+    };
+    match create() {
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let stale = std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > RESERVATION);
+            // Two processes may both find it stale: removing and creating again lets only
+            // one of them create it.
+            stale && std::fs::remove_file(path).is_ok() && create().is_ok()
+        }
+        // The directory is unusable: the bind check alone.
+        Err(_) => true,
+    }
 }
 
 /// The ports [`free_port`] picks from: 10000 up to just below the ephemeral range, or

@@ -154,7 +154,14 @@ fn free_ports_are_loopback_and_bindable() {
         port < ephemeral_start,
         "{port} is in the ephemeral range {range}"
     );
-    // Picks spread out: parallel test processes rarely pick the same one.
+    // Reserved for the run: never handed out twice, in this process or another.
     let picks: std::collections::HashSet<u16> = (0..20).map(|_| free_port()).collect();
-    assert!(picks.len() > 15, "{picks:?}");
+    assert_eq!(picks.len(), 20, "{picks:?}");
+    let reservations = std::env::temp_dir().join("warden-test-ports");
+    for p in picks.iter().chain([&port]) {
+        assert!(
+            reservations.join(p.to_string()).is_file(),
+            "{p} not reserved"
+        );
+    }
 }

@@ -12,6 +12,20 @@ async fn pending(w: &Warden) -> i64 {
     w.store().counts().await.expect("counts").outbox_pending
 }
 
+/// Adds accounts `APP<i>` for each `i` in `range`; their public keys.
+async fn add_accounts(w: &Warden, range: std::ops::Range<u32>) -> Vec<String> {
+    let mut keys = Vec::new();
+    for i in range {
+        keys.push(
+            w.add_account(&format!("APP{i:02}"), Default::default())
+                .await
+                .expect("account")
+                .public_key,
+        );
+    }
+    keys
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_batches_deliver_every_row() {
     for bin in NatsServerBinary::all() {
@@ -53,15 +67,7 @@ async fn small_batches_deliver_every_row() {
         drain_all(&w, &conns, &relay).await.expect("first drain");
         assert_eq!(pending(&w).await, 0, "[{v}]");
 
-        let mut keys = Vec::new();
-        for i in 0..12 {
-            keys.push(
-                w.add_account(&format!("APP{i:02}"), Default::default())
-                    .await
-                    .expect("account")
-                    .public_key,
-            );
-        }
+        let mut keys = add_accounts(&w, 0..12).await;
         let due = pending(&w).await;
         assert!(
             due >= 24,
@@ -81,14 +87,7 @@ async fn small_batches_deliver_every_row() {
         // Two deleted, two more added: the deletions and the new accounts in batches too.
         w.delete_account("APP03").await.expect("delete");
         w.delete_account("APP07").await.expect("delete");
-        for i in 12..14 {
-            keys.push(
-                w.add_account(&format!("APP{i:02}"), Default::default())
-                    .await
-                    .expect("account")
-                    .public_key,
-            );
-        }
+        keys.extend(add_accounts(&w, 12..14).await);
         let due = pending(&w).await;
         let report = drain_all(&w, &conns, &relay).await.expect("drain");
         assert_eq!(report.failed, 0, "[{v}] {:?}", report.first_error);
