@@ -766,22 +766,22 @@ async fn sign_org_user(
 ) -> Result<(String, Option<String>)> {
     let key = match role {
         None => None,
-        Some(role) => {
-            let acc_spec: AccountSpec = from_json(&acc.spec)?;
-            let key = acc_spec
-                .signing_keys
-                .iter()
-                .find_map(|k| match k {
-                    SigningKey::Scoped(s) if s.role == role => Some(s.key.to_string()),
-                    _ => None,
-                })
-                .ok_or_else(|| {
-                    OpsError::Conflict(format!("account {} has no role {role}", acc.name))
-                })?;
-            Some(key)
-        }
+        Some(role) => Some(role_key(acc, &from_json(&acc.spec)?, role)?),
     };
     crate::signing_keys::sign_user_as(tx, acc, pk, name, spec, key.as_deref()).await
+}
+
+/// The public key of `role`'s scoped signing key in account `acc` (whose spec is
+/// `acc_spec`); a conflict when the account has no such role.
+fn role_key(acc: &AccountRow, acc_spec: &AccountSpec, role: &str) -> Result<String> {
+    acc_spec
+        .signing_keys
+        .iter()
+        .find_map(|k| match k {
+            SigningKey::Scoped(s) if s.role == role => Some(s.key.to_string()),
+            _ => None,
+        })
+        .ok_or_else(|| OpsError::Conflict(format!("account {} has no role {role}", acc.name)))
 }
 
 /// Users named in one `org.users.create` ledger event: about 150 bytes each, so an
@@ -808,16 +808,7 @@ impl OrgSigner {
         let (issuer_account, signing_key) = match role {
             None => (None, None),
             Some(role) => {
-                let key = acc_spec
-                    .signing_keys
-                    .iter()
-                    .find_map(|k| match k {
-                        SigningKey::Scoped(s) if s.role == role => Some(s.key.to_string()),
-                        _ => None,
-                    })
-                    .ok_or_else(|| {
-                        OpsError::Conflict(format!("account {} has no role {role}", acc.name))
-                    })?;
+                let key = role_key(acc, &acc_spec, role)?;
                 if !tx.has_seed(&key).await? {
                     return Err(OpsError::Conflict(format!(
                         "the seed of role {role:?}'s key {key} is not held by Warden: rotate the key \
