@@ -11,6 +11,25 @@ use tokio::sync::Mutex;
 
 use crate::{Result, Scope, Warden, now};
 
+/// Counts one observation of `elapsed` in a cumulative histogram: every bucket whose upper
+/// bound (seconds, in `bounds`) it does not exceed, its sum (microseconds) and its count.
+pub(crate) fn observe_histogram(
+    bounds: &[f64],
+    buckets: &[AtomicU64],
+    sum_micros: &AtomicU64,
+    count: &AtomicU64,
+    elapsed: std::time::Duration,
+) {
+    let secs = elapsed.as_secs_f64();
+    for (bound, bucket) in bounds.iter().zip(buckets) {
+        if secs <= *bound {
+            bucket.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    sum_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    count.fetch_add(1, Ordering::Relaxed);
+}
+
 /// The store's numbers a scrape reports.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct StoreGauges {

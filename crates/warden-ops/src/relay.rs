@@ -647,31 +647,26 @@ impl RelayStats {
         self.delivered
             .fetch_add(delivered as u64, Ordering::Relaxed);
         self.failed.fetch_add(failed as u64, Ordering::Relaxed);
-        let secs = elapsed.as_secs_f64();
-        for (bound, bucket) in BATCH_BUCKETS.iter().zip(&self.buckets) {
-            if secs <= *bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.sum_micros
-            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::observe_histogram(
+            &BATCH_BUCKETS,
+            &self.buckets,
+            &self.sum_micros,
+            &self.count,
+            elapsed,
+        );
     }
 
     /// Counts the round trips of a batch's account pushes.
     pub fn observe_pushes(&self, times: &[Duration]) {
         for took in times {
-            let secs = took.as_secs_f64();
-            for (bound, bucket) in PUSH_BUCKETS.iter().zip(&self.push_buckets) {
-                if secs <= *bound {
-                    bucket.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            self.push_sum_micros
-                .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+            crate::metrics::observe_histogram(
+                &PUSH_BUCKETS,
+                &self.push_buckets,
+                &self.push_sum_micros,
+                &self.push_count,
+                *took,
+            );
         }
-        self.push_count
-            .fetch_add(times.len() as u64, Ordering::Relaxed);
     }
 
     fn set_error(&self, error: Option<String>) {

@@ -98,15 +98,13 @@ impl CalloutStats {
             None => &self.failed,
         }
         .fetch_add(1, Ordering::Relaxed);
-        let secs = elapsed.as_secs_f64();
-        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.buckets) {
-            if secs <= *bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.sum_micros
-            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::observe_histogram(
+            &LATENCY_BUCKETS,
+            &self.buckets,
+            &self.sum_micros,
+            &self.count,
+            elapsed,
+        );
     }
 
     /// The counts now.
