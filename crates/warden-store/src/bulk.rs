@@ -166,6 +166,82 @@ pub(crate) fn first_clash<'v>(values: &[&'v str], taken: &HashSet<String>) -> Op
         .copied()
 }
 
+/// A query being built for [`insert_unique`], with its bound values so far.
+pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// A table whose rows [`insert_unique`] writes: the row type says its table, its
+/// columns, which of them must be unique, and how it binds its values.
+pub(crate) trait UniqueRows: Sized {
+    /// The table.
+    const TABLE: &'static str;
+    /// Its columns, comma-separated, in the order [`UniqueRows::bind`] binds them.
+    const COLUMNS: &'static str;
+    /// How many columns.
+    const COLUMN_COUNT: usize;
+    /// What the statement is doing, for the error (`"inserting devices"`).
+    const CONTEXT: &'static str;
+    /// The unique columns and each row's value of them.
+    fn unique(&self) -> Vec<(&'static str, &str)>;
+    /// The row as a conflict names it (`device d-1`).
+    fn named(&self) -> String;
+    /// Binds the row's values, in [`UniqueRows::COLUMNS`] order.
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q>;
+}
+
+/// Inserts `rows` in multi-row statements, after checking that no value of a unique
+/// column is taken in the table or repeated in the batch: [`StoreError::Conflict`]
+/// naming the first such row, with nothing written.
+pub(crate) async fn insert_unique<R: UniqueRows>(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    rows: &[R],
+) -> Result<(), StoreError> {
+    let Some(first) = rows.first() else {
+        return Ok(());
+    };
+    let columns: Vec<&'static str> = first.unique().iter().map(|(c, _)| *c).collect();
+    let mut taken = Vec::with_capacity(columns.len());
+    for (i, col) in columns.iter().enumerate() {
+        let values: Vec<&str> = rows.iter().map(|r| r.unique()[i].1).collect();
+        taken.push(existing(conn, backend, R::TABLE, col, None, &values).await?);
+    }
+    let mut seen: Vec<HashSet<&str>> = vec![HashSet::with_capacity(rows.len()); columns.len()];
+    let clash = rows.iter().find(|r| {
+        r.unique()
+            .iter()
+            .enumerate()
+            .any(|(i, (_, v))| taken[i].contains(*v) || !seen[i].insert(*v))
+    });
+    if let Some(row) = clash {
+        return Err(StoreError::Conflict { what: row.named() });
+    }
+    for chunk in rows.chunks(rows_per_statement(R::COLUMN_COUNT)) {
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES {}",
+            R::TABLE,
+            R::COLUMNS,
+            values_for(backend, chunk.len(), R::COLUMN_COUNT)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in chunk {
+            query = row.bind(query);
+        }
+        query
+            .execute(&mut *conn)
+            .await
+            .map_err(|source| match &source {
+                sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
+                    what: format!("a row of the batch ({})", R::TABLE),
+                },
+                _ => StoreError::Query {
+                    context: R::CONTEXT,
+                    source,
+                },
+            })?;
+    }
+    Ok(())
+}
+
 /// Maps a failed insert: a uniqueness violation (a concurrent writer got there between the
 /// checks and the write) is a [`StoreError::Conflict`].
 fn insert_error(

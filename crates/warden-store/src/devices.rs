@@ -6,8 +6,6 @@
 //! its account, user, ledger event and outbox rows commit together. The one write outside
 //! a caller's transaction is [`crate::Store::mark_device_active`], an observation.
 
-use std::collections::HashSet;
-
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
@@ -137,68 +135,34 @@ async fn insert(conn: &mut AnyConnection, row: &DeviceRow) -> Result<(), StoreEr
     Ok(())
 }
 
-/// Inserts many devices in multi-row statements, after checking that no id or account key
-/// is taken or repeated (nothing is written then).
-async fn insert_many(
-    conn: &mut AnyConnection,
-    backend: crate::Backend,
-    rows: &[DeviceRow],
-) -> Result<(), StoreError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    let accounts: Vec<&str> = rows.iter().map(|r| r.account_key.as_str()).collect();
-    let taken_ids = bulk::existing(conn, backend, "devices", "id", None, &ids).await?;
-    let taken_accounts =
-        bulk::existing(conn, backend, "devices", "account_key", None, &accounts).await?;
-    let mut seen_ids = HashSet::with_capacity(rows.len());
-    let mut seen_accounts = HashSet::with_capacity(rows.len());
-    if let Some(row) = rows.iter().find(|r| {
-        taken_ids.contains(&r.id)
-            || taken_accounts.contains(&r.account_key)
-            || !seen_ids.insert(r.id.as_str())
-            || !seen_accounts.insert(r.account_key.as_str())
-    }) {
-        return Err(StoreError::Conflict {
-            what: format!("device {}", row.id),
-        });
-    }
+impl bulk::UniqueRows for DeviceRow {
+    const TABLE: &'static str = "devices";
+    const COLUMNS: &'static str = COLUMNS;
     const COLUMN_COUNT: usize = 11;
-    for chunk in rows.chunks(bulk::rows_per_statement(COLUMN_COUNT)) {
-        let sql = format!(
-            "INSERT INTO devices ({COLUMNS}) VALUES {}",
-            bulk::values_for(backend, chunk.len(), COLUMN_COUNT)
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for row in chunk {
-            query = query
-                .bind(&row.id)
-                .bind(&row.account_key)
-                .bind(&row.user_key)
-                .bind(&row.state)
-                .bind(&row.meta)
-                .bind(row.created_at)
-                .bind(row.activated_at)
-                .bind(row.rotated_at)
-                .bind(row.revoked_at)
-                .bind(row.restored_at)
-                .bind(row.updated_at);
-        }
-        query
-            .execute(&mut *conn)
-            .await
-            .map_err(|source| match &source {
-                sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
-                    what: "a device of the batch".to_owned(),
-                },
-                _ => StoreError::Query {
-                    context: "inserting devices",
-                    source,
-                },
-            })?;
+    const CONTEXT: &'static str = "inserting devices";
+
+    fn unique(&self) -> Vec<(&'static str, &str)> {
+        vec![("id", &self.id), ("account_key", &self.account_key)]
     }
-    Ok(())
+
+    fn named(&self) -> String {
+        format!("device {}", self.id)
+    }
+
+    fn bind<'q>(&'q self, query: bulk::AnyQuery<'q>) -> bulk::AnyQuery<'q> {
+        query
+            .bind(&self.id)
+            .bind(&self.account_key)
+            .bind(&self.user_key)
+            .bind(&self.state)
+            .bind(&self.meta)
+            .bind(self.created_at)
+            .bind(self.activated_at)
+            .bind(self.rotated_at)
+            .bind(self.revoked_at)
+            .bind(self.restored_at)
+            .bind(self.updated_at)
+    }
 }
 
 async fn update(conn: &mut AnyConnection, row: &DeviceRow) -> Result<(), StoreError> {
@@ -310,7 +274,7 @@ impl Tx<'_> {
     /// written then.
     pub async fn insert_devices(&mut self, rows: &[DeviceRow]) -> Result<(), StoreError> {
         let backend = self.store.backend();
-        insert_many(self.conn(), backend, rows).await
+        bulk::insert_unique(self.conn(), backend, rows).await
     }
 
     /// Replaces a device's mutable fields. [`StoreError::NotFound`] if absent.

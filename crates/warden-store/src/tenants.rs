@@ -10,7 +10,7 @@ use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
 use crate::rows::column;
-use crate::{Store, StoreError, Tx};
+use crate::{Store, StoreError, Tx, bulk};
 
 /// One tenant as stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +117,32 @@ async fn insert(conn: &mut AnyConnection, row: &TenantRow) -> Result<(), StoreEr
     Ok(())
 }
 
+impl bulk::UniqueRows for TenantRow {
+    const TABLE: &'static str = "tenants";
+    const COLUMNS: &'static str = COLUMNS;
+    const COLUMN_COUNT: usize = 7;
+    const CONTEXT: &'static str = "inserting tenants";
+
+    fn unique(&self) -> Vec<(&'static str, &str)> {
+        vec![("slug", &self.slug), ("account_key", &self.account_key)]
+    }
+
+    fn named(&self) -> String {
+        format!("tenant {}", self.slug)
+    }
+
+    fn bind<'q>(&'q self, query: bulk::AnyQuery<'q>) -> bulk::AnyQuery<'q> {
+        query
+            .bind(&self.slug)
+            .bind(&self.account_key)
+            .bind(&self.state)
+            .bind(&self.limits)
+            .bind(self.created_at)
+            .bind(self.updated_at)
+            .bind(self.suspended_at)
+    }
+}
+
 async fn update(conn: &mut AnyConnection, row: &TenantRow) -> Result<(), StoreError> {
     let done = sqlx::query(
         "UPDATE tenants SET state = $1, limits = $2, updated_at = $3, suspended_at = $4 \
@@ -184,6 +210,13 @@ impl Tx<'_> {
     /// Inserts a tenant. [`StoreError::Conflict`] if its slug or account is taken.
     pub async fn insert_tenant(&mut self, row: &TenantRow) -> Result<(), StoreError> {
         insert(self.conn(), row).await
+    }
+
+    /// Inserts many tenants in multi-row statements. [`StoreError::Conflict`] naming the
+    /// first tenant whose slug or account is taken or repeated, with nothing written.
+    pub async fn insert_tenants(&mut self, rows: &[TenantRow]) -> Result<(), StoreError> {
+        let backend = self.store.backend();
+        bulk::insert_unique(self.conn(), backend, rows).await
     }
 
     /// Replaces a tenant's state, limits and times. [`StoreError::NotFound`] if absent.
@@ -256,6 +289,31 @@ mod tests {
         assert_eq!(store.tenant("b").await.unwrap(), Some(suspended.clone()));
         assert_eq!(store.tenants(Some("suspended")).await.unwrap(), [suspended]);
         assert_eq!(store.tenants(Some("active")).await.unwrap(), [row("a")]);
+
+        // Many at once, past one statement's rows; a taken or repeated slug or account
+        // refuses the whole batch, naming the tenant.
+        let many: Vec<TenantRow> = (0..1_200).map(|i| row(&format!("m{i:05}"))).collect();
+        let mut tx = store.begin().await.unwrap();
+        let err = tx
+            .insert_tenants(&[row("m-new"), row("a")])
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), "tenant a already exists");
+        let mut clash = row("m-other");
+        clash.account_key = "Am-new".into();
+        let err = tx.insert_tenants(&[row("m-new"), clash]).await.unwrap_err();
+        assert_eq!(err.to_string(), "tenant m-other already exists");
+        tx.insert_tenants(&many).await.unwrap();
+        tx.insert_tenants(&[]).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(store.tenant("m01199").await.unwrap(), Some(row("m01199")));
+        assert_eq!(store.tenants(None).await.unwrap().len(), 1_202);
+        let mut tx = store.begin().await.unwrap();
+        sqlx::query("DELETE FROM tenants WHERE slug LIKE 'm%'")
+            .execute(tx.conn())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
 
         // Delete.
         let mut tx = store.begin().await.unwrap();
