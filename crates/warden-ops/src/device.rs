@@ -118,7 +118,7 @@ pub struct NewDevice {
 /// What a bulk add did.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct BulkReport {
-    /// Ids added now.
+    /// Ids (device ids, tenant slugs) added now, in input order.
     pub added: Vec<String>,
     /// Ids that existed already (left as they are).
     pub skipped: Vec<String>,
@@ -607,7 +607,7 @@ impl Warden {
 }
 
 /// Devices whose keys and JWTs one parallel step makes before progress is reported.
-const PREPARE_CHUNK: usize = 256;
+pub(crate) const PREPARE_CHUNK: usize = 256;
 
 /// Devices one `device.add_batch` ledger event lists at most. Each event is also
 /// published on the change stream, so it stays far below NATS's default 1 MB payload.
@@ -711,7 +711,7 @@ async fn write_devices(tx: &mut Tx<'_>, made: &[Provisioned], fleet: &FleetSetti
 }
 
 /// A store conflict as the operation's conflict (its message names the row).
-fn conflict(e: StoreError) -> OpsError {
+pub(crate) fn conflict(e: StoreError) -> OpsError {
     match e {
         StoreError::Conflict { .. } => OpsError::Conflict(e.to_string()),
         other => other.into(),
@@ -722,7 +722,7 @@ fn conflict(e: StoreError) -> OpsError {
 /// runtime the calling worker is handed back first (`block_in_place`), so the server's
 /// other tasks keep running meanwhile; elsewhere (a current-thread runtime, a test) it
 /// simply runs.
-fn on_all_cores<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+pub(crate) fn on_all_cores<T: Send>(work: impl FnOnce() -> T + Send) -> T {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(work)

@@ -2,7 +2,8 @@
 //! by the server (see `warden_core::tenant`), and the [`Warden`] methods every surface
 //! calls: [`Warden::add_tenant`], [`Warden::list_tenants`], [`Warden::tenant`],
 //! [`Warden::edit_tenant`], [`Warden::suspend_tenant`], [`Warden::resume_tenant`],
-//! [`Warden::delete_tenant`], [`Warden::add_tenant_user`], [`Warden::tenant_creds`].
+//! [`Warden::delete_tenant`], [`Warden::add_tenant_user`], [`Warden::tenant_creds`], and
+//! [`Warden::add_tenants_bulk`] for many tenants in one transaction.
 //!
 //! Each operation is one store transaction: tenant row, account/user rows, sealed seeds,
 //! ledger events and `account.update`/`account.delete` outbox rows. Reads need `read`,
@@ -24,15 +25,16 @@
 //! its service imports.
 
 use nats_jwt::{AccountPublicKey, KeyKind, KeyPair};
-use serde::Serialize;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use warden_core::UserName;
 use warden_core::UserSpec;
 use warden_core::spec::AccountSpec;
 use warden_core::tenant::{TenantLimits, TenantLimitsEdit, TenantSettings, TenantSlug};
-use warden_store::{AccountRow, OperatorRow, TenantRow, Tx, UserRow, Zeroizing};
+use warden_store::{AccountRow, NewSeed, OperatorRow, TenantRow, Tx, UserRow, Zeroizing};
 
-use crate::device::IssuedCreds;
+use crate::device::{BulkReport, IssuedCreds, PREPARE_CHUNK, on_all_cores};
 use crate::{
     OpsError, Record, Result, Scope, TOPIC_ACCOUNT_DELETE, Warden, from_json, now, parse_key,
     sign_user, to_json,
@@ -72,6 +74,28 @@ pub struct TenantView {
     pub updated_at: i64,
     /// Last suspension.
     pub suspended_at: Option<i64>,
+}
+
+/// A tenant for [`Warden::add_tenants_bulk`]: its slug and the limits given for it
+/// (the default limits for the ones not given).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct NewTenant {
+    /// Slug.
+    pub slug: String,
+    /// Limits given for this tenant.
+    #[serde(default)]
+    pub limits: TenantLimitsEdit,
+}
+
+/// Tenants one `tenant.add_batch` ledger event lists.
+pub const BATCH_EVENT_TENANTS: usize = 1_000;
+
+/// What [`Warden::add_tenants_bulk`] writes for one tenant.
+struct NewTenantRows {
+    seed: nats_jwt::Seed,
+    account: AccountRow,
+    tenant: TenantRow,
+    limits: TenantLimits,
 }
 
 const ACTIVE: &str = "active";
@@ -370,6 +394,188 @@ impl Warden {
         let view = self.tenant_view(&mut tx, &settings, row).await?;
         tx.commit().await?;
         Ok(view)
+    }
+
+    /// Adds many tenants in one transaction; slugs that exist are skipped (so a re-run
+    /// adds only what is missing, and one that finds them all changes nothing). Every
+    /// slug and every tenant's limits are checked first: one bad entry changes nothing.
+    ///
+    /// Account keys and JWTs are made on every core (rayon), in chunks whose results keep
+    /// the input order; the rows are then written with multi-row statements, each new
+    /// account queued for the push, and the ledger gets one `tenant.add_batch` event per
+    /// [`BATCH_EVENT_TENANTS`] tenants listing each one's slug, account, account key and
+    /// limits. The platform account is created with the first tenant, as by
+    /// [`Self::add_tenant`]. `progress` is called as tenants are made and skipped.
+    pub async fn add_tenants_bulk(
+        &self,
+        tenants: &[NewTenant],
+        progress: impl Fn(u64),
+    ) -> Result<BulkReport> {
+        self.need(Scope::Write, "adding tenants")?;
+        let mut tx = self.store.begin().await?;
+        let op = self.operator_row(&mut tx).await?;
+        let settings = self.prepare(&mut tx, &op).await?;
+        settings.check().map_err(invalid)?;
+        let mut checked = Vec::with_capacity(tenants.len());
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, t) in tenants.iter().enumerate() {
+            let at = |e: &dyn std::fmt::Display| {
+                OpsError::Invalid(format!("tenant {} ({:?}): {e}", i + 1, t.slug))
+            };
+            let slug = settings.parse_slug(&t.slug).map_err(|e| at(&e))?;
+            if !seen.insert(slug.to_string()) {
+                return Err(OpsError::Invalid(format!(
+                    "tenant {} ({slug}) is listed twice",
+                    i + 1
+                )));
+            }
+            let limits = settings.default_limits.apply(&t.limits);
+            limits.check(&settings.catalogue).map_err(|e| at(&e))?;
+            checked.push((slug, limits));
+        }
+        let existing: std::collections::BTreeSet<String> = tx
+            .tenants(None)
+            .await?
+            .into_iter()
+            .map(|t| t.slug)
+            .collect();
+        let mut report = BulkReport::default();
+        let mut todo = Vec::new();
+        for (slug, limits) in checked {
+            if existing.contains(slug.as_str()) {
+                report.skipped.push(slug.to_string());
+            } else {
+                todo.push((slug, limits));
+            }
+        }
+        progress(report.skipped.len() as u64);
+        if todo.is_empty() {
+            // Nothing to add: nothing is written, not even the platform account.
+            tx.rollback().await?;
+            return Ok(report);
+        }
+        let platform = self.ensure_platform(&mut tx, &op, &settings).await?;
+        let platform_key: AccountPublicKey = parse_key(&platform.public_key)?;
+        let signer = KeyPair::from_seed(&tx.seed(&op.signing_key).await?)?;
+        let at = now();
+        let mut made: Vec<NewTenantRows> = Vec::with_capacity(todo.len());
+        for chunk in todo.chunks(PREPARE_CHUNK) {
+            let part = on_all_cores(|| {
+                chunk
+                    .par_iter()
+                    .map(|(slug, limits)| {
+                        self.prepare_tenant(
+                            &op,
+                            &settings,
+                            &platform_key,
+                            &signer,
+                            slug,
+                            limits,
+                            at,
+                        )
+                    })
+                    .collect::<Result<Vec<NewTenantRows>>>()
+            })?;
+            made.extend(part);
+            progress(chunk.len() as u64);
+        }
+        let seeds: Vec<NewSeed<'_>> = made
+            .iter()
+            .map(|m| NewSeed {
+                public_key: &m.account.public_key,
+                kind: "account",
+                seed: m.seed.expose(),
+            })
+            .collect();
+        tx.put_seeds(&seeds)
+            .await
+            .map_err(crate::device::conflict)?;
+        drop(seeds);
+        let accounts: Vec<AccountRow> = made.iter().map(|m| m.account.clone()).collect();
+        tx.insert_accounts(&accounts)
+            .await
+            .map_err(crate::device::conflict)?;
+        drop(accounts);
+        let rows: Vec<TenantRow> = made.iter().map(|m| m.tenant.clone()).collect();
+        tx.insert_tenants(&rows)
+            .await
+            .map_err(crate::device::conflict)?;
+        drop(rows);
+        let outbox: Vec<(&str, &str)> = made
+            .iter()
+            .map(|m| (crate::TOPIC_ACCOUNT_UPDATE, m.account.public_key.as_str()))
+            .collect();
+        tx.enqueue_many(&outbox).await?;
+        for batch in made.chunks(BATCH_EVENT_TENANTS) {
+            let items: Vec<serde_json::Value> = batch
+                .iter()
+                .map(|m| {
+                    json!({
+                        "slug": m.tenant.slug,
+                        "account": m.account.name,
+                        "account_key": m.account.public_key,
+                        "limits": m.limits,
+                    })
+                })
+                .collect();
+            tx.record(self.event(
+                "tenant.add_batch",
+                "tenant",
+                &platform.name,
+                json!({"platform": platform.name, "tenants": items}),
+            ))
+            .await?;
+        }
+        tx.commit().await?;
+        report.added.extend(made.into_iter().map(|m| m.tenant.slug));
+        Ok(report)
+    }
+
+    /// The rows of one new tenant: its account (key, spec, signed JWT) and tenant row.
+    #[allow(clippy::too_many_arguments)]
+    fn prepare_tenant(
+        &self,
+        op: &OperatorRow,
+        settings: &TenantSettings,
+        platform_key: &AccountPublicKey,
+        signer: &KeyPair,
+        slug: &TenantSlug,
+        limits: &TenantLimits,
+        at: i64,
+    ) -> Result<NewTenantRows> {
+        let mut spec = settings
+            .tenant_spec(slug, limits, platform_key)
+            .map_err(invalid)?;
+        spec.normalize()?;
+        let name = settings.account_name(slug).map_err(invalid)?;
+        let kp = KeyPair::generate(KeyKind::Account);
+        let key = kp.account_public_key()?;
+        let mut claims = warden_core::compile_account(&key, &name, &spec);
+        let jwt = self.encode_account(&name, &mut claims, signer)?;
+        let account = AccountRow {
+            public_key: key.to_string(),
+            operator: op.public_key.clone(),
+            name: name.to_string(),
+            spec: to_json(&spec)?,
+            jwt,
+            created_at: at,
+            updated_at: at,
+        };
+        let tenant = TenantRow {
+            slug: slug.to_string(),
+            account_key: account.public_key.clone(),
+            state: ACTIVE.into(),
+            limits: limits_text(limits)?,
+            created_at: at,
+            updated_at: at,
+            suspended_at: None,
+        };
+        Ok(NewTenantRows {
+            seed: kp.seed(),
+            account,
+            tenant,
+            limits: limits.clone(),
+        })
     }
 
     /// Every tenant, ordered by slug.

@@ -1,4 +1,5 @@
-//! `warden bench tenants`: tenants created and pushed to a real nats-server, timed.
+//! `warden bench tenants`: tenants created one by one and then in bulk, and pushed to a
+//! real nats-server, timed.
 
 use std::path::PathBuf;
 
@@ -44,6 +45,13 @@ pub struct BenchTenantsReport {
     pub one_more_add_ms: f64,
     /// Milliseconds to push it (its account).
     pub one_more_push_ms: f64,
+    /// Seconds to add `count` more tenants in one bulk operation (`tenant add --from`:
+    /// keys and JWTs on every core, multi-row writes, one transaction).
+    pub bulk_add_seconds: f64,
+    /// Seconds to push those afterwards.
+    pub bulk_push_seconds: f64,
+    /// `add_seconds / bulk_add_seconds`: how many times faster the bulk path adds.
+    pub bulk_speedup: f64,
 }
 
 /// Runs `warden bench tenants`: N tenants added and pushed to a nats-server the bench
@@ -92,18 +100,44 @@ pub async fn bench(json: bool, args: TenantsOptions) -> anyhow::Result<()> {
         let t3 = Instant::now();
         let last = warden_ops::relay::drain_all(&w, &conns, &rcfg).await?;
         let one_more_push_ms = t3.elapsed().as_secs_f64() * 1000.0;
+        let more: Vec<warden_ops::tenant::NewTenant> = (0..args.count)
+            .map(|i| warden_ops::tenant::NewTenant {
+                slug: format!("b{i:06}"),
+                limits: limits.clone(),
+            })
+            .collect();
+        let bar = crate::bench::progress(json, u64::from(args.count), "tenants in bulk");
+        let t4 = Instant::now();
+        let report = w.add_tenants_bulk(&more, |n| bar.inc(n)).await?;
+        let bulk_add_seconds = t4.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        anyhow::ensure!(
+            report.added.len() == more.len(),
+            "the bulk add added {} of {} tenants",
+            report.added.len(),
+            more.len()
+        );
+        let t5 = Instant::now();
+        let bulk = warden_ops::relay::drain_all(&w, &conns, &rcfg).await?;
+        let bulk_push_seconds = t5.elapsed().as_secs_f64();
         anyhow::Ok(BenchTenantsReport {
             count: args.count,
             nats_server: version.clone(),
             add_seconds,
             push_seconds,
             accounts_pushed: drained.accounts_pushed,
-            failed: drained.failed + last.failed,
-            first_error: drained.first_error.or(last.first_error),
+            failed: drained.failed + last.failed + bulk.failed,
+            first_error: drained
+                .first_error
+                .or(last.first_error)
+                .or(bulk.first_error),
             platform_jwt_bytes_first,
             platform_jwt_bytes,
             one_more_add_ms,
             one_more_push_ms,
+            bulk_add_seconds,
+            bulk_push_seconds,
+            bulk_speedup: add_seconds / bulk_add_seconds.max(f64::EPSILON),
         })
     }
     .await;
@@ -114,7 +148,7 @@ pub async fn bench(json: bool, args: TenantsOptions) -> anyhow::Result<()> {
         return print_json(&out);
     }
     println!(
-        "{} tenants with {}: adds {:.2}s, pushes {:.2}s ({} accounts pushed, {} failed{})\nplatform JWT {} bytes with 1 tenant, {} bytes with {}; one more tenant: add {:.1} ms, push {:.1} ms",
+        "{} tenants with {}: adds {:.2}s, pushes {:.2}s ({} accounts pushed, {} failed{})\nplatform JWT {} bytes with 1 tenant, {} bytes with {}; one more tenant: add {:.1} ms, push {:.1} ms\n{} more in bulk: adds {:.2}s ({:.1}x the one-by-one adds), pushes {:.2}s",
         out.count,
         out.nats_server,
         out.add_seconds,
@@ -130,6 +164,10 @@ pub async fn bench(json: bool, args: TenantsOptions) -> anyhow::Result<()> {
         out.count,
         out.one_more_add_ms,
         out.one_more_push_ms,
+        out.count,
+        out.bulk_add_seconds,
+        out.bulk_speedup,
+        out.bulk_push_seconds,
     );
     Ok(())
 }

@@ -80,13 +80,22 @@ impl LimitArgs {
 /// `warden tenant …`.
 #[derive(Subcommand, Debug)]
 pub enum TenantCmd {
-    /// Add a tenant (its account, importing its slice of the platform's subjects).
+    /// Add a tenant (its account, importing its slice of the platform's subjects), or many
+    /// with --from.
     Add {
         /// Slug: lowercase letters, digits, dashes.
-        slug: String,
-        /// Limits (defaults for the ones not given).
+        #[arg(required_unless_present = "from", conflicts_with = "from")]
+        slug: Option<String>,
+        /// Limits (defaults for the ones not given; with --from, for every tenant whose
+        /// line does not give its own).
         #[command(flatten)]
         limits: LimitArgs,
+        /// Add many, in one transaction (slugs that exist are skipped): a CSV file with a
+        /// `slug` column and optional limit columns named like the flags (`conns`,
+        /// `js-disk-storage`, …), or a JSON array of slugs or of {"slug", "limits"}
+        /// objects.
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
     },
     /// List tenants.
     List,
@@ -240,10 +249,14 @@ fn emit_creds(
 /// Runs `warden tenant …`.
 pub async fn run(json: bool, cmd: TenantCmd, w: &Warden) -> anyhow::Result<()> {
     match cmd {
-        TenantCmd::Add { slug, limits } => {
-            let t = w.add_tenant(&slug, &limits.edit()).await?;
-            emit(json, &t, "added")
-        }
+        TenantCmd::Add { slug, limits, from } => match from {
+            Some(file) => add_bulk(json, w, &file, &limits.edit()).await,
+            None => {
+                let slug = slug.ok_or_else(|| usage("give a tenant slug or --from FILE"))?;
+                let t = w.add_tenant(&slug, &limits.edit()).await?;
+                emit(json, &t, "added")
+            }
+        },
         TenantCmd::List => {
             let list = w.list_tenants().await?;
             if json {
@@ -344,5 +357,170 @@ pub async fn run(json: bool, cmd: TenantCmd, w: &Warden) -> anyhow::Result<()> {
             emit_creds(json, &t, &name, &creds, output, "nothing was changed")
         }
         TenantCmd::LeafConfig(args) => crate::cli::leaf::run(json, args, w).await,
+    }
+}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    crate::cli::UsageError(msg.into()).into()
+}
+
+/// `tenant add --from FILE`: every tenant of the file, the flags' limits under each
+/// line's own.
+async fn add_bulk(
+    json: bool,
+    w: &Warden,
+    file: &std::path::Path,
+    flags: &TenantLimitsEdit,
+) -> anyhow::Result<()> {
+    let tenants = read_tenant_file(file, flags)?;
+    let bar = crate::cli::progress::Bar::for_output(json, tenants.len() as u64, "adding tenants");
+    let report = w.add_tenants_bulk(&tenants, |n| bar.inc(n)).await?;
+    bar.finish_and_clear();
+    if json {
+        return print_json(&json!({"added": report.added, "skipped": report.skipped}));
+    }
+    outln!(
+        "{} tenants added, {} already present (skipped)",
+        report.added.len(),
+        report.skipped.len()
+    )?;
+    if !report.skipped.is_empty() && report.skipped.len() <= 20 {
+        outln!("skipped: {}", report.skipped.join(", "))?;
+    }
+    Ok(())
+}
+
+/// The limit columns a tenant CSV may have: the flag names (`js-disk-storage`; the hidden
+/// aliases and `_` spellings too) and whether the value is a size.
+fn limit_column(name: &str) -> Option<(fn(&mut TenantLimitsEdit) -> &mut Option<i64>, bool)> {
+    let name = name.replace('_', "-");
+    Some(match name.as_str() {
+        "conns" => (|l| &mut l.conns, false),
+        "subscriptions" => (|l| &mut l.subscriptions, false),
+        "payload" => (|l| &mut l.payload, true),
+        "data" => (|l| &mut l.data, true),
+        "leaf-conns" => (|l| &mut l.leaf_conns, false),
+        "imports" => (|l| &mut l.imports, false),
+        "js-mem-storage" | "js-mem" => (|l| &mut l.js_mem, true),
+        "js-disk-storage" | "js-disk" => (|l| &mut l.js_disk, true),
+        "js-streams" => (|l| &mut l.js_streams, false),
+        "js-consumer" | "js-consumers" => (|l| &mut l.js_consumers, false),
+        _ => return None,
+    })
+}
+
+/// Reads `tenant add --from FILE`: a JSON array (of slugs, or of {"slug", "limits"}) or a
+/// CSV with a `slug` column and limit columns. A limit a line leaves out (or leaves
+/// empty) is the flag's, when given. Unknown columns and unreadable values are usage
+/// errors naming the line.
+fn read_tenant_file(
+    path: &std::path::Path,
+    flags: &TenantLimitsEdit,
+) -> anyhow::Result<Vec<NewTenant>> {
+    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => usage(format!("{}: no such file", path.display())),
+        _ => usage(format!("cannot read {}: {e}", path.display())),
+    })?;
+    let under_flags = |own: TenantLimitsEdit| merge_limits(flags, own);
+    if text.trim_start().starts_with('[') {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Entry {
+            Slug(String),
+            Full(NewTenant),
+        }
+        let list: Vec<Entry> = serde_json::from_str(&text).map_err(|e| {
+            usage(format!(
+                "{}: not a JSON array of slugs or {{\"slug\", \"limits\"}} objects: {e}",
+                path.display()
+            ))
+        })?;
+        return Ok(list
+            .into_iter()
+            .map(|e| match e {
+                Entry::Slug(slug) => NewTenant {
+                    slug,
+                    limits: flags.clone(),
+                },
+                Entry::Full(t) => NewTenant {
+                    slug: t.slug,
+                    limits: under_flags(t.limits),
+                },
+            })
+            .collect());
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| usage(format!("{}: bad CSV header: {e}", path.display())))?
+        .clone();
+    let slug_col = headers.iter().position(|h| h == "slug").ok_or_else(|| {
+        usage(format!(
+            "{}: the CSV has no `slug` column (header: {})",
+            path.display(),
+            headers.iter().collect::<Vec<_>>().join(",")
+        ))
+    })?;
+    let mut columns = Vec::new();
+    for (j, h) in headers.iter().enumerate() {
+        if j == slug_col {
+            continue;
+        }
+        let column = limit_column(h).ok_or_else(|| {
+            usage(format!(
+                "{}: unknown column `{h}` (limit columns: conns, subscriptions, payload, data, leaf-conns, imports, js-mem-storage, js-disk-storage, js-streams, js-consumer)",
+                path.display()
+            ))
+        })?;
+        columns.push((j, h.to_string(), column));
+    }
+    let mut out = Vec::new();
+    for (i, rec) in reader.records().enumerate() {
+        let line = i + 2;
+        let rec = rec.map_err(|e| usage(format!("{}: line {line}: {e}", path.display())))?;
+        let mut own = TenantLimitsEdit::default();
+        for (j, name, (field, sized)) in &columns {
+            let value = rec.get(*j).unwrap_or_default();
+            if value.is_empty() {
+                continue;
+            }
+            let parsed = if *sized {
+                size_judged_later(value)
+            } else {
+                value.parse::<i64>().map_err(|e| e.to_string())
+            }
+            .map_err(|e| {
+                usage(format!(
+                    "{}: line {line}: {name} {value:?}: {e}",
+                    path.display()
+                ))
+            })?;
+            *field(&mut own) = Some(parsed);
+        }
+        out.push(NewTenant {
+            slug: rec.get(slug_col).unwrap_or_default().to_string(),
+            limits: under_flags(own),
+        });
+    }
+    Ok(out)
+}
+
+/// `own` with every limit it leaves out taken from `flags`.
+fn merge_limits(flags: &TenantLimitsEdit, own: TenantLimitsEdit) -> TenantLimitsEdit {
+    TenantLimitsEdit {
+        conns: own.conns.or(flags.conns),
+        subscriptions: own.subscriptions.or(flags.subscriptions),
+        payload: own.payload.or(flags.payload),
+        data: own.data.or(flags.data),
+        leaf_conns: own.leaf_conns.or(flags.leaf_conns),
+        imports: own.imports.or(flags.imports),
+        exports: own.exports.or(flags.exports),
+        js_mem: own.js_mem.or(flags.js_mem),
+        js_disk: own.js_disk.or(flags.js_disk),
+        js_streams: own.js_streams.or(flags.js_streams),
+        js_consumers: own.js_consumers.or(flags.js_consumers),
+        js_replicas: own.js_replicas.or(flags.js_replicas),
     }
 }
