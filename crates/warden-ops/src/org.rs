@@ -217,11 +217,25 @@ impl Warden {
                 .iter()
                 .take_while(|s| matches!(s.change, Change::CreateUser { .. }))
                 .count();
+            // Likewise a run of revocations: each account is re-signed once for all
+            // the keys it revokes, not once per key.
+            let revocations = steps[i..]
+                .iter()
+                .take_while(|s| matches!(s.change, Change::RevokeUser { .. }))
+                .count();
             if run > 0 {
                 let changes: Vec<&Change> = steps[i..i + run].iter().map(|s| &s.change).collect();
                 self.org_create_users(&mut tx, &changes).await?;
                 progress.advance(run as u64);
                 i += run;
+            } else if revocations > 1 {
+                let changes: Vec<&Change> = steps[i..i + revocations]
+                    .iter()
+                    .map(|s| &s.change)
+                    .collect();
+                self.org_revoke_users(&mut tx, &op, &changes).await?;
+                progress.advance(revocations as u64);
+                i += revocations;
             } else {
                 self.org_step(&mut tx, &op, &loaded, &steps[i].change)
                     .await?;
@@ -490,6 +504,85 @@ impl Warden {
                     b.updated_at = t;
                     tx.put_org_person(&b).await?;
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Revokes the users of `revokes` (every one a [`Change::RevokeUser`]) as one batch:
+    /// the keys of each account are added to its revocations together and the account
+    /// re-signed (and queued for the push) once; each user gets its `user.revoke` event,
+    /// and each person still bound to the revoked key is marked revoked, as by
+    /// [`Self::org_step`] one at a time.
+    async fn org_revoke_users(
+        &self,
+        tx: &mut Tx<'_>,
+        op: &OperatorRow,
+        revokes: &[&Change],
+    ) -> Result<()> {
+        let t = now();
+        // Users to revoke, grouped by account in the order their first one comes.
+        let mut by_account: Vec<(String, Vec<(UserRow, &str)>)> = Vec::new();
+        for change in revokes {
+            let Change::RevokeUser {
+                person_id,
+                public_key,
+            } = change
+            else {
+                continue;
+            };
+            let row = tx
+                .user(public_key)
+                .await?
+                .ok_or_else(|| OpsError::NotFound(format!("user {public_key}")))?;
+            if row.revoked_at.is_some() {
+                continue;
+            }
+            match by_account.iter_mut().find(|(k, _)| *k == row.account) {
+                Some((_, users)) => users.push((row, person_id.as_str())),
+                None => by_account.push((row.account.clone(), vec![(row, person_id.as_str())])),
+            }
+        }
+        for (key, users) in by_account {
+            let mut acc = account(tx, &key).await?;
+            let mut spec: AccountSpec = from_json(&acc.spec)?;
+            let at = now();
+            for (row, _) in &users {
+                let entry = spec.revocations.entry(row.public_key.clone()).or_insert(at);
+                *entry = (*entry).max(at);
+            }
+            self.resign_account(tx, op, &mut acc, spec).await?;
+            for (mut row, person_id) in users {
+                row.revoked_at = Some(at);
+                row.updated_at = at;
+                tx.update_user(&row).await?;
+                tx.record(self.event(
+                    "user.revoke",
+                    "user",
+                    &row.public_key,
+                    json!({"name": row.name, "account": acc.name, "revoked_at": at, "person": person_id}),
+                ))
+                .await?;
+            }
+        }
+        // A moved person is already bound to its new user: leave that binding.
+        let people = tx.org_people().await?;
+        for change in revokes {
+            let Change::RevokeUser {
+                person_id,
+                public_key,
+            } = change
+            else {
+                continue;
+            };
+            if let Some(b) = people
+                .iter()
+                .find(|p| &p.person_id == person_id && &p.user_key == public_key)
+            {
+                let mut b = b.clone();
+                b.status = PERSON_REVOKED.into();
+                b.updated_at = t;
+                tx.put_org_person(&b).await?;
             }
         }
         Ok(())

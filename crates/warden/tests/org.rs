@@ -523,6 +523,66 @@ fn renames_moves_removals_and_permission_changes_apply_in_place() {
     assert_eq!(home.json(&["audit", "verify"])["first_break"], Value::Null);
 }
 
+/// Two people of one unit removed in one apply: the unit's account is re-signed once,
+/// its JWT revoking both keys, and both people are marked revoked.
+#[test]
+fn removals_in_one_unit_revoke_every_key_in_one_account_jwt() {
+    let home = Home::new();
+    home.ok(&["init", "--name", "COWBOY"]);
+    home.ok(&["org", "apply", example().to_str().unwrap()]);
+    let key = |name: &str| {
+        home.json(&["user", "show", name, "-a", "CORE"])["public_key"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (policy, agent) = (key("policy_service"), key("agent_service"));
+    let text = example_text();
+    let cut = text.find("  - id: policy-service").unwrap();
+    let end = text[cut..].find("  - id: audio-service").unwrap() + cut;
+    let file = write(
+        &home,
+        "fewer.yaml",
+        &format!("{}{}", &text[..cut], &text[end..]),
+    );
+    let events = home.ledger().len();
+    let plan = home.json(&["org", "apply", &file]);
+    assert_eq!(
+        steps(&plan),
+        [
+            ("revoke".into(), "user".into(), "CORE/agent_service".into()),
+            ("revoke".into(), "user".into(), "CORE/policy_service".into()),
+        ]
+    );
+    let core = home.json(&["account", "show", "CORE"]);
+    let claims = home.json(&["describe", core["jwt"].as_str().unwrap()])["claims"].clone();
+    let revoked = &claims["nats"]["revocations"];
+    assert!(
+        revoked[&policy].is_i64() && revoked[&agent].is_i64(),
+        "{revoked}"
+    );
+    for name in ["policy_service", "agent_service"] {
+        assert!(home.json(&["user", "show", name, "-a", "CORE"])["revoked_at"].is_i64());
+    }
+    // One event per revoked user and the apply's own; the chain still verifies.
+    let new: Vec<String> = home.ledger()[events..]
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(new, ["user.revoke", "user.revoke", "org.apply"]);
+    let show = home.json(&["org", "show"]);
+    for id in ["policy-service", "agent-service"] {
+        let p = show["people"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id)
+            .expect("removed person still listed");
+        assert_eq!(p["status"], "revoked", "{id}");
+    }
+    assert_eq!(home.json(&["audit", "verify"])["first_break"], Value::Null);
+}
+
 fn sharing_example() -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
