@@ -1,7 +1,8 @@
 //! The light account reads of the console's summary pages, on SQLite and on PostgreSQL:
 //! names, kinds (device, tenant), user counts and dates from one statement; the spec only
 //! for accounts whose spec may name imports (or exports); the JWTs alone for who signed
-//! them.
+//! them; the accounts list's search (the specs whose text holds the search, any ASCII
+//! case, `%` and `_` taken literally) and its page's whole rows read by key.
 
 use serde_json::json;
 use warden_store::console_queries::SpecOf;
@@ -36,7 +37,10 @@ macro_rules! on_both_backends {
     };
 }
 
-on_both_backends!(briefs_carry_kinds_counts_and_only_the_specs_with_links);
+on_both_backends!(
+    briefs_carry_kinds_counts_and_only_the_specs_with_links,
+    briefs_mentioning_read_the_specs_holding_the_search_and_rows_by_key,
+);
 
 fn key() -> MasterKey {
     MasterKey::from_bytes([9; 32])
@@ -192,4 +196,91 @@ async fn briefs_carry_kinds_counts_and_only_the_specs_with_links(store: Store) {
     let mut tx = store.begin().await.unwrap();
     assert_eq!(tx.account_jwts_only("OOP").await.unwrap(), jwts);
     tx.rollback().await.unwrap();
+}
+
+async fn briefs_mentioning_read_the_specs_holding_the_search_and_rows_by_key(store: Store) {
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_operator(&OperatorRow {
+        public_key: "OOP".into(),
+        name: "op".into(),
+        signing_key: "OSK".into(),
+        system_account: "ASYS".into(),
+        jwt: "op-jwt".into(),
+        created_at: 1,
+        updated_at: 1,
+    })
+    .await
+    .unwrap();
+    let rows = [
+        account("ASYS", "SYS", json!({})),
+        account(
+            "ABIL",
+            "BILLING",
+            json!({"description": "Invoices for ACME"}),
+        ),
+        account("APCT", "PERCENT", json!({"description": "50% off_season"})),
+        account("AOTH", "OTHER", json!({"description": "nothing"})),
+    ];
+    for row in &rows {
+        tx.insert_account(row).await.unwrap();
+    }
+    tx.insert_user(&user("U1", "ABIL", "u1")).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let with_spec = |briefs: &[warden_store::console_queries::AccountBrief]| -> Vec<String> {
+        briefs
+            .iter()
+            .filter(|b| b.spec.is_some())
+            .map(|b| b.name.clone())
+            .collect()
+    };
+    // No needle: no spec at all; the light columns as account_briefs has them.
+    let none = store.account_briefs_mentioning("OOP", None).await.unwrap();
+    assert_eq!(none.len(), 4);
+    assert!(with_spec(&none).is_empty());
+    let bil = none.iter().find(|b| b.name == "BILLING").unwrap();
+    assert_eq!((bil.users, bil.device, bil.tenant), (1, false, false));
+    // Any ASCII case; the spec as stored.
+    let acme = store
+        .account_briefs_mentioning("OOP", Some("acme"))
+        .await
+        .unwrap();
+    assert_eq!(with_spec(&acme), ["BILLING"]);
+    let text = acme.iter().find(|b| b.name == "BILLING").unwrap();
+    let spec: serde_json::Value = serde_json::from_str(text.spec.as_deref().unwrap()).unwrap();
+    assert_eq!(spec, rows[1].spec);
+    // `%` and `_` are the characters themselves, not patterns.
+    for (needle, want) in [
+        ("0%", vec!["PERCENT"]),
+        ("f_s", vec!["PERCENT"]),
+        ("%x", vec![]),
+    ] {
+        let got = store
+            .account_briefs_mentioning("OOP", Some(needle))
+            .await
+            .unwrap();
+        assert_eq!(with_spec(&got), want, "{needle}");
+    }
+    // The empty needle reads every spec.
+    let all = store
+        .account_briefs_mentioning("OOP", Some(""))
+        .await
+        .unwrap();
+    assert_eq!(with_spec(&all).len(), 4);
+    assert!(
+        store
+            .account_briefs_mentioning("ONOBODY", Some(""))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Whole rows by key, unknown keys left out.
+    let mut got = store
+        .accounts_by_keys(&["AOTH".into(), "ANONE".into(), "ABIL".into()])
+        .await
+        .unwrap();
+    got.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(got, vec![rows[1].clone(), rows[3].clone()]);
+    assert!(store.accounts_by_keys(&[]).await.unwrap().is_empty());
 }
