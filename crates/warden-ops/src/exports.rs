@@ -760,12 +760,19 @@ impl Warden {
         let op = self.operator_row(&mut tx).await?;
         let acc = self.account_by_ref(&mut tx, &op, account).await?;
         let spec: AccountSpec = from_json(&acc.spec)?;
-        let names: BTreeMap<String, String> = tx
-            .accounts(&op.public_key)
-            .await?
-            .into_iter()
-            .map(|a| (a.public_key, a.name))
-            .collect();
+        // Only the exporters its imports name are read (a few), not every account.
+        let mut names: BTreeMap<String, String> = BTreeMap::new();
+        for i in &spec.imports {
+            let key = i.account.as_str();
+            if names.contains_key(key) {
+                continue;
+            }
+            if let Some(from) = tx.account(key).await?
+                && from.operator == op.public_key
+            {
+                names.insert(from.public_key, from.name);
+            }
+        }
         Ok(spec
             .imports
             .into_iter()
