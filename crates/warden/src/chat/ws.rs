@@ -174,12 +174,25 @@ impl Session {
         let ping_every = self.state.cfg.ping_interval;
         let mut ping =
             tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+        // The shutdown signal and the token's expiry are waited on by futures made once
+        // and kept across turns of the loop: made anew for every frame, each registered
+        // with (and removed from) the timer wheel and the watch channel per delivery.
         let mut stop = self.state.stop.clone();
+        let mut stopping = std::pin::pin!(async move { stopped(&mut stop).await });
+        let mut expiry = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+        // The `exp` the expiry timer is set for (none: no token, the timer is not polled).
+        let mut expiry_for: Option<i64> = None;
         loop {
-            let expiry = self.token.as_ref().map(|t| {
-                let left = (t.exp - unix_now()).max(0) as u64;
-                tokio::time::Instant::now() + Duration::from_secs(left)
-            });
+            let exp = self.token.as_ref().map(|t| t.exp);
+            if exp != expiry_for {
+                if let Some(exp) = exp {
+                    let left = (exp - unix_now()).max(0) as u64;
+                    expiry
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + Duration::from_secs(left));
+                }
+                expiry_for = exp;
+            }
             let next = tokio::select! {
                 incoming = stream.next() => match incoming {
                     None => break,
@@ -222,8 +235,8 @@ impl Session {
                         Next::Continue
                     }
                 }
-                _ = sleep_until(expiry) => Box::pin(self.on_token_expired(&mut sink)).await,
-                _ = stopped(&mut stop) => Next::Close(CLOSE_GOING_AWAY, "server shutting down"),
+                () = &mut expiry, if expiry_for.is_some() => Box::pin(self.on_token_expired(&mut sink)).await,
+                () = &mut stopping => Next::Close(CLOSE_GOING_AWAY, "server shutting down"),
             };
             match next {
                 Next::Continue => {}
@@ -644,13 +657,6 @@ async fn recv_room(joined: &mut Option<Joined>) -> Result<RoomEvent, RecvError> 
             Some(event) => event,
             None => j.member.rx.recv().await,
         },
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }
