@@ -1335,6 +1335,19 @@ fn bench_chat_closed_loop_small() {
         "{r}"
     );
     assert!(d["rss_anon_kib"].as_u64() > Some(0), "{r}");
+    // The gateway's own CPU time is read beside the rates (/proc/PID/stat): some was spent,
+    // and per delivery it is the total over the deliveries.
+    let (user, system) = (
+        d["gateway_cpu_user_ms"].as_u64().unwrap(),
+        d["gateway_cpu_system_ms"].as_u64().unwrap(),
+    );
+    let per = d["gateway_cpu_us_per_delivery"].as_f64().unwrap();
+    let delivered = d["delivered"].as_u64().unwrap() as f64;
+    assert!(
+        (per - (user + system) as f64 * 1000.0 / delivered).abs() < 1e-6,
+        "{r}"
+    );
+    assert!(d["rss_file_kib"].as_u64().is_some(), "{r}");
 }
 
 /// Bad `warden bench chat` flags are usage errors (exit 2), checked before anything starts.

@@ -83,6 +83,9 @@ pub struct IdleReport {
     pub rss_anon_before_kib: u64,
     /// The same with every socket open, KiB.
     pub rss_anon_after_kib: u64,
+    /// The gateway's resident pages of files (`RssFile`: its executable, libraries)
+    /// with every socket open, KiB.
+    pub rss_file_after_kib: u64,
 }
 
 /// The delivery phase's figures.
@@ -123,6 +126,16 @@ pub struct DeliveryReport {
     pub rss_kib: u64,
     /// Of which anonymous (`RssAnon`), KiB.
     pub rss_anon_kib: u64,
+    /// Of which pages of files (`RssFile`: the executable and libraries), KiB.
+    pub rss_file_kib: u64,
+    /// The gateway's CPU time while deliveries ran (from the first send to the last
+    /// delivery), user, milliseconds.
+    pub gateway_cpu_user_ms: u64,
+    /// The same, system (kernel) time, milliseconds.
+    pub gateway_cpu_system_ms: u64,
+    /// The gateway's CPU time per delivery (user + system), microseconds: the cost of a
+    /// delivery, less dependent than the rates on what else the machine runs.
+    pub gateway_cpu_us_per_delivery: f64,
 }
 
 /// The shape of the closed-loop workload.
@@ -182,6 +195,54 @@ impl GatewayChild {
     fn rss_anon_kib(&self) -> Result<u64> {
         status_kib(self.child.id(), "RssAnon")
     }
+
+    fn rss_file_kib(&self) -> Result<u64> {
+        status_kib(self.child.id(), "RssFile")
+    }
+
+    fn cpu(&self) -> Result<CpuTime> {
+        cpu_time(self.child.id())
+    }
+}
+
+/// CPU time a process used, all its threads together (`utime` and `stime` of
+/// `/proc/PID/stat`, in clock ticks of 10 ms: Linux reports them in `USER_HZ`, 100).
+#[derive(Clone, Copy, Debug, Default)]
+struct CpuTime {
+    user_ms: u64,
+    system_ms: u64,
+}
+
+impl CpuTime {
+    fn since(self, before: CpuTime) -> CpuTime {
+        CpuTime {
+            user_ms: self.user_ms.saturating_sub(before.user_ms),
+            system_ms: self.system_ms.saturating_sub(before.system_ms),
+        }
+    }
+}
+
+fn cpu_time(pid: u32) -> Result<CpuTime> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("cannot read /proc/{pid}/stat"))?;
+    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| anyhow!("unexpected /proc/{pid}/stat"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state is field 3, utime field 14, stime field 15.
+    let tick = |i: usize| -> Result<u64> {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|t| t * 10)
+            .ok_or_else(|| anyhow!("unexpected /proc/{pid}/stat"))
+    };
+    Ok(CpuTime {
+        user_ms: tick(11)?,
+        system_ms: tick(12)?,
+    })
 }
 
 /// A `KiB` field (`VmRSS`, `RssAnon`) of a process's `/proc/PID/status`.
@@ -322,21 +383,22 @@ fn print_report(json: bool, r: &ChatBenchReport) -> Result<()> {
     );
     if let Some(i) = &r.idle {
         println!(
-            "idle: {} sockets held (opened, authenticated, joined in {:.1} s); gateway RSS {} KiB -> {} KiB: {} bytes per connection (anonymous {} KiB -> {} KiB)",
+            "idle: {} sockets held (opened, authenticated, joined in {:.1} s); gateway RSS {} KiB -> {} KiB: {} bytes per connection (anonymous {} KiB -> {} KiB; files {} KiB)",
             i.connections,
             i.connect_seconds,
             i.rss_before_kib,
             i.rss_after_kib,
             i.bytes_per_connection,
             i.rss_anon_before_kib,
-            i.rss_anon_after_kib
+            i.rss_anon_after_kib,
+            i.rss_file_after_kib
         );
     }
     if let Some(d) = &r.delivery
         && let Some(c) = &d.closed_loop
     {
         println!(
-            "closed loop: {} clients in {} rooms, {} sender(s) per room with {} in flight, {} messages each: {} sent, {} of {} delivered in {:.2} s, {:.0} deliveries/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; gateway RSS {} KiB ({} KiB anonymous)",
+            "closed loop: {} clients in {} rooms, {} sender(s) per room with {} in flight, {} messages each: {} sent, {} of {} delivered in {:.2} s, {:.0} deliveries/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; gateway RSS {} KiB ({} KiB anonymous, {} KiB files); gateway CPU {} ms user + {} ms system = {:.1} µs per delivery",
             d.clients,
             d.rooms,
             c.senders_per_room,
@@ -351,14 +413,18 @@ fn print_report(json: bool, r: &ChatBenchReport) -> Result<()> {
             d.latency_ms_p99,
             d.latency_ms_max,
             d.rss_kib,
-            d.rss_anon_kib
+            d.rss_anon_kib,
+            d.rss_file_kib,
+            d.gateway_cpu_user_ms,
+            d.gateway_cpu_system_ms,
+            d.gateway_cpu_us_per_delivery
         );
         if !d.errors.is_empty() {
             println!("errors: {:?}", d.errors);
         }
     } else if let Some(d) = &r.delivery {
         println!(
-            "delivery: {} clients in {} rooms, {} msg/s each for {:.0} s: {} sent, {} of {} delivered, {:.0} deliveries/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; gateway RSS {} KiB ({} KiB anonymous)",
+            "delivery: {} clients in {} rooms, {} msg/s each for {:.0} s: {} sent, {} of {} delivered, {:.0} deliveries/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; gateway RSS {} KiB ({} KiB anonymous, {} KiB files); gateway CPU {} ms user + {} ms system = {:.1} µs per delivery",
             d.clients,
             d.rooms,
             d.rate_per_client,
@@ -371,7 +437,11 @@ fn print_report(json: bool, r: &ChatBenchReport) -> Result<()> {
             d.latency_ms_p99,
             d.latency_ms_max,
             d.rss_kib,
-            d.rss_anon_kib
+            d.rss_anon_kib,
+            d.rss_file_kib,
+            d.gateway_cpu_user_ms,
+            d.gateway_cpu_system_ms,
+            d.gateway_cpu_us_per_delivery
         );
         if !d.errors.is_empty() {
             println!("errors: {:?}", d.errors);
@@ -625,6 +695,7 @@ async fn idle_phase(
     // Every socket was acknowledged (CONNECTED) before this: the gateway holds them all.
     let rss_after_kib = gw.rss_kib()?;
     let rss_anon_after_kib = gw.rss_anon_kib()?;
+    let rss_file_after_kib = gw.rss_file_kib()?;
     for r in &readers {
         r.abort();
     }
@@ -637,6 +708,7 @@ async fn idle_phase(
         bytes_per_connection: grown / u64::from(n),
         rss_anon_before_kib,
         rss_anon_after_kib,
+        rss_file_after_kib,
     })
 }
 
@@ -657,6 +729,7 @@ async fn delivery_phase(
     args: &ChatBenchOptions,
 ) -> Result<DeliveryReport> {
     let sockets = open_clients(json, "clients", &gw.addr, tokens, rooms, args.clients).await?;
+    let cpu_before = gw.cpu()?;
     let epoch = Instant::now();
     let sending = Duration::from_secs(args.seconds);
     let interval = Duration::from_secs_f64(1.0 / args.rate);
@@ -783,8 +856,10 @@ async fn delivery_phase(
         }
     }
     bar.finish_and_clear();
+    let cpu = gw.cpu()?.since(cpu_before);
     let rss_kib = gw.rss_kib()?;
     let rss_anon_kib = gw.rss_anon_kib()?;
+    let rss_file_kib = gw.rss_file_kib()?;
     let _ = stop_tx.send(true);
     let mut latencies = Vec::new();
     let mut errors = BTreeMap::new();
@@ -826,6 +901,11 @@ async fn delivery_phase(
         errors,
         rss_kib,
         rss_anon_kib,
+        rss_file_kib,
+        gateway_cpu_user_ms: cpu.user_ms,
+        gateway_cpu_system_ms: cpu.system_ms,
+        gateway_cpu_us_per_delivery: (cpu.user_ms + cpu.system_ms) as f64 * 1000.0
+            / delivered_total.max(1) as f64,
     })
 }
 
@@ -947,6 +1027,7 @@ async fn closed_loop_phase(
         }));
     }
     let bar = super::super::bench::progress(json, expected, "deliveries");
+    let cpu_before = gw.cpu()?;
     let epoch = Instant::now();
     let _ = go_tx.send(Some(epoch));
     // Until every delivery arrived, or ten seconds without progress.
@@ -962,8 +1043,10 @@ async fn closed_loop_phase(
         }
     }
     bar.finish_and_clear();
+    let cpu = gw.cpu()?.since(cpu_before);
     let rss_kib = gw.rss_kib()?;
     let rss_anon_kib = gw.rss_anon_kib()?;
+    let rss_file_kib = gw.rss_file_kib()?;
     let _ = stop_tx.send(true);
     let mut latencies = Vec::new();
     let mut errors = BTreeMap::new();
@@ -1003,5 +1086,10 @@ async fn closed_loop_phase(
         errors,
         rss_kib,
         rss_anon_kib,
+        rss_file_kib,
+        gateway_cpu_user_ms: cpu.user_ms,
+        gateway_cpu_system_ms: cpu.system_ms,
+        gateway_cpu_us_per_delivery: (cpu.user_ms + cpu.system_ms) as f64 * 1000.0
+            / delivered_total.max(1) as f64,
     })
 }
