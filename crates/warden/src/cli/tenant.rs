@@ -390,9 +390,12 @@ async fn add_bulk(
     Ok(())
 }
 
+/// A limit of [`TenantLimitsEdit`], as a column of a tenant CSV can set it.
+type LimitField = fn(&mut TenantLimitsEdit) -> &mut Option<i64>;
+
 /// The limit columns a tenant CSV may have: the flag names (`js-disk-storage`; the hidden
 /// aliases and `_` spellings too) and whether the value is a size.
-fn limit_column(name: &str) -> Option<(fn(&mut TenantLimitsEdit) -> &mut Option<i64>, bool)> {
+fn limit_column(name: &str) -> Option<(LimitField, bool)> {
     let name = name.replace('_', "-");
     Some(match name.as_str() {
         "conns" => (|l| &mut l.conns, false),
