@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
+use crate::bulk::{placeholders_for, values_for};
 use crate::rows::column;
 use crate::{Store, StoreError, Tx};
 
@@ -574,13 +575,6 @@ pub struct NewMessage<'a> {
 const APPEND_CHUNK: usize = 200;
 
 /// `$first, $first+1, …` for `n` parameters.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 impl Tx<'_> {
     /// The rooms with these ids (absent ones left out), by id, locked until the
     /// transaction ends: on PostgreSQL their rows (`FOR UPDATE`, taken in id order so
@@ -590,13 +584,14 @@ impl Tx<'_> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let lock = match self.store.backend() {
+        let backend = self.store.backend();
+        let lock = match backend {
             crate::Backend::Postgres => " FOR UPDATE",
             crate::Backend::Sqlite => "",
         };
         let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {ROOM_COLUMNS} FROM rooms WHERE id IN ({}) ORDER BY id{lock}",
-            placeholders(1, ids.len())
+            placeholders_for(backend, 1, ids.len())
         )));
         for id in ids {
             query = query.bind(*id);
@@ -618,7 +613,7 @@ impl Tx<'_> {
         let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {RULE_COLUMNS} FROM room_rules WHERE room_id IN ({}) \
              ORDER BY room_id, entity_uuid",
-            placeholders(1, ids.len())
+            placeholders_for(self.store.backend(), 1, ids.len())
         )));
         for id in ids {
             query = query.bind(*id);
@@ -647,14 +642,22 @@ impl Tx<'_> {
         for (room, _) in messages {
             *counts.entry(*room).or_default() += 1;
         }
+        // Parameters are bound in the order they appear, so SQLite's anonymous `?`
+        // serves (see `bulk::values_for`: no name looked up per bind).
+        let backend = self.store.backend();
         let mut cases = String::new();
         for i in 0..counts.len() {
-            cases.push_str(&format!(" WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2));
+            match backend {
+                crate::Backend::Postgres => {
+                    cases.push_str(&format!(" WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2))
+                }
+                crate::Backend::Sqlite => cases.push_str(" WHEN ? THEN ?"),
+            }
         }
         let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE rooms SET last_message_id = last_message_id + CASE id{cases} ELSE 0 END \
              WHERE id IN ({}) RETURNING id, last_message_id",
-            placeholders(2 * counts.len() + 1, counts.len())
+            placeholders_for(backend, 2 * counts.len() + 1, counts.len())
         )));
         for (room, n) in &counts {
             query = query.bind(*room).bind(*n);
@@ -687,10 +690,7 @@ impl Tx<'_> {
             *id += 1;
         }
         for chunk in out.chunks(APPEND_CHUNK) {
-            let values = (0..chunk.len())
-                .map(|i| format!("({})", placeholders(i * 6 + 1, 6)))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let values = values_for(backend, chunk.len(), 6);
             let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO room_messages ({MESSAGE_COLUMNS}) VALUES {values}"
             )));
