@@ -377,12 +377,8 @@ fn emit_with_creds(
 
 /// Reads a bulk file: CSV with an `id` column, or JSON (array of ids or objects).
 pub fn read_device_file(path: &Path) -> anyhow::Result<Vec<NewDevice>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
-    let is_json = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-        || text.trim_start().starts_with('[');
+    use crate::cli::bulk_file;
+    let (text, is_json) = bulk_file::read(path)?;
     if is_json {
         #[derive(Deserialize)]
         #[serde(untagged)]
@@ -390,12 +386,8 @@ pub fn read_device_file(path: &Path) -> anyhow::Result<Vec<NewDevice>> {
             Id(String),
             Full(NewDevice),
         }
-        let list: Vec<Entry> = serde_json::from_str(&text).map_err(|e| {
-            usage(format!(
-                "{}: not a JSON array of ids or {{\"id\", \"meta\"}} objects: {e}",
-                path.display()
-            ))
-        })?;
+        let list: Vec<Entry> =
+            bulk_file::json_list(path, &text, "ids or {\"id\", \"meta\"} objects")?;
         return Ok(list
             .into_iter()
             .map(|e| match e {
@@ -407,31 +399,21 @@ pub fn read_device_file(path: &Path) -> anyhow::Result<Vec<NewDevice>> {
             })
             .collect());
     }
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let headers = reader
-        .headers()
-        .map_err(|e| usage(format!("{}: bad CSV header: {e}", path.display())))?
-        .clone();
-    let id_col = headers.iter().position(|h| h == "id").ok_or_else(|| {
-        usage(format!(
-            "{}: the CSV has no `id` column (header: {})",
-            path.display(),
-            headers.iter().collect::<Vec<_>>().join(",")
-        ))
-    })?;
+    let csv = bulk_file::csv(path, &text, "id")?;
     let mut out = Vec::new();
-    for (i, rec) in reader.records().enumerate() {
-        let rec = rec.map_err(|e| usage(format!("{}: line {}: {e}", path.display(), i + 2)))?;
+    for (_, rec) in &csv.records {
         let mut meta = BTreeMap::new();
         for (j, value) in rec.iter().enumerate() {
-            if let Some(h) = headers.get(j).filter(|_| j != id_col && !value.is_empty()) {
+            if let Some(h) = csv
+                .headers
+                .get(j)
+                .filter(|_| j != csv.key && !value.is_empty())
+            {
                 meta.insert(h.to_string(), serde_json::Value::String(value.to_string()));
             }
         }
         out.push(NewDevice {
-            id: rec.get(id_col).unwrap_or_default().to_string(),
+            id: rec.get(csv.key).unwrap_or_default().to_string(),
             meta,
         });
     }

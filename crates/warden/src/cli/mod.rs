@@ -22,6 +22,7 @@ macro_rules! out {
 pub mod account;
 pub mod artifacts;
 pub mod bench;
+mod bulk_file;
 pub mod callout;
 pub mod chat;
 pub mod completions;

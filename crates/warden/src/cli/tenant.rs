@@ -420,24 +420,18 @@ fn read_tenant_file(
     path: &std::path::Path,
     flags: &TenantLimitsEdit,
 ) -> anyhow::Result<Vec<NewTenant>> {
-    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => usage(format!("{}: no such file", path.display())),
-        _ => usage(format!("cannot read {}: {e}", path.display())),
-    })?;
+    use crate::cli::bulk_file;
+    let (text, is_json) = bulk_file::read(path)?;
     let under_flags = |own: TenantLimitsEdit| merge_limits(flags, own);
-    if text.trim_start().starts_with('[') {
+    if is_json {
         #[derive(serde::Deserialize)]
         #[serde(untagged)]
         enum Entry {
             Slug(String),
             Full(NewTenant),
         }
-        let list: Vec<Entry> = serde_json::from_str(&text).map_err(|e| {
-            usage(format!(
-                "{}: not a JSON array of slugs or {{\"slug\", \"limits\"}} objects: {e}",
-                path.display()
-            ))
-        })?;
+        let list: Vec<Entry> =
+            bulk_file::json_list(path, &text, "slugs or {\"slug\", \"limits\"} objects")?;
         return Ok(list
             .into_iter()
             .map(|e| match e {
@@ -452,23 +446,10 @@ fn read_tenant_file(
             })
             .collect());
     }
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let headers = reader
-        .headers()
-        .map_err(|e| usage(format!("{}: bad CSV header: {e}", path.display())))?
-        .clone();
-    let slug_col = headers.iter().position(|h| h == "slug").ok_or_else(|| {
-        usage(format!(
-            "{}: the CSV has no `slug` column (header: {})",
-            path.display(),
-            headers.iter().collect::<Vec<_>>().join(",")
-        ))
-    })?;
+    let csv = bulk_file::csv(path, &text, "slug")?;
     let mut columns = Vec::new();
-    for (j, h) in headers.iter().enumerate() {
-        if j == slug_col {
+    for (j, h) in csv.headers.iter().enumerate() {
+        if j == csv.key {
             continue;
         }
         let column = limit_column(h).ok_or_else(|| {
@@ -480,9 +461,7 @@ fn read_tenant_file(
         columns.push((j, h.to_string(), column));
     }
     let mut out = Vec::new();
-    for (i, rec) in reader.records().enumerate() {
-        let line = i + 2;
-        let rec = rec.map_err(|e| usage(format!("{}: line {line}: {e}", path.display())))?;
+    for (line, rec) in &csv.records {
         let mut own = TenantLimitsEdit::default();
         for (j, name, (field, sized)) in &columns {
             let value = rec.get(*j).unwrap_or_default();
@@ -503,7 +482,7 @@ fn read_tenant_file(
             *field(&mut own) = Some(parsed);
         }
         out.push(NewTenant {
-            slug: rec.get(slug_col).unwrap_or_default().to_string(),
+            slug: rec.get(csv.key).unwrap_or_default().to_string(),
             limits: under_flags(own),
         });
     }
