@@ -1156,6 +1156,16 @@ async fn edit_and_delete_forms(c: Console) {
             user_fields(&csrf, "orders.>", &[("src", "not-a-net")]),
             "source network",
         ),
+        // Blank entries are refused, never dropped (as on the CLI and the API).
+        (
+            user_fields(&csrf, "orders.>", &[("src", "10.0.0.1, ,10.0.0.2")]),
+            "Source networks: an empty entry",
+        ),
+        (
+            user_fields(&csrf, "orders.>", &[("conn_types", "STANDARD,")]),
+            "Connection types: an empty entry",
+        ),
+        (user_fields(&csrf, "orders.>, ", &[]), "an empty entry"),
     ] {
         let res = c
             .post("/console/accounts/ORDERS/users/alice/edit", &cookie, &bad)
