@@ -18,8 +18,8 @@ use warden::http::{self, HttpState};
 use warden::nats_api;
 use warden_core::UserSpec;
 use warden_ops::tokens::{self, Scope};
-use warden_ops::{Actor, InitOptions, Settings, Warden};
-use warden_store::{MasterKey, Store};
+use warden_ops::{Actor, Warden};
+use warden_store::Store;
 use warden_testkit::{NatsServerBinary, ServerLine};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -98,22 +98,7 @@ impl Api {
 }
 
 async fn start(url: &str) -> Api {
-    let store = Store::open(url, MasterKey::from_bytes([4; 32]))
-        .await
-        .expect("store");
-    let mut w = Warden::open(store.clone(), Actor::operator("test"))
-        .await
-        .expect("open");
-    w.init(InitOptions {
-        operator: "ACME".into(),
-        account: None,
-        user: None,
-        settings: Settings::default(),
-        service_urls: Vec::new(),
-        migrations: Vec::new(),
-    })
-    .await
-    .expect("init");
+    let (store, w) = common::initialised_warden(url, 4, "ACME").await;
     w.add_account("APP", Default::default()).await.expect("APP");
     w.add_user("APP", "alice", UserSpec::default())
         .await

@@ -13,9 +13,8 @@ use common::{Home, connect};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use warden_core::tenant::TenantLimitsEdit;
+use warden_ops::Actor;
 use warden_ops::tenant::NewTenant;
-use warden_ops::{Actor, InitOptions, Settings, Warden};
-use warden_store::{MasterKey, Store};
 use warden_testkit::{NatsServerBinary, ServerLine};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -164,22 +163,7 @@ fn tenant(slug: &str) -> NewTenant {
 /// The operation on a store at `url`: order kept past one prepare chunk, all or nothing,
 /// idempotent, `write` needed.
 async fn bulk_operation(url: &str) {
-    let store = Store::open(url, MasterKey::from_bytes([9; 32]))
-        .await
-        .expect("store");
-    let mut w = Warden::open(store.clone(), Actor::operator("test"))
-        .await
-        .expect("open");
-    w.init(InitOptions {
-        operator: "ACME".into(),
-        account: None,
-        user: None,
-        settings: Settings::default(),
-        service_urls: Vec::new(),
-        migrations: Vec::new(),
-    })
-    .await
-    .expect("init");
+    let (store, w) = common::initialised_warden(url, 9, "ACME").await;
     let counts = || async { store.counts().await.unwrap() };
 
     // Order: the report lists the slugs in the order given (not sorted), across chunks.

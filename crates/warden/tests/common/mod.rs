@@ -15,6 +15,32 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+/// A store at `url` (sealed with a master key of `key` bytes) and a Warden on it acting as
+/// the local operator, initialised with operator `operator` and nothing else.
+pub async fn initialised_warden(
+    url: &str,
+    key: u8,
+    operator: &str,
+) -> (warden_store::Store, warden_ops::Warden) {
+    let store = warden_store::Store::open(url, warden_store::MasterKey::from_bytes([key; 32]))
+        .await
+        .expect("store");
+    let mut w = warden_ops::Warden::open(store.clone(), warden_ops::Actor::operator("test"))
+        .await
+        .expect("open");
+    w.init(warden_ops::InitOptions {
+        operator: operator.into(),
+        account: None,
+        user: None,
+        settings: warden_ops::Settings::default(),
+        service_urls: Vec::new(),
+        migrations: Vec::new(),
+    })
+    .await
+    .expect("init");
+    (store, w)
+}
+
 /// A data directory with its own SQLite database and master key file.
 pub struct Home {
     pub dir: tempfile::TempDir,
