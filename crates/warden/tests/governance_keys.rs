@@ -313,7 +313,7 @@ async fn scenario(line: ServerLine) {
     back.publish_delivered("status.ok", &format!("[{v}] generated key again"))
         .await;
 
-    // Ledger: the key events with the seed's message name, by the acting user; intact.
+    // Ledger: the key events with their documented action names, by the acting user; intact.
     let events = home.ledger();
     let key_events: Vec<&Value> = events
         .iter()

@@ -1,4 +1,4 @@
-//! `warden export` and `warden import nsc`, end to end: the seed's organisation of
+//! `warden export` and `warden import nsc`, end to end: the example organisation of
 //! 11 services in 3 accounts is built with the CLI, exported as an nsc store, and
 //! real nats-servers (2.9.10 and 2.15.x) loaded FROM THE EXPORTED FILES enforce
 //! each service's permissions; every exported file is read back by nats-jwt and
@@ -24,7 +24,7 @@ use warden_testkit::{NatsServer, NatsServerBinary};
 const WAIT: Duration = Duration::from_secs(10);
 const OPERATOR: &str = "thecowboyai";
 
-/// The seed's services: (account, user, own domain, related domain).
+/// The example's services: (account, user, own domain, related domain).
 const SERVICES: [(&str, &str, &str, &str); 11] = [
     ("CORE", "organization-service", "organization", "person"),
     ("CORE", "person-service", "person", "location"),
@@ -39,7 +39,7 @@ const SERVICES: [(&str, &str, &str, &str); 11] = [
     ("DEVELOPMENT", "spaces-service", "spaces", "git"),
 ];
 
-/// A home initialised for the seed's operator (users named in kebab case, as the
+/// A home initialised for the example's operator (users named in kebab case, as the
 /// seed spells them).
 fn seed_home() -> Home {
     let home = Home::new();
@@ -935,7 +935,7 @@ fn symbolic_links_in_the_store_or_keystore_are_refused_and_nothing_is_written() 
             move_and_link(&nk, &out.join("importer.nk"));
             nk.display().to_string()
         }),
-        ("user creds (the seed's fallback)", |f, op, out| {
+        ("user creds (the fallback)", |f, op, out| {
             // carol's seed only in a creds file, and that file outside the keystore.
             let jwt = read(&op.join("accounts/importer/users/carol.jwt"));
             let pk = decode::<nats_jwt::User>(&jwt).expect("carol").sub;

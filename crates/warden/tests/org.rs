@@ -1,4 +1,4 @@
-//! `warden org`: the seed's example organisation applied as accounts and users, once
+//! `warden org`: the example organisation applied as accounts and users, once
 //! (re-applying plans nothing and writes nothing), refused whole when invalid, and a
 //! deactivated person's user refused by real nats-server processes (2.9 and 2.15)
 //! while the other services keep exactly their permissions.
@@ -88,7 +88,7 @@ fn the_example_applies_once_and_dry_run_writes_nothing() {
     assert_eq!(after["accounts"], before["accounts"].as_i64().unwrap() + 3);
     assert_eq!(after["users"], before["users"].as_i64().unwrap() + 11);
 
-    // The seed's permissions, in the JWT itself.
+    // The example's permissions, in the JWT itself.
     let person = home.json(&["user", "show", "person_service", "-a", "CORE"]);
     let claims = home.json(&["describe", person["jwt"].as_str().unwrap()]);
     let nats = &claims["claims"]["nats"];

@@ -130,7 +130,7 @@ async fn streams(line: ServerLine) {
     let jsadmin = home.json(&["user", "show", "--account", "PLATFORM", "jsadmin"]);
     assert_eq!(jsadmin["name"], "jsadmin", "{jsadmin}");
 
-    // Apply the seed's example.
+    // Apply the example.
     let report = home.json(&["streams", "apply", EXAMPLE, "--nats", &url]);
     assert_eq!(
         actions(&report),

@@ -327,7 +327,7 @@ async fn leaf_nodes(line: ServerLine) {
     let collector = connect_plain(&leaf.url()).await;
     arrives(&collector, &mut events, "events.syslog", "a.events.syslog").await;
 
-    // JetStream on the hub: the seed's streams in the platform account store the leaf's
+    // JetStream on the hub: the example streams in the platform account store the leaf's
     // traffic under tenant a's prefix.
     let applied = home.json(&["streams", "apply", EXAMPLE, "--nats", &url]);
     assert_eq!(applied["streams"][0]["action"], "create", "{applied}");

@@ -1,5 +1,5 @@
 //! JetStream through tenant accounts, against real nats-server processes (2.9.10 and
-//! 2.15.x): the seed's streams (`examples/streams.yaml`: `EVENTS` on `*.events.>`, …)
+//! 2.15.x): the example streams (`examples/streams.yaml`: `EVENTS` on `*.events.>`, …)
 //! applied in the platform account that `tenant add` created; tenant collectors publish
 //! plain `events.syslog` with their tenant creds, and `EVENTS` stores each message under
 //! its tenant's prefix (`a.events.syslog`, `b.events.syslog`), read back through JetStream
@@ -76,7 +76,7 @@ async fn tenant_streams(line: ServerLine) {
     let url = server.url();
     home.push(&url);
 
-    // The seed's streams, in the PLATFORM account the first `tenant add` created.
+    // The example streams, in the PLATFORM account the first `tenant add` created.
     let report = home.json(&["streams", "apply", EXAMPLE, "--nats", &url]);
     let created: Vec<&str> = report["streams"]
         .as_array()
