@@ -264,6 +264,20 @@ pub struct InitOptions {
     pub migrations: Vec<JwtMigration>,
 }
 
+impl InitOptions {
+    /// `warden init --name operator` with every other option at its default.
+    pub fn named(operator: impl Into<String>) -> InitOptions {
+        InitOptions {
+            operator: operator.into(),
+            account: None,
+            user: None,
+            settings: Settings::default(),
+            service_urls: Vec::new(),
+            migrations: Vec::new(),
+        }
+    }
+}
+
 /// What `init` did.
 #[derive(Clone, Debug, Serialize)]
 pub struct InitReport {

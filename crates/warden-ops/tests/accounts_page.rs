@@ -7,7 +7,7 @@
 use warden_core::AccountSpec;
 use warden_ops::device::NewDevice;
 use warden_ops::page::{AccountKind, PageRequest};
-use warden_ops::{Actor, InitOptions, Settings, Warden};
+use warden_ops::{Actor, InitOptions, Warden};
 use warden_store::{MasterKey, Store};
 
 fn described(text: &str) -> AccountSpec {
@@ -38,16 +38,7 @@ async fn flow(url: &str) {
     let mut w = Warden::open(store.clone(), Actor::operator("test"))
         .await
         .expect("open");
-    w.init(InitOptions {
-        operator: "ACME".into(),
-        account: None,
-        user: None,
-        settings: Settings::default(),
-        service_urls: Vec::new(),
-        migrations: Vec::new(),
-    })
-    .await
-    .expect("init");
+    w.init(InitOptions::named("ACME")).await.expect("init");
     w.add_account("BILLING", described("Invoices for ACME Corp"))
         .await
         .unwrap();

@@ -6,7 +6,7 @@
 use warden_core::UserSpec;
 use warden_core::spec::UserEdit;
 use warden_ops::tokens::TokenInfo;
-use warden_ops::{Actor, ErrorKind, InitOptions, OpsError, Scope, Settings, Warden};
+use warden_ops::{Actor, ErrorKind, InitOptions, OpsError, Scope, Warden};
 use warden_store::{MasterKey, Store};
 
 fn token(scopes: &[Scope], dir_user: Option<&str>) -> TokenInfo {
@@ -38,16 +38,7 @@ async fn flow(url: &str) {
     let mut op = Warden::open(store.clone(), Actor::operator("test"))
         .await
         .expect("open");
-    op.init(InitOptions {
-        operator: "ACME".into(),
-        account: None,
-        user: None,
-        settings: Settings::default(),
-        service_urls: Vec::new(),
-        migrations: Vec::new(),
-    })
-    .await
-    .expect("init");
+    op.init(InitOptions::named("ACME")).await.expect("init");
     op.add_account("APP", Default::default())
         .await
         .expect("APP");

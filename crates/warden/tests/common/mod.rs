@@ -28,16 +28,9 @@ pub async fn initialised_warden(
     let mut w = warden_ops::Warden::open(store.clone(), warden_ops::Actor::operator("test"))
         .await
         .expect("open");
-    w.init(warden_ops::InitOptions {
-        operator: operator.into(),
-        account: None,
-        user: None,
-        settings: warden_ops::Settings::default(),
-        service_urls: Vec::new(),
-        migrations: Vec::new(),
-    })
-    .await
-    .expect("init");
+    w.init(warden_ops::InitOptions::named(operator))
+        .await
+        .expect("init");
     (store, w)
 }
 
