@@ -469,41 +469,8 @@ impl Warden {
                 ))
                 .await?;
             }
-            Change::RevokeUser {
-                person_id,
-                public_key,
-            } => {
-                let mut row = tx
-                    .user(public_key)
-                    .await?
-                    .ok_or_else(|| OpsError::NotFound(format!("user {public_key}")))?;
-                if row.revoked_at.is_none() {
-                    let mut acc = account(tx, &row.account).await?;
-                    let at = self.revoke_in_account(tx, op, &mut acc, public_key).await?;
-                    row.revoked_at = Some(at);
-                    row.updated_at = at;
-                    tx.update_user(&row).await?;
-                    tx.record(self.event(
-                        "user.revoke",
-                        "user",
-                        public_key,
-                        json!({"name": row.name, "account": acc.name, "revoked_at": at, "person": person_id}),
-                    ))
-                    .await?;
-                }
-                // A moved person is already bound to its new user: leave that binding.
-                let bound = tx
-                    .org_people()
-                    .await?
-                    .into_iter()
-                    .find(|p| &p.person_id == person_id);
-                if let Some(mut b) = bound
-                    && &b.user_key == public_key
-                {
-                    b.status = PERSON_REVOKED.into();
-                    b.updated_at = t;
-                    tx.put_org_person(&b).await?;
-                }
+            Change::RevokeUser { .. } => {
+                self.org_revoke_users(tx, op, &[change]).await?;
             }
         }
         Ok(())
@@ -512,8 +479,8 @@ impl Warden {
     /// Revokes the users of `revokes` (every one a [`Change::RevokeUser`]) as one batch:
     /// the keys of each account are added to its revocations together and the account
     /// re-signed (and queued for the push) once; each user gets its `user.revoke` event,
-    /// and each person still bound to the revoked key is marked revoked, as by
-    /// [`Self::org_step`] one at a time.
+    /// and each person still bound to the revoked key is marked revoked. A single
+    /// revocation ([`Self::org_step`]) is a batch of one.
     async fn org_revoke_users(
         &self,
         tx: &mut Tx<'_>,
