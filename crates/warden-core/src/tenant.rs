@@ -63,8 +63,9 @@ pub const RESERVED_SLUGS: &[&str] = &[
     "leaf",
     "tenant",
     "tenants",
-    // `GET /v1/tenants/lint` is a route of its own.
+    // `GET /v1/tenants/lint` and `POST /v1/tenants/bulk` are routes of their own.
     "lint",
+    "bulk",
 ];
 
 /// A tenant slug or setting that cannot be used.

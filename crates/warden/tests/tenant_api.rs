@@ -182,7 +182,7 @@ async fn scenario(line: ServerLine) {
     let api = Api(common::http::Http::new(&serve.base));
 
     // Bad slugs and limits: 400 with the CLI's message; nothing created.
-    for bad in ["Acme", "platform", "events", "lint", "a.b"] {
+    for bad in ["Acme", "platform", "events", "lint", "bulk", "a.b"] {
         let r = api
             .post("/v1/tenants", &ops, Some(json!({"slug": bad})))
             .await;
@@ -517,6 +517,42 @@ async fn scenario(line: ServerLine) {
         let (code, msg) = call(b, op, json!({"slug": "b"})).await.expect_err(op);
         assert_eq!(code, 404, "[{v}] {op}: {msg}");
     }
+
+    // Many at once (`tenant add --from`): the CLI's refusal for a bad entry, nothing
+    // added; `write` needed; existing slugs skipped; the new accounts reach the server.
+    let before = slugs(&api.get("/v1/tenants", &read).await.body);
+    let bad = json!({"tenants": [{"slug": "bulk-1"}, {"slug": "Bad"}]});
+    let r = api.post("/v1/tenants/bulk", &ops, Some(bad)).await;
+    expect(&r, StatusCode::BAD_REQUEST, "invalid");
+    let list = home.path().join("bulk.csv");
+    std::fs::write(&list, "slug\nbulk-1\nBad\n").unwrap();
+    let cli = cli_message(&home, &["tenant", "add", "--from", list.to_str().unwrap()]);
+    assert_eq!(cli, format!("error: {}", r.message()), "[{v}]");
+    let r = api
+        .post(
+            "/v1/tenants/bulk",
+            &ops,
+            Some(json!({"tenants": [], "x": 1})),
+        )
+        .await;
+    expect(&r, StatusCode::BAD_REQUEST, "invalid_json");
+    let one = json!({"tenants": [{"slug": "bulk-1", "limits": small}]});
+    let r = api.post("/v1/tenants/bulk", &read, Some(one.clone())).await;
+    expect(&r, StatusCode::FORBIDDEN, "forbidden");
+    assert_eq!(slugs(&api.get("/v1/tenants", &read).await.body), before);
+    let r = api.post("/v1/tenants/bulk", &write, Some(one)).await;
+    assert_eq!(r.status, StatusCode::OK, "[{v}] {}", r.body);
+    assert_eq!(r.body, json!({"added": ["bulk-1"], "skipped": []}));
+    let many = json!({"tenants": [
+        {"slug": "bulk-1", "limits": small},
+        {"slug": "bulk-2", "limits": small}
+    ]});
+    let r = api.post("/v1/tenants/bulk", &write, Some(many)).await;
+    assert_eq!(r.status, StatusCode::OK, "[{v}] {}", r.body);
+    assert_eq!(r.body, json!({"added": ["bulk-2"], "skipped": ["bulk-1"]}));
+    let shown = api.get("/v1/tenants/bulk-2", &read).await.body;
+    assert_eq!(shown["limits"]["js_disk"], 1_000_000, "{shown}");
+    api.delivered(&read).await;
     drop(serve);
 }
 
@@ -695,6 +731,7 @@ fn openapi_lists_the_tenant_routes_with_their_scopes() {
     for (method, path, scope) in [
         ("get", "/v1/tenants", "read"),
         ("post", "/v1/tenants", "write"),
+        ("post", "/v1/tenants/bulk", "write"),
         ("get", "/v1/tenants/lint", "read"),
         ("get", "/v1/tenants/{slug}", "read"),
         ("patch", "/v1/tenants/{slug}", "write"),

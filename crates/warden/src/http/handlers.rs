@@ -529,6 +529,13 @@ pub(crate) struct CreateTenant {
 }
 impl RequestBody for CreateTenant {}
 
+/// `POST /v1/tenants/bulk`.
+#[derive(Deserialize)]
+pub(crate) struct BulkTenants {
+    tenants: Vec<warden_ops::tenant::NewTenant>,
+}
+impl RequestBody for BulkTenants {}
+
 /// `PATCH /v1/tenants/{slug}`.
 #[derive(Deserialize)]
 pub(crate) struct EditTenant {
@@ -574,6 +581,20 @@ pub(crate) async fn add_tenant(
         .add_tenant(&body.slug, &body.limits)
         .await?;
     Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// `POST /v1/tenants/bulk`: many tenants in one transaction (what `tenant add --from`
+/// runs); existing slugs are skipped, one bad entry adds nothing.
+pub(crate) async fn add_tenants_bulk(
+    State(s): State<HttpState>,
+    Extension(token): Extension<TokenInfo>,
+    JsonBody(body): JsonBody<BulkTenants>,
+) -> ApiResult<Json<BulkReport>> {
+    Ok(Json(
+        s.warden_for(&token)
+            .add_tenants_bulk(&body.tenants, |_| {})
+            .await?,
+    ))
 }
 
 /// `GET /v1/tenants/{slug}`.

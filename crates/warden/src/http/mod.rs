@@ -209,6 +209,7 @@ fn app(
         .route("/v1/devices/{id}/revoke", post(h::revoke_device))
         .route("/v1/devices/{id}/restore", post(h::restore_device))
         .route("/v1/tenants", get(h::list_tenants).post(h::add_tenant))
+        .route("/v1/tenants/bulk", post(h::add_tenants_bulk))
         .route("/v1/tenants/lint", get(h::lint_tenants))
         .route(
             "/v1/tenants/{slug}",

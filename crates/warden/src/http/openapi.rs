@@ -314,6 +314,14 @@ pub const ROUTES: &[Route] = &[
         "TenantView",
     ),
     route(
+        "POST",
+        "/v1/tenants/bulk",
+        "Add many tenants in one transaction; existing slugs are skipped, one bad entry adds nothing (`warden tenant add --from`).",
+        Some("BulkTenants"),
+        200,
+        "BulkTenantsAdded",
+    ),
+    route(
         "GET",
         "/v1/tenants/lint",
         "Findings of `warden tenant lint` about the stored layout: unlimited tenants, tenant subjects in shared accounts.",
@@ -1615,6 +1623,13 @@ fn tenant_schemas() -> Value {
         "CreateTenant": {"type": "object", "required": ["slug"], "additionalProperties": false, "properties": {
             "slug": {"type": "string", "description": "1 to 32 of `[a-z0-9-]`, starting with a letter; reserved words and catalogue first tokens refused."},
             "limits": schema_ref("TenantLimitsEdit")
+        }},
+        "BulkTenants": {"type": "object", "required": ["tenants"], "additionalProperties": false, "properties": {
+            "tenants": {"type": "array", "items": schema_ref("CreateTenant")}
+        }},
+        "BulkTenantsAdded": {"type": "object", "properties": {
+            "added": strings("Slugs added now, in the order given."),
+            "skipped": strings("Slugs that existed already (left as they are).")
         }},
         "EditTenant": {"type": "object", "additionalProperties": false, "description": "At least one limit.", "properties": {
             "limits": schema_ref("TenantLimitsEdit")
