@@ -104,6 +104,37 @@ async fn database_file_is_created_private_and_runs_in_wal_mode() {
     store.close().await;
 }
 
+/// What is committed reaches the database file itself soon after, while the store stays
+/// open: the store's own task checkpoints the write-ahead log (commits do not; SQLite's
+/// automatic checkpoint would have waited for 1,000 pages of log, inside a commit).
+#[tokio::test]
+async fn the_write_ahead_log_is_checkpointed_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("warden.db");
+    let store = Store::open(&format!("sqlite://{}", db.display()), key())
+        .await
+        .unwrap();
+    // 64 KiB: 16 pages of log, far below the automatic checkpoint's threshold.
+    let marker = "checkpointed-".repeat(5_000);
+    let mut tx = store.begin().await.unwrap();
+    tx.set_meta("checkpoint-test", &marker).await.unwrap();
+    tx.commit().await.unwrap();
+    let in_main_file = || contains(&std::fs::read(&db).unwrap(), &marker[..1_000]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !in_main_file() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the committed row did not reach the database file within 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Still readable, and the log is reused from its start by the next commit.
+    let mut tx = store.begin().await.unwrap();
+    tx.set_meta("checkpoint-test-2", "x").await.unwrap();
+    tx.commit().await.unwrap();
+    store.close().await;
+}
+
 #[tokio::test]
 async fn missing_directory_is_a_connect_error() {
     let dir = tempfile::tempdir().unwrap();
