@@ -2,6 +2,12 @@
 //! one local client (`<prefix>.<room>.*`), feeding a broadcast channel that every local
 //! socket in the room reads. The subscription is made by the first local joiner and
 //! dropped with the last one, so a gateway hears only the rooms its clients are in.
+//!
+//! What this gateway stores or changes itself goes to its own sockets directly and to the
+//! other gateways over NATS; its connection is made with `no_echo` (see
+//! [`Hub::connect_options`]), so the server does not send those back to it: a sender's
+//! echo does not wait for a round trip through nats-server, and the gateway does not
+//! decode its own messages again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -174,9 +180,30 @@ impl Hub {
         self.rooms.lock().await.len()
     }
 
-    /// Publishes stored messages to every gateway (this one included), in the order
-    /// given (the client writes them out in that order).
+    /// The options of a hub's NATS connection: without echo, since the hub hands what it
+    /// publishes to its own sockets itself ([`Hub::publish_messages`],
+    /// [`Hub::publish_control`]).
+    pub fn connect_options(options: async_nats::ConnectOptions) -> async_nats::ConnectOptions {
+        options.no_echo()
+    }
+
+    /// Hands stored messages to this gateway's sockets in their rooms and publishes them
+    /// to the other gateways, in the order given (ascending ids within a room: sockets and
+    /// the NATS client write them out in that order). Local sockets get them even when
+    /// publishing fails (they are stored: a resume would show them anyway).
     pub async fn publish_messages(&self, messages: &[MessageOut]) -> Result<(), async_nats::Error> {
+        {
+            let rooms = self.rooms.lock().await;
+            for m in messages {
+                if let Some(room) = rooms.get(&m.room_id) {
+                    // No receivers left is fine: the last member is leaving.
+                    let _ = room.tx.send(RoomEvent::Message {
+                        id: m.id,
+                        frame: Utf8Bytes::from(ServerFrame::Message(m.clone()).to_json()),
+                    });
+                }
+            }
+        }
         for m in messages {
             let payload = serde_json::to_vec(m)?;
             self.client
@@ -186,8 +213,15 @@ impl Hub {
         Ok(())
     }
 
-    /// Publishes a control event to every gateway, and waits until the server has it.
+    /// Hands a control event to this gateway's sockets in the room and publishes it to the
+    /// other gateways, waiting until the server has it.
     pub async fn publish_control(&self, room_id: i64, c: Control) -> Result<(), async_nats::Error> {
+        if let Some(room) = self.rooms.lock().await.get(&room_id) {
+            let _ = room.tx.send(match c {
+                Control::RulesChanged => RoomEvent::RulesChanged,
+                Control::Deleted => RoomEvent::Deleted,
+            });
+        }
         let payload = serde_json::to_vec(&c)?;
         self.client
             .publish(self.subject(room_id, "ctl"), payload.into())

@@ -7,9 +7,9 @@
 //!   results; it holds a [`Warden`], never the store.
 //! - Tokens: HS256 from the upstream user service ([`warden_chat::token`]); the token's
 //!   user is who the rooms operations act for.
-//! - Fan-out: every gateway process publishes a stored message once on NATS
-//!   (`chat.room.<id>.msg`, in the dedicated chat account) and delivers what it receives
-//!   there to its own clients in that room ([`hub`]). Rule changes and deletions are
+//! - Fan-out: every gateway process hands a message it stored to its own clients in the
+//!   room and publishes it once on NATS (`chat.room.<id>.msg`, in the dedicated chat
+//!   account), for the other gateways to deliver to theirs ([`hub`]). Rule changes and deletions are
 //!   published on `chat.room.<id>.ctl`, so every gateway re-evaluates its open sockets at
 //!   once (live enforcement).
 //! - Counters for `/metrics` ([`stats`]): sockets opened and open, messages accepted,
@@ -175,17 +175,31 @@ pub enum GatewayError {
     },
 }
 
-/// What the gateway's handlers share.
+/// What the gateway's handlers share: one allocation, so that each request and each
+/// socket holds a pointer to it, not a copy (a socket's task keeps what it was handed for
+/// as long as the socket is open: a copy of the [`Warden`] and the rest was ~1 KB of
+/// every idle socket).
 #[derive(Clone)]
-pub struct ChatState {
+pub struct ChatState(Arc<ChatShared>);
+
+/// The parts of [`ChatState`].
+pub struct ChatShared {
     /// The rooms operations, on the gateway's [`Warden`].
     pub(crate) rooms: Rooms,
     /// Messages from sockets, stored in group commits and published by the writer.
     pub(crate) writer: RoomWriter,
-    pub(crate) cfg: Arc<ChatConfig>,
+    pub(crate) cfg: ChatConfig,
     pub(crate) hub: Arc<Hub>,
     pub(crate) stop: watch::Receiver<bool>,
     pub(crate) sessions: Sessions,
+}
+
+impl std::ops::Deref for ChatState {
+    type Target = ChatShared;
+
+    fn deref(&self) -> &ChatShared {
+        &self.0
+    }
 }
 
 impl ChatState {
@@ -307,8 +321,9 @@ pub async fn start(
     stop: watch::Receiver<bool>,
 ) -> Result<ChatState, GatewayError> {
     let cfg = settings.check().map_err(GatewayError::Settings)?;
-    let client = async_nats::ConnectOptions::with_credentials(creds)
-        .map_err(|e| GatewayError::Creds(e.to_string()))?
+    let options = async_nats::ConnectOptions::with_credentials(creds)
+        .map_err(|e| GatewayError::Creds(e.to_string()))?;
+    let client = Hub::connect_options(options)
         .name("warden-chat")
         .retry_on_initial_connect()
         .retain_servers_order()
@@ -331,14 +346,14 @@ pub async fn start(
                 .map_err(|e| e.to_string())
         })
     });
-    Ok(ChatState {
+    Ok(ChatState(Arc::new(ChatShared {
         writer: rooms.writer(hook),
         rooms,
-        cfg: Arc::new(cfg),
+        cfg,
         hub,
         stop,
         sessions: Sessions::default(),
-    })
+    })))
 }
 
 /// Serves the gateway alone on `listener` (with `GET /metrics`, no token: counts only)
