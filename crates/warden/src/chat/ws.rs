@@ -64,24 +64,35 @@ pub(super) async fn upgrade(
             .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
             .max_message_size(MAX_FRAME_BYTES)
             .max_frame_size(MAX_FRAME_BYTES)
-            .on_upgrade(move |socket| async move {
-                let _open = state.sessions.open();
-                let mut stop = state.stop.clone();
-                let mut session = std::pin::pin!(Session::new(state).run(socket));
-                tokio::select! {
-                    () = &mut session => {}
-                    () = stopped(&mut stop) => {
-                        // The session sends its Close itself; a client that does not
-                        // read (the Close cannot even be written) or never answers it
-                        // gets this long, then the socket is dropped.
-                        if tokio::time::timeout(SHUTDOWN_GOODBYE, session).await.is_err() {
-                            tracing::debug!("chat socket dropped at shutdown without a closing handshake");
-                        }
-                    }
-                }
+            .on_upgrade(move |socket| {
+                // Split here, outside the socket's future: a `WebSocket` held by value
+                // across an await would keep its size in the task for the socket's life.
+                let (sink, stream) = socket.split();
+                socket_task(state, sink, stream)
             })
             .into_response(),
         Err(e) => ChatError::Invalid(format!("/chat is a websocket: {e}")).into_response(),
+    }
+}
+
+type Sink = futures::stream::SplitSink<WebSocket, Message>;
+type Stream = futures::stream::SplitStream<WebSocket>;
+
+/// A socket's task: its session, and at shutdown a bounded wait for the goodbye.
+async fn socket_task(state: ChatState, sink: Sink, stream: Stream) {
+    let _open = state.sessions.open();
+    let mut stop = state.stop.clone();
+    let mut session = std::pin::pin!(Session::new(state).run(sink, stream));
+    tokio::select! {
+        () = &mut session => {}
+        () = stopped(&mut stop) => {
+            // The session sends its Close itself; a client that does not
+            // read (the Close cannot even be written) or never answers it
+            // gets this long, then the socket is dropped.
+            if tokio::time::timeout(SHUTDOWN_GOODBYE, session).await.is_err() {
+                tracing::debug!("chat socket dropped at shutdown without a closing handshake");
+            }
+        }
     }
 }
 
@@ -162,8 +173,7 @@ impl Session {
         }
     }
 
-    async fn run(mut self, socket: WebSocket) {
-        let (mut sink, mut stream) = socket.split();
+    async fn run(mut self, mut sink: Sink, mut stream: Stream) {
         if sink
             .send(text(&ServerFrame::status(Status::Start)))
             .await
@@ -260,22 +270,14 @@ impl Session {
         }
     }
 
-    async fn reply(
-        &mut self,
-        sink: &mut futures::stream::SplitSink<WebSocket, Message>,
-        frame: &ServerFrame,
-    ) -> Next {
+    async fn reply(&mut self, sink: &mut Sink, frame: &ServerFrame) -> Next {
         if sink.send(text(frame)).await.is_err() {
             return Next::Close(CLOSE_GOING_AWAY, "send failed");
         }
         Next::Continue
     }
 
-    async fn on_text(
-        &mut self,
-        raw: &str,
-        sink: &mut futures::stream::SplitSink<WebSocket, Message>,
-    ) -> Next {
+    async fn on_text(&mut self, raw: &str, sink: &mut Sink) -> Next {
         if !self.limiter.allow(Instant::now()) {
             self.refused_in_a_row += 1;
             if self.refused_in_a_row >= FLOOD_CLOSE_AFTER {
@@ -337,11 +339,7 @@ impl Session {
         }
     }
 
-    async fn on_token(
-        &mut self,
-        token: &str,
-        sink: &mut futures::stream::SplitSink<WebSocket, Message>,
-    ) -> Next {
+    async fn on_token(&mut self, token: &str, sink: &mut Sink) -> Next {
         match self.state.cfg.validator.validate(token) {
             Ok(valid) => {
                 let same_user = self.token.as_ref().is_none_or(|t| t.caller == valid.caller);
@@ -381,12 +379,7 @@ impl Session {
         }
     }
 
-    async fn on_select(
-        &mut self,
-        room_id: i64,
-        after: Option<i64>,
-        sink: &mut futures::stream::SplitSink<WebSocket, Message>,
-    ) -> Next {
+    async fn on_select(&mut self, room_id: i64, after: Option<i64>, sink: &mut Sink) -> Next {
         let Some(caller) = self.token.as_ref().map(|t| t.caller.clone()) else {
             return Next::Continue;
         };
@@ -460,11 +453,7 @@ impl Session {
         .await
     }
 
-    async fn on_message(
-        &mut self,
-        content: String,
-        sink: &mut futures::stream::SplitSink<WebSocket, Message>,
-    ) -> Next {
+    async fn on_message(&mut self, content: String, sink: &mut Sink) -> Next {
         let Some(joined) = &self.joined else {
             return self
                 .reply(
@@ -525,7 +514,7 @@ impl Session {
     async fn on_room_event(
         &mut self,
         event: Result<RoomEvent, RecvError>,
-        sink: &mut futures::stream::SplitSink<WebSocket, Message>,
+        sink: &mut Sink,
     ) -> Next {
         let Some(joined) = &mut self.joined else {
             return Next::Continue;
@@ -589,7 +578,7 @@ impl Session {
 
     /// Re-checks whether the caller may still be in the joined room; leaves it when not.
     /// (Writing is checked by every send.)
-    async fn recheck(&mut self, sink: &mut futures::stream::SplitSink<WebSocket, Message>) -> Next {
+    async fn recheck(&mut self, sink: &mut Sink) -> Next {
         let (Some(joined), Some(token)) = (&self.joined, &self.token) else {
             return Next::Continue;
         };
@@ -612,10 +601,7 @@ impl Session {
         }
     }
 
-    async fn on_token_expired(
-        &mut self,
-        sink: &mut futures::stream::SplitSink<WebSocket, Message>,
-    ) -> Next {
+    async fn on_token_expired(&mut self, sink: &mut Sink) -> Next {
         self.token = None;
         if let Some(j) = self.joined.take()
             && let Next::Close(c, r) = self.reply(sink, &left(j.room_id, "token expired")).await
