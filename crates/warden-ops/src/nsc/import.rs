@@ -6,7 +6,9 @@
 //! can re-issue them later; seeds found in the keystore are sealed like any other.
 //! Everything that cannot be carried (missing seeds, claim fields a spec cannot
 //! express, unknown fields, JWTs that do not verify, users signed by keys without
-//! seeds) is reported, never dropped silently.
+//! seeds) is reported, never dropped silently. Each account's users are read, verified
+//! and decompiled on every core; their findings are merged in file order, so the report
+//! is the same whichever core finished first.
 //!
 //! The store is input from elsewhere, so it is read through [`super::confined`]: nothing
 //! outside `--store` and `--keys`, no symbolic link followed, no name from the store
@@ -17,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use nats_jwt::{Account, AccountClaims, KeyPair, Operator, User, decode};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use warden_core::decompile::{decompile_account, decompile_operator, decompile_user};
@@ -25,6 +28,7 @@ use warden_store::{AccountRow, NewSeed, OperatorRow, UserRow};
 
 use super::confined::{Entries, Tree, component};
 use super::{NscError, Result};
+use crate::device::on_all_cores;
 use crate::{META_NAMING, OpsError, Record, Scope, TOPIC_ACCOUNT_UPDATE, Warden, now, to_json};
 
 /// Something the import could not carry, and where.
@@ -172,10 +176,11 @@ pub fn keystore_dir(dir: &Path) -> Result<PathBuf> {
     }
 }
 
-/// The seeds of a keystore, looked up by public key.
+/// The seeds of a keystore, looked up by public key. Read-only, so the workers reading
+/// users share it: what a lookup finds wrong with a key file goes to the `problems`
+/// its caller passes, and the caller merges those in input order.
 struct Keystore {
     tree: Tree,
-    problems: Vec<NotCarried>,
 }
 
 impl Keystore {
@@ -183,8 +188,14 @@ impl Keystore {
     /// file `creds` (components below the keystore) given as a fallback (nsc writes
     /// creds from the same seed). A `public_key` that is not one (a claim can say
     /// anything) has no seed, and no path is built from it. Refused (an error, not a
-    /// missing seed): a link, a file too large, anything [`Tree::read`] refuses.
-    fn get(&mut self, public_key: &str, creds: Option<&[&str]>) -> Result<Option<KeyPair>> {
+    /// missing seed): a link, a file too large, anything [`Tree::read`] refuses. A file
+    /// holding no seed, or another key's, is ignored and said so in `problems`.
+    fn get(
+        &self,
+        public_key: &str,
+        creds: Option<&[&str]>,
+        problems: &mut Vec<NotCarried>,
+    ) -> Result<Option<KeyPair>> {
         if nats_jwt::PublicKey::new(public_key).is_err() {
             return Ok(None);
         }
@@ -193,7 +204,7 @@ impl Keystore {
         let rel = ["keys", &public_key[..1], &public_key[1..3], &nk];
         if let Some(text) = self.tree.read(&rel)? {
             let path = self.tree.root().join(rel.join("/"));
-            return Ok(self.check(public_key, text.trim(), &path));
+            return Ok(check_seed(public_key, text.trim(), &path, problems));
         }
         let Some(creds) = creds else {
             return Ok(None);
@@ -205,29 +216,35 @@ impl Keystore {
             return Ok(None);
         };
         let path = self.tree.root().join(creds.join("/"));
-        Ok(self.check(public_key, seed.expose(), &path))
+        Ok(check_seed(public_key, seed.expose(), &path, problems))
     }
+}
 
-    fn check(&mut self, public_key: &str, seed: &str, file: &Path) -> Option<KeyPair> {
-        match KeyPair::from_seed(seed) {
-            Ok(kp) if kp.public_key().as_str() == public_key => Some(kp),
-            Ok(kp) => {
-                self.problems.push(NotCarried {
-                    entity: file.display().to_string(),
-                    issue: format!(
-                        "holds the seed of {}, not of {public_key}: ignored",
-                        kp.public_key()
-                    ),
-                });
-                None
-            }
-            Err(e) => {
-                self.problems.push(NotCarried {
-                    entity: file.display().to_string(),
-                    issue: format!("not a valid seed ({e}): ignored"),
-                });
-                None
-            }
+/// The key pair of `seed` read from `file`, if it is the seed of `public_key`.
+fn check_seed(
+    public_key: &str,
+    seed: &str,
+    file: &Path,
+    problems: &mut Vec<NotCarried>,
+) -> Option<KeyPair> {
+    match KeyPair::from_seed(seed) {
+        Ok(kp) if kp.public_key().as_str() == public_key => Some(kp),
+        Ok(kp) => {
+            problems.push(NotCarried {
+                entity: file.display().to_string(),
+                issue: format!(
+                    "holds the seed of {}, not of {public_key}: ignored",
+                    kp.public_key()
+                ),
+            });
+            None
+        }
+        Err(e) => {
+            problems.push(NotCarried {
+                entity: file.display().to_string(),
+                issue: format!("not a valid seed ({e}): ignored"),
+            });
+            None
         }
     }
 }
@@ -313,6 +330,139 @@ struct UserIn {
     seed: Option<KeyPair>,
 }
 
+/// Users of one account read at a time: what every worker reading one of them shares
+/// (read-only: the store and keystore are read through their [`Tree`]s as everywhere).
+struct UsersOf<'a> {
+    store: &'a Tree,
+    ks: &'a Keystore,
+    /// The operator's directory name, which the creds directory repeats.
+    op_name: &'a str,
+    dir_name: &'a str,
+    name: &'a AccountName,
+    claims: &'a AccountClaims,
+    signing_seeds: &'a [KeyPair],
+}
+
+/// What reading one user file found: the user to import (none when it is skipped), what
+/// cannot be carried of it, and what the keystore found wrong on the way, each in the
+/// order the sequential reading found them.
+#[derive(Default)]
+struct UserRead {
+    user: Option<UserIn>,
+    problems: Vec<NotCarried>,
+    keystore: Vec<NotCarried>,
+}
+
+/// User files read per chunk: each chunk fans out on every core, and an error stops the
+/// import before the next chunk, so little is read past it.
+const USER_CHUNK: usize = 256;
+
+impl UsersOf<'_> {
+    /// Reads `users/<file>.jwt`: verified, checked against the account, decompiled,
+    /// with its seed from the keystore. An error (a refused path, an unreadable file)
+    /// stops the import; anything else wrong is in the result.
+    fn read(&self, file: &str) -> Result<UserRead> {
+        let (name, claims, signing_seeds) = (self.name, self.claims, self.signing_seeds);
+        let mut read = UserRead::default();
+        let entity = format!("user {name}/{file}");
+        let user_file = format!("{file}.jwt");
+        // Listed a moment ago; gone now, it is as if it never was.
+        let Some(text) = self
+            .store
+            .read(&["accounts", self.dir_name, "users", &user_file])?
+        else {
+            return Ok(read);
+        };
+        let jwt = text.trim().to_string();
+        let uc = match decode::<User>(&jwt) {
+            Ok(c) => c,
+            Err(e) => {
+                read.problems.push(NotCarried {
+                    entity,
+                    issue: format!("not a valid user JWT ({e}): skipped"),
+                });
+                return Ok(read);
+            }
+        };
+        let issues = claims.check_user(&uc);
+        if !issues.is_empty() {
+            let list: Vec<String> = issues.iter().map(|i| i.to_string()).collect();
+            read.problems.push(NotCarried {
+                entity,
+                issue: format!("not valid for this account ({}): skipped", list.join("; ")),
+            });
+            return Ok(read);
+        }
+        let uname = match UserName::parse(&uc.name, NameCase::Any) {
+            Ok(n) => n,
+            Err(e) => {
+                read.problems.push(NotCarried {
+                    entity,
+                    issue: format!("name {:?} cannot be used ({e}): skipped", uc.name),
+                });
+                return Ok(read);
+            }
+        };
+        let entity = format!("user {name}/{uname}");
+        let uspec = decompile_user(&uc);
+        for issue in uspec.not_carried {
+            read.problems.push(NotCarried {
+                entity: entity.clone(),
+                issue: format!("{issue}: kept in the stored JWT, lost when Warden re-signs it"),
+            });
+        }
+        for field in unknown_fields(&jwt, &uc) {
+            read.problems.push(NotCarried {
+                entity: entity.clone(),
+                issue: format!("unknown claim field {field}: lost when Warden re-signs it"),
+            });
+        }
+        let creds_file = format!("{file}.creds");
+        let creds = ["creds", self.op_name, self.dir_name, &creds_file];
+        let useed = self.ks.get(&uc.sub, Some(&creds), &mut read.keystore)?;
+        if useed.is_none() {
+            read.problems.push(NotCarried {
+                entity: entity.clone(),
+                issue: "user seed not in the keystore: no creds can be made for it".into(),
+            });
+        }
+        // A user signed by a scoped key carries no limits of its own (checked
+        // above): its permissions are the scope's template, which the account
+        // spec holds. Its spec is that empty one and its row names the key, so
+        // Warden re-issues it the same way; nothing is lost.
+        let signed_by_key = uc.iss != claims.sub;
+        if signed_by_key
+            && !signing_seeds
+                .iter()
+                .any(|k| k.public_key().as_str() == uc.iss)
+        {
+            read.problems.push(NotCarried {
+                entity: entity.clone(),
+                issue: format!(
+                    "signed by account signing key {} whose seed is not in the keystore (the JWT is kept; Warden re-issues with the account key)",
+                    uc.iss
+                ),
+            });
+        }
+        let upk: nats_jwt::UserPublicKey = uc.sub.parse().map_err(OpsError::from)?;
+        let revoked_at = ["*", uc.sub.as_str()]
+            .iter()
+            .filter_map(|k| claims.nats.revocations.get(*k))
+            .copied()
+            .filter(|_| claims.nats.is_revoked(&upk, uc.iat))
+            .max();
+        read.user = Some(UserIn {
+            row: UserRow {
+                signing_key: signed_by_key.then(|| uc.iss.clone()),
+                revoked_at,
+                ..crate::new_user_row(&claims.sub, &uc.sub, uname.as_str(), &uspec.spec, jwt)?
+            },
+            seed: useed,
+        });
+        Ok(read)
+    }
+}
+
 struct AccountIn {
     name: AccountName,
     claims: AccountClaims,
@@ -345,10 +495,12 @@ impl Warden {
         let mut problems: Vec<NotCarried> = Vec::new();
         // Everything below is read through these two: see `confined`.
         let store_tree = Tree::new(op_dir.clone(), "--store");
-        let mut ks = Keystore {
+        let ks = Keystore {
             tree: Tree::new(keys_dir.clone(), "--keys"),
-            problems: Vec::new(),
         };
+        // What the keystore found wrong with its files, after everything else (then
+        // the whole list is sorted).
+        let mut ks_problems: Vec<NotCarried> = Vec::new();
 
         // The operator.
         let marker_path = op_dir.join(".nsc");
@@ -421,10 +573,10 @@ impl Warden {
             });
         }
         let op_pk = op_claims.sub.clone();
-        let op_seed = ks.get(&op_pk, None)?;
+        let op_seed = ks.get(&op_pk, None, &mut ks_problems)?;
         let mut op_signing_seeds = Vec::new();
         for k in &op_spec.spec.signing_keys {
-            match ks.get(k.as_str(), None)? {
+            match ks.get(k.as_str(), None, &mut ks_problems)? {
                 Some(kp) => op_signing_seeds.push(kp),
                 None => problems.push(NotCarried {
                     entity: op_entity.clone(),
@@ -522,7 +674,7 @@ impl Warden {
                     issue: format!("unknown claim field {field}: lost when Warden re-signs it"),
                 });
             }
-            let seed = ks.get(&claims.sub, None)?;
+            let seed = ks.get(&claims.sub, None, &mut ks_problems)?;
             if seed.is_none() {
                 problems.push(NotCarried {
                     entity: entity.clone(),
@@ -531,7 +683,7 @@ impl Warden {
             }
             let mut signing_seeds = Vec::new();
             for k in &claims.nats.signing_keys {
-                match ks.get(k.key().as_str(), None)? {
+                match ks.get(k.key().as_str(), None, &mut ks_problems)? {
                     Some(kp) => signing_seeds.push(kp),
                     None => problems.push(NotCarried {
                         entity: entity.clone(),
@@ -543,109 +695,34 @@ impl Warden {
                 }
             }
             let signing_keys = claims.nats.signing_keys.len();
-            let mut users = Vec::new();
-            for file in store_tree.list(&["accounts", &dir_name, "users"], Entries::JwtFiles)? {
-                let entity = format!("user {name}/{file}");
-                let user_file = format!("{file}.jwt");
-                // Listed a moment ago; gone now, it is as if it never was.
-                let Some(text) = store_tree.read(&["accounts", &dir_name, "users", &user_file])?
-                else {
-                    continue;
-                };
-                let jwt = text.trim().to_string();
-                let uc = match decode::<User>(&jwt) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        problems.push(NotCarried {
-                            entity,
-                            issue: format!("not a valid user JWT ({e}): skipped"),
-                        });
-                        continue;
-                    }
-                };
-                let issues = claims.check_user(&uc);
-                if !issues.is_empty() {
-                    let list: Vec<String> = issues.iter().map(|i| i.to_string()).collect();
-                    problems.push(NotCarried {
-                        entity,
-                        issue: format!("not valid for this account ({}): skipped", list.join("; ")),
-                    });
-                    continue;
-                }
-                let uname = match UserName::parse(&uc.name, NameCase::Any) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        problems.push(NotCarried {
-                            entity,
-                            issue: format!("name {:?} cannot be used ({e}): skipped", uc.name),
-                        });
-                        continue;
-                    }
-                };
-                let entity = format!("user {name}/{uname}");
-                let uspec = decompile_user(&uc);
-                for issue in uspec.not_carried {
-                    problems.push(NotCarried {
-                        entity: entity.clone(),
-                        issue: format!(
-                            "{issue}: kept in the stored JWT, lost when Warden re-signs it"
-                        ),
-                    });
-                }
-                for field in unknown_fields(&jwt, &uc) {
-                    problems.push(NotCarried {
-                        entity: entity.clone(),
-                        issue: format!("unknown claim field {field}: lost when Warden re-signs it"),
-                    });
-                }
-                let creds_file = format!("{file}.creds");
-                let creds = ["creds", &op_name_raw, &dir_name, &creds_file];
-                let useed = ks.get(&uc.sub, Some(&creds))?;
-                if useed.is_none() {
-                    problems.push(NotCarried {
-                        entity: entity.clone(),
-                        issue: "user seed not in the keystore: no creds can be made for it".into(),
-                    });
-                }
-                // A user signed by a scoped key carries no limits of its own (checked
-                // above): its permissions are the scope's template, which the account
-                // spec holds. Its spec is that empty one and its row names the key, so
-                // Warden re-issues it the same way; nothing is lost.
-                let signed_by_key = uc.iss != claims.sub;
-                if signed_by_key
-                    && !signing_seeds
-                        .iter()
-                        .any(|k| k.public_key().as_str() == uc.iss)
-                {
-                    problems.push(NotCarried {
-                        entity: entity.clone(),
-                        issue: format!(
-                            "signed by account signing key {} whose seed is not in the keystore (the JWT is kept; Warden re-issues with the account key)",
-                            uc.iss
-                        ),
-                    });
-                }
-                let upk: nats_jwt::UserPublicKey = uc.sub.parse().map_err(OpsError::from)?;
-                let revoked_at = ["*", uc.sub.as_str()]
-                    .iter()
-                    .filter_map(|k| claims.nats.revocations.get(*k))
-                    .copied()
-                    .filter(|_| claims.nats.is_revoked(&upk, uc.iat))
-                    .max();
-                users.push(UserIn {
-                    row: UserRow {
-                        signing_key: signed_by_key.then(|| uc.iss.clone()),
-                        revoked_at,
-                        ..crate::new_user_row(
-                            &claims.sub,
-                            &uc.sub,
-                            uname.as_str(),
-                            &uspec.spec,
-                            jwt,
-                        )?
-                    },
-                    seed: useed,
+            // The users are read, verified and decompiled on every core, a chunk at a
+            // time; each chunk's results come back in file order and are merged in that
+            // order, so the report is the same as reading them one by one, and the first
+            // error in file order (a refused path, an unreadable file) stops the import.
+            let users_of = UsersOf {
+                store: &store_tree,
+                ks: &ks,
+                op_name: &op_name_raw,
+                dir_name: &dir_name,
+                name: &name,
+                claims: &claims,
+                signing_seeds: &signing_seeds,
+            };
+            let files = store_tree.list(&["accounts", &dir_name, "users"], Entries::JwtFiles)?;
+            let mut users = Vec::with_capacity(files.len());
+            for chunk in files.chunks(USER_CHUNK) {
+                let read = on_all_cores(|| {
+                    chunk
+                        .par_iter()
+                        .map(|file| users_of.read(file))
+                        .collect::<Vec<_>>()
                 });
+                for one in read {
+                    let one = one?;
+                    problems.extend(one.problems);
+                    ks_problems.extend(one.keystore);
+                    users.extend(one.user);
+                }
             }
             accounts.push(AccountIn {
                 row: AccountRow {
@@ -695,7 +772,7 @@ impl Warden {
                 ),
             });
         }
-        problems.append(&mut ks.problems);
+        problems.append(&mut ks_problems);
         problems.sort();
         problems.dedup();
 
@@ -895,5 +972,180 @@ mod tests {
             operator_dir(&dir.path().join("A")).unwrap(),
             dir.path().join("A")
         );
+    }
+
+    /// An nsc store as nsc lays it out, made with nats-jwt: the system account and
+    /// three accounts of 100, 100 and 300 users (the last spans two chunks of
+    /// [`USER_CHUNK`]), some of them broken. Returns the store, the keystore and what
+    /// the report must say, in its order: the keystore's findings (paths sort first),
+    /// then the users, accounts in directory order and users in file order.
+    fn many_users(root: &Path) -> (PathBuf, PathBuf, Vec<(String, String)>) {
+        use nats_jwt::{KeyKind, OperatorClaims, UserClaims};
+        let store = root.join("stores/OP");
+        let keys = root.join("keys");
+        let write = |path: &Path, text: &str| {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        let nk = |pk: &str| {
+            keys.join("keys")
+                .join(&pk[..1])
+                .join(&pk[1..3])
+                .join(format!("{pk}.nk"))
+        };
+        let seed = |kp: &KeyPair| write(&nk(kp.public_key().as_str()), kp.seed().expose());
+        let op = KeyPair::generate(KeyKind::Operator);
+        let sys = KeyPair::generate(KeyKind::Account);
+        let mut oc = OperatorClaims::new(&op.operator_public_key().unwrap(), "OP");
+        oc.nats.system_account = Some(sys.account_public_key().unwrap());
+        write(
+            &store.join(".nsc"),
+            r#"{"managed":false,"name":"OP","kind":"operator","version":"1"}"#,
+        );
+        write(&store.join("OP.jwt"), &oc.encode(&op).unwrap());
+        seed(&op);
+        let mut expected = Vec::new();
+        let mut keystore = Vec::new();
+        for (name, kp, users) in [
+            ("SYS", &sys, 1),
+            ("A_ONE", &KeyPair::generate(KeyKind::Account), 100),
+            ("B_TWO", &KeyPair::generate(KeyKind::Account), 100),
+            ("C_THREE", &KeyPair::generate(KeyKind::Account), 300),
+        ] {
+            let apk = kp.account_public_key().unwrap();
+            let dir = store.join("accounts").join(name);
+            let jwt = AccountClaims::new(&apk, name).encode(&op).unwrap();
+            write(&dir.join(format!("{name}.jwt")), &jwt);
+            seed(kp);
+            for i in 0..users {
+                let file = format!("u{i:03}");
+                let entity = format!("user {name}/{file}");
+                let ukp = KeyPair::generate(KeyKind::User);
+                let mut uc = UserClaims::new(&ukp.user_public_key().unwrap(), &file);
+                let mut signer = kp;
+                let stranger = KeyPair::generate(KeyKind::Account);
+                let mut text = None;
+                match (name, i) {
+                    ("A_ONE", 13) | ("C_THREE", 42) => {
+                        text = Some("not a JWT".to_string());
+                        expected.push((entity, "not a valid user JWT".into()));
+                    }
+                    ("A_ONE", 57) | ("C_THREE", 280) => {
+                        expected.push((entity, "user seed not in the keystore".into()));
+                    }
+                    ("B_TWO", 21) | ("C_THREE", 299) => {
+                        uc.nats.issuer_account = Some(apk.clone());
+                        signer = &stranger;
+                        expected.push((entity, "not valid for this account".into()));
+                    }
+                    ("B_TWO", 88) | ("C_THREE", 0) => {
+                        uc.name = "bad name!".into();
+                        expected.push((entity, "name \"bad name!\" cannot be used".into()));
+                    }
+                    ("C_THREE", 5) => {
+                        // Its seed file holds another key's seed.
+                        let other = KeyPair::generate(KeyKind::User);
+                        let path = nk(ukp.public_key().as_str());
+                        write(&path, other.seed().expose());
+                        keystore.push((path.display().to_string(), "holds the seed of".into()));
+                        expected.push((entity, "user seed not in the keystore".into()));
+                    }
+                    _ => seed(&ukp),
+                }
+                let text = text.unwrap_or_else(|| uc.encode(signer).unwrap());
+                write(&dir.join("users").join(format!("{file}.jwt")), &text);
+            }
+        }
+        keystore.append(&mut expected);
+        (root.join("stores"), keys, keystore)
+    }
+
+    async fn import_into(url: &str, store: &Path, keys: &Path) -> ImportReport {
+        let db = warden_store::Store::open(url, warden_store::MasterKey::from_bytes([7; 32]))
+            .await
+            .expect("store");
+        let mut w = Warden::open(db, crate::Actor::operator("test"))
+            .await
+            .expect("open");
+        w.import_nsc(store, keys).await.expect("import")
+    }
+
+    /// Users are read on every core; the report is still in file order and the same
+    /// from one run to the next (here: into SQLite, then into PostgreSQL).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn users_read_on_every_core_are_reported_in_file_order_every_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, keys, expected) = many_users(&dir.path().join("nsc"));
+        let sqlite = format!("sqlite://{}/warden.db", dir.path().display());
+        let first = import_into(&sqlite, &store, &keys).await;
+        let found: Vec<(&str, &str)> = first
+            .not_carried
+            .iter()
+            .map(|p| (p.entity.as_str(), p.issue.as_str()))
+            .collect();
+        assert_eq!(found.len(), expected.len(), "{found:#?}");
+        for ((entity, issue), (want_entity, want_issue)) in found.iter().zip(&expected) {
+            assert_eq!(entity, want_entity, "{found:#?}");
+            assert!(issue.contains(want_issue.as_str()), "{entity}: {issue}");
+        }
+        let users: Vec<(&str, usize, usize)> = first
+            .accounts
+            .iter()
+            .map(|a| (a.name.as_str(), a.users, a.user_seeds))
+            .collect();
+        assert_eq!(
+            users,
+            [
+                ("A_ONE", 99, 98),
+                ("B_TWO", 98, 98),
+                ("C_THREE", 297, 295),
+                ("SYS", 1, 1)
+            ]
+        );
+        assert_eq!(first.users, 99 + 98 + 297 + 1);
+
+        let pg = warden_testkit::PgDatabase::create().await;
+        let second = import_into(pg.url(), &store, &keys).await;
+        assert_eq!(second.not_carried, first.not_carried);
+        assert_eq!(
+            serde_json::to_value(&second.accounts).unwrap(),
+            serde_json::to_value(&first.accounts).unwrap()
+        );
+        assert_eq!((second.users, second.seeds), (first.users, first.seeds));
+    }
+
+    /// An error while reading users stops the import at the first one in file order,
+    /// whichever core met it first: here three user files of one chunk cannot be read
+    /// (one too large, two not UTF-8), and the refusal names the first of them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_first_unreadable_user_file_in_file_order_stops_the_import() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, keys, _) = many_users(&dir.path().join("nsc"));
+        let users = store.join("OP/accounts/C_THREE/users");
+        for file in ["u130.jwt", "u131.jwt"] {
+            std::fs::write(users.join(file), b"\xff\xfe not text").unwrap();
+        }
+        // A sparse file: larger than the bound, at no cost.
+        std::fs::File::create(users.join("u030.jwt"))
+            .unwrap()
+            .set_len(2 << 20)
+            .unwrap();
+        let db = warden_store::Store::open(
+            &format!("sqlite://{}/warden.db", dir.path().display()),
+            warden_store::MasterKey::from_bytes([7; 32]),
+        )
+        .await
+        .expect("store");
+        let mut w = Warden::open(db.clone(), crate::Actor::operator("test"))
+            .await
+            .expect("open");
+        let err = w.import_nsc(&store, &keys).await.unwrap_err().to_string();
+        assert!(
+            err.contains(&users.join("u030.jwt").display().to_string())
+                && err.contains("larger than"),
+            "{err}"
+        );
+        let counts = db.counts().await.expect("counts");
+        assert_eq!((counts.accounts, counts.users, counts.nkeys), (0, 0, 0));
     }
 }
