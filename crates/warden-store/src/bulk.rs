@@ -15,6 +15,7 @@ use std::collections::{BTreeSet, HashSet};
 use sqlx::AnyConnection;
 
 use crate::ledger::canonical_json;
+use crate::org::STATEMENT_PARAMS;
 use crate::rows::{AccountRow, UserRow, account_columns, column, user_columns};
 use crate::store::now;
 use crate::{Backend, StoreError, Tx};
@@ -237,6 +238,44 @@ pub(crate) async fn insert_unique<R: UniqueRows>(
                     context: R::CONTEXT,
                     source,
                 },
+            })?;
+    }
+    Ok(())
+}
+
+/// Inserts `rows` into `table` as they are, in multi-row statements of at most
+/// [`STATEMENT_PARAMS`] values, `bind` binding one row's values in `columns` order. For
+/// batches whose caller has already ruled out every conflict from what it read up front
+/// (a failed INSERT would abort a PostgreSQL transaction); a uniqueness violation anyway
+/// (a concurrent writer) is a [`StoreError::Conflict`].
+pub(crate) async fn insert_rows<'r, T>(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    table: &'static str,
+    columns: &[&'static str],
+    context: &'static str,
+    rows: &'r [T],
+    bind: fn(AnyQuery<'r>, &'r T) -> AnyQuery<'r>,
+) -> Result<(), StoreError> {
+    let per = (STATEMENT_PARAMS / columns.len()).max(1);
+    for chunk in rows.chunks(per) {
+        let sql = format!(
+            "INSERT INTO {table} ({}) VALUES {}",
+            columns.join(", "),
+            values_for(backend, chunk.len(), columns.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in chunk {
+            query = bind(query, row);
+        }
+        query
+            .execute(&mut *conn)
+            .await
+            .map_err(|source| match &source {
+                sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
+                    what: format!("a row of the batch ({table})"),
+                },
+                _ => StoreError::Query { context, source },
             })?;
     }
     Ok(())

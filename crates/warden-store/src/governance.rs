@@ -6,7 +6,7 @@
 //! facts it reads. Expired relationships (`expires_at` in the past) are invisible to
 //! every read here even before `serve` deletes them, so a grant ends on time.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
@@ -19,9 +19,11 @@ use warden_core::governance::{
     TaskGrants,
 };
 
+use crate::bulk::{AnyQuery, insert_rows, placeholders_for};
+use crate::org::STATEMENT_PARAMS;
 use crate::rows::column;
 use crate::store::now;
-use crate::{Store, StoreError, Tx};
+use crate::{Backend, Store, StoreError, Tx};
 
 /// The `source` of records made in Warden itself (not imported).
 pub const WARDEN_SOURCE: &str = "warden";
@@ -630,6 +632,200 @@ mod q {
             .iter()
             .map(|r| column(r, "account"))
             .collect()
+    }
+}
+
+fn is_alive(expires_at: Option<i64>, at: i64) -> bool {
+    expires_at.is_none_or(|e| e > at)
+}
+
+/// Relationship rows a sync plan writes, kept back so that they go out as a few
+/// multi-row statements: which rows are in the database (read up front), which of them
+/// to delete, which rows to insert. Putting a row removes any row at its address first,
+/// as [`Tx::put_relationship`] does, so no insert meets an existing row (a failed INSERT
+/// would abort a PostgreSQL transaction).
+#[derive(Default)]
+struct RelWrites {
+    in_db: HashSet<Address>,
+    delete: Vec<Address>,
+    insert: BTreeSet<Address>,
+}
+
+impl RelWrites {
+    /// What [`Tx::delete_relationship`] does.
+    fn remove(&mut self, a: &Address) {
+        if !self.insert.remove(a) && self.in_db.remove(a) {
+            self.delete.push(a.clone());
+        }
+    }
+
+    /// What [`Tx::put_relationship`] does (no expiry).
+    fn put(&mut self, a: Address) {
+        self.remove(&a);
+        self.insert.insert(a);
+    }
+}
+
+/// A `dir_users` or `dir_roles` row a sync inserts.
+struct RecordRow<'a> {
+    key: &'a str,
+    source: &'a str,
+    record: &'a str,
+    at: i64,
+}
+
+fn bind_record<'q>(q: AnyQuery<'q>, r: &'q RecordRow<'_>) -> AnyQuery<'q> {
+    q.bind(r.key)
+        .bind(r.source)
+        .bind(r.record)
+        .bind(r.at)
+        .bind(r.at)
+}
+
+/// A `dir_relationships` row a sync inserts (never expiring).
+struct RelRow<'a> {
+    address: &'a Address,
+    source: &'a str,
+    at: i64,
+}
+
+fn bind_rel<'q>(q: AnyQuery<'q>, r: &'q RelRow<'_>) -> AnyQuery<'q> {
+    let a = r.address;
+    q.bind(a.object_type.as_str())
+        .bind(a.object_id.as_str())
+        .bind(a.related_type.as_str())
+        .bind(a.relationship.as_str())
+        .bind(a.related_id.as_str())
+        .bind(r.source)
+        .bind(None::<i64>)
+        .bind(r.at)
+}
+
+/// The roles a sync plan names, as it finds them: records (name → source, record JSON),
+/// each role's user members and owners of any source or expiry (→ whether the row counts
+/// as the plan source's: alive and from it), and the roles that hold a task.
+#[derive(Default)]
+struct SyncRoles {
+    records: HashMap<String, (String, String)>,
+    users: HashMap<String, BTreeMap<(Relationship, String), bool>>,
+    with_tasks: HashSet<String>,
+}
+
+/// Reads for [`Tx::apply_sync_plan`]: whole tables or `IN (…)` lists, never a row at a time.
+mod sync_reads {
+    use super::*;
+
+    /// Every directory user, by id: (id, source, record).
+    pub async fn users(c: &mut AnyConnection) -> Result<Vec<(String, String, String)>, StoreError> {
+        sqlx::query("SELECT id, source, record FROM dir_users ORDER BY id")
+            .fetch_all(&mut *c)
+            .await
+            .map_err(StoreError::query("listing directory users"))?
+            .iter()
+            .map(|r| Ok((column(r, "id")?, column(r, "source")?, column(r, "record")?)))
+            .collect()
+    }
+
+    /// Every manager row, expired or not, ordered per user as [`q::manager_of`] orders
+    /// them: (user, manager, expires_at).
+    pub async fn managers(
+        c: &mut AnyConnection,
+    ) -> Result<Vec<(String, String, Option<i64>)>, StoreError> {
+        sqlx::query(
+            "SELECT object_id, related_id, expires_at FROM dir_relationships \
+             WHERE object_type = 'user' AND related_type = 'user' AND relationship = 'manager' \
+             ORDER BY object_id, related_id",
+        )
+        .fetch_all(&mut *c)
+        .await
+        .map_err(StoreError::query("reading managers"))?
+        .iter()
+        .map(|r| {
+            Ok((
+                column(r, "object_id")?,
+                column(r, "related_id")?,
+                column(r, "expires_at")?,
+            ))
+        })
+        .collect()
+    }
+
+    /// The roles of `source`, by name: (name, record).
+    pub async fn source_roles(
+        c: &mut AnyConnection,
+        source: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        sqlx::query("SELECT name, record FROM dir_roles WHERE source = $1 ORDER BY name")
+            .bind(source)
+            .fetch_all(&mut *c)
+            .await
+            .map_err(StoreError::query("listing roles"))?
+            .iter()
+            .map(|r| Ok((column(r, "name")?, column(r, "record")?)))
+            .collect()
+    }
+
+    /// The roles named `names` (a record each if it exists) and their relationships,
+    /// as [`SyncRoles`] keeps them for a plan of `source`.
+    pub async fn roles(
+        c: &mut AnyConnection,
+        backend: Backend,
+        names: &[&str],
+        source: &str,
+        at: i64,
+    ) -> Result<SyncRoles, StoreError> {
+        let mut out = SyncRoles::default();
+        for chunk in names.chunks(STATEMENT_PARAMS) {
+            let list = placeholders_for(backend, 1, chunk.len());
+            let sql = format!("SELECT name, source, record FROM dir_roles WHERE name IN ({list})");
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for n in chunk {
+                query = query.bind(*n);
+            }
+            for r in query
+                .fetch_all(&mut *c)
+                .await
+                .map_err(StoreError::query("reading roles"))?
+            {
+                out.records.insert(
+                    column(&r, "name")?,
+                    (column(&r, "source")?, column(&r, "record")?),
+                );
+            }
+            let sql = format!(
+                "SELECT object_id, related_type, relationship, related_id, source, expires_at \
+                 FROM dir_relationships WHERE object_type = 'role' AND object_id IN ({list})"
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for n in chunk {
+                query = query.bind(*n);
+            }
+            for r in query
+                .fetch_all(&mut *c)
+                .await
+                .map_err(StoreError::query("reading role relationships"))?
+            {
+                let role: String = column(&r, "object_id")?;
+                let related_type: String = column(&r, "related_type")?;
+                let rel: Relationship = parse(&r, "relationship")?;
+                let expires_at: Option<i64> = column(&r, "expires_at")?;
+                match (related_type.as_str(), rel) {
+                    ("user", Relationship::Member | Relationship::Owner) => {
+                        let src: String = column(&r, "source")?;
+                        let counted = src == source && is_alive(expires_at, at);
+                        out.users
+                            .entry(role)
+                            .or_default()
+                            .insert((rel, column(&r, "related_id")?), counted);
+                    }
+                    ("task", Relationship::Member) if is_alive(expires_at, at) => {
+                        out.with_tasks.insert(role);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -1288,11 +1484,20 @@ impl Tx<'_> {
     /// changes nothing the second time. Returns the report and the directory users whose
     /// NATS permissions may have changed (members of changed roles that hold tasks, and
     /// deleted users with NATS users), for the caller to re-issue in the same transaction.
+    ///
+    /// What the plan is compared with is read up front (every directory user, the
+    /// managers, the plan's roles with their relationships) and kept up to date in memory
+    /// as the plan goes, record by record, so that a user created earlier in the plan
+    /// counts for a later manager or member. New users, roles and relationships are then
+    /// written in multi-row statements; record updates (rare in a sync), renamed users
+    /// and deletions are written one by one.
     pub async fn apply_sync_plan(
         &mut self,
         plan: &SyncPlan,
     ) -> Result<(SyncReport, BTreeSet<String>), StoreError> {
         let source = plan.source.as_str();
+        let backend = self.store.backend();
+        let at = now();
         let mut report = SyncReport {
             source: plan.source.clone(),
             skipped: plan.skipped.clone(),
@@ -1313,100 +1518,178 @@ impl Tx<'_> {
         // role names carry tasks and proposals, so: a renamed user replaces the old
         // one (its NATS users revoked, the source's memberships re-set by this plan's
         // role updates); a renamed role is left under its old name, with why.
-        let mut by_object: Option<(BTreeMap<String, String>, BTreeMap<String, String>)> = None;
-        if !plan.update_users.is_empty() || !plan.update_roles.is_empty() {
-            let users = q::dir_users(self.conn(), Some(source)).await?;
-            let roles = q::dir_roles(self.conn(), Some(source)).await?;
-            by_object = Some((
-                users
-                    .into_iter()
-                    .filter_map(|r| r.user.user_id.clone().map(|o| (o, r.user.id)))
-                    .collect(),
-                roles
-                    .into_iter()
-                    .filter_map(|r| r.role.role_id.clone().map(|o| (o, r.role.name)))
-                    .collect(),
-            ));
+        let renames = !plan.update_users.is_empty() || !plan.update_roles.is_empty();
+        // Every directory user, any source: id → (source, record). A manager or member
+        // must be a directory user of any source; a plan's user may exist from another.
+        let mut users: HashMap<String, (String, String)> = HashMap::new();
+        let mut users_by_object: BTreeMap<String, String> = BTreeMap::new();
+        for (id, src, record) in sync_reads::users(self.conn()).await? {
+            if renames && src == source {
+                let u: NextUser = serde_json::from_str(&record)?;
+                if let Some(object) = u.user_id {
+                    users_by_object.insert(object, id.clone());
+                }
+            }
+            users.insert(id, (src, record));
+        }
+        let mut roles_by_object: BTreeMap<String, String> = BTreeMap::new();
+        if renames {
+            for (name, record) in sync_reads::source_roles(self.conn(), source).await? {
+                let r: NextRole = serde_json::from_str(&record)?;
+                if let Some(object) = r.role_id {
+                    roles_by_object.insert(object, name);
+                }
+            }
         }
         let renamed_user = |u: &NextUser| -> Option<String> {
-            let (users, _) = by_object.as_ref()?;
-            let old = users.get(u.user_id.as_ref()?)?;
+            let old = users_by_object.get(u.user_id.as_ref()?)?;
             (*old != u.id).then(|| old.clone())
         };
         let renamed_role = |r: &NextRole| -> Option<String> {
-            let (_, roles) = by_object.as_ref()?;
-            let old = roles.get(r.role_id.as_ref()?)?;
+            let old = roles_by_object.get(r.role_id.as_ref()?)?;
             (*old != r.name).then(|| old.clone())
         };
 
+        // Manager rows per user (expired ones too: setting a manager deletes them all);
+        // the first alive one is the user's manager, as `q::manager_of` reads it.
+        let mut rels = RelWrites::default();
+        let mut managers: HashMap<String, Vec<(String, Option<i64>)>> = HashMap::new();
+        for (user, manager, expires_at) in sync_reads::managers(self.conn()).await? {
+            rels.in_db.insert(Address::manager(&user, &manager));
+            managers
+                .entry(user)
+                .or_default()
+                .push((manager, expires_at));
+        }
+        let manager_of = |managers: &HashMap<String, Vec<(String, Option<i64>)>>, id: &str| {
+            managers
+                .get(id)?
+                .iter()
+                .find(|(_, expires_at)| is_alive(*expires_at, at))
+                .map(|(m, _)| m.clone())
+        };
+
         // Users first (without managers: a manager may come later in the same plan).
-        let mut managers: Vec<(String, Option<String>)> = Vec::new();
+        // New users wait in `new_users` (id, record) to be inserted together.
+        let mut new_users: Vec<(String, String)> = Vec::new();
+        let mut new_user_at: HashMap<String, usize> = HashMap::new();
+        let mut wanted_managers: Vec<(String, Option<String>)> = Vec::new();
         for u in plan.create_users.iter().chain(&plan.update_users) {
             if let Some(old) = renamed_user(u)
-                && q::dir_user(self.conn(), &u.id).await?.is_none()
+                && !users.contains_key(&u.id)
             {
                 if !q::nats_accounts(self.conn(), &old).await?.is_empty() {
                     affected.insert(old.clone());
                 }
+                if new_user_at.contains_key(&old) {
+                    // Deleted from the database right below: it must be there first.
+                    self.insert_sync_users(&new_users, source, at).await?;
+                    new_users.clear();
+                    new_user_at.clear();
+                }
                 self.delete_dir_user(&old).await?;
-                let mut plain = u.clone();
-                plain.manager = None;
-                self.insert_dir_user(&plain, source).await?;
+                users.remove(&old);
+                // Its relationships went with it, managers included.
+                for (m, _) in managers.remove(&old).unwrap_or_default() {
+                    rels.in_db.remove(&Address::manager(&old, &m));
+                }
+                for (id, rows) in managers.iter_mut() {
+                    rows.retain(|(m, _)| {
+                        let gone = *m == old;
+                        if gone {
+                            rels.in_db.remove(&Address::manager(id, m));
+                        }
+                        !gone
+                    });
+                }
+                let record = user_record(u)?;
+                new_user_at.insert(u.id.clone(), new_users.len());
+                new_users.push((u.id.clone(), record.clone()));
+                users.insert(u.id.clone(), (source.to_owned(), record));
                 report.users_updated += 1;
-                managers.push((u.id.clone(), u.manager.clone()));
+                wanted_managers.push((u.id.clone(), u.manager.clone()));
                 continue;
             }
-            match q::dir_user(self.conn(), &u.id).await? {
-                Some(existing) if existing.source != source => {
-                    skip(
-                        &mut report,
-                        "user",
-                        &u.id,
-                        format!("exists from source {}", existing.source),
-                    );
+            match users.get(&u.id) {
+                Some((src, _)) if src != source => {
+                    let reason = format!("exists from source {src}");
+                    skip(&mut report, "user", &u.id, reason);
                     continue;
                 }
-                Some(existing) => {
+                Some((_, record)) => {
+                    let mut old: NextUser = serde_json::from_str(record)?;
+                    old.id = u.id.clone();
+                    old.manager = None;
                     let mut plain = u.clone();
                     plain.manager = None;
-                    let mut old = existing.user.clone();
-                    old.manager = None;
                     if plain != old {
-                        self.update_dir_user_record(&plain, source).await?;
+                        let record = user_record(&plain)?;
+                        match new_user_at.get(&u.id) {
+                            Some(&i) => new_users[i].1 = record.clone(),
+                            None => self.update_dir_user_record(&plain, source).await?,
+                        }
+                        users.insert(u.id.clone(), (source.to_owned(), record));
                         report.users_updated += 1;
-                    } else if existing.user.manager != u.manager {
+                    } else if manager_of(&managers, &u.id) != u.manager {
                         report.users_updated += 1;
                     } else {
                         report.unchanged += 1;
                     }
                 }
                 None => {
-                    let mut plain = u.clone();
-                    plain.manager = None;
-                    self.insert_dir_user(&plain, source).await?;
+                    let record = user_record(u)?;
+                    new_user_at.insert(u.id.clone(), new_users.len());
+                    new_users.push((u.id.clone(), record.clone()));
+                    users.insert(u.id.clone(), (source.to_owned(), record));
                     report.users_created += 1;
                 }
             }
-            managers.push((u.id.clone(), u.manager.clone()));
+            wanted_managers.push((u.id.clone(), u.manager.clone()));
         }
-        for (id, manager) in managers {
+        for (id, manager) in wanted_managers {
             let manager = match manager {
-                Some(m) if q::dir_user(self.conn(), &m).await?.is_none() => {
-                    skip(
-                        &mut report,
-                        "user",
-                        &id,
-                        format!("manager {m} is not a directory user"),
-                    );
+                Some(m) if !users.contains_key(&m) => {
+                    let reason = format!("manager {m} is not a directory user");
+                    skip(&mut report, "user", &id, reason);
                     None
                 }
                 other => other,
             };
-            if q::manager_of(self.conn(), &id).await? != manager {
-                self.set_manager(&id, manager.as_deref(), source).await?;
+            if manager_of(&managers, &id) != manager {
+                // What `set_manager` does: every manager row of the user goes.
+                let rows = managers.entry(id.clone()).or_default();
+                for (m, _) in rows.drain(..) {
+                    rels.remove(&Address::manager(&id, &m));
+                }
+                if let Some(m) = manager {
+                    rels.put(Address::manager(&id, &m));
+                    rows.push((m, None));
+                }
             }
         }
 
+        // Roles: the plan's, with their relationships, read after the users (a renamed
+        // user's memberships went with it).
+        let names: BTreeSet<&str> = plan
+            .create_roles
+            .iter()
+            .chain(&plan.update_roles)
+            .map(|r| r.name.as_str())
+            .chain(plan.delete_roles.iter().map(String::as_str))
+            .collect();
+        let names: Vec<&str> = names.into_iter().collect();
+        let SyncRoles {
+            records: mut roles,
+            users: mut role_users,
+            with_tasks,
+        } = sync_reads::roles(self.conn(), backend, &names, source, at).await?;
+        for (role, rows) in &role_users {
+            for (rel, id) in rows.keys() {
+                rels.in_db.insert(Address::role_user(role, *rel, id));
+            }
+        }
+        let mut new_roles: Vec<(String, String)> = Vec::new();
+        let mut new_role_at: HashMap<String, usize> = HashMap::new();
         for r in plan.create_roles.iter().chain(&plan.update_roles) {
             if let Some(old) = renamed_role(r) {
                 skip(
@@ -1419,21 +1702,15 @@ impl Tx<'_> {
                 );
                 continue;
             }
-            let existing = q::dir_role(self.conn(), &r.name).await?;
-            if let Some(e) = &existing
-                && e.source != source
-            {
-                skip(
-                    &mut report,
-                    "role",
-                    &r.name,
-                    format!("exists from source {}", e.source),
-                );
-                continue;
-            }
-            let record_changed = match &existing {
-                Some(e) => {
-                    let mut a = e.role.clone();
+            let record_changed = match roles.get(&r.name) {
+                Some((src, _)) if src != source => {
+                    let reason = format!("exists from source {src}");
+                    skip(&mut report, "role", &r.name, reason);
+                    continue;
+                }
+                Some((_, record)) => {
+                    let mut a: NextRole = serde_json::from_str(record)?;
+                    a.name = r.name.clone();
                     a.members.clear();
                     a.owners.clear();
                     let mut b = r.clone();
@@ -1443,101 +1720,240 @@ impl Tx<'_> {
                 }
                 None => true,
             };
+            let existed = roles.contains_key(&r.name);
             if record_changed {
-                self.upsert_dir_role(r, source).await?;
+                let record = role_record(r)?;
+                if let Some(&i) = new_role_at.get(&r.name) {
+                    new_roles[i].1 = record.clone();
+                } else if existed {
+                    self.upsert_dir_role(r, source).await?;
+                } else {
+                    new_role_at.insert(r.name.clone(), new_roles.len());
+                    new_roles.push((r.name.clone(), record.clone()));
+                }
+                roles.insert(r.name.clone(), (source.to_owned(), record));
             }
             let mut changed = record_changed;
-            let holds_tasks = existing.as_ref().is_some_and(|e| !e.tasks.is_empty());
+            let holds_tasks = existed && with_tasks.contains(&r.name);
+            let rows = role_users.entry(r.name.clone()).or_default();
             for (rel, wanted) in [
                 (Relationship::Member, &r.members),
                 (Relationship::Owner, &r.owners),
             ] {
-                let current: BTreeSet<String> = match &existing {
-                    Some(e) => {
-                        let mut only = e.clone();
-                        q::fill_role(self.conn(), &mut only, Some(source)).await?;
-                        match rel {
-                            Relationship::Member => only.role.members.into_iter().collect(),
-                            _ => only.role.owners.into_iter().collect(),
-                        }
-                    }
-                    None => BTreeSet::new(),
+                // A new role starts from nothing of the source's.
+                let current: BTreeSet<String> = if existed {
+                    rows.iter()
+                        .filter(|((l, _), counted)| *l == rel && **counted)
+                        .map(|((_, id), _)| id.clone())
+                        .collect()
+                } else {
+                    BTreeSet::new()
                 };
                 let mut want = BTreeSet::new();
                 for id in wanted {
-                    if current.contains(id) || q::dir_user(self.conn(), id).await?.is_some() {
+                    if current.contains(id) || users.contains_key(id) {
                         want.insert(id.clone());
                     } else {
-                        skip(
-                            &mut report,
-                            "role",
-                            &r.name,
-                            format!("{} {id} is not a directory user", rel),
-                        );
+                        let reason = format!("{rel} {id} is not a directory user");
+                        skip(&mut report, "role", &r.name, reason);
                     }
                 }
                 for id in current.difference(&want) {
-                    self.delete_relationship(&Address::role_user(&r.name, rel, id))
-                        .await?;
+                    rels.remove(&Address::role_user(&r.name, rel, id));
+                    rows.remove(&(rel, id.clone()));
                     changed = true;
                     if holds_tasks {
                         affected.insert(id.clone());
                     }
                 }
                 for id in want.difference(&current) {
-                    self.put_relationship(&Address::role_user(&r.name, rel, id), source, None)
-                        .await?;
+                    rels.put(Address::role_user(&r.name, rel, id));
+                    rows.insert((rel, id.clone()), true);
                     changed = true;
                     if holds_tasks {
                         affected.insert(id.clone());
                     }
                 }
             }
-            match (&existing, changed) {
-                (None, _) => report.roles_created += 1,
-                (Some(_), true) => report.roles_updated += 1,
-                (Some(_), false) => report.unchanged += 1,
+            match (existed, changed) {
+                (false, _) => report.roles_created += 1,
+                (true, true) => report.roles_updated += 1,
+                (true, false) => report.unchanged += 1,
             }
         }
 
+        self.insert_sync_users(&new_users, source, at).await?;
+        self.insert_sync_roles(&new_roles, source, at).await?;
+        self.delete_relationships_at(&rels.delete).await?;
+        self.insert_sync_relationships(&rels.insert, source, at)
+            .await?;
+
+        // Deletions last, one by one, against what the plan has made of the directory.
         for name in &plan.delete_roles {
-            match q::dir_role(self.conn(), name).await? {
-                Some(e) if e.source == source => {
-                    if !e.tasks.is_empty() {
+            match roles.get(name) {
+                Some((src, _)) if src == source => {
+                    if with_tasks.contains(name) {
                         let holders = self.role_holders(name).await?;
                         affected.extend(holders);
                     }
                     self.delete_dir_role(name).await?;
+                    roles.remove(name);
                     report.roles_deleted += 1;
                 }
-                Some(e) => skip(
-                    &mut report,
-                    "role",
-                    name,
-                    format!("belongs to source {}", e.source),
-                ),
+                Some((src, _)) => {
+                    let reason = format!("belongs to source {src}");
+                    skip(&mut report, "role", name, reason);
+                }
                 None => skip(&mut report, "role", name, "not in Warden".into()),
             }
         }
         for id in &plan.delete_users {
-            match q::dir_user(self.conn(), id).await? {
-                Some(e) if e.source == source => {
+            match users.get(id) {
+                Some((src, _)) if src == source => {
                     if !q::nats_accounts(self.conn(), id).await?.is_empty() {
                         affected.insert(id.clone());
                     }
                     self.delete_dir_user(id).await?;
+                    users.remove(id);
                     report.users_deleted += 1;
                 }
-                Some(e) => skip(
-                    &mut report,
-                    "user",
-                    id,
-                    format!("belongs to source {}", e.source),
-                ),
+                Some((src, _)) => {
+                    let reason = format!("belongs to source {src}");
+                    skip(&mut report, "user", id, reason);
+                }
                 None => skip(&mut report, "user", id, "not in Warden".into()),
             }
         }
         Ok((report, affected))
+    }
+
+    /// Inserts the users a sync plan creates, `(id, record)`, in multi-row statements.
+    async fn insert_sync_users(
+        &mut self,
+        users: &[(String, String)],
+        source: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        self.insert_sync_records("dir_users", "id", users, source, at)
+            .await
+    }
+
+    /// Inserts the roles a sync plan creates, `(name, record)`, in multi-row statements.
+    async fn insert_sync_roles(
+        &mut self,
+        roles: &[(String, String)],
+        source: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        self.insert_sync_records("dir_roles", "name", roles, source, at)
+            .await
+    }
+
+    async fn insert_sync_records(
+        &mut self,
+        table: &'static str,
+        key: &'static str,
+        records: &[(String, String)],
+        source: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let backend = self.store.backend();
+        let rows: Vec<RecordRow<'_>> = records
+            .iter()
+            .map(|(key, record)| RecordRow {
+                key,
+                source,
+                record,
+                at,
+            })
+            .collect();
+        insert_rows(
+            self.conn(),
+            backend,
+            table,
+            &[key, "source", "record", "created_at", "updated_at"],
+            "inserting directory records",
+            &rows,
+            bind_record,
+        )
+        .await
+    }
+
+    /// Inserts relationships that never expire, in multi-row statements.
+    async fn insert_sync_relationships(
+        &mut self,
+        addresses: &BTreeSet<Address>,
+        source: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let backend = self.store.backend();
+        let rows: Vec<RelRow<'_>> = addresses
+            .iter()
+            .map(|address| RelRow {
+                address,
+                source,
+                at,
+            })
+            .collect();
+        insert_rows(
+            self.conn(),
+            backend,
+            "dir_relationships",
+            &[
+                "object_type",
+                "object_id",
+                "related_type",
+                "relationship",
+                "related_id",
+                "source",
+                "expires_at",
+                "created_at",
+            ],
+            "inserting relationships",
+            &rows,
+            bind_rel,
+        )
+        .await
+    }
+
+    /// Deletes the relationships at `addresses` (expired or not), a hundred per statement.
+    async fn delete_relationships_at(&mut self, addresses: &[Address]) -> Result<(), StoreError> {
+        // One `(… AND …) OR (… AND …)` term per address: both backends look each up
+        // in the primary key (SQLite scans the table for a row-value `IN (VALUES …)`),
+        // and a hundred terms stay far below SQLite's expression depth limit (1,000).
+        const DELETE_ROWS: usize = 100;
+        let backend = self.store.backend();
+        for chunk in addresses.chunks(DELETE_ROWS) {
+            let terms: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let p = |k: usize| placeholders_for(backend, i * 5 + k, 1);
+                    format!(
+                        "(object_type = {} AND object_id = {} AND related_type = {} \
+                         AND relationship = {} AND related_id = {})",
+                        p(1),
+                        p(2),
+                        p(3),
+                        p(4),
+                        p(5)
+                    )
+                })
+                .collect();
+            let sql = format!("DELETE FROM dir_relationships WHERE {}", terms.join(" OR "));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for a in chunk {
+                query = query
+                    .bind(a.object_type.as_str())
+                    .bind(a.object_id.as_str())
+                    .bind(a.related_type.as_str())
+                    .bind(a.relationship.as_str())
+                    .bind(a.related_id.as_str());
+            }
+            query
+                .execute(self.conn())
+                .await
+                .map_err(StoreError::query("deleting relationships"))?;
+        }
+        Ok(())
     }
 
     async fn update_dir_user_record(
