@@ -314,6 +314,34 @@ impl Shell {
         }
     }
 
+    /// Runs a foreground line of the doc until it succeeds, within `WAIT`. For
+    /// `warden sync --check` right after the outbox is empty: every server of the cluster
+    /// answers a pushed update (`$SYS.REQ.CLAIMS.UPDATE`), the relay counts the first
+    /// answer, and the others store the JWT a moment later (seconds, on a loaded machine).
+    fn run_until_success(&mut self, line: &str) {
+        let (words, background) = words(line);
+        assert!(!background, "{line}: a foreground command");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let out = self
+                .command(&words)
+                .output()
+                .unwrap_or_else(|e| panic!("{line}: {e}"));
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{line}: exit {:?} for {} s\nstdout: {}\nstderr: {}",
+                out.status.code(),
+                WAIT.as_secs(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     fn job(&self, n: usize) -> &Job {
         self.jobs[n - 1].as_ref().expect("job running")
     }
@@ -512,6 +540,8 @@ async fn recipe(line: ServerLine) {
         }
         if is("warden", "sync") {
             shell.wait_delivered("the changes before sync --check");
+            shell.run_until_success(line);
+            continue;
         }
         shell.run(line);
     }
