@@ -66,6 +66,10 @@ pub struct Hub {
     client: async_nats::Client,
     prefix: String,
     rooms: Mutex<HashMap<i64, Room>>,
+    /// The rooms' channels, for handing this gateway's own messages and events to its
+    /// sockets: kept apart from `rooms`, whose lock a join holds across a NATS round
+    /// trip, so that deliveries never wait for a join.
+    local: std::sync::RwLock<HashMap<i64, broadcast::Sender<RoomEvent>>>,
 }
 
 /// A socket's place in a room: its receiver, and on drop its leaving.
@@ -93,6 +97,7 @@ impl Hub {
             client,
             prefix: prefix.to_string(),
             rooms: Mutex::new(HashMap::new()),
+            local: std::sync::RwLock::new(HashMap::new()),
         }
     }
 
@@ -148,6 +153,7 @@ impl Hub {
                 let _ = sender.send(event);
             }
         });
+        self.local_rooms_mut().insert(room_id, tx.clone());
         rooms.insert(
             room_id,
             Room {
@@ -171,8 +177,23 @@ impl Hub {
                 // Aborting drops the subscription, which unsubscribes on the server.
                 room.task.abort();
                 rooms.remove(&room_id);
+                self.local_rooms_mut().remove(&room_id);
             }
         }
+    }
+
+    /// The local rooms' channels (a poisoned lock is still a consistent map: every
+    /// change to it is one insert or remove).
+    fn local_rooms(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, HashMap<i64, broadcast::Sender<RoomEvent>>> {
+        self.local.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn local_rooms_mut(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<i64, broadcast::Sender<RoomEvent>>> {
+        self.local.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Rooms with local members now.
@@ -193,11 +214,11 @@ impl Hub {
     /// publishing fails (they are stored: a resume would show them anyway).
     pub async fn publish_messages(&self, messages: &[MessageOut]) -> Result<(), async_nats::Error> {
         {
-            let rooms = self.rooms.lock().await;
+            let rooms = self.local_rooms();
             for m in messages {
-                if let Some(room) = rooms.get(&m.room_id) {
+                if let Some(tx) = rooms.get(&m.room_id) {
                     // No receivers left is fine: the last member is leaving.
-                    let _ = room.tx.send(RoomEvent::Message {
+                    let _ = tx.send(RoomEvent::Message {
                         id: m.id,
                         frame: Utf8Bytes::from(ServerFrame::Message(m.clone()).to_json()),
                     });
@@ -216,8 +237,8 @@ impl Hub {
     /// Hands a control event to this gateway's sockets in the room and publishes it to the
     /// other gateways, waiting until the server has it.
     pub async fn publish_control(&self, room_id: i64, c: Control) -> Result<(), async_nats::Error> {
-        if let Some(room) = self.rooms.lock().await.get(&room_id) {
-            let _ = room.tx.send(match c {
+        if let Some(tx) = self.local_rooms().get(&room_id) {
+            let _ = tx.send(match c {
                 Control::RulesChanged => RoomEvent::RulesChanged,
                 Control::Deleted => RoomEvent::Deleted,
             });
