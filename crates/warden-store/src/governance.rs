@@ -1583,7 +1583,8 @@ impl Tx<'_> {
                 }
                 if new_user_at.contains_key(&old) {
                     // Deleted from the database right below: it must be there first.
-                    self.insert_sync_users(&new_users, source, at).await?;
+                    self.insert_sync_records("dir_users", "id", &new_users, source, at)
+                        .await?;
                     new_users.clear();
                     new_user_at.clear();
                 }
@@ -1782,8 +1783,10 @@ impl Tx<'_> {
             }
         }
 
-        self.insert_sync_users(&new_users, source, at).await?;
-        self.insert_sync_roles(&new_roles, source, at).await?;
+        self.insert_sync_records("dir_users", "id", &new_users, source, at)
+            .await?;
+        self.insert_sync_records("dir_roles", "name", &new_roles, source, at)
+            .await?;
         self.delete_relationships_at(&rels.delete).await?;
         self.insert_sync_relationships(&rels.insert, source, at)
             .await?;
@@ -1827,28 +1830,8 @@ impl Tx<'_> {
         Ok((report, affected))
     }
 
-    /// Inserts the users a sync plan creates, `(id, record)`, in multi-row statements.
-    async fn insert_sync_users(
-        &mut self,
-        users: &[(String, String)],
-        source: &str,
-        at: i64,
-    ) -> Result<(), StoreError> {
-        self.insert_sync_records("dir_users", "id", users, source, at)
-            .await
-    }
-
-    /// Inserts the roles a sync plan creates, `(name, record)`, in multi-row statements.
-    async fn insert_sync_roles(
-        &mut self,
-        roles: &[(String, String)],
-        source: &str,
-        at: i64,
-    ) -> Result<(), StoreError> {
-        self.insert_sync_records("dir_roles", "name", roles, source, at)
-            .await
-    }
-
+    /// Inserts the users (`dir_users`, keyed by `id`) or roles (`dir_roles`, by `name`) a
+    /// sync plan creates, `(key, record)`, in multi-row statements.
     async fn insert_sync_records(
         &mut self,
         table: &'static str,
