@@ -235,10 +235,11 @@ impl Shell {
 
     /// Waits (bounded) until the relay has delivered every change. The bound is much
     /// longer than the others: a server killed with SIGKILL sends no shutdown event, and
-    /// nats-server 2.9.10 keeps it among the candidates for new streams until its orphan
-    /// check notices the missed heartbeats (minutes: seen here, a device stream's creation
-    /// timing out for 93 s, in about one run of three); each failed creation is retried
-    /// after a backoff of up to the relay's 30 s. On 2.15 the changes arrive at once.
+    /// nats-server 2.9.10 keeps it among the candidates for new streams until it notices
+    /// the missed heartbeats. The doc's device streams are R3, so one placed on the dead
+    /// server still has a quorum (at R1 it stayed offline: "stream is offline", 10118),
+    /// but its creation can wait for the cluster's new leaders (seen: 93 s); each failed
+    /// creation is retried after a backoff of up to the relay's 30 s.
     fn wait_delivered(&self, what: &str) {
         let deadline = Instant::now() + 10 * WAIT;
         loop {
