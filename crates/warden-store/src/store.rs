@@ -279,6 +279,17 @@ impl fmt::Debug for Store {
     }
 }
 
+/// Connections to a SQLite file: SQLite writes one transaction at a time and WAL readers
+/// need no more than a couple per core, while each connection is a thread of its own with
+/// its page and statement caches (~200 KB apiece in a rooms gateway): two per core,
+/// between 4 and 8.
+fn sqlite_pool_size() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
+    u32::try_from(cores.saturating_mul(2))
+        .unwrap_or(u32::MAX)
+        .clamp(4, 8)
+}
+
 impl Store {
     /// Opens the database at `url` (`sqlite://<path>` or `postgres://…`), applies the schema
     /// migrations and checks that `key` is the database's master key (the first open records
@@ -320,7 +331,7 @@ impl Store {
                         url.push(if url.contains('?') { '&' } else { '?' });
                         url.push_str("mode=rwc");
                     }
-                    options = options.max_connections(8);
+                    options = options.max_connections(sqlite_pool_size());
                     wal = true;
                 }
             },
