@@ -25,24 +25,39 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Events a room's sockets receive (buffered per room, for its slowest socket; a socket
 /// that falls this far behind is told it lagged and can resume from its last id). The
-/// ring is allocated whole for every room a gateway listens to (~70 bytes a slot), and
-/// sockets take what is queued in batches, so a few hundred suffice.
-const ROOM_BUFFER: usize = 256;
+/// ring is allocated whole for every room a gateway listens to (~50 bytes a slot: at 256
+/// slots of ~70 bytes, 100 rooms' rings were a seventh of 2,000 idle sockets' memory),
+/// and sockets take what is queued in batches of up to 64, so a couple of batches suffice.
+const ROOM_BUFFER: usize = 128;
 
 /// What happened in a room.
 #[derive(Clone, Debug)]
 pub enum RoomEvent {
-    /// A stored message: its id, and the frame ready to send (serialised once per gateway).
-    Message {
-        /// The message id (for de-duplication after a resume).
-        id: i64,
-        /// The JSON text of the `message` frame (shared by every socket).
-        frame: Utf8Bytes,
-    },
+    /// A stored message, behind one pointer so that the room's ring slots stay small.
+    Message(Arc<LiveMessage>),
     /// The rules changed (or an invitation was declined): re-evaluate rights.
     RulesChanged,
     /// The room was deleted.
     Deleted,
+}
+
+/// A stored message as a room's sockets receive it.
+#[derive(Debug)]
+pub struct LiveMessage {
+    /// The message id (for de-duplication after a resume).
+    pub id: i64,
+    /// The JSON text of the `message` frame, serialised once per gateway and shared by
+    /// every socket.
+    pub frame: Utf8Bytes,
+}
+
+impl LiveMessage {
+    fn event(m: MessageOut) -> RoomEvent {
+        RoomEvent::Message(Arc::new(LiveMessage {
+            id: m.id,
+            frame: Utf8Bytes::from(ServerFrame::Message(m).to_json()),
+        }))
+    }
 }
 
 /// A control event as published on `<prefix>.<room>.ctl`.
@@ -130,10 +145,7 @@ impl Hub {
             while let Some(msg) = sub.next().await {
                 let event = if msg.subject.ends_with(".msg") {
                     match serde_json::from_slice::<MessageOut>(&msg.payload) {
-                        Ok(m) => RoomEvent::Message {
-                            id: m.id,
-                            frame: Utf8Bytes::from(ServerFrame::Message(m).to_json()),
-                        },
+                        Ok(m) => LiveMessage::event(m),
                         Err(e) => {
                             tracing::warn!(subject = %msg.subject, error = %e, "ignoring a malformed room message");
                             continue;
@@ -218,10 +230,7 @@ impl Hub {
             for m in messages {
                 if let Some(tx) = rooms.get(&m.room_id) {
                     // No receivers left is fine: the last member is leaving.
-                    let _ = tx.send(RoomEvent::Message {
-                        id: m.id,
-                        frame: Utf8Bytes::from(ServerFrame::Message(m.clone()).to_json()),
-                    });
+                    let _ = tx.send(LiveMessage::event(m.clone()));
                 }
             }
         }

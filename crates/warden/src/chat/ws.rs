@@ -32,9 +32,11 @@ const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
 /// How long a socket may take, once the server is stopping, to send its Close and hear
 /// the client's (within the process's shutdown deadline, `crate::serve::GRACE`).
 const SHUTDOWN_GOODBYE: Duration = Duration::from_millis(500);
-/// Read buffer of a socket, held for the socket's life (grown as needed for a larger
-/// frame): most client frames (a token, a select, a message) fit in 1 KiB.
-const READ_BUFFER_BYTES: usize = 1024;
+/// Read buffer of a socket, held for the socket's life, so an idle socket pays for it
+/// (1 KiB was a sixth of an idle socket's memory): a select, a ping or a short message
+/// fits; a longer frame (a token, a long message) grows it to that frame's size, read in
+/// pieces of this size.
+const READ_BUFFER_BYTES: usize = 256;
 /// Frames queued for a socket are written out together once this much is buffered (and
 /// at the end of every batch); the buffer grows only while frames are queued.
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
@@ -173,98 +175,107 @@ impl Session {
         }
     }
 
-    async fn run(mut self, mut sink: Sink, mut stream: Stream) {
-        if sink
-            .send(text(&ServerFrame::status(Status::Start)))
-            .await
-            .is_err()
-        {
-            return;
-        }
-        let ping_every = self.state.cfg.ping_interval;
-        let mut ping =
-            tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
-        // The shutdown signal and the token's expiry are waited on by futures made once
-        // and kept across turns of the loop: made anew for every frame, each registered
-        // with (and removed from) the timer wheel and the watch channel per delivery.
-        let mut stop = self.state.stop.clone();
-        let mut stopping = std::pin::pin!(async move { stopped(&mut stop).await });
-        let mut expiry = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
-        // The `exp` the expiry timer is set for (none: no token, the timer is not polled).
-        let mut expiry_for: Option<i64> = None;
-        loop {
-            let exp = self.token.as_ref().map(|t| t.exp);
-            if exp != expiry_for {
-                if let Some(exp) = exp {
-                    let left = (exp - unix_now()).max(0) as u64;
-                    expiry
-                        .as_mut()
-                        .reset(tokio::time::Instant::now() + Duration::from_secs(left));
-                }
-                expiry_for = exp;
+    // Not an `async fn`: its arguments would be kept twice in the future (once as the
+    // arguments, once as the body's locals); captured by this block, they are kept once.
+    #[allow(clippy::manual_async_fn)]
+    fn run(
+        mut self,
+        mut sink: Sink,
+        mut stream: Stream,
+    ) -> impl std::future::Future<Output = ()> + Send {
+        async move {
+            if sink
+                .send(text(&ServerFrame::status(Status::Start)))
+                .await
+                .is_err()
+            {
+                return;
             }
-            let next = tokio::select! {
-                incoming = stream.next() => match incoming {
-                    None => break,
-                    Some(Err(e)) => {
-                        // Oversize frames end here (the reader refuses them).
-                        let too_big = e.to_string().to_ascii_lowercase().contains("too long")
-                            || e.to_string().to_ascii_lowercase().contains("too big")
-                            || e.to_string().to_ascii_lowercase().contains("capacity");
-                        if too_big {
-                            let _ = sink.send(text(&ServerFrame::error(
-                                ErrorCode::TooLarge,
-                                format!("frame larger than {MAX_FRAME_BYTES} bytes; closing"),
-                            ))).await;
-                            let _ = sink.send(close(CLOSE_TOO_BIG, "frame too big")).await;
-                        }
-                        break;
+            let ping_every = self.state.cfg.ping_interval;
+            let mut ping =
+                tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+            // The shutdown signal and the token's expiry are waited on by futures made once
+            // and kept across turns of the loop: made anew for every frame, each registered
+            // with (and removed from) the timer wheel and the watch channel per delivery.
+            let mut stop = self.state.stop.clone();
+            let mut stopping = std::pin::pin!(async move { stopped(&mut stop).await });
+            let mut expiry = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+            // The `exp` the expiry timer is set for (none: no token, the timer is not polled).
+            let mut expiry_for: Option<i64> = None;
+            loop {
+                let exp = self.token.as_ref().map(|t| t.exp);
+                if exp != expiry_for {
+                    if let Some(exp) = exp {
+                        let left = (exp - unix_now()).max(0) as u64;
+                        expiry
+                            .as_mut()
+                            .reset(tokio::time::Instant::now() + Duration::from_secs(left));
                     }
-                    Some(Ok(msg)) => {
-                        self.last_heard = Instant::now();
-                        match msg {
-                            Message::Text(t) => Box::pin(self.on_text(t.as_str(), &mut sink)).await,
-                            Message::Binary(_) => {
-                                self.reply(&mut sink, &ServerFrame::error(
-                                    ErrorCode::InvalidJson,
-                                    "binary frames are not part of the protocol: send JSON text",
-                                )).await
-                            }
-                            Message::Ping(_) | Message::Pong(_) => Next::Continue,
-                            Message::Close(_) => break,
-                        }
-                    }
-                },
-                event = recv_room(&mut self.joined) => Box::pin(self.on_room_event(event, &mut sink)).await,
-                _ = ping.tick() => {
-                    if self.last_heard.elapsed() > ping_every * 2 {
-                        Next::Close(CLOSE_POLICY, "no pong")
-                    } else if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
-                        break;
-                    } else {
-                        Next::Continue
-                    }
+                    expiry_for = exp;
                 }
-                () = &mut expiry, if expiry_for.is_some() => Box::pin(self.on_token_expired(&mut sink)).await,
-                () = &mut stopping => Next::Close(CLOSE_GOING_AWAY, "server shutting down"),
-            };
-            match next {
-                Next::Continue => {}
-                Next::Close(code, reason) => {
-                    let _ = sink.send(close(code, reason)).await;
-                    // The closing handshake: read (and drop) what the client still sends
-                    // until its Close, so the socket is not dropped with unread data —
-                    // that would reset the connection and the client could lose our
-                    // Close frame and its code (a flooder, typically).
-                    let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
-                        while let Some(Ok(m)) = stream.next().await {
-                            if matches!(m, Message::Close(_)) {
-                                break;
+                let next = tokio::select! {
+                    incoming = stream.next() => match incoming {
+                        None => break,
+                        Some(Err(e)) => {
+                            // Oversize frames end here (the reader refuses them).
+                            let too_big = e.to_string().to_ascii_lowercase().contains("too long")
+                                || e.to_string().to_ascii_lowercase().contains("too big")
+                                || e.to_string().to_ascii_lowercase().contains("capacity");
+                            if too_big {
+                                let _ = sink.send(text(&ServerFrame::error(
+                                    ErrorCode::TooLarge,
+                                    format!("frame larger than {MAX_FRAME_BYTES} bytes; closing"),
+                                ))).await;
+                                let _ = sink.send(close(CLOSE_TOO_BIG, "frame too big")).await;
+                            }
+                            break;
+                        }
+                        Some(Ok(msg)) => {
+                            self.last_heard = Instant::now();
+                            match msg {
+                                Message::Text(t) => Box::pin(self.on_text(t.as_str(), &mut sink)).await,
+                                Message::Binary(_) => {
+                                    self.reply(&mut sink, &ServerFrame::error(
+                                        ErrorCode::InvalidJson,
+                                        "binary frames are not part of the protocol: send JSON text",
+                                    )).await
+                                }
+                                Message::Ping(_) | Message::Pong(_) => Next::Continue,
+                                Message::Close(_) => break,
                             }
                         }
-                    })
-                    .await;
-                    break;
+                    },
+                    event = recv_room(&mut self.joined) => Box::pin(self.on_room_event(event, &mut sink)).await,
+                    _ = ping.tick() => {
+                        if self.last_heard.elapsed() > ping_every * 2 {
+                            Next::Close(CLOSE_POLICY, "no pong")
+                        } else if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                            break;
+                        } else {
+                            Next::Continue
+                        }
+                    }
+                    () = &mut expiry, if expiry_for.is_some() => Box::pin(self.on_token_expired(&mut sink)).await,
+                    () = &mut stopping => Next::Close(CLOSE_GOING_AWAY, "server shutting down"),
+                };
+                match next {
+                    Next::Continue => {}
+                    Next::Close(code, reason) => {
+                        let _ = sink.send(close(code, reason)).await;
+                        // The closing handshake: read (and drop) what the client still sends
+                        // until its Close, so the socket is not dropped with unread data —
+                        // that would reset the connection and the client could lose our
+                        // Close frame and its code (a flooder, typically).
+                        let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+                            while let Some(Ok(m)) = stream.next().await {
+                                if matches!(m, Message::Close(_)) {
+                                    break;
+                                }
+                            }
+                        })
+                        .await;
+                        break;
+                    }
                 }
             }
         }
@@ -521,14 +532,18 @@ impl Session {
         };
         let room_id = joined.room_id;
         match event {
-            Ok(RoomEvent::Message { id, frame }) => {
+            Ok(RoomEvent::Message(message)) => {
                 // This message and whatever else is already queued for the socket go out
                 // in one write: fed one by one, flushed once.
                 let mut fed = 0u64;
-                let mut next = Some((id, frame));
-                while let Some((id, frame)) = next.take() {
-                    if id > joined.replayed_upto {
-                        if sink.feed(Message::Text(frame)).await.is_err() {
+                let mut next = Some(message);
+                while let Some(message) = next.take() {
+                    if message.id > joined.replayed_upto {
+                        if sink
+                            .feed(Message::Text(message.frame.clone()))
+                            .await
+                            .is_err()
+                        {
                             return Next::Close(CLOSE_GOING_AWAY, "send failed");
                         }
                         fed += 1;
@@ -537,7 +552,7 @@ impl Session {
                         break;
                     }
                     match joined.member.rx.try_recv() {
-                        Ok(RoomEvent::Message { id, frame }) => next = Some((id, frame)),
+                        Ok(RoomEvent::Message(message)) => next = Some(message),
                         Ok(other) => joined.pending = Some(Ok(other)),
                         Err(TryRecvError::Empty) => {}
                         Err(TryRecvError::Lagged(n)) => {
