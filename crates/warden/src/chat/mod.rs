@@ -20,12 +20,12 @@ mod rest;
 mod ws;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, put};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use warden_chat::token::TokenValidator;
 use warden_core::{AccountSpec, UserSpec};
 use warden_ops::rooms::{RoomWriter, Rooms, RoomsPolicy, StoredHook};
@@ -190,8 +190,45 @@ pub struct ChatShared {
     pub(crate) writer: RoomWriter,
     pub(crate) cfg: ChatConfig,
     pub(crate) hub: Arc<Hub>,
-    pub(crate) stop: watch::Receiver<bool>,
+    pub(crate) stop: Arc<Stopping>,
     pub(crate) sessions: Sessions,
+}
+
+/// The server's stop as every socket waits for it (twice: its session, and its task
+/// bounding the goodbye): a flag and a [`Notify`], whose waiting future is about half the
+/// size of a `watch` receiver's (~160 bytes each), on every idle socket.
+pub(crate) struct Stopping {
+    stopped: AtomicBool,
+    notify: Notify,
+}
+
+impl Stopping {
+    /// Follows `stop` (true, or its sender gone, is the stop).
+    fn follow(mut stop: watch::Receiver<bool>) -> Arc<Stopping> {
+        let stopping = Arc::new(Stopping {
+            stopped: AtomicBool::new(false),
+            notify: Notify::new(),
+        });
+        let set = stopping.clone();
+        tokio::spawn(async move {
+            let _ = stop.wait_for(|s| *s).await;
+            set.stopped.store(true, Ordering::Release);
+            set.notify.notify_waiters();
+        });
+        stopping
+    }
+
+    /// Returns once the server is stopping.
+    pub(crate) async fn wait(&self) {
+        let notified = self.notify.notified();
+        tokio::pin!(notified);
+        // Registered before the flag is read: a stop between the two still wakes it.
+        notified.as_mut().enable();
+        if self.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        notified.await;
+    }
 }
 
 impl std::ops::Deref for ChatState {
@@ -351,7 +388,7 @@ pub async fn start(
         rooms,
         cfg,
         hub,
-        stop,
+        stop: Stopping::follow(stop),
         sessions: Sessions::default(),
     })))
 }

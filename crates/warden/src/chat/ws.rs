@@ -83,11 +83,11 @@ type Stream = futures::stream::SplitStream<WebSocket>;
 /// A socket's task: its session, and at shutdown a bounded wait for the goodbye.
 async fn socket_task(state: ChatState, sink: Sink, stream: Stream) {
     let _open = state.sessions.open();
-    let mut stop = state.stop.clone();
+    let stop = state.stop.clone();
     let mut session = std::pin::pin!(Session::new(state).run(sink, stream));
     tokio::select! {
         () = &mut session => {}
-        () = stopped(&mut stop) => {
+        () = stop.wait() => {
             // The session sends its Close itself; a client that does not
             // read (the Close cannot even be written) or never answers it
             // gets this long, then the socket is dropped.
@@ -192,26 +192,30 @@ impl Session {
                 return;
             }
             let ping_every = self.state.cfg.ping_interval;
-            let mut ping =
-                tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
-            // The shutdown signal and the token's expiry are waited on by futures made once
-            // and kept across turns of the loop: made anew for every frame, each registered
-            // with (and removed from) the timer wheel and the watch channel per delivery.
-            let mut stop = self.state.stop.clone();
-            let mut stopping = std::pin::pin!(async move { stopped(&mut stop).await });
-            let mut expiry = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
-            // The `exp` the expiry timer is set for (none: no token, the timer is not polled).
+            // The shutdown signal and one timer are waited on by futures made once and kept
+            // across turns of the loop (made anew for every frame, each was registered with,
+            // and removed from, the timer wheel and the stop's waiters per delivery). The
+            // timer serves both the next ping and the token's expiry, whichever comes first:
+            // one timer less on every idle socket.
+            let stop = self.state.stop.clone();
+            let mut stopping = std::pin::pin!(async move { stop.wait().await });
+            let mut next_ping = tokio::time::Instant::now() + ping_every;
+            let mut timer = std::pin::pin!(tokio::time::sleep_until(next_ping));
+            // When the token expires (none: no token), and the `exp` that was computed from.
+            let mut expires_at: Option<tokio::time::Instant> = None;
             let mut expiry_for: Option<i64> = None;
             loop {
                 let exp = self.token.as_ref().map(|t| t.exp);
                 if exp != expiry_for {
-                    if let Some(exp) = exp {
+                    expires_at = exp.map(|exp| {
                         let left = (exp - unix_now()).max(0) as u64;
-                        expiry
-                            .as_mut()
-                            .reset(tokio::time::Instant::now() + Duration::from_secs(left));
-                    }
+                        tokio::time::Instant::now() + Duration::from_secs(left)
+                    });
                     expiry_for = exp;
+                }
+                let due = expires_at.map_or(next_ping, |at| at.min(next_ping));
+                if timer.deadline() != due {
+                    timer.as_mut().reset(due);
                 }
                 let next = tokio::select! {
                     incoming = stream.next() => match incoming {
@@ -246,16 +250,24 @@ impl Session {
                         }
                     },
                     event = recv_room(&mut self.joined) => Box::pin(self.on_room_event(event, &mut sink)).await,
-                    _ = ping.tick() => {
-                        if self.last_heard.elapsed() > ping_every * 2 {
-                            Next::Close(CLOSE_POLICY, "no pong")
-                        } else if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
-                            break;
+                    () = &mut timer => {
+                        let now = tokio::time::Instant::now();
+                        if expires_at.is_some_and(|at| at <= now) {
+                            // A ping due too is sent on the next turn (the timer is reset
+                            // to it, in the past, so it fires at once).
+                            expires_at = None;
+                            Box::pin(self.on_token_expired(&mut sink)).await
                         } else {
-                            Next::Continue
+                            next_ping = now + ping_every;
+                            if self.last_heard.elapsed() > ping_every * 2 {
+                                Next::Close(CLOSE_POLICY, "no pong")
+                            } else if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                                break;
+                            } else {
+                                Next::Continue
+                            }
                         }
                     }
-                    () = &mut expiry, if expiry_for.is_some() => Box::pin(self.on_token_expired(&mut sink)).await,
                     () = &mut stopping => Next::Close(CLOSE_GOING_AWAY, "server shutting down"),
                 };
                 match next {
@@ -660,9 +672,4 @@ async fn recv_room(joined: &mut Option<Joined>) -> Result<RoomEvent, RecvError> 
         },
         None => std::future::pending().await,
     }
-}
-
-async fn stopped(rx: &mut tokio::sync::watch::Receiver<bool>) {
-    // The guard `wait_for` returns is not Send: drop it here.
-    let _ = rx.wait_for(|s| *s).await.map(|_| ());
 }
