@@ -20,7 +20,7 @@ mod rest;
 mod ws;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -195,32 +195,46 @@ pub struct ChatShared {
 }
 
 /// The server's stop as every socket waits for it (twice: its session, and its task
-/// bounding the goodbye): a flag and a [`Notify`], whose waiting future is about half the
-/// size of a `watch` receiver's (~160 bytes each), on every idle socket.
+/// bounding the goodbye): a flag and [`Notify`]s, whose waiting future is about half the
+/// size of a `watch` receiver's (~160 bytes each), on every idle socket. A waiting
+/// `Notified` takes its `Notify`'s lock each time its task is polled (every delivery):
+/// the sockets are spread over several, as `watch` does, so they do not all take one.
 pub(crate) struct Stopping {
     stopped: AtomicBool,
-    notify: Notify,
+    notify: [Notify; STOP_SHARDS],
+    next: AtomicUsize,
 }
+
+/// How many [`Notify`]s the sockets are spread over.
+const STOP_SHARDS: usize = 16;
 
 impl Stopping {
     /// Follows `stop` (true, or its sender gone, is the stop).
     fn follow(mut stop: watch::Receiver<bool>) -> Arc<Stopping> {
         let stopping = Arc::new(Stopping {
             stopped: AtomicBool::new(false),
-            notify: Notify::new(),
+            notify: std::array::from_fn(|_| Notify::new()),
+            next: AtomicUsize::new(0),
         });
         let set = stopping.clone();
         tokio::spawn(async move {
             let _ = stop.wait_for(|s| *s).await;
             set.stopped.store(true, Ordering::Release);
-            set.notify.notify_waiters();
+            for n in &set.notify {
+                n.notify_waiters();
+            }
         });
         stopping
     }
 
-    /// Returns once the server is stopping.
-    pub(crate) async fn wait(&self) {
-        let notified = self.notify.notified();
+    /// The [`Notify`] a new socket waits on (they take turns).
+    pub(crate) fn shard(&self) -> usize {
+        self.next.fetch_add(1, Ordering::Relaxed) % STOP_SHARDS
+    }
+
+    /// Returns once the server is stopping; `shard` is the socket's [`Stopping::shard`].
+    pub(crate) async fn wait(&self, shard: usize) {
+        let notified = self.notify[shard % STOP_SHARDS].notified();
         tokio::pin!(notified);
         // Registered before the flag is read: a stop between the two still wakes it.
         notified.as_mut().enable();

@@ -84,10 +84,11 @@ type Stream = futures::stream::SplitStream<WebSocket>;
 async fn socket_task(state: ChatState, sink: Sink, stream: Stream) {
     let _open = state.sessions.open();
     let stop = state.stop.clone();
-    let mut session = std::pin::pin!(Session::new(state).run(sink, stream));
+    let shard = stop.shard();
+    let mut session = std::pin::pin!(Session::new(state).run(sink, stream, shard));
     tokio::select! {
         () = &mut session => {}
-        () = stop.wait() => {
+        () = stop.wait(shard) => {
             // The session sends its Close itself; a client that does not
             // read (the Close cannot even be written) or never answers it
             // gets this long, then the socket is dropped.
@@ -182,6 +183,7 @@ impl Session {
         mut self,
         mut sink: Sink,
         mut stream: Stream,
+        stop_shard: usize,
     ) -> impl std::future::Future<Output = ()> + Send {
         async move {
             if sink
@@ -198,7 +200,7 @@ impl Session {
             // timer serves both the next ping and the token's expiry, whichever comes first:
             // one timer less on every idle socket.
             let stop = self.state.stop.clone();
-            let mut stopping = std::pin::pin!(async move { stop.wait().await });
+            let mut stopping = std::pin::pin!(async move { stop.wait(stop_shard).await });
             let mut next_ping = tokio::time::Instant::now() + ping_every;
             let mut timer = std::pin::pin!(tokio::time::sleep_until(next_ping));
             // When the token expires (none: no token), and the `exp` that was computed from.
