@@ -31,6 +31,7 @@
 //! (`None`): they can be fetched later by someone who may.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -225,6 +226,7 @@ impl Warden {
         let signers = self.ensure_hub(&mut tx, &op, &fleet).await?;
         let new = self.prepare_device(&op, &fleet, &signers, &id, meta, now())?;
         write_devices(&mut tx, std::slice::from_ref(&new), &fleet).await?;
+        enqueue_devices(&mut tx, std::slice::from_ref(&new)).await?;
         tx.record(self.event("device.add", "device", id.as_str(), device_summary(&new)))
             .await?;
         tx.commit().await?;
@@ -287,27 +289,50 @@ impl Warden {
             return Ok((report, self.sees_creds().then_some(Vec::new())));
         }
         check_capacity(&fleet, existing.len(), todo.len())?;
-        let signers = self.ensure_hub(&mut tx, &op, &fleet).await?;
+        let signers = Arc::new(self.ensure_hub(&mut tx, &op, &fleet).await?);
         let at = now();
-        let mut made = Vec::with_capacity(todo.len());
-        for chunk in todo.chunks(PREPARE_CHUNK) {
-            let part = on_all_cores(|| {
-                chunk
-                    .par_iter()
-                    .map(|(id, meta)| {
-                        self.prepare_device(&op, &fleet, &signers, id, meta.clone(), at)
-                    })
-                    .collect::<Result<Vec<Provisioned>>>()
-            })?;
+        let began = std::time::Instant::now();
+        let mut made: Vec<Provisioned> = Vec::with_capacity(todo.len());
+        // made[..stored] are written. While rayon makes one chunk, what was made before
+        // it is written, so the cores sign while SQLite works.
+        let mut stored = 0;
+        let mut waited = Duration::ZERO;
+        let mut todo = todo.into_iter();
+        let mut next_chunk =
+            || -> Vec<(DeviceId, DeviceMeta)> { todo.by_ref().take(PREPARE_CHUNK).collect() };
+        let mut chunk = next_chunk();
+        while !chunk.is_empty() {
+            let preparing = self.prepare_devices(&op, &fleet, &signers, chunk, at);
+            let (part, written) = tokio::join!(preparing, async {
+                let t = std::time::Instant::now();
+                let r = write_devices(&mut tx, &made[stored..], &fleet).await;
+                (r, t.elapsed())
+            });
+            written.0?;
+            waited += written.1;
+            stored = made.len();
+            let part = part?;
+            progress(part.len() as u64);
             made.extend(part);
-            progress(chunk.len() as u64);
+            chunk = next_chunk();
         }
-        write_devices(&mut tx, &made, &fleet).await?;
+        let t = std::time::Instant::now();
+        write_devices(&mut tx, &made[stored..], &fleet).await?;
+        enqueue_devices(&mut tx, &made).await?;
+        waited += t.elapsed();
         for event in batch_events(&made) {
             tx.record(self.event("device.add_batch", "fleet", &fleet.hub_account, event))
                 .await?;
         }
+        let committing = std::time::Instant::now();
         tx.commit().await?;
+        tracing::debug!(
+            devices = made.len(),
+            total_ms = began.elapsed().as_millis() as u64,
+            writing_ms = waited.as_millis() as u64,
+            commit_ms = committing.elapsed().as_millis() as u64,
+            "devices added in bulk"
+        );
         let mut creds = Vec::with_capacity(made.len());
         for p in made {
             report.added.push(p.device.id);
@@ -604,6 +629,30 @@ impl Warden {
             meta,
         })
     }
+
+    /// Makes `chunk`'s devices on rayon's pool (one thread per core), off the async
+    /// runtime's threads, so the caller can write the chunk before meanwhile; the results
+    /// keep the chunk's order. The first error wins.
+    fn prepare_devices(
+        &self,
+        op: &OperatorRow,
+        fleet: &FleetSettings,
+        signers: &Arc<Signers>,
+        chunk: Vec<(DeviceId, DeviceMeta)>,
+        at: i64,
+    ) -> impl Future<Output = Result<Vec<Provisioned>>> + use<> {
+        let (this, op, fleet, signers) = (self.clone(), op.clone(), fleet.clone(), signers.clone());
+        let made = tokio::task::spawn_blocking(move || {
+            chunk
+                .into_par_iter()
+                .map(|(id, meta)| this.prepare_device(&op, &fleet, &signers, &id, meta, at))
+                .collect::<Result<Vec<Provisioned>>>()
+        });
+        async move {
+            made.await
+                .map_err(|e| OpsError::Jwt(format!("making devices: {e}")))?
+        }
+    }
 }
 
 /// Devices whose keys and JWTs one parallel step makes before progress is reported.
@@ -666,10 +715,12 @@ fn batch_events(made: &[Provisioned]) -> Vec<serde_json::Value> {
     events
 }
 
-/// Writes made devices in one go: sealed seeds, accounts, users, device rows (multi-row
-/// statements), then the outbox rows asking the relay to push each account and create
-/// each stream. A taken name, key or id refuses the whole batch.
+/// Writes made devices: sealed seeds, accounts, users, device rows (multi-row
+/// statements). A taken name, key or id refuses the whole batch.
 async fn write_devices(tx: &mut Tx<'_>, made: &[Provisioned], fleet: &FleetSettings) -> Result<()> {
+    if made.is_empty() {
+        return Ok(());
+    }
     let mut seeds = Vec::with_capacity(made.len() * 2);
     for p in made {
         seeds.push(NewSeed {
@@ -698,6 +749,12 @@ async fn write_devices(tx: &mut Tx<'_>, made: &[Provisioned], fleet: &FleetSetti
         )),
         other => other.into(),
     })?;
+    Ok(())
+}
+
+/// The outbox rows asking the relay to push each made device's account, then to create
+/// each stream: every account before any stream, so the relay's first batches are pushes.
+async fn enqueue_devices(tx: &mut Tx<'_>, made: &[Provisioned]) -> Result<()> {
     let mut outbox: Vec<(&str, &str)> = made
         .iter()
         .map(|p| (TOPIC_ACCOUNT_UPDATE, p.account.public_key.as_str()))
