@@ -422,7 +422,10 @@ pub async fn serve(
         .fallback(|| async { rest::ChatError::NoRoute.into_response_json() })
         .layer(axum::middleware::from_fn(crate::http::metrics::track));
     match listener {
-        crate::http::Listening::Plain(l) => crate::http::serve_router(l, app, stop).await?,
+        crate::http::Listening::Plain(l) => {
+            use axum::serve::ListenerExt as _;
+            crate::http::serve_router(l.tap_io(crate::http::no_delay), app, stop).await?
+        }
         crate::http::Listening::Tls(l) => {
             let app = app.layer(axum::middleware::map_response(crate::http::hsts));
             crate::http::serve_router(l, app, stop).await?

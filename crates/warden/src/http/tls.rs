@@ -184,7 +184,7 @@ impl TlsListener {
         ENABLED.store(true, Ordering::Relaxed);
         tokio::spawn(async move {
             loop {
-                let (stream, peer) = match tcp.accept().await {
+                let (mut stream, peer) = match tcp.accept().await {
                     Ok(c) => c,
                     Err(e) => {
                         // Out of descriptors and the like: wait a moment, as axum does.
@@ -196,6 +196,7 @@ impl TlsListener {
                 if tx.is_closed() {
                     return;
                 }
+                super::no_delay(&mut stream);
                 let acceptor = config.acceptor();
                 let tx = tx.clone();
                 tokio::spawn(async move {
