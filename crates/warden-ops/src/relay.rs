@@ -245,12 +245,12 @@ impl Batch {
     }
 }
 
-/// Reads up to `limit` due rows with ids above `after`, and the accounts' JWTs.
-async fn read_batch(warden: &Warden, after: i64, limit: i64) -> Result<Batch> {
+/// Reads up to `cfg.batch` due rows with ids above `after`, and the accounts' JWTs.
+async fn read_batch(warden: &Warden, cfg: &RelayConfig, after: i64) -> Result<Batch> {
     let began = std::time::Instant::now();
     let rows = warden
         .store()
-        .pending_outbox_after(now(), after, limit)
+        .pending_outbox_after(now(), after, cfg.batch)
         .await?;
     let mut wanted: Vec<String> = rows
         .iter()
@@ -442,7 +442,7 @@ pub async fn drain_once(
     conns: &Connections,
     cfg: &RelayConfig,
 ) -> Result<(DrainReport, usize)> {
-    let batch = read_batch(warden, 0, cfg.batch).await?;
+    let batch = read_batch(warden, cfg, 0).await?;
     let seen = batch.rows.len();
     if seen == 0 {
         return Ok((DrainReport::default(), 0));
@@ -483,12 +483,6 @@ fn add_up(total: &mut DrainReport, r: DrainReport) {
     }
 }
 
-/// Rows in the first batch of [`drain_all`]; each next batch is four times larger, up to
-/// [`RelayConfig::batch`]. Nothing is sent while the first batch is read, so a short first
-/// read starts the pushes sooner (2,000 accounts and their events read at once held the
-/// pushes back ~30 ms, a tenth of pushing them to a fast server).
-const FIRST_BATCH: i64 = 256;
-
 /// Delivers everything due now, for `warden push`: batch after batch, pipelined — while
 /// one batch is sent, the one before is recorded and the next one read (by id, after the
 /// batch in flight), so the pushes never wait on the store between batches.
@@ -498,8 +492,7 @@ pub async fn drain_all(
     cfg: &RelayConfig,
 ) -> Result<DrainReport> {
     let mut total = DrainReport::default();
-    let mut limit = cfg.batch.min(FIRST_BATCH);
-    let mut batch = read_batch(warden, 0, limit).await?;
+    let mut batch = read_batch(warden, cfg, 0).await?;
     let mut unrecorded: Option<Sent> = None;
     loop {
         if batch.rows.is_empty() {
@@ -510,7 +503,6 @@ pub async fn drain_all(
         }
         let after = batch.last_id();
         let previous = unrecorded.take();
-        limit = limit.saturating_mul(4).min(cfg.batch);
         let (sent, recorded, next) = tokio::join!(
             send_batch(conns, cfg, batch, warden),
             async {
@@ -519,7 +511,7 @@ pub async fn drain_all(
                     None => Ok(None),
                 }
             },
-            read_batch(warden, after, limit),
+            read_batch(warden, cfg, after),
         );
         if let Some(r) = recorded? {
             add_up(&mut total, r);
