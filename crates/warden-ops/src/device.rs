@@ -256,7 +256,9 @@ impl Warden {
     ///
     /// Keys, activations and JWTs are made on every core (rayon), in chunks whose
     /// results keep the input order, so the report, the creds and the rows come out
-    /// in the order given. The rows are then written with multi-row statements, and
+    /// in the order given. Each chunk's rows are written with multi-row statements
+    /// while the next chunk is made (the outbox rows at the end: every account, then
+    /// every stream), and
     /// the ledger gets one `device.add_batch` event per [`BATCH_EVENT_DEVICES`]
     /// devices (fewer when their metadata is large) listing each device's id, account
     /// and user keys and metadata. `progress` is called as devices are made and
