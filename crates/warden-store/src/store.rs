@@ -360,6 +360,16 @@ impl Store {
                     sqlx::query("PRAGMA foreign_keys = ON")
                         .execute(&mut *conn)
                         .await?;
+                    // A statement that changes several rows inside a transaction (every
+                    // multi-row insert and update of a batch: room messages, devices,
+                    // outbox marks) keeps a statement journal of the pages it touches, to
+                    // undo itself alone if it fails. Past 64 KiB SQLite spills that journal
+                    // to a temporary file, created, written and deleted per transaction: in
+                    // the rooms gateway's group commits that was ~8 % of its CPU. In memory
+                    // it is bounded by one statement's pages and freed with it.
+                    sqlx::query("PRAGMA temp_store = MEMORY")
+                        .execute(&mut *conn)
+                        .await?;
                     Ok(())
                 })
             });
