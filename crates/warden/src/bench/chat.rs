@@ -31,6 +31,8 @@ use warden_chat::token::{ChatClaims, sign};
 use warden_ops::rooms::{ChatUser, NewRoomRequest, Rooms, RoomsPolicy, RuleRequest};
 use warden_ops::{InitOptions, Warden};
 
+use crate::bench::{CpuTime, cpu_time};
+
 const AUDIENCE: &str = "chat.bench.invalid";
 const ISSUER: &str = "users.bench.invalid";
 /// Every bench client's entity: one entity rule `rw` per room lets them all in.
@@ -203,46 +205,6 @@ impl GatewayChild {
     fn cpu(&self) -> Result<CpuTime> {
         cpu_time(self.child.id())
     }
-}
-
-/// CPU time a process used, all its threads together (`utime` and `stime` of
-/// `/proc/PID/stat`, in clock ticks of 10 ms: Linux reports them in `USER_HZ`, 100).
-#[derive(Clone, Copy, Debug, Default)]
-struct CpuTime {
-    user_ms: u64,
-    system_ms: u64,
-}
-
-impl CpuTime {
-    fn since(self, before: CpuTime) -> CpuTime {
-        CpuTime {
-            user_ms: self.user_ms.saturating_sub(before.user_ms),
-            system_ms: self.system_ms.saturating_sub(before.system_ms),
-        }
-    }
-}
-
-fn cpu_time(pid: u32) -> Result<CpuTime> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("cannot read /proc/{pid}/stat"))?;
-    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .ok_or_else(|| anyhow!("unexpected /proc/{pid}/stat"))?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After the name: state is field 3, utime field 14, stime field 15.
-    let tick = |i: usize| -> Result<u64> {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .map(|t| t * 10)
-            .ok_or_else(|| anyhow!("unexpected /proc/{pid}/stat"))
-    };
-    Ok(CpuTime {
-        user_ms: tick(11)?,
-        system_ms: tick(12)?,
-    })
 }
 
 /// A `KiB` field (`VmRSS`, `RssAnon`) of a process's `/proc/PID/status`.

@@ -292,3 +292,48 @@ pub async fn user_add(json: bool, count: u32) -> Result<()> {
     }
     Ok(())
 }
+
+/// CPU time a process used, all its threads together (`utime` and `stime` of
+/// `/proc/PID/stat`, in clock ticks of 10 ms: Linux reports them in `USER_HZ`, 100).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct CpuTime {
+    /// User time, ms.
+    pub user_ms: u64,
+    /// System time, ms.
+    pub system_ms: u64,
+}
+
+impl CpuTime {
+    /// The time used since `before`.
+    pub fn since(self, before: CpuTime) -> CpuTime {
+        CpuTime {
+            user_ms: self.user_ms.saturating_sub(before.user_ms),
+            system_ms: self.system_ms.saturating_sub(before.system_ms),
+        }
+    }
+}
+
+/// What [`CpuTime`] process `pid` has used so far.
+pub(crate) fn cpu_time(pid: u32) -> Result<CpuTime> {
+    use anyhow::{Context, anyhow};
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("cannot read /proc/{pid}/stat"))?;
+    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| anyhow!("unexpected /proc/{pid}/stat"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state is field 3, utime field 14, stime field 15.
+    let tick = |i: usize| -> Result<u64> {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|t| t * 10)
+            .ok_or_else(|| anyhow!("unexpected /proc/{pid}/stat"))
+    };
+    Ok(CpuTime {
+        user_ms: tick(11)?,
+        system_ms: tick(12)?,
+    })
+}

@@ -10,6 +10,10 @@
 //! counts `200` replies. After a warm-up, the two run in pairs of rounds, alternating which
 //! goes first, so the server's growing account count and the machine's changing load weigh
 //! on both alike; the median of the pairs' ratios is the figure to quote.
+//!
+//! Each round also reports the CPU time per account of both processes, the pushing one
+//! (this one) and nats-server: on a machine with few cores they share them, so what the
+//! relay spends beyond the bare client is taken from the server.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -23,6 +27,7 @@ use warden_ops::Warden;
 use warden_ops::relay::{Connections, RelayConfig, drain_all};
 
 use crate::bench::server::BenchServer;
+use crate::bench::{CpuTime, cpu_time};
 use crate::cli::print_json;
 
 /// Account JWTs the bare client pushes before anything is measured.
@@ -53,6 +58,11 @@ pub struct PushRound {
     pub seconds: f64,
     /// Accounts per second.
     pub per_s: f64,
+    /// CPU time (user + system) of the pushing side — this process: the bare client, or
+    /// Warden's relay with its store — per account, µs. The resolution is 10 ms per round.
+    pub client_cpu_us_per_account: f64,
+    /// CPU time of nats-server per account, µs.
+    pub server_cpu_us_per_account: f64,
 }
 
 /// Result of `warden bench push`.
@@ -79,6 +89,14 @@ pub struct PushBenchReport {
     /// The median of `pair_ratios`: the figure least moved by the machine's load changing
     /// between rounds.
     pub median_ratio: f64,
+    /// Median over the bare rounds of the client's CPU per account, µs.
+    pub bare_client_cpu_us: f64,
+    /// Median over Warden's rounds of the relay's CPU per account, µs.
+    pub warden_client_cpu_us: f64,
+    /// Median over the bare rounds of nats-server's CPU per account, µs.
+    pub bare_server_cpu_us: f64,
+    /// Median over Warden's rounds of nats-server's CPU per account, µs.
+    pub warden_server_cpu_us: f64,
     /// Load average (1 minute) when the bench ended.
     pub load: Option<f64>,
 }
@@ -104,11 +122,13 @@ pub async fn bench(json: bool, opts: PushBenchOptions) -> anyhow::Result<()> {
     );
     for r in &out.rounds {
         println!(
-            "  {:<7} {:>7} accounts  {:>8.1} ms  {:>8.0} accounts/s",
+            "  {:<7} {:>7} accounts  {:>8.1} ms  {:>8.0} accounts/s  CPU per account: pusher {:>5.0} µs, nats-server {:>5.0} µs",
             r.who,
             r.accounts,
             r.seconds * 1e3,
-            r.per_s
+            r.per_s,
+            r.client_cpu_us_per_account,
+            r.server_cpu_us_per_account
         );
     }
     println!(
@@ -118,6 +138,13 @@ pub async fn bench(json: bool, opts: PushBenchOptions) -> anyhow::Result<()> {
         out.ratio,
         out.median_ratio,
         out.load.map_or("?".into(), |l| format!("{l:.2}"))
+    );
+    println!(
+        "CPU per account (medians): bare client {:.0} µs, relay {:.0} µs; nats-server {:.0} µs for the bare client's, {:.0} µs for the relay's",
+        out.bare_client_cpu_us,
+        out.warden_client_cpu_us,
+        out.bare_server_cpu_us,
+        out.warden_server_cpu_us
     );
     Ok(())
 }
@@ -177,16 +204,20 @@ async fn measure(
         let mut secs = [0.0; 2];
         for who in order {
             let round = rounds.len();
+            // Both processes' CPU time when the measured part of the round starts.
+            let cpu_before;
             let took = match who {
                 "bare" => {
                     let jwts = lookalike_jwts(w, &conns, n, round).await?;
                     jwt_bytes = jwts[0].len();
+                    cpu_before = (cpu_time(std::process::id())?, server.cpu()?);
                     let started = Instant::now();
                     bare_push(&bare, &jwts, cfg.concurrency).await?;
                     started.elapsed()
                 }
                 _ => {
                     create_accounts(w, n, round, json).await?;
+                    cpu_before = (cpu_time(std::process::id())?, server.cpu()?);
                     let started = Instant::now();
                     let r = drain_all(w, &conns, &cfg).await?;
                     let took = started.elapsed();
@@ -200,12 +231,18 @@ async fn measure(
                     took
                 }
             };
+            let client_cpu = cpu_time(std::process::id())?.since(cpu_before.0);
+            let server_cpu = server.cpu()?.since(cpu_before.1);
+            let per_account =
+                |c: CpuTime| (c.user_ms + c.system_ms) as f64 * 1e3 / f64::from(n.max(1));
             secs[usize::from(who == "warden")] = took.as_secs_f64();
             rounds.push(PushRound {
                 who,
                 accounts: n,
                 seconds: took.as_secs_f64(),
                 per_s: f64::from(n) / took.as_secs_f64().max(1e-9),
+                client_cpu_us_per_account: per_account(client_cpu),
+                server_cpu_us_per_account: per_account(server_cpu),
             });
         }
         // Warden's rate over the bare client's, within the pair.
@@ -223,6 +260,17 @@ async fn measure(
         count / f64::max(secs, 1e-9)
     };
     let (bare_per_s, warden_per_s) = (rate("bare"), rate("warden"));
+    let median = |who: &str, cpu: fn(&PushRound) -> f64| {
+        let mut v: Vec<f64> = rounds.iter().filter(|r| r.who == who).map(cpu).collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let client = |r: &PushRound| r.client_cpu_us_per_account;
+    let server_side = |r: &PushRound| r.server_cpu_us_per_account;
+    let (bare_client_cpu_us, warden_client_cpu_us) =
+        (median("bare", client), median("warden", client));
+    let (bare_server_cpu_us, warden_server_cpu_us) =
+        (median("bare", server_side), median("warden", server_side));
     Ok(PushBenchReport {
         nats_server: server.version.clone(),
         lanes: cfg.lanes,
@@ -234,6 +282,10 @@ async fn measure(
         ratio: warden_per_s / bare_per_s.max(1e-9),
         pair_ratios: ratios,
         median_ratio,
+        bare_client_cpu_us,
+        warden_client_cpu_us,
+        bare_server_cpu_us,
+        warden_server_cpu_us,
         load: load_average(),
     })
 }

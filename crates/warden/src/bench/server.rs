@@ -86,6 +86,11 @@ impl BenchServer {
         }
     }
 
+    /// CPU time the server has used so far.
+    pub(crate) fn cpu(&self) -> anyhow::Result<crate::bench::CpuTime> {
+        crate::bench::cpu_time(self.child.id())
+    }
+
     /// Stops the server (also done when it is dropped).
     pub fn stop(&mut self) {
         let _ = self.child.kill();
