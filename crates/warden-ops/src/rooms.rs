@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use warden_chat::permissions::{Permissions, RoomFacts, RuleFacts, evaluate};
 use warden_chat::protocol::MessageOut;
 use warden_store::rooms::{MessageQuery, NewMessage, NewRoom, PutRule};
-use warden_store::{MessageRow, NewEvent, RoomRow, RoomRuleRow, StoreError};
+use warden_store::{KeptConnection, MessageRow, NewEvent, RoomRow, RoomRuleRow, StoreError};
 
 pub use warden_chat::permissions::{Caller as ChatUser, Rights};
 
@@ -788,7 +788,7 @@ impl Rooms {
             room_id,
             content,
         };
-        self.store_posts(std::slice::from_ref(&post))
+        self.store_posts(std::slice::from_ref(&post), None)
             .await
             .pop()
             .unwrap_or_else(|| Err(undecided()))
@@ -810,6 +810,8 @@ impl Rooms {
     /// answers every sender; meanwhile the next batch queues up.
     async fn write_batches(self, mut rx: mpsc::Receiver<PendingPost>, hook: StoredHook) {
         let mut batch = Vec::with_capacity(64);
+        // Its own connection, whose page cache stays warm from one batch to the next.
+        let mut kept = KeptConnection::new();
         while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
             let refs: Vec<PostRef<'_>> = batch
                 .iter()
@@ -819,7 +821,7 @@ impl Rooms {
                     content: &p.content,
                 })
                 .collect();
-            let mut outcomes = self.store_posts(&refs).await;
+            let mut outcomes = self.store_posts(&refs, Some(&mut kept)).await;
             drop(refs);
             let stored: Vec<MessageOut> = outcomes
                 .iter()
@@ -852,21 +854,34 @@ impl Rooms {
         }
     }
 
-    /// Stores `posts` in one transaction; if that transaction fails as a whole (not a
-    /// refusal: those are per post and change nothing), each post is tried alone, so one
-    /// post cannot fail its batch neighbours.
-    async fn store_posts(&self, posts: &[PostRef<'_>]) -> Vec<Result<Posting>> {
-        match self.store_batch(posts).await {
+    /// Stores `posts` in one transaction (on `kept`, the writer's own connection, when
+    /// given); if that transaction fails as a whole (not a refusal: those are per post and
+    /// change nothing), each post is tried alone, so one post cannot fail its batch
+    /// neighbours. A failed transaction discards `kept`: the next one reconnects.
+    async fn store_posts(
+        &self,
+        posts: &[PostRef<'_>],
+        mut kept: Option<&mut KeptConnection>,
+    ) -> Vec<Result<Posting>> {
+        let result = self.store_batch(posts, kept.as_deref_mut()).await;
+        if result.is_err()
+            && let Some(k) = kept.as_deref_mut()
+        {
+            k.discard();
+        }
+        match result {
             Ok(outcomes) => outcomes,
             Err(e) if posts.len() == 1 => vec![Err(e)],
             Err(e) => {
                 tracing::warn!(error = %e, posts = posts.len(), "a batch of room messages failed; storing them one at a time");
                 let mut outcomes = Vec::with_capacity(posts.len());
                 for post in posts {
-                    outcomes.push(match self.store_batch(std::slice::from_ref(post)).await {
-                        Ok(mut one) => one.pop().unwrap_or_else(|| Err(undecided())),
-                        Err(e) => Err(e),
-                    });
+                    outcomes.push(
+                        match self.store_batch(std::slice::from_ref(post), None).await {
+                            Ok(mut one) => one.pop().unwrap_or_else(|| Err(undecided())),
+                            Err(e) => Err(e),
+                        },
+                    );
                 }
                 outcomes
             }
@@ -876,7 +891,11 @@ impl Rooms {
     /// One transaction for `posts`: per room (ascending ids, so concurrent writers lock
     /// rooms in one order), lock the room, read its rules once, decide each post in
     /// arrival order, append the accepted ones; commit. The outcome of each post, in order.
-    async fn store_batch(&self, posts: &[PostRef<'_>]) -> Result<Vec<Result<Posting>>> {
+    async fn store_batch(
+        &self,
+        posts: &[PostRef<'_>],
+        kept: Option<&mut KeptConnection>,
+    ) -> Result<Vec<Result<Posting>>> {
         self.warden.need(Scope::Write, "sending messages")?;
         let mut by_room: std::collections::BTreeMap<i64, Vec<usize>> = Default::default();
         for (i, p) in posts.iter().enumerate() {
@@ -886,7 +905,11 @@ impl Rooms {
         let limit = self.policy.max_message_bytes;
         let sent_at_ms = now_ms();
         let room_ids: Vec<i64> = by_room.keys().copied().collect();
-        let mut tx = self.warden.store().begin().await?;
+        let store = self.warden.store();
+        let mut tx = match kept {
+            Some(kept) => store.begin_on(kept).await?,
+            None => store.begin().await?,
+        };
         // A few statements for the whole batch, whatever the number of rooms.
         let locked = tx.lock_rooms(&room_ids).await?;
         let all_rules = tx.rules_of_rooms(&room_ids).await?;

@@ -71,7 +71,7 @@ pub use relay::RelayLock;
 pub use rooms::{MessageRow, RoomRow, RoomRuleRow};
 pub use rows::{AccountRow, Counts, MigrationRecord, OperatorRow, UserRow};
 pub use seal::{MasterKey, SealError};
-pub use store::{Backend, Store, Tx, redact_url};
+pub use store::{Backend, KeptConnection, Store, Tx, redact_url};
 pub use tenants::TenantRow;
 pub use tokens::ApiTokenRow;
 pub use zeroize::Zeroizing;
