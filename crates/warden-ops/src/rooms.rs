@@ -865,7 +865,7 @@ impl Rooms {
     ) -> Vec<Result<Posting>> {
         let result = self.store_batch(posts, kept.as_deref_mut()).await;
         if result.is_err()
-            && let Some(k) = kept.as_deref_mut()
+            && let Some(k) = kept
         {
             k.discard();
         }

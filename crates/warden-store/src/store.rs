@@ -491,16 +491,26 @@ impl Store {
             tx,
             store: self,
             locked: false,
+            kept_unfinished: None,
         })
     }
 
     /// [`Store::begin`] on `kept` (connecting it first if it holds no connection), for a
     /// writer that commits many small transactions in a row.
+    ///
+    /// A transaction dropped without [`Tx::commit`] or [`Tx::rollback`] would stay open on
+    /// the connection, with its locks, until the connection's next use (sqlx rolls back
+    /// lazily); so the next `begin_on` drops that connection — the server rolls the
+    /// transaction back when it closes — and opens another.
     pub async fn begin_on<'a>(
         &'a self,
         kept: &'a mut KeptConnection,
     ) -> Result<Tx<'a>, StoreError> {
-        let conn = match &mut kept.conn {
+        if kept.unfinished {
+            kept.discard();
+        }
+        let KeptConnection { conn, unfinished } = kept;
+        let conn = match conn {
             Some(conn) => conn,
             empty => empty.insert(self.pooled().await?.detach()),
         };
@@ -509,10 +519,12 @@ impl Store {
             Backend::Postgres => conn.begin().await,
         }
         .map_err(StoreError::query("starting a transaction"))?;
+        *unfinished = true;
         Ok(Tx {
             tx,
             store: self,
             locked: false,
+            kept_unfinished: Some(unfinished),
         })
     }
 
@@ -680,6 +692,8 @@ impl Store {
 #[derive(Default)]
 pub struct KeptConnection {
     conn: Option<AnyConnection>,
+    /// A transaction was begun on `conn` and not committed or rolled back.
+    unfinished: bool,
 }
 
 impl KeptConnection {
@@ -692,6 +706,7 @@ impl KeptConnection {
     /// the next [`Store::begin_on`] opens another.
     pub fn discard(&mut self) {
         self.conn = None;
+        self.unfinished = false;
     }
 }
 
@@ -711,6 +726,9 @@ pub struct Tx<'a> {
     pub(crate) tx: Transaction<'a, Any>,
     pub(crate) store: &'a Store,
     pub(crate) locked: bool,
+    /// On a [`KeptConnection`]: its flag of an unfinished transaction, cleared when this
+    /// one commits or rolls back.
+    kept_unfinished: Option<&'a mut bool>,
 }
 
 impl fmt::Debug for Tx<'_> {
@@ -741,21 +759,39 @@ impl Tx<'_> {
 
     /// Makes every write of the transaction durable and visible.
     pub async fn commit(self) -> Result<(), StoreError> {
-        let wal_written = &self.store.inner.wal_written;
-        self.tx
-            .commit()
+        let Tx {
+            tx,
+            store,
+            kept_unfinished,
+            ..
+        } = self;
+        tx.commit()
             .await
             .map_err(StoreError::query("committing a transaction"))?;
-        wal_written.store(true, std::sync::atomic::Ordering::Relaxed);
+        store
+            .inner
+            .wal_written
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(unfinished) = kept_unfinished {
+            *unfinished = false;
+        }
         Ok(())
     }
 
     /// Rolls the transaction back (what dropping it does, but waiting for it).
     pub async fn rollback(self) -> Result<(), StoreError> {
-        self.tx
-            .rollback()
+        let Tx {
+            tx,
+            kept_unfinished,
+            ..
+        } = self;
+        tx.rollback()
             .await
-            .map_err(StoreError::query("rolling back a transaction"))
+            .map_err(StoreError::query("rolling back a transaction"))?;
+        if let Some(unfinished) = kept_unfinished {
+            *unfinished = false;
+        }
+        Ok(())
     }
 
     /// Seals `seed` under the master key (bound to `public_key`) and stores it.

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use warden_store::rooms::{MessageQuery, NewRoom, PutRule, RoomRuleRow};
-use warden_store::{MasterKey, Store, StoreError};
+use warden_store::{KeptConnection, MasterKey, Store, StoreError};
 
 fn test_key() -> MasterKey {
     MasterKey::from_bytes([9; 32])
@@ -45,6 +45,7 @@ on_both_backends!(
     rule_cap_is_exact_under_concurrent_writers,
     message_cursor_newest_first_resume_and_time_range,
     concurrent_messages_get_distinct_consecutive_ids,
+    a_kept_connection_commits_rolls_back_and_reconnects,
 );
 
 fn new_room(name: &str, cap: i64) -> NewRoom {
@@ -327,4 +328,87 @@ async fn concurrent_messages_get_distinct_consecutive_ids(store: Store) {
         assert!(seen.insert(t.await.unwrap()), "ids are distinct");
     }
     assert_eq!(seen, (1..=40).collect::<BTreeSet<i64>>());
+}
+
+/// A writer's own connection: what it commits is seen by the pool's connections, a
+/// transaction dropped on it leaves nothing (the next one starts on a new connection, so
+/// the dropped one's locks do not hold others up), other writers interleave with it, and
+/// after `discard` it connects anew.
+async fn a_kept_connection_commits_rolls_back_and_reconnects(store: Store) {
+    let id = create(&store, "kept", 10).await;
+    let mut kept = KeptConnection::new();
+    let mut tx = store.begin_on(&mut kept).await.unwrap();
+    let first = tx
+        .append_room_message(id, "u", "e", "one", 1)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(first.id, 1);
+    assert_eq!(store.room(id).await.unwrap().unwrap().last_message_id, 1);
+
+    // Dropped uncommitted: nothing of it stays.
+    let mut tx = store.begin_on(&mut kept).await.unwrap();
+    tx.append_room_message(id, "u", "e", "dropped", 2)
+        .await
+        .unwrap();
+    drop(tx);
+    let mut tx = store.begin_on(&mut kept).await.unwrap();
+    let second = tx
+        .append_room_message(id, "u", "e", "two", 3)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(second.id, 2, "the dropped message took no id");
+
+    // A pooled writer between two of the kept connection's transactions, and one rolled
+    // back explicitly.
+    let mut tx = store.begin().await.unwrap();
+    tx.append_room_message(id, "u", "e", "pooled", 4)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.begin_on(&mut kept).await.unwrap();
+    tx.append_room_message(id, "u", "e", "rolled back", 5)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    let mut tx = store.begin_on(&mut kept).await.unwrap();
+    let third = tx
+        .append_room_message(id, "u", "e", "three", 6)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        third.id, 4,
+        "the kept connection sees the pooled writer's message"
+    );
+
+    kept.discard();
+    assert!(format!("{kept:?}").contains("connected: false"));
+    let mut tx = store.begin_on(&mut kept).await.unwrap();
+    let fourth = tx
+        .append_room_message(id, "u", "e", "four", 7)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(fourth.id, 5);
+    assert!(format!("{kept:?}").contains("connected: true"));
+    let bodies: Vec<String> = store
+        .room_messages(
+            id,
+            &MessageQuery {
+                before: None,
+                after: None,
+                since_ms: None,
+                until_ms: None,
+                limit: 10,
+                newest_first: false,
+            },
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(bodies, ["one", "two", "pooled", "three", "four"]);
 }
