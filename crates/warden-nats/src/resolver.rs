@@ -298,8 +298,12 @@ async fn in_order<F: std::future::Future>(calls: Vec<F>, concurrency: usize) -> 
 /// order is no matter of trust (pushes check it, the server too), and a batch of 10,000
 /// accounts should not pay 10,000 more Ed25519 verifications.
 pub fn push_waves(jwts: &[String]) -> Vec<Vec<usize>> {
-    let subjects: Vec<Option<(String, Vec<String>)>> =
-        jwts.iter().map(|jwt| imports_of(jwt)).collect();
+    waves_of(&jwts.iter().map(|jwt| imports_of(jwt)).collect::<Vec<_>>())
+}
+
+/// [`push_waves`] from each JWT's subject and the accounts it imports from, already read
+/// (`None`: no dependencies).
+fn waves_of(subjects: &[Option<(String, Vec<String>)>]) -> Vec<Vec<usize>> {
     // Which batch entries carry each account (a lookup, so a batch of n costs O(n + imports)).
     let mut by_subject: std::collections::HashMap<&str, Vec<usize>> =
         std::collections::HashMap::new();
@@ -327,10 +331,10 @@ pub fn push_waves(jwts: &[String]) -> Vec<Vec<usize>> {
             d
         })
         .collect();
-    let mut wave_of: Vec<Option<usize>> = vec![None; jwts.len()];
+    let mut wave_of: Vec<Option<usize>> = vec![None; subjects.len()];
     let mut waves: Vec<Vec<usize>> = Vec::new();
     loop {
-        let ready: Vec<usize> = (0..jwts.len())
+        let ready: Vec<usize> = (0..subjects.len())
             .filter(|&i| wave_of[i].is_none())
             .filter(|&i| {
                 deps[i]
@@ -348,7 +352,7 @@ pub fn push_waves(jwts: &[String]) -> Vec<Vec<usize>> {
     }
     // Left over: accounts in (or behind) an import cycle, one per wave, in input order.
     waves.extend(
-        (0..jwts.len())
+        (0..subjects.len())
             .filter(|&i| wave_of[i].is_none())
             .map(|i| vec![i]),
     );
@@ -390,8 +394,18 @@ where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = T>,
 {
-    let mut results: Vec<(usize, T)> = Vec::with_capacity(jwts.len());
-    for wave in push_waves(jwts) {
+    run_waves(push_waves(jwts), concurrency, call).await
+}
+
+/// Runs `call(i)` for every index in `waves`, wave by wave, with at most `concurrency` in
+/// flight within a wave; results in index order.
+async fn run_waves<F, Fut, T>(waves: Vec<Vec<usize>>, concurrency: usize, call: F) -> Vec<T>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let mut results: Vec<(usize, T)> = Vec::with_capacity(waves.iter().map(Vec::len).sum());
+    for wave in waves {
         let calls = wave.iter().map(|&i| call(i)).collect();
         results.extend(wave.into_iter().zip(in_order(calls, concurrency).await));
     }
@@ -604,11 +618,46 @@ impl ResolverClient {
         jwts: &[String],
         concurrency: usize,
     ) -> Vec<Result<UpdateReply, ResolverError>> {
-        in_waves(jwts, concurrency, |i| async move {
-            check_own_trust(operator, &jwts[i])?;
-            self.update_on(i, &jwts[i]).await
-        })
-        .await
+        // Each JWT is decoded once: its claims serve the trust check and the push order.
+        let mut refused: Vec<Option<TrustError>> = Vec::with_capacity(jwts.len());
+        let mut subjects = Vec::with_capacity(jwts.len());
+        for jwt in jwts {
+            match check_own_trust(operator, jwt) {
+                Ok(claims) => {
+                    let from = claims.nats.imports.iter();
+                    subjects.push(Some((
+                        claims.sub.to_string(),
+                        from.map(|i| i.account.to_string()).collect(),
+                    )));
+                    refused.push(None);
+                }
+                Err(e) => {
+                    subjects.push(None);
+                    refused.push(Some(e));
+                }
+            }
+        }
+        // Untrusted JWTs are never sent: they leave the waves, and get their refusal below.
+        let waves: Vec<Vec<usize>> = waves_of(&subjects)
+            .into_iter()
+            .map(|wave| wave.into_iter().filter(|&i| refused[i].is_none()).collect())
+            .filter(|wave: &Vec<usize>| !wave.is_empty())
+            .collect();
+        let mut pushed = run_waves(waves, concurrency, |i| self.update_on(i, &jwts[i]))
+            .await
+            .into_iter();
+        refused
+            .into_iter()
+            .map(|refusal| match refusal {
+                Some(e) => Err(e.into()),
+                None => pushed.next().unwrap_or_else(|| {
+                    Err(ResolverError::Nats {
+                        subject: UPDATE_SUBJECT.to_string(),
+                        reason: "the push was not made".into(),
+                    })
+                }),
+            })
+            .collect()
     }
 
     /// `$SYS.REQ.CLAIMS.DELETE` with an operator-signed generic delete JWT (see

@@ -197,13 +197,23 @@ async fn publish_events(
     delivered: &mut Vec<(i64, String)>,
     failed: &mut Vec<(OutboxRow, String)>,
 ) {
+    /// The one field of an event the subject needs (read without building the whole
+    /// payload as a JSON value).
+    #[derive(serde::Deserialize)]
+    struct Action<'a> {
+        #[serde(borrow)]
+        action: Option<std::borrow::Cow<'a, str>>,
+    }
     let mut published = Vec::new();
     for row in events {
-        let action = serde_json::from_str::<serde_json::Value>(&row.payload)
+        let action = serde_json::from_str::<Action<'_>>(&row.payload)
             .ok()
-            .and_then(|v| v["action"].as_str().map(String::from))
-            .unwrap_or_else(|| "unknown".into());
-        let subject = format!("{}.events.{}", prefix, action);
+            .and_then(|a| a.action);
+        let subject = format!(
+            "{}.events.{}",
+            prefix,
+            action.as_deref().unwrap_or("unknown")
+        );
         match stream.publish(subject, row.payload.clone().into()).await {
             Ok(()) => published.push(*row),
             Err(e) => failed.push(((*row).clone(), e.to_string())),
@@ -497,14 +507,24 @@ pub async fn drain_all(
     loop {
         if batch.rows.is_empty() {
             if let Some(sent) = unrecorded.take() {
+                let began = Instant::now();
                 add_up(&mut total, record(warden, cfg, sent).await?);
+                tracing::debug!(
+                    record_ms = began.elapsed().as_millis() as u64,
+                    "relay: the last batch recorded"
+                );
             }
             return Ok(total);
         }
         let after = batch.last_id();
+        let (rows, read) = (batch.rows.len(), batch.took);
         let previous = unrecorded.take();
+        let began = Instant::now();
         let (sent, recorded, next) = tokio::join!(
-            send_batch(conns, cfg, batch, warden),
+            async {
+                let sent = send_batch(conns, cfg, batch, warden).await;
+                (sent, began.elapsed())
+            },
             async {
                 match previous {
                     Some(p) => record(warden, cfg, p).await.map(Some),
@@ -512,6 +532,15 @@ pub async fn drain_all(
                 }
             },
             read_batch(warden, cfg, after),
+        );
+        let (sent, sending) = sent;
+        tracing::debug!(
+            rows,
+            accounts = sent.report.accounts_pushed,
+            read_ms = read.as_millis() as u64,
+            send_ms = sending.as_millis() as u64,
+            overlapped_ms = began.elapsed().as_millis() as u64,
+            "relay batch (pipelined: the send overlaps recording the batch before and reading the next)"
         );
         if let Some(r) = recorded? {
             add_up(&mut total, r);
