@@ -337,61 +337,57 @@ async fn concurrent_messages_get_distinct_consecutive_ids(store: Store) {
 async fn a_kept_connection_commits_rolls_back_and_reconnects(store: Store) {
     let id = create(&store, "kept", 10).await;
     let mut kept = KeptConnection::new();
-    let mut tx = store.begin_on(&mut kept).await.unwrap();
-    let first = tx
-        .append_room_message(id, "u", "e", "one", 1)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    assert_eq!(first.id, 1);
+    // One message in a transaction on the kept connection (`None`: a pooled one), ended
+    // as `end` says; its id.
+    async fn append(
+        store: &Store,
+        kept: Option<&mut KeptConnection>,
+        room: i64,
+        body: &str,
+        end: &str,
+    ) -> i64 {
+        let mut tx = match kept {
+            Some(k) => store.begin_on(k).await.unwrap(),
+            None => store.begin().await.unwrap(),
+        };
+        let m = tx
+            .append_room_message(room, "u", "e", body, 1)
+            .await
+            .unwrap();
+        match end {
+            "commit" => tx.commit().await.unwrap(),
+            "rollback" => tx.rollback().await.unwrap(),
+            _ => drop(tx),
+        }
+        m.id
+    }
+    assert_eq!(
+        append(&store, Some(&mut kept), id, "one", "commit").await,
+        1
+    );
     assert_eq!(store.room(id).await.unwrap().unwrap().last_message_id, 1);
 
     // Dropped uncommitted: nothing of it stays.
-    let mut tx = store.begin_on(&mut kept).await.unwrap();
-    tx.append_room_message(id, "u", "e", "dropped", 2)
-        .await
-        .unwrap();
-    drop(tx);
-    let mut tx = store.begin_on(&mut kept).await.unwrap();
-    let second = tx
-        .append_room_message(id, "u", "e", "two", 3)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    assert_eq!(second.id, 2, "the dropped message took no id");
+    append(&store, Some(&mut kept), id, "dropped", "drop").await;
+    let second = append(&store, Some(&mut kept), id, "two", "commit").await;
+    assert_eq!(second, 2, "the dropped message took no id");
 
     // A pooled writer between two of the kept connection's transactions, and one rolled
     // back explicitly.
-    let mut tx = store.begin().await.unwrap();
-    tx.append_room_message(id, "u", "e", "pooled", 4)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    let mut tx = store.begin_on(&mut kept).await.unwrap();
-    tx.append_room_message(id, "u", "e", "rolled back", 5)
-        .await
-        .unwrap();
-    tx.rollback().await.unwrap();
-    let mut tx = store.begin_on(&mut kept).await.unwrap();
-    let third = tx
-        .append_room_message(id, "u", "e", "three", 6)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    append(&store, None, id, "pooled", "commit").await;
+    append(&store, Some(&mut kept), id, "rolled back", "rollback").await;
+    let third = append(&store, Some(&mut kept), id, "three", "commit").await;
     assert_eq!(
-        third.id, 4,
+        third, 4,
         "the kept connection sees the pooled writer's message"
     );
 
     kept.discard();
     assert!(format!("{kept:?}").contains("connected: false"));
-    let mut tx = store.begin_on(&mut kept).await.unwrap();
-    let fourth = tx
-        .append_room_message(id, "u", "e", "four", 7)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    assert_eq!(fourth.id, 5);
+    assert_eq!(
+        append(&store, Some(&mut kept), id, "four", "commit").await,
+        5
+    );
     assert!(format!("{kept:?}").contains("connected: true"));
     let bodies: Vec<String> = store
         .room_messages(
