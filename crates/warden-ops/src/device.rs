@@ -257,11 +257,10 @@ impl Warden {
     /// Keys, activations and JWTs are made on every core (rayon), in chunks whose
     /// results keep the input order, so the report, the creds and the rows come out
     /// in the order given. Each chunk's rows are written with multi-row statements
-    /// while the next chunk is made (the outbox rows at the end: every account, then
-    /// every stream), and
-    /// the ledger gets one `device.add_batch` event per [`BATCH_EVENT_DEVICES`]
-    /// devices (fewer when their metadata is large) listing each device's id, account
-    /// and user keys and metadata. `progress` is called as devices are made and
+    /// while the next chunk is made, the outbox rows at the end (every account, then
+    /// every stream), and the ledger gets one `device.add_batch` event per
+    /// [`BATCH_EVENT_DEVICES`] devices (fewer when their metadata is large) listing each
+    /// device's id, account and user keys and metadata. `progress` is called as devices are made and
     /// skipped. The creds of the devices added now only for an actor holding `creds`
     /// (`None` for one without).
     pub async fn add_devices_bulk(
@@ -632,9 +631,8 @@ impl Warden {
         })
     }
 
-    /// Makes `chunk`'s devices on rayon's pool (one thread per core), off the async
-    /// runtime's threads, so the caller can write the chunk before meanwhile; the results
-    /// keep the chunk's order. The first error wins.
+    /// Makes `chunk`'s devices on every core ([`make_on_cores`]), so the caller can write
+    /// the chunk before this one meanwhile; the results keep the chunk's order.
     fn prepare_devices(
         &self,
         op: &OperatorRow,
@@ -644,16 +642,9 @@ impl Warden {
         at: i64,
     ) -> impl Future<Output = Result<Vec<Provisioned>>> + use<> {
         let (this, op, fleet, signers) = (self.clone(), op.clone(), fleet.clone(), signers.clone());
-        let made = tokio::task::spawn_blocking(move || {
-            chunk
-                .into_par_iter()
-                .map(|(id, meta)| this.prepare_device(&op, &fleet, &signers, &id, meta, at))
-                .collect::<Result<Vec<Provisioned>>>()
-        });
-        async move {
-            made.await
-                .map_err(|e| OpsError::Jwt(format!("making devices: {e}")))?
-        }
+        make_on_cores(chunk, "making devices", move |(id, meta)| {
+            this.prepare_device(&op, &fleet, &signers, &id, meta, at)
+        })
     }
 }
 
@@ -788,6 +779,21 @@ pub(crate) fn on_all_cores<T: Send>(work: impl FnOnce() -> T + Send) -> T {
         }
         _ => work(),
     }
+}
+
+/// Runs `make` on every item on rayon's pool (one thread per core), off the async
+/// runtime's threads, so the caller's other work goes on meanwhile; the results come back
+/// in the items' order, so what is written (and the ledger) does not depend on which core
+/// finished first. The first error wins; `what` names the work if a worker fails.
+pub(crate) async fn make_on_cores<I, T, F>(items: I, what: &'static str, make: F) -> Result<Vec<T>>
+where
+    I: IntoParallelIterator + Send + 'static,
+    F: Fn(I::Item) -> Result<T> + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(move || items.into_par_iter().map(make).collect::<Result<Vec<T>>>())
+        .await
+        .map_err(|e| OpsError::Jwt(format!("{what}: {e}")))?
 }
 
 fn invalid(e: impl std::fmt::Display) -> OpsError {

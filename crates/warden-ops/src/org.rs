@@ -25,7 +25,6 @@ use nats_jwt::{
     AccountPublicKey, Export, ExportType, Import, KeyKind, KeyPair, Seed, SigningKey,
     UserPermissionLimits, UserPublicKey, UserScope,
 };
-use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::json;
 use warden_core::compile::{compile_user, refuse_blocking};
@@ -37,6 +36,7 @@ use warden_core::{AccountSpec, UserName, UserSpec};
 use warden_store::org::{OrgPersonRow, OrgSpecRow, OrgUnitRow, PERSON_ACTIVE, PERSON_REVOKED};
 use warden_store::{AccountRow, OperatorRow, StoreError, Tx, UserRow, Zeroizing};
 
+use crate::device::make_on_cores;
 use crate::{
     OpsError, Record, Result, Scope, TOPIC_ACCOUNT_DELETE, Warden, from_json, new_user_row, now,
     parse_key, put_seed, to_json,
@@ -943,17 +943,13 @@ fn issue_org_user(job: &OrgUserJob, at: i64) -> Result<(Seed, UserRow)> {
     Ok((seed, row))
 }
 
-/// Issues every job on rayon's pool (one thread per core), off the async runtime's
-/// threads; the results come back in the jobs' order, so what is written (and the
-/// ledger) does not depend on which core finished first. The first error wins.
+/// Issues every job on every core ([`make_on_cores`]); the results in the jobs' order.
 async fn issue_on_cores(jobs: Arc<Vec<OrgUserJob>>, at: i64) -> Result<Vec<(Seed, UserRow)>> {
-    tokio::task::spawn_blocking(move || {
-        jobs.par_iter()
-            .map(|j| issue_org_user(j, at))
-            .collect::<Result<Vec<_>>>()
+    let count = jobs.len();
+    make_on_cores(0..count, "issuing users", move |i| {
+        issue_org_user(&jobs[i], at)
     })
     .await
-    .map_err(|e| OpsError::Jwt(format!("issuing users: {e}")))?
 }
 
 /// How the organisation sees an account's exports, imports and scoped signing keys;
