@@ -39,7 +39,8 @@ pub mod varz;
 
 pub use drift::{Drift, drift};
 pub use resolver::{
-    DeleteReply, ResolverClient, ResolverError, ServerInfo, UpdateReply, delete_request, push_waves,
+    DeleteReply, OwnPushes, ResolverClient, ResolverError, ServerInfo, UpdateReply, delete_request,
+    push_waves,
 };
 pub use trust::{TrustError, check_own_trust, verify_trust};
 pub use urls::{NatsUrlError, NatsUrls, servers};

@@ -413,6 +413,64 @@ where
     results.into_iter().map(|(_, r)| r).collect()
 }
 
+/// Account JWTs of Warden's own, checked with [`check_own_trust`] and put in push order
+/// ([`push_waves`]) before anything is sent: the checking is CPU work that a relay does
+/// while the batch before is still in flight, and [`ResolverClient::push_checked`] then
+/// only sends.
+#[derive(Debug, Default)]
+pub struct OwnPushes {
+    jwts: Vec<String>,
+    /// Per JWT: why it must not be pushed (`None`: it may).
+    refused: Vec<Option<TrustError>>,
+    /// The JWTs that may be pushed, in waves (indices into `jwts`).
+    waves: Vec<Vec<usize>>,
+}
+
+impl OwnPushes {
+    /// Checks each JWT against `operator`'s trust (decoding it once, for the check and for
+    /// its place in the waves). Untrusted JWTs leave the waves and are never sent.
+    pub fn check(operator: &OperatorClaims, jwts: Vec<String>) -> OwnPushes {
+        let mut refused: Vec<Option<TrustError>> = Vec::with_capacity(jwts.len());
+        let mut subjects = Vec::with_capacity(jwts.len());
+        for jwt in &jwts {
+            match check_own_trust(operator, jwt) {
+                Ok(claims) => {
+                    let from = claims.nats.imports.iter();
+                    subjects.push(Some((
+                        claims.sub.to_string(),
+                        from.map(|i| i.account.to_string()).collect(),
+                    )));
+                    refused.push(None);
+                }
+                Err(e) => {
+                    subjects.push(None);
+                    refused.push(Some(e));
+                }
+            }
+        }
+        let waves: Vec<Vec<usize>> = waves_of(&subjects)
+            .into_iter()
+            .map(|wave| wave.into_iter().filter(|&i| refused[i].is_none()).collect())
+            .filter(|wave: &Vec<usize>| !wave.is_empty())
+            .collect();
+        OwnPushes {
+            jwts,
+            refused,
+            waves,
+        }
+    }
+
+    /// How many JWTs were checked.
+    pub fn len(&self) -> usize {
+        self.jwts.len()
+    }
+
+    /// Whether there is nothing to push.
+    pub fn is_empty(&self) -> bool {
+        self.jwts.is_empty()
+    }
+}
+
 impl ResolverClient {
     /// Connect with the creds text of a user of the system account. `timeout` bounds the connect
     /// and, afterwards, every request (and so how long [`ResolverClient::lookup`] waits before
@@ -618,31 +676,23 @@ impl ResolverClient {
         jwts: &[String],
         concurrency: usize,
     ) -> Vec<Result<UpdateReply, ResolverError>> {
-        // Each JWT is decoded once: its claims serve the trust check and the push order.
-        let mut refused: Vec<Option<TrustError>> = Vec::with_capacity(jwts.len());
-        let mut subjects = Vec::with_capacity(jwts.len());
-        for jwt in jwts {
-            match check_own_trust(operator, jwt) {
-                Ok(claims) => {
-                    let from = claims.nats.imports.iter();
-                    subjects.push(Some((
-                        claims.sub.to_string(),
-                        from.map(|i| i.account.to_string()).collect(),
-                    )));
-                    refused.push(None);
-                }
-                Err(e) => {
-                    subjects.push(None);
-                    refused.push(Some(e));
-                }
-            }
-        }
-        // Untrusted JWTs are never sent: they leave the waves, and get their refusal below.
-        let waves: Vec<Vec<usize>> = waves_of(&subjects)
-            .into_iter()
-            .map(|wave| wave.into_iter().filter(|&i| refused[i].is_none()).collect())
-            .filter(|wave: &Vec<usize>| !wave.is_empty())
-            .collect();
+        self.push_checked(OwnPushes::check(operator, jwts.to_vec()), concurrency)
+            .await
+    }
+
+    /// Sends what [`OwnPushes::check`] let through, wave by wave, with at most `concurrency`
+    /// requests in flight; the refused JWTs get their refusal. Results in the order the JWTs
+    /// were checked in.
+    pub async fn push_checked(
+        &self,
+        pushes: OwnPushes,
+        concurrency: usize,
+    ) -> Vec<Result<UpdateReply, ResolverError>> {
+        let OwnPushes {
+            jwts,
+            refused,
+            waves,
+        } = pushes;
         let mut pushed = run_waves(waves, concurrency, |i| self.update_on(i, &jwts[i]))
             .await
             .into_iter();
