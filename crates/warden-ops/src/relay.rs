@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use nats_jwt::{AccountPublicKey, KeyPair, Operator, OperatorClaims};
 use tokio::sync::watch;
-use warden_nats::{ResolverClient, ResolverError, delete_request};
+use warden_nats::{OwnPushes, ResolverClient, ResolverError, delete_request};
 use warden_store::OutboxRow;
 
 use crate::{
@@ -62,7 +62,7 @@ impl RelayConfig {
     pub fn new(nats_url: impl Into<String>) -> Self {
         RelayConfig {
             nats_url: nats_url.into(),
-            batch: 5_000,
+            batch: 1_024,
             concurrency: 256,
             lanes: 4,
             timeout: Duration::from_secs(5),
@@ -235,135 +235,164 @@ async fn publish_events(
     }
 }
 
-/// Due outbox rows read at once, with what sending them needs from the store.
+/// Rows `drain_all` reads for its first batch: nothing is in flight while it is read and
+/// checked, so it is kept small; the batches after it are read (and their JWTs checked)
+/// while the one before is being pushed.
+const FIRST_BATCH: i64 = 256;
+
+/// Due outbox rows read at once, sorted by what delivers them, with what sending them needs
+/// from the store, the account JWTs already checked for trust.
 struct Batch {
     rows: Vec<OutboxRow>,
-    /// The current JWT of each account the rows update (absent: deleted since).
-    jwts: std::collections::HashMap<String, String>,
-    /// The operator as stored now (`None` when no row needs it): a signing key rotation
-    /// may have changed its keys since the connections were opened (a relay of `serve`
-    /// lives for days).
-    operator: Option<(OperatorClaims, KeyPair)>,
-    /// How long reading took.
+    /// The account updates' rows (indices into `rows`), one group per account whose
+    /// current JWT is in `pushes`, in the same order.
+    pushed: Vec<Vec<usize>>,
+    /// The current JWT of each account in `pushed`, checked and in waves.
+    pushes: OwnPushes,
+    /// Updates of accounts deleted since (their delete request carries the news).
+    skipped: Vec<usize>,
+    deletes: Vec<usize>,
+    streams: Vec<usize>,
+    events: Vec<usize>,
+    /// Rows with a topic the relay does not know, and why.
+    unknown: Vec<(usize, String)>,
+    /// The operator's issuing key as stored now, for delete requests (`None` when no row
+    /// needs it): a signing key rotation may have changed it since the connections were
+    /// opened (a relay of `serve` lives for days).
+    operator_signer: Option<KeyPair>,
+    /// How long reading and checking took.
     took: Duration,
 }
 
 impl Batch {
+    fn empty() -> Batch {
+        Batch {
+            rows: Vec::new(),
+            pushed: Vec::new(),
+            pushes: OwnPushes::default(),
+            skipped: Vec::new(),
+            deletes: Vec::new(),
+            streams: Vec::new(),
+            events: Vec::new(),
+            unknown: Vec::new(),
+            operator_signer: None,
+            took: Duration::ZERO,
+        }
+    }
+
     /// The id after which the next batch starts.
     fn last_id(&self) -> i64 {
         self.rows.last().map_or(0, |r| r.id)
     }
 }
 
-/// Reads up to `cfg.batch` due rows with ids above `after`, and the accounts' JWTs.
-async fn read_batch(warden: &Warden, cfg: &RelayConfig, after: i64) -> Result<Batch> {
+/// Reads up to `limit` due rows with ids above `after` and the accounts' current JWTs, and
+/// checks the JWTs against the operator's trust as stored now (off the runtime's threads:
+/// in `drain_all` this runs while the batch before is being pushed).
+async fn read_batch(warden: &Warden, after: i64, limit: i64) -> Result<Batch> {
     let began = std::time::Instant::now();
     let rows = warden
         .store()
-        .pending_outbox_after(now(), after, cfg.batch)
+        .pending_outbox_after(now(), after, limit)
         .await?;
-    let mut wanted: Vec<String> = rows
-        .iter()
-        .filter(|r| r.topic == TOPIC_ACCOUNT_UPDATE)
-        .map(|r| r.payload.clone())
-        .collect();
-    wanted.sort();
-    wanted.dedup();
-    let jwts = warden
+    let mut batch = Batch::empty();
+    let mut by_account: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        match row.topic.as_str() {
+            TOPIC_ACCOUNT_UPDATE => by_account.entry(&row.payload).or_default().push(i),
+            TOPIC_ACCOUNT_DELETE => batch.deletes.push(i),
+            TOPIC_EVENT => batch.events.push(i),
+            crate::device::TOPIC_DEVICE_STREAM => batch.streams.push(i),
+            other => batch
+                .unknown
+                .push((i, format!("unknown outbox topic {other:?}"))),
+        }
+    }
+    let wanted: Vec<String> = by_account.keys().map(|k| k.to_string()).collect();
+    let mut current: std::collections::HashMap<String, String> = warden
         .store()
         .account_jwts_by_key(&wanted)
         .await?
         .into_iter()
         .collect();
-    let operator = if rows
-        .iter()
-        .any(|r| r.topic == TOPIC_ACCOUNT_UPDATE || r.topic == TOPIC_ACCOUNT_DELETE)
-    {
-        Some(current_operator(warden).await?)
-    } else {
-        None
-    };
-    Ok(Batch {
-        rows,
-        jwts,
-        operator,
-        took: began.elapsed(),
-    })
+    let mut jwts = Vec::with_capacity(by_account.len());
+    for (key, group) in by_account {
+        match current.remove(key) {
+            Some(jwt) => {
+                batch.pushed.push(group);
+                jwts.push(jwt);
+            }
+            None => batch.skipped.extend(group),
+        }
+    }
+    if !jwts.is_empty() || !batch.deletes.is_empty() {
+        let (operator, signer) = current_operator(warden).await?;
+        if !jwts.is_empty() {
+            batch.pushes = tokio::task::spawn_blocking(move || OwnPushes::check(&operator, jwts))
+                .await
+                .map_err(|e| OpsError::Jwt(format!("checking account JWTs: {e}")))?;
+        }
+        batch.operator_signer = Some(signer);
+    }
+    batch.rows = rows;
+    batch.took = began.elapsed();
+    Ok(batch)
 }
 
-/// What sending a batch did, before it is recorded in the store.
+/// What sending a batch did, before its events are published and everything is recorded
+/// in the store ([`finish`]).
 struct Sent {
     report: DrainReport,
     delivered: Vec<(i64, String)>,
     failed: Vec<(OutboxRow, String)>,
+    /// The change events of the batch, published only after everything else in it went out.
+    events: Vec<OutboxRow>,
 }
 
-/// Sends a batch to NATS: account pushes, device streams, deletions, change events. Writes
-/// nothing to the store ([`record`] does).
+/// Sends a batch to NATS: account pushes, device streams, deletions. Writes nothing to the
+/// store, and leaves the change events to [`finish`].
 async fn send_batch(conns: &Connections, cfg: &RelayConfig, batch: Batch, warden: &Warden) -> Sent {
     let Batch {
         rows,
-        jwts: mut current,
-        operator,
+        pushed,
+        pushes,
+        skipped,
+        deletes,
+        streams,
+        events,
+        unknown,
+        operator_signer,
         took: _,
     } = batch;
     let mut report = DrainReport::default();
     let mut delivered: Vec<(i64, String)> = Vec::new();
-    let mut failed: Vec<(OutboxRow, String)> = Vec::new();
+    let mut failed: Vec<(OutboxRow, String)> = unknown
+        .into_iter()
+        .map(|(i, why)| (rows[i].clone(), why))
+        .collect();
+    delivered.extend(
+        skipped
+            .iter()
+            .map(|&i| (rows[i].id, "skipped: account deleted".to_string())),
+    );
 
     // Account updates: the current JWT of each account once.
-    let mut by_account: BTreeMap<String, Vec<&OutboxRow>> = BTreeMap::new();
-    let mut deletes: Vec<&OutboxRow> = Vec::new();
-    let mut events: Vec<&OutboxRow> = Vec::new();
-    let mut streams: Vec<&OutboxRow> = Vec::new();
-    for row in &rows {
-        match row.topic.as_str() {
-            TOPIC_ACCOUNT_UPDATE => by_account.entry(row.payload.clone()).or_default().push(row),
-            TOPIC_ACCOUNT_DELETE => deletes.push(row),
-            TOPIC_EVENT => events.push(row),
-            crate::device::TOPIC_DEVICE_STREAM => streams.push(row),
-            other => failed.push((row.clone(), format!("unknown outbox topic {other:?}"))),
-        }
-    }
-    let mut keys = Vec::new();
-    let mut jwts = Vec::new();
-    for (key, group) in &by_account {
-        match current.remove(key) {
-            Some(jwt) => {
-                keys.push(key.clone());
-                jwts.push(jwt);
-            }
-            // Deleted since: its delete request carries the news.
-            None => delivered.extend(
-                group
-                    .iter()
-                    .map(|r| (r.id, "skipped: account deleted".to_string())),
-            ),
-        }
-    }
-    let (operator, operator_signer) = match operator.as_ref() {
-        Some((o, s)) => (o, s),
-        None => (&conns.operator, &conns.operator_signer),
-    };
-    let results = conns
-        .resolver
-        .push_own_many(operator, &jwts, cfg.concurrency)
-        .await;
-    for (key, result) in keys.iter().zip(results) {
-        let group = &by_account[key];
+    let results = conns.resolver.push_checked(pushes, cfg.concurrency).await;
+    for (group, result) in pushed.iter().zip(results) {
         match result {
             Ok(reply) => {
                 report.accounts_pushed += 1;
                 report.push_times.push(reply.took);
                 let text = format!("{} {} ({})", reply.code, reply.message, reply.server.name);
-                delivered.extend(group.iter().map(|r| (r.id, text.clone())));
+                delivered.extend(group.iter().map(|&i| (rows[i].id, text.clone())));
             }
-            Err(e) => failed.extend(group.iter().map(|r| ((*r).clone(), e.to_string()))),
+            Err(e) => failed.extend(group.iter().map(|&i| (rows[i].clone(), e.to_string()))),
         }
     }
 
     // Device streams in the hub (after the pushes, so the hub has JetStream).
     let started = std::time::Instant::now();
+    let streams: Vec<&OutboxRow> = streams.iter().map(|&i| &rows[i]).collect();
     let (ok, bad) =
         crate::device::create_streams(warden, &cfg.nats_url, cfg.timeout, &streams).await;
     report.stream_seconds += started.elapsed().as_secs_f64();
@@ -372,35 +401,69 @@ async fn send_batch(conns: &Connections, cfg: &RelayConfig, batch: Batch, warden
     failed.extend(bad);
 
     // Deletions: one request for all of them.
-    if !deletes.is_empty() {
-        let mut accounts = Vec::new();
-        for row in &deletes {
-            match row.payload.parse::<AccountPublicKey>() {
-                Ok(k) => accounts.push(k),
-                Err(e) => failed.push(((*row).clone(), format!("bad account key: {e}"))),
+    let mut accounts = Vec::new();
+    let mut valid = Vec::new();
+    for &i in &deletes {
+        match rows[i].payload.parse::<AccountPublicKey>() {
+            Ok(k) => {
+                accounts.push(k);
+                valid.push(i);
             }
+            Err(e) => failed.push((rows[i].clone(), format!("bad account key: {e}"))),
         }
-        if !accounts.is_empty() {
-            let outcome = match delete_request(operator_signer, &accounts) {
-                Ok(jwt) => conns.resolver.delete(&jwt).await,
-                Err(e) => Err(e),
-            };
-            let valid: Vec<&&OutboxRow> = deletes
-                .iter()
-                .filter(|r| r.payload.parse::<AccountPublicKey>().is_ok())
-                .collect();
-            match outcome {
-                Ok(reply) => {
-                    report.accounts_deleted += accounts.len();
-                    let text = format!("{} {}", reply.code, reply.message);
-                    delivered.extend(valid.iter().map(|r| (r.id, text.clone())));
-                }
-                Err(e) => failed.extend(valid.iter().map(|r| ((**r).clone(), e.to_string()))),
+    }
+    if !accounts.is_empty() {
+        let signer = operator_signer.as_ref().unwrap_or(&conns.operator_signer);
+        let outcome = match delete_request(signer, &accounts) {
+            Ok(jwt) => conns.resolver.delete(&jwt).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(reply) => {
+                report.accounts_deleted += accounts.len();
+                let text = format!("{} {}", reply.code, reply.message);
+                delivered.extend(valid.iter().map(|&i| (rows[i].id, text.clone())));
             }
+            Err(e) => failed.extend(valid.iter().map(|&i| (rows[i].clone(), e.to_string()))),
         }
     }
 
-    // The change stream.
+    let events = if events.is_empty() {
+        Vec::new()
+    } else {
+        // The rows are taken out rather than cloned (the batch is done with them).
+        let mut rows: Vec<Option<OutboxRow>> = rows.into_iter().map(Some).collect();
+        events.iter().filter_map(|&i| rows[i].take()).collect()
+    };
+    Sent {
+        report,
+        delivered,
+        failed,
+        events,
+    }
+}
+
+/// Whether a sent batch had something besides its events to deliver and none of it went
+/// through: what comes next would most likely fail the same way.
+fn went_nowhere(sent: &Sent) -> bool {
+    sent.delivered.is_empty() && !sent.failed.is_empty()
+}
+
+/// Publishes a sent batch's change events, then records it all: delivered rows marked,
+/// failed ones rescheduled with backoff.
+async fn finish(
+    warden: &Warden,
+    conns: &Connections,
+    cfg: &RelayConfig,
+    sent: Sent,
+) -> Result<DrainReport> {
+    let Sent {
+        mut report,
+        mut delivered,
+        mut failed,
+        events,
+    } = sent;
+    let events: Vec<&OutboxRow> = events.iter().collect();
     match conns.events.as_ref() {
         Some(stream) => {
             publish_events(
@@ -425,24 +488,15 @@ async fn send_batch(conns: &Connections, cfg: &RelayConfig, batch: Batch, warden
     report.delivered = delivered.len();
     report.failed = failed.len();
     report.first_error = failed.first().map(|(_, e)| e.clone());
-    Sent {
-        report,
-        delivered,
-        failed,
-    }
-}
-
-/// Records what was sent: delivered rows marked, failed ones rescheduled with backoff.
-async fn record(warden: &Warden, cfg: &RelayConfig, sent: Sent) -> Result<DrainReport> {
     warden
         .store()
-        .mark_delivered_many(&sent.delivered, now())
+        .mark_delivered_many(&delivered, now())
         .await?;
-    for (row, error) in &sent.failed {
+    for (row, error) in &failed {
         let next = now() + backoff(row.attempts, cfg.max_backoff);
         warden.store().mark_failed(row.id, error, next).await?;
     }
-    Ok(sent.report)
+    Ok(report)
 }
 
 /// Delivers one batch of due outbox rows. Returns `Ok` even when some rows failed
@@ -452,7 +506,7 @@ pub async fn drain_once(
     conns: &Connections,
     cfg: &RelayConfig,
 ) -> Result<(DrainReport, usize)> {
-    let batch = read_batch(warden, cfg, 0).await?;
+    let batch = read_batch(warden, 0, cfg.batch).await?;
     let seen = batch.rows.len();
     if seen == 0 {
         return Ok((DrainReport::default(), 0));
@@ -461,13 +515,13 @@ pub async fn drain_once(
     let began = std::time::Instant::now();
     let sent = send_batch(conns, cfg, batch, warden).await;
     let sending = began.elapsed();
-    let report = record(warden, cfg, sent).await?;
+    let report = finish(warden, conns, cfg, sent).await?;
     tracing::debug!(
         rows = seen,
         accounts = report.accounts_pushed,
         read_ms = read.as_millis() as u64,
         send_ms = sending.as_millis() as u64,
-        record_ms = (began.elapsed() - sending).as_millis() as u64,
+        finish_ms = (began.elapsed() - sending).as_millis() as u64,
         "relay batch"
     );
     Ok((report, seen))
@@ -493,45 +547,48 @@ fn add_up(total: &mut DrainReport, r: DrainReport) {
     }
 }
 
-/// Delivers everything due now, for `warden push`: batch after batch, pipelined — while
-/// one batch is sent, the one before is recorded and the next one read (by id, after the
-/// batch in flight), so the pushes never wait on the store between batches.
+/// Delivers everything due now, for `warden push`: batch after batch, pipelined. While one
+/// batch's pushes are in flight, the batch before has its change events published and is
+/// recorded, and the next one is read and its JWTs checked, so the pushes never wait on
+/// the store or on the checks between batches. A batch's events still go out only after
+/// everything else in it was answered. The first batch is small ([`FIRST_BATCH`] rows), as
+/// nothing overlaps its reading.
 pub async fn drain_all(
     warden: &Warden,
     conns: &Connections,
     cfg: &RelayConfig,
 ) -> Result<DrainReport> {
     let mut total = DrainReport::default();
-    let mut batch = read_batch(warden, cfg, 0).await?;
-    let mut unrecorded: Option<Sent> = None;
+    let mut batch = read_batch(warden, 0, cfg.batch.min(FIRST_BATCH)).await?;
+    let mut unfinished: Option<Sent> = None;
     loop {
         if batch.rows.is_empty() {
-            if let Some(sent) = unrecorded.take() {
+            if let Some(sent) = unfinished.take() {
                 let began = Instant::now();
-                add_up(&mut total, record(warden, cfg, sent).await?);
+                add_up(&mut total, finish(warden, conns, cfg, sent).await?);
                 tracing::debug!(
-                    record_ms = began.elapsed().as_millis() as u64,
-                    "relay: the last batch recorded"
+                    finish_ms = began.elapsed().as_millis() as u64,
+                    "relay: the last batch's events published and everything recorded"
                 );
             }
             return Ok(total);
         }
         let after = batch.last_id();
         let (rows, read) = (batch.rows.len(), batch.took);
-        let previous = unrecorded.take();
+        let previous = unfinished.take();
         let began = Instant::now();
-        let (sent, recorded, next) = tokio::join!(
+        let (sent, finished, next) = tokio::join!(
             async {
                 let sent = send_batch(conns, cfg, batch, warden).await;
                 (sent, began.elapsed())
             },
             async {
                 match previous {
-                    Some(p) => record(warden, cfg, p).await.map(Some),
+                    Some(p) => finish(warden, conns, cfg, p).await.map(Some),
                     None => Ok(None),
                 }
             },
-            read_batch(warden, cfg, after),
+            read_batch(warden, after, cfg.batch),
         );
         let (sent, sending) = sent;
         tracing::debug!(
@@ -540,25 +597,20 @@ pub async fn drain_all(
             read_ms = read.as_millis() as u64,
             send_ms = sending.as_millis() as u64,
             overlapped_ms = began.elapsed().as_millis() as u64,
-            "relay batch (pipelined: the send overlaps recording the batch before and reading the next)"
+            "relay batch (pipelined: the sends overlap finishing the batch before and reading the next)"
         );
-        if let Some(r) = recorded? {
+        // Stop when nothing went through (failed rows are rescheduled into the future):
+        // the pushes of this batch, or the events of the one before.
+        let finished = finished?;
+        let stop = went_nowhere(&sent)
+            || finished
+                .as_ref()
+                .is_some_and(|r| r.delivered == 0 && r.failed > 0);
+        if let Some(r) = finished {
             add_up(&mut total, r);
         }
-        // Stop when nothing went through: failed rows are rescheduled into the future,
-        // and what comes next would most likely fail the same way.
-        let stop = sent.delivered.is_empty();
-        unrecorded = Some(sent);
-        batch = if stop {
-            Batch {
-                rows: Vec::new(),
-                jwts: Default::default(),
-                operator: None,
-                took: Duration::ZERO,
-            }
-        } else {
-            next?
-        };
+        unfinished = Some(sent);
+        batch = if stop { Batch::empty() } else { next? };
     }
 }
 

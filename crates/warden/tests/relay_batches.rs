@@ -1,7 +1,8 @@
 //! The relay's drain of everything due (`warden push`), batch after batch, pipelined: the
 //! next batch is read and the one before recorded while a batch is in flight. With batches
 //! of three rows against a real nats-server (2.9.10 and 2.15.x): every account reaches
-//! the server, deleted ones leave it, every row is delivered, and nothing is left due.
+//! the server, deleted ones leave it, every row is delivered, and nothing is left due;
+//! with the server gone, the drain stops after the first batch that went nowhere.
 
 use warden_ops::relay::{Connections, RelayConfig, drain_all};
 use warden_ops::{Actor, InitOptions, Settings, Warden};
@@ -101,5 +102,23 @@ async fn small_batches_deliver_every_row() {
         // Nothing due: nothing sent.
         let again = drain_all(&w, &conns, &relay).await.expect("drain");
         assert_eq!((again.delivered, again.failed), (0, 0), "[{v}]");
+
+        // The server gone: the first batch fails and the drain stops there, instead of
+        // sending every batch into the void; every row stays due.
+        let mut quick = relay.clone();
+        quick.timeout = std::time::Duration::from_millis(500);
+        let quick_conns = Connections::open(&w, &quick).await.expect("connections");
+        let mut server = server;
+        server.stop();
+        add_accounts(&w, 14..20).await;
+        let due = pending(&w).await;
+        assert!(due >= 12, "[{v}] {due} rows due");
+        let report = drain_all(&w, &quick_conns, &quick).await.expect("drain");
+        assert_eq!(
+            (report.delivered, report.failed),
+            (0, 3),
+            "[{v}] only the first batch of three was tried: {report:?}"
+        );
+        assert_eq!(pending(&w).await, due, "[{v}] nothing marked delivered");
     }
 }

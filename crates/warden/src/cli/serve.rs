@@ -30,7 +30,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = "30s", value_parser = duration)]
     pub max_backoff: Duration,
     /// Outbox rows relayed per batch.
-    #[arg(long, default_value_t = 5_000, hide = true)]
+    #[arg(long, default_value_t = 1_024, hide = true)]
     pub batch: i64,
     /// Do not serve the NATS request/reply API.
     #[arg(long)]
