@@ -71,6 +71,13 @@ pub(crate) async fn enqueue(
     Ok(id)
 }
 
+/// The due undelivered rows after an id, in id order: the relay's read. It walks the
+/// `outbox_undelivered` index from that id, so it never sorts what is pending (a test in
+/// `store.rs` reads SQLite's plan).
+pub(crate) const PENDING: &str = "SELECT id, created_at, topic, payload, attempts, \
+     next_attempt_at, delivered_at, last_error FROM outbox WHERE delivered_at IS NULL \
+     AND next_attempt_at <= $1 AND id > $2 ORDER BY id LIMIT $3";
+
 /// Undelivered messages due at `now`, in id order.
 pub(crate) async fn pending(
     conn: &mut AnyConnection,
@@ -78,20 +85,16 @@ pub(crate) async fn pending(
     after: i64,
     limit: i64,
 ) -> Result<Vec<OutboxRow>, StoreError> {
-    sqlx::query(
-        "SELECT id, created_at, topic, payload, attempts, next_attempt_at, delivered_at, \
-         last_error FROM outbox WHERE delivered_at IS NULL AND next_attempt_at <= $1 \
-         AND id > $2 ORDER BY id LIMIT $3",
-    )
-    .bind(now)
-    .bind(after)
-    .bind(limit.max(0))
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(StoreError::query("reading pending outbox messages"))?
-    .iter()
-    .map(OutboxRow::from_row)
-    .collect()
+    sqlx::query(PENDING)
+        .bind(now)
+        .bind(after)
+        .bind(limit.max(0))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::query("reading pending outbox messages"))?
+        .iter()
+        .map(OutboxRow::from_row)
+        .collect()
 }
 
 /// One outbox row by id.

@@ -985,4 +985,31 @@ mod tests {
         assert_eq!(file("sqlite::memory:"), None);
         assert_eq!(file("sqlite://x.db?mode=memory"), None);
     }
+
+    /// The relay's read of due rows walks the index of undelivered rows by id: without it
+    /// (and SQLite keeps no statistics for Warden's stores) each batch sorted every pending
+    /// row to take the first ones.
+    #[tokio::test]
+    async fn the_pending_read_walks_the_undelivered_rows_by_id() {
+        let store = Store::open("sqlite::memory:", MasterKey::from_bytes([1; 32]))
+            .await
+            .expect("store");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {}",
+            crate::outbox::PENDING
+        )))
+        .bind(0_i64)
+        .bind(0_i64)
+        .bind(10_i64)
+        .fetch_all(&mut *store.conn().await.expect("connection"))
+        .await
+        .expect("plan");
+        let plan: Vec<String> = rows
+            .iter()
+            .map(|r| sqlx::Row::try_get::<String, _>(r, "detail").expect("detail"))
+            .collect();
+        let plan = plan.join(" | ");
+        assert!(plan.contains("outbox_undelivered"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
 }
