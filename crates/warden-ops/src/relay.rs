@@ -191,7 +191,7 @@ fn backoff(attempts: i64, max: Duration) -> i64 {
 async fn publish_events(
     stream: &async_nats::Client,
     prefix: &str,
-    events: &[&OutboxRow],
+    events: &[OutboxRow],
     cfg: &RelayConfig,
     report: &mut DrainReport,
     delivered: &mut Vec<(i64, String)>,
@@ -215,8 +215,8 @@ async fn publish_events(
             action.as_deref().unwrap_or("unknown")
         );
         match stream.publish(subject, row.payload.clone().into()).await {
-            Ok(()) => published.push(*row),
-            Err(e) => failed.push(((*row).clone(), e.to_string())),
+            Ok(()) => published.push(row),
+            Err(e) => failed.push((row.clone(), e.to_string())),
         }
     }
     if !published.is_empty() {
@@ -463,7 +463,6 @@ async fn finish(
         mut failed,
         events,
     } = sent;
-    let events: Vec<&OutboxRow> = events.iter().collect();
     match conns.events.as_ref() {
         Some(stream) => {
             publish_events(
