@@ -11,12 +11,18 @@
 //! goes first, so the server's growing account count and the machine's changing load weigh
 //! on both alike; the median of the pairs' ratios is the figure to quote.
 //!
+//! With `--relay serve`, Warden's rounds are drained by the relay loop of `warden serve`
+//! ([`warden_ops::relay::run`]) instead, started for the round and timed from the moment
+//! it reports itself connected (a `serve` connects once, not for every backlog) until it
+//! has counted every row delivered.
+//!
 //! Each round also reports the CPU time per account of both processes, the pushing one
 //! (this one) and nats-server: on a machine with few cores they share them, so what the
 //! relay spends beyond the bare client is taken from the server.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, ensure};
 use futures::StreamExt;
@@ -24,7 +30,7 @@ use nats_jwt::{Account, KeyKind, KeyPair};
 use serde::Serialize;
 use warden_core::AccountSpec;
 use warden_ops::Warden;
-use warden_ops::relay::{Connections, RelayConfig, drain_all};
+use warden_ops::relay::{Connections, DrainReport, RelayConfig, RelayStats, drain_all};
 
 use crate::bench::server::BenchServer;
 use crate::bench::{CpuTime, cpu_time};
@@ -43,9 +49,27 @@ pub struct PushBenchOptions {
     pub accounts: u32,
     /// Pairs of rounds (a bare one and a Warden one, alternating which goes first).
     pub pairs: u32,
+    /// Which relay drains Warden's rounds.
+    pub relay: Relay,
     /// nats-server binary the bench starts.
     pub nats_server: PathBuf,
 }
+
+/// Which relay drains Warden's rounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Relay {
+    /// `warden push`: one drain of everything due.
+    Push,
+    /// The relay loop of `warden serve`.
+    Serve,
+}
+
+/// How often the bench reads a `serve` relay's counters: the resolution of its rounds'
+/// start and end (tokio's timer has a resolution of a millisecond).
+const SERVE_POLL: Duration = Duration::from_millis(1);
+/// Longest a `serve` relay may take for a round.
+const SERVE_ROUND_LIMIT: Duration = Duration::from_secs(120);
 
 /// One measured round.
 #[derive(Debug, Serialize)]
@@ -70,6 +94,8 @@ pub struct PushRound {
 pub struct PushBenchReport {
     /// nats-server version line.
     pub nats_server: String,
+    /// Which relay drained Warden's rounds.
+    pub relay: Relay,
     /// Connections both sides push over.
     pub lanes: usize,
     /// Requests both sides keep in flight.
@@ -117,8 +143,15 @@ pub async fn bench(json: bool, opts: PushBenchOptions) -> anyhow::Result<()> {
         return print_json(&out);
     }
     println!(
-        "account pushes on {} ({} lanes, {} in flight, JWTs of {} bytes)",
-        out.nats_server, out.lanes, out.window, out.jwt_bytes
+        "account pushes on {} ({} lanes, {} in flight, JWTs of {} bytes; Warden's relay: {})",
+        out.nats_server,
+        out.lanes,
+        out.window,
+        out.jwt_bytes,
+        match out.relay {
+            Relay::Push => "warden push",
+            Relay::Serve => "warden serve",
+        }
     );
     for r in &out.rounds {
         println!(
@@ -217,10 +250,19 @@ async fn measure(
                 }
                 _ => {
                     create_accounts(w, n, round, json).await?;
-                    cpu_before = (cpu_time(std::process::id())?, server.cpu()?);
-                    let started = Instant::now();
-                    let r = drain_all(w, &conns, &cfg).await?;
-                    let took = started.elapsed();
+                    let (r, took) = match opts.relay {
+                        Relay::Push => {
+                            cpu_before = (cpu_time(std::process::id())?, server.cpu()?);
+                            let started = Instant::now();
+                            let r = drain_all(w, &conns, &cfg).await?;
+                            (r, started.elapsed())
+                        }
+                        Relay::Serve => {
+                            let (r, took, cpu) = serve_round(w, &cfg, server).await?;
+                            cpu_before = cpu;
+                            (r, took)
+                        }
+                    };
                     ensure!(
                         r.failed == 0 && r.accounts_pushed == n as usize,
                         "the relay pushed {} of {n} ({} failed: {:?})",
@@ -273,6 +315,7 @@ async fn measure(
         (median("bare", server_side), median("warden", server_side));
     Ok(PushBenchReport {
         nats_server: server.version.clone(),
+        relay: opts.relay,
         lanes: cfg.lanes,
         window: cfg.concurrency,
         jwt_bytes,
@@ -288,6 +331,54 @@ async fn measure(
         warden_server_cpu_us,
         load: load_average(),
     })
+}
+
+/// One round drained by the relay loop of `warden serve`: started now, timed from its
+/// connecting to its counting every due row delivered, then stopped. Its report (pushes
+/// counted from its push histogram, failures from its counters), the time, and both
+/// processes' CPU time when the timing started.
+async fn serve_round(
+    w: &Warden,
+    cfg: &RelayConfig,
+    server: &BenchServer,
+) -> anyhow::Result<(DrainReport, Duration, (CpuTime, CpuTime))> {
+    let due = u64::try_from(w.status().await?.outbox_pending)?;
+    let stats = Arc::new(RelayStats::default());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let relay = tokio::spawn(warden_ops::relay::run(
+        w.clone(),
+        cfg.clone(),
+        stopped,
+        stats.clone(),
+    ));
+    let timed = async {
+        while !stats.snapshot().connected {
+            tokio::time::sleep(SERVE_POLL).await;
+        }
+        let cpu = (cpu_time(std::process::id())?, server.cpu()?);
+        let started = Instant::now();
+        loop {
+            let now = stats.snapshot();
+            if now.delivered + now.failed >= due {
+                return anyhow::Ok((now, started.elapsed(), cpu));
+            }
+            tokio::time::sleep(SERVE_POLL).await;
+        }
+    };
+    let outcome = tokio::time::timeout(SERVE_ROUND_LIMIT, timed).await;
+    let _ = stop.send(true);
+    relay.await??;
+    let (seen, took, cpu) = outcome.map_err(|_| {
+        anyhow!("the serve relay did not drain {due} rows within {SERVE_ROUND_LIMIT:?}")
+    })??;
+    let report = DrainReport {
+        delivered: usize::try_from(seen.delivered)?,
+        failed: usize::try_from(seen.failed)?,
+        accounts_pushed: usize::try_from(seen.push_count)?,
+        first_error: seen.last_error.clone(),
+        ..DrainReport::default()
+    };
+    Ok((report, took, cpu))
 }
 
 /// Creates `n` accounts the relay will push (not timed).

@@ -71,6 +71,11 @@ pub struct PushBenchArgs {
     /// Pairs of rounds, one bare and one Warden each (alternating which goes first).
     #[arg(long, default_value_t = 5)]
     pub pairs: u32,
+    /// Which relay drains Warden's rounds: `push` (`warden push`: one drain of all that is
+    /// due) or `serve` (the relay loop of `warden serve`, started for each round and timed
+    /// from its connecting).
+    #[arg(long, value_enum, default_value_t = bench::push::Relay::Push)]
+    pub relay: bench::push::Relay,
     /// nats-server binary the bench starts.
     #[arg(
         long,
@@ -336,6 +341,7 @@ pub async fn run(json: bool, cmd: BenchCmd) -> anyhow::Result<()> {
             let opts = bench::push::PushBenchOptions {
                 accounts: a.accounts,
                 pairs: a.pairs,
+                relay: a.relay,
                 nats_server: a.nats_server,
             };
             bench::push::bench(json, opts).await
