@@ -262,6 +262,8 @@ struct Batch {
     operator_signer: Option<KeyPair>,
     /// How long reading and checking took.
     took: Duration,
+    /// When its reading began (a batch's latency runs from there to its recording).
+    read_at: Instant,
 }
 
 impl Batch {
@@ -277,6 +279,7 @@ impl Batch {
             unknown: Vec::new(),
             operator_signer: None,
             took: Duration::ZERO,
+            read_at: Instant::now(),
         }
     }
 
@@ -296,6 +299,7 @@ async fn read_batch(warden: &Warden, after: i64, limit: i64) -> Result<Batch> {
         .pending_outbox_after(now(), after, limit)
         .await?;
     let mut batch = Batch::empty();
+    batch.read_at = began;
     let mut by_account: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, row) in rows.iter().enumerate() {
         match row.topic.as_str() {
@@ -347,6 +351,8 @@ struct Sent {
     failed: Vec<(OutboxRow, String)>,
     /// The change events of the batch, published only after everything else in it went out.
     events: Vec<OutboxRow>,
+    /// When the batch's reading began.
+    read_at: Instant,
 }
 
 /// Sends a batch to NATS: account pushes, device streams, deletions. Writes nothing to the
@@ -363,6 +369,7 @@ async fn send_batch(conns: &Connections, cfg: &RelayConfig, batch: Batch, warden
         unknown,
         operator_signer,
         took: _,
+        read_at,
     } = batch;
     let mut report = DrainReport::default();
     let mut delivered: Vec<(i64, String)> = Vec::new();
@@ -440,6 +447,7 @@ async fn send_batch(conns: &Connections, cfg: &RelayConfig, batch: Batch, warden
         delivered,
         failed,
         events,
+        read_at,
     }
 }
 
@@ -462,6 +470,7 @@ async fn finish(
         mut delivered,
         mut failed,
         events,
+        read_at: _,
     } = sent;
     match conns.events.as_ref() {
         Some(stream) => {
@@ -498,39 +507,6 @@ async fn finish(
     Ok(report)
 }
 
-/// Delivers one batch of due outbox rows. Returns `Ok` even when some rows failed
-/// (they are rescheduled); `Err` only when the store itself fails.
-pub async fn drain_once(
-    warden: &Warden,
-    conns: &Connections,
-    cfg: &RelayConfig,
-) -> Result<(DrainReport, usize)> {
-    let batch = read_batch(warden, 0, cfg.batch).await?;
-    let seen = batch.rows.len();
-    if seen == 0 {
-        return Ok((DrainReport::default(), 0));
-    }
-    let read = batch.took;
-    let began = std::time::Instant::now();
-    let sent = send_batch(conns, cfg, batch, warden).await;
-    let sending = began.elapsed();
-    let report = finish(warden, conns, cfg, sent).await?;
-    tracing::debug!(
-        rows = seen,
-        accounts = report.accounts_pushed,
-        read_ms = read.as_millis() as u64,
-        send_ms = sending.as_millis() as u64,
-        finish_ms = (began.elapsed() - sending).as_millis() as u64,
-        "relay batch"
-    );
-    Ok((report, seen))
-}
-
-/// Whether a failure means the connections should be rebuilt.
-fn connection_trouble(report: &DrainReport) -> bool {
-    report.failed > 0 && report.delivered == 0
-}
-
 /// Adds one batch's report to the running total.
 fn add_up(total: &mut DrainReport, r: DrainReport) {
     total.delivered += r.delivered;
@@ -546,36 +522,73 @@ fn add_up(total: &mut DrainReport, r: DrainReport) {
     }
 }
 
-/// Delivers everything due now, for `warden push`: batch after batch, pipelined. While one
-/// batch's pushes are in flight, the batch before has its change events published and is
-/// recorded, and the next one is read and its JWTs checked, so the pushes never wait on
-/// the store or on the checks between batches. A batch's events still go out only after
-/// everything else in it was answered. The first batch is small ([`FIRST_BATCH`] rows), as
-/// nothing overlaps its reading.
+/// Delivers everything due now, for `warden push`: batch after batch, pipelined (see
+/// [`drain_pipelined`]).
 pub async fn drain_all(
     warden: &Warden,
     conns: &Connections,
     cfg: &RelayConfig,
 ) -> Result<DrainReport> {
-    let mut total = DrainReport::default();
+    Ok(drain_pipelined(warden, conns, cfg, |_, _| {}, || false)
+        .await?
+        .total)
+}
+
+/// What a pipelined drain did.
+#[derive(Debug, Default)]
+struct Drained {
+    /// Everything delivered and failed, all batches together.
+    total: DrainReport,
+    /// Rows read.
+    seen: usize,
+    /// Whether it stopped because a batch went nowhere (see [`went_nowhere`]): the
+    /// connections are most likely lost.
+    stalled: bool,
+}
+
+/// Delivers what is due batch after batch, pipelined: while one batch's pushes are in
+/// flight, the batch before has its change events published and is recorded, and the next
+/// one is read and its JWTs checked, so the pushes never wait on the store or on the
+/// checks between batches. A batch's events still go out only after everything else in it
+/// was answered. The first batch is small ([`FIRST_BATCH`] rows), as nothing overlaps its
+/// reading.
+///
+/// It stops when nothing is left, when a batch went nowhere, or when `stop` says so
+/// (checked between batches; what is in flight is finished first). `on_batch` hears of
+/// every recorded batch with the time from its reading to its recording.
+async fn drain_pipelined(
+    warden: &Warden,
+    conns: &Connections,
+    cfg: &RelayConfig,
+    mut on_batch: impl FnMut(&DrainReport, Duration),
+    stop: impl Fn() -> bool,
+) -> Result<Drained> {
+    let mut drained = Drained::default();
     let mut batch = read_batch(warden, 0, cfg.batch.min(FIRST_BATCH)).await?;
     let mut unfinished: Option<Sent> = None;
     loop {
         if batch.rows.is_empty() {
             if let Some(sent) = unfinished.take() {
                 let began = Instant::now();
-                add_up(&mut total, finish(warden, conns, cfg, sent).await?);
+                let read_at = sent.read_at;
+                let r = finish(warden, conns, cfg, sent).await?;
+                drained.stalled |= r.delivered == 0 && r.failed > 0;
+                on_batch(&r, read_at.elapsed());
+                add_up(&mut drained.total, r);
                 tracing::debug!(
                     finish_ms = began.elapsed().as_millis() as u64,
                     "relay: the last batch's events published and everything recorded"
                 );
             }
-            return Ok(total);
+            return Ok(drained);
         }
         let after = batch.last_id();
         let (rows, read) = (batch.rows.len(), batch.took);
+        drained.seen += rows;
         let previous = unfinished.take();
         let began = Instant::now();
+        // Nothing more is read once asked to stop: what is in flight is finished.
+        let stopping = stop();
         let (sent, finished, next) = tokio::join!(
             async {
                 let sent = send_batch(conns, cfg, batch, warden).await;
@@ -583,11 +596,21 @@ pub async fn drain_all(
             },
             async {
                 match previous {
-                    Some(p) => finish(warden, conns, cfg, p).await.map(Some),
+                    Some(p) => {
+                        let read_at = p.read_at;
+                        let r = finish(warden, conns, cfg, p).await?;
+                        Ok(Some((r, read_at.elapsed())))
+                    }
                     None => Ok(None),
                 }
             },
-            read_batch(warden, after, cfg.batch),
+            async {
+                if stopping {
+                    Ok(Batch::empty())
+                } else {
+                    read_batch(warden, after, cfg.batch).await
+                }
+            },
         );
         let (sent, sending) = sent;
         tracing::debug!(
@@ -600,16 +623,19 @@ pub async fn drain_all(
         );
         // Stop when nothing went through (failed rows are rescheduled into the future):
         // the pushes of this batch, or the events of the one before.
+        let finished: Result<Option<(DrainReport, Duration)>> = finished;
         let finished = finished?;
-        let stop = went_nowhere(&sent)
+        let nowhere = went_nowhere(&sent)
             || finished
                 .as_ref()
-                .is_some_and(|r| r.delivered == 0 && r.failed > 0);
-        if let Some(r) = finished {
-            add_up(&mut total, r);
+                .is_some_and(|(r, _)| r.delivered == 0 && r.failed > 0);
+        drained.stalled |= nowhere;
+        if let Some((r, took)) = finished {
+            on_batch(&r, took);
+            add_up(&mut drained.total, r);
         }
         unfinished = Some(sent);
-        batch = if stop { Batch::empty() } else { next? };
+        batch = if nowhere { Batch::empty() } else { next? };
     }
 }
 
@@ -872,28 +898,31 @@ pub async fn run(
             stats.set_connected(true);
             stats.set_error(None);
         }
-        let started = Instant::now();
-        match unless_stopped(&mut shutdown, drain_once(&warden, c, &cfg)).await {
+        // A backlog (an `org apply`, a signing key rotation) is drained pipelined, as
+        // `warden push` does; shutdown is heard between batches as well as within one.
+        let asked_to_stop = shutdown.clone();
+        let observe = |report: &DrainReport, took: Duration| {
+            stats.observe_batch(report.delivered, report.failed, took);
+            stats.observe_pushes(&report.push_times);
+            if report.failed > 0 {
+                tracing::warn!(failed = report.failed, error = ?report.first_error, "outbox delivery failed; will retry");
+            }
+        };
+        let drain = drain_pipelined(&warden, c, &cfg, observe, || *asked_to_stop.borrow());
+        match unless_stopped(&mut shutdown, drain).await {
             None => {
                 tracing::info!(
                     "relay stopped in the middle of a batch; its undelivered rows stay pending"
                 );
                 break;
             }
-            Some(Ok((report, seen))) => {
-                if seen > 0 {
-                    stats.observe_batch(report.delivered, report.failed, started.elapsed());
-                    stats.observe_pushes(&report.push_times);
-                }
-                if report.failed > 0 {
-                    tracing::warn!(failed = report.failed, error = ?report.first_error, "outbox delivery failed; will retry");
-                }
-                if connection_trouble(&report) {
+            Some(Ok(drained)) => {
+                if drained.stalled {
                     conns = None;
-                    stats.lost(report.first_error.clone());
+                    stats.lost(drained.total.first_error.clone());
                     wait(&mut shutdown, reconnect_wait).await;
                     reconnect_wait = (reconnect_wait * 2).min(cfg.max_backoff);
-                } else if seen == 0 {
+                } else if drained.seen == 0 {
                     wait(&mut shutdown, cfg.idle_poll).await;
                 }
             }
