@@ -56,7 +56,7 @@ pub struct PushBenchOptions {
 }
 
 /// Which relay drains Warden's rounds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Relay {
     /// `warden push`: one drain of everything due.

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 
 use crate::bench;
 
@@ -74,8 +74,8 @@ pub struct PushBenchArgs {
     /// Which relay drains Warden's rounds: `push` (`warden push`: one drain of all that is
     /// due) or `serve` (the relay loop of `warden serve`, started for each round and timed
     /// from its connecting).
-    #[arg(long, value_enum, default_value_t = bench::push::Relay::Push)]
-    pub relay: bench::push::Relay,
+    #[arg(long, value_enum, default_value_t = RelayArg::Push)]
+    pub relay: RelayArg,
     /// nats-server binary the bench starts.
     #[arg(
         long,
@@ -84,6 +84,15 @@ pub struct PushBenchArgs {
         value_name = "PATH"
     )]
     pub nats_server: PathBuf,
+}
+
+/// `--relay` of `warden bench push`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum RelayArg {
+    /// `warden push`: one drain of everything due.
+    Push,
+    /// The relay loop of `warden serve`.
+    Serve,
 }
 
 /// Arguments of `warden bench cluster`.
@@ -341,7 +350,10 @@ pub async fn run(json: bool, cmd: BenchCmd) -> anyhow::Result<()> {
             let opts = bench::push::PushBenchOptions {
                 accounts: a.accounts,
                 pairs: a.pairs,
-                relay: a.relay,
+                relay: match a.relay {
+                    RelayArg::Push => bench::push::Relay::Push,
+                    RelayArg::Serve => bench::push::Relay::Serve,
+                },
                 nats_server: a.nats_server,
             };
             bench::push::bench(json, opts).await
