@@ -554,7 +554,8 @@ struct Drained {
 /// reading.
 ///
 /// It stops when nothing is left, when a batch went nowhere, or when `stop` says so
-/// (checked between batches; what is in flight is finished first). `on_batch` hears of
+/// (checked between batches: the batch in flight is finished, the one read after it is
+/// left due). `on_batch` hears of
 /// every recorded batch with the time from its reading to its recording.
 async fn drain_pipelined(
     warden: &Warden,
@@ -567,6 +568,11 @@ async fn drain_pipelined(
     let mut batch = read_batch(warden, 0, cfg.batch.min(FIRST_BATCH)).await?;
     let mut unfinished: Option<Sent> = None;
     loop {
+        if stop() {
+            // Asked to stop: a batch read but not sent yet stays due; the one in flight
+            // is finished.
+            batch = Batch::empty();
+        }
         if batch.rows.is_empty() {
             if let Some(sent) = unfinished.take() {
                 let began = Instant::now();
@@ -587,8 +593,6 @@ async fn drain_pipelined(
         drained.seen += rows;
         let previous = unfinished.take();
         let began = Instant::now();
-        // Nothing more is read once asked to stop: what is in flight is finished.
-        let stopping = stop();
         let (sent, finished, next) = tokio::join!(
             async {
                 let sent = send_batch(conns, cfg, batch, warden).await;
@@ -599,18 +603,12 @@ async fn drain_pipelined(
                     Some(p) => {
                         let read_at = p.read_at;
                         let r = finish(warden, conns, cfg, p).await?;
-                        Ok(Some((r, read_at.elapsed())))
+                        Ok::<_, OpsError>(Some((r, read_at.elapsed())))
                     }
                     None => Ok(None),
                 }
             },
-            async {
-                if stopping {
-                    Ok(Batch::empty())
-                } else {
-                    read_batch(warden, after, cfg.batch).await
-                }
-            },
+            read_batch(warden, after, cfg.batch),
         );
         let (sent, sending) = sent;
         tracing::debug!(
@@ -623,7 +621,6 @@ async fn drain_pipelined(
         );
         // Stop when nothing went through (failed rows are rescheduled into the future):
         // the pushes of this batch, or the events of the one before.
-        let finished: Result<Option<(DrainReport, Duration)>> = finished;
         let finished = finished?;
         let nowhere = went_nowhere(&sent)
             || finished
