@@ -287,12 +287,14 @@ async fn bad_input_gets_clear_errors_and_no_crash() {
 
     // Oversize: a long message is refused and the socket stays; a huge frame closes it.
     let mut w = Ws::joined(&a, "writer", &owner, room).await;
+    // Sent back to back, answered in order: a frame that follows a message is read once
+    // that message's outcome is known.
     w.send(json!({"type":"message","content": "x".repeat(5000)}))
         .await;
-    assert_eq!(w.error_code().await, "too_large");
     w.send(json!({"type":"message","content":""})).await;
-    assert_eq!(w.error_code().await, "empty_message");
     w.send(json!({"type":"ping"})).await;
+    assert_eq!(w.error_code().await, "too_large");
+    assert_eq!(w.error_code().await, "empty_message");
     assert_eq!(w.next().await, json!({"type":"pong"}));
     w.send_text(format!(
         "{{\"type\":\"message\",\"content\":\"{}\"}}",
@@ -1329,11 +1331,18 @@ fn bench_chat_closed_loop_small() {
     assert_eq!(d["expected_deliveries"], 4 * 2 * 10 * 5, "{r}");
     assert_eq!(d["delivered"], d["expected_deliveries"], "{r}");
     assert_eq!(d["errors"], json!({}), "{r}");
-    assert_eq!(
-        d["closed_loop"],
-        json!({"senders_per_room": 2, "window": 2, "messages": 10}),
-        "{r}"
+    let shape = &d["closed_loop"];
+    assert_eq!(shape["senders_per_room"], 2, "{r}");
+    assert_eq!(shape["window"], 2, "{r}");
+    assert_eq!(shape["messages"], 10, "{r}");
+    // The senders' own copies are timed apart too: among all deliveries, so within their
+    // range.
+    let (echo_p50, echo_p99) = (
+        shape["echo_latency_ms_p50"].as_f64().unwrap(),
+        shape["echo_latency_ms_p99"].as_f64().unwrap(),
     );
+    assert!(echo_p50 > 0.0 && echo_p50 <= echo_p99, "{r}");
+    assert!(echo_p99 <= d["latency_ms_max"].as_f64().unwrap(), "{r}");
     assert!(d["rss_anon_kib"].as_u64() > Some(0), "{r}");
     // The gateway's own CPU time is read beside the rates (/proc/PID/stat): some was spent,
     // and per delivery it is the total over the deliveries.

@@ -149,6 +149,12 @@ pub struct ClosedLoop {
     pub window: u32,
     /// Messages each sender sends.
     pub messages: u32,
+    /// Latency of the senders' own copies of their messages (the echo that lets a sender
+    /// send its next one), milliseconds: the loop's round trip, beside the latency of every
+    /// delivery.
+    pub echo_latency_ms_p50: f64,
+    /// 99th percentile.
+    pub echo_latency_ms_p99: f64,
 }
 
 /// Everything `warden bench chat` measured.
@@ -170,6 +176,15 @@ pub struct ChatBenchReport {
     pub idle: Option<IdleReport>,
     /// Delivery phase (absent when skipped).
     pub delivery: Option<DeliveryReport>,
+}
+
+/// The `p` quantile (0 to 1) of `sorted` microseconds, in milliseconds (0 when empty).
+fn percentile_ms(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    f64::from(sorted[idx]) / 1000.0
 }
 
 fn usage(msg: impl Into<String>) -> anyhow::Error {
@@ -360,7 +375,7 @@ fn print_report(json: bool, r: &ChatBenchReport) -> Result<()> {
         && let Some(c) = &d.closed_loop
     {
         println!(
-            "closed loop: {} clients in {} rooms, {} sender(s) per room with {} in flight, {} messages each: {} sent, {} of {} delivered in {:.2} s, {:.0} deliveries/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; gateway RSS {} KiB ({} KiB anonymous, {} KiB files); gateway CPU {} ms user + {} ms system = {:.1} µs per delivery",
+            "closed loop: {} clients in {} rooms, {} sender(s) per room with {} in flight, {} messages each: {} sent, {} of {} delivered in {:.2} s, {:.0} deliveries/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (senders' echoes p50 {:.2} ms, p99 {:.2} ms); gateway RSS {} KiB ({} KiB anonymous, {} KiB files); gateway CPU {} ms user + {} ms system = {:.1} µs per delivery",
             d.clients,
             d.rooms,
             c.senders_per_room,
@@ -374,6 +389,8 @@ fn print_report(json: bool, r: &ChatBenchReport) -> Result<()> {
             d.latency_ms_p50,
             d.latency_ms_p99,
             d.latency_ms_max,
+            c.echo_latency_ms_p50,
+            c.echo_latency_ms_p99,
             d.rss_kib,
             d.rss_anon_kib,
             d.rss_file_kib,
@@ -678,6 +695,8 @@ async fn idle_phase(
 #[derive(Default)]
 struct Seen {
     latencies_us: Vec<u32>,
+    /// Closed loop: the latencies of the sender's own copies (its echoes), which pace it.
+    echo_latencies_us: Vec<u32>,
     /// When the last message arrived (since the start of sending).
     last_arrival: Duration,
     errors: BTreeMap<String, u64>,
@@ -836,13 +855,7 @@ async fn delivery_phase(
     }
     drop(sinks);
     latencies.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if latencies.is_empty() {
-            return 0.0;
-        }
-        let idx = ((latencies.len() as f64 - 1.0) * p).round() as usize;
-        f64::from(latencies[idx]) / 1000.0
-    };
+    let pct = |p: f64| percentile_ms(&latencies, p);
     let delivered_total = delivered.load(Ordering::Relaxed);
     Ok(DeliveryReport {
         clients: args.clients,
@@ -920,6 +933,8 @@ async fn closed_loop_phase(
         senders_per_room: args.senders_per_room,
         window: args.window,
         messages: args.messages,
+        echo_latency_ms_p50: 0.0,
+        echo_latency_ms_p99: 0.0,
     };
     let members_per_room: Vec<u64> = (0..rooms.len())
         .map(|r| {
@@ -979,6 +994,9 @@ async fn closed_loop_phase(
                         let from = record(&mut seen, t.as_str(), epoch.elapsed(), &delivered);
                         if from == Some(i) {
                             in_flight = in_flight.saturating_sub(1);
+                            if let Some(&lat) = seen.latencies_us.last() {
+                                seen.echo_latencies_us.push(lat);
+                            }
                         }
                     }
                     Some(Ok(_)) => {}
@@ -1011,31 +1029,32 @@ async fn closed_loop_phase(
     let rss_file_kib = gw.rss_file_kib()?;
     let _ = stop_tx.send(true);
     let mut latencies = Vec::new();
+    let mut echoes = Vec::new();
     let mut errors = BTreeMap::new();
     let mut span = Duration::ZERO;
     for t in tasks {
         let seen = t.await.context("client task")?;
         span = span.max(seen.last_arrival);
         latencies.extend(seen.latencies_us);
+        echoes.extend(seen.echo_latencies_us);
         for (k, v) in seen.errors {
             *errors.entry(k).or_default() += v;
         }
     }
     latencies.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if latencies.is_empty() {
-            return 0.0;
-        }
-        let idx = ((latencies.len() as f64 - 1.0) * p).round() as usize;
-        f64::from(latencies[idx]) / 1000.0
-    };
+    echoes.sort_unstable();
+    let pct = |p: f64| percentile_ms(&latencies, p);
     let delivered_total = delivered.load(Ordering::Relaxed);
     Ok(DeliveryReport {
         clients: args.clients,
         rooms: rooms.len() as u32,
         mode: "closed_loop",
         rate_per_client: 0.0,
-        closed_loop: Some(shape),
+        closed_loop: Some(ClosedLoop {
+            echo_latency_ms_p50: percentile_ms(&echoes, 0.50),
+            echo_latency_ms_p99: percentile_ms(&echoes, 0.99),
+            ..shape
+        }),
         seconds: span.as_secs_f64(),
         sent: sent.load(Ordering::Relaxed),
         expected_deliveries: expected,
