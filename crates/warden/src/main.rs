@@ -76,6 +76,10 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     init_logging(cli.log_format());
+    if cli.is_chat_gateway() {
+        // Before the runtime starts any thread.
+        warden::chat::one_allocator_arena();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

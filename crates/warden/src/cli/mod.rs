@@ -210,6 +210,11 @@ impl Cli {
     pub fn log_format(&self) -> LogFormat {
         self.global.log_format
     }
+
+    /// Whether this runs the standalone rooms gateway (`warden chat`).
+    pub fn is_chat_gateway(&self) -> bool {
+        matches!(self.command, Command::Chat(_))
+    }
 }
 
 #[derive(Args, Debug, Clone)]
