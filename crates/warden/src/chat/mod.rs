@@ -41,8 +41,8 @@ pub use hub::Hub;
 /// rooms gateway). Elsewhere (another C library) this does nothing.
 pub fn one_allocator_arena() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: `mallopt` only sets a tunable of the C allocator; M_ARENA_MAX takes any
-    // positive count, and no thread of ours allocates concurrently this early.
+    // SAFETY: `mallopt` sets a tunable of the C allocator under the allocator's own lock,
+    // and any positive M_ARENA_MAX is valid. (Called early only so that it takes effect.)
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
