@@ -1301,7 +1301,9 @@ fn bench_chat_small_2_15() {
 }
 
 /// `warden bench chat --messages`: the closed loop delivers every message of every sender
-/// to every member of its room, and reports the figures of that mode.
+/// to every member of its room, and reports the figures of that mode; with `--floor` the
+/// same loop runs against the bare fan-out too, and the gateway's figures come as ratios of
+/// the floor's.
 #[test]
 fn bench_chat_closed_loop_small() {
     let bin = NatsServerBinary::get(ServerLine::V2_15);
@@ -1323,6 +1325,7 @@ fn bench_chat_closed_loop_small() {
         "2",
         "--window",
         "2",
+        "--floor",
     ]);
     let d = &r["delivery"];
     assert_eq!(d["mode"], "closed_loop", "{r}");
@@ -1357,6 +1360,27 @@ fn bench_chat_closed_loop_small() {
         "{r}"
     );
     assert!(d["rss_file_kib"].as_u64().is_some(), "{r}");
+
+    // The floor ran the same loop in a process of its own: every delivery arrived there
+    // too, and its messages are the protocol's `message` frames (the clients timed them).
+    let f = &r["floor"];
+    assert_eq!(f["mode"], "closed_loop", "{r}");
+    assert_eq!(f["sent"], d["sent"], "{r}");
+    assert_eq!(f["delivered"], f["expected_deliveries"], "{r}");
+    assert_eq!(f["expected_deliveries"], d["expected_deliveries"], "{r}");
+    assert_eq!(f["errors"], json!({}), "{r}");
+    assert!(f["latency_ms_p50"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(
+        f["gateway_cpu_us_per_delivery"].as_f64().unwrap() > 0.0,
+        "{r}"
+    );
+    let q = &r["gateway_to_floor"];
+    let rate_ratio = q["delivered_per_s"].as_f64().unwrap();
+    let expected = d["delivered_per_s"].as_f64().unwrap() / f["delivered_per_s"].as_f64().unwrap();
+    assert!((rate_ratio - expected).abs() < 1e-9, "{r}");
+    for k in ["latency_p50", "latency_p99", "cpu_per_delivery"] {
+        assert!(q[k].as_f64().unwrap() > 0.0, "{k}: {r}");
+    }
 }
 
 /// Bad `warden bench chat` flags are usage errors (exit 2), checked before anything starts.

@@ -65,6 +65,8 @@ pub struct ChatBenchOptions {
     pub window: u32,
     /// Closed loop: senders per room (the first members of each room).
     pub senders_per_room: u32,
+    /// Run the delivery phase again against the floor ([`super::fanout`]).
+    pub floor: bool,
 }
 
 /// The idle phase's figures.
@@ -176,6 +178,41 @@ pub struct ChatBenchReport {
     pub idle: Option<IdleReport>,
     /// Delivery phase (absent when skipped).
     pub delivery: Option<DeliveryReport>,
+    /// With `--floor`: the same delivery phase against a bare websocket fan-out (no token
+    /// check, no store, no NATS), run right after the gateway's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub floor: Option<DeliveryReport>,
+    /// With `--floor`: the gateway's figures divided by the floor's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway_to_floor: Option<FloorRatios>,
+}
+
+/// The gateway's delivery figures as ratios of the floor's, from the same run.
+#[derive(Debug, Serialize)]
+pub struct FloorRatios {
+    /// Deliveries per second (below 1: the gateway is slower).
+    pub delivered_per_s: f64,
+    /// Latency p50 (above 1: the gateway is slower).
+    pub latency_p50: f64,
+    /// Latency p99.
+    pub latency_p99: f64,
+    /// CPU per delivery of the serving process.
+    pub cpu_per_delivery: f64,
+}
+
+impl FloorRatios {
+    fn of(gateway: &DeliveryReport, floor: &DeliveryReport) -> FloorRatios {
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+        FloorRatios {
+            delivered_per_s: ratio(gateway.delivered_per_s, floor.delivered_per_s),
+            latency_p50: ratio(gateway.latency_ms_p50, floor.latency_ms_p50),
+            latency_p99: ratio(gateway.latency_ms_p99, floor.latency_ms_p99),
+            cpu_per_delivery: ratio(
+                gateway.gateway_cpu_us_per_delivery,
+                floor.gateway_cpu_us_per_delivery,
+            ),
+        }
+    }
 }
 
 /// The `p` quantile (0 to 1) of `sorted` microseconds, in milliseconds (0 when empty).
@@ -191,7 +228,7 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
     crate::cli::UsageError(msg.into()).into()
 }
 
-/// The gateway child, killed on drop.
+/// The serving child (the gateway, or with `--floor` the floor), killed on drop.
 struct GatewayChild {
     child: Child,
     addr: String,
@@ -324,12 +361,17 @@ pub async fn bench(json: bool, args: ChatBenchOptions) -> Result<()> {
     } else {
         None
     };
-    let delivery = if args.clients > 0 && args.messages > 0 {
-        Some(closed_loop_phase(json, &gateway, &tokens, &room_ids, &args).await?)
-    } else if args.clients > 0 {
-        Some(delivery_phase(json, &gateway, &tokens, &room_ids, &args).await?)
+    let delivery = deliveries(json, &gateway, &tokens, &room_ids, &args).await?;
+    drop(gateway);
+    let floor = if args.floor && args.clients > 0 {
+        let floor = start_floor(dir.path())?;
+        deliveries(json, &floor, &tokens, &room_ids, &args).await?
     } else {
         None
+    };
+    let gateway_to_floor = match (&delivery, &floor) {
+        (Some(d), Some(f)) => Some(FloorRatios::of(d, f)),
+        _ => None,
     };
     let report = ChatBenchReport {
         nats_server: server.version.clone(),
@@ -340,9 +382,27 @@ pub async fn bench(json: bool, args: ChatBenchOptions) -> Result<()> {
         nofile_limit: nofile,
         idle,
         delivery,
+        floor,
+        gateway_to_floor,
     };
-    drop(gateway);
     print_report(json, &report)
+}
+
+/// The delivery phase the options ask for (none without clients).
+async fn deliveries(
+    json: bool,
+    server: &GatewayChild,
+    tokens: &Tokens,
+    rooms: &[i64],
+    args: &ChatBenchOptions,
+) -> Result<Option<DeliveryReport>> {
+    Ok(if args.clients > 0 && args.messages > 0 {
+        Some(closed_loop_phase(json, server, tokens, rooms, args).await?)
+    } else if args.clients > 0 {
+        Some(delivery_phase(json, server, tokens, rooms, args).await?)
+    } else {
+        None
+    })
 }
 
 fn print_report(json: bool, r: &ChatBenchReport) -> Result<()> {
@@ -371,11 +431,26 @@ fn print_report(json: bool, r: &ChatBenchReport) -> Result<()> {
             i.rss_file_after_kib
         );
     }
-    if let Some(d) = &r.delivery
-        && let Some(c) = &d.closed_loop
-    {
+    if let Some(d) = &r.delivery {
+        print_delivery("gateway", d);
+    }
+    if let Some(d) = &r.floor {
+        print_delivery("floor (bare websocket fan-out)", d);
+    }
+    if let Some(q) = &r.gateway_to_floor {
         println!(
-            "closed loop: {} clients in {} rooms, {} sender(s) per room with {} in flight, {} messages each: {} sent, {} of {} delivered in {:.2} s, {:.0} deliveries/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (senders' echoes p50 {:.2} ms, p99 {:.2} ms); gateway RSS {} KiB ({} KiB anonymous, {} KiB files); gateway CPU {} ms user + {} ms system = {:.1} µs per delivery",
+            "gateway / floor: {:.2}× the deliveries per second, {:.2}× the p50, {:.2}× the p99, {:.2}× the CPU per delivery",
+            q.delivered_per_s, q.latency_p50, q.latency_p99, q.cpu_per_delivery
+        );
+    }
+    Ok(())
+}
+
+/// One delivery phase's human line, for the serving process `who`.
+fn print_delivery(who: &str, d: &DeliveryReport) {
+    if let Some(c) = &d.closed_loop {
+        println!(
+            "{who}: closed loop, {} clients in {} rooms, {} sender(s) per room with {} in flight, {} messages each: {} sent, {} of {} delivered in {:.2} s, {:.0} deliveries/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (senders' echoes p50 {:.2} ms, p99 {:.2} ms); RSS {} KiB ({} KiB anonymous, {} KiB files); CPU {} ms user + {} ms system = {:.1} µs per delivery",
             d.clients,
             d.rooms,
             c.senders_per_room,
@@ -398,12 +473,9 @@ fn print_report(json: bool, r: &ChatBenchReport) -> Result<()> {
             d.gateway_cpu_system_ms,
             d.gateway_cpu_us_per_delivery
         );
-        if !d.errors.is_empty() {
-            println!("errors: {:?}", d.errors);
-        }
-    } else if let Some(d) = &r.delivery {
+    } else {
         println!(
-            "delivery: {} clients in {} rooms, {} msg/s each for {:.0} s: {} sent, {} of {} delivered, {:.0} deliveries/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; gateway RSS {} KiB ({} KiB anonymous, {} KiB files); gateway CPU {} ms user + {} ms system = {:.1} µs per delivery",
+            "{who}: {} clients in {} rooms, {} msg/s each for {:.0} s: {} sent, {} of {} delivered, {:.0} deliveries/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; RSS {} KiB ({} KiB anonymous, {} KiB files); CPU {} ms user + {} ms system = {:.1} µs per delivery",
             d.clients,
             d.rooms,
             d.rate_per_client,
@@ -422,11 +494,10 @@ fn print_report(json: bool, r: &ChatBenchReport) -> Result<()> {
             d.gateway_cpu_system_ms,
             d.gateway_cpu_us_per_delivery
         );
-        if !d.errors.is_empty() {
-            println!("errors: {:?}", d.errors);
-        }
     }
-    Ok(())
+    if !d.errors.is_empty() {
+        println!("{who}: errors: {:?}", d.errors);
+    }
 }
 
 /// Rooms owned by the bench, each open to every member of [`ENTITY`], made through the
@@ -484,9 +555,8 @@ fn start_gateway(
     rate: u64,
     dir: &Path,
 ) -> Result<GatewayChild> {
-    let log = std::fs::File::create(dir.join("gateway.log"))?;
-    let mut child = Command::new(bin)
-        .arg("--data-dir")
+    let mut cmd = Command::new(bin);
+    cmd.arg("--data-dir")
         .arg(data)
         .args(["--database-url", url, "chat", "--nats", nats])
         .args(["--http", "127.0.0.1:0", "--creds"])
@@ -496,12 +566,26 @@ fn start_gateway(
         .env("WARDEN_CHAT_HS256_SECRET", secret)
         .env("WARDEN_CHAT_AUDIENCE", AUDIENCE)
         .env("WARDEN_CHAT_ISSUER", ISSUER)
-        .env_remove("WARDEN_DATABASE_URL")
+        .env_remove("WARDEN_DATABASE_URL");
+    spawn_server(cmd, &dir.join("gateway.log"))
+}
+
+/// The floor ([`super::fanout`]), run by this executable.
+fn start_floor(dir: &Path) -> Result<GatewayChild> {
+    let mut cmd = Command::new(std::env::current_exe().context("locating this executable")?);
+    cmd.args(["bench", "chat-floor", "--http", "127.0.0.1:0"]);
+    spawn_server(cmd, &dir.join("floor.log"))
+}
+
+/// Starts `cmd` (stderr to `log`) and reads the address it prints on its first line.
+fn spawn_server(mut cmd: Command, log_path: &Path) -> Result<GatewayChild> {
+    let log = std::fs::File::create(log_path)?;
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
-        .with_context(|| format!("cannot start {}", bin.display()))?;
-    let stdout = child.stdout.take().context("gateway stdout")?;
+        .with_context(|| format!("cannot start {}", cmd.get_program().to_string_lossy()))?;
+    let stdout = child.stdout.take().context("server stdout")?;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut line = String::new();
@@ -514,20 +598,15 @@ fn start_gateway(
     };
     let line = rx.recv_timeout(STEP).map_err(|_| {
         anyhow!(
-            "the gateway did not print its address (log: {})",
-            dir.join("gateway.log").display()
+            "the server did not print its address (log: {})",
+            log_path.display()
         )
     })?;
     gw.addr = line
         .split("http://")
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
-        .ok_or_else(|| {
-            anyhow!(
-                "the gateway printed {line:?} (log: {})",
-                dir.join("gateway.log").display()
-            )
-        })?
+        .ok_or_else(|| anyhow!("the server printed {line:?} (log: {})", log_path.display()))?
         .to_string();
     Ok(gw)
 }

@@ -19,6 +19,7 @@ pub mod callout;
 pub mod chat;
 pub mod cluster;
 pub mod devices;
+pub mod fanout;
 pub mod governance;
 pub mod nsc;
 pub mod org;

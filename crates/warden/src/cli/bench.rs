@@ -38,6 +38,14 @@ pub enum BenchCmd {
     /// Rooms gateway: 10,000 idle websockets (memory) and 1,000 clients in 100 rooms
     /// (deliveries per second, latency), against a `warden chat` child and a real nats-server.
     Chat(ChatBenchArgs),
+    /// The floor `bench chat --floor` measures the gateway against: a bare websocket
+    /// fan-out of rooms (no token check, no store, no NATS), started by the bench.
+    #[command(hide = true)]
+    ChatFloor {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        http: std::net::SocketAddr,
+    },
     /// Rotate the operator signing key over N accounts on a real nats-server, against
     /// re-signing and pushing each account on its own (the nsc way): both timed.
     Rotate(RotateBenchArgs),
@@ -290,6 +298,11 @@ pub struct ChatBenchArgs {
     /// Closed loop: senders per room.
     #[arg(long, default_value_t = 1)]
     pub senders_per_room: u32,
+    /// Run the delivery phase a second time against the floor (a bare websocket fan-out
+    /// of the same rooms: no token check, no store, no NATS) and report both, with their
+    /// ratios.
+    #[arg(long)]
+    pub floor: bool,
 }
 
 impl From<ChatBenchArgs> for bench::chat::ChatBenchOptions {
@@ -305,6 +318,7 @@ impl From<ChatBenchArgs> for bench::chat::ChatBenchOptions {
             messages: a.messages,
             window: a.window,
             senders_per_room: a.senders_per_room,
+            floor: a.floor,
         }
     }
 }
@@ -322,6 +336,7 @@ pub async fn run(json: bool, cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Tenants(a) => bench::tenants::bench(json, a.into()).await,
         BenchCmd::Governance(a) => bench::governance::bench(json, a.into()).await,
         BenchCmd::Chat(a) => bench::chat::bench(json, a.into()).await,
+        BenchCmd::ChatFloor { http } => bench::fanout::serve(http).await,
         BenchCmd::Rotate(a) => {
             let opts = bench::rotate::RotateOptionsBench {
                 accounts: a.accounts,

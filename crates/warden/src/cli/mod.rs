@@ -211,9 +211,13 @@ impl Cli {
         self.global.log_format
     }
 
-    /// Whether this runs the standalone rooms gateway (`warden chat`).
+    /// Whether this runs the standalone rooms gateway (`warden chat`), or the bare
+    /// fan-out its bench compares it with (which must run as the gateway does).
     pub fn is_chat_gateway(&self) -> bool {
-        matches!(self.command, Command::Chat(_))
+        matches!(
+            self.command,
+            Command::Chat(_) | Command::Bench(bench::BenchCmd::ChatFloor { .. })
+        )
     }
 }
 
