@@ -3,6 +3,7 @@
 //! (axum's websockets with the same buffer sizes, one task per socket, a broadcast ring
 //! per room, queued frames written together) but checks no token, stores nothing and
 //! publishes nothing on NATS: a message is broadcast to its room the moment it is read.
+//! Its socket buffers, ring size and frames per write are the gateway's own constants.
 //!
 //! `warden bench chat --floor` runs the same workload against it right after the gateway,
 //! as a separate process like the gateway, so the gateway's figures read as a ratio of
@@ -26,13 +27,9 @@ use warden_chat::protocol::{
     ClientFrame, ErrorCode, MessageOut, ServerFrame, Status, parse_client,
 };
 
-/// The gateway's socket buffers (`chat::ws`), so that the floor pays what it pays per socket.
-const READ_BUFFER_BYTES: usize = 256;
-const WRITE_BUFFER_BYTES: usize = 16 * 1024;
-/// Frames written per flush at most, as in the gateway.
-const FRAMES_PER_WRITE: u32 = 64;
-/// A room's ring, as in the gateway.
-const ROOM_BUFFER: usize = 128;
+use crate::chat::hub::ROOM_BUFFER;
+use crate::chat::ws::{FRAMES_PER_WRITE, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES};
+
 /// The user and entity every floor message names (the floor reads no token).
 const FLOOR_USER: &str = "u-floor";
 

@@ -28,7 +28,7 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// ring is allocated whole for every room a gateway listens to (~50 bytes a slot: at 256
 /// slots of ~70 bytes, 100 rooms' rings were a seventh of 2,000 idle sockets' memory),
 /// and sockets take what is queued in batches of up to 64, so a couple of batches suffice.
-const ROOM_BUFFER: usize = 128;
+pub(crate) const ROOM_BUFFER: usize = 128;
 
 /// What happened in a room.
 #[derive(Clone, Debug)]

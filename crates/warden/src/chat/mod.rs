@@ -17,7 +17,7 @@
 
 pub mod hub;
 mod rest;
-mod ws;
+pub(crate) mod ws;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

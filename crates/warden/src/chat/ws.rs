@@ -36,14 +36,14 @@ const SHUTDOWN_GOODBYE: Duration = Duration::from_millis(500);
 /// (1 KiB was a sixth of an idle socket's memory): a select, a ping or a short message
 /// fits; a longer frame (a token, a long message) grows it to that frame's size, read in
 /// pieces of this size.
-const READ_BUFFER_BYTES: usize = 256;
+pub(crate) const READ_BUFFER_BYTES: usize = 256;
 /// Frames queued for a socket are written out together once this much is buffered (and
 /// at the end of every batch); the buffer grows only while frames are queued.
-const WRITE_BUFFER_BYTES: usize = 16 * 1024;
+pub(crate) const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 /// A socket whose unsent frames exceed this is failing to read: its writes fail.
 const MAX_WRITE_BUFFER_BYTES: usize = 1024 * 1024;
 /// Room messages written to a socket per flush at most (the rest wait for the next one).
-const FRAMES_PER_WRITE: u64 = 64;
+pub(crate) const FRAMES_PER_WRITE: u64 = 64;
 
 /// Close codes (RFC 6455 and the private range).
 const CLOSE_GOING_AWAY: u16 = 1001;
