@@ -1400,6 +1400,7 @@ fn bench_chat_usage_errors() {
         &["bench", "chat", "--rate", "0"][..],
         &["bench", "chat", "--seconds", "0"][..],
         &["bench", "chat", "--messages", "5", "--window", "0"][..],
+        &["bench", "chat", "--clients", "0", "--floor"][..],
         &[
             "bench",
             "chat",

@@ -229,19 +229,19 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
 }
 
 /// The serving child (the gateway, or with `--floor` the floor), killed on drop.
-struct GatewayChild {
+struct ServerChild {
     child: Child,
     addr: String,
 }
 
-impl Drop for GatewayChild {
+impl Drop for ServerChild {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-impl GatewayChild {
+impl ServerChild {
     fn rss_kib(&self) -> Result<u64> {
         status_kib(self.child.id(), "VmRSS")
     }
@@ -278,6 +278,11 @@ pub async fn bench(json: bool, args: ChatBenchOptions) -> Result<()> {
     if !(args.rate > 0.0 && args.rate <= 1_000.0) || args.seconds == 0 {
         return Err(usage(
             "--rate must be in (0, 1000] messages per second and --seconds at least 1",
+        ));
+    }
+    if args.floor && args.clients == 0 {
+        return Err(usage(
+            "--floor repeats the delivery phase against a bare fan-out: it needs --clients above 0",
         ));
     }
     if args.messages > 0 {
@@ -391,7 +396,7 @@ pub async fn bench(json: bool, args: ChatBenchOptions) -> Result<()> {
 /// The delivery phase the options ask for (none without clients).
 async fn deliveries(
     json: bool,
-    server: &GatewayChild,
+    server: &ServerChild,
     tokens: &Tokens,
     rooms: &[i64],
     args: &ChatBenchOptions,
@@ -554,7 +559,7 @@ fn start_gateway(
     secret: &str,
     rate: u64,
     dir: &Path,
-) -> Result<GatewayChild> {
+) -> Result<ServerChild> {
     let mut cmd = Command::new(bin);
     cmd.arg("--data-dir")
         .arg(data)
@@ -571,14 +576,14 @@ fn start_gateway(
 }
 
 /// The floor ([`super::fanout`]), run by this executable.
-fn start_floor(dir: &Path) -> Result<GatewayChild> {
+fn start_floor(dir: &Path) -> Result<ServerChild> {
     let mut cmd = Command::new(std::env::current_exe().context("locating this executable")?);
     cmd.args(["bench", "chat-floor", "--http", "127.0.0.1:0"]);
     spawn_server(cmd, &dir.join("floor.log"))
 }
 
 /// Starts `cmd` (stderr to `log`) and reads the address it prints on its first line.
-fn spawn_server(mut cmd: Command, log_path: &Path) -> Result<GatewayChild> {
+fn spawn_server(mut cmd: Command, log_path: &Path) -> Result<ServerChild> {
     let log = std::fs::File::create(log_path)?;
     let mut child = cmd
         .stdout(Stdio::piped())
@@ -592,7 +597,7 @@ fn spawn_server(mut cmd: Command, log_path: &Path) -> Result<GatewayChild> {
         let _ = BufReader::new(stdout).read_line(&mut line);
         let _ = tx.send(line);
     });
-    let mut gw = GatewayChild {
+    let mut gw = ServerChild {
         child,
         addr: String::new(),
     };
@@ -733,7 +738,7 @@ async fn open_clients(
 
 async fn idle_phase(
     json: bool,
-    gw: &GatewayChild,
+    gw: &ServerChild,
     tokens: &Tokens,
     rooms: &[i64],
     n: u32,
@@ -783,7 +788,7 @@ struct Seen {
 
 async fn delivery_phase(
     json: bool,
-    gw: &GatewayChild,
+    gw: &ServerChild,
     tokens: &Tokens,
     rooms: &[i64],
     args: &ChatBenchOptions,
@@ -1002,7 +1007,7 @@ fn record(seen: &mut Seen, text: &str, now: Duration, delivered: &AtomicU64) -> 
 /// delivery from send to receipt.
 async fn closed_loop_phase(
     json: bool,
-    gw: &GatewayChild,
+    gw: &ServerChild,
     tokens: &Tokens,
     rooms: &[i64],
     args: &ChatBenchOptions,

@@ -299,8 +299,8 @@ pub struct ChatBenchArgs {
     #[arg(long, default_value_t = 1)]
     pub senders_per_room: u32,
     /// Run the delivery phase a second time against the floor (a bare websocket fan-out
-    /// of the same rooms: no token check, no store, no NATS) and report both, with their
-    /// ratios.
+    /// of the same rooms: no token check, no store, no NATS; run by this executable, whatever
+    /// --warden names) and report both, with their ratios.
     #[arg(long)]
     pub floor: bool,
 }
